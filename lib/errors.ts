@@ -1,0 +1,65 @@
+/**
+ * Every failure Tessera reports is a TesseraError with a stable `code`.
+ * Native status codes are mapped to these names in one place (native/addon/status_napi.cpp),
+ * so the same code reaches the caller whether the check ran in TypeScript or C++.
+ */
+export type TesseraErrorCode =
+  /** The file is not a well-formed GGUF (bad magic, truncated, offsets past EOF, bad counts). */
+  | "ERR_GGUF_MALFORMED"
+  /** A GGUF version, metadata type or tensor type this build cannot read. */
+  | "ERR_GGUF_UNSUPPORTED"
+  /** `general.architecture` names an architecture with no description in lib/arch. */
+  | "ERR_UNKNOWN_ARCHITECTURE"
+  /** A tensor is stored in a quantization type the kernels do not implement. */
+  | "ERR_UNSUPPORTED_QUANT_TYPE"
+  /** The architecture needs a tensor or metadata key the file does not have, or its shape is wrong. */
+  | "ERR_MODEL_INCOMPATIBLE"
+  /** The tokenizer metadata or files are missing or inconsistent. */
+  | "ERR_TOKENIZER"
+  /** Input text or bytes are not valid for the operation (for example invalid UTF-8 where text is required). */
+  | "ERR_INVALID_TEXT"
+  /** A call received an argument outside its domain. */
+  | "ERR_INVALID_ARGUMENT"
+  /** The session's KV cache cannot hold the requested tokens. */
+  | "ERR_OUT_OF_CONTEXT"
+  /** Host or device memory could not be allocated. */
+  | "ERR_OUT_OF_MEMORY"
+  /** Reading or mapping a file failed. */
+  | "ERR_IO"
+  /** The requested backend cannot run on this machine. */
+  | "ERR_BACKEND_UNAVAILABLE"
+  /** A CUDA call failed. */
+  | "ERR_CUDA"
+  /** The operation was cancelled through an AbortSignal. */
+  | "ERR_ABORTED"
+  /** The model or session was used after dispose(). */
+  | "ERR_DISPOSED"
+  /** The session is already running an evaluation. */
+  | "ERR_BUSY"
+  /** The native addon could not be loaded. */
+  | "ERR_ADDON_LOAD"
+  /** A bug: an invariant inside Tessera failed. */
+  | "ERR_INTERNAL";
+
+export class TesseraError extends Error {
+  readonly code: TesseraErrorCode;
+
+  constructor(code: TesseraErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "TesseraError";
+    this.code = code;
+  }
+}
+
+export function isTesseraError(e: unknown, code?: TesseraErrorCode): e is TesseraError {
+  return e instanceof TesseraError && (code === undefined || e.code === code);
+}
+
+/** Native errors arrive as plain Errors carrying a `code`; give them the TesseraError shape. */
+export function fromNativeError(e: unknown): TesseraError {
+  if (e instanceof TesseraError) return e;
+  if (e instanceof Error && typeof (e as { code?: unknown }).code === "string") {
+    return new TesseraError((e as unknown as { code: TesseraErrorCode }).code, e.message, { cause: e });
+  }
+  return new TesseraError("ERR_INTERNAL", `unexpected native failure: ${String(e)}`, { cause: e });
+}

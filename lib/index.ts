@@ -1,0 +1,2 @@
+export { TesseraError, isTesseraError } from "./errors.js";
+export type { TesseraErrorCode } from "./errors.js";

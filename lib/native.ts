@@ -1,0 +1,46 @@
+/**
+ * Loads the native addon (a prebuild or build/Release, through node-gyp-build) and types
+ * its surface. Everything that crosses into C++ goes through here; arguments are validated
+ * by the callers in TypeScript before they get this far.
+ */
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { TesseraError } from "./errors.js";
+
+export interface SystemInfo {
+  cpu: { avx2: boolean; fma: boolean; f16c: boolean; isa: "avx2" | "scalar" };
+  cuda: { available: boolean; deviceCount: number; deviceName?: string; reason?: string };
+}
+
+export interface NativeAddon {
+  systemInfo(): SystemInfo;
+  /** Lowers (or restores) the CPU kernel ISA; returns the ISA now active. */
+  setCpuIsa(isa: "avx2" | "scalar"): "avx2" | "scalar";
+}
+
+function packageRoot(): string {
+  // dist/lib/native.js and lib/native.ts both sit two levels below the package root.
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const up = path.basename(path.dirname(here)) === "dist" ? 2 : 1;
+  return path.resolve(here, ...Array(up).fill(".."));
+}
+
+let cached: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  try {
+    const explicit = process.env.TESSERA_ADDON_PATH;
+    cached = (explicit ? require(path.resolve(explicit)) : require("node-gyp-build")(packageRoot())) as NativeAddon;
+  } catch (e) {
+    throw new TesseraError(
+      "ERR_ADDON_LOAD",
+      `the Tessera native addon could not be loaded (${(e as Error).message}); run \`npm rebuild tessera\` ` +
+        "(needs cmake and a C++17 compiler) or install a package with a prebuild for this platform",
+      { cause: e },
+    );
+  }
+  return cached;
+}

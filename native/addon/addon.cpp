@@ -1,0 +1,53 @@
+// N-API entry point: registers the system queries here and the model/context and kernel
+// bindings from their own files.
+#include <napi.h>
+
+#include "addon/bindings.h"
+#include "core/cpu_features.h"
+#include "core/cuda_loader.h"
+
+namespace tessera {
+
+namespace {
+
+Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  const CpuFeatures& f = cpu_features();
+  Napi::Object cpu = Napi::Object::New(env);
+  cpu.Set("avx2", f.avx2);
+  cpu.Set("fma", f.fma);
+  cpu.Set("f16c", f.f16c);
+  cpu.Set("isa", cpu_isa_name(active_cpu_isa()));
+  out.Set("cpu", cpu);
+  const CudaAvailability& cuda = cuda_availability();
+  Napi::Object cu = Napi::Object::New(env);
+  cu.Set("available", cuda.available);
+  cu.Set("deviceCount", cuda.device_count);
+  if (cuda.available) cu.Set("deviceName", cuda.device_name);
+  else cu.Set("reason", cuda.reason);
+  out.Set("cuda", cu);
+  return out;
+}
+
+Napi::Value SetCpuIsa(const Napi::CallbackInfo& info) {
+  std::string isa = info[0].As<Napi::String>();
+  set_cpu_isa(isa == "avx2" ? CpuIsa::Avx2 : CpuIsa::Scalar);
+  return Napi::String::New(info.Env(), cpu_isa_name(active_cpu_isa()));
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("systemInfo", Napi::Function::New(env, SystemInfo));
+  exports.Set("setCpuIsa", Napi::Function::New(env, SetCpuIsa));
+  register_model_bindings(env, exports);
+  register_kernel_bindings(env, exports);
+  return exports;
+}
+
+}  // namespace tessera
+
+static Napi::Object InitTessera(Napi::Env env, Napi::Object exports) { return tessera::Init(env, exports); }
+
+NODE_API_MODULE(tessera, InitTessera)

@@ -1,0 +1,11 @@
+#pragma once
+#include <napi.h>
+
+namespace tessera {
+
+// NativeModel / NativeContext classes (addon/model_binding.cpp).
+void register_model_bindings(Napi::Env env, Napi::Object exports);
+// Single-op entry points for the kernel harness (addon/kernel_binding.cpp).
+void register_kernel_bindings(Napi::Env env, Napi::Object exports);
+
+}  // namespace tessera

@@ -1,0 +1,172 @@
+// Tensor element types and block layouts of the GGUF/ggml file format, plus scalar
+// half-precision conversions. Every helper here is `static inline` on purpose: this header
+// is included by the AVX2 translation units too, and internal linkage keeps the linker from
+// merging an AVX2-compiled copy into scalar code (which would fault on pre-AVX2 CPUs).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace tessera {
+
+enum class GgmlType : int32_t {
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q8_1 = 9,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  Q8_K = 15,
+  I8 = 24,
+  I16 = 25,
+  I32 = 26,
+  I64 = 27,
+  F64 = 28,
+  BF16 = 30,
+};
+
+constexpr int QK4_0 = 32;
+constexpr int QK8_0 = 32;
+constexpr int QK_K = 256;
+constexpr int K_SCALE_SIZE = 12;
+
+// One block of 32 weights: w = d * (q - 8), q in [0, 16); low nibbles hold elements 0..15,
+// high nibbles 16..31.
+struct BlockQ4_0 {
+  uint16_t d;  // fp16 scale
+  uint8_t qs[QK4_0 / 2];
+};
+static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 block is 18 bytes");
+
+// One block of 32 weights: w = d * q.
+struct BlockQ8_0 {
+  uint16_t d;  // fp16 scale
+  int8_t qs[QK8_0];
+};
+static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block is 34 bytes");
+
+// Super-block of 256 weights in 8 sub-blocks of 32: w = d * sc * q - dmin * m, with 6-bit
+// sc/m packed in `scales`, 4-bit q.
+struct BlockQ4_K {
+  uint16_t d;     // fp16 super-block scale for sub-block scales
+  uint16_t dmin;  // fp16 super-block scale for sub-block mins
+  uint8_t scales[K_SCALE_SIZE];
+  uint8_t qs[QK_K / 2];
+};
+static_assert(sizeof(BlockQ4_K) == 144, "Q4_K block is 144 bytes");
+
+// Super-block of 256 weights in 16 sub-blocks of 16: w = d * scale * (q - 32), 6-bit q
+// split into 4 low bits (ql) and 2 high bits (qh).
+struct BlockQ6_K {
+  uint8_t ql[QK_K / 2];
+  uint8_t qh[QK_K / 4];
+  int8_t scales[QK_K / 16];
+  uint16_t d;  // fp16
+};
+static_assert(sizeof(BlockQ6_K) == 210, "Q6_K block is 210 bytes");
+
+// Activation format for the K-quant dot products: 256 int8 values, fp32 scale, and the sums
+// of each group of 16 (to fold the weights' minimums in without touching the values again).
+struct BlockQ8_K {
+  float d;
+  int8_t qs[QK_K];
+  int16_t bsums[QK_K / 16];
+};
+static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block is 292 bytes");
+
+struct GgmlTypeTraits {
+  const char* name;
+  int block_size;   // elements per block
+  int type_size;    // bytes per block
+};
+
+static inline GgmlTypeTraits ggml_type_traits(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: return {"F32", 1, 4};
+    case GgmlType::F16: return {"F16", 1, 2};
+    case GgmlType::BF16: return {"BF16", 1, 2};
+    case GgmlType::Q4_0: return {"Q4_0", 32, 18};
+    case GgmlType::Q4_1: return {"Q4_1", 32, 20};
+    case GgmlType::Q5_0: return {"Q5_0", 32, 22};
+    case GgmlType::Q5_1: return {"Q5_1", 32, 24};
+    case GgmlType::Q8_0: return {"Q8_0", 32, 34};
+    case GgmlType::Q8_1: return {"Q8_1", 32, 36};
+    case GgmlType::Q2_K: return {"Q2_K", 256, 84};
+    case GgmlType::Q3_K: return {"Q3_K", 256, 110};
+    case GgmlType::Q4_K: return {"Q4_K", 256, 144};
+    case GgmlType::Q5_K: return {"Q5_K", 256, 176};
+    case GgmlType::Q6_K: return {"Q6_K", 256, 210};
+    case GgmlType::Q8_K: return {"Q8_K", 256, 292};
+    case GgmlType::I8: return {"I8", 1, 1};
+    case GgmlType::I16: return {"I16", 1, 2};
+    case GgmlType::I32: return {"I32", 1, 4};
+    case GgmlType::I64: return {"I64", 1, 8};
+    case GgmlType::F64: return {"F64", 1, 8};
+  }
+  return {"unknown", 0, 0};
+}
+
+// Bytes of one row of n elements; 0 when n is not a whole number of blocks.
+static inline size_t ggml_row_bytes(GgmlType t, int64_t n) {
+  GgmlTypeTraits tr = ggml_type_traits(t);
+  if (tr.block_size <= 0 || n % tr.block_size != 0) return 0;
+  return static_cast<size_t>(n / tr.block_size) * static_cast<size_t>(tr.type_size);
+}
+
+static inline float fp32_from_bits(uint32_t w) {
+  float f;
+  std::memcpy(&f, &w, sizeof f);
+  return f;
+}
+
+static inline uint32_t fp32_to_bits(float f) {
+  uint32_t w;
+  std::memcpy(&w, &f, sizeof w);
+  return w;
+}
+
+// IEEE half -> float, exact for every input including subnormals, inf and NaN.
+static inline float fp16_to_fp32(uint16_t h) {
+  const uint32_t w = static_cast<uint32_t>(h) << 16;
+  const uint32_t sign = w & 0x80000000u;
+  const uint32_t two_w = w + w;
+  const uint32_t exp_offset = 0xE0u << 23;
+  const float exp_scale = fp32_from_bits(0x7800000u);  // 2^-112
+  const float normalized = fp32_from_bits((two_w >> 4) + exp_offset) * exp_scale;
+  const uint32_t magic_mask = 126u << 23;
+  const float magic_bias = 0.5f;
+  const float denormalized = fp32_from_bits((two_w >> 17) | magic_mask) - magic_bias;
+  const uint32_t denormalized_cutoff = 1u << 27;
+  const uint32_t result =
+      sign | (two_w < denormalized_cutoff ? fp32_to_bits(denormalized) : fp32_to_bits(normalized));
+  return fp32_from_bits(result);
+}
+
+// float -> IEEE half with round-to-nearest-even (the rounding F16C hardware uses).
+static inline uint16_t fp32_to_fp16(float f) {
+  const float scale_to_inf = fp32_from_bits(0x77800000u);   // 2^112
+  const float scale_to_zero = fp32_from_bits(0x08800000u);  // 2^-110
+  float base = (f < 0 ? -f : f) * scale_to_inf * scale_to_zero;
+  const uint32_t w = fp32_to_bits(f);
+  const uint32_t shl1_w = w + w;
+  const uint32_t sign = w & 0x80000000u;
+  uint32_t bias = shl1_w & 0xFF000000u;
+  if (bias < 0x71000000u) bias = 0x71000000u;
+  base = fp32_from_bits((bias >> 1) + 0x07800000u) + base;
+  const uint32_t bits = fp32_to_bits(base);
+  const uint32_t exp_bits = (bits >> 13) & 0x00007C00u;
+  const uint32_t mantissa_bits = bits & 0x00000FFFu;
+  const uint32_t nonsign = exp_bits + mantissa_bits;
+  return static_cast<uint16_t>((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
+}
+
+static inline float bf16_to_fp32(uint16_t h) { return fp32_from_bits(static_cast<uint32_t>(h) << 16); }
+
+}  // namespace tessera

@@ -1,0 +1,110 @@
+// ModelPlan: the architecture-independent description of a decoder the executors run.
+// TypeScript builds it from a GGUF file and an architecture description (lib/arch/) and
+// validates it; the addon converts it (addon/plan_from_js.cpp) and model.cpp re-checks
+// every shape before any kernel sees a pointer.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/ggml_types.h"
+
+namespace tessera {
+
+// A tensor inside the mmapped GGUF. ne[0] is the contiguous dimension (ggml order).
+struct TensorRef {
+  std::string name;
+  GgmlType type = GgmlType::F32;
+  int n_dims = 0;
+  int64_t ne[4] = {1, 1, 1, 1};
+  uint64_t offset = 0;  // absolute byte offset in the file
+  uint64_t nbytes = 0;
+  const uint8_t* data = nullptr;  // set once the file is mapped
+
+  int64_t rows() const { return ne[1] * ne[2] * ne[3]; }
+  int64_t elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+};
+
+enum class NormKind { Rms = 0, Layer = 1 };
+enum class RopeKind { None = 0, Normal = 1, Neox = 2 };
+enum class RopeScaling { None = 0, Linear = 1, Yarn = 2, Llama3 = 3 };
+enum class FfnKind { Dense = 0, Moe = 1 };
+enum class GateActivation { Silu = 0, Gelu = 1 };
+enum class ExpertGating { Softmax = 0, Sigmoid = 1 };
+
+struct RopeParams {
+  RopeKind kind = RopeKind::Normal;
+  int n_dims = 0;            // rotated dimensions per head (<= head_dim)
+  float freq_base = 10000.f;
+  float freq_scale = 1.f;    // 1 / linear scaling factor
+  RopeScaling scaling = RopeScaling::None;
+  int n_ctx_orig = 0;        // training context before extension (YaRN, llama3)
+  float yarn_ext_factor = 0.f;
+  float yarn_attn_factor = 1.f;
+  float yarn_beta_fast = 32.f;
+  float yarn_beta_slow = 1.f;
+  float llama3_low_freq_factor = 1.f;
+  float llama3_high_freq_factor = 4.f;
+  int freq_factors = -1;     // tensor index of per-dimension frequency divisors (rope_freqs), or -1
+};
+
+struct MoeParams {
+  int n_expert = 0;
+  int n_expert_used = 0;
+  int n_expert_shared = 0;        // shared experts folded into the *_shexp tensors
+  ExpertGating gating = ExpertGating::Softmax;
+  bool norm_top_k = false;        // renormalize the selected experts' weights to sum 1
+  float weights_scale = 1.f;      // multiply the routing weights (deepseek2)
+  int n_group = 0;                // group-limited routing: groups of experts...
+  int n_group_used = 0;           // ...of which the best n_group_used are eligible
+};
+
+// Every tensor field is an index into ModelPlan::tensors, -1 when absent.
+struct LayerPlan {
+  int attn_norm = -1, attn_norm_b = -1;
+  int wq = -1, wk = -1, wv = -1, wo = -1;
+  int bq = -1, bk = -1, bv = -1, bo = -1;
+  int q_norm = -1, k_norm = -1;   // per-head RMSNorm of q and k (qwen3)
+  int ffn_norm = -1, ffn_norm_b = -1;
+  FfnKind ffn_kind = FfnKind::Dense;
+  int ffn_gate = -1, ffn_up = -1, ffn_down = -1;
+  // Mixture of experts: router [n_embd -> n_expert], stacked experts [n_expert][...].
+  int ffn_gate_inp = -1;
+  int ffn_gate_exps = -1, ffn_up_exps = -1, ffn_down_exps = -1;
+  int ffn_exp_probs_b = -1;       // routing bias added for selection only (sigmoid gating)
+  int ffn_gate_shexp = -1, ffn_up_shexp = -1, ffn_down_shexp = -1;
+  int ffn_gate_inp_shexp = -1;    // sigmoid gate on the shared expert (qwen2moe)
+  int sliding_window = 0;         // 0: attends to every earlier position
+};
+
+struct ModelPlan {
+  std::string architecture;
+  int n_layer = 0;
+  int n_embd = 0;
+  int n_head = 0;
+  int n_head_kv = 0;
+  int head_dim = 0;      // key/query head size
+  int head_dim_v = 0;    // value head size
+  int n_ff = 0;
+  int n_ff_exp = 0;      // per-expert hidden size (MoE)
+  int n_vocab = 0;
+  int n_ctx_train = 0;
+  float norm_eps = 1e-5f;
+  NormKind norm = NormKind::Rms;
+  GateActivation activation = GateActivation::Silu;
+  float attn_scale = 0.f;       // 0: 1/sqrt(head_dim)
+  float attn_logit_softcap = 0.f;
+  float final_logit_softcap = 0.f;
+  float embedding_scale = 0.f;  // 0: none
+  RopeParams rope;
+  MoeParams moe;
+
+  int tok_embd = -1;
+  int output_norm = -1, output_norm_b = -1;
+  int output = -1;  // -1: tied to tok_embd
+
+  std::vector<LayerPlan> layers;
+  std::vector<TensorRef> tensors;
+};
+
+}  // namespace tessera

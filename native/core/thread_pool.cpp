@@ -1,0 +1,90 @@
+#include "core/thread_pool.h"
+
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define TESSERA_CPU_RELAX() _mm_pause()
+#else
+#define TESSERA_CPU_RELAX() ((void)0)
+#endif
+
+namespace tessera {
+
+namespace {
+// How long an idle worker spins before sleeping: long enough to bridge the gap between
+// decode steps (sampling in JS), short enough that an idle process stops burning CPU.
+constexpr auto kSpinBeforeSleep = std::chrono::microseconds(2000);
+}  // namespace
+
+ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+  workers_.reserve(n_threads_ - 1);
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_.store(true);
+    generation_.fetch_add(1);
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::run(const std::function<void(int, int)>& fn) {
+  if (n_threads_ == 1) {
+    fn(0, 1);
+    return;
+  }
+  job_ = &fn;
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  {
+    // The lock orders the generation bump against a worker deciding to sleep.
+    std::lock_guard<std::mutex> lock(mutex_);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  if (sleepers_.load(std::memory_order_acquire) > 0) wake_.notify_all();
+  fn(0, n_threads_);
+  while (pending_.load(std::memory_order_acquire) != 0) TESSERA_CPU_RELAX();
+  job_ = nullptr;
+}
+
+void ThreadPool::barrier() {
+  if (n_threads_ == 1) return;
+  const uint32_t phase = barrier_phase_.load(std::memory_order_acquire);
+  if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == n_threads_ - 1) {
+    barrier_count_.store(0, std::memory_order_relaxed);
+    barrier_phase_.fetch_add(1, std::memory_order_release);
+    return;
+  }
+  while (barrier_phase_.load(std::memory_order_acquire) == phase) TESSERA_CPU_RELAX();
+}
+
+void ThreadPool::spin_wait_for_generation(uint64_t seen) {
+  auto start = std::chrono::steady_clock::now();
+  int spins = 0;
+  while (generation_.load(std::memory_order_acquire) == seen) {
+    TESSERA_CPU_RELAX();
+    if (++spins % 1024 == 0 && std::chrono::steady_clock::now() - start > kSpinBeforeSleep) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      sleepers_.fetch_add(1, std::memory_order_acq_rel);
+      wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      sleepers_.fetch_sub(1, std::memory_order_acq_rel);
+      return;
+    }
+  }
+}
+
+void ThreadPool::worker_loop(int ith) {
+  uint64_t seen = 0;
+  for (;;) {
+    spin_wait_for_generation(seen);
+    seen = generation_.load(std::memory_order_acquire);
+    if (stop_.load(std::memory_order_acquire)) return;
+    (*job_)(ith, n_threads_);
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+}  // namespace tessera

@@ -1,0 +1,60 @@
+// A fixed pool for data-parallel regions: run(fn) calls fn(ith, nth) on every thread (the
+// caller is thread 0) and returns when all have finished. Inside a region, barrier() syncs
+// all threads, so a whole forward pass is one region with a barrier between dependent ops
+// (one wake-up per decode step instead of one per op).
+//
+// Workers spin briefly after a region ends (the next one usually follows within
+// microseconds during generation), then sleep on a condition variable so an idle model
+// costs no CPU. Never create more threads than cores: the caller decides the count.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace tessera {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+
+  // Runs fn(ith, nth) on all threads; not reentrant (one region at a time per pool).
+  void run(const std::function<void(int ith, int nth)>& fn);
+
+  // Called by every thread of the current region; returns when all have arrived.
+  void barrier();
+
+ private:
+  void worker_loop(int ith);
+  void spin_wait_for_generation(uint64_t seen);
+
+  const int n_threads_;
+  std::vector<std::thread> workers_;
+  const std::function<void(int, int)>* job_ = nullptr;
+
+  alignas(64) std::atomic<uint64_t> generation_{0};
+  alignas(64) std::atomic<int> pending_{0};
+  alignas(64) std::atomic<int> barrier_count_{0};
+  alignas(64) std::atomic<uint32_t> barrier_phase_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> sleepers_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+};
+
+// Splits [0, n) into nth nearly equal contiguous parts; returns part ith as [begin, end).
+inline void split_range(int64_t n, int ith, int nth, int64_t* begin, int64_t* end) {
+  const int64_t base = n / nth, extra = n % nth;
+  *begin = ith * base + (ith < extra ? ith : extra);
+  *end = *begin + base + (ith < extra ? 1 : 0);
+}
+
+}  // namespace tessera

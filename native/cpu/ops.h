@@ -1,0 +1,115 @@
+// The CPU operator set. Each op lives in its own file (native/cpu/<op>.cpp, with an
+// <op>_avx2.cpp twin where vectorized) and is data-parallel: every thread of a ThreadPool
+// region calls it with its (ith, nth) and processes its own share; callers put a barrier
+// between ops that depend on each other. Activations are fp32, row-major, one row per token.
+//
+// AVX2 translation units may only call static-inline helpers from shared headers (see
+// core/ggml_types.h) so no AVX2 code leaks into the scalar path through the linker.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "core/ggml_types.h"
+#include "core/model_plan.h"
+#include "core/status.h"
+
+namespace tessera::cpu {
+
+// ---------------------------------------------------------------- matmul (matmul.cpp)
+
+// The activation encoding a weight type's dot product consumes.
+enum class ActFormat { F32 = 0, Q8_0 = 1, Q8_K = 2 };
+ActFormat act_format_for(GgmlType weight_type);
+// Bytes of n_tokens activation rows of `cols` values in `format`.
+size_t act_bytes(ActFormat format, int64_t cols, int n_tokens);
+// Encodes x [n_tokens][cols] into `out`; rows are split across threads.
+void quantize_act(ActFormat format, const float* x, int n_tokens, int64_t cols, void* out, int ith, int nth);
+
+// A weight matrix W [rows][cols] (GGUF ne0 = cols) in the layout its kernel streams.
+struct PackedWeight {
+  GgmlType type = GgmlType::F32;
+  int64_t rows = 0, cols = 0;
+  const uint8_t* data = nullptr;  // either the mmapped tensor or `owned`
+  int layout = 0;                 // 0: GGUF row-major blocks; others are kernel-private
+  std::shared_ptr<uint8_t> owned; // repacked copy, when the kernel wants one
+};
+// Validates type and shape and prepares `w` (may repack; called once at load time).
+Status pack_weight(const TensorRef& t, PackedWeight* out);
+
+// y[t * ldy + r] = sum_c W[r][c] * x[t][c] for t < n_tokens and every row r, where `act`
+// holds x encoded in act_format_for(w.type). Rows are split across threads.
+void matmul(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy, int ith, int nth);
+
+// Rows [row_begin, row_end) of the same product, single-threaded: the MoE path uses it to
+// split work across experts and rows itself.
+void matmul_rows(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy,
+                 int64_t row_begin, int64_t row_end);
+
+// ---------------------------------------------------------------- elementwise / rows
+
+// Embedding lookup: out[i] = dequantized row tokens[i] of `table` [n_vocab][n_embd].
+// Token ids are validated before this is called.
+void get_rows(const TensorRef& table, const int32_t* tokens, int n_tokens, float* out, int ith, int nth);
+// Converts one row of n elements of `type` to fp32.
+void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);
+
+// (rms_norm.cpp) y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight; weight may be null.
+void rms_norm(const float* x, const float* weight, float* y, int n_rows, int dim, float eps, int ith, int nth);
+// (layer_norm.cpp) y[t] = (x[t] - mean) / sqrt(var + eps) * weight + bias; either may be null.
+void layer_norm(const float* x, const float* weight, const float* bias, float* y, int n_rows, int dim, float eps,
+                int ith, int nth);
+
+// (rope.cpp) Rotates x [n_tokens][n_heads][head_dim] in place; token t sits at pos[t].
+// Normal style pairs (2i, 2i+1); neox pairs (i, i + n_dims/2). `freq_factors` divides the
+// per-pair frequency when non-null.
+void rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim, const RopeParams& p,
+          const float* freq_factors, int ith, int nth);
+
+// (swiglu.cpp) out[i] = act(gate[i]) * up[i] over n_rows rows of `dim`, where rows are
+// strided by the given leading dimensions.
+void swiglu(const float* gate, const float* up, float* out, int n_rows, int dim, int64_t ld_in, int64_t ld_out,
+            GateActivation act, int ith, int nth);
+
+// (add.cpp) x[i] += y[i] for i < n; and x[t][i] += b[i] (bias broadcast over rows).
+void add(float* x, const float* y, int64_t n, int ith, int nth);
+void add_bias(float* x, const float* bias, int n_rows, int dim, int64_t ldx, int ith, int nth);
+
+// (softmax.cpp) In-place numerically stable softmax of one row.
+void softmax(float* x, int n);
+
+// ---------------------------------------------------------------- attention (attention.cpp)
+
+// The KV cache layout the CPU attention reads: per layer, K and V as fp16
+// [n_head_kv][capacity][head_dim] so one head's keys are one contiguous stream.
+struct KvLayer {
+  uint16_t* k = nullptr;
+  uint16_t* v = nullptr;
+  int capacity = 0;
+};
+
+// Writes the k/v rows of n_tokens new tokens (positions pos0..pos0+n_tokens-1) into the cache.
+// k: [n_tokens][n_head_kv][head_dim], v: [n_tokens][n_head_kv][head_dim_v], rows strided by ldk/ldv.
+void kv_store(const KvLayer& kv, const float* k, int64_t ldk, const float* v, int64_t ldv, int n_tokens, int pos0,
+              int n_head_kv, int head_dim, int head_dim_v, int ith, int nth);
+
+struct AttentionArgs {
+  const float* q = nullptr;  // [n_tokens][n_head][head_dim], token rows strided by ldq
+  int64_t ldq = 0;
+  KvLayer kv;
+  int n_tokens = 0;
+  int pos0 = 0;              // token t is at pos0 + t and sees positions [lo, pos0 + t]
+  int n_head = 0, n_head_kv = 0, head_dim = 0, head_dim_v = 0;
+  int sliding_window = 0;    // 0: lo = 0; else lo = max(0, pos - sliding_window + 1)
+  float scale = 1.f;
+  float softcap = 0.f;       // 0: none; else scores = softcap * tanh(scores / softcap)
+  float* out = nullptr;      // [n_tokens][n_head][head_dim_v], rows strided by ldo
+  int64_t ldo = 0;
+  float* scratch = nullptr;  // attention_scratch_floats() floats per thread, thread ith uses its slice
+};
+size_t attention_scratch_floats(int capacity, int head_dim_v);
+// Causal attention with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)).
+// Work is split over (token, head) pairs.
+void attention(const AttentionArgs& a, int ith, int nth);
+
+}  // namespace tessera::cpu

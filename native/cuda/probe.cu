@@ -1,0 +1,38 @@
+// C entry points of libtessera_cuda.so that the addon resolves with dlsym
+// (core/cuda_loader.h). The library links cudart statically, so the only run-time
+// requirement is the driver (libcuda.so.1); without one, probing reports why.
+#include <cuda_runtime.h>
+
+#include <cstdio>
+
+namespace {
+void copy_message(char* out, int len, const char* message) {
+  if (out && len > 0) std::snprintf(out, static_cast<size_t>(len), "%s", message);
+}
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) int tessera_cuda_probe(char* name_out, int name_len,
+                                                                         char* reason_out, int reason_len) {
+  int count = 0;
+  cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    char message[512];
+    std::snprintf(message, sizeof message, "CUDA is not usable here: %s (%s)", cudaGetErrorString(err),
+                  cudaGetErrorName(err));
+    copy_message(reason_out, reason_len, message);
+    cudaGetLastError();  // clear the sticky error so a later probe starts clean
+    return 0;
+  }
+  if (count == 0) {
+    copy_message(reason_out, reason_len, "the CUDA driver reports no devices");
+    return 0;
+  }
+  cudaDeviceProp prop;
+  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
+    char name[320];
+    std::snprintf(name, sizeof name, "%s (sm_%d%d, %.1f GiB)", prop.name, prop.major, prop.minor,
+                  static_cast<double>(prop.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0));
+    copy_message(name_out, name_len, name);
+  }
+  return count;
+}
