@@ -13,7 +13,30 @@ export interface SystemInfo {
   cuda: { available: boolean; deviceCount: number; deviceName?: string; reason?: string };
 }
 
+export interface NativeContext {
+  /** Evaluates tokens at positions pos0.. on a worker thread, writing logits (last row, or every row). */
+  eval(tokens: Int32Array, pos0: number, allLogits: boolean, logits: Float32Array): Promise<void>;
+  /** The same on the calling thread (for models small enough that the thread hop dominates). */
+  evalSync(tokens: Int32Array, pos0: number, allLogits: boolean, logits: Float32Array): void;
+  abort(): void;
+  dispose(): void;
+  readonly capacity: number;
+  readonly memoryBytes: number;
+}
+
+export interface NativeModel {
+  createContext(options: { contextSize: number; batchSize?: number }): NativeContext;
+  dispose(): void;
+  readonly backend: "cpu" | "cuda";
+  readonly weightBytes: number;
+}
+
 export interface NativeAddon {
+  loadModel(
+    path: string,
+    plan: object,
+    options: { backend: "cpu" | "cuda"; threads: number; device?: number },
+  ): Promise<NativeModel>;
   systemInfo(): SystemInfo;
   /** Lowers (or restores) the CPU kernel ISA; returns the ISA now active. */
   setCpuIsa(isa: "avx2" | "scalar"): "avx2" | "scalar";

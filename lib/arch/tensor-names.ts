@@ -1,0 +1,44 @@
+/** GGUF tensor names, as llama.cpp's converters write them (shared by every architecture). */
+export const GLOBAL_TENSORS = {
+  tokEmbd: "token_embd.weight",
+  outputNorm: "output_norm.weight",
+  outputNormB: "output_norm.bias",
+  output: "output.weight",
+  ropeFreqs: "rope_freqs.weight",
+} as const;
+
+/** Per-block tensors: the name is `blk.${i}.${suffix}`. */
+export const BLOCK_TENSORS = {
+  attnNorm: "attn_norm.weight",
+  attnNormB: "attn_norm.bias",
+  wq: "attn_q.weight",
+  wk: "attn_k.weight",
+  wv: "attn_v.weight",
+  wo: "attn_output.weight",
+  bq: "attn_q.bias",
+  bk: "attn_k.bias",
+  bv: "attn_v.bias",
+  bo: "attn_output.bias",
+  qNorm: "attn_q_norm.weight",
+  kNorm: "attn_k_norm.weight",
+  ffnNorm: "ffn_norm.weight",
+  ffnNormB: "ffn_norm.bias",
+  ffnGate: "ffn_gate.weight",
+  ffnUp: "ffn_up.weight",
+  ffnDown: "ffn_down.weight",
+  ffnGateInp: "ffn_gate_inp.weight",
+  ffnGateExps: "ffn_gate_exps.weight",
+  ffnUpExps: "ffn_up_exps.weight",
+  ffnDownExps: "ffn_down_exps.weight",
+  ffnExpProbsB: "exp_probs_b.bias",
+  ffnGateShexp: "ffn_gate_shexp.weight",
+  ffnUpShexp: "ffn_up_shexp.weight",
+  ffnDownShexp: "ffn_down_shexp.weight",
+  ffnGateInpShexp: "ffn_gate_inp_shexp.weight",
+} as const;
+
+export type BlockTensorRole = keyof typeof BLOCK_TENSORS;
+
+export function blockTensorName(block: number, role: BlockTensorRole): string {
+  return `blk.${block}.${BLOCK_TENSORS[role]}`;
+}

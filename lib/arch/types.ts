@@ -1,0 +1,44 @@
+/**
+ * An architecture is data: which GGUF keys hold its hyperparameters, which tensors each
+ * block has, and the block recipe (norm, RoPE style, q/k-norm, biases, FFN kind). The plan
+ * builder (lib/model/plan.ts) interprets a description; nothing else branches on the name.
+ */
+
+export type NormKind = "rms" | "layer";
+export type RopeStyle = "normal" | "neox" | "none";
+export type GateActivation = "silu" | "gelu";
+/** "required": every block must have it; "optional": used when the file has it. */
+export type Presence = "none" | "optional" | "required";
+export type FfnKind =
+  /** gate/up/down SwiGLU in every block. */
+  | "dense"
+  /** Mixture of experts in every block (when `${arch}.expert_count` > 0), dense otherwise. */
+  | "moe-if-experts"
+  /** The first `leading_dense_block_count` blocks dense, the rest mixture of experts. */
+  | "moe-after-leading-dense";
+
+export interface MoeRecipe {
+  gating: "softmax" | "sigmoid";
+  /** Renormalize the top-k weights when the file doesn't say (`${arch}.expert_weights_norm`). */
+  normTopKDefault: boolean;
+  /** Shared experts (ffn_*_shexp) present: "required", or "optional". */
+  sharedExperts: Presence;
+}
+
+export interface ArchDescription {
+  /** The `general.architecture` value, also the prefix of the hyperparameter keys. */
+  name: string;
+  norm: NormKind;
+  rope: RopeStyle;
+  activation: GateActivation;
+  /** Per-head RMSNorm of q and k (attn_q_norm / attn_k_norm). */
+  qkNorm: Presence;
+  /** q/k/v projection biases. */
+  qkvBias: Presence;
+  /** Attention output bias. */
+  outputBias: Presence;
+  ffn: FfnKind;
+  moe?: MoeRecipe;
+  /** Read `${arch}.attention.sliding_window` and apply it to every block. */
+  slidingWindow: boolean;
+}

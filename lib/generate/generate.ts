@@ -1,0 +1,179 @@
+/**
+ * The autoregressive loop: tokenize the prompt, reuse the session's cached prefix, evaluate
+ * the rest, then sample -> stream-detokenize -> check stops -> evaluate the new token, one
+ * native crossing per step. Text is emitted only in whole UTF-8 characters.
+ */
+import { TesseraError } from "../errors.js";
+import type { Session } from "../model/session.js";
+import { Sampler, type SamplingOptions } from "../sampling/sampler.js";
+import type { Tokenizer } from "../tokenizer/index.js";
+import { StopSequenceMatcher } from "./stop-sequences.js";
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens to generate. Default 256. */
+  maxTokens?: number;
+  /** Generation ends before any of these strings; the string itself is not emitted. */
+  stop?: string[];
+  signal?: AbortSignal;
+  /** Add BOS/EOS to a text prompt as the vocabulary asks. Default true. */
+  addSpecial?: boolean;
+  /** Turn special-token text (e.g. "<|im_start|>") in the prompt into those tokens. Default false. */
+  parseSpecial?: boolean;
+  /** Keep going past end-of-generation tokens. Default false. */
+  ignoreEos?: boolean;
+  /** Session to run in (its cached prefix is reused). Default: the model's own session. */
+  session?: Session;
+}
+
+export interface GenerationChunk {
+  /** New text (whole characters only; may be empty while a character or stop string is incomplete). */
+  text: string;
+  /** Tokens sampled since the previous chunk. */
+  tokens: number[];
+}
+
+export type StopReason = "eos" | "stop" | "length" | "context";
+
+export interface GenerationStats {
+  promptTokens: number;
+  /** Prompt tokens found in the session's cache and not evaluated again. */
+  cachedTokens: number;
+  promptMs: number;
+  generatedTokens: number;
+  generateMs: number;
+}
+
+export interface Completion {
+  text: string;
+  tokens: number[];
+  stopReason: StopReason;
+  stats: GenerationStats;
+}
+
+function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new TesseraError("ERR_ABORTED", "generation aborted");
+}
+
+/**
+ * One generation: iterate it for chunks; `stopReason` and `stats` are set once it ends.
+ */
+export class Generation implements AsyncIterable<GenerationChunk> {
+  stopReason: StopReason | undefined;
+  readonly stats: GenerationStats = { promptTokens: 0, cachedTokens: 0, promptMs: 0, generatedTokens: 0, generateMs: 0 };
+  private started = false;
+
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    private readonly session: Session,
+    private readonly prompt: string | ArrayLike<number>,
+    private readonly options: GenerateOptions,
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<GenerationChunk> {
+    if (this.started) throw new TesseraError("ERR_INVALID_ARGUMENT", "a Generation can be iterated only once");
+    this.started = true;
+    return this.run();
+  }
+
+  private promptTokens(): number[] {
+    const o = this.options;
+    if (typeof this.prompt === "string")
+      return this.tokenizer.encode(this.prompt, { addSpecial: o.addSpecial ?? true, parseSpecial: o.parseSpecial ?? false });
+    return Array.from(this.prompt);
+  }
+
+  private async *run(): AsyncGenerator<GenerationChunk> {
+    const o = this.options;
+    const maxTokens = o.maxTokens ?? 256;
+    if (!Number.isInteger(maxTokens) || maxTokens < 0)
+      throw new TesseraError("ERR_INVALID_ARGUMENT", `maxTokens must be a non-negative integer, got ${maxTokens}`);
+    const stops = o.stop ?? [];
+    if (stops.some((s) => typeof s !== "string" || s.length === 0))
+      throw new TesseraError("ERR_INVALID_ARGUMENT", "stop sequences must be non-empty strings");
+    const sampler = new Sampler(o);
+    const session = this.session;
+    const signal = o.signal;
+    checkAborted(signal);
+
+    const prompt = this.promptTokens();
+    if (prompt.length === 0)
+      throw new TesseraError("ERR_INVALID_ARGUMENT", "the prompt has no tokens; pass text, or addSpecial: true for a BOS-only prompt");
+    if (prompt.length >= session.contextSize)
+      throw new TesseraError(
+        "ERR_OUT_OF_CONTEXT",
+        `the prompt has ${prompt.length} tokens but the context holds ${session.contextSize}; shorten it or use a larger contextSize`,
+      );
+    // Reuse the cached prefix, but always evaluate at least one token to get fresh logits.
+    const keep = Math.min(commonPrefixLength(session.tokens, prompt), prompt.length - 1);
+    session.truncate(keep);
+    this.stats.promptTokens = prompt.length;
+    this.stats.cachedTokens = keep;
+    let t0 = performance.now();
+    let logits = await session.evaluateShared(prompt.slice(keep), { signal });
+    this.stats.promptMs = performance.now() - t0;
+
+    const decoder = this.tokenizer.createStreamDecoder();
+    const stopper = new StopSequenceMatcher(stops);
+    const history = [...prompt];
+    let pending: number[] = [];
+    t0 = performance.now();
+    try {
+      for (let produced = 0; ; ) {
+        if (produced >= maxTokens) {
+          this.stopReason = "length";
+          break;
+        }
+        checkAborted(signal);
+        const id = sampler.sample(logits, history);
+        if (!o.ignoreEos && this.tokenizer.isEndOfGeneration(id)) {
+          this.stopReason = "eos";
+          break;
+        }
+        produced++;
+        this.stats.generatedTokens = produced;
+        history.push(id);
+        pending.push(id);
+        const { emit, stopped } = stopper.push(decoder.push(id));
+        if (emit.length > 0 || stopped) {
+          yield { text: emit, tokens: pending };
+          pending = [];
+        }
+        if (stopped) {
+          this.stopReason = "stop";
+          break;
+        }
+        if (produced >= maxTokens) continue;
+        if (session.tokens.length >= session.contextSize) {
+          this.stopReason = "context";
+          break;
+        }
+        logits = await session.evaluateShared([id], { signal });
+      }
+    } finally {
+      this.stats.generateMs = performance.now() - t0;
+    }
+    if (this.stopReason !== "stop") {
+      const rest = stopper.push(decoder.flush());
+      if (rest.stopped) this.stopReason = "stop";
+      const text = rest.emit + (rest.stopped ? "" : stopper.flush());
+      if (text.length > 0 || pending.length > 0) yield { text, tokens: pending };
+    }
+  }
+}
+
+export async function complete(generation: Generation): Promise<Completion> {
+  let text = "";
+  const tokens: number[] = [];
+  for await (const chunk of generation) {
+    text += chunk.text;
+    tokens.push(...chunk.tokens);
+  }
+  return { text, tokens, stopReason: generation.stopReason ?? "length", stats: generation.stats };
+}

@@ -1,0 +1,243 @@
+/**
+ * Builds the native ModelPlan (native/core/model_plan.h) from a GGUF file and an
+ * architecture description: resolves tensor names to indices, checks presence, shapes and
+ * types, and encodes the block recipe. Everything a user could get wrong is reported here
+ * with a coded error, before C++ sees the file.
+ */
+import { TesseraError } from "../errors.js";
+import { GLOBAL_TENSORS, blockTensorName, type BlockTensorRole } from "../arch/tensor-names.js";
+import type { ArchDescription, Presence } from "../arch/types.js";
+import { COMPUTE_TYPES, GGMLType, ggmlTypeName, type GGUFFile, type GGUFTensorInfo } from "../gguf/types.js";
+import { readHyperparameters, type Hyperparameters } from "./hparams.js";
+
+export interface NativeTensor {
+  name: string;
+  type: number;
+  dims: number[];
+  offset: number;
+  byteLength: number;
+}
+
+export type NativeLayer = Partial<Record<BlockTensorRole, number>> & { ffnKind: 0 | 1; slidingWindow: number };
+
+export interface NativePlan {
+  architecture: string;
+  nLayer: number;
+  nEmbd: number;
+  nHead: number;
+  nHeadKv: number;
+  headDim: number;
+  headDimV: number;
+  nFf: number;
+  nFfExp: number;
+  nVocab: number;
+  nCtxTrain: number;
+  normEps: number;
+  norm: 0 | 1;
+  activation: 0 | 1;
+  attnScale: number;
+  attnLogitSoftcap: number;
+  finalLogitSoftcap: number;
+  embeddingScale: number;
+  rope: {
+    kind: 0 | 1 | 2;
+    nDims: number;
+    freqBase: number;
+    freqScale: number;
+    scaling: 0 | 1 | 2 | 3;
+    nCtxOrig: number;
+    yarnExtFactor: number;
+    yarnAttnFactor: number;
+    yarnBetaFast: number;
+    yarnBetaSlow: number;
+    freqFactors: number;
+  };
+  moe?: {
+    nExpert: number;
+    nExpertUsed: number;
+    nExpertShared: number;
+    gating: 0 | 1;
+    normTopK: boolean;
+    weightsScale: number;
+    nGroup: number;
+    nGroupUsed: number;
+  };
+  tokEmbd: number;
+  outputNorm: number;
+  outputNormB: number;
+  output: number;
+  layers: NativeLayer[];
+  tensors: NativeTensor[];
+}
+
+const ROPE_KIND = { none: 0, normal: 1, neox: 2 } as const;
+const ROPE_SCALING = { none: 0, linear: 1, yarn: 2 } as const;
+
+/** Tensors a layer multiplies activations with: their types must be computable. */
+const MATMUL_ROLES: ReadonlySet<BlockTensorRole> = new Set<BlockTensorRole>([
+  "wq", "wk", "wv", "wo", "ffnGate", "ffnUp", "ffnDown", "ffnGateInp", "ffnGateExps", "ffnUpExps",
+  "ffnDownExps", "ffnGateShexp", "ffnUpShexp", "ffnDownShexp", "ffnGateInpShexp",
+]);
+
+class TensorIndex {
+  private readonly byName = new Map<string, number>();
+  constructor(private readonly tensors: GGUFTensorInfo[]) {
+    tensors.forEach((t, i) => this.byName.set(t.name, i));
+  }
+  find(name: string): number | undefined {
+    return this.byName.get(name);
+  }
+  info(index: number): GGUFTensorInfo {
+    return this.tensors[index];
+  }
+  require(name: string, what: string): number {
+    const i = this.byName.get(name);
+    if (i === undefined)
+      throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `the file has no tensor ${name} (${what}); it may be a different architecture or an incomplete conversion`);
+    return i;
+  }
+}
+
+function checkComputable(t: GGUFTensorInfo): void {
+  if (!COMPUTE_TYPES.has(t.type))
+    throw new TesseraError(
+      "ERR_UNSUPPORTED_QUANT_TYPE",
+      `tensor ${t.name} is ${ggmlTypeName(t.type)}, which Tessera cannot compute with; ` +
+        "use a file quantized as F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K (Q4_K_M works)",
+    );
+}
+
+function checkF32(t: GGUFTensorInfo): void {
+  if (t.type !== GGMLType.F32)
+    throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `tensor ${t.name} must be F32, found ${ggmlTypeName(t.type)}`);
+}
+
+function roleTensor(index: TensorIndex, block: number, role: BlockTensorRole, presence: Presence): number | undefined {
+  if (presence === "none") return undefined;
+  const name = blockTensorName(block, role);
+  const i = presence === "required" ? index.require(name, role) : index.find(name);
+  if (i === undefined) return undefined;
+  const t = index.info(i);
+  if (MATMUL_ROLES.has(role)) checkComputable(t);
+  else checkF32(t);
+  return i;
+}
+
+function ffnKindOf(hp: Hyperparameters, arch: ArchDescription, block: number): "dense" | "moe" {
+  if (!hp.moe) return "dense";
+  if (arch.ffn === "moe-after-leading-dense") return block < hp.moe.leadingDenseBlocks ? "dense" : "moe";
+  return "moe";
+}
+
+function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescription, block: number): NativeLayer {
+  const kind = ffnKindOf(hp, arch, block);
+  const layer: NativeLayer = { ffnKind: kind === "moe" ? 1 : 0, slidingWindow: hp.slidingWindow };
+  const set = (role: BlockTensorRole, presence: Presence) => {
+    const i = roleTensor(index, block, role, presence);
+    if (i !== undefined) layer[role] = i;
+  };
+  const normBias: Presence = arch.norm === "layer" ? "optional" : "none";
+  set("attnNorm", "required");
+  set("attnNormB", normBias);
+  for (const role of ["wq", "wk", "wv", "wo"] as const) set(role, "required");
+  for (const role of ["bq", "bk", "bv"] as const) set(role, arch.qkvBias);
+  set("bo", arch.outputBias);
+  set("qNorm", arch.qkNorm);
+  set("kNorm", arch.qkNorm);
+  set("ffnNorm", "required");
+  set("ffnNormB", normBias);
+  if (kind === "dense") {
+    for (const role of ["ffnGate", "ffnUp", "ffnDown"] as const) set(role, "required");
+  } else {
+    for (const role of ["ffnGateInp", "ffnGateExps", "ffnUpExps", "ffnDownExps"] as const) set(role, "required");
+    set("ffnExpProbsB", arch.moe?.gating === "sigmoid" ? "optional" : "none");
+    const shared = arch.moe?.sharedExperts ?? "none";
+    for (const role of ["ffnGateShexp", "ffnUpShexp", "ffnDownShexp"] as const) set(role, shared);
+    set("ffnGateInpShexp", shared === "none" ? "none" : "optional");
+  }
+  return layer;
+}
+
+export interface BuiltPlan {
+  plan: NativePlan;
+  hparams: Hyperparameters;
+  nVocab: number;
+}
+
+export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
+  const hp = readHyperparameters(file, arch);
+  const index = new TensorIndex(file.tensors);
+
+  const tokEmbd = index.require(GLOBAL_TENSORS.tokEmbd, "token embeddings");
+  const embd = index.info(tokEmbd);
+  checkComputable(embd);
+  if (embd.dims.length !== 2 || embd.dims[0] !== hp.nEmbd)
+    throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `token_embd.weight has shape [${embd.dims}], expected [${hp.nEmbd}, n_vocab]`);
+  const nVocab = embd.dims[1];
+  const outputNorm = index.require(GLOBAL_TENSORS.outputNorm, "output norm");
+  checkF32(index.info(outputNorm));
+  const output = index.find(GLOBAL_TENSORS.output);
+  if (output !== undefined) checkComputable(index.info(output));
+  const ropeFreqs = index.find(GLOBAL_TENSORS.ropeFreqs);
+
+  const layers: NativeLayer[] = [];
+  for (let b = 0; b < hp.nLayer; b++) layers.push(buildLayer(index, hp, arch, b));
+
+  const plan: NativePlan = {
+    architecture: arch.name,
+    nLayer: hp.nLayer,
+    nEmbd: hp.nEmbd,
+    nHead: hp.nHead,
+    nHeadKv: hp.nHeadKv,
+    headDim: hp.headDim,
+    headDimV: hp.headDimV,
+    nFf: hp.nFf,
+    nFfExp: hp.moe?.nFfExp ?? 0,
+    nVocab,
+    nCtxTrain: hp.nCtxTrain,
+    normEps: hp.normEps,
+    norm: arch.norm === "rms" ? 0 : 1,
+    activation: arch.activation === "silu" ? 0 : 1,
+    attnScale: 0,
+    attnLogitSoftcap: 0,
+    finalLogitSoftcap: 0,
+    embeddingScale: 0,
+    rope: {
+      kind: ROPE_KIND[arch.rope],
+      nDims: hp.rope.nDims,
+      freqBase: hp.rope.freqBase,
+      freqScale: hp.rope.freqScale,
+      scaling: ROPE_SCALING[hp.rope.scaling],
+      nCtxOrig: hp.rope.nCtxOrig,
+      yarnExtFactor: hp.rope.yarnExtFactor,
+      yarnAttnFactor: hp.rope.yarnAttnFactor,
+      yarnBetaFast: hp.rope.yarnBetaFast,
+      yarnBetaSlow: hp.rope.yarnBetaSlow,
+      freqFactors: ropeFreqs ?? -1,
+    },
+    moe: hp.moe && {
+      nExpert: hp.moe.nExpert,
+      nExpertUsed: hp.moe.nExpertUsed,
+      nExpertShared: hp.moe.nExpertShared,
+      gating: hp.moe.gating === "softmax" ? 0 : 1,
+      normTopK: hp.moe.normTopK,
+      weightsScale: hp.moe.weightsScale,
+      nGroup: hp.moe.nGroup,
+      nGroupUsed: hp.moe.nGroupUsed,
+    },
+    tokEmbd,
+    outputNorm,
+    outputNormB: index.find(GLOBAL_TENSORS.outputNormB) ?? -1,
+    output: output ?? -1,
+    layers,
+    tensors: file.tensors.map((t) => ({
+      name: t.name,
+      type: t.type,
+      dims: t.dims,
+      offset: t.offset,
+      byteLength: t.byteLength,
+    })),
+  };
+  return { plan, hparams: hp, nVocab };
+}
+

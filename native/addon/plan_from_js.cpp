@@ -1,0 +1,191 @@
+#include "addon/plan_from_js.h"
+
+#include <cmath>
+#include <string>
+
+#include "addon/status_napi.h"
+
+namespace tessera {
+
+namespace {
+
+[[noreturn]] void bad(const Napi::Env& env, const std::string& what) {
+  throw to_js_error(env, Status::error(StatusCode::InvalidArgument, "model plan: " + what));
+}
+
+double number(const Napi::Object& o, const char* key, double fallback, bool required = false) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) {
+    if (required) bad(o.Env(), std::string("missing ") + key);
+    return fallback;
+  }
+  if (!v.IsNumber()) bad(o.Env(), std::string(key) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) bad(o.Env(), std::string(key) + " must be finite");
+  return d;
+}
+
+int integer(const Napi::Object& o, const char* key, int fallback, bool required = false) {
+  double d = number(o, key, fallback, required);
+  if (d != std::floor(d) || d < -1 || d > 2147483647.0) bad(o.Env(), std::string(key) + " must be an int32");
+  return static_cast<int>(d);
+}
+
+float real(const Napi::Object& o, const char* key, float fallback) { return static_cast<float>(number(o, key, fallback)); }
+
+bool flag(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return !v.IsUndefined() && v.ToBoolean().Value();
+}
+
+Napi::Object object(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsObject()) bad(o.Env(), std::string(key) + " must be an object");
+  return v.As<Napi::Object>();
+}
+
+template <typename E>
+E enumeration(const Napi::Object& o, const char* key, E fallback, int max) {
+  int v = integer(o, key, static_cast<int>(fallback));
+  if (v < 0 || v > max) bad(o.Env(), std::string(key) + " is out of range");
+  return static_cast<E>(v);
+}
+
+TensorRef tensor_from_js(const Napi::Object& t) {
+  TensorRef r;
+  Napi::Value name = t.Get("name");
+  if (!name.IsString()) bad(t.Env(), "tensor name must be a string");
+  r.name = name.As<Napi::String>();
+  r.type = static_cast<GgmlType>(integer(t, "type", 0, true));
+  Napi::Value dims = t.Get("dims");
+  if (!dims.IsArray()) bad(t.Env(), "tensor dims must be an array");
+  Napi::Array d = dims.As<Napi::Array>();
+  if (d.Length() < 1 || d.Length() > 4) bad(t.Env(), "tensor " + r.name + " must have 1 to 4 dims");
+  r.n_dims = static_cast<int>(d.Length());
+  for (uint32_t i = 0; i < d.Length(); ++i) {
+    Napi::Value di = d.Get(i);
+    if (!di.IsNumber()) bad(t.Env(), "tensor dims must be numbers");
+    double v = di.As<Napi::Number>().DoubleValue();
+    if (v < 1 || v != std::floor(v) || v > 9007199254740991.0) bad(t.Env(), "tensor " + r.name + " has a bad dim");
+    r.ne[i] = static_cast<int64_t>(v);
+  }
+  double off = number(t, "offset", 0, true), len = number(t, "byteLength", 0, true);
+  if (off < 0 || len < 0 || off != std::floor(off) || len != std::floor(len))
+    bad(t.Env(), "tensor " + r.name + " has a bad offset or length");
+  r.offset = static_cast<uint64_t>(off);
+  r.nbytes = static_cast<uint64_t>(len);
+  return r;
+}
+
+LayerPlan layer_from_js(const Napi::Object& o) {
+  LayerPlan L;
+  L.attn_norm = integer(o, "attnNorm", -1);
+  L.attn_norm_b = integer(o, "attnNormB", -1);
+  L.wq = integer(o, "wq", -1);
+  L.wk = integer(o, "wk", -1);
+  L.wv = integer(o, "wv", -1);
+  L.wo = integer(o, "wo", -1);
+  L.bq = integer(o, "bq", -1);
+  L.bk = integer(o, "bk", -1);
+  L.bv = integer(o, "bv", -1);
+  L.bo = integer(o, "bo", -1);
+  L.q_norm = integer(o, "qNorm", -1);
+  L.k_norm = integer(o, "kNorm", -1);
+  L.ffn_norm = integer(o, "ffnNorm", -1);
+  L.ffn_norm_b = integer(o, "ffnNormB", -1);
+  L.ffn_kind = enumeration(o, "ffnKind", FfnKind::Dense, 1);
+  L.ffn_gate = integer(o, "ffnGate", -1);
+  L.ffn_up = integer(o, "ffnUp", -1);
+  L.ffn_down = integer(o, "ffnDown", -1);
+  L.ffn_gate_inp = integer(o, "ffnGateInp", -1);
+  L.ffn_gate_exps = integer(o, "ffnGateExps", -1);
+  L.ffn_up_exps = integer(o, "ffnUpExps", -1);
+  L.ffn_down_exps = integer(o, "ffnDownExps", -1);
+  L.ffn_exp_probs_b = integer(o, "ffnExpProbsB", -1);
+  L.ffn_gate_shexp = integer(o, "ffnGateShexp", -1);
+  L.ffn_up_shexp = integer(o, "ffnUpShexp", -1);
+  L.ffn_down_shexp = integer(o, "ffnDownShexp", -1);
+  L.ffn_gate_inp_shexp = integer(o, "ffnGateInpShexp", -1);
+  L.sliding_window = integer(o, "slidingWindow", 0);
+  return L;
+}
+
+}  // namespace
+
+ModelPlan plan_from_js(const Napi::Object& js) {
+  ModelPlan p;
+  Napi::Value arch = js.Get("architecture");
+  if (!arch.IsString()) bad(js.Env(), "architecture must be a string");
+  p.architecture = arch.As<Napi::String>();
+  p.n_layer = integer(js, "nLayer", 0, true);
+  p.n_embd = integer(js, "nEmbd", 0, true);
+  p.n_head = integer(js, "nHead", 0, true);
+  p.n_head_kv = integer(js, "nHeadKv", 0, true);
+  p.head_dim = integer(js, "headDim", 0, true);
+  p.head_dim_v = integer(js, "headDimV", 0, true);
+  p.n_ff = integer(js, "nFf", 0);
+  p.n_ff_exp = integer(js, "nFfExp", 0);
+  p.n_vocab = integer(js, "nVocab", 0, true);
+  p.n_ctx_train = integer(js, "nCtxTrain", 0);
+  p.norm_eps = real(js, "normEps", 1e-5f);
+  p.norm = enumeration(js, "norm", NormKind::Rms, 1);
+  p.activation = enumeration(js, "activation", GateActivation::Silu, 1);
+  p.attn_scale = real(js, "attnScale", 0.f);
+  p.attn_logit_softcap = real(js, "attnLogitSoftcap", 0.f);
+  p.final_logit_softcap = real(js, "finalLogitSoftcap", 0.f);
+  p.embedding_scale = real(js, "embeddingScale", 0.f);
+
+  Napi::Object rope = object(js, "rope");
+  p.rope.kind = enumeration(rope, "kind", RopeKind::Normal, 2);
+  p.rope.n_dims = integer(rope, "nDims", 0);
+  p.rope.freq_base = real(rope, "freqBase", 10000.f);
+  p.rope.freq_scale = real(rope, "freqScale", 1.f);
+  p.rope.scaling = enumeration(rope, "scaling", RopeScaling::None, 3);
+  p.rope.n_ctx_orig = integer(rope, "nCtxOrig", 0);
+  p.rope.yarn_ext_factor = real(rope, "yarnExtFactor", 0.f);
+  p.rope.yarn_attn_factor = real(rope, "yarnAttnFactor", 1.f);
+  p.rope.yarn_beta_fast = real(rope, "yarnBetaFast", 32.f);
+  p.rope.yarn_beta_slow = real(rope, "yarnBetaSlow", 1.f);
+  p.rope.llama3_low_freq_factor = real(rope, "llama3LowFreqFactor", 1.f);
+  p.rope.llama3_high_freq_factor = real(rope, "llama3HighFreqFactor", 4.f);
+  p.rope.freq_factors = integer(rope, "freqFactors", -1);
+
+  Napi::Value moe_v = js.Get("moe");
+  if (moe_v.IsObject()) {
+    Napi::Object moe = moe_v.As<Napi::Object>();
+    p.moe.n_expert = integer(moe, "nExpert", 0);
+    p.moe.n_expert_used = integer(moe, "nExpertUsed", 0);
+    p.moe.n_expert_shared = integer(moe, "nExpertShared", 0);
+    p.moe.gating = enumeration(moe, "gating", ExpertGating::Softmax, 1);
+    p.moe.norm_top_k = flag(moe, "normTopK");
+    p.moe.weights_scale = real(moe, "weightsScale", 1.f);
+    p.moe.n_group = integer(moe, "nGroup", 0);
+    p.moe.n_group_used = integer(moe, "nGroupUsed", 0);
+  }
+
+  p.tok_embd = integer(js, "tokEmbd", -1, true);
+  p.output_norm = integer(js, "outputNorm", -1, true);
+  p.output_norm_b = integer(js, "outputNormB", -1);
+  p.output = integer(js, "output", -1);
+
+  Napi::Value tensors = js.Get("tensors");
+  if (!tensors.IsArray()) bad(js.Env(), "tensors must be an array");
+  Napi::Array ta = tensors.As<Napi::Array>();
+  p.tensors.reserve(ta.Length());
+  for (uint32_t i = 0; i < ta.Length(); ++i) {
+    Napi::Value t = ta.Get(i);
+    if (!t.IsObject()) bad(js.Env(), "tensors must hold objects");
+    p.tensors.push_back(tensor_from_js(t.As<Napi::Object>()));
+  }
+  Napi::Value layers = js.Get("layers");
+  if (!layers.IsArray()) bad(js.Env(), "layers must be an array");
+  Napi::Array la = layers.As<Napi::Array>();
+  for (uint32_t i = 0; i < la.Length(); ++i) {
+    Napi::Value l = la.Get(i);
+    if (!l.IsObject()) bad(js.Env(), "layers must hold objects");
+    p.layers.push_back(layer_from_js(l.As<Napi::Object>()));
+  }
+  return p;
+}
+
+}  // namespace tessera

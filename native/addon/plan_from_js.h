@@ -1,0 +1,12 @@
+// Converts the plan object built by lib/model/plan.ts into a ModelPlan. Only types are
+// checked here (wrong types throw ERR_INVALID_ARGUMENT); meaning is checked by validate_plan.
+#pragma once
+#include <napi.h>
+
+#include "core/model_plan.h"
+
+namespace tessera {
+
+ModelPlan plan_from_js(const Napi::Object& js);
+
+}  // namespace tessera

@@ -1,0 +1,196 @@
+#include "core/model.h"
+
+#include <string>
+#include <vector>
+
+#include "core/cuda_loader.h"
+
+namespace tessera {
+
+std::unique_ptr<Backend> create_cpu_backend(const BackendOptions& options);  // cpu/cpu_backend.cpp
+
+bool is_matmul_type(GgmlType type) {
+  switch (type) {
+    case GgmlType::F32:
+    case GgmlType::F16:
+    case GgmlType::BF16:
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_K:
+    case GgmlType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+namespace {
+
+std::string dims_string(const TensorRef& t) {
+  std::string s = "[";
+  for (int i = 0; i < t.n_dims; ++i) s += (i ? ", " : "") + std::to_string(t.ne[i]);
+  return s + "]";
+}
+
+class PlanChecker {
+ public:
+  explicit PlanChecker(const ModelPlan& plan) : plan_(plan) {}
+
+  // role: a readable name for messages; expected dims in ggml order, 0 = any.
+  Status expect(int index, const char* role, std::vector<int64_t> dims, bool matmul) const {
+    if (index < 0) return Status::error(StatusCode::ModelIncompatible, std::string("missing tensor for ") + role);
+    if (index >= static_cast<int>(plan_.tensors.size()))
+      return Status::error(StatusCode::InvalidArgument, std::string("tensor index out of range for ") + role);
+    const TensorRef& t = plan_.tensors[index];
+    for (size_t i = 0; i < 4; ++i) {
+      int64_t want = i < dims.size() ? dims[i] : 1;
+      if (want != 0 && t.ne[i] != want) {
+        std::string want_s = "[";
+        for (size_t j = 0; j < dims.size(); ++j) want_s += (j ? ", " : "") + std::to_string(dims[j]);
+        return Status::error(StatusCode::ModelIncompatible, "tensor " + t.name + " (" + role + ") has shape " +
+                                                                dims_string(t) + ", expected " + want_s + "]");
+      }
+    }
+    if (matmul && !is_matmul_type(t.type))
+      return Status::error(StatusCode::UnsupportedQuantType,
+                           "tensor " + t.name + " uses " + ggml_type_traits(t.type).name +
+                               ", which Tessera cannot compute with; use a file quantized as F32, F16, BF16, "
+                               "Q8_0, Q4_0, Q4_K or Q6_K");
+    if (!matmul && t.type != GgmlType::F32)
+      return Status::error(StatusCode::ModelIncompatible,
+                           "tensor " + t.name + " (" + role + ") must be F32, found " + ggml_type_traits(t.type).name);
+    return Status::ok();
+  }
+
+  Status optional(int index, const char* role, std::vector<int64_t> dims) const {
+    return index < 0 ? Status::ok() : expect(index, role, std::move(dims), false);
+  }
+
+ private:
+  const ModelPlan& plan_;
+};
+
+Status validate_tensor_storage(const TensorRef& t, uint64_t file_size) {
+  GgmlTypeTraits tr = ggml_type_traits(t.type);
+  if (tr.block_size <= 0)
+    return Status::error(StatusCode::UnsupportedQuantType, "tensor " + t.name + " has an unknown type id " +
+                                                              std::to_string(static_cast<int>(t.type)));
+  if (t.n_dims < 1 || t.n_dims > 4)
+    return Status::error(StatusCode::InvalidArgument, "tensor " + t.name + " has " + std::to_string(t.n_dims) + " dims");
+  for (int i = 0; i < 4; ++i)
+    if (t.ne[i] < 1 || t.ne[i] > (int64_t(1) << 40))
+      return Status::error(StatusCode::InvalidArgument, "tensor " + t.name + " has an invalid dimension");
+  size_t row = ggml_row_bytes(t.type, t.ne[0]);
+  if (row == 0)
+    return Status::error(StatusCode::ModelIncompatible,
+                         "tensor " + t.name + " row length " + std::to_string(t.ne[0]) + " is not a multiple of the " +
+                             tr.name + " block size");
+  const unsigned __int128 bytes = static_cast<unsigned __int128>(row) * static_cast<unsigned __int128>(t.rows());
+  if (bytes != t.nbytes)
+    return Status::error(StatusCode::InvalidArgument, "tensor " + t.name + " byte length does not match its shape");
+  if (t.offset > file_size || t.nbytes > file_size - t.offset)
+    return Status::error(StatusCode::InvalidArgument, "tensor " + t.name + " extends past the end of the file");
+  return Status::ok();
+}
+
+}  // namespace
+
+Status validate_plan(const ModelPlan& p, uint64_t file_size) {
+  for (const TensorRef& t : p.tensors) TESSERA_RETURN_IF_ERROR(validate_tensor_storage(t, file_size));
+  if (p.n_layer < 1 || p.n_embd < 1 || p.n_head < 1 || p.n_head_kv < 1 || p.n_vocab < 1 || p.head_dim < 2 ||
+      p.head_dim_v < 1)
+    return Status::error(StatusCode::ModelIncompatible, "model hyperparameters must be positive");
+  if (p.n_head % p.n_head_kv != 0)
+    return Status::error(StatusCode::ModelIncompatible, "head count " + std::to_string(p.n_head) +
+                                                            " is not a multiple of the KV head count " +
+                                                            std::to_string(p.n_head_kv));
+  if (static_cast<int>(p.layers.size()) != p.n_layer)
+    return Status::error(StatusCode::InvalidArgument, "plan has a different number of layers than n_layer");
+  if (p.rope.kind != RopeKind::None && (p.rope.n_dims < 2 || p.rope.n_dims > p.head_dim || p.rope.n_dims % 2))
+    return Status::error(StatusCode::ModelIncompatible, "rope dimension count must be even and at most the head size");
+
+  PlanChecker c(p);
+  const int64_t e = p.n_embd, v = p.n_vocab;
+  const int64_t q_out = int64_t(p.n_head) * p.head_dim, k_out = int64_t(p.n_head_kv) * p.head_dim;
+  const int64_t v_out = int64_t(p.n_head_kv) * p.head_dim_v, o_in = int64_t(p.n_head) * p.head_dim_v;
+  TESSERA_RETURN_IF_ERROR(c.expect(p.tok_embd, "token embeddings", {e, v}, true));
+  TESSERA_RETURN_IF_ERROR(c.expect(p.output_norm, "output norm", {e}, false));
+  TESSERA_RETURN_IF_ERROR(c.optional(p.output_norm_b, "output norm bias", {e}));
+  if (p.output >= 0) TESSERA_RETURN_IF_ERROR(c.expect(p.output, "output projection", {e, v}, true));
+  if (p.rope.freq_factors >= 0)
+    TESSERA_RETURN_IF_ERROR(c.expect(p.rope.freq_factors, "rope frequency factors", {p.rope.n_dims / 2}, false));
+
+  for (int il = 0; il < p.n_layer; ++il) {
+    const LayerPlan& L = p.layers[il];
+    TESSERA_RETURN_IF_ERROR(c.expect(L.attn_norm, "attention norm", {e}, false));
+    TESSERA_RETURN_IF_ERROR(c.optional(L.attn_norm_b, "attention norm bias", {e}));
+    TESSERA_RETURN_IF_ERROR(c.expect(L.wq, "attention q", {e, q_out}, true));
+    TESSERA_RETURN_IF_ERROR(c.expect(L.wk, "attention k", {e, k_out}, true));
+    TESSERA_RETURN_IF_ERROR(c.expect(L.wv, "attention v", {e, v_out}, true));
+    TESSERA_RETURN_IF_ERROR(c.expect(L.wo, "attention output", {o_in, e}, true));
+    TESSERA_RETURN_IF_ERROR(c.optional(L.bq, "q bias", {q_out}));
+    TESSERA_RETURN_IF_ERROR(c.optional(L.bk, "k bias", {k_out}));
+    TESSERA_RETURN_IF_ERROR(c.optional(L.bv, "v bias", {v_out}));
+    TESSERA_RETURN_IF_ERROR(c.optional(L.bo, "output bias", {e}));
+    TESSERA_RETURN_IF_ERROR(c.optional(L.q_norm, "q norm", {p.head_dim}));
+    TESSERA_RETURN_IF_ERROR(c.optional(L.k_norm, "k norm", {p.head_dim}));
+    TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_norm, "ffn norm", {e}, false));
+    TESSERA_RETURN_IF_ERROR(c.optional(L.ffn_norm_b, "ffn norm bias", {e}));
+    if (L.sliding_window < 0) return Status::error(StatusCode::ModelIncompatible, "negative sliding window");
+    if (L.ffn_kind == FfnKind::Dense) {
+      const int64_t f = p.n_ff;
+      TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate, "ffn gate", {e, f}, true));
+      TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_up, "ffn up", {e, f}, true));
+      TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_down, "ffn down", {f, e}, true));
+    } else {
+      const MoeParams& m = p.moe;
+      if (m.n_expert < 1 || m.n_expert_used < 1 || m.n_expert_used > m.n_expert || m.n_expert_used > 64)
+        return Status::error(StatusCode::ModelIncompatible, "invalid expert counts");
+      if (m.n_group > 0 && (m.n_expert % m.n_group != 0 || m.n_group_used < 1 || m.n_group_used > m.n_group))
+        return Status::error(StatusCode::ModelIncompatible, "invalid expert group counts");
+      const int64_t f = p.n_ff_exp, n = m.n_expert;
+      TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate_inp, "expert router", {e, n}, true));
+      TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate_exps, "expert gates", {e, f, n}, true));
+      TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_up_exps, "expert ups", {e, f, n}, true));
+      TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_down_exps, "expert downs", {f, e, n}, true));
+      TESSERA_RETURN_IF_ERROR(c.optional(L.ffn_exp_probs_b, "expert selection bias", {n}));
+      if (L.ffn_gate_shexp >= 0 || L.ffn_up_shexp >= 0 || L.ffn_down_shexp >= 0) {
+        TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate_shexp, "shared expert gate", {e, 0}, true));
+        const int64_t fs = p.tensors[L.ffn_gate_shexp].ne[1];
+        TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_up_shexp, "shared expert up", {e, fs}, true));
+        TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_down_shexp, "shared expert down", {fs, e}, true));
+      }
+      if (L.ffn_gate_inp_shexp >= 0)
+        TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate_inp_shexp, "shared expert gate input", {e}, true));
+    }
+  }
+  return Status::ok();
+}
+
+Status load_model(const std::string& path, ModelPlan plan, BackendKind kind, const BackendOptions& options,
+                  std::shared_ptr<LoadedModel>* out) {
+  auto model = std::make_shared<LoadedModel>();
+  TESSERA_RETURN_IF_ERROR(model->file.open(path));
+  TESSERA_RETURN_IF_ERROR(validate_plan(plan, model->file.size()));
+  for (TensorRef& t : plan.tensors) t.data = model->file.data() + t.offset;
+  model->plan = std::move(plan);
+
+  if (kind == BackendKind::Cuda) {
+    CudaCreateBackendFn create = cuda_create_backend_fn();
+    if (!create)
+      return Status::error(StatusCode::BackendUnavailable,
+                           "the CUDA backend is unavailable: " + cuda_availability().reason +
+                               "; use backend \"cpu\" or \"auto\"");
+    char error[512] = {0};
+    model->backend.reset(create(&options, error, sizeof error));
+    if (!model->backend)
+      return Status::error(StatusCode::Cuda, std::string("creating the CUDA backend failed: ") + error);
+  } else {
+    model->backend = create_cpu_backend(options);
+  }
+  TESSERA_RETURN_IF_ERROR(model->backend->prepare(model->plan));
+  *out = std::move(model);
+  return Status::ok();
+}
+
+}  // namespace tessera

@@ -1,0 +1,34 @@
+// A loaded model: the mapped GGUF, the validated plan whose tensors point into it, and the
+// backend holding the prepared weights. Shared (shared_ptr) by every executor created from
+// it, so disposing the JS model while a session still runs cannot free memory under it.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "core/backend.h"
+#include "core/mapped_file.h"
+#include "core/model_plan.h"
+
+namespace tessera {
+
+enum class BackendKind { Cpu = 0, Cuda = 1 };
+
+struct LoadedModel {
+  MappedFile file;
+  ModelPlan plan;
+  std::unique_ptr<Backend> backend;
+};
+
+// Maps `path`, binds and validates every tensor of `plan` against the file and the
+// hyperparameters, then creates and prepares the backend.
+Status load_model(const std::string& path, ModelPlan plan, BackendKind kind, const BackendOptions& options,
+                  std::shared_ptr<LoadedModel>* out);
+
+// Checks that every tensor lies inside a file of file_size bytes, that sizes match types and
+// dims, and that each role has the shape the hyperparameters imply.
+Status validate_plan(const ModelPlan& plan, uint64_t file_size);
+
+// Weight types the matmul kernels implement.
+bool is_matmul_type(GgmlType type);
+
+}  // namespace tessera

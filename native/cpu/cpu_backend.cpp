@@ -1,0 +1,50 @@
+#include "cpu/cpu_backend.h"
+
+#include "cpu/cpu_executor.h"
+
+namespace tessera {
+
+std::unique_ptr<Backend> create_cpu_backend(const BackendOptions& options) {
+  return std::make_unique<cpu::CpuBackend>(options);
+}
+
+}  // namespace tessera
+
+namespace tessera::cpu {
+
+namespace {
+
+// Plan tensors that are multiplied with activations, each packed once.
+std::vector<int> matmul_tensor_indices(const ModelPlan& plan) {
+  std::vector<int> out = {plan.output >= 0 ? plan.output : plan.tok_embd};
+  for (const LayerPlan& L : plan.layers) {
+    for (int i : {L.wq, L.wk, L.wv, L.wo, L.ffn_gate, L.ffn_up, L.ffn_down, L.ffn_gate_inp, L.ffn_gate_exps,
+                  L.ffn_up_exps, L.ffn_down_exps, L.ffn_gate_shexp, L.ffn_up_shexp, L.ffn_down_shexp,
+                  L.ffn_gate_inp_shexp})
+      if (i >= 0) out.push_back(i);
+  }
+  return out;
+}
+
+}  // namespace
+
+Status CpuBackend::prepare(const ModelPlan& plan) {
+  plan_ = &plan;
+  packed_.assign(plan.tensors.size(), PackedWeight{});
+  weight_bytes_ = 0;
+  for (int index : matmul_tensor_indices(plan)) {
+    if (packed_[index].data) continue;  // shared between roles (tied embeddings)
+    TESSERA_RETURN_IF_ERROR(pack_weight(plan.tensors[index], &packed_[index]));
+    weight_bytes_ += plan.tensors[index].nbytes;
+  }
+  return Status::ok();
+}
+
+Status CpuBackend::create_executor(const ExecutorOptions& options, std::unique_ptr<Executor>* out) {
+  auto executor = std::make_unique<CpuExecutor>(*this);
+  TESSERA_RETURN_IF_ERROR(executor->init(options));
+  *out = std::move(executor);
+  return Status::ok();
+}
+
+}  // namespace tessera::cpu

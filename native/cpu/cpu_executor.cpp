@@ -1,0 +1,250 @@
+#include "cpu/cpu_executor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+namespace tessera::cpu {
+
+namespace {
+
+unsigned format_bit(ActFormat f) { return 1u << static_cast<unsigned>(f); }
+
+int64_t max3(int64_t a, int64_t b, int64_t c) { return std::max(a, std::max(b, c)); }
+
+}  // namespace
+
+CpuExecutor::CpuExecutor(const CpuBackend& backend)
+    : backend_(backend), plan_(backend.plan()), pool_(backend.threads()) {}
+
+void CpuExecutor::layout(BumpAllocator& a) {
+  const ModelPlan& p = plan_;
+  const int64_t B = batch_;
+  const int64_t q_w = int64_t(p.n_head) * p.head_dim, k_w = int64_t(p.n_head_kv) * p.head_dim;
+  const int64_t v_w = int64_t(p.n_head_kv) * p.head_dim_v, o_w = int64_t(p.n_head) * p.head_dim_v;
+  const int64_t ff = std::max<int64_t>(p.n_ff, 1);
+  s_.x = a.take<float>(B * p.n_embd);
+  s_.xn = a.take<float>(B * p.n_embd);
+  s_.q = a.take<float>(B * q_w);
+  s_.k = a.take<float>(B * k_w);
+  s_.v = a.take<float>(B * v_w);
+  s_.attn = a.take<float>(B * o_w);
+  s_.proj = a.take<float>(B * p.n_embd);
+  s_.gate = a.take<float>(B * ff);
+  s_.up = a.take<float>(B * ff);
+  s_.logits = a.take<float>(p.n_vocab);
+  const int64_t widest_input = max3(p.n_embd, o_w, ff);
+  for (ActFormat f : {ActFormat::Q8_0, ActFormat::Q8_K})
+    s_.act[static_cast<int>(f)] = a.take<uint8_t>(act_bytes(f, widest_input, batch_));
+  s_.attn_scratch = a.take<float>(attn_scratch_floats_ * pool_.size());
+  s_.pos = a.take<int32_t>(B);
+}
+
+Status CpuExecutor::init(const ExecutorOptions& options) {
+  const ModelPlan& p = plan_;
+  for (const LayerPlan& L : p.layers)
+    if (L.ffn_kind != FfnKind::Dense)
+      return Status::error(StatusCode::ModelIncompatible, "mixture-of-experts layers are not supported by the CPU backend yet");
+  if (options.context_size < 1) return Status::error(StatusCode::InvalidArgument, "context size must be positive");
+  capacity_ = options.context_size;
+  batch_ = std::max(1, std::min(options.batch_size, capacity_));
+  attn_scratch_floats_ = attention_scratch_floats(capacity_, p.head_dim_v);
+
+  // KV cache: fp16, per layer [n_head_kv][capacity][head_dim] for K and likewise for V.
+  const uint64_t k_elems = uint64_t(p.n_head_kv) * capacity_ * p.head_dim;
+  const uint64_t v_elems = uint64_t(p.n_head_kv) * capacity_ * p.head_dim_v;
+  const uint64_t kv_bytes = (k_elems + v_elems) * sizeof(uint16_t) * p.n_layer;
+  TESSERA_RETURN_IF_ERROR(kv_.allocate(kv_bytes, "KV cache"));
+  kv_layers_.resize(p.n_layer);
+  uint16_t* cursor = reinterpret_cast<uint16_t*>(kv_.data());
+  for (KvLayer& kv : kv_layers_) {
+    kv.k = cursor;
+    cursor += k_elems;
+    kv.v = cursor;
+    cursor += v_elems;
+    kv.capacity = capacity_;
+  }
+
+  BumpAllocator measure(nullptr);
+  layout(measure);
+  TESSERA_RETURN_IF_ERROR(scratch_.allocate(measure.used(), "activation scratch"));
+  BumpAllocator real(scratch_.data());
+  layout(real);
+  return Status::ok();
+}
+
+Status CpuExecutor::eval(const int32_t* tokens, int n_tokens, int pos0, bool all_logits, float* logits) {
+  take_abort();  // a request that arrived before this eval started is stale
+  if (n_tokens < 1) return Status::error(StatusCode::InvalidArgument, "eval needs at least one token");
+  if (pos0 < 0 || int64_t(pos0) + n_tokens > capacity_)
+    return Status::error(StatusCode::OutOfContext,
+                         "positions " + std::to_string(pos0) + ".." + std::to_string(int64_t(pos0) + n_tokens - 1) +
+                             " exceed the context size " + std::to_string(capacity_) +
+                             "; create the session with a larger contextSize or reset it");
+  for (int i = 0; i < n_tokens; ++i)
+    if (tokens[i] < 0 || tokens[i] >= plan_.n_vocab)
+      return Status::error(StatusCode::InvalidArgument, "token id " + std::to_string(tokens[i]) + " is out of range");
+
+  for (int done = 0; done < n_tokens; done += batch_) {
+    const int n = std::min(batch_, n_tokens - done);
+    const bool last_chunk = done + n == n_tokens;
+    float* out = all_logits ? logits + int64_t(done) * plan_.n_vocab : (last_chunk ? logits : nullptr);
+    stop_ = false;
+    pool_.run([&](int ith, int nth) { forward(tokens + done, n, pos0 + done, all_logits, out, ith, nth); });
+    if (stop_) return Status::error(StatusCode::Aborted, "evaluation aborted");
+  }
+  return Status::ok();
+}
+
+void CpuExecutor::encode(const float* x, int n, int64_t cols, unsigned mask, int ith, int nth) {
+  for (ActFormat f : {ActFormat::Q8_0, ActFormat::Q8_K})
+    if (mask & format_bit(f)) quantize_act(f, x, n, cols, s_.act[static_cast<int>(f)], ith, nth);
+  pool_.barrier();
+}
+
+const void* CpuExecutor::act_for(int weight, const float* x) const {
+  ActFormat f = act_format_for(backend_.weight(weight).type);
+  return f == ActFormat::F32 ? static_cast<const void*>(x) : s_.act[static_cast<int>(f)];
+}
+
+void CpuExecutor::project(int weight, const float* x, int n, float* y, int64_t ldy, int ith, int nth) const {
+  matmul(backend_.weight(weight), act_for(weight, x), n, y, ldy, ith, nth);
+}
+
+void CpuExecutor::norm(const float* x, int norm_w, int norm_b, float* y, int n, int ith, int nth) const {
+  if (plan_.norm == NormKind::Rms)
+    rms_norm(x, backend_.f32(norm_w), y, n, plan_.n_embd, plan_.norm_eps, ith, nth);
+  else
+    layer_norm(x, backend_.f32(norm_w), backend_.f32(norm_b), y, n, plan_.n_embd, plan_.norm_eps, ith, nth);
+}
+
+void CpuExecutor::forward(const int32_t* tokens, int n, int pos0, bool all_logits, float* logits, int ith, int nth) {
+  const ModelPlan& p = plan_;
+  if (ith == 0)
+    for (int i = 0; i < n; ++i) s_.pos[i] = pos0 + i;
+  get_rows(p.tensors[p.tok_embd], tokens, n, s_.x, ith, nth);
+  pool_.barrier();
+  if (p.embedding_scale != 0.f) {
+    int64_t b, e;
+    split_range(int64_t(n) * p.n_embd, ith, nth, &b, &e);
+    for (int64_t i = b; i < e; ++i) s_.x[i] *= p.embedding_scale;
+    pool_.barrier();
+  }
+
+  for (int il = 0; il < p.n_layer; ++il) {
+    attention_block(il, n, pos0, ith, nth);
+    ffn_block(il, n, ith, nth);
+    if (ith == 0) stop_ = abort_.load(std::memory_order_relaxed);
+    pool_.barrier();
+    if (stop_) return;
+  }
+  if (!logits) return;
+
+  // Only the rows whose logits are wanted go through the final norm and the LM head.
+  const int first = all_logits ? 0 : n - 1;
+  const int rows = n - first;
+  const float* x_rows = s_.x + int64_t(first) * p.n_embd;
+  norm(x_rows, p.output_norm, p.output_norm_b, s_.xn, rows, ith, nth);
+  pool_.barrier();
+  const int out_w = p.output >= 0 ? p.output : p.tok_embd;
+  encode(s_.xn, rows, p.n_embd, format_bit(act_format_for(backend_.weight(out_w).type)), ith, nth);
+  project(out_w, s_.xn, rows, logits, p.n_vocab, ith, nth);
+  if (p.final_logit_softcap != 0.f) {
+    pool_.barrier();
+    int64_t b, e;
+    split_range(int64_t(rows) * p.n_vocab, ith, nth, &b, &e);
+    const float cap = p.final_logit_softcap;
+    for (int64_t i = b; i < e; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
+  }
+}
+
+void CpuExecutor::attention_block(int il, int n, int pos0, int ith, int nth) {
+  const ModelPlan& p = plan_;
+  const LayerPlan& L = p.layers[il];
+  const int64_t q_w = int64_t(p.n_head) * p.head_dim, k_w = int64_t(p.n_head_kv) * p.head_dim;
+  const int64_t v_w = int64_t(p.n_head_kv) * p.head_dim_v, o_w = int64_t(p.n_head) * p.head_dim_v;
+
+  norm(s_.x, L.attn_norm, L.attn_norm_b, s_.xn, n, ith, nth);
+  pool_.barrier();
+  unsigned formats = 0;
+  for (int w : {L.wq, L.wk, L.wv}) formats |= format_bit(act_format_for(backend_.weight(w).type));
+  encode(s_.xn, n, p.n_embd, formats, ith, nth);
+  project(L.wq, s_.xn, n, s_.q, q_w, ith, nth);
+  project(L.wk, s_.xn, n, s_.k, k_w, ith, nth);
+  project(L.wv, s_.xn, n, s_.v, v_w, ith, nth);
+  pool_.barrier();
+
+  if (L.bq >= 0 || L.bk >= 0 || L.bv >= 0) {
+    if (L.bq >= 0) add_bias(s_.q, backend_.f32(L.bq), n, int(q_w), q_w, ith, nth);
+    if (L.bk >= 0) add_bias(s_.k, backend_.f32(L.bk), n, int(k_w), k_w, ith, nth);
+    if (L.bv >= 0) add_bias(s_.v, backend_.f32(L.bv), n, int(v_w), v_w, ith, nth);
+    pool_.barrier();
+  }
+  if (L.q_norm >= 0 || L.k_norm >= 0) {
+    // Per-head RMSNorm: every head vector is one row of head_dim.
+    if (L.q_norm >= 0) rms_norm(s_.q, backend_.f32(L.q_norm), s_.q, n * p.n_head, p.head_dim, p.norm_eps, ith, nth);
+    if (L.k_norm >= 0)
+      rms_norm(s_.k, backend_.f32(L.k_norm), s_.k, n * p.n_head_kv, p.head_dim, p.norm_eps, ith, nth);
+    pool_.barrier();
+  }
+  if (p.rope.kind != RopeKind::None) {
+    const float* factors = backend_.f32(p.rope.freq_factors);
+    rope(s_.q, s_.pos, n, p.n_head, p.head_dim, p.rope, factors, ith, nth);
+    rope(s_.k, s_.pos, n, p.n_head_kv, p.head_dim, p.rope, factors, ith, nth);
+    pool_.barrier();
+  }
+  kv_store(kv_layers_[il], s_.k, k_w, s_.v, v_w, n, pos0, p.n_head_kv, p.head_dim, p.head_dim_v, ith, nth);
+  pool_.barrier();
+
+  AttentionArgs a;
+  a.q = s_.q;
+  a.ldq = q_w;
+  a.kv = kv_layers_[il];
+  a.n_tokens = n;
+  a.pos0 = pos0;
+  a.n_head = p.n_head;
+  a.n_head_kv = p.n_head_kv;
+  a.head_dim = p.head_dim;
+  a.head_dim_v = p.head_dim_v;
+  a.sliding_window = L.sliding_window;
+  a.scale = p.attn_scale != 0.f ? p.attn_scale : 1.0f / std::sqrt(static_cast<float>(p.head_dim));
+  a.softcap = p.attn_logit_softcap;
+  a.out = s_.attn;
+  a.ldo = o_w;
+  a.scratch = s_.attn_scratch;
+  attention(a, ith, nth);
+  pool_.barrier();
+
+  encode(s_.attn, n, o_w, format_bit(act_format_for(backend_.weight(L.wo).type)), ith, nth);
+  project(L.wo, s_.attn, n, s_.proj, p.n_embd, ith, nth);
+  pool_.barrier();
+  if (L.bo >= 0) {
+    add_bias(s_.proj, backend_.f32(L.bo), n, p.n_embd, p.n_embd, ith, nth);
+    pool_.barrier();
+  }
+  add(s_.x, s_.proj, int64_t(n) * p.n_embd, ith, nth);
+  pool_.barrier();
+}
+
+void CpuExecutor::ffn_block(int il, int n, int ith, int nth) {
+  const ModelPlan& p = plan_;
+  const LayerPlan& L = p.layers[il];
+  norm(s_.x, L.ffn_norm, L.ffn_norm_b, s_.xn, n, ith, nth);
+  pool_.barrier();
+  unsigned formats = 0;
+  for (int w : {L.ffn_gate, L.ffn_up}) formats |= format_bit(act_format_for(backend_.weight(w).type));
+  encode(s_.xn, n, p.n_embd, formats, ith, nth);
+  project(L.ffn_gate, s_.xn, n, s_.gate, p.n_ff, ith, nth);
+  project(L.ffn_up, s_.xn, n, s_.up, p.n_ff, ith, nth);
+  pool_.barrier();
+  swiglu(s_.gate, s_.up, s_.gate, n, p.n_ff, p.n_ff, p.n_ff, p.activation, ith, nth);
+  pool_.barrier();
+  encode(s_.gate, n, p.n_ff, format_bit(act_format_for(backend_.weight(L.ffn_down).type)), ith, nth);
+  project(L.ffn_down, s_.gate, n, s_.proj, p.n_embd, ith, nth);
+  pool_.barrier();
+  add(s_.x, s_.proj, int64_t(n) * p.n_embd, ith, nth);
+  // The caller's end-of-layer barrier orders this add before the next layer reads x.
+}
+
+}  // namespace tessera::cpu

@@ -1,0 +1,360 @@
+/**
+ * Writes GGUF models with random weights at real shapes, for conformance tests (small
+ * shapes, compared with llama.cpp on the same file) and benchmarks (Llama-3.2-1B-,
+ * Qwen2.5-0.5B-, SmolLM2-135M-like shapes). Vocabularies are real ones from ../shared so
+ * that llama.cpp loads the files unchanged.
+ *
+ * Weights are Gaussian with scale 1/sqrt(fan_in) (unit-scale activations through every
+ * block); the LM head rows get log-normal norms so the next-token distribution has a
+ * clear head, like a trained model's, instead of near-ties everywhere.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { GGMLType, GGML_TYPE_INFO, type GGUFKV } from "../lib/gguf/types.js";
+import { kv, writeGGUF, type GGUFTensorSpec } from "../lib/gguf/writer.js";
+import { quantize } from "../lib/gguf/quantize.js";
+import { readGGUF } from "../lib/gguf/reader.js";
+import { Rng } from "../lib/sampling/rng.js";
+
+export type WeightScheme = "F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_K" | "Q6_K" | "Q4_K_M";
+export type VocabSource = "stories" | "llama3" | "qwen2" | "smollm2";
+
+export interface MoeShape {
+  nExpert: number;
+  nExpertUsed: number;
+  nFfExp: number;
+  /** Width of the shared expert (qwen2moe/deepseek2), 0 for none. */
+  nFfShexp?: number;
+  nSharedExpert?: number;
+  gating?: "softmax" | "sigmoid";
+  normTopK?: boolean;
+  weightsScale?: number;
+  leadingDenseBlocks?: number;
+  nGroup?: number;
+  nGroupUsed?: number;
+  /** qwen2moe: sigmoid gate on the shared expert. */
+  sharedGate?: boolean;
+  /** deepseek-v3 style selection bias. */
+  selectionBias?: boolean;
+}
+
+export interface ModelShape {
+  architecture: string;
+  nLayer: number;
+  nEmbd: number;
+  nHead: number;
+  nHeadKv: number;
+  headDim?: number;
+  nFf: number;
+  contextLength: number;
+  ropeFreqBase?: number;
+  normEps?: number;
+  tiedEmbeddings?: boolean;
+  qkvBias?: boolean;
+  qkNorm?: boolean;
+  slidingWindow?: number;
+  moe?: MoeShape;
+}
+
+export interface SyntheticOptions {
+  weights: WeightScheme;
+  vocab: VocabSource;
+  seed?: number;
+  /** Storage type of the LM head; default: the scheme's own type (Q6_K for Q4_K_M). */
+  outputType?: GGMLType;
+}
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), path.basename(path.dirname(path.dirname(fileURLToPath(import.meta.url)))) === "dist" ? "../.." : "..");
+export const sharedDir = path.resolve(repoRoot, "../shared");
+
+/** Shapes of real models (hyperparameters as published in their config files). */
+export const SHAPES = {
+  "llama-3.2-1b": { architecture: "llama", nLayer: 16, nEmbd: 2048, nHead: 32, nHeadKv: 8, nFf: 8192, contextLength: 131072, ropeFreqBase: 500000, normEps: 1e-5, tiedEmbeddings: true },
+  "qwen2.5-0.5b": { architecture: "qwen2", nLayer: 24, nEmbd: 896, nHead: 14, nHeadKv: 2, nFf: 4864, contextLength: 32768, ropeFreqBase: 1000000, normEps: 1e-6, tiedEmbeddings: true, qkvBias: true },
+  "smollm2-135m": { architecture: "llama", nLayer: 30, nEmbd: 576, nHead: 9, nHeadKv: 3, nFf: 1536, contextLength: 8192, ropeFreqBase: 100000, normEps: 1e-5, tiedEmbeddings: true },
+} satisfies Record<string, ModelShape>;
+
+/** The vocabulary each real shape ships with. */
+export const SHAPE_VOCAB: Record<keyof typeof SHAPES, VocabSource> = {
+  "llama-3.2-1b": "llama3",
+  "qwen2.5-0.5b": "qwen2",
+  "smollm2-135m": "smollm2",
+};
+
+// ---------------------------------------------------------------- vocabularies
+
+interface Vocab {
+  metadata: Array<[string, GGUFKV]>;
+  size: number;
+}
+
+const TOKEN_NORMAL = 1;
+const TOKEN_CONTROL = 3;
+const TOKEN_UNUSED = 5;
+
+function bpeVocab(pre: string, tokens: string[], types: number[], merges: string[], special: Record<string, number>): Vocab {
+  return {
+    size: tokens.length,
+    metadata: [
+      ["tokenizer.ggml.model", kv.str("gpt2")],
+      ["tokenizer.ggml.pre", kv.str(pre)],
+      ["tokenizer.ggml.tokens", kv.strArray(tokens)],
+      ["tokenizer.ggml.token_type", kv.i32Array(Int32Array.from(types))],
+      ["tokenizer.ggml.merges", kv.strArray(merges)],
+      ...Object.entries(special).map(([k, id]): [string, GGUFKV] => [`tokenizer.ggml.${k}`, kv.u32(id)]),
+    ],
+  };
+}
+
+function readMerges(file: string): string[] {
+  return fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.length > 0 && !l.startsWith("#version"));
+}
+
+function tokensFromEncoder(encoder: Record<string, number>, size: number): { tokens: string[]; types: number[] } {
+  const tokens = new Array<string>(size);
+  const types = new Array<number>(size).fill(TOKEN_NORMAL);
+  for (const [piece, id] of Object.entries(encoder)) if (id < size) tokens[id] = piece;
+  for (let i = 0; i < size; i++)
+    if (tokens[i] === undefined) {
+      tokens[i] = `[PAD${i}]`;
+      types[i] = TOKEN_UNUSED;
+    }
+  return { tokens, types };
+}
+
+function loadVocab(source: VocabSource): Vocab {
+  switch (source) {
+    case "stories": {
+      const file = readGGUF(path.join(sharedDir, "models/stories260K.gguf"));
+      const metadata = [...file.metadata].filter(([k]) => k.startsWith("tokenizer."));
+      const tokens = file.metadata.get("tokenizer.ggml.tokens")!.value as { items: string[] };
+      return { metadata, size: tokens.items.length };
+    }
+    case "llama3": {
+      const encoder = JSON.parse(fs.readFileSync(path.join(sharedDir, "tokenizers/llama3/encoder.json"), "utf8"));
+      const { tokens, types } = tokensFromEncoder(encoder, 128256);
+      const names: Record<number, string> = { 0: "<|begin_of_text|>", 1: "<|end_of_text|>", 6: "<|start_header_id|>", 7: "<|end_header_id|>", 8: "<|eom_id|>", 9: "<|eot_id|>", 10: "<|python_tag|>" };
+      for (let i = 0; i < 256; i++) {
+        tokens[128000 + i] = names[i] ?? `<|reserved_special_token_${i}|>`;
+        types[128000 + i] = TOKEN_CONTROL;
+      }
+      const merges = readMerges(path.join(sharedDir, "tokenizers/llama3/vocab.bpe"));
+      return bpeVocab("llama-bpe", tokens, types, merges, { bos_token_id: 128000, eos_token_id: 128009 });
+    }
+    case "qwen2": {
+      const dir = path.join(sharedDir, "tokenizers/qwen2");
+      const encoder = JSON.parse(fs.readFileSync(path.join(dir, "vocab.json"), "utf8"));
+      const added = JSON.parse(fs.readFileSync(path.join(dir, "added_tokens.json"), "utf8")) as Record<string, number>;
+      const { tokens, types } = tokensFromEncoder({ ...encoder, ...added }, 151936);
+      for (const id of Object.values(added)) types[id] = TOKEN_CONTROL;
+      return bpeVocab("qwen2", tokens, types, readMerges(path.join(dir, "merges.txt")), {
+        bos_token_id: added["<|endoftext|>"],
+        eos_token_id: added["<|im_end|>"] ?? added["<|endoftext|>"],
+        padding_token_id: added["<|endoftext|>"],
+      });
+    }
+    case "smollm2": {
+      const json = JSON.parse(fs.readFileSync(path.join(sharedDir, "tokenizers/smollm2/tokenizer.json"), "utf8"));
+      const { tokens, types } = tokensFromEncoder(json.model.vocab, 49152);
+      for (const t of json.added_tokens as Array<{ id: number; special: boolean }>) if (t.special) types[t.id] = TOKEN_CONTROL;
+      const merges = (json.model.merges as Array<string | [string, string]>).map((m) => (typeof m === "string" ? m : m.join(" ")));
+      return bpeVocab("smollm", tokens, types, merges, { bos_token_id: 1, eos_token_id: 2 });
+    }
+  }
+}
+
+// ---------------------------------------------------------------- weights
+
+class Gaussian {
+  private readonly rng: Rng;
+  private spare: number | undefined;
+  constructor(seed: number) {
+    this.rng = new Rng(seed);
+  }
+  next(): number {
+    if (this.spare !== undefined) {
+      const s = this.spare;
+      this.spare = undefined;
+      return s;
+    }
+    const u = 1 - this.rng.next();
+    const v = this.rng.next();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+  fill(n: number, scale: number, mean = 0): Float32Array {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = mean + scale * this.next();
+    return out;
+  }
+}
+
+function hashSeed(seed: number, name: string): number {
+  let h = seed ^ 0x9e3779b9;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+const K_QUANTS = new Set([GGMLType.Q4_K, GGMLType.Q6_K]);
+
+/** The storage type of a matmul weight under a scheme; K-quants need rows of 256. */
+function matmulType(scheme: WeightScheme, role: string, cols: number, outputType?: GGMLType): GGMLType {
+  let t: GGMLType;
+  if (role === "output" && outputType !== undefined) t = outputType;
+  else if (scheme === "Q4_K_M") t = role === "output" || role === "attn_v" || role === "ffn_down" ? GGMLType.Q6_K : GGMLType.Q4_K;
+  else t = GGMLType[scheme];
+  // llama.cpp's quantizer falls back the same way for rows that are not whole super-blocks.
+  if (K_QUANTS.has(t) && cols % 256 !== 0) t = GGMLType.Q8_0;
+  if ((t === GGMLType.Q4_0 || t === GGMLType.Q8_0) && cols % 32 !== 0) t = GGMLType.F16;
+  return t;
+}
+
+interface TensorPlan {
+  name: string;
+  dims: number[];
+  type: GGMLType;
+  make: () => Float32Array;
+}
+
+function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): TensorPlan[] {
+  const seed = opts.seed ?? 1;
+  const e = shape.nEmbd;
+  const hd = shape.headDim ?? e / shape.nHead;
+  const out: TensorPlan[] = [];
+  const gaussian = (name: string, n: number, scale: number, mean = 0) => () => new Gaussian(hashSeed(seed, name)).fill(n, scale, mean);
+  const matmul = (name: string, role: string, cols: number, rows: number, extra: number[] = []) => {
+    const count = cols * rows * extra.reduce((a, b) => a * b, 1);
+    out.push({ name, dims: [cols, rows, ...extra], type: matmulType(opts.weights, role, cols, opts.outputType), make: gaussian(name, count, 1 / Math.sqrt(cols)) });
+  };
+  const vector = (name: string, n: number, mean: number, scale: number) =>
+    out.push({ name, dims: [n], type: GGMLType.F32, make: gaussian(name, n, scale, mean) });
+
+  out.push({ name: "token_embd.weight", dims: [e, nVocab], type: matmulType(opts.weights, "token_embd", e), make: gaussian("token_embd.weight", e * nVocab, 1) });
+  for (let b = 0; b < shape.nLayer; b++) {
+    const p = `blk.${b}.`;
+    vector(`${p}attn_norm.weight`, e, 1, 0.1);
+    matmul(`${p}attn_q.weight`, "attn_q", e, shape.nHead * hd);
+    matmul(`${p}attn_k.weight`, "attn_k", e, shape.nHeadKv * hd);
+    matmul(`${p}attn_v.weight`, "attn_v", e, shape.nHeadKv * hd);
+    matmul(`${p}attn_output.weight`, "attn_output", shape.nHead * hd, e);
+    if (shape.qkvBias) {
+      vector(`${p}attn_q.bias`, shape.nHead * hd, 0, 0.5);
+      vector(`${p}attn_k.bias`, shape.nHeadKv * hd, 0, 0.5);
+      vector(`${p}attn_v.bias`, shape.nHeadKv * hd, 0, 0.5);
+    }
+    if (shape.qkNorm) {
+      vector(`${p}attn_q_norm.weight`, hd, 1, 0.1);
+      vector(`${p}attn_k_norm.weight`, hd, 1, 0.1);
+    }
+    vector(`${p}ffn_norm.weight`, e, 1, 0.1);
+    const moe = shape.moe;
+    if (moe && b >= (moe.leadingDenseBlocks ?? 0)) {
+      matmul(`${p}ffn_gate_inp.weight`, "ffn_gate_inp", e, moe.nExpert);
+      matmul(`${p}ffn_gate_exps.weight`, "ffn_gate", e, moe.nFfExp, [moe.nExpert]);
+      matmul(`${p}ffn_up_exps.weight`, "ffn_up", e, moe.nFfExp, [moe.nExpert]);
+      matmul(`${p}ffn_down_exps.weight`, "ffn_down", moe.nFfExp, e, [moe.nExpert]);
+      if (moe.selectionBias) vector(`${p}exp_probs_b.bias`, moe.nExpert, 0, 0.1);
+      if (moe.nFfShexp) {
+        matmul(`${p}ffn_gate_shexp.weight`, "ffn_gate", e, moe.nFfShexp);
+        matmul(`${p}ffn_up_shexp.weight`, "ffn_up", e, moe.nFfShexp);
+        matmul(`${p}ffn_down_shexp.weight`, "ffn_down", moe.nFfShexp, e);
+        if (moe.sharedGate) matmul(`${p}ffn_gate_inp_shexp.weight`, "ffn_gate_inp", e, 1);
+      }
+    } else {
+      matmul(`${p}ffn_gate.weight`, "ffn_gate", e, shape.nFf);
+      matmul(`${p}ffn_up.weight`, "ffn_up", e, shape.nFf);
+      matmul(`${p}ffn_down.weight`, "ffn_down", shape.nFf, e);
+    }
+  }
+  vector("output_norm.weight", e, 1, 0.1);
+  if (!shape.tiedEmbeddings) {
+    const type = matmulType(opts.weights, "output", e, opts.outputType);
+    out.push({
+      name: "output.weight",
+      dims: [e, nVocab],
+      type,
+      make: () => {
+        // Log-normal row norms: a few tokens dominate, as in a trained model's head.
+        const g = new Gaussian(hashSeed(seed, "output.weight"));
+        const w = new Float32Array(e * nVocab);
+        for (let r = 0; r < nVocab; r++) {
+          const rowScale = Math.exp(0.5 * g.next()) / Math.sqrt(e);
+          for (let c = 0; c < e; c++) w[r * e + c] = rowScale * g.next();
+        }
+        return w;
+      },
+    });
+  }
+  return out;
+}
+
+function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string, GGUFKV]> {
+  const a = shape.architecture;
+  const hd = shape.headDim ?? shape.nEmbd / shape.nHead;
+  const m: Array<[string, GGUFKV]> = [
+    ["general.architecture", kv.str(a)],
+    ["general.name", kv.str(name)],
+    [`${a}.context_length`, kv.u32(shape.contextLength)],
+    [`${a}.embedding_length`, kv.u32(shape.nEmbd)],
+    [`${a}.block_count`, kv.u32(shape.nLayer)],
+    [`${a}.feed_forward_length`, kv.u32(shape.nFf)],
+    [`${a}.attention.head_count`, kv.u32(shape.nHead)],
+    [`${a}.attention.head_count_kv`, kv.u32(shape.nHeadKv)],
+    [`${a}.attention.layer_norm_rms_epsilon`, kv.f32(shape.normEps ?? 1e-5)],
+    [`${a}.rope.freq_base`, kv.f32(shape.ropeFreqBase ?? 10000)],
+    [`${a}.rope.dimension_count`, kv.u32(hd)],
+  ];
+  if (shape.headDim !== undefined) {
+    m.push([`${a}.attention.key_length`, kv.u32(hd)], [`${a}.attention.value_length`, kv.u32(hd)]);
+  }
+  if (shape.slidingWindow) m.push([`${a}.attention.sliding_window`, kv.u32(shape.slidingWindow)]);
+  const moe = shape.moe;
+  if (moe) {
+    m.push([`${a}.expert_count`, kv.u32(moe.nExpert)], [`${a}.expert_used_count`, kv.u32(moe.nExpertUsed)]);
+    m.push([`${a}.expert_feed_forward_length`, kv.u32(moe.nFfExp)]);
+    if (moe.nFfShexp) m.push([`${a}.expert_shared_feed_forward_length`, kv.u32(moe.nFfShexp)]);
+    if (moe.nSharedExpert) m.push([`${a}.expert_shared_count`, kv.u32(moe.nSharedExpert)]);
+    if (moe.leadingDenseBlocks) m.push([`${a}.leading_dense_block_count`, kv.u32(moe.leadingDenseBlocks)]);
+    if (moe.weightsScale !== undefined) m.push([`${a}.expert_weights_scale`, kv.f32(moe.weightsScale)]);
+    if (moe.normTopK !== undefined) m.push([`${a}.expert_weights_norm`, kv.bool(moe.normTopK)]);
+    if (moe.gating) m.push([`${a}.expert_gating_func`, kv.u32(moe.gating === "softmax" ? 1 : 2)]);
+    if (moe.nGroup) m.push([`${a}.expert_group_count`, kv.u32(moe.nGroup)], [`${a}.expert_group_used_count`, kv.u32(moe.nGroupUsed ?? 1)]);
+  }
+  return m;
+}
+
+/** Writes the model; returns the file size in bytes. */
+export function writeSyntheticModel(file: string, shape: ModelShape, options: SyntheticOptions): number {
+  const vocab = loadVocab(options.vocab);
+  const plans = tensorsFor(shape, vocab.size, options);
+  const tensors: GGUFTensorSpec[] = plans.map((p) => ({
+    name: p.name,
+    type: p.type,
+    dims: p.dims,
+    data: () => quantize(p.type, p.make(), p.dims[0]),
+  }));
+  const metadata = [
+    ...hyperparameterMetadata(shape, `synthetic-${shape.architecture}-${options.weights}`),
+    ...vocab.metadata,
+  ];
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  writeGGUF(file, { metadata, tensors });
+  return fs.statSync(file).size;
+}
+
+/** Bytes of the weights a decode step reads (every tensor but the embedding table). */
+export function decodeWeightBytes(shape: ModelShape, options: SyntheticOptions, nVocab: number): number {
+  return tensorsFor(shape, nVocab, options)
+    .filter((t) => t.name !== "token_embd.weight" || shape.tiedEmbeddings)
+    .reduce((sum, t) => {
+      const info = GGML_TYPE_INFO[t.type];
+      const count = t.dims.reduce((a, b) => a * b, 1);
+      return sum + (count / info.blockSize) * info.typeSize;
+    }, 0);
+}
+
