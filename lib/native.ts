@@ -22,6 +22,8 @@ export interface NativeContext {
   dispose(): void;
   readonly capacity: number;
   readonly memoryBytes: number;
+  /** Nanoseconds the executor spent in the last eval, excluding the N-API crossing. */
+  readonly lastEvalNs: number;
 }
 
 export interface NativeModel {
