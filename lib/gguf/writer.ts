@@ -137,7 +137,7 @@ function writeValue(out: ByteSink, type: GGUFValueType, value: GGUFKV["value"]):
   const arr = value as GGUFArray;
   out.u32(arr.itemType);
   out.u64(arr.items.length);
-  for (const item of arr.items as ArrayLike<unknown>) {
+  for (const item of Array.from(arr.items as ArrayLike<unknown>)) {
     if (arr.itemType === GGUFValueType.ARRAY) {
       const inner = item as GGUFArray;
       writeValue(out, GGUFValueType.ARRAY, inner);
