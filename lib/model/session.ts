@@ -44,6 +44,11 @@ export class Session {
     return this.context === undefined;
   }
 
+  /** Milliseconds the native forward pass took in the last evaluation (no N-API or JS time). */
+  get lastNativeMs(): number {
+    return this.live().lastEvalNs / 1e6;
+  }
+
   /** Appends `tokens` to the cache and resolves to a copy of the last token's logits. */
   async evaluate(tokens: ArrayLike<number>, options: EvaluateOptions = {}): Promise<Float32Array> {
     return (await this.evaluateShared(tokens, options)).slice();

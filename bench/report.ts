@@ -1,0 +1,95 @@
+/** Writes a benchmark run as JSON, a Markdown table and an SVG bar chart of the ratios. */
+import fs from "node:fs";
+import path from "node:path";
+import type { E2EResult } from "./e2e.js";
+
+export interface KernelRow {
+  kernel: string;
+  shape: string;
+  ms: number;
+  gbps: number;
+  gflops: number;
+  /** Share of the measured read bandwidth (matvec) */
+  bandwidthShare: number | null;
+}
+
+export interface BenchReport {
+  date: string;
+  machine: { cpu: string; cores: number; isa: string };
+  readBandwidthGBps: number | null;
+  kernels: KernelRow[];
+  e2e: Array<E2EResult & { decodeBytes: number | null; decodeBandwidthShare: number | null }>;
+  targets: Array<{ target: string; measured: string; met: boolean }>;
+}
+
+const fmt = (x: number | null, d = 1) => (x === null || !Number.isFinite(x) ? "–" : x.toFixed(d));
+
+export function markdown(r: BenchReport): string {
+  const lines: string[] = [];
+  lines.push(`# Tessera benchmark — ${r.date}`, "");
+  lines.push(`${r.machine.cpu}, ${r.machine.cores} cores, ISA ${r.machine.isa}; measured read bandwidth ${fmt(r.readBandwidthGBps)} GB/s`, "");
+  if (r.e2e.length) {
+    lines.push("## End to end (tokens/s, medians; same GGUF, same threads, alternating runs)", "");
+    lines.push("| model | threads | prefill tessera | prefill llama.cpp | ratio | decode tessera | decode llama.cpp | ratio | decode / bandwidth limit | N-API share |");
+    lines.push("|---|---|---|---|---|---|---|---|---|---|");
+    for (const e of r.e2e) {
+      const pr = e.tessera.prefillTps && e.llamaCpp.prefillTps ? e.tessera.prefillTps / e.llamaCpp.prefillTps : null;
+      lines.push(
+        `| ${e.model} | ${e.threads} | ${fmt(e.tessera.prefillTps)} | ${fmt(e.llamaCpp.prefillTps)} | ${fmt(pr, 2)}× | ` +
+          `${fmt(e.tessera.decodeTps)} | ${fmt(e.llamaCpp.decodeTps)} | ${fmt(e.tessera.decodeTps / e.llamaCpp.decodeTps, 2)}× | ` +
+          `${e.decodeBandwidthShare === null ? "–" : (e.decodeBandwidthShare * 100).toFixed(0) + "%"} | ${(e.napiOverheadShare * 100).toFixed(2)}% |`,
+      );
+    }
+    lines.push("");
+  }
+  if (r.kernels.length) {
+    lines.push("## Kernels", "", "| kernel | shape | ms | GB/s | GFLOP/s | of read bandwidth |", "|---|---|---|---|---|---|");
+    for (const k of r.kernels)
+      lines.push(`| ${k.kernel} | ${k.shape} | ${fmt(k.ms, 3)} | ${fmt(k.gbps)} | ${fmt(k.gflops)} | ${k.bandwidthShare === null ? "–" : (k.bandwidthShare * 100).toFixed(0) + "%"} |`);
+    lines.push("");
+  }
+  if (r.targets.length) {
+    lines.push("## Targets", "", "| target | measured | met |", "|---|---|---|");
+    for (const t of r.targets) lines.push(`| ${t.target} | ${t.measured} | ${t.met ? "yes" : "**no**"} |`);
+    lines.push("");
+  }
+  return lines.join("\n");
+}
+
+/** Horizontal bars: Tessera / llama.cpp ratio per model and phase, with the 1.0 line. */
+export function svgChart(r: BenchReport): string {
+  const bars: Array<{ label: string; ratio: number }> = [];
+  for (const e of r.e2e) {
+    if (e.tessera.prefillTps && e.llamaCpp.prefillTps) bars.push({ label: `${e.model} prefill`, ratio: e.tessera.prefillTps / e.llamaCpp.prefillTps });
+    bars.push({ label: `${e.model} decode`, ratio: e.tessera.decodeTps / e.llamaCpp.decodeTps });
+  }
+  const rowH = 26;
+  const left = 260;
+  const width = 760;
+  const maxRatio = Math.max(2, ...bars.map((b) => b.ratio)) * 1.1;
+  const x = (v: number) => left + ((width - left - 60) * v) / maxRatio;
+  const height = 50 + bars.length * rowH;
+  const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<text x="10" y="20" font-size="14" font-weight="bold">Tessera / llama.cpp tokens-per-second ratio (${esc(r.date)})</text>`,
+  ];
+  bars.forEach((b, i) => {
+    const y = 34 + i * rowH;
+    out.push(`<text x="${left - 8}" y="${y + 15}" text-anchor="end">${esc(b.label)}</text>`);
+    out.push(`<rect x="${left}" y="${y + 3}" width="${x(b.ratio) - left}" height="${rowH - 8}" fill="${b.ratio >= 1 ? "#2e7d32" : "#c62828"}"/>`);
+    out.push(`<text x="${x(b.ratio) + 4}" y="${y + 15}">${b.ratio.toFixed(2)}×</text>`);
+  });
+  out.push(`<line x1="${x(1)}" y1="28" x2="${x(1)}" y2="${height - 6}" stroke="#333" stroke-dasharray="4 3"/>`);
+  out.push("</svg>");
+  return out.join("\n");
+}
+
+export function writeReport(dir: string, r: BenchReport): string[] {
+  fs.mkdirSync(dir, { recursive: true });
+  const files = [path.join(dir, "results.json"), path.join(dir, "results.md"), path.join(dir, "chart.svg")];
+  fs.writeFileSync(files[0], JSON.stringify(r, null, 2));
+  fs.writeFileSync(files[1], markdown(r));
+  fs.writeFileSync(files[2], svgChart(r));
+  return files;
+}

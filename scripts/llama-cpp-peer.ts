@@ -1,0 +1,86 @@
+/**
+ * The reference implementation, llama.cpp through node-llama-cpp's prebuilt CPU binary,
+ * wrapped for conformance tests (per-position logits) and side-by-side benchmarks
+ * (prefill and greedy decode timings). Always set `threads`: its default oversubscribes
+ * small machines by orders of magnitude.
+ */
+import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
+
+let llamaPromise: Promise<Llama> | undefined;
+
+async function llama(): Promise<Llama> {
+  llamaPromise ??= import("node-llama-cpp").then((m) =>
+    m.getLlama({ gpu: false, build: "never", skipDownload: true, logLevel: m.LlamaLogLevel.error, progressLogs: false }),
+  );
+  return llamaPromise;
+}
+
+export interface PeerOptions {
+  threads: number;
+  contextSize: number;
+  batchSize?: number;
+}
+
+export class LlamaCppPeer {
+  private constructor(
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    private sequence: LlamaContextSequence,
+  ) {}
+
+  static async open(modelPath: string, options: PeerOptions): Promise<LlamaCppPeer> {
+    const l = await llama();
+    const model = await l.loadModel({ modelPath, gpuLayers: 0, useMmap: true });
+    const context = await model.createContext({
+      contextSize: options.contextSize,
+      batchSize: options.batchSize ?? Math.min(512, options.contextSize),
+      threads: options.threads,
+      sequences: 1,
+    });
+    return new LlamaCppPeer(model, context, context.getSequence());
+  }
+
+  tokenize(text: string, special = false): number[] {
+    return this.model.tokenize(text, special).map(Number);
+  }
+
+  /** Logits of every position of `tokens` (evaluated from an empty cache). */
+  async logitsPerPosition(tokens: number[], nVocab: number): Promise<Float32Array[]> {
+    await this.sequence.clearHistory();
+    const res = await this.sequence.controlledEvaluate(tokens.map((t) => [t as never, { generateNext: { logits: true } }]));
+    return res.map((r, i) => {
+      const map = r?.next?.logits;
+      if (!map) throw new Error(`llama.cpp returned no logits for position ${i}`);
+      const out = new Float32Array(nVocab);
+      for (const [tok, v] of map) out[Number(tok)] = v;
+      return out;
+    });
+  }
+
+  /** Evaluates `tokens` from an empty cache; returns milliseconds. */
+  async prefill(tokens: number[]): Promise<number> {
+    await this.sequence.clearHistory();
+    const t0 = performance.now();
+    await this.sequence.evaluateWithoutGeneratingNewTokens(tokens as never[]);
+    return performance.now() - t0;
+  }
+
+  /** Greedy decode of n tokens after `prompt`; returns the tokens and the decode milliseconds
+   *  (the first token, which also evaluates the prompt, is not counted). */
+  async decode(prompt: number[], n: number): Promise<{ tokens: number[]; ms: number }> {
+    await this.sequence.clearHistory();
+    const tokens: number[] = [];
+    let t0 = 0;
+    for await (const tok of this.sequence.evaluate(prompt as never[], { temperature: 0 })) {
+      if (tokens.length === 0) t0 = performance.now();
+      tokens.push(Number(tok));
+      if (tokens.length > n) break;
+    }
+    return { tokens: tokens.slice(0, n), ms: performance.now() - t0 };
+  }
+
+  async dispose(): Promise<void> {
+    await this.context.dispose();
+    await this.model.dispose();
+  }
+}
