@@ -169,4 +169,31 @@ static inline uint16_t fp32_to_fp16(float f) {
 
 static inline float bf16_to_fp32(uint16_t h) { return fp32_from_bits(static_cast<uint32_t>(h) << 16); }
 
+// float -> bfloat16 with round-to-nearest-even; NaN stays a (quiet) NaN.
+static inline uint16_t fp32_to_bf16(float f) {
+  const uint32_t w = fp32_to_bits(f);
+  if ((w & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((w >> 16) | 64);
+  return static_cast<uint16_t>((w + (0x7fffu + ((w >> 16) & 1))) >> 16);
+}
+
+// Rounds to the nearest integer, ties to even (what the vector kernels' rounding mode does),
+// for |x| < 2^22.
+static inline int nearest_int(float x) {
+  const float shifted = x + 12582912.f;  // 1.5 * 2^23 puts the integer in the low mantissa bits
+  int32_t bits;
+  std::memcpy(&bits, &shifted, sizeof bits);
+  return (bits & 0x007fffff) - 0x00400000;
+}
+
+// The 6-bit scale and min of sub-block j (0..7) of a Q4_K super-block.
+static inline void q4k_scale_min(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
+  if (j < 4) {
+    *scale = q[j] & 63;
+    *min = q[j + 4] & 63;
+  } else {
+    *scale = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    *min = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
 }  // namespace tessera

@@ -35,8 +35,7 @@ void CpuExecutor::layout(BumpAllocator& a) {
   s_.up = a.take<float>(B * ff);
   s_.logits = a.take<float>(p.n_vocab);
   const int64_t widest_input = max3(p.n_embd, o_w, ff);
-  for (ActFormat f : {ActFormat::Q8_0, ActFormat::Q8_K})
-    s_.act[static_cast<int>(f)] = a.take<uint8_t>(act_bytes(f, widest_input, batch_));
+  for (ActFormat f : kEncodedActFormats) s_.act[static_cast<int>(f)] = a.take<uint8_t>(act_bytes(f, widest_input, batch_));
   s_.attn_scratch = a.take<float>(attn_scratch_floats_ * pool_.size());
   s_.pos = a.take<int32_t>(B);
 }
@@ -49,7 +48,7 @@ Status CpuExecutor::init(const ExecutorOptions& options) {
   if (options.context_size < 1) return Status::error(StatusCode::InvalidArgument, "context size must be positive");
   capacity_ = options.context_size;
   batch_ = std::max(1, std::min(options.batch_size, capacity_));
-  attn_scratch_floats_ = attention_scratch_floats(capacity_, p.head_dim_v);
+  attn_scratch_floats_ = attention_scratch_floats(capacity_, p.head_dim, p.head_dim_v);
 
   // KV cache: fp16, per layer [n_head_kv][capacity][head_dim] for K and likewise for V.
   const uint64_t k_elems = uint64_t(p.n_head_kv) * capacity_ * p.head_dim;
@@ -98,7 +97,7 @@ Status CpuExecutor::eval(const int32_t* tokens, int n_tokens, int pos0, bool all
 }
 
 void CpuExecutor::encode(const float* x, int n, int64_t cols, unsigned mask, int ith, int nth) {
-  for (ActFormat f : {ActFormat::Q8_0, ActFormat::Q8_K})
+  for (ActFormat f : kEncodedActFormats)
     if (mask & format_bit(f)) quantize_act(f, x, n, cols, s_.act[static_cast<int>(f)], ith, nth);
   pool_.barrier();
 }

@@ -31,7 +31,7 @@ class CpuExecutor final : public Executor {
     float* gate = nullptr;    // [B][n_ff]
     float* up = nullptr;      // [B][n_ff]
     float* logits = nullptr;  // [n_vocab] last-token logits before the copy-out
-    void* act[3] = {};        // encoded activations per ActFormat (F32 unused: rows are read in place)
+    void* act[5] = {};        // encoded activations per ActFormat (F32 unused: rows are read in place)
     float* attn_scratch = nullptr;  // per-thread attention work space
     int32_t* pos = nullptr;   // [B]
   };

@@ -18,9 +18,14 @@ namespace tessera::cpu {
 
 // ---------------------------------------------------------------- matmul (matmul.cpp)
 
-// The activation encoding a weight type's dot product consumes.
-enum class ActFormat { F32 = 0, Q8_0 = 1, Q8_K = 2 };
+// The activation encoding a weight type's dot product consumes (as in llama.cpp, so results
+// match it: F16/BF16 weights see activations rounded to their own type, Q4_0/Q8_0 see Q8_0
+// blocks, K-quants Q8_K super-blocks).
+enum class ActFormat { F32 = 0, F16 = 1, BF16 = 2, Q8_0 = 3, Q8_K = 4 };
+constexpr ActFormat kEncodedActFormats[] = {ActFormat::F16, ActFormat::BF16, ActFormat::Q8_0, ActFormat::Q8_K};
 ActFormat act_format_for(GgmlType weight_type);
+// Bytes of one encoded activation row of `cols` values.
+size_t act_row_bytes(ActFormat format, int64_t cols);
 // Bytes of n_tokens activation rows of `cols` values in `format`.
 size_t act_bytes(ActFormat format, int64_t cols, int n_tokens);
 // Encodes x [n_tokens][cols] into `out`; rows are split across threads.
@@ -107,7 +112,7 @@ struct AttentionArgs {
   int64_t ldo = 0;
   float* scratch = nullptr;  // attention_scratch_floats() floats per thread, thread ith uses its slice
 };
-size_t attention_scratch_floats(int capacity, int head_dim_v);
+size_t attention_scratch_floats(int capacity, int head_dim, int head_dim_v);
 // Causal attention with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)).
 // Work is split over (token, head) pairs.
 void attention(const AttentionArgs& a, int ith, int nth);

@@ -1,0 +1,62 @@
+// attention: causal softmax(q·K^T * scale) · V per (token, query head) over the fp16 KV
+// cache, with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)), an optional
+// sliding window and logit soft-capping. q is rounded to fp16 before the dot products, as
+// llama.cpp does when K is fp16; scores, softmax and the V accumulation are fp32.
+// Work is split over (token, head) pairs; each thread uses its own scratch slice:
+// [capacity] scores, [head_dim] rounded q, [head_dim_v] accumulator.
+#include <algorithm>
+#include <cmath>
+
+#include "core/thread_pool.h"
+#include "cpu/ops.h"
+
+namespace tessera::cpu {
+
+size_t attention_scratch_floats(int capacity, int head_dim, int head_dim_v) {
+  return size_t(capacity) + size_t(head_dim) + size_t(head_dim_v);
+}
+
+void attention(const AttentionArgs& a, int ith, int nth) {
+  const int group = a.n_head / a.n_head_kv;
+  float* scores = a.scratch + size_t(ith) * attention_scratch_floats(a.kv.capacity, a.head_dim, a.head_dim_v);
+  float* q16 = scores + a.kv.capacity;
+  float* acc = q16 + a.head_dim;
+  int64_t r0, r1;
+  split_range(int64_t(a.n_tokens) * a.n_head, ith, nth, &r0, &r1);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int t = int(r / a.n_head), h = int(r % a.n_head), g = h / group;
+    const int pos = a.pos0 + t;
+    const int lo = a.sliding_window > 0 ? std::max(0, pos - a.sliding_window + 1) : 0;
+    const float* q = a.q + t * a.ldq + int64_t(h) * a.head_dim;
+    for (int i = 0; i < a.head_dim; ++i) q16[i] = fp16_to_fp32(fp32_to_fp16(q[i]));
+    const uint16_t* kh = a.kv.k + int64_t(g) * a.kv.capacity * a.head_dim;
+    const uint16_t* vh = a.kv.v + int64_t(g) * a.kv.capacity * a.head_dim_v;
+
+    float max = -INFINITY;
+    for (int j = lo; j <= pos; ++j) {
+      const uint16_t* kj = kh + int64_t(j) * a.head_dim;
+      float s = 0.f;
+      for (int i = 0; i < a.head_dim; ++i) s += q16[i] * fp16_to_fp32(kj[i]);
+      s *= a.scale;
+      if (a.softcap != 0.f) s = a.softcap * std::tanh(s / a.softcap);
+      scores[j] = s;
+      max = std::max(max, s);
+    }
+    float sum = 0.f;
+    for (int j = lo; j <= pos; ++j) {
+      scores[j] = std::exp(scores[j] - max);
+      sum += scores[j];
+    }
+    std::fill(acc, acc + a.head_dim_v, 0.f);
+    for (int j = lo; j <= pos; ++j) {
+      const uint16_t* vj = vh + int64_t(j) * a.head_dim_v;
+      const float p = scores[j];
+      for (int i = 0; i < a.head_dim_v; ++i) acc[i] += p * fp16_to_fp32(vj[i]);
+    }
+    float* out = a.out + t * a.ldo + int64_t(h) * a.head_dim_v;
+    const float inv = 1.0f / sum;
+    for (int i = 0; i < a.head_dim_v; ++i) out[i] = acc[i] * inv;
+  }
+}
+
+}  // namespace tessera::cpu

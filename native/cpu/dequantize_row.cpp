@@ -1,0 +1,87 @@
+// dequantize_row: one row of n elements of a GGUF type to fp32 (embedding lookups and the
+// kernel harness). Block layouts as in core/ggml_types.h.
+#include <cstring>
+
+#include "cpu/ops.h"
+
+namespace tessera::cpu {
+
+void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
+  switch (type) {
+    case GgmlType::F32: std::memcpy(dst, src, size_t(n) * 4); return;
+    case GgmlType::F16: {
+      const uint16_t* h = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(h[i]);
+      return;
+    }
+    case GgmlType::BF16: {
+      const uint16_t* h = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(h[i]);
+      return;
+    }
+    case GgmlType::Q8_0: {
+      const BlockQ8_0* b = static_cast<const BlockQ8_0*>(src);
+      for (int64_t k = 0; k < n / QK8_0; ++k) {
+        const float d = fp16_to_fp32(b[k].d);
+        for (int i = 0; i < QK8_0; ++i) dst[k * QK8_0 + i] = d * b[k].qs[i];
+      }
+      return;
+    }
+    case GgmlType::Q4_0: {
+      const BlockQ4_0* b = static_cast<const BlockQ4_0*>(src);
+      for (int64_t k = 0; k < n / QK4_0; ++k) {
+        const float d = fp16_to_fp32(b[k].d);
+        for (int i = 0; i < QK4_0 / 2; ++i) {
+          dst[k * QK4_0 + i] = d * ((b[k].qs[i] & 0xF) - 8);
+          dst[k * QK4_0 + i + QK4_0 / 2] = d * ((b[k].qs[i] >> 4) - 8);
+        }
+      }
+      return;
+    }
+    case GgmlType::Q4_K: {
+      const BlockQ4_K* b = static_cast<const BlockQ4_K*>(src);
+      for (int64_t k = 0; k < n / QK_K; ++k) {
+        const float d = fp16_to_fp32(b[k].d), dmin = fp16_to_fp32(b[k].dmin);
+        const uint8_t* q = b[k].qs;
+        float* y = dst + k * QK_K;
+        for (int j = 0; j < QK_K / 64; ++j) {
+          uint8_t sc0, m0, sc1, m1;
+          q4k_scale_min(2 * j, b[k].scales, &sc0, &m0);
+          q4k_scale_min(2 * j + 1, b[k].scales, &sc1, &m1);
+          for (int l = 0; l < 32; ++l) y[l] = d * sc0 * (q[l] & 0xF) - dmin * m0;
+          for (int l = 0; l < 32; ++l) y[l + 32] = d * sc1 * (q[l] >> 4) - dmin * m1;
+          q += 32;
+          y += 64;
+        }
+      }
+      return;
+    }
+    case GgmlType::Q6_K: {
+      const BlockQ6_K* b = static_cast<const BlockQ6_K*>(src);
+      for (int64_t k = 0; k < n / QK_K; ++k) {
+        const float d = fp16_to_fp32(b[k].d);
+        const uint8_t* ql = b[k].ql;
+        const uint8_t* qh = b[k].qh;
+        const int8_t* sc = b[k].scales;
+        float* y = dst + k * QK_K;
+        for (int half = 0; half < 2; ++half) {
+          for (int l = 0; l < 32; ++l) {
+            const int is = l / 16;
+            y[l] = d * sc[is] * (((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+            y[l + 32] = d * sc[is + 2] * (((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+            y[l + 64] = d * sc[is + 4] * (((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+            y[l + 96] = d * sc[is + 6] * (((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+          }
+          ql += 64;
+          qh += 32;
+          sc += 8;
+          y += 128;
+        }
+      }
+      return;
+    }
+    default: std::memset(dst, 0, size_t(n) * 4); return;  // model.cpp rejects other embedding types
+  }
+}
+
+}  // namespace tessera::cpu

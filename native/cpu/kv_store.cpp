@@ -1,0 +1,25 @@
+// kv_store: writes the new tokens' keys and values into the fp16 cache of one layer,
+// K/V [n_head_kv][capacity][head_dim] (one head's history is one contiguous stream for the
+// attention kernel). Split over (token, kv head) rows.
+#include "core/thread_pool.h"
+#include "cpu/ops.h"
+
+namespace tessera::cpu {
+
+void kv_store(const KvLayer& kv, const float* k, int64_t ldk, const float* v, int64_t ldv, int n_tokens, int pos0,
+              int n_head_kv, int head_dim, int head_dim_v, int ith, int nth) {
+  int64_t r0, r1;
+  split_range(int64_t(n_tokens) * n_head_kv, ith, nth, &r0, &r1);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int t = int(r / n_head_kv), h = int(r % n_head_kv);
+    const int64_t slot = int64_t(h) * kv.capacity + pos0 + t;
+    const float* ks = k + t * ldk + int64_t(h) * head_dim;
+    const float* vs = v + t * ldv + int64_t(h) * head_dim_v;
+    uint16_t* kd = kv.k + slot * head_dim;
+    uint16_t* vd = kv.v + slot * head_dim_v;
+    for (int i = 0; i < head_dim; ++i) kd[i] = fp32_to_fp16(ks[i]);
+    for (int i = 0; i < head_dim_v; ++i) vd[i] = fp32_to_fp16(vs[i]);
+  }
+}
+
+}  // namespace tessera::cpu

@@ -1,0 +1,130 @@
+// Scalar dot-product tiles for every weight type (the reference path, and the fallback on
+// CPUs without AVX2). One weight row at a time against every token, fp32 accumulation per
+// block as in the ggml block formats: Q8_0/Q4_0 blocks of 32 multiply int8 activations and
+// scale by d_w * d_x; K-quants work per 256-value super-block with 6-bit sub-block scales.
+#include "cpu/dot_kernels.h"
+
+namespace tessera::cpu::scalar {
+
+namespace {
+
+float dot_f32(const float* w, const float* x, int64_t n) {
+  float sum = 0.f;
+  for (int64_t i = 0; i < n; ++i) sum += w[i] * x[i];
+  return sum;
+}
+
+float dot_f16(const uint16_t* w, const uint16_t* x, int64_t n) {
+  float sum = 0.f;
+  for (int64_t i = 0; i < n; ++i) sum += fp16_to_fp32(w[i]) * fp16_to_fp32(x[i]);
+  return sum;
+}
+
+float dot_bf16(const uint16_t* w, const uint16_t* x, int64_t n) {
+  float sum = 0.f;
+  for (int64_t i = 0; i < n; ++i) sum += bf16_to_fp32(w[i]) * bf16_to_fp32(x[i]);
+  return sum;
+}
+
+float dot_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int sumi = 0;
+    for (int i = 0; i < QK8_0; ++i) sumi += w[b].qs[i] * x[b].qs[i];
+    sum += fp16_to_fp32(w[b].d) * fp16_to_fp32(x[b].d) * static_cast<float>(sumi);
+  }
+  return sum;
+}
+
+float dot_q4_0(const BlockQ4_0* w, const BlockQ8_0* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int sumi = 0;
+    for (int i = 0; i < QK4_0 / 2; ++i) {
+      sumi += ((w[b].qs[i] & 0xF) - 8) * x[b].qs[i];
+      sumi += ((w[b].qs[i] >> 4) - 8) * x[b].qs[i + QK4_0 / 2];
+    }
+    sum += fp16_to_fp32(w[b].d) * fp16_to_fp32(x[b].d) * static_cast<float>(sumi);
+  }
+  return sum;
+}
+
+float dot_q4_k(const BlockQ4_K* w, const BlockQ8_K* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* q = w[b].qs;
+    const int8_t* a = x[b].qs;
+    int sumi = 0, summ = 0;
+    for (int j = 0; j < QK_K / 64; ++j) {
+      uint8_t sc_lo, m_lo, sc_hi, m_hi;
+      q4k_scale_min(2 * j, w[b].scales, &sc_lo, &m_lo);
+      q4k_scale_min(2 * j + 1, w[b].scales, &sc_hi, &m_hi);
+      int lo = 0, hi = 0;
+      for (int l = 0; l < 32; ++l) {
+        lo += (q[l] & 0xF) * a[l];
+        hi += (q[l] >> 4) * a[l + 32];
+      }
+      sumi += sc_lo * lo + sc_hi * hi;
+      summ += m_lo * (x[b].bsums[4 * j] + x[b].bsums[4 * j + 1]) + m_hi * (x[b].bsums[4 * j + 2] + x[b].bsums[4 * j + 3]);
+      q += 32;
+      a += 64;
+    }
+    sum += x[b].d * (fp16_to_fp32(w[b].d) * static_cast<float>(sumi) - fp16_to_fp32(w[b].dmin) * static_cast<float>(summ));
+  }
+  return sum;
+}
+
+float dot_q6_k(const BlockQ6_K* w, const BlockQ8_K* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* ql = w[b].ql;
+    const uint8_t* qh = w[b].qh;
+    const int8_t* sc = w[b].scales;
+    const int8_t* a = x[b].qs;
+    int sumi = 0;
+    for (int half = 0; half < 2; ++half) {
+      for (int l = 0; l < 32; ++l) {
+        const int is = l / 16;
+        const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        sumi += sc[is] * q1 * a[l] + sc[is + 2] * q2 * a[l + 32] + sc[is + 4] * q3 * a[l + 64] + sc[is + 6] * q4 * a[l + 96];
+      }
+      ql += 64;
+      qh += 32;
+      sc += 8;
+      a += 128;
+    }
+    sum += fp16_to_fp32(w[b].d) * x[b].d * static_cast<float>(sumi);
+  }
+  return sum;
+}
+
+float dot_row(GgmlType type, const uint8_t* w, const uint8_t* x, int64_t cols) {
+  switch (type) {
+    case GgmlType::F32: return dot_f32(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x), cols);
+    case GgmlType::F16: return dot_f16(reinterpret_cast<const uint16_t*>(w), reinterpret_cast<const uint16_t*>(x), cols);
+    case GgmlType::BF16: return dot_bf16(reinterpret_cast<const uint16_t*>(w), reinterpret_cast<const uint16_t*>(x), cols);
+    case GgmlType::Q8_0:
+      return dot_q8_0(reinterpret_cast<const BlockQ8_0*>(w), reinterpret_cast<const BlockQ8_0*>(x), cols / QK8_0);
+    case GgmlType::Q4_0:
+      return dot_q4_0(reinterpret_cast<const BlockQ4_0*>(w), reinterpret_cast<const BlockQ8_0*>(x), cols / QK4_0);
+    case GgmlType::Q4_K:
+      return dot_q4_k(reinterpret_cast<const BlockQ4_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
+    case GgmlType::Q6_K:
+      return dot_q6_k(reinterpret_cast<const BlockQ6_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
+    default: return 0.f;  // pack_weight rejects every other type before a kernel runs
+  }
+}
+
+}  // namespace
+
+void matmul_tile(GgmlType type, const DotTile& t, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* w = t.w + r * t.row_bytes;
+    for (int k = 0; k < t.n_tokens; ++k) t.y[k * t.ldy + r] = dot_row(type, w, t.act + k * t.act_stride, t.cols);
+  }
+}
+
+}  // namespace tessera::cpu::scalar

@@ -1,0 +1,88 @@
+// rope: rotary position embedding of x [n_tokens][n_heads][head_dim] in place. Pair i of
+// the first n_dims dimensions rotates by angle pos * base^(-2i/n_dims) (divided by the
+// per-pair freq_factors when present), with linear scaling (freq_scale) and YaRN ramp
+// mixing plus magnitude correction; dimensions past n_dims pass through. Normal style
+// rotates (2i, 2i+1), neox style (i, i + n_dims/2). The angle advances by repeated float
+// multiplication exactly as ggml computes it, so the rounding matches llama.cpp.
+// Work is split over (token, head) rows.
+#include <algorithm>
+#include <cmath>
+
+#include "core/thread_pool.h"
+#include "cpu/ops.h"
+
+namespace tessera::cpu {
+
+namespace {
+
+float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
+  return n_dims * std::log(n_ctx_orig / (n_rot * 2 * static_cast<float>(M_PI))) / (2 * std::log(base));
+}
+
+float yarn_ramp(float low, float high, int i0) {
+  const float y = (i0 / 2 - low) / std::max(0.001f, high - low);
+  return 1 - std::min(1.0f, std::max(0.0f, y));
+}
+
+// Llama 3.1 frequency adjustment, used when the file has no precomputed rope_freqs.
+float llama3_factor(const RopeParams& p, float freq) {
+  const float factor = 1.0f / p.freq_scale;
+  const float low_wavelen = p.n_ctx_orig / p.llama3_low_freq_factor;
+  const float high_wavelen = p.n_ctx_orig / p.llama3_high_freq_factor;
+  const float wavelen = 2 * static_cast<float>(M_PI) / freq;
+  if (wavelen < high_wavelen) return 1.0f;
+  if (wavelen > low_wavelen) return factor;
+  const float smooth = (p.n_ctx_orig / wavelen - p.llama3_low_freq_factor) / (p.llama3_high_freq_factor - p.llama3_low_freq_factor);
+  return 1.0f / ((1 - smooth) / factor + smooth);
+}
+
+}  // namespace
+
+void rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim, const RopeParams& p,
+          const float* freq_factors, int ith, int nth) {
+  const int n_dims = p.n_dims;
+  const float theta_scale = std::pow(p.freq_base, -2.0f / n_dims);
+  const bool yarn = p.scaling == RopeScaling::Yarn;
+  const bool llama3 = p.scaling == RopeScaling::Llama3 && freq_factors == nullptr;
+  // Linear and llama3 scaling act through the frequencies; YaRN also mixes in the
+  // unscaled angle for the high-frequency pairs.
+  const float freq_scale = (p.scaling == RopeScaling::Linear || yarn) ? p.freq_scale : 1.0f;
+  const float ext_factor = yarn ? p.yarn_ext_factor : 0.0f;
+  float corr_lo = 0, corr_hi = 0, mscale = 1.0f;
+  if (yarn) {
+    corr_lo = std::max(0.0f, std::floor(yarn_corr_dim(n_dims, p.n_ctx_orig, p.yarn_beta_fast, p.freq_base)));
+    corr_hi = std::min(float(n_dims - 1), std::ceil(yarn_corr_dim(n_dims, p.n_ctx_orig, p.yarn_beta_slow, p.freq_base)));
+    mscale = p.yarn_attn_factor;
+    if (ext_factor != 0.0f) mscale *= 1.0f + 0.1f * std::log(1.0f / freq_scale);
+  }
+
+  int64_t r0, r1;
+  split_range(int64_t(n_tokens) * n_heads, ith, nth, &r0, &r1);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int t = int(r / n_heads);
+    float* v = x + r * head_dim;
+    float theta_base = static_cast<float>(pos[t]);
+    float freq = 1.0f;  // base^(-2i/n_dims), tracked for the llama3 wavelength test
+    for (int i0 = 0; i0 < n_dims; i0 += 2) {
+      float theta_extrap = theta_base;
+      if (freq_factors) theta_extrap /= freq_factors[i0 / 2];
+      if (llama3) theta_extrap /= llama3_factor(p, freq);
+      const float theta_interp = freq_scale * theta_extrap;
+      float theta = theta_interp;
+      if (ext_factor != 0.0f) {
+        const float mix = yarn_ramp(corr_lo, corr_hi, i0) * ext_factor;
+        theta = theta_interp * (1 - mix) + theta_extrap * mix;
+      }
+      const float c = std::cos(theta) * mscale, s = std::sin(theta) * mscale;
+      const int a = p.kind == RopeKind::Neox ? i0 / 2 : i0;
+      const int b = p.kind == RopeKind::Neox ? i0 / 2 + n_dims / 2 : i0 + 1;
+      const float x0 = v[a], x1 = v[b];
+      v[a] = x0 * c - x1 * s;
+      v[b] = x0 * s + x1 * c;
+      theta_base *= theta_scale;
+      freq *= theta_scale;
+    }
+  }
+}
+
+}  // namespace tessera::cpu
