@@ -283,7 +283,7 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
         const g = new Gaussian(hashSeed(seed, "output.weight"));
         const w = new Float32Array(e * nVocab);
         for (let r = 0; r < nVocab; r++) {
-          const rowScale = Math.exp(0.5 * g.next()) / Math.sqrt(e);
+          const rowScale = Math.exp(1.0 * g.next()) / Math.sqrt(e);
           for (let c = 0; c < e; c++) w[r * e + c] = rowScale * g.next();
         }
         return w;

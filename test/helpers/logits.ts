@@ -29,3 +29,10 @@ export function top2Margin(x: ArrayLike<number>): number {
   }
   return a - b;
 }
+
+/** sqrt(mean((a - b)²)) */
+export function rmsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < b.length; i++) s += (a[i] - b[i]) ** 2;
+  return Math.sqrt(s / b.length);
+}
