@@ -84,7 +84,7 @@ export const SHAPE_VOCAB: Record<keyof typeof SHAPES, VocabSource> = {
 
 // ---------------------------------------------------------------- vocabularies
 
-interface Vocab {
+export interface Vocab {
   metadata: Array<[string, GGUFKV]>;
   size: number;
 }
@@ -110,7 +110,7 @@ function bpeVocab(pre: string, tokens: string[], types: number[], merges: string
 function readMerges(file: string): string[] {
   return fs
     .readFileSync(file, "utf8")
-    .split("\n")
+    .split(/\r?\n/)
     .filter((l) => l.length > 0 && !l.startsWith("#version"));
 }
 
@@ -126,7 +126,7 @@ function tokensFromEncoder(encoder: Record<string, number>, size: number): { tok
   return { tokens, types };
 }
 
-function loadVocab(source: VocabSource): Vocab {
+export function loadVocab(source: VocabSource): Vocab {
   switch (source) {
     case "stories": {
       const file = readGGUF(path.join(sharedDir, "models/stories260K.gguf"));

@@ -123,7 +123,7 @@ export function tokenizerFromHuggingFace(dir: string): Tokenizer {
     const vocab = buildVocab(encoder as Record<string, number>, added);
     const merges = fs
       .readFileSync(path.join(dir, mergesFile), "utf8")
-      .split("\n")
+      .split(/\r?\n/)
       .filter((l) => l.length > 0 && !l.startsWith("#version"));
     const text = byteLevelTextModel(vocab, merges, regexPreTokenizer([GPT2_PATTERN]), false);
     return new VocabTokenizer(vocab, text, specials(vocab, config, ["<|endoftext|>"], ["<|endoftext|>", "<|im_end|>"], false));

@@ -30,9 +30,9 @@ export function top2Margin(x: ArrayLike<number>): number {
   return a - b;
 }
 
-/** sqrt(mean((a - b)²)) */
-export function rmsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+/** sqrt(mean(x²)) */
+export function rms(x: ArrayLike<number>): number {
   let s = 0;
-  for (let i = 0; i < b.length; i++) s += (a[i] - b[i]) ** 2;
-  return Math.sqrt(s / b.length);
+  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+  return Math.sqrt(s / x.length);
 }
