@@ -41,14 +41,20 @@ export async function runKernelBench(o: KernelBenchOptions): Promise<KernelRow[]
   for (const [r, c] of shapes)
     for (const type of types) {
       const info = GGML_TYPE_INFO[type];
+      if (c % info.blockSize !== 0) continue; // K-quants need whole 256-value rows
       const w = quantize(type, randomMatrix(r * c, r ^ c), c);
+      // Rotate through copies totalling well over the last-level cache, so matvec streams
+      // from DRAM as in decode rather than re-reading a cache-resident matrix.
+      const copies = Array.from({ length: Math.min(64, Math.ceil((256 << 20) / w.length)) }, () => w.slice());
+      let next = 0;
       for (const m of batches) {
         const x = randomMatrix(m * c, 7);
         const label = `${m === 1 ? "matvec" : `matmul m=${m}`} ${info.name}`;
         o.onStep?.(`kernel ${label} ${r}x${c}`);
         const bench = new Bench({ time: o.quick ? 100 : 400, warmupTime: 50 });
         bench.add(label, () => {
-          k.matmul(type, w, r, c, x, m, o.threads);
+          k.matmul(type, copies[next], r, c, x, m, o.threads);
+          next = (next + 1) % copies.length;
         });
         await bench.run();
         const result = bench.tasks[0].result;
