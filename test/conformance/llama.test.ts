@@ -6,15 +6,11 @@
  */
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadModel } from "../../lib/index.js";
-import { Rng } from "../../lib/sampling/rng.js";
-import { LlamaCppPeer } from "../../scripts/llama-cpp-peer.js";
 import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../scripts/synthetic-model.js";
-import { argmax, relativeError, rms } from "../helpers/logits.js";
+import { compareWithLlamaCpp as compare, randomTokens } from "../helpers/compare-llama-cpp.js";
 import { hasShared, stories260K, tempDir } from "../helpers/paths.js";
 
 const SEQ = 64;
-const THREADS = 2;
 
 /**
  * Budgets on the per-position relative error. Both engines round and quantize activations
@@ -41,9 +37,6 @@ const BUDGET: Record<WeightScheme | "stories", number> = {
 /** Weight types whose kernels round activations (fp16/bf16/int8) before the dot product. */
 const ROUNDED_ACTIVATIONS = new Set<WeightScheme>(["F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q4_K_M"]);
 
-/** Top-2 margin, as a fraction of the logits' rms, below which llama.cpp's pick is a near-tie. */
-const NEAR_TIE = 0.1;
-
 const SMALL_LLAMA: ModelShape = {
   architecture: "llama",
   nLayer: 2,
@@ -53,44 +46,6 @@ const SMALL_LLAMA: ModelShape = {
   nFf: 512,
   contextLength: 256,
 };
-
-async function compare(file: string, tokens: number[], nVocab: number) {
-  const peer = await LlamaCppPeer.open(file, { threads: THREADS, contextSize: 128, flashAttention: false });
-  const ref = await peer.logitsPerPosition(tokens, nVocab);
-  await peer.dispose();
-  const model = await loadModel(file, { backend: "cpu", threads: THREADS, contextSize: 128 });
-  const session = model.createSession();
-  const ours: Float32Array[] = [];
-  for (const t of tokens) ours.push(Float32Array.from(await session.evaluate([t])));
-  // The batched prefill path must agree with token-by-token decoding.
-  session.reset();
-  const all = await session.evaluateAll(tokens);
-  model.dispose();
-  let maxRel = 0;
-  let maxBatchRel = 0;
-  let top1 = 0;
-  let nearTies = 0;
-  for (let i = 0; i < tokens.length; i++) {
-    maxRel = Math.max(maxRel, relativeError(ours[i], ref[i]));
-    maxBatchRel = Math.max(maxBatchRel, relativeError(all.subarray(i * nVocab, (i + 1) * nVocab), ref[i]));
-    const mine = argmax(ours[i]);
-    const theirs = argmax(ref[i]);
-    if (mine === theirs) top1++;
-    // A different pick counts as a near-tie only if llama.cpp's own logits put the two
-    // candidates within 10% of its logit spread (rms) of each other.
-    else {
-      const margin = (ref[i][theirs] - ref[i][mine]) / rms(ref[i]);
-      console.log(`top-1 differs at position ${i}: llama.cpp margin ${margin.toFixed(4)} of its logit rms`);
-      if (margin <= NEAR_TIE) nearTies++;
-    }
-  }
-  return { maxRel, maxBatchRel, top1, nearTies };
-}
-
-function randomTokens(n: number, nVocab: number, seed: number): number[] {
-  const rng = new Rng(seed);
-  return [1, ...Array.from({ length: n - 1 }, () => 3 + Math.floor(rng.next() * (nVocab - 3)))];
-}
 
 describe.runIf(hasShared)("logits match llama.cpp", () => {
   const dir = tempDir("conformance");
