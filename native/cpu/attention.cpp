@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "cpu/ops.h"
 
@@ -18,7 +19,12 @@ size_t attention_scratch_floats(int capacity, int head_dim, int head_dim_v) {
   return size_t(capacity) + size_t(head_dim) + size_t(head_dim_v);
 }
 
+namespace avx2 {
+void attention(const AttentionArgs& a, int ith, int nth);
+}
+
 void attention(const AttentionArgs& a, int ith, int nth) {
+  if (active_cpu_isa() == CpuIsa::Avx2) return avx2::attention(a, ith, nth);
   const int group = a.n_head / a.n_head_kv;
   float* scores = a.scratch + size_t(ith) * attention_scratch_floats(a.kv.capacity, a.head_dim, a.head_dim_v);
   float* q16 = scores + a.kv.capacity;

@@ -138,13 +138,24 @@ void tile_f32(const DotTile& t, int64_t r0, int64_t r1, int k0) {
         acc2[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), acc2[k]);
       }
     }
-    for (; c < t.cols; c += 8) {
+    for (; c + 8 <= t.cols; c += 8) {
       const __m256 wv = _mm256_loadu_ps(w + c);
       for (int k = 0; k < N; ++k)
         acc[k] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(reinterpret_cast<const float*>(t.act + (k0 + k) * t.act_stride) + c), acc[k]);
     }
-    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum(_mm256_add_ps(acc[k], acc2[k]));
+    for (int k = 0; k < N; ++k) {
+      const float* x = reinterpret_cast<const float*>(t.act + (k0 + k) * t.act_stride);
+      float tail = 0.f;
+      for (int64_t i = c; i < t.cols; ++i) tail += w[i] * x[i];
+      t.y[(k0 + k) * t.ldy + r] = hsum(_mm256_add_ps(acc[k], acc2[k])) + tail;
+    }
   }
+}
+
+template <bool kBf16>
+inline float scalar_half(uint16_t h) {
+  if constexpr (kBf16) return bf16_to_fp32(h);
+  else return _cvtsh_ss(h);
 }
 
 // F16 weights x F16 activations (BF16: the same with a shift instead of F16C).
@@ -173,12 +184,17 @@ void tile_half(const DotTile& t, int64_t r0, int64_t r1, int k0) {
         acc2[k] = _mm256_fmadd_ps(w1, load(x + 8), acc2[k]);
       }
     }
-    for (; c < t.cols; c += 8) {
+    for (; c + 8 <= t.cols; c += 8) {
       const __m256 wv = load(w + c);
       for (int k = 0; k < N; ++k)
         acc[k] = _mm256_fmadd_ps(wv, load(reinterpret_cast<const uint16_t*>(t.act + (k0 + k) * t.act_stride) + c), acc[k]);
     }
-    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum(_mm256_add_ps(acc[k], acc2[k]));
+    for (int k = 0; k < N; ++k) {
+      const uint16_t* x = reinterpret_cast<const uint16_t*>(t.act + (k0 + k) * t.act_stride);
+      float tail = 0.f;
+      for (int64_t i = c; i < t.cols; ++i) tail += scalar_half<kBf16>(w[i]) * scalar_half<kBf16>(x[i]);
+      t.y[(k0 + k) * t.ldy + r] = hsum(_mm256_add_ps(acc[k], acc2[k])) + tail;
+    }
   }
 }
 
@@ -281,8 +297,6 @@ bool tile_n(GgmlType type, const DotTile& t, int64_t r0, int64_t r1, int k0) {
 
 bool matmul_tile(GgmlType type, int layout, const DotTile& t, int64_t r0, int64_t r1) {
   if (layout != 0) return false;
-  // F32/F16/BF16 walk 8 columns at a time.
-  if ((type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16) && t.cols % 8 != 0) return false;
   int k0 = 0;
   for (; k0 + kTokens <= t.n_tokens; k0 += kTokens)
     if (!tile_n<kTokens>(type, t, r0, r1, k0)) return false;
