@@ -55,6 +55,10 @@ export interface ModelShape {
   qkNorm?: boolean;
   slidingWindow?: number;
   moe?: MoeShape;
+  /** RoPE context extension as the GGUF metadata describes it. */
+  ropeScaling?: { type: "linear" | "yarn"; factor: number; originalContext?: number };
+  /** Write a rope_freqs.weight tensor (per-pair frequency divisors, as Llama 3.1 files have). */
+  ropeFreqFactors?: boolean;
 }
 
 export interface SyntheticOptions {
@@ -277,6 +281,11 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
     }
   }
   vector("output_norm.weight", e, 1, 0.1);
+  if (shape.ropeFreqFactors) {
+    const pairs = hd / 2;
+    // Divisors from 1 (high frequencies) up to 8 (low frequencies), like Llama 3.1's.
+    out.push({ name: "rope_freqs.weight", dims: [pairs], type: GGMLType.F32, make: () => Float32Array.from({ length: pairs }, (_, i) => 1 + (7 * i) / (pairs - 1)) });
+  }
   if (!shape.tiedEmbeddings) {
     const type = matmulType(opts.weights, "output", e, opts.outputType);
     out.push({
@@ -318,6 +327,10 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
     m.push([`${a}.attention.key_length`, kv.u32(hd)], [`${a}.attention.value_length`, kv.u32(hd)]);
   }
   if (shape.slidingWindow) m.push([`${a}.attention.sliding_window`, kv.u32(shape.slidingWindow)]);
+  if (shape.ropeScaling) {
+    m.push([`${a}.rope.scaling.type`, kv.str(shape.ropeScaling.type)], [`${a}.rope.scaling.factor`, kv.f32(shape.ropeScaling.factor)]);
+    if (shape.ropeScaling.originalContext) m.push([`${a}.rope.scaling.original_context_length`, kv.u32(shape.ropeScaling.originalContext)]);
+  }
   const moe = shape.moe;
   if (moe) {
     m.push([`${a}.expert_count`, kv.u32(moe.nExpert)], [`${a}.expert_used_count`, kv.u32(moe.nExpertUsed)]);
