@@ -13,6 +13,7 @@ namespace tessera::cpu {
 // apart, activation rows `act_stride` bytes apart.
 struct DotTile {
   const uint8_t* w;
+  const uint8_t* packed;  // repacked rows for WeightLayout::Q4_0x8 (row r in group r / 8), or null
   size_t row_bytes;
   const uint8_t* act;
   size_t act_stride;
@@ -28,7 +29,7 @@ void matmul_tile(GgmlType type, const DotTile& t, int64_t r0, int64_t r1);
 
 namespace avx2 {
 // Returns false when the type has no AVX2 kernel (the caller falls back to scalar).
-bool matmul_tile(GgmlType type, int layout, const DotTile& t, int64_t r0, int64_t r1);
+bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r0, int64_t r1);
 }
 
 }  // namespace tessera::cpu

@@ -12,7 +12,7 @@ namespace tessera::cpu {
 namespace {
 
 DotTile tile_for(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy) {
-  return DotTile{w.data, ggml_row_bytes(w.type, w.cols), static_cast<const uint8_t*>(act),
+  return DotTile{w.data, w.packed, ggml_row_bytes(w.type, w.cols), static_cast<const uint8_t*>(act),
                  act_row_bytes(act_format_for(w.type), w.cols), w.cols, n_tokens, y, ldy};
 }
 

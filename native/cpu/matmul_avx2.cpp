@@ -9,6 +9,7 @@
 // Accumulation is per 8-lane fp32 vector with one horizontal sum per output.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "cpu/dot_kernels.h"
@@ -117,6 +118,45 @@ void tile_q4_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
       }
     }
     for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum(acc[k]) - 8.0f * offset[k];
+  }
+}
+
+// Q4_0 rows repacked in groups of 8 (WeightLayout::Q4_0x8): per block, the 8 row dot
+// products reduce into one vector (lane = row) with a hadd tree, so scales, the int->float
+// conversion and the accumulation run once per 8 rows. Rows [g0 * 8, g1 * 8).
+void groups_q4_0x8(const DotTile& t, int64_t g0, int64_t g1, int k0, int n) {
+  const int64_t nb = t.cols / QK4_0;
+  thread_local Q8Scales xs;
+  xs.compute(t, k0, n, nb);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const __m256i m4 = _mm256_set1_epi8(0xF);
+  auto row_dot = [&](const uint8_t* qs, __m256i xq) {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m256i w = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), m4);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, xq), ones16);
+  };
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint8_t* group = t.packed + size_t(g) * nb * 8 * sizeof(BlockQ4_0);
+    for (int k = 0; k < n; ++k) {
+      const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(t.act + (k0 + k) * t.act_stride);
+      __m256 acc = _mm256_setzero_ps(), offset = _mm256_setzero_ps();
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = group + size_t(b) * 8 * sizeof(BlockQ4_0);
+        _mm_prefetch(reinterpret_cast<const char*>(blk) + 1024, _MM_HINT_T0);
+        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[b].qs));
+        const __m256i h01 = _mm256_hadd_epi32(row_dot(blk + 16, xq), row_dot(blk + 32, xq));
+        const __m256i h23 = _mm256_hadd_epi32(row_dot(blk + 48, xq), row_dot(blk + 64, xq));
+        const __m256i h45 = _mm256_hadd_epi32(row_dot(blk + 80, xq), row_dot(blk + 96, xq));
+        const __m256i h67 = _mm256_hadd_epi32(row_dot(blk + 112, xq), row_dot(blk + 128, xq));
+        const __m256i h0123 = _mm256_hadd_epi32(h01, h23), h4567 = _mm256_hadd_epi32(h45, h67);
+        const __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20), _mm256_permute2x128_si256(h0123, h4567, 0x31));
+        const __m256 scales = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(scales, _mm256_set1_ps(xs.d[k * nb + b])), _mm256_cvtepi32_ps(sums), acc);
+        offset = _mm256_fmadd_ps(scales, _mm256_set1_ps(xs.dsum[k * nb + b]), offset);
+      }
+      const __m256 y = _mm256_fnmadd_ps(_mm256_set1_ps(8.0f), offset, acc);
+      _mm256_storeu_ps(t.y + (k0 + k) * t.ldy + g * 8, y);
+    }
   }
 }
 
@@ -295,8 +335,17 @@ bool tile_n(GgmlType type, const DotTile& t, int64_t r0, int64_t r1, int k0) {
 
 }  // namespace
 
-bool matmul_tile(GgmlType type, int layout, const DotTile& t, int64_t r0, int64_t r1) {
-  if (layout != 0) return false;
+bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r0, int64_t r1) {
+  if (layout == WeightLayout::Q4_0x8 && t.packed) {
+    // Whole 8-row groups from the repacked copy; any rows around them from the GGUF rows.
+    const int64_t g0 = (r0 + 7) / 8, g1 = r1 / 8;
+    if (g0 < g1) {
+      for (int k0 = 0; k0 < t.n_tokens; k0 += 8) groups_q4_0x8(t, g0, g1, k0, std::min(8, t.n_tokens - k0));
+      if (r0 < g0 * 8) matmul_tile(type, WeightLayout::Gguf, t, r0, g0 * 8);
+      if (g1 * 8 < r1) matmul_tile(type, WeightLayout::Gguf, t, g1 * 8, r1);
+      return true;
+    }
+  }
   int k0 = 0;
   for (; k0 + kTokens <= t.n_tokens; k0 += kTokens)
     if (!tile_n<kTokens>(type, t, r0, r1, k0)) return false;
