@@ -1,0 +1,3 @@
+/** Tokenizers: GGUF vocabularies (SentencePiece, byte-level BPE, WordPiece) and Hugging Face files. */
+export { tokenizerFromGGUF } from "./from-gguf.js";
+export type { Tokenizer, EncodeOptions, DecodeOptions, StreamDecoder, StreamDecoderOptions } from "./types.js";

@@ -1,0 +1,173 @@
+/**
+ * The tokenizer every loader builds: special-token partitioning, then a model-specific
+ * encoder for the raw text between special tokens; decoding concatenates token bytes.
+ */
+import { TesseraError } from "../errors.js";
+import { SpecialTokenMatcher } from "./special-tokens.js";
+import { TokenStreamDecoder } from "./stream-decoder.js";
+import {
+  MATCHED_WHOLE_ATTRS,
+  SKIPPABLE_ATTRS,
+  type DecodeOptions,
+  type EncodeOptions,
+  type StreamDecoder,
+  type StreamDecoderOptions,
+  type Tokenizer,
+} from "./types.js";
+import type { Vocabulary } from "./vocab.js";
+
+/** Encodes raw text that holds no special tokens. */
+export interface FragmentEncoder {
+  /**
+   * @param first the fragment starts the input text
+   * @param afterSpecial the fragment starts the input or follows a token matched whole
+   */
+  encode(text: string, first: boolean, afterSpecial: boolean, out: number[]): void;
+}
+
+/**
+ * Where the encoder put a space in front of text (SentencePiece's "▁" prefix), which
+ * decoding takes away again: never, only at the start of the input, or also after every
+ * token matched whole (llama.cpp's rule).
+ */
+export type SpacePrefix = "none" | "start" | "afterSpecial";
+
+export interface TokenizerParts {
+  vocab: Vocabulary;
+  encoder: FragmentEncoder;
+  bos: number | undefined;
+  eos: number | undefined;
+  addBos: boolean;
+  addEos: boolean;
+  /** Tokens encode puts around the text when asked to add special tokens. */
+  prefixIds: number[];
+  suffixIds: number[];
+  endOfGeneration: ReadonlySet<number>;
+  spacePrefix: SpacePrefix;
+  warnings: string[];
+}
+
+/** What decoding carries from one token to the next. */
+export interface DecodeState {
+  /** No text has been produced since the input start (or since a token matched whole). */
+  atStart: boolean;
+}
+
+const EMPTY = new Uint8Array(0);
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+export class TokenizerCore implements Tokenizer {
+  readonly vocabSize: number;
+  readonly bos: number | undefined;
+  readonly eos: number | undefined;
+  readonly addBos: boolean;
+  readonly addEos: boolean;
+  readonly warnings: readonly string[];
+  private readonly vocab: Vocabulary;
+  private readonly encoder: FragmentEncoder;
+  private readonly matcher: SpecialTokenMatcher;
+  private readonly prefixIds: number[];
+  private readonly suffixIds: number[];
+  private readonly eog: ReadonlySet<number>;
+  private readonly spacePrefix: SpacePrefix;
+
+  constructor(parts: TokenizerParts) {
+    this.vocab = parts.vocab;
+    this.vocabSize = parts.vocab.size;
+    this.encoder = parts.encoder;
+    this.bos = parts.bos;
+    this.eos = parts.eos;
+    this.addBos = parts.addBos;
+    this.addEos = parts.addEos;
+    this.prefixIds = parts.prefixIds;
+    this.suffixIds = parts.suffixIds;
+    this.eog = parts.endOfGeneration;
+    this.spacePrefix = parts.spacePrefix;
+    this.warnings = parts.warnings;
+    this.matcher = new SpecialTokenMatcher(parts.vocab);
+  }
+
+  encode(text: string, options?: EncodeOptions): number[] {
+    if (typeof text !== "string") throw new TesseraError("ERR_INVALID_TEXT", `encode takes a string, got ${typeof text}`);
+    // Lone surrogates cannot be written as UTF-8; they become U+FFFD, as Buffer.from does.
+    LONE_SURROGATE.lastIndex = 0;
+    if (LONE_SURROGATE.test(text)) text = text.replace(LONE_SURROGATE, "\uFFFD");
+    const out: number[] = [];
+    const addSpecial = options?.addSpecial ?? false;
+    if (addSpecial) for (const id of this.prefixIds) out.push(id);
+    if (text.length > 0) {
+      const fragments = this.matcher.partition(text, options?.parseSpecial ?? false);
+      let afterSpecial = true;
+      for (let i = 0; i < fragments.length; i++) {
+        const f = fragments[i];
+        if (typeof f === "number") {
+          out.push(f);
+          afterSpecial = true;
+        } else {
+          this.encoder.encode(f, i === 0, afterSpecial, out);
+          afterSpecial = false;
+        }
+      }
+    }
+    if (addSpecial) for (const id of this.suffixIds) out.push(id);
+    return out;
+  }
+
+  decode(ids: ArrayLike<number>, options?: DecodeOptions): string {
+    const skip = options?.skipSpecial ?? false;
+    const state: DecodeState = { atStart: true };
+    const pieces: Uint8Array[] = [];
+    let total = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const piece = this.piece(this.checkId(ids[i]), skip, state);
+      pieces.push(piece);
+      total += piece.length;
+    }
+    const bytes = new Uint8Array(total);
+    let at = 0;
+    for (const p of pieces) {
+      bytes.set(p, at);
+      at += p.length;
+    }
+    return new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes);
+  }
+
+  tokenBytes(id: number): Uint8Array {
+    return this.vocab.pieces[this.checkId(id)].slice();
+  }
+
+  isEndOfGeneration(id: number): boolean {
+    return this.eog.has(id);
+  }
+
+  isSpecial(id: number): boolean {
+    return this.vocab.has(id) && (this.vocab.attrs[id] & SKIPPABLE_ATTRS) !== 0;
+  }
+
+  createStreamDecoder(options?: StreamDecoderOptions): StreamDecoder {
+    return new TokenStreamDecoder(this, options);
+  }
+
+  /** The token's bytes in decoded text at this point; advances `state`. */
+  piece(id: number, skipSpecial: boolean, state: DecodeState): Uint8Array {
+    const attr = this.vocab.attrs[id];
+    if (attr & MATCHED_WHOLE_ATTRS) {
+      if (this.spacePrefix === "afterSpecial") state.atStart = true;
+      else if (!(state.atStart && id === this.bos)) state.atStart = false;
+      return skipSpecial && attr & SKIPPABLE_ATTRS ? EMPTY : this.vocab.pieces[id];
+    }
+    let piece = this.vocab.pieces[id];
+    if (state.atStart && piece.length > 0) {
+      state.atStart = false;
+      if (this.spacePrefix !== "none" && piece[0] === 0x20) piece = piece.subarray(1);
+    }
+    return piece;
+  }
+
+  checkId(id: number): number {
+    if (!this.vocab.has(id)) {
+      throw new TesseraError("ERR_INVALID_ARGUMENT", `token id ${id} is not in the vocabulary (0..${this.vocab.size - 1})`);
+    }
+    return id;
+  }
+}
