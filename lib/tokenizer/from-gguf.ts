@@ -5,12 +5,21 @@
  */
 import { TesseraError } from "../errors.js";
 import { GGUFValueType, type GGUFArray, type GGUFFile, type GGUFKV } from "../gguf/types.js";
+import { byteLevelDecode } from "./byte-level.js";
+import { BpeModel, PreTokenizedBpeEncoder, type MergeList } from "./bpe.js";
+import { preTokenizerByName, preTokenizerOfFamily } from "./pretokenizers.js";
+import { WordPieceEncoder } from "./wpm.js";
 import { SentencePieceEncoder, SentencePieceModel, SPM_SPACE } from "./spm.js";
 import { TokenizerCore, type FragmentEncoder, type SpacePrefix } from "./tokenizer.js";
 import { attrFromGGUFType, TokenAttr, type Tokenizer } from "./types.js";
 import { Vocabulary, type PieceSpelling } from "./vocab.js";
 
 const utf8 = new TextEncoder();
+
+/** Pre-tokenizer names whose vocabularies llama.cpp encodes without merging words that are tokens. */
+const IGNORE_MERGES_PRE = new Set(["llama3", "llama-v3", "llama-bpe", "falcon3", "tekken"]);
+/** Pre-tokenizer names whose BPE vocabularies add BOS by default. */
+const ADD_BOS_PRE = new Set(["llama3", "llama-v3", "llama-bpe", "falcon3", "tekken", "chameleon"]);
 
 export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
   const meta = file.metadata;
@@ -43,8 +52,38 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
     encoder = new SentencePieceEncoder(new SentencePieceModel(vocab, special.unk), addSpacePrefix);
     if (addSpacePrefix) spacePrefix = "afterSpecial";
     addBos = true;
+  } else if (model === "gpt2") {
+    vocab = new Vocabulary(texts, attrs, scoreArray, byteLevelDecode);
+    const merges = getStrings(meta, "tokenizer.ggml.merges");
+    if (!merges) throw new TesseraError("ERR_TOKENIZER", "the GGUF BPE vocabulary has no tokenizer.ggml.merges; re-convert the model");
+    const pre = getString(meta, "tokenizer.ggml.pre") ?? "";
+    let preTokenizer = preTokenizerByName(pre);
+    if (!preTokenizer) {
+      warnings.push(
+        pre === ""
+          ? "tokenizer.ggml.pre is missing; using the default BPE pre-tokenizer (text may split differently from the original tokenizer)"
+          : `unknown tokenizer.ggml.pre "${pre}"; using the default BPE pre-tokenizer (text may split differently from the original tokenizer)`,
+      );
+      preTokenizer = preTokenizerOfFamily("default");
+    }
+    const bpe = new BpeModel(vocab, parseMerges(merges), {
+      byteLevel: true,
+      byteFallback: false,
+      ignoreMerges: IGNORE_MERGES_PRE.has(pre),
+      unk: undefined,
+      fuseUnk: false,
+    });
+    if (bpe.missingBytes.some((b) => b < 0xf5 && b !== 0xc0 && b !== 0xc1)) {
+      warnings.push(`the vocabulary has no token for bytes ${bpe.missingBytes.map((b) => "0x" + b.toString(16)).join(", ")}; characters using them are dropped when encoding`);
+    }
+    encoder = new PreTokenizedBpeEncoder(bpe, preTokenizer.regexes);
+    addBos = ADD_BOS_PRE.has(pre);
   } else {
-    throw new TesseraError("ERR_TOKENIZER", `tokenizer.ggml.model "${model}" is not implemented yet`);
+    vocab = new Vocabulary(texts, attrs, scoreArray, spmSpelling);
+    if (special.unk === undefined) throw new TesseraError("ERR_TOKENIZER", "the WordPiece vocabulary has no unknown token (tokenizer.ggml.unknown_token_id)");
+    encoder = new WordPieceEncoder(vocab, special.unk);
+    spacePrefix = "afterSpecial";
+    addBos = true;
   }
   addBos = getBool(meta, "tokenizer.ggml.add_bos_token") ?? addBos;
   addEos = getBool(meta, "tokenizer.ggml.add_eos_token") ?? addEos;
@@ -54,11 +93,16 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
 
   const prefixIds: number[] = [];
   const suffixIds: number[] = [];
-  if (addBos) {
+  if (model === "bert") {
+    // BERT inputs are [CLS] text [SEP] whatever the add_bos/add_eos flags say.
+    if (special.bos === undefined || special.sep === undefined) throw new TesseraError("ERR_TOKENIZER", "the WordPiece vocabulary lacks its CLS or SEP token id");
+    prefixIds.push(special.bos);
+    suffixIds.push(special.sep);
+  } else if (addBos) {
     if (special.bos === undefined) throw new TesseraError("ERR_TOKENIZER", "the vocabulary asks for a BOS token but has none (tokenizer.ggml.bos_token_id)");
     prefixIds.push(special.bos);
   }
-  if (addEos) {
+  if (addEos && model !== "bert") {
     if (special.eos === undefined) throw new TesseraError("ERR_TOKENIZER", "the vocabulary asks for an EOS token but has none (tokenizer.ggml.eos_token_id)");
     suffixIds.push(special.eos);
   }
@@ -75,6 +119,17 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
     spacePrefix,
     warnings,
   });
+}
+
+/** "a b" -> ["a", "b"]; the separator is the first space after the first character. */
+export function parseMerges(lines: readonly string[]): MergeList {
+  const merges: [string, string][] = [];
+  for (const line of lines) {
+    const at = line.indexOf(" ", 1);
+    if (at < 0) throw new TesseraError("ERR_TOKENIZER", `BPE merge "${line}" has no space between its two parts; the merges are damaged`);
+    merges.push([line.slice(0, at), line.slice(at + 1)]);
+  }
+  return merges;
 }
 
 /** SentencePiece text: U+2581 stands for a space. */
