@@ -29,6 +29,17 @@ export interface BpeOptions {
 /** Merges as pairs of token texts, best first. */
 export type MergeList = readonly (readonly [string, string])[];
 
+/** "a b" -> ["a", "b"]; the separator is the first space after the first character. */
+export function parseMerges(lines: readonly string[]): MergeList {
+  const merges: [string, string][] = [];
+  for (const line of lines) {
+    const at = line.indexOf(" ", 1);
+    if (at < 0) throw new TesseraError("ERR_TOKENIZER", `BPE merge "${line}" has no space between its two parts; the merges are damaged`);
+    merges.push([line.slice(0, at), line.slice(at + 1)]);
+  }
+  return merges;
+}
+
 const MAX_CACHED_WORDS = 1 << 17;
 const MAX_CACHED_WORD_LENGTH = 64;
 

@@ -6,20 +6,15 @@
 import { TesseraError } from "../errors.js";
 import { GGUFValueType, type GGUFArray, type GGUFFile, type GGUFKV } from "../gguf/types.js";
 import { byteLevelDecode } from "./byte-level.js";
-import { BpeModel, PreTokenizedBpeEncoder, type MergeList } from "./bpe.js";
-import { preTokenizerByName, preTokenizerOfFamily } from "./pretokenizers.js";
+import { BpeModel, parseMerges, PreTokenizedBpeEncoder } from "./bpe.js";
+import { addsBosByDefault, ignoresMerges, preTokenizerByName, preTokenizerOfFamily } from "./pretokenizers.js";
 import { WordPieceEncoder } from "./wpm.js";
-import { SentencePieceEncoder, SentencePieceModel, SPM_SPACE } from "./spm.js";
+import { SentencePieceEncoder, SentencePieceModel, spmSpelling } from "./spm.js";
 import { TokenizerCore, type FragmentEncoder, type SpacePrefix } from "./tokenizer.js";
 import { attrFromGGUFType, TokenAttr, type Tokenizer } from "./types.js";
-import { Vocabulary, type PieceSpelling } from "./vocab.js";
+import { markControlTokens, type SpecialIds } from "./special-ids.js";
+import { Vocabulary } from "./vocab.js";
 
-const utf8 = new TextEncoder();
-
-/** Pre-tokenizer names whose vocabularies llama.cpp encodes without merging words that are tokens. */
-const IGNORE_MERGES_PRE = new Set(["llama3", "llama-v3", "llama-bpe", "falcon3", "tekken"]);
-/** Pre-tokenizer names whose BPE vocabularies add BOS by default. */
-const ADD_BOS_PRE = new Set(["llama3", "llama-v3", "llama-bpe", "falcon3", "tekken", "chameleon"]);
 
 export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
   const meta = file.metadata;
@@ -69,7 +64,7 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
     const bpe = new BpeModel(vocab, parseMerges(merges), {
       byteLevel: true,
       byteFallback: false,
-      ignoreMerges: IGNORE_MERGES_PRE.has(pre),
+      ignoreMerges: ignoresMerges(pre),
       unk: undefined,
       fuseUnk: false,
     });
@@ -77,7 +72,7 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
       warnings.push(`the vocabulary has no token for bytes ${bpe.missingBytes.map((b) => "0x" + b.toString(16)).join(", ")}; characters using them are dropped when encoding`);
     }
     encoder = new PreTokenizedBpeEncoder(bpe, preTokenizer.regexes);
-    addBos = ADD_BOS_PRE.has(pre);
+    addBos = addsBosByDefault(pre);
   } else {
     vocab = new Vocabulary(texts, attrs, scoreArray, spmSpelling);
     if (special.unk === undefined) throw new TesseraError("ERR_TOKENIZER", "the WordPiece vocabulary has no unknown token (tokenizer.ggml.unknown_token_id)");
@@ -121,36 +116,6 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
   });
 }
 
-/** "a b" -> ["a", "b"]; the separator is the first space after the first character. */
-export function parseMerges(lines: readonly string[]): MergeList {
-  const merges: [string, string][] = [];
-  for (const line of lines) {
-    const at = line.indexOf(" ", 1);
-    if (at < 0) throw new TesseraError("ERR_TOKENIZER", `BPE merge "${line}" has no space between its two parts; the merges are damaged`);
-    merges.push([line.slice(0, at), line.slice(at + 1)]);
-  }
-  return merges;
-}
-
-/** SentencePiece text: U+2581 stands for a space. */
-const spmSpelling: PieceSpelling = (text) => utf8.encode(text.replaceAll(SPM_SPACE, " "));
-
-interface SpecialIds {
-  bos?: number;
-  eos?: number;
-  eot?: number;
-  eom?: number;
-  unk?: number;
-  sep?: number;
-  pad?: number;
-  mask?: number;
-  fimPre?: number;
-  fimSuf?: number;
-  fimMid?: number;
-  fimPad?: number;
-  fimRep?: number;
-  fimSep?: number;
-}
 
 /** llama.cpp's defaults per model type, then the ids the metadata gives (when in range). */
 function readSpecialIds(meta: Map<string, GGUFKV>, model: string, n: number, warnings: string[]): SpecialIds {
@@ -189,59 +154,6 @@ function readSpecialIds(meta: Map<string, GGUFKV>, model: string, n: number, war
     if (v !== undefined && v >= n) delete ids[field];
   }
   return ids;
-}
-
-const EOT_TEXTS = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "<｜end▁of▁sentence｜>"];
-const EOG_TEXTS = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>"];
-const FIM_TEXTS: [keyof SpecialIds, string[]][] = [
-  ["fimPre", ["<|fim_prefix|>", "<fim-prefix>", "<｜fim▁begin｜>", "<PRE>"]],
-  ["fimSuf", ["<|fim_suffix|>", "<fim-suffix>", "<｜fim▁hole｜>", "<SUF>"]],
-  ["fimMid", ["<|fim_middle|>", "<fim-middle>", "<｜fim▁end｜>", "<MID>"]],
-  ["fimPad", ["<|fim_pad|>", "<fim-pad>", "<PAD>"]],
-  ["fimRep", ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>"]],
-  ["fimSep", ["<|file_sep|>"]],
-];
-
-/**
- * Finds end-of-turn and fill-in-the-middle tokens by their text when the metadata does not
- * name them, makes such tokens control tokens, and returns the end-of-generation set
- * (llama.cpp does the same: converters do not always record these ids).
- */
-function markControlTokens(vocab: Vocabulary, ids: SpecialIds): Set<number> {
-  const find = (texts: string[]): number | undefined => {
-    for (const t of texts) {
-      const id = vocab.idOf(t);
-      if (id !== undefined) return id;
-    }
-    return undefined;
-  };
-  const control = (id: number | undefined): void => {
-    if (id !== undefined) vocab.setAttr(id, TokenAttr.Control, true);
-  };
-  if (ids.eot === undefined) {
-    ids.eot = find(EOT_TEXTS);
-    control(ids.eot);
-  }
-  if (ids.eom === undefined) {
-    ids.eom = find(["<|eom_id|>"]);
-    control(ids.eom);
-  }
-  for (const [field, texts] of FIM_TEXTS) {
-    if (ids[field] === undefined) {
-      ids[field] = find(texts);
-      control(ids[field]);
-    }
-  }
-  const eog = new Set<number>();
-  for (const id of [ids.fimPad, ids.fimRep, ids.fimSep, ids.eos, ids.eot, ids.eom]) if (id !== undefined) eog.add(id);
-  for (const t of EOG_TEXTS) {
-    const id = vocab.idOf(t);
-    if (id !== undefined) {
-      eog.add(id);
-      control(id);
-    }
-  }
-  return eog;
 }
 
 /** Per-model token attributes llama.cpp sets by model or pre-tokenizer name. */

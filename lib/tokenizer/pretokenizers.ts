@@ -93,6 +93,19 @@ const NAMES: Record<string, string> = {
   llama4: "gpt4o",
 };
 
+/** Names whose vocabularies llama.cpp encodes without merging words that are tokens. */
+const IGNORE_MERGES = new Set(["llama3", "llama-v3", "llama-bpe", "falcon3", "tekken"]);
+/** Names whose BPE vocabularies add BOS by default. */
+const ADD_BOS = new Set(["llama3", "llama-v3", "llama-bpe", "falcon3", "tekken", "chameleon"]);
+
+export function ignoresMerges(name: string): boolean {
+  return IGNORE_MERGES.has(name);
+}
+
+export function addsBosByDefault(name: string): boolean {
+  return ADD_BOS.has(name);
+}
+
 export interface PreTokenizer {
   /** The family the name resolved to. */
   readonly family: string;

@@ -7,10 +7,13 @@
  * that are not tokens are written as their UTF-8 bytes with the <0xNN> byte tokens.
  */
 import { MergeQueue } from "./merge-queue.js";
-import { byteTokenText, type Vocabulary } from "./vocab.js";
+import { byteTokenText, type PieceSpelling, type Vocabulary } from "./vocab.js";
 
 export const SPM_SPACE = "\u2581";
 const utf8 = new TextEncoder();
+
+/** SentencePiece text: U+2581 stands for a space. */
+export const spmSpelling: PieceSpelling = (text) => utf8.encode(text.replaceAll(SPM_SPACE, " "));
 
 export class SentencePieceModel {
   private readonly queue = new MergeQueue();
