@@ -15,7 +15,6 @@ import { attrFromGGUFType, TokenAttr, type Tokenizer } from "./types.js";
 import { markControlTokens, type SpecialIds } from "./special-ids.js";
 import { Vocabulary } from "./vocab.js";
 
-
 export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
   const meta = file.metadata;
   const model = getString(meta, "tokenizer.ggml.model");
