@@ -212,6 +212,14 @@ export class BpeModel {
   }
 }
 
+/** A warning for byte-level vocabularies that cannot spell some UTF-8 bytes; undefined if none. */
+export function missingBytesWarning(model: BpeModel): string | undefined {
+  // 0xC0, 0xC1 and 0xF5..0xFF never occur in UTF-8: lacking them loses nothing.
+  const lost = model.missingBytes.filter((b) => b < 0xf5 && b !== 0xc0 && b !== 0xc1);
+  if (lost.length === 0) return undefined;
+  return `the vocabulary has no token for bytes ${lost.map((b) => "0x" + b.toString(16)).join(", ")}; characters using them are dropped when encoding`;
+}
+
 /** Raw text -> words (pre-tokenizer regexes) -> BPE per word. */
 export class PreTokenizedBpeEncoder {
   constructor(

@@ -6,7 +6,7 @@
 import { TesseraError } from "../errors.js";
 import { GGUFValueType, type GGUFArray, type GGUFFile, type GGUFKV } from "../gguf/types.js";
 import { byteLevelDecode } from "./byte-level.js";
-import { BpeModel, parseMerges, PreTokenizedBpeEncoder } from "./bpe.js";
+import { BpeModel, missingBytesWarning, parseMerges, PreTokenizedBpeEncoder } from "./bpe.js";
 import { addsBosByDefault, ignoresMerges, preTokenizerByName, preTokenizerOfFamily } from "./pretokenizers.js";
 import { WordPieceEncoder } from "./wpm.js";
 import { SentencePieceEncoder, SentencePieceModel, spmSpelling } from "./spm.js";
@@ -67,9 +67,8 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
       unk: undefined,
       fuseUnk: false,
     });
-    if (bpe.missingBytes.some((b) => b < 0xf5 && b !== 0xc0 && b !== 0xc1)) {
-      warnings.push(`the vocabulary has no token for bytes ${bpe.missingBytes.map((b) => "0x" + b.toString(16)).join(", ")}; characters using them are dropped when encoding`);
-    }
+    const lost = missingBytesWarning(bpe);
+    if (lost) warnings.push(lost);
     encoder = new PreTokenizedBpeEncoder(bpe, preTokenizer.regexes);
     addBos = addsBosByDefault(pre);
   } else {

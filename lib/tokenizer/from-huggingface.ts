@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { TesseraError } from "../errors.js";
 import { byteLevelDecode } from "./byte-level.js";
-import { BpeModel, parseMerges, PreTokenizedBpeEncoder, type MergeList } from "./bpe.js";
+import { BpeModel, missingBytesWarning, parseMerges, PreTokenizedBpeEncoder, type MergeList } from "./bpe.js";
 import { familyDefaults } from "./families.js";
 import { buildPipeline, HfBpeEncoder } from "./hf-pipeline.js";
 import { addsBosByDefault, ignoresMerges, preTokenizerByName } from "./pretokenizers.js";
@@ -210,6 +210,8 @@ function fromGpt2Files(dir: string, vocabFile: string, mergesFile: string, optio
   const warnings: string[] = [];
   const bpe = new BpeModel(vocab, merges, { byteLevel: true, byteFallback: false, ignoreMerges: ignoresMerges(preName), unk: undefined, fuseUnk: false });
   const encoder = new PreTokenizedBpeEncoder(bpe, pre.regexes);
+  const lost = missingBytesWarning(bpe);
+  if (lost) warnings.push(lost);
 
   const roles = rolesFromConfigs(vocab, tokenizerConfig, modelConfig);
   if (roles.bos === undefined && defaults?.bos) roles.bos = vocab.idOf(defaults.bos);
@@ -261,12 +263,15 @@ function fromTokenizerJson(dir: string): Tokenizer {
     fuseUnk: model.fuse_unk === true,
   });
   const encoder = new HfBpeEncoder(pipeline, bpe);
+  const warnings: string[] = [];
+  const lost = missingBytesWarning(bpe);
+  if (lost) warnings.push(lost);
 
   const { prefix, suffix } = templateIds(j.post_processor as Json | null, vocab);
   const roles = rolesFromConfigs(vocab, readOptionalJson(dir, "tokenizer_config.json"), readOptionalJson(dir, "config.json"));
   if (roles.bos === undefined && prefix.length > 0) roles.bos = prefix[0];
   const spacePrefix: SpacePrefix = pipeline.prefix === "always" ? "afterSpecial" : pipeline.prefix;
-  return finish(vocab, encoder, roles, prefix, suffix, spacePrefix, []);
+  return finish(vocab, encoder, roles, prefix, suffix, spacePrefix, warnings);
 }
 
 /** Tokens the post-processor puts before and after a single sequence. */

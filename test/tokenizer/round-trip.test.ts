@@ -1,0 +1,81 @@
+/**
+ * Round trip: decode(encode(s)) gives s back, byte for byte, on a large mixed text (prose,
+ * code, many scripts, emoji, rare and unassigned code points, controls, noncharacters) for
+ * every vocabulary. The contract:
+ * - well-formed strings come back unchanged;
+ * - lone surrogates cannot be written as UTF-8 and come back as U+FFFD, i.e. the result is
+ *   `Buffer.from(s).toString()`;
+ * - SentencePiece vocabularies store a space as U+2581, so a U+2581 in the input comes back
+ *   as a space (llama.cpp and Hugging Face behave the same);
+ * - a byte-level vocabulary lacking a token for some byte (SmolLM2 has none for a few ASCII
+ *   controls) drops the characters that need it, as Hugging Face does, and warns at load;
+ * - WordPiece (BERT) lowercases and drops accents, so it cannot round-trip; its check is that
+ *   re-encoding the decoded text gives the same tokens.
+ */
+import { describe, expect, it } from "vitest";
+import { generateCorpus } from "../../bench/corpus.js";
+import type { Tokenizer } from "../../lib/tokenizer/index.js";
+import { allVocabs, hasTokenizerData } from "./vocabs.js";
+
+/** Vocabularies that spell spaces as U+2581 (SentencePiece style). */
+const SPACE_SYMBOL_VOCABS = new Set(["baichuan", "llama-spm", "phi-3", "mistral-v0.3 (tokenizer.json)", "llama-2-tiny-random", "stories260K"]);
+const LOSSY_VOCABS = new Set(["bert-bge"]);
+
+const corpus = generateCorpus(60_000, { seed: 7, rare: true, loneSurrogates: true });
+const wellFormed = Buffer.from(corpus).toString();
+
+/** Bytes that occur in UTF-8 but no single token stands for, read from the vocabulary's token bytes. */
+function bytesWithoutToken(tok: Tokenizer): Set<number> {
+  const have = new Set<number>();
+  for (let id = 0; id < tok.vocabSize; id++) {
+    const b = tok.tokenBytes(id);
+    if (b.length === 1 && !tok.isSpecial(id)) have.add(b[0]);
+  }
+  const missing = new Set<number>();
+  for (let b = 0; b < 0xf5; b++) if (!have.has(b) && b !== 0xc0 && b !== 0xc1) missing.add(b);
+  return missing;
+}
+
+describe.runIf(hasTokenizerData)("encode -> decode round trip", () => {
+  it("the corpus really holds the hard cases", () => {
+    expect(corpus).not.toBe(wellFormed); // lone surrogates present
+    for (const probe of ["\u2581", "\u0000", "\ufeff", "🦙", "👩‍👩‍👧‍👦", "\r\n", "Äpfel", "我"]) {
+      expect(corpus.includes(probe), JSON.stringify(probe)).toBe(true);
+    }
+    expect(/[\u{10000}-\u{10FFFF}]/u.test(corpus)).toBe(true);
+    expect(/\p{Cn}/u.test(corpus)).toBe(true);
+  });
+
+  for (const v of allVocabs()) {
+    if (LOSSY_VOCABS.has(v.name)) continue;
+    it(v.name, () => {
+      const tok = v.load();
+      let expected = SPACE_SYMBOL_VOCABS.has(v.name) ? wellFormed.replaceAll("\u2581", " ") : wellFormed;
+      const missing = bytesWithoutToken(tok);
+      if (missing.size > 0) {
+        expect(tok.warnings.join(" ")).toContain("no token for bytes");
+        expected = Array.from(expected)
+          .filter((ch) => !Array.from(Buffer.from(ch)).some((b) => missing.has(b)))
+          .join("");
+      }
+      const ids = tok.encode(corpus);
+      expect(ids.length).toBeGreaterThan(corpus.length / 20);
+      const decoded = tok.decode(ids);
+      if (decoded !== expected) {
+        let at = 0;
+        while (decoded[at] === expected[at]) at++;
+        expect(JSON.stringify(decoded.slice(at - 20, at + 20))).toBe(JSON.stringify(expected.slice(at - 20, at + 20)));
+      }
+      expect(decoded).toBe(expected);
+    });
+  }
+
+  it("bert-bge: re-encoding decoded text gives the same tokens", () => {
+    const bert = allVocabs().find((v) => v.name === "bert-bge")!.load();
+    // ASCII prose and code only: every word is in the vocabulary, so no [UNK] hides a difference.
+    const text = generateCorpus(20_000, { seed: 3 }).replace(/[^\x20-\x7e\n\t]/g, "");
+    const ids = bert.encode(text);
+    expect(ids.length).toBeGreaterThan(1000);
+    expect(bert.encode(bert.decode(ids))).toEqual(ids);
+  });
+});
