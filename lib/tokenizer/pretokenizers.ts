@@ -124,20 +124,61 @@ export function preTokenizerOfFamily(family: string): PreTokenizer {
   return { family, regexes: patterns.map(compilePattern) };
 }
 
-/** A pattern written for Python/Rust regex engines as a global, Unicode-aware JavaScript RegExp. */
+/**
+ * A pattern written for Python/Rust regex engines as a global, Unicode-aware JavaScript
+ * RegExp: `\s`/`\S` become White_Space classes, and `(?i:...)` groups (which V8 in Node 20
+ * does not parse) spell each ASCII letter in both cases.
+ */
 export function compilePattern(pattern: string): RegExp {
   let out = "";
+  /** Per open group: whether it is case-insensitive. */
+  const groups: boolean[] = [];
+  let inClass = false;
+  const caseless = (): boolean => groups.includes(true);
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i];
     if (c === "\\" && i + 1 < pattern.length) {
       const n = pattern[i + 1];
       if (n === "s") out += "\\p{White_Space}";
       else if (n === "S") out += "\\P{White_Space}";
-      else out += c + n;
+      else if ((n === "p" || n === "P") && pattern[i + 2] === "{") {
+        // A property name is copied whole, never case-folded.
+        const end = pattern.indexOf("}", i);
+        out += pattern.slice(i, end + 1);
+        i = end - 1;
+      } else out += c + n;
       i++;
-    } else out += c;
+    } else if (inClass) {
+      if (c === "]") inClass = false;
+      const other = swapCase(c);
+      out += caseless() && other !== c && pattern[i - 1] !== "-" && pattern[i + 1] !== "-" ? c + other : c;
+    } else if (c === "[") {
+      inClass = true;
+      out += c;
+    } else if (c === "(") {
+      if (pattern.startsWith("(?i:", i)) {
+        groups.push(true);
+        out += "(?:";
+        i += 3;
+      } else {
+        groups.push(false);
+        out += c;
+      }
+    } else if (c === ")") {
+      groups.pop();
+      out += c;
+    } else {
+      const other = swapCase(c);
+      out += caseless() && other !== c ? `[${c}${other}]` : c;
+    }
   }
   return new RegExp(out, "gu");
+}
+
+function swapCase(c: string): string {
+  if (c >= "a" && c <= "z") return c.toUpperCase();
+  if (c >= "A" && c <= "Z") return c.toLowerCase();
+  return c;
 }
 
 /** Calls `emit` with each piece of `text`: the matches of `regex` and the text between them. */
