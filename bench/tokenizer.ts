@@ -37,7 +37,7 @@ const contenders: Contender[] = [
     vocabulary: "Llama 3 (128256)",
     load: () => {
       const t = tokenizerFromHuggingFace(llama3Dir, { preTokenizer: "llama-bpe" });
-      return (text) => t.encode(text);
+      return (text) => t.encode(text, { addSpecial: false });
     },
   },
   {

@@ -16,7 +16,7 @@ export class TokenStreamDecoder implements StreamDecoder {
     private readonly core: TokenizerCore,
     options: StreamDecoderOptions | undefined,
   ) {
-    this.skipSpecial = options?.skipSpecial ?? false;
+    this.skipSpecial = options?.skipSpecial ?? true;
     const prefix = options?.prefix;
     if (prefix) {
       // The prefix's text is already out; run it through only to carry its state (a pending

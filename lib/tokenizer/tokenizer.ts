@@ -93,7 +93,7 @@ export class TokenizerCore implements Tokenizer {
     LONE_SURROGATE.lastIndex = 0;
     if (LONE_SURROGATE.test(text)) text = text.replace(LONE_SURROGATE, "\uFFFD");
     const out: number[] = [];
-    const addSpecial = options?.addSpecial ?? false;
+    const addSpecial = options?.addSpecial ?? true;
     if (addSpecial) for (const id of this.prefixIds) out.push(id);
     if (text.length > 0) {
       const fragments = this.matcher.partition(text, options?.parseSpecial ?? false);
@@ -114,7 +114,7 @@ export class TokenizerCore implements Tokenizer {
   }
 
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string {
-    const skip = options?.skipSpecial ?? false;
+    const skip = options?.skipSpecial ?? true;
     const state: DecodeState = { atStart: true };
     const pieces: Uint8Array[] = [];
     let total = 0;
@@ -133,7 +133,8 @@ export class TokenizerCore implements Tokenizer {
   }
 
   tokenBytes(id: number): Uint8Array {
-    return this.vocab.pieces[this.checkId(id)].slice();
+    this.checkId(id);
+    return this.vocab.attrs[id] & SKIPPABLE_ATTRS ? new Uint8Array(0) : this.vocab.pieces[id].slice();
   }
 
   isEndOfGeneration(id: number): boolean {

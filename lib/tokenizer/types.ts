@@ -1,14 +1,14 @@
 /** Public shapes of a tokenizer, and the token attributes every vocabulary is described with. */
 
 export interface EncodeOptions {
-  /** Add the BOS/EOS (or CLS/SEP) tokens the vocabulary asks for. Default false. */
+  /** Add the BOS/EOS (or CLS/SEP) tokens the vocabulary asks for. Default true. */
   addSpecial?: boolean;
   /** Turn the text of control tokens (e.g. "<|eot_id|>") into those tokens. Default false. */
   parseSpecial?: boolean;
 }
 
 export interface DecodeOptions {
-  /** Leave control and unknown tokens out of the text. Default false. */
+  /** Leave control and unknown tokens (BOS, EOS, ...) out of the text. Default true. */
   skipSpecial?: boolean;
 }
 
@@ -39,13 +39,23 @@ export interface Tokenizer {
   readonly warnings: readonly string[];
   encode(text: string, options?: EncodeOptions): number[];
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string;
-  /** The bytes this token stands for in decoded text (control tokens: their text). */
+  /** The bytes this token stands for in decoded text (empty for control and unknown tokens). */
   tokenBytes(id: number): Uint8Array;
   /** EOS, EOT, EOM, <|im_end|> and the other tokens that end a generated turn. */
   isEndOfGeneration(id: number): boolean;
   /** Control and unknown tokens: the ones `skipSpecial` leaves out of decoded text. */
   isSpecial(id: number): boolean;
   createStreamDecoder(options?: StreamDecoderOptions): StreamDecoder;
+}
+
+/** Token types as GGUF stores them (`tokenizer.ggml.token_type`). */
+export enum TokenType {
+  Normal = 1,
+  Unknown = 2,
+  Control = 3,
+  UserDefined = 4,
+  Unused = 5,
+  Byte = 6,
 }
 
 /**
@@ -73,17 +83,17 @@ export const SKIPPABLE_ATTRS = TokenAttr.Control | TokenAttr.Unknown;
 
 export function attrFromGGUFType(type: number): TokenAttr {
   switch (type) {
-    case 1:
+    case TokenType.Normal:
       return TokenAttr.Normal;
-    case 2:
+    case TokenType.Unknown:
       return TokenAttr.Unknown;
-    case 3:
+    case TokenType.Control:
       return TokenAttr.Control;
-    case 4:
+    case TokenType.UserDefined:
       return TokenAttr.UserDefined;
-    case 5:
+    case TokenType.Unused:
       return TokenAttr.Unused;
-    case 6:
+    case TokenType.Byte:
       return TokenAttr.Byte;
     default:
       return TokenAttr.Undefined;

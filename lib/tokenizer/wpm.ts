@@ -1,7 +1,7 @@
 /**
  * WordPiece (GGUF `tokenizer.ggml.model` = "bert"), as llama.cpp runs it: each code point is
  * reduced to the first code point of its NFD form (which drops accents) and lowercased;
- * whitespace separates words, control characters vanish, and punctuation, ASCII symbols and
+ * whitespace separates words, \p{C} characters (controls, unassigned, private use) vanish, and punctuation, ASCII symbols and
  * CJK ideographs are words of their own. Each word, with a leading U+2581 (how GGUF stores
  * word-initial pieces), is cut greedily into the longest vocabulary tokens; a word with a
  * part that matches nothing becomes the unknown token.
@@ -10,7 +10,7 @@ import { SPM_SPACE } from "./spm.js";
 import type { Vocabulary } from "./vocab.js";
 
 const WHITESPACE = /\p{White_Space}/u;
-const CONTROL = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u;
+const CONTROL = /\p{C}/u;
 const PUNCTUATION = /\p{P}/u;
 const SYMBOL = /\p{S}/u;
 

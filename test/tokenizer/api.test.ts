@@ -50,45 +50,48 @@ describe.runIf(hasTokenizerData)("tokenizer interface", () => {
     expect([qwen2().vocabSize, qwen2().bos, qwen2().eos, qwen2().addBos]).toEqual([151646, undefined, 151645, false]);
   });
 
-  it("adds BOS/EOS (or CLS/SEP) only when asked", () => {
-    const hello = spm().encode("Hello");
-    expect(spm().encode("Hello", { addSpecial: true })).toEqual([1, ...hello]);
-    expect(spm().encode("", { addSpecial: true })).toEqual([1]);
-    expect(spm().encode("")).toEqual([]);
-    expect(llama3().encode("Hello", { addSpecial: true })).toEqual([128000, 9906]);
-    expect(gpt2().encode("Hello", { addSpecial: true })).toEqual(gpt2().encode("Hello"));
-    const b = bert().encode("hello world", { addSpecial: true });
+  it("adds BOS/EOS (or CLS/SEP) as the vocabulary asks, unless told not to", () => {
+    const hello = spm().encode("Hello", { addSpecial: false });
+    expect(hello).not.toContain(1);
+    expect(spm().encode("Hello")).toEqual([1, ...hello]);
+    expect(spm().encode("")).toEqual([1]);
+    expect(spm().encode("", { addSpecial: false })).toEqual([]);
+    expect(llama3().encode("Hello")).toEqual([128000, 9906]);
+    expect(llama3().encode("Hello", { addSpecial: false })).toEqual([9906]);
+    expect(gpt2().encode("Hello")).toEqual(gpt2().encode("Hello", { addSpecial: false }));
+    const b = bert().encode("hello world");
     expect(b[0]).toBe(101);
     expect(b[b.length - 1]).toBe(102);
-    expect(b.slice(1, -1)).toEqual(bert().encode("hello world"));
+    expect(b.slice(1, -1)).toEqual(bert().encode("hello world", { addSpecial: false }));
   });
 
   it("parses control-token text only when asked; user-defined tokens always", () => {
-    expect(llama3().encode("<|eot_id|>", { parseSpecial: true })).toEqual([128009]);
-    const plain = llama3().encode("<|eot_id|>");
+    expect(llama3().encode("<|eot_id|>", { parseSpecial: true, addSpecial: false })).toEqual([128009]);
+    const plain = llama3().encode("<|eot_id|>", { addSpecial: false });
     expect(plain.length).toBeGreaterThan(1);
     expect(plain).not.toContain(128009);
     expect(llama3().decode(plain)).toBe("<|eot_id|>");
     // SentencePiece: text after a special token gets the space prefix again (llama.cpp's rule).
-    expect(spm().encode("<s>Hello", { parseSpecial: true })).toEqual([1, ...spm().encode("Hello")]);
-    expect(spm().decode(spm().encode("<s>Hello", { parseSpecial: true }))).toBe("<s>Hello");
+    const parsed = spm().encode("<s>Hello", { parseSpecial: true, addSpecial: false });
+    expect(parsed).toEqual([1, ...spm().encode("Hello", { addSpecial: false })]);
+    expect(spm().decode(parsed, { skipSpecial: false })).toBe("<s>Hello");
     // deepseek-coder stores "õ" as a user-defined token: matched even without parseSpecial.
     const ds = ggufVocab(path.join(vocabDir, "ggml-vocab-deepseek-coder.gguf"))();
-    expect(ds.encode("õ")).toEqual([32000]);
+    expect(ds.encode("õ", { addSpecial: false })).toEqual([32000]);
     expect(ds.decode([32000])).toBe("õ");
   });
 
   it("phi-3: special tokens swallow the whitespace after them, as llama.cpp sets up", () => {
-    const ids = phi3().encode("<|user|>\n  Hi<|end|>\n", { parseSpecial: true });
+    const ids = phi3().encode("<|user|>\n  Hi<|end|>\n", { parseSpecial: true, addSpecial: false });
     expect(ids[0]).toBe(32010);
     expect(ids[ids.length - 1]).toBe(32007);
     expect(phi3().decode(ids, { skipSpecial: true })).toBe("Hi");
   });
 
-  it("decodes special tokens unless skipped", () => {
-    const ids = llama3().encode("<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>", { parseSpecial: true, addSpecial: true });
-    expect(llama3().decode(ids)).toBe("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
-    expect(llama3().decode(ids, { skipSpecial: true })).toBe("user\n\nHi");
+  it("decodes special tokens only when asked", () => {
+    const ids = llama3().encode("<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>", { parseSpecial: true });
+    expect(llama3().decode(ids, { skipSpecial: false })).toBe("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
+    expect(llama3().decode(ids)).toBe("user\n\nHi");
     expect(spm().decode(spm().encode("Hi there", { addSpecial: true }), { skipSpecial: true })).toBe("Hi there");
   });
 
@@ -112,7 +115,8 @@ describe.runIf(hasTokenizerData)("tokenizer interface", () => {
     expect(Array.from(spm().tokenBytes(13))).toEqual([0x0a]); // <0x0A>
     expect(Buffer.from(spm().tokenBytes(15043)).toString()).toBe(" Hello");
     expect(Buffer.from(llama3().tokenBytes(9906)).toString()).toBe("Hello");
-    expect(Buffer.from(llama3().tokenBytes(128009)).toString()).toBe("<|eot_id|>");
+    expect(llama3().tokenBytes(128009).length).toBe(0); // control tokens spell nothing
+    expect(llama3().isSpecial(128009)).toBe(true);
     // The returned bytes are a copy.
     spm().tokenBytes(13)[0] = 0;
     expect(Array.from(spm().tokenBytes(13))).toEqual([0x0a]);
@@ -120,7 +124,7 @@ describe.runIf(hasTokenizerData)("tokenizer interface", () => {
 
   it("SentencePiece: the space it adds in front of the text is removed again", () => {
     for (const s of ["Hello", " Hello", "  Hello", "\nHello", " ", ""]) expect(spm().decode(spm().encode(s))).toBe(s);
-    expect(spm().encode("Hello")[0]).toBe(15043); // "▁Hello"
+    expect(spm().encode("Hello", { addSpecial: false })[0]).toBe(15043); // "▁Hello"
   });
 
   it("lone surrogates encode as U+FFFD", () => {
@@ -179,6 +183,6 @@ describe.runIf(hasTokenizerData)("tokenizer interface", () => {
     const golden = JSON.parse(fs.readFileSync(path.join(sharedDir, "models/stories260K.golden.json"), "utf8")) as { greedy_tokens: number[]; text: string };
     expect(stories.decode(golden.greedy_tokens)).toBe(golden.text);
     // The golden text was produced by this model's greedy run: encoding it gives the same tokens back.
-    expect(stories.encode(golden.text)).toEqual(golden.greedy_tokens);
+    expect(stories.encode(golden.text, { addSpecial: false })).toEqual(golden.greedy_tokens);
   });
 });
