@@ -1,8 +1,8 @@
 /**
  * WordPiece (GGUF `tokenizer.ggml.model` = "bert"), as llama.cpp runs it: each code point is
  * reduced to the first code point of its NFD form (which drops accents) and lowercased;
- * whitespace separates words, \p{C} characters (controls, unassigned, private use) vanish, and punctuation, ASCII symbols and
- * CJK ideographs are words of their own. Each word, with a leading U+2581 (how GGUF stores
+ * whitespace separates words, \p{C} characters (controls, unassigned, private use) vanish,
+ * and punctuation, ASCII symbols and CJK ideographs are words of their own. Each word, with a leading U+2581 (how GGUF stores
  * word-initial pieces), is cut greedily into the longest vocabulary tokens; a word with a
  * part that matches nothing becomes the unknown token.
  */
