@@ -13,6 +13,32 @@ export interface SystemInfo {
   cuda: { available: boolean; deviceCount: number; deviceName?: string; reason?: string };
 }
 
+export interface NativeKernels {
+  matmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number): Float32Array;
+  getRows(type: number, table: Uint8Array, rows: number, cols: number, tokens: Int32Array): Float32Array;
+  rmsNorm(x: Float32Array, weight: Float32Array | null, nRows: number, dim: number, eps: number, threads: number): Float32Array;
+  rope(x: Float32Array, pos: Int32Array, nTokens: number, nHeads: number, headDim: number, params: RopeKernelParams, freqFactors: Float32Array | null, threads: number): Float32Array;
+  swiglu(gate: Float32Array, up: Float32Array, nRows: number, dim: number, activation: 0 | 1, threads: number): Float32Array;
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, nTokens: number, nCtx: number, nHead: number, nHeadKv: number, headDim: number, headDimV: number, slidingWindow: number, scale: number, softcap: number, threads: number): Float32Array;
+  softmax(x: Float32Array): Float32Array;
+  readBandwidth(megabytes: number, reps: number, threads: number): number;
+}
+
+export interface RopeKernelParams {
+  /** 1: normal (adjacent pairs), 2: neox (halves) */
+  kind: 1 | 2;
+  nDims: number;
+  freqBase: number;
+  freqScale?: number;
+  /** 0 none, 1 linear, 2 YaRN, 3 llama3 */
+  scaling?: number;
+  nCtxOrig?: number;
+  extFactor?: number;
+  attnFactor?: number;
+  betaFast?: number;
+  betaSlow?: number;
+}
+
 export interface NativeContext {
   /** Evaluates tokens at positions pos0.. on a worker thread, writing logits (last row, or every row). */
   eval(tokens: Int32Array, pos0: number, allLogits: boolean, logits: Float32Array): Promise<void>;
@@ -40,6 +66,8 @@ export interface NativeAddon {
     options: { backend: "cpu" | "cuda"; threads: number; device?: number },
   ): Promise<NativeModel>;
   systemInfo(): SystemInfo;
+  /** Single-op entry points of the kernel harness (see lib/kernels/harness.ts). */
+  kernels: NativeKernels;
   /** Lowers (or restores) the CPU kernel ISA; returns the ISA now active. */
   setCpuIsa(isa: "avx2" | "scalar"): "avx2" | "scalar";
 }

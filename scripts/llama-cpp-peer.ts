@@ -19,6 +19,11 @@ export interface PeerOptions {
   threads: number;
   contextSize: number;
   batchSize?: number;
+  /**
+   * llama.cpp's default ("auto") uses flash attention on the CPU, which accumulates V in
+   * fp16; conformance tests turn it off to compare against the standard attention path.
+   */
+  flashAttention?: boolean | "auto";
 }
 
 export class LlamaCppPeer {
@@ -36,6 +41,7 @@ export class LlamaCppPeer {
       batchSize: options.batchSize ?? Math.min(512, options.contextSize),
       threads: options.threads,
       sequences: 1,
+      flashAttention: options.flashAttention ?? "auto",
     });
     return new LlamaCppPeer(model, context, context.getSequence());
   }

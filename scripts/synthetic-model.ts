@@ -84,7 +84,7 @@ export const SHAPE_VOCAB: Record<keyof typeof SHAPES, VocabSource> = {
 
 // ---------------------------------------------------------------- vocabularies
 
-interface Vocab {
+export interface Vocab {
   metadata: Array<[string, GGUFKV]>;
   size: number;
 }
@@ -110,7 +110,7 @@ function bpeVocab(pre: string, tokens: string[], types: number[], merges: string
 function readMerges(file: string): string[] {
   return fs
     .readFileSync(file, "utf8")
-    .split("\n")
+    .split(/\r?\n/)
     .filter((l) => l.length > 0 && !l.startsWith("#version"));
 }
 
@@ -126,7 +126,7 @@ function tokensFromEncoder(encoder: Record<string, number>, size: number): { tok
   return { tokens, types };
 }
 
-function loadVocab(source: VocabSource): Vocab {
+export function loadVocab(source: VocabSource): Vocab {
   switch (source) {
     case "stories": {
       const file = readGGUF(path.join(sharedDir, "models/stories260K.gguf"));
@@ -283,7 +283,7 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
         const g = new Gaussian(hashSeed(seed, "output.weight"));
         const w = new Float32Array(e * nVocab);
         for (let r = 0; r < nVocab; r++) {
-          const rowScale = Math.exp(0.5 * g.next()) / Math.sqrt(e);
+          const rowScale = Math.exp(1.0 * g.next()) / Math.sqrt(e);
           for (let c = 0; c < e; c++) w[r * e + c] = rowScale * g.next();
         }
         return w;

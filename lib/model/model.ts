@@ -51,6 +51,8 @@ export interface ModelInfo extends Hyperparameters {
 const SYNCHRONOUS_EVAL_MAX_BYTES = 32 << 20;
 
 function chooseBackend(choice: BackendChoice): { backend: "cpu" | "cuda"; note: string | undefined } {
+  if (choice !== "auto" && choice !== "cpu" && choice !== "cuda")
+    throw new TesseraError("ERR_INVALID_ARGUMENT", `backend must be "auto", "cpu" or "cuda", got ${JSON.stringify(choice)}`);
   const cuda = native().systemInfo().cuda;
   if (choice === "cpu") return { backend: "cpu", note: undefined };
   if (cuda.available) return { backend: "cuda", note: cuda.deviceName };

@@ -54,7 +54,7 @@ export function resolveSampling(o: SamplingOptions = {}): ResolvedSampling {
   if (!Number.isInteger(topK) || !Number.isInteger(repeatLastN))
     throw new TesseraError("ERR_INVALID_ARGUMENT", "topK and repeatLastN must be integers");
   return {
-    temperature: option(o.temperature, 0.8, "temperature", -Infinity, 1e6),
+    temperature: option(o.temperature, 0.8, "temperature", 0, 1e6),
     topK,
     topP: option(o.topP, 0.95, "topP", 0, 1),
     minP: option(o.minP, 0.05, "minP", 0, 1),

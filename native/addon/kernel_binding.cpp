@@ -1,5 +1,273 @@
+// Single-op entry points for the shared kernel harness (lib/kernels/harness.ts): each runs
+// one CPU op on typed arrays through a ThreadPool of the requested size and returns fresh
+// output, so tests can compare it with a float64 reference and benchmarks can time it.
+// Every argument is validated here (types, lengths, ranges) before a kernel sees a pointer.
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "addon/bindings.h"
+#include "addon/status_napi.h"
+#include "core/aligned_buffer.h"
+#include "core/thread_pool.h"
+#include "cpu/ops.h"
+#include "cpu/read_probe.h"
 
 namespace tessera {
-void register_kernel_bindings(Napi::Env, Napi::Object) {}
+
+namespace {
+
+using namespace tessera::cpu;
+
+[[noreturn]] void invalid(Napi::Env env, const std::string& what) {
+  check(env, Status::error(StatusCode::InvalidArgument, "kernel harness: " + what));
+  throw Napi::Error::New(env, what);  // not reached: check throws
+}
+
+int64_t int_arg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo, int64_t hi) {
+  if (info.Length() <= i || !info[i].IsNumber()) invalid(info.Env(), std::string(name) + " must be a number");
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= double(lo) && v <= double(hi)) || v != std::floor(v))
+    invalid(info.Env(), std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return int64_t(v);
+}
+
+double num_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || !info[i].IsNumber()) invalid(info.Env(), std::string(name) + " must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+template <typename T, napi_typedarray_type kind>
+T* array_arg(const Napi::CallbackInfo& info, size_t i, const char* name, size_t length, bool nullable = false) {
+  if (nullable && (info.Length() <= i || info[i].IsNull() || info[i].IsUndefined())) return nullptr;
+  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != kind)
+    invalid(info.Env(), std::string(name) + " has the wrong type");
+  auto a = info[i].As<Napi::TypedArray>();
+  if (a.ElementLength() != length)
+    invalid(info.Env(), std::string(name) + " has " + std::to_string(a.ElementLength()) + " elements, expected " + std::to_string(length));
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+}
+
+Napi::Float32Array new_output(Napi::Env env, size_t n) { return Napi::Float32Array::New(env, n); }
+
+constexpr int64_t kMaxDim = 1 << 20;
+constexpr int64_t kMaxThreads = 256;
+
+// matmul(type, weightBytes, rows, cols, x[nTokens*cols], nTokens, threads) -> y[nTokens*rows]
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const auto type = static_cast<GgmlType>(int_arg(info, 0, "type", 0, 64));
+  const int64_t rows = int_arg(info, 2, "rows", 1, kMaxDim), cols = int_arg(info, 3, "cols", 1, kMaxDim);
+  const int n_tokens = int(int_arg(info, 5, "nTokens", 1, 4096));
+  const int threads = int(int_arg(info, 6, "threads", 1, kMaxThreads));
+  const size_t row_bytes = ggml_row_bytes(type, cols);
+  if (row_bytes == 0) invalid(env, "cols is not a whole number of blocks of this type");
+  const uint8_t* w = array_arg<uint8_t, napi_uint8_array>(info, 1, "weightBytes", row_bytes * rows);
+  const float* x = array_arg<float, napi_float32_array>(info, 4, "x", size_t(n_tokens) * cols);
+  TensorRef t;
+  t.name = "harness";
+  t.type = type;
+  t.n_dims = 2;
+  t.ne[0] = cols;
+  t.ne[1] = rows;
+  t.nbytes = row_bytes * rows;
+  t.data = w;
+  PackedWeight pw;
+  check(env, pack_weight(t, &pw));
+  const ActFormat f = act_format_for(type);
+  AlignedBuffer act;
+  check(env, act.allocate(std::max<size_t>(act_bytes(f, cols, n_tokens), 64), "harness activations"));
+  auto y = new_output(env, size_t(n_tokens) * rows);
+  float* yd = y.Data();
+  ThreadPool pool(threads);
+  pool.run([&](int ith, int nth) {
+    if (f != ActFormat::F32) {
+      quantize_act(f, x, n_tokens, cols, act.data(), ith, nth);
+      pool.barrier();
+    }
+    matmul(pw, f == ActFormat::F32 ? static_cast<const void*>(x) : act.data(), n_tokens, yd, rows, ith, nth);
+  });
+  return y;
+}
+
+// getRows(type, tableBytes, rows, cols, tokens: Int32Array) -> [nTokens*cols]
+Napi::Value GetRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const auto type = static_cast<GgmlType>(int_arg(info, 0, "type", 0, 64));
+  const int64_t rows = int_arg(info, 2, "rows", 1, kMaxDim), cols = int_arg(info, 3, "cols", 1, kMaxDim);
+  const size_t row_bytes = ggml_row_bytes(type, cols);
+  if (row_bytes == 0) invalid(env, "cols is not a whole number of blocks of this type");
+  TensorRef t;
+  t.type = type;
+  t.ne[0] = cols;
+  t.ne[1] = rows;
+  t.data = array_arg<uint8_t, napi_uint8_array>(info, 1, "tableBytes", row_bytes * rows);
+  if (!info[4].IsTypedArray()) invalid(env, "tokens must be an Int32Array");
+  const size_t n = info[4].As<Napi::TypedArray>().ElementLength();
+  const int32_t* tokens = array_arg<int32_t, napi_int32_array>(info, 4, "tokens", n);
+  for (size_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= rows) invalid(env, "token id out of range");
+  auto out = new_output(env, n * cols);
+  get_rows(t, tokens, int(n), out.Data(), 0, 1);
+  return out;
+}
+
+// rmsNorm(x, weight|null, nRows, dim, eps, threads)
+Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+  const int n_rows = int(int_arg(info, 2, "nRows", 1, kMaxDim)), dim = int(int_arg(info, 3, "dim", 1, kMaxDim));
+  const float* x = array_arg<float, napi_float32_array>(info, 0, "x", size_t(n_rows) * dim);
+  const float* w = array_arg<float, napi_float32_array>(info, 1, "weight", dim, true);
+  const float eps = float(num_arg(info, 4, "eps"));
+  const int threads = int(int_arg(info, 5, "threads", 1, kMaxThreads));
+  auto y = new_output(info.Env(), size_t(n_rows) * dim);
+  float* yd = y.Data();
+  ThreadPool(threads).run([&](int ith, int nth) { rms_norm(x, w, yd, n_rows, dim, eps, ith, nth); });
+  return y;
+}
+
+// rope(x, pos, nTokens, nHeads, headDim, params{...}, freqFactors|null, threads)
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int n_tokens = int(int_arg(info, 2, "nTokens", 1, 1 << 16)), n_heads = int(int_arg(info, 3, "nHeads", 1, 1024));
+  const int head_dim = int(int_arg(info, 4, "headDim", 2, 4096));
+  const float* x = array_arg<float, napi_float32_array>(info, 0, "x", size_t(n_tokens) * n_heads * head_dim);
+  const int32_t* pos = array_arg<int32_t, napi_int32_array>(info, 1, "pos", n_tokens);
+  if (!info[5].IsObject()) invalid(env, "params must be an object");
+  Napi::Object o = info[5].As<Napi::Object>();
+  auto get = [&](const char* k, double fallback) { return o.Has(k) && o.Get(k).IsNumber() ? o.Get(k).As<Napi::Number>().DoubleValue() : fallback; };
+  RopeParams p;
+  p.kind = get("kind", 1) == 2 ? RopeKind::Neox : RopeKind::Normal;
+  p.n_dims = int(get("nDims", head_dim));
+  if (p.n_dims < 2 || p.n_dims > head_dim || p.n_dims % 2) invalid(env, "nDims must be even and <= headDim");
+  p.freq_base = float(get("freqBase", 10000));
+  p.freq_scale = float(get("freqScale", 1));
+  p.scaling = static_cast<RopeScaling>(int(get("scaling", 0)) & 3);
+  p.n_ctx_orig = int(get("nCtxOrig", 0));
+  p.yarn_ext_factor = float(get("extFactor", 0));
+  p.yarn_attn_factor = float(get("attnFactor", 1));
+  p.yarn_beta_fast = float(get("betaFast", 32));
+  p.yarn_beta_slow = float(get("betaSlow", 1));
+  const float* ff = array_arg<float, napi_float32_array>(info, 6, "freqFactors", p.n_dims / 2, true);
+  const int threads = int(int_arg(info, 7, "threads", 1, kMaxThreads));
+  auto y = new_output(env, size_t(n_tokens) * n_heads * head_dim);
+  std::copy(x, x + y.ElementLength(), y.Data());
+  float* yd = y.Data();
+  ThreadPool(threads).run([&](int ith, int nth) { rope(yd, pos, n_tokens, n_heads, head_dim, p, ff, ith, nth); });
+  return y;
+}
+
+// swiglu(gate, up, nRows, dim, activation 0=silu 1=gelu, threads)
+Napi::Value Swiglu(const Napi::CallbackInfo& info) {
+  const int n_rows = int(int_arg(info, 2, "nRows", 1, kMaxDim)), dim = int(int_arg(info, 3, "dim", 1, kMaxDim));
+  const float* g = array_arg<float, napi_float32_array>(info, 0, "gate", size_t(n_rows) * dim);
+  const float* u = array_arg<float, napi_float32_array>(info, 1, "up", size_t(n_rows) * dim);
+  const auto act = static_cast<GateActivation>(int_arg(info, 4, "activation", 0, 1));
+  const int threads = int(int_arg(info, 5, "threads", 1, kMaxThreads));
+  auto y = new_output(info.Env(), size_t(n_rows) * dim);
+  float* yd = y.Data();
+  ThreadPool(threads).run([&](int ith, int nth) { swiglu(g, u, yd, n_rows, dim, dim, dim, act, ith, nth); });
+  return y;
+}
+
+// attention(q[nTokens][nHead][hd], k[nCtx][nHeadKv][hd], v[nCtx][nHeadKv][hdv], nTokens, nCtx,
+//           nHead, nHeadKv, hd, hdv, slidingWindow, scale, softcap, threads)
+// The last nTokens of the nCtx positions are the queries' own positions.
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int n_tokens = int(int_arg(info, 3, "nTokens", 1, 1 << 14)), n_ctx = int(int_arg(info, 4, "nCtx", 1, 1 << 16));
+  const int n_head = int(int_arg(info, 5, "nHead", 1, 1024)), n_head_kv = int(int_arg(info, 6, "nHeadKv", 1, 1024));
+  const int hd = int(int_arg(info, 7, "headDim", 1, 1024)), hdv = int(int_arg(info, 8, "headDimV", 1, 1024));
+  if (n_tokens > n_ctx || n_head % n_head_kv) invalid(env, "need nTokens <= nCtx and nHead a multiple of nHeadKv");
+  const int window = int(int_arg(info, 9, "slidingWindow", 0, 1 << 20));
+  const float scale = float(num_arg(info, 10, "scale")), softcap = float(num_arg(info, 11, "softcap"));
+  const int threads = int(int_arg(info, 12, "threads", 1, kMaxThreads));
+  const float* q = array_arg<float, napi_float32_array>(info, 0, "q", size_t(n_tokens) * n_head * hd);
+  const float* k = array_arg<float, napi_float32_array>(info, 1, "k", size_t(n_ctx) * n_head_kv * hd);
+  const float* v = array_arg<float, napi_float32_array>(info, 2, "v", size_t(n_ctx) * n_head_kv * hdv);
+  AlignedBuffer cache, scratch;
+  check(env, cache.allocate(size_t(n_head_kv) * n_ctx * (hd + hdv) * 2, "harness KV cache"));
+  check(env, scratch.allocate(attention_scratch_floats(n_ctx, hd, hdv) * threads * 4, "harness scratch"));
+  KvLayer kv;
+  kv.k = reinterpret_cast<uint16_t*>(cache.data());
+  kv.v = kv.k + size_t(n_head_kv) * n_ctx * hd;
+  kv.capacity = n_ctx;
+  auto out = new_output(env, size_t(n_tokens) * n_head * hdv);
+  AttentionArgs a;
+  a.q = q;
+  a.ldq = int64_t(n_head) * hd;
+  a.kv = kv;
+  a.n_tokens = n_tokens;
+  a.pos0 = n_ctx - n_tokens;
+  a.n_head = n_head;
+  a.n_head_kv = n_head_kv;
+  a.head_dim = hd;
+  a.head_dim_v = hdv;
+  a.sliding_window = window;
+  a.scale = scale;
+  a.softcap = softcap;
+  a.out = out.Data();
+  a.ldo = int64_t(n_head) * hdv;
+  a.scratch = reinterpret_cast<float*>(scratch.data());
+  ThreadPool pool(threads);
+  pool.run([&](int ith, int nth) {
+    kv_store(kv, k, int64_t(n_head_kv) * hd, v, int64_t(n_head_kv) * hdv, n_ctx, 0, n_head_kv, hd, hdv, ith, nth);
+    pool.barrier();
+    attention(a, ith, nth);
+  });
+  return out;
+}
+
+// softmax(x) -> softmax of a copy of x
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray()) invalid(info.Env(), "x must be a Float32Array");
+  const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
+  if (n == 0) invalid(info.Env(), "x must not be empty");
+  const float* x = array_arg<float, napi_float32_array>(info, 0, "x", n);
+  auto y = new_output(info.Env(), n);
+  std::copy(x, x + n, y.Data());
+  softmax(y.Data(), int(n));
+  return y;
+}
+
+// readBandwidth(megabytes, reps, threads) -> GB/s (best of reps)
+Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t mb = int_arg(info, 0, "megabytes", 1, 1 << 14);
+  const int reps = int(int_arg(info, 1, "reps", 1, 1000)), threads = int(int_arg(info, 2, "threads", 1, kMaxThreads));
+  const int64_t n = mb * (1 << 20) / 4;
+  AlignedBuffer buf;
+  check(env, buf.allocate(size_t(n) * 4, "bandwidth probe buffer"));
+  float* data = reinterpret_cast<float*>(buf.data());
+  for (int64_t i = 0; i < n; ++i) data[i] = float(i & 7);
+  ThreadPool pool(threads);
+  std::vector<float> sink(threads);
+  double best = 0;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    pool.run([&](int ith, int nth) { sink[ith] = read_probe(data, n, ith, nth); });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, double(n) * 4 / s / 1e9);
+  }
+  volatile float keep = sink[0];
+  (void)keep;
+  return Napi::Number::New(env, best);
+}
+
+}  // namespace
+
+void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
+  Napi::Object k = Napi::Object::New(env);
+  k.Set("matmul", Napi::Function::New(env, Matmul));
+  k.Set("getRows", Napi::Function::New(env, GetRows));
+  k.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
+  k.Set("rope", Napi::Function::New(env, Rope));
+  k.Set("swiglu", Napi::Function::New(env, Swiglu));
+  k.Set("attention", Napi::Function::New(env, Attention));
+  k.Set("softmax", Napi::Function::New(env, Softmax));
+  k.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth));
+  exports.Set("kernels", k);
+}
+
 }  // namespace tessera

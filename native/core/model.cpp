@@ -144,9 +144,9 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
       TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_down, "ffn down", {f, e}, true));
     } else {
       const MoeParams& m = p.moe;
-      if (m.n_expert < 1 || m.n_expert_used < 1 || m.n_expert_used > m.n_expert || m.n_expert_used > 64)
-        return Status::error(StatusCode::ModelIncompatible, "invalid expert counts");
-      if (m.n_group > 0 && (m.n_expert % m.n_group != 0 || m.n_group_used < 1 || m.n_group_used > m.n_group))
+      if (m.n_expert < 1 || m.n_expert > 512 || m.n_expert_used < 1 || m.n_expert_used > m.n_expert || m.n_expert_used > 64)
+        return Status::error(StatusCode::ModelIncompatible, "invalid expert counts (at most 512 experts, 64 used)");
+      if (m.n_group > 0 && (m.n_group > 256 || m.n_expert % m.n_group != 0 || m.n_group_used < 1 || m.n_group_used > m.n_group))
         return Status::error(StatusCode::ModelIncompatible, "invalid expert group counts");
       const int64_t f = p.n_ff_exp, n = m.n_expert;
       TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate_inp, "expert router", {e, n}, true));

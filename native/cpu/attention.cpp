@@ -1,12 +1,15 @@
 // attention: causal softmax(q·K^T * scale) · V per (token, query head) over the fp16 KV
 // cache, with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)), an optional
-// sliding window and logit soft-capping. q is rounded to fp16 before the dot products, as
-// llama.cpp does when K is fp16; scores, softmax and the V accumulation are fp32.
+// sliding window and logit soft-capping. Rounding follows llama.cpp's standard attention
+// path so logits agree with it to fp32 noise: q is rounded to fp16 for the dot products with
+// the fp16 keys, and the normalized probabilities to fp16 for the product with V; scores,
+// softmax and the V accumulation are fp32 (the softmax sum fp64).
 // Work is split over (token, head) pairs; each thread uses its own scratch slice:
 // [capacity] scores, [head_dim] rounded q, [head_dim_v] accumulator.
 #include <algorithm>
 #include <cmath>
 
+#include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "cpu/ops.h"
 
@@ -16,7 +19,12 @@ size_t attention_scratch_floats(int capacity, int head_dim, int head_dim_v) {
   return size_t(capacity) + size_t(head_dim) + size_t(head_dim_v);
 }
 
+namespace avx2 {
+void attention(const AttentionArgs& a, int ith, int nth);
+}
+
 void attention(const AttentionArgs& a, int ith, int nth) {
+  if (active_cpu_isa() == CpuIsa::Avx2) return avx2::attention(a, ith, nth);
   const int group = a.n_head / a.n_head_kv;
   float* scores = a.scratch + size_t(ith) * attention_scratch_floats(a.kv.capacity, a.head_dim, a.head_dim_v);
   float* q16 = scores + a.kv.capacity;
@@ -42,20 +50,20 @@ void attention(const AttentionArgs& a, int ith, int nth) {
       scores[j] = s;
       max = std::max(max, s);
     }
-    float sum = 0.f;
+    double sum = 0.0;
     for (int j = lo; j <= pos; ++j) {
       scores[j] = std::exp(scores[j] - max);
       sum += scores[j];
     }
+    const float inv = float(1.0 / sum);
     std::fill(acc, acc + a.head_dim_v, 0.f);
     for (int j = lo; j <= pos; ++j) {
       const uint16_t* vj = vh + int64_t(j) * a.head_dim_v;
-      const float p = scores[j];
+      const float p = fp16_to_fp32(fp32_to_fp16(scores[j] * inv));
       for (int i = 0; i < a.head_dim_v; ++i) acc[i] += p * fp16_to_fp32(vj[i]);
     }
     float* out = a.out + t * a.ldo + int64_t(h) * a.head_dim_v;
-    const float inv = 1.0f / sum;
-    for (int i = 0; i < a.head_dim_v; ++i) out[i] = acc[i] * inv;
+    std::copy(acc, acc + a.head_dim_v, out);
   }
 }
 

@@ -23,7 +23,7 @@ void CpuExecutor::layout(BumpAllocator& a) {
   const int64_t B = batch_;
   const int64_t q_w = int64_t(p.n_head) * p.head_dim, k_w = int64_t(p.n_head_kv) * p.head_dim;
   const int64_t v_w = int64_t(p.n_head_kv) * p.head_dim_v, o_w = int64_t(p.n_head) * p.head_dim_v;
-  const int64_t ff = std::max<int64_t>(p.n_ff, 1);
+  const int64_t ff = std::max<int64_t>(ffn_width_, 1);
   s_.x = a.take<float>(B * p.n_embd);
   s_.xn = a.take<float>(B * p.n_embd);
   s_.q = a.take<float>(B * q_w);
@@ -38,13 +38,30 @@ void CpuExecutor::layout(BumpAllocator& a) {
   for (ActFormat f : kEncodedActFormats) s_.act[static_cast<int>(f)] = a.take<uint8_t>(act_bytes(f, widest_input, batch_));
   s_.attn_scratch = a.take<float>(attn_scratch_floats_ * pool_.size());
   s_.pos = a.take<int32_t>(B);
+  if (p.moe.n_expert > 0) {
+    const int64_t K = p.moe.n_expert_used, ne = p.moe.n_expert, fe = std::max(p.n_ff_exp, 1);
+    s_.router = a.take<float>(B * ne);
+    s_.sel = a.take<int32_t>(B * K);
+    s_.sel_w = a.take<float>(B * K);
+    s_.slot = a.take<int32_t>(B * K);
+    s_.active = a.take<int32_t>(ne);
+    s_.active_off = a.take<int32_t>(ne + 1);
+    s_.route_scratch = a.take<float>(2 * ne);
+    s_.moe_x = a.take<float>(B * K * p.n_embd);
+    s_.moe_gate = a.take<float>(B * K * fe);
+    s_.moe_up = a.take<float>(B * K * fe);
+    s_.moe_out = a.take<float>(B * K * p.n_embd);
+    for (ActFormat f : kEncodedActFormats)
+      s_.moe_act[static_cast<int>(f)] = a.take<uint8_t>(act_bytes(f, std::max<int64_t>(p.n_embd, fe), int(B * K)));
+    s_.shexp_gate = a.take<float>(B);
+  }
 }
 
 Status CpuExecutor::init(const ExecutorOptions& options) {
   const ModelPlan& p = plan_;
+  ffn_width_ = p.n_ff;
   for (const LayerPlan& L : p.layers)
-    if (L.ffn_kind != FfnKind::Dense)
-      return Status::error(StatusCode::ModelIncompatible, "mixture-of-experts layers are not supported by the CPU backend yet");
+    if (L.ffn_gate_shexp >= 0) ffn_width_ = std::max(ffn_width_, p.tensors[L.ffn_gate_shexp].ne[1]);
   if (options.context_size < 1) return Status::error(StatusCode::InvalidArgument, "context size must be positive");
   capacity_ = options.context_size;
   batch_ = std::max(1, std::min(options.batch_size, capacity_));
@@ -226,24 +243,144 @@ void CpuExecutor::attention_block(int il, int n, int pos0, int ith, int nth) {
   pool_.barrier();
 }
 
+void CpuExecutor::dense_ffn(int gate, int up, int down, int64_t width, int n, int ith, int nth) {
+  project(gate, s_.xn, n, s_.gate, width, ith, nth);
+  project(up, s_.xn, n, s_.up, width, ith, nth);
+  pool_.barrier();
+  swiglu(s_.gate, s_.up, s_.gate, n, int(width), width, width, plan_.activation, ith, nth);
+  pool_.barrier();
+  encode(s_.gate, n, width, format_bit(act_format_for(backend_.weight(down).type)), ith, nth);
+  project(down, s_.gate, n, s_.proj, plan_.n_embd, ith, nth);
+}
+
 void CpuExecutor::ffn_block(int il, int n, int ith, int nth) {
   const ModelPlan& p = plan_;
   const LayerPlan& L = p.layers[il];
   norm(s_.x, L.ffn_norm, L.ffn_norm_b, s_.xn, n, ith, nth);
   pool_.barrier();
+  if (L.ffn_kind == FfnKind::Moe) {
+    moe_block(il, n, ith, nth);
+    return;
+  }
   unsigned formats = 0;
   for (int w : {L.ffn_gate, L.ffn_up}) formats |= format_bit(act_format_for(backend_.weight(w).type));
   encode(s_.xn, n, p.n_embd, formats, ith, nth);
-  project(L.ffn_gate, s_.xn, n, s_.gate, p.n_ff, ith, nth);
-  project(L.ffn_up, s_.xn, n, s_.up, p.n_ff, ith, nth);
-  pool_.barrier();
-  swiglu(s_.gate, s_.up, s_.gate, n, p.n_ff, p.n_ff, p.n_ff, p.activation, ith, nth);
-  pool_.barrier();
-  encode(s_.gate, n, p.n_ff, format_bit(act_format_for(backend_.weight(L.ffn_down).type)), ith, nth);
-  project(L.ffn_down, s_.gate, n, s_.proj, p.n_embd, ith, nth);
+  dense_ffn(L.ffn_gate, L.ffn_up, L.ffn_down, p.n_ff, n, ith, nth);
   pool_.barrier();
   add(s_.x, s_.proj, int64_t(n) * p.n_embd, ith, nth);
   // The caller's end-of-layer barrier orders this add before the next layer reads x.
+}
+
+void CpuExecutor::expert_matmul(int weight, const void* act, int64_t cols, float* y, int64_t rows, int ith, int nth) {
+  // Work units are (active expert, chunk of 16 output rows); each thread takes a contiguous
+  // range, so only the selected experts' weights are read, each by one thread per chunk.
+  const PackedWeight& w = backend_.weight(weight);
+  const size_t row_bytes = ggml_row_bytes(w.type, cols);
+  const size_t act_row = act_row_bytes(act_format_for(w.type), cols);
+  constexpr int64_t kChunk = 16;
+  const int64_t chunks = (rows + kChunk - 1) / kChunk;
+  int64_t u0, u1;
+  split_range(int64_t(n_active_) * chunks, ith, nth, &u0, &u1);
+  for (int64_t u = u0; u < u1; ++u) {
+    const int a = int(u / chunks);
+    const int64_t c = u % chunks;
+    const int e = s_.active[a];
+    const int off = s_.active_off[a], m = s_.active_off[a + 1] - off;
+    PackedWeight view;
+    view.type = w.type;
+    view.rows = rows;
+    view.cols = cols;
+    view.data = w.data + size_t(e) * rows * row_bytes;
+    matmul_rows(view, static_cast<const uint8_t*>(act) + size_t(off) * act_row, m, y + int64_t(off) * rows, rows, c * kChunk,
+                std::min(rows, (c + 1) * kChunk));
+  }
+}
+
+void CpuExecutor::moe_block(int il, int n, int ith, int nth) {
+  const ModelPlan& p = plan_;
+  const LayerPlan& L = p.layers[il];
+  const MoeParams& m = p.moe;
+  const int K = m.n_expert_used, E = p.n_embd;
+  const int64_t F = p.n_ff_exp;
+
+  // Router logits, and the shared expert's inputs, from the normalized block input.
+  unsigned formats = format_bit(act_format_for(backend_.weight(L.ffn_gate_inp).type));
+  if (L.ffn_gate_shexp >= 0)
+    for (int w : {L.ffn_gate_shexp, L.ffn_up_shexp}) formats |= format_bit(act_format_for(backend_.weight(w).type));
+  if (L.ffn_gate_inp_shexp >= 0) formats |= format_bit(act_format_for(backend_.weight(L.ffn_gate_inp_shexp).type));
+  encode(s_.xn, n, E, formats, ith, nth);
+  project(L.ffn_gate_inp, s_.xn, n, s_.router, m.n_expert, ith, nth);
+  if (L.ffn_gate_inp_shexp >= 0) project(L.ffn_gate_inp_shexp, s_.xn, n, s_.shexp_gate, 1, ith, nth);
+  pool_.barrier();
+
+  // Routing and grouping by expert (cheap; one thread).
+  if (ith == 0) {
+    const float* bias = backend_.f32(L.ffn_exp_probs_b);
+    for (int t = 0; t < n; ++t)
+      moe_route(s_.router + int64_t(t) * m.n_expert, bias, m, s_.sel + t * K, s_.sel_w + t * K, s_.route_scratch);
+    int32_t* count = s_.active_off;  // reused as per-expert counts, then rewritten as offsets
+    std::fill(count, count + m.n_expert + 1, 0);
+    for (int i = 0; i < n * K; ++i) count[s_.sel[i]]++;
+    n_active_ = 0;
+    int32_t start[512];
+    int total = 0;
+    for (int e = 0; e < m.n_expert; ++e) {
+      start[e] = total;
+      if (count[e] > 0) {
+        s_.active[n_active_++] = e;
+        total += count[e];
+      }
+    }
+    for (int a = 0; a < n_active_; ++a) s_.active_off[a] = start[s_.active[a]];
+    s_.active_off[n_active_] = total;
+    for (int i = 0; i < n * K; ++i) s_.slot[i] = start[s_.sel[i]]++;
+  }
+  pool_.barrier();
+
+  // Gather each (token, choice) row into its expert's packed range and encode it.
+  const int rows = n * K;
+  {
+    int64_t b, e;
+    split_range(rows, ith, nth, &b, &e);
+    for (int64_t i = b; i < e; ++i) std::copy(s_.xn + (i / K) * E, s_.xn + (i / K + 1) * E, s_.moe_x + int64_t(s_.slot[i]) * E);
+  }
+  pool_.barrier();
+  const ActFormat fin = act_format_for(backend_.weight(L.ffn_gate_exps).type);
+  const ActFormat fup = act_format_for(backend_.weight(L.ffn_up_exps).type);
+  for (ActFormat f : kEncodedActFormats)
+    if (f == fin || f == fup) quantize_act(f, s_.moe_x, rows, E, s_.moe_act[static_cast<int>(f)], ith, nth);
+  pool_.barrier();
+  auto encoded = [&](ActFormat f, const float* x) -> const void* { return f == ActFormat::F32 ? static_cast<const void*>(x) : s_.moe_act[static_cast<int>(f)]; };
+  expert_matmul(L.ffn_gate_exps, encoded(fin, s_.moe_x), E, s_.moe_gate, F, ith, nth);
+  expert_matmul(L.ffn_up_exps, encoded(fup, s_.moe_x), E, s_.moe_up, F, ith, nth);
+  pool_.barrier();
+  swiglu(s_.moe_gate, s_.moe_up, s_.moe_gate, rows, int(F), F, F, p.activation, ith, nth);
+  pool_.barrier();
+  const ActFormat fdown = act_format_for(backend_.weight(L.ffn_down_exps).type);
+  if (fdown != ActFormat::F32) quantize_act(fdown, s_.moe_gate, rows, F, s_.moe_act[static_cast<int>(fdown)], ith, nth);
+  pool_.barrier();
+  expert_matmul(L.ffn_down_exps, encoded(fdown, s_.moe_gate), F, s_.moe_out, E, ith, nth);
+
+  // The shared expert runs on the same normalized input (its activations are still encoded).
+  if (L.ffn_gate_shexp >= 0) {
+    const int64_t fs = p.tensors[L.ffn_gate_shexp].ne[1];
+    dense_ffn(L.ffn_gate_shexp, L.ffn_up_shexp, L.ffn_down_shexp, fs, n, ith, nth);
+  }
+  pool_.barrier();
+
+  // Weighted combine into the residual stream.
+  int64_t b, e;
+  split_range(int64_t(n) * E, ith, nth, &b, &e);
+  for (int64_t idx = b; idx < e; ++idx) {
+    const int64_t t = idx / E, i = idx % E;
+    float sum = 0.f;
+    for (int j = 0; j < K; ++j) sum += s_.sel_w[t * K + j] * s_.moe_out[int64_t(s_.slot[t * K + j]) * E + i];
+    if (L.ffn_gate_shexp >= 0) {
+      const float g = L.ffn_gate_inp_shexp >= 0 ? 1.0f / (1.0f + std::exp(-s_.shexp_gate[t])) : 1.0f;
+      sum += g * s_.proj[idx];
+    }
+    s_.x[idx] += sum;
+  }
 }
 
 }  // namespace tessera::cpu

@@ -34,6 +34,20 @@ class CpuExecutor final : public Executor {
     void* act[5] = {};        // encoded activations per ActFormat (F32 unused: rows are read in place)
     float* attn_scratch = nullptr;  // per-thread attention work space
     int32_t* pos = nullptr;   // [B]
+    // Mixture of experts (allocated only for MoE models). K = n_expert_used.
+    float* router = nullptr;          // [B][n_expert] router logits
+    int32_t* sel = nullptr;           // [B][K] selected experts
+    float* sel_w = nullptr;           // [B][K] their weights
+    int32_t* slot = nullptr;          // [B][K] packed row of each (token, choice)
+    int32_t* active = nullptr;        // [n_expert] experts with at least one token, ascending
+    int32_t* active_off = nullptr;    // [n_expert + 1] first packed row per active expert
+    float* route_scratch = nullptr;   // [2 * n_expert]
+    float* moe_x = nullptr;           // [B*K][n_embd] token rows grouped by expert
+    float* moe_gate = nullptr;        // [B*K][n_ff_exp]
+    float* moe_up = nullptr;          // [B*K][n_ff_exp]
+    float* moe_out = nullptr;         // [B*K][n_embd]
+    void* moe_act[5] = {};            // encoded moe_x / moe_gate rows per ActFormat
+    float* shexp_gate = nullptr;      // [B] sigmoid gate of the shared expert (qwen2moe)
   };
 
   void layout(BumpAllocator& alloc);
@@ -45,6 +59,11 @@ class CpuExecutor final : public Executor {
   void forward(const int32_t* tokens, int n, int pos0, bool all_logits, float* logits, int ith, int nth);
   void attention_block(int il, int n, int pos0, int ith, int nth);
   void ffn_block(int il, int n, int ith, int nth);
+  void moe_block(int il, int n, int ith, int nth);
+  // Runs the packed rows of every active expert through `weight` (stacked [n_expert][rows][cols]).
+  void expert_matmul(int weight, const void* act, int64_t cols, float* y, int64_t rows, int ith, int nth);
+  // Dense SwiGLU FFN on xn (already normalized and encoded for `gate`/`up`) into s_.proj.
+  void dense_ffn(int gate, int up, int down, int64_t width, int n, int ith, int nth);
   void norm(const float* x, int norm_w, int norm_b, float* y, int n, int ith, int nth) const;
 
   const CpuBackend& backend_;
@@ -57,7 +76,9 @@ class CpuExecutor final : public Executor {
   AlignedBuffer scratch_;
   std::vector<KvLayer> kv_layers_;
   Scratch s_;
-  bool stop_ = false;  // sampled by thread 0 from the abort flag, read by all after a barrier
+  bool stop_ = false;
+  int n_active_ = 0;       // experts with tokens in the current MoE block (set by thread 0)
+  int64_t ffn_width_ = 0;  // widest dense FFN (n_ff, or the shared expert's width)  // sampled by thread 0 from the abort flag, read by all after a barrier
 };
 
 }  // namespace tessera::cpu

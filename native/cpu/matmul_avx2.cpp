@@ -1,11 +1,311 @@
 // AVX2 dot-product tiles (compiled with -mavx2 -mfma -mf16c; only called after run-time
 // detection). See dot_kernels.h for the tile contract.
+//
+// Layout: GGUF row-major blocks, read in place. Each weight row is loaded once per group of
+// up to kTokens activation rows, so decode (one token) streams the weights exactly once and
+// prefill reuses every loaded block kTokens times from registers.
+// Integer blocks (Q8_0/Q4_0 x Q8_0, K-quants x Q8_K) multiply with maddubs: |w| times
+// sign(w)*x keeps the unsigned-by-signed product exact in int16, then pairs sum to int32.
+// Accumulation is per 8-lane fp32 vector with one horizontal sum per output.
 #include <immintrin.h>
+
+#include <vector>
 
 #include "cpu/dot_kernels.h"
 
 namespace tessera::cpu::avx2 {
 
-bool matmul_tile(GgmlType, int, const DotTile&, int64_t, int64_t) { return false; }
+namespace {
+
+constexpr int kTokens = 4;
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// F16C conversion of a block scale (the portable bit-twiddling one is far slower).
+inline float half(uint16_t h) { return _cvtsh_ss(h); }
+
+// 8 int32 lane sums of w[i] * x[i] over 32 int8 pairs, given |w| precomputed.
+inline __m256i dot_i8(__m256i w, __m256i abs_w, __m256i x) {
+  const __m256i p16 = _mm256_maddubs_epi16(abs_w, _mm256_sign_epi8(x, w));
+  return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+// The 32 weights of a Q4_0 block as unsigned nibbles 0..15, elements in order; the -8
+// offset is applied through the activation block sums instead (saves the sign tricks).
+inline __m256i unpack_q4_0(const uint8_t* qs) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0xF));
+}
+
+template <int N>
+void tile_q8_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  const int64_t nb = t.cols / QK8_0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const BlockQ8_0* wrow = reinterpret_cast<const BlockQ8_0*>(t.w + r * t.row_bytes);
+    __m256 acc[N];
+    for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      _mm_prefetch(reinterpret_cast<const char*>(wrow + b) + 1024, _MM_HINT_T0);
+      const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wrow[b].qs));
+      const __m256i abs_w = _mm256_sign_epi8(wq, wq);
+      const float dw = half(wrow[b].d);
+      for (int k = 0; k < N; ++k) {
+        const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(t.act + (k0 + k) * t.act_stride) + b;
+        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs));
+        const __m256 d = _mm256_set1_ps(dw * half(xb->d));
+        acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(wq, abs_w, xq)), acc[k]);
+      }
+    }
+    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum(acc[k]);
+  }
+}
+
+// Per activation block: its scale, and its scale times the sum of its int8 values (the
+// term the Q4_0 offset of 8 multiplies). Computed once per tile, shared by every row.
+struct Q8Scales {
+  std::vector<float> d, dsum;
+  void compute(const DotTile& t, int k0, int n, int64_t nb) {
+    d.resize(size_t(n) * nb);
+    dsum.resize(size_t(n) * nb);
+    const __m256i ones = _mm256_set1_epi8(1);
+    for (int k = 0; k < n; ++k) {
+      const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(t.act + (k0 + k) * t.act_stride);
+      for (int64_t b = 0; b < nb; ++b) {
+        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[b].qs));
+        const int sum = hsum_i32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones, xq), _mm256_set1_epi16(1)));
+        d[k * nb + b] = half(xb[b].d);
+        dsum[k * nb + b] = d[k * nb + b] * float(sum);
+      }
+    }
+  }
+};
+
+template <int N>
+void tile_q4_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  const int64_t nb = t.cols / QK4_0;
+  thread_local Q8Scales xs;
+  xs.compute(t, k0, N, nb);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  for (int64_t r = r0; r < r1; ++r) {
+    const BlockQ4_0* wrow = reinterpret_cast<const BlockQ4_0*>(t.w + r * t.row_bytes);
+    __m256 acc[N];
+    float offset[N] = {};
+    for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      _mm_prefetch(reinterpret_cast<const char*>(wrow + b) + 1024, _MM_HINT_T0);
+      const __m256i wq = unpack_q4_0(wrow[b].qs);
+      const float dw = half(wrow[b].d);
+      for (int k = 0; k < N; ++k) {
+        const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(t.act + (k0 + k) * t.act_stride) + b;
+        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs));
+        const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), ones16);
+        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xs.d[k * nb + b]), _mm256_cvtepi32_ps(dot), acc[k]);
+        offset[k] += dw * xs.dsum[k * nb + b];
+      }
+    }
+    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum(acc[k]) - 8.0f * offset[k];
+  }
+}
+
+template <int N>
+void tile_f32(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* w = reinterpret_cast<const float*>(t.w + r * t.row_bytes);
+    __m256 acc[N];
+    for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
+    __m256 acc2[N];
+    for (int k = 0; k < N; ++k) acc2[k] = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 16 <= t.cols; c += 16) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + c) + 1024, _MM_HINT_T0);
+      const __m256 w0 = _mm256_loadu_ps(w + c), w1 = _mm256_loadu_ps(w + c + 8);
+      for (int k = 0; k < N; ++k) {
+        const float* x = reinterpret_cast<const float*>(t.act + (k0 + k) * t.act_stride) + c;
+        acc[k] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), acc[k]);
+        acc2[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), acc2[k]);
+      }
+    }
+    for (; c + 8 <= t.cols; c += 8) {
+      const __m256 wv = _mm256_loadu_ps(w + c);
+      for (int k = 0; k < N; ++k)
+        acc[k] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(reinterpret_cast<const float*>(t.act + (k0 + k) * t.act_stride) + c), acc[k]);
+    }
+    for (int k = 0; k < N; ++k) {
+      const float* x = reinterpret_cast<const float*>(t.act + (k0 + k) * t.act_stride);
+      float tail = 0.f;
+      for (int64_t i = c; i < t.cols; ++i) tail += w[i] * x[i];
+      t.y[(k0 + k) * t.ldy + r] = hsum(_mm256_add_ps(acc[k], acc2[k])) + tail;
+    }
+  }
+}
+
+template <bool kBf16>
+inline float scalar_half(uint16_t h) {
+  if constexpr (kBf16) return bf16_to_fp32(h);
+  else return _cvtsh_ss(h);
+}
+
+// F16 weights x F16 activations (BF16: the same with a shift instead of F16C).
+template <int N, bool kBf16>
+void tile_half(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  auto load = [](const uint16_t* p) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    if constexpr (kBf16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    else return _mm256_cvtph_ps(h);
+  };
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint16_t* w = reinterpret_cast<const uint16_t*>(t.w + r * t.row_bytes);
+    __m256 acc[N];
+    for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
+    // Two accumulators per token break the fmadd latency chain, which otherwise caps a
+    // core below its share of memory bandwidth.
+    __m256 acc2[N];
+    for (int k = 0; k < N; ++k) acc2[k] = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 16 <= t.cols; c += 16) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + c) + 1024, _MM_HINT_T0);
+      const __m256 w0 = load(w + c), w1 = load(w + c + 8);
+      for (int k = 0; k < N; ++k) {
+        const uint16_t* x = reinterpret_cast<const uint16_t*>(t.act + (k0 + k) * t.act_stride) + c;
+        acc[k] = _mm256_fmadd_ps(w0, load(x), acc[k]);
+        acc2[k] = _mm256_fmadd_ps(w1, load(x + 8), acc2[k]);
+      }
+    }
+    for (; c + 8 <= t.cols; c += 8) {
+      const __m256 wv = load(w + c);
+      for (int k = 0; k < N; ++k)
+        acc[k] = _mm256_fmadd_ps(wv, load(reinterpret_cast<const uint16_t*>(t.act + (k0 + k) * t.act_stride) + c), acc[k]);
+    }
+    for (int k = 0; k < N; ++k) {
+      const uint16_t* x = reinterpret_cast<const uint16_t*>(t.act + (k0 + k) * t.act_stride);
+      float tail = 0.f;
+      for (int64_t i = c; i < t.cols; ++i) tail += scalar_half<kBf16>(w[i]) * scalar_half<kBf16>(x[i]);
+      t.y[(k0 + k) * t.ldy + r] = hsum(_mm256_add_ps(acc[k], acc2[k])) + tail;
+    }
+  }
+}
+
+// Q4_K x Q8_K: per 64-value group, low nibbles pair with sub-block 2j, high with 2j+1; the
+// sub-block scales multiply the int32 sums, the mins fold in through the activation bsums.
+template <int N>
+void tile_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  const int64_t nb = t.cols / QK_K;
+  const __m256i m4 = _mm256_set1_epi8(0xF);
+  for (int64_t r = r0; r < r1; ++r) {
+    const BlockQ4_K* wrow = reinterpret_cast<const BlockQ4_K*>(t.w + r * t.row_bytes);
+    float acc[N] = {};
+    for (int64_t b = 0; b < nb; ++b) {
+      const BlockQ4_K& wb = wrow[b];
+      uint8_t sc[8], mn[8];
+      for (int j = 0; j < 8; ++j) q4k_scale_min(j, wb.scales, &sc[j], &mn[j]);
+      const float d = half(wb.d), dmin = half(wb.dmin);
+      __m256i wq[8];
+      for (int j = 0; j < 4; ++j) {
+        const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.qs + 32 * j));
+        wq[2 * j] = _mm256_and_si256(packed, m4);
+        wq[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), m4);
+      }
+      for (int k = 0; k < N; ++k) {
+        const BlockQ8_K* xb = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + k) * t.act_stride) + b;
+        __m256i sum = _mm256_setzero_si256();
+        for (int j = 0; j < 8; ++j) {
+          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs + 32 * j));
+          // Weights are unsigned 0..15: maddubs takes them directly.
+          const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wq[j], xq), _mm256_set1_epi16(sc[j]));
+          sum = _mm256_add_epi32(sum, p);
+        }
+        int summ = 0;
+        for (int j = 0; j < 8; ++j) summ += mn[j] * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
+        // Integer totals are exact; one fp32 step per super-block, as in the scalar path.
+        acc[k] += xb->d * (d * float(hsum_i32(sum)) - dmin * float(summ));
+      }
+    }
+    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = acc[k];
+  }
+}
+
+// Q6_K x Q8_K: 6-bit values rebuilt from ql/qh as unsigned 0..63; the -32 offset folds in
+// through the activation bsums (sum of x over each 16 times 32 times the sub-block scale).
+template <int N>
+void tile_q6_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  const int64_t nb = t.cols / QK_K;
+  const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
+  for (int64_t r = r0; r < r1; ++r) {
+    const BlockQ6_K* wrow = reinterpret_cast<const BlockQ6_K*>(t.w + r * t.row_bytes);
+    float acc[N] = {};
+    for (int64_t b = 0; b < nb; ++b) {
+      const BlockQ6_K& wb = wrow[b];
+      // wq[g]: values 32g .. 32g+31 of the super-block, as uint8 0..63.
+      __m256i wq[8];
+      for (int half = 0; half < 2; ++half) {
+        const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.ql + 64 * half));
+        const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.ql + 64 * half + 32));
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.qh + 32 * half));
+        wq[4 * half + 0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+        wq[4 * half + 1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+        wq[4 * half + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+        wq[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+      }
+      const float d = half(wb.d);
+      for (int k = 0; k < N; ++k) {
+        const BlockQ8_K* xb = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + k) * t.act_stride) + b;
+        __m256i sum = _mm256_setzero_si256();
+        int offset = 0;
+        for (int g = 0; g < 8; ++g) {
+          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs + 32 * g));
+          // Each 32-value group spans two 16-value sub-blocks: scales for the low and high 16.
+          const int s0 = wb.scales[2 * g], s1 = wb.scales[2 * g + 1];
+          const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(int16_t(s1)), _mm_set1_epi16(int16_t(s0)));
+          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(wq[g], xq), scales));
+          offset += s0 * xb->bsums[2 * g] + s1 * xb->bsums[2 * g + 1];
+        }
+        acc[k] += d * xb->d * float(hsum_i32(sum) - 32 * offset);
+      }
+    }
+    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = acc[k];
+  }
+}
+
+template <int N>
+bool tile_n(GgmlType type, const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  switch (type) {
+    case GgmlType::Q8_0: tile_q8_0<N>(t, r0, r1, k0); return true;
+    case GgmlType::Q4_0: tile_q4_0<N>(t, r0, r1, k0); return true;
+    case GgmlType::F32: tile_f32<N>(t, r0, r1, k0); return true;
+    case GgmlType::F16: tile_half<N, false>(t, r0, r1, k0); return true;
+    case GgmlType::BF16: tile_half<N, true>(t, r0, r1, k0); return true;
+    case GgmlType::Q4_K: tile_q4_k<N>(t, r0, r1, k0); return true;
+    case GgmlType::Q6_K: tile_q6_k<N>(t, r0, r1, k0); return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+bool matmul_tile(GgmlType type, int layout, const DotTile& t, int64_t r0, int64_t r1) {
+  if (layout != 0) return false;
+  int k0 = 0;
+  for (; k0 + kTokens <= t.n_tokens; k0 += kTokens)
+    if (!tile_n<kTokens>(type, t, r0, r1, k0)) return false;
+  switch (t.n_tokens - k0) {
+    case 3: return tile_n<3>(type, t, r0, r1, k0);
+    case 2: return tile_n<2>(type, t, r0, r1, k0);
+    case 1: return tile_n<1>(type, t, r0, r1, k0);
+    default: return true;
+  }
+}
 
 }  // namespace tessera::cpu::avx2

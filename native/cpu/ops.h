@@ -83,6 +83,13 @@ void add_bias(float* x, const float* bias, int n_rows, int dim, int64_t ldx, int
 // (softmax.cpp) In-place numerically stable softmax of one row.
 void softmax(float* x, int n);
 
+// (moe_route.cpp) Router of one token: from logits [n_expert] writes the selected expert ids
+// and their weights [n_expert_used], per MoeParams (gating, selection bias, group-limited
+// top-k, renormalization, scale). scratch: 2 * n_expert floats. n_expert <= 512,
+// n_group <= 256 (validated with the plan).
+void moe_route(const float* logits, const float* selection_bias, const MoeParams& p, int32_t* experts, float* weights,
+               float* scratch);
+
 // ---------------------------------------------------------------- attention (attention.cpp)
 
 // The KV cache layout the CPU attention reads: per layer, K and V as fp16

@@ -1,7 +1,7 @@
 // quantize_act: encodes fp32 activation rows [n_tokens][cols] into the format a weight
 // type's dot product consumes. Q8_0: blocks of 32 int8 with an fp16 scale amax/127.
 // Q8_K: super-blocks of 256 int8 with an fp32 scale chosen so the largest-magnitude value
-// maps to -128, plus sums of each 16 for folding in K-quant minimums. F16/BF16: rounded
+// maps to -127 (its sign flipped; the others clamp at 127), plus sums of each 16 for folding in K-quant minimums. F16/BF16: rounded
 // copies. Rows are split across threads; rounding is to nearest, ties to even, as in the
 // AVX2 path of llama.cpp, so both engines feed identical integers to the dot products.
 #include <cmath>
@@ -63,7 +63,7 @@ static void quantize_row_q8_k_scalar(const float* x, BlockQ8_K* y, int64_t cols)
       out = BlockQ8_K{};
       continue;
     }
-    const float iscale = -128.f / max;
+    const float iscale = -127.f / max;
     for (int i = 0; i < QK_K; ++i) {
       const int v = nearest_int(iscale * xb[i]);
       out.qs[i] = static_cast<int8_t>(v > 127 ? 127 : v);

@@ -29,3 +29,10 @@ export function top2Margin(x: ArrayLike<number>): number {
   }
   return a - b;
 }
+
+/** sqrt(mean(x²)) */
+export function rms(x: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+  return Math.sqrt(s / x.length);
+}

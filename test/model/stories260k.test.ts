@@ -17,9 +17,10 @@ interface Golden {
 }
 
 describe.runIf(hasShared)("stories260K golden greedy output", () => {
-  const golden = JSON.parse(fs.readFileSync(path.join(sharedDir, "models/stories260K.golden.json"), "utf8")) as Golden;
+  let golden: Golden;
   let model: Model;
   beforeAll(async () => {
+    golden = JSON.parse(fs.readFileSync(path.join(sharedDir, "models/stories260K.golden.json"), "utf8")) as Golden;
     model = await loadModel(stories260K, { backend: "cpu", threads: 1 });
   });
   afterAll(() => model?.dispose());

@@ -2,12 +2,14 @@
  * llama.cpp's tokenizer conformance vectors (test-tokenizer-0 format): `X.gguf.inp` holds the
  * inputs separated by "\n__ggml_vocab_test__\n", `X.gguf.out` one line of expected ids per
  * input, produced with add_special = false and parse_special = false. Every pair runs against
- * its vocab GGUF, or for llama-bpe and qwen2 against the same vocabulary's Hugging Face files.
+ * its vocab GGUF, or for llama-bpe and qwen2 against the same vocabulary's Hugging Face files
+ * and against GGUF metadata built from those files (as a converter writes it).
  */
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ggufVocab, hasTokenizerData, HF_SOURCES, hfVocab, vocabDir } from "./vocabs.js";
+import type { Tokenizer } from "../../lib/tokenizer/index.js";
+import { ggufMetadataVocab, ggufVocab, hasTokenizerData, HF_SOURCES, hfVocab, vocabDir } from "./vocabs.js";
 
 interface Case {
   input: string;
@@ -44,19 +46,23 @@ describe.runIf(hasTokenizerData)("llama.cpp tokenizer conformance vectors", () =
     expect(pairs.length).toBeGreaterThanOrEqual(8);
   });
 
+  const GGUF_METADATA: Record<string, "llama3" | "qwen2"> = { "llama-bpe": "llama3", qwen2: "qwen2" };
   for (const name of pairs) {
     const gguf = path.join(vocabDir, `ggml-vocab-${name}.gguf`);
-    const load = fs.existsSync(gguf) ? ggufVocab(gguf) : HF_SOURCES[name] ? hfVocab(HF_SOURCES[name].dir, HF_SOURCES[name].preTokenizer) : undefined;
-    if (!load) continue;
-    describe(name, () => {
-      const cases = `ggml-vocab-${name}`;
-      const table = readCases(cases);
-      it("has the 46 standard inputs", () => {
-        expect(table.length).toBe(46);
+    const sources: [string, () => Tokenizer][] = [];
+    if (fs.existsSync(gguf)) sources.push(["vocab GGUF", ggufVocab(gguf)]);
+    if (HF_SOURCES[name]) sources.push(["Hugging Face files", hfVocab(HF_SOURCES[name].dir, HF_SOURCES[name].preTokenizer)]);
+    if (GGUF_METADATA[name]) sources.push(["GGUF metadata", ggufMetadataVocab(GGUF_METADATA[name])]);
+    for (const [source, load] of sources) {
+      describe(`${name} (${source})`, () => {
+        const table = readCases(`ggml-vocab-${name}`);
+        it("has the 46 standard inputs", () => {
+          expect(table.length).toBe(46);
+        });
+        it.each(table.map((c, i) => [i, JSON.stringify(c.input).slice(0, 60), c] as const))("#%i %s", (_i, _label, c) => {
+          expect(load().encode(c.input, { addSpecial: false, parseSpecial: false })).toEqual(c.expected);
+        });
       });
-      it.each(table.map((c, i) => [i, JSON.stringify(c.input).slice(0, 60), c] as const))("#%i %s", (_i, _label, c) => {
-        expect(load().encode(c.input, { addSpecial: false, parseSpecial: false })).toEqual(c.expected);
-      });
-    });
+    }
   }
 });

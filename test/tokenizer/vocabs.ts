@@ -2,7 +2,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { readGGUF } from "../../lib/gguf/reader.js";
+import type { GGUFFile } from "../../lib/gguf/types.js";
 import { tokenizerFromGGUF, tokenizerFromHuggingFace, type Tokenizer } from "../../lib/tokenizer/index.js";
+import { loadVocab } from "../../scripts/synthetic-model.js";
 import { sharedDir } from "../helpers/paths.js";
 
 export const tokenizersDir = path.join(sharedDir, "tokenizers");
@@ -41,6 +43,14 @@ export function hfVocab(dir: string, preTokenizer?: string): () => Tokenizer {
   return cached(`${dir}|${preTokenizer}`, () => tokenizerFromHuggingFace(path.join(tokenizersDir, dir), { preTokenizer }));
 }
 
+/**
+ * The Llama 3 or Qwen2 vocabulary written as GGUF metadata (scripts/synthetic-model.ts, as a
+ * converter would), so the GGUF loader runs on the two vocabularies that have no vocab GGUF.
+ */
+export function ggufMetadataVocab(source: "llama3" | "qwen2"): () => Tokenizer {
+  return cached(`gguf-metadata|${source}`, () => tokenizerFromGGUF({ metadata: new Map(loadVocab(source).metadata) } as GGUFFile));
+}
+
 /** Every vocabulary in the shared data, by a short name. */
 export function allVocabs(): VocabSource[] {
   const out: VocabSource[] = [];
@@ -49,6 +59,8 @@ export function allVocabs(): VocabSource[] {
     if (m) out.push({ name: m[1], load: ggufVocab(path.join(vocabDir, f)) });
   }
   for (const [name, src] of Object.entries(HF_SOURCES)) out.push({ name: `${name} (hf)`, load: hfVocab(src.dir, src.preTokenizer) });
+  out.push({ name: "llama3 (GGUF metadata)", load: ggufMetadataVocab("llama3") });
+  out.push({ name: "qwen2 (GGUF metadata)", load: ggufMetadataVocab("qwen2") });
   out.push({ name: "smollm2 (tokenizer.json)", load: hfVocab("smollm2") });
   out.push({ name: "mistral-v0.3 (tokenizer.json)", load: hfVocab("mistral-v0.3") });
   out.push({ name: "llama-2-tiny-random", load: ggufVocab(path.join(sharedDir, "models/llama-2-tiny-random.gguf")) });

@@ -1,0 +1,57 @@
+/**
+ * The shared kernel harness: runs one native op (on a chosen ISA and thread count) and
+ * either checks it against a float64 reference by relative error, or times it. Tests use
+ * checkOp, benchmarks timeOp, both through the same native entry points.
+ */
+import { native, type NativeKernels } from "../native.js";
+
+export type Isa = "avx2" | "scalar";
+
+export function kernels(): NativeKernels {
+  return native().kernels;
+}
+
+/** ||got - ref||₂ / ||ref||₂ */
+export function relativeError(got: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (got.length !== ref.length) throw new Error(`length mismatch: ${got.length} vs ${ref.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num += (got[i] - ref[i]) ** 2;
+    den += ref[i] ** 2;
+  }
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
+
+/** Runs `fn` with the kernels lowered to `isa` (restoring the machine's best afterwards). */
+export function withIsa<T>(isa: Isa, fn: () => T): T {
+  const addon = native();
+  const best = addon.systemInfo().cpu.avx2 ? "avx2" : "scalar";
+  addon.setCpuIsa(isa);
+  try {
+    return fn();
+  } finally {
+    addon.setCpuIsa(best);
+  }
+}
+
+export interface Timing {
+  medianMs: number;
+  minMs: number;
+  runs: number;
+}
+
+/** Median wall time of `fn` over enough runs to fill ~`budgetMs` (at least `minRuns`). */
+export function timeOp(fn: () => unknown, budgetMs = 300, minRuns = 5): Timing {
+  fn();
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < minRuns || performance.now() - start < budgetMs) {
+    const t0 = performance.now();
+    fn();
+    times.push(performance.now() - t0);
+    if (times.length >= 10_000) break;
+  }
+  times.sort((a, b) => a - b);
+  return { medianMs: times[times.length >> 1], minMs: times[0], runs: times.length };
+}

@@ -1,0 +1,165 @@
+/**
+ * Float64 reference implementations of the CPU ops, for the kernel harness. They follow
+ * the op definitions (native/cpu/ops.h) directly, without the kernels' tricks, and — for
+ * quantized matmuls — can emulate the activation encoding so the comparison isolates the
+ * kernel's arithmetic from the (intended) activation rounding.
+ */
+import { fromHalf, toHalf } from "../gguf/quantize.js";
+import { GGMLType } from "../gguf/types.js";
+
+/** Round to nearest, ties to even (the kernels' rounding mode). */
+function rne(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 ? 2 * Math.round(x / 2) : r;
+}
+
+/** The activation values a weight type's kernel actually multiplies (see quantize_act.cpp). */
+export function encodedActivations(type: GGMLType, x: Float32Array, cols: number): Float64Array {
+  const y = new Float64Array(x.length);
+  const f = Math.fround;
+  if (type === GGMLType.F16) for (let i = 0; i < x.length; i++) y[i] = fromHalf(toHalf(x[i]));
+  else if (type === GGMLType.BF16) {
+    const buf = new Float32Array(1);
+    const bits = new Uint32Array(buf.buffer);
+    for (let i = 0; i < x.length; i++) {
+      buf[0] = x[i];
+      const w = bits[0];
+      bits[0] = ((w + 0x7fff + ((w >>> 16) & 1)) >>> 16) << 16;
+      y[i] = buf[0];
+    }
+  } else if (type === GGMLType.Q8_0 || type === GGMLType.Q4_0) {
+    for (let b = 0; b < x.length / 32; b++) {
+      let amax = 0;
+      for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[b * 32 + i]));
+      const id = amax ? f(127 / amax) : 0;
+      const d = fromHalf(toHalf(f(amax / 127)));
+      for (let i = 0; i < 32; i++) y[b * 32 + i] = d * rne(f(x[b * 32 + i] * id));
+    }
+  } else if (type === GGMLType.Q4_K || type === GGMLType.Q6_K) {
+    for (let b = 0; b < x.length / 256; b++) {
+      let amax = 0;
+      let max = 0;
+      for (let i = 0; i < 256; i++)
+        if (Math.abs(x[b * 256 + i]) > amax) {
+          amax = Math.abs(x[b * 256 + i]);
+          max = x[b * 256 + i];
+        }
+      if (amax === 0) continue;
+      const iscale = f(-127 / max);
+      const d = f(1 / iscale);
+      for (let i = 0; i < 256; i++) y[b * 256 + i] = d * Math.min(127, rne(f(iscale * x[b * 256 + i])));
+    }
+  } else for (let i = 0; i < x.length; i++) y[i] = x[i];
+  if (cols <= 0) throw new Error("cols must be positive");
+  return y;
+}
+
+/** y[t][r] = Σ_c w[r][c] · x[t][c] */
+export function matmulRef(w: Float64Array, rows: number, cols: number, x: ArrayLike<number>, nTokens: number): Float64Array {
+  const y = new Float64Array(nTokens * rows);
+  for (let t = 0; t < nTokens; t++)
+    for (let r = 0; r < rows; r++) {
+      let s = 0;
+      for (let c = 0; c < cols; c++) s += w[r * cols + c] * x[t * cols + c];
+      y[t * rows + r] = s;
+    }
+  return y;
+}
+
+export function rmsNormRef(x: Float32Array, weight: Float32Array | null, nRows: number, dim: number, eps: number): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let r = 0; r < nRows; r++) {
+    let ss = 0;
+    for (let i = 0; i < dim; i++) ss += x[r * dim + i] ** 2;
+    const scale = 1 / Math.sqrt(ss / dim + eps);
+    for (let i = 0; i < dim; i++) y[r * dim + i] = x[r * dim + i] * scale * (weight ? weight[i] : 1);
+  }
+  return y;
+}
+
+export interface RopeRefParams {
+  neox: boolean;
+  nDims: number;
+  freqBase: number;
+  freqScale: number;
+  freqFactors?: Float32Array;
+}
+
+export function ropeRef(x: Float32Array, pos: Int32Array, nTokens: number, nHeads: number, headDim: number, p: RopeRefParams): Float64Array {
+  const y = Float64Array.from(x);
+  for (let t = 0; t < nTokens; t++)
+    for (let h = 0; h < nHeads; h++) {
+      const o = (t * nHeads + h) * headDim;
+      for (let i = 0; i < p.nDims / 2; i++) {
+        let theta = pos[t] * p.freqBase ** ((-2 * i) / p.nDims);
+        if (p.freqFactors) theta /= p.freqFactors[i];
+        theta *= p.freqScale;
+        const a = p.neox ? i : 2 * i;
+        const b = p.neox ? i + p.nDims / 2 : 2 * i + 1;
+        const x0 = x[o + a], x1 = x[o + b];
+        y[o + a] = x0 * Math.cos(theta) - x1 * Math.sin(theta);
+        y[o + b] = x0 * Math.sin(theta) + x1 * Math.cos(theta);
+      }
+    }
+  return y;
+}
+
+export function swigluRef(gate: Float32Array, up: Float32Array, gelu: boolean): Float64Array {
+  const y = new Float64Array(gate.length);
+  for (let i = 0; i < gate.length; i++) {
+    const g = gate[i];
+    const a = gelu ? 0.5 * g * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * g * (1 + 0.044715 * g * g))) : g / (1 + Math.exp(-g));
+    y[i] = a * up[i];
+  }
+  return y;
+}
+
+export function softmaxRef(x: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) max = Math.max(max, x[i]);
+  const y = new Float64Array(x.length);
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) sum += y[i] = Math.exp(x[i] - max);
+  for (let i = 0; i < x.length; i++) y[i] /= sum;
+  return y;
+}
+
+export interface AttentionRefArgs {
+  nTokens: number;
+  nCtx: number;
+  nHead: number;
+  nHeadKv: number;
+  headDim: number;
+  headDimV: number;
+  slidingWindow: number;
+  scale: number;
+  softcap: number;
+}
+
+/** Queries are the last nTokens positions of the nCtx-long sequence. */
+export function attentionRef(q: Float32Array, k: Float32Array, v: Float32Array, a: AttentionRefArgs): Float64Array {
+  const out = new Float64Array(a.nTokens * a.nHead * a.headDimV);
+  const group = a.nHead / a.nHeadKv;
+  for (let t = 0; t < a.nTokens; t++) {
+    const pos = a.nCtx - a.nTokens + t;
+    const lo = a.slidingWindow > 0 ? Math.max(0, pos - a.slidingWindow + 1) : 0;
+    for (let h = 0; h < a.nHead; h++) {
+      const g = Math.floor(h / group);
+      const scores: number[] = [];
+      for (let j = lo; j <= pos; j++) {
+        let s = 0;
+        for (let i = 0; i < a.headDim; i++) s += q[(t * a.nHead + h) * a.headDim + i] * k[(j * a.nHeadKv + g) * a.headDim + i];
+        s *= a.scale;
+        if (a.softcap) s = a.softcap * Math.tanh(s / a.softcap);
+        scores.push(s);
+      }
+      const p = softmaxRef(scores);
+      for (let i = 0; i < a.headDimV; i++) {
+        let acc = 0;
+        for (let j = lo; j <= pos; j++) acc += p[j - lo] * v[(j * a.nHeadKv + g) * a.headDimV + i];
+        out[(t * a.nHead + h) * a.headDimV + i] = acc;
+      }
+    }
+  }
+  return out;
+}

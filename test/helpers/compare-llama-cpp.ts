@@ -1,0 +1,55 @@
+/** Runs Tessera and llama.cpp on the same GGUF and compares per-position logits. */
+import { loadModel } from "../../lib/index.js";
+import { Rng } from "../../lib/sampling/rng.js";
+import { LlamaCppPeer } from "../../scripts/llama-cpp-peer.js";
+import { argmax, relativeError, rms } from "./logits.js";
+
+const THREADS = 2;
+/** Top-2 margin, as a fraction of the logits' rms, below which llama.cpp's pick is a near-tie. */
+const NEAR_TIE = 0.1;
+
+export interface Comparison {
+  maxRel: number;
+  maxBatchRel: number;
+  top1: number;
+  nearTies: number;
+}
+
+export async function compareWithLlamaCpp(file: string, tokens: number[], nVocab: number): Promise<Comparison> {
+  const peer = await LlamaCppPeer.open(file, { threads: THREADS, contextSize: 128, flashAttention: false });
+  const ref = await peer.logitsPerPosition(tokens, nVocab);
+  await peer.dispose();
+  const model = await loadModel(file, { backend: "cpu", threads: THREADS, contextSize: 128 });
+  const session = model.createSession();
+  const ours: Float32Array[] = [];
+  for (const t of tokens) ours.push(Float32Array.from(await session.evaluate([t])));
+  // The batched prefill path must agree with token-by-token decoding.
+  session.reset();
+  const all = await session.evaluateAll(tokens);
+  model.dispose();
+  let maxRel = 0;
+  let maxBatchRel = 0;
+  let top1 = 0;
+  let nearTies = 0;
+  for (let i = 0; i < tokens.length; i++) {
+    maxRel = Math.max(maxRel, relativeError(ours[i], ref[i]));
+    maxBatchRel = Math.max(maxBatchRel, relativeError(all.subarray(i * nVocab, (i + 1) * nVocab), ref[i]));
+    const mine = argmax(ours[i]);
+    const theirs = argmax(ref[i]);
+    if (mine === theirs) top1++;
+    // A different pick counts as a near-tie only if llama.cpp's own logits put the two
+    // candidates within 10% of its logit spread (rms) of each other.
+    else {
+      const margin = (ref[i][theirs] - ref[i][mine]) / rms(ref[i]);
+      console.log(`top-1 differs at position ${i}: llama.cpp margin ${margin.toFixed(4)} of its logit rms`);
+      if (margin <= NEAR_TIE) nearTies++;
+    }
+  }
+  return { maxRel, maxBatchRel, top1, nearTies };
+}
+
+export function randomTokens(n: number, nVocab: number, seed: number): number[] {
+  const rng = new Rng(seed);
+  return [1, ...Array.from({ length: n - 1 }, () => 3 + Math.floor(rng.next() * (nVocab - 3)))];
+}
+

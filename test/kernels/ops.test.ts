@@ -1,0 +1,195 @@
+/**
+ * Every CPU op against its float64 reference (lib/kernels/reference.ts) through the shared
+ * harness, on both ISAs and 1 and 2 threads, with fresh random inputs and odd sizes.
+ * Budgets are on ||got - ref|| / ||ref||.
+ */
+import { describe, expect, it } from "vitest";
+import { dequantize, quantize } from "../../lib/gguf/quantize.js";
+import { GGMLType, GGML_TYPE_INFO } from "../../lib/gguf/types.js";
+import { kernels, relativeError, withIsa, type Isa } from "../../lib/kernels/harness.js";
+import { attentionRef, encodedActivations, matmulRef, rmsNormRef, ropeRef, softmaxRef, swigluRef } from "../../lib/kernels/reference.js";
+import { native } from "../../lib/native.js";
+import { Gaussian } from "../helpers/random.js";
+
+const ISAS: Isa[] = native().systemInfo().cpu.avx2 ? ["scalar", "avx2"] : ["scalar"];
+const THREADS = [1, 2];
+
+/**
+ * Matmul budgets. `emulated`: reference fed the same encoded activations as the kernel, so
+ * only fp32 accumulation order remains. `exact`: reference fed the raw fp32 activations; the
+ * budget then also covers the activation encoding (fp16/bf16 rounding, int8 quantization).
+ */
+const MATMUL_BUDGET: Record<string, { emulated: number; exact: number }> = {
+  F32: { emulated: 1e-5, exact: 1e-5 },
+  F16: { emulated: 1e-5, exact: 2e-3 },
+  BF16: { emulated: 1e-5, exact: 1.5e-2 },
+  Q8_0: { emulated: 1e-5, exact: 1.5e-2 },
+  Q4_0: { emulated: 1e-5, exact: 1.5e-2 },
+  Q4_K: { emulated: 1e-5, exact: 1.5e-2 },
+  Q6_K: { emulated: 1e-5, exact: 1.5e-2 },
+};
+const TYPES = [GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q6_K];
+
+describe.each(ISAS)("CPU ops on %s", (isa) => {
+  for (const type of TYPES) {
+    const name = GGML_TYPE_INFO[type].name;
+    const block = GGML_TYPE_INFO[type].blockSize;
+    it(`matmul ${name}: m=1 and batched, odd row counts`, () => {
+      const g = new Gaussian();
+      for (const [rows, blocks, nTokens] of [
+        [1, 1, 1],
+        [7, 3, 1],
+        [33, 2, 3],
+        [64, 5, 17],
+      ]) {
+        const cols = Math.max(block, 32) * blocks;
+        const w = g.array(rows * cols, 1 / Math.sqrt(cols));
+        const bytes = quantize(type, w, cols);
+        const wq = dequantize(type, bytes, rows * cols);
+        const x = g.array(nTokens * cols);
+        const refExact = matmulRef(wq, rows, cols, x, nTokens);
+        const refEmulated = matmulRef(wq, rows, cols, encodedActivations(type, x, cols), nTokens);
+        for (const threads of THREADS) {
+          const y = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, threads));
+          const tag = `seed ${g.seed} ${rows}x${cols} n=${nTokens} t=${threads}`;
+          expect(relativeError(y, refEmulated), tag).toBeLessThan(MATMUL_BUDGET[name].emulated);
+          // A handful of outputs can sit near zero, where a relative error says little.
+          if (rows * nTokens >= 64) expect(relativeError(y, refExact), tag).toBeLessThan(MATMUL_BUDGET[name].exact);
+        }
+      }
+    });
+
+    it(`get_rows ${name} returns the dequantized rows`, () => {
+      const g = new Gaussian();
+      const cols = Math.max(block, 32) * 2;
+      const rows = 9;
+      const bytes = quantize(type, g.array(rows * cols), cols);
+      const table = dequantize(type, bytes, rows * cols);
+      const tokens = Int32Array.from([8, 0, 3, 3]);
+      const out = withIsa(isa, () => kernels().getRows(type, bytes, rows, cols, tokens));
+      const ref = new Float64Array(tokens.length * cols);
+      tokens.forEach((t, i) => ref.set(table.subarray(t * cols, (t + 1) * cols), i * cols));
+      expect(relativeError(out, ref)).toBeLessThan(1e-7);
+    });
+  }
+
+  it("rms_norm with and without weight", () => {
+    const g = new Gaussian();
+    for (const [rows, dim] of [
+      [1, 64],
+      [5, 77],
+      [17, 896],
+    ]) {
+      const x = g.array(rows * dim, 3, 0.5);
+      const w = g.array(dim, 0.2, 1);
+      for (const threads of THREADS) {
+        expect(relativeError(withIsa(isa, () => kernels().rmsNorm(x, w, rows, dim, 1e-5, threads)), rmsNormRef(x, w, rows, dim, 1e-5))).toBeLessThan(1e-6);
+        expect(relativeError(withIsa(isa, () => kernels().rmsNorm(x, null, rows, dim, 1e-6, threads)), rmsNormRef(x, null, rows, dim, 1e-6))).toBeLessThan(1e-6);
+      }
+    }
+  });
+
+  it("rope normal and neox, partial rotary dims, freq factors, linear scaling", () => {
+    const g = new Gaussian();
+    for (const neox of [false, true])
+      for (const [nTokens, nHeads, headDim, nDims] of [
+        [1, 1, 64, 64],
+        [3, 5, 64, 32],
+        [17, 4, 128, 128],
+      ]) {
+        const x = g.array(nTokens * nHeads * headDim);
+        const pos = Int32Array.from({ length: nTokens }, () => g.int(4000));
+        const freqFactors = Float32Array.from({ length: nDims / 2 }, () => 1 + 3 * Math.abs(g.next()));
+        for (const [ff, freqScale] of [
+          [null, 1],
+          [freqFactors, 0.25],
+        ] as const) {
+          const params = { kind: (neox ? 2 : 1) as 1 | 2, nDims, freqBase: 10000, freqScale, scaling: freqScale === 1 ? 0 : 1 };
+          const ref = ropeRef(x, pos, nTokens, nHeads, headDim, { neox, nDims, freqBase: 10000, freqScale, freqFactors: ff ?? undefined });
+          for (const threads of THREADS) {
+            const y = withIsa(isa, () => kernels().rope(x, pos, nTokens, nHeads, headDim, params, ff, threads));
+            // Angles up to 4000 rad in fp32 carry ~1e-4 absolute phase error (and llama.cpp's too).
+            expect(relativeError(y, ref)).toBeLessThan(2e-4);
+          }
+        }
+      }
+  });
+
+  it("swiglu (SiLU) and GELU gate", () => {
+    const g = new Gaussian();
+    for (const [rows, dim] of [
+      [1, 33],
+      [7, 172],
+    ]) {
+      const gate = g.array(rows * dim, 2);
+      const up = g.array(rows * dim);
+      for (const threads of THREADS) {
+        expect(relativeError(withIsa(isa, () => kernels().swiglu(gate, up, rows, dim, 0, threads)), swigluRef(gate, up, false))).toBeLessThan(1e-6);
+        expect(relativeError(withIsa(isa, () => kernels().swiglu(gate, up, rows, dim, 1, threads)), swigluRef(gate, up, true))).toBeLessThan(1e-6);
+      }
+    }
+  });
+
+  it("softmax, including large logits", () => {
+    const g = new Gaussian();
+    for (const n of [1, 7, 513]) {
+      const x = g.array(n, 30, 50);
+      expect(relativeError(withIsa(isa, () => kernels().softmax(x)), softmaxRef(x))).toBeLessThan(1e-6);
+    }
+  });
+
+  it("attention: GQA/MQA/MHA, decode and prefill, sliding window, softcap", () => {
+    const g = new Gaussian();
+    const cases = [
+      { nTokens: 1, nCtx: 1, nHead: 4, nHeadKv: 4, headDim: 64, headDimV: 64, slidingWindow: 0, softcap: 0 },
+      { nTokens: 1, nCtx: 37, nHead: 8, nHeadKv: 2, headDim: 64, headDimV: 64, slidingWindow: 0, softcap: 0 },
+      { nTokens: 13, nCtx: 13, nHead: 6, nHeadKv: 1, headDim: 128, headDimV: 128, slidingWindow: 0, softcap: 0 },
+      { nTokens: 5, nCtx: 40, nHead: 4, nHeadKv: 2, headDim: 32, headDimV: 48, slidingWindow: 8, softcap: 0 },
+      { nTokens: 3, nCtx: 9, nHead: 2, nHeadKv: 1, headDim: 64, headDimV: 64, slidingWindow: 0, softcap: 20 },
+    ];
+    for (const c of cases) {
+      const q = g.array(c.nTokens * c.nHead * c.headDim);
+      const k = g.array(c.nCtx * c.nHeadKv * c.headDim);
+      const v = g.array(c.nCtx * c.nHeadKv * c.headDimV);
+      const args = { ...c, scale: 1 / Math.sqrt(c.headDim) };
+      const ref = attentionRef(q, k, v, args);
+      for (const threads of THREADS) {
+        const y = withIsa(isa, () =>
+          kernels().attention(q, k, v, c.nTokens, c.nCtx, c.nHead, c.nHeadKv, c.headDim, c.headDimV, c.slidingWindow, args.scale, c.softcap, threads),
+        );
+        // q, K and V are held in fp16 (as in llama.cpp): ~2^-11 relative per element.
+        expect(relativeError(y, ref), JSON.stringify(c)).toBeLessThan(2e-3);
+      }
+    }
+  });
+
+  it("read-bandwidth probe returns a plausible figure", () => {
+    const gbps = withIsa(isa, () => kernels().readBandwidth(64, 3, 2));
+    expect(gbps).toBeGreaterThan(0.5);
+    expect(gbps).toBeLessThan(2000);
+  });
+});
+
+describe("harness argument validation", () => {
+  it("rejects wrong lengths and types with coded errors instead of crashing", () => {
+    const k = kernels();
+    const bad: Array<() => unknown> = [
+      () => k.matmul(GGMLType.F32, new Uint8Array(10), 2, 4, new Float32Array(4), 1, 1),
+      () => k.matmul(GGMLType.Q4_0, new Uint8Array(18), 1, 16, new Float32Array(16), 1, 1),
+      () => k.matmul(GGMLType.IQ4_NL, new Uint8Array(18), 1, 32, new Float32Array(32), 1, 1),
+      () => k.rmsNorm(new Float32Array(3), null, 2, 2, 1e-5, 1),
+      () => k.getRows(GGMLType.F32, new Uint8Array(16), 2, 2, Int32Array.from([2])),
+      () => k.attention(new Float32Array(1), new Float32Array(1), new Float32Array(1), 2, 1, 1, 1, 1, 1, 0, 1, 0, 1),
+      () => k.softmax(new Float32Array(0)),
+    ];
+    for (const f of bad) {
+      let code: string | undefined;
+      try {
+        f();
+      } catch (e) {
+        code = (e as { code?: string }).code;
+      }
+      expect(code === "ERR_INVALID_ARGUMENT" || code === "ERR_UNSUPPORTED_QUANT_TYPE", String(f)).toBe(true);
+    }
+  });
+});
