@@ -7,7 +7,7 @@ import { TesseraError } from "../errors.js";
 import { GGUFValueType, type GGUFArray, type GGUFFile, type GGUFKV } from "../gguf/types.js";
 import { byteLevelDecode } from "./byte-level.js";
 import { BpeModel, missingBytesWarning, parseMerges, PreTokenizedBpeEncoder } from "./bpe.js";
-import { addsBosByDefault, ignoresMerges, preTokenizerByName, preTokenizerOfFamily } from "./pretokenizers.js";
+import { addsBosByDefault, hasNoBos, ignoresMerges, preTokenizerByName, preTokenizerOfFamily } from "./pretokenizers.js";
 import { WordPieceEncoder } from "./wpm.js";
 import { SentencePieceEncoder, SentencePieceModel, spmSpelling } from "./spm.js";
 import { TokenizerCore, type FragmentEncoder, type SpacePrefix } from "./tokenizer.js";
@@ -33,7 +33,7 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
   const scoreArray = scores ? Float32Array.from(scores) : undefined;
 
   const warnings: string[] = [];
-  const special = readSpecialIds(meta, model, n, warnings);
+  const special = readSpecialIds(meta, model, getString(meta, "tokenizer.ggml.pre") ?? "", n, warnings);
 
   let vocab: Vocabulary;
   let encoder: FragmentEncoder;
@@ -74,7 +74,9 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
   } else {
     vocab = new Vocabulary(texts, attrs, scoreArray, spmSpelling);
     if (special.unk === undefined) throw new TesseraError("ERR_TOKENIZER", "the WordPiece vocabulary has no unknown token (tokenizer.ggml.unknown_token_id)");
-    encoder = new WordPieceEncoder(vocab, special.unk);
+    const lowercase = getBool(meta, "tokenizer.ggml.normalizer.lowercase") ?? true;
+    const stripAccents = getBool(meta, "tokenizer.ggml.normalizer.strip_accents") ?? lowercase;
+    encoder = new WordPieceEncoder(vocab, special.unk, { lowercase, stripAccents });
     spacePrefix = "afterSpecial";
     addBos = true;
   }
@@ -82,7 +84,7 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
   addEos = getBool(meta, "tokenizer.ggml.add_eos_token") ?? addEos;
 
   const eog = markControlTokens(vocab, special);
-  applyNameFixups(vocab, getString(meta, "general.name") ?? "", getString(meta, "tokenizer.ggml.pre") ?? "");
+  applyNameFixups(vocab, getString(meta, "general.name") ?? "", getString(meta, "tokenizer.ggml.pre") ?? "", getString(meta, "general.architecture") ?? "");
 
   const prefixIds: number[] = [];
   const suffixIds: number[] = [];
@@ -116,9 +118,12 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
 
 
 /** llama.cpp's defaults per model type, then the ids the metadata gives (when in range). */
-function readSpecialIds(meta: Map<string, GGUFKV>, model: string, n: number, warnings: string[]): SpecialIds {
+function readSpecialIds(meta: Map<string, GGUFKV>, model: string, pre: string, n: number, warnings: string[]): SpecialIds {
   const ids: SpecialIds =
     model === "llama" ? { bos: 1, eos: 2, unk: 0 } : model === "bert" ? { bos: 101, unk: 100, sep: 102, pad: 0, mask: 103 } : { bos: 11, eos: 11 };
+  if (model === "gpt2" && hasNoBos(pre)) delete ids.bos;
+  // Defaults outside the vocabulary are dropped before the metadata is read.
+  for (const field of Object.keys(ids) as (keyof SpecialIds)[]) if (ids[field]! >= n) delete ids[field];
   const keys: [keyof SpecialIds, string][] = [
     ["bos", "bos_token_id"],
     ["eos", "eos_token_id"],
@@ -147,19 +152,18 @@ function readSpecialIds(meta: Map<string, GGUFKV>, model: string, n: number, war
     }
     ids[field] = v;
   }
-  for (const field of Object.keys(ids) as (keyof SpecialIds)[]) {
-    const v = ids[field];
-    if (v !== undefined && v >= n) delete ids[field];
-  }
   return ids;
 }
 
-/** Per-model token attributes llama.cpp sets by model or pre-tokenizer name. */
-function applyNameFixups(vocab: Vocabulary, modelName: string, pre: string): void {
+/** Per-model token attributes llama.cpp sets by model, pre-tokenizer or architecture name. */
+function applyNameFixups(vocab: Vocabulary, modelName: string, pre: string, arch: string): void {
   const name = modelName.toLowerCase();
-  if (["jina-v2-de", "jina-v2-es", "jina-v2-code"].some((p) => pre.includes(p))) {
-    const mask = vocab.idOf("<mask>");
-    if (mask !== undefined) vocab.setAttr(mask, TokenAttr.LStrip, true);
+  const lstrip = (text: string): void => {
+    const id = vocab.idOf(text);
+    if (id !== undefined) vocab.setAttr(id, TokenAttr.LStrip, true);
+  };
+  if (["jina-v2-de", "jina-v2-es", "jina-v2-code"].some((p) => pre.includes(p)) || ["nomic-bert-moe", "jina-bert-v3"].some((a) => arch.includes(a))) {
+    lstrip("<mask>");
   } else if (name.includes("phi-3") || name.includes("phi3")) {
     for (let id = 0; id < vocab.size; id++) {
       if (vocab.attrs[id] & (TokenAttr.Control | TokenAttr.UserDefined | TokenAttr.Unknown)) vocab.setAttr(id, TokenAttr.RStrip, true);
@@ -170,6 +174,8 @@ function applyNameFixups(vocab: Vocabulary, modelName: string, pre: string): voi
     };
     set("</s>", true);
     for (const t of ["<unk>", "<s>", "<|endoftext|>"]) set(t, false);
+  } else if (name.includes("modern-bert")) {
+    lstrip("[MASK]");
   }
 }
 

@@ -21,21 +21,16 @@ export class Vocabulary {
     readonly texts: readonly string[],
     readonly attrs: Uint16Array,
     readonly scores: Float32Array | undefined,
-    spelling: PieceSpelling,
+    private readonly spelling: PieceSpelling,
   ) {
     this.size = texts.length;
     if (attrs.length !== this.size) throw new TesseraError("ERR_TOKENIZER", `the vocabulary has ${this.size} tokens but ${attrs.length} token types; the tokenizer metadata is inconsistent`);
     if (scores && scores.length !== this.size) throw new TesseraError("ERR_TOKENIZER", `the vocabulary has ${this.size} tokens but ${scores.length} scores; the tokenizer metadata is inconsistent`);
     this.pieces = new Array<Uint8Array>(this.size);
     for (let id = 0; id < this.size; id++) {
-      const text = texts[id];
       // A later duplicate wins, as in llama.cpp's text-to-id map.
-      this.ids.set(text, id);
-      const attr = attrs[id];
-      if (attr & (TokenAttr.Control | TokenAttr.Unknown | TokenAttr.UserDefined)) this.pieces[id] = utf8.encode(text);
-      else if (attr & TokenAttr.Byte) this.pieces[id] = byteTokenPiece(text);
-      else if (attr & TokenAttr.Normal) this.pieces[id] = spelling(text);
-      else this.pieces[id] = EMPTY;
+      this.ids.set(texts[id], id);
+      this.pieces[id] = this.pieceOf(id);
     }
   }
 
@@ -47,14 +42,26 @@ export class Vocabulary {
     return Number.isInteger(id) && id >= 0 && id < this.size;
   }
 
-  /** Marks a token with an extra attribute (e.g. a control-looking token stored as normal). */
+  /** Turns one attribute of a token on or off (e.g. a control-looking token stored as normal). */
   setAttr(id: number, attr: TokenAttr, on: boolean): void {
-    const was = this.attrs[id];
-    const now = on ? was | attr : was & ~attr;
-    if (now === was) return;
-    this.attrs[id] = now;
-    // Tokens that turn control keep their text as their piece.
-    if (attr & (TokenAttr.Control | TokenAttr.Unknown | TokenAttr.UserDefined)) this.pieces[id] = utf8.encode(this.texts[id]);
+    this.replaceAttrs(id, on ? this.attrs[id] | attr : this.attrs[id] & ~attr);
+  }
+
+  /** Gives a token new attributes; its decoded piece follows. */
+  replaceAttrs(id: number, attrs: number): void {
+    if (attrs === this.attrs[id]) return;
+    this.attrs[id] = attrs;
+    this.pieces[id] = this.pieceOf(id);
+  }
+
+  private pieceOf(id: number): Uint8Array {
+    const text = this.texts[id];
+    const attr = this.attrs[id];
+    // Control, unknown and user-defined tokens spell their own text (control ones only when shown).
+    if (attr & (TokenAttr.Control | TokenAttr.Unknown | TokenAttr.UserDefined)) return utf8.encode(text);
+    if (attr & TokenAttr.Byte) return byteTokenPiece(text);
+    if (attr & TokenAttr.Normal) return this.spelling(text);
+    return EMPTY;
   }
 }
 

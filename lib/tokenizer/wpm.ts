@@ -1,8 +1,9 @@
 /**
- * WordPiece (GGUF `tokenizer.ggml.model` = "bert"), as llama.cpp runs it: each code point is
- * reduced to the first code point of its NFD form (which drops accents) and lowercased;
- * whitespace separates words, \p{C} characters (controls, unassigned, private use) vanish,
- * and punctuation, ASCII symbols and CJK ideographs are words of their own. Each word, with a leading U+2581 (how GGUF stores
+ * WordPiece (GGUF `tokenizer.ggml.model` = "bert"), as llama.cpp runs it. With accent
+ * stripping on, each code point becomes the first code point of its NFD form and combining
+ * marks vanish; with lowercasing on, each is lowercased. Whitespace separates words, control,
+ * format, private-use and surrogate code points vanish, and punctuation, ASCII symbols and
+ * CJK ideographs are words of their own. Each word, with a leading U+2581 (how GGUF stores
  * word-initial pieces), is cut greedily into the longest vocabulary tokens; a word with a
  * part that matches nothing becomes the unknown token.
  */
@@ -10,7 +11,14 @@ import { SPM_SPACE } from "./spm.js";
 import type { Vocabulary } from "./vocab.js";
 
 const WHITESPACE = /\p{White_Space}/u;
-const CONTROL = /\p{C}/u;
+// Unassigned code points (Cn) are not dropped: they end up in an unknown word.
+const CONTROL = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u;
+const MARK = /\p{M}/u;
+
+export interface WordPieceOptions {
+  lowercase: boolean;
+  stripAccents: boolean;
+}
 const PUNCTUATION = /\p{P}/u;
 const SYMBOL = /\p{S}/u;
 
@@ -21,6 +29,7 @@ export class WordPieceEncoder {
   constructor(
     private readonly vocab: Vocabulary,
     private readonly unk: number,
+    private readonly options: WordPieceOptions,
   ) {
     let max = 0;
     for (const t of vocab.texts) max = Math.max(max, t.length);
@@ -54,10 +63,11 @@ export class WordPieceEncoder {
   }
 
   private words(text: string): string[] {
+    const { lowercase, stripAccents } = this.options;
     const words: string[] = [];
     let word = "";
     for (const ch of text) {
-      const cp = this.fold(ch.codePointAt(0)!);
+      const cp = stripAccents ? this.fold(ch.codePointAt(0)!) : ch.codePointAt(0)!;
       const c = String.fromCodePoint(cp);
       if (WHITESPACE.test(c)) {
         if (word) words.push(word);
@@ -65,12 +75,13 @@ export class WordPieceEncoder {
         continue;
       }
       if (cp === 0 || cp === 0xfffd || CONTROL.test(c)) continue;
-      const lower = String.fromCodePoint(c.toLowerCase().codePointAt(0)!);
+      if (stripAccents && MARK.test(c)) continue;
+      const out = lowercase ? String.fromCodePoint(c.toLowerCase().codePointAt(0)!) : c;
       if (PUNCTUATION.test(c) || (cp < 0x7f && SYMBOL.test(c)) || isChineseChar(cp)) {
         if (word) words.push(word);
-        words.push(lower);
+        words.push(out);
         word = "";
-      } else word += lower;
+      } else word += out;
     }
     if (word) words.push(word);
     return words;
