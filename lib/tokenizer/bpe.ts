@@ -26,19 +26,12 @@ export interface BpeOptions {
   fuseUnk: boolean;
 }
 
-/** Merges as pairs of token texts, best first. */
-export type MergeList = readonly (readonly [string, string])[];
-
-/** "a b" -> ["a", "b"]; the separator is the first space after the first character. */
-export function parseMerges(lines: readonly string[]): MergeList {
-  const merges: [string, string][] = [];
-  for (const line of lines) {
-    const at = line.indexOf(" ", 1);
-    if (at < 0) throw new TesseraError("ERR_TOKENIZER", `BPE merge "${line}" has no space between its two parts; the merges are damaged`);
-    merges.push([line.slice(0, at), line.slice(at + 1)]);
-  }
-  return merges;
-}
+/**
+ * Merges, best first: "left right" lines (the first space after the first character
+ * separates the parts) or [left, right] pairs (tokenizer.json's newer form, whose parts may
+ * hold spaces).
+ */
+export type MergeList = readonly (string | readonly [string, string])[];
 
 const MAX_CACHED_WORDS = 1 << 17;
 const MAX_CACHED_WORD_LENGTH = 64;
@@ -65,13 +58,25 @@ export class BpeModel {
     private readonly options: BpeOptions,
   ) {
     this.pairs = new PairTable(merges.length);
+    const table = vocab.table;
     for (let rank = 0; rank < merges.length; rank++) {
-      const [a, b] = merges[rank];
-      const left = vocab.idOf(a);
-      const right = vocab.idOf(b);
-      const joined = vocab.idOf(a + b);
+      const m = merges[rank];
+      let left: number;
+      let right: number;
+      let joined: number;
+      if (typeof m === "string") {
+        const at = m.indexOf(" ", 1);
+        if (at < 0) throw new TesseraError("ERR_TOKENIZER", `BPE merge "${m}" has no space between its two parts; the merges are damaged`);
+        left = table.getRange(m, 0, at);
+        right = table.getRange(m, at + 1, m.length);
+        joined = table.getJoined(m, 0, at, m, at + 1, m.length);
+      } else {
+        left = table.get(m[0]);
+        right = table.get(m[1]);
+        joined = table.getJoined(m[0], 0, m[0].length, m[1], 0, m[1].length);
+      }
       // A merge whose parts or result are not tokens can never apply to a tokenized word.
-      if (left === undefined || right === undefined || joined === undefined) continue;
+      if (left < 0 || right < 0 || joined < 0) continue;
       this.pairs.add(left, right, rank, joined);
     }
     for (let b = 0; b < 256; b++) {
@@ -81,13 +86,13 @@ export class BpeModel {
     if (options.byteLevel) for (let b = 0; b < 256; b++) if (this.byteIds[b] < 0) this.missingBytes.push(b);
     if (options.ignoreMerges) {
       this.wholeWords = new Map();
-      const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+      const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
       for (let id = 0; id < vocab.size; id++) {
-        try {
-          this.wholeWords.set(strict.decode(vocab.pieces[id]), id);
-        } catch {
-          // Tokens that are not whole UTF-8 text cannot equal a word.
-        }
+        const piece = vocab.pieces[id];
+        const text = decoder.decode(piece);
+        // Tokens that are not whole UTF-8 text (decoding had to substitute U+FFFD) cannot equal a word.
+        if (text.includes("\ufffd") && !hasReplacementBytes(piece)) continue;
+        this.wholeWords.set(text, id);
       }
     }
   }
@@ -210,6 +215,12 @@ export class BpeModel {
     this.prev = new Int32Array(cap);
     this.next = new Int32Array(cap);
   }
+}
+
+/** The piece holds U+FFFD itself (EF BF BD), rather than invalid bytes decoding turned into it. */
+function hasReplacementBytes(piece: Uint8Array): boolean {
+  for (let i = 0; i + 2 < piece.length; i++) if (piece[i] === 0xef && piece[i + 1] === 0xbf && piece[i + 2] === 0xbd) return true;
+  return false;
 }
 
 /** A warning for byte-level vocabularies that cannot spell some UTF-8 bytes; undefined if none. */

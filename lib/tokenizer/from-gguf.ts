@@ -6,7 +6,7 @@
 import { TesseraError } from "../errors.js";
 import { GGUFValueType, type GGUFArray, type GGUFFile, type GGUFKV } from "../gguf/types.js";
 import { byteLevelDecode } from "./byte-level.js";
-import { BpeModel, missingBytesWarning, parseMerges, PreTokenizedBpeEncoder } from "./bpe.js";
+import { BpeModel, missingBytesWarning, PreTokenizedBpeEncoder } from "./bpe.js";
 import { addsBosByDefault, hasNoBos, ignoresMerges, preTokenizerByName, preTokenizerOfFamily } from "./pretokenizers.js";
 import { WordPieceEncoder } from "./wpm.js";
 import { SentencePieceEncoder, SentencePieceModel, spmSpelling } from "./spm.js";
@@ -60,7 +60,7 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
       );
       preTokenizer = preTokenizerOfFamily("default");
     }
-    const bpe = new BpeModel(vocab, parseMerges(merges), {
+    const bpe = new BpeModel(vocab, merges, {
       byteLevel: true,
       byteFallback: false,
       ignoreMerges: ignoresMerges(pre),

@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { TesseraError } from "../errors.js";
 import { byteLevelDecode } from "./byte-level.js";
-import { BpeModel, missingBytesWarning, parseMerges, PreTokenizedBpeEncoder, type MergeList } from "./bpe.js";
+import { BpeModel, missingBytesWarning, PreTokenizedBpeEncoder, type MergeList } from "./bpe.js";
 import { familyDefaults } from "./families.js";
 import { buildPipeline, HfBpeEncoder } from "./hf-pipeline.js";
 import { addsBosByDefault, ignoresMerges, preTokenizerByName } from "./pretokenizers.js";
@@ -86,7 +86,9 @@ function firstId(v: unknown): number | undefined {
 function vocabMap(v: unknown, file: string): Map<string, number> {
   if (!v || typeof v !== "object" || Array.isArray(v)) throw new TesseraError("ERR_TOKENIZER", `${file}: the vocabulary is not an object of token -> id`);
   const map = new Map<string, number>();
-  for (const [text, id] of Object.entries(v as Json)) {
+  const obj = v as Json;
+  for (const text in obj) {
+    const id = obj[text];
     if (typeof id !== "number" || !Number.isInteger(id) || id < 0) throw new TesseraError("ERR_TOKENIZER", `${file}: token ${JSON.stringify(text)} has id ${String(id)}`);
     map.set(text, id);
   }
@@ -181,11 +183,9 @@ function fromGpt2Files(dir: string, vocabFile: string, mergesFile: string, optio
   const modelConfig = readOptionalJson(dir, "config.json");
   const addedJson = readOptionalJson(dir, "added_tokens.json");
   const merged = vocabMap(readJson(path.join(dir, vocabFile)), vocabFile);
-  const mergeLines = readText(path.join(dir, mergesFile))
-    .split("\n")
-    .map((l) => l.replace(/\r$/, ""))
+  const merges = readText(path.join(dir, mergesFile))
+    .split(/\r?\n/)
     .filter((l, i) => l.length > 0 && !(i === 0 && l.startsWith("#version")));
-  const merges = parseMerges(mergeLines);
 
   const preName = options.preTokenizer ?? (tokenizerConfig?.tokenizer_class === "Qwen2Tokenizer" ? "qwen2" : "gpt-2");
   const pre = preTokenizerByName(preName);
@@ -234,11 +234,12 @@ function fromTokenizerJson(dir: string): Tokenizer {
     throw new TesseraError("ERR_TOKENIZER", `${file}: BPE with subword prefixes or word suffixes is not supported`);
   }
   const merged = vocabMap(model.vocab, file);
-  const merges: MergeList = ((model.merges as unknown[]) ?? []).map((m) => {
-    if (typeof m === "string") return parseMerges([m])[0];
-    if (Array.isArray(m) && m.length === 2) return [String(m[0]), String(m[1])] as const;
-    throw new TesseraError("ERR_TOKENIZER", `${file}: merge ${JSON.stringify(m)} is neither "a b" nor ["a", "b"]`);
-  });
+  const merges = (model.merges ?? []) as MergeList;
+  for (const m of merges) {
+    if (typeof m !== "string" && !(Array.isArray(m) && m.length === 2 && typeof m[0] === "string" && typeof m[1] === "string")) {
+      throw new TesseraError("ERR_TOKENIZER", `${file}: merge ${JSON.stringify(m)} is neither "a b" nor ["a", "b"]`);
+    }
+  }
   const added: AddedToken[] = ((j.added_tokens as Json[]) ?? []).map((t) => ({
     id: Number(t.id),
     content: String(t.content),

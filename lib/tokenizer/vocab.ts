@@ -3,6 +3,7 @@
  * reverse map from text to id, and the bytes each token contributes to decoded text.
  */
 import { TesseraError } from "../errors.js";
+import { TokenTextTable } from "./text-table.js";
 import { TokenAttr } from "./types.js";
 
 const utf8 = new TextEncoder();
@@ -15,7 +16,8 @@ export class Vocabulary {
   readonly size: number;
   /** Decoded bytes per token; control and unknown tokens hold their text (shown unless skipped). */
   readonly pieces: Uint8Array[];
-  private readonly ids = new Map<string, number>();
+  /** Text -> id, also over ranges of larger strings. */
+  readonly table: TokenTextTable;
 
   constructor(
     readonly texts: readonly string[],
@@ -26,16 +28,14 @@ export class Vocabulary {
     this.size = texts.length;
     if (attrs.length !== this.size) throw new TesseraError("ERR_TOKENIZER", `the vocabulary has ${this.size} tokens but ${attrs.length} token types; the tokenizer metadata is inconsistent`);
     if (scores && scores.length !== this.size) throw new TesseraError("ERR_TOKENIZER", `the vocabulary has ${this.size} tokens but ${scores.length} scores; the tokenizer metadata is inconsistent`);
+    this.table = new TokenTextTable(texts);
     this.pieces = new Array<Uint8Array>(this.size);
-    for (let id = 0; id < this.size; id++) {
-      // A later duplicate wins, as in llama.cpp's text-to-id map.
-      this.ids.set(texts[id], id);
-      this.pieces[id] = this.pieceOf(id);
-    }
+    for (let id = 0; id < this.size; id++) this.pieces[id] = this.pieceOf(id);
   }
 
   idOf(text: string): number | undefined {
-    return this.ids.get(text);
+    const id = this.table.get(text);
+    return id < 0 ? undefined : id;
   }
 
   has(id: number): boolean {

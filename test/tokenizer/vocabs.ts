@@ -59,8 +59,6 @@ export function allVocabs(): VocabSource[] {
     if (m) out.push({ name: m[1], load: ggufVocab(path.join(vocabDir, f)) });
   }
   for (const [name, src] of Object.entries(HF_SOURCES)) out.push({ name: `${name} (hf)`, load: hfVocab(src.dir, src.preTokenizer) });
-  out.push({ name: "llama3 (GGUF metadata)", load: ggufMetadataVocab("llama3") });
-  out.push({ name: "qwen2 (GGUF metadata)", load: ggufMetadataVocab("qwen2") });
   out.push({ name: "smollm2 (tokenizer.json)", load: hfVocab("smollm2") });
   out.push({ name: "mistral-v0.3 (tokenizer.json)", load: hfVocab("mistral-v0.3") });
   out.push({ name: "llama-2-tiny-random", load: ggufVocab(path.join(sharedDir, "models/llama-2-tiny-random.gguf")) });
