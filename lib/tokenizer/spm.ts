@@ -40,10 +40,11 @@ export class SentencePieceModel {
     const { start, end, prev, next, queue, vocab } = this;
     const scores = vocab.scores;
     queue.clear();
+    const table = vocab.table;
     const tryPair = (left: number, right: number): void => {
       if (left < 0 || right < 0) return;
-      const id = vocab.idOf(text.slice(start[left], end[right]));
-      if (id === undefined) return;
+      const id = table.getRange(text, start[left], end[right]);
+      if (id < 0) return;
       // Highest score first: the queue pops the lowest priority.
       queue.push(-(scores ? scores[id] : 0), left, right, end[right] - start[left]);
     };
@@ -62,13 +63,12 @@ export class SentencePieceModel {
       tryPair(left, next[left]);
     }
     for (let i = 0; i !== -1; i = next[i]) {
-      const piece = text.slice(start[i], end[i]);
-      const id = vocab.idOf(piece);
-      if (id !== undefined) {
+      const id = table.getRange(text, start[i], end[i]);
+      if (id >= 0) {
         out.push(id);
         continue;
       }
-      for (const b of utf8.encode(piece)) {
+      for (const b of utf8.encode(text.slice(start[i], end[i]))) {
         const byteId = this.byteIds[b];
         if (byteId >= 0) out.push(byteId);
       }

@@ -46,8 +46,8 @@ export class WordPieceEncoder {
     for (let i = 0; i < n; ) {
       let matched = false;
       for (let j = Math.min(n, i + this.maxTokenLength); j > i; j--) {
-        const id = this.vocab.idOf(word.slice(i, j));
-        if (id !== undefined) {
+        const id = this.vocab.table.getRange(word, i, j);
+        if (id >= 0) {
           out.push(id);
           i = j;
           matched = true;
