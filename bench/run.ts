@@ -125,7 +125,8 @@ async function main(): Promise<void> {
   const info = native().systemInfo();
   const e2ePlans = only === "kernels" ? [] : plans(quick, threads);
   const kernelsWanted = only !== "e2e";
-  const progress = new Progress(e2ePlans.reduce((n, p) => n + 2 + 2 * p.reps * (p.prefill > 0 ? 2 : 1), 0) + (kernelsWanted ? 2 : 1));
+  const engines = (p: E2EPlan) => 1 + (p.threads > 1 ? 2 : 1);
+  const progress = new Progress(e2ePlans.reduce((n, p) => n + 2 + engines(p) * p.reps * (p.prefill > 0 ? 2 : 1), 0) + (kernelsWanted ? 2 : 1));
 
   const report: BenchReport = {
     date: new Date().toISOString(),
