@@ -9,6 +9,8 @@
  * engines. Non-ASCII characters are written as escapes so no editor can normalize them.
  */
 
+import { TesseraError } from "../errors.js";
+
 const GPT2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 const CONTRACTIONS = "'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]";
 const LLAMA3 = `(?:${CONTRACTIONS})|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+`;
@@ -194,7 +196,11 @@ export function compilePattern(pattern: string): RegExp {
       out += caseless() && other !== c ? `[${c}${other}]` : c;
     }
   }
-  return new RegExp(out, "gu");
+  try {
+    return new RegExp(out, "gu");
+  } catch (e) {
+    throw new TesseraError("ERR_TOKENIZER", `pre-tokenizer pattern ${JSON.stringify(pattern)} is not supported here: ${(e as Error).message}`);
+  }
 }
 
 function swapCase(c: string): string {

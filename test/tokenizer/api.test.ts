@@ -174,6 +174,12 @@ describe.runIf(hasTokenizerData)("tokenizer interface", () => {
     fs.writeFileSync(path.join(wordPiece, "tokenizer.json"), JSON.stringify({ model: { type: "WordPiece", vocab: { a: 0 } } }));
     expectCode(() => tokenizerFromHuggingFace(wordPiece), "ERR_TOKENIZER");
     expectCode(() => tokenizerFromHuggingFace(path.join(sharedDir, "tokenizers/llama3"), { preTokenizer: "no-such-pre" }), "ERR_TOKENIZER");
+    // A pattern JavaScript cannot run (a possessive quantifier) is refused, not thrown as a SyntaxError.
+    const possessive = tempDir("tok-possessive");
+    const json = JSON.parse(fs.readFileSync(path.join(sharedDir, "tokenizers/smollm2/tokenizer.json"), "utf8"));
+    json.pre_tokenizer = { type: "Split", pattern: { Regex: "\\p{L}++" }, behavior: "Isolated", invert: false };
+    fs.writeFileSync(path.join(possessive, "tokenizer.json"), JSON.stringify(json));
+    expectCode(() => tokenizerFromHuggingFace(possessive), "ERR_TOKENIZER");
   });
 
   it("loads the tokenizer of a real model file", () => {
