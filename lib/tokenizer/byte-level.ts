@@ -41,10 +41,3 @@ export function byteLevelDecode(text: string): Uint8Array {
   }
   return Uint8Array.from(out);
 }
-
-/** The byte-level spelling of some bytes. */
-export function byteLevelEncode(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += BYTE_TO_CHAR[b];
-  return s;
-}

@@ -48,7 +48,11 @@ const TEXTS = [
   "",
 ];
 
-describe.runIf(llama !== undefined)("tokenizer vs llama.cpp", () => {
+describe.runIf(hasTokenizerData)("tokenizer vs llama.cpp", () => {
+  it("has llama.cpp to compare with (node-llama-cpp's prebuilt binary)", () => {
+    expect(llama, "node-llama-cpp could not load its CPU binary").toBeDefined();
+  });
+
   const files: [string, () => string][] = [
     ...["llama-spm", "phi-3", "baichuan", "gpt-2", "gpt-neox", "starcoder", "deepseek-coder", "bert-bge"].map(
       (n): [string, () => string] => [n, () => path.join(vocabDir, `ggml-vocab-${n}.gguf`)],
@@ -63,7 +67,7 @@ describe.runIf(llama !== undefined)("tokenizer vs llama.cpp", () => {
   });
 
   for (const [name, file] of files) {
-    describe(name, () => {
+    describe.runIf(llama !== undefined)(name, () => {
       let reference: Awaited<ReturnType<Llama["loadModel"]>>;
       let ours: Tokenizer;
       beforeAll(async () => {
