@@ -135,18 +135,36 @@ std::string describe_deadlock(const BlockRun& run) {
          " at a warp collective, " + std::to_string(done) + " exited (a barrier or collective not reached by every thread)";
 }
 
-std::vector<int> schedule_order(int n, uint64_t salt) {
-  std::vector<int> order(n);
-  for (int i = 0; i < n; ++i) order[i] = i;
+// The order in which a block's warps (and the lanes inside a warp) get to run. Warps run
+// greedily, each as far as it can before the next one starts, so that a warp that races
+// ahead of a missing barrier shows up as a wrong result:
+//   greedy (default): warps ascending; greedy-reverse: warps and lanes descending;
+//   random: a fresh shuffled order per block; lockstep: round-robin over every thread.
+struct Schedule {
+  bool lockstep = false;
+  std::vector<int> warps;
+  std::vector<int> lanes;
+};
+
+Schedule make_schedule(int n_warps, uint64_t salt) {
+  Schedule s;
+  s.warps.resize(n_warps);
+  s.lanes.resize(32);
+  for (int i = 0; i < n_warps; ++i) s.warps[i] = i;
+  for (int i = 0; i < 32; ++i) s.lanes[i] = i;
   const char* mode = std::getenv("TESSERA_EMU_SCHEDULE");
-  if (!mode || std::strcmp(mode, "forward") == 0) return order;
-  if (std::strcmp(mode, "reverse") == 0) {
-    std::reverse(order.begin(), order.end());
+  if (!mode || std::strcmp(mode, "greedy") == 0) return s;
+  if (std::strcmp(mode, "lockstep") == 0) {
+    s.lockstep = true;
+  } else if (std::strcmp(mode, "greedy-reverse") == 0) {
+    std::reverse(s.warps.begin(), s.warps.end());
+    std::reverse(s.lanes.begin(), s.lanes.end());
   } else {
     std::mt19937_64 rng(0x5eed ^ salt);
-    std::shuffle(order.begin(), order.end(), rng);
+    std::shuffle(s.warps.begin(), s.warps.end(), rng);
+    std::shuffle(s.lanes.begin(), s.lanes.end(), rng);
   }
-  return order;
+  return s;
 }
 
 // Runs one block; returns an error message or "".
@@ -181,28 +199,43 @@ std::string run_block(const std::function<void()>& body, dim3 grid, dim3 block, 
 
   BlockRun* saved = g_run;
   g_run = &run;
-  const std::vector<int> order = schedule_order(run.n_threads, salt);
-  for (;;) {
-    bool all_done = true, progressed = false;
-    for (int i : order) {
-      Fiber& f = run.fibers[i];
-      if (f.done) continue;
-      all_done = false;
-      if (!ready(run, f)) continue;
-      f.wait = WaitKind::None;
-      run.running = &f;
+  const Schedule sched = make_schedule(int(run.warps.size()), salt);
+  // Resumes fiber i if it can run; returns whether it did.
+  auto step = [&](int i) {
+    Fiber& f = run.fibers[i];
+    if (f.done || !ready(run, f)) return false;
+    f.wait = WaitKind::None;
+    run.running = &f;
 #ifdef TESSERA_EMU_ASAN
-      __sanitizer_start_switch_fiber(&run.scheduler_fake_stack, f.stack, kStackBytes);
-      swapcontext(&run.scheduler, &f.context);
-      __sanitizer_finish_switch_fiber(run.scheduler_fake_stack, nullptr, nullptr);
+    __sanitizer_start_switch_fiber(&run.scheduler_fake_stack, f.stack, kStackBytes);
+    swapcontext(&run.scheduler, &f.context);
+    __sanitizer_finish_switch_fiber(run.scheduler_fake_stack, nullptr, nullptr);
 #else
-      swapcontext(&run.scheduler, &f.context);
+    swapcontext(&run.scheduler, &f.context);
 #endif
-      run.running = nullptr;
-      progressed = true;
+    run.running = nullptr;
+    return true;
+  };
+  for (;;) {
+    bool progressed = false;
+    for (int w : sched.warps) {
+      // Greedy: keep running this warp until none of its lanes can move.
+      for (bool moved = true; moved && run.error.empty();) {
+        moved = false;
+        for (int l : sched.lanes) {
+          const int i = w * 32 + l;
+          if (i >= run.n_threads) continue;
+          if (step(i)) moved = progressed = true;
+          if (!run.error.empty()) break;
+        }
+        if (sched.lockstep) break;
+      }
       if (!run.error.empty()) break;
     }
-    if (!run.error.empty() || all_done) break;
+    if (!run.error.empty()) break;
+    bool all_done = true;
+    for (const Fiber& f : run.fibers) all_done = all_done && f.done;
+    if (all_done) break;
     if (!progressed) {
       run.error = describe_deadlock(run);
       break;

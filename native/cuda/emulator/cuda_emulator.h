@@ -4,8 +4,9 @@
 //  - the runtime API subset the backend calls (device memory is host memory; streams run
 //    work immediately, or record it while a graph is captured; graphs replay the record),
 //  - kernel launches: the blocks of a grid run one after another; the threads of a block
-//    run as cooperative fibers that switch only at __syncthreads and warp collectives, in
-//    forward, reverse or shuffled order (TESSERA_EMU_SCHEDULE) so a missing barrier shows,
+//    run as cooperative fibers that switch only at __syncthreads and warp collectives; each
+//    warp runs as far ahead as it can before the next one starts, in ascending, descending
+//    or shuffled order (TESSERA_EMU_SCHEDULE), so a missing barrier shows as a wrong result,
 //  - strict collectives: every warp collective must be reached by all 32 lanes with a full
 //    mask, every __syncthreads by every thread of the block; anything else (which is
 //    undefined or deadlocks on hardware) fails the launch with a message,
