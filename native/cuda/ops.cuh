@@ -1,52 +1,113 @@
-// Host launchers of the CUDA ops, one file each (native/cuda/<op>.cu). Every launcher
-// enqueues on `stream` and returns immediately; shapes are validated by the backend before
-// a launch. Activations are fp32 row-major [tokens][width]; the KV cache is fp16
-// [n_head_kv][capacity][head_dim] per layer, like the CPU cache.
+// Host launchers of the CUDA ops, one file each (native/cuda/<op>.cu). Every launcher only
+// enqueues work on `stream`; shapes were validated by the backend before. Conventions:
+//  - activations are fp32 row-major, one row per token, rows strided by an explicit ld;
+//  - matmul inputs are "staged": written once per producer in the formats the consuming
+//    matmuls read (StagedAct), row t of a width-K input at t * round_up(K, 32);
+//  - the KV cache is fp16, per layer [n_head_kv][capacity][head_dim] (V: head_dim_v), the
+//    row of a position at the position's index;
+//  - token positions are read from device memory, never baked into a launch, so a
+//    captured CUDA graph stays valid for every position.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
-#include "core/ggml_types.h"
 #include "core/model_plan.h"
+#include "cuda/matrix_layout.h"
 
 namespace tessera::cuda {
 
-// A weight matrix on the device in its GGUF layout: rows of `cols` values.
-struct DeviceWeight {
-  GgmlType type = GgmlType::F32;
-  int64_t rows = 0, cols = 0;
-  const uint8_t* data = nullptr;
-  size_t row_bytes = 0;
+// ---------------------------------------------------------------- staged activations
+
+enum StageFormat : unsigned { kStageQ8 = 1u, kStageF32 = 2u, kStageF16 = 4u };
+
+// Destination of a staging op; the buffers hold [rows][cols32] (ds: [rows][cols32 / 32]).
+struct StagedAct {
+  int8_t* q8 = nullptr;   // q8 values (GEMV of quantized weights)
+  float2* ds = nullptr;   // q8 per-chunk (d, d * sum q)
+  float* f32 = nullptr;   // zero-padded fp32 copy (GEMV of F32/F16/BF16 weights)
+  uint16_t* f16 = nullptr;  // zero-padded fp16 copy (tensor-core GEMM)
 };
 
-void launch_get_rows(const DeviceWeight& table, const int32_t* tokens, int n, float* out, cudaStream_t s);
-void launch_rms_norm(const float* x, const float* w, float* y, int rows, int dim, float eps, cudaStream_t s);
-// pos: device array [n_tokens] (read on the device, so a captured graph stays valid).
-void launch_rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim, const RopeParams& p,
-                 const float* freq_factors, cudaStream_t s);
-// y[t][r] = W[r] . x[t]: GEMV for up to 8 tokens, tensor-core GEMM above.
-void launch_matmul(const DeviceWeight& w, const float* x, int n_tokens, float* y, int64_t ldy, cudaStream_t s);
-void launch_swiglu(const float* gate, const float* up, float* out, int64_t n, GateActivation act, cudaStream_t s);
-void launch_add(float* x, const float* y, int64_t n, cudaStream_t s);
-void launch_add_bias(float* x, const float* bias, int rows, int dim, cudaStream_t s);
-void launch_kv_store(uint16_t* k_cache, uint16_t* v_cache, int capacity, const float* k, const float* v, const int32_t* pos,
-                     int n_tokens, int n_head_kv, int head_dim, int head_dim_v, cudaStream_t s);
+// The staged formats a matmul of `w` over n_tokens reads.
+unsigned stage_formats_for(const DeviceMatrix& w, int n_tokens);
 
-struct AttentionLaunch {
-  const float* q;          // [n_tokens][n_head][head_dim]
-  const uint16_t* k_cache;
-  const uint16_t* v_cache;
-  int capacity;
-  const int32_t* pos;      // device [n_tokens]
-  int n_tokens, n_head, n_head_kv, head_dim, head_dim_v;
-  int sliding_window;
-  float scale, softcap;
-  float* out;              // [n_tokens][n_head][head_dim_v]
-  float* partials;         // split-KV scratch: attention_partial_floats() floats
-  int splits;              // KV splits per query (1: no split)
+// (norm_stage.cu) RMSNorm / LayerNorm of rows of x (dim values, rows strided by ldx), times
+// weight (+ bias for LayerNorm; either may be null), staged in `formats`.
+void launch_norm_stage(const float* x, int64_t ldx, int rows, int dim, NormKind kind, const float* weight,
+                       const float* bias, float eps, unsigned formats, const StagedAct& out, cudaStream_t s);
+// (swiglu_stage.cu) act(gate) * up for rows of gate_up [rows][2 * ff] (gate in the first ff
+// columns, up in the second), staged.
+void launch_swiglu_stage(const float* gate_up, int rows, int ff, GateActivation act, unsigned formats,
+                         const StagedAct& out, cudaStream_t s);
+// (copy_stage.cu) rows of x [rows][dim] (strided by ldx), staged as they are.
+void launch_copy_stage(const float* x, int64_t ldx, int rows, int dim, unsigned formats, const StagedAct& out,
+                       cudaStream_t s);
+
+// ---------------------------------------------------------------- matmul
+
+// Where a matmul writes: y[t * ldy + r] = (accumulate ? y : 0) + W[r] . x[t] + bias[r],
+// then soft-capped (cap * tanh(y / cap)) when softcap != 0.
+struct MatmulOut {
+  float* y = nullptr;
+  int64_t ldy = 0;
+  const float* bias = nullptr;
+  bool accumulate = false;
+  float softcap = 0.f;
 };
+
+// (matmul.cu) GEMV (gemv.cu) for up to 8 tokens, tensor-core GEMM (gemm.cu) above; `act`
+// must hold the formats stage_formats_for(w, n_tokens) names.
+void launch_matmul(const DeviceMatrix& w, const StagedAct& act, int n_tokens, const MatmulOut& out, cudaStream_t s);
+void launch_gemv(const DeviceMatrix& w, const StagedAct& act, int n_tokens, const MatmulOut& out, cudaStream_t s);
+void launch_gemm(const DeviceMatrix& w, const uint16_t* act_f16, int n_tokens, const MatmulOut& out, cudaStream_t s);
+
+// ---------------------------------------------------------------- rows, heads, attention
+
+// (get_rows.cu) out[t] = scale * row tokens[t] of `table` (scale 0: none); out is [n][cols].
+void launch_get_rows(const DeviceMatrix& table, const int32_t* tokens, int n, float scale, float* out, cudaStream_t s);
+
+// (qkv_post.cu) After the q/k/v projections of n tokens (rows of qkv, strided by ldqkv: q
+// heads, then k heads, then v heads): optional per-head RMSNorm of q and k, RoPE of q and k
+// at pos[t], q written back in place, k and v stored fp16 into the cache at pos[t].
+struct QkvPost {
+  float* qkv = nullptr;
+  int64_t ldqkv = 0;
+  int n_tokens = 0, n_head = 0, n_head_kv = 0, head_dim = 0, head_dim_v = 0;
+  const int32_t* pos = nullptr;
+  const float* q_norm = nullptr;  // [head_dim] or null
+  const float* k_norm = nullptr;
+  float norm_eps = 0.f;
+  RopeParams rope;
+  const float* freq_factors = nullptr;  // [rope.n_dims / 2] or null
+  uint16_t* k_cache = nullptr;
+  uint16_t* v_cache = nullptr;
+  int capacity = 0;
+};
+void launch_qkv_post(const QkvPost& p, cudaStream_t s);
+
+struct AttentionArgs {
+  const float* q = nullptr;  // token t, head h at q + t * ldq + h * head_dim
+  int64_t ldq = 0;
+  const uint16_t* k_cache = nullptr;
+  const uint16_t* v_cache = nullptr;
+  int capacity = 0;
+  const int32_t* pos = nullptr;  // device [n_tokens]; token t sees positions [lo, pos[t]]
+  int n_tokens = 0, n_head = 0, n_head_kv = 0, head_dim = 0, head_dim_v = 0;
+  int sliding_window = 0;        // 0: lo = 0, else lo = max(0, pos - window + 1)
+  float scale = 1.f, softcap = 0.f;
+  float* out = nullptr;          // token t, head h at out + t * ldo + h * head_dim_v
+  int64_t ldo = 0;
+  float* partials = nullptr;     // split-KV records (attention_partial_floats)
+  int splits = 1;
+};
+
+// (attention_split.cu) Split-KV attention for any head size (multiple of 8, <= 256):
+// per (token, kv head, split) block, records merged by a combine kernel. Used for decode.
 size_t attention_partial_floats(int n_tokens, int n_head, int head_dim_v, int splits);
-void launch_attention(const AttentionLaunch& a, cudaStream_t s);
+void launch_attention_split(const AttentionArgs& a, cudaStream_t s);
+// (attention_flash.cu) Tensor-core flash attention for head_dim == head_dim_v in {64, 128}.
+bool flash_attention_supported(int head_dim, int head_dim_v);
+void launch_attention_flash(const AttentionArgs& a, cudaStream_t s);
 
 }  // namespace tessera::cuda

@@ -1,0 +1,203 @@
+// attention_split: causal softmax(q K^T * scale) V over the fp16 KV cache for any head size
+// (a multiple of 8, <= 256), with GQA, sliding window and soft-capping; the decode path.
+// A block serves one (token, kv head, KV split) and up to 8 of the query heads that share
+// the kv head, so each key and value row is read once for all of them. Its 4 warps take
+// tiles of 32 positions in turn: lanes score one position each (16-byte key loads, q from
+// shared memory, q rounded to fp16 as the CPU does), the warp keeps an online softmax per
+// head, and for the value product lanes own head_dim_v / 32 output dimensions. Each warp
+// leaves a (max, sum, unnormalized output) record; the combine kernel merges the records of
+// all warps and splits of a (token, head). Split s of a token at position pos covers
+// positions lo + s * per_split .. (per_split = max(32, ceil(len / splits))), so splits past
+// the context's length are empty and cost a block that exits at once.
+// Launch: grid (n_head_kv * head_groups, splits, n_tokens), block 128; combine grid
+// (n_head, n_tokens), block 128. Template D = dims per lane (2, 4, 8: head_dim_v <= 64, 128,
+// 256). Positions come from device memory (graph-capturable).
+#include "cuda/device.cuh"
+#include "cuda/ops.cuh"
+
+namespace tessera::cuda {
+
+namespace {
+
+constexpr int kWarps = 4, kHeads = 8, kTile = 32, kMaxHeadDim = 256;
+
+int head_groups(const AttentionArgs& a) { return (a.n_head / a.n_head_kv + kHeads - 1) / kHeads; }
+
+template <int D>
+__device__ __forceinline__ void load_v(const uint16_t* row, int lane, int hdv, float v[D]) {
+  if (hdv == 32 * D) {
+    if constexpr (D == 2) {
+      const uint32_t w = *reinterpret_cast<const uint32_t*>(row + 2 * lane);
+      v[0] = half_to_float(uint16_t(w & 0xFFFF));
+      v[1] = half_to_float(uint16_t(w >> 16));
+    } else if constexpr (D == 4) {
+      const uint2 w = load8(row + 4 * lane);
+      v[0] = half_to_float(uint16_t(w.x & 0xFFFF));
+      v[1] = half_to_float(uint16_t(w.x >> 16));
+      v[2] = half_to_float(uint16_t(w.y & 0xFFFF));
+      v[3] = half_to_float(uint16_t(w.y >> 16));
+    } else {
+      const uint4 w = load16(row + 8 * lane);
+      const uint32_t r[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        v[2 * i] = half_to_float(uint16_t(r[i] & 0xFFFF));
+        v[2 * i + 1] = half_to_float(uint16_t(r[i] >> 16));
+      }
+    }
+  } else {
+#pragma unroll
+    for (int d = 0; d < D; ++d) v[d] = lane * D + d < hdv ? half_to_float(row[lane * D + d]) : 0.f;
+  }
+}
+
+template <int D>
+__global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionArgs a, int n_groups) {
+  __shared__ float qs[kHeads][kMaxHeadDim];
+  __shared__ float ps[kWarps][kHeads][kTile];
+  const int group = a.n_head / a.n_head_kv;
+  const int g = blockIdx.x / n_groups, hg = blockIdx.x % n_groups;
+  const int h0 = g * group + hg * kHeads;
+  const int G = min(kHeads, group - hg * kHeads);
+  const int split = blockIdx.y, t = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int hd = a.head_dim, hdv = a.head_dim_v;
+
+  const int pos = a.pos[t];
+  const int lo = a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0;
+  const int len = pos - lo + 1;
+  const int per_split = max(kTile, (len + a.splits - 1) / a.splits);
+  const int begin = lo + split * per_split;
+  const int end = min(pos + 1, begin + per_split);
+
+  for (int i = threadIdx.x; i < G * hd; i += kWarps * 32) {
+    const float x = a.q[int64_t(t) * a.ldq + int64_t(h0 + i / hd) * hd + i % hd];
+    qs[i / hd][i % hd] = __half2float(__float2half_rn(x));
+  }
+  __syncthreads();
+
+  const uint16_t* kh = a.k_cache + int64_t(g) * a.capacity * hd;
+  const uint16_t* vh = a.v_cache + int64_t(g) * a.capacity * hdv;
+  float m[kHeads], l[kHeads], acc[kHeads][D];
+#pragma unroll
+  for (int h = 0; h < kHeads; ++h) {
+    m[h] = -INFINITY;
+    l[h] = 0.f;
+#pragma unroll
+    for (int d = 0; d < D; ++d) acc[h][d] = 0.f;
+  }
+
+  for (int j0 = begin + warp * kTile; j0 < end; j0 += kWarps * kTile) {  // uniform per warp
+    const int j = j0 + lane;
+    const bool valid = j < end;
+    float s[kHeads];
+#pragma unroll
+    for (int h = 0; h < kHeads; ++h) s[h] = 0.f;
+    if (valid) {
+      const uint16_t* kp = kh + int64_t(j) * hd;
+      for (int d0 = 0; d0 < hd; d0 += 8) {
+        const uint4 raw = load16(kp + d0);
+        const uint32_t r[4] = {raw.x, raw.y, raw.z, raw.w};
+        float k[8];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          k[2 * i] = half_to_float(uint16_t(r[i] & 0xFFFF));
+          k[2 * i + 1] = half_to_float(uint16_t(r[i] >> 16));
+        }
+#pragma unroll
+        for (int h = 0; h < kHeads; ++h)
+          if (h < G)
+#pragma unroll
+            for (int e = 0; e < 8; ++e) s[h] += qs[h][d0 + e] * k[e];
+      }
+    }
+#pragma unroll
+    for (int h = 0; h < kHeads; ++h) {
+      if (h < G) {  // uniform per block
+        float sc = -INFINITY;
+        if (valid) {
+          sc = s[h] * a.scale;
+          if (a.softcap != 0.f) sc = a.softcap * tanhf(sc / a.softcap);
+        }
+        const float m_new = fmaxf(m[h], warp_max(sc));  // lane 0 is always valid: finite
+        const float p = valid ? expf(sc - m_new) : 0.f;
+        const float corr = expf(m[h] - m_new);
+        l[h] = l[h] * corr + warp_sum(p);
+#pragma unroll
+        for (int d = 0; d < D; ++d) acc[h][d] *= corr;
+        m[h] = m_new;
+        ps[warp][h][lane] = p;
+      }
+    }
+    __syncwarp();
+    const int count = min(kTile, end - j0);
+    for (int jj = 0; jj < count; ++jj) {
+      float v[D];
+      load_v<D>(vh + int64_t(j0 + jj) * hdv, lane, hdv, v);
+#pragma unroll
+      for (int h = 0; h < kHeads; ++h) {
+        if (h < G) {
+          const float p = ps[warp][h][jj];
+#pragma unroll
+          for (int d = 0; d < D; ++d) acc[h][d] += p * v[d];
+        }
+      }
+    }
+    __syncwarp();
+  }
+
+  const int records = a.splits * kWarps;
+#pragma unroll
+  for (int h = 0; h < kHeads; ++h) {
+    if (h < G) {
+      float* rec = a.partials + ((int64_t(t) * a.n_head + h0 + h) * records + split * kWarps + warp) * (2 + hdv);
+      if (lane == 0) {
+        rec[0] = m[h];
+        rec[1] = l[h];
+      }
+#pragma unroll
+      for (int d = 0; d < D; ++d)
+        if (lane * D + d < hdv) rec[2 + lane * D + d] = acc[h][d];
+    }
+  }
+}
+
+__global__ void __launch_bounds__(128) attention_combine_kernel(AttentionArgs a) {
+  const int h = blockIdx.x, t = blockIdx.y;
+  const int hdv = a.head_dim_v, records = a.splits * kWarps;
+  const float* recs = a.partials + (int64_t(t) * a.n_head + h) * records * (2 + hdv);
+  float mx = -INFINITY;
+  for (int r = 0; r < records; ++r)
+    if (recs[r * (2 + hdv) + 1] > 0.f) mx = fmaxf(mx, recs[r * (2 + hdv)]);
+  float total = 0.f;
+  for (int r = 0; r < records; ++r) {
+    const float* rec = recs + r * (2 + hdv);
+    if (rec[1] > 0.f) total += rec[1] * expf(rec[0] - mx);
+  }
+  float* o = a.out + int64_t(t) * a.ldo + int64_t(h) * hdv;
+  for (int d = threadIdx.x; d < hdv; d += 128) {
+    float v = 0.f;
+    for (int r = 0; r < records; ++r) {
+      const float* rec = recs + r * (2 + hdv);
+      if (rec[1] > 0.f) v += rec[2 + d] * expf(rec[0] - mx);
+    }
+    o[d] = total > 0.f ? v / total : 0.f;
+  }
+}
+
+}  // namespace
+
+size_t attention_partial_floats(int n_tokens, int n_head, int head_dim_v, int splits) {
+  return size_t(n_tokens) * n_head * splits * kWarps * (2 + head_dim_v);
+}
+
+void launch_attention_split(const AttentionArgs& a, cudaStream_t s) {
+  const int groups = head_groups(a);
+  const dim3 grid(a.n_head_kv * groups, a.splits, a.n_tokens), block(kWarps * 32);
+  if (a.head_dim_v <= 64) launch_kernel(attention_split_kernel<2>, grid, block, s, a, groups);
+  else if (a.head_dim_v <= 128) launch_kernel(attention_split_kernel<4>, grid, block, s, a, groups);
+  else launch_kernel(attention_split_kernel<8>, grid, block, s, a, groups);
+  launch_kernel(attention_combine_kernel, dim3(a.n_head, a.n_tokens), dim3(128), s, a);
+}
+
+}  // namespace tessera::cuda

@@ -1,0 +1,108 @@
+// The CUDA backend (core/backend.h): CudaBackend uploads a model's weights once, repacked
+// into the device layout (matrix_layout.h), with q/k/v and gate/up fused into one matrix each
+// when their types agree; CudaExecutor owns a session's fp16 KV cache and activation
+// buffers (allocated once) and runs the forward pass the CPU executor runs, op for op.
+// libtessera_cuda.so exports tessera_cuda_create_backend; nothing here throws across it.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/backend.h"
+#include "cuda/common.cuh"
+#include "cuda/ops.cuh"
+
+namespace tessera::cuda {
+
+// A weight product writing columns [offset, offset + w.rows) of its output rows.
+struct Projection {
+  DeviceMatrix w;
+  int64_t offset = 0;
+  const float* bias = nullptr;  // [w.rows] or null
+};
+
+struct LayerWeights {
+  const float* attn_norm = nullptr;
+  const float* attn_norm_b = nullptr;
+  const float* ffn_norm = nullptr;
+  const float* ffn_norm_b = nullptr;
+  const float* q_norm = nullptr;
+  const float* k_norm = nullptr;
+  const float* bo = nullptr;
+  std::vector<Projection> qkv;      // into rows [q heads | k heads | v heads]
+  Projection wo;
+  std::vector<Projection> gate_up;  // into rows [gate | up]
+  Projection down;
+};
+
+struct ModelWeights {
+  DeviceMatrix tok_embd;
+  DeviceMatrix output;  // the LM head; tok_embd when the embeddings are tied
+  const float* output_norm = nullptr;
+  const float* output_norm_b = nullptr;
+  const float* rope_freqs = nullptr;
+  std::vector<LayerWeights> layers;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const BackendOptions& options);
+  const char* name() const override { return "cuda"; }
+  Status prepare(const ModelPlan& plan) override;
+  Status create_executor(const ExecutorOptions& options, std::unique_ptr<Executor>* out) override;
+  uint64_t weight_bytes() const override { return weights_.size(); }
+
+  const ModelPlan& plan() const { return *plan_; }
+  const ModelWeights& weights() const { return model_; }
+  int device() const { return device_; }
+  int sm_count() const { return sm_count_; }
+
+ private:
+  Status check_plan(const ModelPlan& plan) const;
+  Status build(const ModelPlan& plan, uint8_t* base, size_t* used);
+
+  int device_ = 0;
+  int threads_ = 1;
+  int sm_count_ = 1;
+  const ModelPlan* plan_ = nullptr;
+  DeviceBuffer weights_;
+  ModelWeights model_;
+};
+
+class CudaExecutor final : public Executor {
+ public:
+  explicit CudaExecutor(const CudaBackend& backend);
+  ~CudaExecutor() override;
+  Status init(const ExecutorOptions& options);
+  Status eval(const int32_t* tokens, int n_tokens, int pos0, bool all_logits, float* logits) override;
+  int capacity() const override { return capacity_; }
+  uint64_t memory_bytes() const override { return kv_.size() + scratch_.size(); }
+
+ private:
+  void layout(Carver& c);
+  Status run_chunk(const int32_t* tokens, int n, int pos0, bool all_logits, float* logits);
+  Status decode_step(float* logits);
+  Status enqueue_layer(int il, int n);
+  Status enqueue_logits(int first_row, int rows, float* host_out);
+  void enqueue_matmul(const Projection& p, int n, float* y, int64_t ldy, bool accumulate);
+  unsigned formats_for(const std::vector<Projection>& ps, int n) const;
+
+  const CudaBackend& backend_;
+  const ModelPlan& plan_;
+  const ModelWeights& w_;
+  int capacity_ = 0, batch_ = 0, splits_ = 1, logit_rows_ = 1;
+  int64_t qkv_w_ = 0, attn_w_ = 0, ff_ = 0, widest_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t layer_done_[2] = {nullptr, nullptr};
+  DeviceBuffer kv_, scratch_;
+  PinnedBuffer host_io_, host_logits_;
+  std::vector<uint16_t*> k_cache_, v_cache_;
+  // Device activations.
+  float *x_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *gate_up_ = nullptr, *logits_ = nullptr, *partials_ = nullptr;
+  int32_t *tokens_ = nullptr, *pos_ = nullptr;
+  StagedAct stage_;
+  cudaGraphExec_t decode_graph_ = nullptr;
+  bool graph_failed_ = false;
+};
+
+}  // namespace tessera::cuda

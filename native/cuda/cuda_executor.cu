@@ -1,0 +1,324 @@
+// CudaExecutor: one session on the GPU. Memory is allocated once in init: the fp16 KV cache
+// (per layer K [n_head_kv][capacity][head_dim], then V) and one scratch allocation holding
+// the activations of a batch (residual x, fused qkv rows, attention output, fused gate/up
+// rows, staged matmul inputs, split-KV records, logits of up to 64 rows, token ids and
+// positions). eval() copies token ids and positions in, enqueues the forward pass on the
+// session's stream and copies the logits out; nothing is allocated per token.
+//  - Prefill chunks are enqueued layer by layer; the host waits for layer l - 1 to finish
+//    before enqueuing layer l + 1, so request_abort stops the pass within about a layer.
+//  - A decode step (one token, last logits) is captured once as a CUDA graph and replayed:
+//    every kernel reads the token id and position from device memory, so the same graph
+//    serves every position. Should capture fail, steps run as plain launches.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "cuda/cuda_backend.h"
+
+namespace tessera::cuda {
+
+namespace {
+
+constexpr int kMaxLogitRows = 64;
+constexpr int kMaxSplits = 64;
+
+Status check_launches(const char* what) { return cuda_status(cudaGetLastError(), what); }
+
+}  // namespace
+
+CudaExecutor::CudaExecutor(const CudaBackend& backend)
+    : backend_(backend), plan_(backend.plan()), w_(backend.weights()) {}
+
+CudaExecutor::~CudaExecutor() {
+  if (stream_) cudaStreamSynchronize(stream_);
+  if (decode_graph_) cudaGraphExecDestroy(decode_graph_);
+  for (cudaEvent_t e : layer_done_)
+    if (e) cudaEventDestroy(e);
+  if (stream_) cudaStreamDestroy(stream_);
+  cudaGetLastError();
+}
+
+void CudaExecutor::layout(Carver& c) {
+  const ModelPlan& p = plan_;
+  const size_t B = size_t(batch_);
+  const size_t w32 = size_t(round_up(widest_, kChunk));
+  x_ = c.take<float>(B * p.n_embd);
+  qkv_ = c.take<float>(B * qkv_w_);
+  attn_ = c.take<float>(B * attn_w_);
+  gate_up_ = c.take<float>(B * 2 * ff_);
+  logits_ = c.take<float>(size_t(logit_rows_) * p.n_vocab);
+  stage_.q8 = c.take<int8_t>(B * w32);
+  stage_.ds = c.take<float2>(B * (w32 / 32));
+  stage_.f32 = c.take<float>(B * w32);
+  stage_.f16 = c.take<uint16_t>(B * w32);
+  // Decode uses splits_ records per head; the split kernel also serves prefill (one split)
+  // when the flash kernel does not cover the head size.
+  const int prefill_rows = flash_attention_supported(p.head_dim, p.head_dim_v) ? 1 : batch_;
+  partials_ = c.take<float>(std::max(attention_partial_floats(1, p.n_head, p.head_dim_v, splits_),
+                                     attention_partial_floats(prefill_rows, p.n_head, p.head_dim_v, 1)));
+  tokens_ = c.take<int32_t>(B);
+  pos_ = c.take<int32_t>(B);
+}
+
+Status CudaExecutor::init(const ExecutorOptions& options) {
+  const ModelPlan& p = plan_;
+  if (options.context_size < 1) return Status::error(StatusCode::InvalidArgument, "context size must be positive");
+  capacity_ = options.context_size;
+  batch_ = std::max(1, std::min(options.batch_size, capacity_));
+  logit_rows_ = std::min(batch_, kMaxLogitRows);
+  qkv_w_ = int64_t(p.n_head) * p.head_dim + int64_t(p.n_head_kv) * (p.head_dim + p.head_dim_v);
+  attn_w_ = int64_t(p.n_head) * p.head_dim_v;
+  ff_ = std::max(p.n_ff, 1);
+  widest_ = std::max<int64_t>({p.n_embd, attn_w_, ff_});
+  // Enough decode splits to give every SM a couple of blocks, none shorter than 32 positions.
+  const int blocks_per_split = p.n_head_kv * ((p.n_head / p.n_head_kv + 7) / 8);
+  splits_ = std::max(1, std::min({kMaxSplits, (2 * backend_.sm_count() + blocks_per_split - 1) / blocks_per_split,
+                                  (capacity_ + 31) / 32}));
+
+  TESSERA_CUDA_TRY(cudaSetDevice(backend_.device()), "selecting the CUDA device");
+  TESSERA_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "creating a CUDA stream");
+  for (cudaEvent_t& e : layer_done_)
+    TESSERA_CUDA_TRY(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "creating a CUDA event");
+
+  const size_t k_elems = size_t(p.n_head_kv) * capacity_ * p.head_dim;
+  const size_t v_elems = size_t(p.n_head_kv) * capacity_ * p.head_dim_v;
+  TESSERA_RETURN_IF_ERROR(kv_.allocate((k_elems + v_elems) * sizeof(uint16_t) * p.n_layer, "KV cache"));
+  // Zeroed so that no row the kernels might touch before it is written holds NaN bits.
+  TESSERA_CUDA_TRY(cudaMemsetAsync(kv_.data(), 0, kv_.size(), stream_), "clearing the KV cache");
+  uint16_t* cursor = reinterpret_cast<uint16_t*>(kv_.data());
+  for (int il = 0; il < p.n_layer; ++il) {
+    k_cache_.push_back(cursor);
+    v_cache_.push_back(cursor + k_elems);
+    cursor += k_elems + v_elems;
+  }
+
+  Carver measure(nullptr);
+  layout(measure);
+  TESSERA_RETURN_IF_ERROR(scratch_.allocate(measure.used(), "activation buffers"));
+  Carver real(scratch_.data());
+  layout(real);
+  TESSERA_RETURN_IF_ERROR(host_io_.allocate(2 * size_t(batch_) * sizeof(int32_t), "token ids"));
+  TESSERA_RETURN_IF_ERROR(host_logits_.allocate(size_t(p.n_vocab) * sizeof(float), "logits"));
+  return cuda_status(cudaStreamSynchronize(stream_), "preparing the session");
+}
+
+unsigned CudaExecutor::formats_for(const std::vector<Projection>& ps, int n) const {
+  unsigned f = 0;
+  for (const Projection& pr : ps) f |= stage_formats_for(pr.w, n);
+  return f;
+}
+
+void CudaExecutor::enqueue_matmul(const Projection& pr, int n, float* y, int64_t ldy, bool accumulate) {
+  MatmulOut out;
+  out.y = y + pr.offset;
+  out.ldy = ldy;
+  out.bias = pr.bias;
+  out.accumulate = accumulate;
+  launch_matmul(pr.w, stage_, n, out, stream_);
+}
+
+Status CudaExecutor::enqueue_layer(int il, int n) {
+  const ModelPlan& p = plan_;
+  const LayerWeights& L = w_.layers[il];
+  cudaStream_t s = stream_;
+
+  // Attention block.
+  launch_norm_stage(x_, p.n_embd, n, p.n_embd, p.norm, L.attn_norm, L.attn_norm_b, p.norm_eps, formats_for(L.qkv, n),
+                    stage_, s);
+  for (const Projection& pr : L.qkv) enqueue_matmul(pr, n, qkv_, qkv_w_, false);
+  QkvPost post;
+  post.qkv = qkv_;
+  post.ldqkv = qkv_w_;
+  post.n_tokens = n;
+  post.n_head = p.n_head;
+  post.n_head_kv = p.n_head_kv;
+  post.head_dim = p.head_dim;
+  post.head_dim_v = p.head_dim_v;
+  post.pos = pos_;
+  post.q_norm = L.q_norm;
+  post.k_norm = L.k_norm;
+  post.norm_eps = p.norm_eps;
+  post.rope = p.rope;
+  post.freq_factors = w_.rope_freqs;
+  post.k_cache = k_cache_[il];
+  post.v_cache = v_cache_[il];
+  post.capacity = capacity_;
+  launch_qkv_post(post, s);
+
+  AttentionArgs a;
+  a.q = qkv_;
+  a.ldq = qkv_w_;
+  a.k_cache = k_cache_[il];
+  a.v_cache = v_cache_[il];
+  a.capacity = capacity_;
+  a.pos = pos_;
+  a.n_tokens = n;
+  a.n_head = p.n_head;
+  a.n_head_kv = p.n_head_kv;
+  a.head_dim = p.head_dim;
+  a.head_dim_v = p.head_dim_v;
+  a.sliding_window = p.layers[il].sliding_window;
+  a.scale = p.attn_scale != 0.f ? p.attn_scale : 1.0f / std::sqrt(float(p.head_dim));
+  a.softcap = p.attn_logit_softcap;
+  a.out = attn_;
+  a.ldo = attn_w_;
+  a.partials = partials_;
+  if (n > 1 && flash_attention_supported(p.head_dim, p.head_dim_v)) {
+    launch_attention_flash(a, s);
+  } else {
+    a.splits = n == 1 ? splits_ : 1;
+    launch_attention_split(a, s);
+  }
+  launch_copy_stage(attn_, attn_w_, n, int(attn_w_), stage_formats_for(L.wo.w, n), stage_, s);
+  MatmulOut wo;
+  wo.y = x_;
+  wo.ldy = p.n_embd;
+  wo.bias = L.bo;
+  wo.accumulate = true;
+  launch_matmul(L.wo.w, stage_, n, wo, s);
+
+  // Feed-forward block.
+  launch_norm_stage(x_, p.n_embd, n, p.n_embd, p.norm, L.ffn_norm, L.ffn_norm_b, p.norm_eps, formats_for(L.gate_up, n),
+                    stage_, s);
+  for (const Projection& pr : L.gate_up) enqueue_matmul(pr, n, gate_up_, 2 * ff_, false);
+  launch_swiglu_stage(gate_up_, n, int(ff_), p.activation, stage_formats_for(L.down.w, n), stage_, s);
+  MatmulOut down;
+  down.y = x_;
+  down.ldy = p.n_embd;
+  down.accumulate = true;
+  launch_matmul(L.down.w, stage_, n, down, s);
+  return check_launches("launching a decoder layer");
+}
+
+// Final norm and LM head for rows [first_row, first_row + rows) of x, in groups of at most
+// logit_rows_; each group's logits are copied to host_out (row-major, n_vocab per row).
+Status CudaExecutor::enqueue_logits(int first_row, int rows, float* host_out) {
+  const ModelPlan& p = plan_;
+  for (int done = 0; done < rows; done += logit_rows_) {
+    const int n = std::min(logit_rows_, rows - done);
+    const float* x = x_ + int64_t(first_row + done) * p.n_embd;
+    launch_norm_stage(x, p.n_embd, n, p.n_embd, p.norm, w_.output_norm, w_.output_norm_b, p.norm_eps,
+                      stage_formats_for(w_.output, n), stage_, stream_);
+    MatmulOut out;
+    out.y = logits_;
+    out.ldy = p.n_vocab;
+    out.softcap = p.final_logit_softcap;
+    launch_matmul(w_.output, stage_, n, out, stream_);
+    TESSERA_RETURN_IF_ERROR(check_launches("launching the LM head"));
+    TESSERA_CUDA_TRY(cudaMemcpyAsync(host_out + int64_t(done) * p.n_vocab, logits_, size_t(n) * p.n_vocab * sizeof(float),
+                                     cudaMemcpyDeviceToHost, stream_),
+                     "copying logits");
+  }
+  return Status::ok();
+}
+
+// One token at the position already in pos_, through the captured graph.
+Status CudaExecutor::decode_step(float* logits) {
+  const ModelPlan& p = plan_;
+  if (!decode_graph_ && !graph_failed_) {
+    cudaGraph_t graph = nullptr;
+    bool ok = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
+    if (ok) {
+      launch_get_rows(w_.tok_embd, tokens_, 1, p.embedding_scale, x_, stream_);
+      for (int il = 0; il < p.n_layer; ++il) ok = enqueue_layer(il, 1).is_ok() && ok;
+      launch_norm_stage(x_, p.n_embd, 1, p.n_embd, p.norm, w_.output_norm, w_.output_norm_b, p.norm_eps,
+                        stage_formats_for(w_.output, 1), stage_, stream_);
+      MatmulOut out;
+      out.y = logits_;
+      out.ldy = p.n_vocab;
+      out.softcap = p.final_logit_softcap;
+      launch_matmul(w_.output, stage_, 1, out, stream_);
+      ok = cudaGetLastError() == cudaSuccess && ok;
+      ok = cudaStreamEndCapture(stream_, &graph) == cudaSuccess && ok;
+    }
+    if (ok) ok = cudaGraphInstantiate(&decode_graph_, graph, 0) == cudaSuccess;
+    if (graph) cudaGraphDestroy(graph);
+    if (!ok) {
+      // Run uncaptured from now on; the failed capture enqueued nothing.
+      if (decode_graph_) cudaGraphExecDestroy(decode_graph_);
+      decode_graph_ = nullptr;
+      graph_failed_ = true;
+      cudaGetLastError();
+    }
+  }
+  if (decode_graph_) {
+    TESSERA_CUDA_TRY(cudaGraphLaunch(decode_graph_, stream_), "launching the decode graph");
+    TESSERA_CUDA_TRY(cudaMemcpyAsync(host_logits_.as<float>(), logits_, size_t(p.n_vocab) * sizeof(float),
+                                     cudaMemcpyDeviceToHost, stream_),
+                     "copying logits");
+    TESSERA_CUDA_TRY(cudaStreamSynchronize(stream_), "running the decode step");
+  } else {
+    launch_get_rows(w_.tok_embd, tokens_, 1, p.embedding_scale, x_, stream_);
+    for (int il = 0; il < p.n_layer; ++il) TESSERA_RETURN_IF_ERROR(enqueue_layer(il, 1));
+    TESSERA_RETURN_IF_ERROR(enqueue_logits(0, 1, host_logits_.as<float>()));
+    TESSERA_CUDA_TRY(cudaStreamSynchronize(stream_), "running the decode step");
+  }
+  std::memcpy(logits, host_logits_.as<float>(), size_t(p.n_vocab) * sizeof(float));
+  return Status::ok();
+}
+
+Status CudaExecutor::run_chunk(const int32_t* tokens, int n, int pos0, bool all_logits, float* logits) {
+  const ModelPlan& p = plan_;
+  int32_t* io = host_io_.as<int32_t>();
+  for (int i = 0; i < n; ++i) {
+    io[i] = tokens[i];
+    io[batch_ + i] = pos0 + i;
+  }
+  TESSERA_CUDA_TRY(cudaMemcpyAsync(tokens_, io, size_t(n) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
+                   "copying token ids");
+  TESSERA_CUDA_TRY(cudaMemcpyAsync(pos_, io + batch_, size_t(n) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
+                   "copying positions");
+  if (n == 1 && !all_logits && logits) return decode_step(logits);
+
+  launch_get_rows(w_.tok_embd, tokens_, n, p.embedding_scale, x_, stream_);
+  for (int il = 0; il < p.n_layer; ++il) {
+    TESSERA_RETURN_IF_ERROR(enqueue_layer(il, n));
+    TESSERA_CUDA_TRY(cudaEventRecord(layer_done_[il & 1], stream_), "recording a layer event");
+    // Stay at most one layer ahead of the GPU, and stop between layers on request.
+    if (il > 0) TESSERA_CUDA_TRY(cudaEventSynchronize(layer_done_[(il - 1) & 1]), "running a decoder layer");
+    if (abort_.load(std::memory_order_relaxed)) {
+      TESSERA_CUDA_TRY(cudaStreamSynchronize(stream_), "stopping the forward pass");
+      take_abort();
+      return Status::error(StatusCode::Aborted, "evaluation aborted");
+    }
+  }
+  if (logits) {
+    if (all_logits) TESSERA_RETURN_IF_ERROR(enqueue_logits(0, n, logits));
+    else {
+      TESSERA_RETURN_IF_ERROR(enqueue_logits(n - 1, 1, host_logits_.as<float>()));
+    }
+  }
+  TESSERA_CUDA_TRY(cudaStreamSynchronize(stream_), "running the forward pass");
+  if (logits && !all_logits) std::memcpy(logits, host_logits_.as<float>(), size_t(p.n_vocab) * sizeof(float));
+  return Status::ok();
+}
+
+Status CudaExecutor::eval(const int32_t* tokens, int n_tokens, int pos0, bool all_logits, float* logits) {
+  try {
+    take_abort();  // a request that arrived before this eval started is stale
+    if (n_tokens < 1) return Status::error(StatusCode::InvalidArgument, "eval needs at least one token");
+    if (pos0 < 0 || int64_t(pos0) + n_tokens > capacity_)
+      return Status::error(StatusCode::OutOfContext,
+                           "positions " + std::to_string(pos0) + ".." + std::to_string(int64_t(pos0) + n_tokens - 1) +
+                               " exceed the context size " + std::to_string(capacity_) +
+                               "; create the session with a larger contextSize or reset it");
+    for (int i = 0; i < n_tokens; ++i)
+      if (tokens[i] < 0 || tokens[i] >= plan_.n_vocab)
+        return Status::error(StatusCode::InvalidArgument, "token id " + std::to_string(tokens[i]) + " is out of range");
+    TESSERA_CUDA_TRY(cudaSetDevice(backend_.device()), "selecting the CUDA device");
+    for (int done = 0; done < n_tokens; done += batch_) {
+      const int n = std::min(batch_, n_tokens - done);
+      const bool last = done + n == n_tokens;
+      float* out = all_logits ? logits + int64_t(done) * plan_.n_vocab : (last ? logits : nullptr);
+      TESSERA_RETURN_IF_ERROR(run_chunk(tokens + done, n, pos0 + done, all_logits, out));
+      if (take_abort()) return Status::error(StatusCode::Aborted, "evaluation aborted");
+    }
+    return Status::ok();
+  } catch (const std::exception& e) {
+    return Status::error(StatusCode::Internal, std::string("CUDA evaluation failed: ") + e.what());
+  }
+}
+
+}  // namespace tessera::cuda

@@ -1,0 +1,88 @@
+// Device-side building blocks shared by every kernel: kernel launch, warp and block
+// reductions, the int8 dot product, the fp16 tensor-core MMA and half packing. Each has one
+// CUDA definition and, where hardware instructions are involved, an emulator twin
+// (native/cuda/emulator), so the kernels compile unchanged for both.
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace tessera::cuda {
+
+// Launches `kernel` over grid x block on `stream` (arguments are converted to the kernel's
+// parameter types and copied, as a <<<>>> launch does). Errors surface through
+// cudaGetLastError, which the backend checks after enqueuing a forward pass.
+template <typename... Params, typename... Args>
+inline void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, Args... args) {
+  static_assert(sizeof...(Params) == sizeof...(Args), "kernel argument count mismatch");
+#ifdef TESSERA_CUDA_EMULATOR
+  ::tessera_emu::launch(grid, block, stream, [=]() { kernel(Params(args)...); });
+#else
+  kernel<<<grid, block, 0, stream>>>(Params(args)...);
+#endif
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over the whole block; every thread must call it (it contains barriers) and gets the
+// total. `scratch` is 32 floats of shared memory, reusable right after the call returns.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // scratch may still be read by a previous block_sum
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float total = 0.f;
+  for (int w = 0; w < warps; ++w) total += scratch[w];
+  return total;
+}
+
+// c + sum of the four int8 products of a and b.
+__device__ __forceinline__ int dot_i8x4(int a, int b, int c) { return __dp4a(a, b, c); }
+
+__device__ __forceinline__ float half_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__device__ __forceinline__ float bf16_to_float(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
+
+// fp16 with saturation: activations past the fp16 range clamp instead of becoming inf.
+__device__ __forceinline__ uint16_t float_to_half_sat(float v) {
+  return __half_as_ushort(__float2half_rn(fminf(fmaxf(v, -65504.f), 65504.f)));
+}
+
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+  return uint32_t(float_to_half_sat(lo)) | (uint32_t(float_to_half_sat(hi)) << 16);
+}
+
+// d += a * b for one warp-wide mma.sync.m16n8k16 (fp16 operands, fp32 accumulators). The
+// fragment layouts are those of the PTX ISA (groupID = lane / 4, tig = lane % 4):
+//   a[0] = A[g][2t..2t+1]   a[1] = A[g+8][2t..2t+1]   a[2] = A[g][2t+8..]   a[3] = A[g+8][2t+8..]
+//   b[0] = B[2t..2t+1][g]   b[1] = B[2t+8..2t+9][g]
+//   d[0..1] = D[g][2t..2t+1]   d[2..3] = D[g+8][2t..2t+1]
+// (the lower-numbered element in the low half of each register).
+__device__ __forceinline__ void mma_16x8x16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+#ifdef TESSERA_CUDA_EMULATOR
+  ::tessera_emu::mma_m16n8k16_f16_f32(d, a, b, d);
+#else
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// 16-byte and 8-byte loads (the pointers must be aligned accordingly).
+__device__ __forceinline__ uint4 load16(const void* p) { return *reinterpret_cast<const uint4*>(p); }
+__device__ __forceinline__ uint2 load8(const void* p) { return *reinterpret_cast<const uint2*>(p); }
+
+}  // namespace tessera::cuda

@@ -1,0 +1,16 @@
+// The matmul epilogue (ops.cuh, MatmulOut): bias, residual accumulation, soft-capping.
+#pragma once
+#include "cuda/device.cuh"
+#include "cuda/ops.cuh"
+
+namespace tessera::cuda {
+
+__device__ __forceinline__ void store_matmul_out(const MatmulOut& o, int64_t row, int64_t token, float v) {
+  if (o.bias) v += o.bias[row];
+  float* p = o.y + token * o.ldy + row;
+  if (o.accumulate) v += *p;
+  if (o.softcap != 0.f) v = o.softcap * tanhf(v / o.softcap);
+  *p = v;
+}
+
+}  // namespace tessera::cuda

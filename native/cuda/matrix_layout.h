@@ -1,0 +1,64 @@
+// The device layout of a weight matrix W [rows][cols] (GGUF ne0 = cols). The backend repacks
+// each GGUF tensor once at load time from its block layout (array of 18/34/144/210-byte
+// structs, whose fields sit at unaligned offsets) into separate streams, so that a kernel
+// reads each row's values with aligned 16-byte loads and its scales from their own arrays:
+//
+//   F32/F16/BF16  q: the values, each row zero-padded to cols32 = cols rounded up to 32.
+//   Q8_0          q: int8 [cols] per row;  s: fp16 scale per 32-chunk.
+//   Q4_0          q: 16 bytes per 32-chunk, value i of the chunk in the low nibble of byte i
+//                    (i < 16) or the high nibble of byte i - 16 (the GGUF qs order);
+//                 s: fp16 scale per chunk. w = d * (q - 8).
+//   Q4_K          q: as Q4_0 per chunk (the GGUF super-block interleave undone);
+//                 s: uint16 per chunk, 6-bit scale | 6-bit min << 8 (unpacked);
+//                 sb: (d, dmin) fp16 pair per 256-value super-block. w = d*sc*q - dmin*m.
+//   Q6_K          q: low 4 bits of each value, as Q4_0 per chunk;
+//                 qh: 8 bytes per chunk, the high 2 bits of value 16w + 4s + k at bits
+//                     [2s, 2s+2) of byte k of 32-bit word w (so 4 consecutive values come
+//                     out as one int8x4 word with a shift and a mask);
+//                 s: int8 scale per 16 values; sb: fp16 d per super-block. w = d*sc*(q - 32).
+//
+// Every stream of every row starts at a multiple of its widest access (16 bytes for q).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "core/ggml_types.h"
+
+namespace tessera::cuda {
+
+constexpr int kChunk = 32;  // values per chunk: the unit every weight kernel decodes
+
+inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+struct MatrixLayout {
+  size_t q_row = 0, qh_row = 0, s_row = 0, sb_row = 0;  // bytes per row of each stream
+  size_t q_off = 0, qh_off = 0, s_off = 0, sb_off = 0;  // stream offsets inside one allocation
+  size_t total = 0;                                      // bytes of the allocation
+};
+
+// A repacked matrix on the device (the streams of MatrixLayout, already offset).
+struct DeviceMatrix {
+  GgmlType type = GgmlType::F32;
+  int64_t rows = 0, cols = 0, cols32 = 0;
+  const uint8_t* q = nullptr;
+  const uint8_t* qh = nullptr;
+  const uint8_t* s = nullptr;
+  const uint8_t* sb = nullptr;
+  size_t q_row = 0, qh_row = 0, s_row = 0, sb_row = 0;
+};
+
+// Types the weight kernels implement.
+bool matrix_type_supported(GgmlType type);
+
+// Stream sizes of a rows x cols matrix of `type` (cols must be a whole number of blocks).
+MatrixLayout matrix_layout(GgmlType type, int64_t rows, int64_t cols);
+
+// A view of the matrix stored at `base` (device or host) with layout L.
+DeviceMatrix matrix_view(GgmlType type, int64_t rows, int64_t cols, const MatrixLayout& L, const uint8_t* base);
+
+// Converts n_rows GGUF rows starting at `src` into rows [dst_row, dst_row + n_rows) of the
+// repacked matrix at `dst` (host memory, L.total bytes).
+void repack_rows(GgmlType type, int64_t cols, const uint8_t* src, int64_t n_rows, const MatrixLayout& L,
+                 int64_t dst_row, uint8_t* dst);
+
+}  // namespace tessera::cuda

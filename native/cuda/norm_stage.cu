@@ -1,0 +1,66 @@
+// norm_stage: y = RMSNorm(x) * weight, or LayerNorm(x) * weight + bias, for each row of x,
+// written straight into the staged formats the next matmuls read (no fp32 y in between).
+// RMS: scale = 1 / sqrt(mean(x^2) + eps). Layer: mean first, then the variance of x - mean.
+// Launch: grid = rows, block 256; the block reduces the row's statistics, then each thread
+// stages whole 32-value chunks. Invariants: dim >= 1; x rows strided by ldx >= dim.
+#include "cuda/device.cuh"
+#include "cuda/ops.cuh"
+#include "cuda/stage.cuh"
+
+namespace tessera::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+template <bool kLayer>
+__global__ void __launch_bounds__(kThreads)
+    norm_stage_kernel(const float* x, int64_t ldx, int dim, const float* weight, const float* bias, float eps,
+                      unsigned formats, StagedAct out, int64_t cols32) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  const float* xr = x + row * ldx;
+  float mean = 0.f, scale;
+  if (kLayer) {
+    float s = 0.f;
+    for (int i = threadIdx.x; i < dim; i += kThreads) s += xr[i];
+    mean = block_sum(s, scratch) / float(dim);
+    float v = 0.f;
+    for (int i = threadIdx.x; i < dim; i += kThreads) v += (xr[i] - mean) * (xr[i] - mean);
+    scale = 1.0f / sqrtf(block_sum(v, scratch) / float(dim) + eps);
+  } else {
+    float s = 0.f;
+    for (int i = threadIdx.x; i < dim; i += kThreads) s += xr[i] * xr[i];
+    scale = 1.0f / sqrtf(block_sum(s, scratch) / float(dim) + eps);
+  }
+  for (int64_t c = threadIdx.x; c < cols32 / 32; c += kThreads) {
+    float v[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+      const int64_t col = 32 * c + i;
+      float y = 0.f;
+      if (col < dim) {
+        y = (xr[col] - mean) * scale;
+        if (weight) y *= weight[col];
+        if (kLayer && bias) y += bias[col];
+      }
+      v[i] = y;
+    }
+    stage_chunk(out, formats, cols32, row, c, v);
+  }
+}
+
+}  // namespace
+
+void launch_norm_stage(const float* x, int64_t ldx, int rows, int dim, NormKind kind, const float* weight,
+                       const float* bias, float eps, unsigned formats, const StagedAct& out, cudaStream_t s) {
+  const int64_t cols32 = round_up(dim, kChunk);
+  if (kind == NormKind::Layer)
+    launch_kernel(norm_stage_kernel<true>, dim3(rows), dim3(kThreads), s, x, ldx, dim, weight, bias, eps, formats, out,
+                  cols32);
+  else
+    launch_kernel(norm_stage_kernel<false>, dim3(rows), dim3(kThreads), s, x, ldx, dim, weight, bias, eps, formats, out,
+                  cols32);
+}
+
+}  // namespace tessera::cuda

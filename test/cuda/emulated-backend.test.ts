@@ -1,0 +1,144 @@
+/**
+ * The CUDA backend, run through the CPU emulator of native/cuda/emulator, against the CPU
+ * backend on the same models: per-position logits of a prefill (all logits, in several
+ * batch chunks so GEMV and GEMM, flash and split attention all run) and of token-by-token
+ * decoding (the captured CUDA graph, replayed at every position). Also the error paths:
+ * GPU out of memory, out of context, abort.
+ *
+ * Needs the emulated build (scripts/cuda-emulated.sh builds it into build-emu/); without
+ * it, or without ../shared, the suite is skipped with that reason.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../scripts/synthetic-model.js";
+import { argmax, relativeError } from "../helpers/logits.js";
+import { hasShared, repoRoot, stories260K, tempDir } from "../helpers/paths.js";
+
+const emulatedAddon = path.join(repoRoot, "build-emu/Release/tessera.node");
+const available = fs.existsSync(emulatedAddon) && hasShared;
+if (available) process.env.TESSERA_ADDON_PATH = emulatedAddon;
+if (!available) console.log(`skipped: no emulated CUDA build at ${emulatedAddon} (run scripts/cuda-emulated.sh) or no ../shared`);
+
+const { loadModel, isTesseraError } = await import("../../lib/index.js");
+type Model = Awaited<ReturnType<typeof loadModel>>;
+
+/** Relative error budgets of CUDA vs CPU logits: q8/fp16 activation rounding differs. */
+const BUDGET: Record<WeightScheme | "stories", number> = {
+  stories: 2e-3, F32: 2e-3, F16: 3e-3, BF16: 3e-3, Q8_0: 3e-2, Q4_0: 3e-2, Q4_K: 3e-2, Q6_K: 3e-2, Q4_K_M: 3e-2,
+};
+
+function tokens(n: number, nVocab: number, seed: number): number[] {
+  let s = seed >>> 0;
+  const out = [1];
+  while (out.length < n) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out.push(3 + (s % (nVocab - 3)));
+  }
+  return out;
+}
+
+interface Case {
+  file: () => string;
+  budget: number;
+}
+
+const dir = available ? tempDir("cuda-emu") : "";
+const small: ModelShape = { architecture: "llama", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 4096 };
+const CASES: Record<string, Case> = {
+  "stories260K (F32, head size 8: split attention for prefill)": { file: () => stories260K, budget: BUDGET.stories },
+};
+const synthetic: [string, ModelShape, WeightScheme][] = [
+  ["llama F32, head size 64", small, "F32"],
+  ["llama F16, head size 128, tied embeddings", { ...small, nHead: 2, nHeadKv: 1, tiedEmbeddings: true }, "F16"],
+  ["llama BF16", small, "BF16"],
+  ["llama Q4_0", small, "Q4_0"],
+  ["qwen2 Q8_0 (q/k/v bias, neox RoPE)", { ...small, architecture: "qwen2", ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true }, "Q8_0"],
+  ["qwen3 Q4_K_M (q/k norm, Q4_K and Q6_K mixed: unfused projections)", { ...small, architecture: "qwen3", nHead: 8, headDim: 64, qkNorm: true, ropeFreqBase: 1e6, normEps: 1e-6 }, "Q4_K_M"],
+  ["llama Q6_K", small, "Q6_K"],
+];
+for (const [name, shape, scheme] of synthetic)
+  CASES[name] = {
+    file: () => {
+      const file = path.join(dir, `${name.replace(/[^a-z0-9]+/gi, "-")}.gguf`);
+      if (!fs.existsSync(file)) writeSyntheticModel(file, shape, { weights: scheme, vocab: "stories", seed: 7 });
+      return file;
+    },
+    budget: BUDGET[scheme],
+  };
+
+async function compare(file: string, budget: number): Promise<void> {
+  const cpu = await loadModel(file, { backend: "cpu", threads: 1, contextSize: 96 });
+  const gpu = await loadModel(file, { backend: "cuda", threads: 2, contextSize: 96 });
+  try {
+    const nVocab = cpu.info.nVocab;
+    const seq = tokens(40, nVocab, 11);
+    // Prefill in chunks of 16 + 16 + 8 tokens (GEMM, GEMM, GEMV paths), every position's logits.
+    const sc = cpu.createSession();
+    const sg = gpu.createSession({ batchSize: 16 });
+    const ac = await sc.evaluateAll(seq);
+    const ag = await sg.evaluateAll(seq);
+    let worst = 0;
+    let agree = 0;
+    for (let i = 0; i < seq.length; i++) {
+      const c = ac.subarray(i * nVocab, (i + 1) * nVocab);
+      const g = ag.subarray(i * nVocab, (i + 1) * nVocab);
+      worst = Math.max(worst, relativeError(g, c));
+      if (argmax(g) === argmax(c)) agree++;
+    }
+    // Then decode one token at a time (the CUDA graph) past the prefill.
+    let worstDecode = 0;
+    for (const t of tokens(12, nVocab, 5)) {
+      const c = await sc.evaluate([t]);
+      const g = await sg.evaluate([t]);
+      worstDecode = Math.max(worstDecode, relativeError(g, c));
+      if (argmax(g) === argmax(c)) agree++;
+    }
+    console.log(`${path.basename(file)}: prefill rel ${worst.toExponential(2)}, decode rel ${worstDecode.toExponential(2)}, top-1 ${agree}/52`);
+    expect(worst).toBeLessThan(budget);
+    expect(worstDecode).toBeLessThan(budget);
+    expect(agree).toBeGreaterThanOrEqual(50);
+    sc.dispose();
+    sg.dispose();
+  } finally {
+    cpu.dispose();
+    gpu.dispose();
+  }
+}
+
+describe.runIf(available)("CUDA backend (emulated) agrees with the CPU backend", () => {
+  for (const [name, c] of Object.entries(CASES)) it(name, () => compare(c.file(), c.budget), 300_000);
+});
+
+describe.runIf(available)("CUDA backend (emulated) errors", () => {
+  let model: Model | undefined;
+  afterAll(() => model?.dispose());
+
+  it("reports GPU out of memory with the sizes, as ERR_OUT_OF_MEMORY", async () => {
+    process.env.TESSERA_EMU_MEMORY_MB = "1";
+    try {
+      const err = await loadModel(stories260K, { backend: "cuda" }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isTesseraError(err) && err.code).toBe("ERR_OUT_OF_MEMORY");
+      expect(String((err as Error).message)).toMatch(/MiB of GPU memory .* free of 1 MiB/);
+    } finally {
+      delete process.env.TESSERA_EMU_MEMORY_MB;
+    }
+  });
+
+  it("rejects positions past the context and keeps working", async () => {
+    model = await loadModel(stories260K, { backend: "cuda", contextSize: 8 });
+    const session = model.createSession();
+    const err = await session.evaluate(tokens(9, 512, 3)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isTesseraError(err) && err.code).toBe("ERR_OUT_OF_CONTEXT");
+    const logits = await session.evaluate([1, 5, 9]);
+    expect(logits.length).toBe(512);
+    expect(Number.isFinite(logits[0])).toBe(true);
+    session.dispose();
+  });
+});
