@@ -23,7 +23,7 @@ const VOCAB_SIZES: Record<string, number> = { llama3: 128256, qwen2: 151936, smo
 export function benchModel(shape: ShapeName, scheme: WeightScheme): BenchModel {
   const name = `${shape}-${scheme}`;
   const file = path.join(repoRoot, ".bench-models", `${name}.gguf`);
-  const options = { weights: scheme, vocab: SHAPE_VOCAB[shape], seed: 7 };
+  const options = { weights: scheme, vocab: SHAPE_VOCAB[shape], seed: 7, repeatLayers: true };
   if (!fs.existsSync(file)) {
     const tmp = `${file}.partial`;
     writeSyntheticModel(tmp, SHAPES[shape], options);

@@ -67,6 +67,12 @@ export interface SyntheticOptions {
   seed?: number;
   /** Storage type of the LM head; default: the scheme's own type (Q6_K for Q4_K_M). */
   outputType?: GGMLType;
+  /**
+   * Benchmark files: every block gets block 0's weights and tensors of more than 4096 rows
+   * repeat their first 4096 rows (still stored in full, so a forward pass reads as many
+   * bytes); multi-GB files are written in seconds instead of minutes.
+   */
+  repeatLayers?: boolean;
 }
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), path.basename(path.dirname(path.dirname(fileURLToPath(import.meta.url)))) === "dist" ? "../.." : "..");
@@ -76,6 +82,7 @@ export const sharedDir = path.resolve(repoRoot, "../shared");
 export const SHAPES = {
   "llama-3.2-1b": { architecture: "llama", nLayer: 16, nEmbd: 2048, nHead: 32, nHeadKv: 8, nFf: 8192, contextLength: 131072, ropeFreqBase: 500000, normEps: 1e-5, tiedEmbeddings: true },
   "qwen2.5-0.5b": { architecture: "qwen2", nLayer: 24, nEmbd: 896, nHead: 14, nHeadKv: 2, nFf: 4864, contextLength: 32768, ropeFreqBase: 1000000, normEps: 1e-6, tiedEmbeddings: true, qkvBias: true },
+  "llama-3-8b": { architecture: "llama", nLayer: 32, nEmbd: 4096, nHead: 32, nHeadKv: 8, nFf: 14336, contextLength: 8192, ropeFreqBase: 500000, normEps: 1e-5 },
   "smollm2-135m": { architecture: "llama", nLayer: 30, nEmbd: 576, nHead: 9, nHeadKv: 3, nFf: 1536, contextLength: 8192, ropeFreqBase: 100000, normEps: 1e-5, tiedEmbeddings: true },
   // Qwen3-30B-A3B's layer (128 experts, 8 active, expert width 768, d=2048, GQA 32/4, head 128)
   // with 12 of its 48 layers: ~7.8B parameters, ~4.4 GB in Q4_0, the same active-expert
@@ -86,6 +93,7 @@ export const SHAPES = {
 /** The vocabulary each real shape ships with. */
 export const SHAPE_VOCAB: Record<keyof typeof SHAPES, VocabSource> = {
   "llama-3.2-1b": "llama3",
+  "llama-3-8b": "llama3",
   "qwen2.5-0.5b": "qwen2",
   "smollm2-135m": "smollm2",
   "qwen3moe-30b-a3b-12l": "qwen2",
@@ -227,7 +235,8 @@ interface TensorPlan {
   name: string;
   dims: number[];
   type: GGMLType;
-  make: () => Float32Array;
+  /** The values of the first `rows` rows (all of them when omitted), rows of dims[0]. */
+  make: (rows?: number) => Float32Array;
 }
 
 function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): TensorPlan[] {
@@ -235,15 +244,16 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
   const e = shape.nEmbd;
   const hd = shape.headDim ?? e / shape.nHead;
   const out: TensorPlan[] = [];
-  const gaussian = (name: string, n: number, scale: number, mean = 0) => () => new Gaussian(hashSeed(seed, name)).fill(n, scale, mean);
+  const gaussian = (name: string, n: number, scale: number, mean = 0, rowLength = n) => (rows?: number) =>
+    new Gaussian(hashSeed(seed, name)).fill(rows === undefined ? n : rows * rowLength, scale, mean);
   const matmul = (name: string, role: string, cols: number, rows: number, extra: number[] = []) => {
     const count = cols * rows * extra.reduce((a, b) => a * b, 1);
-    out.push({ name, dims: [cols, rows, ...extra], type: matmulType(opts.weights, role, cols, opts.outputType), make: gaussian(name, count, 1 / Math.sqrt(cols)) });
+    out.push({ name, dims: [cols, rows, ...extra], type: matmulType(opts.weights, role, cols, opts.outputType), make: gaussian(name, count, 1 / Math.sqrt(cols), 0, cols) });
   };
   const vector = (name: string, n: number, mean: number, scale: number) =>
     out.push({ name, dims: [n], type: GGMLType.F32, make: gaussian(name, n, scale, mean) });
 
-  out.push({ name: "token_embd.weight", dims: [e, nVocab], type: matmulType(opts.weights, "token_embd", e), make: gaussian("token_embd.weight", e * nVocab, 1) });
+  out.push({ name: "token_embd.weight", dims: [e, nVocab], type: matmulType(opts.weights, "token_embd", e), make: gaussian("token_embd.weight", e * nVocab, 1, 0, e) });
   for (let b = 0; b < shape.nLayer; b++) {
     const p = `blk.${b}.`;
     vector(`${p}attn_norm.weight`, e, 1, 0.1);
@@ -292,11 +302,11 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
       name: "output.weight",
       dims: [e, nVocab],
       type,
-      make: () => {
+      make: (rows = nVocab) => {
         // Log-normal row norms: a few tokens dominate, as in a trained model's head.
         const g = new Gaussian(hashSeed(seed, "output.weight"));
-        const w = new Float32Array(e * nVocab);
-        for (let r = 0; r < nVocab; r++) {
+        const w = new Float32Array(e * rows);
+        for (let r = 0; r < rows; r++) {
           const rowScale = Math.exp(1.0 * g.next()) / Math.sqrt(e);
           for (let c = 0; c < e; c++) w[r * e + c] = rowScale * g.next();
         }
@@ -346,16 +356,32 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
   return m;
 }
 
+/** Rows generated per tensor when layers repeat; larger tensors repeat these rows' bytes. */
+const TILE_ROWS = 4096;
+
+/** The tensor's bytes with its first TILE_ROWS rows repeated to the full row count. */
+function tiledRows(p: TensorPlan): Uint8Array {
+  const rows = p.dims.slice(1).reduce((a, b) => a * b, 1);
+  if (rows <= TILE_ROWS) return quantize(p.type, p.make(), p.dims[0]);
+  const tile = quantize(p.type, p.make(TILE_ROWS), p.dims[0]);
+  const out = new Uint8Array((tile.length / TILE_ROWS) * rows);
+  for (let at = 0; at < out.length; at += tile.length) out.set(tile.subarray(0, Math.min(tile.length, out.length - at)), at);
+  return out;
+}
+
 /** Writes the model; returns the file size in bytes. */
 export function writeSyntheticModel(file: string, shape: ModelShape, options: SyntheticOptions): number {
   const vocab = loadVocab(options.vocab);
   const plans = tensorsFor(shape, vocab.size, options);
-  const tensors: GGUFTensorSpec[] = plans.map((p) => ({
-    name: p.name,
-    type: p.type,
-    dims: p.dims,
-    data: () => quantize(p.type, p.make(), p.dims[0]),
-  }));
+  const repeated = new Map<string, Uint8Array>();
+  const data = (p: TensorPlan) => {
+    if (!options.repeatLayers) return quantize(p.type, p.make(), p.dims[0]);
+    const key = p.name.replace(/^blk\.\d+\./, "");
+    let bytes = repeated.get(key);
+    if (!bytes) repeated.set(key, (bytes = tiledRows(p)));
+    return bytes;
+  };
+  const tensors: GGUFTensorSpec[] = plans.map((p) => ({ name: p.name, type: p.type, dims: p.dims, data: () => data(p) }));
   const metadata = [
     ...hyperparameterMetadata(shape, `synthetic-${shape.architecture}-${options.weights}`),
     ...vocab.metadata,

@@ -36,6 +36,7 @@ __device__ __forceinline__ int warp_max_int(int v) {
 
 template <int HD>
 __global__ void __launch_bounds__(kThreads) attention_flash_kernel(AttentionArgs a) {
+  begin_kernel();
   constexpr int kKLd = HD + 8, kVLd = kBK + 8;
   __shared__ __align__(16) uint16_t ks[kBK][kKLd];
   __shared__ __align__(16) uint16_t vt[HD][kVLd];

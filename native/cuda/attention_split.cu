@@ -20,6 +20,7 @@ namespace tessera::cuda {
 namespace {
 
 constexpr int kWarps = 4, kHeads = 8, kTile = 32, kMaxHeadDim = 256;
+constexpr int kMaxRecords = 64 * kWarps;  // splits <= 64 (the executor's kMaxSplits)
 
 int head_groups(const AttentionArgs& a) { return (a.n_head / a.n_head_kv + kHeads - 1) / kHeads; }
 
@@ -53,6 +54,7 @@ __device__ __forceinline__ void load_v(const uint16_t* row, int lane, int hdv, f
 
 template <int D>
 __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionArgs a, int n_groups) {
+  begin_kernel();
   __shared__ float qs[kHeads][kMaxHeadDim];
   __shared__ float ps[kWarps][kHeads][kTile];
   const int group = a.n_head / a.n_head_kv;
@@ -70,6 +72,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionA
   const int begin = lo + split * per_split;
   const int end = min(pos + 1, begin + per_split);
 
+#pragma unroll 4
   for (int i = threadIdx.x; i < G * hd; i += kWarps * 32) {
     const float x = a.q[int64_t(t) * a.ldq + int64_t(h0 + i / hd) * hd + i % hd];
     qs[i / hd][i % hd] = __half2float(__float2half_rn(x));
@@ -95,6 +98,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionA
     for (int h = 0; h < kHeads; ++h) s[h] = 0.f;
     if (valid) {
       const uint16_t* kp = kh + int64_t(j) * hd;
+#pragma unroll 4
       for (int d0 = 0; d0 < hd; d0 += 8) {
         const uint4 raw = load16(kp + d0);
         const uint32_t r[4] = {raw.x, raw.y, raw.z, raw.w};
@@ -131,6 +135,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionA
     }
     __syncwarp();
     const int count = min(kTile, end - j0);
+    // Unrolled so several value rows are in flight at once (the loop is latency-bound).
+#pragma unroll 8
     for (int jj = 0; jj < count; ++jj) {
       float v[D];
       load_v<D>(vh + int64_t(j0 + jj) * hdv, lane, hdv, v);
@@ -162,25 +168,32 @@ __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionA
   }
 }
 
+// Records are merged by all threads at once: weights exp(m_r - max) go to shared memory
+// first, so each output dimension is one pass over the records instead of a serial chain.
 __global__ void __launch_bounds__(128) attention_combine_kernel(AttentionArgs a) {
+  begin_kernel();
+  __shared__ float weight[kMaxRecords];
+  __shared__ float scratch[32];
   const int h = blockIdx.x, t = blockIdx.y;
   const int hdv = a.head_dim_v, records = a.splits * kWarps;
   const float* recs = a.partials + (int64_t(t) * a.n_head + h) * records * (2 + hdv);
   float mx = -INFINITY;
-  for (int r = 0; r < records; ++r)
+  for (int r = threadIdx.x; r < records; r += 128)
     if (recs[r * (2 + hdv) + 1] > 0.f) mx = fmaxf(mx, recs[r * (2 + hdv)]);
+  mx = block_max(mx, scratch);
   float total = 0.f;
-  for (int r = 0; r < records; ++r) {
+  for (int r = threadIdx.x; r < records; r += 128) {
     const float* rec = recs + r * (2 + hdv);
-    if (rec[1] > 0.f) total += rec[1] * expf(rec[0] - mx);
+    const float w = rec[1] > 0.f ? expf(rec[0] - mx) : 0.f;
+    weight[r] = w;
+    total += w * rec[1];
   }
+  total = block_sum(total, scratch);  // its barriers also publish weight[]
   float* o = a.out + int64_t(t) * a.ldo + int64_t(h) * hdv;
   for (int d = threadIdx.x; d < hdv; d += 128) {
     float v = 0.f;
-    for (int r = 0; r < records; ++r) {
-      const float* rec = recs + r * (2 + hdv);
-      if (rec[1] > 0.f) v += rec[2 + d] * expf(rec[0] - mx);
-    }
+#pragma unroll 4
+    for (int r = 0; r < records; ++r) v += weight[r] * recs[r * (2 + hdv) + 2 + d];
     o[d] = total > 0.f ? v / total : 0.f;
   }
 }

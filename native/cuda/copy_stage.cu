@@ -13,6 +13,7 @@ constexpr int kThreads = 128;
 
 __global__ void __launch_bounds__(kThreads)
     copy_stage_kernel(const float* x, int64_t ldx, int dim, unsigned formats, StagedAct out, int64_t cols32) {
+  begin_kernel();
   const int64_t row = blockIdx.x;
   const float* xr = x + row * ldx;
   for (int64_t c = threadIdx.x; c < cols32 / 32; c += kThreads) {

@@ -3,6 +3,7 @@
 // measure, once to repack (repack.cpp, on `threads` host threads) and copy each tensor.
 // Also the C entry point tessera_cuda_create_backend.
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "cuda/cuda_backend.h"
+#include "cuda/device.cuh"
 
 namespace tessera::cuda {
 
@@ -203,6 +205,11 @@ Status CudaBackend::prepare(const ModelPlan& plan) {
     TESSERA_CUDA_TRY(cudaSetDevice(device_), "selecting the CUDA device");
     int sms = 1;
     if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device_) == cudaSuccess && sms > 0) sm_count_ = sms;
+    int major = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_);
+    // TESSERA_CUDA_SERIAL_LAUNCH=1 turns programmatic launch off (for A/B timing).
+    const char* serial = std::getenv("TESSERA_CUDA_SERIAL_LAUNCH");
+    programmatic_launch() = major >= 9 && !(serial && serial[0] == '1');
     cudaGetLastError();
     size_t total = 0;
     TESSERA_RETURN_IF_ERROR(build(plan, nullptr, &total));

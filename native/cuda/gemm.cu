@@ -54,6 +54,7 @@ __device__ __forceinline__ void load_tiles(GemmTiles& s, int buf, const DeviceMa
 }
 
 __global__ void __launch_bounds__(kThreads) gemm_kernel(DeviceMatrix m, const uint16_t* x, int n_tokens, MatmulOut out) {
+  begin_kernel();
   __shared__ __align__(16) GemmTiles s;
   const int64_t r0 = int64_t(blockIdx.x) * kBM;
   const int t0 = blockIdx.y * kBN;

@@ -21,6 +21,7 @@ constexpr int kWarps = 4;
 template <GgmlType T, int N>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(DeviceMatrix m, ActQ8 aq, const float* af, int n, MatmulOut out) {
+  begin_kernel();
   const int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   if (row >= m.rows) return;  // whole warp: no collective is skipped by part of it
@@ -31,6 +32,9 @@ __global__ void __launch_bounds__(kWarps * 32)
 
   const uint8_t* q = m.q + row * m.q_row;
   if constexpr (T == GgmlType::Q4_0 || T == GgmlType::Q4_K || T == GgmlType::Q6_K) {
+    // Unrolled so each lane has several 16-byte weight loads in flight before the first use:
+    // one at a time leaves a decode GEMV latency-bound far below the memory bandwidth.
+#pragma unroll 4
     for (int64_t c = lane; c < nch; c += 32) {
       const uint4 w = load16(q + 16 * c);
       float dw = 0.f, mw = 0.f, sc0 = 0.f, sc1 = 0.f;
@@ -68,6 +72,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       }
     }
   } else if constexpr (T == GgmlType::Q8_0) {
+#pragma unroll 4
     for (int64_t u = lane; u < 2 * nch; u += 32) {
       const int64_t c = u / 2;
       uint32_t w[4];
@@ -89,6 +94,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     // Float weights: F32 units are 4 values, F16/BF16 units 8 values.
     constexpr int kVals = T == GgmlType::F32 ? 4 : 8;
     const int64_t units = m.cols32 / kVals;
+#pragma unroll 4
     for (int64_t u = lane; u < units; u += 32) {
       float w[kVals];
       const uint4 raw = load16(q + 16 * u);

@@ -14,6 +14,7 @@ constexpr int kThreads = 128;
 
 __global__ void __launch_bounds__(kThreads)
     get_rows_kernel(DeviceMatrix table, const int32_t* tokens, float scale, float* out) {
+  begin_kernel();
   const int64_t t = blockIdx.x;
   const int64_t c = int64_t(blockIdx.y) * kThreads + threadIdx.x;
   if (c >= table.cols32 / 32) return;

@@ -17,19 +17,24 @@ template <bool kLayer>
 __global__ void __launch_bounds__(kThreads)
     norm_stage_kernel(const float* x, int64_t ldx, int dim, const float* weight, const float* bias, float eps,
                       unsigned formats, StagedAct out, int64_t cols32) {
+  begin_kernel();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const float* xr = x + row * ldx;
   float mean = 0.f, scale;
   if (kLayer) {
     float s = 0.f;
+#pragma unroll 8
     for (int i = threadIdx.x; i < dim; i += kThreads) s += xr[i];
     mean = block_sum(s, scratch) / float(dim);
     float v = 0.f;
+#pragma unroll 8
     for (int i = threadIdx.x; i < dim; i += kThreads) v += (xr[i] - mean) * (xr[i] - mean);
     scale = 1.0f / sqrtf(block_sum(v, scratch) / float(dim) + eps);
   } else {
     float s = 0.f;
+    // Unrolled: a single-row (decode) norm is a chain of dependent round trips otherwise.
+#pragma unroll 8
     for (int i = threadIdx.x; i < dim; i += kThreads) s += xr[i] * xr[i];
     scale = 1.0f / sqrtf(block_sum(s, scratch) / float(dim) + eps);
   }

@@ -92,6 +92,7 @@ __device__ __forceinline__ void rope_pair(float* v, int i, int pos, const RopeCo
 }
 
 __global__ void __launch_bounds__(kThreads) qkv_post_kernel(QkvPost p, RopeConsts rc) {
+  begin_kernel();
   __shared__ float v[kMaxHeadDim];
   __shared__ float scratch[32];
   const int t = blockIdx.x, slot = blockIdx.y;

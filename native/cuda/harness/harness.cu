@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -39,7 +40,8 @@ constexpr bool kEmulated = false;
 #endif
 
 int g_failures = 0;
-std::mt19937 g_rng(12345);
+// Fresh inputs every run; the seed is printed so a failure can be replayed (TESSERA_SEED).
+std::mt19937 g_rng;
 
 bool cuda_ok(cudaError_t e, const char* what) {
   if (e == cudaSuccess) return true;
@@ -405,7 +407,7 @@ void check_matmul(const MatmulCase& mc) {
         const double v = tight[t * rows + r] - double(y0[t * rows + r]) - bias[r];
         ref_cap[t * rows + r] = 3.0 * std::tanh(v / 3.0);
       }
-    report(name + " softcap 3", rel_error(got_cap, ref_cap), gemm ? 2e-5 : 4e-6);
+    report(name + " softcap 3", rel_error(got_cap, ref_cap), 2e-5);
   }
 }
 
@@ -719,6 +721,10 @@ void time_attention(int n_tokens, int n_ctx, int n_head, int n_head_kv, int hd, 
 }  // namespace
 
 int main() {
+  const char* seed_env = std::getenv("TESSERA_SEED");
+  const unsigned seed = seed_env ? unsigned(std::strtoul(seed_env, nullptr, 10)) : std::random_device{}();
+  g_rng.seed(seed);
+  std::printf("input seed %u\n", seed);
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
     std::fprintf(stderr, "no CUDA device: nothing to check\n");
@@ -785,7 +791,8 @@ int main() {
     ++g_failures;
   }
 #else
-  if (g_failures == 0) {
+  {
+    // Timed even after a failed check: a wrong kernel's speed still says where it stands.
     std::printf("timing (median of 50, inputs rotated beyond L2)\n");
     for (GgmlType t : types) time_matmul(t, 4096, 4096, 1);
     for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
@@ -795,7 +802,7 @@ int main() {
     }
     for (GgmlType t : {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_K}) time_matmul(t, 4096, 4096, 512);
     time_matmul(GgmlType::Q4_K, 14336, 4096, 512);
-    for (int ctx : {1024, 8192, 32768}) time_attention(1, ctx, 32, 8, 128, false, 32);
+    for (int ctx : {128, 1024, 8192, 32768}) time_attention(1, ctx, 32, 8, 128, false, 32);
     time_attention(512, 512, 32, 8, 128, true, 1);
     time_attention(512, 4096, 32, 8, 128, true, 1);
     time_attention(512, 512, 32, 8, 64, true, 1);
