@@ -23,10 +23,14 @@ if (process.env.TESSERA_FORCE_BUILD !== "1" && addonLoads()) {
 }
 
 const cmakeJs = require.resolve("cmake-js/bin/cmake-js");
-const result = spawnSync(process.execPath, [cmakeJs, "rebuild", "--log-level", "warn"], {
-  cwd: root,
-  stdio: "inherit",
-});
+const build = (...flags) =>
+  spawnSync(process.execPath, [cmakeJs, "rebuild", "--log-level", "warn", ...flags], { cwd: root, stdio: "inherit" });
+let result = build();
+if (result.status !== 0) {
+  // A CUDA toolchain that cannot build the backend must not cost the CPU engine.
+  console.error("tessera: the build failed; retrying without the CUDA backend");
+  result = build("--CDTESSERA_CUDA=OFF");
+}
 if (result.status !== 0) {
   console.error(
     "tessera: building the native addon failed. It needs cmake >= 3.18 and a C++17 compiler " +
