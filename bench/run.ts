@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--threads N] [--out DIR] [--only e2e|kernels|moe]`
+ * `npm run bench [-- --quick] [--threads N] [--out DIR] [--only e2e|kernels|moe] [--models a,b]`
  *
  * The whole suite in one command: machine read bandwidth (STREAM-like probe), per-kernel
  * GB/s and GFLOP/s, then end-to-end prefill/decode side by side with llama.cpp on synthetic
@@ -130,6 +130,8 @@ async function main(): Promise<void> {
       threads: { type: "string" },
       out: { type: "string" },
       only: { type: "string" },
+      // Comma-separated end-to-end model names (e.g. stories260K,qwen2.5-0.5b-Q4_0).
+      models: { type: "string" },
     },
   });
   const quick = values.quick!;
@@ -137,7 +139,10 @@ async function main(): Promise<void> {
   const outDir = path.resolve(values.out ?? path.join(repoRoot, "bench/results"));
   const only = values.only;
   const info = native().systemInfo();
-  const e2ePlans = only === "kernels" ? [] : only === "moe" ? moePlans(threads) : plans(quick, threads);
+  const chosen = values.models?.split(",");
+  const e2ePlans = (only === "kernels" ? [] : only === "moe" ? moePlans(threads) : plans(quick, threads)).filter(
+    (p) => !chosen || chosen.includes(p.name),
+  );
   const kernelsWanted = only === undefined || only === "kernels";
   const engines = (p: E2EPlan) => 1 + (p.threads > 1 ? 2 : 1);
   const progress = new Progress(e2ePlans.reduce((n, p) => n + 2 + engines(p) * p.reps * (p.prefill > 0 ? 2 : 1), 0) + (kernelsWanted ? 2 : 1));
