@@ -7,6 +7,7 @@
  *   response { ms, overheadMs?, stepMs? } | { error }
  */
 import { loadModel, type Model } from "../lib/index.js";
+import { argmax } from "../lib/sampling/sampler.js";
 import { LlamaCppPeer } from "../scripts/llama-cpp-peer.js";
 
 interface Init {
@@ -18,12 +19,6 @@ interface Init {
 }
 
 type Request = { op: "prefill"; tokens: number[] } | { op: "decode"; bos: number; n: number } | { op: "exit" };
-
-function argmax(x: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
-  return best;
-}
 
 async function tessera(init: Init) {
   const model: Model = await loadModel(init.file, { backend: "cpu", threads: init.threads, contextSize: init.contextSize });

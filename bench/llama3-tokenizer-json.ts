@@ -6,26 +6,10 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { familyDefaults } from "../lib/tokenizer/families.js";
 
 const LLAMA3_SPLIT =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-
-function specialTokenText(i: number): string {
-  const named: Record<number, string> = {
-    0: "<|begin_of_text|>",
-    1: "<|end_of_text|>",
-    2: "<|reserved_special_token_0|>",
-    3: "<|reserved_special_token_1|>",
-    4: "<|finetune_right_pad_id|>",
-    5: "<|reserved_special_token_2|>",
-    6: "<|start_header_id|>",
-    7: "<|end_header_id|>",
-    8: "<|eom_id|>",
-    9: "<|eot_id|>",
-    10: "<|python_tag|>",
-  };
-  return named[i] ?? `<|reserved_special_token_${i - 8}|>`;
-}
 
 export function llama3TokenizerJson(dir: string): Record<string, unknown> {
   const vocab = JSON.parse(fs.readFileSync(path.join(dir, "encoder.json"), "utf8")) as Record<string, number>;
@@ -34,9 +18,9 @@ export function llama3TokenizerJson(dir: string): Record<string, unknown> {
     .split("\n")
     .filter((l, i) => l.length > 0 && !(i === 0 && l.startsWith("#version")));
   const first = Object.keys(vocab).length;
-  const added = Array.from({ length: 256 }, (_, i) => ({
-    id: first + i,
-    content: specialTokenText(i),
+  const added = [...familyDefaults("llama3")!.specialTokens(first)].map(([id, content]) => ({
+    id,
+    content,
     single_word: false,
     lstrip: false,
     rstrip: false,

@@ -20,33 +20,19 @@ import os from "node:os";
 import path from "node:path";
 import { loadModel, type Model } from "../lib/index.js";
 import { benchModel, type ShapeName } from "../bench/models.js";
+import { median } from "../bench/stats.js";
+import { relativeError } from "../lib/kernels/harness.js";
+import { argmax } from "../lib/sampling/sampler.js";
 import { sharedDir, writeSyntheticModel, type ModelShape, type WeightScheme } from "./synthetic-model.js";
 
 const stories260K = path.join(sharedDir, "models/stories260K.gguf");
-
-function argmax(x: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
-  return best;
-}
-
-/** ||a - b||₂ / ||b||₂ */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 /**
  * Whether the GPU's top-1 token agrees with the CPU's, or differs only on a near-tie: the
  * CPU scores the GPU's choice within 10% of its logits' rms of its own best (the rule the
  * llama.cpp conformance tests use for rounded-activation types).
  */
-function topOneAgrees(gpu: ArrayLike<number>, cpu: ArrayLike<number>): boolean {
+function topOneAgrees(gpu: Float32Array, cpu: Float32Array): boolean {
   const g = argmax(gpu);
   const c = argmax(cpu);
   if (g === c) return true;
@@ -173,14 +159,14 @@ async function check(): Promise<number> {
   return failures === 0 ? 0 : 1;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
+/** A benchmark model by its name, SHAPE-SCHEME (e.g. llama-3-8b-Q4_0), written if missing. */
+function benchModelNamed(name: string) {
+  const dash = name.lastIndexOf("-");
+  return benchModel(name.slice(0, dash) as ShapeName, name.slice(dash + 1) as WeightScheme);
 }
 
 async function benchOne(name: string, bandwidthGBps: number) {
-  const dash = name.lastIndexOf("-");
-  const m = benchModel(name.slice(0, dash) as ShapeName, name.slice(dash + 1) as WeightScheme);
+  const m = benchModelNamed(name);
   const t0 = performance.now();
   const model: Model = await loadModel(m.file, { backend: "cuda", contextSize: 1024 });
   const loadMs = performance.now() - t0;
@@ -248,8 +234,7 @@ async function bench(args: string[]): Promise<number> {
 }
 
 async function steps(name: string, n: number): Promise<number> {
-  const dash = name.lastIndexOf("-");
-  const m = benchModel(name.slice(0, dash) as ShapeName, name.slice(dash + 1) as WeightScheme);
+  const m = benchModelNamed(name);
   const model = await loadModel(m.file, { backend: "cuda", contextSize: n + 8 });
   const s = model.createSession();
   let logits = await s.evaluate([1]);

@@ -131,6 +131,7 @@ ModelPlan plan_from_js(const Napi::Object& js) {
   p.norm = enumeration(js, "norm", NormKind::Rms, 1);
   p.activation = enumeration(js, "activation", GateActivation::Silu, 1);
   p.attn_scale = real(js, "attnScale", 0.f);
+  if (p.attn_scale == 0.f) p.attn_scale = 1.0f / std::sqrt(static_cast<float>(p.head_dim));
   p.attn_logit_softcap = real(js, "attnLogitSoftcap", 0.f);
   p.final_logit_softcap = real(js, "finalLogitSoftcap", 0.f);
   p.embedding_scale = real(js, "embeddingScale", 0.f);

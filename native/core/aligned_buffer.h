@@ -39,20 +39,22 @@ class AlignedBuffer {
   uint64_t size_ = 0;
 };
 
-// Hands out consecutive 64-byte aligned slices of one buffer.
+// Hands out consecutive aligned slices of one buffer (64 bytes: a cache line; the CUDA
+// scratch uses 256, the device allocation granule). With base null it only measures.
 class BumpAllocator {
  public:
-  explicit BumpAllocator(uint8_t* base) : base_(base) {}
+  explicit BumpAllocator(uint8_t* base, uint64_t alignment = 64) : base_(base), alignment_(alignment) {}
   template <typename T>
   T* take(uint64_t count) {
     T* p = base_ ? reinterpret_cast<T*>(base_ + used_) : nullptr;
-    used_ += (count * sizeof(T) + 63) / 64 * 64;
+    used_ += (count * sizeof(T) + alignment_ - 1) / alignment_ * alignment_;
     return p;
   }
   uint64_t used() const { return used_; }
 
  private:
   uint8_t* base_;
+  uint64_t alignment_;
   uint64_t used_ = 0;
 };
 

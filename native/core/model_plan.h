@@ -92,7 +92,7 @@ struct ModelPlan {
   float norm_eps = 1e-5f;
   NormKind norm = NormKind::Rms;
   GateActivation activation = GateActivation::Silu;
-  float attn_scale = 0.f;       // 0: 1/sqrt(head_dim)
+  float attn_scale = 0.f;       // softmax scale; plan_from_js resolves 0 (unset) to 1/sqrt(head_dim)
   float attn_logit_softcap = 0.f;
   float final_logit_softcap = 0.f;
   float embedding_scale = 0.f;  // 0: none

@@ -224,7 +224,7 @@ void CpuExecutor::attention_block(int il, int n, int pos0, int ith, int nth) {
   a.head_dim = p.head_dim;
   a.head_dim_v = p.head_dim_v;
   a.sliding_window = L.sliding_window;
-  a.scale = p.attn_scale != 0.f ? p.attn_scale : 1.0f / std::sqrt(static_cast<float>(p.head_dim));
+  a.scale = p.attn_scale;
   a.softcap = p.attn_logit_softcap;
   a.out = s_.attn;
   a.ldo = o_w;

@@ -160,54 +160,33 @@ void groups_q4_0x8(const DotTile& t, int64_t g0, int64_t g1, int k0, int n) {
   }
 }
 
-template <int N>
-void tile_f32(const DotTile& t, int64_t r0, int64_t r1, int k0) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const float* w = reinterpret_cast<const float*>(t.w + r * t.row_bytes);
-    __m256 acc[N];
-    for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
-    __m256 acc2[N];
-    for (int k = 0; k < N; ++k) acc2[k] = _mm256_setzero_ps();
-    int64_t c = 0;
-    for (; c + 16 <= t.cols; c += 16) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + c) + 1024, _MM_HINT_T0);
-      const __m256 w0 = _mm256_loadu_ps(w + c), w1 = _mm256_loadu_ps(w + c + 8);
-      for (int k = 0; k < N; ++k) {
-        const float* x = reinterpret_cast<const float*>(t.act + (k0 + k) * t.act_stride) + c;
-        acc[k] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), acc[k]);
-        acc2[k] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), acc2[k]);
-      }
-    }
-    for (; c + 8 <= t.cols; c += 8) {
-      const __m256 wv = _mm256_loadu_ps(w + c);
-      for (int k = 0; k < N; ++k)
-        acc[k] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(reinterpret_cast<const float*>(t.act + (k0 + k) * t.act_stride) + c), acc[k]);
-    }
-    for (int k = 0; k < N; ++k) {
-      const float* x = reinterpret_cast<const float*>(t.act + (k0 + k) * t.act_stride);
-      float tail = 0.f;
-      for (int64_t i = c; i < t.cols; ++i) tail += w[i] * x[i];
-      t.y[(k0 + k) * t.ldy + r] = hsum(_mm256_add_ps(acc[k], acc2[k])) + tail;
-    }
-  }
-}
-
-template <bool kBf16>
-inline float scalar_half(uint16_t h) {
-  if constexpr (kBf16) return bf16_to_fp32(h);
-  else return _cvtsh_ss(h);
-}
-
-// F16 weights x F16 activations (BF16: the same with a shift instead of F16C).
-template <int N, bool kBf16>
-void tile_half(const DotTile& t, int64_t r0, int64_t r1, int k0) {
-  auto load = [](const uint16_t* p) {
+// Element access for the float weight types: eight values to a vector, one to a float.
+struct F32Elements {
+  using T = float;
+  static __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+  static float load1(float v) { return v; }
+};
+struct F16Elements {
+  using T = uint16_t;
+  static __m256 load8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static float load1(uint16_t h) { return _cvtsh_ss(h); }
+};
+// BF16: the same with a shift instead of F16C.
+struct BF16Elements {
+  using T = uint16_t;
+  static __m256 load8(const uint16_t* p) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    if constexpr (kBf16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-    else return _mm256_cvtph_ps(h);
-  };
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static float load1(uint16_t h) { return bf16_to_fp32(h); }
+};
+
+// Float weights x activations of the same type (F32, F16, BF16).
+template <int N, typename E>
+void tile_float(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  using T = typename E::T;
   for (int64_t r = r0; r < r1; ++r) {
-    const uint16_t* w = reinterpret_cast<const uint16_t*>(t.w + r * t.row_bytes);
+    const T* w = reinterpret_cast<const T*>(t.w + r * t.row_bytes);
     __m256 acc[N];
     for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
     // Two accumulators per token break the fmadd latency chain, which otherwise caps a
@@ -217,22 +196,22 @@ void tile_half(const DotTile& t, int64_t r0, int64_t r1, int k0) {
     int64_t c = 0;
     for (; c + 16 <= t.cols; c += 16) {
       _mm_prefetch(reinterpret_cast<const char*>(w + c) + 1024, _MM_HINT_T0);
-      const __m256 w0 = load(w + c), w1 = load(w + c + 8);
+      const __m256 w0 = E::load8(w + c), w1 = E::load8(w + c + 8);
       for (int k = 0; k < N; ++k) {
-        const uint16_t* x = reinterpret_cast<const uint16_t*>(t.act + (k0 + k) * t.act_stride) + c;
-        acc[k] = _mm256_fmadd_ps(w0, load(x), acc[k]);
-        acc2[k] = _mm256_fmadd_ps(w1, load(x + 8), acc2[k]);
+        const T* x = reinterpret_cast<const T*>(t.act + (k0 + k) * t.act_stride) + c;
+        acc[k] = _mm256_fmadd_ps(w0, E::load8(x), acc[k]);
+        acc2[k] = _mm256_fmadd_ps(w1, E::load8(x + 8), acc2[k]);
       }
     }
     for (; c + 8 <= t.cols; c += 8) {
-      const __m256 wv = load(w + c);
+      const __m256 wv = E::load8(w + c);
       for (int k = 0; k < N; ++k)
-        acc[k] = _mm256_fmadd_ps(wv, load(reinterpret_cast<const uint16_t*>(t.act + (k0 + k) * t.act_stride) + c), acc[k]);
+        acc[k] = _mm256_fmadd_ps(wv, E::load8(reinterpret_cast<const T*>(t.act + (k0 + k) * t.act_stride) + c), acc[k]);
     }
     for (int k = 0; k < N; ++k) {
-      const uint16_t* x = reinterpret_cast<const uint16_t*>(t.act + (k0 + k) * t.act_stride);
+      const T* x = reinterpret_cast<const T*>(t.act + (k0 + k) * t.act_stride);
       float tail = 0.f;
-      for (int64_t i = c; i < t.cols; ++i) tail += scalar_half<kBf16>(w[i]) * scalar_half<kBf16>(x[i]);
+      for (int64_t i = c; i < t.cols; ++i) tail += E::load1(w[i]) * E::load1(x[i]);
       t.y[(k0 + k) * t.ldy + r] = hsum(_mm256_add_ps(acc[k], acc2[k])) + tail;
     }
   }
@@ -324,9 +303,9 @@ bool tile_n(GgmlType type, const DotTile& t, int64_t r0, int64_t r1, int k0) {
   switch (type) {
     case GgmlType::Q8_0: tile_q8_0<N>(t, r0, r1, k0); return true;
     case GgmlType::Q4_0: tile_q4_0<N>(t, r0, r1, k0); return true;
-    case GgmlType::F32: tile_f32<N>(t, r0, r1, k0); return true;
-    case GgmlType::F16: tile_half<N, false>(t, r0, r1, k0); return true;
-    case GgmlType::BF16: tile_half<N, true>(t, r0, r1, k0); return true;
+    case GgmlType::F32: tile_float<N, F32Elements>(t, r0, r1, k0); return true;
+    case GgmlType::F16: tile_float<N, F16Elements>(t, r0, r1, k0); return true;
+    case GgmlType::BF16: tile_float<N, BF16Elements>(t, r0, r1, k0); return true;
     case GgmlType::Q4_K: tile_q4_k<N>(t, r0, r1, k0); return true;
     case GgmlType::Q6_K: tile_q6_k<N>(t, r0, r1, k0); return true;
     default: return false;

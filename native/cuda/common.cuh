@@ -92,21 +92,8 @@ class PinnedBuffer {
   void* ptr_ = nullptr;
 };
 
-// Carves aligned sub-ranges out of one allocation; run once with base null to measure.
-class Carver {
- public:
-  explicit Carver(uint8_t* base) : base_(base) {}
-  template <typename T>
-  T* take(size_t count) {
-    T* p = base_ ? reinterpret_cast<T*>(base_ + used_) : nullptr;
-    used_ += (count * sizeof(T) + 255) / 256 * 256;
-    return p;
-  }
-  size_t used() const { return used_; }
-
- private:
-  uint8_t* base_;
-  size_t used_ = 0;
-};
+// Every weight and scratch buffer starts 256-byte aligned, as a fresh cudaMalloc would:
+// the kernels' 16-byte vector loads rely on it.
+constexpr uint64_t kDeviceAlignment = 256;
 
 }  // namespace tessera::cuda

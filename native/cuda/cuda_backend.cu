@@ -31,7 +31,7 @@ class WeightPlacer {
  public:
   WeightPlacer(const ModelPlan& plan, uint8_t* base, int threads) : plan_(plan), base_(base), threads_(threads) {}
 
-  size_t used() const { return used_; }
+  size_t used() const { return slots_.used(); }
 
   // The rows of the tensors `parts` (same type and row length), stacked into one matrix.
   Status matrix(const std::vector<int>& parts, DeviceMatrix* out) {
@@ -81,9 +81,10 @@ class WeightPlacer {
   }
 
  private:
+  // Offset of a new aligned slot of `bytes`.
   size_t take(size_t bytes) {
-    const size_t at = used_;
-    used_ += (bytes + 255) / 256 * 256;
+    const size_t at = slots_.used();
+    slots_.take<uint8_t>(bytes);
     return at;
   }
 
@@ -108,7 +109,7 @@ class WeightPlacer {
   const ModelPlan& plan_;
   uint8_t* base_;
   int threads_;
-  size_t used_ = 0;
+  BumpAllocator slots_{nullptr, kDeviceAlignment};
   std::vector<uint8_t> staging_;
 };
 

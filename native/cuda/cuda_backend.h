@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/aligned_buffer.h"
 #include "core/backend.h"
 #include "cuda/common.cuh"
 #include "cuda/ops.cuh"
@@ -79,7 +80,7 @@ class CudaExecutor final : public Executor {
   uint64_t memory_bytes() const override { return kv_.size() + scratch_.size(); }
 
  private:
-  void layout(Carver& c);
+  void layout(BumpAllocator& c);
   Status run_chunk(const int32_t* tokens, int n, int pos0, bool all_logits, float* logits);
   Status decode_step(float* logits);
   Status enqueue_layer(int il, int n);

@@ -10,7 +10,6 @@
 //    every kernel reads the token id and position from device memory, so the same graph
 //    serves every position. Should capture fail, steps run as plain launches.
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -40,7 +39,7 @@ CudaExecutor::~CudaExecutor() {
   cudaGetLastError();
 }
 
-void CudaExecutor::layout(Carver& c) {
+void CudaExecutor::layout(BumpAllocator& c) {
   const ModelPlan& p = plan_;
   const size_t B = size_t(batch_);
   const size_t w32 = size_t(round_up(widest_, kChunk));
@@ -94,10 +93,10 @@ Status CudaExecutor::init(const ExecutorOptions& options) {
     cursor += k_elems + v_elems;
   }
 
-  Carver measure(nullptr);
+  BumpAllocator measure(nullptr, kDeviceAlignment);
   layout(measure);
   TESSERA_RETURN_IF_ERROR(scratch_.allocate(measure.used(), "activation buffers"));
-  Carver real(scratch_.data());
+  BumpAllocator real(scratch_.data(), kDeviceAlignment);
   layout(real);
   TESSERA_RETURN_IF_ERROR(host_io_.allocate(2 * size_t(batch_) * sizeof(int32_t), "token ids"));
   TESSERA_RETURN_IF_ERROR(host_logits_.allocate(size_t(p.n_vocab) * sizeof(float), "logits"));
@@ -160,7 +159,7 @@ Status CudaExecutor::enqueue_layer(int il, int n) {
   a.head_dim = p.head_dim;
   a.head_dim_v = p.head_dim_v;
   a.sliding_window = p.layers[il].sliding_window;
-  a.scale = p.attn_scale != 0.f ? p.attn_scale : 1.0f / std::sqrt(float(p.head_dim));
+  a.scale = p.attn_scale;
   a.softcap = p.attn_logit_softcap;
   a.out = attn_;
   a.ldo = attn_w_;
