@@ -29,11 +29,11 @@ describe.runIf(hasShared)("architectures match llama.cpp", () => {
   for (const [name, shape] of Object.entries(SHAPES))
     for (const scheme of ["F32", "Q8_0"] as const)
       it(`${name}, ${scheme}`, async () => {
-        const seed = (Date.now() >>> 0) ^ name.length;
-        const file = path.join(dir, `${shape.architecture}-${scheme}.gguf`);
+        const seed = process.env.TESSERA_TEST_SEED ? Number(process.env.TESSERA_TEST_SEED) : (Date.now() >>> 0) ^ name.length;
+        const file = path.join(dir, `${name.replace(/[^a-z0-9]+/gi, "-")}-${scheme}.gguf`);
         writeSyntheticModel(file, shape, { weights: scheme, vocab: "stories", seed });
         const r = await compareWithLlamaCpp(file, randomTokens(SEQ, 512, seed), 512);
-        console.log(`${name} ${scheme}: rel ${r.maxRel.toExponential(2)} top-1 ${r.top1}/${SEQ} (+${r.nearTies} near-ties)`);
+        console.log(`${name} ${scheme} (seed ${seed}): rel ${r.maxRel.toExponential(2)} top-1 ${r.top1}/${SEQ} (+${r.nearTies} near-ties)`);
         expect(r.top1 + r.nearTies).toBe(SEQ);
         if (scheme === "F32") expect(r.top1).toBe(SEQ);
         expect(r.maxRel).toBeLessThan(BUDGET[scheme]!);
