@@ -97,12 +97,8 @@ function quantizeQ4_0(x: Float32Array, out: DataView, blocks: number): void {
   }
 }
 
-/** ggml's nearest_int: fp32 round to nearest, ties to even. */
-const nearestInt = (x: number) => {
-  const v = f(x);
-  const r = Math.round(v);
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
-};
+/** ggml's nearest_int (|x| < 2^22): adding 1.5 * 2^23 in fp32 rounds to an integer, ties to even. */
+const nearestInt = (x: number) => f(f(x) + 12582912) - 12582912;
 
 /**
  * ggml's make_qkx2_quants: an asymmetric nmax-level quantization of x (scale, min) found by
@@ -127,27 +123,31 @@ function makeQkx2Quants(x: Float32Array, weights: Float32Array, nmax: number, L:
     L.fill(0);
     return [0, -min];
   }
-  let iscale = f(nmax / f(max - min));
+  let range = f(max - min);
+  let iscale = f(nmax / range);
   let scale = f(1 / iscale);
   let bestError = 0;
+  // x - min, refreshed whenever a better candidate moves min.
+  const shifted = new Float32Array(n);
+  for (let i = 0; i < n; i++) shifted[i] = x[i] - min;
   for (let i = 0; i < n; i++) {
-    L[i] = clamp(nearestInt(f(iscale * f(x[i] - min))), 0, nmax);
+    L[i] = clamp(nearestInt(f(iscale * shifted[i])), 0, nmax);
     const diff = f(f(f(scale * L[i]) + min) - x[i]);
     bestError = f(bestError + f(weights[i] * f(diff * diff)));
   }
   const aux = new Uint8Array(n);
   for (let step = 0; step <= nstep; step++) {
-    iscale = f(f(f(rmin + f(rdelta * step)) + nmax) / f(max - min));
+    iscale = f(f(f(rmin + f(rdelta * step)) + nmax) / range);
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;
     for (let i = 0; i < n; i++) {
-      const l = clamp(nearestInt(f(iscale * f(x[i] - min))), 0, nmax);
+      const l = clamp(nearestInt(f(iscale * shifted[i])), 0, nmax);
       aux[i] = l;
-      const w = weights[i];
-      sumL = f(sumL + f(w * l));
-      sumL2 = f(sumL2 + f(f(w * l) * l));
-      sumXL = f(sumXL + f(f(w * l) * x[i]));
+      const wl = f(weights[i] * l);
+      sumL = f(sumL + wl);
+      sumL2 = f(sumL2 + f(wl * l));
+      sumXL = f(sumXL + f(wl * x[i]));
     }
     const D = f(f(sumW * sumL2) - f(sumL * sumL));
     if (D > 0) {
@@ -167,6 +167,8 @@ function makeQkx2Quants(x: Float32Array, weights: Float32Array, nmax: number, L:
         bestError = err;
         scale = thisScale;
         min = thisMin;
+        range = f(max - min);
+        for (let i = 0; i < n; i++) shifted[i] = x[i] - min;
       }
     }
   }
