@@ -21,7 +21,21 @@ export interface NativeKernels {
   swiglu(gate: Float32Array, up: Float32Array, nRows: number, dim: number, activation: 0 | 1, threads: number): Float32Array;
   attention(q: Float32Array, k: Float32Array, v: Float32Array, nTokens: number, nCtx: number, nHead: number, nHeadKv: number, headDim: number, headDimV: number, slidingWindow: number, scale: number, softcap: number, threads: number): Float32Array;
   softmax(x: Float32Array): Float32Array;
+  layerNorm(x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, nRows: number, dim: number, eps: number, threads: number): Float32Array;
+  add(x: Float32Array, y: Float32Array, threads: number): Float32Array;
+  addBias(x: Float32Array, bias: Float32Array, nRows: number, dim: number, ldx: number, threads: number): Float32Array;
+  /** x encoded in the activation format weights of `weightType` consume (F32: a copy). */
+  quantizeAct(weightType: number, x: Float32Array, nTokens: number, cols: number, threads: number): Uint8Array;
+  /** Times matmul natively (pool, packing and buffers prepared; weights rotated through DRAM-sized copies). */
+  benchMatmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, seconds: number): MatmulTiming;
   readBandwidth(megabytes: number, reps: number, threads: number): number;
+}
+
+export interface MatmulTiming {
+  medianMs: number;
+  minMs: number;
+  runs: number;
+  copies: number;
 }
 
 export interface RopeKernelParams {
@@ -37,6 +51,9 @@ export interface RopeKernelParams {
   attnFactor?: number;
   betaFast?: number;
   betaSlow?: number;
+  /** llama3 scaling: wavelength band edges as fractions of nCtxOrig */
+  lowFreqFactor?: number;
+  highFreqFactor?: number;
 }
 
 export interface NativeContext {

@@ -1,7 +1,9 @@
 /**
  * The shared kernel harness: runs one native op (on a chosen ISA and thread count) and
  * either checks it against a float64 reference by relative error, or times it. Tests use
- * checkOp, benchmarks timeOp, both through the same native entry points.
+ * checkOp, benchmarks timeOp (or the native benchMatmul for matmul, which keeps the thread
+ * pool and packed weights across calls as the executor does), all through the same native
+ * entry points.
  */
 import { native, type NativeKernels } from "../native.js";
 
@@ -21,6 +23,31 @@ export function relativeError(got: ArrayLike<number>, ref: ArrayLike<number>): n
     den += ref[i] ** 2;
   }
   return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
+
+export interface OpCheck {
+  /** What was checked, e.g. "matmul Q4_K avx2 (exact activations)". */
+  op: string;
+  error: number;
+  budget: number;
+}
+
+const worstChecks = new Map<string, OpCheck>();
+
+/**
+ * The relative error of a kernel's output against its float64 reference, next to the
+ * budget it must stay within; the worst result per `op` is kept for checkSummary().
+ */
+export function checkOp(op: string, got: ArrayLike<number>, ref: ArrayLike<number>, budget: number): OpCheck {
+  const check = { op, error: relativeError(got, ref), budget };
+  const worst = worstChecks.get(op);
+  if (!worst || !(check.error <= worst.error)) worstChecks.set(op, check);
+  return check;
+}
+
+/** The worst check per op so far, as table rows (for a test's closing summary). */
+export function checkSummary(): OpCheck[] {
+  return [...worstChecks.values()].sort((a, b) => a.op.localeCompare(b.op));
 }
 
 /** Runs `fn` with the kernels lowered to `isa` (restoring the machine's best afterwards). */
