@@ -14,7 +14,8 @@ export interface SystemInfo {
 }
 
 export interface NativeKernels {
-  matmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number): Float32Array;
+  /** repack (default true): let pack_weight choose a kernel-private layout, as at model load. */
+  matmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, repack?: boolean): Float32Array;
   getRows(type: number, table: Uint8Array, rows: number, cols: number, tokens: Int32Array): Float32Array;
   rmsNorm(x: Float32Array, weight: Float32Array | null, nRows: number, dim: number, eps: number, threads: number): Float32Array;
   rope(x: Float32Array, pos: Int32Array, nTokens: number, nHeads: number, headDim: number, params: RopeKernelParams, freqFactors: Float32Array | null, threads: number): Float32Array;
@@ -27,8 +28,9 @@ export interface NativeKernels {
   /** x encoded in the activation format weights of `weightType` consume (F32: a copy). */
   quantizeAct(weightType: number, x: Float32Array, nTokens: number, cols: number, threads: number): Uint8Array;
   /** Times matmul natively (pool, packing and buffers prepared; weights rotated through DRAM-sized copies). */
-  benchMatmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, seconds: number): MatmulTiming;
-  readBandwidth(megabytes: number, reps: number, threads: number): number;
+  benchMatmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, seconds: number, repack?: boolean, copies?: number): MatmulTiming;
+  /** STREAM-like read probe over a `megabytes` buffer, timed per 8 MiB chunk. */
+  readBandwidth(megabytes: number, reps: number, threads: number): { medianGBps: number; bestGBps: number };
 }
 
 export interface MatmulTiming {

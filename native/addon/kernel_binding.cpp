@@ -83,7 +83,14 @@ MatmulArgs matmul_args(const Napi::CallbackInfo& info) {
   return a;
 }
 
-Status pack(const MatmulArgs& a, const uint8_t* data, PackedWeight* out) {
+// Optional boolean argument i (default true).
+bool flag_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || info[i].IsUndefined()) return true;
+  if (!info[i].IsBoolean()) invalid(info.Env(), std::string(name) + " must be a boolean");
+  return info[i].As<Napi::Boolean>().Value();
+}
+
+Status pack(const MatmulArgs& a, const uint8_t* data, bool repack, PackedWeight* out) {
   TensorRef t;
   t.name = "harness";
   t.type = a.type;
@@ -92,7 +99,7 @@ Status pack(const MatmulArgs& a, const uint8_t* data, PackedWeight* out) {
   t.ne[1] = a.rows;
   t.nbytes = a.w_bytes;
   t.data = data;
-  return pack_weight(t, out);
+  return pack_weight(t, out, repack);
 }
 
 // One matmul as the executor runs it: encode the activations, barrier, multiply.
@@ -107,12 +114,13 @@ void run_matmul(ThreadPool& pool, const MatmulArgs& a, const PackedWeight& pw, u
   });
 }
 
-// matmul(type, weightBytes, rows, cols, x[nTokens*cols], nTokens, threads) -> y[nTokens*rows]
+// matmul(type, weightBytes, rows, cols, x[nTokens*cols], nTokens, threads, repack = true)
+//   -> y[nTokens*rows]; repack = false keeps the GGUF layout (pack_weight's allow_repack)
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const MatmulArgs a = matmul_args(info);
   PackedWeight pw;
-  check(env, pack(a, a.w, &pw));
+  check(env, pack(a, a.w, flag_arg(info, 7, "repack"), &pw));
   AlignedBuffer act;
   check(env, act.allocate(std::max<size_t>(act_bytes(act_format_for(a.type), a.cols, a.n_tokens), 64), "harness activations"));
   auto y = new_output(env, size_t(a.n_tokens) * a.rows);
@@ -121,22 +129,26 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   return y;
 }
 
-// benchMatmul(type, weightBytes, rows, cols, x, nTokens, threads, seconds) ->
-// { medianMs, minMs, runs, copies }: times run_matmul with the pool, packing and buffers set
-// up beforehand (as in the executor), rotating over enough copies of the weights (>= 256 MiB
-// together, at most 64) that each call streams its weights from DRAM as decode does.
+// benchMatmul(type, weightBytes, rows, cols, x, nTokens, threads, seconds, repack = true,
+//             copies = 0) -> { medianMs, minMs, runs, copies }: times run_matmul with the pool,
+// packing and buffers set up beforehand (as in the executor), rotating over copies of the
+// weights; copies = 0 takes enough (>= 256 MiB together, at most 64) that each call streams
+// its weights from DRAM as decode does, copies = 1 measures cache-resident compute.
 Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const MatmulArgs a = matmul_args(info);
   const double seconds = num_arg(info, 7, "seconds");
+  const bool repack = flag_arg(info, 8, "repack");
   if (!(seconds > 0 && seconds <= 60)) invalid(env, "seconds must be in (0, 60]");
-  const size_t n_copies = std::min<size_t>(64, std::max<size_t>(1, ((size_t(256) << 20) + a.w_bytes - 1) / a.w_bytes));
+  const int64_t copies_arg = info.Length() > 9 && !info[9].IsUndefined() ? int_arg(info, 9, "copies", 0, 64) : 0;
+  const size_t n_copies = copies_arg > 0 ? size_t(copies_arg)
+                                         : std::min<size_t>(64, std::max<size_t>(1, ((size_t(256) << 20) + a.w_bytes - 1) / a.w_bytes));
   std::vector<AlignedBuffer> copies(n_copies);
   std::vector<PackedWeight> packed(n_copies);
   for (size_t i = 0; i < n_copies; ++i) {
     check(env, copies[i].allocate(a.w_bytes, "benchmark weights"));
     std::copy(a.w, a.w + a.w_bytes, copies[i].data());
-    check(env, pack(a, copies[i].data(), &packed[i]));
+    check(env, pack(a, copies[i].data(), repack, &packed[i]));
   }
   AlignedBuffer act, y;
   check(env, act.allocate(std::max<size_t>(act_bytes(act_format_for(a.type), a.cols, a.n_tokens), 64), "harness activations"));
@@ -366,28 +378,37 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return y;
 }
 
-// readBandwidth(megabytes, reps, threads) -> GB/s (best of reps)
+// readBandwidth(megabytes, reps, threads) -> { medianGBps, bestGBps }: reads a buffer of
+// `megabytes` (far larger than the caches) `reps` times in 8 MiB chunks, timing each chunk,
+// the same way benchMatmul times its calls, so kernel and probe figures compare like for
+// like on a machine shared with other work (median: typical, best: a quiet moment).
 Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int64_t mb = int_arg(info, 0, "megabytes", 1, 1 << 14);
+  const int64_t mb = int_arg(info, 0, "megabytes", 8, 1 << 14);
   const int reps = int(int_arg(info, 1, "reps", 1, 1000)), threads = int(int_arg(info, 2, "threads", 1, kMaxThreads));
-  const int64_t n = mb * (1 << 20) / 4;
+  constexpr int64_t kChunk = (int64_t(8) << 20) / 4;  // floats per chunk
+  const int64_t n = mb * (1 << 20) / 4 / kChunk * kChunk;
   AlignedBuffer buf;
   check(env, buf.allocate(size_t(n) * 4, "bandwidth probe buffer"));
   float* data = reinterpret_cast<float*>(buf.data());
   for (int64_t i = 0; i < n; ++i) data[i] = float(i & 7);
   ThreadPool pool(threads);
   std::vector<float> sink(threads);
-  double best = 0;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    pool.run([&](int ith, int nth) { sink[ith] = read_probe(data, n, ith, nth); });
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, double(n) * 4 / s / 1e9);
-  }
+  std::vector<double> gbps;
+  for (int r = 0; r < reps; ++r)
+    for (int64_t c = 0; c < n; c += kChunk) {
+      const auto t0 = std::chrono::steady_clock::now();
+      pool.run([&](int ith, int nth) { sink[ith] += read_probe(data + c, kChunk, ith, nth); });
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      gbps.push_back(double(kChunk) * 4 / s / 1e9);
+    }
   volatile float keep = sink[0];
   (void)keep;
-  return Napi::Number::New(env, best);
+  std::sort(gbps.begin(), gbps.end());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("medianGBps", gbps[gbps.size() / 2]);
+  out.Set("bestGBps", gbps.back());
+  return out;
 }
 
 }  // namespace

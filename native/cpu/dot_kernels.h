@@ -22,13 +22,17 @@ struct DotTile {
   int64_t ldy;
 };
 
+// *_tile: layout 0 (GGUF rows). *_packed_tile: rows [r0, r1) inside the whole 8-row groups
+// of a layout-1 (Q4_0) weight (cpu/packed_layout.h); r0 and r1 need not be group-aligned.
 namespace scalar {
 void matmul_tile(GgmlType type, const DotTile& t, int64_t r0, int64_t r1);
+void matmul_packed_tile(const DotTile& t, int64_t r0, int64_t r1);
 }
 
 namespace avx2 {
 // Returns false when the type has no AVX2 kernel (the caller falls back to scalar).
-bool matmul_tile(GgmlType type, int layout, const DotTile& t, int64_t r0, int64_t r1);
+bool matmul_tile(GgmlType type, const DotTile& t, int64_t r0, int64_t r1);
+void matmul_packed_tile(const DotTile& t, int64_t r0, int64_t r1);
 }
 
 }  // namespace tessera::cpu

@@ -295,8 +295,7 @@ bool tile_n(GgmlType type, const DotTile& t, int64_t r0, int64_t r1, int k0) {
 
 }  // namespace
 
-bool matmul_tile(GgmlType type, int layout, const DotTile& t, int64_t r0, int64_t r1) {
-  if (layout != 0) return false;
+bool matmul_tile(GgmlType type, const DotTile& t, int64_t r0, int64_t r1) {
   int k0 = 0;
   for (; k0 + kTokens <= t.n_tokens; k0 += kTokens)
     if (!tile_n<kTokens>(type, t, r0, r1, k0)) return false;

@@ -39,8 +39,9 @@ struct PackedWeight {
   int layout = 0;                 // 0: GGUF row-major blocks; others are kernel-private
   std::shared_ptr<uint8_t> owned; // repacked copy, when the kernel wants one
 };
-// Validates type and shape and prepares `w` (may repack; called once at load time).
-Status pack_weight(const TensorRef& t, PackedWeight* out);
+// Validates type and shape and prepares `w` (called once at load time). With allow_repack it
+// may copy the weights into a kernel-private layout (see cpu/packed_layout.h).
+Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack = true);
 
 // y[t * ldy + r] = sum_c W[r][c] * x[t][c] for t < n_tokens and every row r, where `act`
 // holds x encoded in act_format_for(w.type). Rows are split across threads.

@@ -55,6 +55,7 @@ afterAll(() => {
   console.log(`worst relative error per op:\n${rows.join("\n")}`);
 });
 
+const REPACKABLE = new Set([GGMLType.Q4_0]);
 const TYPES = [GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q6_K];
 
 describe.each(ISAS)("CPU ops on %s", (isa) => {
@@ -78,11 +79,16 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
         const refExact = matmulRef(wq, rows, cols, x, nTokens);
         const refEmulated = matmulRef(wq, rows, cols, encodedActivations(type, x, cols), nTokens);
         for (const threads of THREADS) {
-          const y = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, threads));
-          const tag = `seed ${g.seed} ${rows}x${cols} n=${nTokens} t=${threads}`;
-          expectWithin(checkOp(`matmul ${name} ${isa} (emulated activations)`, y, refEmulated, MATMUL_BUDGET[name].emulated), tag);
-          // A handful of outputs can sit near zero, where a relative error says little.
-          if (rows * nTokens >= 64) expectWithin(checkOp(`matmul ${name} ${isa} (exact activations)`, y, refExact, MATMUL_BUDGET[name].exact), tag);
+          // repack: the layout pack_weight picks at load (8-row interleaved Q4_0 on AVX2
+          // machines); GGUF: the file layout, which stacked expert tensors keep.
+          for (const repack of REPACKABLE.has(type) ? [true, false] : [true]) {
+            const y = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, threads, repack));
+            const tag = `seed ${g.seed} ${rows}x${cols} n=${nTokens} t=${threads}`;
+            const op = `matmul ${name}${REPACKABLE.has(type) ? (repack ? " repacked" : " GGUF") : ""} ${isa}`;
+            expectWithin(checkOp(`${op} (emulated activations)`, y, refEmulated, MATMUL_BUDGET[name].emulated), tag);
+            // A handful of outputs can sit near zero, where a relative error says little.
+            if (rows * nTokens >= 64) expectWithin(checkOp(`${op} (exact activations)`, y, refExact, MATMUL_BUDGET[name].exact), tag);
+          }
         }
       }
     });
@@ -293,9 +299,10 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
   });
 
   it("read-bandwidth probe returns a plausible figure", () => {
-    const gbps = withIsa(isa, () => kernels().readBandwidth(64, 3, 2));
-    expect(gbps).toBeGreaterThan(0.5);
-    expect(gbps).toBeLessThan(2000);
+    const { medianGBps, bestGBps } = withIsa(isa, () => kernels().readBandwidth(64, 2, 2));
+    expect(medianGBps).toBeGreaterThan(0.5);
+    expect(bestGBps).toBeGreaterThanOrEqual(medianGBps);
+    expect(bestGBps).toBeLessThan(2000);
   });
 });
 
