@@ -1,15 +1,20 @@
 /**
  * Side-by-side end-to-end runner: Tessera and llama.cpp (node-llama-cpp) on the same GGUF,
- * same thread count, runs alternating between the engines so drift in machine state hits
- * both alike; medians reported.
+ * each in its own process (bench/engine-worker.ts), runs alternating between the engines so
+ * drift in machine state hits both alike; medians reported.
  *
  *   prefill ppN: N prompt tokens from an empty cache, tokens/s
  *   decode  tgN: N greedy tokens after a 1-token prompt, tokens/s (sampling included on both sides)
  *   N-API overhead: per decode step, wall time of the evaluate call minus the native forward time
+ *
+ * llama.cpp runs at the same thread count as Tessera and, when that is more than 1, also at
+ * 1: through node-llama-cpp, 2 threads on a 2-core machine leave no core for the thread that
+ * drives it and run far slower than 1 thread. Ratios are against its best configuration.
  */
-import { loadModel, type Model } from "../lib/index.js";
+import { fork, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { Rng } from "../lib/sampling/rng.js";
-import { LlamaCppPeer } from "../scripts/llama-cpp-peer.js";
 import { median } from "./stats.js";
 
 export interface E2EOptions {
@@ -33,16 +38,49 @@ export interface E2EResult {
   prefillTokens: number;
   decodeTokens: number;
   tessera: EngineResult;
+  /** llama.cpp at its best thread count per phase; ratios are against this. */
   llamaCpp: EngineResult;
+  llamaCppThreads: { prefill: number; decode: number };
+  /** llama.cpp at each thread count tried. */
+  llamaCppByThreads: Record<number, EngineResult>;
   /** Median per-step N-API + JS overhead of Tessera's decode, ms and share of the step. */
   napiOverheadMs: number;
   napiOverheadShare: number;
 }
 
-function argmax(x: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
-  return best;
+interface Reply {
+  ms: number;
+  overheadMs?: number[];
+  stepMs?: number[];
+  error?: string;
+}
+
+class EngineProcess {
+  private constructor(private readonly child: ChildProcess, readonly info: { nVocab?: number; bos?: number }) {}
+
+  static start(init: Record<string, unknown>): Promise<EngineProcess> {
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    const child = fork(path.join(here, "engine-worker.js"), [JSON.stringify(init)], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
+    return new Promise((resolve, reject) => {
+      child.once("message", (m: { ready?: boolean; info?: object; error?: string }) =>
+        m.ready ? resolve(new EngineProcess(child, m.info ?? {})) : reject(new Error(`engine failed to start: ${m.error}`)),
+      );
+      child.once("exit", (code) => reject(new Error(`engine process exited with ${code}`)));
+    });
+  }
+
+  request(req: object): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      this.child.once("message", (m: Reply) => (m.error ? reject(new Error(m.error)) : resolve(m)));
+      this.child.send(req);
+    });
+  }
+
+  async stop(): Promise<void> {
+    const exited = new Promise((r) => this.child.once("exit", r));
+    this.child.send({ op: "exit" });
+    await exited;
+  }
 }
 
 function promptTokens(n: number, nVocab: number, bos: number): number[] {
@@ -50,84 +88,61 @@ function promptTokens(n: number, nVocab: number, bos: number): number[] {
   return [bos, ...Array.from({ length: n - 1 }, () => 10 + Math.floor(rng.next() * Math.min(nVocab - 10, 30000)))];
 }
 
-async function tesseraPrefill(model: Model, tokens: number[]): Promise<number> {
-  const s = model.createSession({ contextSize: tokens.length + 8 });
-  const t0 = performance.now();
-  await s.evaluate(tokens);
-  const ms = performance.now() - t0;
-  s.dispose();
-  return ms;
+function emptyResult(): EngineResult {
+  return { prefillTps: null, decodeTps: 0, prefillRuns: [], decodeRuns: [] };
 }
 
-async function tesseraDecode(model: Model, bos: number, n: number): Promise<{ ms: number; overheadMs: number[]; stepMs: number[] }> {
-  const s = model.createSession({ contextSize: n + 8 });
-  let logits = await s.evaluate([bos]);
-  const overheadMs: number[] = [];
-  const stepMs: number[] = [];
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    const tok = argmax(logits);
-    const a = performance.now();
-    logits = await s.evaluate([tok]);
-    const wall = performance.now() - a;
-    stepMs.push(wall);
-    overheadMs.push(wall - s.lastNativeMs);
-  }
-  const ms = performance.now() - t0;
-  s.dispose();
-  return { ms, overheadMs, stepMs };
+function finish(e: EngineResult): EngineResult {
+  e.decodeTps = median(e.decodeRuns);
+  e.prefillTps = e.prefillRuns.length ? median(e.prefillRuns) : null;
+  return e;
 }
 
 export async function sideBySide(file: string, name: string, o: E2EOptions): Promise<E2EResult> {
-  const context = Math.max(o.prefillTokens, o.decodeTokens) + 16;
-  const model = await loadModel(file, { backend: "cpu", threads: o.threads, contextSize: context });
-  const peer = await LlamaCppPeer.open(file, { threads: o.threads, contextSize: context, batchSize: Math.min(512, o.prefillTokens || 1) });
-  const bos = model.tokenizer.bos ?? 1;
-  const prompt = promptTokens(o.prefillTokens, model.info.nVocab, bos);
-  const ours: EngineResult = { prefillTps: null, decodeTps: 0, prefillRuns: [], decodeRuns: [] };
-  const theirs: EngineResult = { prefillTps: null, decodeTps: 0, prefillRuns: [], decodeRuns: [] };
+  const contextSize = Math.max(o.prefillTokens, o.decodeTokens) + 16;
+  const batchSize = Math.min(512, Math.max(1, o.prefillTokens));
+  const peerThreads = o.threads > 1 ? [o.threads, 1] : [o.threads];
+  const tessera = await EngineProcess.start({ engine: "tessera", file, threads: o.threads, contextSize, batchSize });
+  const peers = await Promise.all(peerThreads.map((threads) => EngineProcess.start({ engine: "llama.cpp", file, threads, contextSize, batchSize })));
+  const bos = tessera.info.bos ?? 1;
+  const prompt = promptTokens(o.prefillTokens, tessera.info.nVocab ?? 32000, bos);
+  const ours = emptyResult();
+  const theirs = peerThreads.map(emptyResult);
   const overhead: number[] = [];
   const steps: number[] = [];
   try {
     // One untimed round each warms page cache, thread pools and allocators.
-    if (o.prefillTokens > 0) {
-      await tesseraPrefill(model, prompt);
-      await peer.prefill(prompt);
+    for (const e of [tessera, ...peers]) {
+      if (o.prefillTokens > 0) await e.request({ op: "prefill", tokens: prompt });
+      await e.request({ op: "decode", bos, n: Math.min(8, o.decodeTokens) });
     }
-    await tesseraDecode(model, bos, Math.min(8, o.decodeTokens));
-    await peer.decode([bos], Math.min(8, o.decodeTokens));
     for (let r = 0; r < o.reps; r++) {
-      const first = r % 2 === 0;
-      if (o.prefillTokens > 0) {
-        const runPrefill = async (who: "t" | "l") => {
-          o.onStep?.(`${name} pp${o.prefillTokens} ${who === "t" ? "tessera" : "llama.cpp"} ${r + 1}/${o.reps}`);
-          if (who === "t") ours.prefillRuns.push((o.prefillTokens / (await tesseraPrefill(model, prompt))) * 1000);
-          else theirs.prefillRuns.push((o.prefillTokens / (await peer.prefill(prompt))) * 1000);
-        };
-        for (const who of first ? (["t", "l"] as const) : (["l", "t"] as const)) await runPrefill(who);
-      }
-      const runDecode = async (who: "t" | "l") => {
-        o.onStep?.(`${name} tg${o.decodeTokens} ${who === "t" ? "tessera" : "llama.cpp"} ${r + 1}/${o.reps}`);
-        if (who === "t") {
-          const d = await tesseraDecode(model, bos, o.decodeTokens);
-          ours.decodeRuns.push((o.decodeTokens / d.ms) * 1000);
-          overhead.push(...d.overheadMs);
-          steps.push(...d.stepMs);
-        } else {
-          const d = await peer.decode([bos], o.decodeTokens);
-          theirs.decodeRuns.push((o.decodeTokens / d.ms) * 1000);
+      // Alternate the order every repetition.
+      const order = r % 2 === 0 ? [-1, ...peers.keys()] : [...peers.keys(), -1];
+      for (const phase of o.prefillTokens > 0 ? (["prefill", "decode"] as const) : (["decode"] as const))
+        for (const who of order) {
+          const label = who < 0 ? "tessera" : `llama.cpp t=${peerThreads[who]}`;
+          o.onStep?.(`${name} ${phase === "prefill" ? `pp${o.prefillTokens}` : `tg${o.decodeTokens}`} ${label} ${r + 1}/${o.reps}`);
+          const engine = who < 0 ? tessera : peers[who];
+          const target = who < 0 ? ours : theirs[who];
+          if (phase === "prefill") {
+            const rep = await engine.request({ op: "prefill", tokens: prompt });
+            target.prefillRuns.push((o.prefillTokens / rep.ms) * 1000);
+          } else {
+            const rep = await engine.request({ op: "decode", bos, n: o.decodeTokens });
+            target.decodeRuns.push((o.decodeTokens / rep.ms) * 1000);
+            if (rep.overheadMs) overhead.push(...rep.overheadMs);
+            if (rep.stepMs) steps.push(...rep.stepMs);
+          }
         }
-      };
-      for (const who of first ? (["t", "l"] as const) : (["l", "t"] as const)) await runDecode(who);
     }
   } finally {
-    model.dispose();
-    await peer.dispose();
+    await Promise.all([tessera, ...peers].map((e) => e.stop()));
   }
-  for (const e of [ours, theirs]) {
-    e.decodeTps = median(e.decodeRuns);
-    e.prefillTps = e.prefillRuns.length ? median(e.prefillRuns) : null;
-  }
+  finish(ours);
+  theirs.forEach(finish);
+  const bestDecode = theirs.reduce((a, b) => (b.decodeTps > a.decodeTps ? b : a));
+  const bestPrefill = theirs.reduce((a, b) => ((b.prefillTps ?? 0) > (a.prefillTps ?? 0) ? b : a));
   const napiOverheadMs = median(overhead);
   return {
     model: name,
@@ -135,7 +150,9 @@ export async function sideBySide(file: string, name: string, o: E2EOptions): Pro
     prefillTokens: o.prefillTokens,
     decodeTokens: o.decodeTokens,
     tessera: ours,
-    llamaCpp: theirs,
+    llamaCpp: { ...bestDecode, prefillTps: bestPrefill.prefillTps, prefillRuns: bestPrefill.prefillRuns },
+    llamaCppThreads: { prefill: peerThreads[theirs.indexOf(bestPrefill)], decode: peerThreads[theirs.indexOf(bestDecode)] },
+    llamaCppByThreads: Object.fromEntries(peerThreads.map((t, i) => [t, theirs[i]])),
     napiOverheadMs,
     napiOverheadShare: napiOverheadMs / median(steps),
   };

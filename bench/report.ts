@@ -30,13 +30,15 @@ export function markdown(r: BenchReport): string {
   lines.push(`${r.machine.cpu}, ${r.machine.cores} cores, ISA ${r.machine.isa}; measured read bandwidth ${fmt(r.readBandwidthGBps)} GB/s`, "");
   if (r.e2e.length) {
     lines.push("## End to end (tokens/s, medians; same GGUF, same threads, alternating runs)", "");
-    lines.push("| model | threads | prefill tessera | prefill llama.cpp | ratio | decode tessera | decode llama.cpp | ratio | decode / bandwidth limit | N-API share |");
-    lines.push("|---|---|---|---|---|---|---|---|---|---|");
+    lines.push("llama.cpp is measured at Tessera's thread count and at 1 thread; ratios are against its best (*t* columns: its thread count per phase). *same-t*: llama.cpp decode at Tessera's thread count.", "");
+    lines.push("| model | threads | prefill tessera | prefill llama.cpp (t) | ratio | decode tessera | decode llama.cpp (t) | ratio | decode llama.cpp same-t | decode / bandwidth limit | N-API share |");
+    lines.push("|---|---|---|---|---|---|---|---|---|---|---|");
     for (const e of r.e2e) {
       const pr = e.tessera.prefillTps && e.llamaCpp.prefillTps ? e.tessera.prefillTps / e.llamaCpp.prefillTps : null;
       lines.push(
-        `| ${e.model} | ${e.threads} | ${fmt(e.tessera.prefillTps)} | ${fmt(e.llamaCpp.prefillTps)} | ${fmt(pr, 2)}× | ` +
-          `${fmt(e.tessera.decodeTps)} | ${fmt(e.llamaCpp.decodeTps)} | ${fmt(e.tessera.decodeTps / e.llamaCpp.decodeTps, 2)}× | ` +
+        `| ${e.model} | ${e.threads} | ${fmt(e.tessera.prefillTps)} | ${fmt(e.llamaCpp.prefillTps)} (${e.llamaCppThreads.prefill}) | ${fmt(pr, 2)}× | ` +
+          `${fmt(e.tessera.decodeTps)} | ${fmt(e.llamaCpp.decodeTps)} (${e.llamaCppThreads.decode}) | ${fmt(e.tessera.decodeTps / e.llamaCpp.decodeTps, 2)}× | ` +
+          `${fmt(e.llamaCppByThreads[e.threads]?.decodeTps ?? null)} | ` +
           `${e.decodeBandwidthShare === null ? "–" : (e.decodeBandwidthShare * 100).toFixed(0) + "%"} | ${(e.napiOverheadShare * 100).toFixed(2)}% |`,
       );
     }

@@ -55,6 +55,10 @@ export interface ModelShape {
   qkNorm?: boolean;
   slidingWindow?: number;
   moe?: MoeShape;
+  /** RoPE context extension as the GGUF metadata describes it. */
+  ropeScaling?: { type: "linear" | "yarn"; factor: number; originalContext?: number };
+  /** Write a rope_freqs.weight tensor (per-pair frequency divisors, as Llama 3.1 files have). */
+  ropeFreqFactors?: boolean;
 }
 
 export interface SyntheticOptions {
@@ -73,6 +77,10 @@ export const SHAPES = {
   "llama-3.2-1b": { architecture: "llama", nLayer: 16, nEmbd: 2048, nHead: 32, nHeadKv: 8, nFf: 8192, contextLength: 131072, ropeFreqBase: 500000, normEps: 1e-5, tiedEmbeddings: true },
   "qwen2.5-0.5b": { architecture: "qwen2", nLayer: 24, nEmbd: 896, nHead: 14, nHeadKv: 2, nFf: 4864, contextLength: 32768, ropeFreqBase: 1000000, normEps: 1e-6, tiedEmbeddings: true, qkvBias: true },
   "smollm2-135m": { architecture: "llama", nLayer: 30, nEmbd: 576, nHead: 9, nHeadKv: 3, nFf: 1536, contextLength: 8192, ropeFreqBase: 100000, normEps: 1e-5, tiedEmbeddings: true },
+  // Qwen3-30B-A3B's layer (128 experts, 8 active, expert width 768, d=2048, GQA 32/4, head 128)
+  // with 12 of its 48 layers: ~7.8B parameters, ~4.4 GB in Q4_0, the same active-expert
+  // streaming pattern per token.
+  "qwen3moe-30b-a3b-12l": { architecture: "qwen3moe", nLayer: 12, nEmbd: 2048, nHead: 32, nHeadKv: 4, headDim: 128, nFf: 6144, contextLength: 32768, ropeFreqBase: 1e6, normEps: 1e-6, tiedEmbeddings: true, qkNorm: true, moe: { nExpert: 128, nExpertUsed: 8, nFfExp: 768, normTopK: true } },
 } satisfies Record<string, ModelShape>;
 
 /** The vocabulary each real shape ships with. */
@@ -80,6 +88,7 @@ export const SHAPE_VOCAB: Record<keyof typeof SHAPES, VocabSource> = {
   "llama-3.2-1b": "llama3",
   "qwen2.5-0.5b": "qwen2",
   "smollm2-135m": "smollm2",
+  "qwen3moe-30b-a3b-12l": "qwen2",
 };
 
 // ---------------------------------------------------------------- vocabularies
@@ -272,6 +281,11 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
     }
   }
   vector("output_norm.weight", e, 1, 0.1);
+  if (shape.ropeFreqFactors) {
+    const pairs = hd / 2;
+    // Divisors from 1 (high frequencies) up to 8 (low frequencies), like Llama 3.1's.
+    out.push({ name: "rope_freqs.weight", dims: [pairs], type: GGMLType.F32, make: () => Float32Array.from({ length: pairs }, (_, i) => 1 + (7 * i) / (pairs - 1)) });
+  }
   if (!shape.tiedEmbeddings) {
     const type = matmulType(opts.weights, "output", e, opts.outputType);
     out.push({
@@ -313,6 +327,10 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
     m.push([`${a}.attention.key_length`, kv.u32(hd)], [`${a}.attention.value_length`, kv.u32(hd)]);
   }
   if (shape.slidingWindow) m.push([`${a}.attention.sliding_window`, kv.u32(shape.slidingWindow)]);
+  if (shape.ropeScaling) {
+    m.push([`${a}.rope.scaling.type`, kv.str(shape.ropeScaling.type)], [`${a}.rope.scaling.factor`, kv.f32(shape.ropeScaling.factor)]);
+    if (shape.ropeScaling.originalContext) m.push([`${a}.rope.scaling.original_context_length`, kv.u32(shape.ropeScaling.originalContext)]);
+  }
   const moe = shape.moe;
   if (moe) {
     m.push([`${a}.expert_count`, kv.u32(moe.nExpert)], [`${a}.expert_used_count`, kv.u32(moe.nExpertUsed)]);
@@ -347,14 +365,19 @@ export function writeSyntheticModel(file: string, shape: ModelShape, options: Sy
   return fs.statSync(file).size;
 }
 
-/** Bytes of the weights a decode step reads (every tensor but the embedding table). */
+/**
+ * Bytes of the weights a decode step reads: every tensor but the embedding table (unless
+ * it doubles as the LM head), and of the stacked expert tensors only the active experts'.
+ */
 export function decodeWeightBytes(shape: ModelShape, options: SyntheticOptions, nVocab: number): number {
+  const activeShare = shape.moe ? shape.moe.nExpertUsed / shape.moe.nExpert : 1;
   return tensorsFor(shape, nVocab, options)
     .filter((t) => t.name !== "token_embd.weight" || shape.tiedEmbeddings)
     .reduce((sum, t) => {
       const info = GGML_TYPE_INFO[t.type];
       const count = t.dims.reduce((a, b) => a * b, 1);
-      return sum + (count / info.blockSize) * info.typeSize;
+      const share = t.name.includes("_exps.") ? activeShare : 1;
+      return sum + (count / info.blockSize) * info.typeSize * share;
     }, 0);
 }
 

@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <chrono>
+#include <thread>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -15,6 +16,17 @@ namespace {
 // How long an idle worker spins before sleeping: long enough to bridge the gap between
 // decode steps (sampling in JS), short enough that an idle process stops burning CPU.
 constexpr auto kSpinBeforeSleep = std::chrono::microseconds(2000);
+
+// Waits for `done()` by spinning briefly, then yielding the core on every check: when the
+// machine is oversubscribed the thread being waited for may be descheduled, and a pure spin
+// would burn the very time slice it needs (turning each barrier into a scheduler quantum).
+template <typename Done>
+void wait_until(Done done) {
+  for (int spins = 0; !done(); ++spins) {
+    if (spins < 4096) TESSERA_CPU_RELAX();
+    else std::this_thread::yield();
+  }
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
@@ -46,7 +58,7 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   }
   if (sleepers_.load(std::memory_order_acquire) > 0) wake_.notify_all();
   fn(0, n_threads_);
-  while (pending_.load(std::memory_order_acquire) != 0) TESSERA_CPU_RELAX();
+  wait_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
   job_ = nullptr;
 }
 
@@ -58,14 +70,15 @@ void ThreadPool::barrier() {
     barrier_phase_.fetch_add(1, std::memory_order_release);
     return;
   }
-  while (barrier_phase_.load(std::memory_order_acquire) == phase) TESSERA_CPU_RELAX();
+  wait_until([&] { return barrier_phase_.load(std::memory_order_acquire) != phase; });
 }
 
 void ThreadPool::spin_wait_for_generation(uint64_t seen) {
   auto start = std::chrono::steady_clock::now();
   int spins = 0;
   while (generation_.load(std::memory_order_acquire) == seen) {
-    TESSERA_CPU_RELAX();
+    if (spins < 4096) TESSERA_CPU_RELAX();
+    else std::this_thread::yield();
     if (++spins % 1024 == 0 && std::chrono::steady_clock::now() - start > kSpinBeforeSleep) {
       std::unique_lock<std::mutex> lock(mutex_);
       sleepers_.fetch_add(1, std::memory_order_acq_rel);

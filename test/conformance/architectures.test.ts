@@ -19,6 +19,9 @@ const SHAPES: Record<string, ModelShape> = {
   "mixtral (llama + 8 experts, top-2)": { architecture: "llama", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 256, contextLength: 4096, moe: { nExpert: 8, nExpertUsed: 2, nFfExp: 256 } },
   "qwen2moe (top-4 of 8, shared expert with sigmoid gate)": { architecture: "qwen2moe", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 4096, ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, moe: { nExpert: 8, nExpertUsed: 4, nFfExp: 256, nFfShexp: 512, sharedGate: true, normTopK: false } },
   "qwen3moe (top-8 of 16, renormalized)": { architecture: "qwen3moe", nLayer: 2, nEmbd: 256, nHead: 8, nHeadKv: 2, headDim: 64, nFf: 512, contextLength: 4096, ropeFreqBase: 1e6, normEps: 1e-6, qkNorm: true, moe: { nExpert: 16, nExpertUsed: 8, nFfExp: 256, normTopK: true } },
+  "llama, linear RoPE scaling x4": { architecture: "llama", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 16384, ropeScaling: { type: "linear", factor: 4 } },
+  "llama, rope_freqs frequency factors (Llama 3.1 style)": { architecture: "llama", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 131072, ropeFreqBase: 500000, ropeFreqFactors: true },
+  "qwen2, YaRN x4 from 4096": { architecture: "qwen2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 16384, ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 } },
 };
 
 describe.runIf(hasShared)("architectures match llama.cpp", () => {
