@@ -198,20 +198,50 @@ void tile_half(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   }
 }
 
-// Q4_K x Q8_K: per 64-value group, low nibbles pair with sub-block 2j, high with 2j+1; the
-// sub-block scales multiply the int32 sums, the mins fold in through the activation bsums.
+// Shuffle controls that broadcast int16 lane i (of each 128-bit half) to all 8 lanes of it.
+// A constant table, not vectors built at start-up: static initializers of this file would
+// run AVX2 code on every CPU.
+struct LaneBroadcast {
+  alignas(32) uint8_t bytes[8][32];
+  constexpr LaneBroadcast() : bytes{} {
+    for (int i = 0; i < 8; ++i)
+      for (int j = 0; j < 32; ++j) bytes[i][j] = uint8_t(2 * i + (j & 1));
+  }
+};
+constexpr LaneBroadcast kLane{};
+inline __m256i lane_broadcast(int i) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(kLane.bytes[i])); }
+
+// Q4_K x Q8_K, per super-block: the 6-bit scales/mins are unpacked with 32-bit word masks,
+// each 32-value sub-block's maddubs sums are weighted by its scale (madd with the scale
+// broadcast to all lanes), and the mins fold in through the activation's 16-value sums
+// (madd with each min duplicated over its two sums). Both stay in 8-lane fp32 accumulators
+// (scale part times d, min part times dmin) until one horizontal sum per output.
 template <int N>
 void tile_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const int64_t nb = t.cols / QK_K;
   const __m256i m4 = _mm256_set1_epi8(0xF);
   for (int64_t r = r0; r < r1; ++r) {
     const BlockQ4_K* wrow = reinterpret_cast<const BlockQ4_K*>(t.w + r * t.row_bytes);
-    float acc[N] = {};
+    __m256 acc[N], acc_min[N];
+    for (int k = 0; k < N; ++k) acc[k] = acc_min[k] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ4_K& wb = wrow[b];
-      uint8_t sc[8], mn[8];
-      for (int j = 0; j < 8; ++j) q4k_scale_min(j, wb.scales, &sc[j], &mn[j]);
-      const float d = half(wb.d), dmin = half(wb.dmin);
+      _mm_prefetch(reinterpret_cast<const char*>(&wb) + 1024, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(&wb) + 1024 + 64, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(&wb) + 1024 + 128, _MM_HINT_T0);
+      // Bytes 0..3: low 6 bits of scales 0..3; 4..7: of mins 0..3; 8..11: low 4 bits of
+      // scale (low nibble) and min (high nibble) 4..7, whose top 2 bits are bits 6..7 of
+      // bytes 0..3 (scales) and 4..7 (mins).
+      uint32_t w[3];
+      __builtin_memcpy(w, wb.scales, 12);
+      const uint32_t sc_lo = w[0] & 0x3f3f3f3f, mn_lo = w[1] & 0x3f3f3f3f;
+      const uint32_t sc_hi = (w[2] & 0x0f0f0f0f) | (((w[0] >> 6) & 0x03030303) << 4);
+      const uint32_t mn_hi = ((w[2] >> 4) & 0x0f0f0f0f) | (((w[1] >> 6) & 0x03030303) << 4);
+      const __m128i sc8 = _mm_set_epi32(0, 0, int(sc_hi), int(sc_lo));
+      const __m128i mn8 = _mm_set_epi32(0, 0, int(mn_hi), int(mn_lo));
+      const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));     // sc0..7 in both halves
+      const __m256i mn_pairs = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));   // m0,m0,m1,m1,..
+      const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(wb.d) | (uint32_t(wb.dmin) << 16))));
       __m256i wq[8];
       for (int j = 0; j < 4; ++j) {
         const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.qs + 32 * j));
@@ -224,30 +254,34 @@ void tile_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
         for (int j = 0; j < 8; ++j) {
           const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs + 32 * j));
           // Weights are unsigned 0..15: maddubs takes them directly.
-          const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wq[j], xq), _mm256_set1_epi16(sc[j]));
-          sum = _mm256_add_epi32(sum, p);
+          const __m256i p = _mm256_maddubs_epi16(wq[j], xq);
+          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc16, lane_broadcast(j))));
         }
-        int summ = 0;
-        for (int j = 0; j < 8; ++j) summ += mn[j] * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
-        // Integer totals are exact; one fp32 step per super-block, as in the scalar path.
-        acc[k] += xb->d * (d * float(hsum_i32(sum)) - dmin * float(summ));
+        const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->bsums)), mn_pairs);
+        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(_mm_cvtss_f32(dd) * xb->d), _mm256_cvtepi32_ps(sum), acc[k]);
+        acc_min[k] = _mm256_fmadd_ps(_mm256_set1_ps(_mm_cvtss_f32(_mm_movehdup_ps(dd)) * xb->d), _mm256_cvtepi32_ps(mins), acc_min[k]);
       }
     }
-    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = acc[k];
+    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum(acc[k]) - hsum(acc_min[k]);
   }
 }
 
-// Q6_K x Q8_K: 6-bit values rebuilt from ql/qh as unsigned 0..63; the -32 offset folds in
-// through the activation bsums (sum of x over each 16 times 32 times the sub-block scale).
+// Q6_K x Q8_K: 6-bit values rebuilt from ql/qh as unsigned 0..63, so maddubs takes them;
+// each 32-value group spans two 16-value sub-blocks, weighted by a vector holding one scale
+// per 128-bit half. The -32 offset folds in through the activation's 16-value sums
+// (madd with the 16 scales), all in one int32 vector per super-block, then one fp32
+// multiply-add per super-block into 8 lanes and one horizontal sum per output.
 template <int N>
 void tile_q6_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const int64_t nb = t.cols / QK_K;
   const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
   for (int64_t r = r0; r < r1; ++r) {
     const BlockQ6_K* wrow = reinterpret_cast<const BlockQ6_K*>(t.w + r * t.row_bytes);
-    float acc[N] = {};
+    __m256 acc[N];
+    for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ6_K& wb = wrow[b];
+      for (int o = 0; o < 256; o += 64) _mm_prefetch(reinterpret_cast<const char*>(&wb) + 1536 + o, _MM_HINT_T0);
       // wq[g]: values 32g .. 32g+31 of the super-block, as uint8 0..63.
       __m256i wq[8];
       for (int half = 0; half < 2; ++half) {
@@ -259,23 +293,30 @@ void tile_q6_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
         wq[4 * half + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
         wq[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
       }
+      // sc16: the 16 sub-block scales as int16; lo/hi: scales 0..7 / 8..15 in both halves.
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
+      const __m256i lo = _mm256_permute4x64_epi64(sc16, 0x44), hi = _mm256_permute4x64_epi64(sc16, 0xEE);
+      __m256i scale[8];
+      for (int g = 0; g < 8; ++g) {
+        // Low half: scale 2g (values 32g..32g+15), high half: scale 2g+1.
+        const __m256i src = g < 4 ? lo : hi;
+        const int i = 2 * (g % 4);
+        scale[g] = _mm256_shuffle_epi8(src, _mm256_blend_epi32(lane_broadcast(i), lane_broadcast(i + 1), 0xF0));
+      }
       const float d = half(wb.d);
       for (int k = 0; k < N; ++k) {
         const BlockQ8_K* xb = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + k) * t.act_stride) + b;
         __m256i sum = _mm256_setzero_si256();
-        int offset = 0;
         for (int g = 0; g < 8; ++g) {
           const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs + 32 * g));
-          // Each 32-value group spans two 16-value sub-blocks: scales for the low and high 16.
-          const int s0 = wb.scales[2 * g], s1 = wb.scales[2 * g + 1];
-          const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(int16_t(s1)), _mm_set1_epi16(int16_t(s0)));
-          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(wq[g], xq), scales));
-          offset += s0 * xb->bsums[2 * g] + s1 * xb->bsums[2 * g + 1];
+          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(wq[g], xq), scale[g]));
         }
-        acc[k] += d * xb->d * float(hsum_i32(sum) - 32 * offset);
+        const __m256i offset = _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->bsums)));
+        sum = _mm256_sub_epi32(sum, _mm256_slli_epi32(offset, 5));
+        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), _mm256_cvtepi32_ps(sum), acc[k]);
       }
     }
-    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = acc[k];
+    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum(acc[k]);
   }
 }
 
