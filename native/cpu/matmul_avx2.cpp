@@ -3,11 +3,14 @@
 //
 // Layout: GGUF row-major blocks, read in place. Each weight row is loaded once per group of
 // up to kTokens activation rows, so decode (one token) streams the weights exactly once and
-// prefill reuses every loaded block kTokens times from registers.
+// prefill reuses every loaded block kTokens times from registers, and each L2-sized chunk
+// of rows for all token groups.
 // Integer blocks (Q8_0/Q4_0 x Q8_0, K-quants x Q8_K) multiply with maddubs: |w| times
 // sign(w)*x keeps the unsigned-by-signed product exact in int16, then pairs sum to int32.
 // Accumulation is per 8-lane fp32 vector with one horizontal sum per output.
 #include <immintrin.h>
+
+#include <algorithm>
 
 #include <vector>
 
@@ -337,15 +340,24 @@ bool tile_n(GgmlType type, const DotTile& t, int64_t r0, int64_t r1, int k0) {
 }  // namespace
 
 bool matmul_tile(GgmlType type, const DotTile& t, int64_t r0, int64_t r1) {
-  int k0 = 0;
-  for (; k0 + kTokens <= t.n_tokens; k0 += kTokens)
-    if (!tile_n<kTokens>(type, t, r0, r1, k0)) return false;
-  switch (t.n_tokens - k0) {
-    case 3: return tile_n<3>(type, t, r0, r1, k0);
-    case 2: return tile_n<2>(type, t, r0, r1, k0);
-    case 1: return tile_n<1>(type, t, r0, r1, k0);
-    default: return true;
+  // Prefill: rows in chunks of ~128 KiB, each chunk visited by every token tile while it is
+  // still in L2, so the weights come from DRAM once instead of once per tile.
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(64, (int64_t(128) << 10) / int64_t(t.row_bytes)));
+  for (int64_t c0 = r0; c0 < r1; c0 += chunk) {
+    const int64_t c1 = std::min(r1, c0 + chunk);
+    int k0 = 0;
+    for (; k0 + kTokens <= t.n_tokens; k0 += kTokens)
+      if (!tile_n<kTokens>(type, t, c0, c1, k0)) return false;
+    bool ok = true;
+    switch (t.n_tokens - k0) {
+      case 3: ok = tile_n<3>(type, t, c0, c1, k0); break;
+      case 2: ok = tile_n<2>(type, t, c0, c1, k0); break;
+      case 1: ok = tile_n<1>(type, t, c0, c1, k0); break;
+      default: break;
+    }
+    if (!ok) return false;
   }
+  return true;
 }
 
 }  // namespace tessera::cpu::avx2
