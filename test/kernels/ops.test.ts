@@ -266,8 +266,15 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
       const cols = 512;
       for (const nTokens of [1, 3]) {
         const x = g.array(nTokens * cols, 2);
-        // A tie at x * 127 / amax = 0.5 and one at exactly the block maximum.
-        x[1] = x[0] / 254;
+        // A rounding tie (x * 127 / amax = 0.5 when x[0] is the block maximum), and in every
+        // 256-value block two values of equal largest magnitude and opposite sign: Q8_K's
+        // scale takes the sign of the first.
+        x[0] = 9;
+        x[1] = 9 / 254;
+        for (let b = 0; b < x.length / 256; b++) {
+          x[b * 256 + 40 + b] = b % 2 ? 21 : -21;
+          x[b * 256 + 200] = b % 2 ? -21 : 21;
+        }
         const ref = encodedActivations(type, x, cols);
         for (const threads of THREADS) {
           const bytes = withIsa(isa, () => kernels().quantizeAct(type, x, nTokens, cols, threads));
@@ -303,6 +310,31 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
     expect(medianGBps).toBeGreaterThan(0.5);
     expect(bestGBps).toBeGreaterThanOrEqual(medianGBps);
     expect(bestGBps).toBeLessThan(2000);
+  });
+});
+
+describe.runIf(ISAS.includes("avx2"))("AVX2 activation encoding is byte-identical to scalar", () => {
+  it("Q8_0, Q8_K (incl. the sign of a tied maximum), F16, BF16 (incl. NaN, inf, subnormals)", () => {
+    const g = new Gaussian();
+    const cols = 768;
+    const x = g.array(2 * cols, 3);
+    for (let b = 0; b < x.length / 256; b++) {
+      x[b * 256 + 17 + b] = b % 2 ? 40 : -40;
+      x[b * 256 + 100] = b % 2 ? -40 : 40;
+    }
+    x[5] = NaN;
+    x[6] = Infinity;
+    x[7] = -1e-41;
+    x[8] = 65520; // rounds to fp16 infinity
+    for (const type of [GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.F16, GGMLType.BF16]) {
+      // NaN/inf would poison the scale of an integer block: keep them to the float formats.
+      const input = type === GGMLType.F16 || type === GGMLType.BF16 ? x : x.map((v) => (Number.isFinite(v) ? v : 1));
+      for (const threads of THREADS) {
+        const scalar = withIsa("scalar", () => kernels().quantizeAct(type, input, 2, cols, threads));
+        const avx2 = withIsa("avx2", () => kernels().quantizeAct(type, input, 2, cols, threads));
+        expect(Buffer.compare(scalar, avx2), `${GGML_TYPE_INFO[type].name} t=${threads} seed ${g.seed}`).toBe(0);
+      }
+    }
   });
 });
 
