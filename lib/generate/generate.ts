@@ -119,7 +119,9 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     let logits = await session.evaluateShared(prompt.slice(keep), { signal });
     this.stats.promptMs = performance.now() - t0;
 
-    const decoder = this.tokenizer.createStreamDecoder();
+    // The prompt is the prefix: the first generated token continues its text (SentencePiece
+    // drops its added leading space only at the very start of a text).
+    const decoder = this.tokenizer.createStreamDecoder({ prefix: prompt });
     const stopper = new StopSequenceMatcher(stops);
     const history = [...prompt];
     let pending: number[] = [];

@@ -52,7 +52,8 @@ class NeedMoreBytes extends Error {}
 class Cursor {
   pos = 0;
   private readonly view: DataView;
-  private readonly decoder = new TextDecoder("utf-8");
+  // ignoreBOM: a string may start with U+FEFF (a vocabulary token), which must survive.
+  private readonly decoder = new TextDecoder("utf-8", { ignoreBOM: true });
   constructor(
     private readonly bytes: Uint8Array,
     /** Size of the whole file; `bytes` may hold only its beginning. */

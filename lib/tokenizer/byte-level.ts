@@ -1,40 +1,43 @@
 /**
- * GPT-2's reversible byte ↔ printable-character mapping: byte-level BPE vocabularies spell
- * every byte as one visible code point (space is "Ġ", newline "Ċ").
+ * GPT-2's byte-level alphabet: every byte value is spelled as one printable Unicode
+ * character (printable Latin-1 bytes as themselves, the rest as U+0100 onwards), so a
+ * byte-level BPE vocabulary can store arbitrary bytes as text.
  */
-const byteToChar: string[] = new Array(256);
-const charToByte = new Map<string, number>();
-{
+
+/** Spelling of each byte. */
+export const BYTE_TO_CHAR: readonly string[] = buildByteToChar();
+/** Byte of each spelling character, by code point; -1 where a character spells no byte. */
+const CHAR_TO_BYTE = buildCharToByte();
+const utf8 = new TextEncoder();
+
+function isSelfSpelled(b: number): boolean {
+  return (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+}
+
+function buildByteToChar(): string[] {
+  const chars = new Array<string>(256);
   let extra = 0;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-    const ch = String.fromCodePoint(printable ? b : 256 + extra++);
-    byteToChar[b] = ch;
-    charToByte.set(ch, b);
-  }
+  for (let b = 0; b < 256; b++) chars[b] = String.fromCharCode(isSelfSpelled(b) ? b : 0x100 + extra++);
+  return chars;
 }
 
-const encoder = new TextEncoder();
-
-/** The byte-level spelling of a string's UTF-8 bytes. */
-export function byteLevelEncode(text: string): string {
-  const bytes = encoder.encode(text);
-  let out = "";
-  for (let i = 0; i < bytes.length; i++) out += byteToChar[bytes[i]];
-  return out;
+function buildCharToByte(): Int16Array {
+  const map = new Int16Array(0x200).fill(-1);
+  for (let b = 0; b < 256; b++) map[BYTE_TO_CHAR[b].charCodeAt(0)] = b;
+  return map;
 }
 
-/** Bytes of a byte-level spelled piece; characters outside the mapping keep their UTF-8. */
-export function byteLevelDecode(piece: string): Uint8Array {
+/**
+ * The bytes a byte-level token text stands for. A character outside the alphabet (only in
+ * damaged or hand-edited vocabularies) stands for its own UTF-8 bytes.
+ */
+export function byteLevelDecode(text: string): Uint8Array {
   const out: number[] = [];
-  for (const ch of piece) {
-    const b = charToByte.get(ch);
-    if (b !== undefined) out.push(b);
-    else out.push(...encoder.encode(ch));
+  for (const ch of text) {
+    const cp = ch.codePointAt(0)!;
+    const b = cp < CHAR_TO_BYTE.length ? CHAR_TO_BYTE[cp] : -1;
+    if (b >= 0) out.push(b);
+    else for (const x of utf8.encode(ch)) out.push(x);
   }
   return Uint8Array.from(out);
-}
-
-export function byteChar(b: number): string {
-  return byteToChar[b];
 }

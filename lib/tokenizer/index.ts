@@ -1,4 +1,6 @@
-export type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer } from "./types.js";
-export { TokenType } from "./types.js";
+/** Tokenizers: GGUF vocabularies (SentencePiece, byte-level BPE, WordPiece) and Hugging Face files. */
 export { tokenizerFromGGUF } from "./from-gguf.js";
+export type { Tokenizer, EncodeOptions, DecodeOptions, StreamDecoder, StreamDecoderOptions } from "./types.js";
+export { TokenType } from "./types.js";
 export { tokenizerFromHuggingFace } from "./from-huggingface.js";
+export type { HuggingFaceOptions } from "./from-huggingface.js";

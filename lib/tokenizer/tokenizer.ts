@@ -1,152 +1,174 @@
 /**
- * The Tokenizer implementation shared by every vocabulary kind: special-token
- * partitioning, BOS/EOS, decoding with byte-exact pieces, and streaming. What differs per
- * kind (how raw text becomes ids, how a token spells bytes) is a TextModel.
+ * The tokenizer every loader builds: special-token partitioning, then a model-specific
+ * encoder for the raw text between special tokens; decoding concatenates token bytes.
  */
 import { TesseraError } from "../errors.js";
-import type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer } from "./types.js";
-import { TokenType } from "./types.js";
-import { Utf8Stream } from "./utf8-stream.js";
-import type { Vocab } from "./vocab.js";
+import { SpecialTokenMatcher } from "./special-tokens.js";
+import { TokenStreamDecoder } from "./stream-decoder.js";
+import {
+  MATCHED_WHOLE_ATTRS,
+  SKIPPABLE_ATTRS,
+  type DecodeOptions,
+  type EncodeOptions,
+  type StreamDecoder,
+  type StreamDecoderOptions,
+  type Tokenizer,
+} from "./types.js";
+import type { Vocabulary } from "./vocab.js";
 
-export interface TextModel {
-  /** Appends the ids of a raw-text fragment; `afterSpecial` is true at the start and after a special token. */
-  encode(text: string, afterSpecial: boolean, out: number[]): void;
-  /** The bytes a normal (non-control) token spells. */
-  pieceBytes(id: number): Uint8Array;
-  /** Decoding drops one leading space of the first piece (SentencePiece's added prefix). */
-  readonly stripsLeadingSpace: boolean;
+/** Encodes raw text that holds no special tokens. */
+export interface FragmentEncoder {
+  /**
+   * @param first the fragment starts the input text
+   * @param afterSpecial the fragment starts the input or follows a token matched whole
+   */
+  encode(text: string, first: boolean, afterSpecial: boolean, out: number[]): void;
 }
 
-export interface SpecialIds {
-  bos?: number;
-  eos?: number;
-  eot?: number;
-  eom?: number;
+/**
+ * Where the encoder put a space in front of text (SentencePiece's "▁" prefix), which
+ * decoding takes away again: never, only at the start of the input, or also after every
+ * token matched whole (llama.cpp's rule).
+ */
+export type SpacePrefix = "none" | "start" | "afterSpecial";
+
+export interface TokenizerParts {
+  vocab: Vocabulary;
+  encoder: FragmentEncoder;
+  bos: number | undefined;
+  eos: number | undefined;
   addBos: boolean;
   addEos: boolean;
+  /** Tokens encode puts around the text when asked to add special tokens. */
+  prefixIds: number[];
+  suffixIds: number[];
+  endOfGeneration: ReadonlySet<number>;
+  spacePrefix: SpacePrefix;
+  warnings: string[];
 }
 
-/** Control tokens that end a turn in common chat formats. */
-const END_OF_GENERATION_TEXTS = new Set([
-  "<|eot_id|>",
-  "<|eom_id|>",
-  "<|im_end|>",
-  "<|end|>",
-  "<end_of_turn>",
-  "<|endoftext|>",
-  "<|return|>",
-  "<|end_of_text|>",
-  "</s>",
-  "<｜end▁of▁sentence｜>",
-]);
+/** What decoding carries from one token to the next. */
+export interface DecodeState {
+  /** No text has been produced since the input start (or since a token matched whole). */
+  atStart: boolean;
+}
 
 const EMPTY = new Uint8Array(0);
-const encoder = new TextEncoder();
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
-export class VocabTokenizer implements Tokenizer {
+export class TokenizerCore implements Tokenizer {
+  readonly vocabSize: number;
   readonly bos: number | undefined;
   readonly eos: number | undefined;
   readonly addBos: boolean;
   readonly addEos: boolean;
-  private readonly endOfGeneration = new Set<number>();
-  private readonly pieces: Array<Uint8Array | undefined>;
+  readonly warnings: readonly string[];
+  private readonly vocab: Vocabulary;
+  private readonly encoder: FragmentEncoder;
+  private readonly matcher: SpecialTokenMatcher;
+  private readonly prefixIds: number[];
+  private readonly suffixIds: number[];
+  private readonly eog: ReadonlySet<number>;
+  private readonly spacePrefix: SpacePrefix;
 
-  constructor(
-    private readonly vocab: Vocab,
-    private readonly model: TextModel,
-    special: SpecialIds,
-    readonly warnings: readonly string[] = [],
-  ) {
-    const valid = (id: number | undefined) => (id !== undefined && id >= 0 && id < vocab.size ? id : undefined);
-    this.bos = valid(special.bos);
-    this.eos = valid(special.eos);
-    this.addBos = special.addBos && this.bos !== undefined;
-    this.addEos = special.addEos && this.eos !== undefined;
-    for (const id of [this.eos, valid(special.eot), valid(special.eom)]) if (id !== undefined) this.endOfGeneration.add(id);
-    for (let i = 0; i < vocab.size; i++)
-      if (vocab.type(i) === TokenType.Control && END_OF_GENERATION_TEXTS.has(vocab.tokens[i])) this.endOfGeneration.add(i);
-    if (this.bos !== undefined && this.bos !== this.eos) this.endOfGeneration.delete(this.bos);
-    this.pieces = new Array(vocab.size);
+  constructor(parts: TokenizerParts) {
+    this.vocab = parts.vocab;
+    this.vocabSize = parts.vocab.size;
+    this.encoder = parts.encoder;
+    this.bos = parts.bos;
+    this.eos = parts.eos;
+    this.addBos = parts.addBos;
+    this.addEos = parts.addEos;
+    this.prefixIds = parts.prefixIds;
+    this.suffixIds = parts.suffixIds;
+    this.eog = parts.endOfGeneration;
+    this.spacePrefix = parts.spacePrefix;
+    this.warnings = parts.warnings;
+    this.matcher = new SpecialTokenMatcher(parts.vocab);
   }
 
-  get vocabSize(): number {
-    return this.vocab.size;
-  }
-
-  encode(text: string, options: EncodeOptions = {}): number[] {
-    if (typeof text !== "string") throw new TesseraError("ERR_INVALID_TEXT", "encode expects a string");
-    const addSpecial = options.addSpecial ?? true;
+  encode(text: string, options?: EncodeOptions): number[] {
+    if (typeof text !== "string") throw new TesseraError("ERR_INVALID_TEXT", `encode takes a string, got ${typeof text}`);
+    // Lone surrogates cannot be written as UTF-8; they become U+FFFD, as Buffer.from does.
+    LONE_SURROGATE.lastIndex = 0;
+    if (LONE_SURROGATE.test(text)) text = text.replace(LONE_SURROGATE, "\uFFFD");
     const out: number[] = [];
-    if (addSpecial && this.addBos) out.push(this.bos!);
-    let afterSpecial = true;
-    for (const part of this.vocab.partition(text, options.parseSpecial ?? false)) {
-      if (typeof part === "number") {
-        out.push(part);
-        afterSpecial = true;
-      } else {
-        this.model.encode(part, afterSpecial, out);
-        afterSpecial = false;
+    const addSpecial = options?.addSpecial ?? true;
+    if (addSpecial) for (const id of this.prefixIds) out.push(id);
+    if (text.length > 0) {
+      const fragments = this.matcher.partition(text, options?.parseSpecial ?? false);
+      let afterSpecial = true;
+      for (let i = 0; i < fragments.length; i++) {
+        const f = fragments[i];
+        if (typeof f === "number") {
+          out.push(f);
+          afterSpecial = true;
+        } else {
+          this.encoder.encode(f, i === 0, afterSpecial, out);
+          afterSpecial = false;
+        }
       }
     }
-    if (addSpecial && this.addEos) out.push(this.eos!);
+    if (addSpecial) for (const id of this.suffixIds) out.push(id);
     return out;
   }
 
-  tokenBytes(id: number): Uint8Array {
-    this.check(id);
-    let p = this.pieces[id];
-    if (p === undefined) {
-      const type = this.vocab.type(id);
-      if (type === TokenType.Control || type === TokenType.Unused) p = EMPTY;
-      else if (type === TokenType.UserDefined) p = encoder.encode(this.vocab.tokens[id]);
-      else p = this.model.pieceBytes(id);
-      this.pieces[id] = p;
+  decode(ids: ArrayLike<number>, options?: DecodeOptions): string {
+    const skip = options?.skipSpecial ?? true;
+    const state: DecodeState = { atStart: true };
+    const pieces: Uint8Array[] = [];
+    let total = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const piece = this.piece(this.checkId(ids[i]), skip, state);
+      pieces.push(piece);
+      total += piece.length;
     }
-    return p;
+    const bytes = new Uint8Array(total);
+    let at = 0;
+    for (const p of pieces) {
+      bytes.set(p, at);
+      at += p.length;
+    }
+    return new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes);
   }
 
-  /** Control tokens spell their own text when not skipped (e.g. to show a chat template). */
-  private bytesFor(id: number, skipSpecial: boolean): Uint8Array {
-    if (!skipSpecial && this.vocab.type(id) === TokenType.Control) return encoder.encode(this.vocab.tokens[id]);
-    return this.tokenBytes(id);
-  }
-
-  decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
-    const d = this.createStreamDecoder(options);
-    let s = "";
-    for (let i = 0; i < ids.length; i++) s += d.push(ids[i]);
-    return s + d.flush();
-  }
-
-  createStreamDecoder(options: DecodeOptions = {}): StreamDecoder {
-    const skipSpecial = options.skipSpecial ?? true;
-    const utf8 = new Utf8Stream();
-    let strip = this.model.stripsLeadingSpace;
-    return {
-      push: (id: number) => {
-        let bytes = this.bytesFor(id, skipSpecial);
-        if (bytes.length === 0) return "";
-        if (strip && bytes[0] === 0x20) bytes = bytes.subarray(1);
-        strip = false;
-        return utf8.push(bytes);
-      },
-      flush: () => utf8.flush(),
-    };
+  tokenBytes(id: number): Uint8Array {
+    this.checkId(id);
+    return this.vocab.attrs[id] & SKIPPABLE_ATTRS ? new Uint8Array(0) : this.vocab.pieces[id].slice();
   }
 
   isEndOfGeneration(id: number): boolean {
-    return this.endOfGeneration.has(id);
+    return this.eog.has(id);
   }
 
   isSpecial(id: number): boolean {
-    this.check(id);
-    const t = this.vocab.type(id);
-    return t === TokenType.Control || t === TokenType.Unknown;
+    return this.vocab.has(id) && (this.vocab.attrs[id] & SKIPPABLE_ATTRS) !== 0;
   }
 
-  private check(id: number): void {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocab.size)
-      throw new TesseraError("ERR_INVALID_ARGUMENT", `token id ${id} is outside the vocabulary (0..${this.vocab.size - 1})`);
+  createStreamDecoder(options?: StreamDecoderOptions): StreamDecoder {
+    return new TokenStreamDecoder(this, options);
+  }
+
+  /** The token's bytes in decoded text at this point; advances `state`. */
+  piece(id: number, skipSpecial: boolean, state: DecodeState): Uint8Array {
+    const attr = this.vocab.attrs[id];
+    if (attr & MATCHED_WHOLE_ATTRS) {
+      if (this.spacePrefix === "afterSpecial") state.atStart = true;
+      else if (!(state.atStart && id === this.bos)) state.atStart = false;
+      return skipSpecial && attr & SKIPPABLE_ATTRS ? EMPTY : this.vocab.pieces[id];
+    }
+    let piece = this.vocab.pieces[id];
+    if (state.atStart && piece.length > 0) {
+      state.atStart = false;
+      if (this.spacePrefix !== "none" && piece[0] === 0x20) piece = piece.subarray(1);
+    }
+    return piece;
+  }
+
+  checkId(id: number): number {
+    if (!this.vocab.has(id)) {
+      throw new TesseraError("ERR_INVALID_ARGUMENT", `token id ${id} is not in the vocabulary (0..${this.vocab.size - 1})`);
+    }
+    return id;
   }
 }

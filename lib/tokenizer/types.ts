@@ -1,21 +1,31 @@
-/** The tokenizer contract the engine, generation loop and public API use. */
+/** Public shapes of a tokenizer, and the token attributes every vocabulary is described with. */
 
 export interface EncodeOptions {
-  /** Add BOS/EOS (or CLS/SEP) as the vocabulary's flags say. Default true. */
+  /** Add the BOS/EOS (or CLS/SEP) tokens the vocabulary asks for. Default true. */
   addSpecial?: boolean;
-  /** Recognize control tokens written as text (e.g. "<|eot_id|>"). Default false. */
+  /** Turn the text of control tokens (e.g. "<|eot_id|>") into those tokens. Default false. */
   parseSpecial?: boolean;
 }
 
 export interface DecodeOptions {
-  /** Leave control tokens (BOS, EOS, ...) out of the text. Default true. */
+  /** Leave control and unknown tokens (BOS, EOS, ...) out of the text. Default true. */
   skipSpecial?: boolean;
 }
 
-/** Turns a stream of token ids into text, emitting only complete UTF-8 characters. */
+export interface StreamDecoderOptions extends DecodeOptions {
+  /**
+   * Tokens already in the text before the first pushed token (e.g. the prompt). They decide
+   * whether the first pushed token starts the text, which matters for SentencePiece
+   * vocabularies that drop the space they add in front of the text. Default: none, so the
+   * first pushed token starts the text.
+   */
+  prefix?: ArrayLike<number>;
+}
+
 export interface StreamDecoder {
+  /** Adds one token; returns the text it completes (only whole UTF-8 characters, maybe ""). */
   push(id: number): string;
-  /** Whatever is still buffered (an incomplete character becomes U+FFFD). */
+  /** Ends the stream: returns what is held back, with U+FFFD for an incomplete character. */
   flush(): string;
 }
 
@@ -25,18 +35,20 @@ export interface Tokenizer {
   readonly eos: number | undefined;
   readonly addBos: boolean;
   readonly addEos: boolean;
-  /** Notes about the vocabulary (e.g. an unknown pre-tokenizer replaced by the default). */
+  /** Things the loader fell back on (e.g. an unknown pre-tokenizer name). */
   readonly warnings: readonly string[];
   encode(text: string, options?: EncodeOptions): number[];
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string;
-  /** The bytes a token stands for in decoded text (empty for control tokens). */
+  /** The bytes this token stands for in decoded text (empty for control and unknown tokens). */
   tokenBytes(id: number): Uint8Array;
+  /** EOS, EOT, EOM, <|im_end|> and the other tokens that end a generated turn. */
   isEndOfGeneration(id: number): boolean;
+  /** Control and unknown tokens: the ones `skipSpecial` leaves out of decoded text. */
   isSpecial(id: number): boolean;
-  createStreamDecoder(options?: DecodeOptions): StreamDecoder;
+  createStreamDecoder(options?: StreamDecoderOptions): StreamDecoder;
 }
 
-/** Token types as GGUF stores them (tokenizer.ggml.token_type). */
+/** Token types as GGUF stores them (`tokenizer.ggml.token_type`). */
 export enum TokenType {
   Normal = 1,
   Unknown = 2,
@@ -44,4 +56,46 @@ export enum TokenType {
   UserDefined = 4,
   Unused = 5,
   Byte = 6,
+}
+
+/**
+ * Token attributes, as bit flags. The GGUF `tokenizer.ggml.token_type` values map onto them
+ * (1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte).
+ */
+export enum TokenAttr {
+  Undefined = 0,
+  Normal = 1 << 0,
+  Unknown = 1 << 1,
+  Control = 1 << 2,
+  UserDefined = 1 << 3,
+  Unused = 1 << 4,
+  Byte = 1 << 5,
+  /** Whitespace to the left of the token's text is swallowed when it is matched in text. */
+  LStrip = 1 << 6,
+  /** Whitespace to the right of the token's text is swallowed when it is matched in text. */
+  RStrip = 1 << 7,
+}
+
+/** Tokens matched in text as whole strings before any merging (control ones only when asked). */
+export const MATCHED_WHOLE_ATTRS = TokenAttr.Control | TokenAttr.Unknown | TokenAttr.UserDefined;
+/** Tokens that `skipSpecial` leaves out of decoded text. */
+export const SKIPPABLE_ATTRS = TokenAttr.Control | TokenAttr.Unknown;
+
+export function attrFromGGUFType(type: number): TokenAttr {
+  switch (type) {
+    case TokenType.Normal:
+      return TokenAttr.Normal;
+    case TokenType.Unknown:
+      return TokenAttr.Unknown;
+    case TokenType.Control:
+      return TokenAttr.Control;
+    case TokenType.UserDefined:
+      return TokenAttr.UserDefined;
+    case TokenType.Unused:
+      return TokenAttr.Unused;
+    case TokenType.Byte:
+      return TokenAttr.Byte;
+    default:
+      return TokenAttr.Undefined;
+  }
 }

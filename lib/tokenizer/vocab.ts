@@ -1,72 +1,78 @@
-/** A vocabulary: token strings, types, scores, and the special tokens found in text. */
+/**
+ * A vocabulary: token texts as the model stores them, their attributes and scores, the
+ * reverse map from text to id, and the bytes each token contributes to decoded text.
+ */
 import { TesseraError } from "../errors.js";
-import { TokenType } from "./types.js";
+import { TokenTextTable } from "./text-table.js";
+import { TokenAttr } from "./types.js";
 
-export interface VocabSpec {
-  tokens: string[];
-  types?: ArrayLike<number>;
-  scores?: ArrayLike<number>;
+const utf8 = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+
+/** How a model family spells the bytes of a normal token in its stored text. */
+export type PieceSpelling = (text: string) => Uint8Array;
+
+export class Vocabulary {
+  readonly size: number;
+  /** Decoded bytes per token; control and unknown tokens hold their text (shown unless skipped). */
+  readonly pieces: Uint8Array[];
+  /** Text -> id, also over ranges of larger strings. */
+  readonly table: TokenTextTable;
+
+  constructor(
+    readonly texts: readonly string[],
+    readonly attrs: Uint16Array,
+    readonly scores: Float32Array | undefined,
+    private readonly spelling: PieceSpelling,
+  ) {
+    this.size = texts.length;
+    if (attrs.length !== this.size) throw new TesseraError("ERR_TOKENIZER", `the vocabulary has ${this.size} tokens but ${attrs.length} token types; the tokenizer metadata is inconsistent`);
+    if (scores && scores.length !== this.size) throw new TesseraError("ERR_TOKENIZER", `the vocabulary has ${this.size} tokens but ${scores.length} scores; the tokenizer metadata is inconsistent`);
+    this.table = new TokenTextTable(texts);
+    this.pieces = new Array<Uint8Array>(this.size);
+    for (let id = 0; id < this.size; id++) this.pieces[id] = this.pieceOf(id);
+  }
+
+  idOf(text: string): number | undefined {
+    const id = this.table.get(text);
+    return id < 0 ? undefined : id;
+  }
+
+  has(id: number): boolean {
+    return Number.isInteger(id) && id >= 0 && id < this.size;
+  }
+
+  /** Turns one attribute of a token on or off (e.g. a control-looking token stored as normal). */
+  setAttr(id: number, attr: TokenAttr, on: boolean): void {
+    this.replaceAttrs(id, on ? this.attrs[id] | attr : this.attrs[id] & ~attr);
+  }
+
+  /** Gives a token new attributes; its decoded piece follows. */
+  replaceAttrs(id: number, attrs: number): void {
+    if (attrs === this.attrs[id]) return;
+    this.attrs[id] = attrs;
+    this.pieces[id] = this.pieceOf(id);
+  }
+
+  private pieceOf(id: number): Uint8Array {
+    const text = this.texts[id];
+    const attr = this.attrs[id];
+    // Control, unknown and user-defined tokens spell their own text (control ones only when shown).
+    if (attr & (TokenAttr.Control | TokenAttr.Unknown | TokenAttr.UserDefined)) return utf8.encode(text);
+    if (attr & TokenAttr.Byte) return byteTokenPiece(text);
+    if (attr & TokenAttr.Normal) return this.spelling(text);
+    return EMPTY;
+  }
 }
 
-export class Vocab {
-  readonly tokens: string[];
-  readonly types: Int32Array;
-  readonly scores: Float32Array;
-  readonly ids: Map<string, number>;
-  /** Tokens that are matched as whole strings before the model splits text, longest first. */
-  private readonly specials: Array<{ id: number; text: string; always: boolean }>;
+/** "<0x0A>" -> [0x0a]; SentencePiece byte-fallback tokens. */
+function byteTokenPiece(text: string): Uint8Array {
+  const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(text);
+  if (!m) throw new TesseraError("ERR_TOKENIZER", `byte token "${text}" is not of the form <0xNN>; the vocabulary is damaged`);
+  return Uint8Array.of(parseInt(m[1], 16));
+}
 
-  constructor(spec: VocabSpec) {
-    const n = spec.tokens.length;
-    if (n === 0) throw new TesseraError("ERR_TOKENIZER", "the vocabulary is empty; the file has no tokenizer.ggml.tokens");
-    if ((spec.types && spec.types.length !== n) || (spec.scores && spec.scores.length !== n))
-      throw new TesseraError("ERR_TOKENIZER", "token types/scores do not match the token count; the vocabulary is damaged");
-    this.tokens = spec.tokens;
-    this.types = spec.types ? Int32Array.from(spec.types) : new Int32Array(n).fill(TokenType.Normal);
-    this.scores = spec.scores ? Float32Array.from(spec.scores) : new Float32Array(n);
-    this.ids = new Map();
-    // Duplicate strings: the first id wins, as in llama.cpp.
-    for (let i = 0; i < n; i++) if (!this.ids.has(this.tokens[i])) this.ids.set(this.tokens[i], i);
-    this.specials = [];
-    for (let i = 0; i < n; i++) {
-      const t = this.types[i];
-      if ((t === TokenType.Control || t === TokenType.UserDefined || t === TokenType.Unknown) && this.tokens[i].length > 0)
-        this.specials.push({ id: i, text: this.tokens[i], always: t === TokenType.UserDefined });
-    }
-    this.specials.sort((a, b) => b.text.length - a.text.length);
-  }
-
-  get size(): number {
-    return this.tokens.length;
-  }
-
-  type(id: number): number {
-    return this.types[id];
-  }
-
-  /**
-   * Splits text into raw fragments and special-token ids. User-defined tokens always
-   * match; control and unknown tokens only when `parseSpecial`.
-   */
-  partition(text: string, parseSpecial: boolean): Array<string | number> {
-    if (text.length === 0) return [];
-    let parts: Array<string | number> = [text];
-    const candidates = this.specials.filter((s) => s.always || parseSpecial);
-    for (const s of candidates) {
-      const next: Array<string | number> = [];
-      for (const part of parts) {
-        if (typeof part !== "string" || !part.includes(s.text)) {
-          next.push(part);
-          continue;
-        }
-        const pieces = part.split(s.text);
-        pieces.forEach((p, i) => {
-          if (i > 0) next.push(s.id);
-          if (p.length > 0) next.push(p);
-        });
-      }
-      parts = next;
-    }
-    return parts;
-  }
+/** The stored text of the byte-fallback token for one byte. */
+export function byteTokenText(byte: number): string {
+  return `<0x${byte.toString(16).toUpperCase().padStart(2, "0")}>`;
 }

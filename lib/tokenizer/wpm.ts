@@ -1,18 +1,105 @@
 /**
- * WordPiece (GGUF `tokenizer.ggml.model` = "bert"): text is NFD-normalized, lowercased,
- * stripped of accents and control characters, split on whitespace and around punctuation
- * and CJK ideographs; each word ("▁" + word) is then covered greedily by the longest
- * vocabulary prefix, left to right. A word that cannot be covered becomes [UNK].
+ * WordPiece (GGUF `tokenizer.ggml.model` = "bert"), as llama.cpp runs it. With accent
+ * stripping on, each code point becomes the first code point of its NFD form and combining
+ * marks vanish; with lowercasing on, each is lowercased. Whitespace separates words, control,
+ * format, private-use and surrogate code points vanish, and punctuation, ASCII symbols and
+ * CJK ideographs are words of their own. Each word, with a leading U+2581 (how GGUF stores
+ * word-initial pieces), is cut greedily into the longest vocabulary tokens; a word with a
+ * part that matches nothing becomes the unknown token.
  */
-import type { Vocab } from "./vocab.js";
+import { SPM_SPACE } from "./spm.js";
+import type { Vocabulary } from "./vocab.js";
 
-const PUNCT = /[\p{P}]/u;
-const ASCII_SYMBOL = /[\p{S}]/u;
-const ACCENT = /\p{Mn}/u;
-const CONTROL = /[\p{Cc}\p{Cf}]/u;
-const SPACE = /\s/u;
+const WHITESPACE = /\p{White_Space}/u;
+// Unassigned code points (Cn) are not dropped: they end up in an unknown word.
+const CONTROL = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}]/u;
+const MARK = /\p{M}/u;
 
-function isChinese(cp: number): boolean {
+export interface WordPieceOptions {
+  lowercase: boolean;
+  stripAccents: boolean;
+}
+const PUNCTUATION = /\p{P}/u;
+const SYMBOL = /\p{S}/u;
+
+export class WordPieceEncoder {
+  private readonly maxTokenLength: number;
+  private readonly folded = new Map<number, number>();
+
+  constructor(
+    private readonly vocab: Vocabulary,
+    private readonly unk: number,
+    private readonly options: WordPieceOptions,
+  ) {
+    let max = 0;
+    for (const t of vocab.texts) max = Math.max(max, t.length);
+    this.maxTokenLength = max;
+  }
+
+  encode(text: string, _first: boolean, _afterSpecial: boolean, out: number[]): void {
+    for (const word of this.words(text)) this.encodeWord(SPM_SPACE + word, out);
+  }
+
+  private encodeWord(word: string, out: number[]): void {
+    const start = out.length;
+    const n = word.length;
+    for (let i = 0; i < n; ) {
+      let matched = false;
+      for (let j = Math.min(n, i + this.maxTokenLength); j > i; j--) {
+        const id = this.vocab.table.getRange(word, i, j);
+        if (id >= 0) {
+          out.push(id);
+          i = j;
+          matched = true;
+          break;
+        }
+      }
+      if (!matched) {
+        out.length = start;
+        break;
+      }
+    }
+    if (out.length === start) out.push(this.unk);
+  }
+
+  private words(text: string): string[] {
+    const { lowercase, stripAccents } = this.options;
+    const words: string[] = [];
+    let word = "";
+    for (const ch of text) {
+      const cp = stripAccents ? this.fold(ch.codePointAt(0)!) : ch.codePointAt(0)!;
+      const c = String.fromCodePoint(cp);
+      if (WHITESPACE.test(c)) {
+        if (word) words.push(word);
+        word = "";
+        continue;
+      }
+      if (cp === 0 || cp === 0xfffd || CONTROL.test(c)) continue;
+      if (stripAccents && MARK.test(c)) continue;
+      const out = lowercase ? String.fromCodePoint(c.toLowerCase().codePointAt(0)!) : c;
+      if (PUNCTUATION.test(c) || (cp < 0x7f && SYMBOL.test(c)) || isChineseChar(cp)) {
+        if (word) words.push(word);
+        words.push(out);
+        word = "";
+      } else word += out;
+    }
+    if (word) words.push(word);
+    return words;
+  }
+
+  /** First code point of the canonical decomposition. */
+  private fold(cp: number): number {
+    if (cp < 0xc0) return cp;
+    let f = this.folded.get(cp);
+    if (f === undefined) {
+      f = String.fromCodePoint(cp).normalize("NFD").codePointAt(0)!;
+      this.folded.set(cp, f);
+    }
+    return f;
+  }
+}
+
+function isChineseChar(cp: number): boolean {
   return (
     (cp >= 0x4e00 && cp <= 0x9fff) ||
     (cp >= 0x3400 && cp <= 0x4dbf) ||
@@ -23,69 +110,4 @@ function isChinese(cp: number): boolean {
     (cp >= 0xf900 && cp <= 0xfaff) ||
     (cp >= 0x2f800 && cp <= 0x2fa1f)
   );
-}
-
-export function wpmWords(text: string): string[] {
-  const words: string[] = [];
-  let cur = "";
-  const flush = () => {
-    if (cur.length > 0) words.push(cur);
-    cur = "";
-  };
-  for (const ch of text.normalize("NFD")) {
-    const cp = ch.codePointAt(0)!;
-    if (SPACE.test(ch)) {
-      flush();
-      continue;
-    }
-    if (cp === 0 || cp === 0xfffd || CONTROL.test(ch) || ACCENT.test(ch)) continue;
-    if (PUNCT.test(ch) || (cp < 0x7f && ASCII_SYMBOL.test(ch)) || isChinese(cp)) {
-      flush();
-      words.push(ch.toLowerCase());
-      continue;
-    }
-    cur += ch.toLowerCase();
-  }
-  flush();
-  return words;
-}
-
-export class WpmModel {
-  private readonly maxLen: number;
-  constructor(
-    private readonly vocab: Vocab,
-    private readonly unk: number | undefined,
-  ) {
-    this.maxLen = vocab.tokens.reduce((m, t) => Math.max(m, t.length), 0);
-  }
-
-  encode(text: string, out: number[]): void {
-    for (const w of wpmWords(text)) {
-      const word = "\u2581" + w;
-      const start = out.length;
-      let i = 0;
-      let ok = true;
-      while (i < word.length) {
-        let found = -1;
-        let j = Math.min(word.length, i + this.maxLen);
-        for (; j > i; j--) {
-          const id = this.vocab.ids.get(word.slice(i, j));
-          if (id !== undefined) {
-            found = id;
-            break;
-          }
-        }
-        if (found < 0) {
-          ok = false;
-          break;
-        }
-        out.push(found);
-        i = j;
-      }
-      if (!ok) {
-        out.length = start;
-        if (this.unk !== undefined) out.push(this.unk);
-      }
-    }
-  }
 }

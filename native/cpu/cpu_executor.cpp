@@ -291,6 +291,11 @@ void CpuExecutor::expert_matmul(int weight, const void* act, int64_t cols, float
     view.rows = rows;
     view.cols = cols;
     view.data = w.data + size_t(e) * rows * row_bytes;
+    if (w.packed && rows % 8 == 0) {
+      // Expert e's rows are whole 8-row groups of the stacked repacked matrix.
+      view.layout = w.layout;
+      view.packed = w.packed + size_t(e) * rows * row_bytes;
+    }
     matmul_rows(view, static_cast<const uint8_t*>(act) + size_t(off) * act_row, m, y + int64_t(off) * rows, rows, c * kChunk,
                 std::min(rows, (c + 1) * kChunk));
   }

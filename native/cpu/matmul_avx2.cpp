@@ -11,7 +11,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-
 #include <vector>
 
 #include "cpu/dot_kernels.h"
@@ -339,7 +338,17 @@ bool tile_n(GgmlType type, const DotTile& t, int64_t r0, int64_t r1, int k0) {
 
 }  // namespace
 
-bool matmul_tile(GgmlType type, const DotTile& t, int64_t r0, int64_t r1) {
+bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r0, int64_t r1) {
+  if (layout == WeightLayout::Q4_0x8 && t.packed) {
+    // Whole 8-row groups from the repacked copy; any rows around them from the GGUF rows.
+    const int64_t g0 = (r0 + 7) / 8, g1 = r1 / 8;
+    if (g0 < g1) {
+      matmul_q4_0x8_groups(t, g0, g1);
+      if (r0 < g0 * 8) matmul_tile(type, WeightLayout::Gguf, t, r0, g0 * 8);
+      if (g1 * 8 < r1) matmul_tile(type, WeightLayout::Gguf, t, g1 * 8, r1);
+      return true;
+    }
+  }
   // Prefill: rows in chunks of ~128 KiB, each chunk visited by every token tile while it is
   // still in L2, so the weights come from DRAM once instead of once per tile.
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(64, (int64_t(128) << 10) / int64_t(t.row_bytes)));

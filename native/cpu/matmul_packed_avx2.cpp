@@ -1,5 +1,5 @@
-// AVX2 matmul over layout-1 weights (8-row interleaved Q4_0, see packed_layout.h) against
-// Q8_0 activations. Compiled with -mavx2 -mfma -mf16c; called only after run-time
+// AVX2 matmul over WeightLayout::Q4_0x8 weights (8-row interleaved Q4_0, see
+// packed_layout.h) against Q8_0 activations. Compiled with -mavx2 -mfma -mf16c; called only after run-time
 // detection.
 //
 // Shape: one group of 8 rows at a time, tokens in tiles of up to 4 while the group's bytes
@@ -90,38 +90,27 @@ void group_q4_0(const packed::Group& g, int64_t nb, const DotTile& t, int k0, co
 }
 
 template <int N>
-void group_tile(const packed::Group& g, int64_t nb, const DotTile& t, int k0, const ActBlocks& xs, int64_t row0, int r_lo,
-                int r_hi) {
+void group_tile(const packed::Group& g, int64_t nb, const DotTile& t, int k0, const ActBlocks& xs, int64_t row0) {
   __m256 acc[N];
   group_q4_0<N>(g, nb, t, k0, xs, acc);
-  for (int n = 0; n < N; ++n) {
-    float* y = t.y + (k0 + n) * t.ldy + row0;
-    if (r_lo == 0 && r_hi == packed::kRows) {
-      _mm256_storeu_ps(y, acc[n]);
-    } else {
-      alignas(32) float lanes[packed::kRows];
-      _mm256_store_ps(lanes, acc[n]);
-      for (int r = r_lo; r < r_hi; ++r) y[r] = lanes[r];
-    }
-  }
+  for (int n = 0; n < N; ++n) _mm256_storeu_ps(t.y + (k0 + n) * t.ldy + row0, acc[n]);
 }
 
 }  // namespace
 
-void matmul_packed_tile(const DotTile& t, int64_t r0, int64_t r1) {
+void matmul_q4_0x8_groups(const DotTile& t, int64_t g0, int64_t g1) {
   const int64_t nb = t.cols / QK4_0;
   thread_local ActBlocks xs;
   xs.compute(t, nb);
-  for (int64_t g = r0 / packed::kRows; g * packed::kRows < r1; ++g) {
+  for (int64_t g = g0; g < g1; ++g) {
     const int64_t row0 = g * packed::kRows;
-    const int r_lo = int(std::max<int64_t>(r0 - row0, 0)), r_hi = int(std::min<int64_t>(r1 - row0, packed::kRows));
-    const packed::Group grp = packed::group(t.w, t.row_bytes, nb, g);
+    const packed::Group grp = packed::group(t.packed, t.row_bytes, nb, g);
     int k0 = 0;
-    for (; k0 + kTokens <= t.n_tokens; k0 += kTokens) group_tile<kTokens>(grp, nb, t, k0, xs, row0, r_lo, r_hi);
+    for (; k0 + kTokens <= t.n_tokens; k0 += kTokens) group_tile<kTokens>(grp, nb, t, k0, xs, row0);
     switch (t.n_tokens - k0) {
-      case 3: group_tile<3>(grp, nb, t, k0, xs, row0, r_lo, r_hi); break;
-      case 2: group_tile<2>(grp, nb, t, k0, xs, row0, r_lo, r_hi); break;
-      case 1: group_tile<1>(grp, nb, t, k0, xs, row0, r_lo, r_hi); break;
+      case 3: group_tile<3>(grp, nb, t, k0, xs, row0); break;
+      case 2: group_tile<2>(grp, nb, t, k0, xs, row0); break;
+      case 1: group_tile<1>(grp, nb, t, k0, xs, row0); break;
       default: break;
     }
   }

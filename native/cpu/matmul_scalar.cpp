@@ -2,10 +2,7 @@
 // CPUs without AVX2). One weight row at a time against every token, fp32 accumulation per
 // block as in the ggml block formats: Q8_0/Q4_0 blocks of 32 multiply int8 activations and
 // scale by d_w * d_x; K-quants work per 256-value super-block with 6-bit sub-block scales.
-#include <vector>
-
 #include "cpu/dot_kernels.h"
-#include "cpu/packed_layout.h"
 
 namespace tessera::cpu::scalar {
 
@@ -127,19 +124,6 @@ void matmul_tile(GgmlType type, const DotTile& t, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* w = t.w + r * t.row_bytes;
     for (int k = 0; k < t.n_tokens; ++k) t.y[k * t.ldy + r] = dot_row(type, w, t.act + k * t.act_stride, t.cols);
-  }
-}
-
-void matmul_packed_tile(const DotTile& t, int64_t r0, int64_t r1) {
-  // Rebuild each row in GGUF form, then take the layout-0 dot product.
-  const int64_t nb = t.cols / QK4_0;
-  thread_local std::vector<BlockQ4_0> row;
-  row.resize(size_t(nb));
-  for (int64_t r = r0; r < r1; ++r) {
-    const packed::Group g = packed::group(t.w, t.row_bytes, nb, r / packed::kRows);
-    for (int64_t b = 0; b < nb; ++b) packed::unpack_block(g, b, int(r % packed::kRows), &row[size_t(b)]);
-    for (int k = 0; k < t.n_tokens; ++k)
-      t.y[k * t.ldy + r] = dot_q4_0(row.data(), reinterpret_cast<const BlockQ8_0*>(t.act + k * t.act_stride), nb);
   }
 }
 

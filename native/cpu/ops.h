@@ -31,13 +31,20 @@ size_t act_bytes(ActFormat format, int64_t cols, int n_tokens);
 // Encodes x [n_tokens][cols] into `out`; rows are split across threads.
 void quantize_act(ActFormat format, const float* x, int n_tokens, int64_t cols, void* out, int ith, int nth);
 
-// A weight matrix W [rows][cols] (GGUF ne0 = cols) in the layout its kernel streams.
+// Kernel-private weight layouts made at load time (see pack_weight.cpp).
+enum class WeightLayout {
+  Gguf = 0,     // row-major GGUF blocks only
+  Q4_0x8 = 1,   // plus Q4_0 rows interleaved in groups of 8 (cpu/packed_layout.h)
+};
+
+// A weight matrix W [rows][cols] (GGUF ne0 = cols) and the layout its kernel streams.
 struct PackedWeight {
   GgmlType type = GgmlType::F32;
   int64_t rows = 0, cols = 0;
-  const uint8_t* data = nullptr;  // either the mmapped tensor or `owned`
-  int layout = 0;                 // 0: GGUF row-major blocks; others are kernel-private
-  std::shared_ptr<uint8_t> owned; // repacked copy, when the kernel wants one
+  const uint8_t* data = nullptr;      // the mmapped GGUF rows (the scalar path and row tails read these)
+  WeightLayout layout = WeightLayout::Gguf;
+  const uint8_t* packed = nullptr;    // the repacked copy covering rows [0, rows / 8 * 8), or null
+  std::shared_ptr<uint8_t> owned;     // owns `packed`
 };
 // Validates type and shape and prepares `w` (called once at load time). With allow_repack it
 // may copy the weights into a kernel-private layout (see cpu/packed_layout.h).

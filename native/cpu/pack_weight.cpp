@@ -1,9 +1,11 @@
 // pack_weight: validates a matmul weight and prepares the layout its kernel streams.
-// Layout 0 is the GGUF row-major block layout, read in place from the mmapped file.
-// Layout 1 (cpu/packed_layout.h) interleaves 8 rows of Q4_0 so one activation load serves
-// 8 rows; it is built on CPUs with AVX2 (whose kernels gain from it) for 2-D weights
-// (stacked expert tensors keep layout 0: the MoE path addresses experts by row offset).
+// The GGUF row-major block layout is always available, read in place from the mmapped file.
+// Q4_0 weights are also repacked (on CPUs with AVX2, unless allow_repack is false) into
+// groups of 8 interleaved rows (cpu/packed_layout.h), from which the AVX2 kernel computes 8
+// rows per activation load; the scalar path and rows past the last whole group read the
+// GGUF rows.
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "core/cpu_features.h"
@@ -41,27 +43,20 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack) {
   out->rows = t.rows();
   out->cols = t.ne[0];
   out->data = t.data;
-  out->layout = 0;
+  out->layout = WeightLayout::Gguf;
+  out->packed = nullptr;
   out->owned.reset();
-  const bool two_d = t.ne[2] == 1 && t.ne[3] == 1;
-  if (!allow_repack || !two_d || !packed::packable(t.type) || out->rows < packed::kRows || !cpu_features().avx2)
-    return Status::ok();
-
-  const size_t bytes = (t.nbytes + 63) / 64 * 64;
-  std::shared_ptr<uint8_t> owned(static_cast<uint8_t*>(std::aligned_alloc(64, bytes)), std::free);
-  if (!owned)
-    return Status::error(StatusCode::OutOfMemory, "cannot allocate " + std::to_string(bytes >> 20) + " MiB to repack tensor " +
-                                                      t.name + "; free memory or use a smaller model");
-  const int64_t nb = out->cols / QK4_0;
-  const int64_t groups = out->rows / packed::kRows;
-  const size_t group_bytes = packed::kRows * row_bytes;
-  for (int64_t g = 0; g < groups; ++g)
-    packed::pack_group(t.data + g * group_bytes, row_bytes, nb, owned.get() + g * group_bytes);
-  // Rows past the last whole group keep the GGUF layout at the same offset.
-  std::memcpy(owned.get() + groups * group_bytes, t.data + groups * group_bytes, t.nbytes - groups * group_bytes);
-  out->owned = std::move(owned);
-  out->data = out->owned.get();
-  out->layout = 1;
+  if (allow_repack && t.type == GgmlType::Q4_0 && cpu_features().avx2 && out->rows >= packed::kRows) {
+    const int64_t nb = out->cols / QK4_0, groups = out->rows / packed::kRows;
+    const size_t group_bytes = packed::kRows * row_bytes, bytes = size_t(groups) * group_bytes;
+    uint8_t* dst = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+    if (!dst)
+      return Status::error(StatusCode::OutOfMemory, "cannot allocate " + std::to_string(bytes >> 20) + " MiB to repack " + t.name);
+    for (int64_t g = 0; g < groups; ++g) packed::pack_group(t.data + g * group_bytes, row_bytes, nb, dst + g * group_bytes);
+    out->owned.reset(dst, [](uint8_t* p) { std::free(p); });
+    out->packed = dst;
+    out->layout = WeightLayout::Q4_0x8;
+  }
   return Status::ok();
 }
 
