@@ -14,14 +14,30 @@ export interface SystemInfo {
 }
 
 export interface NativeKernels {
-  matmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number): Float32Array;
+  /** repack (default true): let pack_weight choose a kernel-private layout, as at model load. */
+  matmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, repack?: boolean): Float32Array;
   getRows(type: number, table: Uint8Array, rows: number, cols: number, tokens: Int32Array): Float32Array;
   rmsNorm(x: Float32Array, weight: Float32Array | null, nRows: number, dim: number, eps: number, threads: number): Float32Array;
   rope(x: Float32Array, pos: Int32Array, nTokens: number, nHeads: number, headDim: number, params: RopeKernelParams, freqFactors: Float32Array | null, threads: number): Float32Array;
   swiglu(gate: Float32Array, up: Float32Array, nRows: number, dim: number, activation: 0 | 1, threads: number): Float32Array;
   attention(q: Float32Array, k: Float32Array, v: Float32Array, nTokens: number, nCtx: number, nHead: number, nHeadKv: number, headDim: number, headDimV: number, slidingWindow: number, scale: number, softcap: number, threads: number): Float32Array;
   softmax(x: Float32Array): Float32Array;
-  readBandwidth(megabytes: number, reps: number, threads: number): number;
+  layerNorm(x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, nRows: number, dim: number, eps: number, threads: number): Float32Array;
+  add(x: Float32Array, y: Float32Array, threads: number): Float32Array;
+  addBias(x: Float32Array, bias: Float32Array, nRows: number, dim: number, ldx: number, threads: number): Float32Array;
+  /** x encoded in the activation format weights of `weightType` consume (F32: a copy). */
+  quantizeAct(weightType: number, x: Float32Array, nTokens: number, cols: number, threads: number): Uint8Array;
+  /** Times matmul natively (pool, packing and buffers prepared; weights rotated through DRAM-sized copies). */
+  benchMatmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, seconds: number, repack?: boolean, copies?: number): MatmulTiming;
+  /** STREAM-like read probe over a `megabytes` buffer, timed per 8 MiB chunk. */
+  readBandwidth(megabytes: number, reps: number, threads: number): { medianGBps: number; bestGBps: number };
+}
+
+export interface MatmulTiming {
+  medianMs: number;
+  minMs: number;
+  runs: number;
+  copies: number;
 }
 
 export interface RopeKernelParams {
@@ -37,6 +53,9 @@ export interface RopeKernelParams {
   attnFactor?: number;
   betaFast?: number;
   betaSlow?: number;
+  /** llama3 scaling: wavelength band edges as fractions of nCtxOrig */
+  lowFreqFactor?: number;
+  highFreqFactor?: number;
 }
 
 export interface NativeContext {

@@ -1,9 +1,10 @@
 /**
  * Quantization of fp32 data into GGUF tensor types (for synthetic models and kernel tests)
  * and dequantization back to float64 (the reference side of numerical checks). Block
- * layouts are those of the ggml file format; the quantizers are simple round-to-nearest
- * schemes (absmax for Q8_0/Q4_0/Q6_K, min/max per sub-block for Q4_K) — valid files, not
- * an attempt to minimize error like llama.cpp's importance-weighted quantizer.
+ * layouts are those of the ggml file format; the quantizers are ggml's published reference
+ * algorithms (quantize_row_*_ref: absmax for Q8_0/Q4_0, the searched scale/min fits of
+ * make_qkx2_quants for Q4_K and make_qx_quants for Q6_K), with fp32 arithmetic emulated
+ * through Math.fround so the bytes match ggml's up to its compiler's FMA contraction.
  */
 import { TesseraError } from "../errors.js";
 import { GGMLType, GGML_TYPE_INFO } from "./types.js";
@@ -58,6 +59,8 @@ function fromBf16(h: number): number {
   return f32[0];
 }
 
+const f = Math.fround;
+/** C's roundf: to nearest, ties away from zero. */
 const round = (x: number) => Math.sign(x) * Math.round(Math.abs(x));
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
 
@@ -65,10 +68,10 @@ function quantizeQ8_0(x: Float32Array, out: DataView, blocks: number): void {
   for (let b = 0; b < blocks; b++) {
     let amax = 0;
     for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[b * 32 + i]));
-    const d = amax / 127;
-    const id = d ? 1 / d : 0;
+    const d = f(amax / 127);
+    const id = d ? f(1 / d) : 0;
     out.setUint16(b * 34, toHalf(d), true);
-    for (let i = 0; i < 32; i++) out.setInt8(b * 34 + 2 + i, round(x[b * 32 + i] * id));
+    for (let i = 0; i < 32; i++) out.setInt8(b * 34 + 2 + i, round(f(x[b * 32 + i] * id)));
   }
 }
 
@@ -83,83 +86,240 @@ function quantizeQ4_0(x: Float32Array, out: DataView, blocks: number): void {
         max = v;
       }
     }
-    const d = max / -8;
-    const id = d ? 1 / d : 0;
+    const d = f(max / -8);
+    const id = d ? f(1 / d) : 0;
     out.setUint16(b * 18, toHalf(d), true);
     for (let i = 0; i < 16; i++) {
-      const lo = Math.min(15, Math.trunc(x[b * 32 + i] * id + 8.5));
-      const hi = Math.min(15, Math.trunc(x[b * 32 + 16 + i] * id + 8.5));
+      const lo = Math.min(15, Math.trunc(f(f(x[b * 32 + i] * id) + 8.5)));
+      const hi = Math.min(15, Math.trunc(f(f(x[b * 32 + 16 + i] * id) + 8.5)));
       out.setUint8(b * 18 + 2 + i, lo | (hi << 4));
     }
   }
 }
 
+/** ggml's nearest_int (|x| < 2^22): adding 1.5 * 2^23 in fp32 rounds to an integer, ties to even. */
+const nearestInt = (x: number) => f(f(x) + 12582912) - 12582912;
+
+/**
+ * ggml's make_qkx2_quants: an asymmetric nmax-level quantization of x (scale, min) found by
+ * trying nstep+1 candidate scales around the min/max one and keeping the one with the lowest
+ * weighted squared error (the least-squares scale and min for each candidate's levels).
+ * Writes levels to L; returns [scale, -min].
+ */
+function makeQkx2Quants(x: Float32Array, weights: Float32Array, nmax: number, L: Uint8Array, rmin: number, rdelta: number, nstep: number): [number, number] {
+  const n = x.length;
+  let min = x[0];
+  let max = x[0];
+  let sumW = weights[0];
+  let sumX = f(sumW * x[0]);
+  for (let i = 1; i < n; i++) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    sumW = f(sumW + weights[i]);
+    sumX = f(sumX + f(weights[i] * x[i]));
+  }
+  if (min > 0) min = 0;
+  if (max === min) {
+    L.fill(0);
+    return [0, -min];
+  }
+  let range = f(max - min);
+  let iscale = f(nmax / range);
+  let scale = f(1 / iscale);
+  let bestError = 0;
+  // x - min, refreshed whenever a better candidate moves min.
+  const shifted = new Float32Array(n);
+  for (let i = 0; i < n; i++) shifted[i] = x[i] - min;
+  for (let i = 0; i < n; i++) {
+    L[i] = clamp(nearestInt(f(iscale * shifted[i])), 0, nmax);
+    const diff = f(f(f(scale * L[i]) + min) - x[i]);
+    bestError = f(bestError + f(weights[i] * f(diff * diff)));
+  }
+  const aux = new Uint8Array(n);
+  for (let step = 0; step <= nstep; step++) {
+    iscale = f(f(f(rmin + f(rdelta * step)) + nmax) / range);
+    let sumL = 0;
+    let sumL2 = 0;
+    let sumXL = 0;
+    for (let i = 0; i < n; i++) {
+      const l = clamp(nearestInt(f(iscale * shifted[i])), 0, nmax);
+      aux[i] = l;
+      const wl = f(weights[i] * l);
+      sumL = f(sumL + wl);
+      sumL2 = f(sumL2 + f(wl * l));
+      sumXL = f(sumXL + f(wl * x[i]));
+    }
+    const D = f(f(sumW * sumL2) - f(sumL * sumL));
+    if (D > 0) {
+      let thisScale = f(f(f(sumW * sumXL) - f(sumX * sumL)) / D);
+      let thisMin = f(f(f(sumL2 * sumX) - f(sumL * sumXL)) / D);
+      if (thisMin > 0) {
+        thisMin = 0;
+        thisScale = f(sumXL / sumL2);
+      }
+      let err = 0;
+      for (let i = 0; i < n; i++) {
+        const diff = f(f(f(thisScale * aux[i]) + thisMin) - x[i]);
+        err = f(err + f(weights[i] * f(diff * diff)));
+      }
+      if (err < bestError) {
+        L.set(aux);
+        bestError = err;
+        scale = thisScale;
+        min = thisMin;
+        range = f(max - min);
+        for (let i = 0; i < n; i++) shifted[i] = x[i] - min;
+      }
+    }
+  }
+  return [scale, -min];
+}
+
+/**
+ * ggml's make_qx_quants with rmse_type 1: symmetric levels in [-nmax, nmax) for a scale
+ * searched over 19 candidates, weighting each value by x² (the least-squares scale for each
+ * candidate's levels). Writes levels + nmax to L; returns the scale.
+ */
+function makeQxQuants(x: Float32Array, nmax: number, L: Uint8Array): number {
+  const n = x.length;
+  let max = 0;
+  let amax = 0;
+  for (let i = 0; i < n; i++) {
+    const ax = Math.abs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < GROUP_MAX_EPS) {
+    L.fill(0);
+    return 0;
+  }
+  const levels = (iscale: number) => {
+    let sumLX = 0;
+    let sumL2 = 0;
+    for (let i = 0; i < n; i++) {
+      const l = clamp(nearestInt(f(iscale * x[i])), -nmax, nmax - 1);
+      const w = f(x[i] * x[i]);
+      sumLX = f(sumLX + f(f(w * x[i]) * l));
+      sumL2 = f(sumL2 + f(f(w * l) * l));
+    }
+    return [sumLX, sumL2];
+  };
+  const take = (iscale: number) => {
+    for (let i = 0; i < n; i++) L[i] = nmax + clamp(nearestInt(f(iscale * x[i])), -nmax, nmax - 1);
+  };
+  let iscale = f(-nmax / max);
+  let [sumLX, sumL2] = levels(iscale);
+  take(iscale);
+  let scale = sumL2 ? f(sumLX / sumL2) : 0;
+  let best = f(scale * sumLX);
+  for (let step = -9; step <= 9; step++) {
+    if (step === 0) continue;
+    iscale = f(-f(nmax + f(f(0.1) * step)) / max);
+    [sumLX, sumL2] = levels(iscale);
+    if (sumL2 > 0 && f(sumLX * sumLX) > f(best * sumL2)) {
+      take(iscale);
+      scale = f(sumLX / sumL2);
+      best = f(scale * sumLX);
+    }
+  }
+  return scale;
+}
+
+const GROUP_MAX_EPS = 1e-15;
+
+/** ggml's quantize_row_q4_K_ref: per 32-value sub-block an importance-weighted (scale, min) search, then 6-bit scales/mins. */
 function quantizeQ4_K(x: Float32Array, out: DataView, blocks: number): void {
+  const L = new Uint8Array(256);
+  const weights = new Float32Array(32);
+  const scales = new Float32Array(8);
+  const mins = new Float32Array(8);
   for (let b = 0; b < blocks; b++) {
     const base = b * 256;
-    const scales = new Float64Array(8);
-    const mins = new Float64Array(8);
+    let maxScale = 0;
+    let maxMin = 0;
     for (let j = 0; j < 8; j++) {
-      let lo = 0;
-      let hi = -Infinity;
-      for (let i = 0; i < 32; i++) {
-        const v = x[base + j * 32 + i];
-        lo = Math.min(lo, v);
-        hi = Math.max(hi, v);
-      }
-      scales[j] = (hi - lo) / 15;
-      mins[j] = -lo;
+      const xs = x.subarray(base + 32 * j, base + 32 * j + 32);
+      let sumX2 = 0;
+      for (let l = 0; l < 32; l++) sumX2 = f(sumX2 + f(xs[l] * xs[l]));
+      const avX = f(Math.sqrt(f(sumX2 / 32)));
+      for (let l = 0; l < 32; l++) weights[l] = f(avX + Math.abs(xs[l]));
+      [scales[j], mins[j]] = makeQkx2Quants(xs, weights, 15, L.subarray(32 * j, 32 * j + 32), -1, f(0.1), 20);
+      maxScale = Math.max(maxScale, scales[j]);
+      maxMin = Math.max(maxMin, mins[j]);
     }
-    const d = fromHalf(toHalf(Math.max(...scales) / 63));
-    const dmin = fromHalf(toHalf(Math.max(...mins) / 63));
-    const sc = scales.map((s) => (d ? clamp(Math.round(s / d), 0, 63) : 0));
-    const m = mins.map((v) => (dmin ? clamp(Math.round(v / dmin), 0, 63) : 0));
+    const invScale = maxScale > 0 ? f(63 / maxScale) : 0;
+    const invMin = maxMin > 0 ? f(63 / maxMin) : 0;
     const o = b * 144;
-    out.setUint16(o, toHalf(d), true);
-    out.setUint16(o + 2, toHalf(dmin), true);
-    for (let j = 0; j < 4; j++) {
-      out.setUint8(o + 4 + j, sc[j] | ((sc[j + 4] >> 4) << 6));
-      out.setUint8(o + 8 + j, m[j] | ((m[j + 4] >> 4) << 6));
-      out.setUint8(o + 12 + j, (sc[j + 4] & 0xf) | ((m[j + 4] & 0xf) << 4));
-    }
-    const q = new Uint8Array(256);
+    const packed = new Uint8Array(12);
     for (let j = 0; j < 8; j++) {
-      const step = d * sc[j];
-      for (let i = 0; i < 32; i++) {
-        const v = x[base + j * 32 + i] + dmin * m[j];
-        q[j * 32 + i] = step ? clamp(Math.round(v / step), 0, 15) : 0;
+      const ls = Math.min(63, nearestInt(f(invScale * scales[j])));
+      const lm = Math.min(63, nearestInt(f(invMin * mins[j])));
+      if (j < 4) {
+        packed[j] = ls;
+        packed[j + 4] = lm;
+      } else {
+        packed[j + 4] = (ls & 0xf) | ((lm & 0xf) << 4);
+        packed[j - 4] |= (ls >> 4) << 6;
+        packed[j] |= (lm >> 4) << 6;
       }
     }
-    for (let j = 0; j < 4; j++) for (let l = 0; l < 32; l++) out.setUint8(o + 16 + j * 32 + l, q[64 * j + l] | (q[64 * j + 32 + l] << 4));
+    const dh = toHalf(f(maxScale / 63));
+    const dminh = toHalf(f(maxMin / 63));
+    out.setUint16(o, dh, true);
+    out.setUint16(o + 2, dminh, true);
+    for (let k = 0; k < 12; k++) out.setUint8(o + 4 + k, packed[k]);
+    for (let j = 0; j < 8; j++) {
+      const sc = j < 4 ? packed[j] & 63 : (packed[j + 4] & 0xf) | ((packed[j - 4] >> 6) << 4);
+      const m = j < 4 ? packed[j + 4] & 63 : (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
+      const d = f(fromHalf(dh) * sc);
+      if (!d) continue;
+      const dm = f(fromHalf(dminh) * m);
+      for (let i = 0; i < 32; i++) L[32 * j + i] = clamp(nearestInt(f(f(x[base + 32 * j + i] + dm) / d)), 0, 15);
+    }
+    for (let j = 0; j < 4; j++) for (let l = 0; l < 32; l++) out.setUint8(o + 16 + j * 32 + l, L[64 * j + l] | (L[64 * j + 32 + l] << 4));
   }
 }
 
+/** ggml's quantize_row_q6_K_ref: per 16-value sub-block a searched symmetric scale, then int8 scales under one fp16 d. */
 function quantizeQ6_K(x: Float32Array, out: DataView, blocks: number): void {
+  const L = new Uint8Array(256);
+  const scales = new Float32Array(16);
   for (let b = 0; b < blocks; b++) {
     const base = b * 256;
-    const scales = new Float64Array(16);
-    for (let s = 0; s < 16; s++) {
-      let amax = 0;
-      for (let i = 0; i < 16; i++) amax = Math.max(amax, Math.abs(x[base + s * 16 + i]));
-      scales[s] = amax / 31;
-    }
-    const d = fromHalf(toHalf(Math.max(...scales) / 127));
-    const sc = scales.map((s) => (d ? clamp(Math.round(s / d), 0, 127) : 0));
-    const q = new Uint8Array(256);
-    for (let e = 0; e < 256; e++) {
-      const step = d * sc[e >> 4];
-      q[e] = (step ? clamp(Math.round(x[base + e] / step), -32, 31) : 0) + 32;
-    }
     const o = b * 210;
+    let maxScale = 0;
+    let maxAbsScale = 0;
+    for (let s = 0; s < 16; s++) {
+      scales[s] = makeQxQuants(x.subarray(base + 16 * s, base + 16 * s + 16), 32, L.subarray(16 * s, 16 * s + 16));
+      if (Math.abs(scales[s]) > maxAbsScale) {
+        maxAbsScale = Math.abs(scales[s]);
+        maxScale = scales[s];
+      }
+    }
+    if (maxAbsScale < GROUP_MAX_EPS) {
+      for (let k = 0; k < 210; k++) out.setUint8(o + k, 0);
+      continue;
+    }
+    const iscale = f(-128 / maxScale);
+    const dh = toHalf(f(1 / iscale));
+    const sc = new Int8Array(16);
+    for (let s = 0; s < 16; s++) sc[s] = Math.min(127, nearestInt(f(iscale * scales[s])));
+    for (let s = 0; s < 16; s++) {
+      const d = f(fromHalf(dh) * sc[s]);
+      if (!d) continue;
+      for (let i = 0; i < 16; i++) L[16 * s + i] = clamp(nearestInt(f(x[base + 16 * s + i] / d)), -32, 31) + 32;
+    }
     for (let n = 0; n < 2; n++)
       for (let l = 0; l < 32; l++) {
-        const q1 = q[128 * n + l], q2 = q[128 * n + l + 32], q3 = q[128 * n + l + 64], q4 = q[128 * n + l + 96];
+        const q1 = L[128 * n + l], q2 = L[128 * n + l + 32], q3 = L[128 * n + l + 64], q4 = L[128 * n + l + 96];
         out.setUint8(o + 64 * n + l, (q1 & 0xf) | ((q3 & 0xf) << 4));
         out.setUint8(o + 64 * n + l + 32, (q2 & 0xf) | ((q4 & 0xf) << 4));
         out.setUint8(o + 128 + 32 * n + l, (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
       }
     for (let s = 0; s < 16; s++) out.setInt8(o + 192 + s, sc[s]);
-    out.setUint16(o + 208, toHalf(d), true);
+    out.setUint16(o + 208, dh, true);
   }
 }
 

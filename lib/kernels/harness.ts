@@ -1,7 +1,9 @@
 /**
  * The shared kernel harness: runs one native op (on a chosen ISA and thread count) and
  * either checks it against a float64 reference by relative error, or times it. Tests use
- * checkOp, benchmarks timeOp, both through the same native entry points.
+ * checkOp, benchmarks timeOp (or the native benchMatmul for matmul, which keeps the thread
+ * pool and packed weights across calls as the executor does), all through the same native
+ * entry points.
  */
 import { native, type NativeKernels } from "../native.js";
 
@@ -21,6 +23,49 @@ export function relativeError(got: ArrayLike<number>, ref: ArrayLike<number>): n
     den += ref[i] ** 2;
   }
   return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
+
+export interface OpCheck {
+  /** What was checked, e.g. "matmul Q4_K avx2 (exact activations)". */
+  op: string;
+  error: number;
+  budget: number;
+}
+
+const worstChecks = new Map<string, OpCheck>();
+
+/**
+ * The relative error of a kernel's output against its float64 reference, next to the
+ * budget it must stay within; the worst result per `op` is kept for checkSummary().
+ */
+export function checkOp(op: string, got: ArrayLike<number>, ref: ArrayLike<number>, budget: number): OpCheck {
+  const check = { op, error: relativeError(got, ref), budget };
+  const worst = worstChecks.get(op);
+  if (!worst || !(check.error <= worst.error)) worstChecks.set(op, check);
+  return check;
+}
+
+/**
+ * Like checkOp for a sum of products computed in fp32: the error is measured against the
+ * magnitude of the summed terms (`magnitude`: the same sums over |terms|), the scale fp32
+ * accumulation error is bounded by, so an output that cancels to near zero cannot inflate it.
+ */
+export function checkAccumulation(op: string, got: ArrayLike<number>, ref: ArrayLike<number>, magnitude: ArrayLike<number>, budget: number): OpCheck {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num += (got[i] - ref[i]) ** 2;
+    den += magnitude[i] ** 2;
+  }
+  const check = { op, error: den === 0 ? Math.sqrt(num) : Math.sqrt(num / den), budget };
+  const worst = worstChecks.get(op);
+  if (!worst || !(check.error <= worst.error)) worstChecks.set(op, check);
+  return check;
+}
+
+/** The worst check per op so far, as table rows (for a test's closing summary). */
+export function checkSummary(): OpCheck[] {
+  return [...worstChecks.values()].sort((a, b) => a.op.localeCompare(b.op));
 }
 
 /** Runs `fn` with the kernels lowered to `isa` (restoring the machine's best afterwards). */

@@ -77,28 +77,86 @@ export function rmsNormRef(x: Float32Array, weight: Float32Array | null, nRows: 
   return y;
 }
 
+export function layerNormRef(x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, nRows: number, dim: number, eps: number): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let r = 0; r < nRows; r++) {
+    let mean = 0;
+    for (let i = 0; i < dim; i++) mean += x[r * dim + i];
+    mean /= dim;
+    let variance = 0;
+    for (let i = 0; i < dim; i++) variance += (x[r * dim + i] - mean) ** 2;
+    const scale = 1 / Math.sqrt(variance / dim + eps);
+    for (let i = 0; i < dim; i++) y[r * dim + i] = (x[r * dim + i] - mean) * scale * (weight ? weight[i] : 1) + (bias ? bias[i] : 0);
+  }
+  return y;
+}
+
 export interface RopeRefParams {
   neox: boolean;
   nDims: number;
   freqBase: number;
+  /** 1 / context-extension factor (linear, YaRN and llama3 scaling) */
   freqScale: number;
   freqFactors?: Float32Array;
+  scaling?: "none" | "linear" | "yarn" | "llama3";
+  nCtxOrig?: number;
+  /** YaRN: weight of the ramp between interpolated and original angles, and magnitude factor */
+  extFactor?: number;
+  attnFactor?: number;
+  betaFast?: number;
+  betaSlow?: number;
+  /** llama3: wavelengths below nCtxOrig/high keep their frequency, above nCtxOrig/low are scaled fully */
+  lowFreqFactor?: number;
+  highFreqFactor?: number;
 }
 
+/**
+ * Rotary embedding from the published formulas: pair i turns by pos * base^(-2i/nDims).
+ * Linear scaling multiplies the angle by freqScale. YaRN (Peng et al. 2023, as in ggml)
+ * blends the scaled and unscaled angle with a ramp over the pair index between the dims
+ * that complete betaFast and betaSlow turns in nCtxOrig, and scales the magnitude by
+ * attnFactor * (1 + 0.1 ln(1/freqScale)). Llama 3.1 divides each frequency by 1/freqScale,
+ * 1, or a wavelength-smoothed blend of the two.
+ */
 export function ropeRef(x: Float32Array, pos: Int32Array, nTokens: number, nHeads: number, headDim: number, p: RopeRefParams): Float64Array {
   const y = Float64Array.from(x);
+  const scaling = p.scaling ?? (p.freqScale === 1 ? "none" : "linear");
+  const ext = scaling === "yarn" ? (p.extFactor ?? 0) : 0;
+  const corrDim = (nRot: number) => (p.nDims * Math.log((p.nCtxOrig ?? 0) / (nRot * 2 * Math.PI))) / (2 * Math.log(p.freqBase));
+  const lo = Math.max(0, Math.floor(corrDim(p.betaFast ?? 32)));
+  const hi = Math.min(p.nDims - 1, Math.ceil(corrDim(p.betaSlow ?? 1)));
+  const mscale = scaling === "yarn" ? (p.attnFactor ?? 1) * (ext ? 1 + 0.1 * Math.log(1 / p.freqScale) : 1) : 1;
+  const llama3Divisor = (freq: number) => {
+    const factor = 1 / p.freqScale, low = p.lowFreqFactor ?? 1, high = p.highFreqFactor ?? 4, nCtx = p.nCtxOrig ?? 0;
+    const wavelen = (2 * Math.PI) / freq;
+    if (wavelen < nCtx / high) return 1;
+    if (wavelen > nCtx / low) return factor;
+    const smooth = (nCtx / wavelen - low) / (high - low);
+    return 1 / ((1 - smooth) / factor + smooth);
+  };
   for (let t = 0; t < nTokens; t++)
     for (let h = 0; h < nHeads; h++) {
       const o = (t * nHeads + h) * headDim;
       for (let i = 0; i < p.nDims / 2; i++) {
-        let theta = pos[t] * p.freqBase ** ((-2 * i) / p.nDims);
-        if (p.freqFactors) theta /= p.freqFactors[i];
-        theta *= p.freqScale;
+        const freq = p.freqBase ** ((-2 * i) / p.nDims);
+        let extrap = pos[t] * freq;
+        if (p.freqFactors) extrap /= p.freqFactors[i];
+        let theta: number;
+        if (scaling === "llama3") theta = p.freqFactors ? extrap : extrap / llama3Divisor(freq);
+        else if (scaling === "none") theta = extrap;
+        else {
+          theta = p.freqScale * extrap;
+          if (ext) {
+            const mix = (1 - Math.min(1, Math.max(0, (i - lo) / Math.max(0.001, hi - lo)))) * ext;
+            theta = theta * (1 - mix) + extrap * mix;
+          }
+        }
         const a = p.neox ? i : 2 * i;
         const b = p.neox ? i + p.nDims / 2 : 2 * i + 1;
         const x0 = x[o + a], x1 = x[o + b];
-        y[o + a] = x0 * Math.cos(theta) - x1 * Math.sin(theta);
-        y[o + b] = x0 * Math.sin(theta) + x1 * Math.cos(theta);
+        const c = Math.cos(theta) * mscale, s = Math.sin(theta) * mscale;
+        y[o + a] = x0 * c - x1 * s;
+        y[o + b] = x0 * s + x1 * c;
       }
     }
   return y;

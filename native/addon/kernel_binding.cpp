@@ -2,6 +2,7 @@
 // one CPU op on typed arrays through a ThreadPool of the requested size and returns fresh
 // output, so tests can compare it with a float64 reference and benchmarks can time it.
 // Every argument is validated here (types, lengths, ranges) before a kernel sees a pointer.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -55,41 +56,120 @@ Napi::Float32Array new_output(Napi::Env env, size_t n) { return Napi::Float32Arr
 constexpr int64_t kMaxDim = 1 << 20;
 constexpr int64_t kMaxThreads = 256;
 
-// matmul(type, weightBytes, rows, cols, x[nTokens*cols], nTokens, threads) -> y[nTokens*rows]
-Napi::Value Matmul(const Napi::CallbackInfo& info) {
+// The validated arguments shared by matmul and benchMatmul:
+// (type, weightBytes, rows, cols, x[nTokens*cols], nTokens, threads, ...).
+struct MatmulArgs {
+  GgmlType type;
+  int64_t rows, cols;
+  int n_tokens, threads;
+  const uint8_t* w;
+  size_t w_bytes;
+  const float* x;
+};
+
+MatmulArgs matmul_args(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const auto type = static_cast<GgmlType>(int_arg(info, 0, "type", 0, 64));
-  const int64_t rows = int_arg(info, 2, "rows", 1, kMaxDim), cols = int_arg(info, 3, "cols", 1, kMaxDim);
-  const int n_tokens = int(int_arg(info, 5, "nTokens", 1, 4096));
-  const int threads = int(int_arg(info, 6, "threads", 1, kMaxThreads));
-  const size_t row_bytes = ggml_row_bytes(type, cols);
+  MatmulArgs a;
+  a.type = static_cast<GgmlType>(int_arg(info, 0, "type", 0, 64));
+  a.rows = int_arg(info, 2, "rows", 1, kMaxDim);
+  a.cols = int_arg(info, 3, "cols", 1, kMaxDim);
+  a.n_tokens = int(int_arg(info, 5, "nTokens", 1, 4096));
+  a.threads = int(int_arg(info, 6, "threads", 1, kMaxThreads));
+  const size_t row_bytes = ggml_row_bytes(a.type, a.cols);
   if (row_bytes == 0) invalid(env, "cols is not a whole number of blocks of this type");
-  const uint8_t* w = array_arg<uint8_t, napi_uint8_array>(info, 1, "weightBytes", row_bytes * rows);
-  const float* x = array_arg<float, napi_float32_array>(info, 4, "x", size_t(n_tokens) * cols);
+  a.w_bytes = row_bytes * a.rows;
+  a.w = array_arg<uint8_t, napi_uint8_array>(info, 1, "weightBytes", a.w_bytes);
+  a.x = array_arg<float, napi_float32_array>(info, 4, "x", size_t(a.n_tokens) * a.cols);
+  return a;
+}
+
+// Optional boolean argument i (default true).
+bool flag_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || info[i].IsUndefined()) return true;
+  if (!info[i].IsBoolean()) invalid(info.Env(), std::string(name) + " must be a boolean");
+  return info[i].As<Napi::Boolean>().Value();
+}
+
+Status pack(const MatmulArgs& a, const uint8_t* data, bool repack, PackedWeight* out) {
   TensorRef t;
   t.name = "harness";
-  t.type = type;
+  t.type = a.type;
   t.n_dims = 2;
-  t.ne[0] = cols;
-  t.ne[1] = rows;
-  t.nbytes = row_bytes * rows;
-  t.data = w;
-  PackedWeight pw;
-  check(env, pack_weight(t, &pw));
-  const ActFormat f = act_format_for(type);
-  AlignedBuffer act;
-  check(env, act.allocate(std::max<size_t>(act_bytes(f, cols, n_tokens), 64), "harness activations"));
-  auto y = new_output(env, size_t(n_tokens) * rows);
-  float* yd = y.Data();
-  ThreadPool pool(threads);
+  t.ne[0] = a.cols;
+  t.ne[1] = a.rows;
+  t.nbytes = a.w_bytes;
+  t.data = data;
+  return pack_weight(t, out, repack);
+}
+
+// One matmul as the executor runs it: encode the activations, barrier, multiply.
+void run_matmul(ThreadPool& pool, const MatmulArgs& a, const PackedWeight& pw, uint8_t* act, float* y) {
+  const ActFormat f = act_format_for(a.type);
   pool.run([&](int ith, int nth) {
     if (f != ActFormat::F32) {
-      quantize_act(f, x, n_tokens, cols, act.data(), ith, nth);
+      quantize_act(f, a.x, a.n_tokens, a.cols, act, ith, nth);
       pool.barrier();
     }
-    matmul(pw, f == ActFormat::F32 ? static_cast<const void*>(x) : act.data(), n_tokens, yd, rows, ith, nth);
+    matmul(pw, f == ActFormat::F32 ? static_cast<const void*>(a.x) : act, a.n_tokens, y, a.rows, ith, nth);
   });
+}
+
+// matmul(type, weightBytes, rows, cols, x[nTokens*cols], nTokens, threads, repack = true)
+//   -> y[nTokens*rows]; repack = false keeps the GGUF layout (pack_weight's allow_repack)
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const MatmulArgs a = matmul_args(info);
+  PackedWeight pw;
+  check(env, pack(a, a.w, flag_arg(info, 7, "repack"), &pw));
+  AlignedBuffer act;
+  check(env, act.allocate(std::max<size_t>(act_bytes(act_format_for(a.type), a.cols, a.n_tokens), 64), "harness activations"));
+  auto y = new_output(env, size_t(a.n_tokens) * a.rows);
+  ThreadPool pool(a.threads);
+  run_matmul(pool, a, pw, act.data(), y.Data());
   return y;
+}
+
+// benchMatmul(type, weightBytes, rows, cols, x, nTokens, threads, seconds, repack = true,
+//             copies = 0) -> { medianMs, minMs, runs, copies }: times run_matmul with the pool,
+// packing and buffers set up beforehand (as in the executor), rotating over copies of the
+// weights; copies = 0 takes enough (>= 256 MiB together, at most 64) that each call streams
+// its weights from DRAM as decode does, copies = 1 measures cache-resident compute.
+Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const MatmulArgs a = matmul_args(info);
+  const double seconds = num_arg(info, 7, "seconds");
+  const bool repack = flag_arg(info, 8, "repack");
+  if (!(seconds > 0 && seconds <= 60)) invalid(env, "seconds must be in (0, 60]");
+  const int64_t copies_arg = info.Length() > 9 && !info[9].IsUndefined() ? int_arg(info, 9, "copies", 0, 64) : 0;
+  const size_t n_copies = copies_arg > 0 ? size_t(copies_arg)
+                                         : std::min<size_t>(64, std::max<size_t>(1, ((size_t(256) << 20) + a.w_bytes - 1) / a.w_bytes));
+  std::vector<AlignedBuffer> copies(n_copies);
+  std::vector<PackedWeight> packed(n_copies);
+  for (size_t i = 0; i < n_copies; ++i) {
+    check(env, copies[i].allocate(a.w_bytes, "benchmark weights"));
+    std::copy(a.w, a.w + a.w_bytes, copies[i].data());
+    check(env, pack(a, copies[i].data(), repack, &packed[i]));
+  }
+  AlignedBuffer act, y;
+  check(env, act.allocate(std::max<size_t>(act_bytes(act_format_for(a.type), a.cols, a.n_tokens), 64), "harness activations"));
+  check(env, y.allocate(size_t(a.n_tokens) * a.rows * 4, "harness output"));
+  ThreadPool pool(a.threads);
+  std::vector<double> times;
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t i = 0;; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run_matmul(pool, a, packed[i % n_copies], act.data(), reinterpret_cast<float*>(y.data()));
+    const auto t1 = std::chrono::steady_clock::now();
+    if (i >= n_copies || i >= 3) times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    if ((times.size() >= 5 && std::chrono::duration<double>(t1 - start).count() >= seconds) || times.size() >= 100000) break;
+  }
+  std::sort(times.begin(), times.end());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("medianMs", times[times.size() / 2]);
+  out.Set("minMs", times.front());
+  out.Set("runs", double(times.size()));
+  out.Set("copies", double(n_copies));
+  return out;
 }
 
 // getRows(type, tableBytes, rows, cols, tokens: Int32Array) -> [nTokens*cols]
@@ -149,6 +229,8 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   p.yarn_attn_factor = float(get("attnFactor", 1));
   p.yarn_beta_fast = float(get("betaFast", 32));
   p.yarn_beta_slow = float(get("betaSlow", 1));
+  p.llama3_low_freq_factor = float(get("lowFreqFactor", 1));
+  p.llama3_high_freq_factor = float(get("highFreqFactor", 4));
   const float* ff = array_arg<float, napi_float32_array>(info, 6, "freqFactors", p.n_dims / 2, true);
   const int threads = int(int_arg(info, 7, "threads", 1, kMaxThreads));
   auto y = new_output(env, size_t(n_tokens) * n_heads * head_dim);
@@ -219,6 +301,71 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// layerNorm(x, weight|null, bias|null, nRows, dim, eps, threads)
+Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
+  const int n_rows = int(int_arg(info, 3, "nRows", 1, kMaxDim)), dim = int(int_arg(info, 4, "dim", 1, kMaxDim));
+  const float* x = array_arg<float, napi_float32_array>(info, 0, "x", size_t(n_rows) * dim);
+  const float* w = array_arg<float, napi_float32_array>(info, 1, "weight", dim, true);
+  const float* b = array_arg<float, napi_float32_array>(info, 2, "bias", dim, true);
+  const float eps = float(num_arg(info, 5, "eps"));
+  const int threads = int(int_arg(info, 6, "threads", 1, kMaxThreads));
+  auto y = new_output(info.Env(), size_t(n_rows) * dim);
+  float* yd = y.Data();
+  ThreadPool(threads).run([&](int ith, int nth) { layer_norm(x, w, b, yd, n_rows, dim, eps, ith, nth); });
+  return y;
+}
+
+// add(x, y, threads) -> x + y
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsTypedArray()) invalid(info.Env(), "x must be a Float32Array");
+  const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
+  const float* x = array_arg<float, napi_float32_array>(info, 0, "x", n);
+  const float* y = array_arg<float, napi_float32_array>(info, 1, "y", n);
+  const int threads = int(int_arg(info, 2, "threads", 1, kMaxThreads));
+  auto out = new_output(info.Env(), n);
+  float* od = out.Data();
+  std::copy(x, x + n, od);
+  ThreadPool(threads).run([&](int ith, int nth) { add(od, y, int64_t(n), ith, nth); });
+  return out;
+}
+
+// addBias(x[nRows*ldx], bias[dim], nRows, dim, ldx, threads) -> x with bias added to the
+// first dim columns of every row
+Napi::Value AddBias(const Napi::CallbackInfo& info) {
+  const int n_rows = int(int_arg(info, 2, "nRows", 1, kMaxDim)), dim = int(int_arg(info, 3, "dim", 1, kMaxDim));
+  const int64_t ldx = int_arg(info, 4, "ldx", dim, kMaxDim);
+  const float* x = array_arg<float, napi_float32_array>(info, 0, "x", size_t(n_rows) * ldx);
+  const float* bias = array_arg<float, napi_float32_array>(info, 1, "bias", dim);
+  const int threads = int(int_arg(info, 5, "threads", 1, kMaxThreads));
+  auto out = new_output(info.Env(), size_t(n_rows) * ldx);
+  float* od = out.Data();
+  std::copy(x, x + out.ElementLength(), od);
+  ThreadPool(threads).run([&](int ith, int nth) { add_bias(od, bias, n_rows, dim, ldx, ith, nth); });
+  return out;
+}
+
+// quantizeAct(weightType, x[nTokens*cols], nTokens, cols, threads) -> the bytes of x encoded
+// in the activation format that weight type's matmul consumes (F32: a copy)
+Napi::Value QuantizeAct(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const auto type = static_cast<GgmlType>(int_arg(info, 0, "weightType", 0, 64));
+  const int n_tokens = int(int_arg(info, 2, "nTokens", 1, 1 << 16));
+  const int64_t cols = int_arg(info, 3, "cols", 1, kMaxDim);
+  const int threads = int(int_arg(info, 4, "threads", 1, kMaxThreads));
+  const float* x = array_arg<float, napi_float32_array>(info, 1, "x", size_t(n_tokens) * cols);
+  const ActFormat f = act_format_for(type);
+  const int block = f == ActFormat::Q8_0 ? QK8_0 : f == ActFormat::Q8_K ? QK_K : 1;
+  if (cols % block) invalid(env, "cols must be a multiple of " + std::to_string(block) + " for this weight type");
+  auto out = Napi::Uint8Array::New(env, act_bytes(f, cols, n_tokens));
+  uint8_t* od = out.Data();
+  if (f == ActFormat::F32) {
+    std::copy(x, x + size_t(n_tokens) * cols, reinterpret_cast<float*>(od));
+    return out;
+  }
+  ThreadPool(threads).run([&](int ith, int nth) { quantize_act(f, x, n_tokens, cols, od, ith, nth); });
+  return out;
+}
+
 // softmax(x) -> softmax of a copy of x
 Napi::Value Softmax(const Napi::CallbackInfo& info) {
   if (!info[0].IsTypedArray()) invalid(info.Env(), "x must be a Float32Array");
@@ -231,28 +378,37 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return y;
 }
 
-// readBandwidth(megabytes, reps, threads) -> GB/s (best of reps)
+// readBandwidth(megabytes, reps, threads) -> { medianGBps, bestGBps }: reads a buffer of
+// `megabytes` (far larger than the caches) `reps` times in 8 MiB chunks, timing each chunk,
+// the same way benchMatmul times its calls, so kernel and probe figures compare like for
+// like on a machine shared with other work (median: typical, best: a quiet moment).
 Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int64_t mb = int_arg(info, 0, "megabytes", 1, 1 << 14);
+  const int64_t mb = int_arg(info, 0, "megabytes", 8, 1 << 14);
   const int reps = int(int_arg(info, 1, "reps", 1, 1000)), threads = int(int_arg(info, 2, "threads", 1, kMaxThreads));
-  const int64_t n = mb * (1 << 20) / 4;
+  constexpr int64_t kChunk = (int64_t(8) << 20) / 4;  // floats per chunk
+  const int64_t n = mb * (1 << 20) / 4 / kChunk * kChunk;
   AlignedBuffer buf;
   check(env, buf.allocate(size_t(n) * 4, "bandwidth probe buffer"));
   float* data = reinterpret_cast<float*>(buf.data());
   for (int64_t i = 0; i < n; ++i) data[i] = float(i & 7);
   ThreadPool pool(threads);
   std::vector<float> sink(threads);
-  double best = 0;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    pool.run([&](int ith, int nth) { sink[ith] = read_probe(data, n, ith, nth); });
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, double(n) * 4 / s / 1e9);
-  }
+  std::vector<double> gbps;
+  for (int r = 0; r < reps; ++r)
+    for (int64_t c = 0; c < n; c += kChunk) {
+      const auto t0 = std::chrono::steady_clock::now();
+      pool.run([&](int ith, int nth) { sink[ith] += read_probe(data + c, kChunk, ith, nth); });
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      gbps.push_back(double(kChunk) * 4 / s / 1e9);
+    }
   volatile float keep = sink[0];
   (void)keep;
-  return Napi::Number::New(env, best);
+  std::sort(gbps.begin(), gbps.end());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("medianGBps", gbps[gbps.size() / 2]);
+  out.Set("bestGBps", gbps.back());
+  return out;
 }
 
 }  // namespace
@@ -260,12 +416,17 @@ Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
 void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
   Napi::Object k = Napi::Object::New(env);
   k.Set("matmul", Napi::Function::New(env, Matmul));
+  k.Set("benchMatmul", Napi::Function::New(env, BenchMatmul));
   k.Set("getRows", Napi::Function::New(env, GetRows));
   k.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
   k.Set("rope", Napi::Function::New(env, Rope));
   k.Set("swiglu", Napi::Function::New(env, Swiglu));
   k.Set("attention", Napi::Function::New(env, Attention));
   k.Set("softmax", Napi::Function::New(env, Softmax));
+  k.Set("layerNorm", Napi::Function::New(env, LayerNorm));
+  k.Set("add", Napi::Function::New(env, Add));
+  k.Set("addBias", Napi::Function::New(env, AddBias));
+  k.Set("quantizeAct", Napi::Function::New(env, QuantizeAct));
   k.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth));
   exports.Set("kernels", k);
 }

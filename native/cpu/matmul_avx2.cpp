@@ -3,7 +3,8 @@
 //
 // Layout: GGUF row-major blocks, read in place. Each weight row is loaded once per group of
 // up to kTokens activation rows, so decode (one token) streams the weights exactly once and
-// prefill reuses every loaded block kTokens times from registers.
+// prefill reuses every loaded block kTokens times from registers, and each L2-sized chunk
+// of rows for all token groups.
 // Integer blocks (Q8_0/Q4_0 x Q8_0, K-quants x Q8_K) multiply with maddubs: |w| times
 // sign(w)*x keeps the unsigned-by-signed product exact in int16, then pairs sum to int32.
 // Accumulation is per 8-lane fp32 vector with one horizontal sum per output.
@@ -121,45 +122,6 @@ void tile_q4_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   }
 }
 
-// Q4_0 rows repacked in groups of 8 (WeightLayout::Q4_0x8): per block, the 8 row dot
-// products reduce into one vector (lane = row) with a hadd tree, so scales, the int->float
-// conversion and the accumulation run once per 8 rows. Rows [g0 * 8, g1 * 8).
-void groups_q4_0x8(const DotTile& t, int64_t g0, int64_t g1, int k0, int n) {
-  const int64_t nb = t.cols / QK4_0;
-  thread_local Q8Scales xs;
-  xs.compute(t, k0, n, nb);
-  const __m256i ones16 = _mm256_set1_epi16(1);
-  const __m256i m4 = _mm256_set1_epi8(0xF);
-  auto row_dot = [&](const uint8_t* qs, __m256i xq) {
-    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-    const __m256i w = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), m4);
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, xq), ones16);
-  };
-  for (int64_t g = g0; g < g1; ++g) {
-    const uint8_t* group = t.packed + size_t(g) * nb * 8 * sizeof(BlockQ4_0);
-    for (int k = 0; k < n; ++k) {
-      const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(t.act + (k0 + k) * t.act_stride);
-      __m256 acc = _mm256_setzero_ps(), offset = _mm256_setzero_ps();
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* blk = group + size_t(b) * 8 * sizeof(BlockQ4_0);
-        _mm_prefetch(reinterpret_cast<const char*>(blk) + 1024, _MM_HINT_T0);
-        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[b].qs));
-        const __m256i h01 = _mm256_hadd_epi32(row_dot(blk + 16, xq), row_dot(blk + 32, xq));
-        const __m256i h23 = _mm256_hadd_epi32(row_dot(blk + 48, xq), row_dot(blk + 64, xq));
-        const __m256i h45 = _mm256_hadd_epi32(row_dot(blk + 80, xq), row_dot(blk + 96, xq));
-        const __m256i h67 = _mm256_hadd_epi32(row_dot(blk + 112, xq), row_dot(blk + 128, xq));
-        const __m256i h0123 = _mm256_hadd_epi32(h01, h23), h4567 = _mm256_hadd_epi32(h45, h67);
-        const __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20), _mm256_permute2x128_si256(h0123, h4567, 0x31));
-        const __m256 scales = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(scales, _mm256_set1_ps(xs.d[k * nb + b])), _mm256_cvtepi32_ps(sums), acc);
-        offset = _mm256_fmadd_ps(scales, _mm256_set1_ps(xs.dsum[k * nb + b]), offset);
-      }
-      const __m256 y = _mm256_fnmadd_ps(_mm256_set1_ps(8.0f), offset, acc);
-      _mm256_storeu_ps(t.y + (k0 + k) * t.ldy + g * 8, y);
-    }
-  }
-}
-
 // Element access for the float weight types: eight values to a vector, one to a float.
 struct F32Elements {
   using T = float;
@@ -217,20 +179,50 @@ void tile_float(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   }
 }
 
-// Q4_K x Q8_K: per 64-value group, low nibbles pair with sub-block 2j, high with 2j+1; the
-// sub-block scales multiply the int32 sums, the mins fold in through the activation bsums.
+// Shuffle controls that broadcast int16 lane i (of each 128-bit half) to all 8 lanes of it.
+// A constant table, not vectors built at start-up: static initializers of this file would
+// run AVX2 code on every CPU.
+struct LaneBroadcast {
+  alignas(32) uint8_t bytes[8][32];
+  constexpr LaneBroadcast() : bytes{} {
+    for (int i = 0; i < 8; ++i)
+      for (int j = 0; j < 32; ++j) bytes[i][j] = uint8_t(2 * i + (j & 1));
+  }
+};
+constexpr LaneBroadcast kLane{};
+inline __m256i lane_broadcast(int i) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(kLane.bytes[i])); }
+
+// Q4_K x Q8_K, per super-block: the 6-bit scales/mins are unpacked with 32-bit word masks,
+// each 32-value sub-block's maddubs sums are weighted by its scale (madd with the scale
+// broadcast to all lanes), and the mins fold in through the activation's 16-value sums
+// (madd with each min duplicated over its two sums). Both stay in 8-lane fp32 accumulators
+// (scale part times d, min part times dmin) until one horizontal sum per output.
 template <int N>
 void tile_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const int64_t nb = t.cols / QK_K;
   const __m256i m4 = _mm256_set1_epi8(0xF);
   for (int64_t r = r0; r < r1; ++r) {
     const BlockQ4_K* wrow = reinterpret_cast<const BlockQ4_K*>(t.w + r * t.row_bytes);
-    float acc[N] = {};
+    __m256 acc[N], acc_min[N];
+    for (int k = 0; k < N; ++k) acc[k] = acc_min[k] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ4_K& wb = wrow[b];
-      uint8_t sc[8], mn[8];
-      for (int j = 0; j < 8; ++j) q4k_scale_min(j, wb.scales, &sc[j], &mn[j]);
-      const float d = half(wb.d), dmin = half(wb.dmin);
+      _mm_prefetch(reinterpret_cast<const char*>(&wb) + 1024, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(&wb) + 1024 + 64, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(&wb) + 1024 + 128, _MM_HINT_T0);
+      // Bytes 0..3: low 6 bits of scales 0..3; 4..7: of mins 0..3; 8..11: low 4 bits of
+      // scale (low nibble) and min (high nibble) 4..7, whose top 2 bits are bits 6..7 of
+      // bytes 0..3 (scales) and 4..7 (mins).
+      uint32_t w[3];
+      __builtin_memcpy(w, wb.scales, 12);
+      const uint32_t sc_lo = w[0] & 0x3f3f3f3f, mn_lo = w[1] & 0x3f3f3f3f;
+      const uint32_t sc_hi = (w[2] & 0x0f0f0f0f) | (((w[0] >> 6) & 0x03030303) << 4);
+      const uint32_t mn_hi = ((w[2] >> 4) & 0x0f0f0f0f) | (((w[1] >> 6) & 0x03030303) << 4);
+      const __m128i sc8 = _mm_set_epi32(0, 0, int(sc_hi), int(sc_lo));
+      const __m128i mn8 = _mm_set_epi32(0, 0, int(mn_hi), int(mn_lo));
+      const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));     // sc0..7 in both halves
+      const __m256i mn_pairs = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));   // m0,m0,m1,m1,..
+      const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(wb.d) | (uint32_t(wb.dmin) << 16))));
       __m256i wq[8];
       for (int j = 0; j < 4; ++j) {
         const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.qs + 32 * j));
@@ -243,30 +235,34 @@ void tile_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
         for (int j = 0; j < 8; ++j) {
           const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs + 32 * j));
           // Weights are unsigned 0..15: maddubs takes them directly.
-          const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wq[j], xq), _mm256_set1_epi16(sc[j]));
-          sum = _mm256_add_epi32(sum, p);
+          const __m256i p = _mm256_maddubs_epi16(wq[j], xq);
+          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc16, lane_broadcast(j))));
         }
-        int summ = 0;
-        for (int j = 0; j < 8; ++j) summ += mn[j] * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
-        // Integer totals are exact; one fp32 step per super-block, as in the scalar path.
-        acc[k] += xb->d * (d * float(hsum_i32(sum)) - dmin * float(summ));
+        const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->bsums)), mn_pairs);
+        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(_mm_cvtss_f32(dd) * xb->d), _mm256_cvtepi32_ps(sum), acc[k]);
+        acc_min[k] = _mm256_fmadd_ps(_mm256_set1_ps(_mm_cvtss_f32(_mm_movehdup_ps(dd)) * xb->d), _mm256_cvtepi32_ps(mins), acc_min[k]);
       }
     }
-    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = acc[k];
+    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum(acc[k]) - hsum(acc_min[k]);
   }
 }
 
-// Q6_K x Q8_K: 6-bit values rebuilt from ql/qh as unsigned 0..63; the -32 offset folds in
-// through the activation bsums (sum of x over each 16 times 32 times the sub-block scale).
+// Q6_K x Q8_K: 6-bit values rebuilt from ql/qh as unsigned 0..63, so maddubs takes them;
+// each 32-value group spans two 16-value sub-blocks, weighted by a vector holding one scale
+// per 128-bit half. The -32 offset folds in through the activation's 16-value sums
+// (madd with the 16 scales), all in one int32 vector per super-block, then one fp32
+// multiply-add per super-block into 8 lanes and one horizontal sum per output.
 template <int N>
 void tile_q6_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const int64_t nb = t.cols / QK_K;
   const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
   for (int64_t r = r0; r < r1; ++r) {
     const BlockQ6_K* wrow = reinterpret_cast<const BlockQ6_K*>(t.w + r * t.row_bytes);
-    float acc[N] = {};
+    __m256 acc[N];
+    for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ6_K& wb = wrow[b];
+      for (int o = 0; o < 256; o += 64) _mm_prefetch(reinterpret_cast<const char*>(&wb) + 1536 + o, _MM_HINT_T0);
       // wq[g]: values 32g .. 32g+31 of the super-block, as uint8 0..63.
       __m256i wq[8];
       for (int half = 0; half < 2; ++half) {
@@ -278,23 +274,30 @@ void tile_q6_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
         wq[4 * half + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
         wq[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
       }
+      // sc16: the 16 sub-block scales as int16; lo/hi: scales 0..7 / 8..15 in both halves.
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
+      const __m256i lo = _mm256_permute4x64_epi64(sc16, 0x44), hi = _mm256_permute4x64_epi64(sc16, 0xEE);
+      __m256i scale[8];
+      for (int g = 0; g < 8; ++g) {
+        // Low half: scale 2g (values 32g..32g+15), high half: scale 2g+1.
+        const __m256i src = g < 4 ? lo : hi;
+        const int i = 2 * (g % 4);
+        scale[g] = _mm256_shuffle_epi8(src, _mm256_blend_epi32(lane_broadcast(i), lane_broadcast(i + 1), 0xF0));
+      }
       const float d = half(wb.d);
       for (int k = 0; k < N; ++k) {
         const BlockQ8_K* xb = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + k) * t.act_stride) + b;
         __m256i sum = _mm256_setzero_si256();
-        int offset = 0;
         for (int g = 0; g < 8; ++g) {
           const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs + 32 * g));
-          // Each 32-value group spans two 16-value sub-blocks: scales for the low and high 16.
-          const int s0 = wb.scales[2 * g], s1 = wb.scales[2 * g + 1];
-          const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(int16_t(s1)), _mm_set1_epi16(int16_t(s0)));
-          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(wq[g], xq), scales));
-          offset += s0 * xb->bsums[2 * g] + s1 * xb->bsums[2 * g + 1];
+          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(wq[g], xq), scale[g]));
         }
-        acc[k] += d * xb->d * float(hsum_i32(sum) - 32 * offset);
+        const __m256i offset = _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->bsums)));
+        sum = _mm256_sub_epi32(sum, _mm256_slli_epi32(offset, 5));
+        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), _mm256_cvtepi32_ps(sum), acc[k]);
       }
     }
-    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = acc[k];
+    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum(acc[k]);
   }
 }
 
@@ -319,21 +322,30 @@ bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r
     // Whole 8-row groups from the repacked copy; any rows around them from the GGUF rows.
     const int64_t g0 = (r0 + 7) / 8, g1 = r1 / 8;
     if (g0 < g1) {
-      for (int k0 = 0; k0 < t.n_tokens; k0 += 8) groups_q4_0x8(t, g0, g1, k0, std::min(8, t.n_tokens - k0));
+      matmul_q4_0x8_groups(t, g0, g1);
       if (r0 < g0 * 8) matmul_tile(type, WeightLayout::Gguf, t, r0, g0 * 8);
       if (g1 * 8 < r1) matmul_tile(type, WeightLayout::Gguf, t, g1 * 8, r1);
       return true;
     }
   }
-  int k0 = 0;
-  for (; k0 + kTokens <= t.n_tokens; k0 += kTokens)
-    if (!tile_n<kTokens>(type, t, r0, r1, k0)) return false;
-  switch (t.n_tokens - k0) {
-    case 3: return tile_n<3>(type, t, r0, r1, k0);
-    case 2: return tile_n<2>(type, t, r0, r1, k0);
-    case 1: return tile_n<1>(type, t, r0, r1, k0);
-    default: return true;
+  // Prefill: rows in chunks of ~128 KiB, each chunk visited by every token tile while it is
+  // still in L2, so the weights come from DRAM once instead of once per tile.
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(64, (int64_t(128) << 10) / int64_t(t.row_bytes)));
+  for (int64_t c0 = r0; c0 < r1; c0 += chunk) {
+    const int64_t c1 = std::min(r1, c0 + chunk);
+    int k0 = 0;
+    for (; k0 + kTokens <= t.n_tokens; k0 += kTokens)
+      if (!tile_n<kTokens>(type, t, c0, c1, k0)) return false;
+    bool ok = true;
+    switch (t.n_tokens - k0) {
+      case 3: ok = tile_n<3>(type, t, c0, c1, k0); break;
+      case 2: ok = tile_n<2>(type, t, c0, c1, k0); break;
+      case 1: ok = tile_n<1>(type, t, c0, c1, k0); break;
+      default: break;
+    }
+    if (!ok) return false;
   }
+  return true;
 }
 
 }  // namespace tessera::cpu::avx2

@@ -34,7 +34,7 @@ void quantize_act(ActFormat format, const float* x, int n_tokens, int64_t cols, 
 // Kernel-private weight layouts made at load time (see pack_weight.cpp).
 enum class WeightLayout {
   Gguf = 0,     // row-major GGUF blocks only
-  Q4_0x8 = 1,   // plus Q4_0 rows interleaved in groups of 8 (fp16 scales, then 8 x 16 quant bytes)
+  Q4_0x8 = 1,   // plus Q4_0 rows interleaved in groups of 8 (cpu/packed_layout.h)
 };
 
 // A weight matrix W [rows][cols] (GGUF ne0 = cols) and the layout its kernel streams.
@@ -46,8 +46,9 @@ struct PackedWeight {
   const uint8_t* packed = nullptr;    // the repacked copy covering rows [0, rows / 8 * 8), or null
   std::shared_ptr<uint8_t> owned;     // owns `packed`
 };
-// Validates type and shape and prepares `w` (may repack; called once at load time).
-Status pack_weight(const TensorRef& t, PackedWeight* out);
+// Validates type and shape and prepares `w` (called once at load time). With allow_repack it
+// may copy the weights into a kernel-private layout (see cpu/packed_layout.h).
+Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack = true);
 
 // y[t * ldy + r] = sum_c W[r][c] * x[t][c] for t < n_tokens and every row r, where `act`
 // holds x encoded in act_format_for(w.type). Rows are split across threads.

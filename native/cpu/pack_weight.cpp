@@ -1,15 +1,16 @@
 // pack_weight: validates a matmul weight and prepares the layout its kernel streams.
 // The GGUF row-major block layout is always available, read in place from the mmapped file.
-// Q4_0 weights are also repacked (on CPUs with AVX2) into groups of 8 rows: per 32-column
-// block, the 8 rows' fp16 scales, then their 8 x 16 quant bytes. The AVX2 kernel then
-// produces 8 rows per pass with one vector of scales, and the mmapped pages of the original
-// are not touched again after loading.
+// Q4_0 weights are also repacked (on CPUs with AVX2, unless allow_repack is false) into
+// groups of 8 interleaved rows (cpu/packed_layout.h), from which the AVX2 kernel computes 8
+// rows per activation load; the scalar path and rows past the last whole group read the
+// GGUF rows.
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "core/cpu_features.h"
-
 #include "cpu/ops.h"
+#include "cpu/packed_layout.h"
 
 namespace tessera::cpu {
 
@@ -30,7 +31,7 @@ bool computable(GgmlType t) {
 
 }  // namespace
 
-Status pack_weight(const TensorRef& t, PackedWeight* out) {
+Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack) {
   if (!computable(t.type))
     return Status::error(StatusCode::UnsupportedQuantType, "tensor " + t.name + " has type " + ggml_type_traits(t.type).name +
                                                                ", which the CPU kernels cannot multiply; use a F32, F16, BF16, "
@@ -45,22 +46,13 @@ Status pack_weight(const TensorRef& t, PackedWeight* out) {
   out->layout = WeightLayout::Gguf;
   out->packed = nullptr;
   out->owned.reset();
-  if (t.type == GgmlType::Q4_0 && cpu_features().avx2 && out->rows >= 8) {
-    const int64_t nb = out->cols / QK4_0, groups = out->rows / 8;
-    const size_t bytes = size_t(groups) * nb * 8 * sizeof(BlockQ4_0);
+  if (allow_repack && t.type == GgmlType::Q4_0 && cpu_features().avx2 && out->rows >= packed::kRows) {
+    const int64_t nb = out->cols / QK4_0, groups = out->rows / packed::kRows;
+    const size_t group_bytes = packed::kRows * row_bytes, bytes = size_t(groups) * group_bytes;
     uint8_t* dst = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
     if (!dst)
       return Status::error(StatusCode::OutOfMemory, "cannot allocate " + std::to_string(bytes >> 20) + " MiB to repack " + t.name);
-    const BlockQ4_0* src = reinterpret_cast<const BlockQ4_0*>(t.data);
-    for (int64_t g = 0; g < groups; ++g)
-      for (int64_t b = 0; b < nb; ++b) {
-        uint8_t* o = dst + (size_t(g) * nb + b) * 8 * sizeof(BlockQ4_0);
-        for (int r = 0; r < 8; ++r) {
-          const BlockQ4_0& blk = src[(g * 8 + r) * nb + b];
-          std::memcpy(o + 2 * r, &blk.d, 2);
-          std::memcpy(o + 16 + 16 * r, blk.qs, 16);
-        }
-      }
+    for (int64_t g = 0; g < groups; ++g) packed::pack_group(t.data + g * group_bytes, row_bytes, nb, dst + g * group_bytes);
     out->owned.reset(dst, [](uint8_t* p) { std::free(p); });
     out->packed = dst;
     out->layout = WeightLayout::Q4_0x8;

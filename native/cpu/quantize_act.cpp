@@ -2,12 +2,16 @@
 // type's dot product consumes. Q8_0: blocks of 32 int8 with an fp16 scale amax/127.
 // Q8_K: super-blocks of 256 int8 with an fp32 scale chosen so the largest-magnitude value
 // maps to -127 (its sign flipped; the others clamp at 127), plus sums of each 16 for folding in K-quant minimums. F16/BF16: rounded
-// copies. Rows are split across threads; rounding is to nearest, ties to even, as in the
-// AVX2 path of llama.cpp, so both engines feed identical integers to the dot products.
+// copies. Work is split across threads by block (a decode row too); rounding is to nearest,
+// ties to even, as in the AVX2 path of llama.cpp, so both engines feed identical integers to
+// the dot products. The AVX2 twins (quantize_act_avx2.cpp) produce the same bytes.
+#include <algorithm>
 #include <cmath>
 
+#include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "cpu/ops.h"
+#include "cpu/quantize_act_kernels.h"
 
 namespace tessera::cpu {
 
@@ -36,8 +40,10 @@ size_t act_row_bytes(ActFormat format, int64_t cols) {
 
 size_t act_bytes(ActFormat format, int64_t cols, int n_tokens) { return act_row_bytes(format, cols) * size_t(n_tokens); }
 
-static void quantize_row_q8_0_scalar(const float* x, BlockQ8_0* y, int64_t cols) {
-  for (int64_t b = 0; b < cols / QK8_0; ++b) {
+namespace {
+
+void q8_0_blocks(const float* x, BlockQ8_0* y, int64_t n_blocks) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
     const float* xb = x + b * QK8_0;
     float amax = 0.f;
     for (int i = 0; i < QK8_0; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
@@ -47,8 +53,8 @@ static void quantize_row_q8_0_scalar(const float* x, BlockQ8_0* y, int64_t cols)
   }
 }
 
-static void quantize_row_q8_k_scalar(const float* x, BlockQ8_K* y, int64_t cols) {
-  for (int64_t b = 0; b < cols / QK_K; ++b) {
+void q8_k_blocks(const float* x, BlockQ8_K* y, int64_t n_blocks) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
     const float* xb = x + b * QK_K;
     float amax = 0.f, max = 0.f;
     for (int i = 0; i < QK_K; ++i) {
@@ -77,30 +83,60 @@ static void quantize_row_q8_k_scalar(const float* x, BlockQ8_K* y, int64_t cols)
   }
 }
 
-void quantize_act(ActFormat format, const float* x, int n_tokens, int64_t cols, void* out, int ith, int nth) {
-  int64_t t0, t1;
-  split_range(n_tokens, ith, nth, &t0, &t1);
-  const size_t row_bytes = act_row_bytes(format, cols);
-  for (int64_t t = t0; t < t1; ++t) {
-    const float* xr = x + t * cols;
-    uint8_t* yr = static_cast<uint8_t*>(out) + t * row_bytes;
-    switch (format) {
-      case ActFormat::F32: break;
-      case ActFormat::F16: {
-        uint16_t* h = reinterpret_cast<uint16_t*>(yr);
-        for (int64_t i = 0; i < cols; ++i) h[i] = fp32_to_fp16(xr[i]);
-        break;
-      }
-      case ActFormat::BF16: {
-        uint16_t* h = reinterpret_cast<uint16_t*>(yr);
-        for (int64_t i = 0; i < cols; ++i) h[i] = fp32_to_bf16(xr[i]);
-        break;
-      }
-      case ActFormat::Q8_0:
-        quantize_row_q8_0_scalar(xr, reinterpret_cast<BlockQ8_0*>(yr), cols);
-        break;
-      case ActFormat::Q8_K: quantize_row_q8_k_scalar(xr, reinterpret_cast<BlockQ8_K*>(yr), cols); break;
+void f16_values(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+}
+
+void bf16_values(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_bf16(x[i]);
+}
+
+// Encodes `count` units (blocks, or runs of kHalfUnit values for F16/BF16) starting at unit
+// `first` of row `x`, whose encoding starts at `y`.
+void encode_units(ActFormat format, const float* x, uint8_t* y, int64_t first, int64_t count, int64_t unit, bool avx2) {
+  const float* xs = x + first * unit;
+  switch (format) {
+    case ActFormat::F32: break;
+    case ActFormat::F16: {
+      uint16_t* h = reinterpret_cast<uint16_t*>(y) + first * unit;
+      avx2 ? avx2::f16_values(xs, h, count * unit) : f16_values(xs, h, count * unit);
+      break;
     }
+    case ActFormat::BF16: {
+      uint16_t* h = reinterpret_cast<uint16_t*>(y) + first * unit;
+      avx2 ? avx2::bf16_values(xs, h, count * unit) : bf16_values(xs, h, count * unit);
+      break;
+    }
+    case ActFormat::Q8_0: {
+      BlockQ8_0* blocks = reinterpret_cast<BlockQ8_0*>(y) + first;
+      avx2 ? avx2::q8_0_blocks(xs, blocks, count) : q8_0_blocks(xs, blocks, count);
+      break;
+    }
+    case ActFormat::Q8_K: {
+      BlockQ8_K* blocks = reinterpret_cast<BlockQ8_K*>(y) + first;
+      avx2 ? avx2::q8_k_blocks(xs, blocks, count) : q8_k_blocks(xs, blocks, count);
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_act(ActFormat format, const float* x, int n_tokens, int64_t cols, void* out, int ith, int nth) {
+  if (format == ActFormat::F32) return;
+  // Work is split over (row, unit) pairs, so a single decode row is shared by all threads.
+  constexpr int64_t kHalfUnit = 64;
+  const int64_t unit = format == ActFormat::Q8_0 ? QK8_0 : format == ActFormat::Q8_K ? QK_K : (cols % kHalfUnit ? cols : kHalfUnit);
+  const int64_t per_row = cols / unit;
+  const size_t row_bytes = act_row_bytes(format, cols);
+  const bool avx2 = active_cpu_isa() == CpuIsa::Avx2;
+  int64_t u0, u1;
+  split_range(int64_t(n_tokens) * per_row, ith, nth, &u0, &u1);
+  while (u0 < u1) {
+    const int64_t t = u0 / per_row, first = u0 % per_row;
+    const int64_t count = std::min(u1 - u0, per_row - first);
+    encode_units(format, x + t * cols, static_cast<uint8_t*>(out) + t * row_bytes, first, count, unit, avx2);
+    u0 += count;
   }
 }
 

@@ -1,10 +1,13 @@
 // swiglu: out = act(gate) * up elementwise, act = SiLU (x / (1 + e^-x)) or GELU (tanh
-// approximation, as GGUF models with GELU gates were trained); rows split across threads.
-// out may alias gate.
+// approximation, as GGUF models with GELU gates were trained); rows x columns split across
+// threads. out may alias gate. The AVX2 twin (swiglu_avx2.cpp) takes each run of a row.
+#include <algorithm>
 #include <cmath>
 
+#include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "cpu/ops.h"
+#include "cpu/swiglu_kernels.h"
 
 namespace tessera::cpu {
 
@@ -19,14 +22,22 @@ float gelu_tanh(float x) {
 
 void swiglu(const float* gate, const float* up, float* out, int n_rows, int dim, int64_t ld_in, int64_t ld_out,
             GateActivation act, int ith, int nth) {
-  // A flat split over rows x columns keeps every thread busy for a single decode row too.
+  // A flat split over rows x columns keeps every thread busy for a single decode row too;
+  // each thread walks its range as runs within rows.
   int64_t b, e;
   split_range(int64_t(n_rows) * dim, ith, nth, &b, &e);
-  for (int64_t k = b; k < e; ++k) {
-    const int64_t r = k / dim, i = k % dim;
-    const float g = gate[r * ld_in + i];
-    const float a = act == GateActivation::Silu ? g / (1.0f + std::exp(-g)) : gelu_tanh(g);
-    out[r * ld_out + i] = a * up[r * ld_in + i];
+  const bool avx2 = active_cpu_isa() == CpuIsa::Avx2;
+  while (b < e) {
+    const int64_t r = b / dim, i = b % dim, n = std::min<int64_t>(e - b, dim - i);
+    const float* g = gate + r * ld_in + i;
+    const float* u = up + r * ld_in + i;
+    float* o = out + r * ld_out + i;
+    if (avx2) {
+      avx2::swiglu_run(g, u, o, n, act);
+    } else {
+      for (int64_t k = 0; k < n; ++k) o[k] = (act == GateActivation::Silu ? g[k] / (1.0f + std::exp(-g[k])) : gelu_tanh(g[k])) * u[k];
+    }
+    b += n;
   }
 }
 

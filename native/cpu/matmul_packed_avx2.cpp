@@ -1,0 +1,119 @@
+// AVX2 matmul over WeightLayout::Q4_0x8 weights (8-row interleaved Q4_0, see
+// packed_layout.h) against Q8_0 activations. Compiled with -mavx2 -mfma -mf16c; called only after run-time
+// detection.
+//
+// Shape: one group of 8 rows at a time, tokens in tiles of up to 4 while the group's bytes
+// stay in L1, so decode streams each weight byte once and prefill reuses every loaded block
+// for all tokens. Per block column: one F16C conversion gives the 8 row scales; each 4-byte
+// activation broadcast multiplies 8 rows with one maddubs, and the 8 per-row int32 sums come
+// out as the 8 lanes of one vector, scaled and accumulated in fp32 (per row: blocks in
+// order, one fp32 multiply-add per block, as the scalar kernel).
+// maddubs multiplies the unsigned nibbles 0..15 directly; the -8 offset folds in through the
+// activation block's integer sum. Invariant: the int16 partial sums stay below 2^15
+// (8 maddubs of 2 products each: 8 * 2 * 15 * 127).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "cpu/dot_kernels.h"
+#include "cpu/packed_layout.h"
+
+namespace tessera::cpu::avx2 {
+
+namespace {
+
+constexpr int kTokens = 4;
+
+// Per token and block: the activation scale and the sum of its 32 int8 values.
+struct ActBlocks {
+  std::vector<float> d;
+  std::vector<int32_t> sum;
+  void compute(const DotTile& t, int64_t nb) {
+    d.resize(size_t(t.n_tokens) * nb);
+    sum.resize(size_t(t.n_tokens) * nb);
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int k = 0; k < t.n_tokens; ++k) {
+      const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(t.act + k * t.act_stride);
+      for (int64_t b = 0; b < nb; ++b) {
+        d[k * nb + b] = _cvtsh_ss(xb[b].d);
+        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[b].qs));
+        const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xq), ones16);
+        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+        sum[k * nb + b] = _mm_cvtsi128_si32(h);
+      }
+    }
+  }
+};
+
+// Every cache line of the block kPrefetchBytes ahead: decode is a pure stream, and the
+// hardware prefetcher alone leaves the loads waiting on DRAM.
+constexpr int kPrefetchBytes = 2048;
+inline void prefetch_ahead(const uint8_t* p, int bytes) {
+  for (int o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes + o, _MM_HINT_T0);
+}
+
+inline __m256i broadcast4(const int8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// acc[n] lane r += d_w[r] * d_x[n] * (row r . token k0+n) over all blocks of the group.
+template <int N>
+void group_q4_0(const packed::Group& g, int64_t nb, const DotTile& t, int k0, const ActBlocks& xs, __m256 acc[N]) {
+  const __m256i m4 = _mm256_set1_epi8(0xF), ones16 = _mm256_set1_epi16(1);
+  for (int n = 0; n < N; ++n) acc[n] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* q = g.quants + b * packed::kQuantBytes;
+    prefetch_ahead(q, packed::kQuantBytes);
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.scales + b * packed::kRows)));
+    __m256i v[8];
+    for (int k = 0; k < 4; ++k) {
+      const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * k));
+      v[k] = _mm256_and_si256(p, m4);
+      v[k + 4] = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
+    }
+    for (int n = 0; n < N; ++n) {
+      const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(t.act + (k0 + n) * t.act_stride) + b;
+      // v[k] holds values 4k..4k+3 (k < 4) or 16+4(k-4).. (k >= 4) of every row.
+      __m256i s16 = _mm256_maddubs_epi16(v[0], broadcast4(xb->qs + 0));
+      for (int k = 1; k < 4; ++k) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(v[k], broadcast4(xb->qs + 4 * k)));
+      for (int k = 0; k < 4; ++k) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(v[k + 4], broadcast4(xb->qs + 16 + 4 * k)));
+      const __m256i s32 = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones16), _mm256_set1_epi32(8 * xs.sum[(k0 + n) * nb + b]));
+      const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(xs.d[(k0 + n) * nb + b]));
+      acc[n] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s32), acc[n]);
+    }
+  }
+}
+
+template <int N>
+void group_tile(const packed::Group& g, int64_t nb, const DotTile& t, int k0, const ActBlocks& xs, int64_t row0) {
+  __m256 acc[N];
+  group_q4_0<N>(g, nb, t, k0, xs, acc);
+  for (int n = 0; n < N; ++n) _mm256_storeu_ps(t.y + (k0 + n) * t.ldy + row0, acc[n]);
+}
+
+}  // namespace
+
+void matmul_q4_0x8_groups(const DotTile& t, int64_t g0, int64_t g1) {
+  const int64_t nb = t.cols / QK4_0;
+  thread_local ActBlocks xs;
+  xs.compute(t, nb);
+  for (int64_t g = g0; g < g1; ++g) {
+    const int64_t row0 = g * packed::kRows;
+    const packed::Group grp = packed::group(t.packed, t.row_bytes, nb, g);
+    int k0 = 0;
+    for (; k0 + kTokens <= t.n_tokens; k0 += kTokens) group_tile<kTokens>(grp, nb, t, k0, xs, row0);
+    switch (t.n_tokens - k0) {
+      case 3: group_tile<3>(grp, nb, t, k0, xs, row0); break;
+      case 2: group_tile<2>(grp, nb, t, k0, xs, row0); break;
+      case 1: group_tile<1>(grp, nb, t, k0, xs, row0); break;
+      default: break;
+    }
+  }
+}
+
+}  // namespace tessera::cpu::avx2
