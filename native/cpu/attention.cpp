@@ -5,7 +5,8 @@
 // the fp16 keys, and the normalized probabilities to fp16 for the product with V; scores,
 // softmax and the V accumulation are fp32 (the softmax sum fp64).
 // Work is split over (token, head) pairs; each thread uses its own scratch slice:
-// [capacity] scores, [head_dim] rounded q, [head_dim_v] accumulator.
+// [capacity rounded up to 8] scores, [head_dim] rounded q, [8 x head_dim_v] accumulators
+// (the AVX2 twin keeps one per position lane; this path uses the first).
 #include <algorithm>
 #include <cmath>
 
@@ -15,8 +16,10 @@
 
 namespace tessera::cpu {
 
+size_t attention_scores_floats(int capacity) { return (size_t(capacity) + 7) / 8 * 8; }
+
 size_t attention_scratch_floats(int capacity, int head_dim, int head_dim_v) {
-  return size_t(capacity) + size_t(head_dim) + size_t(head_dim_v);
+  return attention_scores_floats(capacity) + size_t(head_dim) + 8 * size_t(head_dim_v);
 }
 
 namespace avx2 {
@@ -27,7 +30,7 @@ void attention(const AttentionArgs& a, int ith, int nth) {
   if (active_cpu_isa() == CpuIsa::Avx2) return avx2::attention(a, ith, nth);
   const int group = a.n_head / a.n_head_kv;
   float* scores = a.scratch + size_t(ith) * attention_scratch_floats(a.kv.capacity, a.head_dim, a.head_dim_v);
-  float* q16 = scores + a.kv.capacity;
+  float* q16 = scores + attention_scores_floats(a.kv.capacity);
   float* acc = q16 + a.head_dim;
   int64_t r0, r1;
   split_range(int64_t(a.n_tokens) * a.n_head, ith, nth, &r0, &r1);

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "cpu/dot_kernels.h"
@@ -195,16 +196,18 @@ inline __m256i lane_broadcast(int i) { return _mm256_load_si256(reinterpret_cast
 // Q4_K x Q8_K, per super-block: the 6-bit scales/mins are unpacked with 32-bit word masks,
 // each 32-value sub-block's maddubs sums are weighted by its scale (madd with the scale
 // broadcast to all lanes), and the mins fold in through the activation's 16-value sums
-// (madd with each min duplicated over its two sums). Both stay in 8-lane fp32 accumulators
-// (scale part times d, min part times dmin) until one horizontal sum per output.
+// (madd with each min duplicated over its two sums). Both reduce to one exact integer per
+// pair of sub-blocks (64 values), accumulated in fp32 in that order (scale part times d,
+// min part times dmin) and subtracted at the end: the order of llama.cpp's repacked Q4_K
+// GEMM, which it runs for every batch of 4 or more tokens, so the two engines round alike.
 template <int N>
 void tile_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const int64_t nb = t.cols / QK_K;
   const __m256i m4 = _mm256_set1_epi8(0xF);
   for (int64_t r = r0; r < r1; ++r) {
     const BlockQ4_K* wrow = reinterpret_cast<const BlockQ4_K*>(t.w + r * t.row_bytes);
-    __m256 acc[N], acc_min[N];
-    for (int k = 0; k < N; ++k) acc[k] = acc_min[k] = _mm256_setzero_ps();
+    float acc[N], acc_min[N];
+    for (int k = 0; k < N; ++k) acc[k] = acc_min[k] = 0.f;
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ4_K& wb = wrow[b];
       _mm_prefetch(reinterpret_cast<const char*>(&wb) + 1024, _MM_HINT_T0);
@@ -231,19 +234,24 @@ void tile_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
       }
       for (int k = 0; k < N; ++k) {
         const BlockQ8_K* xb = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + k) * t.act_stride) + b;
-        __m256i sum = _mm256_setzero_si256();
-        for (int j = 0; j < 8; ++j) {
-          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs + 32 * j));
-          // Weights are unsigned 0..15: maddubs takes them directly.
-          const __m256i p = _mm256_maddubs_epi16(wq[j], xq);
-          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc16, lane_broadcast(j))));
+        alignas(32) int32_t mins[8];  // min of sub-block j times the sum of its activations
+        _mm256_store_si256(reinterpret_cast<__m256i*>(mins),
+                           _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->bsums)), mn_pairs));
+        const float d = _mm_cvtss_f32(dd) * xb->d, dmin = _mm_cvtss_f32(_mm_movehdup_ps(dd)) * xb->d;
+        for (int pair = 0; pair < 4; ++pair) {
+          __m256i sum = _mm256_setzero_si256();
+          for (int j = 2 * pair; j < 2 * pair + 2; ++j) {
+            const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs + 32 * j));
+            // Weights are unsigned 0..15: maddubs takes them directly.
+            const __m256i p = _mm256_maddubs_epi16(wq[j], xq);
+            sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc16, lane_broadcast(j))));
+          }
+          acc[k] = std::fma(float(hsum_i32(sum)), d, acc[k]);
+          acc_min[k] = std::fma(float(mins[2 * pair] + mins[2 * pair + 1]), dmin, acc_min[k]);
         }
-        const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->bsums)), mn_pairs);
-        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(_mm_cvtss_f32(dd) * xb->d), _mm256_cvtepi32_ps(sum), acc[k]);
-        acc_min[k] = _mm256_fmadd_ps(_mm256_set1_ps(_mm_cvtss_f32(_mm_movehdup_ps(dd)) * xb->d), _mm256_cvtepi32_ps(mins), acc_min[k]);
       }
     }
-    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum(acc[k]) - hsum(acc_min[k]);
+    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = acc[k] - acc_min[k];
   }
 }
 

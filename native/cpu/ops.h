@@ -128,6 +128,8 @@ struct AttentionArgs {
   float* scratch = nullptr;  // attention_scratch_floats() floats per thread, thread ith uses its slice
 };
 size_t attention_scratch_floats(int capacity, int head_dim, int head_dim_v);
+// The leading part of that slice which holds one row of scores.
+size_t attention_scores_floats(int capacity);
 // Causal attention with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)).
 // Work is split over (token, head) pairs.
 void attention(const AttentionArgs& a, int ith, int nth);

@@ -27,16 +27,18 @@ void swiglu(const float* gate, const float* up, float* out, int n_rows, int dim,
   int64_t b, e;
   split_range(int64_t(n_rows) * dim, ith, nth, &b, &e);
   const bool avx2 = active_cpu_isa() == CpuIsa::Avx2;
+  // llama.cpp's AVX2 SiLU takes each row's last dim % 8 columns through libm's expf; the
+  // same columns go through the scalar formula here so the two engines round alike.
+  const int64_t vector_end = !avx2 ? 0 : act == GateActivation::Silu ? dim / 8 * 8 : dim;
   while (b < e) {
     const int64_t r = b / dim, i = b % dim, n = std::min<int64_t>(e - b, dim - i);
     const float* g = gate + r * ld_in + i;
     const float* u = up + r * ld_in + i;
     float* o = out + r * ld_out + i;
-    if (avx2) {
-      avx2::swiglu_run(g, u, o, n, act);
-    } else {
-      for (int64_t k = 0; k < n; ++k) o[k] = (act == GateActivation::Silu ? g[k] / (1.0f + std::exp(-g[k])) : gelu_tanh(g[k])) * u[k];
-    }
+    const int64_t n_vector = std::clamp<int64_t>(vector_end - i, 0, n);
+    if (n_vector > 0) avx2::swiglu_run(g, u, o, n_vector, act);
+    for (int64_t k = n_vector; k < n; ++k)
+      o[k] = (act == GateActivation::Silu ? g[k] / (1.0f + std::exp(-g[k])) : gelu_tanh(g[k])) * u[k];
     b += n;
   }
 }
