@@ -36,7 +36,8 @@ export async function compareWithLlamaCpp(file: string, tokens: number[], nVocab
     maxBatchRel = Math.max(maxBatchRel, relativeError(all.subarray(i * nVocab, (i + 1) * nVocab), ref[i]));
     const mine = argmax(ours[i]);
     const theirs = argmax(ref[i]);
-    if (mine === theirs) top1++;
+    // Our pick agrees when llama.cpp scores it as high as its own (an exact tie there).
+    if (ref[i][mine] === ref[i][theirs]) top1++;
     // A different pick counts as a near-tie only if llama.cpp's own logits put the two
     // candidates within 10% of its logit spread (rms) of each other.
     else {
