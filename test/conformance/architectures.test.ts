@@ -46,4 +46,16 @@ describe.runIf(hasShared)("architectures match llama.cpp", () => {
         expect(r.maxRel).toBeLessThan(BUDGET[scheme]!);
         expect(r.maxBatchRel).toBeLessThan(BUDGET[scheme]!);
       }, 180_000);
+
+  it("mellum, window 8: 120 positions, the KV cache 15 windows long, decoded one at a time, F32", async () => {
+    const seed = process.env.TESSERA_TEST_SEED ? Number(process.env.TESSERA_TEST_SEED) : Date.now() >>> 0;
+    const file = path.join(dir, "mellum-long-window-8.gguf");
+    writeSyntheticModel(file, { ...MELLUM, nLayer: 4, slidingWindow: 8 }, { weights: "F32", vocab: "stories", seed });
+    const n = 120;
+    const r = await compareWithLlamaCpp(file, randomTokens(n, 512, seed), 512);
+    console.log(`mellum window 8, ${n} positions F32 (seed ${seed}): rel ${r.maxRel.toExponential(2)} top-1 ${r.top1}/${n}`);
+    expect(r.top1).toBe(n);
+    expect(r.maxRel).toBeLessThan(BUDGET.F32!);
+    expect(r.maxBatchRel).toBeLessThan(BUDGET.F32!);
+  }, 180_000);
 });
