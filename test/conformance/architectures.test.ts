@@ -26,6 +26,9 @@ const SHAPES: Record<string, ModelShape> = {
   // that would swamp the window's effect); routing itself is covered by the MoE cases above.
   "mellum (qwen3moe block), sliding window 12 on every block": { ...MELLUM, nLayer: 2, slidingWindowPattern: 0 },
   "mellum, window 12 on 3 of every 4 blocks (default pattern)": { ...MELLUM, nLayer: 4 },
+  // llama.cpp reads attention.sliding_window only for architectures that define a window;
+  // a `llama` file carrying the key still gets full attention, in both engines.
+  "llama with llama.attention.sliding_window = 12 (ignored)": { architecture: "llama", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 4096, slidingWindow: 12 },
   "llama, linear RoPE scaling x4": { architecture: "llama", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 16384, ropeScaling: { type: "linear", factor: 4 } },
   "llama, rope_freqs frequency factors (Llama 3.1 style)": { architecture: "llama", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 131072, ropeFreqBase: 500000, ropeFreqFactors: true },
   "qwen2, YaRN x4 from 4096": { architecture: "qwen2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 16384, ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 } },
