@@ -29,6 +29,9 @@ function periodic(nLayer: number, period: number, globalFirst: boolean): boolean
   );
 }
 
+/** Element types llama.cpp accepts for a per-block flag array. */
+const FLAG_TYPES: ReadonlySet<GGUFValueType> = new Set([GGUFValueType.BOOL, GGUFValueType.INT32, GGUFValueType.UINT32]);
+
 function blockPattern(file: GGUFFile, arch: ArchDescription, nLayer: number): boolean[] {
   const pattern = arch.slidingWindowPattern;
   if (!pattern) return new Array<boolean>(nLayer).fill(true);
@@ -37,7 +40,9 @@ function blockPattern(file: GGUFFile, arch: ArchDescription, nLayer: number): bo
   if (!kv) return periodic(nLayer, pattern.defaultPeriod, pattern.globalFirst);
   const v = kv.value;
   if (kv.type === GGUFValueType.ARRAY && typeof v === "object" && "items" in v) {
-    const flags = Array.from(v.items as ArrayLike<unknown>, (x) => (typeof x === "bigint" ? x !== 0n : Boolean(x)));
+    if (!FLAG_TYPES.has(v.itemType))
+      throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `${key} must hold one bool or integer per block`);
+    const flags = Array.from(v.items as ArrayLike<number | boolean>, (x) => Boolean(x));
     if (flags.length !== nLayer)
       throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `${key} has ${flags.length} entries for ${nLayer} blocks; re-convert the file`);
     return flags;
