@@ -11,7 +11,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { GGMLType, GGML_TYPE_INFO, type GGUFKV } from "../lib/gguf/types.js";
+import { GGMLType, GGML_TYPE_INFO, GGUFValueType, type GGUFKV } from "../lib/gguf/types.js";
 import { kv, writeGGUF, type GGUFTensorSpec } from "../lib/gguf/writer.js";
 import { quantize } from "../lib/gguf/quantize.js";
 import { readGGUF } from "../lib/gguf/reader.js";
@@ -54,6 +54,11 @@ export interface ModelShape {
   qkvBias?: boolean;
   qkNorm?: boolean;
   slidingWindow?: number;
+  /**
+   * `${arch}.attention.sliding_window_pattern`: a period n (every n-th layer global, 0: every
+   * layer windowed) or one flag per layer (true: windowed).
+   */
+  slidingWindowPattern?: number | boolean[];
   moe?: MoeShape;
   /** RoPE context extension as the GGUF metadata describes it. */
   ropeScaling?: { type: "linear" | "yarn"; factor: number; originalContext?: number };
@@ -339,6 +344,9 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
     m.push([`${a}.attention.key_length`, kv.u32(hd)], [`${a}.attention.value_length`, kv.u32(hd)]);
   }
   if (shape.slidingWindow) m.push([`${a}.attention.sliding_window`, kv.u32(shape.slidingWindow)]);
+  const pattern = shape.slidingWindowPattern;
+  if (typeof pattern === "number") m.push([`${a}.attention.sliding_window_pattern`, kv.u32(pattern)]);
+  else if (pattern) m.push([`${a}.attention.sliding_window_pattern`, kv.array(GGUFValueType.BOOL, pattern)]);
   if (shape.ropeScaling) {
     m.push([`${a}.rope.scaling.type`, kv.str(shape.ropeScaling.type)], [`${a}.rope.scaling.factor`, kv.f32(shape.ropeScaling.factor)]);
     if (shape.ropeScaling.originalContext) m.push([`${a}.rope.scaling.original_context_length`, kv.u32(shape.ropeScaling.originalContext)]);

@@ -39,6 +39,24 @@ export interface ArchDescription {
   outputBias: Presence;
   ffn: FfnKind;
   moe?: MoeRecipe;
-  /** Read `${arch}.attention.sliding_window` and apply it to every block. */
+  /**
+   * Read `${arch}.attention.sliding_window` (0 or absent: no window) and apply it to every
+   * block, or to the blocks `slidingWindowPattern` selects.
+   */
   slidingWindow: boolean;
+  slidingWindowPattern?: SlidingWindowPattern;
+}
+
+/**
+ * Interleaved local/global attention. The file's `${arch}.attention.sliding_window_pattern`
+ * overrides the default: a scalar replaces the period, a per-block array (true: windowed)
+ * replaces the whole pattern.
+ */
+export interface SlidingWindowPattern {
+  /** Of every n blocks one attends globally, the others through the window; 0: all windowed. */
+  defaultPeriod: number;
+  /** The global block opens each period (block % n == 0) rather than closing it (n - 1). */
+  globalFirst: boolean;
+  /** Windowed blocks rotate q/k with plain RoPE, ignoring the file's linear/YaRN scaling. */
+  unscaledRopeWhenWindowed: boolean;
 }

@@ -5,6 +5,7 @@
 import { TesseraError } from "../errors.js";
 import type { ArchDescription } from "../arch/types.js";
 import { GGUFValueType, type GGUFFile } from "../gguf/types.js";
+import { readSlidingWindow } from "./sliding-window.js";
 
 export interface RopeHparams {
   nDims: number;
@@ -44,6 +45,8 @@ export interface Hyperparameters {
   nCtxTrain: number;
   normEps: number;
   slidingWindow: number;
+  /** Per block: attends through `slidingWindow` (see sliding-window.ts). */
+  windowedBlocks: boolean[];
   rope: RopeHparams;
   moe?: MoeHparams;
 }
@@ -148,7 +151,7 @@ export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hype
     nFf: get("feed_forward_length") ?? 0,
     nCtxTrain: get("context_length") ?? 0,
     normEps,
-    slidingWindow: arch.slidingWindow ? get("attention.sliding_window") ?? 0 : 0,
+    ...readSlidingWindow(file, arch, nLayer, rope.scaling),
     rope,
     moe,
   };

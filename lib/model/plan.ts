@@ -131,7 +131,7 @@ function ffnKindOf(hp: Hyperparameters, arch: ArchDescription, block: number): "
 
 function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescription, block: number): NativeLayer {
   const kind = ffnKindOf(hp, arch, block);
-  const layer: NativeLayer = { ffnKind: kind === "moe" ? 1 : 0, slidingWindow: hp.slidingWindow };
+  const layer: NativeLayer = { ffnKind: kind === "moe" ? 1 : 0, slidingWindow: hp.windowedBlocks[block] ? hp.slidingWindow : 0 };
   const set = (role: BlockTensorRole, presence: Presence) => {
     const i = roleTensor(index, block, role, presence);
     if (i !== undefined) layer[role] = i;

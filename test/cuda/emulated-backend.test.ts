@@ -110,6 +110,19 @@ describe.runIf(available)("CUDA backend (emulated) agrees with the CPU backend",
   for (const [name, c] of Object.entries(CASES)) it(name, () => compare(c.file(), c.budget), 300_000);
 });
 
+// Sliding-window attention: windowed blocks in flash prefill and split decode, positions up
+// to 52 against a window of 12, then a global block (the file's per-block pattern). Dense
+// FFN because the CUDA backend has no MoE yet (Tessera runs mellum without experts; llama.cpp
+// does not, so this case is CPU-vs-CUDA only).
+describe.runIf(available)("CUDA backend (emulated): sliding-window attention", () => {
+  const shape: ModelShape = { ...small, architecture: "mellum", nHead: 8, headDim: 64, qkNorm: true, ropeFreqBase: 1e6, normEps: 1e-6, slidingWindow: 12, slidingWindowPattern: [true, false] };
+  it("mellum F32, window 12 on the first of 2 blocks", () => {
+    const file = path.join(dir, "mellum-swa-F32.gguf");
+    writeSyntheticModel(file, shape, { weights: "F32", vocab: "stories", seed: 7 });
+    return compare(file, BUDGET.F32);
+  }, 300_000);
+});
+
 describe.runIf(available)("CUDA backend (emulated) errors", () => {
   let model: Model | undefined;
   afterAll(() => model?.dispose());

@@ -1,0 +1,73 @@
+/**
+ * Which blocks attend through a sliding window, from `${arch}.attention.sliding_window` and
+ * the description's (or the file's) local/global pattern. A windowed block at position p
+ * attends to positions max(0, p - window + 1) ..= p, llama.cpp's "standard" SWA mask.
+ */
+import { TesseraError } from "../errors.js";
+import type { ArchDescription } from "../arch/types.js";
+import { GGUFValueType, type GGUFFile } from "../gguf/types.js";
+
+export interface SlidingWindow {
+  /** Window length in positions; 0: no block is windowed. */
+  slidingWindow: number;
+  /** One flag per block: true when the block attends through the window. */
+  windowedBlocks: boolean[];
+}
+
+function windowLength(file: GGUFFile, key: string): number {
+  const v = file.metadata.get(key)?.value;
+  if (v === undefined) return 0;
+  const n = typeof v === "bigint" ? Number(v) : v;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 1 << 24)
+    throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `${key} must be a window length in tokens (a non-negative integer)`);
+  return n;
+}
+
+function periodic(nLayer: number, period: number, globalFirst: boolean): boolean[] {
+  return Array.from({ length: nLayer }, (_, b) =>
+    period === 0 ? true : globalFirst ? b % period !== 0 : b % period < period - 1,
+  );
+}
+
+/** Element types llama.cpp accepts for a per-block flag array. */
+const FLAG_TYPES: ReadonlySet<GGUFValueType> = new Set([GGUFValueType.BOOL, GGUFValueType.INT32, GGUFValueType.UINT32]);
+
+function blockPattern(file: GGUFFile, arch: ArchDescription, nLayer: number): boolean[] {
+  const pattern = arch.slidingWindowPattern;
+  if (!pattern) return new Array<boolean>(nLayer).fill(true);
+  const key = `${arch.name}.attention.sliding_window_pattern`;
+  const kv = file.metadata.get(key);
+  if (!kv) return periodic(nLayer, pattern.defaultPeriod, pattern.globalFirst);
+  const v = kv.value;
+  if (kv.type === GGUFValueType.ARRAY && typeof v === "object" && "items" in v) {
+    if (!FLAG_TYPES.has(v.itemType))
+      throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `${key} must hold one bool or integer per block`);
+    const flags = Array.from(v.items as ArrayLike<number | boolean>, (x) => Boolean(x));
+    if (flags.length !== nLayer)
+      throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `${key} has ${flags.length} entries for ${nLayer} blocks; re-convert the file`);
+    return flags;
+  }
+  const period = typeof v === "bigint" ? Number(v) : v;
+  if (typeof period !== "number" || !Number.isInteger(period) || period < 0)
+    throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `${key} must be a block period (a non-negative integer) or one flag per block`);
+  return periodic(nLayer, period, pattern.globalFirst);
+}
+
+export function readSlidingWindow(
+  file: GGUFFile,
+  arch: ArchDescription,
+  nLayer: number,
+  ropeScaling: "none" | "linear" | "yarn",
+): SlidingWindow {
+  const slidingWindow = arch.slidingWindow ? windowLength(file, `${arch.name}.attention.sliding_window`) : 0;
+  if (slidingWindow === 0) return { slidingWindow, windowedBlocks: new Array<boolean>(nLayer).fill(false) };
+  const windowedBlocks = blockPattern(file, arch, nLayer);
+  // The native plan has one RoPE setting for every block; windowed blocks that must skip
+  // the file's scaling can't be expressed in it.
+  if (arch.slidingWindowPattern?.unscaledRopeWhenWindowed && ropeScaling !== "none" && windowedBlocks.some((w) => w))
+    throw new TesseraError(
+      "ERR_MODEL_INCOMPATIBLE",
+      `${arch.name} with ${ropeScaling} RoPE scaling rotates windowed blocks without it, which Tessera does not support`,
+    );
+  return { slidingWindow, windowedBlocks };
+}
