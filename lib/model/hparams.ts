@@ -5,6 +5,7 @@
 import { TesseraError } from "../errors.js";
 import type { ArchDescription } from "../arch/types.js";
 import { GGUFValueType, type GGUFFile } from "../gguf/types.js";
+import { readMlaHparams, type MlaHparams } from "./mla.js";
 
 export interface RopeHparams {
   nDims: number;
@@ -46,6 +47,8 @@ export interface Hyperparameters {
   slidingWindow: number;
   rope: RopeHparams;
   moe?: MoeHparams;
+  /** Multi-head latent attention (then nHeadKv = 1 and headDim/headDimV are the cached row's). */
+  mla?: MlaHparams;
 }
 
 function scalar(file: GGUFFile, key: string): number | undefined {
@@ -151,5 +154,6 @@ export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hype
     slidingWindow: arch.slidingWindow ? get("attention.sliding_window") ?? 0 : 0,
     rope,
     moe,
+    mla: arch.mla && readMlaHparams(file, arch, get, { nHead, nHeadKv, headDim, headDimV, rope }),
   };
 }

@@ -21,6 +21,12 @@ const SHAPES: Record<string, ModelShape> = {
   "qwen3moe (top-8 of 16, renormalized)": { architecture: "qwen3moe", nLayer: 2, nEmbd: 256, nHead: 8, nHeadKv: 2, headDim: 64, nFf: 512, contextLength: 4096, ropeFreqBase: 1e6, normEps: 1e-6, qkNorm: true, moe: { nExpert: 16, nExpertUsed: 8, nFfExp: 256, normTopK: true } },
   "llama, linear RoPE scaling x4": { architecture: "llama", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 16384, ropeScaling: { type: "linear", factor: 4 } },
   "llama, rope_freqs frequency factors (Llama 3.1 style)": { architecture: "llama", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 131072, ropeFreqBase: 500000, ropeFreqFactors: true },
+  // DeepSeek-V2-Lite layout: q straight from attn_q, softmax routing, one leading dense block,
+  // two shared experts; YaRN x40 with mscale_all_dim 0.707 (the file's 0.1 * 0.707).
+  "deepseek2 V2-Lite style (MLA without q LoRA, softmax top-2 of 8, 2 shared experts)": { architecture: "deepseek2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 1, nFf: 512, contextLength: 163840, normEps: 1e-6, mla: { qLoraRank: 0, kvLoraRank: 128, headDimNope: 64, headDimRope: 32, headDimV: 64, yarnLogMultiplier: 0.0707 }, ropeScaling: { type: "yarn", factor: 40, originalContext: 4096 }, moe: { nExpert: 8, nExpertUsed: 2, nFfExp: 128, nSharedExpert: 2, nFfShexp: 256, leadingDenseBlocks: 1, weightsScale: 1 } },
+  // DeepSeek-V3 layout: q LoRA, sigmoid routing with the exp_probs_b selection bias, 4 expert
+  // groups of which 2 are eligible, renormalized top-4 scaled by 2.5; YaRN x40, mscale_all_dim 1.
+  "deepseek2 V3 style (MLA with q LoRA, sigmoid + bias, group-limited top-4 of 16, scale 2.5)": { architecture: "deepseek2", nLayer: 3, nEmbd: 256, nHead: 4, nHeadKv: 1, nFf: 512, contextLength: 163840, normEps: 1e-6, mla: { qLoraRank: 128, kvLoraRank: 128, headDimNope: 64, headDimRope: 32, headDimV: 64, yarnLogMultiplier: 0.1 }, ropeScaling: { type: "yarn", factor: 40, originalContext: 4096 }, moe: { nExpert: 16, nExpertUsed: 4, nFfExp: 128, nSharedExpert: 1, nFfShexp: 128, leadingDenseBlocks: 1, gating: "sigmoid", selectionBias: true, nGroup: 4, nGroupUsed: 2, normTopK: true, weightsScale: 2.5 } },
   "qwen2, YaRN x4 from 4096": { architecture: "qwen2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 16384, ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 } },
 };
 
