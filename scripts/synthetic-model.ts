@@ -234,6 +234,8 @@ const K_QUANTS = new Set([GGMLType.Q4_K, GGMLType.Q6_K]);
 
 /** The storage type of a matmul weight under a scheme; K-quants need rows of 256. */
 function matmulType(scheme: WeightScheme, role: string, cols: number, outputType?: GGMLType): GGMLType {
+  // llama.cpp's quantizer never quantizes expert routers: routing stays as exact as in the source model.
+  if (role === "ffn_gate_inp") return GGMLType.F32;
   let t: GGMLType;
   if (role === "output" && outputType !== undefined) t = outputType;
   else if (scheme === "Q4_K_M") t = role === "output" || role === "attn_v" || role === "ffn_down" ? GGMLType.Q6_K : GGMLType.Q4_K;
@@ -314,7 +316,7 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
         matmul(`${p}ffn_gate_shexp.weight`, "ffn_gate", e, moe.nFfShexp);
         matmul(`${p}ffn_up_shexp.weight`, "ffn_up", e, moe.nFfShexp);
         matmul(`${p}ffn_down_shexp.weight`, "ffn_down", moe.nFfShexp, e);
-        if (moe.sharedGate) matmul(`${p}ffn_gate_inp_shexp.weight`, "ffn_gate_inp", e, 1);
+        if (moe.sharedGate) matmul(`${p}ffn_gate_inp_shexp.weight`, "ffn_gate_inp_shexp", e, 1);
       }
     } else {
       matmul(`${p}ffn_gate.weight`, "ffn_gate", e, shape.nFf);

@@ -24,9 +24,10 @@ const SHAPES: Record<string, ModelShape> = {
   // DeepSeek-V2-Lite layout: q straight from attn_q, softmax routing, one leading dense block,
   // two shared experts; YaRN x40 with mscale_all_dim 0.707 (the file's 0.1 * 0.707).
   "deepseek2 V2-Lite style (MLA without q LoRA, softmax top-2 of 8, 2 shared experts)": { architecture: "deepseek2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 1, nFf: 512, contextLength: 163840, normEps: 1e-6, mla: { qLoraRank: 0, kvLoraRank: 128, headDimNope: 64, headDimRope: 32, headDimV: 64, yarnLogMultiplier: 0.0707 }, ropeScaling: { type: "yarn", factor: 40, originalContext: 4096 }, moe: { nExpert: 8, nExpertUsed: 2, nFfExp: 128, nSharedExpert: 2, nFfShexp: 256, leadingDenseBlocks: 1, weightsScale: 1 } },
-  // DeepSeek-V3 layout: q LoRA, sigmoid routing with the exp_probs_b selection bias, 4 expert
-  // groups of which 2 are eligible, renormalized top-4 scaled by 2.5; YaRN x40, mscale_all_dim 1.
-  "deepseek2 V3 style (MLA with q LoRA, sigmoid + bias, group-limited top-4 of 16, scale 2.5)": { architecture: "deepseek2", nLayer: 3, nEmbd: 256, nHead: 4, nHeadKv: 1, nFf: 512, contextLength: 163840, normEps: 1e-6, mla: { qLoraRank: 128, kvLoraRank: 128, headDimNope: 64, headDimRope: 32, headDimV: 64, yarnLogMultiplier: 0.1 }, ropeScaling: { type: "yarn", factor: 40, originalContext: 4096 }, moe: { nExpert: 16, nExpertUsed: 4, nFfExp: 128, nSharedExpert: 1, nFfShexp: 128, leadingDenseBlocks: 1, gating: "sigmoid", selectionBias: true, nGroup: 4, nGroupUsed: 2, normTopK: true, weightsScale: 2.5 } },
+  // DeepSeek-V3 layout: q LoRA, sigmoid routing with the exp_probs_b selection bias, 8 expert
+  // groups of which 4 are eligible (V3's ratios), renormalized top-8 of 32 scaled by 2.5;
+  // YaRN x40 with mscale_all_dim 1.
+  "deepseek2 V3 style (MLA with q LoRA, sigmoid + bias, group-limited top-8 of 32, scale 2.5)": { architecture: "deepseek2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 1, nFf: 512, contextLength: 163840, normEps: 1e-6, mla: { qLoraRank: 128, kvLoraRank: 128, headDimNope: 64, headDimRope: 32, headDimV: 64, yarnLogMultiplier: 0.1 }, ropeScaling: { type: "yarn", factor: 40, originalContext: 4096 }, moe: { nExpert: 32, nExpertUsed: 8, nFfExp: 64, nSharedExpert: 1, nFfShexp: 64, leadingDenseBlocks: 1, gating: "sigmoid", selectionBias: true, nGroup: 8, nGroupUsed: 4, normTopK: true, weightsScale: 2.5 } },
   "qwen2, YaRN x4 from 4096": { architecture: "qwen2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 16384, ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 } },
 };
 
