@@ -35,12 +35,13 @@ const SHAPES: Record<string, ModelShape> = {
 
 /**
  * Sigmoid-gated routing (DeepSeek-V3) weighs the expert at the top-k boundary like the others
- * (softmax gives it a small weight), so where int8 activation rounding lets the two engines
- * swap it for the runner-up — a near-tie in routing rather than in the logits — that one
- * position's logits move far (measured on the V3-style case: 2 of 20 random Q8_0 files had
- * one such position; none with the same files when every expert is selected). Up to this
- * many positions of a quantized sigmoid-routed run may miss the budget and top-1; a wrong
- * route, bias, group limit or scale moves nearly every position.
+ * (softmax gives it a small weight), so where the engines' rounding differences swap it for
+ * the runner-up, or swap a whole expert group — a near-tie in routing rather than in the
+ * logits — that one position's logits move far. Measured on the V3-style case over 20 random
+ * seeds: 2 Q8_0 runs and 1 F32 run had one such position (the F32 one, instrumented: group
+ * scores 7.5e-6 apart); none on the same files when every expert is selected. Up to this many
+ * positions of a sigmoid-routed run may miss the budget and top-1; a wrong route, bias,
+ * group limit or scale moves nearly every position.
  */
 const ROUTING_NEAR_TIES = 2;
 
@@ -55,16 +56,16 @@ describe.runIf(hasShared)("architectures match llama.cpp", () => {
         const r = await compareWithLlamaCpp(file, randomTokens(SEQ, 512, seed), 512);
         const budget = BUDGET[scheme]!;
         const off = r.positions.filter((p) => p.rel >= budget || p.batchRel >= budget || !(p.top1 || p.nearTie)).length;
-        const allowed = shape.moe?.gating === "sigmoid" && scheme !== "F32" ? ROUTING_NEAR_TIES : 0;
+        const allowed = shape.moe?.gating === "sigmoid" ? ROUTING_NEAR_TIES : 0;
         const agreeing = r.positions.filter((p) => p.rel < budget && p.batchRel < budget);
         console.log(
           `${name} ${scheme} (seed ${seed}): rel ${r.maxRel.toExponential(2)} batched ${r.maxBatchRel.toExponential(2)} ` +
             `top-1 ${r.top1}/${SEQ} (+${r.nearTies} near-ties)` +
             (allowed ? `, ${off} routing near-tie position(s), rel elsewhere ${Math.max(...agreeing.map((p) => p.rel)).toExponential(2)}` : ""),
         );
-        if (scheme === "F32") expect(r.top1).toBe(SEQ);
         expect(off).toBeLessThanOrEqual(allowed);
         if (!allowed) {
+          if (scheme === "F32") expect(r.top1).toBe(SEQ);
           expect(r.top1 + r.nearTies).toBe(SEQ);
           expect(r.maxRel).toBeLessThan(budget);
           expect(r.maxBatchRel).toBeLessThan(budget);
