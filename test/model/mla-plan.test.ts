@@ -99,11 +99,24 @@ describe.runIf(hasShared)("deepseek2 plans", () => {
     expectIncompatible(f, /legacy unsplit attn_kv_b .* re-convert/);
   });
 
-  it("a consistent file loads and evaluates on the CPU backend", async () => {
-    const model = await loadModel(file, { backend: "cpu", threads: 2, contextSize: 32 });
-    const logits = await model.createSession().evaluate([1, 5, 9]);
-    expect(logits.length).toBe(512);
-    expect(logits.every(Number.isFinite)).toBe(true);
-    model.dispose();
+  it("a consistent file evaluates the same on 1, 2 and 3 threads, batched or token by token", async () => {
+    // Every MLA step splits work by whole rows, heads or (token, head) pairs, so the thread
+    // count must not change a bit; a missing barrier would.
+    const tokens = [1, 5, 9, 200, 17, 3, 88, 400, 2, 9, 31];
+    const runs: Float32Array[] = [];
+    for (const threads of [1, 2, 3]) {
+      const model = await loadModel(file, { backend: "cpu", threads, contextSize: 32 });
+      const session = model.createSession();
+      runs.push(Float32Array.from(await session.evaluateAll(tokens)));
+      session.reset();
+      const last: number[] = [];
+      for (const t of tokens) last.splice(0, last.length, ...(await session.evaluate([t])));
+      expect(Float32Array.from(last)).toEqual(runs[runs.length - 1].subarray((tokens.length - 1) * 512));
+      model.dispose();
+    }
+    expect(runs[0].length).toBe(tokens.length * 512);
+    expect(runs[0].every(Number.isFinite)).toBe(true);
+    expect(runs[1]).toEqual(runs[0]);
+    expect(runs[2]).toEqual(runs[0]);
   });
 });
