@@ -40,9 +40,8 @@ const SHAPES: Record<string, ModelShape> = {
  * logits — that one position's logits move far. Measured on the V3-style case over 20 random
  * seeds: 3 Q8_0 runs and 1 F32 run had one such position, none had two (the F32 one,
  * instrumented: group scores 7.5e-6 apart); none on the same files when every expert is
- * selected. Up to this many
- * positions of a sigmoid-routed run may miss the budget and top-1; a wrong route, bias,
- * group limit or scale moves nearly every position.
+ * selected. Up to this many positions of a sigmoid-routed run may miss the budget and
+ * top-1; a wrong route, bias, group limit or scale moves nearly every position.
  */
 const ROUTING_NEAR_TIES = 2;
 
