@@ -20,7 +20,12 @@ export interface NativeKernels {
   rmsNorm(x: Float32Array, weight: Float32Array | null, nRows: number, dim: number, eps: number, threads: number): Float32Array;
   rope(x: Float32Array, pos: Int32Array, nTokens: number, nHeads: number, headDim: number, params: RopeKernelParams, freqFactors: Float32Array | null, threads: number): Float32Array;
   swiglu(gate: Float32Array, up: Float32Array, nRows: number, dim: number, activation: 0 | 1, threads: number): Float32Array;
-  attention(q: Float32Array, k: Float32Array, v: Float32Array, nTokens: number, nCtx: number, nHead: number, nHeadKv: number, headDim: number, headDimV: number, slidingWindow: number, scale: number, softcap: number, threads: number): Float32Array;
+  /** With vInK (multi-head latent attention) `v` is ignored: values are the first headDimV entries of the key rows. */
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, nTokens: number, nCtx: number, nHead: number, nHeadKv: number, headDim: number, headDimV: number, slidingWindow: number, scale: number, softcap: number, threads: number, vInK?: boolean): Float32Array;
+  /** Per-head matrices [nHead][rows][cols]; x head-major [nHead][nTokens][cols] -> y [nTokens][nHead][rows]. */
+  headMatmul(type: number, weight: Uint8Array, nHead: number, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number): Float32Array;
+  /** y (yLength zeros) with y[t*yLdToken + h*yLdHead + c] = x[t*xLdToken + h*xLdHead + c] for c < width. */
+  copyHeads(x: Float32Array, xLdToken: number, xLdHead: number, yLength: number, yLdToken: number, yLdHead: number, nTokens: number, nHead: number, width: number, threads: number): Float32Array;
   softmax(x: Float32Array): Float32Array;
   layerNorm(x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, nRows: number, dim: number, eps: number, threads: number): Float32Array;
   add(x: Float32Array, y: Float32Array, threads: number): Float32Array;

@@ -64,6 +64,19 @@ export interface ModelShape {
   ropeScaling?: { type: "linear" | "yarn"; factor: number; originalContext?: number };
   /** Write a rope_freqs.weight tensor (per-pair frequency divisors, as Llama 3.1 files have). */
   ropeFreqFactors?: boolean;
+  /** Multi-head latent attention (deepseek2; nHeadKv must be 1), in llama.cpp's split attn_k_b/attn_v_b layout. */
+  mla?: MlaShape;
+}
+
+export interface MlaShape {
+  /** 0: attn_q (V2-Lite); else attn_q_a -> attn_q_a_norm -> attn_q_b (V3). */
+  qLoraRank: number;
+  kvLoraRank: number;
+  headDimNope: number;
+  headDimRope: number;
+  headDimV: number;
+  /** rope.scaling.yarn_log_multiplier as DeepSeek files store it: 0.1 * mscale_all_dim. */
+  yarnLogMultiplier?: number;
 }
 
 export interface SyntheticOptions {
@@ -226,6 +239,8 @@ const K_QUANTS = new Set([GGMLType.Q4_K, GGMLType.Q6_K]);
 
 /** The storage type of a matmul weight under a scheme; K-quants need rows of 256. */
 function matmulType(scheme: WeightScheme, role: string, cols: number, outputType?: GGMLType): GGMLType {
+  // llama.cpp's quantizer never quantizes expert routers: routing stays as exact as in the source model.
+  if (role === "ffn_gate_inp") return GGMLType.F32;
   let t: GGMLType;
   // llama.cpp's quantizer never quantizes the expert router: routing is too sensitive to it.
   if (role === "ffn_gate_inp") return GGMLType.F32;
@@ -259,15 +274,34 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
   };
   const vector = (name: string, n: number, mean: number, scale: number) =>
     out.push({ name, dims: [n], type: GGMLType.F32, make: gaussian(name, n, scale, mean) });
+  const mlaTensors = (p: string, m: MlaShape) => {
+    const qWidth = shape.nHead * (m.headDimNope + m.headDimRope);
+    if (m.qLoraRank > 0) {
+      matmul(`${p}attn_q_a.weight`, "attn_q_a", e, m.qLoraRank);
+      vector(`${p}attn_q_a_norm.weight`, m.qLoraRank, 1, 0.1);
+      matmul(`${p}attn_q_b.weight`, "attn_q_b", m.qLoraRank, qWidth);
+    } else matmul(`${p}attn_q.weight`, "attn_q", e, qWidth);
+    matmul(`${p}attn_kv_a_mqa.weight`, "attn_kv_a_mqa", e, m.kvLoraRank + m.headDimRope);
+    vector(`${p}attn_kv_a_norm.weight`, m.kvLoraRank, 1, 0.1);
+    // attn_k_b is the key up-projection transposed per head: its fan-in is the latent rank.
+    const kb = `${p}attn_k_b.weight`;
+    const kbCount = m.headDimNope * m.kvLoraRank * shape.nHead;
+    out.push({ name: kb, dims: [m.headDimNope, m.kvLoraRank, shape.nHead], type: matmulType(opts.weights, "attn_k_b", m.headDimNope), make: gaussian(kb, kbCount, 1 / Math.sqrt(m.kvLoraRank), 0, m.headDimNope) });
+    matmul(`${p}attn_v_b.weight`, "attn_v_b", m.kvLoraRank, m.headDimV, [shape.nHead]);
+    matmul(`${p}attn_output.weight`, "attn_output", shape.nHead * m.headDimV, e);
+  };
 
   out.push({ name: "token_embd.weight", dims: [e, nVocab], type: matmulType(opts.weights, "token_embd", e), make: gaussian("token_embd.weight", e * nVocab, 1, 0, e) });
   for (let b = 0; b < shape.nLayer; b++) {
     const p = `blk.${b}.`;
     vector(`${p}attn_norm.weight`, e, 1, 0.1);
-    matmul(`${p}attn_q.weight`, "attn_q", e, shape.nHead * hd);
-    matmul(`${p}attn_k.weight`, "attn_k", e, shape.nHeadKv * hd);
-    matmul(`${p}attn_v.weight`, "attn_v", e, shape.nHeadKv * hd);
-    matmul(`${p}attn_output.weight`, "attn_output", shape.nHead * hd, e);
+    if (shape.mla) mlaTensors(p, shape.mla);
+    else {
+      matmul(`${p}attn_q.weight`, "attn_q", e, shape.nHead * hd);
+      matmul(`${p}attn_k.weight`, "attn_k", e, shape.nHeadKv * hd);
+      matmul(`${p}attn_v.weight`, "attn_v", e, shape.nHeadKv * hd);
+      matmul(`${p}attn_output.weight`, "attn_output", shape.nHead * hd, e);
+    }
     if (shape.qkvBias) {
       vector(`${p}attn_q.bias`, shape.nHead * hd, 0, 0.5);
       vector(`${p}attn_k.bias`, shape.nHeadKv * hd, 0, 0.5);
@@ -338,9 +372,10 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
     [`${a}.attention.head_count_kv`, kv.u32(shape.nHeadKv)],
     [`${a}.attention.layer_norm_rms_epsilon`, kv.f32(shape.normEps ?? 1e-5)],
     [`${a}.rope.freq_base`, kv.f32(shape.ropeFreqBase ?? 10000)],
-    [`${a}.rope.dimension_count`, kv.u32(hd)],
+    [`${a}.rope.dimension_count`, kv.u32(shape.mla ? shape.mla.headDimRope : hd)],
   ];
-  if (shape.headDim !== undefined) {
+  if (shape.mla) m.push(...mlaMetadata(a, shape.mla));
+  else if (shape.headDim !== undefined) {
     m.push([`${a}.attention.key_length`, kv.u32(hd)], [`${a}.attention.value_length`, kv.u32(hd)]);
   }
   if (shape.slidingWindow) m.push([`${a}.attention.sliding_window`, kv.u32(shape.slidingWindow)]);
@@ -364,6 +399,20 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
     if (moe.nGroup) m.push([`${a}.expert_group_count`, kv.u32(moe.nGroup)], [`${a}.expert_group_used_count`, kv.u32(moe.nGroupUsed ?? 1)]);
   }
   return m;
+}
+
+/** MLA keys as llama.cpp's converter writes them: the cache row as key/value lengths, the per-head sizes as *_mla. */
+function mlaMetadata(a: string, m: MlaShape): Array<[string, GGUFKV]> {
+  const out: Array<[string, GGUFKV]> = [
+    [`${a}.attention.q_lora_rank`, kv.u32(m.qLoraRank)],
+    [`${a}.attention.kv_lora_rank`, kv.u32(m.kvLoraRank)],
+    [`${a}.attention.key_length`, kv.u32(m.kvLoraRank + m.headDimRope)],
+    [`${a}.attention.value_length`, kv.u32(m.kvLoraRank)],
+    [`${a}.attention.key_length_mla`, kv.u32(m.headDimNope + m.headDimRope)],
+    [`${a}.attention.value_length_mla`, kv.u32(m.headDimV)],
+  ];
+  if (m.yarnLogMultiplier !== undefined) out.push([`${a}.rope.scaling.yarn_log_multiplier`, kv.f32(m.yarnLogMultiplier)]);
+  return out;
 }
 
 /** Rows generated per tensor when layers repeat; larger tensors repeat these rows' bytes. */

@@ -23,6 +23,24 @@ export interface MoeRecipe {
   normTopKDefault: boolean;
   /** Shared experts (ffn_*_shexp) present: "required", or "optional". */
   sharedExperts: Presence;
+  /** Expert selection bias (exp_probs_b); default: "optional" with sigmoid gating, else "none". */
+  selectionBias?: Presence;
+}
+
+/**
+ * Multi-head latent attention (DeepSeek-V2/V3): keys and values come from one compressed
+ * latent per token (attn_kv_a_mqa, normalized by attn_kv_a_norm) plus a shared RoPE'd key
+ * part; q optionally through a low-rank pair (attn_q_a, attn_q_a_norm, attn_q_b); the
+ * per-head up-projections attn_k_b / attn_v_b are absorbed into q and the output, so the KV
+ * cache holds only the latent and runs as MQA with one KV head of width kv_lora + rope.
+ */
+export interface MlaRecipe {
+  /**
+   * How the file's rope.scaling.yarn_log_multiplier (0.1 * mscale_all_dim) applies under
+   * YaRN. "softmax-scale": the magnitude correction 1 + 0.1 * mscale_all_dim * ln(factor)
+   * multiplies the softmax scale squared and RoPE itself rotates without one (DeepSeek).
+   */
+  yarnLogMultiplier: "softmax-scale";
 }
 
 export interface ArchDescription {
@@ -45,6 +63,8 @@ export interface ArchDescription {
    */
   slidingWindow: boolean;
   slidingWindowPattern?: SlidingWindowPattern;
+  /** Multi-head latent attention instead of q/k/v projections (absent: standard attention). */
+  mla?: MlaRecipe;
 }
 
 /**

@@ -221,3 +221,16 @@ export function attentionRef(q: Float32Array, k: Float32Array, v: Float32Array, 
   }
   return out;
 }
+
+/** Per-head matrices w [nHead][rows][cols], x head-major [nHead][nTokens][cols]: y[t][h][r] = Σ_c w[h][r][c] · x[h][t][c]. */
+export function headMatmulRef(w: Float64Array, nHead: number, rows: number, cols: number, x: ArrayLike<number>, nTokens: number): Float64Array {
+  const y = new Float64Array(nTokens * nHead * rows);
+  for (let h = 0; h < nHead; h++)
+    for (let t = 0; t < nTokens; t++)
+      for (let r = 0; r < rows; r++) {
+        let s = 0;
+        for (let c = 0; c < cols; c++) s += w[(h * rows + r) * cols + c] * x[(h * nTokens + t) * cols + c];
+        y[(t * nHead + h) * rows + r] = s;
+      }
+  return y;
+}

@@ -6,6 +6,7 @@ import { TesseraError } from "../errors.js";
 import type { ArchDescription } from "../arch/types.js";
 import { GGUFValueType, type GGUFFile } from "../gguf/types.js";
 import { readSlidingWindow } from "./sliding-window.js";
+import { readMlaHparams, type MlaHparams } from "./mla.js";
 
 export interface RopeHparams {
   nDims: number;
@@ -49,6 +50,8 @@ export interface Hyperparameters {
   windowedBlocks: boolean[];
   rope: RopeHparams;
   moe?: MoeHparams;
+  /** Multi-head latent attention (then nHeadKv = 1 and headDim/headDimV are the cached row's). */
+  mla?: MlaHparams;
 }
 
 function scalar(file: GGUFFile, key: string): number | undefined {
@@ -154,5 +157,6 @@ export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hype
     ...readSlidingWindow(file, arch, nLayer, rope.scaling),
     rope,
     moe,
+    mla: arch.mla && readMlaHparams(file, arch, get, { nHead, nHeadKv, headDim, headDimV, rope }),
   };
 }

@@ -9,6 +9,7 @@ import { GLOBAL_TENSORS, blockTensorName, type BlockTensorRole } from "../arch/t
 import type { ArchDescription, Presence } from "../arch/types.js";
 import { COMPUTE_TYPES, GGMLType, ggmlTypeName, type GGUFFile, type GGUFTensorInfo } from "../gguf/types.js";
 import { readHyperparameters, type Hyperparameters } from "./hparams.js";
+import { checkMlaShape, mlaTensorShapes } from "./mla.js";
 
 export interface NativeTensor {
   name: string;
@@ -52,6 +53,13 @@ export interface NativePlan {
     yarnBetaSlow: number;
     freqFactors: number;
   };
+  mla?: {
+    qLoraRank: number;
+    kvLoraRank: number;
+    headDimNope: number;
+    headDimRope: number;
+    headDimV: number;
+  };
   moe?: {
     nExpert: number;
     nExpertUsed: number;
@@ -76,7 +84,7 @@ const ROPE_SCALING = { none: 0, linear: 1, yarn: 2 } as const;
 /** Tensors a layer multiplies activations with: their types must be computable. */
 const MATMUL_ROLES: ReadonlySet<BlockTensorRole> = new Set<BlockTensorRole>([
   "wq", "wk", "wv", "wo", "ffnGate", "ffnUp", "ffnDown", "ffnGateInp", "ffnGateExps", "ffnUpExps",
-  "ffnDownExps", "ffnGateShexp", "ffnUpShexp", "ffnDownShexp", "ffnGateInpShexp",
+  "ffnDownExps", "ffnGateShexp", "ffnUpShexp", "ffnDownShexp", "ffnGateInpShexp", "wqA", "wqB", "wkvA", "wkB", "wvB",
 ]);
 
 class TensorIndex {
@@ -139,7 +147,8 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
   const normBias: Presence = arch.norm === "layer" ? "optional" : "none";
   set("attnNorm", "required");
   set("attnNormB", normBias);
-  for (const role of ["wq", "wk", "wv", "wo"] as const) set(role, "required");
+  if (hp.mla) setMlaAttention(index, hp, block, layer);
+  else for (const role of ["wq", "wk", "wv", "wo"] as const) set(role, "required");
   for (const role of ["bq", "bk", "bv"] as const) set(role, arch.qkvBias);
   set("bo", arch.outputBias);
   set("qNorm", arch.qkNorm);
@@ -150,12 +159,25 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
     for (const role of ["ffnGate", "ffnUp", "ffnDown"] as const) set(role, "required");
   } else {
     for (const role of ["ffnGateInp", "ffnGateExps", "ffnUpExps", "ffnDownExps"] as const) set(role, "required");
-    set("ffnExpProbsB", arch.moe?.gating === "sigmoid" ? "optional" : "none");
+    set("ffnExpProbsB", arch.moe?.selectionBias ?? (arch.moe?.gating === "sigmoid" ? "optional" : "none"));
     const shared = arch.moe?.sharedExperts ?? "none";
     for (const role of ["ffnGateShexp", "ffnUpShexp", "ffnDownShexp"] as const) set(role, shared);
     set("ffnGateInpShexp", shared === "none" ? "none" : "optional");
   }
   return layer;
+}
+
+/** The MLA attention tensors of one block, each checked against the file's ranks. */
+function setMlaAttention(index: TensorIndex, hp: Hyperparameters, block: number, layer: NativeLayer): void {
+  const mla = hp.mla!;
+  const shapes = mlaTensorShapes(mla, hp.nEmbd, hp.nHead);
+  const roles: BlockTensorRole[] = mla.qLoraRank > 0 ? ["wqA", "qANorm", "wqB"] : ["wq"];
+  roles.push("wkvA", "kvANorm", "wkB", "wvB", "wo");
+  for (const role of roles) {
+    const i = roleTensor(index, block, role, "required")!;
+    checkMlaShape(index.info(i), shapes[role]);
+    layer[role] = i;
+  }
 }
 
 export interface BuiltPlan {
@@ -198,7 +220,7 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
     normEps: hp.normEps,
     norm: arch.norm === "rms" ? 0 : 1,
     activation: arch.activation === "silu" ? 0 : 1,
-    attnScale: 0,
+    attnScale: hp.mla?.attnScale ?? 0,
     attnLogitSoftcap: 0,
     finalLogitSoftcap: 0,
     embeddingScale: 0,
@@ -210,10 +232,17 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
       scaling: ROPE_SCALING[hp.rope.scaling],
       nCtxOrig: hp.rope.nCtxOrig,
       yarnExtFactor: hp.rope.yarnExtFactor,
-      yarnAttnFactor: hp.rope.yarnAttnFactor,
+      yarnAttnFactor: hp.mla?.ropeYarnAttnFactor ?? hp.rope.yarnAttnFactor,
       yarnBetaFast: hp.rope.yarnBetaFast,
       yarnBetaSlow: hp.rope.yarnBetaSlow,
       freqFactors: ropeFreqs ?? -1,
+    },
+    mla: hp.mla && {
+      qLoraRank: hp.mla.qLoraRank,
+      kvLoraRank: hp.mla.kvLoraRank,
+      headDimNope: hp.mla.headDimNope,
+      headDimRope: hp.mla.headDimRope,
+      headDimV: hp.mla.headDimV,
     },
     moe: hp.moe && {
       nExpert: hp.moe.nExpert,

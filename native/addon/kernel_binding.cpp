@@ -254,8 +254,9 @@ Napi::Value Swiglu(const Napi::CallbackInfo& info) {
 }
 
 // attention(q[nTokens][nHead][hd], k[nCtx][nHeadKv][hd], v[nCtx][nHeadKv][hdv], nTokens, nCtx,
-//           nHead, nHeadKv, hd, hdv, slidingWindow, scale, softcap, threads)
-// The last nTokens of the nCtx positions are the queries' own positions.
+//           nHead, nHeadKv, hd, hdv, slidingWindow, scale, softcap, threads, vInK?)
+// The last nTokens of the nCtx positions are the queries' own positions. With vInK (MLA) the
+// cache holds K only and the values are the first hdv entries of each key row (v is ignored).
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int n_tokens = int(int_arg(info, 3, "nTokens", 1, 1 << 14)), n_ctx = int(int_arg(info, 4, "nCtx", 1, 1 << 16));
@@ -267,7 +268,9 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   const int threads = int(int_arg(info, 12, "threads", 1, kMaxThreads));
   const float* q = array_arg<float, napi_float32_array>(info, 0, "q", size_t(n_tokens) * n_head * hd);
   const float* k = array_arg<float, napi_float32_array>(info, 1, "k", size_t(n_ctx) * n_head_kv * hd);
-  const float* v = array_arg<float, napi_float32_array>(info, 2, "v", size_t(n_ctx) * n_head_kv * hdv);
+  const bool v_in_k = info.Length() > 13 && info[13].ToBoolean().Value();
+  if (v_in_k && hdv > hd) invalid(env, "with vInK the value size must not exceed the key size");
+  const float* v = v_in_k ? nullptr : array_arg<float, napi_float32_array>(info, 2, "v", size_t(n_ctx) * n_head_kv * hdv);
   AlignedBuffer cache, scratch;
   check(env, cache.allocate(size_t(n_head_kv) * n_ctx * (hd + hdv) * 2, "harness KV cache"));
   check(env, scratch.allocate(attention_scratch_floats(n_ctx, hd, hdv) * threads * 4, "harness scratch"));
@@ -275,6 +278,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   kv.k = reinterpret_cast<uint16_t*>(cache.data());
   kv.v = kv.k + size_t(n_head_kv) * n_ctx * hd;
   kv.capacity = n_ctx;
+  kv.v_in_k = v_in_k;
   auto out = new_output(env, size_t(n_tokens) * n_head * hdv);
   AttentionArgs a;
   a.q = q;
@@ -366,6 +370,68 @@ Napi::Value QuantizeAct(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// headMatmul(type, weightBytes, nHead, rows, cols, x[nHead][nTokens][cols], nTokens, threads)
+//   -> y[nTokens][nHead][rows]
+Napi::Value HeadMatmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const auto type = static_cast<GgmlType>(int_arg(info, 0, "type", 0, 64));
+  const int n_head = int(int_arg(info, 2, "nHead", 1, 1024));
+  const int64_t rows = int_arg(info, 3, "rows", 1, kMaxDim), cols = int_arg(info, 4, "cols", 1, kMaxDim);
+  const int n_tokens = int(int_arg(info, 6, "nTokens", 1, 4096));
+  const int threads = int(int_arg(info, 7, "threads", 1, kMaxThreads));
+  const size_t row_bytes = ggml_row_bytes(type, cols);
+  if (row_bytes == 0) invalid(env, "cols is not a whole number of blocks of this type");
+  const int64_t total_rows = rows * n_head;
+  const uint8_t* w = array_arg<uint8_t, napi_uint8_array>(info, 1, "weightBytes", row_bytes * total_rows);
+  const float* x = array_arg<float, napi_float32_array>(info, 5, "x", size_t(n_head) * n_tokens * cols);
+  TensorRef t;
+  t.name = "harness";
+  t.type = type;
+  t.n_dims = 3;
+  t.ne[0] = cols;
+  t.ne[1] = rows;
+  t.ne[2] = n_head;
+  t.nbytes = row_bytes * total_rows;
+  t.data = w;
+  PackedWeight pw;
+  check(env, pack_weight(t, &pw));
+  const ActFormat f = act_format_for(type);
+  AlignedBuffer act;
+  check(env, act.allocate(std::max<size_t>(act_bytes(f, cols, n_head * n_tokens), 64), "harness activations"));
+  auto y = new_output(env, size_t(n_tokens) * total_rows);
+  float* yd = y.Data();
+  ThreadPool pool(threads);
+  pool.run([&](int ith, int nth) {
+    if (f != ActFormat::F32) {
+      quantize_act(f, x, n_head * n_tokens, cols, act.data(), ith, nth);
+      pool.barrier();
+    }
+    head_matmul(pw, n_head, f == ActFormat::F32 ? static_cast<const void*>(x) : act.data(), n_tokens, yd, total_rows, rows,
+                ith, nth);
+  });
+  return y;
+}
+
+// copyHeads(x, xLdToken, xLdHead, yLength, yLdToken, yLdHead, nTokens, nHead, width, threads) -> y
+Napi::Value CopyHeads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) invalid(env, "x must be a Float32Array");
+  const size_t x_len = info[0].As<Napi::TypedArray>().ElementLength();
+  const float* x = array_arg<float, napi_float32_array>(info, 0, "x", x_len);
+  const int64_t x_ldt = int_arg(info, 1, "xLdToken", 0, kMaxDim), x_ldh = int_arg(info, 2, "xLdHead", 0, kMaxDim);
+  const int64_t y_len = int_arg(info, 3, "yLength", 1, int64_t(1) << 26);
+  const int64_t y_ldt = int_arg(info, 4, "yLdToken", 0, kMaxDim), y_ldh = int_arg(info, 5, "yLdHead", 0, kMaxDim);
+  const int n_tokens = int(int_arg(info, 6, "nTokens", 1, 1 << 16)), n_head = int(int_arg(info, 7, "nHead", 1, 1024));
+  const int width = int(int_arg(info, 8, "width", 1, kMaxDim));
+  const int threads = int(int_arg(info, 9, "threads", 1, kMaxThreads));
+  if ((n_tokens - 1) * x_ldt + (n_head - 1) * x_ldh + width > int64_t(x_len) || (n_tokens - 1) * y_ldt + (n_head - 1) * y_ldh + width > y_len)
+    invalid(env, "the strides reach past the end of x or y");
+  auto y = new_output(env, size_t(y_len));
+  float* yd = y.Data();
+  ThreadPool(threads).run([&](int ith, int nth) { copy_heads(x, x_ldt, x_ldh, yd, y_ldt, y_ldh, n_tokens, n_head, width, ith, nth); });
+  return y;
+}
+
 // softmax(x) -> softmax of a copy of x
 Napi::Value Softmax(const Napi::CallbackInfo& info) {
   if (!info[0].IsTypedArray()) invalid(info.Env(), "x must be a Float32Array");
@@ -427,6 +493,8 @@ void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
   k.Set("add", Napi::Function::New(env, Add));
   k.Set("addBias", Napi::Function::New(env, AddBias));
   k.Set("quantizeAct", Napi::Function::New(env, QuantizeAct));
+  k.Set("headMatmul", Napi::Function::New(env, HeadMatmul));
+  k.Set("copyHeads", Napi::Function::New(env, CopyHeads));
   k.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth));
   exports.Set("kernels", k);
 }

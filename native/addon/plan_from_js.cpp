@@ -91,6 +91,13 @@ LayerPlan layer_from_js(const Napi::Object& o) {
   L.bo = integer(o, "bo", -1);
   L.q_norm = integer(o, "qNorm", -1);
   L.k_norm = integer(o, "kNorm", -1);
+  L.wq_a = integer(o, "wqA", -1);
+  L.q_a_norm = integer(o, "qANorm", -1);
+  L.wq_b = integer(o, "wqB", -1);
+  L.wkv_a = integer(o, "wkvA", -1);
+  L.kv_a_norm = integer(o, "kvANorm", -1);
+  L.wk_b = integer(o, "wkB", -1);
+  L.wv_b = integer(o, "wvB", -1);
   L.ffn_norm = integer(o, "ffnNorm", -1);
   L.ffn_norm_b = integer(o, "ffnNormB", -1);
   L.ffn_kind = enumeration(o, "ffnKind", FfnKind::Dense, 1);
@@ -162,6 +169,16 @@ ModelPlan plan_from_js(const Napi::Object& js) {
     p.moe.weights_scale = real(moe, "weightsScale", 1.f);
     p.moe.n_group = integer(moe, "nGroup", 0);
     p.moe.n_group_used = integer(moe, "nGroupUsed", 0);
+  }
+
+  Napi::Value mla_v = js.Get("mla");
+  if (mla_v.IsObject()) {
+    Napi::Object mla = mla_v.As<Napi::Object>();
+    p.mla.q_lora_rank = integer(mla, "qLoraRank", 0);
+    p.mla.kv_lora_rank = integer(mla, "kvLoraRank", 0);
+    p.mla.head_dim_nope = integer(mla, "headDimNope", 0);
+    p.mla.head_dim_rope = integer(mla, "headDimRope", 0);
+    p.mla.head_dim_v = integer(mla, "headDimV", 0);
   }
 
   p.tok_embd = integer(js, "tokEmbd", -1, true);

@@ -93,6 +93,37 @@ Status validate_tensor_storage(const TensorRef& t, uint64_t file_size) {
   return Status::ok();
 }
 
+// MLA: the cache row shape and every latent-attention tensor against the plan's ranks.
+Status validate_mla_shape(const ModelPlan& p) {
+  const MlaParams& m = p.mla;
+  if (m.kv_lora_rank < 1 || m.q_lora_rank < 0 || m.head_dim_nope < 1 || m.head_dim_rope < 2 || m.head_dim_v < 1 ||
+      m.kv_lora_rank > 65536 || m.q_lora_rank > 65536 || m.head_dim_nope > 4096 || m.head_dim_v > 4096)
+    return Status::error(StatusCode::ModelIncompatible, "invalid multi-head latent attention ranks");
+  if (p.n_head_kv != 1 || p.head_dim != m.kv_lora_rank + m.head_dim_rope || p.head_dim_v != m.kv_lora_rank ||
+      p.rope.n_dims != m.head_dim_rope)
+    return Status::error(StatusCode::ModelIncompatible,
+                         "multi-head latent attention needs one KV head of kv_lora_rank + rope dims with RoPE over the "
+                         "rope dims and values of kv_lora_rank");
+  return Status::ok();
+}
+
+Status validate_mla_layer(const PlanChecker& c, const ModelPlan& p, const LayerPlan& L) {
+  const MlaParams& m = p.mla;
+  const int64_t e = p.n_embd, h = p.n_head, q_w = h * (m.head_dim_nope + m.head_dim_rope);
+  if (m.q_lora_rank > 0) {
+    TESSERA_RETURN_IF_ERROR(c.expect(L.wq_a, "attention q low-rank down", {e, m.q_lora_rank}, true));
+    TESSERA_RETURN_IF_ERROR(c.expect(L.q_a_norm, "attention q low-rank norm", {m.q_lora_rank}, false));
+    TESSERA_RETURN_IF_ERROR(c.expect(L.wq_b, "attention q low-rank up", {m.q_lora_rank, q_w}, true));
+  } else {
+    TESSERA_RETURN_IF_ERROR(c.expect(L.wq, "attention q", {e, q_w}, true));
+  }
+  TESSERA_RETURN_IF_ERROR(c.expect(L.wkv_a, "attention kv latent", {e, m.kv_lora_rank + m.head_dim_rope}, true));
+  TESSERA_RETURN_IF_ERROR(c.expect(L.kv_a_norm, "attention kv latent norm", {m.kv_lora_rank}, false));
+  TESSERA_RETURN_IF_ERROR(c.expect(L.wk_b, "attention k up-projection", {m.head_dim_nope, m.kv_lora_rank, h}, true));
+  TESSERA_RETURN_IF_ERROR(c.expect(L.wv_b, "attention v up-projection", {m.kv_lora_rank, m.head_dim_v, h}, true));
+  return c.expect(L.wo, "attention output", {h * m.head_dim_v, e}, true);
+}
+
 }  // namespace
 
 Status validate_plan(const ModelPlan& p, uint64_t file_size) {
@@ -109,6 +140,9 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
   if (p.rope.kind != RopeKind::None && (p.rope.n_dims < 2 || p.rope.n_dims > p.head_dim || p.rope.n_dims % 2))
     return Status::error(StatusCode::ModelIncompatible, "rope dimension count must be even and at most the head size");
 
+  const bool mla = p.mla.kv_lora_rank > 0;
+  if (mla) TESSERA_RETURN_IF_ERROR(validate_mla_shape(p));
+
   PlanChecker c(p);
   const int64_t e = p.n_embd, v = p.n_vocab;
   const int64_t q_out = int64_t(p.n_head) * p.head_dim, k_out = int64_t(p.n_head_kv) * p.head_dim;
@@ -124,10 +158,14 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
     const LayerPlan& L = p.layers[il];
     TESSERA_RETURN_IF_ERROR(c.expect(L.attn_norm, "attention norm", {e}, false));
     TESSERA_RETURN_IF_ERROR(c.optional(L.attn_norm_b, "attention norm bias", {e}));
-    TESSERA_RETURN_IF_ERROR(c.expect(L.wq, "attention q", {e, q_out}, true));
-    TESSERA_RETURN_IF_ERROR(c.expect(L.wk, "attention k", {e, k_out}, true));
-    TESSERA_RETURN_IF_ERROR(c.expect(L.wv, "attention v", {e, v_out}, true));
-    TESSERA_RETURN_IF_ERROR(c.expect(L.wo, "attention output", {o_in, e}, true));
+    if (mla) {
+      TESSERA_RETURN_IF_ERROR(validate_mla_layer(c, p, L));
+    } else {
+      TESSERA_RETURN_IF_ERROR(c.expect(L.wq, "attention q", {e, q_out}, true));
+      TESSERA_RETURN_IF_ERROR(c.expect(L.wk, "attention k", {e, k_out}, true));
+      TESSERA_RETURN_IF_ERROR(c.expect(L.wv, "attention v", {e, v_out}, true));
+      TESSERA_RETURN_IF_ERROR(c.expect(L.wo, "attention output", {o_in, e}, true));
+    }
     TESSERA_RETURN_IF_ERROR(c.optional(L.bq, "q bias", {q_out}));
     TESSERA_RETURN_IF_ERROR(c.optional(L.bk, "k bias", {k_out}));
     TESSERA_RETURN_IF_ERROR(c.optional(L.bv, "v bias", {v_out}));

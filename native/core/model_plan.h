@@ -59,12 +59,29 @@ struct MoeParams {
   int n_group_used = 0;           // ...of which the best n_group_used are eligible
 };
 
+// Multi-head latent attention (deepseek2). The KV cache holds one row per token of
+// kv_lora_rank normalized latent values then head_dim_rope RoPE'd key values, read as MQA
+// with n_head_kv = 1, head_dim = kv_lora_rank + head_dim_rope, head_dim_v = kv_lora_rank
+// (V is the latent prefix of the same row). q_nope is absorbed through wk_b per head and
+// the latent attention output expanded through wv_b per head.
+struct MlaParams {
+  int q_lora_rank = 0;     // 0: q from wq; else wq_a -> q_a_norm -> wq_b
+  int kv_lora_rank = 0;    // 0: not an MLA model
+  int head_dim_nope = 0;   // per-head q·k size without RoPE
+  int head_dim_rope = 0;   // per-head RoPE'd size (shared k_pe)
+  int head_dim_v = 0;      // per-head value size after wv_b
+};
+
 // Every tensor field is an index into ModelPlan::tensors, -1 when absent.
 struct LayerPlan {
   int attn_norm = -1, attn_norm_b = -1;
   int wq = -1, wk = -1, wv = -1, wo = -1;
   int bq = -1, bk = -1, bv = -1, bo = -1;
   int q_norm = -1, k_norm = -1;   // per-head RMSNorm of q and k (qwen3)
+  // MLA: wq or (wq_a, q_a_norm, wq_b); wkv_a [n_embd -> kv_lora + rope], kv_a_norm,
+  // wk_b [n_head][kv_lora][nope], wv_b [n_head][head_dim_v][kv_lora].
+  int wq_a = -1, q_a_norm = -1, wq_b = -1;
+  int wkv_a = -1, kv_a_norm = -1, wk_b = -1, wv_b = -1;
   int ffn_norm = -1, ffn_norm_b = -1;
   FfnKind ffn_kind = FfnKind::Dense;
   int ffn_gate = -1, ffn_up = -1, ffn_down = -1;
@@ -98,6 +115,7 @@ struct ModelPlan {
   float embedding_scale = 0.f;  // 0: none
   RopeParams rope;
   MoeParams moe;
+  MlaParams mla;
 
   int tok_embd = -1;
   int output_norm = -1, output_norm_b = -1;

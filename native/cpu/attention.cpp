@@ -1,9 +1,10 @@
 // attention: causal softmax(q·K^T * scale) · V per (token, query head) over the fp16 KV
 // cache, with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)), an optional
-// sliding window and logit soft-capping. Rounding follows llama.cpp's standard attention
-// path so logits agree with it to fp32 noise: q is rounded to fp16 for the dot products with
-// the fp16 keys, and the normalized probabilities to fp16 for the product with V; scores,
-// softmax and the V accumulation are fp32 (the softmax sum fp64).
+// sliding window and logit soft-capping. With kv.v_in_k (multi-head latent attention) the
+// values are the first head_dim_v entries of the key rows. Rounding follows llama.cpp's
+// standard attention path so logits agree with it to fp32 noise: q is rounded to fp16 for
+// the dot products with the fp16 keys, and the normalized probabilities to fp16 for the
+// product with V; scores, softmax and the V accumulation are fp32 (the softmax sum fp64).
 // Work is split over (token, head) pairs; each thread uses its own scratch slice:
 // [capacity rounded up to 8] scores, [head_dim] rounded q, [8 x head_dim_v] accumulators
 // (the AVX2 twin keeps one per position lane; this path uses the first).
@@ -41,7 +42,8 @@ void attention(const AttentionArgs& a, int ith, int nth) {
     const float* q = a.q + t * a.ldq + int64_t(h) * a.head_dim;
     for (int i = 0; i < a.head_dim; ++i) q16[i] = fp16_to_fp32(fp32_to_fp16(q[i]));
     const uint16_t* kh = a.kv.k + int64_t(g) * a.kv.capacity * a.head_dim;
-    const uint16_t* vh = a.kv.v + int64_t(g) * a.kv.capacity * a.head_dim_v;
+    const int64_t ldv = a.kv.v_in_k ? a.head_dim : a.head_dim_v;
+    const uint16_t* vh = a.kv.v_in_k ? kh : a.kv.v + int64_t(g) * a.kv.capacity * a.head_dim_v;
 
     float max = -INFINITY;
     for (int j = lo; j <= pos; ++j) {
@@ -61,7 +63,7 @@ void attention(const AttentionArgs& a, int ith, int nth) {
     const float inv = float(1.0 / sum);
     std::fill(acc, acc + a.head_dim_v, 0.f);
     for (int j = lo; j <= pos; ++j) {
-      const uint16_t* vj = vh + int64_t(j) * a.head_dim_v;
+      const uint16_t* vj = vh + j * ldv;
       const float p = fp16_to_fp32(fp32_to_fp16(scores[j] * inv));
       for (int i = 0; i < a.head_dim_v; ++i) acc[i] += p * fp16_to_fp32(vj[i]);
     }

@@ -42,7 +42,8 @@ void attention(const AttentionArgs& a, int ith, int nth) {
     const float* q = a.q + t * a.ldq + int64_t(h) * hd;
     for (int i = 0; i < hd; ++i) q16[i] = round_half(q[i]);
     const uint16_t* kh = a.kv.k + int64_t(g) * a.kv.capacity * hd;
-    const uint16_t* vh = a.kv.v + int64_t(g) * a.kv.capacity * hdv;
+    const int64_t ldv = a.kv.v_in_k ? hd : hdv;
+    const uint16_t* vh = a.kv.v_in_k ? kh : a.kv.v + int64_t(g) * a.kv.capacity * hdv;
 
     // Whole 8-blocks of positions around [lo, pos], the masked ones at -inf.
     const int block0 = lo & ~7, block_end = (pos + 8) & ~7;
@@ -65,7 +66,7 @@ void attention(const AttentionArgs& a, int ith, int nth) {
 
     std::fill(lanes, lanes + 8 * hdv, 0.f);
     for (int j = lo; j <= pos; ++j) {
-      const uint16_t* vj = vh + int64_t(j) * hdv;
+      const uint16_t* vj = vh + j * ldv;
       float* lane = lanes + (j & 7) * hdv;
       const float p = round_half(scores[j] * inv);
       const __m256 p8 = _mm256_set1_ps(p);

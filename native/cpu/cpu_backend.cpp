@@ -20,7 +20,7 @@ std::vector<int> matmul_tensor_indices(const ModelPlan& plan) {
   for (const LayerPlan& L : plan.layers) {
     for (int i : {L.wq, L.wk, L.wv, L.wo, L.ffn_gate, L.ffn_up, L.ffn_down, L.ffn_gate_inp, L.ffn_gate_exps,
                   L.ffn_up_exps, L.ffn_down_exps, L.ffn_gate_shexp, L.ffn_up_shexp, L.ffn_down_shexp,
-                  L.ffn_gate_inp_shexp})
+                  L.ffn_gate_inp_shexp, L.wq_a, L.wq_b, L.wkv_a, L.wk_b, L.wv_b})
       if (i >= 0) out.push_back(i);
   }
   return out;

@@ -34,7 +34,9 @@ void CpuExecutor::layout(BumpAllocator& a) {
   s_.gate = a.take<float>(B * ff);
   s_.up = a.take<float>(B * ff);
   s_.logits = a.take<float>(p.n_vocab);
-  const int64_t widest_input = max3(p.n_embd, o_w, ff);
+  const MlaParams& m = p.mla;
+  const int64_t mla_o_w = int64_t(p.n_head) * m.head_dim_v;
+  const int64_t widest_input = std::max(max3(p.n_embd, o_w, ff), std::max<int64_t>(m.q_lora_rank, mla_o_w));
   for (ActFormat f : kEncodedActFormats) s_.act[static_cast<int>(f)] = a.take<uint8_t>(act_bytes(f, widest_input, batch_));
   s_.attn_scratch = a.take<float>(attn_scratch_floats_ * pool_.size());
   s_.pos = a.take<int32_t>(B);
@@ -55,6 +57,15 @@ void CpuExecutor::layout(BumpAllocator& a) {
       s_.moe_act[static_cast<int>(f)] = a.take<uint8_t>(act_bytes(f, std::max<int64_t>(p.n_embd, fe), int(B * K)));
     s_.shexp_gate = a.take<float>(B);
   }
+  if (m.kv_lora_rank > 0) {
+    const int64_t H = p.n_head, head_w = std::max(m.head_dim_nope, m.kv_lora_rank);
+    s_.mla_q = a.take<float>(B * H * (m.head_dim_nope + m.head_dim_rope));
+    s_.mla_qa = a.take<float>(B * std::max(m.q_lora_rank, 1));
+    s_.mla_kv = a.take<float>(B * (m.kv_lora_rank + m.head_dim_rope));
+    s_.mla_heads = a.take<float>(H * B * head_w);
+    s_.mla_out = a.take<float>(B * mla_o_w);
+    for (ActFormat f : kEncodedActFormats) s_.mla_act[static_cast<int>(f)] = a.take<uint8_t>(act_bytes(f, head_w, int(H * B)));
+  }
 }
 
 Status CpuExecutor::init(const ExecutorOptions& options) {
@@ -67,9 +78,11 @@ Status CpuExecutor::init(const ExecutorOptions& options) {
   batch_ = std::max(1, std::min(options.batch_size, capacity_));
   attn_scratch_floats_ = attention_scratch_floats(capacity_, p.head_dim, p.head_dim_v);
 
-  // KV cache: fp16, per layer [n_head_kv][capacity][head_dim] for K and likewise for V.
+  // KV cache: fp16, per layer [n_head_kv][capacity][head_dim] for K and likewise for V;
+  // with multi-head latent attention only the latent rows (V is their prefix).
+  const bool latent_cache = p.mla.kv_lora_rank > 0;
   const uint64_t k_elems = uint64_t(p.n_head_kv) * capacity_ * p.head_dim;
-  const uint64_t v_elems = uint64_t(p.n_head_kv) * capacity_ * p.head_dim_v;
+  const uint64_t v_elems = latent_cache ? 0 : uint64_t(p.n_head_kv) * capacity_ * p.head_dim_v;
   const uint64_t kv_bytes = (k_elems + v_elems) * sizeof(uint16_t) * p.n_layer;
   TESSERA_RETURN_IF_ERROR(kv_.allocate(kv_bytes, "KV cache"));
   kv_layers_.resize(p.n_layer);
@@ -77,9 +90,10 @@ Status CpuExecutor::init(const ExecutorOptions& options) {
   for (KvLayer& kv : kv_layers_) {
     kv.k = cursor;
     cursor += k_elems;
-    kv.v = cursor;
+    kv.v = latent_cache ? nullptr : cursor;
     cursor += v_elems;
     kv.capacity = capacity_;
+    kv.v_in_k = latent_cache;
   }
 
   BumpAllocator measure(nullptr);
@@ -149,7 +163,10 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int pos0, bool all_logit
   }
 
   for (int il = 0; il < p.n_layer; ++il) {
-    attention_block(il, n, pos0, ith, nth);
+    if (p.mla.kv_lora_rank > 0)
+      mla_attention_block(il, n, pos0, ith, nth);
+    else
+      attention_block(il, n, pos0, ith, nth);
     ffn_block(il, n, ith, nth);
     if (ith == 0) stop_ = abort_.load(std::memory_order_relaxed);
     pool_.barrier();
@@ -213,9 +230,19 @@ void CpuExecutor::attention_block(int il, int n, int pos0, int ith, int nth) {
   kv_store(kv_layers_[il], s_.k, k_w, s_.v, v_w, n, pos0, p.n_head_kv, p.head_dim, p.head_dim_v, ith, nth);
   pool_.barrier();
 
-  AttentionArgs a;
+  AttentionArgs a = attention_args(il, n, pos0);
   a.q = s_.q;
   a.ldq = q_w;
+  a.out = s_.attn;
+  a.ldo = o_w;
+  attention(a, ith, nth);
+  pool_.barrier();
+  attention_output(il, s_.attn, o_w, n, ith, nth);
+}
+
+AttentionArgs CpuExecutor::attention_args(int il, int n, int pos0) const {
+  const ModelPlan& p = plan_;
+  AttentionArgs a;
   a.kv = kv_layers_[il];
   a.n_tokens = n;
   a.pos0 = pos0;
@@ -223,17 +250,18 @@ void CpuExecutor::attention_block(int il, int n, int pos0, int ith, int nth) {
   a.n_head_kv = p.n_head_kv;
   a.head_dim = p.head_dim;
   a.head_dim_v = p.head_dim_v;
-  a.sliding_window = L.sliding_window;
+  a.sliding_window = p.layers[il].sliding_window;
   a.scale = p.attn_scale;
   a.softcap = p.attn_logit_softcap;
-  a.out = s_.attn;
-  a.ldo = o_w;
   a.scratch = s_.attn_scratch;
-  attention(a, ith, nth);
-  pool_.barrier();
+  return a;
+}
 
-  encode(s_.attn, n, o_w, format_bit(act_format_for(backend_.weight(L.wo).type)), ith, nth);
-  project(L.wo, s_.attn, n, s_.proj, p.n_embd, ith, nth);
+void CpuExecutor::attention_output(int il, const float* attn_in, int64_t width, int n, int ith, int nth) {
+  const ModelPlan& p = plan_;
+  const LayerPlan& L = p.layers[il];
+  encode(attn_in, n, width, format_bit(act_format_for(backend_.weight(L.wo).type)), ith, nth);
+  project(L.wo, attn_in, n, s_.proj, p.n_embd, ith, nth);
   pool_.barrier();
   if (L.bo >= 0) {
     add_bias(s_.proj, backend_.f32(L.bo), n, p.n_embd, p.n_embd, ith, nth);
@@ -241,6 +269,77 @@ void CpuExecutor::attention_block(int il, int n, int pos0, int ith, int nth) {
   }
   add(s_.x, s_.proj, int64_t(n) * p.n_embd, ith, nth);
   pool_.barrier();
+}
+
+const void* CpuExecutor::encode_heads(int weight, int rows, int64_t cols, int ith, int nth) {
+  const ActFormat f = act_format_for(backend_.weight(weight).type);
+  if (f == ActFormat::F32) return s_.mla_heads;
+  quantize_act(f, s_.mla_heads, rows, cols, s_.mla_act[static_cast<int>(f)], ith, nth);
+  pool_.barrier();
+  return s_.mla_act[static_cast<int>(f)];
+}
+
+void CpuExecutor::mla_attention_block(int il, int n, int pos0, int ith, int nth) {
+  // As llama.cpp computes it (so rounding matches): q = wq(x) or wq_b(norm(wq_a(x))) per head
+  // [nope | rope]; kv_a(x) = [latent | k_pe]; RoPE on q_pe and k_pe, RMSNorm on the latent;
+  // the cache row is [latent | k_pe]; the MQA query of head h is [wk_b[h] · q_nope[h] | q_pe[h]];
+  // attention over the cache yields a latent per head, expanded by wv_b[h], then wo.
+  const ModelPlan& p = plan_;
+  const LayerPlan& L = p.layers[il];
+  const MlaParams& m = p.mla;
+  const int H = p.n_head, nope = m.head_dim_nope, rope_w = m.head_dim_rope, lora = m.kv_lora_rank;
+  const int64_t qk = nope + rope_w, q_w = H * qk, kv_w = lora + rope_w;
+  const int64_t mqa_w = int64_t(H) * p.head_dim, latent_w = int64_t(H) * p.head_dim_v, o_w = int64_t(H) * m.head_dim_v;
+  auto format = [&](int w) { return format_bit(act_format_for(backend_.weight(w).type)); };
+
+  norm(s_.x, L.attn_norm, L.attn_norm_b, s_.xn, n, ith, nth);
+  pool_.barrier();
+  const int q_in = m.q_lora_rank > 0 ? L.wq_a : L.wq;
+  encode(s_.xn, n, p.n_embd, format(q_in) | format(L.wkv_a), ith, nth);
+  project(L.wkv_a, s_.xn, n, s_.mla_kv, kv_w, ith, nth);
+  if (m.q_lora_rank > 0) {
+    project(L.wq_a, s_.xn, n, s_.mla_qa, m.q_lora_rank, ith, nth);
+    pool_.barrier();
+    rms_norm(s_.mla_qa, backend_.f32(L.q_a_norm), s_.mla_qa, n, m.q_lora_rank, p.norm_eps, ith, nth);
+    pool_.barrier();
+    encode(s_.mla_qa, n, m.q_lora_rank, format(L.wq_b), ith, nth);
+    project(L.wq_b, s_.mla_qa, n, s_.mla_q, q_w, ith, nth);
+  } else {
+    project(L.wq, s_.xn, n, s_.mla_q, q_w, ith, nth);
+  }
+  pool_.barrier();
+
+  // RoPE rotates the first n_dims of rows of `head_dim`: starting at the rope part of each
+  // row, it rotates exactly q_pe of every head and the shared k_pe.
+  const float* factors = backend_.f32(p.rope.freq_factors);
+  rope(s_.mla_q + nope, s_.pos, n, H, int(qk), p.rope, factors, ith, nth);
+  rope(s_.mla_kv + lora, s_.pos, n, 1, int(kv_w), p.rope, factors, ith, nth);
+  // The latent is the prefix of each kv row: whole rows per thread, one rms_norm call each.
+  for (int t = ith; t < n; t += nth)
+    rms_norm(s_.mla_kv + t * kv_w, backend_.f32(L.kv_a_norm), s_.mla_kv + t * kv_w, 1, lora, p.norm_eps, 0, 1);
+  copy_heads(s_.mla_q, q_w, qk, s_.mla_heads, nope, int64_t(n) * nope, n, H, nope, ith, nth);
+  pool_.barrier();
+
+  kv_store(kv_layers_[il], s_.mla_kv, kv_w, nullptr, 0, n, pos0, 1, p.head_dim, 0, ith, nth);
+  copy_heads(s_.mla_q + nope, q_w, qk, s_.q + lora, mqa_w, p.head_dim, n, H, rope_w, ith, nth);
+  const void* q_nope = encode_heads(L.wk_b, H * n, nope, ith, nth);
+  head_matmul(backend_.weight(L.wk_b), H, q_nope, n, s_.q, mqa_w, p.head_dim, ith, nth);
+  pool_.barrier();
+
+  AttentionArgs a = attention_args(il, n, pos0);
+  a.q = s_.q;
+  a.ldq = mqa_w;
+  a.out = s_.attn;
+  a.ldo = latent_w;
+  attention(a, ith, nth);
+  pool_.barrier();
+
+  copy_heads(s_.attn, latent_w, lora, s_.mla_heads, lora, int64_t(n) * lora, n, H, lora, ith, nth);
+  pool_.barrier();
+  const void* latent = encode_heads(L.wv_b, H * n, lora, ith, nth);
+  head_matmul(backend_.weight(L.wv_b), H, latent, n, s_.mla_out, o_w, m.head_dim_v, ith, nth);
+  pool_.barrier();
+  attention_output(il, s_.mla_out, o_w, n, ith, nth);
 }
 
 void CpuExecutor::dense_ffn(int gate, int up, int down, int64_t width, int n, int ith, int nth) {
@@ -275,7 +374,6 @@ void CpuExecutor::expert_matmul(int weight, const void* act, int64_t cols, float
   // Work units are (active expert, chunk of 16 output rows); each thread takes a contiguous
   // range, so only the selected experts' weights are read, each by one thread per chunk.
   const PackedWeight& w = backend_.weight(weight);
-  const size_t row_bytes = ggml_row_bytes(w.type, cols);
   const size_t act_row = act_row_bytes(act_format_for(w.type), cols);
   constexpr int64_t kChunk = 16;
   const int64_t chunks = (rows + kChunk - 1) / kChunk;
@@ -286,17 +384,7 @@ void CpuExecutor::expert_matmul(int weight, const void* act, int64_t cols, float
     const int64_t c = u % chunks;
     const int e = s_.active[a];
     const int off = s_.active_off[a], m = s_.active_off[a + 1] - off;
-    PackedWeight view;
-    view.type = w.type;
-    view.rows = rows;
-    view.cols = cols;
-    view.data = w.data + size_t(e) * rows * row_bytes;
-    if (w.packed && rows % 8 == 0) {
-      // Expert e's rows are whole 8-row groups of the stacked repacked matrix.
-      view.layout = w.layout;
-      view.packed = w.packed + size_t(e) * rows * row_bytes;
-    }
-    matmul_rows(view, static_cast<const uint8_t*>(act) + size_t(off) * act_row, m, y + int64_t(off) * rows, rows, c * kChunk,
+    matmul_rows(weight_slice(w, e, rows), static_cast<const uint8_t*>(act) + size_t(off) * act_row, m, y + int64_t(off) * rows, rows, c * kChunk,
                 std::min(rows, (c + 1) * kChunk));
   }
 }

@@ -48,6 +48,14 @@ class CpuExecutor final : public Executor {
     float* moe_out = nullptr;         // [B*K][n_embd]
     void* moe_act[5] = {};            // encoded moe_x / moe_gate rows per ActFormat
     float* shexp_gate = nullptr;      // [B] sigmoid gate of the shared expert (qwen2moe)
+    // Multi-head latent attention (allocated only for MLA models); q holds the MQA queries
+    // [B][n_head][kv_lora + rope] and attn the latent outputs [B][n_head][kv_lora].
+    float* mla_q = nullptr;           // [B][n_head * (nope + rope)] projected q
+    float* mla_qa = nullptr;          // [B][q_lora] low-rank q
+    float* mla_kv = nullptr;          // [B][kv_lora + rope] latent and k_pe: the cache row
+    float* mla_heads = nullptr;       // [n_head][B][max(nope, kv_lora)] head-major staging
+    float* mla_out = nullptr;         // [B][n_head * head_dim_v] attention output after wv_b
+    void* mla_act[5] = {};            // encoded mla_heads rows per ActFormat
   };
 
   void layout(BumpAllocator& alloc);
@@ -58,6 +66,14 @@ class CpuExecutor final : public Executor {
 
   void forward(const int32_t* tokens, int n, int pos0, bool all_logits, float* logits, int ith, int nth);
   void attention_block(int il, int n, int pos0, int ith, int nth);
+  // Multi-head latent attention in the absorbed form over the latent cache.
+  void mla_attention_block(int il, int n, int pos0, int ith, int nth);
+  // Attention over layer il's cache for n tokens from pos0 (q, out and their strides unset).
+  AttentionArgs attention_args(int il, int n, int pos0) const;
+  // Encodes head-major rows [rows][cols] of mla_heads for `weight`; returns the activations.
+  const void* encode_heads(int weight, int rows, int64_t cols, int ith, int nth);
+  // Output projection (and bias) of attn_in [n][width], added to the residual stream.
+  void attention_output(int il, const float* attn_in, int64_t width, int n, int ith, int nth);
   void ffn_block(int il, int n, int ith, int nth);
   void moe_block(int il, int n, int ith, int nth);
   // Runs the packed rows of every active expert through `weight` (stacked [n_expert][rows][cols]).

@@ -1,6 +1,7 @@
 // kv_store: writes the new tokens' keys and values into the fp16 cache of one layer,
 // K/V [n_head_kv][capacity][head_dim] (one head's history is one contiguous stream for the
-// attention kernel). Split over (token, kv head) rows.
+// attention kernel); with v_in_k (MLA) only K rows, whose prefix is the value. Split over
+// (token, kv head) rows.
 #include "core/thread_pool.h"
 #include "cpu/ops.h"
 
@@ -14,10 +15,11 @@ void kv_store(const KvLayer& kv, const float* k, int64_t ldk, const float* v, in
     const int t = int(r / n_head_kv), h = int(r % n_head_kv);
     const int64_t slot = int64_t(h) * kv.capacity + pos0 + t;
     const float* ks = k + t * ldk + int64_t(h) * head_dim;
-    const float* vs = v + t * ldv + int64_t(h) * head_dim_v;
     uint16_t* kd = kv.k + slot * head_dim;
-    uint16_t* vd = kv.v + slot * head_dim_v;
     for (int i = 0; i < head_dim; ++i) kd[i] = fp32_to_fp16(ks[i]);
+    if (kv.v_in_k) continue;
+    const float* vs = v + t * ldv + int64_t(h) * head_dim_v;
+    uint16_t* vd = kv.v + slot * head_dim_v;
     for (int i = 0; i < head_dim_v; ++i) vd[i] = fp32_to_fp16(vs[i]);
   }
 }

@@ -26,6 +26,21 @@ void matmul_rows(const PackedWeight& w, const void* act, int n_tokens, float* y,
   scalar::matmul_tile(w.type, t, row_begin, row_end);
 }
 
+PackedWeight weight_slice(const PackedWeight& w, int64_t index, int64_t rows) {
+  const size_t bytes = size_t(index) * rows * ggml_row_bytes(w.type, w.cols);
+  PackedWeight view;
+  view.type = w.type;
+  view.rows = rows;
+  view.cols = w.cols;
+  view.data = w.data + bytes;
+  if (w.packed && rows % 8 == 0) {
+    // The slice's rows are whole 8-row groups of the stacked repacked matrix (same bytes per row).
+    view.layout = w.layout;
+    view.packed = w.packed + bytes;
+  }
+  return view;
+}
+
 void matmul(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy, int ith, int nth) {
   // Chunks of 8 rows keep repacked row groups whole on one thread.
   constexpr int64_t kRowChunk = 8;

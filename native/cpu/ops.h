@@ -59,6 +59,23 @@ void matmul(const PackedWeight& w, const void* act, int n_tokens, float* y, int6
 void matmul_rows(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy,
                  int64_t row_begin, int64_t row_end);
 
+// Matrix `index` of a stack of matrices of `rows` rows each (experts, per-head projections),
+// keeping the repacked layout when the slice is made of whole 8-row groups.
+PackedWeight weight_slice(const PackedWeight& w, int64_t index, int64_t rows);
+
+// (head_matmul.cpp) One matrix per attention head, W [n_head][rows][cols] (GGUF ne =
+// {cols, rows, n_head}): y[t * ldy + h * ldh + r] = sum_c W[h][r][c] * x[h][t][c], where
+// `act` holds x head-major ([n_head][n_tokens][cols]) encoded in act_format_for(w.type).
+// Work is split over (head, chunk of rows).
+void head_matmul(const PackedWeight& w, int n_head, const void* act, int n_tokens, float* y, int64_t ldy, int64_t ldh,
+                 int ith, int nth);
+
+// (copy_heads.cpp) Strided copy of `width` values per (token, head):
+// y[t * y_ld_token + h * y_ld_head + c] = x[t * x_ld_token + h * x_ld_head + c]. Regroups
+// per-head slices (token-major <-> head-major, or into a wider row). Split over (token, head).
+void copy_heads(const float* x, int64_t x_ld_token, int64_t x_ld_head, float* y, int64_t y_ld_token, int64_t y_ld_head,
+                int n_tokens, int n_head, int width, int ith, int nth);
+
 // ---------------------------------------------------------------- elementwise / rows
 
 // Embedding lookup: out[i] = dequantized row tokens[i] of `table` [n_vocab][n_embd].
@@ -102,14 +119,18 @@ void moe_route(const float* logits, const float* selection_bias, const MoeParams
 
 // The KV cache layout the CPU attention reads: per layer, K and V as fp16
 // [n_head_kv][capacity][head_dim] so one head's keys are one contiguous stream.
+// With v_in_k (multi-head latent attention) there is no V store: head g's value row j is
+// the first head_dim_v values of its key row j.
 struct KvLayer {
   uint16_t* k = nullptr;
   uint16_t* v = nullptr;
   int capacity = 0;
+  bool v_in_k = false;
 };
 
 // Writes the k/v rows of n_tokens new tokens (positions pos0..pos0+n_tokens-1) into the cache.
 // k: [n_tokens][n_head_kv][head_dim], v: [n_tokens][n_head_kv][head_dim_v], rows strided by ldk/ldv.
+// With kv.v_in_k only k is written (v is ignored).
 void kv_store(const KvLayer& kv, const float* k, int64_t ldk, const float* v, int64_t ldv, int n_tokens, int pos0,
               int n_head_kv, int head_dim, int head_dim_v, int ith, int nth);
 

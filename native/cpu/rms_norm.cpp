@@ -1,5 +1,5 @@
 // rms_norm: y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight, rows split across threads.
-// The sum of squares accumulates in double (as ggml does) so long rows lose no precision;
+// Squares are rounded to fp32 and summed in double (as ggml does, so both round alike);
 // in place (y == x) is allowed. The AVX2 twin (rms_norm_avx2.cpp) vectorizes both loops.
 #include <cmath>
 
@@ -21,7 +21,7 @@ void rms_norm(const float* x, const float* weight, float* y, int n_rows, int dim
     if (avx2) {
       sum = avx2::sum_squares(xr, dim);
     } else {
-      for (int i = 0; i < dim; ++i) sum += double(xr[i]) * xr[i];
+      for (int i = 0; i < dim; ++i) sum += double(xr[i] * xr[i]);
     }
     const float scale = 1.0f / std::sqrt(static_cast<float>(sum / dim) + eps);
     if (avx2)

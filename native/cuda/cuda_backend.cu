@@ -148,6 +148,10 @@ CudaBackend::CudaBackend(const BackendOptions& options)
     : device_(options.device), threads_(std::max(1, std::min(options.threads, 64))) {}
 
 Status CudaBackend::check_plan(const ModelPlan& p) const {
+  if (p.mla.kv_lora_rank > 0)
+    return Status::error(StatusCode::ModelIncompatible,
+                         "multi-head latent attention (" + p.architecture +
+                             ") is not supported by the CUDA backend yet; use backend \"cpu\"");
   for (const LayerPlan& L : p.layers)
     if (L.ffn_kind != FfnKind::Dense)
       return Status::error(StatusCode::ModelIncompatible,

@@ -33,8 +33,29 @@ const SHAPES: Record<string, ModelShape> = {
   "llama with llama.attention.sliding_window = 12 (ignored)": { architecture: "llama", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 4096, slidingWindow: 12 },
   "llama, linear RoPE scaling x4": { architecture: "llama", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 16384, ropeScaling: { type: "linear", factor: 4 } },
   "llama, rope_freqs frequency factors (Llama 3.1 style)": { architecture: "llama", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 131072, ropeFreqBase: 500000, ropeFreqFactors: true },
+  // DeepSeek-V2-Lite layout: q straight from attn_q, softmax routing, one leading dense block,
+  // two shared experts; YaRN with mscale_all_dim 0.707 (the file's 0.1 * 0.707). Real files
+  // extend x40; x4 keeps the sharper softmax from amplifying fp32 noise past the budget while
+  // the mscale² on the softmax scale (1.21 here) still moves logits far if it were missing.
+  "deepseek2 V2-Lite style (MLA without q LoRA, softmax top-2 of 8, 2 shared experts)": { architecture: "deepseek2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 1, nFf: 512, contextLength: 16384, normEps: 1e-6, mla: { qLoraRank: 0, kvLoraRank: 128, headDimNope: 64, headDimRope: 32, headDimV: 64, yarnLogMultiplier: 0.0707 }, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 }, moe: { nExpert: 8, nExpertUsed: 2, nFfExp: 128, nSharedExpert: 2, nFfShexp: 256, leadingDenseBlocks: 1, weightsScale: 1 } },
+  // DeepSeek-V3 layout: q LoRA, sigmoid routing with the exp_probs_b selection bias, 8 expert
+  // groups of which 4 are eligible (V3's ratios), renormalized top-8 of 32 scaled by 2.5;
+  // YaRN x4 with mscale_all_dim 1.
+  "deepseek2 V3 style (MLA with q LoRA, sigmoid + bias, group-limited top-8 of 32, scale 2.5)": { architecture: "deepseek2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 1, nFf: 512, contextLength: 16384, normEps: 1e-6, mla: { qLoraRank: 128, kvLoraRank: 128, headDimNope: 64, headDimRope: 32, headDimV: 64, yarnLogMultiplier: 0.1 }, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 }, moe: { nExpert: 32, nExpertUsed: 8, nFfExp: 64, nSharedExpert: 1, nFfShexp: 64, leadingDenseBlocks: 1, gating: "sigmoid", selectionBias: true, nGroup: 8, nGroupUsed: 4, normTopK: true, weightsScale: 2.5 } },
   "qwen2, YaRN x4 from 4096": { architecture: "qwen2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 16384, ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 } },
 };
+
+/**
+ * Sigmoid-gated routing (DeepSeek-V3) weighs the expert at the top-k boundary like the others
+ * (softmax gives it a small weight), so where the engines' rounding differences swap it for
+ * the runner-up, or swap a whole expert group — a near-tie in routing rather than in the
+ * logits — that one position's logits move far. Measured on the V3-style case over 20 random
+ * seeds: 3 Q8_0 runs and 1 F32 run had one such position, none had two (the F32 one,
+ * instrumented: group scores 7.5e-6 apart); none on the same files when every expert is
+ * selected. Up to this many positions of a sigmoid-routed run may miss the budget and
+ * top-1; a wrong route, bias, group limit or scale moves nearly every position.
+ */
+const ROUTING_NEAR_TIES = 2;
 
 describe.runIf(hasShared)("architectures match llama.cpp", () => {
   const dir = tempDir("arch");
@@ -45,11 +66,22 @@ describe.runIf(hasShared)("architectures match llama.cpp", () => {
         const file = path.join(dir, `${name.replace(/[^a-z0-9]+/gi, "-")}-${scheme}.gguf`);
         writeSyntheticModel(file, shape, { weights: scheme, vocab: "stories", seed });
         const r = await compareWithLlamaCpp(file, randomTokens(SEQ, 512, seed), 512);
-        console.log(`${name} ${scheme} (seed ${seed}): rel ${r.maxRel.toExponential(2)} top-1 ${r.top1}/${SEQ} (+${r.nearTies} near-ties)`);
-        expect(r.top1 + r.nearTies).toBe(SEQ);
-        if (scheme === "F32") expect(r.top1).toBe(SEQ);
-        expect(r.maxRel).toBeLessThan(BUDGET[scheme]!);
-        expect(r.maxBatchRel).toBeLessThan(BUDGET[scheme]!);
+        const budget = BUDGET[scheme]!;
+        const off = r.positions.filter((p) => p.rel >= budget || p.batchRel >= budget || !(p.top1 || p.nearTie)).length;
+        const allowed = shape.moe?.gating === "sigmoid" ? ROUTING_NEAR_TIES : 0;
+        const agreeing = r.positions.filter((p) => p.rel < budget && p.batchRel < budget);
+        console.log(
+          `${name} ${scheme} (seed ${seed}): rel ${r.maxRel.toExponential(2)} batched ${r.maxBatchRel.toExponential(2)} ` +
+            `top-1 ${r.top1}/${SEQ} (+${r.nearTies} near-ties)` +
+            (allowed ? `, ${off} routing near-tie position(s), rel elsewhere ${Math.max(...agreeing.map((p) => p.rel)).toExponential(2)}` : ""),
+        );
+        expect(off).toBeLessThanOrEqual(allowed);
+        if (!allowed) {
+          if (scheme === "F32") expect(r.top1).toBe(SEQ);
+          expect(r.top1 + r.nearTies).toBe(SEQ);
+          expect(r.maxRel).toBeLessThan(budget);
+          expect(r.maxBatchRel).toBeLessThan(budget);
+        }
       }, 180_000);
 
   const F32_ONLY: Array<[string, ModelShape, number]> = [

@@ -8,11 +8,20 @@ const THREADS = 2;
 /** Top-2 margin, as a fraction of the logits' rms, below which llama.cpp's pick is a near-tie. */
 const NEAR_TIE = 0.1;
 
+export interface PositionComparison {
+  rel: number;
+  batchRel: number;
+  top1: boolean;
+  /** Top-1 differs, but llama.cpp's own margin between the two picks is a near-tie. */
+  nearTie: boolean;
+}
+
 export interface Comparison {
   maxRel: number;
   maxBatchRel: number;
   top1: number;
   nearTies: number;
+  positions: PositionComparison[];
 }
 
 export async function compareWithLlamaCpp(file: string, tokens: number[], nVocab: number): Promise<Comparison> {
@@ -31,11 +40,15 @@ export async function compareWithLlamaCpp(file: string, tokens: number[], nVocab
   let maxBatchRel = 0;
   let top1 = 0;
   let nearTies = 0;
+  const positions: PositionComparison[] = [];
   for (let i = 0; i < tokens.length; i++) {
-    maxRel = Math.max(maxRel, relativeError(ours[i], ref[i]));
-    maxBatchRel = Math.max(maxBatchRel, relativeError(all.subarray(i * nVocab, (i + 1) * nVocab), ref[i]));
+    const rel = relativeError(ours[i], ref[i]);
+    const batchRel = relativeError(all.subarray(i * nVocab, (i + 1) * nVocab), ref[i]);
+    maxRel = Math.max(maxRel, rel);
+    maxBatchRel = Math.max(maxBatchRel, batchRel);
     const mine = argmax(ours[i]);
     const theirs = argmax(ref[i]);
+    let nearTie = false;
     // Our pick agrees when llama.cpp scores it as high as its own (an exact tie there).
     if (ref[i][mine] === ref[i][theirs]) top1++;
     // A different pick counts as a near-tie only if llama.cpp's own logits put the two
@@ -43,10 +56,12 @@ export async function compareWithLlamaCpp(file: string, tokens: number[], nVocab
     else {
       const margin = (ref[i][theirs] - ref[i][mine]) / rms(ref[i]);
       console.log(`top-1 differs at position ${i}: llama.cpp margin ${margin.toFixed(4)} of its logit rms`);
-      if (margin <= NEAR_TIE) nearTies++;
+      nearTie = margin <= NEAR_TIE;
+      if (nearTie) nearTies++;
     }
+    positions.push({ rel, batchRel, top1: ref[i][mine] === ref[i][theirs], nearTie });
   }
-  return { maxRel, maxBatchRel, top1, nearTies };
+  return { maxRel, maxBatchRel, top1, nearTies, positions };
 }
 
 export function randomTokens(n: number, nVocab: number, seed: number): number[] {

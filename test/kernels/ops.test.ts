@@ -10,6 +10,7 @@ import { checkAccumulation, checkOp, checkSummary, kernels, relativeError, withI
 import {
   attentionRef,
   encodedActivations,
+  headMatmulRef,
   layerNormRef,
   matmulRef,
   rmsNormRef,
@@ -308,6 +309,89 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
     }
   });
 
+  it("attention over a latent cache (MLA): MQA, values are the key rows' prefix", () => {
+    const g = new Gaussian();
+    // head_dim = kv_lora + rope, head_dim_v = kv_lora, one KV head.
+    const cases = [
+      { nTokens: 1, nCtx: 1, nHead: 4, nHeadKv: 1, headDim: 80, headDimV: 64, slidingWindow: 0, softcap: 0 },
+      { nTokens: 1, nCtx: 29, nHead: 3, nHeadKv: 1, headDim: 72, headDimV: 64, slidingWindow: 0, softcap: 0 },
+      { nTokens: 11, nCtx: 11, nHead: 5, nHeadKv: 1, headDim: 576, headDimV: 512, slidingWindow: 0, softcap: 0 },
+      { nTokens: 6, nCtx: 20, nHead: 2, nHeadKv: 1, headDim: 37, headDimV: 29, slidingWindow: 0, softcap: 0 },
+    ];
+    for (const c of cases) {
+      const q = g.array(c.nTokens * c.nHead * c.headDim);
+      const k = g.array(c.nCtx * c.headDim);
+      const v = new Float32Array(c.nCtx * c.headDimV);
+      for (let j = 0; j < c.nCtx; j++) v.set(k.subarray(j * c.headDim, j * c.headDim + c.headDimV), j * c.headDimV);
+      const args = { ...c, scale: 1 / Math.sqrt(c.headDim) };
+      const ref = attentionRef(q, k, v, args);
+      for (const threads of THREADS) {
+        const y = withIsa(isa, () =>
+          kernels().attention(q, k, new Float32Array(0), c.nTokens, c.nCtx, c.nHead, 1, c.headDim, c.headDimV, 0, args.scale, 0, threads, true),
+        );
+        expect(relativeError(y, ref), JSON.stringify(c)).toBeLessThan(2e-3);
+      }
+    }
+  });
+
+  for (const type of [GGMLType.F32, GGMLType.F16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K]) {
+    const name = GGML_TYPE_INFO[type].name;
+    it(`head_matmul ${name}: per-head matrices, head-major activations, odd head and row counts`, () => {
+      const g = new Gaussian();
+      const block = Math.max(GGML_TYPE_INFO[type].blockSize, 32);
+      for (const [nHead, rows, blocks, nTokens] of [
+        [1, 1, 1, 1],
+        [3, 7, 2, 1],
+        [4, 16, 2, 5],
+        [5, 24, 1, 13],
+      ]) {
+        const cols = block * blocks;
+        const w = g.array(nHead * rows * cols, 1 / Math.sqrt(cols));
+        const bytes = quantize(type, w, cols);
+        const wq = dequantize(type, bytes, nHead * rows * cols);
+        const x = g.array(nHead * nTokens * cols);
+        const refExact = headMatmulRef(wq, nHead, rows, cols, x, nTokens);
+        const refEmulated = headMatmulRef(wq, nHead, rows, cols, encodedActivations(type, x, cols), nTokens);
+        for (const threads of THREADS) {
+          const y = withIsa(isa, () => kernels().headMatmul(type, bytes, nHead, rows, cols, x, nTokens, threads));
+          const tag = `seed ${g.seed} ${nHead}x${rows}x${cols} n=${nTokens} t=${threads}`;
+          expect(relativeError(y, refEmulated), tag).toBeLessThan(MATMUL_BUDGET[name].emulated);
+          if (nHead * rows * nTokens >= 64) expect(relativeError(y, refExact), tag).toBeLessThan(MATMUL_BUDGET[name].exact);
+        }
+      }
+    });
+  }
+
+  it("copy_heads regroups per-head slices (token-major <-> head-major, into wider rows)", () => {
+    const g = new Gaussian();
+    for (const [nTokens, nHead, headW, width, yHeadW] of [
+      [1, 1, 8, 8, 8],
+      [5, 3, 12, 7, 9],
+      [9, 4, 24, 16, 20],
+    ]) {
+      const x = g.array(nTokens * nHead * headW);
+      const offset = headW - width;  // the tail of each head, like q_pe
+      const src = x.subarray(offset);
+      for (const threads of THREADS) {
+        // Token-major [t][h][headW] tail -> head-major [h][t][width].
+        const hm = withIsa(isa, () => kernels().copyHeads(src, nHead * headW, headW, nHead * nTokens * width, width, nTokens * width, nTokens, nHead, width, threads));
+        // -> rows of yHeadW per head, at offset yHeadW - width.
+        const wide = withIsa(isa, () => kernels().copyHeads(src, nHead * headW, headW, nTokens * nHead * yHeadW, nHead * yHeadW, yHeadW, nTokens, nHead, width, threads));
+        for (let t = 0; t < nTokens; t++)
+          for (let h = 0; h < nHead; h++)
+            for (let c = 0; c < width; c++) {
+              const want = x[(t * nHead + h) * headW + offset + c];
+              expect(hm[(h * nTokens + t) * width + c]).toBe(want);
+              expect(wide[(t * nHead + h) * yHeadW + c]).toBe(want);
+            }
+        // Nothing outside the copied slices is written.
+        let outside = 0;
+        for (let i = 0; i < wide.length; i++) if (i % yHeadW >= width) outside += Math.abs(wide[i]);
+        expect(outside).toBe(0);
+      }
+    }
+  });
+
   it("read-bandwidth probe returns a plausible figure", () => {
     const { medianGBps, bestGBps } = withIsa(isa, () => kernels().readBandwidth(64, 2, 2));
     expect(medianGBps).toBeGreaterThan(0.5);
@@ -352,6 +436,9 @@ describe("harness argument validation", () => {
       () => k.getRows(GGMLType.F32, new Uint8Array(16), 2, 2, Int32Array.from([2])),
       () => k.attention(new Float32Array(1), new Float32Array(1), new Float32Array(1), 2, 1, 1, 1, 1, 1, 0, 1, 0, 1),
       () => k.softmax(new Float32Array(0)),
+      () => k.headMatmul(GGMLType.F32, new Uint8Array(32), 2, 2, 4, new Float32Array(16), 2, 1),
+      () => k.copyHeads(new Float32Array(8), 4, 2, 8, 4, 2, 2, 2, 3, 1),
+      () => k.attention(new Float32Array(8), new Float32Array(4), new Float32Array(0), 1, 1, 2, 1, 4, 8, 0, 1, 0, 1, true),
     ];
     for (const f of bad) {
       let code: string | undefined;
