@@ -23,6 +23,7 @@ import { benchModel, type ShapeName } from "../bench/models.js";
 import { median } from "../bench/stats.js";
 import { relativeError } from "../lib/kernels/harness.js";
 import { argmax } from "../lib/sampling/sampler.js";
+import { CUDA_VS_CPU_BUDGET } from "./cuda-budgets.js";
 import { sharedDir, writeSyntheticModel, type ModelShape, type WeightScheme } from "./synthetic-model.js";
 
 const stories260K = path.join(sharedDir, "models/stories260K.gguf");
@@ -52,15 +53,7 @@ function randomTokens(n: number, nVocab: number, seed: number): number[] {
   return out;
 }
 
-// Relative error budgets of CUDA vs CPU logits. Both backends round activations (the CPU to
-// q8 per 32 or Q8_K per 256 values like llama.cpp, the GPU to q8 per 32 for its dp4a GEMV
-// and fp16 for its tensor-core GEMM), so quantized types differ by two independent rounding
-// cascades, each ~2e-2 from a float64 forward (test/helpers/reference-forward.ts); the
-// K-quants, whose CPU activations are rounded in 256-value blocks, differ the most. BF16:
-// the CPU rounds activations to bf16 (as llama.cpp does), the GPU keeps them in fp32/fp16.
-const BUDGET: Record<WeightScheme | "stories", number> = {
-  stories: 2e-3, F32: 3e-3, F16: 3e-3, BF16: 1e-2, Q8_0: 4e-2, Q4_0: 4e-2, Q4_K: 6e-2, Q6_K: 6e-2, Q4_K_M: 6e-2,
-};
+const BUDGET = CUDA_VS_CPU_BUDGET;
 
 interface CheckCase {
   name: string;

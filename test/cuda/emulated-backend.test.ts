@@ -11,6 +11,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { CUDA_VS_CPU_BUDGET } from "../../scripts/cuda-budgets.js";
 import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../scripts/synthetic-model.js";
 import { argmax, relativeError } from "../helpers/logits.js";
 import { hasShared, repoRoot, stories260K, tempDir } from "../helpers/paths.js";
@@ -23,10 +24,7 @@ if (!available) console.log(`skipped: no emulated CUDA build at ${emulatedAddon}
 const { loadModel, isTesseraError } = await import("../../lib/index.js");
 type Model = Awaited<ReturnType<typeof loadModel>>;
 
-/** Relative error budgets of CUDA vs CPU logits: q8/fp16 activation rounding differs. */
-const BUDGET: Record<WeightScheme | "stories", number> = {
-  stories: 2e-3, F32: 2e-3, F16: 3e-3, BF16: 3e-3, Q8_0: 3e-2, Q4_0: 3e-2, Q4_K: 3e-2, Q6_K: 3e-2, Q4_K_M: 3e-2,
-};
+const BUDGET = CUDA_VS_CPU_BUDGET;
 
 function tokens(n: number, nVocab: number, seed: number): number[] {
   let s = seed >>> 0;
