@@ -229,10 +229,19 @@ void CudaExecutor::enqueue_moe_ffn(const LayerWeights& L, int n) {
   const int64_t F = p.n_ff_exp;
   cudaStream_t s = stream_;
 
-  unsigned formats = formats_for(m.router, n) | formats_for(m.shexp_gate_up, n);
+  // The router always runs as a GEMV: the tensor-core GEMM's fp16 rounding of its weights
+  // and inputs would move near-tied experts' scores, and with them the routing, away from the
+  // CPU's and llama.cpp's fp32 router for no speed that matters (it is n_expert rows).
+  unsigned formats = formats_for(m.shexp_gate_up, n);
+  for (const Projection& pr : m.router) formats |= gemv_formats_for(pr.w);
   for (const ExpertProjection& e : m.gate_up) formats |= stage_formats_for(e.w.part[0], n);
   launch_norm_stage(x_, p.n_embd, n, p.n_embd, p.norm, L.ffn_norm, L.ffn_norm_b, p.norm_eps, formats, stage_, s);
-  for (const Projection& pr : m.router) enqueue_matmul(pr, n, router_, router_w_, false);
+  for (const Projection& pr : m.router) {
+    MatmulOut out;
+    out.y = router_ + pr.offset;
+    out.ldy = router_w_;
+    launch_gemv(pr.w, stage_, n, out, s);
+  }
   MoeRouteArgs route;
   route.logits = router_;
   route.ld = router_w_;

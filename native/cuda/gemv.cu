@@ -1,7 +1,9 @@
 // gemv: y[t] = W x[t] for up to 8 tokens (decode), W in the repacked layout, fp32 results.
 // One warp per weight row (its dot products: gemv_row.cuh), so the weights stream from
-// memory exactly once for all tokens.
-// Launch: grid ceil(rows / 4), block 128 (4 warps). Template N >= n_tokens (1, 2, 4, 8).
+// memory exactly once for all tokens. More tokens (the MoE router in prefill, which wants
+// the GEMV's fp32 / q8 precision) run in groups of 8 over grid.y, each reading W again.
+// Launch: grid (ceil(rows / 4), ceil(n_tokens / 8)), block 128 (4 warps). Template N >=
+// the tokens of a group (1, 2, 4, 8).
 // Invariants: activation rows are cols32 long and zero-padded like the weight rows.
 #include "cuda/device.cuh"
 #include "cuda/gemv_row.cuh"
@@ -21,19 +23,22 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   if (row >= m.rows) return;  // whole warp: no collective is skipped by part of it
+  const int64_t t0 = int64_t(blockIdx.y) * N;
+  const int group = min(N, n - int(t0));
+  const ActQ8 a{aq.q + t0 * m.cols32, aq.ds + t0 * (m.cols32 / 32)};
   float acc[N];
-  gemv_row_partials<T, N>(m, row, aq, af, n, lane, acc);
+  gemv_row_partials<T, N>(m, row, a, af + t0 * m.cols32, group, lane, acc);
 
 #pragma unroll
   for (int t = 0; t < N; ++t) {
     const float s = warp_sum(acc[t]);
-    if (lane == 0 && t < n) store_matmul_out(out, row, t, s);
+    if (lane == 0 && t < group) store_matmul_out(out, row, t0 + t, s);
   }
 }
 
 template <GgmlType T>
 void launch_for_type(const DeviceMatrix& w, const StagedAct& act, int n, const MatmulOut& out, cudaStream_t s) {
-  const dim3 grid(unsigned((w.rows + kWarps - 1) / kWarps)), block(kWarps * 32);
+  const dim3 grid(unsigned((w.rows + kWarps - 1) / kWarps), unsigned((n + 7) / 8)), block(kWarps * 32);
   const ActQ8 aq{act.q8, act.ds};
   if (n <= 1) launch_kernel(gemv_kernel<T, 1>, grid, block, s, w, aq, act.f32, n, out);
   else if (n <= 2) launch_kernel(gemv_kernel<T, 2>, grid, block, s, w, aq, act.f32, n, out);

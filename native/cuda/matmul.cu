@@ -17,9 +17,10 @@ bool is_quantized(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_
 
 bool matmul_uses_gemm(int n_tokens) { return n_tokens > kMaxGemvTokens; }
 
+unsigned gemv_formats_for(const DeviceMatrix& w) { return is_quantized(w.type) ? kStageQ8 : kStageF32; }
+
 unsigned stage_formats_for(const DeviceMatrix& w, int n_tokens) {
-  if (matmul_uses_gemm(n_tokens)) return kStageF16;
-  return is_quantized(w.type) ? kStageQ8 : kStageF32;
+  return matmul_uses_gemm(n_tokens) ? kStageF16 : gemv_formats_for(w);
 }
 
 void launch_matmul(const DeviceMatrix& w, const StagedAct& act, int n_tokens, const MatmulOut& out, cudaStream_t s) {

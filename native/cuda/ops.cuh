@@ -31,6 +31,7 @@ struct StagedAct {
 
 // The staged formats a matmul of `w` over n_tokens reads.
 unsigned stage_formats_for(const DeviceMatrix& w, int n_tokens);
+unsigned gemv_formats_for(const DeviceMatrix& w);
 
 // (norm_stage.cu) RMSNorm / LayerNorm of rows of x (dim values, rows strided by ldx), times
 // weight (+ bias for LayerNorm; either may be null), staged in `formats`.
@@ -57,7 +58,9 @@ struct MatmulOut {
 };
 
 // (matmul.cu) GEMV (gemv.cu) for up to 8 tokens, tensor-core GEMM (gemm.cu) above; `act`
-// must hold the formats stage_formats_for(w, n_tokens) names.
+// must hold the formats stage_formats_for(w, n_tokens) names. launch_gemv takes any token
+// count (groups of 8) with the formats gemv_formats_for(w) names: fp32 or q8 activations and
+// unrounded weights, for products whose precision matters more than their speed.
 bool matmul_uses_gemm(int n_tokens);
 void launch_matmul(const DeviceMatrix& w, const StagedAct& act, int n_tokens, const MatmulOut& out, cudaStream_t s);
 void launch_gemv(const DeviceMatrix& w, const StagedAct& act, int n_tokens, const MatmulOut& out, cudaStream_t s);

@@ -329,6 +329,7 @@ struct MatmulCase {
   int64_t rows, cols;
   int n;
   bool epilogue = false;  // bias + accumulate (+ a soft-capped variant)
+  bool gemv = false;      // launch_gemv whatever n (groups of 8 tokens), as the MoE router
 };
 
 void check_matmul(const MatmulCase& mc) {
@@ -340,8 +341,12 @@ void check_matmul(const MatmulCase& mc) {
   const auto x = gauss_vector(size_t(n) * cols);
   Dev<float> dx(x);
   DevStage st(n, cols);
-  const unsigned formats = stage_formats_for(dm.m, n);
+  const unsigned formats = mc.gemv ? gemv_formats_for(dm.m) : stage_formats_for(dm.m, n);
   launch_copy_stage(dx.get(), cols, n, int(cols), formats, st.act, nullptr);
+  const auto matmul = [&](const MatmulOut& o) {
+    if (mc.gemv) launch_gemv(dm.m, st.act, n, o, nullptr);
+    else launch_matmul(dm.m, st.act, n, o, nullptr);
+  };
 
   // What the kernel consumed: the staged activations, and fp16 weights in the GEMM.
   std::vector<double> x_eff(size_t(n) * cols);
@@ -372,7 +377,7 @@ void check_matmul(const MatmulCase& mc) {
     out.bias = dbias.get();
     out.accumulate = true;
   }
-  launch_matmul(dm.m, st.act, n, out, nullptr);
+  matmul(out);
   const auto got = dy.download();
 
   std::vector<double> tight(size_t(n) * rows), exact(size_t(n) * rows);
@@ -389,7 +394,8 @@ void check_matmul(const MatmulCase& mc) {
       exact[t * rows + r] = s_exact + add;
     }
   const std::string name = std::string(gemm ? "gemm " : "gemv ") + type_name(mc.type) + " " + std::to_string(rows) + "x" +
-                           std::to_string(cols) + " n=" + std::to_string(n) + (mc.epilogue ? " +bias+acc" : "");
+                           std::to_string(cols) + " n=" + std::to_string(n) + (mc.epilogue ? " +bias+acc" : "") +
+                           (mc.gemv && n > 8 ? " (groups of 8)" : "");
   report(name + " vs consumed inputs", rel_error(got, tight), gemm ? 2e-5 : 2e-6);
   const bool q8 = formats & kStageQ8;
   report(name + " vs fp32 inputs", rel_error(got, exact), q8 ? 2e-2 : (gemm ? 4e-3 : 2e-6));
@@ -399,7 +405,7 @@ void check_matmul(const MatmulCase& mc) {
     capped.y = dy.get();
     capped.ldy = rows;
     capped.softcap = 3.f;
-    launch_matmul(dm.m, st.act, n, capped, nullptr);
+    matmul(capped);
     const auto got_cap = dy.download();
     std::vector<double> ref_cap(tight.size());
     for (int t = 0; t < n; ++t)
@@ -963,6 +969,8 @@ int main() {
     for (int n : {1, 5, 20}) check_matmul({t, 45, 100, n});  // rows not whole chunks
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q8_0})
     for (int n : {2, 12}) check_matmul({t, 130, 256, n, true});
+  for (GgmlType t : {GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_K})  // the MoE router in prefill
+    for (int n : {9, 21}) check_matmul({t, 60, 256, n, n == 21, true});
   if (!kEmulated) {
     check_matmul({GgmlType::Q4_K, 4096, 4096, 1});
     check_matmul({GgmlType::Q6_K, 1000, 4096, 200});
