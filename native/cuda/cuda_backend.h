@@ -1,7 +1,9 @@
 // The CUDA backend (core/backend.h): CudaBackend uploads a model's weights once, repacked
 // into the device layout (matrix_layout.h), with q/k/v and gate/up fused into one matrix each
-// when their types agree; CudaExecutor owns a session's fp16 KV cache and activation
-// buffers (allocated once) and runs the forward pass the CPU executor runs, op for op.
+// when their types agree (stacked expert tensors: one matrix each, expert e's rows at
+// e * rows, gate and up launched together when their types agree); CudaExecutor owns a
+// session's fp16 KV cache and activation buffers (allocated once) and runs the forward pass
+// the CPU executor runs, op for op.
 // libtessera_cuda.so exports tessera_cuda_create_backend; nothing here throws across it.
 #pragma once
 #include <cstdint>

@@ -2,13 +2,17 @@
 // (per layer K [n_head_kv][capacity][head_dim], then V) and one scratch allocation holding
 // the activations of a batch (residual x, fused qkv rows, attention output, fused gate/up
 // rows, staged matmul inputs, split-KV records, logits of up to 64 rows, token ids and
-// positions). eval() copies token ids and positions in, enqueues the forward pass on the
-// session's stream and copies the logits out; nothing is allocated per token.
+// positions; for mixture-of-experts models also router logits, the routing (expert id and
+// weight per token and choice), the grouping by expert, and the experts' gate/up, staged
+// and output rows per (token, choice) pair). eval() copies token ids and positions in,
+// enqueues the forward pass on the session's stream and copies the logits out; nothing is
+// allocated per token.
 //  - Prefill chunks are enqueued layer by layer; the host waits for layer l - 1 to finish
 //    before enqueuing layer l + 1, so request_abort stops the pass within about a layer.
 //  - A decode step (one token, last logits) is captured once as a CUDA graph and replayed:
-//    every kernel reads the token id and position from device memory, so the same graph
-//    serves every position. Should capture fail, steps run as plain launches.
+//    every kernel reads the token id, position and expert ids from device memory, so the
+//    same graph serves every position and routing. Should capture fail, steps run as plain
+//    launches.
 #include <algorithm>
 #include <cstring>
 #include <exception>

@@ -882,6 +882,48 @@ void time_matmul(GgmlType type, int64_t rows, int64_t cols, int n) {
               long(rows), long(cols), n, ms, gbs, tflops);
 }
 
+// Qwen3-30B-A3B's expert block for one decode token (128 experts of 768 x 2048, 8 active): the
+// grouped GEMVs' bandwidth on the active experts' bytes. Each step routes to a different set
+// of 8 experts (16 disjoint sets cycle through all 128), so the weights stream from memory.
+void time_moe_decode(GgmlType type) {
+  constexpr int kExperts = 128, kUsed = 8, kSets = kExperts / kUsed;
+  const int64_t ff = 768, dim = 2048;
+  auto stacked = [&](int64_t rows, int64_t cols) {
+    return std::make_unique<DevMatrix>(type, random_gguf_rows(type, kExperts * rows, cols), kExperts * rows, cols);
+  };
+  const auto gate = stacked(ff, dim), up = stacked(ff, dim), down = stacked(dim, ff);
+  ExpertWeights gu, dn;
+  gu.parts = 2;
+  gu.rows = ff;
+  gu.part[0] = gate->m;
+  gu.part[1] = up->m;
+  dn.rows = dim;
+  dn.part[0] = down->m;
+  std::vector<int32_t> perm(kExperts);
+  for (int e = 0; e < kExperts; ++e) perm[e] = e;
+  std::shuffle(perm.begin(), perm.end(), g_rng);
+  std::vector<std::unique_ptr<Dev<int32_t>>> sets;
+  for (int i = 0; i < kSets; ++i)
+    sets.push_back(std::make_unique<Dev<int32_t>>(std::vector<int32_t>(perm.begin() + i * kUsed, perm.begin() + (i + 1) * kUsed)));
+  const auto x = gauss_vector(size_t(dim)), h = gauss_vector(size_t(kUsed) * ff);
+  Dev<float> dx(x), dh(h), dy_gu(size_t(kUsed) * 2 * ff), dy_dn(size_t(kUsed) * dim);
+  DevStage sx(1, dim), sh(kUsed, ff);
+  launch_copy_stage(dx.get(), dim, 1, int(dim), stage_formats_for(gu.part[0], 1), sx.act, nullptr);
+  launch_copy_stage(dh.get(), ff, kUsed, int(ff), stage_formats_for(dn.part[0], 1), sh.act, nullptr);
+  MatmulOut o_gu, o_dn;
+  o_gu.y = dy_gu.get();
+  o_gu.ldy = 2 * ff;
+  o_dn.y = dy_dn.get();
+  o_dn.ldy = dim;
+  Timer timer;
+  const double ms_gu = timer.median_ms(50, [&](int i) { launch_moe_gemv(gu, sets[i % kSets]->get(), kUsed, kUsed, sx.act, o_gu, nullptr); });
+  const double ms_dn = timer.median_ms(50, [&](int i) { launch_moe_gemv(dn, sets[i % kSets]->get(), kUsed, 1, sh.act, o_dn, nullptr); });
+  const double bytes_gu = double(gate->layout.total + up->layout.total) / kExperts * kUsed;
+  const double bytes_dn = double(down->layout.total) / kExperts * kUsed;
+  std::printf("  moe_gemv %-5s gate|up 8 of 128 x 1536x2048: %8.4f ms  %7.1f GB/s   down 8 of 128 x 2048x768: %8.4f ms  %7.1f GB/s\n",
+              type_name(type), ms_gu, bytes_gu / (ms_gu * 1e-3) / 1e9, ms_dn, bytes_dn / (ms_dn * 1e-3) / 1e9);
+}
+
 void time_attention(int n_tokens, int n_ctx, int n_head, int n_head_kv, int hd, bool flash, int splits) {
   const int capacity = n_ctx;
   const size_t kv_elems = size_t(n_head_kv) * capacity * hd;
@@ -1039,6 +1081,7 @@ int main() {
     }
     for (GgmlType t : {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_K}) time_matmul(t, 4096, 4096, 512);
     time_matmul(GgmlType::Q4_K, 14336, 4096, 512);
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q8_0}) time_moe_decode(t);
     for (int ctx : {128, 1024, 8192, 32768}) time_attention(1, ctx, 32, 8, 128, false, 32);
     time_attention(512, 512, 32, 8, 128, true, 1);
     time_attention(512, 4096, 32, 8, 128, true, 1);
