@@ -1035,6 +1035,8 @@ int main() {
     check_moe_matmul({t, 8, 2, 136, cols, 2, 27, true});  // GEMM, parts split inside a 128-row tile
     check_moe_matmul({t, 16, 4, 40, cols, 1, 37, false}); // GEMM over pair rows, odd counts
   }
+  check_moe_matmul({GgmlType::Q4_0, 2, 2, 40, 256, 2, 70, true});    // 70 slots per expert: two tiles each
+  check_moe_matmul({GgmlType::Q6_K, 4, 3, 48, 256, 1, 90, false});   // ~68 per expert, uneven
   check_moe_matmul({GgmlType::BF16, 4, 2, 33, 100, 2, 1, true});  // rows that are not whole chunks
   check_moe_matmul({GgmlType::F16, 4, 3, 33, 100, 1, 11, false});
   if (!kEmulated) check_moe_matmul({GgmlType::Q4_K, 128, 8, 768, 2048, 2, 200, true});
