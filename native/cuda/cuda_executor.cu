@@ -235,7 +235,7 @@ void CudaExecutor::enqueue_moe_ffn(const LayerWeights& L, int n) {
 
   // The router always runs as a GEMV: the tensor-core GEMM's fp16 rounding of its weights
   // and inputs would move near-tied experts' scores, and with them the routing, away from the
-  // CPU's and llama.cpp's fp32 router for no speed that matters (it is n_expert rows).
+  // CPU backend's router, for no speed that matters (it is only n_expert rows).
   unsigned formats = formats_for(m.shexp_gate_up, n);
   for (const Projection& pr : m.router) formats |= gemv_formats_for(pr.w);
   for (const ExpertProjection& e : m.gate_up) formats |= stage_formats_for(e.w.part[0], n);
