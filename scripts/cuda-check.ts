@@ -2,7 +2,8 @@
  * End-to-end check of the CUDA backend on a machine with an NVIDIA GPU (scripts/cuda-device.sh
  * runs it after the kernel harness):
  *
- *   node dist/scripts/cuda-check.js check            CUDA vs CPU logits, every position
+ *   node dist/scripts/cuda-check.js check [NAME...]  CUDA vs CPU logits, every position (of the
+ *                                                    models whose names contain a NAME; all)
  *   node dist/scripts/cuda-check.js bench SHAPE-SCHEME... [--bandwidth GBps] [--out file.json]
  *   node dist/scripts/cuda-check.js steps SHAPE-SCHEME N  N decode steps, for a profiler (ncu)
  *
@@ -13,7 +14,10 @@
  *
  * `bench` writes the benchmark shapes (bench/models.ts) and measures prefill pp512 and decode
  * tg128 on the GPU (medians of several runs), with the bandwidth the decode achieves
- * (weight bytes read per token × tokens/s) against the measured device bandwidth.
+ * (weight bytes read per token × tokens/s) against the measured device bandwidth. For a
+ * mixture of experts (qwen3moe-30b-a3b-12l-Q4_0: Qwen3-30B-A3B's layer, 12 of its 48 layers)
+ * the bytes per token are the active experts' only, so the share is that of the
+ * active-bytes limit (measured bandwidth / active bytes per token).
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -23,23 +27,10 @@ import { benchModel, type ShapeName } from "../bench/models.js";
 import { median } from "../bench/stats.js";
 import { relativeError } from "../lib/kernels/harness.js";
 import { argmax } from "../lib/sampling/sampler.js";
+import { CUDA_VS_CPU_BUDGET, judgeLogits, TOP1_MIN_SHARE, topOneAgrees } from "./cuda-budgets.js";
 import { sharedDir, writeSyntheticModel, type ModelShape, type WeightScheme } from "./synthetic-model.js";
 
 const stories260K = path.join(sharedDir, "models/stories260K.gguf");
-
-/**
- * Whether the GPU's top-1 token agrees with the CPU's, or differs only on a near-tie: the
- * CPU scores the GPU's choice within 10% of its logits' rms of its own best (the rule the
- * llama.cpp conformance tests use for rounded-activation types).
- */
-function topOneAgrees(gpu: Float32Array, cpu: Float32Array): boolean {
-  const g = argmax(gpu);
-  const c = argmax(cpu);
-  if (g === c) return true;
-  let sq = 0;
-  for (let i = 0; i < cpu.length; i++) sq += cpu[i] * cpu[i];
-  return cpu[c] - cpu[g] <= 0.1 * Math.sqrt(sq / cpu.length);
-}
 
 /** Fresh pseudo-random tokens (never the special ids 0..2) from a seed drawn per run. */
 function randomTokens(n: number, nVocab: number, seed: number): number[] {
@@ -52,15 +43,7 @@ function randomTokens(n: number, nVocab: number, seed: number): number[] {
   return out;
 }
 
-// Relative error budgets of CUDA vs CPU logits. Both backends round activations (the CPU to
-// q8 per 32 or Q8_K per 256 values like llama.cpp, the GPU to q8 per 32 for its dp4a GEMV
-// and fp16 for its tensor-core GEMM), so quantized types differ by two independent rounding
-// cascades, each ~2e-2 from a float64 forward (test/helpers/reference-forward.ts); the
-// K-quants, whose CPU activations are rounded in 256-value blocks, differ the most. BF16:
-// the CPU rounds activations to bf16 (as llama.cpp does), the GPU keeps them in fp32/fp16.
-const BUDGET: Record<WeightScheme | "stories", number> = {
-  stories: 2e-3, F32: 3e-3, F16: 3e-3, BF16: 1e-2, Q8_0: 4e-2, Q4_0: 4e-2, Q4_K: 6e-2, Q6_K: 6e-2, Q4_K_M: 6e-2,
-};
+const BUDGET = CUDA_VS_CPU_BUDGET;
 
 interface CheckCase {
   name: string;
@@ -68,10 +51,20 @@ interface CheckCase {
   budget: number;
   /** Prompt length; > 512 makes decode attend over a long cache (split-KV). */
   prompt: number;
+  /** Mixture of experts with rounded activations: near-tie routing flips allowed (cuda-budgets.ts). */
+  moeRounded: boolean;
 }
 
 function checkCases(dir: string): CheckCase[] {
   const small: ModelShape = { architecture: "llama", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 4096 };
+  const qwen2moe: ModelShape = {
+    ...small, architecture: "qwen2moe", ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true,
+    moe: { nExpert: 8, nExpertUsed: 4, nFfExp: 256, nFfShexp: 512, sharedGate: true, normTopK: false },
+  };
+  const qwen3moe: ModelShape = {
+    ...small, architecture: "qwen3moe", nHead: 8, headDim: 64, qkNorm: true, ropeFreqBase: 1e6, normEps: 1e-6,
+    moe: { nExpert: 16, nExpertUsed: 8, nFfExp: 256, normTopK: true },
+  };
   const synthetic: [string, ModelShape, WeightScheme, number][] = [
     ["llama F32 head 64", small, "F32", 40],
     ["llama F16 head 128 MQA tied", { ...small, nHead: 2, nHeadKv: 1, tiedEmbeddings: true }, "F16", 40],
@@ -84,12 +77,21 @@ function checkCases(dir: string): CheckCase[] {
     ["qwen3 Q4_K_M qk-norm head 64", { ...small, architecture: "qwen3", nHead: 8, headDim: 64, qkNorm: true, ropeFreqBase: 1e6 }, "Q4_K_M", 40],
     ["llama Q4_0 odd width 288, long prompt", { ...small, nEmbd: 288, nHead: 6, nHeadKv: 2, nFf: 736 }, "Q4_0", 700],
     ["llama Q8_0 head 128, long prompt", { ...small, nEmbd: 512, nHead: 4, nHeadKv: 2, nFf: 1024 }, "Q8_0", 900],
+    // Mixture of experts: prefill chunks run the grouped GEMM, decode the grouped GEMV.
+    ["mixtral-like llama F32 8 experts top-2", { ...small, moe: { nExpert: 8, nExpertUsed: 2, nFfExp: 512 } }, "F32", 40],
+    ["mixtral-like llama Q4_0 8 experts top-2", { ...small, moe: { nExpert: 8, nExpertUsed: 2, nFfExp: 512 } }, "Q4_0", 300],
+    ["qwen2moe F32 gated shared expert", qwen2moe, "F32", 40],
+    ["qwen2moe Q8_0 gated shared expert", qwen2moe, "Q8_0", 40],
+    ["qwen3moe F32 top-8 of 16", qwen3moe, "F32", 40],
+    ["qwen3moe Q4_K_M top-8 of 16, long prompt", qwen3moe, "Q4_K_M", 600],
+    ["qwen3moe Q6_K top-8 of 64", { ...qwen3moe, moe: { nExpert: 64, nExpertUsed: 8, nFfExp: 256, normTopK: true } }, "Q6_K", 200],
   ];
-  const cases: CheckCase[] = [{ name: "stories260K", file: stories260K, budget: BUDGET.stories, prompt: 40 }];
+  const cases: CheckCase[] = [{ name: "stories260K", file: stories260K, budget: BUDGET.stories, prompt: 40, moeRounded: false }];
   for (const [name, shape, scheme, prompt] of synthetic) {
     const file = path.join(dir, `${name.replace(/[^a-z0-9]+/gi, "-")}.gguf`);
     writeSyntheticModel(file, shape, { weights: scheme, vocab: "stories", seed: 7 + cases.length });
-    cases.push({ name, file, budget: BUDGET[scheme], prompt });
+    const moeRounded = shape.moe !== undefined && scheme !== "F32" && scheme !== "F16";
+    cases.push({ name, file, budget: BUDGET[scheme], prompt, moeRounded });
   }
   return cases;
 }
@@ -106,7 +108,7 @@ async function checkOne(c: CheckCase, seed: number): Promise<boolean> {
     const sg = gpu.createSession({ batchSize: 16 });
     const ac = await sc.evaluateAll(seq);
     const ag = await sg.evaluateAll(seq);
-    let prefillWorst = 0;
+    const prefill: number[] = [];
     let agree = 0;
     let nearTies = 0;
     let total = 0;
@@ -114,16 +116,16 @@ async function checkOne(c: CheckCase, seed: number): Promise<boolean> {
       const cl = ac.subarray(i * nVocab, (i + 1) * nVocab);
       const gl = ag.subarray(i * nVocab, (i + 1) * nVocab);
       if (!gl.every(Number.isFinite)) throw new Error(`non-finite GPU logits at position ${i}`);
-      prefillWorst = Math.max(prefillWorst, relativeError(gl, cl));
+      prefill.push(relativeError(gl, cl));
       agree += argmax(gl) === argmax(cl) ? 1 : 0;
       nearTies += topOneAgrees(gl, cl) ? 1 : 0;
       total++;
     }
-    let decodeWorst = 0;
+    const decode: number[] = [];
     for (const t of randomTokens(24, nVocab, seed + 1)) {
       const cl = await sc.evaluate([t]);
       const gl = await sg.evaluate([t]);
-      decodeWorst = Math.max(decodeWorst, relativeError(gl, cl));
+      decode.push(relativeError(gl, cl));
       agree += argmax(gl) === argmax(cl) ? 1 : 0;
       nearTies += topOneAgrees(gl, cl) ? 1 : 0;
       total++;
@@ -132,11 +134,17 @@ async function checkOne(c: CheckCase, seed: number): Promise<boolean> {
     sg.dispose();
     // The gate is the relative error budget. Top-1 flips follow from the two backends'
     // different activation rounding on close logits (the GPU's q8-per-32 is the finer one for
-    // K-quants); they are reported, with how many are near-ties, not gated.
-    const ok = prefillWorst < c.budget && decodeWorst < c.budget;
+    // K-quants); they are reported, with how many are near-ties, and gated only at
+    // TOP1_MIN_SHARE (a systematic error falls far below it).
+    // MoE with rounded activations: a near-tie in the router may pick different experts on
+    // the two backends at a few positions (cuda-budgets.ts, MOE_ROUTING_FLIPS).
+    const p = judgeLogits(prefill, c.budget, c.moeRounded);
+    const d = judgeLogits(decode, c.budget, c.moeRounded);
+    const ok = p.ok && d.ok && agree / total >= TOP1_MIN_SHARE;
     console.log(
-      `${ok ? "ok  " : "FAIL"} ${c.name.padEnd(40)} prefill rel ${prefillWorst.toExponential(2)}  decode rel ${decodeWorst.toExponential(2)}` +
-        `  budget ${c.budget.toExponential(0)}  top-1 ${agree}/${total} (others near-ties: ${nearTies - agree}/${total - agree})`,
+      `${ok ? "ok  " : "FAIL"} ${c.name.padEnd(44)} prefill rel ${p.worst.toExponential(2)}  decode rel ${d.worst.toExponential(2)}` +
+        `  budget ${c.budget.toExponential(0)}  top-1 ${agree}/${total} (others near-ties: ${nearTies - agree}/${total - agree})` +
+        (c.moeRounded ? `  over budget (routing flips) ${p.over + d.over}/${total}` : ""),
     );
     return ok;
   } finally {
@@ -145,13 +153,14 @@ async function checkOne(c: CheckCase, seed: number): Promise<boolean> {
   }
 }
 
-async function check(): Promise<number> {
+async function check(only: string[]): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tessera-cuda-check-"));
   const seed = (Date.now() ^ (process.pid << 8)) >>> 0;
   console.log(`CUDA vs CPU logits (token seed ${seed})`);
   let failures = 0;
   try {
-    for (const c of checkCases(dir)) if (!(await checkOne(c, seed))) failures++;
+    const cases = checkCases(dir).filter((c) => only.length === 0 || only.some((n) => c.name.includes(n)));
+    for (const c of cases) if (!(await checkOne(c, seed))) failures++;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -193,7 +202,10 @@ async function benchOne(name: string, bandwidthGBps: number) {
     // The first run of each warms up (graph capture, cuBLAS-free kernels' first launch).
     const pp = 512 / (median(prefillMs.slice(1)) / 1000);
     const tg = 128 / (median(decodeMs.slice(1)) / 1000);
+    // m.decodeBytes counts, of stacked expert tensors, only the active experts' share: the
+    // bytes a decode step must read, whose ratio to the bandwidth bounds tokens/s.
     const achieved = (m.decodeBytes * tg) / 1e9;
+    const limit = bandwidthGBps > 0 ? (bandwidthGBps * 1e9) / m.decodeBytes : undefined;
     const r = {
       model: m.name,
       loadMs: Math.round(loadMs),
@@ -202,6 +214,8 @@ async function benchOne(name: string, bandwidthGBps: number) {
       decodeGBps: achieved,
       shareOf3TBps: achieved / 3000,
       shareOfMeasured: bandwidthGBps > 0 ? achieved / bandwidthGBps : undefined,
+      activeBytesPerToken: m.decodeBytes,
+      bandwidthLimitTokS: limit,
       prefillMs,
       decodeMs,
     };
@@ -209,6 +223,8 @@ async function benchOne(name: string, bandwidthGBps: number) {
       `${m.name.padEnd(22)} pp512 ${pp.toFixed(0).padStart(7)} tok/s   tg128 ${tg.toFixed(1).padStart(7)} tok/s   ` +
         `decode ${achieved.toFixed(0)} GB/s = ${(r.shareOf3TBps * 100).toFixed(1)}% of 3.0 TB/s` +
         (r.shareOfMeasured ? `, ${(r.shareOfMeasured * 100).toFixed(1)}% of measured ${bandwidthGBps.toFixed(0)} GB/s` : "") +
+        `   active weights ${(m.decodeBytes / 1e9).toFixed(2)} GB/token` +
+        (limit ? ` (limit ${limit.toFixed(1)} tok/s)` : "") +
         `   (load ${r.loadMs} ms)`,
     );
     return r;
@@ -245,10 +261,10 @@ async function steps(name: string, n: number): Promise<number> {
 
 const [command, ...rest] = process.argv.slice(2);
 const run =
-  command === "check" ? check()
+  command === "check" ? check(rest)
   : command === "bench" ? bench(rest)
   : command === "steps" ? steps(rest[0], Number(rest[1] ?? 4))
-  : Promise.reject(new Error("usage: cuda-check.js check | bench SHAPE-SCHEME... | steps SHAPE-SCHEME N"));
+  : Promise.reject(new Error("usage: cuda-check.js check [NAME...] | bench SHAPE-SCHEME... | steps SHAPE-SCHEME N"));
 run.then(
   (code) => process.exit(code),
   (e: unknown) => {

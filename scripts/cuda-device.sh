@@ -4,7 +4,9 @@
 #      when it is there),
 #   2. the kernel harness (every op against a CPU reference, then timed),
 #   3. CUDA vs CPU logits end to end (scripts/cuda-check.ts check),
-#   4. prefill pp512 / decode tg128 on Llama-3-8B-shaped Q4_0 and Q4_K_M files.
+#   4. prefill pp512 / decode tg128 on Llama-3-8B-shaped Q4_0 and Q4_K_M files and a
+#      Qwen3-30B-A3B-shaped mixture of experts (12 of its 48 layers, Q4_0), with the share of
+#      the active-bytes bandwidth limit.
 # Needs a build with the CUDA backend and the harness in $TESSERA_BUILD (default build/Release:
 # `cmake-js rebuild --CDTESSERA_CUDA_HARNESS=ON`), dist/ (npx tsc) and ../shared.
 # Logs go to $TESSERA_OUT (default bench/results/cuda).
@@ -12,7 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 build="${TESSERA_BUILD:-build/Release}"
 out="${TESSERA_OUT:-bench/results/cuda}"
-models="${TESSERA_CUDA_BENCH:-llama-3-8b-Q4_0 llama-3-8b-Q4_K_M}"
+models="${TESSERA_CUDA_BENCH:-llama-3-8b-Q4_0 llama-3-8b-Q4_K_M qwen3moe-30b-a3b-12l-Q4_0}"
 mkdir -p "$out"
 export TESSERA_ADDON_PATH="${TESSERA_ADDON_PATH:-$build/tessera.node}"
 status=0
@@ -47,6 +49,10 @@ timeout 300 "$build/tessera_cuda_harness" 2>&1 | tee "$out/harness.log" || statu
 echo "== CUDA vs CPU logits"
 timeout 400 node dist/scripts/cuda-check.js check 2>&1 | tee "$out/check.log" || status=1
 echo "== prefill / decode"
-# shellcheck disable=SC2086
-timeout 600 node dist/scripts/cuda-check.js bench $models --bandwidth "${bandwidth:-0}" --out "$out/bench.json" 2>&1 | tee "$out/bench.log" || status=1
+# One model per run (each writes its multi-GB file on first use): bench/results/cuda/bench-MODEL.json.
+: > "$out/bench.log"
+for model in $models; do
+  timeout 600 node dist/scripts/cuda-check.js bench "$model" --bandwidth "${bandwidth:-0}" --out "$out/bench-$model.json" 2>&1 |
+    tee -a "$out/bench.log" || status=1
+done
 exit $status

@@ -142,6 +142,50 @@ Status place_projections(WeightPlacer& placer, const ModelPlan& p, const std::ve
   return Status::ok();
 }
 
+// Stacked expert tensors [n_expert][rows][cols] as one matrix each, fused side by side into
+// one product when their types agree.
+Status place_experts(WeightPlacer& placer, const ModelPlan& p, const std::vector<int>& parts,
+                     std::vector<ExpertProjection>* out) {
+  out->clear();
+  const int64_t rows = p.tensors[parts[0]].ne[1];
+  if (same_kind(p, parts) && parts.size() <= 2) {
+    ExpertProjection e;
+    e.w.parts = int(parts.size());
+    e.w.rows = rows;
+    for (size_t i = 0; i < parts.size(); ++i) TESSERA_RETURN_IF_ERROR(placer.matrix({parts[i]}, &e.w.part[i]));
+    out->push_back(e);
+    return Status::ok();
+  }
+  int64_t offset = 0;
+  for (int i : parts) {
+    ExpertProjection e;
+    e.w.rows = p.tensors[i].ne[1];
+    e.offset = offset;
+    TESSERA_RETURN_IF_ERROR(placer.matrix({i}, &e.w.part[0]));
+    out->push_back(e);
+    offset += e.w.rows;
+  }
+  return Status::ok();
+}
+
+Status place_moe(WeightPlacer& placer, const ModelPlan& p, const LayerPlan& L, MoeWeights* m) {
+  std::vector<int> router = {L.ffn_gate_inp};
+  m->shexp_gated = L.ffn_gate_inp_shexp >= 0;
+  if (m->shexp_gated) router.push_back(L.ffn_gate_inp_shexp);
+  TESSERA_RETURN_IF_ERROR(place_projections(placer, p, router, nullptr, &m->router));
+  TESSERA_RETURN_IF_ERROR(placer.vector(L.ffn_exp_probs_b, &m->selection_bias));
+  TESSERA_RETURN_IF_ERROR(place_experts(placer, p, {L.ffn_gate_exps, L.ffn_up_exps}, &m->gate_up));
+  std::vector<ExpertProjection> down;
+  TESSERA_RETURN_IF_ERROR(place_experts(placer, p, {L.ffn_down_exps}, &down));
+  if (!down.empty()) m->down = down[0];
+  if (L.ffn_gate_shexp >= 0) {
+    m->shexp_ff = p.tensors[L.ffn_gate_shexp].ne[1];
+    TESSERA_RETURN_IF_ERROR(place_projections(placer, p, {L.ffn_gate_shexp, L.ffn_up_shexp}, nullptr, &m->shexp_gate_up));
+    TESSERA_RETURN_IF_ERROR(placer.matrix({L.ffn_down_shexp}, &m->shexp_down.w));
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 CudaBackend::CudaBackend(const BackendOptions& options)
@@ -152,10 +196,20 @@ Status CudaBackend::check_plan(const ModelPlan& p) const {
     return Status::error(StatusCode::ModelIncompatible,
                          "multi-head latent attention (" + p.architecture +
                              ") is not supported by the CUDA backend yet; use backend \"cpu\"");
-  for (const LayerPlan& L : p.layers)
-    if (L.ffn_kind != FfnKind::Dense)
+  const bool moe = std::any_of(p.layers.begin(), p.layers.end(), [](const LayerPlan& L) { return L.ffn_kind == FfnKind::Moe; });
+  if (moe) {
+    const MoeParams& m = p.moe;
+    if (m.n_expert < 1 || m.n_expert > kMaxExperts || m.n_expert_used < 1 || m.n_expert_used > m.n_expert)
       return Status::error(StatusCode::ModelIncompatible,
-                           "mixture-of-experts models are not supported by the CUDA backend yet; use backend \"cpu\"");
+                           "the CUDA mixture-of-experts kernels route to 1.." + std::to_string(kMaxExperts) +
+                               " experts (this model: " + std::to_string(m.n_expert_used) + " of " +
+                               std::to_string(m.n_expert) + "); use backend \"cpu\"");
+    if (m.n_group > 1 && (m.n_group > kMaxExpertGroups || m.n_expert % m.n_group != 0))
+      return Status::error(StatusCode::ModelIncompatible,
+                           "the CUDA router needs at most " + std::to_string(kMaxExpertGroups) +
+                               " expert groups of equal size (this model: " + std::to_string(m.n_group) + " groups of " +
+                               std::to_string(m.n_expert) + " experts); use backend \"cpu\"");
+  }
   for (int hd : {p.head_dim, p.head_dim_v})
     if (hd % 8 != 0 || hd > 256)
       return Status::error(StatusCode::ModelIncompatible,
@@ -196,8 +250,13 @@ Status CudaBackend::build(const ModelPlan& p, uint8_t* base, size_t* used) {
     TESSERA_RETURN_IF_ERROR(placer.concat({L.bq, L.bk, L.bv}, {q_w, k_w, v_w}, &qkv_bias));
     TESSERA_RETURN_IF_ERROR(place_projections(placer, p, {L.wq, L.wk, L.wv}, qkv_bias, &lw.qkv));
     TESSERA_RETURN_IF_ERROR(placer.matrix({L.wo}, &lw.wo.w));
-    TESSERA_RETURN_IF_ERROR(place_projections(placer, p, {L.ffn_gate, L.ffn_up}, nullptr, &lw.gate_up));
-    TESSERA_RETURN_IF_ERROR(placer.matrix({L.ffn_down}, &lw.down.w));
+    if (L.ffn_kind == FfnKind::Moe) {
+      lw.moe = true;
+      TESSERA_RETURN_IF_ERROR(place_moe(placer, p, L, &lw.experts));
+    } else {
+      TESSERA_RETURN_IF_ERROR(place_projections(placer, p, {L.ffn_gate, L.ffn_up}, nullptr, &lw.gate_up));
+      TESSERA_RETURN_IF_ERROR(placer.matrix({L.ffn_down}, &lw.down.w));
+    }
   }
   *used = placer.used();
   return Status::ok();

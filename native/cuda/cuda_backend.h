@@ -1,7 +1,9 @@
 // The CUDA backend (core/backend.h): CudaBackend uploads a model's weights once, repacked
 // into the device layout (matrix_layout.h), with q/k/v and gate/up fused into one matrix each
-// when their types agree; CudaExecutor owns a session's fp16 KV cache and activation
-// buffers (allocated once) and runs the forward pass the CPU executor runs, op for op.
+// when their types agree (stacked expert tensors: one matrix each, expert e's rows at
+// e * rows, gate and up launched together when their types agree); CudaExecutor owns a
+// session's fp16 KV cache and activation buffers (allocated once) and runs the forward pass
+// the CPU executor runs, op for op.
 // libtessera_cuda.so exports tessera_cuda_create_backend; nothing here throws across it.
 #pragma once
 #include <cstdint>
@@ -22,6 +24,26 @@ struct Projection {
   const float* bias = nullptr;  // [w.rows] or null
 };
 
+// Stacked expert matrices writing columns [offset, offset + parts * rows) of their output
+// rows (gate and up fused when their types agree, as for dense projections).
+struct ExpertProjection {
+  ExpertWeights w;
+  int64_t offset = 0;
+};
+
+// A mixture-of-experts feed-forward block.
+struct MoeWeights {
+  std::vector<Projection> router;  // into [n_expert router logits | shared-expert gate logit]
+  const float* selection_bias = nullptr;
+  std::vector<ExpertProjection> gate_up;  // into rows [gate | up] of width 2 * n_ff_exp
+  ExpertProjection down;
+  // Shared experts (folded into one matrix per projection), absent when shexp_ff == 0.
+  int64_t shexp_ff = 0;
+  std::vector<Projection> shexp_gate_up;
+  Projection shexp_down;
+  bool shexp_gated = false;  // the router's last column is the shared expert's sigmoid gate logit
+};
+
 struct LayerWeights {
   const float* attn_norm = nullptr;
   const float* attn_norm_b = nullptr;
@@ -34,6 +56,8 @@ struct LayerWeights {
   Projection wo;
   std::vector<Projection> gate_up;  // into rows [gate | up]
   Projection down;
+  bool moe = false;
+  MoeWeights experts;  // when moe
 };
 
 struct ModelWeights {
@@ -86,6 +110,8 @@ class CudaExecutor final : public Executor {
   Status enqueue_layer(int il, int n);
   Status enqueue_logits(int first_row, int rows, float* host_out);
   void enqueue_matmul(const Projection& p, int n, float* y, int64_t ldy, bool accumulate);
+  void enqueue_dense_ffn(const LayerWeights& L, int n);
+  void enqueue_moe_ffn(const LayerWeights& L, int n);
   unsigned formats_for(const std::vector<Projection>& ps, int n) const;
 
   const CudaBackend& backend_;
@@ -93,6 +119,8 @@ class CudaExecutor final : public Executor {
   const ModelWeights& w_;
   int capacity_ = 0, batch_ = 0, splits_ = 1, logit_rows_ = 1;
   int64_t qkv_w_ = 0, attn_w_ = 0, ff_ = 0, widest_ = 0;
+  bool has_moe_ = false;
+  int64_t router_w_ = 0;  // router logit columns (n_expert, + 1 for a shared-expert gate)
   cudaStream_t stream_ = nullptr;
   cudaEvent_t layer_done_[2] = {nullptr, nullptr};
   DeviceBuffer kv_, scratch_;
@@ -102,6 +130,11 @@ class CudaExecutor final : public Executor {
   float *x_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *gate_up_ = nullptr, *logits_ = nullptr, *partials_ = nullptr;
   int32_t *tokens_ = nullptr, *pos_ = nullptr;
   StagedAct stage_;
+  // Mixture of experts (when has_moe_): router logits, routing, expert activations per pair.
+  float *router_ = nullptr, *sel_w_ = nullptr, *moe_gate_up_ = nullptr, *moe_out_ = nullptr, *shexp_out_ = nullptr;
+  int32_t* sel_ = nullptr;
+  MoeGroups groups_;
+  StagedAct moe_stage_;
   cudaGraphExec_t decode_graph_ = nullptr;
   bool graph_failed_ = false;
 };

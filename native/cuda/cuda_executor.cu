@@ -2,13 +2,17 @@
 // (per layer K [n_head_kv][capacity][head_dim], then V) and one scratch allocation holding
 // the activations of a batch (residual x, fused qkv rows, attention output, fused gate/up
 // rows, staged matmul inputs, split-KV records, logits of up to 64 rows, token ids and
-// positions). eval() copies token ids and positions in, enqueues the forward pass on the
-// session's stream and copies the logits out; nothing is allocated per token.
+// positions; for mixture-of-experts models also router logits, the routing (expert id and
+// weight per token and choice), the grouping by expert, and the experts' gate/up, staged
+// and output rows per (token, choice) pair). eval() copies token ids and positions in,
+// enqueues the forward pass on the session's stream and copies the logits out; nothing is
+// allocated per token.
 //  - Prefill chunks are enqueued layer by layer; the host waits for layer l - 1 to finish
 //    before enqueuing layer l + 1, so request_abort stops the pass within about a layer.
 //  - A decode step (one token, last logits) is captured once as a CUDA graph and replayed:
-//    every kernel reads the token id and position from device memory, so the same graph
-//    serves every position. Should capture fail, steps run as plain launches.
+//    every kernel reads the token id, position and expert ids from device memory, so the
+//    same graph serves every position and routing. Should capture fail, steps run as plain
+//    launches.
 #include <algorithm>
 #include <cstring>
 #include <exception>
@@ -59,6 +63,22 @@ void CudaExecutor::layout(BumpAllocator& c) {
                                      attention_partial_floats(prefill_rows, p.n_head, p.head_dim_v, 1)));
   tokens_ = c.take<int32_t>(B);
   pos_ = c.take<int32_t>(B);
+  if (has_moe_) {
+    const size_t pairs = B * size_t(p.moe.n_expert_used), f32 = size_t(round_up(std::max(p.n_ff_exp, 1), kChunk));
+    router_ = c.take<float>(B * router_w_);
+    sel_ = c.take<int32_t>(pairs);
+    sel_w_ = c.take<float>(pairs);
+    groups_.order = c.take<int32_t>(pairs);
+    groups_.tiles = c.take<int4>(size_t(moe_max_tiles(int(pairs), p.moe.n_expert)));
+    groups_.n_tiles = c.take<int32_t>(1);
+    moe_gate_up_ = c.take<float>(pairs * 2 * p.n_ff_exp);
+    moe_out_ = c.take<float>(pairs * p.n_embd);
+    shexp_out_ = c.take<float>(B * p.n_embd);
+    moe_stage_.q8 = c.take<int8_t>(pairs * f32);
+    moe_stage_.ds = c.take<float2>(pairs * (f32 / 32));
+    moe_stage_.f32 = c.take<float>(pairs * f32);
+    moe_stage_.f16 = c.take<uint16_t>(pairs * f32);
+  }
 }
 
 Status CudaExecutor::init(const ExecutorOptions& options) {
@@ -70,6 +90,12 @@ Status CudaExecutor::init(const ExecutorOptions& options) {
   qkv_w_ = int64_t(p.n_head) * p.head_dim + int64_t(p.n_head_kv) * (p.head_dim + p.head_dim_v);
   attn_w_ = int64_t(p.n_head) * p.head_dim_v;
   ff_ = std::max(p.n_ff, 1);
+  for (const LayerWeights& L : w_.layers) {
+    if (!L.moe) continue;
+    has_moe_ = true;
+    ff_ = std::max(ff_, L.experts.shexp_ff);
+    router_w_ = std::max<int64_t>(router_w_, p.moe.n_expert + (L.experts.shexp_gated ? 1 : 0));
+  }
   widest_ = std::max<int64_t>({p.n_embd, attn_w_, ff_});
   // Enough decode splits to give every SM a couple of blocks, none shorter than 32 positions.
   const int blocks_per_split = p.n_head_kv * ((p.n_head / p.n_head_kv + 7) / 8);
@@ -178,17 +204,99 @@ Status CudaExecutor::enqueue_layer(int il, int n) {
   wo.accumulate = true;
   launch_matmul(L.wo.w, stage_, n, wo, s);
 
-  // Feed-forward block.
+  if (L.moe) enqueue_moe_ffn(L, n);
+  else enqueue_dense_ffn(L, n);
+  return check_launches("launching a decoder layer");
+}
+
+void CudaExecutor::enqueue_dense_ffn(const LayerWeights& L, int n) {
+  const ModelPlan& p = plan_;
   launch_norm_stage(x_, p.n_embd, n, p.n_embd, p.norm, L.ffn_norm, L.ffn_norm_b, p.norm_eps, formats_for(L.gate_up, n),
-                    stage_, s);
-  for (const Projection& pr : L.gate_up) enqueue_matmul(pr, n, gate_up_, 2 * ff_, false);
-  launch_swiglu_stage(gate_up_, n, int(ff_), p.activation, stage_formats_for(L.down.w, n), stage_, s);
+                    stage_, stream_);
+  const int64_t ff = std::max(p.n_ff, 1);  // ff_ may be wider, for a shared expert
+  for (const Projection& pr : L.gate_up) enqueue_matmul(pr, n, gate_up_, 2 * ff, false);
+  launch_swiglu_stage(gate_up_, n, int(ff), p.activation, stage_formats_for(L.down.w, n), stage_, stream_);
   MatmulOut down;
   down.y = x_;
   down.ldy = p.n_embd;
   down.accumulate = true;
-  launch_matmul(L.down.w, stage_, n, down, s);
-  return check_launches("launching a decoder layer");
+  launch_matmul(L.down.w, stage_, n, down, stream_);
+}
+
+// Router, routing (and, for the grouped GEMM, grouping by expert), the experts' gate/up,
+// SwiGLU and down products per (token, choice) pair, the shared expert on the token rows,
+// then the weighted combine into x. Expert ids stay on the device throughout.
+void CudaExecutor::enqueue_moe_ffn(const LayerWeights& L, int n) {
+  const ModelPlan& p = plan_;
+  const MoeWeights& m = L.experts;
+  const int k = p.moe.n_expert_used, pairs = n * k;
+  const int64_t F = p.n_ff_exp;
+  cudaStream_t s = stream_;
+
+  // The router always runs as a GEMV: the tensor-core GEMM's fp16 rounding of its weights
+  // and inputs would move near-tied experts' scores, and with them the routing, away from the
+  // CPU backend's router, for no speed that matters (it is only n_expert rows).
+  unsigned formats = formats_for(m.shexp_gate_up, n);
+  for (const Projection& pr : m.router) formats |= gemv_formats_for(pr.w);
+  for (const ExpertProjection& e : m.gate_up) formats |= stage_formats_for(e.w.part[0], n);
+  launch_norm_stage(x_, p.n_embd, n, p.n_embd, p.norm, L.ffn_norm, L.ffn_norm_b, p.norm_eps, formats, stage_, s);
+  for (const Projection& pr : m.router) {
+    MatmulOut out;
+    out.y = router_ + pr.offset;
+    out.ldy = router_w_;
+    launch_gemv(pr.w, stage_, n, out, s);
+  }
+  MoeRouteArgs route;
+  route.logits = router_;
+  route.ld = router_w_;
+  route.selection_bias = m.selection_bias;
+  route.params = p.moe;
+  route.n_tokens = n;
+  route.experts = sel_;
+  route.weights = sel_w_;
+  launch_moe_route(route, s);
+  if (matmul_uses_gemm(n)) launch_moe_sort(sel_, pairs, p.moe.n_expert, groups_, s);
+
+  MoeMatmul mm;
+  mm.experts = sel_;
+  mm.groups = groups_;
+  mm.n_tokens = n;
+  mm.k = k;
+  mm.n_expert = p.moe.n_expert;
+  mm.in_div = k;
+  for (const ExpertProjection& e : m.gate_up) {
+    MatmulOut out;
+    out.y = moe_gate_up_ + e.offset;
+    out.ldy = 2 * F;
+    launch_moe_matmul(e.w, mm, stage_, out, s);
+  }
+  launch_swiglu_stage(moe_gate_up_, pairs, int(F), p.activation, stage_formats_for(m.down.w.part[0], n), moe_stage_, s);
+  mm.in_div = 1;
+  MatmulOut down;
+  down.y = moe_out_;
+  down.ldy = p.n_embd;
+  launch_moe_matmul(m.down.w, mm, moe_stage_, down, s);
+
+  if (m.shexp_ff > 0) {
+    const int64_t fs = m.shexp_ff;
+    for (const Projection& pr : m.shexp_gate_up) enqueue_matmul(pr, n, gate_up_, 2 * fs, false);
+    launch_swiglu_stage(gate_up_, n, int(fs), p.activation, stage_formats_for(m.shexp_down.w, n), stage_, s);
+    MatmulOut sh;
+    sh.y = shexp_out_;
+    sh.ldy = p.n_embd;
+    launch_matmul(m.shexp_down.w, stage_, n, sh, s);
+  }
+  MoeCombine c;
+  c.x = x_;
+  c.n_tokens = n;
+  c.dim = p.n_embd;
+  c.k = k;
+  c.weights = sel_w_;
+  c.expert_out = moe_out_;
+  c.shared_out = m.shexp_ff > 0 ? shexp_out_ : nullptr;
+  c.shared_gate = m.shexp_gated ? router_ + p.moe.n_expert : nullptr;
+  c.ld_gate = router_w_;
+  launch_moe_combine(c, s);
 }
 
 // Final norm and LM head for rows [first_row, first_row + rows) of x, in groups of at most

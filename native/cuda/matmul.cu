@@ -1,7 +1,8 @@
 // matmul: picks the kernel for a weight product. Up to 8 tokens the work is bound by reading
 // the weights once, so the GEMV (gemv.cu) streams them with q8 (quantized weights) or fp32
 // activations; above that the tensor-core GEMM (gemm.cu) reuses each weight tile across 64
-// tokens and reads fp16 activations.
+// tokens and reads fp16 activations. The grouped expert products (launch_moe_matmul) switch
+// at the same token count, so their staged formats follow stage_formats_for too.
 #include "cuda/ops.cuh"
 
 namespace tessera::cuda {
@@ -14,14 +15,25 @@ bool is_quantized(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_
 
 }  // namespace
 
+bool matmul_uses_gemm(int n_tokens) { return n_tokens > kMaxGemvTokens; }
+
+unsigned gemv_formats_for(const DeviceMatrix& w) { return is_quantized(w.type) ? kStageQ8 : kStageF32; }
+
 unsigned stage_formats_for(const DeviceMatrix& w, int n_tokens) {
-  if (n_tokens > kMaxGemvTokens) return kStageF16;
-  return is_quantized(w.type) ? kStageQ8 : kStageF32;
+  return matmul_uses_gemm(n_tokens) ? kStageF16 : gemv_formats_for(w);
 }
 
 void launch_matmul(const DeviceMatrix& w, const StagedAct& act, int n_tokens, const MatmulOut& out, cudaStream_t s) {
-  if (n_tokens > kMaxGemvTokens) launch_gemm(w, act.f16, n_tokens, out, s);
+  if (matmul_uses_gemm(n_tokens)) launch_gemm(w, act.f16, n_tokens, out, s);
   else launch_gemv(w, act, n_tokens, out, s);
+}
+
+void launch_moe_matmul(const ExpertWeights& w, const MoeMatmul& m, const StagedAct& act, const MatmulOut& out,
+                       cudaStream_t s) {
+  const int pairs = m.n_tokens * m.k;
+  if (matmul_uses_gemm(m.n_tokens))
+    launch_moe_gemm(w, m.groups, moe_max_tiles(pairs, m.n_expert), m.in_div, act.f16, out, s);
+  else launch_moe_gemv(w, m.experts, pairs, m.in_div, act, out, s);
 }
 
 }  // namespace tessera::cuda

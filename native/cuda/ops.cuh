@@ -31,6 +31,7 @@ struct StagedAct {
 
 // The staged formats a matmul of `w` over n_tokens reads.
 unsigned stage_formats_for(const DeviceMatrix& w, int n_tokens);
+unsigned gemv_formats_for(const DeviceMatrix& w);
 
 // (norm_stage.cu) RMSNorm / LayerNorm of rows of x (dim values, rows strided by ldx), times
 // weight (+ bias for LayerNorm; either may be null), staged in `formats`.
@@ -57,10 +58,86 @@ struct MatmulOut {
 };
 
 // (matmul.cu) GEMV (gemv.cu) for up to 8 tokens, tensor-core GEMM (gemm.cu) above; `act`
-// must hold the formats stage_formats_for(w, n_tokens) names.
+// must hold the formats stage_formats_for(w, n_tokens) names. launch_gemv takes any token
+// count (groups of 8) with the formats gemv_formats_for(w) names: fp32 or q8 activations and
+// unrounded weights, for products whose precision matters more than their speed.
+bool matmul_uses_gemm(int n_tokens);
 void launch_matmul(const DeviceMatrix& w, const StagedAct& act, int n_tokens, const MatmulOut& out, cudaStream_t s);
 void launch_gemv(const DeviceMatrix& w, const StagedAct& act, int n_tokens, const MatmulOut& out, cudaStream_t s);
 void launch_gemm(const DeviceMatrix& w, const uint16_t* act_f16, int n_tokens, const MatmulOut& out, cudaStream_t s);
+
+// ---------------------------------------------------------------- mixture of experts
+// A batch of n tokens routed to k experts each forms n * k "pairs": pair p = t * k + j is
+// token t's j-th choice, with expert id experts[p] and routing weight weights[p]. Expert
+// ids live in device memory only; every kernel reads them there (graph-safe, no host sync).
+
+constexpr int kMaxExperts = 512;
+constexpr int kMaxExpertGroups = 256;
+
+// (moe_route.cu) The router of moe_route.cpp per token, from logits [n][ld] (the first
+// n_expert columns): softmax or sigmoid gating, selection by probability + selection_bias
+// (null: none) among the best n_group_used groups, top-k weights, normalized when
+// norm_top_k, times weights_scale.
+struct MoeRouteArgs {
+  const float* logits = nullptr;
+  int64_t ld = 0;
+  const float* selection_bias = nullptr;
+  MoeParams params;
+  int n_tokens = 0;
+  int32_t* experts = nullptr;  // [n][k]
+  float* weights = nullptr;    // [n][k]
+};
+void launch_moe_route(const MoeRouteArgs& a, cudaStream_t s);
+
+// (moe_sort.cu) Pairs grouped by expert for the grouped GEMM: order[slot] is the pair in
+// that slot (expert 0's pairs first, each expert's in pair order), and the slots are cut
+// into tiles of at most 64 of one expert: tiles[i] = (expert, first slot, count), *n_tiles.
+struct MoeGroups {
+  int32_t* order = nullptr;  // [pairs]
+  int4* tiles = nullptr;     // [moe_max_tiles(pairs, n_expert)]
+  int32_t* n_tiles = nullptr;
+};
+int moe_max_tiles(int pairs, int n_expert);
+void launch_moe_sort(const int32_t* experts, int pairs, int n_expert, const MoeGroups& g, cudaStream_t s);
+
+// Stacked expert matrices: part[i] is [n_expert * rows][cols] (expert e's rows at e * rows),
+// all parts of one type and width; a product writes part i's row r to output column
+// i * rows + r (gate and up side by side, as swiglu_stage reads them).
+struct ExpertWeights {
+  DeviceMatrix part[2];
+  int parts = 1;
+  int64_t rows = 0;
+};
+
+// (matmul.cu) For each pair p: y[p][i * rows + r] = W_i[experts[p]][r] . x[p / in_div], x the
+// staged rows in `act` (in_div = k: token rows; 1: pair rows). Up to 8 tokens (n * k pairs)
+// the grouped GEMV (moe_gemv.cu), above it the grouped tensor-core GEMM (moe_gemm.cu) over
+// the groups of launch_moe_sort. `act` holds stage_formats_for(w.part[0], n_tokens).
+struct MoeMatmul {
+  const int32_t* experts = nullptr;
+  MoeGroups groups;  // GEMM only
+  int n_tokens = 0, k = 0, n_expert = 0, in_div = 1;
+};
+void launch_moe_matmul(const ExpertWeights& w, const MoeMatmul& m, const StagedAct& act, const MatmulOut& out,
+                       cudaStream_t s);
+void launch_moe_gemv(const ExpertWeights& w, const int32_t* experts, int pairs, int in_div, const StagedAct& act,
+                     const MatmulOut& out, cudaStream_t s);
+void launch_moe_gemm(const ExpertWeights& w, const MoeGroups& g, int max_tiles, int in_div, const uint16_t* act_f16,
+                     const MatmulOut& out, cudaStream_t s);
+
+// (moe_combine.cu) x[t] += sum_j weights[t k + j] * expert_out[t k + j]
+//                         + gate(t) * shared_out[t]  (when shared_out is set),
+// gate(t) = sigmoid(shared_gate[t * ld_gate]) when shared_gate is set, else 1.
+struct MoeCombine {
+  float* x = nullptr;  // [n][dim]
+  int n_tokens = 0, dim = 0, k = 0;
+  const float* weights = nullptr;     // [n][k]
+  const float* expert_out = nullptr;  // [n * k][dim]
+  const float* shared_out = nullptr;  // [n][dim] or null
+  const float* shared_gate = nullptr;
+  int64_t ld_gate = 0;
+};
+void launch_moe_combine(const MoeCombine& c, cudaStream_t s);
 
 // ---------------------------------------------------------------- rows, heads, attention
 

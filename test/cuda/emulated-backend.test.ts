@@ -11,6 +11,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { CUDA_VS_CPU_BUDGET, judgeLogits, TOP1_MIN_SHARE, topOneAgrees } from "../../scripts/cuda-budgets.js";
 import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../scripts/synthetic-model.js";
 import { argmax, relativeError } from "../helpers/logits.js";
 import { hasShared, repoRoot, stories260K, tempDir } from "../helpers/paths.js";
@@ -23,10 +24,7 @@ if (!available) console.log(`skipped: no emulated CUDA build at ${emulatedAddon}
 const { loadModel, isTesseraError } = await import("../../lib/index.js");
 type Model = Awaited<ReturnType<typeof loadModel>>;
 
-/** Relative error budgets of CUDA vs CPU logits: q8/fp16 activation rounding differs. */
-const BUDGET: Record<WeightScheme | "stories", number> = {
-  stories: 2e-3, F32: 2e-3, F16: 3e-3, BF16: 3e-3, Q8_0: 3e-2, Q4_0: 3e-2, Q4_K: 3e-2, Q6_K: 3e-2, Q4_K_M: 3e-2,
-};
+const BUDGET = CUDA_VS_CPU_BUDGET;
 
 function tokens(n: number, nVocab: number, seed: number): number[] {
   let s = seed >>> 0;
@@ -41,6 +39,8 @@ function tokens(n: number, nVocab: number, seed: number): number[] {
 interface Case {
   file: () => string;
   budget: number;
+  /** Mixture of experts with rounded activations: near-tie routing flips are allowed (cuda-budgets.ts). */
+  moeRounded?: boolean;
 }
 
 const dir = available ? tempDir("cuda-emu") : "";
@@ -57,6 +57,16 @@ const synthetic: [string, ModelShape, WeightScheme][] = [
   ["qwen3 Q4_K_M (q/k norm, Q4_K and Q6_K mixed: unfused projections)", { ...small, architecture: "qwen3", nHead: 8, headDim: 64, qkNorm: true, ropeFreqBase: 1e6, normEps: 1e-6 }, "Q4_K_M"],
   ["llama Q6_K", small, "Q6_K"],
 ];
+// Mixture of experts, kept narrow (the emulator runs every expert product thread by thread):
+// prefill chunks of 16 tokens take the grouped GEMM, the 8-token tail and decode the grouped
+// GEMV (decode inside the CUDA graph, routing read from device memory).
+const tiny: ModelShape = { architecture: "llama", nLayer: 2, nEmbd: 128, nHead: 2, nHeadKv: 1, nFf: 128, contextLength: 4096 };
+const moe: [string, ModelShape, WeightScheme][] = [
+  ["mixtral-like llama F32 (8 experts, top-2)", { ...tiny, moe: { nExpert: 8, nExpertUsed: 2, nFfExp: 128 } }, "F32"],
+  ["qwen2moe F16 (top-4 of 8, shared expert with sigmoid gate)", { ...tiny, architecture: "qwen2moe", nFf: 256, ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, moe: { nExpert: 8, nExpertUsed: 4, nFfExp: 128, nFfShexp: 256, sharedGate: true, normTopK: false } }, "F16"],
+  ["qwen3moe Q4_0 (top-8 of 16, renormalized)", { ...tiny, architecture: "qwen3moe", headDim: 64, qkNorm: true, ropeFreqBase: 1e6, normEps: 1e-6, moe: { nExpert: 16, nExpertUsed: 8, nFfExp: 64, normTopK: true } }, "Q4_0"],
+];
+synthetic.push(...moe);
 for (const [name, shape, scheme] of synthetic)
   CASES[name] = {
     file: () => {
@@ -65,9 +75,10 @@ for (const [name, shape, scheme] of synthetic)
       return file;
     },
     budget: BUDGET[scheme],
+    moeRounded: shape.moe !== undefined && scheme !== "F32" && scheme !== "F16",
   };
 
-async function compare(file: string, budget: number): Promise<void> {
+async function compare(file: string, budget: number, moeRounded = false): Promise<void> {
   const cpu = await loadModel(file, { backend: "cpu", threads: 1, contextSize: 96 });
   const gpu = await loadModel(file, { backend: "cuda", threads: 2, contextSize: 96 });
   try {
@@ -78,26 +89,33 @@ async function compare(file: string, budget: number): Promise<void> {
     const sg = gpu.createSession({ batchSize: 16 });
     const ac = await sc.evaluateAll(seq);
     const ag = await sg.evaluateAll(seq);
-    let worst = 0;
+    const prefill: number[] = [];
     let agree = 0;
+    let nearTieOrAgree = 0;
     for (let i = 0; i < seq.length; i++) {
       const c = ac.subarray(i * nVocab, (i + 1) * nVocab);
       const g = ag.subarray(i * nVocab, (i + 1) * nVocab);
-      worst = Math.max(worst, relativeError(g, c));
+      prefill.push(relativeError(g, c));
       if (argmax(g) === argmax(c)) agree++;
+      if (topOneAgrees(g, c)) nearTieOrAgree++;
     }
     // Then decode one token at a time (the CUDA graph) past the prefill.
-    let worstDecode = 0;
+    const decode: number[] = [];
     for (const t of tokens(12, nVocab, 5)) {
       const c = await sc.evaluate([t]);
       const g = await sg.evaluate([t]);
-      worstDecode = Math.max(worstDecode, relativeError(g, c));
+      decode.push(relativeError(g, c));
       if (argmax(g) === argmax(c)) agree++;
+      if (topOneAgrees(g, c)) nearTieOrAgree++;
     }
-    console.log(`${path.basename(file)}: prefill rel ${worst.toExponential(2)}, decode rel ${worstDecode.toExponential(2)}, top-1 ${agree}/52`);
-    expect(worst).toBeLessThan(budget);
-    expect(worstDecode).toBeLessThan(budget);
-    expect(agree).toBeGreaterThanOrEqual(50);
+    const p = judgeLogits(prefill, budget, moeRounded);
+    const d = judgeLogits(decode, budget, moeRounded);
+    const flips = moeRounded ? `, over budget (routing flips) ${p.over + d.over}/52` : "";
+    console.log(
+      `${path.basename(file)}: prefill rel ${p.worst.toExponential(2)}, decode rel ${d.worst.toExponential(2)}, top-1 ${agree}/52 (others near-ties: ${nearTieOrAgree - agree})${flips}`,
+    );
+    expect(p.ok && d.ok, `budget ${budget}${moeRounded ? " (routing flips allowed)" : ""}`).toBe(true);
+    expect(agree / 52).toBeGreaterThanOrEqual(TOP1_MIN_SHARE);
     sc.dispose();
     sg.dispose();
   } finally {
@@ -107,7 +125,7 @@ async function compare(file: string, budget: number): Promise<void> {
 }
 
 describe.runIf(available)("CUDA backend (emulated) agrees with the CPU backend", () => {
-  for (const [name, c] of Object.entries(CASES)) it(name, () => compare(c.file(), c.budget), 300_000);
+  for (const [name, c] of Object.entries(CASES)) it(name, () => compare(c.file(), c.budget, c.moeRounded), 300_000);
 });
 
 // Sliding-window attention: windowed blocks in flash prefill and split decode, positions up

@@ -329,6 +329,7 @@ struct MatmulCase {
   int64_t rows, cols;
   int n;
   bool epilogue = false;  // bias + accumulate (+ a soft-capped variant)
+  bool gemv = false;      // launch_gemv whatever n (groups of 8 tokens), as the MoE router
 };
 
 void check_matmul(const MatmulCase& mc) {
@@ -340,8 +341,12 @@ void check_matmul(const MatmulCase& mc) {
   const auto x = gauss_vector(size_t(n) * cols);
   Dev<float> dx(x);
   DevStage st(n, cols);
-  const unsigned formats = stage_formats_for(dm.m, n);
+  const unsigned formats = mc.gemv ? gemv_formats_for(dm.m) : stage_formats_for(dm.m, n);
   launch_copy_stage(dx.get(), cols, n, int(cols), formats, st.act, nullptr);
+  const auto matmul = [&](const MatmulOut& o) {
+    if (mc.gemv) launch_gemv(dm.m, st.act, n, o, nullptr);
+    else launch_matmul(dm.m, st.act, n, o, nullptr);
+  };
 
   // What the kernel consumed: the staged activations, and fp16 weights in the GEMM.
   std::vector<double> x_eff(size_t(n) * cols);
@@ -372,7 +377,7 @@ void check_matmul(const MatmulCase& mc) {
     out.bias = dbias.get();
     out.accumulate = true;
   }
-  launch_matmul(dm.m, st.act, n, out, nullptr);
+  matmul(out);
   const auto got = dy.download();
 
   std::vector<double> tight(size_t(n) * rows), exact(size_t(n) * rows);
@@ -389,7 +394,8 @@ void check_matmul(const MatmulCase& mc) {
       exact[t * rows + r] = s_exact + add;
     }
   const std::string name = std::string(gemm ? "gemm " : "gemv ") + type_name(mc.type) + " " + std::to_string(rows) + "x" +
-                           std::to_string(cols) + " n=" + std::to_string(n) + (mc.epilogue ? " +bias+acc" : "");
+                           std::to_string(cols) + " n=" + std::to_string(n) + (mc.epilogue ? " +bias+acc" : "") +
+                           (mc.gemv && n > 8 ? " (groups of 8)" : "");
   report(name + " vs consumed inputs", rel_error(got, tight), gemm ? 2e-5 : 2e-6);
   const bool q8 = formats & kStageQ8;
   report(name + " vs fp32 inputs", rel_error(got, exact), q8 ? 2e-2 : (gemm ? 4e-3 : 2e-6));
@@ -399,7 +405,7 @@ void check_matmul(const MatmulCase& mc) {
     capped.y = dy.get();
     capped.ldy = rows;
     capped.softcap = 3.f;
-    launch_matmul(dm.m, st.act, n, capped, nullptr);
+    matmul(capped);
     const auto got_cap = dy.download();
     std::vector<double> ref_cap(tight.size());
     for (int t = 0; t < n; ++t)
@@ -409,6 +415,211 @@ void check_matmul(const MatmulCase& mc) {
       }
     report(name + " softcap 3", rel_error(got_cap, ref_cap), 2e-5);
   }
+}
+
+// ---------------------------------------------------------------- mixture of experts
+
+struct RouteCase {
+  int n_tokens, n_expert, k;
+  ExpertGating gating;
+  bool norm_top_k, bias;
+  float scale;
+  int n_group, n_group_used;
+};
+
+std::string route_name(const RouteCase& c) {
+  std::string s = "moe_route " + std::string(c.gating == ExpertGating::Softmax ? "softmax" : "sigmoid") + " n=" +
+                  std::to_string(c.n_tokens) + " top-" + std::to_string(c.k) + "/" + std::to_string(c.n_expert);
+  if (c.norm_top_k) s += " norm";
+  if (c.bias) s += " +bias";
+  if (c.scale != 1.f) s += " scale";
+  if (c.n_group > 1) s += " groups " + std::to_string(c.n_group_used) + "/" + std::to_string(c.n_group);
+  return s;
+}
+
+// Against the CPU router (moe_route.cpp) on the same logits: expert ids exactly, weights by
+// relative error (the probabilities' exp differs in the last bits).
+void check_moe_route(const RouteCase& c) {
+  MoeParams p;
+  p.n_expert = c.n_expert;
+  p.n_expert_used = c.k;
+  p.gating = c.gating;
+  p.norm_top_k = c.norm_top_k;
+  p.weights_scale = c.scale;
+  p.n_group = c.n_group;
+  p.n_group_used = c.n_group_used;
+  const int64_t ld = c.n_expert + 3;  // a strided logits buffer, as with the shared-expert gate column
+  const auto logits = gauss_vector(size_t(c.n_tokens) * ld, 2.f);
+  const auto bias = gauss_vector(size_t(c.n_expert), 0.3f);
+  Dev<float> dl(logits), db(bias), dw(size_t(c.n_tokens) * c.k);
+  Dev<int32_t> de(size_t(c.n_tokens) * c.k);
+  MoeRouteArgs a;
+  a.logits = dl.get();
+  a.ld = ld;
+  a.selection_bias = c.bias ? db.get() : nullptr;
+  a.params = p;
+  a.n_tokens = c.n_tokens;
+  a.experts = de.get();
+  a.weights = dw.get();
+  launch_moe_route(a, nullptr);
+  const auto got_e = de.download();
+  const auto got_w = dw.download();
+  std::vector<int32_t> ref_e(got_e.size());
+  std::vector<float> ref_w(got_w.size()), scratch(2 * size_t(c.n_expert));
+  for (int t = 0; t < c.n_tokens; ++t)
+    cpu::moe_route(&logits[size_t(t) * ld], c.bias ? bias.data() : nullptr, p, &ref_e[size_t(t) * c.k],
+                   &ref_w[size_t(t) * c.k], scratch.data());
+  size_t bad = 0;
+  for (size_t i = 0; i < ref_e.size(); ++i) bad += got_e[i] != ref_e[i];
+  report_exact(route_name(c) + " experts (== CPU)", bad, ref_e.size());
+  report(route_name(c) + " weights (vs CPU)", rel_error(got_w, std::vector<double>(ref_w.begin(), ref_w.end())), 1e-5);
+}
+
+// Distinct random experts per token (as a router picks them).
+std::vector<int32_t> random_routing(int n_tokens, int k, int n_expert) {
+  std::vector<int32_t> e(size_t(n_tokens) * k);
+  for (int t = 0; t < n_tokens; ++t)
+    for (int j = 0; j < k; ++j) {
+      int32_t v;
+      bool dup;
+      do {
+        v = uniform_int(0, n_expert - 1);
+        dup = false;
+        for (int i = 0; i < j; ++i) dup |= e[size_t(t) * k + i] == v;
+      } while (dup);
+      e[size_t(t) * k + j] = v;
+    }
+  return e;
+}
+
+struct MoeMatmulCase {
+  GgmlType type;
+  int n_expert, k;
+  int64_t rows, cols;  // per expert and part
+  int parts;           // 2: gate and up side by side
+  int n_tokens;
+  bool token_rows;     // inputs per token (gate/up: in_div = k) or per pair (down)
+};
+
+// The grouped expert product against float64 of the experts' dequantized rows, like
+// check_matmul: once with what the kernel consumed (staged activations, fp16 weights in the
+// GEMM), once with the fp32 activations. The GEMM path also checks the grouping itself.
+void check_moe_matmul(const MoeMatmulCase& mc) {
+  const int pairs = mc.n_tokens * mc.k, in_div = mc.token_rows ? mc.k : 1;
+  const int in_rows = mc.token_rows ? mc.n_tokens : pairs;
+  const int64_t rows = mc.rows, cols = mc.cols, out_w = mc.parts * rows;
+  std::vector<std::vector<float>> w;
+  std::vector<std::unique_ptr<DevMatrix>> dm;
+  ExpertWeights ew;
+  ew.parts = mc.parts;
+  ew.rows = rows;
+  for (int i = 0; i < mc.parts; ++i) {
+    const auto gguf = random_gguf_rows(mc.type, mc.n_expert * rows, cols);
+    w.push_back(dequantize(mc.type, gguf, mc.n_expert * rows, cols));
+    dm.push_back(std::make_unique<DevMatrix>(mc.type, gguf, mc.n_expert * rows, cols));
+    ew.part[i] = dm.back()->m;
+  }
+  const auto experts = random_routing(mc.n_tokens, mc.k, mc.n_expert);
+  const auto x = gauss_vector(size_t(in_rows) * cols);
+  Dev<float> dx(x);
+  Dev<int32_t> de(experts), dorder(static_cast<size_t>(pairs)), dcount(1);
+  Dev<int4> dtiles(size_t(moe_max_tiles(pairs, mc.n_expert)));
+  DevStage st(in_rows, cols);
+  const unsigned formats = stage_formats_for(ew.part[0], mc.n_tokens);
+  launch_copy_stage(dx.get(), cols, in_rows, int(cols), formats, st.act, nullptr);
+  const bool gemm = matmul_uses_gemm(mc.n_tokens);
+  MoeMatmul mm;
+  mm.experts = de.get();
+  mm.groups = {dorder.get(), dtiles.get(), dcount.get()};
+  mm.n_tokens = mc.n_tokens;
+  mm.k = mc.k;
+  mm.n_expert = mc.n_expert;
+  mm.in_div = in_div;
+  const std::string name = std::string(gemm ? "moe_gemm " : "moe_gemv ") + type_name(mc.type) + " " +
+                           std::to_string(mc.n_expert) + "x" + std::to_string(mc.parts) + "x" + std::to_string(rows) +
+                           "x" + std::to_string(cols) + " n=" + std::to_string(mc.n_tokens) + " top-" +
+                           std::to_string(mc.k) + (mc.token_rows ? " token rows" : " pair rows");
+  if (gemm) {
+    launch_moe_sort(de.get(), pairs, mc.n_expert, mm.groups, nullptr);
+    const auto order = dorder.download();
+    std::vector<int32_t> want;
+    for (int e = 0; e < mc.n_expert; ++e)
+      for (int p = 0; p < pairs; ++p)
+        if (experts[p] == e) want.push_back(p);
+    size_t bad = 0;
+    for (int p = 0; p < pairs; ++p) bad += order[p] != want[p];
+    report_exact(name + " sort order", bad, size_t(pairs));
+  }
+  Dev<float> dy(size_t(pairs) * out_w);
+  MatmulOut out;
+  out.y = dy.get();
+  out.ldy = out_w;
+  launch_moe_matmul(ew, mm, st.act, out, nullptr);
+  const auto got = dy.download();
+
+  std::vector<double> x_eff(size_t(in_rows) * cols);
+  const int64_t c32 = st.cols32;
+  if (formats & kStageQ8) {
+    const auto q8 = st.q8.download();
+    const auto ds = st.ds.download();
+    for (int t = 0; t < in_rows; ++t)
+      for (int64_t c = 0; c < cols; ++c) x_eff[t * cols + c] = double(q8[t * c32 + c]) * ds[t * (c32 / 32) + c / 32].x;
+  } else if (formats & kStageF16) {
+    const auto f16 = st.f16.download();
+    for (int t = 0; t < in_rows; ++t)
+      for (int64_t c = 0; c < cols; ++c) x_eff[t * cols + c] = half_value(f16[t * c32 + c]);
+  } else {
+    for (size_t i = 0; i < x_eff.size(); ++i) x_eff[i] = x[i];
+  }
+  std::vector<double> tight(got.size()), exact(got.size());
+  for (int p = 0; p < pairs; ++p)
+    for (int64_t o = 0; o < out_w; ++o) {
+      const int part = int(o / rows);
+      const float* wr = &w[part][(size_t(experts[p]) * rows + o % rows) * cols];
+      const int64_t in = p / in_div;
+      double s_tight = 0, s_exact = 0;
+      for (int64_t c = 0; c < cols; ++c) {
+        s_tight += double(gemm ? half_value(half_sat(wr[c])) : wr[c]) * x_eff[in * cols + c];
+        s_exact += double(wr[c]) * x[in * cols + c];
+      }
+      tight[size_t(p) * out_w + o] = s_tight;
+      exact[size_t(p) * out_w + o] = s_exact;
+    }
+  report(name + " vs consumed inputs", rel_error(got, tight), gemm ? 2e-5 : 2e-6);
+  report(name + " vs fp32 inputs", rel_error(got, exact), (formats & kStageQ8) ? 2e-2 : (gemm ? 4e-3 : 2e-6));
+}
+
+void check_moe_combine(int n_tokens, int dim, int k, bool shared, bool gated) {
+  const auto x0 = gauss_vector(size_t(n_tokens) * dim);
+  const auto wts = gauss_vector(size_t(n_tokens) * k, 0.5f);
+  const auto eo = gauss_vector(size_t(n_tokens) * k * dim);
+  const auto so = gauss_vector(size_t(n_tokens) * dim);
+  const int64_t ld_gate = 5;
+  const auto gate = gauss_vector(size_t(n_tokens) * ld_gate, 2.f);
+  Dev<float> dx(x0), dw(wts), deo(eo), dso(so), dg(gate);
+  MoeCombine c;
+  c.x = dx.get();
+  c.n_tokens = n_tokens;
+  c.dim = dim;
+  c.k = k;
+  c.weights = dw.get();
+  c.expert_out = deo.get();
+  c.shared_out = shared ? dso.get() : nullptr;
+  c.shared_gate = gated ? dg.get() + 4 : nullptr;
+  c.ld_gate = ld_gate;
+  launch_moe_combine(c, nullptr);
+  const auto got = dx.download();
+  std::vector<double> ref(got.size());
+  for (int t = 0; t < n_tokens; ++t)
+    for (int i = 0; i < dim; ++i) {
+      double s = 0;
+      for (int j = 0; j < k; ++j) s += double(wts[size_t(t) * k + j]) * eo[(size_t(t) * k + j) * dim + i];
+      if (shared) s += (gated ? 1 / (1 + std::exp(-double(gate[size_t(t) * ld_gate + 4]))) : 1.0) * so[size_t(t) * dim + i];
+      ref[size_t(t) * dim + i] = x0[size_t(t) * dim + i] + s;
+    }
+  report("moe_combine n=" + std::to_string(n_tokens) + " dim=" + std::to_string(dim) + " top-" + std::to_string(k) +
+             (shared ? (gated ? " +gated shared" : " +shared") : ""),
+         rel_error(got, ref), 2e-6);
 }
 
 // ---------------------------------------------------------------- q/k/v post-processing
@@ -671,6 +882,48 @@ void time_matmul(GgmlType type, int64_t rows, int64_t cols, int n) {
               long(rows), long(cols), n, ms, gbs, tflops);
 }
 
+// Qwen3-30B-A3B's expert block for one decode token (128 experts of 768 x 2048, 8 active): the
+// grouped GEMVs' bandwidth on the active experts' bytes. Each step routes to a different set
+// of 8 experts (16 disjoint sets cycle through all 128), so the weights stream from memory.
+void time_moe_decode(GgmlType type) {
+  constexpr int kExperts = 128, kUsed = 8, kSets = kExperts / kUsed;
+  const int64_t ff = 768, dim = 2048;
+  auto stacked = [&](int64_t rows, int64_t cols) {
+    return std::make_unique<DevMatrix>(type, random_gguf_rows(type, kExperts * rows, cols), kExperts * rows, cols);
+  };
+  const auto gate = stacked(ff, dim), up = stacked(ff, dim), down = stacked(dim, ff);
+  ExpertWeights gu, dn;
+  gu.parts = 2;
+  gu.rows = ff;
+  gu.part[0] = gate->m;
+  gu.part[1] = up->m;
+  dn.rows = dim;
+  dn.part[0] = down->m;
+  std::vector<int32_t> perm(kExperts);
+  for (int e = 0; e < kExperts; ++e) perm[e] = e;
+  std::shuffle(perm.begin(), perm.end(), g_rng);
+  std::vector<std::unique_ptr<Dev<int32_t>>> sets;
+  for (int i = 0; i < kSets; ++i)
+    sets.push_back(std::make_unique<Dev<int32_t>>(std::vector<int32_t>(perm.begin() + i * kUsed, perm.begin() + (i + 1) * kUsed)));
+  const auto x = gauss_vector(size_t(dim)), h = gauss_vector(size_t(kUsed) * ff);
+  Dev<float> dx(x), dh(h), dy_gu(size_t(kUsed) * 2 * ff), dy_dn(size_t(kUsed) * dim);
+  DevStage sx(1, dim), sh(kUsed, ff);
+  launch_copy_stage(dx.get(), dim, 1, int(dim), stage_formats_for(gu.part[0], 1), sx.act, nullptr);
+  launch_copy_stage(dh.get(), ff, kUsed, int(ff), stage_formats_for(dn.part[0], 1), sh.act, nullptr);
+  MatmulOut o_gu, o_dn;
+  o_gu.y = dy_gu.get();
+  o_gu.ldy = 2 * ff;
+  o_dn.y = dy_dn.get();
+  o_dn.ldy = dim;
+  Timer timer;
+  const double ms_gu = timer.median_ms(50, [&](int i) { launch_moe_gemv(gu, sets[i % kSets]->get(), kUsed, kUsed, sx.act, o_gu, nullptr); });
+  const double ms_dn = timer.median_ms(50, [&](int i) { launch_moe_gemv(dn, sets[i % kSets]->get(), kUsed, 1, sh.act, o_dn, nullptr); });
+  const double bytes_gu = double(gate->layout.total + up->layout.total) / kExperts * kUsed;
+  const double bytes_dn = double(down->layout.total) / kExperts * kUsed;
+  std::printf("  moe_gemv %-5s gate|up 8 of 128 x 1536x2048: %8.4f ms  %7.1f GB/s   down 8 of 128 x 2048x768: %8.4f ms  %7.1f GB/s\n",
+              type_name(type), ms_gu, bytes_gu / (ms_gu * 1e-3) / 1e9, ms_dn, bytes_dn / (ms_dn * 1e-3) / 1e9);
+}
+
 void time_attention(int n_tokens, int n_ctx, int n_head, int n_head_kv, int hd, bool flash, int splits) {
   const int capacity = n_ctx;
   const size_t kv_elems = size_t(n_head_kv) * capacity * hd;
@@ -758,10 +1011,38 @@ int main() {
     for (int n : {1, 5, 20}) check_matmul({t, 45, 100, n});  // rows not whole chunks
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q8_0})
     for (int n : {2, 12}) check_matmul({t, 130, 256, n, true});
+  for (GgmlType t : {GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_K})  // the MoE router in prefill
+    for (int n : {9, 21}) check_matmul({t, 60, 256, n, n == 21, true});
   if (!kEmulated) {
     check_matmul({GgmlType::Q4_K, 4096, 4096, 1});
     check_matmul({GgmlType::Q6_K, 1000, 4096, 200});
   }
+
+  std::printf("mixture of experts\n");
+  const ExpertGating kSoftmax = ExpertGating::Softmax, kSigmoid = ExpertGating::Sigmoid;
+  check_moe_route({1, 8, 2, kSoftmax, false, false, 1.f, 0, 0});       // mixtral
+  check_moe_route({7, 60, 4, kSoftmax, false, false, 1.f, 0, 0});      // qwen2moe
+  check_moe_route({5, 128, 8, kSoftmax, true, false, 1.f, 0, 0});      // qwen3moe
+  check_moe_route({3, 64, 6, kSoftmax, false, false, 16.f, 0, 0});     // deepseek2 (v2-lite)
+  check_moe_route({5, 256, 8, kSigmoid, true, true, 2.5f, 8, 4});      // deepseek3: sigmoid, bias, groups
+  check_moe_route({2, 96, 16, kSigmoid, false, true, 1.f, 12, 2});     // k > experts of one group
+  check_moe_route({9, 512, 12, kSoftmax, true, false, 1.f, 0, 0});     // the widest router
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const int64_t cols = 256;
+    check_moe_matmul({t, 8, 2, 40, cols, 2, 1, true});    // decode gate/up
+    check_moe_matmul({t, 8, 2, 72, cols, 1, 1, false});   // decode down (pair rows)
+    check_moe_matmul({t, 16, 8, 24, cols, 2, 3, true});   // odd token count, GEMV
+    check_moe_matmul({t, 8, 2, 136, cols, 2, 27, true});  // GEMM, parts split inside a 128-row tile
+    check_moe_matmul({t, 16, 4, 40, cols, 1, 37, false}); // GEMM over pair rows, odd counts
+  }
+  check_moe_matmul({GgmlType::Q4_0, 2, 2, 40, 256, 2, 70, true});    // 70 slots per expert: two tiles each
+  check_moe_matmul({GgmlType::Q6_K, 4, 3, 48, 256, 1, 90, false});   // ~68 per expert, uneven
+  check_moe_matmul({GgmlType::BF16, 4, 2, 33, 100, 2, 1, true});  // rows that are not whole chunks
+  check_moe_matmul({GgmlType::F16, 4, 3, 33, 100, 1, 11, false});
+  if (!kEmulated) check_moe_matmul({GgmlType::Q4_K, 128, 8, 768, 2048, 2, 200, true});
+  for (int k : {1, 2, 8}) check_moe_combine(3, 100, k, false, false);
+  check_moe_combine(2, 300, 4, true, false);
+  check_moe_combine(5, 64, 8, true, true);
 
   std::printf("q/k/v post-processing (norm, RoPE, KV store)\n");
   check_qkv_post({3, 4, 2, 64, 0, RopeKind::Normal, RopeScaling::None, false, false});
@@ -802,6 +1083,7 @@ int main() {
     }
     for (GgmlType t : {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_K}) time_matmul(t, 4096, 4096, 512);
     time_matmul(GgmlType::Q4_K, 14336, 4096, 512);
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q8_0}) time_moe_decode(t);
     for (int ctx : {128, 1024, 8192, 32768}) time_attention(1, ctx, 32, 8, 128, false, 32);
     time_attention(512, 512, 32, 8, 128, true, 1);
     time_attention(512, 4096, 32, 8, 128, true, 1);
