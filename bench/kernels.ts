@@ -1,9 +1,11 @@
 /**
- * Kernel micro-benchmarks through the shared harness (tinybench): matvec (m = 1, the
- * decode case, bandwidth-bound) and prefill-size matmul (m = 128/512, compute-bound) at
- * real layer shapes, reported as GB/s of weights streamed and GFLOP/s.
+ * Kernel micro-benchmarks through the shared harness's native timer (benchMatmul): matvec
+ * (m = 1, the decode case, bandwidth-bound) and prefill-size matmul (m = 128, compute-bound)
+ * at real layer shapes, reported as GB/s of weights streamed and GFLOP/s. The timer keeps one
+ * thread pool, packs the weights once (as model loading does) and rotates through copies
+ * totalling well over the last-level cache, so matvec streams from DRAM as in decode; a JS
+ * loop around kernels().matmul would time pool start-up and repacking on every call.
  */
-import { Bench } from "tinybench";
 import { quantize } from "../lib/gguf/quantize.js";
 import { GGMLType, GGML_TYPE_INFO } from "../lib/gguf/types.js";
 import { kernels } from "../lib/kernels/harness.js";
@@ -43,23 +45,11 @@ export async function runKernelBench(o: KernelBenchOptions): Promise<KernelRow[]
       const info = GGML_TYPE_INFO[type];
       if (c % info.blockSize !== 0) continue; // K-quants need whole 256-value rows
       const w = quantize(type, randomMatrix(r * c, r ^ c), c);
-      // Rotate through copies totalling well over the last-level cache, so matvec streams
-      // from DRAM as in decode rather than re-reading a cache-resident matrix.
-      const copies = Array.from({ length: Math.min(64, Math.ceil((256 << 20) / w.length)) }, () => w.slice());
-      let next = 0;
       for (const m of batches) {
         const x = randomMatrix(m * c, 7);
         const label = `${m === 1 ? "matvec" : `matmul m=${m}`} ${info.name}`;
         o.onStep?.(`kernel ${label} ${r}x${c}`);
-        const bench = new Bench({ time: o.quick ? 100 : 400, warmupTime: 50 });
-        bench.add(label, () => {
-          k.matmul(type, copies[next], r, c, x, m, o.threads);
-          next = (next + 1) % copies.length;
-        });
-        await bench.run();
-        const result = bench.tasks[0].result;
-        if (!("latency" in result)) throw new Error(`kernel benchmark ${label} did not complete (${result.state})`);
-        const ms = result.latency.p50!;
+        const ms = k.benchMatmul(type, w, r, c, x, m, o.threads, o.quick ? 0.1 : 0.4).medianMs;
         const gbps = w.length / (ms / 1000) / 1e9;
         rows.push({
           kernel: label,
