@@ -39,7 +39,7 @@ const BUDGET: Record<WeightScheme | "stories", number> = {
  * Top-1: for Q8_0, Q4_0 and Q4_K the AVX2 kernels sum in llama.cpp's AVX2 order, so most runs
  * agree to the bit (Q4_K to ~3e-7); a rare last-bit difference elsewhere can still move an int8
  * quantum and cascade, and fp32/fp16 noise can swap a tie, so a different pick is accepted
- * only where llama.cpp itself scores the two candidates as a near-tie.
+ * only where llama.cpp itself scores the two candidates within the budget's reach (a near-tie).
  */
 
 const SMALL_LLAMA: ModelShape = {
@@ -58,7 +58,7 @@ describe.runIf(hasShared)("logits match llama.cpp", () => {
   afterAll(() => console.log(`conformance vs llama.cpp (max rel error per position, top-1 matches of ${SEQ}):\n${results.join("\n")}`));
 
   it("stories260K (real model, F32)", async () => {
-    const r = await compare(stories260K, randomTokens(SEQ, 512, Date.now() >>> 0), 512);
+    const r = await compare(stories260K, randomTokens(SEQ, 512, Date.now() >>> 0), 512, BUDGET.stories);
     results.push(`  stories260K  rel ${r.maxRel.toExponential(2)}  batched ${r.maxBatchRel.toExponential(2)}  top-1 ${r.top1}/${SEQ} (+${r.nearTies} near-ties)`);
     expect(r.top1 + r.nearTies).toBe(SEQ);
     expect(r.maxRel).toBeLessThan(BUDGET.stories);
@@ -70,7 +70,7 @@ describe.runIf(hasShared)("logits match llama.cpp", () => {
       const seed = (Date.now() >>> 0) ^ scheme.length;
       const file = path.join(dir, `llama-${scheme}.gguf`);
       writeSyntheticModel(file, SMALL_LLAMA, { weights: scheme, vocab: "stories", seed });
-      const r = await compare(file, randomTokens(SEQ, 512, seed), 512);
+      const r = await compare(file, randomTokens(SEQ, 512, seed), 512, BUDGET[scheme]);
       results.push(`  ${scheme.padEnd(11)}  rel ${r.maxRel.toExponential(2)}  batched ${r.maxBatchRel.toExponential(2)}  top-1 ${r.top1}/${SEQ} (+${r.nearTies} near-ties)`);
       expect(r.top1 + r.nearTies).toBe(SEQ);
       expect(r.maxRel).toBeLessThan(BUDGET[scheme]);
