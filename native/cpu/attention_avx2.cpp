@@ -12,7 +12,7 @@
 #include <cmath>
 
 #include "core/thread_pool.h"
-#include "cpu/exp_avx2.h"
+#include "cpu/hsum_avx2.h"
 #include "cpu/ops.h"
 #include "cpu/softmax_kernels.h"
 

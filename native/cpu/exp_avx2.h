@@ -40,13 +40,4 @@ inline __m256 exp8(__m256 x) {
   return _mm256_blendv_ps(_mm256_blendv_ps(normal, split, big), _mm256_mul_ps(s1, s1), huge);
 }
 
-// Sum of the 8 lanes as ((x0+x4)+(x2+x6)) + ((x1+x5)+(x3+x7)): the order llama.cpp's AVX2
-// reductions use.
-inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 }  // namespace tessera::cpu::avx2

@@ -15,26 +15,13 @@
 #include <vector>
 
 #include "cpu/dot_kernels.h"
+#include "cpu/hsum_avx2.h"
 
 namespace tessera::cpu::avx2 {
 
 namespace {
 
 constexpr int kTokens = 4;
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-inline int hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
-  return _mm_cvtsi128_si32(s);
-}
 
 // F16C conversion of a block scale (the portable bit-twiddling one is far slower).
 inline float half(uint16_t h) { return _cvtsh_ss(h); }
@@ -72,7 +59,7 @@ void tile_q8_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
         acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(wq, abs_w, xq)), acc[k]);
       }
     }
-    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum(acc[k]);
+    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum8(acc[k]);
   }
 }
 
@@ -119,7 +106,7 @@ void tile_q4_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
         offset[k] += dw * xs.dsum[k * nb + b];
       }
     }
-    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum(acc[k]) - 8.0f * offset[k];
+    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum8(acc[k]) - 8.0f * offset[k];
   }
 }
 
@@ -175,7 +162,7 @@ void tile_float(const DotTile& t, int64_t r0, int64_t r1, int k0) {
       const T* x = reinterpret_cast<const T*>(t.act + (k0 + k) * t.act_stride);
       float tail = 0.f;
       for (int64_t i = c; i < t.cols; ++i) tail += E::load1(w[i]) * E::load1(x[i]);
-      t.y[(k0 + k) * t.ldy + r] = hsum(_mm256_add_ps(acc[k], acc2[k])) + tail;
+      t.y[(k0 + k) * t.ldy + r] = hsum8(_mm256_add_ps(acc[k], acc2[k])) + tail;
     }
   }
 }
@@ -305,7 +292,7 @@ void tile_q6_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
         acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), _mm256_cvtepi32_ps(sum), acc[k]);
       }
     }
-    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum(acc[k]);
+    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum8(acc[k]);
   }
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cpu/dot_kernels.h"
+#include "cpu/hsum_avx2.h"
 #include "cpu/packed_layout.h"
 
 namespace tessera::cpu::avx2 {
@@ -38,11 +39,7 @@ struct ActBlocks {
       for (int64_t b = 0; b < nb; ++b) {
         d[k * nb + b] = _cvtsh_ss(xb[b].d);
         const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[b].qs));
-        const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xq), ones16);
-        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-        h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
-        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
-        sum[k * nb + b] = _mm_cvtsi128_si32(h);
+        sum[k * nb + b] = hsum_i32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, xq), ones16));
       }
     }
   }

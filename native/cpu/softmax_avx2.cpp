@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "cpu/exp_avx2.h"
+#include "cpu/hsum_avx2.h"
 #include "cpu/softmax_kernels.h"
 
 namespace tessera::cpu::avx2 {
