@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "core/model_plan.h"
 #include "core/status.h"
@@ -39,6 +40,21 @@ class Executor {
 
  protected:
   bool take_abort() { return abort_.exchange(false, std::memory_order_relaxed); }
+
+  // The bounds every eval re-checks: at least one token, positions inside the cache, ids
+  // inside the vocabulary.
+  static Status check_eval_args(const int32_t* tokens, int n_tokens, int pos0, int capacity, int n_vocab) {
+    if (n_tokens < 1) return Status::error(StatusCode::InvalidArgument, "eval needs at least one token");
+    if (pos0 < 0 || int64_t(pos0) + n_tokens > capacity)
+      return Status::error(StatusCode::OutOfContext,
+                           "positions " + std::to_string(pos0) + ".." + std::to_string(int64_t(pos0) + n_tokens - 1) +
+                               " exceed the context size " + std::to_string(capacity) +
+                               "; create the session with a larger contextSize or reset it");
+    for (int i = 0; i < n_tokens; ++i)
+      if (tokens[i] < 0 || tokens[i] >= n_vocab)
+        return Status::error(StatusCode::InvalidArgument, "token id " + std::to_string(tokens[i]) + " is out of range");
+    return Status::ok();
+  }
   std::atomic<bool> abort_{false};
 };
 

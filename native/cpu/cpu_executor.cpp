@@ -106,15 +106,7 @@ Status CpuExecutor::init(const ExecutorOptions& options) {
 
 Status CpuExecutor::eval(const int32_t* tokens, int n_tokens, int pos0, bool all_logits, float* logits) {
   take_abort();  // a request that arrived before this eval started is stale
-  if (n_tokens < 1) return Status::error(StatusCode::InvalidArgument, "eval needs at least one token");
-  if (pos0 < 0 || int64_t(pos0) + n_tokens > capacity_)
-    return Status::error(StatusCode::OutOfContext,
-                         "positions " + std::to_string(pos0) + ".." + std::to_string(int64_t(pos0) + n_tokens - 1) +
-                             " exceed the context size " + std::to_string(capacity_) +
-                             "; create the session with a larger contextSize or reset it");
-  for (int i = 0; i < n_tokens; ++i)
-    if (tokens[i] < 0 || tokens[i] >= plan_.n_vocab)
-      return Status::error(StatusCode::InvalidArgument, "token id " + std::to_string(tokens[i]) + " is out of range");
+  TESSERA_RETURN_IF_ERROR(check_eval_args(tokens, n_tokens, pos0, capacity_, plan_.n_vocab));
 
   for (int done = 0; done < n_tokens; done += batch_) {
     const int n = std::min(batch_, n_tokens - done);
