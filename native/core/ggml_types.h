@@ -196,4 +196,20 @@ static inline void q4k_scale_min(int j, const uint8_t* q, uint8_t* scale, uint8_
   }
 }
 
+// Weight types the matmul kernels implement, on the CPU and on CUDA alike.
+static inline bool is_matmul_type(GgmlType type) {
+  switch (type) {
+    case GgmlType::F32:
+    case GgmlType::F16:
+    case GgmlType::BF16:
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_K:
+    case GgmlType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace tessera

@@ -9,21 +9,6 @@ namespace tessera {
 
 std::unique_ptr<Backend> create_cpu_backend(const BackendOptions& options);  // cpu/cpu_backend.cpp
 
-bool is_matmul_type(GgmlType type) {
-  switch (type) {
-    case GgmlType::F32:
-    case GgmlType::F16:
-    case GgmlType::BF16:
-    case GgmlType::Q8_0:
-    case GgmlType::Q4_0:
-    case GgmlType::Q4_K:
-    case GgmlType::Q6_K:
-      return true;
-    default:
-      return false;
-  }
-}
-
 namespace {
 
 std::string dims_string(const TensorRef& t) {

@@ -28,7 +28,4 @@ Status load_model(const std::string& path, ModelPlan plan, BackendKind kind, con
 // dims, and that each role has the shape the hyperparameters imply.
 Status validate_plan(const ModelPlan& plan, uint64_t file_size);
 
-// Weight types the matmul kernels implement.
-bool is_matmul_type(GgmlType type);
-
 }  // namespace tessera

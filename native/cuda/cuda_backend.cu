@@ -216,7 +216,7 @@ Status CudaBackend::check_plan(const ModelPlan& p) const {
                            "the CUDA attention kernels need head sizes that are multiples of 8 up to 256 (this model has " +
                                std::to_string(hd) + "); use backend \"cpu\"");
   for (const TensorRef& t : p.tensors)
-    if (t.n_dims >= 2 && !matrix_type_supported(t.type))
+    if (t.n_dims >= 2 && !is_matmul_type(t.type))
       return Status::error(StatusCode::UnsupportedQuantType,
                            "tensor " + t.name + " uses " + ggml_type_traits(t.type).name +
                                ", which the CUDA backend cannot compute with; use a file quantized as F32, F16, BF16, "

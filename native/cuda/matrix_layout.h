@@ -47,9 +47,6 @@ struct DeviceMatrix {
   size_t q_row = 0, qh_row = 0, s_row = 0, sb_row = 0;
 };
 
-// Types the weight kernels implement.
-bool matrix_type_supported(GgmlType type);
-
 // Stream sizes of a rows x cols matrix of `type` (cols must be a whole number of blocks).
 MatrixLayout matrix_layout(GgmlType type, int64_t rows, int64_t cols);
 

@@ -30,21 +30,6 @@ void pack_high_bits(const uint8_t v[32], uint8_t out[8]) {
 
 }  // namespace
 
-bool matrix_type_supported(GgmlType type) {
-  switch (type) {
-    case GgmlType::F32:
-    case GgmlType::F16:
-    case GgmlType::BF16:
-    case GgmlType::Q8_0:
-    case GgmlType::Q4_0:
-    case GgmlType::Q4_K:
-    case GgmlType::Q6_K:
-      return true;
-    default:
-      return false;
-  }
-}
-
 MatrixLayout matrix_layout(GgmlType type, int64_t rows, int64_t cols) {
   MatrixLayout L;
   const size_t k32 = size_t(round_up(cols, kChunk)), k = size_t(cols);
