@@ -28,20 +28,9 @@ import { median } from "../bench/stats.js";
 import { relativeError } from "../lib/kernels/harness.js";
 import { argmax } from "../lib/sampling/sampler.js";
 import { CUDA_VS_CPU_BUDGET, judgeLogits, TOP1_MIN_SHARE, topOneAgrees } from "./cuda-budgets.js";
-import { sharedDir, writeSyntheticModel, type ModelShape, type WeightScheme } from "./synthetic-model.js";
+import { sharedDir, syntheticTokens, writeSyntheticModel, type ModelShape, type WeightScheme } from "./synthetic-model.js";
 
 const stories260K = path.join(sharedDir, "models/stories260K.gguf");
-
-/** Fresh pseudo-random tokens (never the special ids 0..2) from a seed drawn per run. */
-function randomTokens(n: number, nVocab: number, seed: number): number[] {
-  let s = seed >>> 0;
-  const out = [1];
-  while (out.length < n) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out.push(3 + (s % (nVocab - 3)));
-  }
-  return out;
-}
 
 const BUDGET = CUDA_VS_CPU_BUDGET;
 
@@ -102,7 +91,7 @@ async function checkOne(c: CheckCase, seed: number): Promise<boolean> {
   const gpu = await loadModel(c.file, { backend: "cuda", contextSize });
   try {
     const nVocab = cpu.info.nVocab;
-    const seq = randomTokens(c.prompt, nVocab, seed);
+    const seq = syntheticTokens(c.prompt, nVocab, seed);
     const sc = cpu.createSession();
     // Batch 16: the prompt runs as GEMM chunks plus a short GEMV tail.
     const sg = gpu.createSession({ batchSize: 16 });
@@ -122,7 +111,7 @@ async function checkOne(c: CheckCase, seed: number): Promise<boolean> {
       total++;
     }
     const decode: number[] = [];
-    for (const t of randomTokens(24, nVocab, seed + 1)) {
+    for (const t of syntheticTokens(24, nVocab, seed + 1)) {
       const cl = await sc.evaluate([t]);
       const gl = await sg.evaluate([t]);
       decode.push(relativeError(gl, cl));
@@ -181,7 +170,7 @@ async function benchOne(name: string, bandwidthGBps: number) {
   const loadMs = performance.now() - t0;
   try {
     const nVocab = model.info.nVocab;
-    const prompt = randomTokens(512, nVocab, 99);
+    const prompt = syntheticTokens(512, nVocab, 99);
     const prefillMs: number[] = [];
     for (let r = 0; r < 4; r++) {
       const s = model.createSession({ contextSize: 520, batchSize: 512 });

@@ -428,6 +428,20 @@ function tiledRows(p: TensorPlan): Uint8Array {
   return out;
 }
 
+/**
+ * A prompt for a synthetic model: BOS (1), then n - 1 ids from an LCG over seed, never the
+ * special ids 0..2. Deterministic per seed, so a check can be replayed.
+ */
+export function syntheticTokens(n: number, nVocab: number, seed: number): number[] {
+  let s = seed >>> 0;
+  const out = [1];
+  while (out.length < n) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out.push(3 + (s % (nVocab - 3)));
+  }
+  return out;
+}
+
 /** Writes the model; returns the file size in bytes. */
 export function writeSyntheticModel(file: string, shape: ModelShape, options: SyntheticOptions): number {
   const vocab = loadVocab(options.vocab);

@@ -13,14 +13,14 @@ export function kernels(): NativeKernels {
   return native().kernels;
 }
 
-/** ||got - ref||₂ / ||ref||₂ */
-export function relativeError(got: ArrayLike<number>, ref: ArrayLike<number>): number {
+/** ||got - ref||₂ / ||scale||₂, scale = ref unless given */
+export function relativeError(got: ArrayLike<number>, ref: ArrayLike<number>, scale: ArrayLike<number> = ref): number {
   if (got.length !== ref.length) throw new Error(`length mismatch: ${got.length} vs ${ref.length}`);
   let num = 0;
   let den = 0;
   for (let i = 0; i < ref.length; i++) {
     num += (got[i] - ref[i]) ** 2;
-    den += ref[i] ** 2;
+    den += scale[i] ** 2;
   }
   return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
 }
@@ -39,10 +39,7 @@ const worstChecks = new Map<string, OpCheck>();
  * budget it must stay within; the worst result per `op` is kept for checkSummary().
  */
 export function checkOp(op: string, got: ArrayLike<number>, ref: ArrayLike<number>, budget: number): OpCheck {
-  const check = { op, error: relativeError(got, ref), budget };
-  const worst = worstChecks.get(op);
-  if (!worst || !(check.error <= worst.error)) worstChecks.set(op, check);
-  return check;
+  return recordCheck({ op, error: relativeError(got, ref), budget });
 }
 
 /**
@@ -51,15 +48,13 @@ export function checkOp(op: string, got: ArrayLike<number>, ref: ArrayLike<numbe
  * accumulation error is bounded by, so an output that cancels to near zero cannot inflate it.
  */
 export function checkAccumulation(op: string, got: ArrayLike<number>, ref: ArrayLike<number>, magnitude: ArrayLike<number>, budget: number): OpCheck {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num += (got[i] - ref[i]) ** 2;
-    den += magnitude[i] ** 2;
-  }
-  const check = { op, error: den === 0 ? Math.sqrt(num) : Math.sqrt(num / den), budget };
-  const worst = worstChecks.get(op);
-  if (!worst || !(check.error <= worst.error)) worstChecks.set(op, check);
+  return recordCheck({ op, error: relativeError(got, ref, magnitude), budget });
+}
+
+/** Keeps the worst result per op for checkSummary(). */
+function recordCheck(check: OpCheck): OpCheck {
+  const worst = worstChecks.get(check.op);
+  if (!worst || !(check.error <= worst.error)) worstChecks.set(check.op, check);
   return check;
 }
 

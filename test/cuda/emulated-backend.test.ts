@@ -12,7 +12,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CUDA_VS_CPU_BUDGET, judgeLogits, TOP1_MIN_SHARE, topOneAgrees } from "../../scripts/cuda-budgets.js";
-import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../scripts/synthetic-model.js";
+import { syntheticTokens, writeSyntheticModel, type ModelShape, type WeightScheme } from "../../scripts/synthetic-model.js";
 import { argmax, relativeError } from "../helpers/logits.js";
 import { hasShared, repoRoot, stories260K, tempDir } from "../helpers/paths.js";
 
@@ -25,16 +25,6 @@ const { loadModel, isTesseraError } = await import("../../lib/index.js");
 type Model = Awaited<ReturnType<typeof loadModel>>;
 
 const BUDGET = CUDA_VS_CPU_BUDGET;
-
-function tokens(n: number, nVocab: number, seed: number): number[] {
-  let s = seed >>> 0;
-  const out = [1];
-  while (out.length < n) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out.push(3 + (s % (nVocab - 3)));
-  }
-  return out;
-}
 
 interface Case {
   file: () => string;
@@ -83,7 +73,7 @@ async function compare(file: string, budget: number, moeRounded = false): Promis
   const gpu = await loadModel(file, { backend: "cuda", threads: 2, contextSize: 96 });
   try {
     const nVocab = cpu.info.nVocab;
-    const seq = tokens(40, nVocab, 11);
+    const seq = syntheticTokens(40, nVocab, 11);
     // Prefill in chunks of 16 + 16 + 8 tokens (GEMM, GEMM, GEMV paths), every position's logits.
     const sc = cpu.createSession();
     const sg = gpu.createSession({ batchSize: 16 });
@@ -101,7 +91,7 @@ async function compare(file: string, budget: number, moeRounded = false): Promis
     }
     // Then decode one token at a time (the CUDA graph) past the prefill.
     const decode: number[] = [];
-    for (const t of tokens(12, nVocab, 5)) {
+    for (const t of syntheticTokens(12, nVocab, 5)) {
       const c = await sc.evaluate([t]);
       const g = await sg.evaluate([t]);
       decode.push(relativeError(g, c));
@@ -162,7 +152,7 @@ describe.runIf(available)("CUDA backend (emulated) errors", () => {
   it("rejects positions past the context and keeps working", async () => {
     model = await loadModel(stories260K, { backend: "cuda", contextSize: 8 });
     const session = model.createSession();
-    const err = await session.evaluate(tokens(9, 512, 3)).then(
+    const err = await session.evaluate(syntheticTokens(9, 512, 3)).then(
       () => undefined,
       (e: unknown) => e,
     );

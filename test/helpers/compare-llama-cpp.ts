@@ -56,7 +56,8 @@ export async function compareWithLlamaCpp(file: string, tokens: number[], nVocab
     const theirs = argmax(ref[i]);
     let nearTie = false;
     // Our pick agrees when llama.cpp scores it as high as its own (an exact tie there).
-    if (ref[i][mine] === ref[i][theirs]) top1++;
+    const agrees = ref[i][mine] === ref[i][theirs];
+    if (agrees) top1++;
     // A different pick counts as a near-tie only if llama.cpp's own logits put the two
     // candidates within the budget's reach of each other.
     else {
@@ -65,7 +66,7 @@ export async function compareWithLlamaCpp(file: string, tokens: number[], nVocab
       nearTie = margin <= NEAR_TIE_PER_BUDGET * budget;
       if (nearTie) nearTies++;
     }
-    positions.push({ rel, batchRel, top1: ref[i][mine] === ref[i][theirs], nearTie });
+    positions.push({ rel, batchRel, top1: agrees, nearTie });
   }
   return { maxRel, maxBatchRel, top1, nearTies, positions };
 }
