@@ -13,7 +13,8 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CUDA_VS_CPU_BUDGET, judgeLogits, TOP1_MIN_SHARE, topOneAgrees } from "../../scripts/cuda-budgets.js";
 import { syntheticTokens, writeSyntheticModel, type ModelShape, type WeightScheme } from "../../scripts/synthetic-model.js";
-import { argmax, relativeError } from "../helpers/logits.js";
+import { relativeError } from "../../lib/kernels/harness.js";
+import { argmax } from "../../lib/sampling/sampler.js";
 import { hasShared, repoRoot, stories260K, tempDir } from "../helpers/paths.js";
 
 const emulatedAddon = path.join(repoRoot, "build-emu/Release/tessera.node");

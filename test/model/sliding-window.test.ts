@@ -14,7 +14,7 @@ import { readHyperparameters } from "../../lib/model/hparams.js";
 import { architecture } from "../../lib/arch/registry.js";
 import { writeSyntheticModel, type ModelShape } from "../../scripts/synthetic-model.js";
 import { randomTokens } from "../helpers/compare-llama-cpp.js";
-import { relativeError } from "../helpers/logits.js";
+import { relativeError } from "../../lib/kernels/harness.js";
 import { hasShared, tempDir } from "../helpers/paths.js";
 
 const WINDOW = 8;
