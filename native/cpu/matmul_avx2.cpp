@@ -2,7 +2,7 @@
 // detection). See dot_kernels.h for the tile contract.
 //
 // Layout: GGUF row-major blocks, read in place. Each weight row is loaded once per group of
-// up to kTokens activation rows, so decode (one token) streams the weights exactly once and
+// up to kTokens activation rows (8 for Q8_0), so decode (one token) streams the weights exactly once and
 // prefill reuses every loaded block kTokens times from registers, and each L2-sized chunk
 // of rows for all token groups.
 // Integer blocks (Q8_0/Q4_0 x Q8_0, K-quants x Q8_K) multiply with maddubs: |w| times
@@ -40,26 +40,57 @@ inline __m256i unpack_q4_0(const uint8_t* qs) {
   return _mm256_and_si256(both, _mm256_set1_epi8(0xF));
 }
 
+// Q8_0 x Q8_0, one row x N tokens at a time (N up to 8: the integer dots leave registers
+// for 8 accumulators, so Q8_0 takes twice the token tile of the other types). Per output: 8 fp32 lanes, lane l accumulating,
+// block by block, (dw * dx) * (the exact integer dot of values 4l..4l+3), then one hsum8 —
+// the order of llama.cpp's AVX2 vec_dot and tinyBLAS, so both engines round alike.
+// The N scale products of a block come from one vector multiply, stored and re-read as
+// broadcasts (loads, which leave the vector pipes to the integer dots).
 template <int N>
-void tile_q8_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+void rows_q8_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const int64_t nb = t.cols / QK8_0;
+  const BlockQ8_0* xrow[N];
+  for (int n = 0; n < N; ++n) xrow[n] = reinterpret_cast<const BlockQ8_0*>(t.act + (k0 + n) * t.act_stride);
+  constexpr int kLanes = N > 4 ? 8 : 4;
+  thread_local std::vector<float> dx;  // [nb][kLanes]: block b's activation scales, token-contiguous
+  dx.assign(size_t(nb) * kLanes, 0.f);
+  for (int n = 0; n < N; ++n)
+    for (int64_t b = 0; b < nb; ++b) dx[b * kLanes + n] = half(xrow[n][b].d);
   for (int64_t r = r0; r < r1; ++r) {
     const BlockQ8_0* wrow = reinterpret_cast<const BlockQ8_0*>(t.w + r * t.row_bytes);
     __m256 acc[N];
-    for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
+    for (int n = 0; n < N; ++n) acc[n] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       _mm_prefetch(reinterpret_cast<const char*>(wrow + b) + 1024, _MM_HINT_T0);
       const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wrow[b].qs));
       const __m256i abs_w = _mm256_sign_epi8(wq, wq);
-      const float dw = half(wrow[b].d);
-      for (int k = 0; k < N; ++k) {
-        const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(t.act + (k0 + k) * t.act_stride) + b;
-        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs));
-        const __m256 d = _mm256_set1_ps(dw * half(xb->d));
-        acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(wq, abs_w, xq)), acc[k]);
+      alignas(32) float d[kLanes];
+      if constexpr (kLanes == 8)
+        _mm256_store_ps(d, _mm256_mul_ps(_mm256_set1_ps(half(wrow[b].d)), _mm256_loadu_ps(dx.data() + b * kLanes)));
+      else
+        _mm_store_ps(d, _mm_mul_ps(_mm_set1_ps(half(wrow[b].d)), _mm_loadu_ps(dx.data() + b * kLanes)));
+      for (int n = 0; n < N; ++n) {
+        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].qs));
+        acc[n] = _mm256_fmadd_ps(_mm256_broadcast_ss(d + n), _mm256_cvtepi32_ps(dot_i8(wq, abs_w, xq)), acc[n]);
       }
     }
-    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum8(acc[k]);
+    for (int n = 0; n < N; ++n) t.y[(k0 + n) * t.ldy + r] = hsum8(acc[n]);
+  }
+}
+
+// Every token of rows [r0, r1), in tiles of 8.
+void tile_q8_0(const DotTile& t, int64_t r0, int64_t r1) {
+  int k0 = 0;
+  for (; k0 + 8 <= t.n_tokens; k0 += 8) rows_q8_0<8>(t, r0, r1, k0);
+  switch (t.n_tokens - k0) {
+    case 7: rows_q8_0<7>(t, r0, r1, k0); break;
+    case 6: rows_q8_0<6>(t, r0, r1, k0); break;
+    case 5: rows_q8_0<5>(t, r0, r1, k0); break;
+    case 4: rows_q8_0<4>(t, r0, r1, k0); break;
+    case 3: rows_q8_0<3>(t, r0, r1, k0); break;
+    case 2: rows_q8_0<2>(t, r0, r1, k0); break;
+    case 1: rows_q8_0<1>(t, r0, r1, k0); break;
+    default: break;
   }
 }
 
@@ -299,7 +330,6 @@ void tile_q6_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
 template <int N>
 bool tile_n(GgmlType type, const DotTile& t, int64_t r0, int64_t r1, int k0) {
   switch (type) {
-    case GgmlType::Q8_0: tile_q8_0<N>(t, r0, r1, k0); return true;
     case GgmlType::Q4_0: tile_q4_0<N>(t, r0, r1, k0); return true;
     case GgmlType::F32: tile_float<N, F32Elements>(t, r0, r1, k0); return true;
     case GgmlType::F16: tile_float<N, F16Elements>(t, r0, r1, k0); return true;
@@ -328,6 +358,10 @@ bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(64, (int64_t(128) << 10) / int64_t(t.row_bytes)));
   for (int64_t c0 = r0; c0 < r1; c0 += chunk) {
     const int64_t c1 = std::min(r1, c0 + chunk);
+    if (type == GgmlType::Q8_0) {
+      tile_q8_0(t, c0, c1);
+      continue;
+    }
     int k0 = 0;
     for (; k0 + kTokens <= t.n_tokens; k0 += kTokens)
       if (!tile_n<kTokens>(type, t, c0, c1, k0)) return false;
