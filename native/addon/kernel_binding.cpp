@@ -110,7 +110,8 @@ void run_matmul(ThreadPool& pool, const MatmulArgs& a, const PackedWeight& pw, u
       quantize_act(f, a.x, a.n_tokens, a.cols, act, ith, nth);
       pool.barrier();
     }
-    matmul(pw, f == ActFormat::F32 ? static_cast<const void*>(a.x) : act, a.n_tokens, y, a.rows, ith, nth);
+    const MatmulJob job{&pw, f == ActFormat::F32 ? static_cast<const void*>(a.x) : act, y, a.rows};
+    matmul_shared(&job, 1, a.n_tokens, &pool.work_cursor(), nth);
   });
 }
 

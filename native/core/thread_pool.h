@@ -32,6 +32,10 @@ class ThreadPool {
   // Called by every thread of the current region; returns when all have arrived.
   void barrier();
 
+  // A counter the threads of a region share to claim work (matmul_shared): 0 when a region
+  // starts and after every barrier, so the work between two barriers may use it once.
+  std::atomic<int64_t>& work_cursor() { return work_cursor_; }
+
  private:
   void worker_loop(int ith);
   void spin_wait_for_generation(uint64_t seen);
@@ -44,6 +48,7 @@ class ThreadPool {
   alignas(64) std::atomic<int> pending_{0};
   alignas(64) std::atomic<int> barrier_count_{0};
   alignas(64) std::atomic<uint32_t> barrier_phase_{0};
+  alignas(64) std::atomic<int64_t> work_cursor_{0};
   std::atomic<bool> stop_{false};
   std::atomic<int> sleepers_{0};
   std::mutex mutex_;

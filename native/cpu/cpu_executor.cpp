@@ -130,8 +130,12 @@ const void* CpuExecutor::act_for(int weight, const float* x) const {
   return f == ActFormat::F32 ? static_cast<const void*>(x) : s_.act[static_cast<int>(f)];
 }
 
-void CpuExecutor::project(int weight, const float* x, int n, float* y, int64_t ldy, int ith, int nth) const {
-  matmul(backend_.weight(weight), act_for(weight, x), n, y, ldy, ith, nth);
+void CpuExecutor::project(std::initializer_list<Projection> group, int n, int ith, int nth) {
+  MatmulJob jobs[4];
+  int count = 0;
+  for (const Projection& pr : group) jobs[count++] = {&backend_.weight(pr.weight), act_for(pr.weight, pr.x), pr.y, pr.ldy};
+  matmul_shared(jobs, count, n, &pool_.work_cursor(), nth);
+  pool_.barrier();
 }
 
 void CpuExecutor::norm(const float* x, int norm_w, int norm_b, float* y, int n, int ith, int nth) const {
@@ -174,9 +178,8 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int pos0, bool all_logit
   pool_.barrier();
   const int out_w = p.output >= 0 ? p.output : p.tok_embd;
   encode(s_.xn, rows, p.n_embd, format_bit(act_format_for(backend_.weight(out_w).type)), ith, nth);
-  project(out_w, s_.xn, rows, logits, p.n_vocab, ith, nth);
+  project({{out_w, s_.xn, logits, p.n_vocab}}, rows, ith, nth);
   if (p.final_logit_softcap != 0.f) {
-    pool_.barrier();
     int64_t b, e;
     split_range(int64_t(rows) * p.n_vocab, ith, nth, &b, &e);
     const float cap = p.final_logit_softcap;
@@ -195,10 +198,7 @@ void CpuExecutor::attention_block(int il, int n, int pos0, int ith, int nth) {
   unsigned formats = 0;
   for (int w : {L.wq, L.wk, L.wv}) formats |= format_bit(act_format_for(backend_.weight(w).type));
   encode(s_.xn, n, p.n_embd, formats, ith, nth);
-  project(L.wq, s_.xn, n, s_.q, q_w, ith, nth);
-  project(L.wk, s_.xn, n, s_.k, k_w, ith, nth);
-  project(L.wv, s_.xn, n, s_.v, v_w, ith, nth);
-  pool_.barrier();
+  project({{L.wq, s_.xn, s_.q, q_w}, {L.wk, s_.xn, s_.k, k_w}, {L.wv, s_.xn, s_.v, v_w}}, n, ith, nth);
 
   if (L.bq >= 0 || L.bk >= 0 || L.bv >= 0) {
     if (L.bq >= 0) add_bias(s_.q, backend_.f32(L.bq), n, int(q_w), q_w, ith, nth);
@@ -253,8 +253,7 @@ void CpuExecutor::attention_output(int il, const float* attn_in, int64_t width, 
   const ModelPlan& p = plan_;
   const LayerPlan& L = p.layers[il];
   encode(attn_in, n, width, format_bit(act_format_for(backend_.weight(L.wo).type)), ith, nth);
-  project(L.wo, attn_in, n, s_.proj, p.n_embd, ith, nth);
-  pool_.barrier();
+  project({{L.wo, attn_in, s_.proj, p.n_embd}}, n, ith, nth);
   if (L.bo >= 0) {
     add_bias(s_.proj, backend_.f32(L.bo), n, p.n_embd, p.n_embd, ith, nth);
     pool_.barrier();
@@ -288,18 +287,15 @@ void CpuExecutor::mla_attention_block(int il, int n, int pos0, int ith, int nth)
   pool_.barrier();
   const int q_in = m.q_lora_rank > 0 ? L.wq_a : L.wq;
   encode(s_.xn, n, p.n_embd, format(q_in) | format(L.wkv_a), ith, nth);
-  project(L.wkv_a, s_.xn, n, s_.mla_kv, kv_w, ith, nth);
   if (m.q_lora_rank > 0) {
-    project(L.wq_a, s_.xn, n, s_.mla_qa, m.q_lora_rank, ith, nth);
-    pool_.barrier();
+    project({{L.wkv_a, s_.xn, s_.mla_kv, kv_w}, {L.wq_a, s_.xn, s_.mla_qa, m.q_lora_rank}}, n, ith, nth);
     rms_norm(s_.mla_qa, backend_.f32(L.q_a_norm), s_.mla_qa, n, m.q_lora_rank, p.norm_eps, ith, nth);
     pool_.barrier();
     encode(s_.mla_qa, n, m.q_lora_rank, format(L.wq_b), ith, nth);
-    project(L.wq_b, s_.mla_qa, n, s_.mla_q, q_w, ith, nth);
+    project({{L.wq_b, s_.mla_qa, s_.mla_q, q_w}}, n, ith, nth);
   } else {
-    project(L.wq, s_.xn, n, s_.mla_q, q_w, ith, nth);
+    project({{L.wkv_a, s_.xn, s_.mla_kv, kv_w}, {L.wq, s_.xn, s_.mla_q, q_w}}, n, ith, nth);
   }
-  pool_.barrier();
 
   // RoPE rotates the first n_dims of rows of `head_dim`: starting at the rope part of each
   // row, it rotates exactly q_pe of every head and the shared k_pe.
@@ -335,13 +331,11 @@ void CpuExecutor::mla_attention_block(int il, int n, int pos0, int ith, int nth)
 }
 
 void CpuExecutor::dense_ffn(int gate, int up, int down, int64_t width, int n, int ith, int nth) {
-  project(gate, s_.xn, n, s_.gate, width, ith, nth);
-  project(up, s_.xn, n, s_.up, width, ith, nth);
-  pool_.barrier();
+  project({{gate, s_.xn, s_.gate, width}, {up, s_.xn, s_.up, width}}, n, ith, nth);
   swiglu(s_.gate, s_.up, s_.gate, n, int(width), width, width, plan_.activation, ith, nth);
   pool_.barrier();
   encode(s_.gate, n, width, format_bit(act_format_for(backend_.weight(down).type)), ith, nth);
-  project(down, s_.gate, n, s_.proj, plan_.n_embd, ith, nth);
+  project({{down, s_.gate, s_.proj, plan_.n_embd}}, n, ith, nth);
 }
 
 void CpuExecutor::ffn_block(int il, int n, int ith, int nth) {
@@ -357,7 +351,6 @@ void CpuExecutor::ffn_block(int il, int n, int ith, int nth) {
   for (int w : {L.ffn_gate, L.ffn_up}) formats |= format_bit(act_format_for(backend_.weight(w).type));
   encode(s_.xn, n, p.n_embd, formats, ith, nth);
   dense_ffn(L.ffn_gate, L.ffn_up, L.ffn_down, p.n_ff, n, ith, nth);
-  pool_.barrier();
   add(s_.x, s_.proj, int64_t(n) * p.n_embd, ith, nth);
   // The caller's end-of-layer barrier orders this add before the next layer reads x.
 }
@@ -394,9 +387,10 @@ void CpuExecutor::moe_block(int il, int n, int ith, int nth) {
     for (int w : {L.ffn_gate_shexp, L.ffn_up_shexp}) formats |= format_bit(act_format_for(backend_.weight(w).type));
   if (L.ffn_gate_inp_shexp >= 0) formats |= format_bit(act_format_for(backend_.weight(L.ffn_gate_inp_shexp).type));
   encode(s_.xn, n, E, formats, ith, nth);
-  project(L.ffn_gate_inp, s_.xn, n, s_.router, m.n_expert, ith, nth);
-  if (L.ffn_gate_inp_shexp >= 0) project(L.ffn_gate_inp_shexp, s_.xn, n, s_.shexp_gate, 1, ith, nth);
-  pool_.barrier();
+  if (L.ffn_gate_inp_shexp >= 0)
+    project({{L.ffn_gate_inp, s_.xn, s_.router, m.n_expert}, {L.ffn_gate_inp_shexp, s_.xn, s_.shexp_gate, 1}}, n, ith, nth);
+  else
+    project({{L.ffn_gate_inp, s_.xn, s_.router, m.n_expert}}, n, ith, nth);
 
   // Routing and grouping by expert (cheap; one thread).
   if (ith == 0) {
@@ -447,11 +441,11 @@ void CpuExecutor::moe_block(int il, int n, int ith, int nth) {
   expert_matmul(L.ffn_down_exps, encoded(fdown, s_.moe_gate), F, s_.moe_out, E, ith, nth);
 
   // The shared expert runs on the same normalized input (its activations are still encoded).
-  if (L.ffn_gate_shexp >= 0) {
-    const int64_t fs = p.tensors[L.ffn_gate_shexp].ne[1];
-    dense_ffn(L.ffn_gate_shexp, L.ffn_up_shexp, L.ffn_down_shexp, fs, n, ith, nth);
-  }
-  pool_.barrier();
+  // dense_ffn ends with a barrier, which also orders the expert products above.
+  if (L.ffn_gate_shexp >= 0)
+    dense_ffn(L.ffn_gate_shexp, L.ffn_up_shexp, L.ffn_down_shexp, p.tensors[L.ffn_gate_shexp].ne[1], n, ith, nth);
+  else
+    pool_.barrier();
 
   // Weighted combine into the residual stream.
   int64_t b, e;

@@ -1,6 +1,7 @@
 // One session's CPU forward pass: KV cache, scratch activations, and a ThreadPool whose
 // single region per batch chunk runs every layer with barriers between dependent ops.
 #pragma once
+#include <initializer_list>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -62,7 +63,17 @@ class CpuExecutor final : public Executor {
   // Encodes x [n][cols] in every format `mask` (bit per ActFormat) names; ends with a barrier.
   void encode(const float* x, int n, int64_t cols, unsigned mask, int ith, int nth);
   const void* act_for(int weight, const float* x) const;
-  void project(int weight, const float* x, int n, float* y, int64_t ldy, int ith, int nth) const;
+  // y [n][ldy] = weight · x, for x [n][...] already encoded (see encode).
+  struct Projection {
+    int weight;
+    const float* x;
+    float* y;
+    int64_t ldy;
+  };
+  // The group's products with their rows shared among the threads (matmul_shared), then a
+  // barrier. Independent projections go in one group: one barrier, and no thread idles
+  // between them.
+  void project(std::initializer_list<Projection> group, int n, int ith, int nth);
 
   void forward(const int32_t* tokens, int n, int pos0, bool all_logits, float* logits, int ith, int nth);
   void attention_block(int il, int n, int pos0, int ith, int nth);
@@ -78,7 +89,8 @@ class CpuExecutor final : public Executor {
   void moe_block(int il, int n, int ith, int nth);
   // Runs the packed rows of every active expert through `weight` (stacked [n_expert][rows][cols]).
   void expert_matmul(int weight, const void* act, int64_t cols, float* y, int64_t rows, int ith, int nth);
-  // Dense SwiGLU FFN on xn (already normalized and encoded for `gate`/`up`) into s_.proj.
+  // Dense SwiGLU FFN on xn (already normalized and encoded for `gate`/`up`) into s_.proj;
+  // ends with a barrier.
   void dense_ffn(int gate, int up, int down, int64_t width, int n, int ith, int nth);
   void norm(const float* x, int norm_w, int norm_b, float* y, int n, int ith, int nth) const;
 

@@ -1,9 +1,10 @@
 // matmul: y[t][r] = W[r] · x[t] for every weight row r and token t, W in its GGUF type,
-// x encoded per act_format_for. Threads split the rows in chunks (so each thread streams
-// its own slice of the weights once for all tokens); the per-ISA tile kernels live in
+// x encoded per act_format_for. Threads claim ranges of rows (so each thread streams its
+// own slices of the weights once for all tokens); the per-ISA tile kernels live in
 // matmul_scalar.cpp and matmul_avx2.cpp.
+#include <algorithm>
+
 #include "core/cpu_features.h"
-#include "core/thread_pool.h"
 #include "cpu/dot_kernels.h"
 #include "cpu/ops.h"
 
@@ -41,13 +42,32 @@ PackedWeight weight_slice(const PackedWeight& w, int64_t index, int64_t rows) {
   return view;
 }
 
-void matmul(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy, int ith, int nth) {
-  // Chunks of 8 rows keep repacked row groups whole on one thread.
-  constexpr int64_t kRowChunk = 8;
-  const int64_t chunks = (w.rows + kRowChunk - 1) / kRowChunk;
-  int64_t c0, c1;
-  split_range(chunks, ith, nth, &c0, &c1);
-  matmul_rows(w, act, n_tokens, y, ldy, c0 * kRowChunk, std::min(w.rows, c1 * kRowChunk));
+void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, std::atomic<int64_t>* cursor, int nth) {
+  // Work units are 8-row chunks (whole repacked groups), numbered job after job.
+  constexpr int64_t kUnitRows = 8, kMinUnits = 2;
+  constexpr int kMaxJobs = 8;
+  int64_t first_unit[kMaxJobs + 1];
+  first_unit[0] = 0;
+  for (int j = 0; j < n_jobs; ++j) first_unit[j + 1] = first_unit[j] + (jobs[j].w->rows + kUnitRows - 1) / kUnitRows;
+  const int64_t total = first_unit[n_jobs];
+  int64_t begin = cursor->load(std::memory_order_relaxed);
+  for (;;) {
+    int64_t size;
+    do {
+      if (begin >= total) return;
+      // Each claim takes 1 / (nth + 1) of what is left: few claims, and the last ones small.
+      size = std::min(total - begin, std::max(kMinUnits, (total - begin) / (nth + 1)));
+    } while (!cursor->compare_exchange_weak(begin, begin + size, std::memory_order_relaxed));
+    const int64_t end = begin + size;
+    for (int j = 0; j < n_jobs; ++j) {
+      const int64_t u0 = std::max(begin, first_unit[j]), u1 = std::min(end, first_unit[j + 1]);
+      if (u0 >= u1) continue;
+      const MatmulJob& job = jobs[j];
+      const int64_t r0 = (u0 - first_unit[j]) * kUnitRows, r1 = std::min(job.w->rows, (u1 - first_unit[j]) * kUnitRows);
+      matmul_rows(*job.w, job.act, n_tokens, job.y, job.ldy, r0, r1);
+    }
+    begin = end;
+  }
 }
 
 }  // namespace tessera::cpu

@@ -6,6 +6,7 @@
 // AVX2 translation units may only call static-inline helpers from shared headers (see
 // core/ggml_types.h) so no AVX2 code leaks into the scalar path through the linker.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -50,9 +51,22 @@ struct PackedWeight {
 // may copy the weights into a kernel-private layout (see cpu/packed_layout.h).
 Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack = true);
 
-// y[t * ldy + r] = sum_c W[r][c] * x[t][c] for t < n_tokens and every row r, where `act`
-// holds x encoded in act_format_for(w.type). Rows are split across threads.
-void matmul(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy, int ith, int nth);
+// One product of a matmul_shared group: y[t * ldy + r] = sum_c W[r][c] * x[t][c] for every
+// row r, where `act` holds x encoded in act_format_for(w->type).
+struct MatmulJob {
+  const PackedWeight* w;
+  const void* act;
+  float* y;
+  int64_t ldy;
+};
+
+// Every job of the group for tokens [0, n_tokens), called by all nth threads of a pool
+// region. Threads claim row ranges through `cursor` as they come free — large ranges while
+// much work is left, down to 16 rows at the end — so a thread slowed by memory traffic or
+// the OS does not hold the others at the next barrier. `cursor` must read 0 when the first
+// thread starts and serve no other work until all threads are past the next barrier
+// (ThreadPool::work_cursor() provides exactly that).
+void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, std::atomic<int64_t>* cursor, int nth);
 
 // Rows [row_begin, row_end) of the same product, single-threaded: the MoE path uses it to
 // split work across experts and rows itself.
