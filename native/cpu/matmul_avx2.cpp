@@ -52,8 +52,11 @@ void rows_q8_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const BlockQ8_0* xrow[N];
   for (int n = 0; n < N; ++n) xrow[n] = reinterpret_cast<const BlockQ8_0*>(t.act + (k0 + n) * t.act_stride);
   constexpr int kLanes = N > 4 ? 8 : 4;
-  thread_local std::vector<float> dx;  // [nb][kLanes]: block b's activation scales, token-contiguous
-  dx.assign(size_t(nb) * kLanes, 0.f);
+  thread_local std::vector<float> dx_storage;
+  dx_storage.assign(size_t(nb) * kLanes, 0.f);
+  // [nb][kLanes]: block b's activation scales, token-contiguous. A plain pointer: the loop
+  // must not look up the thread_local again (in a shared library that is a call).
+  float* const dx = dx_storage.data();
   for (int n = 0; n < N; ++n)
     for (int64_t b = 0; b < nb; ++b) dx[b * kLanes + n] = half(xrow[n][b].d);
   for (int64_t r = r0; r < r1; ++r) {
@@ -66,9 +69,9 @@ void rows_q8_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
       const __m256i abs_w = _mm256_sign_epi8(wq, wq);
       alignas(32) float d[kLanes];
       if constexpr (kLanes == 8)
-        _mm256_store_ps(d, _mm256_mul_ps(_mm256_set1_ps(half(wrow[b].d)), _mm256_loadu_ps(dx.data() + b * kLanes)));
+        _mm256_store_ps(d, _mm256_mul_ps(_mm256_set1_ps(half(wrow[b].d)), _mm256_loadu_ps(dx + b * kLanes)));
       else
-        _mm_store_ps(d, _mm_mul_ps(_mm_set1_ps(half(wrow[b].d)), _mm_loadu_ps(dx.data() + b * kLanes)));
+        _mm_store_ps(d, _mm_mul_ps(_mm_set1_ps(half(wrow[b].d)), _mm_loadu_ps(dx + b * kLanes)));
       for (int n = 0; n < N; ++n) {
         const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].qs));
         acc[n] = _mm256_fmadd_ps(_mm256_broadcast_ss(d + n), _mm256_cvtepi32_ps(dot_i8(wq, abs_w, xq)), acc[n]);
@@ -119,6 +122,10 @@ void tile_q4_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const int64_t nb = t.cols / QK4_0;
   thread_local Q8Scales xs;
   xs.compute(t, k0, N, nb);
+  // Plain pointers: the loop must not look up the thread_local again (in a shared library
+  // that is a call).
+  const float* const xd = xs.d.data();
+  const float* const xdsum = xs.dsum.data();
   const __m256i ones16 = _mm256_set1_epi16(1);
   for (int64_t r = r0; r < r1; ++r) {
     const BlockQ4_0* wrow = reinterpret_cast<const BlockQ4_0*>(t.w + r * t.row_bytes);
@@ -133,8 +140,8 @@ void tile_q4_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
         const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(t.act + (k0 + k) * t.act_stride) + b;
         const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs));
         const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), ones16);
-        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xs.d[k * nb + b]), _mm256_cvtepi32_ps(dot), acc[k]);
-        offset[k] += dw * xs.dsum[k * nb + b];
+        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd[k * nb + b]), _mm256_cvtepi32_ps(dot), acc[k]);
+        offset[k] += dw * xdsum[k * nb + b];
       }
     }
     for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum8(acc[k]) - 8.0f * offset[k];
