@@ -77,24 +77,32 @@ export function readMlaHparams(
 
   // DeepSeek's YaRN: the file stores 0.1 * mscale_all_dim; with it, RoPE runs without a
   // magnitude correction and the softmax scale carries (1 + 0.1 * mscale_all_dim * ln s)².
+  // Every step is rounded to fp32 as llama.cpp computes it (in float, unfused), so that the
+  // scale and the RoPE factor are its values to the bit: one ulp off in the softmax scale
+  // moves fp16-rounded probabilities and from there int8 activation quanta.
+  const f = Math.fround;
+  const tenth = f(0.1);
   const logMulStored = get("rope.scaling.yarn_log_multiplier");
-  const logMul = logMulStored === undefined ? 0 : Math.fround(logMulStored / Math.fround(0.1));
-  const attnFactor = base.rope.yarnAttnFactor;
+  const logMul = logMulStored === undefined ? 0 : f(logMulStored / tenth);
+  const attnFactor = f(base.rope.yarnAttnFactor);
   const yarn = base.rope.scaling === "yarn";
-  const lnScale = base.rope.scaling === "none" ? 0 : Math.log(1 / base.rope.freqScale);
-  const ropeCorrection = 1 + 0.1 * lnScale;
-  // The magnitude RoPE applies to q_pe/k_pe, and the factor the softmax scale starts from.
-  const ropeMagnitude = yarn ? (logMulStored !== undefined || lnScale <= 0 ? 1 : ropeCorrection) * attnFactor : 1;
-  const scaleBase = yarn ? ropeMagnitude : attnFactor * ropeCorrection;
-  const mscale = scaleBase * (1 + 0.1 * logMul * lnScale);
+  const lnScale = base.rope.scaling === "none" ? 0 : f(Math.log(f(1 / f(base.rope.freqScale))));
+  const ropeCorrection = f(f(tenth * lnScale) + 1);
+  // The magnitude q_pe/k_pe end up with; RoPE applies the YaRN correction itself, so it runs
+  // with that magnitude over the correction, and the softmax scale starts from the correction
+  // times RoPE's factor (llama.cpp's attn_factor_org).
+  const ropeMagnitude = yarn ? (logMulStored !== undefined || lnScale <= 0 ? 1 : ropeCorrection) : 1;
+  const ropeAttnFactor = yarn ? f(f(ropeMagnitude * f(1 / ropeCorrection)) * attnFactor) : attnFactor;
+  const scaleBase = f(ropeAttnFactor * ropeCorrection);
+  const mscale = f(scaleBase * f(1 + f(f(tenth * logMul) * lnScale)));
   return {
     qLoraRank,
     kvLoraRank,
     headDimNope: keyLengthMla - rope,
     headDimRope: rope,
     headDimV: valueLengthMla,
-    attnScale: (mscale * mscale) / Math.sqrt(keyLengthMla),
-    ropeYarnAttnFactor: yarn ? ropeMagnitude / ropeCorrection : attnFactor,
+    attnScale: f(f(mscale * mscale) / f(Math.sqrt(keyLengthMla))),
+    ropeYarnAttnFactor: ropeAttnFactor,
   };
 }
 

@@ -54,15 +54,17 @@ void moe_route(const float* logits, const float* selection_bias, const MoeParams
   int idx[512];
   std::iota(idx, idx + n, 0);
   std::partial_sort(idx, idx + k, idx + n, [&](int a, int b) { return select[a] > select[b] || (select[a] == select[b] && a < b); });
-  float sum = 0.f;
+  // Renormalization rounds as llama.cpp's graph does (a row sum accumulated in double, then
+  // a division per weight), so that the weights agree to the bit.
+  double sum = 0.0;
   for (int j = 0; j < k; ++j) {
     experts[j] = idx[j];
     weights[j] = probs[idx[j]];
     sum += weights[j];
   }
   if (p.norm_top_k) {
-    const float inv = 1.0f / std::max(sum, 6.103515625e-5f);
-    for (int j = 0; j < k; ++j) weights[j] *= inv;
+    const float denom = std::max(float(sum), 6.103515625e-5f);
+    for (int j = 0; j < k; ++j) weights[j] /= denom;
   }
   if (p.weights_scale != 0.f && p.weights_scale != 1.f)
     for (int j = 0; j < k; ++j) weights[j] *= p.weights_scale;

@@ -4,6 +4,12 @@
 // mixing plus magnitude correction; dimensions past n_dims pass through. Normal style
 // rotates (2i, 2i+1), neox style (i, i + n_dims/2). The angle advances by repeated float
 // multiplication exactly as ggml computes it, so the rounding matches llama.cpp.
+// llama.cpp's x86 CPU builds compile ggml's scalar RoPE with FMA and GCC's default
+// floating-point contraction, so each rotated value there is one fused multiply-add of x0's
+// product onto x1's rounded product (and the YaRN mixes are contracted the same way); the
+// explicit std::fma calls reproduce that rounding. Without them a last-bit difference in
+// q or k now and then crosses an fp16 rounding boundary of the KV cache, and from there an
+// int8 activation quantum downstream.
 // Work is split over (token, head) rows.
 #include <algorithm>
 #include <cmath>
@@ -53,7 +59,7 @@ void rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim,
     corr_lo = std::max(0.0f, std::floor(yarn_corr_dim(n_dims, p.n_ctx_orig, p.yarn_beta_fast, p.freq_base)));
     corr_hi = std::min(float(n_dims - 1), std::ceil(yarn_corr_dim(n_dims, p.n_ctx_orig, p.yarn_beta_slow, p.freq_base)));
     mscale = p.yarn_attn_factor;
-    if (ext_factor != 0.0f) mscale *= 1.0f + 0.1f * std::log(1.0f / freq_scale);
+    if (ext_factor != 0.0f) mscale *= std::fma(0.1f, std::log(1.0f / freq_scale), 1.0f);
   }
 
   int64_t r0, r1;
@@ -71,14 +77,14 @@ void rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim,
       float theta = theta_interp;
       if (ext_factor != 0.0f) {
         const float mix = yarn_ramp(corr_lo, corr_hi, i0) * ext_factor;
-        theta = theta_interp * (1 - mix) + theta_extrap * mix;
+        theta = std::fma(theta_interp, 1 - mix, theta_extrap * mix);
       }
       const float c = std::cos(theta) * mscale, s = std::sin(theta) * mscale;
       const int a = p.kind == RopeKind::Neox ? i0 / 2 : i0;
       const int b = p.kind == RopeKind::Neox ? i0 / 2 + n_dims / 2 : i0 + 1;
       const float x0 = v[a], x1 = v[b];
-      v[a] = x0 * c - x1 * s;
-      v[b] = x0 * s + x1 * c;
+      v[a] = std::fma(x0, c, -(x1 * s));
+      v[b] = std::fma(x0, s, x1 * c);
       theta_base *= theta_scale;
       freq *= theta_scale;
     }
