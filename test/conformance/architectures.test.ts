@@ -11,7 +11,9 @@ import { compareWithLlamaCpp, randomTokens } from "../helpers/compare-llama-cpp.
 import { hasShared, tempDir } from "../helpers/paths.js";
 
 const SEQ = 64;
-const BUDGET: Partial<Record<WeightScheme, number>> = { F32: 5e-4, Q8_0: 4e-2 };
+/** F32: fp32 summation noise, plus now and then one flipped fp16 KV-cache rounding (~5e-4 of
+ *  that value; see test/conformance/llama.test.ts). Q8_0: one moved int8 quantum's cascade. */
+const BUDGET: Partial<Record<WeightScheme, number>> = { F32: 1e-3, Q8_0: 4e-2 };
 
 const MELLUM: ModelShape = { architecture: "mellum", nLayer: 2, nEmbd: 256, nHead: 8, nHeadKv: 2, headDim: 64, nFf: 512, contextLength: 4096, ropeFreqBase: 1e6, normEps: 1e-6, qkNorm: true, slidingWindow: 12, moe: { nExpert: 8, nExpertUsed: 8, nFfExp: 256 } };
 
