@@ -14,25 +14,8 @@
 
 namespace tessera::cpu {
 
-namespace {
-
-bool computable(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32:
-    case GgmlType::F16:
-    case GgmlType::BF16:
-    case GgmlType::Q8_0:
-    case GgmlType::Q4_0:
-    case GgmlType::Q4_K:
-    case GgmlType::Q6_K: return true;
-    default: return false;
-  }
-}
-
-}  // namespace
-
 Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack) {
-  if (!computable(t.type))
+  if (!is_matmul_type(t.type))
     return Status::error(StatusCode::UnsupportedQuantType, "tensor " + t.name + " has type " + ggml_type_traits(t.type).name +
                                                                ", which the CPU kernels cannot multiply; use a F32, F16, BF16, "
                                                                "Q8_0, Q4_0, Q4_K or Q6_K file");
