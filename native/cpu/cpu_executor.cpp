@@ -131,7 +131,7 @@ const void* CpuExecutor::act_for(int weight, const float* x) const {
 }
 
 void CpuExecutor::project(std::initializer_list<Projection> group, int n, int ith, int nth) {
-  MatmulJob jobs[4];
+  MatmulJob jobs[kMaxMatmulJobs];
   int count = 0;
   for (const Projection& pr : group) jobs[count++] = {&backend_.weight(pr.weight), act_for(pr.weight, pr.x), pr.y, pr.ldy};
   matmul_shared(jobs, count, n, &pool_.work_cursor(), nth);

@@ -45,8 +45,7 @@ PackedWeight weight_slice(const PackedWeight& w, int64_t index, int64_t rows) {
 void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, std::atomic<int64_t>* cursor, int nth) {
   // Work units are 8-row chunks (whole repacked groups), numbered job after job.
   constexpr int64_t kUnitRows = 8, kMinUnits = 2;
-  constexpr int kMaxJobs = 8;
-  int64_t first_unit[kMaxJobs + 1];
+  int64_t first_unit[kMaxMatmulJobs + 1];
   first_unit[0] = 0;
   for (int j = 0; j < n_jobs; ++j) first_unit[j + 1] = first_unit[j] + (jobs[j].w->rows + kUnitRows - 1) / kUnitRows;
   const int64_t total = first_unit[n_jobs];

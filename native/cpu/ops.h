@@ -60,6 +60,9 @@ struct MatmulJob {
   int64_t ldy;
 };
 
+// The most jobs one matmul_shared group takes (q/k/v is the largest group the executor forms).
+constexpr int kMaxMatmulJobs = 4;
+
 // Every job of the group for tokens [0, n_tokens), called by all nth threads of a pool
 // region. Threads claim row ranges through `cursor` as they come free — large ranges while
 // much work is left, down to 16 rows at the end — so a thread slowed by memory traffic or
