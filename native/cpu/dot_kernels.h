@@ -13,7 +13,7 @@ namespace tessera::cpu {
 // apart, activation rows `act_stride` bytes apart.
 struct DotTile {
   const uint8_t* w;
-  const uint8_t* packed;  // repacked rows for WeightLayout::Q4_0x8 (row r in group r / 8), or null
+  const uint8_t* packed;  // repacked rows of a Q4_0x8 / Q4_Kx8 layout (row r in group r / 8), or null
   size_t row_bytes;
   const uint8_t* act;
   size_t act_stride;
@@ -30,8 +30,10 @@ void matmul_tile(GgmlType type, const DotTile& t, int64_t r0, int64_t r1);
 namespace avx2 {
 // Returns false when the type has no AVX2 kernel (the caller falls back to scalar).
 bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r0, int64_t r1);
-// Whole 8-row groups [g0, g1) of a WeightLayout::Q4_0x8 weight (matmul_packed_avx2.cpp).
+// Whole 8-row groups [g0, g1) of a WeightLayout::Q4_0x8 weight (matmul_q4_0x8_avx2.cpp).
 void matmul_q4_0x8_groups(const DotTile& t, int64_t g0, int64_t g1);
+// Whole 8-row groups [g0, g1) of a WeightLayout::Q4_Kx8 weight (matmul_q4_kx8_avx2.cpp).
+void matmul_q4_kx8_groups(const DotTile& t, int64_t g0, int64_t g1);
 }
 
 }  // namespace tessera::cpu

@@ -350,11 +350,14 @@ bool tile_n(GgmlType type, const DotTile& t, int64_t r0, int64_t r1, int k0) {
 }  // namespace
 
 bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r0, int64_t r1) {
-  if (layout == WeightLayout::Q4_0x8 && t.packed) {
+  if (layout != WeightLayout::Gguf && t.packed) {
     // Whole 8-row groups from the repacked copy; any rows around them from the GGUF rows.
     const int64_t g0 = (r0 + 7) / 8, g1 = r1 / 8;
     if (g0 < g1) {
-      matmul_q4_0x8_groups(t, g0, g1);
+      if (layout == WeightLayout::Q4_0x8)
+        matmul_q4_0x8_groups(t, g0, g1);
+      else
+        matmul_q4_kx8_groups(t, g0, g1);
       if (r0 < g0 * 8) matmul_tile(type, WeightLayout::Gguf, t, r0, g0 * 8);
       if (g1 * 8 < r1) matmul_tile(type, WeightLayout::Gguf, t, g1 * 8, r1);
       return true;

@@ -35,7 +35,8 @@ void quantize_act(ActFormat format, const float* x, int n_tokens, int64_t cols, 
 // Kernel-private weight layouts made at load time (see pack_weight.cpp).
 enum class WeightLayout {
   Gguf = 0,     // row-major GGUF blocks only
-  Q4_0x8 = 1,   // plus Q4_0 rows interleaved in groups of 8 (cpu/packed_layout.h)
+  Q4_0x8 = 1,   // plus Q4_0 rows interleaved in groups of 8 (cpu/packed_q4_0x8.h)
+  Q4_Kx8 = 2,   // plus Q4_K rows interleaved in groups of 8 (cpu/packed_q4_kx8.h)
 };
 
 // A weight matrix W [rows][cols] (GGUF ne0 = cols) and the layout its kernel streams.
@@ -48,7 +49,7 @@ struct PackedWeight {
   std::shared_ptr<uint8_t> owned;     // owns `packed`
 };
 // Validates type and shape and prepares `w` (called once at load time). With allow_repack it
-// may copy the weights into a kernel-private layout (see cpu/packed_layout.h).
+// may copy the weights into a kernel-private layout (see cpu/packed_q4_0x8.h, packed_q4_kx8.h).
 Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack = true);
 
 // One product of a matmul_shared group: y[t * ldy + r] = sum_c W[r][c] * x[t][c] for every

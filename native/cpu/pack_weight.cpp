@@ -1,18 +1,22 @@
 // pack_weight: validates a matmul weight and prepares the layout its kernel streams.
 // The GGUF row-major block layout is always available, read in place from the mmapped file.
-// Q4_0 weights are also repacked (on CPUs with AVX2, unless allow_repack is false) into
-// groups of 8 interleaved rows (cpu/packed_layout.h), from which the AVX2 kernel computes 8
-// rows per activation load; the scalar path and rows past the last whole group read the
-// GGUF rows.
+// Q4_0 and Q4_K weights are also repacked (on CPUs with AVX2, unless allow_repack is false)
+// into groups of 8 interleaved rows (cpu/packed_q4_0x8.h, packed_q4_kx8.h), from which the
+// AVX2 kernels compute 8 rows per activation load; the scalar path and rows past the last
+// whole group read the GGUF rows.
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "core/cpu_features.h"
 #include "cpu/ops.h"
-#include "cpu/packed_layout.h"
+#include "cpu/packed_q4_0x8.h"
+#include "cpu/packed_q4_kx8.h"
 
 namespace tessera::cpu {
+
+static_assert(q4_0x8::kRows == q4_kx8::kRows, "one group size, as weight_slice and matmul_shared assume");
+constexpr int64_t kGroupRows = q4_0x8::kRows;
 
 Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack) {
   if (!is_matmul_type(t.type))
@@ -29,16 +33,26 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack) {
   out->layout = WeightLayout::Gguf;
   out->packed = nullptr;
   out->owned.reset();
-  if (allow_repack && t.type == GgmlType::Q4_0 && cpu_features().avx2 && out->rows >= packed::kRows) {
-    const int64_t nb = out->cols / QK4_0, groups = out->rows / packed::kRows;
-    const size_t group_bytes = packed::kRows * row_bytes, bytes = size_t(groups) * group_bytes;
+  const WeightLayout layout = t.type == GgmlType::Q4_0 ? WeightLayout::Q4_0x8
+                              : t.type == GgmlType::Q4_K ? WeightLayout::Q4_Kx8
+                                                         : WeightLayout::Gguf;
+  if (allow_repack && layout != WeightLayout::Gguf && cpu_features().avx2 && out->rows >= kGroupRows) {
+    // Both layouts give a group of 8 rows exactly the bytes of its 8 GGUF rows.
+    const int64_t groups = out->rows / kGroupRows;
+    const size_t group_bytes = kGroupRows * row_bytes, bytes = size_t(groups) * group_bytes;
     uint8_t* dst = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
     if (!dst)
       return Status::error(StatusCode::OutOfMemory, "cannot allocate " + std::to_string(bytes >> 20) + " MiB to repack " + t.name);
-    for (int64_t g = 0; g < groups; ++g) packed::pack_group(t.data + g * group_bytes, row_bytes, nb, dst + g * group_bytes);
+    for (int64_t g = 0; g < groups; ++g) {
+      const uint8_t* rows = t.data + g * group_bytes;
+      if (layout == WeightLayout::Q4_0x8)
+        q4_0x8::pack_group(rows, row_bytes, out->cols / QK4_0, dst + g * group_bytes);
+      else
+        q4_kx8::pack_group(rows, row_bytes, out->cols / QK_K, dst + g * group_bytes);
+    }
     out->owned.reset(dst, [](uint8_t* p) { std::free(p); });
     out->packed = dst;
-    out->layout = WeightLayout::Q4_0x8;
+    out->layout = layout;
   }
   return Status::ok();
 }

@@ -1,5 +1,5 @@
 // WeightLayout::Q4_0x8: the copy of a Q4_0 weight's rows [0, rows / 8 * 8) that pack_weight
-// builds for the AVX2 kernel in matmul_packed_avx2.cpp (PackedWeight::packed).
+// builds for the AVX2 kernel in matmul_q4_0x8_avx2.cpp (PackedWeight::packed).
 //
 // Rows are taken in groups of 8. For group g and block column b (32 values per row):
 //   scales: 8 fp16, the 8 rows' block scales d, in row order                 (16 bytes)
@@ -20,7 +20,7 @@
 
 #include "core/ggml_types.h"
 
-namespace tessera::cpu::packed {
+namespace tessera::cpu::q4_0x8 {
 
 constexpr int kRows = 8;
 
@@ -55,4 +55,4 @@ static inline void pack_group(const uint8_t* rows, size_t row_bytes, int64_t nb,
     }
 }
 
-}  // namespace tessera::cpu::packed
+}  // namespace tessera::cpu::q4_0x8

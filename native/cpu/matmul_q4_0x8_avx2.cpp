@@ -1,5 +1,5 @@
 // AVX2 matmul over WeightLayout::Q4_0x8 weights (8-row interleaved Q4_0, see
-// packed_layout.h) against Q8_0 activations. Compiled with -mavx2 -mfma -mf16c; called only after run-time
+// packed_q4_0x8.h) against Q8_0 activations. Compiled with -mavx2 -mfma -mf16c; called only after run-time
 // detection.
 //
 // Shape: one group of 8 rows at a time, tokens in tiles of up to 4 while the group's bytes
@@ -18,7 +18,7 @@
 
 #include "cpu/dot_kernels.h"
 #include "cpu/hsum_avx2.h"
-#include "cpu/packed_layout.h"
+#include "cpu/packed_q4_0x8.h"
 
 namespace tessera::cpu::avx2 {
 
@@ -60,13 +60,13 @@ inline __m256i broadcast4(const int8_t* p) {
 
 // acc[n] lane r += d_w[r] * d_x[n] * (row r . token k0+n) over all blocks of the group.
 template <int N>
-void group_q4_0(const packed::Group& g, int64_t nb, const DotTile& t, int k0, const ActBlocks& xs, __m256 acc[N]) {
+void group_q4_0(const q4_0x8::Group& g, int64_t nb, const DotTile& t, int k0, const ActBlocks& xs, __m256 acc[N]) {
   const __m256i m4 = _mm256_set1_epi8(0xF), ones16 = _mm256_set1_epi16(1);
   for (int n = 0; n < N; ++n) acc[n] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* q = g.quants + b * packed::kQuantBytes;
-    prefetch_ahead(q, packed::kQuantBytes);
-    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.scales + b * packed::kRows)));
+    const uint8_t* q = g.quants + b * q4_0x8::kQuantBytes;
+    prefetch_ahead(q, q4_0x8::kQuantBytes);
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.scales + b * q4_0x8::kRows)));
     __m256i v[8];
     for (int k = 0; k < 4; ++k) {
       const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * k));
@@ -87,7 +87,7 @@ void group_q4_0(const packed::Group& g, int64_t nb, const DotTile& t, int k0, co
 }
 
 template <int N>
-void group_tile(const packed::Group& g, int64_t nb, const DotTile& t, int k0, const ActBlocks& xs, int64_t row0) {
+void group_tile(const q4_0x8::Group& g, int64_t nb, const DotTile& t, int k0, const ActBlocks& xs, int64_t row0) {
   __m256 acc[N];
   group_q4_0<N>(g, nb, t, k0, xs, acc);
   for (int n = 0; n < N; ++n) _mm256_storeu_ps(t.y + (k0 + n) * t.ldy + row0, acc[n]);
@@ -100,8 +100,8 @@ void matmul_q4_0x8_groups(const DotTile& t, int64_t g0, int64_t g1) {
   thread_local ActBlocks xs;
   xs.compute(t, nb);
   for (int64_t g = g0; g < g1; ++g) {
-    const int64_t row0 = g * packed::kRows;
-    const packed::Group grp = packed::group(t.packed, t.row_bytes, nb, g);
+    const int64_t row0 = g * q4_0x8::kRows;
+    const q4_0x8::Group grp = q4_0x8::group(t.packed, t.row_bytes, nb, g);
     int k0 = 0;
     for (; k0 + kTokens <= t.n_tokens; k0 += kTokens) group_tile<kTokens>(grp, nb, t, k0, xs, row0);
     switch (t.n_tokens - k0) {
