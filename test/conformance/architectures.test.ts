@@ -13,9 +13,13 @@ import { hasShared, tempDir } from "../helpers/paths.js";
 const SEQ = 64;
 /** F32: fp32 summation noise, plus now and then one flipped fp16 KV-cache rounding (~5e-4 of
  *  that value; see test/conformance/llama.test.ts). Q8_0: one moved int8 quantum's cascade. */
-const BUDGET: Partial<Record<WeightScheme, number>> = { F32: 1e-3, Q8_0: 4e-2 };
+const BUDGET: Partial<Record<WeightScheme, number>> = { F32: 1e-3, Q8_0: 4e-2, Q4_K_M: 4e-2 };
 
 const MELLUM: ModelShape = { architecture: "mellum", nLayer: 2, nEmbd: 256, nHead: 8, nHeadKv: 2, headDim: 64, nFf: 512, contextLength: 4096, ropeFreqBase: 1e6, normEps: 1e-6, qkNorm: true, slidingWindow: 12, moe: { nExpert: 8, nExpertUsed: 8, nFfExp: 256 } };
+
+/** Beyond F32 and Q8_0: the MoE dispatch over 8-row repacked Q4_K experts (and Q6_K down
+ *  projections), sliced out of the stacked tensors. */
+const MORE_SCHEMES: Record<string, WeightScheme[]> = { "qwen3moe (top-8 of 16, renormalized)": ["Q4_K_M"] };
 
 const SHAPES: Record<string, ModelShape> = {
   "qwen2 (q/k/v bias, neox RoPE)": { architecture: "qwen2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 4096, ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true },
@@ -59,7 +63,7 @@ const SHAPES: Record<string, ModelShape> = {
  */
 const ROUTING_NEAR_TIES = 2;
 /**
- * Int8 activations: a last-bit difference that moves one activation quantum cascades through
+ * Int8 activations (Q8_0 and Q8_K): a last-bit difference that moves one activation quantum cascades through
  * the later layers (the positions after it stay within budget, ~1e-2). On AVX2 the Q8_0 cases
  * agree with llama.cpp to the bit, except the DeepSeek-V3 style one in about one seed in five
  * (a last-bit source in the MLA/MoE path not yet located); on CPUs where llama.cpp picks
@@ -71,7 +75,7 @@ const QUANTUM_CASCADES = 1;
 describe.runIf(hasShared)("architectures match llama.cpp", () => {
   const dir = tempDir("arch");
   for (const [name, shape] of Object.entries(SHAPES))
-    for (const scheme of ["F32", "Q8_0"] as const)
+    for (const scheme of ["F32", "Q8_0", ...(MORE_SCHEMES[name] ?? [])])
       it(`${name}, ${scheme}`, async () => {
         const seed = process.env.TESSERA_TEST_SEED ? Number(process.env.TESSERA_TEST_SEED) : (Date.now() >>> 0) ^ name.length;
         const file = path.join(dir, `${name.replace(/[^a-z0-9]+/gi, "-")}-${scheme}.gguf`);
