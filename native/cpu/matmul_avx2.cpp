@@ -1,10 +1,10 @@
 // AVX2 dot-product tiles (compiled with -mavx2 -mfma -mf16c; only called after run-time
 // detection). See dot_kernels.h for the tile contract.
 //
-// Layout: GGUF row-major blocks, read in place. Each weight row is loaded once per group of
-// up to kTokens activation rows (8 for Q8_0), so decode (one token) streams the weights exactly once and
-// prefill reuses every loaded block kTokens times from registers, and each L2-sized chunk
-// of rows for all token groups.
+// Layout: GGUF row-major blocks, read in place. Each weight row is loaded once per tile of
+// up to 4 or 8 activation rows (tokens), so decode (one token) streams the weights exactly
+// once and prefill reuses every loaded block for the whole tile from registers, and each
+// L2-sized chunk of rows for all token tiles.
 // Integer blocks (Q8_0/Q4_0 x Q8_0, K-quants x Q8_K) multiply with maddubs: |w| times
 // sign(w)*x keeps the unsigned-by-signed product exact in int16, then pairs sum to int32.
 // Accumulation is per 8-lane fp32 vector with one horizontal sum per output.
@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/dot_kernels.h"
@@ -20,8 +21,6 @@
 namespace tessera::cpu::avx2 {
 
 namespace {
-
-constexpr int kTokens = 4;
 
 // F16C conversion of a block scale (the portable bit-twiddling one is far slower).
 inline float half(uint16_t h) { return _cvtsh_ss(h); }
@@ -40,8 +39,7 @@ inline __m256i unpack_q4_0(const uint8_t* qs) {
   return _mm256_and_si256(both, _mm256_set1_epi8(0xF));
 }
 
-// Q8_0 x Q8_0, one row x N tokens at a time (N up to 8: the integer dots leave registers
-// for 8 accumulators, so Q8_0 takes twice the token tile of the other types). Per output: 8 fp32 lanes, lane l accumulating,
+// Q8_0 x Q8_0, one row x N tokens at a time (N up to 8). Per output: 8 fp32 lanes, lane l accumulating,
 // block by block, (dw * dx) * (the exact integer dot of values 4l..4l+3), then one hsum8 —
 // the order of llama.cpp's AVX2 vec_dot and tinyBLAS, so both engines round alike.
 // The N scale products of a block come from one vector multiply, stored and re-read as
@@ -81,22 +79,6 @@ void rows_q8_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   }
 }
 
-// Every token of rows [r0, r1), in tiles of 8.
-void tile_q8_0(const DotTile& t, int64_t r0, int64_t r1) {
-  int k0 = 0;
-  for (; k0 + 8 <= t.n_tokens; k0 += 8) rows_q8_0<8>(t, r0, r1, k0);
-  switch (t.n_tokens - k0) {
-    case 7: rows_q8_0<7>(t, r0, r1, k0); break;
-    case 6: rows_q8_0<6>(t, r0, r1, k0); break;
-    case 5: rows_q8_0<5>(t, r0, r1, k0); break;
-    case 4: rows_q8_0<4>(t, r0, r1, k0); break;
-    case 3: rows_q8_0<3>(t, r0, r1, k0); break;
-    case 2: rows_q8_0<2>(t, r0, r1, k0); break;
-    case 1: rows_q8_0<1>(t, r0, r1, k0); break;
-    default: break;
-  }
-}
-
 // Per activation block: its scale, and its scale times the sum of its int8 values (the
 // term the Q4_0 offset of 8 multiplies). Computed once per tile, shared by every row.
 struct Q8Scales {
@@ -118,7 +100,7 @@ struct Q8Scales {
 };
 
 template <int N>
-void tile_q4_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+void rows_q4_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const int64_t nb = t.cols / QK4_0;
   thread_local Q8Scales xs;
   xs.compute(t, k0, N, nb);
@@ -171,7 +153,7 @@ struct BF16Elements {
 
 // Float weights x activations of the same type (F32, F16, BF16).
 template <int N, typename E>
-void tile_float(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+void rows_float(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   using T = typename E::T;
   for (int64_t r = r0; r < r1; ++r) {
     const T* w = reinterpret_cast<const T*>(t.w + r * t.row_bytes);
@@ -226,7 +208,7 @@ inline __m256i lane_broadcast(int i) { return _mm256_load_si256(reinterpret_cast
 // min part times dmin) and subtracted at the end: the order of llama.cpp's repacked Q4_K
 // GEMM, which it runs for every batch of 4 or more tokens, so the two engines round alike.
 template <int N>
-void tile_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+void rows_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const int64_t nb = t.cols / QK_K;
   const __m256i m4 = _mm256_set1_epi8(0xF);
   for (int64_t r = r0; r < r1; ++r) {
@@ -280,71 +262,89 @@ void tile_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   }
 }
 
-// Q6_K x Q8_K: 6-bit values rebuilt from ql/qh as unsigned 0..63, so maddubs takes them;
-// each 32-value group spans two 16-value sub-blocks, weighted by a vector holding one scale
-// per 128-bit half. The -32 offset folds in through the activation's 16-value sums
-// (madd with the 16 scales), all in one int32 vector per super-block, then one fp32
-// multiply-add per super-block into 8 lanes and one horizontal sum per output.
+// Per 128-bit half, the int16 scale of a Q6_K 32-value group's two 16-value sub-blocks:
+// kQ6Scale[i] broadcasts int16 lane i of the scales to the low half and lane i+1 to the
+// high half (madd then weights each half by its own sub-block's scale).
+struct Q6ScaleShuffle {
+  alignas(32) uint8_t bytes[8][32];
+  constexpr Q6ScaleShuffle() : bytes{} {
+    for (int i = 0; i < 8; ++i)
+      for (int j = 0; j < 32; ++j) bytes[i][j] = uint8_t(2 * (i + j / 16) % 16 + (j & 1));
+  }
+};
+constexpr Q6ScaleShuffle kQ6Scale{};
+
+// Q6_K x Q8_K, one row x N tokens (N up to 8): 6-bit values rebuilt from ql/qh as unsigned
+// 0..63, so maddubs takes them; each 32-value group spans two 16-value sub-blocks, weighted
+// by a vector holding one scale per 128-bit half. Groups are the outer loop, so each
+// rebuilt group and its scales serve all N tokens from registers. The -32 offset folds in
+// through the activation's 16-value sums (madd with the 16 scales). Per output: one int32
+// vector per super-block, one fp32 multiply-add of it into 8 lanes, one horizontal sum at
+// the end: the lanes and order of llama.cpp's AVX2 vec_dot_q6_K, which it runs for Q6_K at
+// every batch size.
 template <int N>
-void tile_q6_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+void rows_q6_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const int64_t nb = t.cols / QK_K;
   const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
+  const BlockQ8_K* xrow[N];
+  for (int n = 0; n < N; ++n) xrow[n] = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + n) * t.act_stride);
   for (int64_t r = r0; r < r1; ++r) {
     const BlockQ6_K* wrow = reinterpret_cast<const BlockQ6_K*>(t.w + r * t.row_bytes);
     __m256 acc[N];
-    for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
+    for (int n = 0; n < N; ++n) acc[n] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ6_K& wb = wrow[b];
       for (int o = 0; o < 256; o += 64) _mm_prefetch(reinterpret_cast<const char*>(&wb) + 1536 + o, _MM_HINT_T0);
-      // wq[g]: values 32g .. 32g+31 of the super-block, as uint8 0..63.
-      __m256i wq[8];
+      // sc16: the 16 sub-block scales as int16; lo/hi: scales 0..7 / 8..15 in both halves.
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
+      const __m256i scales[2] = {_mm256_permute4x64_epi64(sc16, 0x44), _mm256_permute4x64_epi64(sc16, 0xEE)};
+      __m256i sum[N];
+      for (int n = 0; n < N; ++n) sum[n] = _mm256_setzero_si256();
       for (int half = 0; half < 2; ++half) {
         const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.ql + 64 * half));
         const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.ql + 64 * half + 32));
         const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.qh + 32 * half));
-        wq[4 * half + 0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-        wq[4 * half + 1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-        wq[4 * half + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-        wq[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
-      }
-      // sc16: the 16 sub-block scales as int16; lo/hi: scales 0..7 / 8..15 in both halves.
-      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales)));
-      const __m256i lo = _mm256_permute4x64_epi64(sc16, 0x44), hi = _mm256_permute4x64_epi64(sc16, 0xEE);
-      __m256i scale[8];
-      for (int g = 0; g < 8; ++g) {
-        // Low half: scale 2g (values 32g..32g+15), high half: scale 2g+1.
-        const __m256i src = g < 4 ? lo : hi;
-        const int i = 2 * (g % 4);
-        scale[g] = _mm256_shuffle_epi8(src, _mm256_blend_epi32(lane_broadcast(i), lane_broadcast(i + 1), 0xF0));
+        for (int q = 0; q < 4; ++q) {
+          // Group g = 4 half + q: values 32g..32g+31 of the super-block, as uint8 0..63.
+          const __m256i ql = q % 2 ? ql1 : ql0;
+          const __m256i low = q < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+          const __m256i high = _mm256_and_si256(q == 0 ? qh : _mm256_srli_epi16(qh, 2 * q), m2);
+          const __m256i wq = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+          const __m256i scale =
+              _mm256_shuffle_epi8(scales[half], _mm256_load_si256(reinterpret_cast<const __m256i*>(kQ6Scale.bytes[2 * q])));
+          for (int n = 0; n < N; ++n) {
+            const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].qs + 32 * (4 * half + q)));
+            sum[n] = _mm256_add_epi32(sum[n], _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), scale));
+          }
+        }
       }
       const float d = half(wb.d);
-      for (int k = 0; k < N; ++k) {
-        const BlockQ8_K* xb = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + k) * t.act_stride) + b;
-        __m256i sum = _mm256_setzero_si256();
-        for (int g = 0; g < 8; ++g) {
-          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs + 32 * g));
-          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(wq[g], xq), scale[g]));
-        }
-        const __m256i offset = _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->bsums)));
-        sum = _mm256_sub_epi32(sum, _mm256_slli_epi32(offset, 5));
-        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), _mm256_cvtepi32_ps(sum), acc[k]);
+      for (int n = 0; n < N; ++n) {
+        const __m256i offset = _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].bsums)));
+        const __m256i s = _mm256_sub_epi32(sum[n], _mm256_slli_epi32(offset, 5));
+        acc[n] = _mm256_fmadd_ps(_mm256_set1_ps(d * xrow[n][b].d), _mm256_cvtepi32_ps(s), acc[n]);
       }
     }
-    for (int k = 0; k < N; ++k) t.y[(k0 + k) * t.ldy + r] = hsum8(acc[k]);
+    for (int n = 0; n < N; ++n) t.y[(k0 + n) * t.ldy + r] = hsum8(acc[n]);
   }
 }
 
-template <int N>
-bool tile_n(GgmlType type, const DotTile& t, int64_t r0, int64_t r1, int k0) {
-  switch (type) {
-    case GgmlType::Q4_0: tile_q4_0<N>(t, r0, r1, k0); return true;
-    case GgmlType::F32: tile_float<N, F32Elements>(t, r0, r1, k0); return true;
-    case GgmlType::F16: tile_float<N, F16Elements>(t, r0, r1, k0); return true;
-    case GgmlType::BF16: tile_float<N, BF16Elements>(t, r0, r1, k0); return true;
-    case GgmlType::Q4_K: tile_q4_k<N>(t, r0, r1, k0); return true;
-    case GgmlType::Q6_K: tile_q6_k<N>(t, r0, r1, k0); return true;
-    default: return false;
+// Calls rows(std::integral_constant<int, N>, k0) for the token tiles [k0, k0 + N) covering
+// n_tokens: tiles of kMax, then one of the remainder.
+template <int N, typename Rows>
+void remainder_tile(int left, int k0, Rows& rows) {
+  if constexpr (N > 0) {
+    if (left == N)
+      rows(std::integral_constant<int, N>{}, k0);
+    else
+      remainder_tile<N - 1>(left, k0, rows);
   }
+}
+template <int kMax, typename Rows>
+void token_tiles(int n_tokens, Rows&& rows) {
+  int k0 = 0;
+  for (; k0 + kMax <= n_tokens; k0 += kMax) rows(std::integral_constant<int, kMax>{}, k0);
+  remainder_tile<kMax - 1>(n_tokens - k0, k0, rows);
 }
 
 }  // namespace
@@ -368,21 +368,17 @@ bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(64, (int64_t(128) << 10) / int64_t(t.row_bytes)));
   for (int64_t c0 = r0; c0 < r1; c0 += chunk) {
     const int64_t c1 = std::min(r1, c0 + chunk);
-    if (type == GgmlType::Q8_0) {
-      tile_q8_0(t, c0, c1);
-      continue;
+    // Token tiles of 8 where the integer dots leave registers for 8 accumulators, else 4.
+    switch (type) {
+      case GgmlType::Q8_0: token_tiles<8>(t.n_tokens, [&](auto n, int k0) { rows_q8_0<n>(t, c0, c1, k0); }); break;
+      case GgmlType::Q6_K: token_tiles<8>(t.n_tokens, [&](auto n, int k0) { rows_q6_k<n>(t, c0, c1, k0); }); break;
+      case GgmlType::Q4_0: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_q4_0<n>(t, c0, c1, k0); }); break;
+      case GgmlType::Q4_K: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_q4_k<n>(t, c0, c1, k0); }); break;
+      case GgmlType::F32: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_float<n, F32Elements>(t, c0, c1, k0); }); break;
+      case GgmlType::F16: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_float<n, F16Elements>(t, c0, c1, k0); }); break;
+      case GgmlType::BF16: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_float<n, BF16Elements>(t, c0, c1, k0); }); break;
+      default: return false;
     }
-    int k0 = 0;
-    for (; k0 + kTokens <= t.n_tokens; k0 += kTokens)
-      if (!tile_n<kTokens>(type, t, c0, c1, k0)) return false;
-    bool ok = true;
-    switch (t.n_tokens - k0) {
-      case 3: ok = tile_n<3>(type, t, c0, c1, k0); break;
-      case 2: ok = tile_n<2>(type, t, c0, c1, k0); break;
-      case 1: ok = tile_n<1>(type, t, c0, c1, k0); break;
-      default: break;
-    }
-    if (!ok) return false;
   }
   return true;
 }
