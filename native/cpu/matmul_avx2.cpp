@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -43,20 +44,33 @@ inline __m256i unpack_q4_0(const uint8_t* qs) {
 // block by block, (dw * dx) * (the exact integer dot of values 4l..4l+3), then one hsum8 —
 // the order of llama.cpp's AVX2 vec_dot and tinyBLAS, so both engines round alike.
 // The N scale products of a block come from one vector multiply, stored and re-read as
-// broadcasts (loads, which leave the vector pipes to the integer dots).
+// broadcasts (loads, which leave the vector pipes to the integer dots). The tile's
+// activation quants are first copied token-interleaved ([block][token]), so the loop
+// addresses them from one pointer instead of keeping N row pointers on the stack.
+struct alignas(32) Quants32 {
+  int8_t q[32];
+};
+
 template <int N>
 void rows_q8_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const int64_t nb = t.cols / QK8_0;
-  const BlockQ8_0* xrow[N];
-  for (int n = 0; n < N; ++n) xrow[n] = reinterpret_cast<const BlockQ8_0*>(t.act + (k0 + n) * t.act_stride);
   constexpr int kLanes = N > 4 ? 8 : 4;
   thread_local std::vector<float> dx_storage;
+  thread_local std::vector<Quants32> xq_storage;
   dx_storage.assign(size_t(nb) * kLanes, 0.f);
-  // [nb][kLanes]: block b's activation scales, token-contiguous. A plain pointer: the loop
-  // must not look up the thread_local again (in a shared library that is a call).
+  xq_storage.resize(size_t(nb) * N);
+  // [nb][kLanes]: block b's activation scales, token-contiguous; [nb][N]: its quants. Plain
+  // pointers: the loop must not look up the thread_local again (in a shared library that is
+  // a call), and one base pointer leaves the general registers free.
   float* const dx = dx_storage.data();
-  for (int n = 0; n < N; ++n)
-    for (int64_t b = 0; b < nb; ++b) dx[b * kLanes + n] = half(xrow[n][b].d);
+  Quants32* const xq = xq_storage.data();
+  for (int n = 0; n < N; ++n) {
+    const BlockQ8_0* xrow = reinterpret_cast<const BlockQ8_0*>(t.act + (k0 + n) * t.act_stride);
+    for (int64_t b = 0; b < nb; ++b) {
+      dx[b * kLanes + n] = half(xrow[b].d);
+      std::memcpy(xq[b * N + n].q, xrow[b].qs, sizeof(Quants32));
+    }
+  }
   for (int64_t r = r0; r < r1; ++r) {
     const BlockQ8_0* wrow = reinterpret_cast<const BlockQ8_0*>(t.w + r * t.row_bytes);
     __m256 acc[N];
@@ -70,9 +84,10 @@ void rows_q8_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
         _mm256_store_ps(d, _mm256_mul_ps(_mm256_set1_ps(half(wrow[b].d)), _mm256_loadu_ps(dx + b * kLanes)));
       else
         _mm_store_ps(d, _mm_mul_ps(_mm_set1_ps(half(wrow[b].d)), _mm_loadu_ps(dx + b * kLanes)));
+      const Quants32* x = xq + b * N;
       for (int n = 0; n < N; ++n) {
-        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].qs));
-        acc[n] = _mm256_fmadd_ps(_mm256_broadcast_ss(d + n), _mm256_cvtepi32_ps(dot_i8(wq, abs_w, xq)), acc[n]);
+        const __m256i xn = _mm256_load_si256(reinterpret_cast<const __m256i*>(x[n].q));
+        acc[n] = _mm256_fmadd_ps(_mm256_broadcast_ss(d + n), _mm256_cvtepi32_ps(dot_i8(wq, abs_w, xn)), acc[n]);
       }
     }
     for (int n = 0; n < N; ++n) t.y[(k0 + n) * t.ldy + r] = hsum8(acc[n]);
