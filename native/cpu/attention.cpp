@@ -5,14 +5,13 @@
 // standard attention path so logits agree with it to fp32 noise: q is rounded to fp16 for
 // the dot products with the fp16 keys, and the normalized probabilities to fp16 for the
 // product with V; scores, softmax and the V accumulation are fp32 (the softmax sum fp64).
-// Work is split over (token, head) pairs; each thread uses its own scratch slice:
+// Work is dealt over (token, head) pairs round-robin; each thread uses its own scratch slice:
 // [capacity rounded up to 8] scores, [head_dim] rounded q, [8 x head_dim_v] accumulators
 // (the AVX2 twin keeps one per position lane; this path uses the first).
 #include <algorithm>
 #include <cmath>
 
 #include "core/cpu_features.h"
-#include "core/thread_pool.h"
 #include "cpu/ops.h"
 
 namespace tessera::cpu {
@@ -33,9 +32,9 @@ void attention(const AttentionArgs& a, int ith, int nth) {
   float* scores = a.scratch + size_t(ith) * attention_scratch_floats(a.kv.capacity, a.head_dim, a.head_dim_v);
   float* q16 = scores + attention_scores_floats(a.kv.capacity);
   float* acc = q16 + a.head_dim;
-  int64_t r0, r1;
-  split_range(int64_t(a.n_tokens) * a.n_head, ith, nth, &r0, &r1);
-  for (int64_t r = r0; r < r1; ++r) {
+  // Pairs dealt round-robin: a causal row's work grows with its position, so contiguous
+  // halves would leave the thread with the early tokens idle for most of a prefill.
+  for (int64_t r = ith; r < int64_t(a.n_tokens) * a.n_head; r += nth) {
     const int t = int(r / a.n_head), h = int(r % a.n_head), g = h / group;
     const int pos = a.pos0 + t;
     const int lo = a.sliding_window > 0 ? std::max(0, pos - a.sliding_window + 1) : 0;

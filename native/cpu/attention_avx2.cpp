@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/thread_pool.h"
 #include "cpu/hsum_avx2.h"
 #include "cpu/ops.h"
 #include "cpu/softmax_kernels.h"
@@ -79,9 +78,9 @@ void attention(const AttentionArgs& a, int ith, int nth) {
   float* scores = a.scratch + size_t(ith) * attention_scratch_floats(a.kv.capacity, hd, hdv);
   float* q16 = scores + attention_scores_floats(a.kv.capacity);
   float* lanes = q16 + hd;  // [8][hdv]: lane l sums positions j with j % 8 == l
-  int64_t r0, r1;
-  split_range(int64_t(a.n_tokens) * a.n_head, ith, nth, &r0, &r1);
-  for (int64_t r = r0; r < r1; ++r) {
+  // Pairs dealt round-robin: a causal row's work grows with its position, so contiguous
+  // halves would leave the thread with the early tokens idle for most of a prefill.
+  for (int64_t r = ith; r < int64_t(a.n_tokens) * a.n_head; r += nth) {
     const int t = int(r / a.n_head), h = int(r % a.n_head), g = h / group;
     const int pos = a.pos0 + t;
     const int lo = a.sliding_window > 0 ? std::max(0, pos - a.sliding_window + 1) : 0;

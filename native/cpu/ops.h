@@ -170,7 +170,7 @@ size_t attention_scratch_floats(int capacity, int head_dim, int head_dim_v);
 // The leading part of that slice which holds one row of scores.
 size_t attention_scores_floats(int capacity);
 // Causal attention with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)).
-// Work is split over (token, head) pairs.
+// Work is dealt over (token, head) pairs round-robin.
 void attention(const AttentionArgs& a, int ith, int nth);
 
 }  // namespace tessera::cpu
