@@ -5,9 +5,8 @@
 // standard attention path so logits agree with it to fp32 noise: q is rounded to fp16 for
 // the dot products with the fp16 keys, and the normalized probabilities to fp16 for the
 // product with V; scores, softmax and the V accumulation are fp32 (the softmax sum fp64).
-// Work is dealt over (token, head) pairs round-robin; each thread uses its own scratch slice:
-// [capacity rounded up to 8] scores, [head_dim] rounded q, [8 x head_dim_v] accumulators
-// (the AVX2 twin keeps one per position lane; this path uses the first).
+// Work is dealt over (token, head) pairs round-robin; each thread uses its own scratch slice
+// (attention_scratch; this path uses one row of scores, one q and one accumulator row).
 #include <algorithm>
 #include <cmath>
 
@@ -16,10 +15,15 @@
 
 namespace tessera::cpu {
 
-size_t attention_scores_floats(int capacity) { return (size_t(capacity) + 7) / 8 * 8; }
-
 size_t attention_scratch_floats(int capacity, int head_dim, int head_dim_v) {
-  return attention_scores_floats(capacity) + size_t(head_dim) + 8 * size_t(head_dim_v);
+  return kAttentionHeads * (size_t(kv_v_stride(capacity)) + size_t(head_dim)) + 8 * size_t(head_dim_v);
+}
+
+AttentionScratch attention_scratch(const AttentionArgs& a, int ith) {
+  float* base = a.scratch + size_t(ith) * attention_scratch_floats(a.kv.capacity, a.head_dim, a.head_dim_v);
+  const int64_t stride = kv_v_stride(a.kv.capacity);
+  float* q16 = base + kAttentionHeads * stride;
+  return {base, stride, q16, q16 + kAttentionHeads * a.head_dim};
 }
 
 namespace avx2 {
@@ -29,9 +33,10 @@ void attention(const AttentionArgs& a, int ith, int nth);
 void attention(const AttentionArgs& a, int ith, int nth) {
   if (active_cpu_isa() == CpuIsa::Avx2) return avx2::attention(a, ith, nth);
   const int group = a.n_head / a.n_head_kv;
-  float* scores = a.scratch + size_t(ith) * attention_scratch_floats(a.kv.capacity, a.head_dim, a.head_dim_v);
-  float* q16 = scores + attention_scores_floats(a.kv.capacity);
-  float* acc = q16 + a.head_dim;
+  const AttentionScratch scratch = attention_scratch(a, ith);
+  float* scores = scratch.scores;
+  float* q16 = scratch.q16;
+  float* acc = scratch.lanes;
   // Pairs dealt round-robin: a causal row's work grows with its position, so contiguous
   // halves would leave the thread with the early tokens idle for most of a prefill.
   for (int64_t r = ith; r < int64_t(a.n_tokens) * a.n_head; r += nth) {
@@ -41,8 +46,9 @@ void attention(const AttentionArgs& a, int ith, int nth) {
     const float* q = a.q + t * a.ldq + int64_t(h) * a.head_dim;
     for (int i = 0; i < a.head_dim; ++i) q16[i] = fp16_to_fp32(fp32_to_fp16(q[i]));
     const uint16_t* kh = a.kv.k + int64_t(g) * a.kv.capacity * a.head_dim;
-    const int64_t ldv = a.kv.v_in_k ? a.head_dim : a.head_dim_v;
-    const uint16_t* vh = a.kv.v_in_k ? kh : a.kv.v + int64_t(g) * a.kv.capacity * a.head_dim_v;
+    // Value (j, i): in the key row with v_in_k, else in the transposed V store.
+    const int64_t v_pos = a.kv.v_in_k ? a.head_dim : 1, v_col = a.kv.v_in_k ? 1 : kv_v_stride(a.kv.capacity);
+    const uint16_t* vh = a.kv.v_in_k ? kh : a.kv.v + int64_t(g) * a.head_dim_v * v_col;
 
     float max = -INFINITY;
     for (int j = lo; j <= pos; ++j) {
@@ -62,9 +68,9 @@ void attention(const AttentionArgs& a, int ith, int nth) {
     const float inv = float(1.0 / sum);
     std::fill(acc, acc + a.head_dim_v, 0.f);
     for (int j = lo; j <= pos; ++j) {
-      const uint16_t* vj = vh + j * ldv;
+      const uint16_t* vj = vh + j * v_pos;
       const float p = fp16_to_fp32(fp32_to_fp16(scores[j] * inv));
-      for (int i = 0; i < a.head_dim_v; ++i) acc[i] += p * fp16_to_fp32(vj[i]);
+      for (int i = 0; i < a.head_dim_v; ++i) acc[i] += p * fp16_to_fp32(vj[i * v_col]);
     }
     float* out = a.out + t * a.ldo + int64_t(h) * a.head_dim_v;
     std::copy(acc, acc + a.head_dim_v, out);

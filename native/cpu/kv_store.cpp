@@ -1,7 +1,7 @@
-// kv_store: writes the new tokens' keys and values into the fp16 cache of one layer,
-// K/V [n_head_kv][capacity][head_dim] (one head's history is one contiguous stream for the
-// attention kernel); with v_in_k (MLA) only K rows, whose prefix is the value. Split over
-// (token, kv head) rows.
+// kv_store: writes the new tokens' keys and values into the fp16 cache of one layer in the
+// KvLayer layout (ops.h): K rows [n_head_kv][capacity][head_dim], V transposed
+// [n_head_kv][head_dim_v][stride]; with v_in_k (MLA) only K rows, whose prefix is the
+// value. Split over (token, kv head) rows.
 #include "core/thread_pool.h"
 #include "cpu/ops.h"
 
@@ -19,8 +19,9 @@ void kv_store(const KvLayer& kv, const float* k, int64_t ldk, const float* v, in
     for (int i = 0; i < head_dim; ++i) kd[i] = fp32_to_fp16(ks[i]);
     if (kv.v_in_k) continue;
     const float* vs = v + t * ldv + int64_t(h) * head_dim_v;
-    uint16_t* vd = kv.v + slot * head_dim_v;
-    for (int i = 0; i < head_dim_v; ++i) vd[i] = fp32_to_fp16(vs[i]);
+    const int64_t stride = kv_v_stride(kv.capacity);
+    uint16_t* vd = kv.v + int64_t(h) * head_dim_v * stride + pos0 + t;
+    for (int i = 0; i < head_dim_v; ++i) vd[i * stride] = fp32_to_fp16(vs[i]);
   }
 }
 

@@ -135,10 +135,14 @@ void moe_route(const float* logits, const float* selection_bias, const MoeParams
 
 // ---------------------------------------------------------------- attention (attention.cpp)
 
-// The KV cache layout the CPU attention reads: per layer, K and V as fp16
-// [n_head_kv][capacity][head_dim] so one head's keys are one contiguous stream.
+// The KV cache layout the CPU attention reads: per layer, K as fp16
+// [n_head_kv][capacity][head_dim] so one head's keys are one contiguous stream, and V
+// transposed, [n_head_kv][head_dim_v][kv_v_stride(capacity)], so one value column over the
+// positions is contiguous: the probability-weighted sum then runs 8 positions per vector,
+// as llama.cpp's transposed V cache does (the same lanes, hence the same rounding).
 // With v_in_k (multi-head latent attention) there is no V store: head g's value row j is
 // the first head_dim_v values of its key row j.
+inline int kv_v_stride(int capacity) { return (capacity + 7) / 8 * 8; }
 struct KvLayer {
   uint16_t* k = nullptr;
   uint16_t* v = nullptr;
@@ -167,8 +171,17 @@ struct AttentionArgs {
   float* scratch = nullptr;  // attention_scratch_floats() floats per thread, thread ith uses its slice
 };
 size_t attention_scratch_floats(int capacity, int head_dim, int head_dim_v);
-// The leading part of that slice which holds one row of scores.
-size_t attention_scores_floats(int capacity);
+// Query heads of one kv head that the AVX2 kernel attends together (sharing K and V loads).
+constexpr int kAttentionHeads = 4;
+// Thread ith's slice of a.scratch: scores [kAttentionHeads][capacity rounded up to 8], rounded
+// q [kAttentionHeads][head_dim], position-lane accumulators [8][head_dim_v].
+struct AttentionScratch {
+  float* scores;
+  int64_t scores_stride;
+  float* q16;
+  float* lanes;
+};
+AttentionScratch attention_scratch(const AttentionArgs& a, int ith);
 // Causal attention with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)).
 // Work is dealt over (token, head) pairs round-robin.
 void attention(const AttentionArgs& a, int ith, int nth);
