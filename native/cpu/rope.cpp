@@ -13,6 +13,7 @@
 // Work is split over (token, head) rows.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "cpu/ops.h"
@@ -62,31 +63,44 @@ void rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim,
     if (ext_factor != 0.0f) mscale *= std::fma(0.1f, std::log(1.0f / freq_scale), 1.0f);
   }
 
+  // The rotation of each pair depends on the token only: computed when the token changes
+  // and applied to all of its heads (rows are (token, head), token-major).
+  thread_local std::vector<float> rotation_storage;
+  rotation_storage.resize(size_t(n_dims));
+  float* const rotation = rotation_storage.data();  // [n_dims / 2] (cos, sin) pairs
   int64_t r0, r1;
   split_range(int64_t(n_tokens) * n_heads, ith, nth, &r0, &r1);
+  int rotation_token = -1;
   for (int64_t r = r0; r < r1; ++r) {
     const int t = int(r / n_heads);
-    float* v = x + r * head_dim;
-    float theta_base = static_cast<float>(pos[t]);
-    float freq = 1.0f;  // base^(-2i/n_dims), tracked for the llama3 wavelength test
-    for (int i0 = 0; i0 < n_dims; i0 += 2) {
-      float theta_extrap = theta_base;
-      if (freq_factors) theta_extrap /= freq_factors[i0 / 2];
-      if (llama3) theta_extrap /= llama3_factor(p, freq);
-      const float theta_interp = freq_scale * theta_extrap;
-      float theta = theta_interp;
-      if (ext_factor != 0.0f) {
-        const float mix = yarn_ramp(corr_lo, corr_hi, i0) * ext_factor;
-        theta = std::fma(theta_interp, 1 - mix, theta_extrap * mix);
+    if (t != rotation_token) {
+      rotation_token = t;
+      float theta_base = static_cast<float>(pos[t]);
+      float freq = 1.0f;  // base^(-2i/n_dims), tracked for the llama3 wavelength test
+      for (int i0 = 0; i0 < n_dims; i0 += 2) {
+        float theta_extrap = theta_base;
+        if (freq_factors) theta_extrap /= freq_factors[i0 / 2];
+        if (llama3) theta_extrap /= llama3_factor(p, freq);
+        const float theta_interp = freq_scale * theta_extrap;
+        float theta = theta_interp;
+        if (ext_factor != 0.0f) {
+          const float mix = yarn_ramp(corr_lo, corr_hi, i0) * ext_factor;
+          theta = std::fma(theta_interp, 1 - mix, theta_extrap * mix);
+        }
+        rotation[i0] = std::cos(theta) * mscale;
+        rotation[i0 + 1] = std::sin(theta) * mscale;
+        theta_base *= theta_scale;
+        freq *= theta_scale;
       }
-      const float c = std::cos(theta) * mscale, s = std::sin(theta) * mscale;
+    }
+    float* v = x + r * head_dim;
+    for (int i0 = 0; i0 < n_dims; i0 += 2) {
+      const float c = rotation[i0], s = rotation[i0 + 1];
       const int a = p.kind == RopeKind::Neox ? i0 / 2 : i0;
       const int b = p.kind == RopeKind::Neox ? i0 / 2 + n_dims / 2 : i0 + 1;
       const float x0 = v[a], x1 = v[b];
       v[a] = std::fma(x0, c, -(x1 * s));
       v[b] = std::fma(x0, s, x1 * c);
-      theta_base *= theta_scale;
-      freq *= theta_scale;
     }
   }
 }
