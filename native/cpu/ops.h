@@ -43,13 +43,14 @@ enum class WeightLayout {
 struct PackedWeight {
   GgmlType type = GgmlType::F32;
   int64_t rows = 0, cols = 0;
-  const uint8_t* data = nullptr;      // the mmapped GGUF rows (the scalar path and row tails read these)
+  const uint8_t* data = nullptr;      // the GGUF rows: in the file mapping, or a huge-page copy (pack_weight.cpp)
   WeightLayout layout = WeightLayout::Gguf;
   const uint8_t* packed = nullptr;    // the repacked copy covering rows [0, rows / 8 * 8), or null
-  std::shared_ptr<uint8_t> owned;     // owns `packed`
+  std::shared_ptr<uint8_t> owned;     // owns `packed`, or `data` when that is a copy
 };
 // Validates type and shape and prepares `w` (called once at load time). With allow_repack it
-// may copy the weights into a kernel-private layout (see cpu/packed_q4_0x8.h, packed_q4_kx8.h).
+// may copy the weights into a kernel-private layout (see cpu/packed_q4_0x8.h, packed_q4_kx8.h)
+// or into huge pages.
 Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack = true);
 
 // One product of a matmul_shared group: y[t * ldy + r] = sum_c W[r][c] * x[t][c] for every
