@@ -456,7 +456,8 @@ Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
   constexpr int64_t kChunk = (int64_t(8) << 20) / 4;  // floats per chunk
   const int64_t n = mb * (1 << 20) / 4 / kChunk * kChunk;
   AlignedBuffer buf;
-  check(env, buf.allocate(size_t(n) * 4, "bandwidth probe buffer"));
+  // In huge pages, as the weights are (pack_weight.cpp): the same page walks per byte read.
+  check(env, buf.allocate(size_t(n) * 4, "bandwidth probe buffer", true));
   float* data = reinterpret_cast<float*>(buf.data());
   for (int64_t i = 0; i < n; ++i) data[i] = float(i & 7);
   ThreadPool pool(threads);

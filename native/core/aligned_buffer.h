@@ -1,6 +1,8 @@
 // Owning, 64-byte aligned, uninitialized host allocation that reports failure as a Status
 // (large KV caches and scratch areas must fail politely, not throw bad_alloc).
 #pragma once
+#include <sys/mman.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -9,6 +11,19 @@
 
 namespace tessera {
 
+// Memory a kernel streams through once per pass (weights, the bandwidth probe's buffer), from
+// std::aligned_alloc (free with std::free), or null. Blocks of 4 MiB and more start on a
+// huge-page boundary and ask for huge pages: the kernel then backs each whole aligned 2 MiB
+// of them with one, and a pass walks the page tables once per 2 MiB instead of once per 4 KiB.
+inline uint8_t* allocate_streamed(uint64_t bytes) {
+  constexpr uint64_t kHugePage = uint64_t(2) << 20;
+  const uint64_t rounded = (bytes + 63) / 64 * 64;
+  if (bytes < 2 * kHugePage) return static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
+  uint8_t* p = static_cast<uint8_t*>(std::aligned_alloc(kHugePage, (rounded + kHugePage - 1) / kHugePage * kHugePage));
+  if (p) madvise(p, bytes, MADV_HUGEPAGE);
+  return p;
+}
+
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;
@@ -16,13 +31,14 @@ class AlignedBuffer {
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
 
-  Status allocate(uint64_t bytes, const char* what) {
+  // streamed: memory from allocate_streamed.
+  Status allocate(uint64_t bytes, const char* what, bool streamed = false) {
     std::free(data_);
     data_ = nullptr;
     size_ = 0;
     if (bytes == 0) return Status::ok();
     const uint64_t rounded = (bytes + 63) / 64 * 64;
-    data_ = static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
+    data_ = streamed ? allocate_streamed(bytes) : static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
     if (!data_)
       return Status::error(StatusCode::OutOfMemory, std::string("cannot allocate ") + std::to_string(rounded >> 20) +
                                                         " MiB for the " + what +

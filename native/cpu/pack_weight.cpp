@@ -7,12 +7,11 @@
 // huge pages (unless allow_repack is false): decode streams every weight byte once per
 // token, and through the mapping's 4 KiB pages that costs a page walk per 4 KiB (1B Q8_0
 // decode ~6% slower, matvec ~8%).
-#include <sys/mman.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
+#include "core/aligned_buffer.h"
 #include "core/cpu_features.h"
 #include "cpu/ops.h"
 #include "cpu/packed_q4_0x8.h"
@@ -23,22 +22,8 @@ namespace tessera::cpu {
 static_assert(q4_0x8::kRows == q4_kx8::kRows, "one group size, as weight_slice and matmul_shared assume");
 constexpr int64_t kGroupRows = q4_0x8::kRows;
 
-namespace {
-
-constexpr size_t kHugePage = size_t(2) << 20;
-
-// A buffer the kernels stream: large ones start on a huge-page boundary and ask for huge
-// pages (the kernel backs each whole aligned 2 MiB of the advised bytes with one), so a
-// pass over the weights walks the page tables once per 2 MiB instead of once per 4 KiB.
-uint8_t* allocate_streamed(size_t bytes) {
-  const size_t rounded = (bytes + 63) / 64 * 64;
-  if (bytes < 2 * kHugePage) return static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
-  uint8_t* p = static_cast<uint8_t*>(std::aligned_alloc(kHugePage, (rounded + kHugePage - 1) / kHugePage * kHugePage));
-  if (p) madvise(p, bytes, MADV_HUGEPAGE);
-  return p;
-}
-
-}  // namespace
+// Weights of this size and more are worth a huge-page copy (allocate_streamed).
+constexpr size_t kStreamedCopyBytes = size_t(4) << 20;
 
 Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack) {
   if (!is_matmul_type(t.type))
@@ -75,7 +60,7 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack) {
     out->owned.reset(dst, [](uint8_t* p) { std::free(p); });
     out->packed = dst;
     out->layout = layout;
-  } else if (allow_repack && t.nbytes >= 2 * kHugePage) {
+  } else if (allow_repack && t.nbytes >= kStreamedCopyBytes) {
     // The GGUF rows themselves, copied out of the file mapping's 4 KiB pages into huge pages.
     uint8_t* dst = allocate_streamed(t.nbytes);
     if (!dst)
