@@ -358,6 +358,8 @@ void CpuExecutor::ffn_block(int il, int n, int ith, int nth) {
 void CpuExecutor::expert_matmul(int weight, const void* act, int64_t cols, float* y, int64_t rows, int ith, int nth) {
   // Work units are (active expert, chunk of 16 output rows); each thread takes a contiguous
   // range, so only the selected experts' weights are read, each by one thread per chunk.
+  // Summed in the GEMV order at any token count: llama.cpp's mul_mat_id multiplies each
+  // routed token on its own (see DotOrder).
   const PackedWeight& w = backend_.weight(weight);
   const size_t act_row = act_row_bytes(act_format_for(w.type), cols);
   constexpr int64_t kChunk = 16;
@@ -370,7 +372,7 @@ void CpuExecutor::expert_matmul(int weight, const void* act, int64_t cols, float
     const int e = s_.active[a];
     const int off = s_.active_off[a], m = s_.active_off[a + 1] - off;
     matmul_rows(weight_slice(w, e, rows), static_cast<const uint8_t*>(act) + size_t(off) * act_row, m, y + int64_t(off) * rows, rows, c * kChunk,
-                std::min(rows, (c + 1) * kChunk));
+                std::min(rows, (c + 1) * kChunk), DotOrder::Gemv);
   }
 }
 

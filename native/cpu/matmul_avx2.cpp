@@ -222,10 +222,11 @@ inline __m256i lane_broadcast(int i) { return _mm256_load_si256(reinterpret_cast
 // each 32-value sub-block's maddubs sums are weighted by its scale (madd with the scale
 // broadcast to all lanes), and the mins fold in through the activation's 16-value sums
 // (madd with each min duplicated over its two sums). Both reduce to one exact integer per
-// pair of sub-blocks (64 values), accumulated in fp32 in that order (scale part times d,
-// min part times dmin) and subtracted at the end: the order of llama.cpp's repacked Q4_K
-// GEMM, which it runs for every batch of 4 or more tokens, so the two engines round alike.
-template <int N>
+// pair of sub-blocks (64 values) in DotOrder::Gemm, per super-block in DotOrder::Gemv,
+// accumulated in fp32 in that order (scale part times d, min part times dmin) and subtracted
+// at the end: the orders of llama.cpp's repacked Q4_K GEMM and GEMV (see DotOrder), so the
+// two engines round alike.
+template <int N, DotOrder kOrder>
 void tile_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const int64_t nb = t.cols / QK_K;
   const __m256i m4 = _mm256_set1_epi8(0xF);
@@ -263,6 +264,7 @@ void tile_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
         _mm256_store_si256(reinterpret_cast<__m256i*>(mins),
                            _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->bsums)), mn_pairs));
         const float d = _mm_cvtss_f32(dd) * xb->d, dmin = _mm_cvtss_f32(_mm_movehdup_ps(dd)) * xb->d;
+        int32_t block_sum = 0, block_min = 0;  // GEMV order: the super-block's parts
         for (int pair = 0; pair < 4; ++pair) {
           __m256i sum = _mm256_setzero_si256();
           for (int j = 2 * pair; j < 2 * pair + 2; ++j) {
@@ -271,8 +273,17 @@ void tile_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
             const __m256i p = _mm256_maddubs_epi16(wq[j], xq);
             sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc16, lane_broadcast(j))));
           }
-          acc[k] = std::fma(float(hsum_i32(sum)), d, acc[k]);
-          acc_min[k] = std::fma(float(mins[2 * pair] + mins[2 * pair + 1]), dmin, acc_min[k]);
+          if constexpr (kOrder == DotOrder::Gemm) {
+            acc[k] = std::fma(float(hsum_i32(sum)), d, acc[k]);
+            acc_min[k] = std::fma(float(mins[2 * pair] + mins[2 * pair + 1]), dmin, acc_min[k]);
+          } else {
+            block_sum += hsum_i32(sum);
+            block_min += mins[2 * pair] + mins[2 * pair + 1];
+          }
+        }
+        if constexpr (kOrder == DotOrder::Gemv) {
+          acc[k] = std::fma(float(block_sum), d, acc[k]);
+          acc_min[k] = std::fma(float(block_min), dmin, acc_min[k]);
         }
       }
     }
@@ -341,7 +352,12 @@ bool tile_n(GgmlType type, const DotTile& t, int64_t r0, int64_t r1, int k0) {
     case GgmlType::F32: tile_float<N, F32Elements>(t, r0, r1, k0); return true;
     case GgmlType::F16: tile_float<N, F16Elements>(t, r0, r1, k0); return true;
     case GgmlType::BF16: tile_float<N, BF16Elements>(t, r0, r1, k0); return true;
-    case GgmlType::Q4_K: tile_q4_k<N>(t, r0, r1, k0); return true;
+    case GgmlType::Q4_K:
+      if (t.order == DotOrder::Gemv)
+        tile_q4_k<N, DotOrder::Gemv>(t, r0, r1, k0);
+      else
+        tile_q4_k<N, DotOrder::Gemm>(t, r0, r1, k0);
+      return true;
     case GgmlType::Q6_K: tile_q6_k<N>(t, r0, r1, k0); return true;
     default: return false;
   }
