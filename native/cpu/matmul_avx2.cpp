@@ -169,40 +169,52 @@ struct BF16Elements {
   static float load1(uint16_t h) { return bf16_to_fp32(h); }
 };
 
-// Float weights x activations of the same type (F32, F16, BF16).
-template <int N, typename E>
-void tile_float(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+// Float weights x activations of the same type (F32, F16, BF16), rows [r, r + R) for N
+// tokens. Per output, one 8-lane accumulator takes one multiply-add per 8 columns and a
+// horizontal sum at the end: the order of llama.cpp's tinyBLAS kernel (llamafile sgemm),
+// which it runs for these types on every batch of 2 or more tokens when rows % 4 == 0 and
+// cols % 8 == 0, so the two engines round alike there. (Other shapes, and single tokens,
+// go through its ggml_vec_dot kernels instead, which sum in yet another order.) One chain
+// per output would leave the core waiting on multiply-add latency, so R rows run side by
+// side, giving R * N independent chains.
+template <int R, int N, typename E>
+void rows_float(const DotTile& t, int64_t r, int k0) {
   using T = typename E::T;
-  for (int64_t r = r0; r < r1; ++r) {
-    const T* w = reinterpret_cast<const T*>(t.w + r * t.row_bytes);
-    __m256 acc[N];
-    for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
-    // Two accumulators per token break the fmadd latency chain, which otherwise caps a
-    // core below its share of memory bandwidth.
-    __m256 acc2[N];
-    for (int k = 0; k < N; ++k) acc2[k] = _mm256_setzero_ps();
-    int64_t c = 0;
-    for (; c + 16 <= t.cols; c += 16) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + c) + 1024, _MM_HINT_T0);
-      const __m256 w0 = E::load8(w + c), w1 = E::load8(w + c + 8);
-      for (int k = 0; k < N; ++k) {
-        const T* x = reinterpret_cast<const T*>(t.act + (k0 + k) * t.act_stride) + c;
-        acc[k] = _mm256_fmadd_ps(w0, E::load8(x), acc[k]);
-        acc2[k] = _mm256_fmadd_ps(w1, E::load8(x + 8), acc2[k]);
-      }
-    }
-    for (; c + 8 <= t.cols; c += 8) {
-      const __m256 wv = E::load8(w + c);
-      for (int k = 0; k < N; ++k)
-        acc[k] = _mm256_fmadd_ps(wv, E::load8(reinterpret_cast<const T*>(t.act + (k0 + k) * t.act_stride) + c), acc[k]);
-    }
-    for (int k = 0; k < N; ++k) {
-      const T* x = reinterpret_cast<const T*>(t.act + (k0 + k) * t.act_stride);
-      float tail = 0.f;
-      for (int64_t i = c; i < t.cols; ++i) tail += E::load1(w[i]) * E::load1(x[i]);
-      t.y[(k0 + k) * t.ldy + r] = hsum8(_mm256_add_ps(acc[k], acc2[k])) + tail;
+  const T* w[R];
+  for (int i = 0; i < R; ++i) w[i] = reinterpret_cast<const T*>(t.w + (r + i) * t.row_bytes);
+  const T* x[N];
+  for (int n = 0; n < N; ++n) x[n] = reinterpret_cast<const T*>(t.act + (k0 + n) * t.act_stride);
+  __m256 acc[R][N];
+  for (int i = 0; i < R; ++i)
+    for (int n = 0; n < N; ++n) acc[i][n] = _mm256_setzero_ps();
+  int64_t c = 0;
+  for (; c + 8 <= t.cols; c += 8) {
+    // The same columns of the next R rows: the R streams then move through memory as the
+    // one sequential stream they form together, prefetched a whole block ahead.
+    if (c % 16 == 0)
+      for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(w[i] + c) + R * t.row_bytes, _MM_HINT_T0);
+    __m256 xv[N];
+    for (int n = 0; n < N; ++n) xv[n] = E::load8(x[n] + c);
+    for (int i = 0; i < R; ++i) {
+      const __m256 wv = E::load8(w[i] + c);
+      for (int n = 0; n < N; ++n) acc[i][n] = _mm256_fmadd_ps(wv, xv[n], acc[i][n]);
     }
   }
+  for (int i = 0; i < R; ++i)
+    for (int n = 0; n < N; ++n) {
+      float tail = 0.f;
+      for (int64_t j = c; j < t.cols; ++j) tail += E::load1(w[i][j]) * E::load1(x[n][j]);
+      t.y[(k0 + n) * t.ldy + r + i] = hsum8(acc[i][n]) + tail;
+    }
+}
+
+template <int N, typename E>
+void tile_float(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  // Up to 12 accumulators, plus the N activation vectors, within the 16 registers.
+  constexpr int R = N == 1 ? 4 : N == 2 ? 4 : N == 3 ? 3 : 2;
+  int64_t r = r0;
+  for (; r + R <= r1; r += R) rows_float<R, N, E>(t, r, k0);
+  for (; r < r1; ++r) rows_float<1, N, E>(t, r, k0);
 }
 
 // Shuffle controls that broadcast int16 lane i (of each 128-bit half) to all 8 lanes of it.
