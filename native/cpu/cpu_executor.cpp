@@ -376,6 +376,20 @@ void CpuExecutor::expert_matmul(int weight, const void* act, int64_t cols, float
   }
 }
 
+namespace {
+
+// The shared expert's sigmoid gate (1 without a gate tensor). llama.cpp's graph writes the
+// sigmoid as silu(x) / x, which rounds differently from 1 / (1 + e^-x) in about one case in
+// five; the same two divisions here keep the engines' residual streams bit-identical (at
+// x = 0 its 0 / 0 would be NaN, where the sigmoid is exactly 1/2).
+float shared_expert_gate(bool gated, float x) {
+  if (!gated) return 1.0f;
+  if (x == 0.0f) return 0.5f;
+  return (x / (1.0f + std::exp(-x))) / x;
+}
+
+}  // namespace
+
 void CpuExecutor::moe_block(int il, int n, int ith, int nth) {
   const ModelPlan& p = plan_;
   const LayerPlan& L = p.layers[il];
@@ -457,8 +471,7 @@ void CpuExecutor::moe_block(int il, int n, int ith, int nth) {
     float sum = 0.f;
     for (int j = 0; j < K; ++j) sum += s_.sel_w[t * K + j] * s_.moe_out[int64_t(s_.slot[t * K + j]) * E + i];
     if (L.ffn_gate_shexp >= 0) {
-      const float g = L.ffn_gate_inp_shexp >= 0 ? 1.0f / (1.0f + std::exp(-s_.shexp_gate[t])) : 1.0f;
-      sum += g * s_.proj[idx];
+      sum += shared_expert_gate(L.ffn_gate_inp_shexp >= 0, s_.shexp_gate[t]) * s_.proj[idx];
     }
     s_.x[idx] += sum;
   }
