@@ -16,8 +16,9 @@ export interface SystemInfo {
 export interface NativeKernels {
   /**
    * repack (default true): let pack_weight choose a kernel-private layout, as at model load.
-   * order (default "gemm"): which of llama.cpp's two Q4_K summation orders to follow; "gemv" is
-   * the one of its single-token kernel, which the MoE expert products use (cpu::DotOrder).
+   * order (default "gemm"): which of llama.cpp's two summation orders to follow for Q4_K and
+   * float weights; "gemv" is that of its one-row kernels, which the MoE expert products use
+   * (cpu::DotOrder).
    */
   matmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, repack?: boolean, order?: MatmulOrder): Float32Array;
   getRows(type: number, table: Uint8Array, rows: number, cols: number, tokens: Int32Array): Float32Array;
@@ -42,7 +43,7 @@ export interface NativeKernels {
   readBandwidth(megabytes: number, reps: number, threads: number): { medianGBps: number; bestGBps: number };
 }
 
-/** The fp32 summation order of a matmul where a weight type has two (Q4_K; see cpu::DotOrder). */
+/** The fp32 summation order of a matmul where a weight type has two (Q4_K, F32, F16, BF16; see cpu::DotOrder). */
 export type MatmulOrder = "gemm" | "gemv";
 
 export interface MatmulTiming {

@@ -12,9 +12,16 @@ namespace tessera::cpu {
 
 namespace {
 
+// llama.cpp's tinyBLAS (its float-weight batch kernel) takes only whole groups of 4 rows
+// and 8 columns; it multiplies any other shape with its one-row kernels.
+DotOrder order_for(const PackedWeight& w, DotOrder order) {
+  const bool float_type = w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16;
+  return float_type && (w.rows % 4 != 0 || w.cols % 8 != 0) ? DotOrder::Gemv : order;
+}
+
 DotTile tile_for(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy, DotOrder order) {
   return DotTile{w.data, w.packed, ggml_row_bytes(w.type, w.cols), static_cast<const uint8_t*>(act),
-                 act_row_bytes(act_format_for(w.type), w.cols), w.cols, n_tokens, y, ldy, order};
+                 act_row_bytes(act_format_for(w.type), w.cols), w.cols, n_tokens, y, ldy, order_for(w, order)};
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/dot_kernels.h"
@@ -173,10 +174,9 @@ struct BF16Elements {
 // tokens. Per output, one 8-lane accumulator takes one multiply-add per 8 columns and a
 // horizontal sum at the end: the order of llama.cpp's tinyBLAS kernel (llamafile sgemm),
 // which it runs for these types on every batch of 2 or more tokens when rows % 4 == 0 and
-// cols % 8 == 0, so the two engines round alike there. (Other shapes, and single tokens,
-// go through its ggml_vec_dot kernels instead, which sum in yet another order.) One chain
-// per output would leave the core waiting on multiply-add latency, so R rows run side by
-// side, giving R * N independent chains.
+// cols % 8 == 0 (matmul.cpp sends other shapes to vec_dot below, as llama.cpp does, so
+// cols is a multiple of 8 here), and the two engines round alike. One chain per output would leave the core waiting on
+// multiply-add latency, so R rows run side by side, giving R * N independent chains.
 template <int R, int N, typename E>
 void rows_float(const DotTile& t, int64_t r, int k0) {
   using T = typename E::T;
@@ -187,8 +187,7 @@ void rows_float(const DotTile& t, int64_t r, int k0) {
   __m256 acc[R][N];
   for (int i = 0; i < R; ++i)
     for (int n = 0; n < N; ++n) acc[i][n] = _mm256_setzero_ps();
-  int64_t c = 0;
-  for (; c + 8 <= t.cols; c += 8) {
+  for (int64_t c = 0; c < t.cols; c += 8) {
     // The same columns of the next R rows: the R streams then move through memory as the
     // one sequential stream they form together, prefetched a whole block ahead.
     if (c % 16 == 0)
@@ -201,15 +200,88 @@ void rows_float(const DotTile& t, int64_t r, int k0) {
     }
   }
   for (int i = 0; i < R; ++i)
-    for (int n = 0; n < N; ++n) {
-      float tail = 0.f;
-      for (int64_t j = c; j < t.cols; ++j) tail += E::load1(w[i][j]) * E::load1(x[n][j]);
-      t.y[(k0 + n) * t.ldy + r + i] = hsum8(acc[i][n]) + tail;
+    for (int n = 0; n < N; ++n) t.y[(k0 + n) * t.ldy + r + i] = hsum8(acc[i][n]);
+}
+
+// The other order for float weights: that of llama.cpp's one-row kernels (ggml_vec_dot_f32,
+// _f16, _bf16), which its mul_mat_id runs for every routed token and its mul_mat for the
+// shapes tinyBLAS refuses. Four 8-lane accumulators take the 8-column groups of each
+// 32-column step in turn and fold as (a0 + a2) + (a1 + a3); the 8 lanes then sum, and the
+// columns after the last whole step are added one by one. As in llama.cpp's AVX2 build: the
+// lane sum is (l0 + l1) + (l2 + l3) of the folded 128-bit halves (two hadds) for F32 and
+// F16, hsum8's for BF16; the tail accumulates in fp32 for F32 (each product rounded before
+// it is added), in double for F16 and BF16. (Its BF16 steps multiply, then add, which equals
+// a multiply-add here: a product of two bf16 values is exact in fp32.)
+inline float lanes_hadd(__m256 v) {
+  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 p = _mm_hadd_ps(h, h);
+  return _mm_cvtss_f32(_mm_hadd_ps(p, p));
+}
+
+// The fold, lane sum and tail of one output, after its whole 32-column steps [0, c).
+template <typename E>
+float vec_dot_finish(const __m256 (&acc)[4], const typename E::T* w, const typename E::T* x, int64_t c, int64_t n) {
+  const __m256 folded = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+  if constexpr (std::is_same_v<E, F32Elements>) {
+    float sum = lanes_hadd(folded);
+    for (; c < n; ++c) {
+      float product = w[c] * x[c];
+      __asm__("" : "+x"(product));  // no fused multiply-add: the product rounds first
+      sum += product;
     }
+    return sum;
+  } else {
+    double sum = std::is_same_v<E, BF16Elements> ? hsum8(folded) : lanes_hadd(folded);
+    for (; c < n; ++c) sum += double(E::load1(w[c]) * E::load1(x[c]));
+    return float(sum);
+  }
+}
+
+// Rows [r, r + R) for N tokens in that order; several outputs side by side, as in rows_float,
+// and the same prefetch.
+template <int R, int N, typename E>
+void rows_vec_dot(const DotTile& t, int64_t r, int k0) {
+  using T = typename E::T;
+  const T* w[R];
+  for (int i = 0; i < R; ++i) w[i] = reinterpret_cast<const T*>(t.w + (r + i) * t.row_bytes);
+  const T* x[N];
+  for (int n = 0; n < N; ++n) x[n] = reinterpret_cast<const T*>(t.act + (k0 + n) * t.act_stride);
+  __m256 acc[R][N][4];
+  for (int i = 0; i < R; ++i)
+    for (int n = 0; n < N; ++n)
+      for (int j = 0; j < 4; ++j) acc[i][n][j] = _mm256_setzero_ps();
+  int64_t c = 0;
+  for (; c + 32 <= t.cols; c += 32) {
+    for (int i = 0; i < R; ++i)
+      for (int o = 0; o < int(32 * sizeof(T)); o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(w[i] + c) + R * t.row_bytes + o, _MM_HINT_T0);
+    for (int j = 0; j < 4; ++j) {
+      __m256 wv[R];
+      for (int i = 0; i < R; ++i) wv[i] = E::load8(w[i] + c + 8 * j);
+      for (int n = 0; n < N; ++n) {
+        const __m256 xv = E::load8(x[n] + c + 8 * j);
+        for (int i = 0; i < R; ++i) acc[i][n][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][n][j]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int n = 0; n < N; ++n) t.y[(k0 + n) * t.ldy + r + i] = vec_dot_finish<E>(acc[i][n], w[i], x[n], c, t.cols);
 }
 
 template <int N, typename E>
 void tile_float(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  if (t.order == DotOrder::Gemv) {
+    // 8 accumulators at a time: tokens in pairs, a last single token two rows at a time.
+    int n = 0;
+    for (; n + 2 <= N; n += 2)
+      for (int64_t r = r0; r < r1; ++r) rows_vec_dot<1, 2, E>(t, r, k0 + n);
+    if (n < N) {
+      int64_t r = r0;
+      for (; r + 2 <= r1; r += 2) rows_vec_dot<2, 1, E>(t, r, k0 + n);
+      if (r < r1) rows_vec_dot<1, 1, E>(t, r, k0 + n);
+    }
+    return;
+  }
   // Up to 12 accumulators, plus the N activation vectors, within the 16 registers.
   constexpr int R = N == 1 ? 4 : N == 2 ? 4 : N == 3 ? 3 : 2;
   int64_t r = r0;

@@ -39,15 +39,20 @@ enum class WeightLayout {
   Q4_Kx8 = 2,   // plus Q4_K rows interleaved in groups of 8 (cpu/packed_q4_kx8.h)
 };
 
-// Which of llama.cpp's two summation orders for repacked Q4_K weights a product reproduces.
-// Both sum a 32-value sub-block exactly in int32 and weigh it by its 6-bit scale (the mins
-// likewise through the activation sums); they differ in where fp32 takes over. GEMM, which
-// llama.cpp runs on each full group of 4 tokens of a dense matmul: per 64 values,
-// acc += float(int sum) * (d * dx). GEMV, which it runs on the remaining 1..3 tokens and on
-// every token routed to an expert (its mul_mat_id calls GEMV per routed token, at any batch
-// size): the whole 256-value super-block in int32 first, then one multiply-add. The results
-// differ in the last bits, which int8 re-quantization of the next activations can turn into
-// a different quantum. Other types sum alike in both orders.
+// Which of llama.cpp's two kernels for a weight type a product reproduces, where they sum in
+// different orders: its batch kernel (Gemm) or its one-row kernel (Gemv). llama.cpp runs
+// the batch kernel on each full group of 4 tokens of a dense Q4_K matmul and on dense float
+// matmuls of 2 or more tokens, the one-row kernel on the 1..3 remaining Q4_K tokens, on a
+// single token, on float shapes its batch kernel refuses, and on every token routed to an
+// expert (its mul_mat_id multiplies each routed token on its own, at any batch size).
+//   Q4_K (repacked): both sum a 32-value sub-block exactly in int32 weighted by its 6-bit
+//     scale (the mins likewise through the activation sums); GEMM then adds per 64 values
+//     acc += float(int sum) * (d * dx), GEMV sums the whole 256-value super-block in int32
+//     first and does one multiply-add.
+//   F32, F16, BF16: tinyBLAS (one 8-lane accumulator per output) vs ggml_vec_dot (four,
+//     folded at the end); see matmul_avx2.cpp.
+// The results differ in the last bits, which int8 re-quantization of the next activations
+// can turn into a different quantum. Other types sum alike in both.
 enum class DotOrder { Gemm = 0, Gemv = 1 };
 
 // A weight matrix W [rows][cols] (GGUF ne0 = cols) and the layout its kernel streams.
@@ -87,8 +92,9 @@ constexpr int kMaxMatmulJobs = 4;
 // (ThreadPool::work_cursor() provides exactly that).
 void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, std::atomic<int64_t>* cursor, int nth);
 
-// Rows [row_begin, row_end) of the same product, single-threaded, summed in `order`: the
-// MoE path uses it to split work across experts and rows itself.
+// Rows [row_begin, row_end) of the same product, single-threaded, summed in `order` (float
+// weights of a shape llama.cpp's tinyBLAS refuses always in Gemv's): the MoE path uses it to
+// split work across experts and rows itself.
 void matmul_rows(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy,
                  int64_t row_begin, int64_t row_end, DotOrder order);
 

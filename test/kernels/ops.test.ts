@@ -60,8 +60,8 @@ const REPACKABLE = new Set([GGMLType.Q4_0, GGMLType.Q4_K]);
 // Layouts whose kernels sum in the same order (llama.cpp's repacked Q4_K orders), so both
 // layouts give the same bits, in each order.
 const SAME_ORDER_LAYOUTS = new Set([GGMLType.Q4_K]);
-// Types with two summation orders, those of llama.cpp's batch and single-token kernels.
-const TWO_ORDERS = new Set([GGMLType.Q4_K]);
+// Types with two summation orders, those of llama.cpp's batch and one-row kernels.
+const TWO_ORDERS = new Set([GGMLType.Q4_K, GGMLType.F32, GGMLType.F16, GGMLType.BF16]);
 const TYPES = [GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q6_K];
 
 describe.each(ISAS)("CPU ops on %s", (isa) => {
@@ -70,14 +70,18 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
     const block = GGML_TYPE_INFO[type].blockSize;
     it(`matmul ${name}: m=1 and batched, odd row counts`, () => {
       const g = new Gaussian();
-      for (const [rows, blocks, nTokens] of [
-        [1, 1, 1],
-        [7, 3, 1],
-        [33, 2, 3],
-        [64, 5, 17],
-        [37, 4, 5],
-      ]) {
-        const cols = Math.max(block, 32) * blocks;
+      const unit = Math.max(block, 32);
+      const shapes = [
+        [1, unit, 1],
+        [7, 3 * unit, 1],
+        [33, 2 * unit, 3],
+        [64, 5 * unit, 17],
+        [37, 4 * unit, 5],
+      ];
+      // Float rows need not be whole blocks: 40 columns are whole groups of 8 but not of 32,
+      // 172 neither (the tails of the two orders).
+      if (block === 1) shapes.push([8, 40, 3], [12, 172, 6]);
+      for (const [rows, cols, nTokens] of shapes) {
         const w = g.array(rows * cols, 1 / Math.sqrt(cols));
         const bytes = quantize(type, w, cols);
         const wq = dequantize(type, bytes, rows * cols);
