@@ -14,8 +14,13 @@ export interface SystemInfo {
 }
 
 export interface NativeKernels {
-  /** repack (default true): let pack_weight choose a kernel-private layout, as at model load. */
-  matmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, repack?: boolean): Float32Array;
+  /**
+   * repack (default true): let pack_weight choose a kernel-private layout, as at model load.
+   * order (default "gemm"): which of llama.cpp's two summation orders to follow for Q4_K and
+   * float weights; "gemv" is that of its one-row kernels, which the MoE expert products use
+   * (cpu::DotOrder).
+   */
+  matmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, repack?: boolean, order?: MatmulOrder): Float32Array;
   getRows(type: number, table: Uint8Array, rows: number, cols: number, tokens: Int32Array): Float32Array;
   rmsNorm(x: Float32Array, weight: Float32Array | null, nRows: number, dim: number, eps: number, threads: number): Float32Array;
   rope(x: Float32Array, pos: Int32Array, nTokens: number, nHeads: number, headDim: number, params: RopeKernelParams, freqFactors: Float32Array | null, threads: number): Float32Array;
@@ -33,10 +38,13 @@ export interface NativeKernels {
   /** x encoded in the activation format weights of `weightType` consume (F32: a copy). */
   quantizeAct(weightType: number, x: Float32Array, nTokens: number, cols: number, threads: number): Uint8Array;
   /** Times matmul natively (pool, packing and buffers prepared; weights rotated through DRAM-sized copies). */
-  benchMatmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, seconds: number, repack?: boolean, copies?: number): MatmulTiming;
+  benchMatmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, seconds: number, repack?: boolean, copies?: number, order?: MatmulOrder): MatmulTiming;
   /** STREAM-like read probe over a `megabytes` buffer, timed per 8 MiB chunk. */
   readBandwidth(megabytes: number, reps: number, threads: number): { medianGBps: number; bestGBps: number };
 }
+
+/** The fp32 summation order of a matmul where a weight type has two (Q4_K, F32, F16, BF16; see cpu::DotOrder). */
+export type MatmulOrder = "gemm" | "gemv";
 
 export interface MatmulTiming {
   medianMs: number;

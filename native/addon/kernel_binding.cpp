@@ -90,6 +90,14 @@ bool flag_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return info[i].As<Napi::Boolean>().Value();
 }
 
+// Optional summation order argument i: "gemm" (default) or "gemv" (see cpu::DotOrder).
+DotOrder order_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined()) return DotOrder::Gemm;
+  const std::string v = info[i].IsString() ? info[i].As<Napi::String>().Utf8Value() : "";
+  if (v != "gemm" && v != "gemv") invalid(info.Env(), "order must be \"gemm\" or \"gemv\"");
+  return v == "gemv" ? DotOrder::Gemv : DotOrder::Gemm;
+}
+
 Status pack(const MatmulArgs& a, const uint8_t* data, bool repack, PackedWeight* out) {
   TensorRef t;
   t.name = "harness";
@@ -103,20 +111,21 @@ Status pack(const MatmulArgs& a, const uint8_t* data, bool repack, PackedWeight*
 }
 
 // One matmul as the executor runs it: encode the activations, barrier, multiply.
-void run_matmul(ThreadPool& pool, const MatmulArgs& a, const PackedWeight& pw, uint8_t* act, float* y) {
+void run_matmul(ThreadPool& pool, const MatmulArgs& a, const PackedWeight& pw, uint8_t* act, float* y, DotOrder order) {
   const ActFormat f = act_format_for(a.type);
   pool.run([&](int ith, int nth) {
     if (f != ActFormat::F32) {
       quantize_act(f, a.x, a.n_tokens, a.cols, act, ith, nth);
       pool.barrier();
     }
-    const MatmulJob job{&pw, f == ActFormat::F32 ? static_cast<const void*>(a.x) : act, y, a.rows};
+    const MatmulJob job{&pw, f == ActFormat::F32 ? static_cast<const void*>(a.x) : act, y, a.rows, order};
     matmul_shared(&job, 1, a.n_tokens, &pool.work_cursor(), nth);
   });
 }
 
-// matmul(type, weightBytes, rows, cols, x[nTokens*cols], nTokens, threads, repack = true)
-//   -> y[nTokens*rows]; repack = false keeps the GGUF layout (pack_weight's allow_repack)
+// matmul(type, weightBytes, rows, cols, x[nTokens*cols], nTokens, threads, repack = true,
+//        order = "gemm") -> y[nTokens*rows]; repack = false keeps the GGUF layout
+//   (pack_weight's allow_repack)
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const MatmulArgs a = matmul_args(info);
@@ -126,12 +135,12 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   check(env, act.allocate(std::max<size_t>(act_bytes(act_format_for(a.type), a.cols, a.n_tokens), 64), "harness activations"));
   auto y = new_output(env, size_t(a.n_tokens) * a.rows);
   ThreadPool pool(a.threads);
-  run_matmul(pool, a, pw, act.data(), y.Data());
+  run_matmul(pool, a, pw, act.data(), y.Data(), order_arg(info, 8));
   return y;
 }
 
 // benchMatmul(type, weightBytes, rows, cols, x, nTokens, threads, seconds, repack = true,
-//             copies = 0) -> { medianMs, minMs, runs, copies }: times run_matmul with the pool,
+//             copies = 0, order = "gemm") -> { medianMs, minMs, runs, copies }: times run_matmul with the pool,
 // packing and buffers set up beforehand (as in the executor), rotating over copies of the
 // weights; copies = 0 takes enough (>= 256 MiB together, at most 64) that each call streams
 // its weights from DRAM as decode does, copies = 1 measures cache-resident compute.
@@ -142,6 +151,7 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
   const bool repack = flag_arg(info, 8, "repack");
   if (!(seconds > 0 && seconds <= 60)) invalid(env, "seconds must be in (0, 60]");
   const int64_t copies_arg = info.Length() > 9 && !info[9].IsUndefined() ? int_arg(info, 9, "copies", 0, 64) : 0;
+  const DotOrder order = order_arg(info, 10);
   const size_t n_copies = copies_arg > 0 ? size_t(copies_arg)
                                          : std::min<size_t>(64, std::max<size_t>(1, ((size_t(256) << 20) + a.w_bytes - 1) / a.w_bytes));
   std::vector<AlignedBuffer> copies(n_copies);
@@ -159,7 +169,7 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
   const auto start = std::chrono::steady_clock::now();
   for (size_t i = 0;; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    run_matmul(pool, a, packed[i % n_copies], act.data(), reinterpret_cast<float*>(y.data()));
+    run_matmul(pool, a, packed[i % n_copies], act.data(), reinterpret_cast<float*>(y.data()), order);
     const auto t1 = std::chrono::steady_clock::now();
     if (i >= n_copies || i >= 3) times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     if ((times.size() >= 5 && std::chrono::duration<double>(t1 - start).count() >= seconds) || times.size() >= 100000) break;

@@ -21,6 +21,7 @@ struct DotTile {
   int n_tokens;
   float* y;
   int64_t ldy;
+  DotOrder order;  // the fp32 summation order, where the type's kernels have two (Q4_K)
 };
 
 namespace scalar {

@@ -25,7 +25,7 @@ void head_matmul(const PackedWeight& w, int n_head, const void* act, int n_token
     const int64_t h = u / chunks, c = u % chunks;
     const PackedWeight head = weight_slice(w, h, rows);
     matmul_rows(head, static_cast<const uint8_t*>(act) + size_t(h) * act_head, n_tokens, y + h * ldh, ldy, c * kChunk,
-                std::min(rows, (c + 1) * kChunk));
+                std::min(rows, (c + 1) * kChunk), DotOrder::Gemm);
   }
 }
 

@@ -12,17 +12,24 @@ namespace tessera::cpu {
 
 namespace {
 
-DotTile tile_for(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy) {
+// llama.cpp's tinyBLAS (its float-weight batch kernel) takes only whole groups of 4 rows
+// and 8 columns; it multiplies any other shape with its one-row kernels.
+DotOrder order_for(const PackedWeight& w, DotOrder order) {
+  const bool float_type = w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16;
+  return float_type && (w.rows % 4 != 0 || w.cols % 8 != 0) ? DotOrder::Gemv : order;
+}
+
+DotTile tile_for(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy, DotOrder order) {
   return DotTile{w.data, w.packed, ggml_row_bytes(w.type, w.cols), static_cast<const uint8_t*>(act),
-                 act_row_bytes(act_format_for(w.type), w.cols), w.cols, n_tokens, y, ldy};
+                 act_row_bytes(act_format_for(w.type), w.cols), w.cols, n_tokens, y, ldy, order_for(w, order)};
 }
 
 }  // namespace
 
 void matmul_rows(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy, int64_t row_begin,
-                 int64_t row_end) {
+                 int64_t row_end, DotOrder order) {
   if (row_begin >= row_end) return;
-  const DotTile t = tile_for(w, act, n_tokens, y, ldy);
+  const DotTile t = tile_for(w, act, n_tokens, y, ldy, order);
   if (active_cpu_isa() == CpuIsa::Avx2 && avx2::matmul_tile(w.type, w.layout, t, row_begin, row_end)) return;
   scalar::matmul_tile(w.type, t, row_begin, row_end);
 }
@@ -63,7 +70,7 @@ void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, std::atomic<
       if (u0 >= u1) continue;
       const MatmulJob& job = jobs[j];
       const int64_t r0 = (u0 - first_unit[j]) * kUnitRows, r1 = std::min(job.w->rows, (u1 - first_unit[j]) * kUnitRows);
-      matmul_rows(*job.w, job.act, n_tokens, job.y, job.ldy, r0, r1);
+      matmul_rows(*job.w, job.act, n_tokens, job.y, job.ldy, r0, r1, job.order);
     }
     begin = end;
   }

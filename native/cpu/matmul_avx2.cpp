@@ -166,40 +166,123 @@ struct BF16Elements {
   static float load1(uint16_t h) { return bf16_to_fp32(h); }
 };
 
-// Float weights x activations of the same type (F32, F16, BF16).
-template <int N, typename E>
-void rows_float(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+// Float weights x activations of the same type (F32, F16, BF16), rows [r, r + R) for N
+// tokens. Per output, one 8-lane accumulator takes one multiply-add per 8 columns and a
+// horizontal sum at the end: the order of llama.cpp's tinyBLAS kernel (llamafile sgemm),
+// which it runs for these types on every batch of 2 or more tokens when rows % 4 == 0 and
+// cols % 8 == 0 (matmul.cpp sends other shapes to vec_dot below, as llama.cpp does, so
+// cols is a multiple of 8 here), and the two engines round alike. One chain per output would leave the core waiting on
+// multiply-add latency, so R rows run side by side, giving R * N independent chains.
+template <int R, int N, typename E>
+void float_row_group(const DotTile& t, int64_t r, int k0) {
   using T = typename E::T;
-  for (int64_t r = r0; r < r1; ++r) {
-    const T* w = reinterpret_cast<const T*>(t.w + r * t.row_bytes);
-    __m256 acc[N];
-    for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
-    // Two accumulators per token break the fmadd latency chain, which otherwise caps a
-    // core below its share of memory bandwidth.
-    __m256 acc2[N];
-    for (int k = 0; k < N; ++k) acc2[k] = _mm256_setzero_ps();
-    int64_t c = 0;
-    for (; c + 16 <= t.cols; c += 16) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + c) + 1024, _MM_HINT_T0);
-      const __m256 w0 = E::load8(w + c), w1 = E::load8(w + c + 8);
-      for (int k = 0; k < N; ++k) {
-        const T* x = reinterpret_cast<const T*>(t.act + (k0 + k) * t.act_stride) + c;
-        acc[k] = _mm256_fmadd_ps(w0, E::load8(x), acc[k]);
-        acc2[k] = _mm256_fmadd_ps(w1, E::load8(x + 8), acc2[k]);
-      }
-    }
-    for (; c + 8 <= t.cols; c += 8) {
-      const __m256 wv = E::load8(w + c);
-      for (int k = 0; k < N; ++k)
-        acc[k] = _mm256_fmadd_ps(wv, E::load8(reinterpret_cast<const T*>(t.act + (k0 + k) * t.act_stride) + c), acc[k]);
-    }
-    for (int k = 0; k < N; ++k) {
-      const T* x = reinterpret_cast<const T*>(t.act + (k0 + k) * t.act_stride);
-      float tail = 0.f;
-      for (int64_t i = c; i < t.cols; ++i) tail += E::load1(w[i]) * E::load1(x[i]);
-      t.y[(k0 + k) * t.ldy + r] = hsum8(_mm256_add_ps(acc[k], acc2[k])) + tail;
+  const T* w[R];
+  for (int i = 0; i < R; ++i) w[i] = reinterpret_cast<const T*>(t.w + (r + i) * t.row_bytes);
+  const T* x[N];
+  for (int n = 0; n < N; ++n) x[n] = reinterpret_cast<const T*>(t.act + (k0 + n) * t.act_stride);
+  __m256 acc[R][N];
+  for (int i = 0; i < R; ++i)
+    for (int n = 0; n < N; ++n) acc[i][n] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < t.cols; c += 8) {
+    // The same columns of the next R rows: the R streams then move through memory as the
+    // one sequential stream they form together, prefetched a whole block ahead.
+    if (c % 16 == 0)
+      for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(w[i] + c) + R * t.row_bytes, _MM_HINT_T0);
+    __m256 xv[N];
+    for (int n = 0; n < N; ++n) xv[n] = E::load8(x[n] + c);
+    for (int i = 0; i < R; ++i) {
+      const __m256 wv = E::load8(w[i] + c);
+      for (int n = 0; n < N; ++n) acc[i][n] = _mm256_fmadd_ps(wv, xv[n], acc[i][n]);
     }
   }
+  for (int i = 0; i < R; ++i)
+    for (int n = 0; n < N; ++n) t.y[(k0 + n) * t.ldy + r + i] = hsum8(acc[i][n]);
+}
+
+// The other order for float weights: that of llama.cpp's one-row kernels (ggml_vec_dot_f32,
+// _f16, _bf16), which its mul_mat_id runs for every routed token and its mul_mat for the
+// shapes tinyBLAS refuses. Four 8-lane accumulators take the 8-column groups of each
+// 32-column step in turn and fold as (a0 + a2) + (a1 + a3); the 8 lanes then sum, and the
+// columns after the last whole step are added one by one. As in llama.cpp's AVX2 build: the
+// lane sum is (l0 + l1) + (l2 + l3) of the folded 128-bit halves (two hadds) for F32 and
+// F16, hsum8's for BF16; the tail accumulates in fp32 for F32 (each product rounded before
+// it is added), in double for F16 and BF16. (Its BF16 steps multiply, then add, which equals
+// a multiply-add here: a product of two bf16 values is exact in fp32.)
+inline float lanes_hadd(__m256 v) {
+  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 p = _mm_hadd_ps(h, h);
+  return _mm_cvtss_f32(_mm_hadd_ps(p, p));
+}
+
+// The fold, lane sum and tail of one output, after its whole 32-column steps [0, c).
+template <typename E>
+float vec_dot_finish(const __m256 (&acc)[4], const typename E::T* w, const typename E::T* x, int64_t c, int64_t n) {
+  const __m256 folded = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+  if constexpr (std::is_same_v<E, F32Elements>) {
+    float sum = lanes_hadd(folded);
+    for (; c < n; ++c) {
+      float product = w[c] * x[c];
+      __asm__("" : "+x"(product));  // no fused multiply-add: the product rounds first
+      sum += product;
+    }
+    return sum;
+  } else {
+    double sum = std::is_same_v<E, BF16Elements> ? hsum8(folded) : lanes_hadd(folded);
+    for (; c < n; ++c) sum += double(E::load1(w[c]) * E::load1(x[c]));
+    return float(sum);
+  }
+}
+
+// Rows [r, r + R) for N tokens in that order; several outputs side by side, as in float_row_group,
+// and the same prefetch.
+template <int R, int N, typename E>
+void vec_dot_row_group(const DotTile& t, int64_t r, int k0) {
+  using T = typename E::T;
+  const T* w[R];
+  for (int i = 0; i < R; ++i) w[i] = reinterpret_cast<const T*>(t.w + (r + i) * t.row_bytes);
+  const T* x[N];
+  for (int n = 0; n < N; ++n) x[n] = reinterpret_cast<const T*>(t.act + (k0 + n) * t.act_stride);
+  __m256 acc[R][N][4];
+  for (int i = 0; i < R; ++i)
+    for (int n = 0; n < N; ++n)
+      for (int j = 0; j < 4; ++j) acc[i][n][j] = _mm256_setzero_ps();
+  int64_t c = 0;
+  for (; c + 32 <= t.cols; c += 32) {
+    for (int i = 0; i < R; ++i)
+      for (int o = 0; o < int(32 * sizeof(T)); o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(w[i] + c) + R * t.row_bytes + o, _MM_HINT_T0);
+    for (int j = 0; j < 4; ++j) {
+      __m256 wv[R];
+      for (int i = 0; i < R; ++i) wv[i] = E::load8(w[i] + c + 8 * j);
+      for (int n = 0; n < N; ++n) {
+        const __m256 xv = E::load8(x[n] + c + 8 * j);
+        for (int i = 0; i < R; ++i) acc[i][n][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][n][j]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int n = 0; n < N; ++n) t.y[(k0 + n) * t.ldy + r + i] = vec_dot_finish<E>(acc[i][n], w[i], x[n], c, t.cols);
+}
+
+template <int N, typename E>
+void rows_float(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  if (t.order == DotOrder::Gemv) {
+    // 8 accumulators at a time: tokens in pairs, a last single token two rows at a time.
+    int n = 0;
+    for (; n + 2 <= N; n += 2)
+      for (int64_t r = r0; r < r1; ++r) vec_dot_row_group<1, 2, E>(t, r, k0 + n);
+    if (n < N) {
+      int64_t r = r0;
+      for (; r + 2 <= r1; r += 2) vec_dot_row_group<2, 1, E>(t, r, k0 + n);
+      if (r < r1) vec_dot_row_group<1, 1, E>(t, r, k0 + n);
+    }
+    return;
+  }
+  // Up to 12 accumulators, plus the N activation vectors, within the 16 registers.
+  constexpr int R = N == 1 ? 4 : N == 2 ? 4 : N == 3 ? 3 : 2;
+  int64_t r = r0;
+  for (; r + R <= r1; r += R) float_row_group<R, N, E>(t, r, k0);
+  for (; r < r1; ++r) float_row_group<1, N, E>(t, r, k0);
 }
 
 // Shuffle controls that broadcast int16 lane i (of each 128-bit half) to all 8 lanes of it.
@@ -219,10 +302,11 @@ inline __m256i lane_broadcast(int i) { return _mm256_load_si256(reinterpret_cast
 // each 32-value sub-block's maddubs sums are weighted by its scale (madd with the scale
 // broadcast to all lanes), and the mins fold in through the activation's 16-value sums
 // (madd with each min duplicated over its two sums). Both reduce to one exact integer per
-// pair of sub-blocks (64 values), accumulated in fp32 in that order (scale part times d,
-// min part times dmin) and subtracted at the end: the order of llama.cpp's repacked Q4_K
-// GEMM, which it runs for every batch of 4 or more tokens, so the two engines round alike.
-template <int N>
+// pair of sub-blocks (64 values) in DotOrder::Gemm, per super-block in DotOrder::Gemv,
+// accumulated in fp32 in that order (scale part times d, min part times dmin) and subtracted
+// at the end: the orders of llama.cpp's repacked Q4_K GEMM and GEMV (see DotOrder), so the
+// two engines round alike.
+template <int N, DotOrder kOrder>
 void rows_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const int64_t nb = t.cols / QK_K;
   const __m256i m4 = _mm256_set1_epi8(0xF);
@@ -260,6 +344,7 @@ void rows_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
         _mm256_store_si256(reinterpret_cast<__m256i*>(mins),
                            _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->bsums)), mn_pairs));
         const float d = _mm_cvtss_f32(dd) * xb->d, dmin = _mm_cvtss_f32(_mm_movehdup_ps(dd)) * xb->d;
+        int32_t block_sum = 0, block_min = 0;  // GEMV order: the super-block's parts
         for (int pair = 0; pair < 4; ++pair) {
           __m256i sum = _mm256_setzero_si256();
           for (int j = 2 * pair; j < 2 * pair + 2; ++j) {
@@ -268,8 +353,17 @@ void rows_q4_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
             const __m256i p = _mm256_maddubs_epi16(wq[j], xq);
             sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc16, lane_broadcast(j))));
           }
-          acc[k] = std::fma(float(hsum_i32(sum)), d, acc[k]);
-          acc_min[k] = std::fma(float(mins[2 * pair] + mins[2 * pair + 1]), dmin, acc_min[k]);
+          if constexpr (kOrder == DotOrder::Gemm) {
+            acc[k] = std::fma(float(hsum_i32(sum)), d, acc[k]);
+            acc_min[k] = std::fma(float(mins[2 * pair] + mins[2 * pair + 1]), dmin, acc_min[k]);
+          } else {
+            block_sum += hsum_i32(sum);
+            block_min += mins[2 * pair] + mins[2 * pair + 1];
+          }
+        }
+        if constexpr (kOrder == DotOrder::Gemv) {
+          acc[k] = std::fma(float(block_sum), d, acc[k]);
+          acc_min[k] = std::fma(float(block_min), dmin, acc_min[k]);
         }
       }
     }
@@ -388,7 +482,12 @@ bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r
       case GgmlType::Q8_0: token_tiles<8>(t.n_tokens, [&](auto n, int k0) { rows_q8_0<n>(t, c0, c1, k0); }); break;
       case GgmlType::Q6_K: token_tiles<8>(t.n_tokens, [&](auto n, int k0) { rows_q6_k<n>(t, c0, c1, k0); }); break;
       case GgmlType::Q4_0: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_q4_0<n>(t, c0, c1, k0); }); break;
-      case GgmlType::Q4_K: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_q4_k<n>(t, c0, c1, k0); }); break;
+      case GgmlType::Q4_K:
+        if (t.order == DotOrder::Gemv)
+          token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_q4_k<n, DotOrder::Gemv>(t, c0, c1, k0); });
+        else
+          token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_q4_k<n, DotOrder::Gemm>(t, c0, c1, k0); });
+        break;
       case GgmlType::F32: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_float<n, F32Elements>(t, c0, c1, k0); }); break;
       case GgmlType::F16: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_float<n, F16Elements>(t, c0, c1, k0); }); break;
       case GgmlType::BF16: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_float<n, BF16Elements>(t, c0, c1, k0); }); break;

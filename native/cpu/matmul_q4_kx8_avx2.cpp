@@ -5,13 +5,15 @@
 // Shape: one group of 8 rows at a time, tokens in tiles of up to 4, so decode streams each
 // weight byte once and prefill reuses every loaded vector for 4 tokens. Per 32-value
 // sub-block: 8 maddubs of the unsigned nibbles (0..15) by broadcast activation quads sum in
-// int16, then one madd by the row's 6-bit scale gives each row's int32 in its own lane. Per
-// pair of sub-blocks (64 values), per row: acc += float(scale part) * (d * dx) and
-// acc_min += float(min part) * (dmin * dx), one fp32 multiply-add each, and y = acc - acc_min
-// at the end: the order of llama.cpp's repacked Q4_K GEMM and GEMV, which the GGUF-layout
-// tile in matmul_avx2.cpp keeps too, so every layout and both engines round alike.
+// int16, then one madd by the row's 6-bit scale gives each row's int32 in its own lane. Then,
+// per row, acc += float(scale part) * (d * dx) and acc_min += float(min part) * (dmin * dx),
+// one fp32 multiply-add each, and y = acc - acc_min at the end; the parts are those of a pair
+// of sub-blocks (64 values) in DotOrder::Gemm, of the whole super-block in DotOrder::Gemv:
+// the two orders of llama.cpp's repacked Q4_K GEMM and GEMV, which the GGUF-layout tile in
+// matmul_avx2.cpp keeps too, so every layout and both engines round alike.
 // Invariant: an int16 sum of 8 maddubs stays below 2^15 (8 * 2 * 15 * 128 = 30720); a
-// sub-block's activation sum (at most 32 * 128) fits int16.
+// sub-block's activation sum (at most 32 * 128) fits int16; a super-block's scale part
+// (at most 8 * 63 * 32 * 15 * 128) fits int32.
 #include <immintrin.h>
 
 #include "cpu/dot_kernels.h"
@@ -53,7 +55,7 @@ inline __m256i broadcast4(const int8_t* p) {
 // prefetcher alone leaves the loads waiting on DRAM.
 constexpr int kPrefetchBytes = 2048;
 
-template <int N>
+template <int N, DotOrder kOrder>
 void group_tile(const q4_kx8::Column* columns, int64_t nb, const DotTile& t, int k0, int64_t row0) {
   const __m256i m4 = _mm256_set1_epi8(0xF), ones16 = _mm256_set1_epi16(1);
   const __m256i low6 = _mm256_set1_epi32(0x3f3f3f3f), low4 = _mm256_set1_epi32(0x0f0f0f0f), low2 = _mm256_set1_epi32(0x03030303);
@@ -84,6 +86,9 @@ void group_tile(const q4_kx8::Column* columns, int64_t nb, const DotTile& t, int
       const __m256i s32 = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].bsums)), ones16);
       _mm_store_si128(reinterpret_cast<__m128i*>(bsum_pairs[n]), _mm_packs_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1)));
     }
+    // GEMV order: the super-block's scale and min parts, summed in int32 over the 4 pairs.
+    __m256i block_sum[N], block_min[N];
+    for (int n = 0; n < N; ++n) block_sum[n] = block_min[n] = _mm256_setzero_si256();
     for (int j = 0; j < 4; ++j) {
       // Sub-blocks 2j (low nibbles) and 2j+1 (high nibbles).
       const __m256i scale_lo = shuffle(sc[j / 2], kShuffle.scale[(2 * j) % 4]);
@@ -102,33 +107,52 @@ void group_tile(const q4_kx8::Column* columns, int64_t nb, const DotTile& t, int
       }
       const __m256i min_pair = shuffle(mn[j / 2], kShuffle.pair[(2 * j) % 4]);
       for (int n = 0; n < N; ++n) {
-        const __m256 dx = _mm256_set1_ps(xrow[n][b].d);
         const __m256i sum = _mm256_add_epi32(_mm256_madd_epi16(lo[n], scale_lo), _mm256_madd_epi16(hi[n], scale_hi));
-        acc[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, dx), acc[n]);
         const __m256i mins = _mm256_madd_epi16(min_pair, _mm256_set1_epi32(bsum_pairs[n][j]));
-        acc_min[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_mul_ps(dmin, dx), acc_min[n]);
+        if constexpr (kOrder == DotOrder::Gemm) {
+          const __m256 dx = _mm256_set1_ps(xrow[n][b].d);
+          acc[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, dx), acc[n]);
+          acc_min[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_mul_ps(dmin, dx), acc_min[n]);
+        } else {
+          block_sum[n] = _mm256_add_epi32(block_sum[n], sum);
+          block_min[n] = _mm256_add_epi32(block_min[n], mins);
+        }
       }
     }
+    if constexpr (kOrder == DotOrder::Gemv)
+      for (int n = 0; n < N; ++n) {
+        const __m256 dx = _mm256_set1_ps(xrow[n][b].d);
+        acc[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_sum[n]), _mm256_mul_ps(dw, dx), acc[n]);
+        acc_min[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_min[n]), _mm256_mul_ps(dmin, dx), acc_min[n]);
+      }
   }
   for (int n = 0; n < N; ++n) _mm256_storeu_ps(t.y + (k0 + n) * t.ldy + row0, _mm256_sub_ps(acc[n], acc_min[n]));
 }
 
-}  // namespace
-
-void matmul_q4_kx8_groups(const DotTile& t, int64_t g0, int64_t g1) {
+template <DotOrder kOrder>
+void groups(const DotTile& t, int64_t g0, int64_t g1) {
   const int64_t nb = t.cols / QK_K;
   for (int64_t g = g0; g < g1; ++g) {
     const q4_kx8::Column* columns = q4_kx8::group(t.packed, t.row_bytes, g);
     const int64_t row0 = g * q4_kx8::kRows;
     int k0 = 0;
-    for (; k0 + kTokens <= t.n_tokens; k0 += kTokens) group_tile<kTokens>(columns, nb, t, k0, row0);
+    for (; k0 + kTokens <= t.n_tokens; k0 += kTokens) group_tile<kTokens, kOrder>(columns, nb, t, k0, row0);
     switch (t.n_tokens - k0) {
-      case 3: group_tile<3>(columns, nb, t, k0, row0); break;
-      case 2: group_tile<2>(columns, nb, t, k0, row0); break;
-      case 1: group_tile<1>(columns, nb, t, k0, row0); break;
+      case 3: group_tile<3, kOrder>(columns, nb, t, k0, row0); break;
+      case 2: group_tile<2, kOrder>(columns, nb, t, k0, row0); break;
+      case 1: group_tile<1, kOrder>(columns, nb, t, k0, row0); break;
       default: break;
     }
   }
+}
+
+}  // namespace
+
+void matmul_q4_kx8_groups(const DotTile& t, int64_t g0, int64_t g1) {
+  if (t.order == DotOrder::Gemv)
+    groups<DotOrder::Gemv>(t, g0, g1);
+  else
+    groups<DotOrder::Gemm>(t, g0, g1);
 }
 
 }  // namespace tessera::cpu::avx2

@@ -39,6 +39,22 @@ enum class WeightLayout {
   Q4_Kx8 = 2,   // plus Q4_K rows interleaved in groups of 8 (cpu/packed_q4_kx8.h)
 };
 
+// Which of llama.cpp's two kernels for a weight type a product reproduces, where they sum in
+// different orders: its batch kernel (Gemm) or its one-row kernel (Gemv). llama.cpp runs
+// the batch kernel on each full group of 4 tokens of a dense Q4_K matmul and on dense float
+// matmuls of 2 or more tokens, the one-row kernel on the 1..3 remaining Q4_K tokens, on a
+// single token, on float shapes its batch kernel refuses, and on every token routed to an
+// expert (its mul_mat_id multiplies each routed token on its own, at any batch size).
+//   Q4_K (repacked): both sum a 32-value sub-block exactly in int32 weighted by its 6-bit
+//     scale (the mins likewise through the activation sums); GEMM then adds per 64 values
+//     acc += float(int sum) * (d * dx), GEMV sums the whole 256-value super-block in int32
+//     first and does one multiply-add.
+//   F32, F16, BF16: tinyBLAS (one 8-lane accumulator per output) vs ggml_vec_dot (four,
+//     folded at the end); see matmul_avx2.cpp.
+// The results differ in the last bits, which int8 re-quantization of the next activations
+// can turn into a different quantum. Other types sum alike in both.
+enum class DotOrder { Gemm = 0, Gemv = 1 };
+
 // A weight matrix W [rows][cols] (GGUF ne0 = cols) and the layout its kernel streams.
 struct PackedWeight {
   GgmlType type = GgmlType::F32;
@@ -54,12 +70,16 @@ struct PackedWeight {
 Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack = true);
 
 // One product of a matmul_shared group: y[t * ldy + r] = sum_c W[r][c] * x[t][c] for every
-// row r, where `act` holds x encoded in act_format_for(w->type).
+// row r, where `act` holds x encoded in act_format_for(w->type). Dense projections keep the
+// GEMM order for every token, also for the 1..3 that llama.cpp's batches leave to GEMV and
+// for its one-token decode steps: Tessera's logits then do not depend on how a sequence is
+// split into batches, and equal llama.cpp's for a prompt of whole groups of 4 tokens.
 struct MatmulJob {
   const PackedWeight* w;
   const void* act;
   float* y;
   int64_t ldy;
+  DotOrder order = DotOrder::Gemm;
 };
 
 // The most jobs one matmul_shared group takes (q/k/v is the largest group the executor forms).
@@ -73,10 +93,11 @@ constexpr int kMaxMatmulJobs = 4;
 // (ThreadPool::work_cursor() provides exactly that).
 void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, std::atomic<int64_t>* cursor, int nth);
 
-// Rows [row_begin, row_end) of the same product, single-threaded: the MoE path uses it to
+// Rows [row_begin, row_end) of the same product, single-threaded, summed in `order` (float
+// weights of a shape llama.cpp's tinyBLAS refuses always in Gemv's): the MoE path uses it to
 // split work across experts and rows itself.
 void matmul_rows(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy,
-                 int64_t row_begin, int64_t row_end);
+                 int64_t row_begin, int64_t row_end, DotOrder order);
 
 // Matrix `index` of a stack of matrices of `rows` rows each (experts, per-head projections),
 // keeping the repacked layout when the slice is made of whole 8-row groups.

@@ -57,9 +57,11 @@ afterAll(() => {
 });
 
 const REPACKABLE = new Set([GGMLType.Q4_0, GGMLType.Q4_K]);
-// Layouts whose kernels sum in the same order (llama.cpp's repacked Q4_K order), so both
-// layouts give the same bits.
+// Layouts whose kernels sum in the same order (llama.cpp's repacked Q4_K orders), so both
+// layouts give the same bits, in each order.
 const SAME_ORDER_LAYOUTS = new Set([GGMLType.Q4_K]);
+// Types with two summation orders, those of llama.cpp's batch and one-row kernels.
+const TWO_ORDERS = new Set([GGMLType.Q4_K, GGMLType.F32, GGMLType.F16, GGMLType.BF16]);
 const TYPES = [GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q6_K];
 
 describe.each(ISAS)("CPU ops on %s", (isa) => {
@@ -68,14 +70,18 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
     const block = GGML_TYPE_INFO[type].blockSize;
     it(`matmul ${name}: m=1 and batched, odd row counts`, () => {
       const g = new Gaussian();
-      for (const [rows, blocks, nTokens] of [
-        [1, 1, 1],
-        [7, 3, 1],
-        [33, 2, 3],
-        [64, 5, 17],
-        [37, 4, 5],
-      ]) {
-        const cols = Math.max(block, 32) * blocks;
+      const unit = Math.max(block, 32);
+      const shapes = [
+        [1, unit, 1],
+        [7, 3 * unit, 1],
+        [33, 2 * unit, 3],
+        [64, 5 * unit, 17],
+        [37, 4 * unit, 5],
+      ];
+      // Float rows need not be whole blocks: 40 columns are whole groups of 8 but not of 32,
+      // 172 neither (the tails of the two orders).
+      if (block === 1) shapes.push([8, 40, 3], [12, 172, 6]);
+      for (const [rows, cols, nTokens] of shapes) {
         const w = g.array(rows * cols, 1 / Math.sqrt(cols));
         const bytes = quantize(type, w, cols);
         const wq = dequantize(type, bytes, rows * cols);
@@ -84,21 +90,22 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
         const xEncoded = encodedActivations(type, x, cols);
         const refEmulated = matmulRef(wq, rows, cols, xEncoded, nTokens);
         const magnitude = matmulRef(wq.map(Math.abs), rows, cols, Float64Array.from(xEncoded, Math.abs), nTokens);
-        for (const threads of THREADS) {
-          // repack: the layout pack_weight picks at load (8-row interleaved Q4_0 on AVX2
-          // machines); GGUF: the file layout, which stacked expert tensors keep.
-          const byLayout: Float32Array[] = [];
-          for (const repack of REPACKABLE.has(type) ? [true, false] : [true]) {
-            const y = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, threads, repack));
-            byLayout.push(y);
-            const tag = `seed ${g.seed} ${rows}x${cols} n=${nTokens} t=${threads}`;
-            const op = `matmul ${name}${REPACKABLE.has(type) ? (repack ? " repacked" : " GGUF") : ""} ${isa}`;
-            expectWithin(checkAccumulation(`${op} (emulated activations)`, y, refEmulated, magnitude, MATMUL_BUDGET[name].emulated), tag);
-            // A handful of outputs can sit near zero, where a relative error says little.
-            if (rows * nTokens >= 64) expectWithin(checkOp(`${op} (exact activations)`, y, refExact, MATMUL_BUDGET[name].exact), tag);
+        for (const threads of THREADS)
+          for (const order of TWO_ORDERS.has(type) ? (["gemm", "gemv"] as const) : (["gemm"] as const)) {
+            // repack: the layout pack_weight picks at load (8-row interleaved Q4_0 on AVX2
+            // machines); GGUF: the file layout.
+            const byLayout: Float32Array[] = [];
+            for (const repack of REPACKABLE.has(type) ? [true, false] : [true]) {
+              const y = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, threads, repack, order));
+              byLayout.push(y);
+              const tag = `seed ${g.seed} ${rows}x${cols} n=${nTokens} t=${threads}`;
+              const op = `matmul ${name}${REPACKABLE.has(type) ? (repack ? " repacked" : " GGUF") : ""}${TWO_ORDERS.has(type) ? ` ${order}` : ""} ${isa}`;
+              expectWithin(checkAccumulation(`${op} (emulated activations)`, y, refEmulated, magnitude, MATMUL_BUDGET[name].emulated), tag);
+              // A handful of outputs can sit near zero, where a relative error says little.
+              if (rows * nTokens >= 64) expectWithin(checkOp(`${op} (exact activations)`, y, refExact, MATMUL_BUDGET[name].exact), tag);
+            }
+            if (SAME_ORDER_LAYOUTS.has(type)) expect(byLayout[0], `repacked vs GGUF layout, ${name} ${order} ${isa}`).toEqual(byLayout[1]);
           }
-          if (SAME_ORDER_LAYOUTS.has(type)) expect(byLayout[0], `repacked vs GGUF layout, ${name} ${isa}`).toEqual(byLayout[1]);
-        }
       }
     });
 
