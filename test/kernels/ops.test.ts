@@ -409,7 +409,9 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
 
   it("read-bandwidth probe returns a plausible figure", () => {
     const { medianGBps, bestGBps } = withIsa(isa, () => kernels().readBandwidth(64, 2, 2));
-    expect(medianGBps).toBeGreaterThan(0.5);
+    // A floor on the units, not on the machine: test files run side by side on 2 cores and
+    // a starved scalar probe has measured 0.2 GB/s.
+    expect(medianGBps).toBeGreaterThan(0.02);
     expect(bestGBps).toBeGreaterThanOrEqual(medianGBps);
     expect(bestGBps).toBeLessThan(2000);
   });
