@@ -11,14 +11,18 @@
 
 namespace tessera {
 
+// Blocks from allocate_streamed of this size and more get huge pages.
+constexpr uint64_t kStreamedHugePageBytes = uint64_t(4) << 20;
+
 // Memory a kernel streams through once per pass (weights, the bandwidth probe's buffer), from
-// std::aligned_alloc (free with std::free), or null. Blocks of 4 MiB and more start on a
-// huge-page boundary and ask for huge pages: the kernel then backs each whole aligned 2 MiB
-// of them with one, and a pass walks the page tables once per 2 MiB instead of once per 4 KiB.
+// std::aligned_alloc (free with std::free), or null. Blocks of kStreamedHugePageBytes and
+// more start on a huge-page boundary and ask for huge pages: the kernel then backs each whole
+// aligned 2 MiB of them with one, and a pass walks the page tables once per 2 MiB instead of
+// once per 4 KiB.
 inline uint8_t* allocate_streamed(uint64_t bytes) {
   constexpr uint64_t kHugePage = uint64_t(2) << 20;
   const uint64_t rounded = (bytes + 63) / 64 * 64;
-  if (bytes < 2 * kHugePage) return static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
+  if (bytes < kStreamedHugePageBytes) return static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
   uint8_t* p = static_cast<uint8_t*>(std::aligned_alloc(kHugePage, (rounded + kHugePage - 1) / kHugePage * kHugePage));
   if (p) madvise(p, bytes, MADV_HUGEPAGE);
   return p;

@@ -196,6 +196,11 @@ static inline void q4k_scale_min(int j, const uint8_t* q, uint8_t* scale, uint8_
   }
 }
 
+// Weights stored as plain floats, multiplied without block scales (tinyBLAS's types in llama.cpp).
+static inline bool is_float_type(GgmlType type) {
+  return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16;
+}
+
 // Weight types the matmul kernels implement, on the CPU and on CUDA alike.
 static inline bool is_matmul_type(GgmlType type) {
   switch (type) {

@@ -363,8 +363,7 @@ void CpuExecutor::expert_matmul(int weight, const void* act, int64_t cols, float
   // though: the one-row order runs 10-20% slower per token on AVX2 (F16/BF16 2048x2048:
   // 0.43-0.38 -> 0.48 ms), and float MoE models stay within fp32 noise of llama.cpp anyway.
   const PackedWeight& w = backend_.weight(weight);
-  const bool float_weights = w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16;
-  const DotOrder order = float_weights ? DotOrder::Gemm : DotOrder::Gemv;
+  const DotOrder order = is_float_type(w.type) ? DotOrder::Gemm : DotOrder::Gemv;
   const size_t act_row = act_row_bytes(act_format_for(w.type), cols);
   constexpr int64_t kChunk = 16;
   const int64_t chunks = (rows + kChunk - 1) / kChunk;

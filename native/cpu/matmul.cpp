@@ -15,8 +15,7 @@ namespace {
 // llama.cpp's tinyBLAS (its float-weight batch kernel) takes only whole groups of 4 rows
 // and 8 columns; it multiplies any other shape with its one-row kernels.
 DotOrder order_for(const PackedWeight& w, DotOrder order) {
-  const bool float_type = w.type == GgmlType::F32 || w.type == GgmlType::F16 || w.type == GgmlType::BF16;
-  return float_type && (w.rows % 4 != 0 || w.cols % 8 != 0) ? DotOrder::Gemv : order;
+  return is_float_type(w.type) && (w.rows % 4 != 0 || w.cols % 8 != 0) ? DotOrder::Gemv : order;
 }
 
 DotTile tile_for(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy, DotOrder order) {

@@ -205,7 +205,8 @@ struct AttentionScratch {
 };
 AttentionScratch attention_scratch(const AttentionArgs& a, int ith);
 // Causal attention with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)).
-// Work is dealt over (token, head) pairs round-robin.
+// Work is dealt to threads round-robin over token-major items (a causal row's work grows
+// with its position): (token, head) pairs, or on AVX2 (token, kv head, chunk of its heads).
 void attention(const AttentionArgs& a, int ith, int nth);
 
 }  // namespace tessera::cpu

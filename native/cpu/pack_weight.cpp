@@ -22,9 +22,6 @@ namespace tessera::cpu {
 static_assert(q4_0x8::kRows == q4_kx8::kRows, "one group size, as weight_slice and matmul_shared assume");
 constexpr int64_t kGroupRows = q4_0x8::kRows;
 
-// Weights of this size and more are worth a huge-page copy (allocate_streamed).
-constexpr size_t kStreamedCopyBytes = size_t(4) << 20;
-
 Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack) {
   if (!is_matmul_type(t.type))
     return Status::error(StatusCode::UnsupportedQuantType, "tensor " + t.name + " has type " + ggml_type_traits(t.type).name +
@@ -60,7 +57,7 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack) {
     out->owned.reset(dst, [](uint8_t* p) { std::free(p); });
     out->packed = dst;
     out->layout = layout;
-  } else if (allow_repack && t.nbytes >= kStreamedCopyBytes) {
+  } else if (allow_repack && t.nbytes >= kStreamedHugePageBytes) {
     // The GGUF rows themselves, copied out of the file mapping's 4 KiB pages into huge pages.
     uint8_t* dst = allocate_streamed(t.nbytes);
     if (!dst)

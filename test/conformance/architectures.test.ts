@@ -8,7 +8,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../scripts/synthetic-model.js";
 import { compareWithLlamaCpp, randomTokens } from "../helpers/compare-llama-cpp.js";
-import { llamaCppRunsAvx2Variant } from "../helpers/llama-cpp-variant.js";
+import { expectBitIdentical, llamaCppRunsAvx2Variant } from "../helpers/llama-cpp-variant.js";
 import { hasShared, tempDir } from "../helpers/paths.js";
 
 const SEQ = 64;
@@ -102,11 +102,7 @@ describe.runIf(hasShared)("architectures match llama.cpp", () => {
             `top-1 ${r.top1}/${SEQ} (+${r.nearTies} near-ties)` +
             (allowed ? `, ${off} routing near-tie position(s), rel elsewhere ${Math.max(...agreeing.map((p) => p.rel)).toExponential(2)}` : ""),
         );
-        if (mustBeExact(shape, scheme)) {
-          expect(r.top1).toBe(SEQ);
-          expect(r.maxRel).toBe(0);
-          expect(r.maxBatchRel).toBe(0);
-        }
+        if (mustBeExact(shape, scheme)) expectBitIdentical(r);
         expect(off).toBeLessThanOrEqual(allowed);
         if (!allowed) {
           expect(r.top1 + r.nearTies).toBe(SEQ);

@@ -7,8 +7,8 @@
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../scripts/synthetic-model.js";
-import { compareWithLlamaCpp as compare, randomTokens, type Comparison } from "../helpers/compare-llama-cpp.js";
-import { llamaCppRunsAvx2Variant } from "../helpers/llama-cpp-variant.js";
+import { compareWithLlamaCpp as compare, randomTokens } from "../helpers/compare-llama-cpp.js";
+import { expectBitIdentical, llamaCppRunsAvx2Variant } from "../helpers/llama-cpp-variant.js";
 import { hasShared, stories260K, tempDir } from "../helpers/paths.js";
 
 const SEQ = 64;
@@ -59,12 +59,6 @@ const SMALL_LLAMA: ModelShape = {
   nFf: 512,
   contextLength: 256,
 };
-
-function expectBitIdentical(r: Comparison): void {
-  expect(r.top1).toBe(SEQ);
-  expect(r.maxRel).toBe(0);
-  expect(r.maxBatchRel).toBe(0);
-}
 
 describe.runIf(hasShared)("logits match llama.cpp", () => {
   const dir = tempDir("conformance");

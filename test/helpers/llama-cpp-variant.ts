@@ -5,6 +5,8 @@
  * conformance tests hold the logits to the bit, not just to a budget.
  */
 import { readFileSync } from "node:fs";
+import { expect } from "vitest";
+import type { Comparison } from "./compare-llama-cpp.js";
 
 export const llamaCppRunsAvx2Variant: boolean = (() => {
   let flags: Set<string>;
@@ -16,3 +18,10 @@ export const llamaCppRunsAvx2Variant: boolean = (() => {
   }
   return ["avx2", "fma", "f16c"].every((f) => flags.has(f)) && !flags.has("avx512f") && !flags.has("avx_vnni");
 })();
+
+/** The comparison agrees to the bit: rel 0 token by token and batched, top-1 at every position. */
+export function expectBitIdentical(r: Comparison): void {
+  expect(r.top1).toBe(r.positions.length);
+  expect(r.maxRel).toBe(0);
+  expect(r.maxBatchRel).toBe(0);
+}
