@@ -47,7 +47,7 @@ struct ActBlocks {
 
 // Every cache line of the block kPrefetchBytes ahead: decode is a pure stream, and the
 // hardware prefetcher alone leaves the loads waiting on DRAM.
-constexpr int kPrefetchBytes = 2048;
+constexpr int kPrefetchBytes = 1024;
 inline void prefetch_ahead(const uint8_t* p, int bytes) {
   for (int o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes + o, _MM_HINT_T0);
 }
