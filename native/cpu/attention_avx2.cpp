@@ -2,7 +2,8 @@
 // probabilities pass through fp16, via F16C).
 //
 // Shape: work items are (token, kv head, chunk of up to kAttentionHeads query heads of that
-// kv head), dealt to threads round-robin (a causal row's work grows with its position). The
+// kv head). Each token's items are split into contiguous runs, one per thread, starting one
+// thread later per token (a causal row's work grows with its position). The
 // heads of an item share every K and V load: scores run as tiles of heads x positions with
 // one 8-lane accumulator each, over head_dim; the value sum runs over the transposed V store
 // (ops.h), 8 positions per vector, as tiles of heads x value columns.
@@ -133,6 +134,32 @@ inline __m256 attended_lanes(int jb, int lo, int pos) {
   return _mm256_castsi256_ps(_mm256_andnot_si256(_mm256_or_si256(below, above), _mm256_set1_epi32(-1)));
 }
 
+// Walks the cache lines of the item's transposed V store (value columns x attended 8-blocks)
+// a few at a time while the scores are computed. Each column is its own short run of a few
+// lines, one kv_v_stride apart, which the hardware prefetcher does not pick up: without this
+// the value sum of a decode step waits on DRAM for nearly every line.
+class ValuePrefetch {
+ public:
+  ValuePrefetch(const uint16_t* vt, int64_t stride, int block0, int block_end, int hdv, int n_tiles)
+      : vt_(vt), stride_(stride), first_(int64_t(block0) * 2 & ~int64_t(63)), end_(int64_t(block_end) * 2), hdv_(hdv) {
+    const int64_t lines = int64_t(hdv) * ((end_ - first_ + 63) / 64);
+    per_tile_ = vt ? int((lines + n_tiles - 1) / std::max(n_tiles, 1)) : 0;
+    offset_ = first_;
+  }
+  void next() {
+    for (int k = 0; k < per_tile_ && column_ < hdv_; ++k) {
+      _mm_prefetch(reinterpret_cast<const char*>(vt_ + column_ * stride_) + offset_, _MM_HINT_T0);
+      offset_ += 64;
+      if (offset_ >= end_) offset_ = first_, ++column_;
+    }
+  }
+
+ private:
+  const uint16_t* vt_;
+  int64_t stride_, first_, end_, offset_;
+  int hdv_, column_ = 0, per_tile_;
+};
+
 template <int NQ>
 void attend(const AttentionArgs& a, const Item& it, const AttentionScratch& scratch, const uint16_t* vt) {
   const int hd = a.head_dim, hdv = a.head_dim_v;
@@ -150,8 +177,13 @@ void attend(const AttentionArgs& a, const Item& it, const AttentionScratch& scra
   };
   // Tiles of up to 8 accumulators.
   constexpr int NP = 8 / NQ;
+  const int64_t stride = kv_v_stride(a.kv.capacity);
+  ValuePrefetch prefetch(vt, stride, it.block0, it.block_end, hdv, (it.pos + 1 - it.lo) / NP + 1);
   int j = it.lo;
-  for (; j + NP <= it.pos + 1; j += NP) score_tile<NQ, NP>(it, hd, j, finish);
+  for (; j + NP <= it.pos + 1; j += NP) {
+    prefetch.next();
+    score_tile<NQ, NP>(it, hd, j, finish);
+  }
   for (; j <= it.pos; ++j) score_tile<NQ, 1>(it, hd, j, finish);
 
   // Softmax; the probabilities, normalized and rounded to fp16, in place (masked ones are 0).
@@ -169,7 +201,6 @@ void attend(const AttentionArgs& a, const Item& it, const AttentionScratch& scra
     for (int q = 0; q < NQ; ++q) value_rows(it.scores[q], it.k, hd, hdv, it.lo, it.pos, scratch.lanes, it.out[q]);
     return;
   }
-  const int64_t stride = kv_v_stride(a.kv.capacity);
   const __m256 first = attended_lanes(it.block0, it.lo, it.pos), last = attended_lanes(it.block_end - 8, it.lo, it.pos);
   constexpr int NC = 8 / NQ;
   int i = 0;
@@ -190,9 +221,14 @@ void attention(const AttentionArgs& a, int ith, int nth) {
   const int chunks = (group + per_item - 1) / per_item;
   const AttentionScratch scratch = attention_scratch(a, ith);
   const int64_t v_head = int64_t(hdv) * kv_v_stride(a.kv.capacity);
-  for (int64_t r = ith; r < items_with(per_item); r += nth) {
-    const int t = int(r / (int64_t(a.n_head_kv) * chunks));
-    const int g = int(r / chunks % a.n_head_kv), h0 = g * group + int(r % chunks) * per_item;
+  const int per_token = a.n_head_kv * chunks;
+  for (int64_t r = 0; r < items_with(per_item); ++r) {
+    const int t = int(r / per_token), i = int(r % per_token);
+    // A token's items go to the threads in contiguous runs (the chunks of one kv head stay
+    // on one thread, which then reads that head's K and V alone), and each token starts its
+    // runs one thread later than the last, so a causal prefill's growing rows spread evenly.
+    if ((t + int64_t(i) * nth / per_token) % nth != ith) continue;
+    const int g = i / chunks, h0 = g * group + (i % chunks) * per_item;
     const int nq = std::min(per_item, g * group + group - h0);
     Item it;
     it.pos = a.pos0 + t;
