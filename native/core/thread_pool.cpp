@@ -30,8 +30,9 @@ void wait_until(Done done) {
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
-  workers_.reserve(n_threads_ - 1);
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  if (n_threads_ == 1) return;
+  workers_.reserve(n_threads_);
+  for (int i = 0; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -51,15 +52,16 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     return;
   }
   job_ = &fn;
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  pending_.store(n_threads_, std::memory_order_relaxed);
   {
     // The lock orders the generation bump against a worker deciding to sleep.
     std::lock_guard<std::mutex> lock(mutex_);
     generation_.fetch_add(1, std::memory_order_release);
   }
   if (sleepers_.load(std::memory_order_acquire) > 0) wake_.notify_all();
-  fn(0, n_threads_);
-  wait_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
+  // Sleep, not spin: a spinning caller would take a core from the threads doing the work.
+  std::unique_lock<std::mutex> lock(mutex_);
+  done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
   job_ = nullptr;
 }
 
@@ -102,7 +104,11 @@ void ThreadPool::worker_loop(int ith) {
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;
     (*job_)(ith, n_threads_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // Under the lock, so the caller cannot check pending_ and then miss this notify.
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_.notify_one();
+    }
   }
 }
 

@@ -1,7 +1,14 @@
-// A fixed pool for data-parallel regions: run(fn) calls fn(ith, nth) on every thread (the
-// caller is thread 0) and returns when all have finished. Inside a region, barrier() syncs
-// all threads, so a whole forward pass is one region with a barrier between dependent ops
-// (one wake-up per decode step instead of one per op).
+// A fixed pool for data-parallel regions: run(fn) calls fn(ith, nth) on every thread and
+// returns when all have finished. Inside a region, barrier() syncs all threads, so a whole
+// forward pass is one region with a barrier between dependent ops (one wake-up per decode
+// step instead of one per op).
+//
+// With more than one thread, the pool's own threads run every part of a region and the
+// caller sleeps until they are done. The caller is typically a libuv worker woken for each
+// step: as one of the compute threads, it was often placed on the core of a still-spinning
+// pool thread, and the two then took turns on one core for milliseconds until the scheduler
+// moved one (a decode step of a 0.5B model ran ~20% slower). Pool threads that stay busy
+// across steps keep their cores.
 //
 // Workers spin briefly after a region ends (the next one usually follows within
 // microseconds during generation), then sleep on a condition variable so an idle model
@@ -53,6 +60,7 @@ class ThreadPool {
   std::atomic<int> sleepers_{0};
   std::mutex mutex_;
   std::condition_variable wake_;
+  std::condition_variable done_;  // the caller waits here for pending_ to reach 0
 };
 
 // Splits [0, n) into nth nearly equal contiguous parts; returns part ith as [begin, end).
