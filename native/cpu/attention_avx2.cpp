@@ -160,6 +160,8 @@ class ValuePrefetch {
   int hdv_, column_ = 0, per_tile_;
 };
 
+constexpr int kKeyPrefetchBytes = 2048;
+
 template <int NQ>
 void attend(const AttentionArgs& a, const Item& it, const AttentionScratch& scratch, const uint16_t* vt) {
   const int hd = a.head_dim, hdv = a.head_dim_v;
@@ -182,6 +184,10 @@ void attend(const AttentionArgs& a, const Item& it, const AttentionScratch& scra
   int j = it.lo;
   for (; j + NP <= it.pos + 1; j += NP) {
     prefetch.next();
+    // Key rows are one stream, but each step reads only NP of them: the hardware prefetcher
+    // does not run far enough ahead of it.
+    const char* keys = reinterpret_cast<const char*>(it.k + int64_t(j) * hd);
+    for (int o = 0; o < NP * hd * 2; o += 64) _mm_prefetch(keys + kKeyPrefetchBytes + o, _MM_HINT_T0);
     score_tile<NQ, NP>(it, hd, j, finish);
   }
   for (; j <= it.pos; ++j) score_tile<NQ, 1>(it, hd, j, finish);
