@@ -6,6 +6,8 @@
  *   prefill ppN: N prompt tokens from an empty cache, tokens/s
  *   decode  tgN: N greedy tokens after a 1-token prompt, tokens/s (sampling included on both sides)
  *   N-API overhead: per decode step, wall time of the evaluate call minus the native forward time
+ *   read bandwidth (probeBandwidth): probed right before each of Tessera's decode runs, so
+ *     each run's bandwidth share divides by what the memory bus gave at that moment
  *
  * llama.cpp runs at the same thread count as Tessera and, when that is more than 1, also at
  * 1: through node-llama-cpp, 2 threads on a 2-core machine leave no core for the thread that
@@ -22,6 +24,8 @@ export interface E2EOptions {
   prefillTokens: number;
   decodeTokens: number;
   reps: number;
+  /** Probe the read bandwidth before each of Tessera's decode runs (E2EResult.decodeReadBandwidthGBps). */
+  probeBandwidth?: boolean;
   onStep?: (label: string) => void;
 }
 
@@ -46,10 +50,13 @@ export interface E2EResult {
   /** Median per-step N-API + JS overhead of Tessera's decode, ms and share of the step. */
   napiOverheadMs: number;
   napiOverheadShare: number;
+  /** With probeBandwidth: GB/s probed right before each of Tessera's decode runs, in order. */
+  decodeReadBandwidthGBps: number[];
 }
 
 interface Reply {
   ms: number;
+  gbps?: number;
   overheadMs?: number[];
   stepMs?: number[];
   error?: string;
@@ -110,6 +117,7 @@ export async function sideBySide(file: string, name: string, o: E2EOptions): Pro
   const theirs = peerThreads.map(emptyResult);
   const overhead: number[] = [];
   const steps: number[] = [];
+  const bandwidth: number[] = [];
   try {
     // One untimed round each warms page cache, thread pools and allocators.
     for (const e of [tessera, ...peers]) {
@@ -129,6 +137,7 @@ export async function sideBySide(file: string, name: string, o: E2EOptions): Pro
             const rep = await engine.request({ op: "prefill", tokens: prompt });
             target.prefillRuns.push((o.prefillTokens / rep.ms) * 1000);
           } else {
+            if (who < 0 && o.probeBandwidth) bandwidth.push((await engine.request({ op: "probe" })).gbps!);
             const rep = await engine.request({ op: "decode", bos, n: o.decodeTokens });
             target.decodeRuns.push((o.decodeTokens / rep.ms) * 1000);
             if (rep.overheadMs) overhead.push(...rep.overheadMs);
@@ -155,5 +164,6 @@ export async function sideBySide(file: string, name: string, o: E2EOptions): Pro
     llamaCppByThreads: Object.fromEntries(peerThreads.map((t, i) => [t, theirs[i]])),
     napiOverheadMs,
     napiOverheadShare: napiOverheadMs / median(steps),
+    decodeReadBandwidthGBps: bandwidth,
   };
 }

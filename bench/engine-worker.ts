@@ -3,12 +3,13 @@
  * answers timing requests over IPC. Keeping each engine in a separate process stops one
  * engine's idle threads and event loop from perturbing the other's measurements.
  *
- *   request  { op: "prefill", tokens } | { op: "decode", bos, n } | { op: "exit" }
- *   response { ms, overheadMs?, stepMs? } | { error }
+ *   request  { op: "prefill", tokens } | { op: "decode", bos, n } | { op: "probe" } | { op: "exit" }
+ *   response { ms, overheadMs?, stepMs? } | { gbps } (probe, Tessera only) | { error }
  */
 import { loadModel, type Model } from "../lib/index.js";
 import { argmax } from "../lib/sampling/sampler.js";
 import { LlamaCppPeer } from "../scripts/llama-cpp-peer.js";
+import { measureReadBandwidth } from "./bandwidth.js";
 
 interface Init {
   engine: "tessera" | "llama.cpp";
@@ -18,7 +19,7 @@ interface Init {
   batchSize: number;
 }
 
-type Request = { op: "prefill"; tokens: number[] } | { op: "decode"; bos: number; n: number } | { op: "exit" };
+type Request = { op: "prefill"; tokens: number[] } | { op: "decode"; bos: number; n: number } | { op: "probe" } | { op: "exit" };
 
 async function tessera(init: Init) {
   const model: Model = await loadModel(init.file, { backend: "cpu", threads: init.threads, contextSize: init.contextSize });
@@ -74,7 +75,13 @@ async function main(): Promise<void> {
         await engine.close();
         process.exit(0);
       }
-      const r = req.op === "prefill" ? await engine.prefill(req.tokens) : await engine.decode(req.bos, req.n);
+      // The read-bandwidth probe runs in this process, just before the decode run it is paired with.
+      const r =
+        req.op === "probe"
+          ? { gbps: measureReadBandwidth({ threads: init.threads, quick: false }) }
+          : req.op === "prefill"
+            ? await engine.prefill(req.tokens)
+            : await engine.decode(req.bos, req.n);
       process.send!(r);
     } catch (e) {
       process.send!({ error: e instanceof Error ? e.message : String(e) });

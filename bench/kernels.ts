@@ -4,17 +4,18 @@
  * at real layer shapes, reported as GB/s of weights streamed and GFLOP/s. The timer keeps one
  * thread pool, packs the weights once (as model loading does) and rotates through copies
  * totalling well over the last-level cache, so matvec streams from DRAM as in decode; a JS
- * loop around kernels().matmul would time pool start-up and repacking on every call.
+ * loop around kernels().matmul would time pool start-up and repacking on every call. Each
+ * matvec's bandwidth share divides by a read-bandwidth probe taken right before it.
  */
 import { quantize } from "../lib/gguf/quantize.js";
 import { GGMLType, GGML_TYPE_INFO } from "../lib/gguf/types.js";
 import { kernels } from "../lib/kernels/harness.js";
+import { measureReadBandwidth } from "./bandwidth.js";
 import type { KernelRow } from "./report.js";
 
 interface KernelBenchOptions {
   threads: number;
   quick: boolean;
-  readBandwidthGBps: number;
   onStep?: (label: string) => void;
 }
 
@@ -49,6 +50,7 @@ export async function runKernelBench(o: KernelBenchOptions): Promise<KernelRow[]
         const x = randomMatrix(m * c, 7);
         const label = `${m === 1 ? "matvec" : `matmul m=${m}`} ${info.name}`;
         o.onStep?.(`kernel ${label} ${r}x${c}`);
+        const readBandwidthGBps = m === 1 ? measureReadBandwidth(o) : null;
         const ms = k.benchMatmul(type, w, r, c, x, m, o.threads, o.quick ? 0.1 : 0.4).medianMs;
         const gbps = w.length / (ms / 1000) / 1e9;
         rows.push({
@@ -57,7 +59,8 @@ export async function runKernelBench(o: KernelBenchOptions): Promise<KernelRow[]
           ms,
           gbps,
           gflops: (2 * r * c * m) / (ms / 1000) / 1e9,
-          bandwidthShare: m === 1 ? gbps / o.readBandwidthGBps : null,
+          readBandwidthGBps,
+          bandwidthShare: readBandwidthGBps ? gbps / readBandwidthGBps : null,
         });
       }
     }

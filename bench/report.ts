@@ -2,6 +2,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { E2EResult } from "./e2e.js";
+import { median } from "./stats.js";
 
 export interface KernelRow {
   kernel: string;
@@ -9,7 +10,8 @@ export interface KernelRow {
   ms: number;
   gbps: number;
   gflops: number;
-  /** Share of the measured read bandwidth (matvec) */
+  /** matvec: the read bandwidth probed right before it, and the kernel's share of it */
+  readBandwidthGBps: number | null;
   bandwidthShare: number | null;
 }
 
@@ -18,6 +20,10 @@ export interface BenchReport {
   machine: { cpu: string; cores: number; isa: string };
   readBandwidthGBps: number | null;
   kernels: KernelRow[];
+  /**
+   * decodeBandwidthShare: median over Tessera's decode runs of (tokens/s x decodeBytes) / the
+   * read bandwidth probed right before that run.
+   */
   e2e: Array<E2EResult & { decodeBytes: number | null; decodeBandwidthShare: number | null }>;
   targets: Array<{ target: string; measured: string; met: boolean }>;
 }
@@ -27,27 +33,31 @@ const fmt = (x: number | null, d = 1) => (x === null || !Number.isFinite(x) ? "�
 export function markdown(r: BenchReport): string {
   const lines: string[] = [];
   lines.push(`# Tessera benchmark — ${r.date}`, "");
-  lines.push(`${r.machine.cpu}, ${r.machine.cores} cores, ISA ${r.machine.isa}; measured read bandwidth ${fmt(r.readBandwidthGBps)} GB/s`, "");
+  lines.push(`${r.machine.cpu}, ${r.machine.cores} cores, ISA ${r.machine.isa}; read bandwidth ${fmt(r.readBandwidthGBps)} GB/s at the start; every bandwidth share below divides by a probe taken right before its own run (*read BW* columns, median)`, "");
   if (r.e2e.length) {
     lines.push("## End to end (tokens/s, medians; same GGUF, same threads, alternating runs)", "");
     lines.push("llama.cpp is measured at Tessera's thread count and at 1 thread; ratios are against its best (*t* columns: its thread count per phase). *same-t*: llama.cpp decode at Tessera's thread count.", "");
-    lines.push("| model | threads | prefill tessera | prefill llama.cpp (t) | ratio | decode tessera | decode llama.cpp (t) | ratio | decode llama.cpp same-t | decode / bandwidth limit | N-API share |");
-    lines.push("|---|---|---|---|---|---|---|---|---|---|---|");
+    lines.push("| model | threads | prefill tessera | prefill llama.cpp (t) | ratio | decode tessera | decode llama.cpp (t) | ratio | decode llama.cpp same-t | decode / bandwidth limit | read BW GB/s | N-API share |");
+    lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (const e of r.e2e) {
       const pr = e.tessera.prefillTps && e.llamaCpp.prefillTps ? e.tessera.prefillTps / e.llamaCpp.prefillTps : null;
       lines.push(
         `| ${e.model} | ${e.threads} | ${fmt(e.tessera.prefillTps)} | ${fmt(e.llamaCpp.prefillTps)} (${e.llamaCppThreads.prefill}) | ${fmt(pr, 2)}× | ` +
           `${fmt(e.tessera.decodeTps)} | ${fmt(e.llamaCpp.decodeTps)} (${e.llamaCppThreads.decode}) | ${fmt(e.tessera.decodeTps / e.llamaCpp.decodeTps, 2)}× | ` +
           `${fmt(e.llamaCppByThreads[e.threads]?.decodeTps ?? null)} | ` +
-          `${e.decodeBandwidthShare === null ? "–" : (e.decodeBandwidthShare * 100).toFixed(0) + "%"} | ${(e.napiOverheadShare * 100).toFixed(2)}% |`,
+          `${e.decodeBandwidthShare === null ? "–" : (e.decodeBandwidthShare * 100).toFixed(0) + "%"} | ` +
+          `${e.decodeReadBandwidthGBps.length ? fmt(median(e.decodeReadBandwidthGBps)) : "–"} | ${(e.napiOverheadShare * 100).toFixed(2)}% |`,
       );
     }
     lines.push("");
   }
   if (r.kernels.length) {
-    lines.push("## Kernels", "", "| kernel | shape | ms | GB/s | GFLOP/s | of read bandwidth |", "|---|---|---|---|---|---|");
+    lines.push("## Kernels", "", "| kernel | shape | ms | GB/s | GFLOP/s | read BW GB/s | of read bandwidth |", "|---|---|---|---|---|---|---|");
     for (const k of r.kernels)
-      lines.push(`| ${k.kernel} | ${k.shape} | ${fmt(k.ms, 3)} | ${fmt(k.gbps)} | ${fmt(k.gflops)} | ${k.bandwidthShare === null ? "–" : (k.bandwidthShare * 100).toFixed(0) + "%"} |`);
+      lines.push(
+        `| ${k.kernel} | ${k.shape} | ${fmt(k.ms, 3)} | ${fmt(k.gbps)} | ${fmt(k.gflops)} | ${fmt(k.readBandwidthGBps)} | ` +
+          `${k.bandwidthShare === null ? "–" : (k.bandwidthShare * 100).toFixed(0) + "%"} |`,
+      );
     lines.push("");
   }
   if (r.targets.length) {

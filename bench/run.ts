@@ -20,6 +20,7 @@ import { benchModel, type ShapeName } from "./models.js";
 import { repoRoot, sharedDir } from "./paths.js";
 import { Progress } from "./progress.js";
 import { markdown, writeReport, type BenchReport } from "./report.js";
+import { median } from "./stats.js";
 
 interface E2EPlan {
   name: string;
@@ -159,7 +160,7 @@ async function main(): Promise<void> {
   report.readBandwidthGBps = measureReadBandwidth({ threads, quick });
   progress.step(`read bandwidth ${report.readBandwidthGBps.toFixed(1)} GB/s`);
   if (kernelsWanted) {
-    report.kernels = await runKernelBench({ threads, quick, readBandwidthGBps: report.readBandwidthGBps, onStep: (l) => progress.note(l) });
+    report.kernels = await runKernelBench({ threads, quick, onStep: (l) => progress.note(l) });
     progress.step("kernels done");
   }
   for (const p of e2ePlans) {
@@ -171,11 +172,12 @@ async function main(): Promise<void> {
       prefillTokens: p.prefill,
       decodeTokens: p.decode,
       reps: p.reps,
+      probeBandwidth: p.decodeBytes !== null,
       onStep: (l) => progress.step(l),
     });
     const decodeBytes = p.decodeBytes;
-    const limitTps = decodeBytes && report.readBandwidthGBps ? (report.readBandwidthGBps * 1e9) / decodeBytes : null;
-    report.e2e.push({ ...r, decodeBytes, decodeBandwidthShare: limitTps ? r.tessera.decodeTps / limitTps : null });
+    const shares = decodeBytes ? r.tessera.decodeRuns.map((tps, i) => (tps * decodeBytes) / (r.decodeReadBandwidthGBps[i] * 1e9)) : [];
+    report.e2e.push({ ...r, decodeBytes, decodeBandwidthShare: shares.length ? median(shares) : null });
     progress.step(`${p.name}: decode ${r.tessera.decodeTps.toFixed(1)} vs ${r.llamaCpp.decodeTps.toFixed(1)} tok/s`);
   }
   progress.finish();
