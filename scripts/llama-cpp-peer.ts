@@ -72,16 +72,19 @@ export class LlamaCppPeer {
   }
 
   /** Greedy decode of n tokens after `prompt`; returns the tokens and the decode milliseconds
-   *  (the first token, which also evaluates the prompt, is not counted). */
+   *  (the first token, which also evaluates the prompt, is not counted). End-of-generation
+   *  tokens do not stop it: a random-weight model emits them at any step (a synthetic Qwen2
+   *  one's first greedy token is <|endoftext|>), and a benchmark must time all n steps. */
   async decode(prompt: number[], n: number): Promise<{ tokens: number[]; ms: number }> {
     await this.sequence.clearHistory();
     const tokens: number[] = [];
     let t0 = 0;
-    for await (const tok of this.sequence.evaluate(prompt as never[], { temperature: 0 })) {
+    for await (const tok of this.sequence.evaluate(prompt as never[], { temperature: 0, yieldEogToken: true })) {
       if (tokens.length === 0) t0 = performance.now();
       tokens.push(Number(tok));
       if (tokens.length > n) break;
     }
+    if (tokens.length <= n) throw new Error(`llama.cpp stopped after ${tokens.length} of ${n + 1} tokens`);
     return { tokens: tokens.slice(0, n), ms: performance.now() - t0 };
   }
 
