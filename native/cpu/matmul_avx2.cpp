@@ -94,6 +94,51 @@ void rows_q8_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   }
 }
 
+// Q8_0 x Q8_0 for one token (decode), reading the activation blocks in place: the same lanes,
+// products and order as rows_q8_0<1> (so the same bits), without its per-call activation
+// copy or its store-and-broadcast of the scale products. One row's blocks form a chain of
+// dependent multiply-adds, so kMatvecStreams rows run at once for the latency to overlap;
+// they are taken from kMatvecStreams separate stretches of the row range, each read in
+// order, because adjacent rows in lockstep (at 896 columns a row is 952 bytes) look to the
+// hardware prefetcher like short streams and halved the DRAM rate.
+constexpr int kMatvecStreams = 4;
+
+template <int R>
+void matvec_q8_0_rows(const DotTile& t, const int64_t (&row)[R], int64_t nb) {
+  const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(t.act);
+  const BlockQ8_0* w[R];
+  __m256 acc[R];
+  for (int i = 0; i < R; ++i) {
+    w[i] = reinterpret_cast<const BlockQ8_0*>(t.w + row[i] * t.row_bytes);
+    acc[i] = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+    const float dx = half(x[b].d);
+    for (int i = 0; i < R; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(w[i] + b) + 1024, _MM_HINT_T0);
+      const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i][b].qs));
+      const __m256 dot = _mm256_cvtepi32_ps(dot_i8(wq, _mm256_sign_epi8(wq, wq), xq));
+      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(half(w[i][b].d) * dx), dot, acc[i]);
+    }
+  }
+  for (int i = 0; i < R; ++i) t.y[row[i]] = hsum8(acc[i]);
+}
+
+void matvec_q8_0(const DotTile& t, int64_t r0, int64_t r1) {
+  const int64_t nb = t.cols / QK8_0;
+  const int64_t stretch = (r1 - r0) / kMatvecStreams;
+  for (int64_t i = 0; i < stretch; ++i) {
+    int64_t rows[kMatvecStreams];
+    for (int s = 0; s < kMatvecStreams; ++s) rows[s] = r0 + s * stretch + i;
+    matvec_q8_0_rows(t, rows, nb);
+  }
+  for (int64_t r = r0 + kMatvecStreams * stretch; r < r1; ++r) {
+    const int64_t rows[1] = {r};
+    matvec_q8_0_rows(t, rows, nb);
+  }
+}
+
 // Per activation block: its scale, and its scale times the sum of its int8 values (the
 // term the Q4_0 offset of 8 multiplies). Computed once per tile, shared by every row.
 struct Q8Scales {
@@ -471,6 +516,10 @@ bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r
       if (g1 * 8 < r1) matmul_tile(type, WeightLayout::Gguf, t, g1 * 8, r1);
       return true;
     }
+  }
+  if (type == GgmlType::Q8_0 && t.n_tokens == 1) {
+    matvec_q8_0(t, r0, r1);
+    return true;
   }
   // Prefill: rows in chunks of ~128 KiB, each chunk visited by every token tile while it is
   // still in L2, so the weights come from DRAM once instead of once per tile.

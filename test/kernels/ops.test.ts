@@ -109,6 +109,24 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
       }
     });
 
+    it(`matmul ${name}: one token alone gives the bits it gets in a batch`, () => {
+      // Decode (m = 1) has its own kernels for speed; the logits of a token must not depend
+      // on whether it was evaluated alone or in a prompt (llama.cpp's orders are the same).
+      const g = new Gaussian();
+      const rows = 13;
+      const cols = Math.max(block, 32) * 7;
+      const nTokens = 5;
+      const bytes = quantize(type, g.array(rows * cols, 1 / Math.sqrt(cols)), cols);
+      const x = g.array(nTokens * cols);
+      for (const threads of THREADS) {
+        const batch = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, threads));
+        for (let t = 0; t < nTokens; t++) {
+          const alone = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x.subarray(t * cols, (t + 1) * cols), 1, threads));
+          expect(alone, `${name} ${isa} token ${t} t=${threads} seed ${g.seed}`).toEqual(batch.subarray(t * rows, (t + 1) * rows));
+        }
+      }
+    });
+
     it(`get_rows ${name} returns the dequantized rows`, () => {
       const g = new Gaussian();
       const cols = Math.max(block, 32) * 2;
