@@ -113,7 +113,9 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
       // Decode (m = 1) has its own kernels for speed; the logits of a token must not depend
       // on whether it was evaluated alone or in a prompt (llama.cpp's orders are the same).
       const g = new Gaussian();
-      const rows = 13;
+      // 69 rows: 8 repacked groups of 8 and a tail, so decode's side-by-side stretches (4 of
+      // rows or of groups) and the rows left over all run.
+      const rows = 69;
       const cols = Math.max(block, 32) * 7;
       const nTokens = 5;
       const bytes = quantize(type, g.array(rows * cols, 1 / Math.sqrt(cols)), cols);
