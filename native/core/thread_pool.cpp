@@ -16,6 +16,10 @@ namespace {
 // How long an idle worker spins before sleeping: long enough to bridge the gap between
 // decode steps (sampling in JS), short enough that an idle process stops burning CPU.
 constexpr auto kSpinBeforeSleep = std::chrono::microseconds(2000);
+// Between regions an idle worker yields after this many pauses (~10 us): the thread that
+// runs next (the JS thread sampling a token) has no core of its own when every core has a
+// spinning worker, and a 4096-pause spin held it off for ~0.2 ms per decode step.
+constexpr int kPausesBeforeYieldIdle = 256;
 
 // Waits for `done()` by spinning briefly, then yielding the core on every check: when the
 // machine is oversubscribed the thread being waited for may be descheduled, and a pure spin
@@ -85,7 +89,7 @@ void ThreadPool::spin_wait_for_generation(uint64_t seen) {
   auto start = std::chrono::steady_clock::now();
   int spins = 0;
   while (generation_.load(std::memory_order_acquire) == seen) {
-    if (spins < 4096) TESSERA_CPU_RELAX();
+    if (spins < kPausesBeforeYieldIdle) TESSERA_CPU_RELAX();
     else std::this_thread::yield();
     if (++spins % 1024 == 0 && std::chrono::steady_clock::now() - start > kSpinBeforeSleep) {
       std::unique_lock<std::mutex> lock(mutex_);
