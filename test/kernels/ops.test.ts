@@ -120,13 +120,15 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
       const nTokens = 5;
       const bytes = quantize(type, g.array(rows * cols, 1 / Math.sqrt(cols)), cols);
       const x = g.array(nTokens * cols);
-      for (const threads of THREADS) {
-        const batch = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, threads));
-        for (let t = 0; t < nTokens; t++) {
-          const alone = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x.subarray(t * cols, (t + 1) * cols), 1, threads));
-          expect(alone, `${name} ${isa} token ${t} t=${threads} seed ${g.seed}`).toEqual(batch.subarray(t * rows, (t + 1) * rows));
+      for (const threads of THREADS)
+        for (const order of TWO_ORDERS.has(type) ? (["gemm", "gemv"] as const) : (["gemm"] as const)) {
+          const batch = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, threads, true, order));
+          for (let t = 0; t < nTokens; t++) {
+            const token = x.subarray(t * cols, (t + 1) * cols);
+            const alone = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, token, 1, threads, true, order));
+            expect(alone, `${name} ${order} ${isa} token ${t} t=${threads} seed ${g.seed}`).toEqual(batch.subarray(t * rows, (t + 1) * rows));
+          }
         }
-      }
     });
 
     it(`get_rows ${name} returns the dequantized rows`, () => {
