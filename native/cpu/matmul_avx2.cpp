@@ -18,6 +18,7 @@
 
 #include "cpu/dot_kernels.h"
 #include "cpu/hsum_avx2.h"
+#include "cpu/side_by_side.h"
 
 namespace tessera::cpu::avx2 {
 
@@ -97,12 +98,8 @@ void rows_q8_0(const DotTile& t, int64_t r0, int64_t r1, int k0) {
 // Q8_0 x Q8_0 for one token (decode), reading the activation blocks in place: the same lanes,
 // products and order as rows_q8_0<1> (so the same bits), without its per-call activation
 // copy or its store-and-broadcast of the scale products. One row's blocks form a chain of
-// dependent multiply-adds, so kMatvecStreams rows run at once for the latency to overlap;
-// they are taken from kMatvecStreams separate stretches of the row range, each read in
-// order, because adjacent rows in lockstep (at 896 columns a row is 952 bytes) look to the
-// hardware prefetcher like short streams and halved the DRAM rate.
-constexpr int kMatvecStreams = 4;
-
+// dependent multiply-adds, so R rows run at once for the latency to overlap, taken side by
+// side from separate stretches of the row range (side_by_side.h).
 template <int R>
 void matvec_q8_0_rows(const DotTile& t, const int64_t (&row)[R], int64_t nb) {
   const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(t.act);
@@ -127,13 +124,8 @@ void matvec_q8_0_rows(const DotTile& t, const int64_t (&row)[R], int64_t nb) {
 
 void matvec_q8_0(const DotTile& t, int64_t r0, int64_t r1) {
   const int64_t nb = t.cols / QK8_0;
-  const int64_t stretch = (r1 - r0) / kMatvecStreams;
-  for (int64_t i = 0; i < stretch; ++i) {
-    int64_t rows[kMatvecStreams];
-    for (int s = 0; s < kMatvecStreams; ++s) rows[s] = r0 + s * stretch + i;
-    matvec_q8_0_rows(t, rows, nb);
-  }
-  for (int64_t r = r0 + kMatvecStreams * stretch; r < r1; ++r) {
+  r0 = side_by_side<kSideBySideStreams>(r0, r1, [&](const int64_t (&rows)[kSideBySideStreams]) { matvec_q8_0_rows(t, rows, nb); });
+  for (int64_t r = r0; r < r1; ++r) {
     const int64_t rows[1] = {r};
     matvec_q8_0_rows(t, rows, nb);
   }

@@ -19,6 +19,7 @@
 #include "cpu/dot_kernels.h"
 #include "cpu/hsum_avx2.h"
 #include "cpu/packed_q4_0x8.h"
+#include "cpu/side_by_side.h"
 
 namespace tessera::cpu::avx2 {
 
@@ -58,73 +59,73 @@ inline __m256i broadcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
+// Block b of group g: returns the 8 row scales and sets v to the quants, unsigned 0..15;
+// v[k] holds values 4k..4k+3 (k < 4) or 16+4(k-4).. (k >= 4) of every row.
+inline __m256 load_block(const q4_0x8::Group& g, int64_t b, __m256i (&v)[8]) {
+  const __m256i m4 = _mm256_set1_epi8(0xF);
+  const uint8_t* q = g.quants + b * q4_0x8::kQuantBytes;
+  prefetch_ahead(q, q4_0x8::kQuantBytes);
+  for (int k = 0; k < 4; ++k) {
+    const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * k));
+    v[k] = _mm256_and_si256(p, m4);
+    v[k + 4] = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
+  }
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.scales + b * q4_0x8::kRows)));
+}
+
+// The activation block's 32 quants as the 8 broadcasts that meet load_block's v[0..8).
+inline void broadcast_block(const int8_t* xq, __m256i (&xv)[8]) {
+  for (int k = 0; k < 4; ++k) {
+    xv[k] = broadcast4(xq + 4 * k);
+    xv[k + 4] = broadcast4(xq + 16 + 4 * k);
+  }
+}
+
+// acc lane r + dw[r] * dx * (row r . the activation block broadcast in xv): the block's one
+// fp32 multiply-add per row, the -8 offset folded in through the activation sum xsum.
+inline __m256 add_block_dot(__m256 acc, const __m256i (&v)[8], __m256 dw, const __m256i (&xv)[8], float dx, int32_t xsum) {
+  __m256i s16 = _mm256_maddubs_epi16(v[0], xv[0]);
+  for (int k = 1; k < 8; ++k) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(v[k], xv[k]));
+  const __m256i s32 = _mm256_sub_epi32(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)), _mm256_set1_epi32(8 * xsum));
+  return _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(dx)), _mm256_cvtepi32_ps(s32), acc);
+}
+
 // acc[n] lane r += d_w[r] * d_x[n] * (row r . token k0+n) over all blocks of the group.
 template <int N>
 void group_q4_0(const q4_0x8::Group& g, int64_t nb, const DotTile& t, int k0, const ActBlocks& xs, __m256 acc[N]) {
-  const __m256i m4 = _mm256_set1_epi8(0xF), ones16 = _mm256_set1_epi16(1);
   for (int n = 0; n < N; ++n) acc[n] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* q = g.quants + b * q4_0x8::kQuantBytes;
-    prefetch_ahead(q, q4_0x8::kQuantBytes);
-    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.scales + b * q4_0x8::kRows)));
     __m256i v[8];
-    for (int k = 0; k < 4; ++k) {
-      const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * k));
-      v[k] = _mm256_and_si256(p, m4);
-      v[k + 4] = _mm256_and_si256(_mm256_srli_epi16(p, 4), m4);
-    }
+    const __m256 dw = load_block(g, b, v);
     for (int n = 0; n < N; ++n) {
       const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(t.act + (k0 + n) * t.act_stride) + b;
-      // v[k] holds values 4k..4k+3 (k < 4) or 16+4(k-4).. (k >= 4) of every row.
-      __m256i s16 = _mm256_maddubs_epi16(v[0], broadcast4(xb->qs + 0));
-      for (int k = 1; k < 4; ++k) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(v[k], broadcast4(xb->qs + 4 * k)));
-      for (int k = 0; k < 4; ++k) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(v[k + 4], broadcast4(xb->qs + 16 + 4 * k)));
-      const __m256i s32 = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones16), _mm256_set1_epi32(8 * xs.sum[(k0 + n) * nb + b]));
-      const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(xs.d[(k0 + n) * nb + b]));
-      acc[n] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s32), acc[n]);
+      __m256i xv[8];
+      broadcast_block(xb->qs, xv);
+      acc[n] = add_block_dot(acc[n], v, dw, xv, xs.d[(k0 + n) * nb + b], xs.sum[(k0 + n) * nb + b]);
     }
   }
 }
 
-// Decode: the groups g[0..S) side by side, block by block. They come from S separate
-// stretches of the thread's groups, so the weights arrive as S sequential streams: one
-// stream per core leaves too few DRAM requests in flight (see matvec_q8_0).
-template <int S>
-void matvec_groups(const q4_0x8::Group (&g)[S], const int64_t (&row0)[S], int64_t nb, const DotTile& t, const ActBlocks& xs) {
-  const __m256i m4 = _mm256_set1_epi8(0xF), ones16 = _mm256_set1_epi16(1);
+// Decode: groups g[s] (s < kSideBySideStreams, see side_by_side.h) block by block together.
+void matvec_groups(const int64_t (&g)[kSideBySideStreams], int64_t nb, const DotTile& t, const ActBlocks& xs) {
   const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(t.act);
-  __m256 acc[S];
-  for (int s = 0; s < S; ++s) acc[s] = _mm256_setzero_ps();
+  q4_0x8::Group grp[kSideBySideStreams];
+  __m256 acc[kSideBySideStreams];
+  for (int s = 0; s < kSideBySideStreams; ++s) {
+    grp[s] = q4_0x8::group(t.packed, t.row_bytes, nb, g[s]);
+    acc[s] = _mm256_setzero_ps();
+  }
   for (int64_t b = 0; b < nb; ++b) {
     __m256i xv[8];
-    for (int k = 0; k < 4; ++k) {
-      xv[k] = broadcast4(x[b].qs + 4 * k);
-      xv[k + 4] = broadcast4(x[b].qs + 16 + 4 * k);
-    }
-    const __m256i offset = _mm256_set1_epi32(8 * xs.sum[b]);
-    const __m256 dx = _mm256_set1_ps(xs.d[b]);
-    for (int s = 0; s < S; ++s) {
-      const uint8_t* q = g[s].quants + b * q4_0x8::kQuantBytes;
-      prefetch_ahead(q, q4_0x8::kQuantBytes);
-      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g[s].scales + b * q4_0x8::kRows)));
-      __m256i s16 = _mm256_setzero_si256();
-      for (int k = 0; k < 4; ++k) {
-        const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * k));
-        const __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(p, m4), xv[k]);
-        s16 = k == 0 ? lo : _mm256_add_epi16(s16, lo);
-      }
-      for (int k = 0; k < 4; ++k) {
-        const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * k));
-        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(p, 4), m4), xv[k + 4]));
-      }
-      const __m256i s32 = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones16), offset);
-      acc[s] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(s32), acc[s]);
+    broadcast_block(x[b].qs, xv);
+    for (int s = 0; s < kSideBySideStreams; ++s) {
+      __m256i v[8];
+      const __m256 dw = load_block(grp[s], b, v);
+      acc[s] = add_block_dot(acc[s], v, dw, xv, xs.d[b], xs.sum[b]);
     }
   }
-  for (int s = 0; s < S; ++s) _mm256_storeu_ps(t.y + row0[s], acc[s]);
+  for (int s = 0; s < kSideBySideStreams; ++s) _mm256_storeu_ps(t.y + g[s] * q4_0x8::kRows, acc[s]);
 }
-
-constexpr int kMatvecStreams = 4;
 
 template <int N>
 void group_tile(const q4_0x8::Group& g, int64_t nb, const DotTile& t, int k0, const ActBlocks& xs, int64_t row0) {
@@ -139,20 +140,8 @@ void matmul_q4_0x8_groups(const DotTile& t, int64_t g0, int64_t g1) {
   const int64_t nb = t.cols / QK4_0;
   thread_local ActBlocks xs;
   xs.compute(t, nb);
-  if (t.n_tokens == 1) {
-    const int64_t stretch = (g1 - g0) / kMatvecStreams;
-    for (int64_t i = 0; i < stretch; ++i) {
-      q4_0x8::Group grp[kMatvecStreams];
-      int64_t row0[kMatvecStreams];
-      for (int s = 0; s < kMatvecStreams; ++s) {
-        const int64_t g = g0 + s * stretch + i;
-        grp[s] = q4_0x8::group(t.packed, t.row_bytes, nb, g);
-        row0[s] = g * q4_0x8::kRows;
-      }
-      matvec_groups(grp, row0, nb, t, xs);
-    }
-    g0 += kMatvecStreams * stretch;
-  }
+  if (t.n_tokens == 1)
+    g0 = side_by_side<kSideBySideStreams>(g0, g1, [&](const int64_t (&g)[kSideBySideStreams]) { matvec_groups(g, nb, t, xs); });
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t row0 = g * q4_0x8::kRows;
     const q4_0x8::Group grp = q4_0x8::group(t.packed, t.row_bytes, nb, g);
