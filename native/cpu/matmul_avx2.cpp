@@ -203,6 +203,17 @@ struct BF16Elements {
   static float load1(uint16_t h) { return bf16_to_fp32(h); }
 };
 
+// The element pointers of weight rows [r, r + R) and activation rows [k0, k0 + N) of a tile.
+template <typename T, int R, int N>
+struct RowGroup {
+  const T* w[R];
+  const T* x[N];
+  RowGroup(const DotTile& t, int64_t r, int k0) {
+    for (int i = 0; i < R; ++i) w[i] = reinterpret_cast<const T*>(t.w + (r + i) * t.row_bytes);
+    for (int n = 0; n < N; ++n) x[n] = reinterpret_cast<const T*>(t.act + (k0 + n) * t.act_stride);
+  }
+};
+
 // Float weights x activations of the same type (F32, F16, BF16), rows [r, r + R) for N
 // tokens. Per output, one 8-lane accumulator takes one multiply-add per 8 columns and a
 // horizontal sum at the end: the order of llama.cpp's tinyBLAS kernel (llamafile sgemm),
@@ -212,11 +223,7 @@ struct BF16Elements {
 // multiply-add latency, so R rows run side by side, giving R * N independent chains.
 template <int R, int N, typename E>
 void float_row_group(const DotTile& t, int64_t r, int k0) {
-  using T = typename E::T;
-  const T* w[R];
-  for (int i = 0; i < R; ++i) w[i] = reinterpret_cast<const T*>(t.w + (r + i) * t.row_bytes);
-  const T* x[N];
-  for (int n = 0; n < N; ++n) x[n] = reinterpret_cast<const T*>(t.act + (k0 + n) * t.act_stride);
+  const auto& [w, x] = RowGroup<typename E::T, R, N>(t, r, k0);
   __m256 acc[R][N];
   for (int i = 0; i < R; ++i)
     for (int n = 0; n < N; ++n) acc[i][n] = _mm256_setzero_ps();
@@ -275,10 +282,7 @@ float vec_dot_finish(const __m256 (&acc)[4], const typename E::T* w, const typen
 template <int R, int N, typename E>
 void vec_dot_row_group(const DotTile& t, int64_t r, int k0) {
   using T = typename E::T;
-  const T* w[R];
-  for (int i = 0; i < R; ++i) w[i] = reinterpret_cast<const T*>(t.w + (r + i) * t.row_bytes);
-  const T* x[N];
-  for (int n = 0; n < N; ++n) x[n] = reinterpret_cast<const T*>(t.act + (k0 + n) * t.act_stride);
+  const auto& [w, x] = RowGroup<T, R, N>(t, r, k0);
   __m256 acc[R][N][4];
   for (int i = 0; i < R; ++i)
     for (int n = 0; n < N; ++n)
