@@ -104,9 +104,9 @@ class CpuExecutor final : public Executor {
   AlignedBuffer scratch_;
   std::vector<KvLayer> kv_layers_;
   Scratch s_;
-  bool stop_ = false;
+  bool stop_ = false;      // sampled by thread 0 from the abort flag, read by all after a barrier
   int n_active_ = 0;       // experts with tokens in the current MoE block (set by thread 0)
-  int64_t ffn_width_ = 0;  // widest dense FFN (n_ff, or the shared expert's width)  // sampled by thread 0 from the abort flag, read by all after a barrier
+  int64_t ffn_width_ = 0;  // widest dense FFN (n_ff, or the shared expert's width)
 };
 
 }  // namespace tessera::cpu
