@@ -52,9 +52,10 @@ struct alignas(32) Quants32 {
   int8_t q[32];
 };
 
-// The activations of every token tile of one product, rearranged once per call: the row
-// chunks of a prefill product each visit every tile, and rearranging per visit made the
-// kernel 4% slower at 2048 columns and 10-15% at 8192 (one thread).
+// The activations of every token tile, rearranged once per matmul_tile call (one claimed
+// row range: matmul_shared hands a thread a handful per product): the row chunks of a range
+// each visit every tile, and rearranging per visit made the kernel 4% slower at 2048 columns
+// and 10-15% at 8192 (one thread).
 // Tile i (tokens 8i..8i+N-1) holds [nb][lanes(N)] block scales, token-contiguous and zero
 // past N, and [nb][N] block quants.
 struct Q8_0Tiles {
@@ -118,8 +119,8 @@ void rows_q8_0(const DotTile& t, int64_t r0, int64_t r1, int k0, const Q8_0Tiles
 }
 
 // Q8_0 x Q8_0 for one token (decode), reading the activation blocks in place: the same lanes,
-// products and order as rows_q8_0<1> (so the same bits), without its per-call activation
-// copy or its store-and-broadcast of the scale products. One row's blocks form a chain of
+// products and order as rows_q8_0<1> (so the same bits), without its rearranged activation
+// tiles (Q8_0Tiles) or its store-and-broadcast of the scale products. One row's blocks form a chain of
 // dependent multiply-adds, so R rows run at once for the latency to overlap, taken side by
 // side from separate stretches of the row range (side_by_side.h).
 template <int R>

@@ -205,8 +205,10 @@ struct AttentionScratch {
 };
 AttentionScratch attention_scratch(const AttentionArgs& a, int ith);
 // Causal attention with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)).
-// Work is dealt to threads round-robin over token-major items (a causal row's work grows
-// with its position): (token, head) pairs, or on AVX2 (token, kv head, chunk of its heads).
+// A causal row's work grows with its position, so no thread takes only late tokens: the
+// scalar kernel deals (token, head) pairs round-robin; the AVX2 kernel splits each token's
+// (kv head, chunk of its heads) items into contiguous runs, one per thread, starting one
+// thread later per token.
 void attention(const AttentionArgs& a, int ith, int nth);
 
 }  // namespace tessera::cpu
