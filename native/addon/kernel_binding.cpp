@@ -296,11 +296,11 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   if (v_in_k && hdv > hd) invalid(env, "with vInK the value size must not exceed the key size");
   const float* v = v_in_k ? nullptr : array_arg<float, napi_float32_array>(info, 2, "v", size_t(n_ctx) * n_head_kv * hdv);
   AlignedBuffer cache, scratch;
-  check(env, cache.allocate(size_t(n_head_kv) * (size_t(n_ctx) * hd + size_t(kv_v_stride(n_ctx)) * hdv) * 2, "harness KV cache"));
+  check(env, cache.allocate(size_t(n_head_kv) * kv_padded(n_ctx) * (size_t(hd) + hdv) * 2, "harness KV cache"));
   check(env, scratch.allocate(attention_scratch_floats(n_ctx, hd, hdv) * threads * 4, "harness scratch"));
   KvLayer kv;
   kv.k = reinterpret_cast<uint16_t*>(cache.data());
-  kv.v = kv.k + size_t(n_head_kv) * n_ctx * hd;
+  kv.v = kv.k + size_t(n_head_kv) * kv_padded(n_ctx) * hd;
   kv.capacity = n_ctx;
   kv.v_in_k = v_in_k;
   auto out = new_output(env, size_t(n_tokens) * n_head * hdv);

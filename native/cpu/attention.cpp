@@ -1,7 +1,7 @@
 // attention: causal softmax(q·K^T * scale) · V per (token, query head) over the fp16 KV
 // cache, with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)), an optional
 // sliding window and logit soft-capping. With kv.v_in_k (multi-head latent attention) the
-// values are the first head_dim_v entries of the key rows. Rounding follows llama.cpp's
+// values are the first head_dim_v entries of the keys. Rounding follows llama.cpp's
 // standard attention path so logits agree with it to fp32 noise: q is rounded to fp16 for
 // the dot products with the fp16 keys, and the normalized probabilities to fp16 for the
 // product with V; scores, softmax and the V accumulation are fp32 (the softmax sum fp64).
@@ -16,12 +16,12 @@
 namespace tessera::cpu {
 
 size_t attention_scratch_floats(int capacity, int head_dim, int head_dim_v) {
-  return kAttentionHeads * (size_t(kv_v_stride(capacity)) + size_t(head_dim)) + 8 * size_t(head_dim_v);
+  return kAttentionHeads * (size_t(kv_padded(capacity)) + size_t(head_dim)) + size_t(head_dim_v);
 }
 
 AttentionScratch attention_scratch(const AttentionArgs& a, int ith) {
   float* base = a.scratch + size_t(ith) * attention_scratch_floats(a.kv.capacity, a.head_dim, a.head_dim_v);
-  const int64_t stride = kv_v_stride(a.kv.capacity);
+  const int64_t stride = kv_padded(a.kv.capacity);
   float* q16 = base + kAttentionHeads * stride;
   return {base, stride, q16, q16 + kAttentionHeads * a.head_dim};
 }
@@ -36,7 +36,7 @@ void attention(const AttentionArgs& a, int ith, int nth) {
   const AttentionScratch scratch = attention_scratch(a, ith);
   float* scores = scratch.scores;
   float* q16 = scratch.q16;
-  float* acc = scratch.lanes;
+  float* acc = scratch.acc;
   // Pairs dealt round-robin: a causal row's work grows with its position, so contiguous
   // halves would leave the thread with the early tokens idle for most of a prefill.
   for (int64_t r = ith; r < int64_t(a.n_tokens) * a.n_head; r += nth) {
@@ -45,16 +45,16 @@ void attention(const AttentionArgs& a, int ith, int nth) {
     const int lo = a.sliding_window > 0 ? std::max(0, pos - a.sliding_window + 1) : 0;
     const float* q = a.q + t * a.ldq + int64_t(h) * a.head_dim;
     for (int i = 0; i < a.head_dim; ++i) q16[i] = fp16_to_fp32(fp32_to_fp16(q[i]));
-    const uint16_t* kh = a.kv.k + int64_t(g) * a.kv.capacity * a.head_dim;
-    // Value (j, i): in the key row with v_in_k, else in the transposed V store.
-    const int64_t v_pos = a.kv.v_in_k ? a.head_dim : 1, v_col = a.kv.v_in_k ? 1 : kv_v_stride(a.kv.capacity);
-    const uint16_t* vh = a.kv.v_in_k ? kh : a.kv.v + int64_t(g) * a.head_dim_v * v_col;
+    const int capacity = a.kv.capacity, hd = a.head_dim;
+    auto key = [&](int j, int i) { return fp16_to_fp32(a.kv.k[kv_key_index(capacity, hd, g, j, i)]); };
+    // Value (j, i): the key's prefix with v_in_k, else in the transposed V store.
+    const uint16_t* vh = a.kv.v_in_k ? nullptr : a.kv.v + int64_t(g) * a.head_dim_v * kv_padded(capacity);
+    auto value = [&](int j, int i) { return vh ? fp16_to_fp32(vh[int64_t(i) * kv_padded(capacity) + j]) : key(j, i); };
 
     float max = -INFINITY;
     for (int j = lo; j <= pos; ++j) {
-      const uint16_t* kj = kh + int64_t(j) * a.head_dim;
       float s = 0.f;
-      for (int i = 0; i < a.head_dim; ++i) s += q16[i] * fp16_to_fp32(kj[i]);
+      for (int i = 0; i < hd; ++i) s += q16[i] * key(j, i);
       s *= a.scale;
       if (a.softcap != 0.f) s = a.softcap * std::tanh(s / a.softcap);
       scores[j] = s;
@@ -68,9 +68,8 @@ void attention(const AttentionArgs& a, int ith, int nth) {
     const float inv = float(1.0 / sum);
     std::fill(acc, acc + a.head_dim_v, 0.f);
     for (int j = lo; j <= pos; ++j) {
-      const uint16_t* vj = vh + j * v_pos;
       const float p = fp16_to_fp32(fp32_to_fp16(scores[j] * inv));
-      for (int i = 0; i < a.head_dim_v; ++i) acc[i] += p * fp16_to_fp32(vj[i * v_col]);
+      for (int i = 0; i < a.head_dim_v; ++i) acc[i] += p * value(j, i);
     }
     float* out = a.out + t * a.ldo + int64_t(h) * a.head_dim_v;
     std::copy(acc, acc + a.head_dim_v, out);

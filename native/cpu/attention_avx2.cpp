@@ -3,19 +3,20 @@
 //
 // Shape: work items are (token, kv head, chunk of up to kAttentionHeads query heads of that
 // kv head). Each token's items are split into contiguous runs, one per thread, starting one
-// thread later per token (a causal row's work grows with its position). The
-// heads of an item share every K and V load: scores run as tiles of heads x positions with
-// one 8-lane accumulator each, over head_dim; the value sum runs over the transposed V store
-// (ops.h), 8 positions per vector, as tiles of heads x value columns.
+// thread later per token (a causal row's work grows with its position). The heads of an
+// item share every K and V load. Scores run over the 8-position key blocks (ops.h): for
+// tiles of heads x blocks, lane p of a vector accumulates position p of a block, one
+// vector per entry lane l (entries i = l mod 8), so a block's 8 scores need no horizontal
+// sums. The value sum runs over 8-position vectors of the transposed V store (or of the
+// key blocks with v_in_k), as tiles of heads x value columns.
 //
 // The summation orders are llama.cpp's standard (non-flash) CPU path, so that the two engines
-// agree to the bit: each score is one 8-lane fp32 accumulator over head_dim (k in steps of 8)
-// reduced by hsum8's order; the softmax runs over 8-blocks aligned to position 0
-// (exp_sum_row, masked positions as -inf); each output value is one 8-lane accumulator over
-// those 8-blocks of positions (lane l: positions j = l mod 8), reduced in hsum8's order.
-// Positions of a partly attended block weigh 0 and their (possibly stale) values are masked
-// to 0, which adds exact zeros. With v_in_k (MLA) the values are the prefixes of the key
-// rows, summed per position lane in memory in the same order.
+// agree to the bit: each score sums the entries i = l mod 8 of each lane l in order (k in
+// steps of 8) and combines the 8 lane sums in hsum8's order; the softmax runs over 8-blocks
+// aligned to position 0 (exp_sum_row, masked positions as -inf); each output value is one
+// 8-lane accumulator over those 8-blocks of positions (lane l: positions j = l mod 8),
+// reduced in hsum8's order. Positions of a partly attended block score -inf, weigh 0, and
+// their (possibly stale) values are masked to 0, which adds exact zeros.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -31,7 +32,12 @@ namespace {
 
 inline __m256 load_half8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
-inline float round_half(float x) { return _cvtsh_ss(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT)); }
+// y[i] = x[i] rounded to fp16 (nearest even), as fp32.
+inline void round_half(const float* x, float* y, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+  for (; i < n; ++i) y[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+}
 
 // Lane k of the result is hsum8(v[k]), each summed in hsum8's order
 // ((x0+x4)+(x2+x6)) + ((x1+x5)+(x3+x7)), for 8 vectors at once.
@@ -49,82 +55,91 @@ inline __m256 hsum8_x8(const __m256 v[8]) {
   return _mm256_permutevar8x32_ps(sums, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-// Reduces up to 8 accumulators (the rest zero) and hands each sum to out(index, sum).
+// Reduces the accumulators, 8 at a time, and hands each sum to out(index, sum).
 template <int N, typename Out>
 inline void reduce_tile(const __m256 (&acc)[N], Out&& out) {
-  static_assert(N <= 8, "one reduction covers 8 accumulators");
-  __m256 v[8];
-  for (int k = 0; k < 8; ++k) v[k] = k < N ? acc[k] : _mm256_setzero_ps();
-  alignas(32) float sums[8];
-  _mm256_store_ps(sums, hsum8_x8(v));
-  for (int k = 0; k < N; ++k) out(k, sums[k]);
+  for (int k0 = 0; k0 < N; k0 += 8) {
+    __m256 v[8];
+    for (int k = 0; k < 8; ++k) v[k] = k0 + k < N ? acc[k0 + k] : _mm256_setzero_ps();
+    alignas(32) float sums[8];
+    _mm256_store_ps(sums, hsum8_x8(v));
+    for (int k = 0; k < 8 && k0 + k < N; ++k) out(k0 + k, sums[k]);
+  }
 }
+
+// Tile widths for NQ heads: key blocks per score tile, value columns per value tile. Each
+// tile keeps NQ x width accumulator chains: about 8 or more hide the FMA latency (4 cycles,
+// 2 issued per cycle), and the chains, their shared loads and a broadcast must fit the 16
+// vector registers (measured on Zen 3: 3 heads x 3 beat 3 x 2 by ~14%, 4 x 3 columns beat 4 x 2).
+constexpr int score_tile_blocks(int nq) { return nq == 3 ? 3 : 8 / nq; }
+constexpr int value_tile_columns(int nq) { return nq >= 3 ? 3 : 8 / nq; }
 
 // The query heads of one work item and their per-thread rows.
 struct Item {
   int pos, lo, block0, block_end;     // attended positions [lo, pos]; 8-blocks [block0, block_end)
-  const uint16_t* k;                   // the kv head's key rows [capacity][head_dim]
+  const uint16_t* k;                   // the kv head's key blocks [padded / 8][head_dim][8]
   const float* q16[kAttentionHeads];   // rounded queries
   float* scores[kAttentionHeads];      // per head, indexed by position
   float* out[kAttentionHeads];         // per head, head_dim_v outputs
 };
 
-// Scores of NQ heads x positions [j, j + NP).
-template <int NQ, int NP, typename Finish>
-inline void score_tile(const Item& it, int hd, int j, Finish&& finish) {
+// Scores of NQ heads x the NB key blocks from position jb: finish(q, jb + 8b, scores), lane
+// p holding position jb + 8b + p.
+template <int NQ, int NB, typename Finish>
+inline void score_blocks(const Item& it, int hd, int jb, Finish&& finish) {
+  constexpr int T = NQ * NB;
   const int hd8 = hd / 8 * 8;
-  __m256 acc[NQ * NP];
-  for (int k = 0; k < NQ * NP; ++k) acc[k] = _mm256_setzero_ps();
-  for (int i = 0; i < hd8; i += 8) {
-    __m256 k8[NP];
-    for (int p = 0; p < NP; ++p) k8[p] = load_half8(it.k + int64_t(j + p) * hd + i);
-    for (int q = 0; q < NQ; ++q) {
-      const __m256 q8 = _mm256_loadu_ps(it.q16[q] + i);
-      for (int p = 0; p < NP; ++p) acc[q * NP + p] = _mm256_fmadd_ps(q8, k8[p], acc[q * NP + p]);
+  const uint16_t* blocks = it.k + int64_t(jb) * hd;
+  __m256 lane_sum[8][T];  // [entry lane l][head q * NB + block b]
+  for (int l = 0; l < 8; ++l) {
+    __m256 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    for (int i = l; i < hd8; i += 8) {
+      __m256 k8[NB];
+      for (int b = 0; b < NB; ++b) k8[b] = load_half8(blocks + int64_t(b) * 8 * hd + i * 8);
+      for (int q = 0; q < NQ; ++q) {
+        const __m256 q8 = _mm256_broadcast_ss(it.q16[q] + i);
+        for (int b = 0; b < NB; ++b) acc[q * NB + b] = _mm256_fmadd_ps(q8, k8[b], acc[q * NB + b]);
+      }
     }
+    for (int t = 0; t < T; ++t) lane_sum[l][t] = acc[t];
   }
-  reduce_tile(acc, [&](int k, float s) {
-    const int q = k / NP, jp = j + k % NP;
-    const uint16_t* kj = it.k + int64_t(jp) * hd;
-    for (int i = hd8; i < hd; ++i) s += it.q16[q][i] * _cvtsh_ss(kj[i]);
-    finish(q, jp, s);
-  });
+  for (int t = 0; t < T; ++t) {
+    const auto& c = lane_sum;
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(c[0][t], c[4][t]), _mm256_add_ps(c[2][t], c[6][t])),
+                             _mm256_add_ps(_mm256_add_ps(c[1][t], c[5][t]), _mm256_add_ps(c[3][t], c[7][t])));
+    const int q = t / NB, b = t % NB;
+    // Entries past the last multiple of 8 (no real head size has them) come after the lane sums.
+    const uint16_t* block = blocks + int64_t(b) * 8 * hd;
+    for (int i = hd8; i < hd; ++i) s = _mm256_fmadd_ps(_mm256_broadcast_ss(it.q16[q] + i), load_half8(block + i * 8), s);
+    finish(q, jb + 8 * b, s);
+  }
 }
 
-// Value columns [i, i + NC) of NQ heads from the transposed V store of the kv head (vt:
-// [head_dim_v][stride]). first/last: the lanes attended in the first and last 8-block.
+// Where the kv head's values lie: value column i of the 8 positions from jb (a multiple of 8)
+// is the 8 fp16 at base + i * column_step + jb * block_step.
+struct Values {
+  const uint16_t* base;
+  int64_t column_step, block_step;
+  const uint16_t* at(int i, int jb) const { return base + i * column_step + jb * block_step; }
+};
+
+// Value columns [i, i + NC) of NQ heads. first/last: the lanes attended in the first and last
+// 8-block.
 template <int NQ, int NC>
-inline void value_tile(const Item& it, const uint16_t* vt, int64_t stride, int i, __m256 first, __m256 last) {
+inline void value_tile(const Item& it, const Values& v, int i, __m256 first, __m256 last) {
   __m256 acc[NQ * NC];
   for (int k = 0; k < NQ * NC; ++k) acc[k] = _mm256_setzero_ps();
   for (int jb = it.block0; jb < it.block_end; jb += 8) {
     const __m256 mask = jb == it.block0 ? first : jb + 8 == it.block_end ? last : _mm256_castsi256_ps(_mm256_set1_epi32(-1));
     __m256 v8[NC];
-    for (int c = 0; c < NC; ++c) v8[c] = _mm256_and_ps(mask, load_half8(vt + (i + c) * stride + jb));
+    for (int c = 0; c < NC; ++c) v8[c] = _mm256_and_ps(mask, load_half8(v.at(i + c, jb)));
     for (int q = 0; q < NQ; ++q) {
       const __m256 p8 = _mm256_loadu_ps(it.scores[q] + jb);
       for (int c = 0; c < NC; ++c) acc[q * NC + c] = _mm256_fmadd_ps(p8, v8[c], acc[q * NC + c]);
     }
   }
   reduce_tile(acc, [&](int k, float s) { it.out[k / NC][i + k % NC] = s; });
-}
-
-// MLA: values are key-row prefixes (not transposed). lanes[j % 8][i] += p[j] * v_j[i] per
-// position in order, then the 8 lanes combined in hsum8's order.
-void value_rows(const float* p, const uint16_t* vh, int64_t ldv, int hdv, int lo, int pos, float* lanes, float* out) {
-  std::fill(lanes, lanes + 8 * hdv, 0.f);
-  for (int j = lo; j <= pos; ++j) {
-    const uint16_t* vj = vh + j * ldv;
-    float* lane = lanes + (j & 7) * hdv;
-    const __m256 p8 = _mm256_set1_ps(p[j]);
-    int i = 0;
-    for (; i + 8 <= hdv; i += 8) _mm256_storeu_ps(lane + i, _mm256_fmadd_ps(p8, load_half8(vj + i), _mm256_loadu_ps(lane + i)));
-    for (; i < hdv; ++i) lane[i] = std::fma(p[j], _cvtsh_ss(vj[i]), lane[i]);
-  }
-  for (int i = 0; i < hdv; ++i) {
-    const float* c = lanes + i;
-    out[i] = ((c[0] + c[4 * hdv]) + (c[2 * hdv] + c[6 * hdv])) + ((c[hdv] + c[5 * hdv]) + (c[3 * hdv] + c[7 * hdv]));
-  }
 }
 
 // Lanes of the 8-block at jb whose positions lie in [lo, pos].
@@ -136,7 +151,7 @@ inline __m256 attended_lanes(int jb, int lo, int pos) {
 
 // Walks the cache lines of the item's transposed V store (value columns x attended 8-blocks)
 // a few at a time while the scores are computed. Each column is its own short run of a few
-// lines, one kv_v_stride apart, which the hardware prefetcher does not pick up: without this
+// lines, one kv_padded apart, which the hardware prefetcher does not pick up: without this
 // the value sum of a decode step waits on DRAM for nearly every line.
 class ValuePrefetch {
  public:
@@ -163,39 +178,45 @@ class ValuePrefetch {
 constexpr int kKeyPrefetchBytes = 2048;
 
 template <int NQ>
-void attend(const AttentionArgs& a, const Item& it, const AttentionScratch& scratch, const uint16_t* vt) {
+void attend(const AttentionArgs& a, const Item& it, const uint16_t* vt) {
   const int hd = a.head_dim, hdv = a.head_dim_v;
-  float max[NQ];
-  for (int q = 0; q < NQ; ++q) {
-    max[q] = -INFINITY;
-    std::fill(it.scores[q] + it.block0, it.scores[q] + it.lo, -INFINITY);
-    std::fill(it.scores[q] + it.pos + 1, it.scores[q] + it.block_end, -INFINITY);
-  }
-  auto finish = [&](int q, int j, float s) {
-    s *= a.scale;
-    if (a.softcap != 0.f) s = a.softcap * std::tanh(s / a.softcap);
-    it.scores[q][j] = s;
-    max[q] = std::max(max[q], s);
+  const __m256 first = attended_lanes(it.block0, it.lo, it.pos), last = attended_lanes(it.block_end - 8, it.lo, it.pos);
+  const __m256 scale = _mm256_set1_ps(a.scale), minus_inf = _mm256_set1_ps(-INFINITY);
+  __m256 max[NQ];
+  for (int q = 0; q < NQ; ++q) max[q] = minus_inf;
+  auto finish = [&](int q, int jb, __m256 s) {
+    s = _mm256_mul_ps(s, scale);
+    float* row = it.scores[q] + jb;
+    _mm256_storeu_ps(row, s);
+    if (a.softcap != 0.f)
+      for (int p = 0; p < 8; ++p) row[p] = a.softcap * std::tanh(row[p] / a.softcap);
+    // Positions outside [lo, pos] score -inf (their keys may be stale or never written).
+    const __m256 attended = jb == it.block0 ? first : jb + 8 == it.block_end ? last : _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    s = _mm256_blendv_ps(minus_inf, _mm256_loadu_ps(row), attended);
+    _mm256_storeu_ps(row, s);
+    max[q] = _mm256_max_ps(max[q], s);
   };
-  // Tiles of up to 8 accumulators.
-  constexpr int NP = 8 / NQ;
-  const int64_t stride = kv_v_stride(a.kv.capacity);
-  ValuePrefetch prefetch(vt, stride, it.block0, it.block_end, hdv, (it.pos + 1 - it.lo) / NP + 1);
-  int j = it.lo;
-  for (; j + NP <= it.pos + 1; j += NP) {
+  constexpr int NB = score_tile_blocks(NQ);
+  const int64_t stride = kv_padded(a.kv.capacity);
+  ValuePrefetch prefetch(vt, stride, it.block0, it.block_end, hdv, (it.block_end - it.block0) / (8 * NB) + 1);
+  int jb = it.block0;
+  for (; jb + 8 * NB <= it.block_end; jb += 8 * NB) {
     prefetch.next();
-    // Key rows are one stream, but each step reads only NP of them: the hardware prefetcher
-    // does not run far enough ahead of it.
-    const char* keys = reinterpret_cast<const char*>(it.k + int64_t(j) * hd);
-    for (int o = 0; o < NP * hd * 2; o += 64) _mm_prefetch(keys + kKeyPrefetchBytes + o, _MM_HINT_T0);
-    score_tile<NQ, NP>(it, hd, j, finish);
+    // The keys are one stream, but each step reads only NB blocks of it: the hardware
+    // prefetcher does not run far enough ahead.
+    const char* keys = reinterpret_cast<const char*>(it.k + int64_t(jb) * hd);
+    for (int o = 0; o < NB * 8 * hd * 2; o += 64) _mm_prefetch(keys + kKeyPrefetchBytes + o, _MM_HINT_T0);
+    score_blocks<NQ, NB>(it, hd, jb, finish);
   }
-  for (; j <= it.pos; ++j) score_tile<NQ, 1>(it, hd, j, finish);
+  for (; jb < it.block_end; jb += 8) score_blocks<NQ, 1>(it, hd, jb, finish);
 
   // Softmax; the probabilities, normalized and rounded to fp16, in place (masked ones are 0).
   for (int q = 0; q < NQ; ++q) {
     float* row = it.scores[q];
-    const double sum = exp_sum_row(row + it.block0, max[q], row + it.block0, it.block_end - it.block0);
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, max[q]);
+    const float row_max = *std::max_element(lanes, lanes + 8);
+    const double sum = exp_sum_row(row + it.block0, row_max, row + it.block0, it.block_end - it.block0);
     const __m256 inv = _mm256_set1_ps(float(1.0 / sum));
     for (int jb = it.block0; jb < it.block_end; jb += 8) {
       const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(row + jb), inv);
@@ -203,15 +224,11 @@ void attend(const AttentionArgs& a, const Item& it, const AttentionScratch& scra
     }
   }
 
-  if (a.kv.v_in_k) {
-    for (int q = 0; q < NQ; ++q) value_rows(it.scores[q], it.k, hd, hdv, it.lo, it.pos, scratch.lanes, it.out[q]);
-    return;
-  }
-  const __m256 first = attended_lanes(it.block0, it.lo, it.pos), last = attended_lanes(it.block_end - 8, it.lo, it.pos);
-  constexpr int NC = 8 / NQ;
+  const Values values = vt ? Values{vt, stride, 1} : Values{it.k, 8, hd};
+  constexpr int NC = value_tile_columns(NQ);
   int i = 0;
-  for (; i + NC <= hdv; i += NC) value_tile<NQ, NC>(it, vt, stride, i, first, last);
-  for (; i < hdv; ++i) value_tile<NQ, 1>(it, vt, stride, i, first, last);
+  for (; i + NC <= hdv; i += NC) value_tile<NQ, NC>(it, values, i, first, last);
+  for (; i < hdv; ++i) value_tile<NQ, 1>(it, values, i, first, last);
 }
 
 }  // namespace
@@ -226,7 +243,7 @@ void attention(const AttentionArgs& a, int ith, int nth) {
   while (per_item > 1 && items_with(per_item) < 2 * nth) per_item = (per_item + 1) / 2;
   const int chunks = (group + per_item - 1) / per_item;
   const AttentionScratch scratch = attention_scratch(a, ith);
-  const int64_t v_head = int64_t(hdv) * kv_v_stride(a.kv.capacity);
+  const int64_t v_head = int64_t(hdv) * kv_padded(a.kv.capacity);
   const int per_token = a.n_head_kv * chunks;
   for (int64_t r = 0; r < items_with(per_item); ++r) {
     const int t = int(r / per_token), i = int(r % per_token);
@@ -241,21 +258,21 @@ void attention(const AttentionArgs& a, int ith, int nth) {
     it.lo = a.sliding_window > 0 ? std::max(0, it.pos - a.sliding_window + 1) : 0;
     it.block0 = it.lo & ~7;
     it.block_end = (it.pos + 8) & ~7;
-    it.k = a.kv.k + int64_t(g) * a.kv.capacity * hd;
+    it.k = a.kv.k + kv_key_index(a.kv.capacity, hd, g, 0, 0);
     for (int q = 0; q < nq; ++q) {
       const float* qh = a.q + t * a.ldq + int64_t(h0 + q) * hd;
       float* q16 = scratch.q16 + q * hd;
-      for (int i = 0; i < hd; ++i) q16[i] = round_half(qh[i]);
+      round_half(qh, q16, hd);
       it.q16[q] = q16;
       it.scores[q] = scratch.scores + q * scratch.scores_stride;
       it.out[q] = a.out + t * a.ldo + int64_t(h0 + q) * hdv;
     }
     const uint16_t* vt = a.kv.v_in_k ? nullptr : a.kv.v + g * v_head;
     switch (nq) {
-      case 4: attend<4>(a, it, scratch, vt); break;
-      case 3: attend<3>(a, it, scratch, vt); break;
-      case 2: attend<2>(a, it, scratch, vt); break;
-      default: attend<1>(a, it, scratch, vt); break;
+      case 4: attend<4>(a, it, vt); break;
+      case 3: attend<3>(a, it, vt); break;
+      case 2: attend<2>(a, it, vt); break;
+      default: attend<1>(a, it, vt); break;
     }
   }
 }

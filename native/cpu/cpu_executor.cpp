@@ -78,11 +78,11 @@ Status CpuExecutor::init(const ExecutorOptions& options) {
   batch_ = std::max(1, std::min(options.batch_size, capacity_));
   attn_scratch_floats_ = attention_scratch_floats(capacity_, p.head_dim, p.head_dim_v);
 
-  // KV cache: fp16, per layer in the KvLayer layout (K rows, V transposed); with
-  // multi-head latent attention only the latent rows (V is their prefix).
+  // KV cache: fp16, per layer in the KvLayer layout (K in 8-position blocks, V transposed);
+  // with multi-head latent attention only the latent keys (V is their prefix).
   const bool latent_cache = p.mla.kv_lora_rank > 0;
-  const uint64_t k_elems = uint64_t(p.n_head_kv) * capacity_ * p.head_dim;
-  const uint64_t v_elems = latent_cache ? 0 : uint64_t(p.n_head_kv) * p.head_dim_v * kv_v_stride(capacity_);
+  const uint64_t k_elems = uint64_t(p.n_head_kv) * kv_padded(capacity_) * p.head_dim;
+  const uint64_t v_elems = latent_cache ? 0 : uint64_t(p.n_head_kv) * p.head_dim_v * kv_padded(capacity_);
   const uint64_t kv_bytes = (k_elems + v_elems) * sizeof(uint16_t) * p.n_layer;
   TESSERA_RETURN_IF_ERROR(kv_.allocate(kv_bytes, "KV cache"));
   kv_layers_.resize(p.n_layer);

@@ -157,14 +157,22 @@ void moe_route(const float* logits, const float* selection_bias, const MoeParams
 
 // ---------------------------------------------------------------- attention (attention.cpp)
 
-// The KV cache layout the CPU attention reads: per layer, K as fp16
-// [n_head_kv][capacity][head_dim] so one head's keys are one contiguous stream, and V
-// transposed, [n_head_kv][head_dim_v][kv_v_stride(capacity)], so one value column over the
-// positions is contiguous: the probability-weighted sum then runs 8 positions per vector,
-// as llama.cpp's transposed V cache does (the same lanes, hence the same rounding).
-// With v_in_k (multi-head latent attention) there is no V store: head g's value row j is
-// the first head_dim_v values of its key row j.
-inline int kv_v_stride(int capacity) { return (capacity + 7) / 8 * 8; }
+// The KV cache layout the CPU attention reads, per layer and kv head, fp16, positions in
+// blocks of 8 (capacity rounded up to kv_padded(capacity)):
+//   K [n_head_kv][kv_padded / 8][head_dim][8]: key j's entry i at kv_key_index(...). One
+//     block is a contiguous 8-position x head_dim tile whose vector at entry i holds that
+//     entry for the 8 positions, so a block's 8 scores come out as the 8 lanes of a vector
+//     (each lane accumulating one position over head_dim, in llama.cpp's lane order) with
+//     no horizontal sums, and a head's keys are still one contiguous stream.
+//   V transposed, [n_head_kv][head_dim_v][kv_padded]: one value column over the positions
+//     is contiguous, so the probability-weighted sum runs 8 positions per vector, as
+//     llama.cpp's transposed V cache does (the same lanes, hence the same rounding).
+// With v_in_k (multi-head latent attention) there is no V store: value j of head g is the
+// first head_dim_v entries of key j, read in the same 8-position vectors.
+inline int kv_padded(int capacity) { return (capacity + 7) / 8 * 8; }
+inline int64_t kv_key_index(int capacity, int head_dim, int g, int j, int i) {
+  return (int64_t(g) * kv_padded(capacity) + (j & ~7)) * head_dim + int64_t(i) * 8 + (j & 7);
+}
 struct KvLayer {
   uint16_t* k = nullptr;
   uint16_t* v = nullptr;
@@ -195,13 +203,13 @@ struct AttentionArgs {
 size_t attention_scratch_floats(int capacity, int head_dim, int head_dim_v);
 // Query heads of one kv head that the AVX2 kernel attends together (sharing K and V loads).
 constexpr int kAttentionHeads = 4;
-// Thread ith's slice of a.scratch: scores [kAttentionHeads][capacity rounded up to 8], rounded
-// q [kAttentionHeads][head_dim], position-lane accumulators [8][head_dim_v].
+// Thread ith's slice of a.scratch: scores [kAttentionHeads][kv_padded(capacity)], rounded
+// q [kAttentionHeads][head_dim], the scalar kernel's value accumulator [head_dim_v].
 struct AttentionScratch {
   float* scores;
   int64_t scores_stride;
   float* q16;
-  float* lanes;
+  float* acc;
 };
 AttentionScratch attention_scratch(const AttentionArgs& a, int ith);
 // Causal attention with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)).
