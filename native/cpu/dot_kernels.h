@@ -22,6 +22,26 @@ struct DotTile {
   float* y;
   int64_t ldy;
   DotOrder order;  // the fp32 summation order, where the type's kernels have two (Q4_K)
+  // Nonzero: this thread's earlier tiles with the same key and act read the same, unchanged
+  // activations (one matmul_shared call), so a kernel may reuse what it derived from them.
+  uint64_t act_key;
+};
+
+// What a kernel's per-thread buffer derived from activations was built from: reuse(t) is
+// true when t's activations are those of the last build under the same nonzero act_key,
+// else it records t's as the new ones.
+class ActMemo {
+ public:
+  bool reuse(const DotTile& t) {
+    if (t.act_key != 0 && t.act_key == key_ && t.act == act_) return true;
+    key_ = t.act_key;
+    act_ = t.act;
+    return false;
+  }
+
+ private:
+  uint64_t key_ = 0;
+  const uint8_t* act_ = nullptr;
 };
 
 namespace scalar {

@@ -18,17 +18,18 @@ DotOrder order_for(const PackedWeight& w, DotOrder order) {
   return is_float_type(w.type) && (w.rows % 4 != 0 || w.cols % 8 != 0) ? DotOrder::Gemv : order;
 }
 
-DotTile tile_for(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy, DotOrder order) {
+DotTile tile_for(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy, DotOrder order,
+                 uint64_t act_key) {
   return DotTile{w.data, w.packed, ggml_row_bytes(w.type, w.cols), static_cast<const uint8_t*>(act),
-                 act_row_bytes(act_format_for(w.type), w.cols), w.cols, n_tokens, y, ldy, order_for(w, order)};
+                 act_row_bytes(act_format_for(w.type), w.cols), w.cols, n_tokens, y, ldy, order_for(w, order), act_key};
 }
 
 }  // namespace
 
 void matmul_rows(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy, int64_t row_begin,
-                 int64_t row_end, DotOrder order) {
+                 int64_t row_end, DotOrder order, uint64_t act_key) {
   if (row_begin >= row_end) return;
-  const DotTile t = tile_for(w, act, n_tokens, y, ldy, order);
+  const DotTile t = tile_for(w, act, n_tokens, y, ldy, order, act_key);
   if (active_cpu_isa() == CpuIsa::Avx2 && avx2::matmul_tile(w.type, w.layout, t, row_begin, row_end)) return;
   scalar::matmul_tile(w.type, t, row_begin, row_end);
 }
@@ -55,6 +56,9 @@ void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, std::atomic<
   first_unit[0] = 0;
   for (int j = 0; j < n_jobs; ++j) first_unit[j + 1] = first_unit[j] + (jobs[j].w->rows + kUnitRows - 1) / kUnitRows;
   const int64_t total = first_unit[n_jobs];
+  // One key per call on this thread: its claims read activations that stay unchanged.
+  thread_local uint64_t calls = 0;
+  const uint64_t act_key = ++calls;
   int64_t begin = cursor->load(std::memory_order_relaxed);
   for (;;) {
     int64_t size;
@@ -69,7 +73,7 @@ void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, std::atomic<
       if (u0 >= u1) continue;
       const MatmulJob& job = jobs[j];
       const int64_t r0 = (u0 - first_unit[j]) * kUnitRows, r1 = std::min(job.w->rows, (u1 - first_unit[j]) * kUnitRows);
-      matmul_rows(*job.w, job.act, n_tokens, job.y, job.ldy, r0, r1, job.order);
+      matmul_rows(*job.w, job.act, n_tokens, job.y, job.ldy, r0, r1, job.order, act_key);
     }
     begin = end;
   }

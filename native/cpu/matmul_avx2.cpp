@@ -52,10 +52,11 @@ struct alignas(32) Quants32 {
   int8_t q[32];
 };
 
-// The activations of every token tile, rearranged once per matmul_tile call (one claimed
-// row range: matmul_shared hands a thread a handful per product): the row chunks of a range
-// each visit every tile, and rearranging per visit made the kernel 4% slower at 2048 columns
-// and 10-15% at 8192 (one thread).
+// The activations of every token tile, rearranged once per thread and matmul_shared call
+// (DotTile::act_key; else once per matmul_tile call): the row chunks of a range each visit
+// every tile, and rearranging per visit made the kernel 4% slower at 2048 columns and 10-15%
+// at 8192 (one thread); rearranging per claimed row range (a handful per thread and product)
+// cost ~2% of a 135M-parameter prefill.
 // Tile i (tokens 8i..8i+N-1) holds [nb][lanes(N)] block scales, token-contiguous and zero
 // past N, and [nb][N] block quants.
 struct Q8_0Tiles {
@@ -64,7 +65,9 @@ struct Q8_0Tiles {
 
   static constexpr int lanes(int n) { return n > 4 ? 8 : 4; }
 
+  // Builds the tiles of t's activations unless they are the ones built last (same act_key).
   void build(const DotTile& t, int64_t nb) {
+    if (built_from_.reuse(t)) return;
     const size_t per_tile = size_t(nb) * 8;
     const size_t n_tiles = (size_t(t.n_tokens) + 7) / 8;
     dx.assign(n_tiles * per_tile, 0.f);
@@ -87,6 +90,9 @@ struct Q8_0Tiles {
   // library that is a call), and one base pointer leaves the general registers free.
   const float* scales(int k0, int64_t nb) const { return dx.data() + size_t(k0 / 8) * size_t(nb) * 8; }
   const Quants32* quants(int k0, int64_t nb) const { return xq.data() + size_t(k0 / 8) * size_t(nb) * 8; }
+
+ private:
+  ActMemo built_from_;
 };
 
 template <int N>

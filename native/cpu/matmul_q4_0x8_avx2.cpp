@@ -27,11 +27,14 @@ namespace {
 
 constexpr int kTokens = 4;
 
-// Per token and block: the activation scale and the sum of its 32 int8 values.
+// Per token and block: the activation scale and the sum of its 32 int8 values. Computed
+// once per thread and matmul_shared call (DotTile::act_key), else once per
+// matmul_q4_0x8_groups call.
 struct ActBlocks {
   std::vector<float> d;
   std::vector<int32_t> sum;
   void compute(const DotTile& t, int64_t nb) {
+    if (computed_from_.reuse(t)) return;
     d.resize(size_t(t.n_tokens) * nb);
     sum.resize(size_t(t.n_tokens) * nb);
     const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
@@ -44,6 +47,9 @@ struct ActBlocks {
       }
     }
   }
+
+ private:
+  ActMemo computed_from_;
 };
 
 // Every cache line of the block kPrefetchBytes ahead: decode is a pure stream, and the

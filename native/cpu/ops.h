@@ -95,9 +95,9 @@ void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, std::atomic<
 
 // Rows [row_begin, row_end) of the same product, single-threaded, summed in `order` (float
 // weights of a shape llama.cpp's tinyBLAS refuses always in Gemv's): the MoE path uses it to
-// split work across experts and rows itself.
+// split work across experts and rows itself. act_key: see DotTile (0: nothing is reused).
 void matmul_rows(const PackedWeight& w, const void* act, int n_tokens, float* y, int64_t ldy,
-                 int64_t row_begin, int64_t row_end, DotOrder order);
+                 int64_t row_begin, int64_t row_end, DotOrder order, uint64_t act_key = 0);
 
 // Matrix `index` of a stack of matrices of `rows` rows each (experts, per-head projections),
 // keeping the repacked layout when the slice is made of whole 8-row groups.
