@@ -10,13 +10,15 @@
 // explicit std::fma calls reproduce that rounding. Without them a last-bit difference in
 // q or k now and then crosses an fp16 rounding boundary of the KV cache, and from there an
 // int8 activation quantum downstream.
-// Work is split over (token, head) rows.
+// Work is split over (token, head) rows; the AVX2 twin (rope_avx2.cpp) rotates each row.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "cpu/ops.h"
+#include "cpu/rope_kernels.h"
 
 namespace tessera::cpu {
 
@@ -67,7 +69,10 @@ void rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim,
   // and applied to all of its heads (rows are (token, head), token-major).
   thread_local std::vector<float> rotation_storage;
   rotation_storage.resize(size_t(n_dims));
-  float* const rotation = rotation_storage.data();  // [n_dims / 2] (cos, sin) pairs
+  const int half = n_dims / 2;
+  float* const cos_i = rotation_storage.data();  // [half]
+  float* const sin_i = cos_i + half;             // [half]
+  const bool avx2 = active_cpu_isa() == CpuIsa::Avx2, neox = p.kind == RopeKind::Neox;
   int64_t r0, r1;
   split_range(int64_t(n_tokens) * n_heads, ith, nth, &r0, &r1);
   int rotation_token = -1;
@@ -87,20 +92,22 @@ void rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim,
           const float mix = yarn_ramp(corr_lo, corr_hi, i0) * ext_factor;
           theta = std::fma(theta_interp, 1 - mix, theta_extrap * mix);
         }
-        rotation[i0] = std::cos(theta) * mscale;
-        rotation[i0 + 1] = std::sin(theta) * mscale;
+        cos_i[i0 / 2] = std::cos(theta) * mscale;
+        sin_i[i0 / 2] = std::sin(theta) * mscale;
         theta_base *= theta_scale;
         freq *= theta_scale;
       }
     }
     float* v = x + r * head_dim;
-    for (int i0 = 0; i0 < n_dims; i0 += 2) {
-      const float c = rotation[i0], s = rotation[i0 + 1];
-      const int a = p.kind == RopeKind::Neox ? i0 / 2 : i0;
-      const int b = p.kind == RopeKind::Neox ? i0 / 2 + n_dims / 2 : i0 + 1;
+    if (avx2) {
+      avx2::rope_rotate(v, cos_i, sin_i, n_dims, neox);
+      continue;
+    }
+    for (int i = 0; i < half; ++i) {
+      const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
       const float x0 = v[a], x1 = v[b];
-      v[a] = std::fma(x0, c, -(x1 * s));
-      v[b] = std::fma(x0, s, x1 * c);
+      v[a] = std::fma(x0, cos_i[i], -(x1 * sin_i[i]));
+      v[b] = std::fma(x0, sin_i[i], x1 * cos_i[i]);
     }
   }
 }

@@ -169,6 +169,7 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
         [1, 1, 64, 64],
         [3, 5, 64, 32],
         [17, 4, 128, 128],
+        [5, 3, 26, 22], // 11 pairs: vector runs plus a tail
       ]) {
         const x = g.array(nTokens * nHeads * headDim);
         const pos = Int32Array.from({ length: nTokens }, () => g.int(4000));
@@ -461,6 +462,26 @@ describe.runIf(ISAS.includes("avx2"))("AVX2 activation encoding is byte-identica
         expect(Buffer.compare(scalar, avx2), `${GGML_TYPE_INFO[type].name} t=${threads} seed ${g.seed}`).toBe(0);
       }
     }
+  });
+});
+
+describe.runIf(ISAS.includes("avx2"))("AVX2 RoPE rotation rounds as the scalar one", () => {
+  it("bit for bit: normal and neox, whole and partial rotary dims, tails of odd pair counts", () => {
+    const g = new Gaussian();
+    for (const neox of [false, true])
+      for (const [nTokens, nHeads, headDim, nDims] of [
+        [7, 3, 64, 64],
+        [4, 5, 80, 40],
+        [3, 2, 30, 18],
+        [2, 2, 6, 6],
+      ]) {
+        const x = g.array(nTokens * nHeads * headDim);
+        const pos = Int32Array.from({ length: nTokens }, () => g.int(8000));
+        const params = { kind: (neox ? 2 : 1) as 1 | 2, nDims, freqBase: 10000, freqScale: 1, scaling: 0 };
+        const scalar = withIsa("scalar", () => kernels().rope(x, pos, nTokens, nHeads, headDim, params, null, 1));
+        const avx2 = withIsa("avx2", () => kernels().rope(x, pos, nTokens, nHeads, headDim, params, null, 2));
+        expect(Buffer.compare(Buffer.from(scalar.buffer), Buffer.from(avx2.buffer)), `neox ${neox} ${nDims}/${headDim} seed ${g.seed}`).toBe(0);
+      }
   });
 });
 
