@@ -1,7 +1,9 @@
 /**
- * Kernel micro-benchmarks through the shared harness's native timer (benchMatmul): matvec
- * (m = 1, the decode case, bandwidth-bound) and prefill-size matmul (m = 128, compute-bound)
- * at real layer shapes, reported as GB/s of weights streamed and GFLOP/s. The timer keeps one
+ * Kernel micro-benchmarks through the shared harness's native timers (benchMatmul,
+ * benchAttention): matvec (m = 1, the decode case, bandwidth-bound) and prefill-size matmul
+ * (m = 128, compute-bound) at real layer shapes, reported as GB/s of weights streamed and
+ * GFLOP/s; attention of one layer for a causal 512-token prefill and for a decode step at
+ * 4096 positions (GB/s of the fp16 keys and values read). The timer keeps one
  * thread pool, packs the weights once (as model loading does) and rotates through copies
  * totalling well over the last-level cache, so matvec streams from DRAM as in decode; a JS
  * loop around kernels().matmul would time pool start-up and repacking on every call. Each
@@ -64,5 +66,51 @@ export async function runKernelBench(o: KernelBenchOptions): Promise<KernelRow[]
         });
       }
     }
+  rows.push(...attentionRows(o));
   return rows;
+}
+
+interface AttentionShape {
+  name: string;
+  nHead: number;
+  nHeadKv: number;
+  headDim: number;
+}
+
+const SMOLLM2: AttentionShape = { name: "SmolLM2-135M", nHead: 9, nHeadKv: 3, headDim: 64 };
+const LLAMA_1B: AttentionShape = { name: "Llama-3.2-1B", nHead: 32, nHeadKv: 8, headDim: 64 };
+
+function attentionRows(o: KernelBenchOptions): KernelRow[] {
+  const k = kernels();
+  const cases: Array<[AttentionShape, number, number]> = o.quick ? [[SMOLLM2, 128, 128]] : [
+    [SMOLLM2, 512, 512],
+    [LLAMA_1B, 512, 512],
+    [LLAMA_1B, 1, 4096],
+  ];
+  return cases.map(([shape, nTokens, nCtx]) => {
+    const { nHead, nHeadKv, headDim } = shape;
+    const decode = nTokens === 1;
+    const label = `attention ${decode ? "decode" : `prefill ${nTokens}`}`;
+    o.onStep?.(`kernel ${label} ${shape.name}`);
+    const q = randomMatrix(nTokens * nHead * headDim, 11);
+    const keys = randomMatrix(nCtx * nHeadKv * headDim, 13);
+    const values = randomMatrix(nCtx * nHeadKv * headDim, 17);
+    const readBandwidthGBps = decode ? measureReadBandwidth(o) : null;
+    const timing = k.benchAttention(q, keys, values, nTokens, nCtx, nHead, nHeadKv, headDim, headDim, 0, 1 / Math.sqrt(headDim), 0, o.threads, o.quick ? 0.1 : 0.4);
+    const ms = timing.medianMs;
+    // Token t of the batch attends positions [0, nCtx - nTokens + t]: a score and a value
+    // multiply-add per (head, attended position, dimension).
+    const attended = nTokens * (nCtx - nTokens) + (nTokens * (nTokens + 1)) / 2;
+    const cacheBytes = nHeadKv * nCtx * 2 * headDim * 2;
+    const gbps = cacheBytes / (ms / 1000) / 1e9;
+    return {
+      kernel: label,
+      shape: `${shape.name} ${nHead}/${nHeadKv}x${headDim} @${nCtx}`,
+      ms,
+      gbps,
+      gflops: (4 * nHead * headDim * attended) / (ms / 1000) / 1e9,
+      readBandwidthGBps,
+      bandwidthShare: readBandwidthGBps ? gbps / readBandwidthGBps : null,
+    };
+  });
 }

@@ -38,7 +38,9 @@ export interface NativeKernels {
   /** x encoded in the activation format weights of `weightType` consume (F32: a copy). */
   quantizeAct(weightType: number, x: Float32Array, nTokens: number, cols: number, threads: number): Uint8Array;
   /** Times matmul natively (pool, packing and buffers prepared; weights rotated through DRAM-sized copies). */
-  benchMatmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, seconds: number, repack?: boolean, copies?: number, order?: MatmulOrder): MatmulTiming;
+  benchMatmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, seconds: number, repack?: boolean, copies?: number, order?: MatmulOrder): KernelTiming;
+  /** Times attention natively (pool and cache prepared; a single query token rotates through DRAM-sized cache copies). */
+  benchAttention(q: Float32Array, k: Float32Array, v: Float32Array, nTokens: number, nCtx: number, nHead: number, nHeadKv: number, headDim: number, headDimV: number, slidingWindow: number, scale: number, softcap: number, threads: number, seconds: number, vInK?: boolean): KernelTiming;
   /** STREAM-like read probe over a `megabytes` buffer, timed per 8 MiB chunk. */
   readBandwidth(megabytes: number, reps: number, threads: number): { medianGBps: number; bestGBps: number };
 }
@@ -46,7 +48,7 @@ export interface NativeKernels {
 /** The fp32 summation order of a matmul where a weight type has two (Q4_K, F32, F16, BF16; see cpu::DotOrder). */
 export type MatmulOrder = "gemm" | "gemv";
 
-export interface MatmulTiming {
+export interface KernelTiming {
   medianMs: number;
   minMs: number;
   runs: number;

@@ -281,52 +281,126 @@ Napi::Value Swiglu(const Napi::CallbackInfo& info) {
 //           nHead, nHeadKv, hd, hdv, slidingWindow, scale, softcap, threads, vInK?)
 // The last nTokens of the nCtx positions are the queries' own positions. With vInK (MLA) the
 // cache holds K only and the values are the first hdv entries of each key row (v is ignored).
-Napi::Value Attention(const Napi::CallbackInfo& info) {
+struct AttentionCall {
+  AttentionArgs a;              // everything but kv, out and scratch
+  const float *k, *v;           // the rows kv_store writes into the cache
+  size_t cache_bytes, scratch_bytes, out_floats;
+  int threads;
+};
+
+// v_in_k_arg: the position of the optional vInK flag.
+AttentionCall attention_call(const Napi::CallbackInfo& info, size_t v_in_k_arg) {
   Napi::Env env = info.Env();
   const int n_tokens = int(int_arg(info, 3, "nTokens", 1, 1 << 14)), n_ctx = int(int_arg(info, 4, "nCtx", 1, 1 << 16));
   const int n_head = int(int_arg(info, 5, "nHead", 1, 1024)), n_head_kv = int(int_arg(info, 6, "nHeadKv", 1, 1024));
   const int hd = int(int_arg(info, 7, "headDim", 1, 1024)), hdv = int(int_arg(info, 8, "headDimV", 1, 1024));
   if (n_tokens > n_ctx || n_head % n_head_kv) invalid(env, "need nTokens <= nCtx and nHead a multiple of nHeadKv");
-  const int window = int(int_arg(info, 9, "slidingWindow", 0, 1 << 20));
-  const float scale = float(num_arg(info, 10, "scale")), softcap = float(num_arg(info, 11, "softcap"));
-  const int threads = int(int_arg(info, 12, "threads", 1, kMaxThreads));
-  const float* q = array_arg<float, napi_float32_array>(info, 0, "q", size_t(n_tokens) * n_head * hd);
-  const float* k = array_arg<float, napi_float32_array>(info, 1, "k", size_t(n_ctx) * n_head_kv * hd);
-  const bool v_in_k = info.Length() > 13 && info[13].ToBoolean().Value();
-  if (v_in_k && hdv > hd) invalid(env, "with vInK the value size must not exceed the key size");
-  const float* v = v_in_k ? nullptr : array_arg<float, napi_float32_array>(info, 2, "v", size_t(n_ctx) * n_head_kv * hdv);
-  AlignedBuffer cache, scratch;
-  check(env, cache.allocate(size_t(n_head_kv) * kv_padded(n_ctx) * (size_t(hd) + hdv) * 2, "harness KV cache"));
-  check(env, scratch.allocate(attention_scratch_floats(n_ctx, hd, hdv) * threads * 4, "harness scratch"));
-  KvLayer kv;
-  kv.k = reinterpret_cast<uint16_t*>(cache.data());
-  kv.v = kv.k + size_t(n_head_kv) * kv_padded(n_ctx) * hd;
-  kv.capacity = n_ctx;
-  kv.v_in_k = v_in_k;
-  auto out = new_output(env, size_t(n_tokens) * n_head * hdv);
-  AttentionArgs a;
-  a.q = q;
+  AttentionCall c;
+  AttentionArgs& a = c.a;
+  a.sliding_window = int(int_arg(info, 9, "slidingWindow", 0, 1 << 20));
+  a.scale = float(num_arg(info, 10, "scale"));
+  a.softcap = float(num_arg(info, 11, "softcap"));
+  c.threads = int(int_arg(info, 12, "threads", 1, kMaxThreads));
+  a.q = array_arg<float, napi_float32_array>(info, 0, "q", size_t(n_tokens) * n_head * hd);
+  c.k = array_arg<float, napi_float32_array>(info, 1, "k", size_t(n_ctx) * n_head_kv * hd);
+  a.kv.v_in_k = info.Length() > v_in_k_arg && info[v_in_k_arg].ToBoolean().Value();
+  if (a.kv.v_in_k && hdv > hd) invalid(env, "with vInK the value size must not exceed the key size");
+  c.v = a.kv.v_in_k ? nullptr : array_arg<float, napi_float32_array>(info, 2, "v", size_t(n_ctx) * n_head_kv * hdv);
+  a.kv.capacity = n_ctx;
   a.ldq = int64_t(n_head) * hd;
-  a.kv = kv;
   a.n_tokens = n_tokens;
   a.pos0 = n_ctx - n_tokens;
   a.n_head = n_head;
   a.n_head_kv = n_head_kv;
   a.head_dim = hd;
   a.head_dim_v = hdv;
-  a.sliding_window = window;
-  a.scale = scale;
-  a.softcap = softcap;
-  a.out = out.Data();
   a.ldo = int64_t(n_head) * hdv;
+  c.cache_bytes = size_t(n_head_kv) * kv_padded(n_ctx) * (size_t(hd) + (a.kv.v_in_k ? 0 : hdv)) * 2;
+  c.scratch_bytes = attention_scratch_floats(n_ctx, hd, hdv) * c.threads * 4;
+  c.out_floats = size_t(n_tokens) * n_head * hdv;
+  return c;
+}
+
+// Points kv at `cache` (cache_bytes) in the KvLayer layout.
+KvLayer cache_layer(const AttentionCall& c, uint8_t* cache) {
+  KvLayer kv = c.a.kv;
+  kv.k = reinterpret_cast<uint16_t*>(cache);
+  kv.v = kv.v_in_k ? nullptr : kv.k + size_t(c.a.n_head_kv) * kv_padded(kv.capacity) * c.a.head_dim;
+  return kv;
+}
+
+void store_kv(const AttentionCall& c, const KvLayer& kv, int ith, int nth) {
+  const AttentionArgs& a = c.a;
+  kv_store(kv, c.k, int64_t(a.n_head_kv) * a.head_dim, c.v, int64_t(a.n_head_kv) * a.head_dim_v, a.kv.capacity, 0,
+           a.n_head_kv, a.head_dim, a.head_dim_v, ith, nth);
+}
+
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AttentionCall c = attention_call(info, 13);
+  AlignedBuffer cache, scratch;
+  check(env, cache.allocate(c.cache_bytes, "harness KV cache"));
+  check(env, scratch.allocate(c.scratch_bytes, "harness scratch"));
+  auto out = new_output(env, c.out_floats);
+  AttentionArgs a = c.a;
+  a.kv = cache_layer(c, cache.data());
+  a.out = out.Data();
   a.scratch = reinterpret_cast<float*>(scratch.data());
-  ThreadPool pool(threads);
+  ThreadPool pool(c.threads);
   pool.run([&](int ith, int nth) {
-    kv_store(kv, k, int64_t(n_head_kv) * hd, v, int64_t(n_head_kv) * hdv, n_ctx, 0, n_head_kv, hd, hdv, ith, nth);
+    store_kv(c, a.kv, ith, nth);
     pool.barrier();
     attention(a, ith, nth);
   });
   return out;
+}
+
+// benchAttention(<attention's arguments 0..12>, seconds, vInK?) -> {medianMs, minMs, runs, copies}:
+// times the attention op alone with one thread pool. A single query token (decode) rotates
+// through copies of the cache totalling at least 256 MiB, so it streams keys and values from
+// DRAM as a decode step does; a batch reads one cache that it keeps warm, as a prefill does.
+Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AttentionCall c = attention_call(info, 14);
+  const double seconds = num_arg(info, 13, "seconds");
+  if (!(seconds > 0 && seconds <= 60)) invalid(env, "seconds must be in (0, 60]");
+  const size_t n_copies =
+      c.a.n_tokens > 1 ? 1 : std::min<size_t>(256, std::max<size_t>(1, ((size_t(256) << 20) + c.cache_bytes - 1) / c.cache_bytes));
+  std::vector<AlignedBuffer> caches(n_copies);
+  for (AlignedBuffer& cache : caches) check(env, cache.allocate(c.cache_bytes, "benchmark KV cache"));
+  AlignedBuffer scratch, out;
+  check(env, scratch.allocate(c.scratch_bytes, "harness scratch"));
+  check(env, out.allocate(c.out_floats * 4, "harness output"));
+  ThreadPool pool(c.threads);
+  std::vector<double> times;
+  bool done = false;  // written by thread 0, read by all after the barrier that ends each call
+  pool.run([&](int ith, int nth) {
+    for (AlignedBuffer& cache : caches) store_kv(c, cache_layer(c, cache.data()), ith, nth);
+    pool.barrier();
+    AttentionArgs a = c.a;
+    a.out = reinterpret_cast<float*>(out.data());
+    a.scratch = reinterpret_cast<float*>(scratch.data());
+    const auto start = std::chrono::steady_clock::now();
+    for (size_t i = 0; !done; ++i) {
+      a.kv = cache_layer(c, caches[i % n_copies].data());
+      const auto t0 = std::chrono::steady_clock::now();
+      attention(a, ith, nth);
+      pool.barrier();
+      if (ith == 0) {
+        const auto t1 = std::chrono::steady_clock::now();
+        if (i >= n_copies || i >= 3) times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        done = (times.size() >= 5 && std::chrono::duration<double>(t1 - start).count() >= seconds) || times.size() >= 100000;
+      }
+      pool.barrier();
+    }
+  });
+  std::sort(times.begin(), times.end());
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("medianMs", times[times.size() / 2]);
+  result.Set("minMs", times.front());
+  result.Set("runs", double(times.size()));
+  result.Set("copies", double(n_copies));
+  return result;
 }
 
 // layerNorm(x, weight|null, bias|null, nRows, dim, eps, threads)
@@ -517,6 +591,7 @@ void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
   k.Set("rope", Napi::Function::New(env, Rope));
   k.Set("swiglu", Napi::Function::New(env, Swiglu));
   k.Set("attention", Napi::Function::New(env, Attention));
+  k.Set("benchAttention", Napi::Function::New(env, BenchAttention));
   k.Set("softmax", Napi::Function::New(env, Softmax));
   k.Set("layerNorm", Napi::Function::New(env, LayerNorm));
   k.Set("add", Napi::Function::New(env, Add));

@@ -485,6 +485,22 @@ describe.runIf(ISAS.includes("avx2"))("AVX2 RoPE rotation rounds as the scalar o
   });
 });
 
+describe("native attention timer", () => {
+  it("times prefill and decode (rotating cache copies) with positive medians", () => {
+    const g = new Gaussian();
+    for (const [nTokens, nCtx] of [
+      [33, 40],
+      [1, 600],
+    ]) {
+      const t = kernels().benchAttention(g.array(nTokens * 6 * 16), g.array(nCtx * 2 * 16), g.array(nCtx * 2 * 16), nTokens, nCtx, 6, 2, 16, 16, 0, 0.25, 0, 2, 0.02);
+      expect(t.runs).toBeGreaterThanOrEqual(5);
+      expect(t.minMs).toBeGreaterThan(0);
+      expect(t.medianMs).toBeGreaterThanOrEqual(t.minMs);
+      expect(t.copies, `${nTokens} tokens`).toBe(nTokens === 1 ? 256 : 1);
+    }
+  });
+});
+
 describe("harness argument validation", () => {
   it("rejects wrong lengths and types with coded errors instead of crashing", () => {
     const k = kernels();
@@ -499,6 +515,8 @@ describe("harness argument validation", () => {
       () => k.headMatmul(GGMLType.F32, new Uint8Array(32), 2, 2, 4, new Float32Array(16), 2, 1),
       () => k.copyHeads(new Float32Array(8), 4, 2, 8, 4, 2, 2, 2, 3, 1),
       () => k.attention(new Float32Array(8), new Float32Array(4), new Float32Array(0), 1, 1, 2, 1, 4, 8, 0, 1, 0, 1, true),
+      () => k.benchAttention(new Float32Array(8), new Float32Array(8), new Float32Array(8), 1, 1, 1, 1, 8, 8, 0, 1, 0, 1, 0),
+      () => k.benchAttention(new Float32Array(8), new Float32Array(4), new Float32Array(8), 1, 1, 1, 1, 8, 8, 0, 1, 0, 1, 0.01),
     ];
     for (const f of bad) {
       let code: string | undefined;
