@@ -33,15 +33,19 @@ struct DotTile {
 class ActMemo {
  public:
   bool reuse(const DotTile& t) {
-    if (t.act_key != 0 && t.act_key == key_ && t.act == act_) return true;
+    if (t.act_key != 0 && t.act_key == key_ && t.act == act_ && t.n_tokens == n_tokens_ && t.cols == cols_) return true;
     key_ = t.act_key;
     act_ = t.act;
+    n_tokens_ = t.n_tokens;
+    cols_ = t.cols;
     return false;
   }
 
  private:
   uint64_t key_ = 0;
   const uint8_t* act_ = nullptr;
+  int n_tokens_ = 0;
+  int64_t cols_ = 0;
 };
 
 namespace scalar {
