@@ -143,6 +143,36 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   return y;
 }
 
+// The native timers' loop: step(i, ith, nth) runs on every thread of the pool, call after call
+// (i counts them; a step ends with every thread done, on a barrier), until `seconds` have
+// passed with at least 5 calls timed. The first pass over the n_copies inputs (at least 3
+// calls) warms up untimed. Returns {medianMs, minMs, runs, copies}.
+template <typename Step>
+Napi::Object time_on_pool(Napi::Env env, ThreadPool& pool, size_t n_copies, double seconds, Step&& step) {
+  std::vector<double> times;
+  bool done = false;  // written by thread 0, read by all after the barrier that ends each call
+  pool.run([&](int ith, int nth) {
+    const auto start = std::chrono::steady_clock::now();
+    for (size_t i = 0; !done; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      step(i, ith, nth);
+      if (ith == 0) {
+        const auto t1 = std::chrono::steady_clock::now();
+        if (i >= n_copies || i >= 3) times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        done = (times.size() >= 5 && std::chrono::duration<double>(t1 - start).count() >= seconds) || times.size() >= 100000;
+      }
+      pool.barrier();
+    }
+  });
+  std::sort(times.begin(), times.end());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("medianMs", times[times.size() / 2]);
+  out.Set("minMs", times.front());
+  out.Set("runs", double(times.size()));
+  out.Set("copies", double(n_copies));
+  return out;
+}
+
 // benchMatmul(type, weightBytes, rows, cols, x, nTokens, threads, seconds, repack = true,
 //             copies = 0, order = "gemm") -> { medianMs, minMs, runs, copies }: times matmul_step
 // with packing and buffers set up beforehand (as in the executor), rotating over copies of the
@@ -172,28 +202,9 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
   check(env, act.allocate(std::max<size_t>(act_bytes(act_format_for(a.type), a.cols, a.n_tokens), 64), "harness activations"));
   check(env, y.allocate(size_t(a.n_tokens) * a.rows * 4, "harness output"));
   ThreadPool pool(a.threads);
-  std::vector<double> times;
-  bool done = false;  // written by thread 0, read by all after the barrier that ends each call
-  pool.run([&](int ith, int nth) {
-    const auto start = std::chrono::steady_clock::now();
-    for (size_t i = 0; !done; ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
-      matmul_step(pool, a, packed[i % n_copies], act.data(), reinterpret_cast<float*>(y.data()), order, ith, nth);
-      if (ith == 0) {
-        const auto t1 = std::chrono::steady_clock::now();
-        if (i >= n_copies || i >= 3) times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-        done = (times.size() >= 5 && std::chrono::duration<double>(t1 - start).count() >= seconds) || times.size() >= 100000;
-      }
-      pool.barrier();
-    }
+  return time_on_pool(env, pool, n_copies, seconds, [&](size_t i, int ith, int nth) {
+    matmul_step(pool, a, packed[i % n_copies], act.data(), reinterpret_cast<float*>(y.data()), order, ith, nth);
   });
-  std::sort(times.begin(), times.end());
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("medianMs", times[times.size() / 2]);
-  out.Set("minMs", times.front());
-  out.Set("runs", double(times.size()));
-  out.Set("copies", double(n_copies));
-  return out;
 }
 
 // getRows(type, tableBytes, rows, cols, tokens: Int32Array) -> [nTokens*cols]
@@ -372,35 +383,18 @@ Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
   check(env, scratch.allocate(c.scratch_bytes, "harness scratch"));
   check(env, out.allocate(c.out_floats * 4, "harness output"));
   ThreadPool pool(c.threads);
-  std::vector<double> times;
-  bool done = false;  // written by thread 0, read by all after the barrier that ends each call
   pool.run([&](int ith, int nth) {
     for (AlignedBuffer& cache : caches) store_kv(c, cache_layer(c, cache.data()), ith, nth);
-    pool.barrier();
-    AttentionArgs a = c.a;
-    a.out = reinterpret_cast<float*>(out.data());
-    a.scratch = reinterpret_cast<float*>(scratch.data());
-    const auto start = std::chrono::steady_clock::now();
-    for (size_t i = 0; !done; ++i) {
-      a.kv = cache_layer(c, caches[i % n_copies].data());
-      const auto t0 = std::chrono::steady_clock::now();
-      attention(a, ith, nth);
-      pool.barrier();
-      if (ith == 0) {
-        const auto t1 = std::chrono::steady_clock::now();
-        if (i >= n_copies || i >= 3) times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-        done = (times.size() >= 5 && std::chrono::duration<double>(t1 - start).count() >= seconds) || times.size() >= 100000;
-      }
-      pool.barrier();
-    }
   });
-  std::sort(times.begin(), times.end());
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("medianMs", times[times.size() / 2]);
-  result.Set("minMs", times.front());
-  result.Set("runs", double(times.size()));
-  result.Set("copies", double(n_copies));
-  return result;
+  AttentionArgs a = c.a;
+  a.out = reinterpret_cast<float*>(out.data());
+  a.scratch = reinterpret_cast<float*>(scratch.data());
+  return time_on_pool(env, pool, n_copies, seconds, [&](size_t i, int ith, int nth) {
+    AttentionArgs call = a;
+    call.kv = cache_layer(c, caches[i % n_copies].data());
+    attention(call, ith, nth);
+    pool.barrier();
+  });
 }
 
 // layerNorm(x, weight|null, bias|null, nRows, dim, eps, threads)
