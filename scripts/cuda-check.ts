@@ -54,6 +54,14 @@ function checkCases(dir: string): CheckCase[] {
     ...small, architecture: "qwen3moe", nHead: 8, headDim: 64, qkNorm: true, ropeFreqBase: 1e6, normEps: 1e-6,
     moe: { nExpert: 16, nExpertUsed: 8, nFfExp: 256, normTopK: true },
   };
+  // Multi-head latent attention at DeepSeek-V2's cache-row shape (512-value latent + 64
+  // RoPE'd values: the split kernel's widest heads), with deepseek2's experts.
+  const deepseek2: ModelShape = {
+    ...small, architecture: "deepseek2", nHead: 8, nHeadKv: 1, normEps: 1e-6,
+    ropeScaling: { type: "yarn", factor: 40, originalContext: 4096 },
+    mla: { qLoraRank: 0, kvLoraRank: 512, headDimNope: 128, headDimRope: 64, headDimV: 128, yarnLogMultiplier: 0.0707 },
+    moe: { nExpert: 16, nExpertUsed: 4, nFfExp: 256, nSharedExpert: 2, nFfShexp: 512, leadingDenseBlocks: 1, weightsScale: 1 },
+  };
   const synthetic: [string, ModelShape, WeightScheme, number][] = [
     ["llama F32 head 64", small, "F32", 40],
     ["llama F16 head 128 MQA tied", { ...small, nHead: 2, nHeadKv: 1, tiedEmbeddings: true }, "F16", 40],
@@ -74,6 +82,8 @@ function checkCases(dir: string): CheckCase[] {
     ["qwen3moe F32 top-8 of 16", qwen3moe, "F32", 40],
     ["qwen3moe Q4_K_M top-8 of 16, long prompt", qwen3moe, "Q4_K_M", 600],
     ["qwen3moe Q6_K top-8 of 64", { ...qwen3moe, moe: { nExpert: 64, nExpertUsed: 8, nFfExp: 256, normTopK: true } }, "Q6_K", 200],
+    ["deepseek2 F32 MLA 512+64, long prompt", deepseek2, "F32", 600],
+    ["deepseek2 Q8_0 MLA with q LoRA", { ...deepseek2, mla: { ...deepseek2.mla!, qLoraRank: 384 } }, "Q8_0", 40],
   ];
   const cases: CheckCase[] = [{ name: "stories260K", file: stories260K, budget: BUDGET.stories, prompt: 40, moeRounded: false }];
   for (const [name, shape, scheme, prompt] of synthetic) {

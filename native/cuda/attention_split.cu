@@ -1,28 +1,39 @@
 // attention_split: causal softmax(q K^T * scale) V over the fp16 KV cache for any head size
-// (a multiple of 8, <= 256), with GQA, sliding window and soft-capping; the decode path.
+// (a multiple of 8; keys <= 576, values <= 512, so MLA's latent cache fits), with GQA/MQA,
+// sliding window and soft-capping; the decode path. Value rows may live inside the key rows
+// (v_stride: MLA reads the latent prefix of each cache row as its value).
 // A block serves one (token, kv head, KV split) and up to 8 of the query heads that share
-// the kv head, so each key and value row is read once for all of them. Its 4 warps take
-// tiles of 32 positions in turn: lanes score one position each (16-byte key loads, q from
-// shared memory, q rounded to fp16 as the CPU does), the warp keeps an online softmax per
-// head, and for the value product lanes own head_dim_v / 32 output dimensions. Each warp
-// leaves a (max, sum, unnormalized output) record; the combine kernel merges the records of
-// all warps and splits of a (token, head). Split s of a token at position pos covers
-// positions lo + s * per_split .. (per_split = max(32, ceil(len / splits))), so splits past
-// the context's length are empty and cost a block that exits at once.
+// the kv head (4 for values over 256 wide), so each key and value row is read once for all
+// of them. Its 4 warps take tiles of 32 positions in turn: lanes score one position each
+// (16-byte key loads, q from shared memory, q rounded to fp16 as the CPU does), the warp
+// keeps an online softmax per head, and for the value product lanes own head_dim_v / 32
+// output dimensions. Each warp leaves a (max, sum, unnormalized output) record; the combine
+// kernel merges the records of all warps and splits of a (token, head), and writes the
+// head's output as fp32 or, when asked, straight in the staged formats of the next product
+// (whole chunks per head). Split s of a token at position pos covers positions
+// lo + s * per_split .. (per_split = max(32, ceil(len / splits))), so splits past the
+// context's length are empty and cost a block that exits at once.
 // Launch: grid (n_head_kv * head_groups, splits, n_tokens), block 128; combine grid
-// (n_head, n_tokens), block 128. Template D = dims per lane (2, 4, 8: head_dim_v <= 64, 128,
-// 256). Positions come from device memory (graph-capturable).
+// (n_head, n_tokens), block 128. Template D = dims per lane (2, 4, 8, 16: head_dim_v <= 64,
+// 128, 256, 512). Positions come from device memory (graph-capturable).
 #include "cuda/device.cuh"
 #include "cuda/ops.cuh"
+#include "cuda/stage.cuh"
 
 namespace tessera::cuda {
 
 namespace {
 
-constexpr int kWarps = 4, kHeads = 8, kTile = 32, kMaxHeadDim = 256;
+constexpr int kWarps = 4, kTile = 32;
+// Keys up to 576 values (MLA: a 512-value latent + 64 RoPE'd values), values up to 512.
+constexpr int kMaxHeadDim = 576, kMaxHeadDimV = 512;
 constexpr int kMaxRecords = 64 * kWarps;  // splits <= 64 (the executor's kMaxSplits)
 
-int head_groups(const AttentionArgs& a) { return (a.n_head / a.n_head_kv + kHeads - 1) / kHeads; }
+// Query heads per block: 8, or 4 for values over 256 wide, which keep 16 accumulators per
+// lane and head in registers.
+__host__ __device__ constexpr int heads_per_block(int dims_per_lane) { return dims_per_lane > 8 ? 4 : 8; }
+
+int head_groups(const AttentionArgs& a, int heads) { return (a.n_head / a.n_head_kv + heads - 1) / heads; }
 
 template <int D>
 __device__ __forceinline__ void load_v(const uint16_t* row, int lane, int hdv, float v[D]) {
@@ -38,12 +49,15 @@ __device__ __forceinline__ void load_v(const uint16_t* row, int lane, int hdv, f
       v[2] = half_to_float(uint16_t(w.y & 0xFFFF));
       v[3] = half_to_float(uint16_t(w.y >> 16));
     } else {
-      const uint4 w = load16(row + 8 * lane);
-      const uint32_t r[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        v[2 * i] = half_to_float(uint16_t(r[i] & 0xFFFF));
-        v[2 * i + 1] = half_to_float(uint16_t(r[i] >> 16));
+      for (int part = 0; part < D / 8; ++part) {
+        const uint4 w = load16(row + D * lane + 8 * part);
+        const uint32_t r[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          v[8 * part + 2 * i] = half_to_float(uint16_t(r[i] & 0xFFFF));
+          v[8 * part + 2 * i + 1] = half_to_float(uint16_t(r[i] >> 16));
+        }
       }
     }
   } else {
@@ -54,6 +68,7 @@ __device__ __forceinline__ void load_v(const uint16_t* row, int lane, int hdv, f
 
 template <int D>
 __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionArgs a, int n_groups) {
+  constexpr int kHeads = heads_per_block(D);
   begin_kernel();
   __shared__ float qs[kHeads][kMaxHeadDim];
   __shared__ float ps[kWarps][kHeads][kTile];
@@ -80,7 +95,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionA
   __syncthreads();
 
   const uint16_t* kh = a.k_cache + int64_t(g) * a.capacity * hd;
-  const uint16_t* vh = a.v_cache + int64_t(g) * a.capacity * hdv;
+  const int64_t ldv = a.v_stride > 0 ? a.v_stride : hdv;
+  const uint16_t* vh = a.v_cache + int64_t(g) * a.capacity * ldv;
   float m[kHeads], l[kHeads], acc[kHeads][D];
 #pragma unroll
   for (int h = 0; h < kHeads; ++h) {
@@ -139,7 +155,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionA
 #pragma unroll 8
     for (int jj = 0; jj < count; ++jj) {
       float v[D];
-      load_v<D>(vh + int64_t(j0 + jj) * hdv, lane, hdv, v);
+      load_v<D>(vh + int64_t(j0 + jj) * ldv, lane, hdv, v);
 #pragma unroll
       for (int h = 0; h < kHeads; ++h) {
         if (h < G) {
@@ -174,6 +190,7 @@ __global__ void __launch_bounds__(128) attention_combine_kernel(AttentionArgs a)
   begin_kernel();
   __shared__ float weight[kMaxRecords];
   __shared__ float scratch[32];
+  __shared__ float head_out[kMaxHeadDimV];  // staged from here, whole chunks per warp
   const int h = blockIdx.x, t = blockIdx.y;
   const int hdv = a.head_dim_v, records = a.splits * kWarps;
   const float* recs = a.partials + (int64_t(t) * a.n_head + h) * records * (2 + hdv);
@@ -189,27 +206,42 @@ __global__ void __launch_bounds__(128) attention_combine_kernel(AttentionArgs a)
     total += w * rec[1];
   }
   total = block_sum(total, scratch);  // its barriers also publish weight[]
-  float* o = a.out + int64_t(t) * a.ldo + int64_t(h) * hdv;
+  float* o = a.stage_formats ? head_out : a.out + int64_t(t) * a.ldo + int64_t(h) * hdv;
   for (int d = threadIdx.x; d < hdv; d += 128) {
     float v = 0.f;
 #pragma unroll 4
     for (int r = 0; r < records; ++r) v += weight[r] * recs[r * (2 + hdv) + 2 + d];
     o[d] = total > 0.f ? v / total : 0.f;
   }
+  if (a.stage_formats) {
+    __syncthreads();
+    const int64_t cols32 = int64_t(a.n_head) * hdv, first = int64_t(h) * hdv / 32;
+    const int lane = threadIdx.x & 31;
+    for (int c = threadIdx.x >> 5; c < hdv / 32; c += 4)
+      stage_chunk(a.stage, a.stage_formats, cols32, t, first + c, head_out[32 * c + lane], lane);
+  }
+}
+
+template <int D>
+void launch_split_for(const AttentionArgs& a, cudaStream_t s) {
+  const int groups = head_groups(a, heads_per_block(D));
+  launch_kernel(attention_split_kernel<D>, dim3(a.n_head_kv * groups, a.splits, a.n_tokens), dim3(kWarps * 32), s, a,
+                groups);
 }
 
 }  // namespace
+
+bool attention_split_can_stage(int head_dim_v) { return head_dim_v % kChunk == 0; }
 
 size_t attention_partial_floats(int n_tokens, int n_head, int head_dim_v, int splits) {
   return size_t(n_tokens) * n_head * splits * kWarps * (2 + head_dim_v);
 }
 
 void launch_attention_split(const AttentionArgs& a, cudaStream_t s) {
-  const int groups = head_groups(a);
-  const dim3 grid(a.n_head_kv * groups, a.splits, a.n_tokens), block(kWarps * 32);
-  if (a.head_dim_v <= 64) launch_kernel(attention_split_kernel<2>, grid, block, s, a, groups);
-  else if (a.head_dim_v <= 128) launch_kernel(attention_split_kernel<4>, grid, block, s, a, groups);
-  else launch_kernel(attention_split_kernel<8>, grid, block, s, a, groups);
+  if (a.head_dim_v <= 64) launch_split_for<2>(a, s);
+  else if (a.head_dim_v <= 128) launch_split_for<4>(a, s);
+  else if (a.head_dim_v <= 256) launch_split_for<8>(a, s);
+  else launch_split_for<16>(a, s);
   launch_kernel(attention_combine_kernel, dim3(a.n_head, a.n_tokens), dim3(128), s, a);
 }
 

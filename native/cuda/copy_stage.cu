@@ -1,6 +1,6 @@
 // copy_stage: rows of x [rows][dim] (strided by ldx) staged unchanged, e.g. the attention
-// output before the output projection. Launch: grid = rows, block 128; each thread stages
-// whole 32-value chunks.
+// output before the output projection when the attention kernel does not stage it itself.
+// Launch: grid (rows, stage_blocks_per_row), block 128; a warp per 32-value chunk.
 #include "cuda/device.cuh"
 #include "cuda/ops.cuh"
 #include "cuda/stage.cuh"
@@ -9,18 +9,17 @@ namespace tessera::cuda {
 
 namespace {
 
-constexpr int kThreads = 128;
+constexpr int kWarps = 4;
 
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kWarps * 32)
     copy_stage_kernel(const float* x, int64_t ldx, int dim, unsigned formats, StagedAct out, int64_t cols32) {
   begin_kernel();
   const int64_t row = blockIdx.x;
   const float* xr = x + row * ldx;
-  for (int64_t c = threadIdx.x; c < cols32 / 32; c += kThreads) {
-    float v[32];
-#pragma unroll
-    for (int i = 0; i < 32; ++i) v[i] = 32 * c + i < dim ? xr[32 * c + i] : 0.f;
-    stage_chunk(out, formats, cols32, row, c, v);
+  const int lane = threadIdx.x & 31;
+  for (int64_t c = int64_t(blockIdx.y) * kWarps + (threadIdx.x >> 5); c < cols32 / 32; c += int64_t(gridDim.y) * kWarps) {
+    const int64_t col = 32 * c + lane;
+    stage_chunk(out, formats, cols32, row, c, col < dim ? xr[col] : 0.f, lane);
   }
 }
 
@@ -28,7 +27,9 @@ __global__ void __launch_bounds__(kThreads)
 
 void launch_copy_stage(const float* x, int64_t ldx, int rows, int dim, unsigned formats, const StagedAct& out,
                        cudaStream_t s) {
-  launch_kernel(copy_stage_kernel, dim3(rows), dim3(kThreads), s, x, ldx, dim, formats, out, round_up(dim, kChunk));
+  const int64_t cols32 = round_up(dim, kChunk);
+  launch_kernel(copy_stage_kernel, dim3(rows, stage_blocks_per_row(rows, cols32, kWarps)), dim3(kWarps * 32), s, x,
+                ldx, dim, formats, out, cols32);
 }
 
 }  // namespace tessera::cuda

@@ -186,16 +186,29 @@ Status place_moe(WeightPlacer& placer, const ModelPlan& p, const LayerPlan& L, M
   return Status::ok();
 }
 
+Status place_mla(WeightPlacer& placer, const ModelPlan& p, const LayerPlan& L, MlaWeights* m) {
+  if (L.wq_a >= 0) {
+    TESSERA_RETURN_IF_ERROR(placer.matrix({L.wq_a}, &m->wq_a.w));
+    TESSERA_RETURN_IF_ERROR(placer.vector(L.q_a_norm, &m->q_a_norm));
+    TESSERA_RETURN_IF_ERROR(placer.matrix({L.wq_b}, &m->wq_b.w));
+  } else {
+    TESSERA_RETURN_IF_ERROR(placer.matrix({L.wq}, &m->wq.w));
+  }
+  TESSERA_RETURN_IF_ERROR(placer.matrix({L.wkv_a}, &m->wkv_a.w));
+  TESSERA_RETURN_IF_ERROR(placer.vector(L.kv_a_norm, &m->kv_a_norm));
+  // [n_head][rows][cols] tensors: stacked per head, as experts are.
+  m->wk_b.rows = p.tensors[L.wk_b].ne[1];
+  TESSERA_RETURN_IF_ERROR(placer.matrix({L.wk_b}, &m->wk_b.part[0]));
+  m->wv_b.rows = p.tensors[L.wv_b].ne[1];
+  return placer.matrix({L.wv_b}, &m->wv_b.part[0]);
+}
+
 }  // namespace
 
 CudaBackend::CudaBackend(const BackendOptions& options)
     : device_(options.device), threads_(std::max(1, std::min(options.threads, 64))) {}
 
 Status CudaBackend::check_plan(const ModelPlan& p) const {
-  if (p.mla.kv_lora_rank > 0)
-    return Status::error(StatusCode::ModelIncompatible,
-                         "multi-head latent attention (" + p.architecture +
-                             ") is not supported by the CUDA backend yet; use backend \"cpu\"");
   const bool moe = std::any_of(p.layers.begin(), p.layers.end(), [](const LayerPlan& L) { return L.ffn_kind == FfnKind::Moe; });
   if (moe) {
     const MoeParams& m = p.moe;
@@ -210,11 +223,15 @@ Status CudaBackend::check_plan(const ModelPlan& p) const {
                                " expert groups of equal size (this model: " + std::to_string(m.n_group) + " groups of " +
                                std::to_string(m.n_expert) + " experts); use backend \"cpu\"");
   }
-  for (int hd : {p.head_dim, p.head_dim_v})
-    if (hd % 8 != 0 || hd > 256)
-      return Status::error(StatusCode::ModelIncompatible,
-                           "the CUDA attention kernels need head sizes that are multiples of 8 up to 256 (this model has " +
-                               std::to_string(hd) + "); use backend \"cpu\"");
+  // MLA's cache rows (latent + RoPE'd key) are read by the split kernel alone; other heads
+  // also pass through qkv_post, which holds a head of up to 256 values.
+  const bool mla = p.mla.kv_lora_rank > 0;
+  const int max_k = mla ? 576 : 256, max_v = mla ? 512 : 256;
+  if (p.head_dim % 8 != 0 || p.head_dim_v % 8 != 0 || p.head_dim > max_k || p.head_dim_v > max_v)
+    return Status::error(StatusCode::ModelIncompatible,
+                         "the CUDA attention kernels need head sizes that are multiples of 8 up to " +
+                             std::to_string(max_k) + " (keys) and " + std::to_string(max_v) + " (values); this model has " +
+                             std::to_string(p.head_dim) + " and " + std::to_string(p.head_dim_v) + "; use backend \"cpu\"");
   for (const TensorRef& t : p.tensors)
     if (t.n_dims >= 2 && !is_matmul_type(t.type))
       return Status::error(StatusCode::UnsupportedQuantType,
@@ -246,9 +263,14 @@ Status CudaBackend::build(const ModelPlan& p, uint8_t* base, size_t* used) {
     TESSERA_RETURN_IF_ERROR(placer.vector(L.q_norm, &lw.q_norm));
     TESSERA_RETURN_IF_ERROR(placer.vector(L.k_norm, &lw.k_norm));
     TESSERA_RETURN_IF_ERROR(placer.vector(L.bo, &lw.bo));
-    const float* qkv_bias = nullptr;
-    TESSERA_RETURN_IF_ERROR(placer.concat({L.bq, L.bk, L.bv}, {q_w, k_w, v_w}, &qkv_bias));
-    TESSERA_RETURN_IF_ERROR(place_projections(placer, p, {L.wq, L.wk, L.wv}, qkv_bias, &lw.qkv));
+    if (p.mla.kv_lora_rank > 0) {
+      lw.mla = true;
+      TESSERA_RETURN_IF_ERROR(place_mla(placer, p, L, &lw.latent));
+    } else {
+      const float* qkv_bias = nullptr;
+      TESSERA_RETURN_IF_ERROR(placer.concat({L.bq, L.bk, L.bv}, {q_w, k_w, v_w}, &qkv_bias));
+      TESSERA_RETURN_IF_ERROR(place_projections(placer, p, {L.wq, L.wk, L.wv}, qkv_bias, &lw.qkv));
+    }
     TESSERA_RETURN_IF_ERROR(placer.matrix({L.wo}, &lw.wo.w));
     if (L.ffn_kind == FfnKind::Moe) {
       lw.moe = true;

@@ -44,6 +44,17 @@ struct MoeWeights {
   bool shexp_gated = false;  // the router's last column is the shared expert's sigmoid gate logit
 };
 
+// Multi-head latent attention (deepseek2), the tensors of core/model_plan.h's MLA layer.
+struct MlaWeights {
+  Projection wq;                    // q rows [n_head][nope + rope], without a q LoRA
+  Projection wq_a, wq_b;            // with one: wq_b(RMSNorm(wq_a(x)) * q_a_norm)
+  const float* q_a_norm = nullptr;
+  Projection wkv_a;                 // [kv_lora + rope]: latent | k_pe
+  const float* kv_a_norm = nullptr;
+  ExpertWeights wk_b;               // per head [kv_lora][nope]: q_nope into the latent space
+  ExpertWeights wv_b;               // per head [head_dim_v][kv_lora]: latent out into values
+};
+
 struct LayerWeights {
   const float* attn_norm = nullptr;
   const float* attn_norm_b = nullptr;
@@ -52,7 +63,9 @@ struct LayerWeights {
   const float* q_norm = nullptr;
   const float* k_norm = nullptr;
   const float* bo = nullptr;
-  std::vector<Projection> qkv;      // into rows [q heads | k heads | v heads]
+  std::vector<Projection> qkv;      // into rows [q heads | k heads | v heads]; empty when mla
+  bool mla = false;
+  MlaWeights latent;                // when mla
   Projection wo;
   std::vector<Projection> gate_up;  // into rows [gate | up]
   Projection down;
@@ -108,6 +121,8 @@ class CudaExecutor final : public Executor {
   Status run_chunk(const int32_t* tokens, int n, int pos0, bool all_logits, float* logits);
   Status decode_step(float* logits);
   Status enqueue_layer(int il, int n);
+  void enqueue_attention(int il, int n);
+  void enqueue_mla_attention(int il, int n);
   Status enqueue_logits(int first_row, int rows, float* host_out);
   void enqueue_matmul(const Projection& p, int n, float* y, int64_t ldy, bool accumulate);
   void enqueue_dense_ffn(const LayerWeights& L, int n);
@@ -119,7 +134,7 @@ class CudaExecutor final : public Executor {
   const ModelWeights& w_;
   int capacity_ = 0, batch_ = 0, splits_ = 1, logit_rows_ = 1;
   int64_t qkv_w_ = 0, attn_w_ = 0, ff_ = 0, widest_ = 0;
-  bool has_moe_ = false;
+  bool has_moe_ = false, has_mla_ = false;
   int64_t router_w_ = 0;  // router logit columns (n_expert, + 1 for a shared-expert gate)
   cudaStream_t stream_ = nullptr;
   cudaEvent_t layer_done_[2] = {nullptr, nullptr};
@@ -135,6 +150,10 @@ class CudaExecutor final : public Executor {
   int32_t* sel_ = nullptr;
   MoeGroups groups_;
   StagedAct moe_stage_;
+  // Multi-head latent attention (when has_mla_): its projections' outputs, the per-head
+  // expanded values, and the head of each (token, head) row for the per-head products.
+  float *mla_kv_ = nullptr, *mla_qa_ = nullptr, *mla_q_ = nullptr, *mla_out_ = nullptr;
+  int32_t* head_ids_ = nullptr;
   cudaGraphExec_t decode_graph_ = nullptr;
   bool graph_failed_ = false;
 };

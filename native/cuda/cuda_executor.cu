@@ -17,6 +17,7 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include "cuda/cuda_backend.h"
 
@@ -63,6 +64,14 @@ void CudaExecutor::layout(BumpAllocator& c) {
                                      attention_partial_floats(prefill_rows, p.n_head, p.head_dim_v, 1)));
   tokens_ = c.take<int32_t>(B);
   pos_ = c.take<int32_t>(B);
+  if (has_mla_) {
+    const MlaParams& m = p.mla;
+    mla_kv_ = c.take<float>(B * (m.kv_lora_rank + m.head_dim_rope));
+    mla_qa_ = c.take<float>(B * std::max(m.q_lora_rank, 1));
+    mla_q_ = c.take<float>(B * p.n_head * (m.head_dim_nope + m.head_dim_rope));
+    mla_out_ = c.take<float>(B * p.n_head * m.head_dim_v);
+    head_ids_ = c.take<int32_t>(B * p.n_head);
+  }
   if (has_moe_) {
     const size_t pairs = B * size_t(p.moe.n_expert_used), f32 = size_t(round_up(std::max(p.n_ff_exp, 1), kChunk));
     router_ = c.take<float>(B * router_w_);
@@ -96,7 +105,15 @@ Status CudaExecutor::init(const ExecutorOptions& options) {
     ff_ = std::max(ff_, L.experts.shexp_ff);
     router_w_ = std::max<int64_t>(router_w_, p.moe.n_expert + (L.experts.shexp_gated ? 1 : 0));
   }
+  has_mla_ = p.mla.kv_lora_rank > 0;
   widest_ = std::max<int64_t>({p.n_embd, attn_w_, ff_});
+  if (has_mla_) {
+    // Staged MLA inputs: the q LoRA row, the (token, head) rows of q_nope as one row per
+    // token's worth, and the expanded values before wo.
+    const MlaParams& m = p.mla;
+    widest_ = std::max<int64_t>({widest_, m.q_lora_rank, p.n_head * round_up(m.head_dim_nope, kChunk),
+                                 int64_t(p.n_head) * m.head_dim_v});
+  }
   // Enough decode splits to give every SM a couple of blocks, none shorter than 32 positions.
   const int blocks_per_split = p.n_head_kv * ((p.n_head / p.n_head_kv + 7) / 8);
   splits_ = std::max(1, std::min({kMaxSplits, (2 * backend_.sm_count() + blocks_per_split - 1) / blocks_per_split,
@@ -107,15 +124,16 @@ Status CudaExecutor::init(const ExecutorOptions& options) {
   for (cudaEvent_t& e : layer_done_)
     TESSERA_CUDA_TRY(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "creating a CUDA event");
 
+  // MLA keeps one latent row per position, read as key and (its prefix) as value: no V cache.
   const size_t k_elems = size_t(p.n_head_kv) * capacity_ * p.head_dim;
-  const size_t v_elems = size_t(p.n_head_kv) * capacity_ * p.head_dim_v;
+  const size_t v_elems = has_mla_ ? 0 : size_t(p.n_head_kv) * capacity_ * p.head_dim_v;
   TESSERA_RETURN_IF_ERROR(kv_.allocate((k_elems + v_elems) * sizeof(uint16_t) * p.n_layer, "KV cache"));
   // Zeroed so that no row the kernels might touch before it is written holds NaN bits.
   TESSERA_CUDA_TRY(cudaMemsetAsync(kv_.data(), 0, kv_.size(), stream_), "clearing the KV cache");
   uint16_t* cursor = reinterpret_cast<uint16_t*>(kv_.data());
   for (int il = 0; il < p.n_layer; ++il) {
     k_cache_.push_back(cursor);
-    v_cache_.push_back(cursor + k_elems);
+    v_cache_.push_back(has_mla_ ? cursor : cursor + k_elems);
     cursor += k_elems + v_elems;
   }
 
@@ -124,6 +142,12 @@ Status CudaExecutor::init(const ExecutorOptions& options) {
   TESSERA_RETURN_IF_ERROR(scratch_.allocate(measure.used(), "activation buffers"));
   BumpAllocator real(scratch_.data(), kDeviceAlignment);
   layout(real);
+  if (has_mla_) {
+    std::vector<int32_t> heads(size_t(batch_) * p.n_head);
+    for (size_t i = 0; i < heads.size(); ++i) heads[i] = int32_t(i % size_t(p.n_head));
+    TESSERA_CUDA_TRY(cudaMemcpy(head_ids_, heads.data(), heads.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
+                     "preparing the attention heads");
+  }
   TESSERA_RETURN_IF_ERROR(host_io_.allocate(2 * size_t(batch_) * sizeof(int32_t), "token ids"));
   TESSERA_RETURN_IF_ERROR(host_logits_.allocate(size_t(p.n_vocab) * sizeof(float), "logits"));
   return cuda_status(cudaStreamSynchronize(stream_), "preparing the session");
@@ -145,11 +169,18 @@ void CudaExecutor::enqueue_matmul(const Projection& pr, int n, float* y, int64_t
 }
 
 Status CudaExecutor::enqueue_layer(int il, int n) {
+  const LayerWeights& L = w_.layers[il];
+  if (L.mla) enqueue_mla_attention(il, n);
+  else enqueue_attention(il, n);
+  if (L.moe) enqueue_moe_ffn(L, n);
+  else enqueue_dense_ffn(L, n);
+  return check_launches("launching a decoder layer");
+}
+
+void CudaExecutor::enqueue_attention(int il, int n) {
   const ModelPlan& p = plan_;
   const LayerWeights& L = w_.layers[il];
   cudaStream_t s = stream_;
-
-  // Attention block.
   launch_norm_stage(x_, p.n_embd, n, p.n_embd, p.norm, L.attn_norm, L.attn_norm_b, p.norm_eps, formats_for(L.qkv, n),
                     stage_, s);
   for (const Projection& pr : L.qkv) enqueue_matmul(pr, n, qkv_, qkv_w_, false);
@@ -194,19 +225,114 @@ Status CudaExecutor::enqueue_layer(int il, int n) {
     launch_attention_flash(a, s);
   } else {
     a.splits = n == 1 ? splits_ : 1;
+    if (attention_split_can_stage(p.head_dim_v)) {
+      a.stage_formats = stage_formats_for(L.wo.w, n);
+      a.stage = stage_;
+    }
     launch_attention_split(a, s);
   }
-  launch_copy_stage(attn_, attn_w_, n, int(attn_w_), stage_formats_for(L.wo.w, n), stage_, s);
+  if (!a.stage_formats) launch_copy_stage(attn_, attn_w_, n, int(attn_w_), stage_formats_for(L.wo.w, n), stage_, s);
   MatmulOut wo;
   wo.y = x_;
   wo.ldy = p.n_embd;
   wo.bias = L.bo;
   wo.accumulate = true;
   launch_matmul(L.wo.w, stage_, n, wo, s);
+}
 
-  if (L.moe) enqueue_moe_ffn(L, n);
-  else enqueue_dense_ffn(L, n);
-  return check_launches("launching a decoder layer");
+// Multi-head latent attention (deepseek2), as the CPU executor's mla_attention_block: the
+// latent kv and q projections, mla_post (RoPE, latent norm, cache store), each head's q_nope
+// through its wk_b into the latent part of its MQA query, attention over the latent cache
+// (one kv head; values are the latent prefix of each row), each head's latent output through
+// its wv_b, then wo.
+void CudaExecutor::enqueue_mla_attention(int il, int n) {
+  const ModelPlan& p = plan_;
+  const LayerWeights& L = w_.layers[il];
+  const MlaWeights& m = L.latent;
+  const MlaParams& mp = p.mla;
+  const int H = p.n_head, nope = mp.head_dim_nope, lora = mp.kv_lora_rank;
+  const int64_t qk = nope + mp.head_dim_rope, kv_w = lora + mp.head_dim_rope, o_w = int64_t(H) * mp.head_dim_v;
+  cudaStream_t s = stream_;
+
+  const bool q_lora = mp.q_lora_rank > 0;
+  const Projection& q_in = q_lora ? m.wq_a : m.wq;
+  launch_norm_stage(x_, p.n_embd, n, p.n_embd, p.norm, L.attn_norm, L.attn_norm_b, p.norm_eps,
+                    stage_formats_for(q_in.w, n) | stage_formats_for(m.wkv_a.w, n), stage_, s);
+  enqueue_matmul(m.wkv_a, n, mla_kv_, kv_w, false);
+  if (q_lora) {
+    enqueue_matmul(m.wq_a, n, mla_qa_, mp.q_lora_rank, false);
+    launch_norm_stage(mla_qa_, mp.q_lora_rank, n, mp.q_lora_rank, NormKind::Rms, m.q_a_norm, nullptr, p.norm_eps,
+                      stage_formats_for(m.wq_b.w, n), stage_, s);
+    enqueue_matmul(m.wq_b, n, mla_q_, H * qk, false);
+  } else {
+    enqueue_matmul(m.wq, n, mla_q_, H * qk, false);
+  }
+
+  MlaPost post;
+  post.q = mla_q_;
+  post.kv = mla_kv_;
+  post.n_tokens = n;
+  post.n_head = H;
+  post.nope = nope;
+  post.rope_dims = mp.head_dim_rope;
+  post.kv_lora = lora;
+  post.pos = pos_;
+  post.kv_norm = m.kv_a_norm;
+  post.norm_eps = p.norm_eps;
+  post.rope = p.rope;
+  post.freq_factors = w_.rope_freqs;
+  post.q_mqa = qkv_;
+  post.k_cache = k_cache_[il];
+  launch_mla_post(post, s);
+
+  // The per-head products run as GEMVs over the (token, head) rows whatever n is.
+  launch_copy_stage(mla_q_, qk, n * H, nope, gemv_formats_for(m.wk_b.part[0]), stage_, s);
+  MatmulOut absorbed;
+  absorbed.y = qkv_;
+  absorbed.ldy = p.head_dim;
+  launch_head_matmul(m.wk_b, head_ids_, n * H, stage_, absorbed, s);
+
+  AttentionArgs a;
+  a.q = qkv_;
+  a.ldq = int64_t(H) * p.head_dim;
+  a.k_cache = k_cache_[il];
+  a.v_cache = k_cache_[il];
+  a.v_stride = p.head_dim;
+  a.capacity = capacity_;
+  a.pos = pos_;
+  a.n_tokens = n;
+  a.n_head = H;
+  a.n_head_kv = 1;
+  a.head_dim = p.head_dim;
+  a.head_dim_v = p.head_dim_v;
+  a.sliding_window = p.layers[il].sliding_window;
+  a.scale = p.attn_scale;
+  a.softcap = p.attn_logit_softcap;
+  a.out = attn_;
+  a.ldo = attn_w_;
+  a.partials = partials_;
+  a.splits = n == 1 ? splits_ : 1;
+  // A token's heads side by side are its (token, head) rows one after another, so the
+  // combine can stage them for wv_b directly.
+  const unsigned latent_formats = gemv_formats_for(m.wv_b.part[0]);
+  if (attention_split_can_stage(p.head_dim_v)) {
+    a.stage_formats = latent_formats;
+    a.stage = stage_;
+  }
+  launch_attention_split(a, s);
+  if (!a.stage_formats) launch_copy_stage(attn_, p.head_dim_v, n * H, p.head_dim_v, latent_formats, stage_, s);
+  MatmulOut expanded;
+  expanded.y = mla_out_;
+  expanded.ldy = mp.head_dim_v;
+  launch_head_matmul(m.wv_b, head_ids_, n * H, stage_, expanded, s);
+
+  launch_copy_stage(mla_out_, o_w, n, int(o_w), stage_formats_for(L.wo.w, n), stage_, s);
+  MatmulOut wo;
+  wo.y = x_;
+  wo.ldy = p.n_embd;
+  wo.bias = L.bo;
+  wo.accumulate = true;
+  launch_matmul(L.wo.w, stage_, n, wo, s);
 }
 
 void CudaExecutor::enqueue_dense_ffn(const LayerWeights& L, int n) {

@@ -42,18 +42,57 @@ inline void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, cuda
 #endif
 }
 
-// First statement of every kernel: lets the next kernel in the stream be scheduled now (its
-// blocks take SM slots only after all of this grid's blocks are resident, so no deadlock),
-// then waits until the previous kernel has finished and its writes are visible. Both are
-// no-ops without programmatic launch, before sm_90 and in the emulator.
-__device__ __forceinline__ void begin_kernel() {
+// The two halves of a kernel's start under programmatic launch. allow_dependents lets the
+// next kernel in the stream be scheduled now (its blocks take SM slots only after all of
+// this grid's blocks are resident, so no deadlock); wait_for_inputs waits until the previous
+// kernel has finished and its writes are visible. Every thread of every kernel calls both,
+// in this order, before touching a buffer an earlier kernel writes: a grid completes only
+// after its predecessor then, so "finished" reaches back along the whole stream. Between the
+// two a kernel may read only what no kernel writes (weights). Both are no-ops without
+// programmatic launch, before sm_90 and in the emulator.
+__device__ __forceinline__ void allow_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void wait_for_inputs() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }
 
+// First statement of a kernel with nothing to do before its inputs are ready.
+__device__ __forceinline__ void begin_kernel() {
+  allow_dependents();
+  wait_for_inputs();
+}
+
+// One warp asks L2 for the 128-byte lines of [p, p + bytes), a lane per line. Used between
+// allow_dependents and wait_for_inputs, so a kernel's weights start streaming while the
+// kernels before it still run (a decode step is mostly short dependent kernels, during which
+// memory would otherwise idle). Only where programmatic launch exists: elsewhere the kernel
+// starts after its predecessor ends and its own loads follow at once.
+__device__ __forceinline__ void prefetch_l2(const void* p, size_t bytes, int lane) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p) + bytes;
+  for (uintptr_t line = (reinterpret_cast<uintptr_t>(p) & ~uintptr_t(127)) + 128 * uintptr_t(lane); line < end;
+       line += 32 * 128)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
+#else
+  (void)p;
+  (void)bytes;
+  (void)lane;
+#endif
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ int warp_sum(int v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;

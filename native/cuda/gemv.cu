@@ -2,6 +2,8 @@
 // One warp per weight row (its dot products: gemv_row.cuh), so the weights stream from
 // memory exactly once for all tokens. More tokens (the MoE router in prefill, which wants
 // the GEMV's fp32 / q8 precision) run in groups of 8 over grid.y, each reading W again.
+// Each warp asks L2 for its row before waiting on the kernel that stages the activations
+// (programmatic launch, device.cuh), so the weights' transfer overlaps that kernel's tail.
 // Launch: grid (ceil(rows / 4), ceil(n_tokens / 8)), block 128 (4 warps). Template N >=
 // the tokens of a group (1, 2, 4, 8).
 // Invariants: activation rows are cols32 long and zero-padded like the weight rows.
@@ -19,9 +21,12 @@ constexpr int kWarps = 4;
 template <GgmlType T, int N>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(DeviceMatrix m, ActQ8 aq, const float* af, int n, MatmulOut out) {
-  begin_kernel();
+  allow_dependents();
   const int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
+  // The weights never depend on the kernels before: they stream while those finish.
+  if (row < m.rows) prefetch_gemv_row(m, row, lane);
+  wait_for_inputs();
   if (row >= m.rows) return;  // whole warp: no collective is skipped by part of it
   const int64_t t0 = int64_t(blockIdx.y) * N;
   const int group = min(N, n - int(t0));

@@ -12,6 +12,14 @@
 
 namespace tessera::cuda {
 
+// Every stream's bytes of one row, asked of L2 by one warp (prefetch_l2).
+__device__ __forceinline__ void prefetch_gemv_row(const DeviceMatrix& m, int64_t row, int lane) {
+  prefetch_l2(m.q + row * m.q_row, m.q_row, lane);
+  if (m.qh) prefetch_l2(m.qh + row * m.qh_row, m.qh_row, lane);
+  if (m.s) prefetch_l2(m.s + row * m.s_row, m.s_row, lane);
+  if (m.sb) prefetch_l2(m.sb + row * m.sb_row, m.sb_row, lane);
+}
+
 template <GgmlType T, int N>
 __device__ __forceinline__ void gemv_row_partials(const DeviceMatrix& m, int64_t row, const ActQ8& aq, const float* af,
                                                   int n, int lane, float acc[N]) {

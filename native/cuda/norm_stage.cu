@@ -1,8 +1,10 @@
 // norm_stage: y = RMSNorm(x) * weight, or LayerNorm(x) * weight + bias, for each row of x,
 // written straight into the staged formats the next matmuls read (no fp32 y in between).
 // RMS: scale = 1 / sqrt(mean(x^2) + eps). Layer: mean first, then the variance of x - mean.
-// Launch: grid = rows, block 256; the block reduces the row's statistics, then each thread
-// stages whole 32-value chunks. Invariants: dim >= 1; x rows strided by ldx >= dim.
+// Launch: grid (rows, stage_blocks_per_row), block 256; every block reduces its row's
+// statistics (a decode row is read from L2 by each of its blocks: cheaper than a second
+// launch), then its warps stage 32-value chunks, one per warp at a time.
+// Invariants: dim >= 1; x rows strided by ldx >= dim.
 #include "cuda/device.cuh"
 #include "cuda/ops.cuh"
 #include "cuda/stage.cuh"
@@ -11,7 +13,7 @@ namespace tessera::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kWarps = 8, kThreads = kWarps * 32;
 
 template <bool kLayer>
 __global__ void __launch_bounds__(kThreads)
@@ -38,20 +40,16 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = threadIdx.x; i < dim; i += kThreads) s += xr[i] * xr[i];
     scale = 1.0f / sqrtf(block_sum(s, scratch) / float(dim) + eps);
   }
-  for (int64_t c = threadIdx.x; c < cols32 / 32; c += kThreads) {
-    float v[32];
-#pragma unroll
-    for (int i = 0; i < 32; ++i) {
-      const int64_t col = 32 * c + i;
-      float y = 0.f;
-      if (col < dim) {
-        y = (xr[col] - mean) * scale;
-        if (weight) y *= weight[col];
-        if (kLayer && bias) y += bias[col];
-      }
-      v[i] = y;
+  const int lane = threadIdx.x & 31;
+  for (int64_t c = int64_t(blockIdx.y) * kWarps + (threadIdx.x >> 5); c < cols32 / 32; c += int64_t(gridDim.y) * kWarps) {
+    const int64_t col = 32 * c + lane;
+    float y = 0.f;
+    if (col < dim) {
+      y = (xr[col] - mean) * scale;
+      if (weight) y *= weight[col];
+      if (kLayer && bias) y += bias[col];
     }
-    stage_chunk(out, formats, cols32, row, c, v);
+    stage_chunk(out, formats, cols32, row, c, y, lane);
   }
 }
 
@@ -60,11 +58,12 @@ __global__ void __launch_bounds__(kThreads)
 void launch_norm_stage(const float* x, int64_t ldx, int rows, int dim, NormKind kind, const float* weight,
                        const float* bias, float eps, unsigned formats, const StagedAct& out, cudaStream_t s) {
   const int64_t cols32 = round_up(dim, kChunk);
+  const dim3 grid(rows, stage_blocks_per_row(rows, cols32, kWarps));
   if (kind == NormKind::Layer)
-    launch_kernel(norm_stage_kernel<true>, dim3(rows), dim3(kThreads), s, x, ldx, dim, weight, bias, eps, formats, out,
+    launch_kernel(norm_stage_kernel<true>, grid, dim3(kThreads), s, x, ldx, dim, weight, bias, eps, formats, out,
                   cols32);
   else
-    launch_kernel(norm_stage_kernel<false>, dim3(rows), dim3(kThreads), s, x, ldx, dim, weight, bias, eps, formats, out,
+    launch_kernel(norm_stage_kernel<false>, grid, dim3(kThreads), s, x, ldx, dim, weight, bias, eps, formats, out,
                   cols32);
 }
 

@@ -125,6 +125,12 @@ void launch_moe_gemv(const ExpertWeights& w, const int32_t* experts, int pairs, 
 void launch_moe_gemm(const ExpertWeights& w, const MoeGroups& g, int max_tiles, int in_div, const uint16_t* act_f16,
                      const MatmulOut& out, cudaStream_t s);
 
+// (head_matmul.cu) One matrix per attention head (MLA): y[p][r] = W[head_ids[p]][r] . x[p]
+// for the rows p = t * n_head + h of `act` (staged in gemv_formats_for(w.part[0])), w one
+// part of n_head stacked [rows][cols] matrices, head_ids[p] = p % n_head in device memory.
+void launch_head_matmul(const ExpertWeights& w, const int32_t* head_ids, int rows, const StagedAct& act,
+                        const MatmulOut& out, cudaStream_t s);
+
 // (moe_combine.cu) x[t] += sum_j weights[t k + j] * expert_out[t k + j]
 //                         + gate(t) * shared_out[t]  (when shared_out is set),
 // gate(t) = sigmoid(shared_gate[t * ld_gate]) when shared_gate is set, else 1.
@@ -163,6 +169,23 @@ struct QkvPost {
 };
 void launch_qkv_post(const QkvPost& p, cudaStream_t s);
 
+// (mla_post.cu) Multi-head latent attention after its projections, for n tokens: RoPE of
+// each head's q_pe into the RoPE part of its MQA query row, and per token the latent
+// RMSNorm + k_pe RoPE, stored fp16 as the cache row [latent | k_pe] at pos[t].
+struct MlaPost {
+  const float* q = nullptr;   // [n][n_head][nope + rope_dims]
+  const float* kv = nullptr;  // [n][kv_lora + rope_dims]
+  int n_tokens = 0, n_head = 0, nope = 0, rope_dims = 0, kv_lora = 0;
+  const int32_t* pos = nullptr;
+  const float* kv_norm = nullptr;  // [kv_lora]
+  float norm_eps = 0.f;
+  RopeParams rope;                      // rope.n_dims <= rope_dims
+  const float* freq_factors = nullptr;  // [rope.n_dims / 2] or null
+  float* q_mqa = nullptr;     // [n][n_head][kv_lora + rope_dims]: columns [kv_lora, +rope_dims) written
+  uint16_t* k_cache = nullptr;  // [capacity][kv_lora + rope_dims]
+};
+void launch_mla_post(const MlaPost& p, cudaStream_t s);
+
 struct AttentionArgs {
   const float* q = nullptr;  // token t, head h at q + t * ldq + h * head_dim
   int64_t ldq = 0;
@@ -177,10 +200,18 @@ struct AttentionArgs {
   int64_t ldo = 0;
   float* partials = nullptr;     // split-KV records (attention_partial_floats)
   int splits = 1;
+  int64_t v_stride = 0;          // elements between value rows; 0: head_dim_v (split kernel only)
+  // Split kernel only, head_dim_v a multiple of 32: the combine writes the output rows
+  // (n_head * head_dim_v wide) staged in these formats for the output projection, instead
+  // of into `out`, which saves the decode step a staging launch per layer.
+  unsigned stage_formats = 0;
+  StagedAct stage;
 };
 
-// (attention_split.cu) Split-KV attention for any head size (multiple of 8, <= 256):
-// per (token, kv head, split) block, records merged by a combine kernel. Used for decode.
+// (attention_split.cu) Split-KV attention for any head size (multiple of 8, keys <= 576,
+// values <= 512): per (token, kv head, split) block, records merged by a combine kernel.
+// Used for decode, and for prefill where the flash kernel does not cover the head size.
+bool attention_split_can_stage(int head_dim_v);
 size_t attention_partial_floats(int n_tokens, int n_head, int head_dim_v, int splits);
 void launch_attention_split(const AttentionArgs& a, cudaStream_t s);
 // (attention_flash.cu) Tensor-core flash attention for head_dim == head_dim_v in {64, 128}.

@@ -58,6 +58,16 @@ const moe: [string, ModelShape, WeightScheme][] = [
   ["qwen3moe Q4_0 (top-8 of 16, renormalized)", { ...tiny, architecture: "qwen3moe", headDim: 64, qkNorm: true, ropeFreqBase: 1e6, normEps: 1e-6, moe: { nExpert: 16, nExpertUsed: 8, nFfExp: 64, normTopK: true } }, "Q4_0"],
 ];
 synthetic.push(...moe);
+// Multi-head latent attention (the latent cache read as keys and, through its prefix, values;
+// q_nope absorbed through wk_b and the latent output expanded through wv_b per head) with
+// deepseek2's experts: leading dense block, shared experts, softmax or sigmoid + bias with
+// group-limited routing.
+const mla = { kvLoraRank: 128, headDimNope: 64, headDimRope: 32, headDimV: 64, yarnLogMultiplier: 0.0707 };
+const deepseek: ModelShape = { ...tiny, architecture: "deepseek2", nHead: 4, nFf: 256, normEps: 1e-6, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 } };
+synthetic.push(
+  ["deepseek2 V2-Lite style Q8_0 (MLA without q LoRA, top-2 of 8, 2 shared experts)", { ...deepseek, mla: { ...mla, qLoraRank: 0 }, moe: { nExpert: 8, nExpertUsed: 2, nFfExp: 64, nSharedExpert: 2, nFfShexp: 128, leadingDenseBlocks: 1, weightsScale: 1 } }, "Q8_0"],
+  ["deepseek2 V3 style F32 (MLA with q LoRA, sigmoid + bias, group-limited top-4 of 16)", { ...deepseek, mla: { ...mla, qLoraRank: 96 }, moe: { nExpert: 16, nExpertUsed: 4, nFfExp: 64, nSharedExpert: 1, nFfShexp: 64, leadingDenseBlocks: 1, gating: "sigmoid", selectionBias: true, nGroup: 4, nGroupUsed: 2, normTopK: true, weightsScale: 2.5 } }, "F32"],
+);
 for (const [name, shape, scheme] of synthetic)
   CASES[name] = {
     file: () => {

@@ -224,13 +224,15 @@ void check_get_rows(GgmlType type, int64_t vocab, int64_t cols, int n) {
 
 // ---------------------------------------------------------------- staging
 
+constexpr unsigned kAllFormats = kStageQ8 | kStageF32 | kStageF16;
+
 void check_copy_stage(int rows, int dim) {
   auto x = gauss_vector(size_t(rows) * dim, 3.f);
   x[0] = 70000.f;  // past the fp16 range: must saturate
   for (int i = 0; i < std::min(dim, 32); ++i) x[size_t(rows - 1) * dim + i] = 0.f;  // an all-zero chunk
   Dev<float> dx(x);
   DevStage st(rows, dim);
-  launch_copy_stage(dx.get(), dim, rows, dim, kStageQ8 | kStageF32 | kStageF16, st.act, nullptr);
+  launch_copy_stage(dx.get(), dim, rows, dim, kAllFormats, st.act, nullptr);
   const auto q8 = st.q8.download();
   const auto ds = st.ds.download();
   const auto f32 = st.f32.download();
@@ -265,6 +267,24 @@ void check_copy_stage(int rows, int dim) {
   report_exact("stage q8 " + shape + " (|q d - x| <= d/2, d = amax/127, sums)", bad_q8, size_t(rows) * c32);
 }
 
+// A kernel that stages its own output (norm, SwiGLU, the attention combine) must write
+// exactly what copy_stage writes for the fp32 values it staged: q8 values, scales and sums
+// and fp16 bit for bit.
+void check_staged_like_copy(const std::string& name, const DevStage& st, int rows) {
+  const auto f32 = st.f32.download();
+  Dev<float> dx(f32);
+  DevStage copy(rows, st.cols32);
+  launch_copy_stage(dx.get(), st.cols32, rows, int(st.cols32), kAllFormats, copy.act, nullptr);
+  const auto q8 = st.q8.download(), q8_copy = copy.q8.download();
+  const auto f16 = st.f16.download(), f16_copy = copy.f16.download();
+  const auto ds = st.ds.download(), ds_copy = copy.ds.download();
+  size_t bad = 0;
+  for (size_t i = 0; i < q8.size(); ++i) bad += q8[i] != q8_copy[i] || f16[i] != f16_copy[i];
+  for (size_t i = 0; i < ds.size(); ++i)
+    bad += std::memcmp(&ds[i], &ds_copy[i], sizeof(float2)) != 0;
+  report_exact(name + " q8/f16 == copy_stage of its f32", bad, q8.size() + ds.size());
+}
+
 void check_norm_stage(NormKind kind, int rows, int dim, bool affine) {
   const auto x = gauss_vector(size_t(rows) * dim, 2.f);
   std::vector<float> w(dim), b(dim);
@@ -273,7 +293,7 @@ void check_norm_stage(NormKind kind, int rows, int dim, bool affine) {
   Dev<float> dx(x), dw(w), db(b);
   DevStage st(rows, dim);
   launch_norm_stage(dx.get(), dim, rows, dim, kind, affine ? dw.get() : nullptr, affine ? db.get() : nullptr, 1e-5f,
-                    kStageF32, st.act, nullptr);
+                    kAllFormats, st.act, nullptr);
   const auto got32 = st.f32.download();
   std::vector<float> got(size_t(rows) * dim);
   std::vector<double> ref(got.size());
@@ -296,16 +316,17 @@ void check_norm_stage(NormKind kind, int rows, int dim, bool affine) {
       got[size_t(r) * dim + i] = got32[r * st.cols32 + i];
     }
   }
-  report(std::string(kind == NormKind::Rms ? "rms_norm" : "layer_norm") + (affine ? "+affine" : "") + " stage " +
-             std::to_string(rows) + "x" + std::to_string(dim),
-         rel_error(got, ref), 2e-6);
+  const std::string name = std::string(kind == NormKind::Rms ? "rms_norm" : "layer_norm") + (affine ? "+affine" : "") +
+                           " stage " + std::to_string(rows) + "x" + std::to_string(dim);
+  report(name, rel_error(got, ref), 2e-6);
+  check_staged_like_copy(name, st, rows);
 }
 
 void check_swiglu_stage(int rows, int ff, GateActivation act) {
   const auto gu = gauss_vector(size_t(rows) * 2 * ff, 2.f);
   Dev<float> dgu(gu);
   DevStage st(rows, ff);
-  launch_swiglu_stage(dgu.get(), rows, ff, act, kStageF32, st.act, nullptr);
+  launch_swiglu_stage(dgu.get(), rows, ff, act, kAllFormats, st.act, nullptr);
   const auto got32 = st.f32.download();
   std::vector<float> got(size_t(rows) * ff);
   std::vector<double> ref(got.size());
@@ -317,9 +338,10 @@ void check_swiglu_stage(int rows, int ff, GateActivation act) {
       ref[size_t(r) * ff + i] = a * u;
       got[size_t(r) * ff + i] = got32[r * st.cols32 + i];
     }
-  report(std::string(act == GateActivation::Silu ? "swiglu" : "geglu") + " stage " + std::to_string(rows) + "x" +
-             std::to_string(ff),
-         rel_error(got, ref), 5e-6);
+  const std::string name =
+      std::string(act == GateActivation::Silu ? "swiglu" : "geglu") + " stage " + std::to_string(rows) + "x" + std::to_string(ff);
+  report(name, rel_error(got, ref), 5e-6);
+  check_staged_like_copy(name, st, rows);
 }
 
 // ---------------------------------------------------------------- matmul
@@ -730,6 +752,129 @@ void check_qkv_post(const QkvCase& c) {
   report_exact(name + " other cache rows untouched", untouched_bad, size_t(c.n_head_kv) * capacity * hd);
 }
 
+// ---------------------------------------------------------------- multi-head latent attention
+
+// mla_post against the CPU engine's ops as its MLA block applies them: RoPE of each head's
+// q_pe and of k_pe (rows of nope + rope / kv_lora + rope values), RMSNorm of the latent.
+void check_mla_post(int n_tokens, int n_head, int nope, int rope_dims, int kv_lora, int pos0) {
+  const int64_t qk = nope + rope_dims, row_w = kv_lora + rope_dims;
+  auto q = gauss_vector(size_t(n_tokens) * n_head * qk), kv = gauss_vector(size_t(n_tokens) * row_w, 2.f);
+  std::vector<float> norm(kv_lora);
+  for (float& e : norm) e = 1.f + 0.2f * gauss();
+  RopeParams rp;
+  rp.kind = RopeKind::Normal;
+  rp.n_dims = rope_dims;
+  rp.freq_base = 10000.f;
+  rp.scaling = RopeScaling::Yarn;
+  rp.freq_scale = 0.25f;
+  rp.n_ctx_orig = 4096;
+  rp.yarn_ext_factor = 1.f;
+  rp.yarn_attn_factor = 1.f;
+  std::vector<int32_t> pos(n_tokens);
+  for (int t = 0; t < n_tokens; ++t) pos[t] = pos0 + 3 * t;  // not contiguous: rows land by position
+  const float sentinel = 1234.5f;
+  Dev<float> dq(q), dkv(kv), dnorm(norm), dmqa(std::vector<float>(size_t(n_tokens) * n_head * row_w, sentinel));
+  Dev<int32_t> dpos(pos);
+  Dev<uint16_t> cache(std::vector<uint16_t>(size_t(pos0 + 3 * n_tokens) * row_w, 0x3C00));
+  MlaPost p;
+  p.q = dq.get();
+  p.kv = dkv.get();
+  p.n_tokens = n_tokens;
+  p.n_head = n_head;
+  p.nope = nope;
+  p.rope_dims = rope_dims;
+  p.kv_lora = kv_lora;
+  p.pos = dpos.get();
+  p.kv_norm = dnorm.get();
+  p.norm_eps = 1e-6f;
+  p.rope = rp;
+  p.q_mqa = dmqa.get();
+  p.k_cache = cache.get();
+  launch_mla_post(p, nullptr);
+  const auto got_mqa = dmqa.download();
+  const auto got_cache = cache.download();
+
+  cpu::rope(q.data() + nope, pos.data(), n_tokens, n_head, int(qk), rp, nullptr, 0, 1);
+  cpu::rope(kv.data() + kv_lora, pos.data(), n_tokens, 1, int(row_w), rp, nullptr, 0, 1);
+  for (int t = 0; t < n_tokens; ++t) cpu::rms_norm(&kv[t * row_w], norm.data(), &kv[t * row_w], 1, kv_lora, 1e-6f, 0, 1);
+  std::vector<float> got_q, got_k;
+  std::vector<double> ref_q, ref_k;
+  size_t untouched_bad = 0;
+  for (int t = 0; t < n_tokens; ++t)
+    for (int h = 0; h < n_head; ++h)
+      for (int64_t i = 0; i < row_w; ++i) {
+        const float g = got_mqa[(size_t(t) * n_head + h) * row_w + i];
+        if (i < kv_lora) {
+          untouched_bad += g != sentinel;  // the latent part is the head matmul's
+        } else {
+          got_q.push_back(g);
+          ref_q.push_back(q[(size_t(t) * n_head + h) * qk + nope + (i - kv_lora)]);
+        }
+      }
+  for (int64_t j = 0; j < pos0 + 3 * n_tokens; ++j) {
+    const int t = int(j - pos0) / 3;
+    const bool stored = j >= pos0 && (j - pos0) % 3 == 0 && t < n_tokens;
+    for (int64_t i = 0; i < row_w; ++i) {
+      const uint16_t g = got_cache[j * row_w + i];
+      if (!stored) {
+        untouched_bad += g != 0x3C00;
+        continue;
+      }
+      got_k.push_back(half_value(g));
+      ref_k.push_back(kv[t * row_w + i]);
+    }
+  }
+  const std::string name = "mla_post n=" + std::to_string(n_tokens) + " heads=" + std::to_string(n_head) + " nope=" +
+                           std::to_string(nope) + " rope=" + std::to_string(rope_dims) + " latent=" + std::to_string(kv_lora);
+  report(name + " q_pe (vs CPU ops)", rel_error(got_q, ref_q), 1e-6);
+  report(name + " cache rows (vs CPU ops, fp16)", rel_error(got_k, ref_k), 1e-3);
+  report_exact(name + " latent q part and other cache rows untouched", untouched_bad,
+               size_t(n_tokens) * n_head * kv_lora + size_t(pos0 + 3 * n_tokens) * row_w);
+}
+
+// launch_head_matmul: row p = t * n_head + h through head h's matrix, against float64 of
+// the dequantized weights and the staged activations the kernel read.
+void check_head_matmul(GgmlType type, int n_tokens, int n_head, int64_t rows, int64_t cols) {
+  const int pairs = n_tokens * n_head;
+  const auto gguf = random_gguf_rows(type, n_head * rows, cols);
+  const auto w = dequantize(type, gguf, n_head * rows, cols);
+  DevMatrix dm(type, gguf, n_head * rows, cols);
+  ExpertWeights ew;
+  ew.rows = rows;
+  ew.part[0] = dm.m;
+  std::vector<int32_t> heads(pairs);
+  for (int p = 0; p < pairs; ++p) heads[p] = p % n_head;
+  const auto x = gauss_vector(size_t(pairs) * cols);
+  Dev<float> dx(x), dy(size_t(pairs) * rows + 7);
+  Dev<int32_t> dheads(heads);
+  DevStage st(pairs, cols);
+  const unsigned formats = gemv_formats_for(ew.part[0]);
+  launch_copy_stage(dx.get(), cols, pairs, int(cols), formats, st.act, nullptr);
+  MatmulOut out;
+  out.y = dy.get();
+  out.ldy = rows;
+  launch_head_matmul(ew, dheads.get(), pairs, st.act, out, nullptr);
+  const auto y = dy.download();
+  const auto q8 = st.q8.download();
+  const auto ds = st.ds.download();
+  const int64_t c32 = st.cols32;
+  std::vector<float> got(size_t(pairs) * rows);
+  std::vector<double> ref(got.size());
+  for (int p = 0; p < pairs; ++p)
+    for (int64_t r = 0; r < rows; ++r) {
+      double acc = 0;
+      for (int64_t c = 0; c < cols; ++c) {
+        const double a = formats == kStageQ8 ? double(q8[p * c32 + c]) * ds[p * (c32 / 32) + c / 32].x : x[size_t(p) * cols + c];
+        acc += double(w[(size_t(p % n_head) * rows + r) * cols + c]) * a;
+      }
+      ref[size_t(p) * rows + r] = acc;
+      got[size_t(p) * rows + r] = y[size_t(p) * rows + r];
+    }
+  report(std::string("head_matmul ") + type_name(type) + " tokens=" + std::to_string(n_tokens) + " heads=" +
+             std::to_string(n_head) + " " + std::to_string(rows) + "x" + std::to_string(cols) + " (staged activations)",
+         rel_error(got, ref), 2e-6);
+}
+
 // ---------------------------------------------------------------- attention
 
 struct AttnCase {
@@ -737,6 +882,7 @@ struct AttnCase {
   float softcap;
   bool flash;
   int splits;
+  bool v_in_k = false;  // values are the first head_dim_v of each key row (MLA's latent cache)
 };
 
 void check_attention(const AttnCase& c) {
@@ -746,6 +892,10 @@ void check_attention(const AttnCase& c) {
   std::vector<uint16_t> kc(size_t(c.n_head_kv) * capacity * hd), vc(size_t(c.n_head_kv) * capacity * hdv);
   for (uint16_t& e : kc) e = fp32_to_fp16(gauss());
   for (uint16_t& e : vc) e = fp32_to_fp16(gauss());
+  const int64_t ldv = c.v_in_k ? hd : hdv;
+  auto value = [&](int g, int j, int i) {
+    return c.v_in_k ? half_value(kc[(size_t(g) * capacity + j) * hd + i]) : half_value(vc[(size_t(g) * capacity + j) * hdv + i]);
+  };
   // Rows past the context hold NaN: a kernel that reads them fails the check.
   for (int g = 0; g < c.n_head_kv; ++g)
     for (int j = c.n_ctx; j < capacity; ++j) {
@@ -776,7 +926,7 @@ void check_attention(const AttnCase& c) {
       for (double& e : s) z += (e = std::exp(e - mx));
       for (int i = 0; i < hdv; ++i) {
         double acc = 0;
-        for (int j = lo; j <= pos[t]; ++j) acc += s[j - lo] / z * half_value(vc[(size_t(g) * capacity + j) * hdv + i]);
+        for (int j = lo; j <= pos[t]; ++j) acc += s[j - lo] / z * value(g, j, i);
         ref[(size_t(t) * c.n_head + h) * hdv + i] = acc;
       }
     }
@@ -788,7 +938,8 @@ void check_attention(const AttnCase& c) {
   a.q = dq.get();
   a.ldq = ldq;
   a.k_cache = dk.get();
-  a.v_cache = dv.get();
+  a.v_cache = c.v_in_k ? dk.get() : dv.get();
+  a.v_stride = ldv;
   a.capacity = capacity;
   a.pos = dpos.get();
   a.n_tokens = c.n_tokens;
@@ -809,12 +960,29 @@ void check_attention(const AttnCase& c) {
   std::vector<float> got(ref.size());
   for (int t = 0; t < c.n_tokens; ++t)
     for (int64_t i = 0; i < int64_t(c.n_head) * hdv; ++i) got[t * int64_t(c.n_head) * hdv + i] = out[t * ldo + i];
-  report(std::string(c.flash ? "attention flash" : "attention split") + " tokens=" + std::to_string(c.n_tokens) +
-             " ctx=" + std::to_string(c.n_ctx) + " heads=" + std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) +
-             " hd=" + std::to_string(hd) + (hdv != hd ? "/" + std::to_string(hdv) : "") +
-             (c.flash ? "" : " splits=" + std::to_string(c.splits)) +
-             (c.window ? " window=" + std::to_string(c.window) : "") + (c.softcap != 0.f ? " softcap" : ""),
-         rel_error(got, ref), c.flash ? 3e-3 : 2e-5);
+  const std::string name = std::string(c.flash ? "attention flash" : "attention split") + " tokens=" +
+                           std::to_string(c.n_tokens) + " ctx=" + std::to_string(c.n_ctx) + " heads=" +
+                           std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) + " hd=" + std::to_string(hd) +
+                           (hdv != hd ? "/" + std::to_string(hdv) : "") +
+                           (c.flash ? "" : " splits=" + std::to_string(c.splits)) +
+                           (c.window ? " window=" + std::to_string(c.window) : "") + (c.softcap != 0.f ? " softcap" : "") +
+                           (c.v_in_k ? " v-in-k" : "");
+  report(name, rel_error(got, ref), c.flash ? 3e-3 : 2e-5);
+  if (c.flash || !attention_split_can_stage(hdv)) return;
+
+  // The same attention with the combine staging its output: the f32 rows must be the
+  // unstaged output, and the other formats what copy_stage makes of them.
+  const int64_t width = int64_t(c.n_head) * hdv;
+  DevStage st(c.n_tokens, width);
+  a.stage_formats = kAllFormats;
+  a.stage = st.act;
+  launch_attention_split(a, nullptr);
+  const auto staged = st.f32.download();
+  size_t bad = 0;
+  for (int t = 0; t < c.n_tokens; ++t)
+    for (int64_t i = 0; i < width; ++i) bad += staged[t * width + i] != out[t * ldo + i];
+  report_exact(name + " staged f32 == out", bad, size_t(c.n_tokens) * width);
+  check_staged_like_copy(name + " staged", st, c.n_tokens);
 }
 
 // ---------------------------------------------------------------- timing (GPU only)
@@ -924,6 +1092,25 @@ void time_moe_decode(GgmlType type) {
               type_name(type), ms_gu, bytes_gu / (ms_gu * 1e-3) / 1e9, ms_dn, bytes_dn / (ms_dn * 1e-3) / 1e9);
 }
 
+// The staging kernels on one decode row (Llama-3-8B widths, q8 for a quantized GEMV): each
+// runs once or twice per layer between the weight products, so its latency adds directly to
+// a decode step's time.
+void time_decode_staging() {
+  const int dim = 4096, ff = 14336;
+  const auto x = gauss_vector(size_t(2) * ff), w = gauss_vector(dim);
+  Dev<float> dx(x), dw(w);
+  DevStage st(1, ff);
+  Timer timer;
+  const double norm_ms = timer.median_ms(200, [&](int) {
+    launch_norm_stage(dx.get(), dim, 1, dim, NormKind::Rms, dw.get(), nullptr, 1e-5f, kStageQ8, st.act, nullptr);
+  });
+  const double swiglu_ms =
+      timer.median_ms(200, [&](int) { launch_swiglu_stage(dx.get(), 1, ff, GateActivation::Silu, kStageQ8, st.act, nullptr); });
+  const double copy_ms = timer.median_ms(200, [&](int) { launch_copy_stage(dx.get(), dim, 1, dim, kStageQ8, st.act, nullptr); });
+  std::printf("  staging one decode row (q8): rms_norm %d %6.1f us   swiglu %d %6.1f us   copy %d %6.1f us\n", dim,
+              norm_ms * 1e3, ff, swiglu_ms * 1e3, dim, copy_ms * 1e3);
+}
+
 void time_attention(int n_tokens, int n_ctx, int n_head, int n_head_kv, int hd, bool flash, int splits) {
   const int capacity = n_ctx;
   const size_t kv_elems = size_t(n_head_kv) * capacity * hd;
@@ -1000,6 +1187,8 @@ int main() {
   for (NormKind k : {NormKind::Rms, NormKind::Layer})
     for (bool affine : {false, true}) check_norm_stage(k, 3, kEmulated ? 1000 : 4096, affine);
   check_norm_stage(NormKind::Rms, 2, 72, true);
+  check_norm_stage(NormKind::Rms, 1, kEmulated ? 2080 : 4096, true);  // a decode row over many blocks
+  check_swiglu_stage(1, kEmulated ? 1400 : 14336, GateActivation::Silu);
   check_swiglu_stage(3, kEmulated ? 700 : 11008, GateActivation::Silu);
   check_swiglu_stage(2, 300, GateActivation::Gelu);
 
@@ -1052,6 +1241,14 @@ int main() {
   check_qkv_post({2, 2, 1, 64, 123, RopeKind::Neox, RopeScaling::Linear, false, true});
   check_qkv_post({1, 2, 2, 96, 5, RopeKind::None, RopeScaling::None, true, false});
 
+  std::printf("multi-head latent attention\n");
+  check_mla_post(3, 4, 64, 32, 128, 10);
+  check_mla_post(1, 16, 128, 64, 512, 5000);
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0}) check_head_matmul(t, 3, 4, 40, 64);
+  check_head_matmul(GgmlType::Q4_K, 2, 3, 16, 256);  // K-quants: rows of whole 256-value blocks
+  check_head_matmul(GgmlType::Q8_0, 2, 5, 24, 96);
+  if (!kEmulated) check_head_matmul(GgmlType::Q8_0, 512, 128, 8, 32);  // 65536 rows: sliced launches
+
   std::printf("attention\n");
   for (int hd : {64, 128}) {
     check_attention({1, kEmulated ? 300 : 3000, 8, 2, hd, hd, 0, 0.f, false, 1});
@@ -1065,6 +1262,11 @@ int main() {
   check_attention({1, 300, 4, 2, 64, 64, 64, 0.f, false, 4});      // sliding window
   check_attention({kEmulated ? 66 : 130, 300, 4, 2, 64, 64, 50, 0.f, true, 1});
   check_attention({20, 100, 4, 1, 128, 128, 0, 20.f, true, 1});
+  // MLA's latent cache: one kv head, values the latent prefix of each key row; DeepSeek-V2's
+  // 576/512 and a small 160/128, decode and prefill (one split).
+  check_attention({1, kEmulated ? 150 : 2000, 16, 1, 576, 512, 0, 0.f, false, 3, true});
+  check_attention({5, 60, 4, 1, 160, 128, 0, 0.f, false, 1, true});
+  check_attention({1, 90, 6, 1, 160, 128, 0, 0.f, false, 2, true});
 
 #ifdef TESSERA_CUDA_EMULATOR
   if (tessera_emu::failure_count() > 0) {
@@ -1075,6 +1277,7 @@ int main() {
   {
     // Timed even after a failed check: a wrong kernel's speed still says where it stands.
     std::printf("timing (median of 50, inputs rotated beyond L2)\n");
+    time_decode_staging();
     for (GgmlType t : types) time_matmul(t, 4096, 4096, 1);
     for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
       time_matmul(t, 14336, 4096, 1);
