@@ -16,11 +16,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   begin_kernel();
   const int64_t row = blockIdx.x;
   const float* xr = x + row * ldx;
-  const int lane = threadIdx.x & 31;
-  for (int64_t c = int64_t(blockIdx.y) * kWarps + (threadIdx.x >> 5); c < cols32 / 32; c += int64_t(gridDim.y) * kWarps) {
-    const int64_t col = 32 * c + lane;
-    stage_chunk(out, formats, cols32, row, c, col < dim ? xr[col] : 0.f, lane);
-  }
+  stage_row<kWarps>(out, formats, cols32, row, [&](int64_t col) { return col < dim ? xr[col] : 0.f; });
 }
 
 }  // namespace

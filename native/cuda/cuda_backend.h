@@ -123,6 +123,8 @@ class CudaExecutor final : public Executor {
   Status enqueue_layer(int il, int n);
   void enqueue_attention(int il, int n);
   void enqueue_mla_attention(int il, int n);
+  AttentionArgs attention_args(int il, int n, int64_t ldq) const;
+  void enqueue_output_projection(const LayerWeights& L, int n);
   Status enqueue_logits(int first_row, int rows, float* host_out);
   void enqueue_matmul(const Projection& p, int n, float* y, int64_t ldy, bool accumulate);
   void enqueue_dense_ffn(const LayerWeights& L, int n);

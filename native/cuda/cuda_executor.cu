@@ -203,9 +203,27 @@ void CudaExecutor::enqueue_attention(int il, int n) {
   post.capacity = capacity_;
   launch_qkv_post(post, s);
 
+  AttentionArgs a = attention_args(il, n, qkv_w_);
+  if (n > 1 && flash_attention_supported(p.head_dim, p.head_dim_v)) {
+    launch_attention_flash(a, s);
+  } else {
+    if (attention_split_can_stage(p.head_dim_v)) {
+      a.stage_formats = stage_formats_for(L.wo.w, n);
+      a.stage = stage_;
+    }
+    launch_attention_split(a, s);
+  }
+  if (!a.stage_formats) launch_copy_stage(attn_, attn_w_, n, int(attn_w_), stage_formats_for(L.wo.w, n), stage_, s);
+  enqueue_output_projection(L, n);
+}
+
+// The attention of layer il over n tokens as both attention blocks set it up: query rows
+// of qkv_ (ldq apart), the layer's cache, output into attn_; decode splits the KV.
+AttentionArgs CudaExecutor::attention_args(int il, int n, int64_t ldq) const {
+  const ModelPlan& p = plan_;
   AttentionArgs a;
   a.q = qkv_;
-  a.ldq = qkv_w_;
+  a.ldq = ldq;
   a.k_cache = k_cache_[il];
   a.v_cache = v_cache_[il];
   a.capacity = capacity_;
@@ -221,23 +239,18 @@ void CudaExecutor::enqueue_attention(int il, int n) {
   a.out = attn_;
   a.ldo = attn_w_;
   a.partials = partials_;
-  if (n > 1 && flash_attention_supported(p.head_dim, p.head_dim_v)) {
-    launch_attention_flash(a, s);
-  } else {
-    a.splits = n == 1 ? splits_ : 1;
-    if (attention_split_can_stage(p.head_dim_v)) {
-      a.stage_formats = stage_formats_for(L.wo.w, n);
-      a.stage = stage_;
-    }
-    launch_attention_split(a, s);
-  }
-  if (!a.stage_formats) launch_copy_stage(attn_, attn_w_, n, int(attn_w_), stage_formats_for(L.wo.w, n), stage_, s);
+  a.splits = n == 1 ? splits_ : 1;
+  return a;
+}
+
+// x += wo . (the staged attention output) + bo.
+void CudaExecutor::enqueue_output_projection(const LayerWeights& L, int n) {
   MatmulOut wo;
   wo.y = x_;
-  wo.ldy = p.n_embd;
+  wo.ldy = plan_.n_embd;
   wo.bias = L.bo;
   wo.accumulate = true;
-  launch_matmul(L.wo.w, stage_, n, wo, s);
+  launch_matmul(L.wo.w, stage_, n, wo, stream_);
 }
 
 // Multi-head latent attention (deepseek2), as the CPU executor's mla_attention_block: the
@@ -292,26 +305,9 @@ void CudaExecutor::enqueue_mla_attention(int il, int n) {
   absorbed.ldy = p.head_dim;
   launch_head_matmul(m.wk_b, head_ids_, n * H, stage_, absorbed, s);
 
-  AttentionArgs a;
-  a.q = qkv_;
-  a.ldq = int64_t(H) * p.head_dim;
-  a.k_cache = k_cache_[il];
-  a.v_cache = k_cache_[il];
+  // One kv head (the plan's n_head_kv); v_cache_ is the latent cache itself.
+  AttentionArgs a = attention_args(il, n, int64_t(H) * p.head_dim);
   a.v_stride = p.head_dim;
-  a.capacity = capacity_;
-  a.pos = pos_;
-  a.n_tokens = n;
-  a.n_head = H;
-  a.n_head_kv = 1;
-  a.head_dim = p.head_dim;
-  a.head_dim_v = p.head_dim_v;
-  a.sliding_window = p.layers[il].sliding_window;
-  a.scale = p.attn_scale;
-  a.softcap = p.attn_logit_softcap;
-  a.out = attn_;
-  a.ldo = attn_w_;
-  a.partials = partials_;
-  a.splits = n == 1 ? splits_ : 1;
   // A token's heads side by side are its (token, head) rows one after another, so the
   // combine can stage them for wv_b directly.
   const unsigned latent_formats = gemv_formats_for(m.wv_b.part[0]);
@@ -327,12 +323,7 @@ void CudaExecutor::enqueue_mla_attention(int il, int n) {
   launch_head_matmul(m.wv_b, head_ids_, n * H, stage_, expanded, s);
 
   launch_copy_stage(mla_out_, o_w, n, int(o_w), stage_formats_for(L.wo.w, n), stage_, s);
-  MatmulOut wo;
-  wo.y = x_;
-  wo.ldy = p.n_embd;
-  wo.bias = L.bo;
-  wo.accumulate = true;
-  launch_matmul(L.wo.w, stage_, n, wo, s);
+  enqueue_output_projection(L, n);
 }
 
 void CudaExecutor::enqueue_dense_ffn(const LayerWeights& L, int n) {

@@ -40,17 +40,13 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = threadIdx.x; i < dim; i += kThreads) s += xr[i] * xr[i];
     scale = 1.0f / sqrtf(block_sum(s, scratch) / float(dim) + eps);
   }
-  const int lane = threadIdx.x & 31;
-  for (int64_t c = int64_t(blockIdx.y) * kWarps + (threadIdx.x >> 5); c < cols32 / 32; c += int64_t(gridDim.y) * kWarps) {
-    const int64_t col = 32 * c + lane;
-    float y = 0.f;
-    if (col < dim) {
-      y = (xr[col] - mean) * scale;
-      if (weight) y *= weight[col];
-      if (kLayer && bias) y += bias[col];
-    }
-    stage_chunk(out, formats, cols32, row, c, y, lane);
-  }
+  stage_row<kWarps>(out, formats, cols32, row, [&](int64_t col) {
+    if (col >= dim) return 0.f;
+    float y = (xr[col] - mean) * scale;
+    if (weight) y *= weight[col];
+    if (kLayer && bias) y += bias[col];
+    return y;
+  });
 }
 
 }  // namespace

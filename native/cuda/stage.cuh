@@ -30,6 +30,17 @@ __device__ __forceinline__ void stage_chunk(const StagedAct& o, unsigned formats
   if (formats & kStageF16) o.f16[at] = float_to_half_sat(v);
 }
 
+// Stages this block's share of row `row`: its kWarps warps take chunks blockIdx.y * kWarps
+// + warp, then every gridDim.y * kWarps-th (so a row may spread over grid.y). value(col)
+// is the value at col < cols32; it returns 0 past the row's width. Called by every thread.
+template <int kWarps, class Value>
+__device__ __forceinline__ void stage_row(const StagedAct& o, unsigned formats, int64_t cols32, int64_t row,
+                                          const Value& value) {
+  const int lane = threadIdx.x & 31;
+  for (int64_t c = int64_t(blockIdx.y) * kWarps + (threadIdx.x >> 5); c < cols32 / 32; c += int64_t(gridDim.y) * kWarps)
+    stage_chunk(o, formats, cols32, row, c, value(32 * c + lane), lane);
+}
+
 // grid.y of a staging launch whose blocks of `warps` warps walk the chunks of their row:
 // about 1024 blocks in all, so a single decode row still spreads over the GPU, and no more
 // blocks per row than there are warps' worth of chunks.
