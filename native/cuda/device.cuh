@@ -140,8 +140,25 @@ __device__ __forceinline__ uint16_t float_to_half_sat(float v) {
   return __half_as_ushort(__float2half_rn(fminf(fmaxf(v, -65504.f), 65504.f)));
 }
 
+// Two floats as an fp16 pair (lo in the low half), saturating; one conversion instruction
+// for both on the GPU.
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
-  return uint32_t(float_to_half_sat(lo)) | (uint32_t(float_to_half_sat(hi)) << 16);
+  const __half2 h = __floats2half2_rn(fminf(fmaxf(lo, -65504.f), 65504.f), fminf(fmaxf(hi, -65504.f), 65504.f));
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+// An integer 0 <= u < 2^23 as a float without an int-to-float conversion (whose throughput
+// is a fraction of the FMA pipe's): u is the mantissa of 2^23 + u, then 2^23 comes off.
+// `minus` is subtracted too, in the same exact addition.
+__device__ __forceinline__ float small_uint_to_float(uint32_t u, float minus = 0.f) {
+  return __uint_as_float(0x4B000000u | u) - (8388608.f + minus);
+}
+
+// Bytes b0 and b1 of word w as an fp16 pair of 1024 + b (exact: fp16 spacing is 1 on
+// [1024, 2048)), b0 in the low half; `second` takes bytes 2 and 3 instead.
+__device__ __forceinline__ __half2 bytes_plus_1024(uint32_t w, bool second) {
+  const uint32_t bits = __byte_perm(w, 0x64646464u, second ? 0x4342u : 0x4140u);
+  return *reinterpret_cast<const __half2*>(&bits);
 }
 
 // d += a * b for one warp-wide mma.sync.m16n8k16 (fp16 operands, fp32 accumulators). The
@@ -159,6 +176,21 @@ __device__ __forceinline__ void mma_16x8x16(float d[4], const uint32_t a[4], con
       "{%0, %1, %2, %3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// r[i] = this lane's word of the 8x8 fp16 matrix i of ldmatrix.x4: lanes 8i..8i+7 pass the
+// shared-memory addresses of matrix i's eight 16-byte rows (16-byte aligned), and lane l
+// receives the pair at row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1, which is the
+// mma.m16n8k16 fragment layout. One instruction replaces four 32-bit shared loads per lane.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const uint16_t* row) {
+#ifdef TESSERA_CUDA_EMULATOR
+  ::tessera_emu::ldmatrix_x4_b16(r, row);
+#else
+  const unsigned addr = unsigned(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
 #endif
 }
 

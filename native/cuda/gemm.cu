@@ -1,7 +1,9 @@
 // gemm: Y[t][r] = W[r] . X[t] for many tokens (prefill) on the tensor cores, one
 // gemm_block_tile (gemm_tile.cuh: fp16 tiles decoded from the repacked weights, fp16 staged
-// activations, fp32 accumulation through mma.sync) per 128 weight rows x 64 tokens.
-// Launch: grid (ceil(rows / 128), ceil(tokens / 64)), block 256.
+// activations, fp32 accumulation through mma.sync, next tile's loads in flight) per 128
+// weight rows x 128 tokens, or x 64 tokens when 128-token tiles would leave SMs short of
+// blocks.
+// Launch: grid (ceil(rows / 128), ceil(tokens / BN)), block 256; one kernel per weight type.
 // Invariants: activation rows are cols32 halves, zero-padded like the weight rows.
 #include "cuda/device.cuh"
 #include "cuda/gemm_tile.cuh"
@@ -13,20 +15,15 @@ namespace tessera::cuda {
 
 namespace {
 
-using gemm_tile::kBM;
-using gemm_tile::kBN;
 using gemm_tile::kBK;
+using gemm_tile::kBM;
 
+template <GgmlType T>
 struct WeightRows {
   const DeviceMatrix& m;
   int64_t r0;
-  __device__ void decode(int i, int64_t kt, int half, float v[16]) const {
-    if (r0 + i < m.rows) {
-      decode_half_chunk(m, r0 + i, kt, half, v);
-    } else {
-#pragma unroll
-      for (int k = 0; k < 16; ++k) v[k] = 0.f;
-    }
+  __device__ HalfChunkBits load(int i, int64_t kt, int half) const {
+    return load_half_chunk<T>(m, min(r0 + i, m.rows - 1), kt, half);
   }
 };
 
@@ -35,29 +32,62 @@ struct TokenRows {
   int64_t cols32;
   int t0, n_tokens;
   __device__ uint4 load(int j, int64_t kt, int part) const {
-    if (t0 + j >= n_tokens) return make_uint4(0, 0, 0, 0);
-    return load16(x + (int64_t(t0) + j) * cols32 + kt * kBK + 8 * part);
+    return load16(x + int64_t(min(t0 + j, n_tokens - 1)) * cols32 + kt * kBK + 8 * part);
   }
 };
 
+template <GgmlType T, int BN>
 __global__ void __launch_bounds__(gemm_tile::kThreads)
     gemm_kernel(DeviceMatrix m, const uint16_t* x, int n_tokens, MatmulOut out) {
   begin_kernel();
-  __shared__ __align__(16) gemm_tile::Tiles s;
+  __shared__ __align__(16) gemm_tile::Tiles<BN> s;
   const int64_t r0 = int64_t(blockIdx.x) * kBM;
-  const int t0 = blockIdx.y * kBN;
-  const WeightRows weights{m, r0};
+  const int t0 = blockIdx.y * BN;
+  const WeightRows<T> weights{m, r0};
   const TokenRows acts{x, m.cols32, t0, n_tokens};
-  gemm_block_tile(s, weights, acts, m.cols32 / kBK, [&](int i, int j, float v) {
+  gemm_block_tile<T>(s, weights, acts, m.cols32 / kBK, [&](int i, int j, float v) {
     if (r0 + i < m.rows && t0 + j < n_tokens) store_matmul_out(out, r0 + i, t0 + j, v);
   });
+}
+
+// Streaming multiprocessors of the current device, asked once.
+int device_sm_count() {
+  static const int count = [] {
+    int device = 0, sms = 0;
+    cudaGetDevice(&device);
+    return cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && sms > 0 ? sms : 1;
+  }();
+  return count;
+}
+
+template <GgmlType T>
+void launch_for_type(const DeviceMatrix& w, const uint16_t* act_f16, int n_tokens, const MatmulOut& out,
+                     cudaStream_t s) {
+  const unsigned row_blocks = unsigned((w.rows + kBM - 1) / kBM);
+  const unsigned wide_blocks = row_blocks * unsigned((n_tokens + 127) / 128);
+  const dim3 block(gemm_tile::kThreads);
+  // 128-token tiles decode each weight tile half as often as 64-token ones, but only pay
+  // when they still give every SM two blocks: with fewer, the SMs idle on memory latency.
+  if (wide_blocks >= 2u * unsigned(device_sm_count()))
+    launch_kernel(gemm_kernel<T, 128>, dim3(row_blocks, unsigned((n_tokens + 127) / 128)), block, s, w, act_f16,
+                  n_tokens, out);
+  else launch_kernel(gemm_kernel<T, 64>, dim3(row_blocks, unsigned((n_tokens + 63) / 64)), block, s, w, act_f16,
+                     n_tokens, out);
 }
 
 }  // namespace
 
 void launch_gemm(const DeviceMatrix& w, const uint16_t* act_f16, int n_tokens, const MatmulOut& out, cudaStream_t s) {
-  const dim3 grid(unsigned((w.rows + kBM - 1) / kBM), unsigned((n_tokens + kBN - 1) / kBN));
-  launch_kernel(gemm_kernel, grid, dim3(gemm_tile::kThreads), s, w, act_f16, n_tokens, out);
+  switch (w.type) {
+    case GgmlType::F32: return launch_for_type<GgmlType::F32>(w, act_f16, n_tokens, out, s);
+    case GgmlType::F16: return launch_for_type<GgmlType::F16>(w, act_f16, n_tokens, out, s);
+    case GgmlType::BF16: return launch_for_type<GgmlType::BF16>(w, act_f16, n_tokens, out, s);
+    case GgmlType::Q8_0: return launch_for_type<GgmlType::Q8_0>(w, act_f16, n_tokens, out, s);
+    case GgmlType::Q4_0: return launch_for_type<GgmlType::Q4_0>(w, act_f16, n_tokens, out, s);
+    case GgmlType::Q4_K: return launch_for_type<GgmlType::Q4_K>(w, act_f16, n_tokens, out, s);
+    case GgmlType::Q6_K: return launch_for_type<GgmlType::Q6_K>(w, act_f16, n_tokens, out, s);
+    default: return;  // the backend only builds matrices of supported types
+  }
 }
 
 }  // namespace tessera::cuda

@@ -22,76 +22,153 @@ __device__ __forceinline__ void unpack_words(uint4 v, uint32_t w[4]) {
   w[3] = v.w;
 }
 
-// Values [16h, 16h + 16) of chunk c (values [32c, 32c + 32)) of row r.
+// The stored bits behind values [16h, 16h + 16) of chunk c of a row, as loaded from the
+// repacked streams. Loading and decoding are separate steps so that a kernel can have the
+// loads of its next tile in flight while it computes on the current one (gemm_tile.cuh).
+//   v:  the values' bytes: F32 all four words, F16/BF16 two, Q8_0 one (its half of the
+//       chunk), Q4_0/Q4_K/Q6_K one (the whole chunk's low nibbles and high nibbles);
+//   s0: Q8_0/Q4_0 the fp16 d; Q4_K the 6-bit scale | min << 8; Q6_K the int8 scale of
+//       this half;
+//   s1: Q4_K the fp16 (d, dmin) pair of the super-block; Q6_K its fp16 d;
+//   hi: Q6_K the high 2 bits of this half (matrix_layout.h).
+struct HalfChunkBits {
+  uint4 v[4];
+  uint32_t s0, s1, hi;
+};
+
+template <GgmlType T>
+__device__ __forceinline__ HalfChunkBits load_half_chunk(const DeviceMatrix& m, int64_t r, int64_t c, int h) {
+  HalfChunkBits b = {};
+  const uint8_t* q = m.q + r * m.q_row;
+  if constexpr (T == GgmlType::F32) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) b.v[i] = load16(q + 4 * (32 * c + 16 * h) + 16 * i);
+  } else if constexpr (T == GgmlType::F16 || T == GgmlType::BF16) {
+    b.v[0] = load16(q + 2 * (32 * c + 16 * h));
+    b.v[1] = load16(q + 2 * (32 * c + 16 * h) + 16);
+  } else if constexpr (T == GgmlType::Q8_0) {
+    b.v[0] = load16(q + 32 * c + 16 * h);
+    b.s0 = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
+  } else if constexpr (T == GgmlType::Q4_0) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
+  } else if constexpr (T == GgmlType::Q4_K) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
+    b.s1 = reinterpret_cast<const uint32_t*>(m.sb + r * m.sb_row)[c / 8];
+  } else if constexpr (T == GgmlType::Q6_K) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = uint32_t(reinterpret_cast<const int8_t*>(m.s + r * m.s_row)[2 * c + h]);
+    b.s1 = reinterpret_cast<const uint16_t*>(m.sb + r * m.sb_row)[c / 8];
+    b.hi = reinterpret_cast<const uint32_t*>(m.qh + r * m.qh_row + 8 * c)[h];
+  }
+  return b;
+}
+
+template <GgmlType T>
+__device__ __forceinline__ void decode_half_chunk_bits(const HalfChunkBits& b, int h, float v[16]) {
+  if constexpr (T == GgmlType::F32) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      v[4 * i] = __uint_as_float(b.v[i].x);
+      v[4 * i + 1] = __uint_as_float(b.v[i].y);
+      v[4 * i + 2] = __uint_as_float(b.v[i].z);
+      v[4 * i + 3] = __uint_as_float(b.v[i].w);
+    }
+  } else if constexpr (T == GgmlType::F16 || T == GgmlType::BF16) {
+    uint32_t w[8];
+    unpack_words(b.v[0], w);
+    unpack_words(b.v[1], w + 4);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const uint16_t lo = uint16_t(w[i] & 0xFFFF), hi = uint16_t(w[i] >> 16);
+      v[2 * i] = T == GgmlType::F16 ? half_to_float(lo) : bf16_to_float(lo);
+      v[2 * i + 1] = T == GgmlType::F16 ? half_to_float(hi) : bf16_to_float(hi);
+    }
+  } else if constexpr (T == GgmlType::Q8_0) {
+    const float d = half_to_float(uint16_t(b.s0));
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) v[i] = d * small_uint_to_float(((w[i / 4] >> (8 * (i % 4))) & 0xFF) ^ 0x80, 128.f);
+  } else if constexpr (T == GgmlType::Q4_0) {
+    const float d = half_to_float(uint16_t(b.s0));
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) v[i] = d * small_uint_to_float((w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF, 8.f);
+  } else if constexpr (T == GgmlType::Q4_K) {
+    const float d = half_to_float(uint16_t(b.s1 & 0xFFFF)) * float(b.s0 & 0xFF);
+    const float dmin = half_to_float(uint16_t(b.s1 >> 16)) * float((b.s0 >> 8) & 0xFF);
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) v[i] = d * small_uint_to_float((w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF) - dmin;
+  } else if constexpr (T == GgmlType::Q6_K) {
+    const float d = half_to_float(uint16_t(b.s1));
+    const float sc = float(int8_t(b.s0));
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t lo = (w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF;
+      const uint32_t hi = (b.hi >> (8 * (i % 4) + 2 * (i / 4))) & 3;
+      v[i] = d * sc * small_uint_to_float(lo | (hi << 4), 32.f);
+    }
+  }
+}
+
+// The same values as decode_half_chunk_bits, rounded to fp16 (saturating) and packed in
+// pairs: out[i] = v[2i] | v[2i + 1] << 16, what the GEMM's shared tiles hold. F16 values are
+// already pairs; Q8_0 and Q4_0 values go from bytes to fp16 through bytes_plus_1024 and
+// half2 arithmetic (the subtraction is exact, the product rounds once, as the float
+// product's conversion does), so they skip the float round trip.
+template <GgmlType T>
+__device__ __forceinline__ void decode_half_chunk_packed(const HalfChunkBits& b, int h, uint32_t out[8]) {
+  if constexpr (T == GgmlType::F16) {
+    unpack_words(b.v[0], out);
+    unpack_words(b.v[1], out + 4);
+  } else if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0) {
+    const uint32_t d_bits = b.s0 & 0xFFFF;
+    const uint32_t d_pair = d_bits | (d_bits << 16);
+    const __half2 d = *reinterpret_cast<const __half2*>(&d_pair);
+    // Q8_0: 1024 + (q + 128) for the int8 q; Q4_0: 1024 + n for the nibble n, w = d (n - 8).
+    const __half2 offset = __float2half2_rn(T == GgmlType::Q8_0 ? 1152.f : 1032.f);
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t bytes = T == GgmlType::Q8_0 ? w[j] ^ 0x80808080u : (w[j] >> (4 * h)) & 0x0F0F0F0Fu;
+#pragma unroll
+      for (int p = 0; p < 2; ++p) {
+        const __half2 v = __hmul2(__hsub2(bytes_plus_1024(bytes, p == 1), offset), d);
+        out[2 * j + p] = *reinterpret_cast<const uint32_t*>(&v);
+      }
+    }
+  } else {
+    float v[16];
+    decode_half_chunk_bits<T>(b, h, v);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) out[i] = pack_half2(v[2 * i], v[2 * i + 1]);
+  }
+}
+
+template <GgmlType T>
+__device__ __forceinline__ void decode_half_chunk_as(const DeviceMatrix& m, int64_t r, int64_t c, int h, float v[16]) {
+  decode_half_chunk_bits<T>(load_half_chunk<T>(m, r, c, h), h, v);
+}
+
+// Values [16h, 16h + 16) of chunk c (values [32c, 32c + 32)) of row r, for a type known only
+// at run time.
 __device__ __forceinline__ void decode_half_chunk(const DeviceMatrix& m, int64_t r, int64_t c, int h, float v[16]) {
   switch (m.type) {
-    case GgmlType::F32: {
-      const float* p = reinterpret_cast<const float*>(m.q + r * m.q_row) + 32 * c + 16 * h;
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float4 f = reinterpret_cast<const float4*>(p)[i];
-        v[4 * i] = f.x;
-        v[4 * i + 1] = f.y;
-        v[4 * i + 2] = f.z;
-        v[4 * i + 3] = f.w;
-      }
-      return;
-    }
-    case GgmlType::F16:
-    case GgmlType::BF16: {
-      const uint8_t* p = m.q + r * m.q_row + 2 * (32 * c + 16 * h);
-      uint32_t w[8];
-      unpack_words(load16(p), w);
-      unpack_words(load16(p + 16), w + 4);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        const uint16_t lo = uint16_t(w[i] & 0xFFFF), hi = uint16_t(w[i] >> 16);
-        v[2 * i] = m.type == GgmlType::F16 ? half_to_float(lo) : bf16_to_float(lo);
-        v[2 * i + 1] = m.type == GgmlType::F16 ? half_to_float(hi) : bf16_to_float(hi);
-      }
-      return;
-    }
-    case GgmlType::Q8_0: {
-      const float d = half_to_float(reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c]);
-      uint32_t w[4];
-      unpack_words(load16(m.q + r * m.q_row + 32 * c + 16 * h), w);
-#pragma unroll
-      for (int i = 0; i < 16; ++i) v[i] = d * float(int8_t(w[i / 4] >> (8 * (i % 4))));
-      return;
-    }
-    case GgmlType::Q4_0: {
-      const float d = half_to_float(reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c]);
-      uint32_t w[4];
-      unpack_words(load16(m.q + r * m.q_row + 16 * c), w);
-#pragma unroll
-      for (int i = 0; i < 16; ++i) v[i] = d * float(int((w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF) - 8);
-      return;
-    }
-    case GgmlType::Q4_K: {
-      const uint16_t sm = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
-      const uint16_t* dm = reinterpret_cast<const uint16_t*>(m.sb + r * m.sb_row) + 2 * (c / 8);
-      const float d = half_to_float(dm[0]) * float(sm & 0xFF), dmin = half_to_float(dm[1]) * float(sm >> 8);
-      uint32_t w[4];
-      unpack_words(load16(m.q + r * m.q_row + 16 * c), w);
-#pragma unroll
-      for (int i = 0; i < 16; ++i) v[i] = d * float((w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF) - dmin;
-      return;
-    }
-    case GgmlType::Q6_K: {
-      const float d = half_to_float(reinterpret_cast<const uint16_t*>(m.sb + r * m.sb_row)[c / 8]);
-      const float sc = float(reinterpret_cast<const int8_t*>(m.s + r * m.s_row)[2 * c + h]);
-      uint32_t w[4];
-      unpack_words(load16(m.q + r * m.q_row + 16 * c), w);
-      const uint2 hb = load8(m.qh + r * m.qh_row + 8 * c);
-      const uint32_t high = h ? hb.y : hb.x;
-#pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        const int lo = int((w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF);
-        const int hi = int((high >> (8 * (i % 4) + 2 * (i / 4))) & 3);
-        v[i] = d * sc * float((lo | (hi << 4)) - 32);
-      }
-      return;
-    }
+    case GgmlType::F32: return decode_half_chunk_as<GgmlType::F32>(m, r, c, h, v);
+    case GgmlType::F16: return decode_half_chunk_as<GgmlType::F16>(m, r, c, h, v);
+    case GgmlType::BF16: return decode_half_chunk_as<GgmlType::BF16>(m, r, c, h, v);
+    case GgmlType::Q8_0: return decode_half_chunk_as<GgmlType::Q8_0>(m, r, c, h, v);
+    case GgmlType::Q4_0: return decode_half_chunk_as<GgmlType::Q4_0>(m, r, c, h, v);
+    case GgmlType::Q4_K: return decode_half_chunk_as<GgmlType::Q4_K>(m, r, c, h, v);
+    case GgmlType::Q6_K: return decode_half_chunk_as<GgmlType::Q6_K>(m, r, c, h, v);
     default:
 #pragma unroll
       for (int i = 0; i < 16; ++i) v[i] = 0.f;

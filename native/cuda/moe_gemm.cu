@@ -20,18 +20,16 @@ namespace {
 using gemm_tile::kBK;
 using gemm_tile::kBM;
 
+constexpr int kSlots = 64;  // a tile's slots (moe_sort.cu kTileSlots)
+
+template <GgmlType T>
 struct ExpertRows {
   const ExpertWeights& w;
   int64_t expert, r0;
-  __device__ void decode(int i, int64_t kt, int half, float v[16]) const {
-    const int64_t col = r0 + i;
-    if (col < w.parts * w.rows) {
-      const int part = int(col / w.rows);
-      decode_half_chunk(w.part[part], expert * w.rows + col % w.rows, kt, half, v);
-    } else {
-#pragma unroll
-      for (int k = 0; k < 16; ++k) v[k] = 0.f;
-    }
+  __device__ HalfChunkBits load(int i, int64_t kt, int half) const {
+    const int64_t col = min(r0 + i, w.parts * w.rows - 1);
+    const int part = int(col / w.rows);
+    return load_half_chunk<T>(w.part[part], expert * w.rows + col % w.rows, kt, half);
   }
 };
 
@@ -41,35 +39,50 @@ struct SlotRows {
   const int32_t* pairs;  // the tile's slots of order[]
   int count, in_div;
   __device__ uint4 load(int j, int64_t kt, int part) const {
-    if (j >= count) return make_uint4(0, 0, 0, 0);
-    return load16(x + int64_t(pairs[j] / in_div) * cols32 + kt * kBK + 8 * part);
+    return load16(x + int64_t(pairs[min(j, count - 1)] / in_div) * cols32 + kt * kBK + 8 * part);
   }
 };
 
+template <GgmlType T>
 __global__ void __launch_bounds__(gemm_tile::kThreads)
     moe_gemm_kernel(ExpertWeights w, const int32_t* order, const int4* tiles, const int32_t* n_tiles, int in_div,
                     const uint16_t* x, MatmulOut out) {
   begin_kernel();
-  __shared__ __align__(16) gemm_tile::Tiles s;
+  __shared__ __align__(16) gemm_tile::Tiles<kSlots> s;
   if (int(blockIdx.y) >= *n_tiles) return;  // whole block, before any barrier
   const int4 tile = tiles[blockIdx.y];
   const int64_t r0 = int64_t(blockIdx.x) * kBM;
   const int32_t* pairs = order + tile.y;
-  const ExpertRows weights{w, tile.x, r0};
+  const ExpertRows<T> weights{w, tile.x, r0};
   const SlotRows acts{x, w.part[0].cols32, pairs, tile.z, in_div};
   const int64_t cols = w.parts * w.rows;
-  gemm_block_tile(s, weights, acts, w.part[0].cols32 / kBK, [&](int i, int j, float v) {
+  gemm_block_tile<T>(s, weights, acts, w.part[0].cols32 / kBK, [&](int i, int j, float v) {
     if (r0 + i < cols && j < tile.z) store_matmul_out(out, r0 + i, pairs[j], v);
   });
+}
+
+template <GgmlType T>
+void launch_for_type(const ExpertWeights& w, const MoeGroups& g, int max_tiles, int in_div, const uint16_t* act_f16,
+                     const MatmulOut& out, cudaStream_t s) {
+  const dim3 grid(unsigned((w.parts * w.rows + kBM - 1) / kBM), unsigned(max_tiles));
+  launch_kernel(moe_gemm_kernel<T>, grid, dim3(gemm_tile::kThreads), s, w, g.order, g.tiles, g.n_tiles, in_div, act_f16,
+                out);
 }
 
 }  // namespace
 
 void launch_moe_gemm(const ExpertWeights& w, const MoeGroups& g, int max_tiles, int in_div, const uint16_t* act_f16,
                      const MatmulOut& out, cudaStream_t s) {
-  const dim3 grid(unsigned((w.parts * w.rows + kBM - 1) / kBM), unsigned(max_tiles));
-  launch_kernel(moe_gemm_kernel, grid, dim3(gemm_tile::kThreads), s, w, g.order, g.tiles, g.n_tiles, in_div, act_f16,
-                out);
+  switch (w.part[0].type) {
+    case GgmlType::F32: return launch_for_type<GgmlType::F32>(w, g, max_tiles, in_div, act_f16, out, s);
+    case GgmlType::F16: return launch_for_type<GgmlType::F16>(w, g, max_tiles, in_div, act_f16, out, s);
+    case GgmlType::BF16: return launch_for_type<GgmlType::BF16>(w, g, max_tiles, in_div, act_f16, out, s);
+    case GgmlType::Q8_0: return launch_for_type<GgmlType::Q8_0>(w, g, max_tiles, in_div, act_f16, out, s);
+    case GgmlType::Q4_0: return launch_for_type<GgmlType::Q4_0>(w, g, max_tiles, in_div, act_f16, out, s);
+    case GgmlType::Q4_K: return launch_for_type<GgmlType::Q4_K>(w, g, max_tiles, in_div, act_f16, out, s);
+    case GgmlType::Q6_K: return launch_for_type<GgmlType::Q6_K>(w, g, max_tiles, in_div, act_f16, out, s);
+    default: return;  // the backend only builds matrices of supported types
+  }
 }
 
 }  // namespace tessera::cuda

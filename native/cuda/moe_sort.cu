@@ -16,7 +16,7 @@ namespace tessera::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kTileSlots = 64;  // the GEMM's token tile (gemm_tile.cuh kBN)
+constexpr int kTileSlots = 64;  // the GEMM's token tile (moe_gemm.cu kSlots)
 
 __global__ void __launch_bounds__(kThreads)
     moe_sort_kernel(const int32_t* experts, int pairs, int n_expert, int32_t* order, int4* tiles, int32_t* n_tiles) {

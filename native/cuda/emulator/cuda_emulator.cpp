@@ -333,6 +333,17 @@ void mma_m16n8k16_f16_f32(float d[4], const uint32_t a[4], const uint32_t b[2], 
   }
 }
 
+void ldmatrix_x4_b16(uint32_t r[4], const void* row) {
+  if (reinterpret_cast<uintptr_t>(row) % 16 != 0) kernel_fail("ldmatrix row address not 16-byte aligned");
+  const unsigned char* all = warp_collective(0xffffffffu, kLdmatrix, &row, sizeof row);
+  const int lane = lane_id();
+  for (int i = 0; i < 4; ++i) {
+    const unsigned char* src;
+    std::memcpy(&src, all + (8 * i + lane / 4) * kSlotBytes, sizeof src);
+    std::memcpy(&r[i], src + 4 * (lane % 4), 4);
+  }
+}
+
 int failure_count() { return g_failures; }
 
 }  // namespace tessera_emu

@@ -11,6 +11,7 @@
 //    mask, every __syncthreads by every thread of the block; anything else (which is
 //    undefined or deadlocks on hardware) fails the launch with a message,
 //  - mma.sync.m16n8k16 (fp16 in, fp32 accumulate) with the fragment layouts of the PTX ISA,
+//    and ldmatrix.x4 (the 16-byte alignment it requires is checked),
 //  - __shared__ variables as function statics (blocks never run concurrently).
 // It checks semantics, not speed or memory-model corner cases beyond the above.
 #pragma once
@@ -45,7 +46,7 @@ const ThreadCoords& current();
 int lane_id();
 void sync_threads();
 
-enum CollectiveKind { kSyncWarp = 1, kShuffle = 2, kVote = 3, kMma = 4 };
+enum CollectiveKind { kSyncWarp = 1, kShuffle = 2, kVote = 3, kMma = 4, kLdmatrix = 5 };
 constexpr int kSlotBytes = 64;
 // Every lane of the calling warp contributes `bytes` (<= kSlotBytes) bytes; returns the 32
 // contributions, lane l's at offset l * kSlotBytes, valid until this lane's next collective.
@@ -59,6 +60,10 @@ void launch(dim3 grid, dim3 block, cudaStream_t stream, std::function<void()> bo
 
 // d = a * b + c for one warp-wide m16n8k16 fp16 product with fp32 accumulators.
 void mma_m16n8k16_f16_f32(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]);
+
+// r = this lane's words of ldmatrix.sync.aligned.m8n8.x4.b16: lanes 8i..8i+7 give the 16-byte
+// rows of matrix i; lane l gets word l % 4 of row l / 4 of each matrix.
+void ldmatrix_x4_b16(uint32_t r[4], const void* row);
 
 // Launch failures (kernel_fail, invalid configurations) since the process started.
 int failure_count();
@@ -145,6 +150,14 @@ inline int __dp4a(int a, int b, int c) {
 inline unsigned __dp4a(unsigned a, unsigned b, unsigned c) {
   for (int i = 0; i < 4; ++i) c += ((a >> (8 * i)) & 0xFF) * ((b >> (8 * i)) & 0xFF);
   return c;
+}
+
+// Result byte i is byte (s >> 4i) & 7 of the eight bytes x (0-3), y (4-7).
+inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
+  const uint64_t both = uint64_t(x) | (uint64_t(y) << 32);
+  unsigned out = 0;
+  for (int i = 0; i < 4; ++i) out |= unsigned((both >> (8 * ((s >> (4 * i)) & 7))) & 0xFF) << (8 * i);
+  return out;
 }
 
 template <typename T>

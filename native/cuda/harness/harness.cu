@@ -1195,7 +1195,8 @@ int main() {
   std::printf("matmul\n");
   const int64_t rows = kEmulated ? 67 : 333;
   for (GgmlType t : types)
-    for (int n : {1, 3, 8, 9, 70}) check_matmul({t, rows, 512, n});
+    for (int n : {1, 3, 8, 9, 64, 65, 70, 133}) check_matmul({t, rows, 512, n});
+  for (GgmlType t : types) check_matmul({t, 520, 256, 133});  // enough blocks for 128-token tiles
   for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (int n : {1, 5, 20}) check_matmul({t, 45, 100, n});  // rows not whole chunks
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q8_0})
@@ -1284,8 +1285,12 @@ int main() {
       time_matmul(t, 4096, 14336, 1);
       time_matmul(t, 4096, 4096, 4);
     }
-    for (GgmlType t : {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_K}) time_matmul(t, 4096, 4096, 512);
-    time_matmul(GgmlType::Q4_K, 14336, 4096, 512);
+    for (GgmlType t : {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K})
+      time_matmul(t, 4096, 4096, 512);
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_K}) {
+      time_matmul(t, 14336, 4096, 512);
+      time_matmul(t, 4096, 14336, 512);
+    }
     for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q8_0}) time_moe_decode(t);
     for (int ctx : {128, 1024, 8192, 32768}) time_attention(1, ctx, 32, 8, 128, false, 32);
     time_attention(512, 512, 32, 8, 128, true, 1);
