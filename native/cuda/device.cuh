@@ -1,5 +1,6 @@
 // Device-side building blocks shared by every kernel: kernel launch, warp and block
-// reductions, the int8 dot product, the fp16 tensor-core MMA and half packing. Each has one
+// reductions, the int8 dot product, the fp16 tensor-core MMA and its ldmatrix fragment
+// loads, half packing and conversion-free small-integer decoding. Each has one
 // CUDA definition and, where hardware instructions are involved, an emulator twin
 // (native/cuda/emulator), so the kernels compile unchanged for both.
 #pragma once

@@ -1,6 +1,6 @@
 // One block of the tensor-core GEMM (gemm.cu, moe_gemm.cu): 128 output rows x BN tokens of
 // Y = W X^T (BN = 64 or 128), weights of type T decoded from the repacked layout into fp16
-// tiles in shared memory, activations read as staged fp16, products accumulated in fp32
+// tiles in shared memory (decode_half_chunk_packed), activations read as staged fp16, products accumulated in fp32
 // through mma.sync.m16n8k16 with fragments loaded by ldmatrix.x4.
 // 8 warps in a 4 x 2 grid own 32 x BN/2 outputs each (2 x BN/16 mma tiles); K steps by 32.
 // Software pipeline, two shared buffers and one barrier per step: each thread issues the
