@@ -4,10 +4,10 @@
 // through mma.sync.m16n8k16 with fragments loaded by ldmatrix.x4.
 // 8 warps in a 4 x 2 grid own 32 x BN/2 outputs each (2 x BN/16 mma tiles); K steps by 32.
 // Software pipeline, two shared buffers and one barrier per step: each thread issues the
-// global loads of tile k + 1 into registers (its half-chunk of one weight row, and BN/64
-// 16-byte pieces of activations), the warps multiply tile k, then each thread decodes and
-// stores what it loaded into the other buffer. The loads' latency hides behind the MMAs
-// instead of stalling every step. Rows are padded by 8 halves (80 bytes), which makes every
+// global loads of tile k + 2 (BN = 64) or k + 1 (BN = 128) into registers (its half-chunk
+// of one weight row, and BN/64 16-byte pieces of activations), the warps multiply tile k,
+// then each thread decodes and stores tile k + 1, loaded a step earlier or just now, into
+// the other buffer. The loads' latency hides behind the MMAs instead of stalling every step. Rows are padded by 8 halves (80 bytes), which makes every
 // eight-row ldmatrix phase touch all 32 banks once.
 // The caller says where rows come from through two sources:
 //   weights.load(i, kt, half): the HalfChunkBits (matrix.cuh) of values [16 half, +16) of
@@ -93,12 +93,19 @@ __device__ __forceinline__ void gemm_block_tile(gemm_tile::Tiles<BN>& s, const W
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
+  // Loads run kAhead tiles ahead of the MMAs. Two for 64-token tiles, whose MMAs per step are
+  // half as many (less time to cover a load) and whose registers have room for a second set.
+  constexpr int kAhead = BN == 64 ? 2 : 1;
+  const int64_t last = k_tiles - 1;
   store_tile<T>(s, 0, load_tile<BN>(weights, acts, 0));
+  [[maybe_unused]] Loaded<BN> ahead;  // kAhead == 2: tile kt + 1, loaded during step kt - 1
+  if constexpr (kAhead == 2) ahead = load_tile<BN>(weights, acts, last > 0 ? 1 : 0);
   __syncthreads();
   for (int64_t kt = 0; kt < k_tiles; ++kt) {
     const int buf = int(kt & 1);
-    // The last step loads its own tile again rather than branch: the copy goes unread.
-    const Loaded<BN> next = load_tile<BN>(weights, acts, kt + 1 < k_tiles ? kt + 1 : kt);
+    // Past the last tile, steps load the last one again rather than branch: the copies go
+    // unread.
+    const Loaded<BN> loaded = load_tile<BN>(weights, acts, kt + kAhead < last ? kt + kAhead : last);
 #pragma unroll
     for (int ks = 0; ks < kBK; ks += 16) {
       uint32_t a[2][4];
@@ -115,7 +122,12 @@ __device__ __forceinline__ void gemm_block_tile(gemm_tile::Tiles<BN>& s, const W
         }
       }
     }
-    store_tile<T>(s, buf ^ 1, next);
+    if constexpr (kAhead == 2) {
+      store_tile<T>(s, buf ^ 1, ahead);
+      ahead = loaded;
+    } else {
+      store_tile<T>(s, buf ^ 1, loaded);
+    }
     __syncthreads();
   }
 

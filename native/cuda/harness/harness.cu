@@ -1199,6 +1199,9 @@ int main() {
   for (GgmlType t : types) check_matmul({t, 520, 256, 133});  // enough blocks for 128-token tiles
   for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (int n : {1, 5, 20}) check_matmul({t, 45, 100, n});  // rows not whole chunks
+  check_matmul({GgmlType::F32, 45, 20, 20});   // one K tile: the pipeline's loads all clamp
+  check_matmul({GgmlType::Q8_0, 45, 64, 20});  // two K tiles
+  check_matmul({GgmlType::F16, 45, 96, 70});   // three
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q8_0})
     for (int n : {2, 12}) check_matmul({t, 130, 256, n, true});
   for (GgmlType t : {GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_K})  // the MoE router in prefill
