@@ -54,16 +54,10 @@ void launch_for_type(const DeviceMatrix& w, const StagedAct& act, int n, const M
 }  // namespace
 
 void launch_gemv(const DeviceMatrix& w, const StagedAct& act, int n_tokens, const MatmulOut& out, cudaStream_t s) {
-  switch (w.type) {
-    case GgmlType::F32: return launch_for_type<GgmlType::F32>(w, act, n_tokens, out, s);
-    case GgmlType::F16: return launch_for_type<GgmlType::F16>(w, act, n_tokens, out, s);
-    case GgmlType::BF16: return launch_for_type<GgmlType::BF16>(w, act, n_tokens, out, s);
-    case GgmlType::Q8_0: return launch_for_type<GgmlType::Q8_0>(w, act, n_tokens, out, s);
-    case GgmlType::Q4_0: return launch_for_type<GgmlType::Q4_0>(w, act, n_tokens, out, s);
-    case GgmlType::Q4_K: return launch_for_type<GgmlType::Q4_K>(w, act, n_tokens, out, s);
-    case GgmlType::Q6_K: return launch_for_type<GgmlType::Q6_K>(w, act, n_tokens, out, s);
-    default: return;  // the backend only builds matrices of supported types
-  }
+  // The backend only builds matrices of the types with_weight_type knows.
+  with_weight_type(w.type, [&](auto type) {
+    launch_for_type<decltype(type)::value>(w, act, n_tokens, out, s);
+  });
 }
 
 }  // namespace tessera::cuda

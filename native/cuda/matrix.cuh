@@ -3,6 +3,8 @@
 // against q8 activations. Decoding performs the same float operations in the same order as
 // the CPU's dequantize_row, so both produce identical values.
 #pragma once
+#include <type_traits>
+
 #include "cuda/device.cuh"
 #include "cuda/matrix_layout.h"
 
@@ -20,6 +22,27 @@ __device__ __forceinline__ void unpack_words(uint4 v, uint32_t w[4]) {
   w[1] = v.y;
   w[2] = v.z;
   w[3] = v.w;
+}
+
+// Calls f(std::integral_constant<GgmlType, T>{}) for T = t, the weight type as a template
+// argument (kernels are instantiated per type), and says whether t is one the CUDA kernels
+// read; for any other type it calls nothing. Host code passes host lambdas (kernel launches),
+// device code device ones, hence the pragma: nvcc would warn on every host instantiation.
+#ifdef __CUDACC__
+#pragma nv_exec_check_disable
+#endif
+template <class F>
+__host__ __device__ __forceinline__ bool with_weight_type(GgmlType t, F&& f) {
+  switch (t) {
+    case GgmlType::F32: f(std::integral_constant<GgmlType, GgmlType::F32>{}); return true;
+    case GgmlType::F16: f(std::integral_constant<GgmlType, GgmlType::F16>{}); return true;
+    case GgmlType::BF16: f(std::integral_constant<GgmlType, GgmlType::BF16>{}); return true;
+    case GgmlType::Q8_0: f(std::integral_constant<GgmlType, GgmlType::Q8_0>{}); return true;
+    case GgmlType::Q4_0: f(std::integral_constant<GgmlType, GgmlType::Q4_0>{}); return true;
+    case GgmlType::Q4_K: f(std::integral_constant<GgmlType, GgmlType::Q4_K>{}); return true;
+    case GgmlType::Q6_K: f(std::integral_constant<GgmlType, GgmlType::Q6_K>{}); return true;
+    default: return false;
+  }
 }
 
 // The stored bits behind values [16h, 16h + 16) of chunk c of a row, as loaded from the
@@ -159,19 +182,13 @@ __device__ __forceinline__ void decode_half_chunk_as(const DeviceMatrix& m, int6
 }
 
 // Values [16h, 16h + 16) of chunk c (values [32c, 32c + 32)) of row r, for a type known only
-// at run time.
+// at run time (zeros for a type no kernel reads).
 __device__ __forceinline__ void decode_half_chunk(const DeviceMatrix& m, int64_t r, int64_t c, int h, float v[16]) {
-  switch (m.type) {
-    case GgmlType::F32: return decode_half_chunk_as<GgmlType::F32>(m, r, c, h, v);
-    case GgmlType::F16: return decode_half_chunk_as<GgmlType::F16>(m, r, c, h, v);
-    case GgmlType::BF16: return decode_half_chunk_as<GgmlType::BF16>(m, r, c, h, v);
-    case GgmlType::Q8_0: return decode_half_chunk_as<GgmlType::Q8_0>(m, r, c, h, v);
-    case GgmlType::Q4_0: return decode_half_chunk_as<GgmlType::Q4_0>(m, r, c, h, v);
-    case GgmlType::Q4_K: return decode_half_chunk_as<GgmlType::Q4_K>(m, r, c, h, v);
-    case GgmlType::Q6_K: return decode_half_chunk_as<GgmlType::Q6_K>(m, r, c, h, v);
-    default:
+  const bool known =
+      with_weight_type(m.type, [&](auto type) { decode_half_chunk_as<decltype(type)::value>(m, r, c, h, v); });
+  if (!known) {
 #pragma unroll
-      for (int i = 0; i < 16; ++i) v[i] = 0.f;
+    for (int i = 0; i < 16; ++i) v[i] = 0.f;
   }
 }
 

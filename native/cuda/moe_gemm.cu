@@ -73,16 +73,10 @@ void launch_for_type(const ExpertWeights& w, const MoeGroups& g, int max_tiles, 
 
 void launch_moe_gemm(const ExpertWeights& w, const MoeGroups& g, int max_tiles, int in_div, const uint16_t* act_f16,
                      const MatmulOut& out, cudaStream_t s) {
-  switch (w.part[0].type) {
-    case GgmlType::F32: return launch_for_type<GgmlType::F32>(w, g, max_tiles, in_div, act_f16, out, s);
-    case GgmlType::F16: return launch_for_type<GgmlType::F16>(w, g, max_tiles, in_div, act_f16, out, s);
-    case GgmlType::BF16: return launch_for_type<GgmlType::BF16>(w, g, max_tiles, in_div, act_f16, out, s);
-    case GgmlType::Q8_0: return launch_for_type<GgmlType::Q8_0>(w, g, max_tiles, in_div, act_f16, out, s);
-    case GgmlType::Q4_0: return launch_for_type<GgmlType::Q4_0>(w, g, max_tiles, in_div, act_f16, out, s);
-    case GgmlType::Q4_K: return launch_for_type<GgmlType::Q4_K>(w, g, max_tiles, in_div, act_f16, out, s);
-    case GgmlType::Q6_K: return launch_for_type<GgmlType::Q6_K>(w, g, max_tiles, in_div, act_f16, out, s);
-    default: return;  // the backend only builds matrices of supported types
-  }
+  // The backend only builds matrices of the types with_weight_type knows.
+  with_weight_type(w.part[0].type, [&](auto type) {
+    launch_for_type<decltype(type)::value>(w, g, max_tiles, in_div, act_f16, out, s);
+  });
 }
 
 }  // namespace tessera::cuda

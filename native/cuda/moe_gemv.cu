@@ -48,16 +48,10 @@ void launch_for_type(const ExpertWeights& w, const int32_t* experts, int pairs, 
 
 void launch_moe_gemv(const ExpertWeights& w, const int32_t* experts, int pairs, int in_div, const StagedAct& act,
                      const MatmulOut& out, cudaStream_t s) {
-  switch (w.part[0].type) {
-    case GgmlType::F32: return launch_for_type<GgmlType::F32>(w, experts, pairs, in_div, act, out, s);
-    case GgmlType::F16: return launch_for_type<GgmlType::F16>(w, experts, pairs, in_div, act, out, s);
-    case GgmlType::BF16: return launch_for_type<GgmlType::BF16>(w, experts, pairs, in_div, act, out, s);
-    case GgmlType::Q8_0: return launch_for_type<GgmlType::Q8_0>(w, experts, pairs, in_div, act, out, s);
-    case GgmlType::Q4_0: return launch_for_type<GgmlType::Q4_0>(w, experts, pairs, in_div, act, out, s);
-    case GgmlType::Q4_K: return launch_for_type<GgmlType::Q4_K>(w, experts, pairs, in_div, act, out, s);
-    case GgmlType::Q6_K: return launch_for_type<GgmlType::Q6_K>(w, experts, pairs, in_div, act, out, s);
-    default: return;  // the backend only builds matrices of supported types
-  }
+  // The backend only builds matrices of the types with_weight_type knows.
+  with_weight_type(w.part[0].type, [&](auto type) {
+    launch_for_type<decltype(type)::value>(w, experts, pairs, in_div, act, out, s);
+  });
 }
 
 }  // namespace tessera::cuda
