@@ -291,6 +291,7 @@ Status CudaBackend::prepare(const ModelPlan& plan) {
     TESSERA_CUDA_TRY(cudaSetDevice(device_), "selecting the CUDA device");
     int sms = 1;
     if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device_) == cudaSuccess && sms > 0) sm_count_ = sms;
+    device_sm_count() = sm_count_;
     int major = 0;
     cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_);
     // TESSERA_CUDA_SERIAL_LAUNCH=1 turns programmatic launch off (for A/B timing).

@@ -136,15 +136,18 @@ __device__ __forceinline__ int dot_i8x4(int a, int b, int c) { return __dp4a(a, 
 __device__ __forceinline__ float half_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ float bf16_to_float(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
 
-// fp16 with saturation: activations past the fp16 range clamp instead of becoming inf.
+// v clamped to the finite fp16 range: activations past it saturate instead of becoming inf.
+__device__ __forceinline__ float clamp_to_half_range(float v) { return fminf(fmaxf(v, -65504.f), 65504.f); }
+
+// fp16 with saturation.
 __device__ __forceinline__ uint16_t float_to_half_sat(float v) {
-  return __half_as_ushort(__float2half_rn(fminf(fmaxf(v, -65504.f), 65504.f)));
+  return __half_as_ushort(__float2half_rn(clamp_to_half_range(v)));
 }
 
 // Two floats as an fp16 pair (lo in the low half), saturating; one conversion instruction
 // for both on the GPU.
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
-  const __half2 h = __floats2half2_rn(fminf(fmaxf(lo, -65504.f), 65504.f), fminf(fmaxf(hi, -65504.f), 65504.f));
+  const __half2 h = __floats2half2_rn(clamp_to_half_range(lo), clamp_to_half_range(hi));
   return *reinterpret_cast<const uint32_t*>(&h);
 }
 

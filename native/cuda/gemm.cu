@@ -50,16 +50,6 @@ __global__ void __launch_bounds__(gemm_tile::kThreads)
   });
 }
 
-// Streaming multiprocessors of the current device, asked once.
-int device_sm_count() {
-  static const int count = [] {
-    int device = 0, sms = 0;
-    cudaGetDevice(&device);
-    return cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && sms > 0 ? sms : 1;
-  }();
-  return count;
-}
-
 template <GgmlType T>
 void launch_for_type(const DeviceMatrix& w, const uint16_t* act_f16, int n_tokens, const MatmulOut& out,
                      cudaStream_t s) {

@@ -1,7 +1,7 @@
 // Device-side reads of a repacked weight matrix (layout in matrix_layout.h): decoding to
-// floats (embedding rows, GEMM tiles) and the per-chunk integer dot products of the GEMV
-// against q8 activations. Decoding performs the same float operations in the same order as
-// the CPU's dequantize_row, so both produce identical values.
+// floats (embedding rows) or packed fp16 (GEMM tiles), and the per-chunk integer dot
+// products of the GEMV against q8 activations. Decoding performs the same float operations
+// in the same order as the CPU's dequantize_row, so both produce identical values.
 #pragma once
 #include <type_traits>
 
@@ -176,16 +176,13 @@ __device__ __forceinline__ void decode_half_chunk_packed(const HalfChunkBits& b,
   }
 }
 
-template <GgmlType T>
-__device__ __forceinline__ void decode_half_chunk_as(const DeviceMatrix& m, int64_t r, int64_t c, int h, float v[16]) {
-  decode_half_chunk_bits<T>(load_half_chunk<T>(m, r, c, h), h, v);
-}
-
 // Values [16h, 16h + 16) of chunk c (values [32c, 32c + 32)) of row r, for a type known only
 // at run time (zeros for a type no kernel reads).
 __device__ __forceinline__ void decode_half_chunk(const DeviceMatrix& m, int64_t r, int64_t c, int h, float v[16]) {
-  const bool known =
-      with_weight_type(m.type, [&](auto type) { decode_half_chunk_as<decltype(type)::value>(m, r, c, h, v); });
+  const bool known = with_weight_type(m.type, [&](auto type) {
+    constexpr GgmlType T = decltype(type)::value;
+    decode_half_chunk_bits<T>(load_half_chunk<T>(m, r, c, h), h, v);
+  });
   if (!known) {
 #pragma unroll
     for (int i = 0; i < 16; ++i) v[i] = 0.f;

@@ -65,6 +65,12 @@ bool matmul_uses_gemm(int n_tokens);
 void launch_matmul(const DeviceMatrix& w, const StagedAct& act, int n_tokens, const MatmulOut& out, cudaStream_t s);
 void launch_gemv(const DeviceMatrix& w, const StagedAct& act, int n_tokens, const MatmulOut& out, cudaStream_t s);
 void launch_gemm(const DeviceMatrix& w, const uint16_t* act_f16, int n_tokens, const MatmulOut& out, cudaStream_t s);
+// Streaming multiprocessors of the device, by which the GEMM sizes its token tiles to fill
+// it. Set by the backend from the attribute it reads anyway, and by the harness.
+inline int& device_sm_count() {
+  static int count = 1;
+  return count;
+}
 
 // ---------------------------------------------------------------- mixture of experts
 // A batch of n tokens routed to k experts each forms n * k "pairs": pair p = t * k + j is

@@ -1172,6 +1172,7 @@ int main() {
   }
   cudaDeviceProp prop;
   cudaGetDeviceProperties(&prop, 0);
+  device_sm_count() = prop.multiProcessorCount;
   std::printf("device: %s (sm_%d%d)%s\n", prop.name, prop.major, prop.minor, kEmulated ? " [emulated: no timing]" : "");
 
   const GgmlType types[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0,
@@ -1196,7 +1197,10 @@ int main() {
   const int64_t rows = kEmulated ? 67 : 333;
   for (GgmlType t : types)
     for (int n : {1, 3, 8, 9, 64, 65, 70, 133}) check_matmul({t, rows, 512, n});
-  for (GgmlType t : types) check_matmul({t, 520, 256, 133});  // enough blocks for 128-token tiles
+  // SMs + 1 row blocks x 2 token tiles of 128: enough blocks for the GEMM to take 128-token
+  // tiles on any device (gemm.cu); the last row block and token tile are partial.
+  const int64_t wide_rows = 128 * int64_t(device_sm_count()) + 100;
+  for (GgmlType t : types) check_matmul({t, wide_rows, 256, 133});
   for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (int n : {1, 5, 20}) check_matmul({t, 45, 100, n});  // rows not whole chunks
   check_matmul({GgmlType::F32, 45, 20, 20});   // one K tile: the pipeline's loads all clamp
