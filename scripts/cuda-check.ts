@@ -4,8 +4,11 @@
  *
  *   node dist/scripts/cuda-check.js check [NAME...]  CUDA vs CPU logits, every position (of the
  *                                                    models whose names contain a NAME; all)
- *   node dist/scripts/cuda-check.js bench SHAPE-SCHEME... [--bandwidth GBps] [--out file.json]
+ *   node dist/scripts/cuda-check.js bench SHAPE-SCHEME... [--bandwidth GBps] [--peer llama-bench]
+ *                                                    [--out file.json]
  *   node dist/scripts/cuda-check.js steps SHAPE-SCHEME N  N decode steps, for a profiler (ncu)
+ *   node dist/scripts/cuda-check.js write SHAPE-SCHEME...  only write the benchmark models
+ *                                                    (multi-GB, minutes each), ahead of `bench`
  *
  * `check` loads each model in both backends and compares the logits of every position of a
  * prefill (chunks that run the GEMM and the GEMV paths, flash and split attention) and of
@@ -17,7 +20,9 @@
  * (weight bytes read per token × tokens/s) against the measured device bandwidth. For a
  * mixture of experts (qwen3moe-30b-a3b-12l-Q4_0: Qwen3-30B-A3B's layer, 12 of its 48 layers)
  * the bytes per token are the active experts' only, so the share is that of the
- * active-bytes limit (measured bandwidth / active bytes per token).
+ * active-bytes limit (measured bandwidth / active bytes per token). With `--peer`, llama.cpp's
+ * CUDA llama-bench (scripts/llama-cpp-cuda-peer.ts) runs on the same file right after, and
+ * the ratios Tessera / llama.cpp are reported beside the figures.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -27,6 +32,7 @@ import { benchModel, type ShapeName } from "../bench/models.js";
 import { median } from "../bench/stats.js";
 import { relativeError } from "../lib/kernels/harness.js";
 import { argmax } from "../lib/sampling/sampler.js";
+import { measureLlamaCppCuda } from "./llama-cpp-cuda-peer.js";
 import { CUDA_VS_CPU_BUDGET, judgeLogits, TOP1_MIN_SHARE, topOneAgrees } from "./cuda-budgets.js";
 import { sharedDir, syntheticTokens, writeSyntheticModel, type ModelShape, type WeightScheme } from "./synthetic-model.js";
 
@@ -173,7 +179,7 @@ function benchModelNamed(name: string) {
   return benchModel(name.slice(0, dash) as ShapeName, name.slice(dash + 1) as WeightScheme);
 }
 
-async function benchOne(name: string, bandwidthGBps: number) {
+async function benchOne(name: string, bandwidthGBps: number, peerBinary: string | undefined) {
   const m = benchModelNamed(name);
   const t0 = performance.now();
   const model: Model = await loadModel(m.file, { backend: "cuda", contextSize: 1024 });
@@ -226,7 +232,17 @@ async function benchOne(name: string, bandwidthGBps: number) {
         (limit ? ` (limit ${limit.toFixed(1)} tok/s)` : "") +
         `   (load ${r.loadMs} ms)`,
     );
-    return r;
+    if (!peerBinary) return r;
+    // The peer runs after Tessera has let go of the GPU's memory (both hold the whole model).
+    model.dispose();
+    const peer = measureLlamaCppCuda(peerBinary, m.file);
+    const vsPeer = { pp512: pp / peer.pp512, tg128: tg / peer.tg128 };
+    console.log(
+      `${"  llama.cpp CUDA".padEnd(22)} pp512 ${peer.pp512.toFixed(0).padStart(7)} tok/s   tg128 ${peer.tg128.toFixed(1).padStart(7)} tok/s` +
+        `   Tessera/llama.cpp: pp512 ${vsPeer.pp512.toFixed(2)}×, tg128 ${vsPeer.tg128.toFixed(2)}×` +
+        `   (flash attention pp ${peer.ppFlashAttention ? "on" : "off"}, tg ${peer.tgFlashAttention ? "on" : "off"}; build ${peer.buildCommit})`,
+    );
+    return { ...r, peer, vsPeer };
   } finally {
     model.dispose();
   }
@@ -242,8 +258,9 @@ async function bench(args: string[]): Promise<number> {
   };
   const bandwidth = Number(flag("--bandwidth") ?? 0);
   const out = flag("--out");
+  const peer = flag("--peer");
   const results = [];
-  for (const name of args) results.push(await benchOne(name, bandwidth));
+  for (const name of args) results.push(await benchOne(name, bandwidth, peer));
   if (out) fs.writeFileSync(out, JSON.stringify({ bandwidthGBps: bandwidth, results }, null, 2));
   return 0;
 }
@@ -263,7 +280,10 @@ const run =
   command === "check" ? check(rest)
   : command === "bench" ? bench(rest)
   : command === "steps" ? steps(rest[0], Number(rest[1] ?? 4))
-  : Promise.reject(new Error("usage: cuda-check.js check [NAME...] | bench SHAPE-SCHEME... | steps SHAPE-SCHEME N"));
+  : command === "write" ? Promise.resolve(rest.forEach(benchModelNamed)).then(() => 0)
+  : Promise.reject(
+      new Error("usage: cuda-check.js check [NAME...] | bench SHAPE-SCHEME... | steps SHAPE-SCHEME N | write SHAPE-SCHEME..."),
+    );
 run.then(
   (code) => process.exit(code),
   (e: unknown) => {
