@@ -25,12 +25,15 @@ export TESSERA_BUILD="$unpacked/build"
 export TESSERA_OUT="${OUT:-bench/results/cuda}"
 if [ -f "$bundle/peer.xz" ]; then
   xz -dc "$bundle/peer.xz" >"$unpacked/bin/llama-bench" && chmod +x "$unpacked/bin/llama-bench"
-  lib_dirs=""
-  for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13; do
-    found="$(find /usr/local/cuda*/ /usr/lib /opt /usr/local/lib -name "$lib" 2>/dev/null | head -1)"
-    [ -n "$found" ] && lib_dirs="$lib_dirs:$(dirname "$found")"
+  # cuBLAS and cuBLASLt must come from one folder (one release); the toolkit's first.
+  candidates="$(find /usr/local/cuda*/ /usr/lib /opt /usr/local/lib -name libcublas.so.13 2>/dev/null)"
+  cublas_dir=""
+  for c in $candidates; do
+    [ -e "$(dirname "$c")/libcublasLt.so.13" ] && { cublas_dir="$(dirname "$c")"; break; }
   done
-  export LD_LIBRARY_PATH="${lib_dirs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  cudart="$(find /usr/local/cuda*/ /usr/lib /opt /usr/local/lib -name libcudart.so.13 2>/dev/null | head -1)"
+  lib_dirs="$cublas_dir${cudart:+:$(dirname "$cudart")}"
+  export LD_LIBRARY_PATH="${lib_dirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   if ldd "$unpacked/bin/llama-bench" | grep -q "not found"; then
     echo "llama.cpp peer: libraries missing, benchmarking without it:"
     ldd "$unpacked/bin/llama-bench" | grep "not found"

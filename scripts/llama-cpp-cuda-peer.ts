@@ -45,6 +45,11 @@ export function measureLlamaCppCuda(binary: string, modelFile: string, repetitio
     throw new Error(`llama-bench exited with ${run.status ?? run.signal}: ${run.stderr.split("\n").slice(-8).join("\n")}`);
   }
   const rows = JSON.parse(run.stdout) as LlamaBenchRow[];
+  // Without a usable device llama.cpp falls back to its CPU backend and says so on stderr
+  // only; CPU figures must not stand in for the CUDA peer.
+  if (rows.some((r) => !r.gpu_info)) {
+    throw new Error(`llama-bench found no GPU, so it ran on the CPU: ${run.stderr.split("\n").find((l) => /cuda/i.test(l)) ?? ""}`);
+  }
   const pp = best(rows, (r) => r.n_prompt === 512 && r.n_gen === 0, "pp512");
   const tg = best(rows, (r) => r.n_prompt === 0 && r.n_gen === 128, "tg128");
   return {

@@ -49,6 +49,15 @@ EOF`,
     expect(() => measureLlamaCppCuda(bin, "/models/x.gguf")).toThrow(/no tg128 result/);
   });
 
+  it("refuses CPU figures from a llama-bench that found no GPU", () => {
+    const cpuRows = [row(512, 0, 0, 13259), row(0, 128, 0, 1500)].map((r) => ({ ...r, gpu_info: "" }));
+    const bin = fakeLlamaBench(
+      "no-gpu",
+      `echo "ggml_cuda_init: failed to initialize CUDA: CUDA driver version is insufficient" >&2; echo '${JSON.stringify(cpuRows)}'`,
+    );
+    expect(() => measureLlamaCppCuda(bin, "/models/x.gguf")).toThrow(/found no GPU.*failed to initialize CUDA/);
+  });
+
   it("says which binary could not be started", () => {
     expect(() => measureLlamaCppCuda(path.join(dir, "missing"), "/models/x.gguf")).toThrow(/could not run the llama.cpp peer .*missing/);
   });
