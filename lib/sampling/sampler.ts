@@ -69,7 +69,7 @@ export function resolveSampling(o: SamplingOptions = {}): ResolvedSampling {
 export class Sampler {
   readonly options: ResolvedSampling;
   private readonly rng: Rng;
-  // Reused candidate storage: ids and their logits/probabilities, sorted descending.
+  // Reused candidate storage: ids and their logits (then probabilities), sorted descending.
   private ids: Int32Array;
   private values: Float64Array;
 
@@ -89,9 +89,12 @@ export class Sampler {
     this.applyPenalties(logits, history);
     if (o.temperature <= 0) return argmax(logits);
 
-    let n = this.selectCandidates(logits);
-    // Probabilities at temperature 1, for the truncations.
-    softmaxInPlace(this.values, n);
+    const k = o.topK > 0 ? Math.min(o.topK, logits.length) : logits.length;
+    const { count, sumExp } = k < logits.length ? this.selectTopK(logits, k) : this.selectLikely(logits);
+    let n = count;
+    // Probabilities at temperature 1 over the top-k (or the whole vocabulary), for the truncations.
+    const top = this.values[0];
+    for (let i = 0; i < n; i++) this.values[i] = Math.exp(this.values[i] - top) / sumExp;
     if (o.topP < 1) {
       let cumulative = 0;
       for (let i = 0; i < n; i++) {
@@ -140,20 +143,27 @@ export class Sampler {
     }
   }
 
-  /** Fills ids/values with the top-k (or all finite) logits, sorted descending; returns the count. */
-  private selectCandidates(logits: Float32Array): number {
-    const k = this.options.topK > 0 ? Math.min(this.options.topK, logits.length) : logits.length;
-    if (this.ids.length < k) {
-      this.ids = new Int32Array(k);
-      this.values = new Float64Array(k);
-    }
+  private reserve(n: number): void {
+    if (this.ids.length >= n) return;
+    this.ids = new Int32Array(n);
+    this.values = new Float64Array(n);
+  }
+
+  /**
+   * The k largest finite logits, sorted into ids/values, and Σ exp(logit − max) over them
+   * (top-p's normalizer is the top-k set's).
+   */
+  private selectTopK(logits: Float32Array, k: number): { count: number; sumExp: number } {
+    this.reserve(k);
     const ids = this.ids;
     const vals = this.values;
-    // Min-heap of the best k seen so far (root = smallest kept); full sort only at the end.
+    // Min-heap of the best k seen so far. Its root, once full, is the bar a logit must clear,
+    // kept in a local: on a 150k vocabulary almost every logit fails that one comparison.
     let size = 0;
+    let bar = -Infinity; // also drops -Infinity and NaN
     for (let id = 0; id < logits.length; id++) {
       const v = logits[id];
-      if (!(v > -Infinity)) continue; // drops -Infinity and NaN
+      if (!(v > bar)) continue;
       if (size < k) {
         let i = size++;
         while (i > 0) {
@@ -165,22 +175,87 @@ export class Sampler {
         }
         vals[i] = v;
         ids[i] = id;
-      } else if (v > vals[0]) {
+        if (size === k) bar = vals[0];
+      } else {
         siftDown(vals, ids, size, v, id);
+        bar = vals[0];
       }
     }
     if (size === 0) throw new TesseraError("ERR_INTERNAL", "every logit is -Infinity or NaN; nothing can be sampled");
-    // Sort descending (heap order is not sorted).
-    const order = Array.from({ length: size }, (_, i) => i).sort((a, b) => vals[b] - vals[a] || ids[a] - ids[b]);
-    const sortedIds = order.map((i) => ids[i]);
-    const sortedVals = order.map((i) => vals[i]);
-    for (let i = 0; i < size; i++) {
-      ids[i] = sortedIds[i];
-      vals[i] = sortedVals[i];
+    sortCandidates(logits, ids, vals, size);
+    let sumExp = 0;
+    for (let i = 0; i < size; i++) sumExp += Math.exp(vals[i] - vals[0]);
+    return { count: size, sumExp };
+  }
+
+  /**
+   * Without top-k, top-p normalizes over the whole vocabulary, but only the tokens above the
+   * top-p and min-p cuts can be drawn. Sorting just those (a few hundred, not 150k) gives the
+   * same draw: one pass for the normalizer and a histogram of exp mass by distance below the
+   * max says how far down the top-p prefix reaches; a second pass collects the tokens above
+   * the tighter cut. Returns Σ exp(logit − max) over every finite logit.
+   */
+  private selectLikely(logits: Float32Array): { count: number; sumExp: number } {
+    const o = this.options;
+    let max = -Infinity;
+    for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+    if (!(max > -Infinity)) throw new TesseraError("ERR_INTERNAL", "every logit is -Infinity or NaN; nothing can be sampled");
+
+    const mass = new Float64Array(HISTOGRAM_BUCKETS);
+    let sumExp = 0;
+    for (let i = 0; i < logits.length; i++) {
+      const v = logits[i];
+      if (!(v > -Infinity)) continue;
+      const e = Math.exp(v - max);
+      sumExp += e;
+      const bucket = Math.floor((max - v) * BUCKETS_PER_LOGIT);
+      if (bucket < HISTOGRAM_BUCKETS) mass[bucket] += e;
     }
-    return size;
+    // The cuts as logit floors, each a little below where it falls so that rounding in the
+    // exact comparisons of sample() never needs a token left out.
+    let topPFloor = -Infinity;
+    if (o.topP < 1) {
+      let cumulative = 0;
+      for (let b = 0; b < HISTOGRAM_BUCKETS; b++) {
+        cumulative += mass[b];
+        if (cumulative >= o.topP * sumExp) {
+          topPFloor = max - (b + 2) / BUCKETS_PER_LOGIT;
+          break;
+        }
+      }
+    }
+    const minPFloor = o.minP > 0 ? max + Math.log(o.minP) - 1e-6 : -Infinity;
+
+    let count = this.collectAbove(logits, Math.max(topPFloor, minPFloor));
+    // Top-p reaching past the collected tokens (only by rounding at a histogram edge) while
+    // min-p does not bound the draw: collect again down to min-p's floor alone.
+    if (topPFloor > minPFloor && !this.prefixReaches(count, sumExp, o.topP)) count = this.collectAbove(logits, minPFloor);
+    return { count, sumExp };
+  }
+
+  /** Every logit >= floor (and finite) into ids/values, sorted; returns the count. */
+  private collectAbove(logits: Float32Array, floor: number): number {
+    let count = 0;
+    for (let i = 0; i < logits.length; i++) if (logits[i] >= floor && logits[i] > -Infinity) count++;
+    this.reserve(count);
+    let j = 0;
+    for (let i = 0; i < logits.length; i++) if (logits[i] >= floor && logits[i] > -Infinity) this.ids[j++] = i;
+    sortCandidates(logits, this.ids, this.values, count);
+    return count;
+  }
+
+  /** Whether the probabilities of the first n (sorted) candidates add up to p. */
+  private prefixReaches(n: number, sumExp: number, p: number): boolean {
+    let cumulative = 0;
+    for (let i = 0; i < n; i++) cumulative += Math.exp(this.values[i] - this.values[0]) / sumExp;
+    return cumulative >= p;
   }
 }
+
+// Resolution of the top-p histogram: a quarter of a logit per bucket, 64 logits deep (mass
+// further below the max is under e^-64 of it, never needed to reach a p below 1).
+const BUCKETS_PER_LOGIT = 4;
+const HISTOGRAM_BUCKETS = 64 * BUCKETS_PER_LOGIT;
 
 function siftDown(vals: Float64Array, ids: Int32Array, size: number, v: number, id: number): void {
   let i = 0;
@@ -198,15 +273,33 @@ function siftDown(vals: Float64Array, ids: Int32Array, size: number, v: number, 
   ids[i] = id;
 }
 
-/** In-place softmax of the first n (descending) values. */
-function softmaxInPlace(values: Float64Array, n: number): void {
-  const max = values[0];
-  let sum = 0;
+// Candidates sort as one number each, value descending then id ascending: the float32
+// logit's bits made order-preserving (32 bits) above the id (21 bits) fit a double's 53, and
+// a typed array sorts numbers without a comparator several times faster.
+const ID_BITS = 2 ** 21;
+const f32 = new Float32Array(1);
+const f32Bits = new Uint32Array(f32.buffer);
+
+/**
+ * Sorts the first n candidate ids by their logit, descending, the lower id first among
+ * equals, and writes the logits beside them into vals.
+ */
+function sortCandidates(logits: Float32Array, ids: Int32Array, vals: Float64Array, n: number): void {
+  if (logits.length > ID_BITS)
+    throw new TesseraError("ERR_INVALID_ARGUMENT", `the sampler takes vocabularies up to ${ID_BITS} tokens, got ${logits.length}`);
+  const keys = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    values[i] = Math.exp(values[i] - max);
-    sum += values[i];
+    f32[0] = logits[ids[i]] + 0; // -0 as +0: they tie, as in a comparison
+    const bits = f32Bits[0];
+    const ascending = bits & 0x80000000 ? ~bits >>> 0 : (bits | 0x80000000) >>> 0;
+    keys[i] = (0xffffffff - ascending) * ID_BITS + ids[i];
   }
-  for (let i = 0; i < n; i++) values[i] /= sum;
+  keys.sort();
+  for (let i = 0; i < n; i++) {
+    const id = keys[i] % ID_BITS;
+    ids[i] = id;
+    vals[i] = logits[id];
+  }
 }
 
 /** Index of the largest logit; the lowest index wins ties (as llama.cpp's greedy sampler). */

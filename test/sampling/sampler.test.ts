@@ -26,7 +26,76 @@ function softmax(x: ArrayLike<number>, t = 1): number[] {
   return e.map((v) => v / s);
 }
 
+/**
+ * The sampler's chain written the plain way: every candidate sorted, softmax over the top-k
+ * (or all), top-p, min-p, temperature, one draw from `rng`. The Sampler selects and sorts
+ * only what can be drawn; it must pick the same token for the same random number.
+ */
+function sortedCandidates(logits: Float32Array): { id: number; v: number }[] {
+  return Array.from(logits, (v, id) => ({ id, v }))
+    .filter((x) => x.v > -Infinity)
+    .sort((a, b) => b.v - a.v || a.id - b.id);
+}
+
+function plainSample(
+  sorted: { id: number; v: number }[],
+  o: { temperature: number; topK: number; topP: number; minP: number },
+  rng: Rng,
+): number {
+  const c = o.topK > 0 ? sorted.slice(0, o.topK) : sorted;
+  const e = c.map((x) => Math.exp(x.v - c[0].v));
+  const z = e.reduce((a, b) => a + b, 0);
+  let p = e.map((x) => x / z);
+  if (o.topP < 1) {
+    let cum = 0;
+    const cut = p.findIndex((x) => (cum += x) >= o.topP);
+    if (cut >= 0) p = p.slice(0, cut + 1);
+  }
+  if (o.minP > 0) {
+    const keep = p.findIndex((x) => x < p[0] * o.minP);
+    if (keep > 0) p = p.slice(0, keep);
+  }
+  const w = p.map((x) => Math.exp((Math.log(x) - Math.log(p[0])) / o.temperature));
+  let r = rng.next() * w.reduce((a, b) => a + b, 0);
+  for (let i = 0; i < w.length; i++) if ((r -= w[i]) < 0) return c[i].id;
+  return c[w.length - 1].id;
+}
+
 describe("sampler", () => {
+  it("draws exactly what the plain full-sort chain draws, for every combination of truncations", () => {
+    const seed = (Math.random() * 2 ** 32) >>> 0;
+    const gen = new Rng(seed);
+    // Spread, peaked, flat (ties everywhere) and wide vocabularies, with -Infinity and NaN.
+    const shapes: [string, number, (i: number) => number][] = [
+      ["spread", 3001, () => (gen.next() - 0.5) * 12],
+      ["peaked", 5000, (i) => (i % 613 === 0 ? 9 : 0) + (gen.next() - 0.5) * 4],
+      ["flat", 777, () => 1.5],
+      ["wide", 50_003, () => (gen.next() - 0.5) * 30],
+    ];
+    let checked = 0;
+    for (const [name, n, value] of shapes) {
+      const logits = Float32Array.from({ length: n }, (_, i) => value(i));
+      logits[7] = -Infinity;
+      logits[n - 2] = Number.NaN;
+      const sorted = sortedCandidates(logits);
+      for (const topK of [0, 1, 40, n])
+        for (const topP of [1, 0.9, 0.4])
+          for (const minP of [0, 0.05, 0.3])
+            for (const temperature of [0.4, 1, 2.5]) {
+              const o = { temperature, topK, topP, minP, seed: checked };
+              const sampler = new Sampler(o);
+              const rng = new Rng(checked);
+              for (let draw = 0; draw < 3; draw++) {
+                const got = sampler.sample(logits.slice());
+                expect(got, `${name} ${JSON.stringify(o)} draw ${draw} (vocabulary seed ${seed})`).toBe(plainSample(sorted, o, rng));
+              }
+              checked++;
+            }
+    }
+    expect(checked).toBe(4 * 4 * 3 * 3 * 3);
+  });
+
+
   it("is greedy at temperature 0 and breaks ties toward the lower id", () => {
     const logits = randomLogits(1000, 1);
     const s = new Sampler({ temperature: 0 });
