@@ -166,5 +166,7 @@ describe("sampler", () => {
     expect(() => new Sampler({ topP: 1.5 })).toThrow(expect.objectContaining({ code: "ERR_INVALID_ARGUMENT" }));
     expect(() => new Sampler({ topK: 2.5 })).toThrow(expect.objectContaining({ code: "ERR_INVALID_ARGUMENT" }));
     expect(() => new Sampler({ seed: 0.5 })).toThrow(expect.objectContaining({ code: "ERR_INVALID_ARGUMENT" }));
+    const huge = randomLogits(2 ** 21 + 1, 5);
+    expect(() => new Sampler({ seed: 1 }).sample(huge)).toThrow(expect.objectContaining({ code: "ERR_INVALID_ARGUMENT" }));
   });
 });
