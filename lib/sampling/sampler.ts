@@ -90,11 +90,8 @@ export class Sampler {
     if (o.temperature <= 0) return argmax(logits);
 
     const k = o.topK > 0 ? Math.min(o.topK, logits.length) : logits.length;
-    const { count, sumExp } = k < logits.length ? this.selectTopK(logits, k) : this.selectLikely(logits);
-    let n = count;
     // Probabilities at temperature 1 over the top-k (or the whole vocabulary), for the truncations.
-    const top = this.values[0];
-    for (let i = 0; i < n; i++) this.values[i] = Math.exp(this.values[i] - top) / sumExp;
+    let n = k < logits.length ? this.selectTopK(logits, k) : this.selectLikely(logits);
     if (o.topP < 1) {
       let cumulative = 0;
       for (let i = 0; i < n; i++) {
@@ -150,10 +147,10 @@ export class Sampler {
   }
 
   /**
-   * The k largest finite logits, sorted into ids/values, and Σ exp(logit − max) over them
-   * (top-p's normalizer is the top-k set's).
+   * The k largest finite logits, sorted into ids, with their probabilities over the top-k set
+   * (top-p's normalizer is that set's) in values; returns the count.
    */
-  private selectTopK(logits: Float32Array, k: number): { count: number; sumExp: number } {
+  private selectTopK(logits: Float32Array, k: number): number {
     this.reserve(k);
     const ids = this.ids;
     const vals = this.values;
@@ -183,9 +180,8 @@ export class Sampler {
     }
     if (size === 0) throw new TesseraError("ERR_INTERNAL", "every logit is -Infinity or NaN; nothing can be sampled");
     sortCandidates(logits, ids, vals, size);
-    let sumExp = 0;
-    for (let i = 0; i < size; i++) sumExp += Math.exp(vals[i] - vals[0]);
-    return { count: size, sumExp };
+    this.toProbabilities(size);
+    return size;
   }
 
   /**
@@ -193,9 +189,9 @@ export class Sampler {
    * top-p and min-p cuts can be drawn. Sorting just those (a few hundred, not 150k) gives the
    * same draw: one pass for the normalizer and a histogram of exp mass by distance below the
    * max says how far down the top-p prefix reaches; a second pass collects the tokens above
-   * the tighter cut. Returns Σ exp(logit − max) over every finite logit.
+   * the tighter cut. Fills ids and their probabilities over every finite logit; returns the count.
    */
-  private selectLikely(logits: Float32Array): { count: number; sumExp: number } {
+  private selectLikely(logits: Float32Array): number {
     const o = this.options;
     let max = -Infinity;
     for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
@@ -226,28 +222,44 @@ export class Sampler {
     }
     const minPFloor = o.minP > 0 ? max + Math.log(o.minP) - 1e-6 : -Infinity;
 
-    let count = this.collectAbove(logits, Math.max(topPFloor, minPFloor));
+    let count = this.collectAbove(logits, Math.max(topPFloor, minPFloor), sumExp);
     // Top-p reaching past the collected tokens (only by rounding at a histogram edge) while
     // min-p does not bound the draw: collect again down to min-p's floor alone.
-    if (topPFloor > minPFloor && !this.prefixReaches(count, sumExp, o.topP)) count = this.collectAbove(logits, minPFloor);
-    return { count, sumExp };
-  }
-
-  /** Every logit >= floor (and finite) into ids/values, sorted; returns the count. */
-  private collectAbove(logits: Float32Array, floor: number): number {
-    let count = 0;
-    for (let i = 0; i < logits.length; i++) if (logits[i] >= floor && logits[i] > -Infinity) count++;
-    this.reserve(count);
-    let j = 0;
-    for (let i = 0; i < logits.length; i++) if (logits[i] >= floor && logits[i] > -Infinity) this.ids[j++] = i;
-    sortCandidates(logits, this.ids, this.values, count);
+    if (topPFloor > minPFloor && !this.prefixReaches(count, o.topP)) count = this.collectAbove(logits, minPFloor, sumExp);
     return count;
   }
 
-  /** Whether the probabilities of the first n (sorted) candidates add up to p. */
-  private prefixReaches(n: number, sumExp: number, p: number): boolean {
+  /** Every logit >= floor (and finite) into ids, sorted, with probabilities; returns the count. */
+  private collectAbove(logits: Float32Array, floor: number, sumExp: number): number {
+    this.reserve(logits.length);
+    let count = 0;
+    for (let i = 0; i < logits.length; i++) if (logits[i] >= floor && logits[i] > -Infinity) this.ids[count++] = i;
+    sortCandidates(logits, this.ids, this.values, count);
+    this.toProbabilities(count, sumExp);
+    return count;
+  }
+
+  /**
+   * The first n sorted logits in values as probabilities: exp(logit − max) / sumExp, where
+   * sumExp (Σ exp(logit − max) over the distribution's whole support) defaults to the sum over
+   * these n.
+   */
+  private toProbabilities(n: number, sumExp?: number): void {
+    const vals = this.values;
+    const top = vals[0];
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      vals[i] = Math.exp(vals[i] - top);
+      sum += vals[i];
+    }
+    const z = sumExp ?? sum;
+    for (let i = 0; i < n; i++) vals[i] /= z;
+  }
+
+  /** Whether the first n probabilities add up to p, summed as sample()'s top-p walk sums them. */
+  private prefixReaches(n: number, p: number): boolean {
     let cumulative = 0;
-    for (let i = 0; i < n; i++) cumulative += Math.exp(this.values[i] - this.values[0]) / sumExp;
+    for (let i = 0; i < n; i++) cumulative += this.values[i];
     return cumulative >= p;
   }
 }
