@@ -25,13 +25,14 @@ export TESSERA_BUILD="$unpacked/build"
 export TESSERA_OUT="${OUT:-bench/results/cuda}"
 if [ -f "$bundle/peer.xz" ]; then
   xz -dc "$bundle/peer.xz" >"$unpacked/bin/llama-bench" && chmod +x "$unpacked/bin/llama-bench"
-  # cuBLAS and cuBLASLt must come from one folder (one release); the toolkit's first.
-  candidates="$(find /usr/local/cuda*/ /usr/lib /opt /usr/local/lib -name libcublas.so.13 2>/dev/null)"
+  # One walk of the library folders, the toolkit's first. cuBLAS and cuBLASLt must come from
+  # one folder (one release).
+  found="$(find /usr/local/cuda*/ /usr/lib /opt /usr/local/lib \( -name libcublas.so.13 -o -name libcudart.so.13 \) 2>/dev/null)"
   cublas_dir=""
-  for c in $candidates; do
+  for c in $(grep '/libcublas.so.13$' <<<"$found"); do
     [ -e "$(dirname "$c")/libcublasLt.so.13" ] && { cublas_dir="$(dirname "$c")"; break; }
   done
-  cudart="$(find /usr/local/cuda*/ /usr/lib /opt /usr/local/lib -name libcudart.so.13 2>/dev/null | head -1)"
+  cudart="$(grep -m1 '/libcudart.so.13$' <<<"$found")"
   lib_dirs="$cublas_dir${cudart:+:$(dirname "$cudart")}"
   export LD_LIBRARY_PATH="${lib_dirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   if ldd "$unpacked/bin/llama-bench" | grep -q "not found"; then
