@@ -285,7 +285,10 @@ function parseWith(c: Cursor): GGUFFile {
     tensors.push({ name, type, dims, offset, byteLength, elementCount });
   }
 
-  const dataOffset = alignUp(c.pos, alignment);
+  // A file without tensors may end inside the padding before its (empty) data section, as
+  // llama.cpp accepts; the data section then starts at the end of the file.
+  const alignedEnd = alignUp(c.pos, alignment);
+  const dataOffset = tensors.length === 0 ? Math.min(alignedEnd, c.fileSize) : alignedEnd;
   const dataBytes = c.fileSize - dataOffset;
   for (const t of tensors) {
     if (t.offset + t.byteLength > dataBytes)

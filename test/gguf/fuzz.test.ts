@@ -123,7 +123,9 @@ describe("GGUF reader fuzzing", () => {
   ];
 
   it("10,000 mutated in-memory files parse consistently or fail with a coded error", () => {
-    const rng = new Rng(Date.now() >>> 0);
+    // A fresh seed each run widens coverage over time; TESSERA_FUZZ_SEED replays a failure.
+    const seed = Number(process.env.TESSERA_FUZZ_SEED ?? Date.now() >>> 0);
+    const rng = new Rng(seed);
     const counts = new Map<string, number>();
     for (let i = 0; i < 10_000; i++) {
       const file = mutate(seeds[i % seeds.length], rng);
@@ -131,8 +133,9 @@ describe("GGUF reader fuzzing", () => {
       try {
         result = outcome(() => parseGGUF(file));
       } catch (e) {
-        fs.writeFileSync(path.join(tempDir("fuzz-fail"), "case.gguf"), file);
-        throw e;
+        const saved = path.join(tempDir("fuzz-fail"), "case.gguf");
+        fs.writeFileSync(saved, file);
+        throw new Error(`fuzz case ${i} of TESSERA_FUZZ_SEED=${seed} (file kept at ${saved}): ${String(e)}`, { cause: e });
       }
       counts.set(result, (counts.get(result) ?? 0) + 1);
     }

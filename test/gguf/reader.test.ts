@@ -3,7 +3,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { isTesseraError } from "../../lib/errors.js";
 import { parseGGUF, readGGUF } from "../../lib/gguf/reader.js";
-import { GGMLType, type GGUFArray } from "../../lib/gguf/types.js";
+import { GGMLType, GGUFValueType, type GGUFArray } from "../../lib/gguf/types.js";
 import { encodeGGUF, writeGGUF } from "../../lib/gguf/writer.js";
 import { everyTypeSpec } from "../helpers/gguf-specs.js";
 import { hasShared, stories260K, tempDir } from "../helpers/paths.js";
@@ -77,6 +77,27 @@ describe("GGUF writer → reader round trip", () => {
     const embd = f.tensors.find((t) => t.name === "token_embd.weight")!;
     expect(embd.dims).toEqual([64, 512]);
     for (const t of f.tensors) expect(t.offset + t.byteLength).toBeLessThanOrEqual(f.fileSize);
+  });
+
+  it("reads a file without tensors that ends inside the padding before its data section", () => {
+    const full = encodeGGUF({ metadata: [["general.name", { type: GGUFValueType.STRING, value: "vocab only" }]], tensors: [] });
+    const padded = parseGGUF(full);
+    // Cutting the padding byte by byte: the cut that lands on the header's end, and every cut
+    // after it, parses; the data section then starts at the end of the file.
+    let parsed = 0;
+    for (let cut = padded.dataOffset - padded.alignment + 1; cut <= padded.dataOffset; cut++) {
+      let f;
+      try {
+        f = parseGGUF(full.subarray(0, cut));
+      } catch (e) {
+        expect(parsed, `cut ${cut} failed after a shorter cut parsed: ${String(e)}`).toBe(0);
+        continue;
+      }
+      parsed++;
+      expect(f.metadata.get("general.name")?.value).toBe("vocab only");
+      expect(f.dataOffset).toBe(cut);
+    }
+    expect(parsed).toBeGreaterThan(1);
   });
 
   it("rejects a wrong data length at write time", () => {
