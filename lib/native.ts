@@ -25,8 +25,14 @@ export interface NativeKernels {
   rmsNorm(x: Float32Array, weight: Float32Array | null, nRows: number, dim: number, eps: number, threads: number): Float32Array;
   rope(x: Float32Array, pos: Int32Array, nTokens: number, nHeads: number, headDim: number, params: RopeKernelParams, freqFactors: Float32Array | null, threads: number): Float32Array;
   swiglu(gate: Float32Array, up: Float32Array, nRows: number, dim: number, activation: 0 | 1, threads: number): Float32Array;
-  /** With vInK (multi-head latent attention) `v` is ignored: values are the first headDimV entries of the key rows. */
-  attention(q: Float32Array, k: Float32Array, v: Float32Array, nTokens: number, nCtx: number, nHead: number, nHeadKv: number, headDim: number, headDimV: number, slidingWindow: number, scale: number, softcap: number, threads: number, vInK?: boolean): Float32Array;
+  /**
+   * The cache is paged in scrambled block order. With vInK (multi-head latent attention) `v`
+   * is ignored: values are the first headDimV entries of the key rows. kvType: the cache's
+   * storage (KV_TYPES; default f16).
+   */
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, nTokens: number, nCtx: number, nHead: number, nHeadKv: number, headDim: number, headDimV: number, slidingWindow: number, scale: number, softcap: number, threads: number, vInK?: boolean, kvType?: number): Float32Array;
+  /** Each run of n values of each row [nRows][width] rotated by the orthonormal Walsh-Hadamard matrix. */
+  hadamard(x: Float32Array, nRows: number, width: number, n: number, threads: number): Float32Array;
   /** Per-head matrices [nHead][rows][cols]; x head-major [nHead][nTokens][cols] -> y [nTokens][nHead][rows]. */
   headMatmul(type: number, weight: Uint8Array, nHead: number, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number): Float32Array;
   /** y (yLength zeros) with y[t*yLdToken + h*yLdHead + c] = x[t*xLdToken + h*xLdHead + c] for c < width. */
@@ -40,7 +46,7 @@ export interface NativeKernels {
   /** Times matmul natively (pool, packing and buffers prepared; weights rotated through DRAM-sized copies). */
   benchMatmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, seconds: number, repack?: boolean, copies?: number, order?: MatmulOrder): KernelTiming;
   /** Times attention natively (pool and cache prepared; a single query token rotates through DRAM-sized cache copies). */
-  benchAttention(q: Float32Array, k: Float32Array, v: Float32Array, nTokens: number, nCtx: number, nHead: number, nHeadKv: number, headDim: number, headDimV: number, slidingWindow: number, scale: number, softcap: number, threads: number, seconds: number, vInK?: boolean): KernelTiming;
+  benchAttention(q: Float32Array, k: Float32Array, v: Float32Array, nTokens: number, nCtx: number, nHead: number, nHeadKv: number, headDim: number, headDimV: number, slidingWindow: number, scale: number, softcap: number, threads: number, seconds: number, vInK?: boolean, kvType?: number): KernelTiming;
   /** STREAM-like read probe over a `megabytes` buffer, timed per 8 MiB chunk. */
   readBandwidth(megabytes: number, reps: number, threads: number): { medianGBps: number; bestGBps: number };
 }
@@ -73,21 +79,36 @@ export interface RopeKernelParams {
   highFreqFactor?: number;
 }
 
-export interface NativeContext {
-  /** Evaluates tokens at positions pos0.. on a worker thread, writing logits (last row, or every row). */
-  eval(tokens: Int32Array, pos0: number, allLogits: boolean, logits: Float32Array): Promise<void>;
+/**
+ * One model's engine: the paged KV pool (blocks of KV_BLOCK_SIZE positions, lib/engine/blocks.ts)
+ * and the batched forward pass. A step runs rows of many sequences: row r is token
+ * tokens[r] at position positions[r] of sequence rowSeq[r], whose block ids are
+ * tables[tableStart[s] .. tableStart[s + 1]); copies (source, destination block pairs) run
+ * first; the logits of the rows in logitRows (ascending) go to logits [n][nVocab].
+ */
+export interface NativeEngine {
+  step(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array): Promise<void>;
   /** The same on the calling thread (for models small enough that the thread hop dominates). */
-  evalSync(tokens: Int32Array, pos0: number, allLogits: boolean, logits: Float32Array): void;
+  stepSync(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array): void;
   abort(): void;
   dispose(): void;
-  readonly capacity: number;
-  readonly memoryBytes: number;
-  /** Nanoseconds the executor spent in the last eval, excluding the N-API crossing. */
-  readonly lastEvalNs: number;
+  readonly maxContext: number;
+  readonly blocks: number;
+  /** Bytes of one block (keys and values of every layer). */
+  readonly blockBytes: number;
+  readonly scratchBytes: number;
+  /** Nanoseconds the executor spent in the last step, excluding the N-API crossing. */
+  readonly lastStepNs: number;
 }
 
+/** KV cache storage types, as the native KvType. */
+export const KV_TYPES = { f16: 0, q8_0: 1, q4_0: 2 } as const;
+export type KvCacheType = keyof typeof KV_TYPES;
+
 export interface NativeModel {
-  createContext(options: { contextSize: number; batchSize?: number }): NativeContext;
+  createEngine(options: { maxContext: number; blocks: number; batchSize?: number; kvType?: number }): NativeEngine;
+  /** Bytes of one KV block of this model in the given cache type. */
+  kvBlockBytes(kvType: number): number;
   dispose(): void;
   readonly backend: "cpu" | "cuda";
   readonly weightBytes: number;

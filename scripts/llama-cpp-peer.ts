@@ -24,6 +24,10 @@ export interface PeerOptions {
    * fp16; conformance tests turn it off to compare against the standard attention path.
    */
   flashAttention?: boolean | "auto";
+  /** Storage type of keys and values (llama.cpp's -ctk/-ctv). Default f16. */
+  kvCacheType?: "f16" | "q8_0" | "q4_0";
+  /** Sequences the context holds (llama.cpp's unified multi-sequence KV cache). Default 1. */
+  sequences?: number;
 }
 
 export class LlamaCppPeer {
@@ -40,8 +44,12 @@ export class LlamaCppPeer {
       contextSize: options.contextSize,
       batchSize: options.batchSize ?? Math.min(512, options.contextSize),
       threads: options.threads,
-      sequences: 1,
+      sequences: options.sequences ?? 1,
       flashAttention: options.flashAttention ?? "auto",
+      ...(options.kvCacheType && {
+        experimentalKvCacheKeyType: options.kvCacheType.toUpperCase() as "F16",
+        experimentalKvCacheValueType: options.kvCacheType.toUpperCase() as "F16",
+      }),
     });
     return new LlamaCppPeer(model, context, context.getSequence());
   }

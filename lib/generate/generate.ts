@@ -1,9 +1,11 @@
 /**
  * The autoregressive loop: tokenize the prompt, reuse the session's cached prefix, evaluate
- * the rest, then sample -> stream-detokenize -> check stops -> evaluate the new token, one
- * native crossing per step. Text is emitted only in whole UTF-8 characters.
+ * the rest, then sample -> stream-detokenize -> check stops -> evaluate the new token. Each
+ * evaluation is a request to the model's engine, which batches the rows of every running
+ * generation into one native step. Text is emitted only in whole UTF-8 characters.
  */
 import { TesseraError } from "../errors.js";
+import type { EvaluateResult } from "../engine/engine.js";
 import type { Session } from "../model/session.js";
 import { Sampler, type SamplingOptions } from "../sampling/sampler.js";
 import type { Tokenizer } from "../tokenizer/index.js";
@@ -36,7 +38,7 @@ export type StopReason = "eos" | "stop" | "length" | "context";
 
 export interface GenerationStats {
   promptTokens: number;
-  /** Prompt tokens found in the session's cache and not evaluated again. */
+  /** Prompt tokens whose keys and values were reused (the session's cache or the prefix cache), not evaluated again. */
   cachedTokens: number;
   promptMs: number;
   generatedTokens: number;
@@ -62,6 +64,19 @@ function checkAborted(signal: AbortSignal | undefined): void {
 }
 
 /**
+ * Where a generation runs: a session it owns while it runs, or a sequence of its own. The
+ * model provides it when the generation starts and `release` is called when it ends.
+ */
+export interface GenerationTarget {
+  /** Tokens in the cache. */
+  readonly tokens: readonly number[];
+  readonly contextSize: number;
+  truncate(n: number): void;
+  evaluate(tokens: number[], signal: AbortSignal | undefined): Promise<EvaluateResult>;
+  release(): void;
+}
+
+/**
  * One generation: iterate it for chunks; `stopReason` and `stats` are set once it ends.
  */
 export class Generation implements AsyncIterable<GenerationChunk> {
@@ -69,9 +84,10 @@ export class Generation implements AsyncIterable<GenerationChunk> {
   readonly stats: GenerationStats = { promptTokens: 0, cachedTokens: 0, promptMs: 0, generatedTokens: 0, generateMs: 0 };
   private started = false;
 
+  /** @internal Created by Model.generate. */
   constructor(
     private readonly tokenizer: Tokenizer,
-    private readonly session: Session,
+    private readonly open: (owner: Generation) => GenerationTarget,
     private readonly prompt: string | ArrayLike<number>,
     private readonly options: GenerateOptions,
   ) {}
@@ -95,28 +111,45 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     if (!Number.isInteger(maxTokens) || maxTokens < 0)
       throw new TesseraError("ERR_INVALID_ARGUMENT", `maxTokens must be a non-negative integer, got ${maxTokens}`);
     const stops = o.stop ?? [];
-    if (stops.some((s) => typeof s !== "string" || s.length === 0))
-      throw new TesseraError("ERR_INVALID_ARGUMENT", "stop sequences must be non-empty strings");
+    if (!Array.isArray(stops) || stops.some((s) => typeof s !== "string" || s.length === 0))
+      throw new TesseraError("ERR_INVALID_ARGUMENT", "stop must be an array of non-empty strings, e.g. stop: [\"\\n\"]");
     const sampler = new Sampler(o);
-    const session = this.session;
     const signal = o.signal;
     checkAborted(signal);
 
     const prompt = this.promptTokens();
     if (prompt.length === 0)
       throw new TesseraError("ERR_INVALID_ARGUMENT", "the prompt has no tokens; pass text, or addSpecial: true for a BOS-only prompt");
-    if (prompt.length >= session.contextSize)
+    const target = this.open(this);
+    try {
+      yield* this.loop(target, prompt, sampler, maxTokens, stops);
+    } finally {
+      target.release();
+    }
+  }
+
+  private async *loop(
+    target: GenerationTarget,
+    prompt: number[],
+    sampler: Sampler,
+    maxTokens: number,
+    stops: string[],
+  ): AsyncGenerator<GenerationChunk> {
+    const o = this.options;
+    const signal = o.signal;
+    if (prompt.length >= target.contextSize)
       throw new TesseraError(
         "ERR_OUT_OF_CONTEXT",
-        `the prompt has ${prompt.length} tokens but the context holds ${session.contextSize}; shorten it or use a larger contextSize`,
+        `the prompt has ${prompt.length} tokens but the context holds ${target.contextSize}; shorten it or use a larger contextSize`,
       );
     // Reuse the cached prefix, but always evaluate at least one token to get fresh logits.
-    const keep = Math.min(commonPrefixLength(session.tokens, prompt), prompt.length - 1);
-    session.truncate(keep);
+    const keep = Math.min(commonPrefixLength(target.tokens, prompt), prompt.length - 1);
+    target.truncate(keep);
     this.stats.promptTokens = prompt.length;
-    this.stats.cachedTokens = keep;
     let t0 = performance.now();
-    let logits = await session.evaluateShared(prompt.slice(keep), { signal });
+    const first = await target.evaluate(prompt.slice(keep), signal);
+    let logits = first.logits;
+    this.stats.cachedTokens = prompt.length - first.computedTokens;
     this.stats.promptMs = performance.now() - t0;
 
     // The prompt is the prefix: the first generated token continues its text (SentencePiece
@@ -152,11 +185,11 @@ export class Generation implements AsyncIterable<GenerationChunk> {
           break;
         }
         if (produced >= maxTokens) continue;
-        if (session.tokens.length >= session.contextSize) {
+        if (target.tokens.length >= target.contextSize) {
           this.stopReason = "context";
           break;
         }
-        logits = await session.evaluateShared([id], { signal });
+        logits = (await target.evaluate([id], signal)).logits;
       }
     } finally {
       this.stats.generateMs = performance.now() - t0;

@@ -182,6 +182,27 @@ export function softmaxRef(x: ArrayLike<number>): Float64Array {
   return y;
 }
 
+/** x [nRows][width] with each run of n values multiplied by the orthonormal Sylvester-Hadamard matrix of size n. */
+export function hadamardRef(x: ArrayLike<number>, nRows: number, width: number, n: number): Float64Array {
+  const y = new Float64Array(nRows * width);
+  const sign = (i: number, j: number) => {
+    let b = i & j, parity = 0;
+    while (b) {
+      parity ^= b & 1;
+      b >>= 1;
+    }
+    return parity ? -1 : 1;
+  };
+  for (let r = 0; r < nRows; r++)
+    for (let c = 0; c < width; c += n)
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        for (let j = 0; j < n; j++) s += sign(i, j) * x[r * width + c + j];
+        y[r * width + c + i] = s / Math.sqrt(n);
+      }
+  return y;
+}
+
 export interface AttentionRefArgs {
   nTokens: number;
   nCtx: number;

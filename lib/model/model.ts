@@ -6,10 +6,12 @@
 import os from "node:os";
 import { TesseraError, fromNativeError } from "../errors.js";
 import { architecture } from "../arch/registry.js";
-import { Generation, complete, type Completion, type GenerateOptions } from "../generate/generate.js";
+import { KV_BLOCK_SIZE } from "../engine/blocks.js";
+import { Engine, type EngineStats } from "../engine/engine.js";
+import { Generation, complete, type Completion, type GenerateOptions, type GenerationTarget } from "../generate/generate.js";
 import { readGGUF } from "../gguf/reader.js";
 import { GGML_TYPE_INFO, type GGUFFile } from "../gguf/types.js";
-import { native, type NativeModel } from "../native.js";
+import { KV_TYPES, native, type KvCacheType, type NativeModel } from "../native.js";
 import { tokenizerFromGGUF, type Tokenizer } from "../tokenizer/index.js";
 import type { Hyperparameters } from "./hparams.js";
 import { buildPlan } from "./plan.js";
@@ -28,8 +30,20 @@ export interface LoadOptions {
   backend?: BackendChoice;
   /** CPU threads. Default: the number of cores. */
   threads?: number;
-  /** Default KV cache size of sessions. Default: the training context, at most 4096. */
+  /** Most tokens one sequence (a session or a generation) may hold. Default: the training context, at most 4096. */
   contextSize?: number;
+  /**
+   * Size of the KV block pool every sequence of the model shares, in tokens (rounded up to
+   * whole blocks of 32). Memory is committed as blocks are first used, so this is a bound,
+   * not an allocation. Default: 4 x contextSize.
+   */
+  kvCacheTokens?: number;
+  /** The same bound in bytes (the smaller of the two applies when both are given). */
+  kvCacheBytes?: number;
+  /** How keys and values are stored: "f16" (default), "q8_0" (about half the bytes) or "q4_0". */
+  kvCacheType?: KvCacheType;
+  /** Most rows (prompt tokens and decode steps of all sequences) per forward pass. Default 512. */
+  batchSize?: number;
   signal?: AbortSignal;
   onProgress?: (progress: LoadProgress) => void;
 }
@@ -45,6 +59,11 @@ export interface ModelInfo extends Hyperparameters {
   backend: "cpu" | "cuda";
   backendNote: string | undefined;
   threads: number;
+  /** Most tokens one sequence may hold. */
+  contextSize: number;
+  kvCacheType: KvCacheType;
+  /** Tokens the KV block pool holds (every sequence together). */
+  kvCacheTokens: number;
 }
 
 /** Models below this many weight bytes evaluate on the calling thread: the hop costs more. */
@@ -72,10 +91,13 @@ function describeTypes(file: GGUFFile): { tensorTypes: Record<string, number>; p
   return { tensorTypes, parameterCount };
 }
 
-function positiveInteger(value: number | undefined, fallback: number, name: string): number {
+/** The largest count the native side takes for a size (positions, rows, blocks). */
+const MAX_COUNT = 1 << 24;
+
+function positiveInteger(value: number | undefined, fallback: number, name: string, max = MAX_COUNT): number {
   const v = value ?? fallback;
-  if (!Number.isInteger(v) || v < 1)
-    throw new TesseraError("ERR_INVALID_ARGUMENT", `${name} must be a positive integer, got ${String(value)}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > max)
+    throw new TesseraError("ERR_INVALID_ARGUMENT", `${name} must be an integer in 1..${max}, got ${String(value)}`);
   return v;
 }
 
@@ -83,37 +105,50 @@ export class Model {
   readonly info: ModelInfo;
   readonly tokenizer: Tokenizer;
   private nativeModel: NativeModel | undefined;
+  private readonly engine: Engine;
   private readonly sessions = new Set<Session>();
-  private defaultSession: Session | undefined;
+  /** Identifies this model's sessions (a session of another model is refused). */
+  private readonly id = {};
 
   /** @internal Use loadModel(). */
-  constructor(nativeModel: NativeModel, info: ModelInfo, tokenizer: Tokenizer, private readonly contextSize: number) {
+  constructor(nativeModel: NativeModel, engine: Engine, info: ModelInfo, tokenizer: Tokenizer, private readonly contextSize: number) {
     this.nativeModel = nativeModel;
+    this.engine = engine;
     this.info = info;
     this.tokenizer = tokenizer;
   }
 
-  /** A new KV cache for one conversation. */
+  /** A conversation: its tokens' keys and values stay cached between calls. */
   createSession(options: SessionOptions = {}): Session {
-    const m = this.live();
+    this.live();
+    if (options === null || typeof options !== "object") throw new TesseraError("ERR_INVALID_ARGUMENT", "createSession options must be an object");
     const contextSize = positiveInteger(options.contextSize, this.contextSize, "contextSize");
+    if (contextSize > this.contextSize)
+      throw new TesseraError(
+        "ERR_INVALID_ARGUMENT",
+        `contextSize ${contextSize} exceeds the model's ${this.contextSize}; load the model with contextSize: ${contextSize}`,
+      );
     const batchSize = positiveInteger(options.batchSize, 512, "batchSize");
-    let context;
-    try {
-      context = m.createContext({ contextSize, batchSize });
-    } catch (e) {
-      throw fromNativeError(e);
-    }
-    const synchronous = m.weightBytes < SYNCHRONOUS_EVAL_MAX_BYTES;
-    const session = new Session(context, contextSize, this.info.nVocab, synchronous, (s) => this.sessions.delete(s));
+    const session = new Session(this.engine, this.id, this.engine.createSequence(), contextSize, this.info.nVocab, batchSize, (s) =>
+      this.sessions.delete(s),
+    );
     this.sessions.add(session);
     return session;
   }
 
-  /** Streams generated text; see GenerateOptions. */
+  /**
+   * Streams generated text; see GenerateOptions. Any number of generations may run at once:
+   * the engine batches them, and each gives exactly what it gives alone.
+   */
   generate(prompt: string | ArrayLike<number>, options: GenerateOptions = {}): Generation {
     this.live();
-    return new Generation(this.tokenizer, options.session ?? this.ownSession(), prompt, options);
+    if (options === null || typeof options !== "object") throw new TesseraError("ERR_INVALID_ARGUMENT", "generate options must be an object");
+    const session = options.session;
+    if (session !== undefined && !(session instanceof Session))
+      throw new TesseraError("ERR_INVALID_ARGUMENT", "options.session must be a Session created by model.createSession()");
+    if (session && session.modelId !== this.id)
+      throw new TesseraError("ERR_INVALID_ARGUMENT", "options.session belongs to another model; create it with this model's createSession()");
+    return new Generation(this.tokenizer, (owner) => (session ? sessionTarget(session, owner) : this.ownTarget()), prompt, options);
   }
 
   /** Generates to the end and returns the whole text, tokens and why it stopped. */
@@ -121,10 +156,17 @@ export class Model {
     return complete(this.generate(prompt, options));
   }
 
-  /** Frees the weights and every session of this model. */
+  /** The KV block pool and scheduler: blocks in use and cached, bytes, steps, preemptions. */
+  stats(): EngineStats {
+    this.live();
+    return this.engine.stats();
+  }
+
+  /** Frees the weights, the KV pool and every session of this model. */
   dispose(): void {
     if (!this.nativeModel) return;
     for (const s of [...this.sessions]) s.dispose();
+    this.engine.dispose();
     this.nativeModel.dispose();
     this.nativeModel = undefined;
   }
@@ -133,15 +175,32 @@ export class Model {
     return this.nativeModel === undefined;
   }
 
-  private ownSession(): Session {
-    if (!this.defaultSession || this.defaultSession.disposed) this.defaultSession = this.createSession();
-    return this.defaultSession;
+  /** A generation without a session: a sequence of its own, freed when it ends. */
+  private ownTarget(): GenerationTarget {
+    const session = this.createSession();
+    const target = sessionTarget(session, {});
+    target.release = () => session.dispose();
+    return target;
   }
 
   private live(): NativeModel {
     if (!this.nativeModel) throw new TesseraError("ERR_DISPOSED", "the model was disposed; load it again");
     return this.nativeModel;
   }
+}
+
+/** Runs a generation on `session`, which it owns until release. */
+function sessionTarget(session: Session, owner: object): GenerationTarget {
+  session.acquire(owner);
+  return {
+    get tokens() {
+      return session.tokens;
+    },
+    contextSize: session.contextSize,
+    truncate: (n) => session.truncateAs(owner, n),
+    evaluate: (tokens, signal) => session.run(owner, tokens, false, signal),
+    release: () => session.release(owner),
+  };
 }
 
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
@@ -166,6 +225,13 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   if (tokenizer.vocabSize > nVocab)
     throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${nVocab} embeddings`);
   const contextSize = positiveInteger(options.contextSize, Math.min(hparams.nCtxTrain || 4096, 4096), "contextSize");
+  const kvTokens = positiveInteger(options.kvCacheTokens, 4 * contextSize, "kvCacheTokens", 1 << 30);
+  const kvType = options.kvCacheType ?? "f16";
+  if (!Object.hasOwn(KV_TYPES, kvType))
+    throw new TesseraError("ERR_INVALID_ARGUMENT", `kvCacheType must be one of ${Object.keys(KV_TYPES).join(", ")}, got ${String(kvType)}`);
+  if (options.kvCacheBytes !== undefined && (typeof options.kvCacheBytes !== "number" || !(options.kvCacheBytes > 0)))
+    throw new TesseraError("ERR_INVALID_ARGUMENT", `kvCacheBytes must be a positive number, got ${String(options.kvCacheBytes)}`);
+  const batchSize = positiveInteger(options.batchSize, 512, "batchSize", 1 << 16);
   abortCheck();
   options.onProgress?.({ phase: "weights", progress: 0 });
 
@@ -179,6 +245,25 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     nativeModel.dispose();
     abortCheck();
   }
+  let nativeEngine;
+  try {
+    const blockBytes = nativeModel.kvBlockBytes(KV_TYPES[kvType]);
+    let blocks = Math.ceil(kvTokens / KV_BLOCK_SIZE);
+    if (options.kvCacheBytes !== undefined) blocks = Math.min(blocks, Math.floor(options.kvCacheBytes / blockBytes));
+    if (blocks < 1)
+      throw new TesseraError("ERR_INVALID_ARGUMENT", `kvCacheBytes ${options.kvCacheBytes} is less than one KV block (${blockBytes} bytes)`);
+    if (blocks > MAX_COUNT) throw new TesseraError("ERR_INVALID_ARGUMENT", `the KV pool of ${blocks} blocks is too large; lower kvCacheTokens`);
+    nativeEngine = nativeModel.createEngine({ maxContext: contextSize, blocks, batchSize, kvType: KV_TYPES[kvType] });
+  } catch (e) {
+    nativeModel.dispose();
+    throw fromNativeError(e);
+  }
+  const engine = new Engine(nativeEngine, {
+    nVocab,
+    maxContext: contextSize,
+    stepTokens: batchSize,
+    synchronous: nativeModel.weightBytes < SYNCHRONOUS_EVAL_MAX_BYTES,
+  });
   const nameValue = file.metadata.get("general.name")?.value;
   const info: ModelInfo = {
     ...hparams,
@@ -189,7 +274,10 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     backend,
     backendNote: note,
     threads,
+    contextSize,
+    kvCacheType: kvType,
+    kvCacheTokens: nativeEngine.blocks * KV_BLOCK_SIZE,
   };
   options.onProgress?.({ phase: "ready", progress: 1 });
-  return new Model(nativeModel, info, tokenizer, contextSize);
+  return new Model(nativeModel, engine, info, tokenizer, contextSize);
 }

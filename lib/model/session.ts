@@ -1,15 +1,21 @@
 /**
- * A Session is one conversation's KV cache in native memory: evaluate() appends tokens and
- * returns the logits of the last one. Every argument is checked here, so the native side
- * only ever sees token ids in range and positions that fit the cache.
+ * A Session is one conversation's sequence in its model's engine: its tokens, and their
+ * keys and values in the shared block pool (kept between calls, evicted only when the pool
+ * needs the room, then recomputed on the next call). evaluate() appends tokens and returns
+ * the logits of the last one. Every argument is checked here, so the native side only ever
+ * sees token ids in range and positions that fit the context.
+ *
+ * A generation running on a session owns it: anything else that would change or read its
+ * cache meanwhile (evaluate, reset, truncate, fork, another generation) gets ERR_BUSY.
  */
-import { TesseraError, fromNativeError } from "../errors.js";
-import type { NativeContext } from "../native.js";
+import { TesseraError } from "../errors.js";
+import type { Engine, EvaluateResult } from "../engine/engine.js";
+import type { Sequence } from "../engine/sequence.js";
 
 export interface SessionOptions {
-  /** KV cache capacity in tokens. Defaults to the model's contextSize. */
+  /** Most tokens the session may hold; at most the model's contextSize (the default). */
   contextSize?: number;
-  /** Tokens per native forward chunk while evaluating a long prompt. Default 512. */
+  /** Most prompt tokens of this session per engine step. Default 512. */
   batchSize?: number;
 }
 
@@ -18,88 +24,61 @@ export interface EvaluateOptions {
 }
 
 export class Session {
-  private context: NativeContext | undefined;
-  private readonly history: number[] = [];
-  private readonly logits: Float32Array;
-  private running = false;
+  private seq: Sequence | undefined;
+  /** Tokens whose evaluation finished (the sequence also holds a request's tokens in flight). */
+  private length = 0;
+  private owner: object | undefined;
 
   /** @internal Created by Model.createSession. */
   constructor(
-    context: NativeContext,
+    private readonly engine: Engine,
+    /** @internal The model this session belongs to (generations check it). */
+    readonly modelId: object,
+    seq: Sequence,
     readonly contextSize: number,
     private readonly nVocab: number,
-    private readonly synchronous: boolean,
+    private readonly batchSize: number,
     private readonly onDispose: (s: Session) => void,
   ) {
-    this.context = context;
-    this.logits = new Float32Array(nVocab);
+    this.seq = seq;
+    this.length = seq.tokens.length;
   }
 
   /** Tokens whose keys and values are in the cache, oldest first. */
   get tokens(): readonly number[] {
-    return this.history;
+    const seq = this.seq;
+    if (!seq) return [];
+    return seq.tokens.length === this.length ? seq.tokens : seq.tokens.slice(0, this.length);
   }
 
   get disposed(): boolean {
-    return this.context === undefined;
+    return this.seq === undefined;
   }
 
-  /** Milliseconds the native forward pass took in the last evaluation (no N-API or JS time). */
+  /** Milliseconds the last native step of the model took (no N-API or JS time). */
   get lastNativeMs(): number {
-    return this.live().lastEvalNs / 1e6;
+    return this.engine.lastStepMs;
   }
 
   /** Appends `tokens` to the cache and resolves to a copy of the last token's logits. */
   async evaluate(tokens: ArrayLike<number>, options: EvaluateOptions = {}): Promise<Float32Array> {
-    return (await this.evaluateShared(tokens, options)).slice();
+    return (await this.run(undefined, tokens, false, options.signal)).logits.slice();
   }
 
   /**
-   * @internal Like evaluate, but returns the session's own logits buffer, which the next
-   * evaluation overwrites (the generation loop uses it to avoid a copy per step).
+   * @internal Like evaluate, but returns a view of the engine's logits buffer, which the
+   * model's next step overwrites (the generation loop samples from it at once).
    */
   async evaluateShared(tokens: ArrayLike<number>, options: EvaluateOptions = {}): Promise<Float32Array> {
-    const context = this.live();
-    const ids = this.checkTokens(tokens);
-    if (this.running) throw new TesseraError("ERR_BUSY", "the session is already evaluating; await the previous call");
-    const signal = options.signal;
-    if (signal?.aborted) throw new TesseraError("ERR_ABORTED", "evaluation aborted before it started");
-    const pos0 = this.history.length;
-    this.running = true;
-    const onAbort = () => context.abort();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      if (this.synchronous) context.evalSync(ids, pos0, false, this.logits);
-      else await context.eval(ids, pos0, false, this.logits);
-    } catch (e) {
-      throw fromNativeError(e);
-    } finally {
-      this.running = false;
-      signal?.removeEventListener("abort", onAbort);
-    }
-    for (const id of ids) this.history.push(id);
-    return this.logits;
+    return (await this.run(undefined, tokens, false, options.signal)).logits;
   }
 
   /**
    * Evaluates `tokens` and returns the logits of every one of them, [n][nVocab] row-major
    * (conformance tests and scoring use this).
    */
-  async evaluateAll(tokens: ArrayLike<number>): Promise<Float32Array> {
-    const context = this.live();
-    const ids = this.checkTokens(tokens);
-    if (this.running) throw new TesseraError("ERR_BUSY", "the session is already evaluating; await the previous call");
-    const out = new Float32Array(ids.length * this.nVocab);
-    this.running = true;
-    try {
-      await context.eval(ids, this.history.length, true, out);
-    } catch (e) {
-      throw fromNativeError(e);
-    } finally {
-      this.running = false;
-    }
-    for (const id of ids) this.history.push(id);
-    return out;
+  async evaluateAll(tokens: ArrayLike<number>, options: EvaluateOptions = {}): Promise<Float32Array> {
+    return (await this.run(undefined, tokens, true, options.signal)).logits;
   }
 
   /** Forgets every token: the next evaluate starts at position 0. */
@@ -109,39 +88,86 @@ export class Session {
 
   /** Keeps the first n tokens of the cache (later evaluations overwrite the rest). */
   truncate(n: number): void {
-    this.live();
-    if (this.running) throw new TesseraError("ERR_BUSY", "cannot truncate while the session is evaluating");
-    if (!Number.isInteger(n) || n < 0 || n > this.history.length)
-      throw new TesseraError("ERR_INVALID_ARGUMENT", `truncate(${n}) is outside 0..${this.history.length}`);
-    this.history.length = n;
+    this.truncateAs(undefined, n);
   }
 
-  /** Frees the KV cache. A running evaluation is aborted first. */
+  /**
+   * A new session holding the same tokens, sharing their cache blocks copy-on-write: the
+   * branch costs no memory until it diverges.
+   */
+  fork(): Session {
+    const seq = this.check(undefined);
+    const forked = this.engine.fork(seq);
+    return this.spawn(forked);
+  }
+
+  /** Frees the session's cache blocks. A running evaluation is aborted first. */
   dispose(): void {
-    if (!this.context) return;
-    this.context.dispose();
-    this.context = undefined;
+    if (!this.seq) return;
+    this.engine.releaseSequence(this.seq);
+    this.seq = undefined;
+    this.owner = undefined;
     this.onDispose(this);
   }
 
-  private live(): NativeContext {
-    if (!this.context) throw new TesseraError("ERR_DISPOSED", "the session was disposed; create a new one");
-    return this.context;
+  /** @internal Makes `owner` (a generation) the only caller allowed until release(owner). */
+  acquire(owner: object): void {
+    const seq = this.check(undefined);
+    if (this.engine.isBusy(seq)) throw new TesseraError("ERR_BUSY", "the session is evaluating; await it before starting a generation");
+    this.owner = owner;
   }
 
-  private checkTokens(tokens: ArrayLike<number>): Int32Array {
+  /** @internal */
+  release(owner: object): void {
+    if (this.owner === owner) this.owner = undefined;
+  }
+
+  /** @internal evaluate on behalf of `owner` (the generation holding the session). */
+  async run(owner: object | undefined, tokens: ArrayLike<number>, allLogits: boolean, signal?: AbortSignal): Promise<EvaluateResult> {
+    const seq = this.check(owner);
+    const ids = this.checkTokens(tokens);
+    const result = await this.engine.evaluate(seq, { tokens: ids, allLogits, signal, maxChunk: this.batchSize });
+    this.length = seq.tokens.length;
+    return result;
+  }
+
+  /** @internal truncate on behalf of `owner`. */
+  truncateAs(owner: object | undefined, n: number): void {
+    const seq = this.check(owner);
+    if (this.engine.isBusy(seq)) throw new TesseraError("ERR_BUSY", "cannot truncate while the session is evaluating");
+    if (!Number.isInteger(n) || n < 0 || n > this.length)
+      throw new TesseraError("ERR_INVALID_ARGUMENT", `truncate(${n}) is outside 0..${this.length}`);
+    seq.truncate(n);
+    this.length = n;
+  }
+
+  /** @internal A session of the same model over `seq`. */
+  spawn(seq: Sequence): Session {
+    return new Session(this.engine, this.modelId, seq, this.contextSize, this.nVocab, this.batchSize, this.onDispose);
+  }
+
+  private check(owner: object | undefined): Sequence {
+    if (!this.seq) throw new TesseraError("ERR_DISPOSED", "the session was disposed; create a new one");
+    if (this.owner !== undefined && this.owner !== owner)
+      throw new TesseraError("ERR_BUSY", "a generation is running on this session; await it or abort it first");
+    return this.seq;
+  }
+
+  private checkTokens(tokens: ArrayLike<number>): number[] {
+    if (tokens === null || typeof tokens !== "object" || typeof tokens.length !== "number")
+      throw new TesseraError("ERR_INVALID_ARGUMENT", "tokens must be an array of token ids");
     if (tokens.length === 0) throw new TesseraError("ERR_INVALID_ARGUMENT", "evaluate needs at least one token");
-    const ids = new Int32Array(tokens.length);
+    const ids = new Array<number>(tokens.length);
     for (let i = 0; i < tokens.length; i++) {
       const t = tokens[i];
       if (!Number.isInteger(t) || t < 0 || t >= this.nVocab)
         throw new TesseraError("ERR_INVALID_ARGUMENT", `token ${String(t)} at index ${i} is not in the vocabulary (0..${this.nVocab - 1})`);
       ids[i] = t;
     }
-    if (this.history.length + ids.length > this.contextSize)
+    if (this.length + ids.length > this.contextSize)
       throw new TesseraError(
         "ERR_OUT_OF_CONTEXT",
-        `${this.history.length} cached + ${ids.length} new tokens exceed the context size ${this.contextSize}; ` +
+        `${this.length} cached + ${ids.length} new tokens exceed the context size ${this.contextSize}; ` +
           "create the session with a larger contextSize, or reset/truncate it",
       );
     return ids;

@@ -289,18 +289,24 @@ Napi::Value Swiglu(const Napi::CallbackInfo& info) {
 }
 
 // attention(q[nTokens][nHead][hd], k[nCtx][nHeadKv][hd], v[nCtx][nHeadKv][hdv], nTokens, nCtx,
-//           nHead, nHeadKv, hd, hdv, slidingWindow, scale, softcap, threads, vInK?)
-// The last nTokens of the nCtx positions are the queries' own positions. With vInK (MLA) the
-// cache holds K only and the values are the first hdv entries of each key row (v is ignored).
+//           nHead, nHeadKv, hd, hdv, slidingWindow, scale, softcap, threads, vInK?, kvType?)
+// The last nTokens of the nCtx positions are the queries' own positions. The cache is paged
+// as an engine's is, its blocks in scrambled pool order (the table is a permutation), so the
+// kernels are checked across block boundaries. With vInK (MLA) the cache holds K only and
+// the values are the first hdv entries of each key row (v is ignored). kvType: 0 f16,
+// 1 q8_0, 2 q4_0.
 struct AttentionCall {
-  AttentionArgs a;              // everything but kv, out and scratch
+  AttentionArgs a;              // everything but kv tiles, out and scratch
   const float *k, *v;           // the rows kv_store writes into the cache
+  std::vector<int32_t> table;   // block ids of the one sequence
+  std::vector<int32_t> pos;     // [n_ctx] 0..n_ctx-1: the rows kv_store writes; the queries are the last n_tokens
+  std::vector<const int32_t*> tables;  // [n_ctx] every row's table
   size_t cache_bytes, scratch_bytes, out_floats;
-  int threads;
+  int n_ctx, threads;
 };
 
-// v_in_k_arg: the position of the optional vInK flag.
-AttentionCall attention_call(const Napi::CallbackInfo& info, size_t v_in_k_arg) {
+// extra_arg: the position of the optional vInK flag (kvType follows it).
+AttentionCall attention_call(const Napi::CallbackInfo& info, size_t extra_arg) {
   Napi::Env env = info.Env();
   const int n_tokens = int(int_arg(info, 3, "nTokens", 1, 1 << 14)), n_ctx = int(int_arg(info, 4, "nCtx", 1, 1 << 16));
   const int n_head = int(int_arg(info, 5, "nHead", 1, 1024)), n_head_kv = int(int_arg(info, 6, "nHeadKv", 1, 1024));
@@ -312,38 +318,56 @@ AttentionCall attention_call(const Napi::CallbackInfo& info, size_t v_in_k_arg) 
   a.scale = float(num_arg(info, 10, "scale"));
   a.softcap = float(num_arg(info, 11, "softcap"));
   c.threads = int(int_arg(info, 12, "threads", 1, kMaxThreads));
+  c.n_ctx = n_ctx;
   a.q = array_arg<float, napi_float32_array>(info, 0, "q", size_t(n_tokens) * n_head * hd);
   c.k = array_arg<float, napi_float32_array>(info, 1, "k", size_t(n_ctx) * n_head_kv * hd);
-  a.kv.v_in_k = info.Length() > v_in_k_arg && info[v_in_k_arg].ToBoolean().Value();
+  a.kv.v_in_k = info.Length() > extra_arg && info[extra_arg].ToBoolean().Value();
+  a.kv.type = info.Length() > extra_arg + 1 && !info[extra_arg + 1].IsUndefined()
+                  ? static_cast<KvType>(int_arg(info, extra_arg + 1, "kvType", 0, 2))
+                  : KvType::F16;
   if (a.kv.v_in_k && hdv > hd) invalid(env, "with vInK the value size must not exceed the key size");
+  if (kv_type_quantized(a.kv.type) && (hd % 32 || hdv % 32)) invalid(env, "a quantized cache needs head sizes that are multiples of 32");
   c.v = a.kv.v_in_k ? nullptr : array_arg<float, napi_float32_array>(info, 2, "v", size_t(n_ctx) * n_head_kv * hdv);
-  a.kv.capacity = n_ctx;
+  a.kv.n_head_kv = n_head_kv;
+  a.kv.k_tile = kv_tile_bytes(a.kv.type, hd);
+  a.kv.v_tile = a.kv.v_in_k ? 0 : kv_tile_bytes(a.kv.type, hdv);
+  const int n_blocks = (n_ctx + kKvBlock - 1) / kKvBlock;
+  // Block b of the sequence sits at pool slot (b * 7 + 3) mod n, a permutation whenever 7
+  // does not divide n (then reversed order): never the identity for more than one block.
+  c.table.resize(n_blocks);
+  for (int b = 0; b < n_blocks; ++b) c.table[b] = n_blocks % 7 ? (b * 7 + 3) % n_blocks : n_blocks - 1 - b;
+  c.pos.resize(n_ctx);
+  for (int j = 0; j < n_ctx; ++j) c.pos[j] = j;
+  c.tables.assign(n_ctx, nullptr);
+  a.max_context = n_ctx;
   a.ldq = int64_t(n_head) * hd;
   a.n_tokens = n_tokens;
-  a.pos0 = n_ctx - n_tokens;
   a.n_head = n_head;
   a.n_head_kv = n_head_kv;
   a.head_dim = hd;
   a.head_dim_v = hdv;
   a.ldo = int64_t(n_head) * hdv;
-  c.cache_bytes = size_t(n_head_kv) * kv_padded(n_ctx) * (size_t(hd) + (a.kv.v_in_k ? 0 : hdv)) * 2;
+  c.cache_bytes = size_t(n_blocks) * n_head_kv * (a.kv.k_tile + a.kv.v_tile);
   c.scratch_bytes = attention_scratch_floats(n_ctx, hd, hdv) * c.threads * 4;
   c.out_floats = size_t(n_tokens) * n_head * hdv;
   return c;
 }
 
-// Points kv at `cache` (cache_bytes) in the KvLayer layout.
-KvLayer cache_layer(const AttentionCall& c, uint8_t* cache) {
-  KvLayer kv = c.a.kv;
-  kv.k = reinterpret_cast<uint16_t*>(cache);
-  kv.v = kv.v_in_k ? nullptr : kv.k + size_t(c.a.n_head_kv) * kv_padded(kv.capacity) * c.a.head_dim;
-  return kv;
+// The call's arguments with kv pointing at `cache` (cache_bytes) and the rows tables fixed
+// up (c's vectors must not move afterwards).
+AttentionArgs cache_args(AttentionCall& c, uint8_t* cache) {
+  for (auto& t : c.tables) t = c.table.data();
+  AttentionArgs a = c.a;
+  a.kv.k = cache;
+  a.kv.v = a.kv.v_in_k ? nullptr : cache + c.table.size() * a.kv.n_head_kv * a.kv.k_tile;
+  a.rows = {c.pos.data() + (c.n_ctx - a.n_tokens), c.tables.data()};
+  return a;
 }
 
 void store_kv(const AttentionCall& c, const KvLayer& kv, int ith, int nth) {
   const AttentionArgs& a = c.a;
-  kv_store(kv, c.k, int64_t(a.n_head_kv) * a.head_dim, c.v, int64_t(a.n_head_kv) * a.head_dim_v, a.kv.capacity, 0,
-           a.n_head_kv, a.head_dim, a.head_dim_v, ith, nth);
+  kv_store(kv, c.k, int64_t(a.n_head_kv) * a.head_dim, c.v, int64_t(a.n_head_kv) * a.head_dim_v, c.n_ctx,
+           KvRows{c.pos.data(), c.tables.data()}, a.head_dim, a.head_dim_v, ith, nth);
 }
 
 Napi::Value Attention(const Napi::CallbackInfo& info) {
@@ -353,8 +377,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   check(env, cache.allocate(c.cache_bytes, "harness KV cache"));
   check(env, scratch.allocate(c.scratch_bytes, "harness scratch"));
   auto out = new_output(env, c.out_floats);
-  AttentionArgs a = c.a;
-  a.kv = cache_layer(c, cache.data());
+  AttentionArgs a = cache_args(c, cache.data());
   a.out = out.Data();
   a.scratch = reinterpret_cast<float*>(scratch.data());
   ThreadPool pool(c.threads);
@@ -366,7 +389,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// benchAttention(<attention's arguments 0..12>, seconds, vInK?) -> {medianMs, minMs, runs, copies}:
+// benchAttention(<attention's arguments 0..12>, seconds, vInK?, kvType?) -> {medianMs, minMs, runs, copies}:
 // times the attention op alone with one thread pool. A single query token (decode) rotates
 // through copies of the cache totalling at least 256 MiB, so it streams keys and values from
 // DRAM as a decode step does; a batch reads one cache that it keeps warm, as a prefill does.
@@ -382,17 +405,18 @@ Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
   AlignedBuffer scratch, out;
   check(env, scratch.allocate(c.scratch_bytes, "harness scratch"));
   check(env, out.allocate(c.out_floats * 4, "harness output"));
+  std::vector<AttentionArgs> calls;
+  for (AlignedBuffer& cache : caches) {
+    calls.push_back(cache_args(c, cache.data()));
+    calls.back().out = reinterpret_cast<float*>(out.data());
+    calls.back().scratch = reinterpret_cast<float*>(scratch.data());
+  }
   ThreadPool pool(c.threads);
   pool.run([&](int ith, int nth) {
-    for (AlignedBuffer& cache : caches) store_kv(c, cache_layer(c, cache.data()), ith, nth);
+    for (const AttentionArgs& call : calls) store_kv(c, call.kv, ith, nth);
   });
-  AttentionArgs a = c.a;
-  a.out = reinterpret_cast<float*>(out.data());
-  a.scratch = reinterpret_cast<float*>(scratch.data());
   return time_on_pool(env, pool, n_copies, seconds, [&](size_t i, int ith, int nth) {
-    AttentionArgs call = a;
-    call.kv = cache_layer(c, caches[i % n_copies].data());
-    attention(call, ith, nth);
+    attention(calls[i % n_copies], ith, nth);
     pool.barrier();
   });
 }
@@ -536,6 +560,20 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return y;
 }
 
+// hadamard(x, nRows, width, n, threads) -> x with each run of n values of each row rotated
+Napi::Value Hadamard(const Napi::CallbackInfo& info) {
+  const int n_rows = int(int_arg(info, 1, "nRows", 1, kMaxDim)), width = int(int_arg(info, 2, "width", 1, kMaxDim));
+  const int n = int(int_arg(info, 3, "n", 1, 1 << 16));
+  if ((n & (n - 1)) || width % n) invalid(info.Env(), "n must be a power of two dividing width");
+  const float* x = array_arg<float, napi_float32_array>(info, 0, "x", size_t(n_rows) * width);
+  const int threads = int(int_arg(info, 4, "threads", 1, kMaxThreads));
+  auto y = new_output(info.Env(), size_t(n_rows) * width);
+  float* yd = y.Data();
+  std::copy(x, x + size_t(n_rows) * width, yd);
+  ThreadPool(threads).run([&](int ith, int nth) { hadamard(yd, n_rows, width, width, n, ith, nth); });
+  return y;
+}
+
 // readBandwidth(megabytes, reps, threads) -> { medianGBps, bestGBps }: reads a buffer of
 // `megabytes` (far larger than the caches) `reps` times in 8 MiB chunks, timing each chunk,
 // the same way benchMatmul times its calls, so kernel and probe figures compare like for
@@ -587,6 +625,7 @@ void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
   k.Set("attention", Napi::Function::New(env, Attention));
   k.Set("benchAttention", Napi::Function::New(env, BenchAttention));
   k.Set("softmax", Napi::Function::New(env, Softmax));
+  k.Set("hadamard", Napi::Function::New(env, Hadamard));
   k.Set("layerNorm", Napi::Function::New(env, LayerNorm));
   k.Set("add", Napi::Function::New(env, Add));
   k.Set("addBias", Napi::Function::New(env, AddBias));

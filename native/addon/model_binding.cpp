@@ -1,11 +1,13 @@
-// JS classes NativeModel and NativeContext. Loading and evaluation run on libuv worker
-// threads (AsyncWorker) so the event loop stays free; evalSync exists for models so small
-// that the thread hop would cost more than the step itself. One crossing per eval call.
+// JS classes NativeModel and NativeEngine. Loading and steps run on libuv worker threads
+// (AsyncTask) so the event loop stays free; stepSync exists for models so small that the
+// thread hop would cost more than the step itself. One crossing per step, for every
+// sequence in it.
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "addon/async_task.h"
 #include "addon/bindings.h"
 #include "addon/plan_from_js.h"
 #include "addon/status_napi.h"
@@ -18,7 +20,7 @@ namespace {
 // Constructors live in per-environment instance data so the addon works in worker threads.
 struct Constructors {
   Napi::FunctionReference model;
-  Napi::FunctionReference context;
+  Napi::FunctionReference engine;
 };
 
 Constructors& constructors(Napi::Env env) { return *env.GetInstanceData<Constructors>(); }
@@ -27,166 +29,193 @@ Constructors& constructors(Napi::Env env) { return *env.GetInstanceData<Construc
   throw to_js_error(env, Status::error(StatusCode::InvalidArgument, message));
 }
 
-class NativeContext : public Napi::ObjectWrap<NativeContext> {
+// One engine's executor and the model it runs, shared by the JS wrapper and a step in
+// flight: a wrapper disposed or collected mid-step leaves the memory to the step, which
+// frees it when it finishes (dispose_pending).
+struct EngineState {
+  std::shared_ptr<LoadedModel> model;
+  std::unique_ptr<Executor> executor;
+  bool busy = false;  // a step is queued or running (touched on the JS thread only)
+  bool dispose_pending = false;
+  double last_step_ns = 0;
+
+  void release() {
+    executor.reset();
+    model.reset();
+  }
+};
+
+// A step's arguments, copied out of the JS arrays (the arrays may change once the call returns).
+struct StepRequest {
+  std::vector<int32_t> tokens, positions, row_seq, table_start, tables, logit_rows, copies;
+  float* logits = nullptr;  // in a Float32Array the task keeps referenced until it completes
+
+  StepBatch batch() const {
+    StepBatch b;
+    b.n_rows = int(tokens.size());
+    b.tokens = tokens.data();
+    b.positions = positions.data();
+    b.row_seq = row_seq.data();
+    b.n_seqs = int(table_start.size()) - 1;
+    b.table_start = table_start.data();
+    b.tables = tables.data();
+    b.n_table_entries = int(tables.size());
+    b.n_logits = int(logit_rows.size());
+    b.logit_rows = logit_rows.data();
+    b.n_copies = int(copies.size() / 2);
+    b.copies = copies.data();
+    return b;
+  }
+};
+
+Status run_step(EngineState& state, const StepRequest& r) {
+  auto start = std::chrono::steady_clock::now();
+  Status st = state.executor->step(r.batch(), r.logits);
+  state.last_step_ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
+  return st;
+}
+
+class StepTask final : public AsyncTask {
+ public:
+  StepTask(std::shared_ptr<EngineState> state, StepRequest request, Napi::Object engine, Napi::Object logits)
+      : state_(std::move(state)), request_(std::move(request)) {
+    // Keep the JS wrapper and the logits array alive while the step writes into them.
+    engine_ref_ = Napi::Persistent(engine);
+    logits_ref_ = Napi::Persistent(logits);
+  }
+
+ protected:
+  void execute() override { status_ = run_step(*state_, request_); }
+  void finished() override {
+    state_->busy = false;
+    if (state_->dispose_pending) state_->release();
+  }
+  const Status& status() const override { return status_; }
+
+ private:
+  std::shared_ptr<EngineState> state_;
+  StepRequest request_;
+  Napi::ObjectReference engine_ref_, logits_ref_;
+  Status status_;
+};
+
+std::vector<int32_t> int32_array(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    invalid(info.Env(), std::string(name) + " must be an Int32Array");
+  Napi::Int32Array a = info[i].As<Napi::Int32Array>();
+  return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
+}
+
+class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
  public:
   static Napi::Function define(Napi::Env env) {
-    return DefineClass(env, "NativeContext",
-                       {InstanceMethod<&NativeContext::eval>("eval"),
-                        InstanceMethod<&NativeContext::eval_sync>("evalSync"),
-                        InstanceMethod<&NativeContext::abort>("abort"),
-                        InstanceMethod<&NativeContext::dispose>("dispose"),
-                        InstanceAccessor<&NativeContext::capacity>("capacity"),
-                        InstanceAccessor<&NativeContext::last_eval_ns>("lastEvalNs"),
-                        InstanceAccessor<&NativeContext::memory_bytes>("memoryBytes")});
+    return DefineClass(env, "NativeEngine",
+                       {InstanceMethod<&NativeEngine::step>("step"),
+                        InstanceMethod<&NativeEngine::step_sync>("stepSync"),
+                        InstanceMethod<&NativeEngine::abort>("abort"),
+                        InstanceMethod<&NativeEngine::dispose>("dispose"),
+                        InstanceAccessor<&NativeEngine::max_context>("maxContext"),
+                        InstanceAccessor<&NativeEngine::blocks>("blocks"),
+                        InstanceAccessor<&NativeEngine::block_bytes>("blockBytes"),
+                        InstanceAccessor<&NativeEngine::scratch_bytes>("scratchBytes"),
+                        InstanceAccessor<&NativeEngine::last_step_ns>("lastStepNs")});
   }
 
-  explicit NativeContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeContext>(info) {}
+  explicit NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {}
+  ~NativeEngine() override {
+    // Collected without dispose(): free now, or when the step in flight finishes.
+    if (state_ && state_->busy) {
+      state_->dispose_pending = true;
+      state_->executor->request_abort();
+    }
+  }
 
   void attach(std::shared_ptr<LoadedModel> model, std::unique_ptr<Executor> executor) {
-    model_ = std::move(model);
-    executor_ = std::move(executor);
-  }
-
-  void finish_async() {
-    busy_ = false;
-    if (dispose_pending_) release();
+    state_ = std::make_shared<EngineState>();
+    state_->model = std::move(model);
+    state_->executor = std::move(executor);
   }
 
  private:
-  friend class EvalWorker;
-
-  struct EvalRequest {
-    std::vector<int32_t> tokens;
-    int pos0 = 0;
-    bool all_logits = false;
-    float* logits = nullptr;
-  };
-
-  EvalRequest parse(const Napi::CallbackInfo& info) {
+  // step(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, logits): see StepBatch.
+  StepRequest parse(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!executor_) throw to_js_error(env, Status::error(StatusCode::InvalidArgument, "the session was disposed"));
-    if (busy_) invalid(env, "the session is already evaluating; await the previous call first");
-    if (info.Length() < 4 || !info[0].IsTypedArray() || !info[1].IsNumber() || !info[3].IsTypedArray())
-      invalid(env, "eval(tokens: Int32Array, pos0: number, allLogits: boolean, logits: Float32Array)");
-    Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
-    Napi::TypedArray la = info[3].As<Napi::TypedArray>();
-    if (ta.TypedArrayType() != napi_int32_array) invalid(env, "tokens must be an Int32Array");
-    if (la.TypedArrayType() != napi_float32_array) invalid(env, "logits must be a Float32Array");
-    Napi::Int32Array tokens = ta.As<Napi::Int32Array>();
-    Napi::Float32Array logits = la.As<Napi::Float32Array>();
-    EvalRequest r;
-    r.tokens.assign(tokens.Data(), tokens.Data() + tokens.ElementLength());
-    r.pos0 = info[1].As<Napi::Number>().Int32Value();
-    r.all_logits = info[2].ToBoolean().Value();
-    const size_t rows = r.all_logits ? r.tokens.size() : 1;
-    if (logits.ElementLength() < rows * static_cast<size_t>(model_->plan.n_vocab))
-      invalid(env, "logits buffer is too small");
+    if (!state_ || !state_->executor) throw to_js_error(env, Status::error(StatusCode::InvalidArgument, "the engine was disposed"));
+    if (state_->busy) throw to_js_error(env, Status::error(StatusCode::Busy, "the engine is already running a step"));
+    StepRequest r;
+    r.tokens = int32_array(info, 0, "tokens");
+    r.positions = int32_array(info, 1, "positions");
+    r.row_seq = int32_array(info, 2, "rowSeq");
+    r.table_start = int32_array(info, 3, "tableStart");
+    r.tables = int32_array(info, 4, "tables");
+    r.logit_rows = int32_array(info, 5, "logitRows");
+    r.copies = int32_array(info, 6, "copies");
+    if (r.positions.size() != r.tokens.size() || r.row_seq.size() != r.tokens.size())
+      invalid(env, "tokens, positions and rowSeq must have one entry per row");
+    if (r.table_start.empty()) invalid(env, "tableStart needs n_seqs + 1 entries");
+    if (r.copies.size() % 2) invalid(env, "copies holds (source, destination) pairs");
+    if (r.tokens.size() > (size_t(1) << 24) || r.tables.size() > (size_t(1) << 28)) invalid(env, "step too large");
+    if (info.Length() < 8 || !info[7].IsTypedArray() || info[7].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      invalid(env, "logits must be a Float32Array");
+    Napi::Float32Array logits = info[7].As<Napi::Float32Array>();
+    if (logits.ElementLength() < r.logit_rows.size() * size_t(state_->model->plan.n_vocab)) invalid(env, "logits buffer is too small");
     r.logits = logits.Data();
     return r;
   }
 
-  Napi::Value eval(const Napi::CallbackInfo& info);
-
-  // Runs the request and records how long the executor itself took (the benchmark suite
-  // subtracts it from the JS-observed step time to get the N-API crossing cost).
-  Status run(const EvalRequest& r) {
-    auto start = std::chrono::steady_clock::now();
-    Status st = executor_->eval(r.tokens.data(), static_cast<int>(r.tokens.size()), r.pos0, r.all_logits, r.logits);
-    last_eval_ns_ = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
-    return st;
+  Napi::Value step(const Napi::CallbackInfo& info) {
+    StepRequest r = parse(info);
+    auto task = std::make_unique<StepTask>(state_, std::move(r), info.This().As<Napi::Object>(), info[7].As<Napi::Object>());
+    Napi::Promise promise = AsyncTask::queue(info.Env(), std::move(task), "tessera.step");
+    state_->busy = true;
+    return promise;
   }
 
-  Napi::Value eval_sync(const Napi::CallbackInfo& info) {
-    EvalRequest r = parse(info);
-    check(info.Env(), run(r));
+  Napi::Value step_sync(const Napi::CallbackInfo& info) {
+    StepRequest r = parse(info);
+    check(info.Env(), run_step(*state_, r));
     return info.Env().Undefined();
   }
 
   Napi::Value abort(const Napi::CallbackInfo& info) {
-    if (executor_ && busy_) executor_->request_abort();
+    if (state_ && state_->busy) state_->executor->request_abort();
     return info.Env().Undefined();
   }
 
   Napi::Value dispose(const Napi::CallbackInfo& info) {
-    if (busy_) {
-      dispose_pending_ = true;
-      executor_->request_abort();
+    if (!state_) return info.Env().Undefined();
+    if (state_->busy) {
+      state_->dispose_pending = true;
+      state_->executor->request_abort();
     } else {
-      release();
+      state_->release();
     }
+    state_.reset();
     return info.Env().Undefined();
   }
 
-  void release() {
-    executor_.reset();
-    model_.reset();
+  Executor* live() const { return state_ ? state_->executor.get() : nullptr; }
+  Napi::Value max_context(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), live() ? live()->max_context() : 0); }
+  Napi::Value blocks(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), live() ? live()->n_blocks() : 0); }
+  Napi::Value block_bytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), live() ? double(live()->block_bytes()) : 0);
+  }
+  Napi::Value scratch_bytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), live() ? double(live()->scratch_bytes()) : 0);
+  }
+  Napi::Value last_step_ns(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), state_ ? state_->last_step_ns : 0);
   }
 
-  Napi::Value capacity(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), executor_ ? executor_->capacity() : 0);
-  }
-  Napi::Value last_eval_ns(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), last_eval_ns_); }
-  Napi::Value memory_bytes(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), executor_ ? static_cast<double>(executor_->memory_bytes()) : 0);
-  }
-
-  std::shared_ptr<LoadedModel> model_;
-  std::unique_ptr<Executor> executor_;
-  bool busy_ = false;
-  bool dispose_pending_ = false;
-  double last_eval_ns_ = 0;
+  std::shared_ptr<EngineState> state_;
 };
-
-class EvalWorker : public Napi::AsyncWorker {
- public:
-  EvalWorker(Napi::Env env, NativeContext* context, Napi::Object context_object, Napi::Object logits_owner,
-             NativeContext::EvalRequest request)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), context_(context),
-        request_(std::move(request)) {
-    // Keep the JS wrapper and the logits array alive while the worker writes into them.
-    context_ref_ = Napi::Persistent(context_object);
-    logits_ref_ = Napi::Persistent(logits_owner);
-  }
-
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override { status_ = context_->run(request_); }
-
-  void OnOK() override {
-    context_->finish_async();
-    if (status_.is_ok()) deferred_.Resolve(Env().Undefined());
-    else deferred_.Reject(to_js_error(Env(), status_).Value());
-  }
-
-  void OnError(const Napi::Error& e) override {
-    context_->finish_async();
-    deferred_.Reject(e.Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  NativeContext* context_;
-  NativeContext::EvalRequest request_;
-  Napi::ObjectReference context_ref_;
-  Napi::ObjectReference logits_ref_;
-  Status status_;
-};
-
-Napi::Value NativeContext::eval(const Napi::CallbackInfo& info) {
-  EvalRequest r = parse(info);
-  auto* worker = new EvalWorker(info.Env(), this, info.This().As<Napi::Object>(), info[3].As<Napi::Object>(),
-                                std::move(r));
-  busy_ = true;
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
-}
 
 class NativeModel : public Napi::ObjectWrap<NativeModel> {
  public:
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "NativeModel",
-                       {InstanceMethod<&NativeModel::create_context>("createContext"),
+                       {InstanceMethod<&NativeModel::create_engine>("createEngine"),
+                        InstanceMethod<&NativeModel::kv_block_bytes_of>("kvBlockBytes"),
                         InstanceMethod<&NativeModel::dispose>("dispose"),
                         InstanceAccessor<&NativeModel::backend_name>("backend"),
                         InstanceAccessor<&NativeModel::weight_bytes>("weightBytes")});
@@ -196,26 +225,46 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   void attach(std::shared_ptr<LoadedModel> model) { model_ = std::move(model); }
 
  private:
-  Napi::Value create_context(const Napi::CallbackInfo& info) {
+  static int int_option(const Napi::Object& o, const char* key, int lo, int hi, int fallback) {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined()) return fallback;
+    if (!v.IsNumber()) invalid(o.Env(), std::string(key) + " must be a number");
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= lo && d <= hi) || d != double(int64_t(d)))
+      invalid(o.Env(), std::string(key) + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+    return int(d);
+  }
+
+  // createEngine({maxContext, blocks, batchSize?, kvType?}) -> NativeEngine
+  Napi::Value create_engine(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!model_) throw to_js_error(env, Status::error(StatusCode::InvalidArgument, "the model was disposed"));
-    if (info.Length() < 1 || !info[0].IsObject()) invalid(env, "createContext({contextSize, batchSize})");
+    if (info.Length() < 1 || !info[0].IsObject()) invalid(env, "createEngine({maxContext, blocks, batchSize, kvType})");
     Napi::Object o = info[0].As<Napi::Object>();
     ExecutorOptions options;
-    Napi::Value cs = o.Get("contextSize"), bs = o.Get("batchSize");
-    if (!cs.IsNumber()) invalid(env, "contextSize must be a number");
-    options.context_size = cs.As<Napi::Number>().Int32Value();
-    if (bs.IsNumber()) options.batch_size = bs.As<Napi::Number>().Int32Value();
-    if (options.context_size < 1 || options.batch_size < 1) invalid(env, "contextSize and batchSize must be positive");
+    options.max_context = int_option(o, "maxContext", 1, 1 << 24, 0);
+    options.n_blocks = int_option(o, "blocks", 1, 1 << 24, 0);
+    options.batch_size = int_option(o, "batchSize", 1, 1 << 16, 512);
+    options.kv_type = static_cast<KvType>(int_option(o, "kvType", 0, 2, 0));
+    if (options.max_context < 1 || options.n_blocks < 1) invalid(env, "maxContext and blocks are required");
     std::unique_ptr<Executor> executor;
     check(env, model_->backend->create_executor(options, &executor));
-    Napi::Object obj = constructors(env).context.New({});
-    NativeContext::Unwrap(obj)->attach(model_, std::move(executor));
+    Napi::Object obj = constructors(env).engine.New({});
+    NativeEngine::Unwrap(obj)->attach(model_, std::move(executor));
     return obj;
   }
 
+  // kvBlockBytes(kvType) -> bytes of one KV block of this model in that cache type
+  Napi::Value kv_block_bytes_of(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!model_) throw to_js_error(env, Status::error(StatusCode::InvalidArgument, "the model was disposed"));
+    if (info.Length() < 1 || !info[0].IsNumber() || !kv_type_valid(info[0].As<Napi::Number>().Int32Value()))
+      invalid(env, "kvBlockBytes(kvType: 0 | 1 | 2)");
+    return Napi::Number::New(env, double(kv_block_bytes(model_->plan, static_cast<KvType>(info[0].As<Napi::Number>().Int32Value()))));
+  }
+
   Napi::Value dispose(const Napi::CallbackInfo& info) {
-    model_.reset();  // contexts hold their own reference; memory goes when the last one does
+    model_.reset();  // engines hold their own reference; memory goes when the last one does
     return info.Env().Undefined();
   }
 
@@ -229,30 +278,21 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   std::shared_ptr<LoadedModel> model_;
 };
 
-class LoadWorker : public Napi::AsyncWorker {
+class LoadTask final : public AsyncTask {
  public:
-  LoadWorker(Napi::Env env, std::string path, ModelPlan plan, BackendKind kind, BackendOptions options)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)),
-        plan_(std::move(plan)), kind_(kind), options_(options) {}
+  LoadTask(std::string path, ModelPlan plan, BackendKind kind, BackendOptions options)
+      : path_(std::move(path)), plan_(std::move(plan)), kind_(kind), options_(options) {}
 
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override { status_ = load_model(path_, std::move(plan_), kind_, options_, &model_); }
-
-  void OnOK() override {
-    if (!status_.is_ok()) {
-      deferred_.Reject(to_js_error(Env(), status_).Value());
-      return;
-    }
-    Napi::Object obj = constructors(Env()).model.New({});
+ protected:
+  void execute() override { status_ = load_model(path_, std::move(plan_), kind_, options_, &model_); }
+  const Status& status() const override { return status_; }
+  napi_value value(napi_env env) override {
+    Napi::Object obj = constructors(env).model.New({});
     NativeModel::Unwrap(obj)->attach(std::move(model_));
-    deferred_.Resolve(obj);
+    return obj;
   }
 
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
  private:
-  Napi::Promise::Deferred deferred_;
   std::string path_;
   ModelPlan plan_;
   BackendKind kind_;
@@ -280,16 +320,13 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     if (b == "cuda") kind = BackendKind::Cuda;
     else if (b != "cpu") invalid(env, "backend must be \"cpu\" or \"cuda\"");
   }
-  auto* worker = new LoadWorker(env, std::move(path), std::move(plan), kind, options);
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  return AsyncTask::queue(env, std::make_unique<LoadTask>(std::move(path), std::move(plan), kind, options), "tessera.load");
 }
 
 }  // namespace
 
 void register_model_bindings(Napi::Env env, Napi::Object exports) {
-  auto* ctors = new Constructors{Napi::Persistent(NativeModel::define(env)), Napi::Persistent(NativeContext::define(env))};
+  auto* ctors = new Constructors{Napi::Persistent(NativeModel::define(env)), Napi::Persistent(NativeEngine::define(env))};
   env.SetInstanceData(ctors);
   exports.Set("loadModel", Napi::Function::New(env, LoadModel));
 }

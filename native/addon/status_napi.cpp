@@ -14,6 +14,7 @@ const char* js_error_code(StatusCode code) {
     case StatusCode::BackendUnavailable: return "ERR_BACKEND_UNAVAILABLE";
     case StatusCode::Cuda: return "ERR_CUDA";
     case StatusCode::Aborted: return "ERR_ABORTED";
+    case StatusCode::Busy: return "ERR_BUSY";
     case StatusCode::Internal: return "ERR_INTERNAL";
   }
   return "ERR_INTERNAL";

@@ -1,12 +1,14 @@
 // The two interfaces every compute backend (CPU here, CUDA in libtessera_cuda.so)
-// implements. A Backend owns a model's prepared weights; an Executor owns one session's
-// KV cache and scratch memory and runs the forward pass described by the ModelPlan.
+// implements. A Backend owns a model's prepared weights; an Executor owns one engine's KV
+// block pool and scratch memory and runs the forward pass described by the ModelPlan over
+// batches of rows from many sequences.
 #pragma once
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "core/kv_cache.h"
 #include "core/model_plan.h"
 #include "core/status.h"
 
@@ -17,42 +19,91 @@ struct BackendOptions {
   int device = 0;   // CUDA device ordinal
 };
 
+// One engine's KV pool and batch shape (Backend::create_executor).
 struct ExecutorOptions {
-  int context_size = 0;  // KV cache capacity in tokens
-  int batch_size = 512;  // tokens per forward chunk during prefill
+  int max_context = 0;  // most positions one sequence may reach (sizes the attention scratch)
+  int n_blocks = 0;     // KV pool size in blocks of kKvBlock positions (core/kv_cache.h)
+  int batch_size = 512; // rows per forward chunk; a step with more rows runs in chunks
+  KvType kv_type = KvType::F16;
+};
+
+// One step of the engine: rows of many sequences, each a token at a position of its
+// sequence, evaluated in one forward pass (the weights are read once for all of them).
+// Attention of a row reads its own sequence's blocks up to its position, so the rows of
+// one sequence must be in ascending position order and every earlier position must have
+// been written (by this step's earlier rows or a previous step): the scheduler's contract,
+// which check_step cannot verify. Everything memory safety depends on, it checks.
+struct StepBatch {
+  int n_rows = 0;
+  const int32_t* tokens = nullptr;       // [n_rows]
+  const int32_t* positions = nullptr;    // [n_rows]
+  const int32_t* row_seq = nullptr;      // [n_rows] sequence of each row: an index into table_start
+  int n_seqs = 0;
+  const int32_t* table_start = nullptr;  // [n_seqs + 1] sequence s's block ids: tables[table_start[s], table_start[s + 1])
+  const int32_t* tables = nullptr;       // [n_table_entries]
+  int n_table_entries = 0;
+  int n_logits = 0;
+  const int32_t* logit_rows = nullptr;   // [n_logits] strictly ascending rows whose logits are wanted
+  int n_copies = 0;
+  const int32_t* copies = nullptr;       // [n_copies][2] (source, destination) blocks, copied before any row runs
 };
 
 class Executor {
  public:
   virtual ~Executor() = default;
 
-  // Runs n_tokens tokens at positions pos0 .. pos0 + n_tokens - 1, appending their keys and
-  // values to the cache (positions >= pos0 are overwritten). Writes the logits of the last
-  // token to logits [n_vocab], or of every token [n_tokens][n_vocab] when all_logits.
-  // Token ids and positions are validated by the caller; this re-checks bounds cheaply.
-  virtual Status eval(const int32_t* tokens, int n_tokens, int pos0, bool all_logits, float* logits) = 0;
+  // Copies the step's blocks, then runs its rows (in chunks of batch_size rows), writing
+  // their keys and values into the pool and the logits of the rows in logit_rows to
+  // logits [n_logits][n_vocab].
+  virtual Status step(const StepBatch& batch, float* logits) = 0;
 
-  // Asks a running eval to stop at the next layer boundary (returns StatusCode::Aborted).
+  // Asks a running step to stop at the next layer boundary (returns StatusCode::Aborted).
   void request_abort() { abort_.store(true, std::memory_order_relaxed); }
 
-  virtual int capacity() const = 0;
-  virtual uint64_t memory_bytes() const = 0;
+  virtual int max_context() const = 0;
+  virtual int n_blocks() const = 0;
+  // Bytes one block takes across all layers (keys and values).
+  virtual uint64_t block_bytes() const = 0;
+  // Activation scratch and attention work space, allocated once.
+  virtual uint64_t scratch_bytes() const = 0;
 
  protected:
   bool take_abort() { return abort_.exchange(false, std::memory_order_relaxed); }
 
-  // The bounds every eval re-checks: at least one token, positions inside the cache, ids
-  // inside the vocabulary.
-  static Status check_eval_args(const int32_t* tokens, int n_tokens, int pos0, int capacity, int n_vocab) {
-    if (n_tokens < 1) return Status::error(StatusCode::InvalidArgument, "eval needs at least one token");
-    if (pos0 < 0 || int64_t(pos0) + n_tokens > capacity)
-      return Status::error(StatusCode::OutOfContext,
-                           "positions " + std::to_string(pos0) + ".." + std::to_string(int64_t(pos0) + n_tokens - 1) +
-                               " exceed the context size " + std::to_string(capacity) +
-                               "; create the session with a larger contextSize or reset it");
-    for (int i = 0; i < n_tokens; ++i)
-      if (tokens[i] < 0 || tokens[i] >= n_vocab)
-        return Status::error(StatusCode::InvalidArgument, "token id " + std::to_string(tokens[i]) + " is out of range");
+  // The bounds every step re-checks before any kernel runs: ids inside the vocabulary and
+  // the pool, positions inside the scratch's reach and their sequence's table.
+  static Status check_step(const StepBatch& b, int max_context, int n_blocks, int n_vocab) {
+    auto bad = [](const std::string& m) { return Status::error(StatusCode::InvalidArgument, "step: " + m); };
+    if (b.n_rows < 0 || b.n_seqs < 0 || b.n_logits < 0 || b.n_copies < 0 || b.n_table_entries < 0)
+      return bad("negative count");
+    if (b.n_logits > b.n_rows) return bad("more logit rows than rows");
+    if (b.n_rows > 0 && (!b.tokens || !b.positions || !b.row_seq || !b.table_start)) return bad("missing row arrays");
+    if (b.n_seqs > 0) {
+      if (b.table_start[0] != 0 || b.table_start[b.n_seqs] != b.n_table_entries) return bad("table offsets do not span the tables");
+      for (int s = 0; s < b.n_seqs; ++s)
+        if (b.table_start[s + 1] < b.table_start[s]) return bad("table offsets decrease");
+    }
+    for (int i = 0; i < b.n_table_entries; ++i)
+      if (b.tables[i] < 0 || b.tables[i] >= n_blocks)
+        return bad("block id " + std::to_string(b.tables[i]) + " is outside the pool of " + std::to_string(n_blocks));
+    for (int r = 0; r < b.n_rows; ++r) {
+      if (b.tokens[r] < 0 || b.tokens[r] >= n_vocab)
+        return Status::error(StatusCode::InvalidArgument, "token id " + std::to_string(b.tokens[r]) + " is out of range");
+      const int s = b.row_seq[r], p = b.positions[r];
+      if (s < 0 || s >= b.n_seqs) return bad("row " + std::to_string(r) + " names no sequence");
+      if (p < 0 || p >= max_context)
+        return Status::error(StatusCode::OutOfContext, "position " + std::to_string(p) + " exceeds the context size " +
+                                                           std::to_string(max_context));
+      if (p / kKvBlock >= b.table_start[s + 1] - b.table_start[s])
+        return bad("position " + std::to_string(p) + " has no block in its sequence's table");
+    }
+    for (int i = 0; i < b.n_logits; ++i)
+      if (b.logit_rows[i] < 0 || b.logit_rows[i] >= b.n_rows || (i > 0 && b.logit_rows[i] <= b.logit_rows[i - 1]))
+        return bad("logit rows must be ascending row indices");
+    for (int i = 0; i < b.n_copies; ++i) {
+      const int src = b.copies[2 * i], dst = b.copies[2 * i + 1];
+      if (src < 0 || src >= n_blocks || dst < 0 || dst >= n_blocks || src == dst) return bad("invalid block copy");
+    }
     return Status::ok();
   }
   std::atomic<bool> abort_{false};

@@ -18,6 +18,7 @@ enum class StatusCode : int {
   BackendUnavailable,
   Cuda,
   Aborted,
+  Busy,
   Internal,
 };
 

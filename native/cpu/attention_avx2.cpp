@@ -77,10 +77,17 @@ constexpr int value_tile_columns(int nq) { return nq >= 3 ? 3 : 8 / nq; }
 // The query heads of one work item and their per-thread rows.
 struct Item {
   int pos, lo, block0, block_end;     // attended positions [lo, pos]; 8-blocks [block0, block_end)
-  const uint16_t* k;                   // the kv head's key blocks [padded / 8][head_dim][8]
+  const KvLayer* kv;
+  const int32_t* table;                // the row's sequence's block ids
+  int g;                               // its kv head
   const float* q16[kAttentionHeads];   // rounded queries
   float* scores[kAttentionHeads];      // per head, indexed by position
   float* out[kAttentionHeads];         // per head, head_dim_v outputs
+
+  // The key tile of the block holding position j.
+  const uint16_t* key_tile(int j) const { return reinterpret_cast<const uint16_t*>(kv->key_tile(table[j / kKvBlock], g)); }
+  // The 8-position key group [head_dim][8] starting at position jb (a multiple of 8).
+  const uint16_t* key_group(int jb, int hd) const { return key_tile(jb) + int64_t(jb % kKvBlock) * hd; }
 };
 
 // Scores of NQ heads x the NB key blocks from position jb: finish(q, jb + 8b, scores), lane
@@ -89,14 +96,15 @@ template <int NQ, int NB, typename Finish>
 inline void score_blocks(const Item& it, int hd, int jb, Finish&& finish) {
   constexpr int T = NQ * NB;
   const int hd8 = hd / 8 * 8;
-  const uint16_t* blocks = it.k + int64_t(jb) * hd;
+  const uint16_t* groups[NB];  // a tile may end inside the NB groups: each has its own address
+  for (int b = 0; b < NB; ++b) groups[b] = it.key_group(jb + 8 * b, hd);
   __m256 lane_sum[8][T];  // [entry lane l][head q * NB + block b]
   for (int l = 0; l < 8; ++l) {
     __m256 acc[T];
     for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
     for (int i = l; i < hd8; i += 8) {
       __m256 k8[NB];
-      for (int b = 0; b < NB; ++b) k8[b] = load_half8(blocks + int64_t(b) * 8 * hd + i * 8);
+      for (int b = 0; b < NB; ++b) k8[b] = load_half8(groups[b] + i * 8);
       for (int q = 0; q < NQ; ++q) {
         const __m256 q8 = _mm256_broadcast_ss(it.q16[q] + i);
         for (int b = 0; b < NB; ++b) acc[q * NB + b] = _mm256_fmadd_ps(q8, k8[b], acc[q * NB + b]);
@@ -110,18 +118,23 @@ inline void score_blocks(const Item& it, int hd, int jb, Finish&& finish) {
                              _mm256_add_ps(_mm256_add_ps(c[1][t], c[5][t]), _mm256_add_ps(c[3][t], c[7][t])));
     const int q = t / NB, b = t % NB;
     // Entries past the last multiple of 8 (no real head size has them) come after the lane sums.
-    const uint16_t* block = blocks + int64_t(b) * 8 * hd;
-    for (int i = hd8; i < hd; ++i) s = _mm256_fmadd_ps(_mm256_broadcast_ss(it.q16[q] + i), load_half8(block + i * 8), s);
+    for (int i = hd8; i < hd; ++i) s = _mm256_fmadd_ps(_mm256_broadcast_ss(it.q16[q] + i), load_half8(groups[b] + i * 8), s);
     finish(q, jb + 8 * b, s);
   }
 }
 
 // Where the kv head's values lie: value column i of the 8 positions from jb (a multiple of 8)
-// is the 8 fp16 at base + i * column_step + jb * block_step.
+// is the 8 fp16 at tile(jb) + i * column_step + (jb % kKvBlock) * position_step, where tile
+// is the transposed value tile (column_step kKvBlock, position_step 1) or, with v_in_k, the
+// key tile (column_step 8, position_step head_dim) of the block holding jb.
 struct Values {
-  const uint16_t* base;
-  int64_t column_step, block_step;
-  const uint16_t* at(int i, int jb) const { return base + i * column_step + jb * block_step; }
+  const Item* it;
+  int64_t column_step, position_step;
+  const uint16_t* tile(int jb) const {
+    const KvLayer& kv = *it->kv;
+    const int block = it->table[jb / kKvBlock];
+    return reinterpret_cast<const uint16_t*>(kv.v_in_k ? kv.key_tile(block, it->g) : kv.value_tile(block, it->g));
+  }
 };
 
 // Value columns [i, i + NC) of NQ heads. first/last: the lanes attended in the first and last
@@ -130,10 +143,14 @@ template <int NQ, int NC>
 inline void value_tile(const Item& it, const Values& v, int i, __m256 first, __m256 last) {
   __m256 acc[NQ * NC];
   for (int k = 0; k < NQ * NC; ++k) acc[k] = _mm256_setzero_ps();
+  const uint16_t* group = nullptr;
   for (int jb = it.block0; jb < it.block_end; jb += 8) {
     const __m256 mask = jb == it.block0 ? first : jb + 8 == it.block_end ? last : _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    // Column i of this 8-group; the tile is looked up once per block.
+    if (!group || jb % kKvBlock == 0) group = v.tile(jb) + i * v.column_step + (jb % kKvBlock) * v.position_step;
+    else group += 8 * v.position_step;
     __m256 v8[NC];
-    for (int c = 0; c < NC; ++c) v8[c] = _mm256_and_ps(mask, load_half8(v.at(i + c, jb)));
+    for (int c = 0; c < NC; ++c) v8[c] = _mm256_and_ps(mask, load_half8(group + c * v.column_step));
     for (int q = 0; q < NQ; ++q) {
       const __m256 p8 = _mm256_loadu_ps(it.scores[q] + jb);
       for (int c = 0; c < NC; ++c) acc[q * NC + c] = _mm256_fmadd_ps(p8, v8[c], acc[q * NC + c]);
@@ -149,39 +166,20 @@ inline __m256 attended_lanes(int jb, int lo, int pos) {
   return _mm256_castsi256_ps(_mm256_andnot_si256(_mm256_or_si256(below, above), _mm256_set1_epi32(-1)));
 }
 
-// Walks the cache lines of the item's transposed V store (value columns x attended 8-blocks)
-// a few at a time while the scores are computed. Each column is its own short run of a few
-// lines, one kv_padded apart, which the hardware prefetcher does not pick up: without this
-// the value sum of a decode step waits on DRAM for nearly every line. Only single-token
-// steps use it: in a batch the values are already in L2 (the tokens before read them), and
-// pulling them all into L1 only evicts the key blocks and scores still in use (Zen 3:
-// prefill of a 512-token layer 12% slower with it, 1-token steps at 600 positions 15-40% faster).
-class ValuePrefetch {
- public:
-  ValuePrefetch(const uint16_t* vt, int64_t stride, int block0, int block_end, int hdv, int n_tiles)
-      : vt_(vt), stride_(stride), first_(int64_t(block0) * 2 & ~int64_t(63)), end_(int64_t(block_end) * 2), hdv_(hdv) {
-    const int64_t lines = int64_t(hdv) * ((end_ - first_ + 63) / 64);
-    per_tile_ = vt ? int((lines + n_tiles - 1) / std::max(n_tiles, 1)) : 0;
-    offset_ = first_;
-  }
-  void next() {
-    for (int k = 0; k < per_tile_ && column_ < hdv_; ++k) {
-      _mm_prefetch(reinterpret_cast<const char*>(vt_ + column_ * stride_) + offset_, _MM_HINT_T0);
-      offset_ += 64;
-      if (offset_ >= end_) offset_ = first_, ++column_;
-    }
-  }
+// Decode steps stream a sequence's blocks from DRAM: entering block n of the scores, the
+// next block's key tile and this block's value tile are prefetched, so both arrive while the
+// scores of the tiles before them are computed (tiles are contiguous 4-8 KiB runs, but one
+// score step reads only a few groups of one: the hardware prefetcher does not run ahead far
+// enough, and the values are only read after every score). Only single-token steps use it:
+// in a batch the blocks are already in L2 (the tokens before read them), and pulling them
+// into L1 only evicts the key groups and scores still in use.
+inline void prefetch_tile(const uint8_t* p, uint64_t bytes) {
+  for (uint64_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + o, _MM_HINT_T0);
+}
 
- private:
-  const uint16_t* vt_;
-  int64_t stride_, first_, end_, offset_;
-  int hdv_, column_ = 0, per_tile_;
-};
-
-constexpr int kKeyPrefetchBytes = 2048;
-
+// vt: whether values have their own (transposed) tiles; false with v_in_k.
 template <int NQ>
-void attend(const AttentionArgs& a, const Item& it, const uint16_t* vt) {
+void attend(const AttentionArgs& a, const Item& it, bool vt) {
   const int hd = a.head_dim, hdv = a.head_dim_v;
   const __m256 first = attended_lanes(it.block0, it.lo, it.pos), last = attended_lanes(it.block_end - 8, it.lo, it.pos);
   const __m256 scale = _mm256_set1_ps(a.scale), minus_inf = _mm256_set1_ps(-INFINITY);
@@ -200,15 +198,21 @@ void attend(const AttentionArgs& a, const Item& it, const uint16_t* vt) {
     max[q] = _mm256_max_ps(max[q], s);
   };
   constexpr int NB = score_tile_blocks(NQ);
-  const int64_t stride = kv_padded(a.kv.capacity);
-  ValuePrefetch prefetch(a.n_tokens == 1 ? vt : nullptr, stride, it.block0, it.block_end, hdv, (it.block_end - it.block0) / (8 * NB) + 1);
+  const bool prefetch = a.n_tokens == 1;
+  const KvLayer& kv = *it.kv;
+  int prefetched = -1;  // the last block whose tiles were prefetched
+  auto prefetch_blocks = [&](int jb_end) {
+    for (int n = jb_end / kKvBlock; prefetched < n; ) {
+      ++prefetched;
+      if (prefetched * kKvBlock + kKvBlock < it.block_end)
+        prefetch_tile(kv.key_tile(it.table[prefetched + 1], it.g), kv.k_tile);
+      if (vt) prefetch_tile(kv.value_tile(it.table[prefetched], it.g), kv.v_tile);
+    }
+  };
   int jb = it.block0;
+  if (prefetch) prefetched = jb / kKvBlock - 1;
   for (; jb + 8 * NB <= it.block_end; jb += 8 * NB) {
-    prefetch.next();
-    // The keys are one stream, but each step reads only NB blocks of it: the hardware
-    // prefetcher does not run far enough ahead.
-    const char* keys = reinterpret_cast<const char*>(it.k + int64_t(jb) * hd);
-    for (int o = 0; o < NB * 8 * hd * 2; o += 64) _mm_prefetch(keys + kKeyPrefetchBytes + o, _MM_HINT_T0);
+    if (prefetch) prefetch_blocks(jb);
     score_blocks<NQ, NB>(it, hd, jb, finish);
   }
   for (; jb < it.block_end; jb += 8) score_blocks<NQ, 1>(it, hd, jb, finish);
@@ -227,7 +231,7 @@ void attend(const AttentionArgs& a, const Item& it, const uint16_t* vt) {
     }
   }
 
-  const Values values = vt ? Values{vt, stride, 1} : Values{it.k, 8, hd};
+  const Values values = vt ? Values{&it, kKvBlock, 1} : Values{&it, 8, hd};
   constexpr int NC = value_tile_columns(NQ);
   int i = 0;
   for (; i + NC <= hdv; i += NC) value_tile<NQ, NC>(it, values, i, first, last);
@@ -246,7 +250,6 @@ void attention(const AttentionArgs& a, int ith, int nth) {
   while (per_item > 1 && items_with(per_item) < 2 * nth) per_item = (per_item + 1) / 2;
   const int chunks = (group + per_item - 1) / per_item;
   const AttentionScratch scratch = attention_scratch(a, ith);
-  const int64_t v_head = int64_t(hdv) * kv_padded(a.kv.capacity);
   const int per_token = a.n_head_kv * chunks;
   for (int64_t r = 0; r < items_with(per_item); ++r) {
     const int t = int(r / per_token), i = int(r % per_token);
@@ -257,11 +260,13 @@ void attention(const AttentionArgs& a, int ith, int nth) {
     const int g = i / chunks, h0 = g * group + (i % chunks) * per_item;
     const int nq = std::min(per_item, g * group + group - h0);
     Item it;
-    it.pos = a.pos0 + t;
+    it.pos = a.rows.pos[t];
     it.lo = a.sliding_window > 0 ? std::max(0, it.pos - a.sliding_window + 1) : 0;
     it.block0 = it.lo & ~7;
     it.block_end = (it.pos + 8) & ~7;
-    it.k = a.kv.k + kv_key_index(a.kv.capacity, hd, g, 0, 0);
+    it.kv = &a.kv;
+    it.table = a.rows.table[t];
+    it.g = g;
     for (int q = 0; q < nq; ++q) {
       const float* qh = a.q + t * a.ldq + int64_t(h0 + q) * hd;
       float* q16 = scratch.q16 + q * hd;
@@ -270,7 +275,7 @@ void attention(const AttentionArgs& a, int ith, int nth) {
       it.scores[q] = scratch.scores + q * scratch.scores_stride;
       it.out[q] = a.out + t * a.ldo + int64_t(h0 + q) * hdv;
     }
-    const uint16_t* vt = a.kv.v_in_k ? nullptr : a.kv.v + g * v_head;
+    const bool vt = !a.kv.v_in_k;
     switch (nq) {
       case 4: attend<4>(a, it, vt); break;
       case 3: attend<3>(a, it, vt); break;

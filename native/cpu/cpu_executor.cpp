@@ -40,6 +40,8 @@ void CpuExecutor::layout(BumpAllocator& a) {
   for (ActFormat f : kEncodedActFormats) s_.act[static_cast<int>(f)] = a.take<uint8_t>(act_bytes(f, widest_input, batch_));
   s_.attn_scratch = a.take<float>(attn_scratch_floats_ * pool_.size());
   s_.pos = a.take<int32_t>(B);
+  s_.table = a.take<const int32_t*>(B);
+  s_.logit_rows = a.take<int32_t>(B);
   if (p.moe.n_expert > 0) {
     const int64_t K = p.moe.n_expert_used, ne = p.moe.n_expert, fe = std::max(p.n_ff_exp, 1);
     s_.router = a.take<float>(B * ne);
@@ -73,26 +75,44 @@ Status CpuExecutor::init(const ExecutorOptions& options) {
   ffn_width_ = p.n_ff;
   for (const LayerPlan& L : p.layers)
     if (L.ffn_gate_shexp >= 0) ffn_width_ = std::max(ffn_width_, p.tensors[L.ffn_gate_shexp].ne[1]);
-  if (options.context_size < 1) return Status::error(StatusCode::InvalidArgument, "context size must be positive");
-  capacity_ = options.context_size;
-  batch_ = std::max(1, std::min(options.batch_size, capacity_));
-  attn_scratch_floats_ = attention_scratch_floats(capacity_, p.head_dim, p.head_dim_v);
+  if (options.max_context < 1 || options.n_blocks < 1 || options.batch_size < 1)
+    return Status::error(StatusCode::InvalidArgument, "context size, block count and batch size must be positive");
+  if (kv_type_quantized(options.kv_type) && (p.head_dim % QK8_0 || p.head_dim_v % QK8_0))
+    return Status::error(StatusCode::ModelIncompatible,
+                         std::string("a ") + kv_type_name(options.kv_type) + " KV cache needs head sizes that are multiples of 32, "
+                         "this model's are " + std::to_string(p.head_dim) + " and " + std::to_string(p.head_dim_v) +
+                         "; use kvCacheType \"f16\"");
+  max_context_ = options.max_context;
+  n_blocks_ = options.n_blocks;
+  batch_ = options.batch_size;
+  attn_scratch_floats_ = attention_scratch_floats(max_context_, p.head_dim, p.head_dim_v);
 
-  // KV cache: fp16, per layer in the KvLayer layout (K in 8-position blocks, V transposed);
-  // with multi-head latent attention only the latent keys (V is their prefix).
+  // The pool: per layer, every block's key tiles then every block's value tiles; with
+  // multi-head latent attention only the latent keys (values are their prefix). Pages are
+  // committed as blocks are first written, so memory grows with the tokens held.
   const bool latent_cache = p.mla.kv_lora_rank > 0;
-  const uint64_t k_elems = uint64_t(p.n_head_kv) * kv_padded(capacity_) * p.head_dim;
-  const uint64_t v_elems = latent_cache ? 0 : uint64_t(p.n_head_kv) * p.head_dim_v * kv_padded(capacity_);
-  const uint64_t kv_bytes = (k_elems + v_elems) * sizeof(uint16_t) * p.n_layer;
-  TESSERA_RETURN_IF_ERROR(kv_.allocate(kv_bytes, "KV cache"));
+  if (kv_type_quantized(options.kv_type)) {
+    rot_k_ = hadamard_size(p.head_dim);
+    // With latent attention the values are a prefix of the rotated keys: whole runs of it.
+    rot_v_ = latent_cache ? (rot_k_ && p.head_dim_v % rot_k_ == 0 ? rot_k_ : 0) : (p.head_dim_v % 64 == 0 ? 64 : 0);
+    if (latent_cache && !rot_v_) rot_k_ = 0;
+  }
+  const uint64_t k_tile = kv_tile_bytes(options.kv_type, p.head_dim);
+  const uint64_t v_tile = latent_cache ? 0 : kv_tile_bytes(options.kv_type, p.head_dim_v);
+  const uint64_t layer_blocks = uint64_t(n_blocks_) * p.n_head_kv;
+  block_bytes_ = kv_block_bytes(p, options.kv_type);
+  TESSERA_RETURN_IF_ERROR(kv_.allocate(block_bytes_ * n_blocks_, "KV cache"));
   kv_layers_.resize(p.n_layer);
-  uint16_t* cursor = reinterpret_cast<uint16_t*>(kv_.data());
+  uint8_t* cursor = kv_.data();
   for (KvLayer& kv : kv_layers_) {
     kv.k = cursor;
-    cursor += k_elems;
+    cursor += layer_blocks * k_tile;
     kv.v = latent_cache ? nullptr : cursor;
-    cursor += v_elems;
-    kv.capacity = capacity_;
+    cursor += layer_blocks * v_tile;
+    kv.k_tile = k_tile;
+    kv.v_tile = v_tile;
+    kv.n_head_kv = p.n_head_kv;
+    kv.type = options.kv_type;
     kv.v_in_k = latent_cache;
   }
 
@@ -104,16 +124,34 @@ Status CpuExecutor::init(const ExecutorOptions& options) {
   return Status::ok();
 }
 
-Status CpuExecutor::eval(const int32_t* tokens, int n_tokens, int pos0, bool all_logits, float* logits) {
-  take_abort();  // a request that arrived before this eval started is stale
-  TESSERA_RETURN_IF_ERROR(check_eval_args(tokens, n_tokens, pos0, capacity_, plan_.n_vocab));
+void CpuExecutor::copy_block(int src, int dst) {
+  for (const KvLayer& kv : kv_layers_) {
+    std::memcpy(kv.key_tile(dst, 0), kv.key_tile(src, 0), kv.k_tile * kv.n_head_kv);
+    if (kv.v) std::memcpy(kv.value_tile(dst, 0), kv.value_tile(src, 0), kv.v_tile * kv.n_head_kv);
+  }
+}
 
-  for (int done = 0; done < n_tokens; done += batch_) {
-    const int n = std::min(batch_, n_tokens - done);
-    const bool last_chunk = done + n == n_tokens;
-    float* out = all_logits ? logits + int64_t(done) * plan_.n_vocab : (last_chunk ? logits : nullptr);
+Status CpuExecutor::step(const StepBatch& b, float* logits) {
+  take_abort();  // a request that arrived before this step started is stale
+  TESSERA_RETURN_IF_ERROR(check_step(b, max_context_, n_blocks_, plan_.n_vocab));
+  for (int i = 0; i < b.n_copies; ++i) copy_block(b.copies[2 * i], b.copies[2 * i + 1]);
+
+  int next_logit = 0;  // index into b.logit_rows of the first row at or after the chunk
+  for (int done = 0; done < b.n_rows; done += batch_) {
+    const int n = std::min(batch_, b.n_rows - done);
+    for (int i = 0; i < n; ++i) {
+      s_.pos[i] = b.positions[done + i];
+      s_.table[i] = b.tables + b.table_start[b.row_seq[done + i]];
+    }
+    const int first_logit = next_logit;
+    while (next_logit < b.n_logits && b.logit_rows[next_logit] < done + n) {
+      s_.logit_rows[next_logit - first_logit] = b.logit_rows[next_logit] - done;
+      ++next_logit;
+    }
+    const int n_logits = next_logit - first_logit;
+    float* out = logits + int64_t(first_logit) * plan_.n_vocab;
     stop_ = false;
-    pool_.run([&](int ith, int nth) { forward(tokens + done, n, pos0 + done, all_logits, out, ith, nth); });
+    pool_.run([&](int ith, int nth) { forward(b.tokens + done, n, n_logits, out, ith, nth); });
     if (stop_) return Status::error(StatusCode::Aborted, "evaluation aborted");
   }
   return Status::ok();
@@ -145,10 +183,8 @@ void CpuExecutor::norm(const float* x, int norm_w, int norm_b, float* y, int n, 
     layer_norm(x, backend_.f32(norm_w), backend_.f32(norm_b), y, n, plan_.n_embd, plan_.norm_eps, ith, nth);
 }
 
-void CpuExecutor::forward(const int32_t* tokens, int n, int pos0, bool all_logits, float* logits, int ith, int nth) {
+void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* logits, int ith, int nth) {
   const ModelPlan& p = plan_;
-  if (ith == 0)
-    for (int i = 0; i < n; ++i) s_.pos[i] = pos0 + i;
   get_rows(p.tensors[p.tok_embd], tokens, n, s_.x, ith, nth);
   pool_.barrier();
   if (p.embedding_scale != 0.f) {
@@ -160,20 +196,27 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int pos0, bool all_logit
 
   for (int il = 0; il < p.n_layer; ++il) {
     if (p.mla.kv_lora_rank > 0)
-      mla_attention_block(il, n, pos0, ith, nth);
+      mla_attention_block(il, n, ith, nth);
     else
-      attention_block(il, n, pos0, ith, nth);
+      attention_block(il, n, ith, nth);
     ffn_block(il, n, ith, nth);
     if (ith == 0) stop_ = abort_.load(std::memory_order_relaxed);
     pool_.barrier();
     if (stop_) return;
   }
-  if (!logits) return;
+  if (n_logits == 0) return;
 
-  // Only the rows whose logits are wanted go through the final norm and the LM head.
-  const int first = all_logits ? 0 : n - 1;
-  const int rows = n - first;
-  const float* x_rows = s_.x + int64_t(first) * p.n_embd;
+  // Only the rows whose logits are wanted go through the final norm and the LM head. When
+  // they are the chunk's last rows (one sequence's last token, or all of them) they are
+  // contiguous in x already; otherwise they are gathered into proj (free at this point).
+  const int rows = n_logits;
+  const float* x_rows = s_.x + int64_t(s_.logit_rows[0]) * p.n_embd;
+  if (s_.logit_rows[rows - 1] - s_.logit_rows[0] != rows - 1) {
+    for (int i = ith; i < rows; i += nth)
+      std::copy(s_.x + int64_t(s_.logit_rows[i]) * p.n_embd, s_.x + int64_t(s_.logit_rows[i] + 1) * p.n_embd, s_.proj + int64_t(i) * p.n_embd);
+    pool_.barrier();
+    x_rows = s_.proj;
+  }
   norm(x_rows, p.output_norm, p.output_norm_b, s_.xn, rows, ith, nth);
   pool_.barrier();
   const int out_w = p.output >= 0 ? p.output : p.tok_embd;
@@ -187,7 +230,7 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int pos0, bool all_logit
   }
 }
 
-void CpuExecutor::attention_block(int il, int n, int pos0, int ith, int nth) {
+void CpuExecutor::attention_block(int il, int n, int ith, int nth) {
   const ModelPlan& p = plan_;
   const LayerPlan& L = p.layers[il];
   const int64_t q_w = int64_t(p.n_head) * p.head_dim, k_w = int64_t(p.n_head_kv) * p.head_dim;
@@ -219,25 +262,38 @@ void CpuExecutor::attention_block(int il, int n, int pos0, int ith, int nth) {
     rope(s_.k, s_.pos, n, p.n_head_kv, p.head_dim, p.rope, factors, ith, nth);
     pool_.barrier();
   }
-  kv_store(kv_layers_[il], s_.k, k_w, s_.v, v_w, n, pos0, p.n_head_kv, p.head_dim, p.head_dim_v, ith, nth);
+  if (rot_k_ || rot_v_) {
+    if (rot_k_) {
+      hadamard(s_.q, n, q_w, q_w, rot_k_, ith, nth);
+      hadamard(s_.k, n, k_w, k_w, rot_k_, ith, nth);
+    }
+    if (rot_v_) hadamard(s_.v, n, v_w, v_w, rot_v_, ith, nth);
+    pool_.barrier();
+  }
+  kv_store(kv_layers_[il], s_.k, k_w, s_.v, v_w, n, rows(), p.head_dim, p.head_dim_v, ith, nth);
   pool_.barrier();
 
-  AttentionArgs a = attention_args(il, n, pos0);
+  AttentionArgs a = attention_args(il, n);
   a.q = s_.q;
   a.ldq = q_w;
   a.out = s_.attn;
   a.ldo = o_w;
   attention(a, ith, nth);
   pool_.barrier();
+  if (rot_v_) {
+    hadamard(s_.attn, n, o_w, o_w, rot_v_, ith, nth);  // the values were stored rotated
+    pool_.barrier();
+  }
   attention_output(il, s_.attn, o_w, n, ith, nth);
 }
 
-AttentionArgs CpuExecutor::attention_args(int il, int n, int pos0) const {
+AttentionArgs CpuExecutor::attention_args(int il, int n) const {
   const ModelPlan& p = plan_;
   AttentionArgs a;
   a.kv = kv_layers_[il];
+  a.rows = rows();
   a.n_tokens = n;
-  a.pos0 = pos0;
+  a.max_context = max_context_;
   a.n_head = p.n_head;
   a.n_head_kv = p.n_head_kv;
   a.head_dim = p.head_dim;
@@ -270,7 +326,7 @@ const void* CpuExecutor::encode_heads(int weight, int rows, int64_t cols, int it
   return s_.mla_act[static_cast<int>(f)];
 }
 
-void CpuExecutor::mla_attention_block(int il, int n, int pos0, int ith, int nth) {
+void CpuExecutor::mla_attention_block(int il, int n, int ith, int nth) {
   // As llama.cpp computes it (so rounding matches): q = wq(x) or wq_b(norm(wq_a(x))) per head
   // [nope | rope]; kv_a(x) = [latent | k_pe]; RoPE on q_pe and k_pe, RMSNorm on the latent;
   // the cache row is [latent | k_pe]; the MQA query of head h is [wk_b[h] · q_nope[h] | q_pe[h]];
@@ -308,19 +364,31 @@ void CpuExecutor::mla_attention_block(int il, int n, int pos0, int ith, int nth)
   copy_heads(s_.mla_q, q_w, qk, s_.mla_heads, nope, int64_t(n) * nope, n, H, nope, ith, nth);
   pool_.barrier();
 
-  kv_store(kv_layers_[il], s_.mla_kv, kv_w, nullptr, 0, n, pos0, 1, p.head_dim, 0, ith, nth);
+  if (rot_k_) {
+    hadamard(s_.mla_kv, n, kv_w, kv_w, rot_k_, ith, nth);
+    pool_.barrier();
+  }
+  kv_store(kv_layers_[il], s_.mla_kv, kv_w, nullptr, 0, n, rows(), p.head_dim, 0, ith, nth);
   copy_heads(s_.mla_q + nope, q_w, qk, s_.q + lora, mqa_w, p.head_dim, n, H, rope_w, ith, nth);
   const void* q_nope = encode_heads(L.wk_b, H * n, nope, ith, nth);
   head_matmul(backend_.weight(L.wk_b), H, q_nope, n, s_.q, mqa_w, p.head_dim, ith, nth);
   pool_.barrier();
+  if (rot_k_) {
+    hadamard(s_.q, n, mqa_w, mqa_w, rot_k_, ith, nth);
+    pool_.barrier();
+  }
 
-  AttentionArgs a = attention_args(il, n, pos0);
+  AttentionArgs a = attention_args(il, n);
   a.q = s_.q;
   a.ldq = mqa_w;
   a.out = s_.attn;
   a.ldo = latent_w;
   attention(a, ith, nth);
   pool_.barrier();
+  if (rot_v_) {
+    hadamard(s_.attn, n, latent_w, latent_w, rot_v_, ith, nth);
+    pool_.barrier();
+  }
 
   copy_heads(s_.attn, latent_w, lora, s_.mla_heads, lora, int64_t(n) * lora, n, H, lora, ith, nth);
   pool_.barrier();

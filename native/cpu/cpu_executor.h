@@ -1,5 +1,6 @@
-// One session's CPU forward pass: KV cache, scratch activations, and a ThreadPool whose
-// single region per batch chunk runs every layer with barriers between dependent ops.
+// One engine's CPU forward pass: the paged KV pool of every sequence of the model, scratch
+// activations for a chunk of rows, and a ThreadPool whose single region per chunk runs every
+// layer with barriers between dependent ops. Rows of many sequences share each matmul.
 #pragma once
 #include <initializer_list>
 #include <vector>
@@ -15,9 +16,11 @@ class CpuExecutor final : public Executor {
  public:
   explicit CpuExecutor(const CpuBackend& backend);
   Status init(const ExecutorOptions& options);
-  Status eval(const int32_t* tokens, int n_tokens, int pos0, bool all_logits, float* logits) override;
-  int capacity() const override { return capacity_; }
-  uint64_t memory_bytes() const override { return kv_.size() + scratch_.size(); }
+  Status step(const StepBatch& batch, float* logits) override;
+  int max_context() const override { return max_context_; }
+  int n_blocks() const override { return n_blocks_; }
+  uint64_t block_bytes() const override { return block_bytes_; }
+  uint64_t scratch_bytes() const override { return scratch_.size(); }
 
  private:
   // Activations of one chunk of up to batch_ tokens. Shapes are [tokens][width].
@@ -34,7 +37,9 @@ class CpuExecutor final : public Executor {
     float* logits = nullptr;  // [n_vocab] last-token logits before the copy-out
     void* act[5] = {};        // encoded activations per ActFormat (F32 unused: rows are read in place)
     float* attn_scratch = nullptr;  // per-thread attention work space
-    int32_t* pos = nullptr;   // [B]
+    int32_t* pos = nullptr;             // [B] position of each row
+    const int32_t** table = nullptr;    // [B] block ids of each row's sequence
+    int32_t* logit_rows = nullptr;      // [B] rows of the chunk whose logits are wanted
     // Mixture of experts (allocated only for MoE models). K = n_expert_used.
     float* router = nullptr;          // [B][n_expert] router logits
     int32_t* sel = nullptr;           // [B][K] selected experts
@@ -75,12 +80,17 @@ class CpuExecutor final : public Executor {
   // between them.
   void project(std::initializer_list<Projection> group, int n, int ith, int nth);
 
-  void forward(const int32_t* tokens, int n, int pos0, bool all_logits, float* logits, int ith, int nth);
-  void attention_block(int il, int n, int pos0, int ith, int nth);
+  // Rows [0, n) of the chunk in s_ (tokens given, positions and tables set); the logits of
+  // its n_logits rows s_.logit_rows go to logits [n_logits][n_vocab].
+  void forward(const int32_t* tokens, int n, int n_logits, float* logits, int ith, int nth);
+  void attention_block(int il, int n, int ith, int nth);
   // Multi-head latent attention in the absorbed form over the latent cache.
-  void mla_attention_block(int il, int n, int pos0, int ith, int nth);
-  // Attention over layer il's cache for n tokens from pos0 (q, out and their strides unset).
-  AttentionArgs attention_args(int il, int n, int pos0) const;
+  void mla_attention_block(int il, int n, int ith, int nth);
+  // Attention over layer il's blocks for the chunk's n rows (q, out and their strides unset).
+  AttentionArgs attention_args(int il, int n) const;
+  KvRows rows() const { return {s_.pos, s_.table}; }
+  // Copies block src to block dst in every layer (keys and values).
+  void copy_block(int src, int dst);
   // Encodes head-major rows [rows][cols] of mla_heads for `weight`; returns the activations.
   const void* encode_heads(int weight, int rows, int64_t cols, int ith, int nth);
   // Output projection (and bias) of attn_in [n][width], added to the residual stream.
@@ -97,10 +107,15 @@ class CpuExecutor final : public Executor {
   const CpuBackend& backend_;
   const ModelPlan& plan_;
   ThreadPool pool_;
-  int capacity_ = 0;
+  int max_context_ = 0;
+  int n_blocks_ = 0;
+  uint64_t block_bytes_ = 0;  // one block in every layer
   int batch_ = 0;
+  // A quantized cache stores keys (queries alike) and values Hadamard-rotated in runs of
+  // this many values (hadamard.cpp), as llama.cpp does; 0: not rotated.
+  int rot_k_ = 0, rot_v_ = 0;
   size_t attn_scratch_floats_ = 0;
-  AlignedBuffer kv_;
+  AlignedBuffer kv_;          // [n_layer][n_blocks][n_head_kv] key tiles, then value tiles, per layer
   AlignedBuffer scratch_;
   std::vector<KvLayer> kv_layers_;
   Scratch s_;

@@ -1,26 +1,67 @@
-// kv_store: writes the new tokens' keys and values into the fp16 cache of one layer in the
-// KvLayer layout (ops.h): K in 8-position blocks [n_head_kv][padded / 8][head_dim][8], V
-// transposed [n_head_kv][head_dim_v][padded]; with v_in_k (MLA) only K, whose prefix is the
-// value. Split over (token, kv head) rows.
+// kv_store: writes new rows' keys and values into their blocks of one layer's share of the
+// paged pool, in the KvLayer layout (ops.h): F16 keys in 8-position groups, F16 values
+// transposed, quantized keys and values as one row per position, encoded as llama.cpp
+// encodes its cache rows (Q8_0 like its activations, see quantize_act; Q4_0 by ggml's
+// reference rounding, which its CPU backend also uses for a Q4_0 cache). With v_in_k (MLA)
+// only keys. Split over (row, kv head).
+#include <algorithm>
+#include <cmath>
+
 #include "core/thread_pool.h"
 #include "cpu/ops.h"
 
 namespace tessera::cpu {
 
-void kv_store(const KvLayer& kv, const float* k, int64_t ldk, const float* v, int64_t ldv, int n_tokens, int pos0,
-              int n_head_kv, int head_dim, int head_dim_v, int ith, int nth) {
+namespace {
+
+// ggml's quantize_row_q4_0_ref: the signed value of largest magnitude maps to -8.
+void q4_0_row(const float* x, BlockQ4_0* y, int64_t n) {
+  for (int64_t b = 0; b < n / QK4_0; ++b) {
+    const float* xb = x + b * QK4_0;
+    float amax = 0.f, max = 0.f;
+    for (int i = 0; i < QK4_0; ++i)
+      if (amax < std::fabs(xb[i])) {
+        amax = std::fabs(xb[i]);
+        max = xb[i];
+      }
+    const float d = max / -8.f;
+    const float id = d != 0.f ? 1.f / d : 0.f;
+    y[b].d = fp32_to_fp16(d);
+    for (int i = 0; i < QK4_0 / 2; ++i) {
+      const uint8_t lo = static_cast<uint8_t>(std::min(15, int(static_cast<int8_t>(xb[i] * id + 8.5f))));
+      const uint8_t hi = static_cast<uint8_t>(std::min(15, int(static_cast<int8_t>(xb[QK4_0 / 2 + i] * id + 8.5f))));
+      y[b].qs[i] = static_cast<uint8_t>(lo | (hi << 4));
+    }
+  }
+}
+
+// One position's row of `width` values into a quantized tile row.
+void store_row(KvType type, const float* x, int64_t width, uint8_t* dst) {
+  if (type == KvType::Q8_0) quantize_act(ActFormat::Q8_0, x, 1, width, dst, 0, 1);
+  else q4_0_row(x, reinterpret_cast<BlockQ4_0*>(dst), width);
+}
+
+}  // namespace
+
+void kv_store(const KvLayer& kv, const float* k, int64_t ldk, const float* v, int64_t ldv, int n_tokens,
+              const KvRows& rows, int head_dim, int head_dim_v, int ith, int nth) {
   int64_t r0, r1;
-  split_range(int64_t(n_tokens) * n_head_kv, ith, nth, &r0, &r1);
-  const int64_t padded = kv_padded(kv.capacity);
+  split_range(int64_t(n_tokens) * kv.n_head_kv, ith, nth, &r0, &r1);
   for (int64_t r = r0; r < r1; ++r) {
-    const int t = int(r / n_head_kv), h = int(r % n_head_kv), j = pos0 + t;
-    const float* ks = k + t * ldk + int64_t(h) * head_dim;
-    uint16_t* kd = kv.k + kv_key_index(kv.capacity, head_dim, h, j, 0);
+    const int t = int(r / kv.n_head_kv), g = int(r % kv.n_head_kv), pos = rows.pos[t];
+    const int block = rows.table[t][pos / kKvBlock], slot = pos % kKvBlock;
+    const float* ks = k + t * ldk + int64_t(g) * head_dim;
+    const float* vs = kv.v_in_k ? nullptr : v + t * ldv + int64_t(g) * head_dim_v;
+    if (kv.type != KvType::F16) {
+      store_row(kv.type, ks, head_dim, kv.key_tile(block, g) + slot * kv_row_bytes(kv.type, head_dim));
+      if (vs) store_row(kv.type, vs, head_dim_v, kv.value_tile(block, g) + slot * kv_row_bytes(kv.type, head_dim_v));
+      continue;
+    }
+    uint16_t* kd = reinterpret_cast<uint16_t*>(kv.key_tile(block, g)) + kv_key_index(head_dim, slot, 0);
     for (int i = 0; i < head_dim; ++i) kd[i * 8] = fp32_to_fp16(ks[i]);
-    if (kv.v_in_k) continue;
-    const float* vs = v + t * ldv + int64_t(h) * head_dim_v;
-    uint16_t* vd = kv.v + int64_t(h) * head_dim_v * padded + j;
-    for (int i = 0; i < head_dim_v; ++i) vd[i * padded] = fp32_to_fp16(vs[i]);
+    if (!vs) continue;
+    uint16_t* vd = reinterpret_cast<uint16_t*>(kv.value_tile(block, g)) + slot;
+    for (int i = 0; i < head_dim_v; ++i) vd[i * kKvBlock] = fp32_to_fp16(vs[i]);
   }
 }
 

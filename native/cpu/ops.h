@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "core/ggml_types.h"
+#include "core/kv_cache.h"
 #include "core/model_plan.h"
 #include "core/status.h"
 
@@ -155,43 +156,65 @@ void softmax(float* x, int n);
 void moe_route(const float* logits, const float* selection_bias, const MoeParams& p, int32_t* experts, float* weights,
                float* scratch);
 
-// ---------------------------------------------------------------- attention (attention.cpp)
+// (hadamard.cpp) Rotates each row of x [n_rows][width] (rows ldx apart) in place by the
+// orthonormal Walsh-Hadamard matrix of size n (a power of two dividing width), one run of n
+// values at a time, as llama.cpp rotates what it stores in a quantized KV cache.
+void hadamard(float* x, int n_rows, int64_t ldx, int64_t width, int n, int ith, int nth);
+// The rotation size llama.cpp uses for keys of `width` values: the largest power of two of
+// at least 64 dividing it; 0 when 64 does not (then nothing is rotated). Values use 64.
+int hadamard_size(int width);
 
-// The KV cache layout the CPU attention reads, per layer and kv head, fp16, positions in
-// blocks of 8 (capacity rounded up to kv_padded(capacity)):
-//   K [n_head_kv][kv_padded / 8][head_dim][8]: key j's entry i at kv_key_index(...). One
-//     block is a contiguous 8-position x head_dim tile whose vector at entry i holds that
-//     entry for the 8 positions, so a block's 8 scores come out as the 8 lanes of a vector
-//     (each lane accumulating one position over head_dim, in llama.cpp's lane order) with
-//     no horizontal sums, and a head's keys are still one contiguous stream.
-//   V transposed, [n_head_kv][head_dim_v][kv_padded]: one value column over the positions
+// ---------------------------------------------------------------- KV cache (kv_store.cpp)
+
+// One layer's share of the paged KV pool (core/kv_cache.h): per block and kv head one key
+// tile and one value tile of kKvBlock positions.
+//   F16 keys [kKvBlock / 8][head_dim][8]: 8-position groups whose vector at entry i holds
+//     that entry for the 8 positions, so a group's 8 scores come out as the 8 lanes of a
+//     vector (each lane accumulating one position over head_dim, in llama.cpp's lane order)
+//     with no horizontal sums; a tile is one contiguous run.
+//   F16 values, transposed [head_dim_v][kKvBlock]: a value column over the tile's positions
 //     is contiguous, so the probability-weighted sum runs 8 positions per vector, as
 //     llama.cpp's transposed V cache does (the same lanes, hence the same rounding).
-// With v_in_k (multi-head latent attention) there is no V store: value j of head g is the
-// first head_dim_v entries of key j, read in the same 8-position vectors.
-inline int kv_padded(int capacity) { return (capacity + 7) / 8 * 8; }
-inline int64_t kv_key_index(int capacity, int head_dim, int g, int j, int i) {
-  return (int64_t(g) * kv_padded(capacity) + (j & ~7)) * head_dim + int64_t(i) * 8 + (j & 7);
-}
+//   Q8_0 / Q4_0 keys and values: one row of head_dim (head_dim_v) values per position
+//     [kKvBlock][width / 32 blocks], quantized as llama.cpp quantizes its cache rows.
+// With v_in_k (multi-head latent attention) there is no value store: value j of head g is
+// the first head_dim_v entries of key j.
 struct KvLayer {
-  uint16_t* k = nullptr;
-  uint16_t* v = nullptr;
-  int capacity = 0;
+  uint8_t* k = nullptr;  // [n_blocks][n_head_kv] key tiles of k_tile bytes
+  uint8_t* v = nullptr;  // [n_blocks][n_head_kv] value tiles of v_tile bytes; null with v_in_k
+  uint64_t k_tile = 0, v_tile = 0;
+  int n_head_kv = 0;
+  KvType type = KvType::F16;
   bool v_in_k = false;
+  uint8_t* key_tile(int block, int g) const { return k + (uint64_t(block) * n_head_kv + g) * k_tile; }
+  uint8_t* value_tile(int block, int g) const { return v + (uint64_t(block) * n_head_kv + g) * v_tile; }
 };
 
-// Writes the k/v rows of n_tokens new tokens (positions pos0..pos0+n_tokens-1) into the cache.
-// k: [n_tokens][n_head_kv][head_dim], v: [n_tokens][n_head_kv][head_dim_v], rows strided by ldk/ldv.
-// With kv.v_in_k only k is written (v is ignored).
-void kv_store(const KvLayer& kv, const float* k, int64_t ldk, const float* v, int64_t ldv, int n_tokens, int pos0,
-              int n_head_kv, int head_dim, int head_dim_v, int ith, int nth);
+// Index of key entry i of slot s (0..kKvBlock) inside an F16 key tile of head_dim entries.
+inline int64_t kv_key_index(int head_dim, int s, int i) { return int64_t(s & ~7) * head_dim + int64_t(i) * 8 + (s & 7); }
+
+// Where the rows of a chunk live: row t is at position pos[t] of the sequence whose block
+// ids are table[t] (position p in block table[t][p / kKvBlock]).
+struct KvRows {
+  const int32_t* pos = nullptr;
+  const int32_t* const* table = nullptr;
+};
+
+// Writes the k/v rows of n_tokens rows into their blocks. k: [n_tokens][n_head_kv][head_dim],
+// v: [n_tokens][n_head_kv][head_dim_v], rows strided by ldk/ldv. With kv.v_in_k only k is
+// written (v is ignored).
+void kv_store(const KvLayer& kv, const float* k, int64_t ldk, const float* v, int64_t ldv, int n_tokens,
+              const KvRows& rows, int head_dim, int head_dim_v, int ith, int nth);
+
+// ---------------------------------------------------------------- attention (attention.cpp)
 
 struct AttentionArgs {
   const float* q = nullptr;  // [n_tokens][n_head][head_dim], token rows strided by ldq
   int64_t ldq = 0;
   KvLayer kv;
+  KvRows rows;               // row t sees positions [lo, rows.pos[t]] of its own sequence
   int n_tokens = 0;
-  int pos0 = 0;              // token t is at pos0 + t and sees positions [lo, pos0 + t]
+  int max_context = 0;       // positions the scratch covers: every rows.pos[t] < max_context
   int n_head = 0, n_head_kv = 0, head_dim = 0, head_dim_v = 0;
   int sliding_window = 0;    // 0: lo = 0; else lo = max(0, pos - sliding_window + 1)
   float scale = 1.f;
@@ -200,11 +223,14 @@ struct AttentionArgs {
   int64_t ldo = 0;
   float* scratch = nullptr;  // attention_scratch_floats() floats per thread, thread ith uses its slice
 };
-size_t attention_scratch_floats(int capacity, int head_dim, int head_dim_v);
+// Positions rounded up to whole 8-position groups (the scores rows of the scratch).
+inline int kv_padded(int positions) { return (positions + 7) / 8 * 8; }
+size_t attention_scratch_floats(int max_context, int head_dim, int head_dim_v);
 // Query heads of one kv head that the AVX2 kernel attends together (sharing K and V loads).
 constexpr int kAttentionHeads = 4;
-// Thread ith's slice of a.scratch: scores [kAttentionHeads][kv_padded(capacity)], rounded
-// q [kAttentionHeads][head_dim], the scalar kernel's value accumulator [head_dim_v].
+// Thread ith's slice of a.scratch: scores [kAttentionHeads][kv_padded(max_context)], rounded
+// (or, for a quantized cache, Q8_0-encoded) q [kAttentionHeads][head_dim], the value
+// accumulator [head_dim_v] (and after it a dequantized value row for a quantized cache).
 struct AttentionScratch {
   float* scores;
   int64_t scores_stride;
@@ -212,11 +238,16 @@ struct AttentionScratch {
   float* acc;
 };
 AttentionScratch attention_scratch(const AttentionArgs& a, int ith);
-// Causal attention with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)).
-// A causal row's work grows with its position, so no thread takes only late tokens: the
-// scalar kernel deals (token, head) pairs round-robin; the AVX2 kernel splits each token's
-// (kv head, chunk of its heads) items into contiguous runs, one per thread, starting one
-// thread later per token.
+// Causal attention with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)) over
+// each row's own sequence in the paged cache. A causal row's work grows with its position,
+// so no thread takes only late tokens: the scalar kernel deals (token, head) pairs
+// round-robin; the AVX2 kernel splits each token's (kv head, chunk of its heads) items into
+// contiguous runs, one per thread, starting one thread later per token. A quantized cache
+// runs attention_quantized (attention_quant.cpp).
 void attention(const AttentionArgs& a, int ith, int nth);
+// (attention_quant.cpp) The same over a Q8_0 / Q4_0 cache: scores are the cache type's dot
+// product with q encoded as Q8_0 (llama.cpp's K·q for a quantized K), the softmax in fp32,
+// values dequantized and summed in fp32.
+void attention_quantized(const AttentionArgs& a, int ith, int nth);
 
 }  // namespace tessera::cpu

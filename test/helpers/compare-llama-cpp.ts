@@ -31,12 +31,22 @@ export interface Comparison {
   positions: PositionComparison[];
 }
 
+export interface CompareOptions {
+  /**
+   * Both engines store keys and values in this type. llama.cpp runs a quantized cache only
+   * with flash attention (its standard path refuses a quantized V), so those compare against
+   * its flash-attention path; f16 against its standard one.
+   */
+  kvCacheType?: "f16" | "q8_0" | "q4_0";
+}
+
 /** `budget`: the relative-error budget the caller holds the positions to (sets the near-tie margin). */
-export async function compareWithLlamaCpp(file: string, tokens: number[], nVocab: number, budget: number): Promise<Comparison> {
-  const peer = await LlamaCppPeer.open(file, { threads: THREADS, contextSize: 128, flashAttention: false });
+export async function compareWithLlamaCpp(file: string, tokens: number[], nVocab: number, budget: number, options: CompareOptions = {}): Promise<Comparison> {
+  const kvCacheType = options.kvCacheType ?? "f16";
+  const peer = await LlamaCppPeer.open(file, { threads: THREADS, contextSize: 128, flashAttention: kvCacheType !== "f16", kvCacheType });
   const ref = await peer.logitsPerPosition(tokens, nVocab);
   await peer.dispose();
-  const model = await loadModel(file, { backend: "cpu", threads: THREADS, contextSize: 128 });
+  const model = await loadModel(file, { backend: "cpu", threads: THREADS, contextSize: 128, kvCacheType });
   const session = model.createSession();
   const ours: Float32Array[] = [];
   for (const t of tokens) ours.push(Float32Array.from(await session.evaluate([t])));

@@ -10,6 +10,7 @@ import { checkAccumulation, checkOp, checkSummary, kernels, relativeError, withI
 import {
   attentionRef,
   encodedActivations,
+  hadamardRef,
   headMatmulRef,
   layerNormRef,
   matmulRef,
@@ -46,6 +47,8 @@ const FP32_OP_BUDGET = 1e-6;
 const ROPE_BUDGET = 2e-4;
 /** Attention: q, K and V are held in fp16 (as in llama.cpp), ~2^-11 relative per element. */
 const ATTENTION_BUDGET = 2e-3;
+/** Against the dequantized cache and Q8_0 queries it reads: fp32 softmax and sums only. */
+const QUANT_ATTENTION_BUDGET = 1e-5;
 
 function expectWithin(c: OpCheck, tag = ""): void {
   expect(c.error, `${c.op} ${tag}`).toBeLessThanOrEqual(c.budget);
@@ -220,6 +223,11 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
       { nTokens: 13, nCtx: 13, nHead: 6, nHeadKv: 1, headDim: 128, headDimV: 128, slidingWindow: 0, softcap: 0 },
       { nTokens: 5, nCtx: 40, nHead: 4, nHeadKv: 2, headDim: 32, headDimV: 48, slidingWindow: 8, softcap: 0 },
       { nTokens: 3, nCtx: 9, nHead: 2, nHeadKv: 1, headDim: 64, headDimV: 64, slidingWindow: 0, softcap: 20 },
+      // Across many 32-position blocks of the (scrambled) paged cache: a prefill whose score
+      // tiles span block ends, and decode steps that prefetch block by block.
+      { nTokens: 70, nCtx: 100, nHead: 4, nHeadKv: 1, headDim: 64, headDimV: 64, slidingWindow: 0, softcap: 0 },
+      { nTokens: 1, nCtx: 300, nHead: 8, nHeadKv: 8, headDim: 64, headDimV: 64, slidingWindow: 0, softcap: 0 },
+      { nTokens: 1, nCtx: 291, nHead: 6, nHeadKv: 2, headDim: 128, headDimV: 128, slidingWindow: 40, softcap: 0 },
     ];
     for (const c of cases) {
       const q = g.array(c.nTokens * c.nHead * c.headDim);
@@ -232,6 +240,45 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
           kernels().attention(q, k, v, c.nTokens, c.nCtx, c.nHead, c.nHeadKv, c.headDim, c.headDimV, c.slidingWindow, args.scale, c.softcap, threads),
         );
         expectWithin(checkOp(`attention ${isa}`, y, ref, ATTENTION_BUDGET), JSON.stringify(c));
+      }
+    }
+  });
+
+  it("hadamard rotation: runs of 64 and 128, against the Sylvester matrix", () => {
+    const g = new Gaussian();
+    for (const [rows, width, n] of [[1, 64, 64], [5, 128, 128], [3, 192, 64], [7, 256, 64]]) {
+      const x = g.array(rows * width);
+      for (const threads of THREADS)
+        expectWithin(checkOp(`hadamard ${isa}`, withIsa(isa, () => kernels().hadamard(x, rows, width, n, threads)), hadamardRef(x, rows, width, n), FP32_OP_BUDGET));
+    }
+  });
+
+  it("attention over a quantized cache (q8_0, q4_0): GQA, decode and prefill, across blocks", () => {
+    const g = new Gaussian();
+    const cases = [
+      { nTokens: 1, nCtx: 1, nHead: 4, nHeadKv: 2, headDim: 64, headDimV: 64, slidingWindow: 0, softcap: 0 },
+      { nTokens: 1, nCtx: 77, nHead: 8, nHeadKv: 2, headDim: 128, headDimV: 128, slidingWindow: 0, softcap: 0 },
+      { nTokens: 9, nCtx: 45, nHead: 4, nHeadKv: 4, headDim: 32, headDimV: 64, slidingWindow: 10, softcap: 0 },
+      { nTokens: 5, nCtx: 40, nHead: 2, nHeadKv: 1, headDim: 64, headDimV: 64, slidingWindow: 0, softcap: 30 },
+    ];
+    // The kernel's inputs as it sees them: q as Q8_0 (what the cache types' dot products take;
+    // a Q8_0 cache stores its rows in the same encoding), Q4_0 rows by ggml's reference
+    // quantizer. Against those the only error left is fp32 rounding.
+    const as = (type: GGMLType, x: Float32Array, cols: number) =>
+      Float32Array.from(type === GGMLType.Q8_0 ? encodedActivations(type, x, cols) : dequantize(type, quantize(type, x, cols), x.length));
+    for (const [kvType, type] of [[1, GGMLType.Q8_0], [2, GGMLType.Q4_0]] as const) {
+      for (const c of cases) {
+        const q = g.array(c.nTokens * c.nHead * c.headDim);
+        const k = g.array(c.nCtx * c.nHeadKv * c.headDim);
+        const v = g.array(c.nCtx * c.nHeadKv * c.headDimV);
+        const args = { ...c, scale: 1 / Math.sqrt(c.headDim) };
+        const ref = attentionRef(as(GGMLType.Q8_0, q, c.headDim), as(type, k, c.headDim), as(type, v, c.headDimV), args);
+        for (const threads of THREADS) {
+          const y = withIsa(isa, () =>
+            kernels().attention(q, k, v, c.nTokens, c.nCtx, c.nHead, c.nHeadKv, c.headDim, c.headDimV, c.slidingWindow, args.scale, c.softcap, threads, false, kvType),
+          );
+          expectWithin(checkOp(`attention ${GGML_TYPE_INFO[type].name} cache ${isa}`, y, ref, QUANT_ATTENTION_BUDGET), JSON.stringify(c));
+        }
       }
     }
   });
