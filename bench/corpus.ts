@@ -110,6 +110,27 @@ export function generateCorpus(minChars: number, options: CorpusOptions = {}): s
   return parts.join("");
 }
 
+/**
+ * At least `minChars` UTF-16 units of English prose: paragraphs of sentences (words,
+ * contractions, numbers, quotes, punctuation) separated by blank lines. The kind of text
+ * SentencePiece vocabularies meet most, with no other whitespace than spaces and newlines.
+ */
+export function generateProse(minChars: number, options: { seed?: number } = {}): string {
+  const rnd = seededRandom(options.seed ?? 1);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
+  const parts: string[] = [];
+  let length = 0;
+  while (length < minChars) {
+    const sentences = 2 + Math.floor(rnd() * 7);
+    let paragraph = englishSentence(rnd, pick);
+    for (let i = 1; i < sentences; i++) paragraph += " " + englishSentence(rnd, pick);
+    paragraph += "\n\n";
+    parts.push(paragraph);
+    length += paragraph.length;
+  }
+  return parts.join("");
+}
+
 function englishSentence(rnd: () => number, pick: <T>(xs: readonly T[]) => T): string {
   const n = 4 + Math.floor(rnd() * 14);
   const words: string[] = [];

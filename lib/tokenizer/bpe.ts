@@ -5,12 +5,18 @@
  * joined, leftmost first on ties, until no pair has a merge. Merges are looked up by id pair
  * in a PairTable and ordered with a MergeQueue: O(n log n) per word. Results are cached per
  * word, since text repeats words a lot.
+ *
+ * A long word (Metaspace without splitting makes the whole text one word) is cut where no
+ * merge can cross (JoinSet), which gives the same tokens, and its pieces are merged one by
+ * one; a piece that stays long gets a merge of its own, run in steps.
  */
 import { TesseraError } from "../errors.js";
 import { BYTE_TO_CHAR } from "./byte-level.js";
+import { JoinSet } from "./join-set.js";
 import { MergeQueue } from "./merge-queue.js";
 import { PairTable } from "./pair-table.js";
-import { preTokenize } from "./pretokenizers.js";
+import { PieceWalker } from "./pretokenizers.js";
+import { drain, STEP_UNITS, type Steps } from "./steps.js";
 import { byteTokenText, type Vocabulary } from "./vocab.js";
 
 export interface BpeOptions {
@@ -35,6 +41,12 @@ export type MergeList = readonly (string | readonly [string, string])[];
 
 const MAX_CACHED_WORDS = 1 << 17;
 const MAX_CACHED_WORD_LENGTH = 64;
+/** Words longer than this are cut into pieces first, in steps. */
+export const LONG_WORD = 256;
+/** Pieces longer than this get a merge of their own and are merged in steps. */
+const LONG_PIECE = 1 << 12;
+/** Code of each byte's spelling in the byte-level alphabet. */
+const BYTE_CHAR_CODES = Int32Array.from(BYTE_TO_CHAR, (c) => c.charCodeAt(0));
 
 export class BpeModel {
   /** Byte-level: bytes without a token, which encoding drops (as llama.cpp does). */
@@ -45,12 +57,12 @@ export class BpeModel {
   /** Words that are tokens, by their decoded text (for ignoreMerges). */
   private readonly wholeWords: Map<string, number> | undefined;
   private readonly cache = new Map<string, number[]>();
-  private readonly queue = new MergeQueue();
   private readonly utf8 = new TextEncoder();
   private bytes = new Uint8Array(256);
-  private ids = new Int32Array(256);
-  private prev = new Int32Array(256);
-  private next = new Int32Array(256);
+  /** For words and pieces merged in one go. */
+  private readonly shared: IdMerge;
+  /** Built on the first long word. */
+  private joins: JoinSet | undefined;
 
   constructor(
     private readonly vocab: Vocabulary,
@@ -84,6 +96,7 @@ export class BpeModel {
       if (id !== undefined) this.byteIds[b] = id;
     }
     if (options.byteLevel) for (let b = 0; b < 256; b++) if (this.byteIds[b] < 0) this.missingBytes.push(b);
+    this.shared = new IdMerge(this.pairs);
     if (options.ignoreMerges) {
       this.wholeWords = new Map();
       const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
@@ -99,6 +112,10 @@ export class BpeModel {
 
   /** Appends the tokens of one pre-tokenized word. */
   encodeWord(word: string, out: number[]): void {
+    if (word.length > LONG_WORD) {
+      drain(this.encodeWordSteps(word, out));
+      return;
+    }
     if (this.wholeWords) {
       const id = this.wholeWords.get(word);
       if (id !== undefined) {
@@ -106,39 +123,102 @@ export class BpeModel {
         return;
       }
     }
-    const cacheable = word.length <= MAX_CACHED_WORD_LENGTH;
+    this.encodePiece(word, out);
+  }
+
+  /** encodeWord() in steps (see steps.ts). */
+  *encodeWordSteps(word: string, out: number[]): Steps {
+    if (word.length <= LONG_WORD) {
+      this.encodeWord(word, out);
+      return;
+    }
+    if (this.wholeWords) {
+      const id = this.wholeWords.get(word);
+      if (id !== undefined) {
+        out.push(id);
+        return;
+      }
+    }
+    const joins = (this.joins ??= new JoinSet(this.vocab.texts));
+    const len = word.length;
+    let from = 0;
+    let pause = STEP_UNITS;
+    for (let i = 1; i <= len; i++) {
+      if (i < len && !this.canCut(word, i, joins)) continue;
+      // The pieces skip the whole-word check: only the word as a whole may be a token as is.
+      const piece = word.slice(from, i);
+      if (piece.length > LONG_PIECE) yield* this.mergeLong(piece, out);
+      else this.encodePiece(piece, out);
+      from = i;
+      if (i >= pause) {
+        pause = i + STEP_UNITS;
+        yield;
+      }
+    }
+  }
+
+  /** No merge joins symbols across word[i - 1] | word[i] (see JoinSet). */
+  private canCut(word: string, i: number, joins: JoinSet): boolean {
+    const a = word.charCodeAt(i - 1);
+    const b = word.charCodeAt(i);
+    // Only between code points.
+    if ((b & 0xfc00) === 0xdc00 && (a & 0xfc00) === 0xd800) return false;
+    if (this.options.byteLevel) return !joins.has(BYTE_CHAR_CODES[lastUtf8Byte(word, i)], BYTE_CHAR_CODES[firstUtf8Byte(word, i)]);
+    if (joins.has(a, b)) return false;
+    // Characters without a token of their own become byte or unknown symbols, which the
+    // token texts do not describe (and unknown ones fuse): no cut next to them.
+    return this.vocab.idOf(codePointBefore(word, i)) !== undefined && this.vocab.idOf(codePointAt(word, i)) !== undefined;
+  }
+
+  /** Merges a word or a piece of one (no whole-word check), through the cache when short. */
+  private encodePiece(piece: string, out: number[]): void {
+    const cacheable = piece.length <= MAX_CACHED_WORD_LENGTH;
     if (cacheable) {
-      const hit = this.cache.get(word);
+      const hit = this.cache.get(piece);
       if (hit) {
         for (let i = 0; i < hit.length; i++) out.push(hit[i]);
         return;
       }
     }
-    const n = this.options.byteLevel ? this.byteSymbols(word) : this.charSymbols(word);
+    const m = this.shared;
+    const n = this.symbols(piece, m);
     if (!cacheable) {
-      this.merge(n, out);
+      m.merge(n, out);
       return;
     }
     const result: number[] = [];
-    this.merge(n, result);
+    m.merge(n, result);
     if (this.cache.size >= MAX_CACHED_WORDS) this.cache.clear();
-    this.cache.set(word, result);
+    this.cache.set(piece, result);
     for (let i = 0; i < result.length; i++) out.push(result[i]);
   }
 
+  private *mergeLong(piece: string, out: number[]): Steps {
+    const m = new IdMerge(this.pairs);
+    m.reset(this.symbols(piece, m));
+    m.reserveQueue();
+    while (!m.run(STEP_UNITS)) yield;
+    while (!m.emit(out, STEP_UNITS)) yield;
+  }
+
+  /** Fills `m`'s symbols with those of `word`; returns the count. */
+  private symbols(word: string, m: IdMerge): number {
+    m.reserve(word.length * 3);
+    return this.options.byteLevel ? this.byteSymbols(word, m.ids) : this.charSymbols(word, m.ids);
+  }
+
   /** Fills `ids` with one symbol per UTF-8 byte; returns the count. */
-  private byteSymbols(word: string): number {
-    this.reserve(word.length * 3);
+  private byteSymbols(word: string, ids: Int32Array): number {
+    if (this.bytes.length < word.length * 3) this.bytes = new Uint8Array(ids.length);
     const { written } = this.utf8.encodeInto(word, this.bytes);
-    const { ids, bytes, byteIds } = this;
+    const { bytes, byteIds } = this;
     for (let i = 0; i < written; i++) ids[i] = byteIds[bytes[i]];
     return written;
   }
 
   /** Fills `ids` with one symbol per character (or per byte of a character not in the vocabulary). */
-  private charSymbols(word: string): number {
-    this.reserve(word.length * 3);
-    const { ids, vocab, options } = this;
+  private charSymbols(word: string, ids: Int32Array): number {
+    const { vocab, options } = this;
     let n = 0;
     for (const ch of word) {
       const id = vocab.idOf(ch);
@@ -163,23 +243,75 @@ export class BpeModel {
     }
     return n;
   }
+}
 
-  /** Merges the first `n` symbols in `ids` and appends the resulting tokens. */
-  private merge(n: number, out: number[]): void {
-    const { ids, prev, next, pairs, queue } = this;
+/**
+ * The merge of one word's symbols (token ids, -1 for a byte without a token) in a doubly
+ * linked list, candidates in a MergeQueue. Resumable: run() and emit() do a bounded amount
+ * of work per call and carry on where they stopped.
+ */
+class IdMerge {
+  ids = new Int32Array(256);
+  private prev = new Int32Array(256);
+  private next = new Int32Array(256);
+  private readonly queue = new MergeQueue();
+  private n = 0;
+  /** Next symbol whose pair with its right neighbour is still to be queued. */
+  private paired = 0;
+  /** Next symbol to emit. */
+  private emitted = 0;
+
+  constructor(private readonly pairs: PairTable) {}
+
+  reserve(n: number): void {
+    if (this.ids.length >= n) return;
+    let cap = this.ids.length;
+    while (cap < n) cap *= 2;
+    const ids = new Int32Array(cap);
+    this.ids = ids;
+    this.prev = new Int32Array(cap);
+    this.next = new Int32Array(cap);
+  }
+
+  /** Merges the first `n` symbols in `ids` and appends the resulting tokens, in one go. */
+  merge(n: number, out: number[]): void {
     if (n === 1) {
-      if (ids[0] >= 0) out.push(ids[0]);
+      if (this.ids[0] >= 0) out.push(this.ids[0]);
       return;
     }
-    queue.clear();
+    this.reset(n);
+    this.run(Infinity);
+    this.emit(out, Infinity);
+  }
+
+  /** Starts on the first `n` symbols in `ids`. */
+  reset(n: number): void {
+    const { prev, next } = this;
     for (let i = 0; i < n; i++) {
       prev[i] = i - 1;
       next[i] = i + 1;
     }
-    next[n - 1] = -1;
-    for (let i = 0; i + 1 < n; i++) {
+    if (n > 0) next[n - 1] = -1;
+    this.n = n;
+    this.paired = 0;
+    this.emitted = n > 0 ? 0 : -1;
+    this.queue.clear();
+  }
+
+  /** Room in the queue for every first pair. */
+  reserveQueue(): void {
+    this.queue.reserve(this.n);
+  }
+
+  /** Queues the first pairs, then merges; at most about `budget` of either. True when done. */
+  run(budget: number): boolean {
+    const { ids, prev, next, pairs, queue } = this;
+    let work = 0;
+    while (this.paired < this.n - 1) {
+      const i = this.paired++;
       const slot = pairs.find(ids[i], ids[i + 1]);
       if (slot >= 0) queue.push(pairs.rankAt(slot), i, i + 1, 0);
+      if (++work >= budget) return false;
     }
     while (queue.pop()) {
       const left = queue.topLeft;
@@ -202,19 +334,50 @@ export class BpeModel {
         const s = pairs.find(ids[left], ids[after]);
         if (s >= 0) queue.push(pairs.rankAt(s), left, after, 0);
       }
+      if (++work >= budget) return false;
     }
-    for (let i = 0; i !== -1; i = next[i]) if (ids[i] >= 0) out.push(ids[i]);
+    return true;
   }
 
-  private reserve(n: number): void {
-    if (this.ids.length >= n) return;
-    let cap = this.ids.length;
-    while (cap < n) cap *= 2;
-    this.bytes = new Uint8Array(cap);
-    this.ids = new Int32Array(cap);
-    this.prev = new Int32Array(cap);
-    this.next = new Int32Array(cap);
+  /** Appends the tokens of up to `budget` symbols; true when all are out. */
+  emit(out: number[], budget: number): boolean {
+    const { ids, next } = this;
+    let i = this.emitted;
+    for (let k = 0; i !== -1 && k < budget; i = next[i], k++) if (ids[i] >= 0) out.push(ids[i]);
+    this.emitted = i;
+    return i === -1;
   }
+}
+
+/** The code point that ends at s[i - 1], as a string. */
+function codePointBefore(s: string, i: number): string {
+  const c = s.charCodeAt(i - 1);
+  return (c & 0xfc00) === 0xdc00 && i >= 2 && (s.charCodeAt(i - 2) & 0xfc00) === 0xd800 ? s.slice(i - 2, i) : s[i - 1];
+}
+
+/** The code point that starts at s[i], as a string. */
+function codePointAt(s: string, i: number): string {
+  const c = s.charCodeAt(i);
+  return (c & 0xfc00) === 0xd800 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00 ? s.slice(i, i + 2) : s[i];
+}
+
+/** The first UTF-8 byte of the code point at s[i] (a lone surrogate is written as U+FFFD). */
+function firstUtf8Byte(s: string, i: number): number {
+  const c = s.charCodeAt(i);
+  if (c < 0x80) return c;
+  if (c < 0x800) return 0xc0 | (c >> 6);
+  if ((c & 0xfc00) === 0xd800 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) return 0xf0;
+  if ((c & 0xf800) === 0xd800) return 0xef;
+  return 0xe0 | (c >> 12);
+}
+
+/** The last UTF-8 byte of the code point that ends at s[i - 1]. */
+function lastUtf8Byte(s: string, i: number): number {
+  const c = s.charCodeAt(i - 1);
+  if (c < 0x80) return c;
+  if ((c & 0xfc00) === 0xdc00 && i >= 2 && (s.charCodeAt(i - 2) & 0xfc00) === 0xd800) return 0x80 | (c & 0x3f);
+  if ((c & 0xf800) === 0xd800) return 0xbd;
+  return 0x80 | (c & 0x3f);
 }
 
 /** The piece holds U+FFFD itself (EF BF BD), rather than invalid bytes decoding turned into it. */
@@ -238,7 +401,17 @@ export class PreTokenizedBpeEncoder {
     private readonly regexes: readonly RegExp[],
   ) {}
 
-  encode(text: string, _first: boolean, _afterSpecial: boolean, out: number[]): void {
-    preTokenize(text, this.regexes, (word) => this.model.encodeWord(word, out));
+  *encodeSteps(text: string, _first: boolean, _afterSpecial: boolean, out: number[]): Steps {
+    const words = new PieceWalker(text, this.regexes);
+    let units = 0;
+    for (let w = words.next(); w !== undefined; w = words.next()) {
+      if (w.length > LONG_WORD) yield* this.model.encodeWordSteps(w, out);
+      else this.model.encodeWord(w, out);
+      units += w.length;
+      if (units >= STEP_UNITS) {
+        units = 0;
+        yield;
+      }
+    }
   }
 }

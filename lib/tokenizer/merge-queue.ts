@@ -28,6 +28,11 @@ export class MergeQueue {
     this.n = 0;
   }
 
+  /** Makes room for `n` entries at once (a long word's first pairs) rather than by doublings. */
+  reserve(n: number): void {
+    if (this.priority.length < n) this.grow(n);
+  }
+
   push(priority: number, left: number, right: number, aux: number): void {
     if (this.n === this.priority.length) this.grow();
     let i = this.n++;
@@ -86,8 +91,8 @@ export class MergeQueue {
     this.aux[to] = this.aux[from];
   }
 
-  private grow(): void {
-    const cap = this.priority.length * 2;
+  private grow(min = 0): void {
+    const cap = Math.max(min, this.priority.length * 2);
     const priority = new Float64Array(cap);
     priority.set(this.priority);
     this.priority = priority;

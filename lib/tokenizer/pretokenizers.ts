@@ -211,44 +211,111 @@ function swapCase(c: string): string {
 
 /** Calls `emit` with each piece of `text`: the matches of `regex` and the text between them. */
 export function splitWith(text: string, regex: RegExp, emit: (piece: string) => void): void {
-  regex.lastIndex = 0;
-  let last = 0;
-  for (let m = regex.exec(text); m !== null; m = regex.exec(text)) {
-    const at = m.index;
-    const matched = m[0];
-    if (matched.length === 0) {
-      // An empty match splits nothing; step past it (by code point) to avoid looping.
-      regex.lastIndex = at + (isHighSurrogate(text.charCodeAt(at)) ? 2 : 1);
-      continue;
-    }
-    if (at > last) emit(text.slice(last, at));
-    emit(matched);
-    last = at + matched.length;
-  }
-  if (last < text.length) emit(last === 0 ? text : text.slice(last));
+  const pieces = new RegexSplitter(text, regex);
+  for (let p = pieces.next(); p !== undefined; p = pieces.next()) emit(p);
 }
 
 /** Splits `text` with each regex in turn. */
 export function preTokenize(text: string, regexes: readonly RegExp[], emit: (piece: string) => void): void {
-  if (regexes.length === 0) {
-    emit(text);
-    return;
+  const pieces = new PieceWalker(text, regexes);
+  for (let p = pieces.next(); p !== undefined; p = pieces.next()) emit(p);
+}
+
+/** Pieces of a text, one per call; undefined when there are no more. */
+export interface PieceSource {
+  next(): string | undefined;
+}
+
+/** A text as a single piece. */
+export class OnePiece implements PieceSource {
+  constructor(private piece: string | undefined) {}
+
+  next(): string | undefined {
+    const p = this.piece;
+    this.piece = undefined;
+    return p;
   }
-  if (regexes.length === 1) {
-    splitWith(text, regexes[0], emit);
-    return;
+}
+
+/**
+ * The pieces of `text` split with `regex`: its matches and the text between them. The regex
+ * position is set before every search, not kept in the RegExp between calls, so walkers over
+ * different texts can take turns with one RegExp.
+ */
+export class RegexSplitter implements PieceSource {
+  /** End of the last piece handed out. */
+  private at = 0;
+  private searchFrom = 0;
+  /** A match waiting behind the text before it. */
+  private pending: string | undefined;
+  private done = false;
+
+  constructor(
+    private readonly text: string,
+    private readonly regex: RegExp,
+  ) {}
+
+  next(): string | undefined {
+    const pending = this.pending;
+    if (pending !== undefined) {
+      this.pending = undefined;
+      return pending;
+    }
+    if (this.done) return undefined;
+    const { text, regex } = this;
+    for (;;) {
+      regex.lastIndex = this.searchFrom;
+      const m = regex.exec(text);
+      if (m === null) {
+        this.done = true;
+        const last = this.at;
+        return last < text.length ? (last === 0 ? text : text.slice(last)) : undefined;
+      }
+      const at = m.index;
+      const matched = m[0];
+      if (matched.length === 0) {
+        // An empty match splits nothing; step past it (by code point) to avoid looping.
+        this.searchFrom = at + (isHighSurrogate(text.charCodeAt(at)) ? 2 : 1);
+        continue;
+      }
+      const last = this.at;
+      this.at = this.searchFrom = at + matched.length;
+      if (at > last) {
+        this.pending = matched;
+        return text.slice(last, at);
+      }
+      return matched;
+    }
   }
-  let pieces = [text];
-  for (let r = 0; r < regexes.length - 1; r++) {
-    const next: string[] = [];
-    const push = (p: string): void => {
-      next.push(p);
-    };
-    for (const p of pieces) splitWith(p, regexes[r], push);
-    pieces = next;
+}
+
+/**
+ * The pieces of `text` split with each regex in turn, depth first: the first piece of the
+ * first regex is split by the second before the first regex looks further, so a large text
+ * is cut as it is walked. Each regex splits each piece on its own, so the pieces come out as
+ * splitting the whole text with one regex after the other would give them.
+ */
+export class PieceWalker implements PieceSource {
+  private readonly stack: PieceSource[];
+
+  constructor(
+    text: string,
+    private readonly regexes: readonly RegExp[],
+  ) {
+    this.stack = [regexes.length === 0 ? new OnePiece(text) : new RegexSplitter(text, regexes[0])];
   }
-  const lastRegex = regexes[regexes.length - 1];
-  for (const p of pieces) splitWith(p, lastRegex, emit);
+
+  next(): string | undefined {
+    const { stack, regexes } = this;
+    for (;;) {
+      const depth = stack.length;
+      if (depth === 0) return undefined;
+      const piece = stack[depth - 1].next();
+      if (piece === undefined) stack.pop();
+      else if (depth >= regexes.length) return piece;
+      else stack.push(new RegexSplitter(piece, regexes[depth]));
+    }
+  }
 }
 
 function isHighSurrogate(c: number): boolean {

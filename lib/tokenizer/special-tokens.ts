@@ -4,6 +4,7 @@
  * tokens are matched first, so "<|im_end|>" wins over a token that is a part of it. A token
  * marked LStrip/RStrip also swallows the ASCII whitespace next to it.
  */
+import { STEP_UNITS, type Steps } from "./steps.js";
 import { MATCHED_WHOLE_ATTRS, TokenAttr } from "./types.js";
 import type { Vocabulary } from "./vocab.js";
 
@@ -13,6 +14,8 @@ export type Fragment = string | number;
 export class SpecialTokenMatcher {
   /** Candidates, longest text first. */
   private readonly candidates: number[];
+  /** The candidates matched without parseSpecial (user-defined ones): often none. */
+  private readonly alwaysMatched: number[];
 
   constructor(private readonly vocab: Vocabulary) {
     const ids: number[] = [];
@@ -22,15 +25,23 @@ export class SpecialTokenMatcher {
     // Stable for equal lengths: lower id first.
     ids.sort((a, b) => vocab.texts[b].length - vocab.texts[a].length || a - b);
     this.candidates = ids;
+    this.alwaysMatched = ids.filter((id) => !(vocab.attrs[id] & (TokenAttr.Control | TokenAttr.Unknown)));
   }
 
-  partition(text: string, parseSpecial: boolean): Fragment[] {
+  /** Appends the fragments of `text` to `out`, in steps (see steps.ts). */
+  *partitionSteps(text: string, parseSpecial: boolean, out: Fragment[]): Steps {
     let fragments: Fragment[] = [text];
     const { vocab } = this;
-    for (const id of this.candidates) {
+    let units = 0;
+    for (const id of parseSpecial ? this.candidates : this.alwaysMatched) {
       const attr = vocab.attrs[id];
-      if (!parseSpecial && attr & (TokenAttr.Control | TokenAttr.Unknown)) continue;
       const token = vocab.texts[id];
+      // Each search reads the whole text.
+      units += text.length;
+      if (units >= STEP_UNITS) {
+        units = 0;
+        yield;
+      }
       if (!text.includes(token)) continue;
       const split: Fragment[] = [];
       for (const fragment of fragments) {
@@ -53,7 +64,7 @@ export class SpecialTokenMatcher {
       }
       fragments = split;
     }
-    return fragments;
+    for (const f of fragments) out.push(f);
   }
 }
 

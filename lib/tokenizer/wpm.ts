@@ -8,6 +8,7 @@
  * part that matches nothing becomes the unknown token.
  */
 import { SPM_SPACE } from "./spm.js";
+import { STEP_UNITS, type Steps } from "./steps.js";
 import type { Vocabulary } from "./vocab.js";
 
 const WHITESPACE = /\p{White_Space}/u;
@@ -36,14 +37,44 @@ export class WordPieceEncoder {
     this.maxTokenLength = max;
   }
 
-  encode(text: string, _first: boolean, _afterSpecial: boolean, out: number[]): void {
-    for (const word of this.words(text)) this.encodeWord(SPM_SPACE + word, out);
+  *encodeSteps(text: string, _first: boolean, _afterSpecial: boolean, out: number[]): Steps {
+    const words = new WordWalker(text, this.options, (cp) => this.fold(cp));
+    let units = 0;
+    for (let word = words.next(); word !== undefined; word = words.next()) {
+      const w = SPM_SPACE + word;
+      if (w.length <= STEP_UNITS) {
+        const start = out.length;
+        if (this.match(w, 0, Infinity, out) < 0) out.length = start;
+        if (out.length === start) out.push(this.unk);
+      } else {
+        // A long word is matched in steps, into an array of its own: between steps the
+        // caller may take the tokens already in `out` away.
+        const ids: number[] = [];
+        let at = 0;
+        while (at >= 0 && at < w.length) {
+          at = this.match(w, at, STEP_UNITS, ids);
+          if (at >= 0 && at < w.length) yield;
+        }
+        if (at < 0 || ids.length === 0) out.push(this.unk);
+        else for (const id of ids) out.push(id);
+      }
+      units += word.length;
+      if (units >= STEP_UNITS) {
+        units = 0;
+        yield;
+      }
+    }
   }
 
-  private encodeWord(word: string, out: number[]): void {
-    const start = out.length;
+  /**
+   * Greedy longest tokens of word[at, ...) for up to about `budget` code units; returns where
+   * it stopped (word.length at the end), or -1 when some part matches no token.
+   */
+  private match(word: string, at: number, budget: number, out: number[]): number {
     const n = word.length;
-    for (let i = 0; i < n; ) {
+    const stop = Math.min(n, at + budget);
+    let i = at;
+    while (i < stop) {
       let matched = false;
       for (let j = Math.min(n, i + this.maxTokenLength); j > i; j--) {
         const id = this.vocab.table.getRange(word, i, j);
@@ -54,37 +85,9 @@ export class WordPieceEncoder {
           break;
         }
       }
-      if (!matched) {
-        out.length = start;
-        break;
-      }
+      if (!matched) return -1;
     }
-    if (out.length === start) out.push(this.unk);
-  }
-
-  private words(text: string): string[] {
-    const { lowercase, stripAccents } = this.options;
-    const words: string[] = [];
-    let word = "";
-    for (const ch of text) {
-      const cp = stripAccents ? this.fold(ch.codePointAt(0)!) : ch.codePointAt(0)!;
-      const c = String.fromCodePoint(cp);
-      if (WHITESPACE.test(c)) {
-        if (word) words.push(word);
-        word = "";
-        continue;
-      }
-      if (cp === 0 || cp === 0xfffd || CONTROL.test(c)) continue;
-      if (stripAccents && MARK.test(c)) continue;
-      const out = lowercase ? String.fromCodePoint(c.toLowerCase().codePointAt(0)!) : c;
-      if (PUNCTUATION.test(c) || (cp < 0x7f && SYMBOL.test(c)) || isChineseChar(cp)) {
-        if (word) words.push(word);
-        words.push(out);
-        word = "";
-      } else word += out;
-    }
-    if (word) words.push(word);
-    return words;
+    return i;
   }
 
   /** First code point of the canonical decomposition. */
@@ -96,6 +99,50 @@ export class WordPieceEncoder {
       this.folded.set(cp, f);
     }
     return f;
+  }
+}
+
+/** The words of a text, one per call: what remains of it after folding, cut as described above. */
+class WordWalker {
+  private at = 0;
+  /** A punctuation word waiting behind the word it ended. */
+  private pending: string | undefined;
+
+  constructor(
+    private readonly text: string,
+    private readonly options: WordPieceOptions,
+    private readonly fold: (cp: number) => number,
+  ) {}
+
+  next(): string | undefined {
+    const pending = this.pending;
+    if (pending !== undefined) {
+      this.pending = undefined;
+      return pending;
+    }
+    const { text, options } = this;
+    const { lowercase, stripAccents } = options;
+    let word = "";
+    while (this.at < text.length) {
+      const raw = text.codePointAt(this.at)!;
+      this.at += raw > 0xffff ? 2 : 1;
+      const cp = stripAccents ? this.fold(raw) : raw;
+      const c = String.fromCodePoint(cp);
+      if (WHITESPACE.test(c)) {
+        if (word) return word;
+        continue;
+      }
+      if (cp === 0 || cp === 0xfffd || CONTROL.test(c)) continue;
+      if (stripAccents && MARK.test(c)) continue;
+      const out = lowercase ? String.fromCodePoint(c.toLowerCase().codePointAt(0)!) : c;
+      if (PUNCTUATION.test(c) || (cp < 0x7f && SYMBOL.test(c)) || isChineseChar(cp)) {
+        if (!word) return out;
+        this.pending = out;
+        return word;
+      }
+      word += out;
+    }
+    return word || undefined;
   }
 }
 
