@@ -10,7 +10,7 @@ export type { GenerateOptions, GenerationChunk, Completion, StopReason, Generati
 export { Sampler } from "./sampling/sampler.js";
 export type { SamplingOptions } from "./sampling/sampler.js";
 export { loadTokenizer } from "./load-tokenizer.js";
-export type { Tokenizer, EncodeOptions, StreamDecoder } from "./tokenizer/index.js";
+export type { Tokenizer, EncodeOptions, EncodeAsyncOptions, DecodeOptions, StreamDecoder, StreamDecoderOptions } from "./tokenizer/index.js";
 export { readGGUF } from "./gguf/reader.js";
 export { writeGGUF } from "./gguf/writer.js";
 export { GGMLType } from "./gguf/types.js";

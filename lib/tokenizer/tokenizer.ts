@@ -2,7 +2,9 @@
  * The tokenizer every loader builds: special-token partitioning, then a model-specific
  * encoder for the raw text between special tokens; decoding concatenates token bytes.
  *
- * Encoding runs the encoders' steps (steps.ts) back to back.
+ * encodeAsync runs the same steps as encode (steps.ts), pausing for the event loop between
+ * them once a slice of time is used up, so a large text neither blocks the loop for long nor
+ * tokenizes differently.
  */
 import { TesseraError } from "../errors.js";
 import { SpecialTokenMatcher, type Fragment } from "./special-tokens.js";
@@ -12,6 +14,7 @@ import {
   MATCHED_WHOLE_ATTRS,
   SKIPPABLE_ATTRS,
   type DecodeOptions,
+  type EncodeAsyncOptions,
   type EncodeOptions,
   type StreamDecoder,
   type StreamDecoderOptions,
@@ -59,10 +62,14 @@ export interface DecodeState {
 
 const EMPTY = new Uint8Array(0);
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+/** encodeAsync holds the event loop this long at most between pauses (plus one step). */
+const SLICE_MS = 8;
+/** Texts up to this length are encoded at once by encodeAsync: there is nothing to pause for. */
+const ASYNC_MIN_LENGTH = 1 << 15;
 /**
  * Tokens move from the encoders' output array into a chunk of this many: one array grown to
  * millions of tokens was copied again at each growth, and those copies (and the collections
- * they set off) were 40% of encoding 20 MB.
+ * they set off) were 40% of encoding 20 MB and the longest waits of encodeAsync.
  */
 const OUT_CHUNK = 1 << 16;
 
@@ -98,11 +105,32 @@ export class TokenizerCore implements Tokenizer {
   }
 
   encode(text: string, options?: EncodeOptions): number[] {
-    if (typeof text !== "string") throw new TesseraError("ERR_INVALID_TEXT", `encode takes a string, got ${typeof text}`);
+    checkText(text, "encode");
+    checkEncodeOptions(options, "encode");
     const run = this.run(text, options);
     for (;;) {
       const r = run.next();
       if (r.done) return r.value;
+    }
+  }
+
+  async encodeAsync(text: string, options?: EncodeAsyncOptions): Promise<number[]> {
+    checkText(text, "encodeAsync");
+    checkEncodeOptions(options, "encodeAsync");
+    const signal = options?.signal;
+    if (signal !== undefined && !isAbortSignal(signal)) {
+      throw new TesseraError("ERR_INVALID_ARGUMENT", `encodeAsync: signal must be an AbortSignal, got ${describe(signal)}`);
+    }
+    throwIfAborted(signal);
+    const run = this.run(text, options);
+    let sliceStart = performance.now();
+    for (;;) {
+      const r = run.next();
+      if (r.done) return r.value;
+      if (text.length <= ASYNC_MIN_LENGTH || performance.now() - sliceStart < SLICE_MS) continue;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      throwIfAborted(signal);
+      sliceStart = performance.now();
     }
   }
 
@@ -145,6 +173,8 @@ export class TokenizerCore implements Tokenizer {
   }
 
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string {
+    checkIds(ids, "decode");
+    checkDecodeOptions(options, "decode");
     const skip = options?.skipSpecial ?? true;
     const state: DecodeState = { atStart: true };
     const pieces: Uint8Array[] = [];
@@ -169,14 +199,18 @@ export class TokenizerCore implements Tokenizer {
   }
 
   isEndOfGeneration(id: number): boolean {
+    checkNumber(id, "isEndOfGeneration");
     return this.eog.has(id);
   }
 
   isSpecial(id: number): boolean {
+    checkNumber(id, "isSpecial");
     return this.vocab.has(id) && (this.vocab.attrs[id] & SKIPPABLE_ATTRS) !== 0;
   }
 
   createStreamDecoder(options?: StreamDecoderOptions): StreamDecoder {
+    checkDecodeOptions(options, "createStreamDecoder");
+    if (options?.prefix !== undefined) checkIds(options.prefix, "createStreamDecoder: prefix");
     return new TokenStreamDecoder(this, options);
   }
 
@@ -198,8 +232,67 @@ export class TokenizerCore implements Tokenizer {
 
   checkId(id: number): number {
     if (!this.vocab.has(id)) {
-      throw new TesseraError("ERR_INVALID_ARGUMENT", `token id ${id} is not in the vocabulary (0..${this.vocab.size - 1})`);
+      const what = typeof id === "number" ? String(id) : describe(id);
+      throw new TesseraError("ERR_INVALID_ARGUMENT", `token id ${what} is not in the vocabulary (0..${this.vocab.size - 1})`);
     }
     return id;
   }
+}
+
+// Argument checks for the public entries: JavaScript callers can pass anything, and a wrong
+// type must give a coded error, not a TypeError from deep inside.
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "string") return `a string (${JSON.stringify(v.length > 20 ? v.slice(0, 20) + "..." : v)})`;
+  if (typeof v === "object" || typeof v === "function") return `a ${typeof v}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+function checkText(text: unknown, where: string): asserts text is string {
+  if (typeof text !== "string") throw new TesseraError("ERR_INVALID_ARGUMENT", `${where} takes a string, got ${describe(text)}`);
+}
+
+function checkNumber(id: unknown, where: string): void {
+  if (typeof id !== "number") throw new TesseraError("ERR_INVALID_ARGUMENT", `${where} takes a token id (a number), got ${describe(id)}`);
+}
+
+/** An array or typed array of token ids (each id is checked as it is read). */
+function checkIds(ids: unknown, where: string): void {
+  const ok =
+    typeof ids === "object" &&
+    ids !== null &&
+    Number.isSafeInteger((ids as { length?: unknown }).length) &&
+    (ids as { length: number }).length >= 0 &&
+    !(ids instanceof DataView);
+  if (!ok) throw new TesseraError("ERR_INVALID_ARGUMENT", `${where} takes an array of token ids, got ${describe(ids)}`);
+}
+
+function checkOptions(options: unknown, where: string, booleans: readonly string[]): void {
+  if (options === undefined) return;
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TesseraError("ERR_INVALID_ARGUMENT", `${where}: options must be an object, got ${describe(options)}`);
+  }
+  for (const name of booleans) {
+    const v = (options as Record<string, unknown>)[name];
+    if (v !== undefined && typeof v !== "boolean") throw new TesseraError("ERR_INVALID_ARGUMENT", `${where}: ${name} must be a boolean, got ${describe(v)}`);
+  }
+}
+
+function checkEncodeOptions(options: unknown, where: string): void {
+  checkOptions(options, where, ["addSpecial", "parseSpecial"]);
+}
+
+function checkDecodeOptions(options: unknown, where: string): void {
+  checkOptions(options, where, ["skipSpecial"]);
+}
+
+function isAbortSignal(v: unknown): v is AbortSignal {
+  // Duck-typed: signals from another realm or polyfill are welcome.
+  return typeof v === "object" && v !== null && typeof (v as AbortSignal).aborted === "boolean" && typeof (v as AbortSignal).addEventListener === "function";
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new TesseraError("ERR_ABORTED", "encodeAsync aborted", { cause: signal.reason });
 }

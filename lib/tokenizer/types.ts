@@ -7,6 +7,11 @@ export interface EncodeOptions {
   parseSpecial?: boolean;
 }
 
+export interface EncodeAsyncOptions extends EncodeOptions {
+  /** Aborting it rejects the promise with a TesseraError of code ERR_ABORTED. */
+  signal?: AbortSignal;
+}
+
 export interface DecodeOptions {
   /** Leave control and unknown tokens (BOS, EOS, ...) out of the text. Default true. */
   skipSpecial?: boolean;
@@ -38,6 +43,11 @@ export interface Tokenizer {
   /** Things the loader fell back on (e.g. an unknown pre-tokenizer name). */
   readonly warnings: readonly string[];
   encode(text: string, options?: EncodeOptions): number[];
+  /**
+   * The tokens encode() gives, worked out in slices between which the event loop runs, so a
+   * large text (megabytes) does not hold up timers and I/O; abortable through `signal`.
+   */
+  encodeAsync(text: string, options?: EncodeAsyncOptions): Promise<number[]>;
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string;
   /** The bytes this token stands for in decoded text (empty for control and unknown tokens). */
   tokenBytes(id: number): Uint8Array;

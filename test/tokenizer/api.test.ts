@@ -140,7 +140,54 @@ describe.runIf(hasTokenizerData)("tokenizer interface", () => {
     expectCode(() => spm().decode([1.5]), "ERR_INVALID_ARGUMENT");
     expectCode(() => spm().tokenBytes(99999), "ERR_INVALID_ARGUMENT");
     expectCode(() => spm().createStreamDecoder().push(32000), "ERR_INVALID_ARGUMENT");
-    expectCode(() => spm().encode(42 as unknown as string), "ERR_INVALID_TEXT");
+    expectCode(() => spm().encode(42 as unknown as string), "ERR_INVALID_ARGUMENT");
+  });
+
+  it("every entry checks its argument types, with ERR_INVALID_ARGUMENT rather than a TypeError", () => {
+    // JavaScript callers can pass anything: call through an untyped view.
+    for (const tok of [spm(), llama3(), bert()]) {
+      const t = tok as unknown as Record<string, (...args: unknown[]) => unknown>;
+      const bad: [string, unknown[]][] = [
+        ["encode", [123]],
+        ["encode", [null]],
+        ["encode", [undefined]],
+        ["encode", [["Hello"]]],
+        ["encode", ["Hello", "options"]],
+        ["encode", ["Hello", null]],
+        ["encode", ["Hello", { addSpecial: "no" }]],
+        ["encode", ["Hello", { parseSpecial: 1 }]],
+        ["decode", [null]],
+        ["decode", [undefined]],
+        ["decode", [42]],
+        ["decode", ["1 2 3"]],
+        ["decode", [{ length: "2" }]],
+        ["decode", [[1.5]]],
+        ["decode", [["1"]]],
+        ["decode", [[1n]]],
+        ["decode", [[NaN]]],
+        ["decode", [[1], "options"]],
+        ["decode", [[1], { skipSpecial: "no" }]],
+        ["tokenBytes", ["1"]],
+        ["tokenBytes", [null]],
+        ["tokenBytes", [1.5]],
+        ["isSpecial", ["1"]],
+        ["isSpecial", [undefined]],
+        ["isEndOfGeneration", [null]],
+        ["isEndOfGeneration", ["2"]],
+        ["createStreamDecoder", ["options"]],
+        ["createStreamDecoder", [{ skipSpecial: 0 }]],
+        ["createStreamDecoder", [{ prefix: 5 }]],
+        ["createStreamDecoder", [{ prefix: [1.5] }]],
+      ];
+      for (const [name, args] of bad) expectCode(() => t[name].apply(tok, args), "ERR_INVALID_ARGUMENT");
+      const stream = tok.createStreamDecoder() as unknown as { push: (id: unknown) => string };
+      for (const id of [null, "1", 2.5, undefined]) expectCode(() => stream.push(id), "ERR_INVALID_ARGUMENT");
+      // Array-likes of valid ids are fine, and so are numbers outside the vocabulary where the answer is just "no".
+      expect(tok.decode(Int32Array.from(tok.encode("hi", { addSpecial: false })))).toBe("hi");
+      expect(tok.decode({ length: 0 } as ArrayLike<number>)).toBe("");
+      expect(tok.isSpecial(-1)).toBe(false);
+      expect(tok.isEndOfGeneration(1e9)).toBe(false);
+    }
   });
 
   it("falls back to the default pre-tokenizer for an unknown tokenizer.ggml.pre, with a warning", () => {
