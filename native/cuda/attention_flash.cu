@@ -1,15 +1,16 @@
 // attention_flash: causal softmax(q K^T * scale) V for a chunk of tokens (prefill) on the
-// tensor cores, FlashAttention-2 style: a block takes 64 queries of one head and walks the
-// keys its queries can see in tiles of 64 with an online softmax, so no score matrix ever
-// reaches memory. Each of the 4 warps owns 16 query rows; S = Q K^T and O += P V are
+// tensor cores, FlashAttention-2 style: a block takes a tile of up to 64 queries of one
+// sequence and one head, and walks the keys its queries can see in tiles of 64 with an
+// online softmax, so no score matrix ever reaches memory. Keys and values are read from the
+// tile's sequence's blocks of the paged cache. Each of the 4 warps owns 16 query rows; S = Q K^T and O += P V are
 // mma.sync.m16n8k16 products (fp16 operands, fp32 accumulators); Q fragments stay in
 // registers (q rounded to fp16, as the CPU does), the K tile is shared [key][dim], the V
 // tile shared transposed [dim][key], both padded by 8 halves (conflict-free fragment
 // loads). The S accumulator fragments are re-packed in registers as the A operand of P V.
 // Masking per element: key > pos (causal), key < pos - window + 1 (sliding window); keys
 // outside the block's range are zero-filled, never read from unwritten cache rows.
-// Launch: grid (ceil(n_tokens / 64), n_head), block 128. Template HD = head_dim = head_dim_v
-// in {64, 128}. Positions come from device memory.
+// Launch: grid (n_tiles, n_head), block 128. Template HD = head_dim = head_dim_v in
+// {64, 128}. Positions, tiles and block tables come from device memory.
 #include <climits>
 
 #include "cuda/device.cuh"
@@ -43,12 +44,14 @@ __global__ void __launch_bounds__(kThreads) attention_flash_kernel(AttentionArgs
   __shared__ int range_lo[kThreads / 32], range_hi[kThreads / 32];
 
   const int h = blockIdx.y, g = h / (a.n_head / a.n_head_kv);
-  const int t0 = blockIdx.x * kBQ;
+  const int4 tile = a.tiles[blockIdx.x];
+  const int t0 = tile.x, t_end = tile.x + tile.y;
+  const int32_t* table = a.kv.table_of(t0);  // every row of the tile is of one sequence
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int gq = lane >> 2, tg = lane & 3;
   const int r0 = t0 + warp * 16 + gq, r1 = r0 + 8;
-  const int p0 = r0 < a.n_tokens ? a.pos[r0] : -1;
-  const int p1 = r1 < a.n_tokens ? a.pos[r1] : -1;
+  const int p0 = r0 < t_end ? a.pos[r0] : -1;
+  const int p1 = r1 < t_end ? a.pos[r1] : -1;
   const int lo0 = a.sliding_window > 0 ? max(0, p0 - a.sliding_window + 1) : 0;
   const int lo1 = a.sliding_window > 0 ? max(0, p1 - a.sliding_window + 1) : 0;
 
@@ -99,15 +102,13 @@ __global__ void __launch_bounds__(kThreads) attention_flash_kernel(AttentionArgs
 #pragma unroll
     for (int e = 0; e < 4; ++e) o[d][e] = 0.f;
 
-  const uint16_t* kh = a.k_cache + int64_t(g) * a.capacity * HD;
-  const uint16_t* vh = a.v_cache + int64_t(g) * a.capacity * HD;
   for (int kb = kmin / kBK * kBK; kb <= kmax; kb += kBK) {  // uniform per block
     __syncthreads();  // every warp is done with the previous tile
     for (int piece = threadIdx.x; piece < kBK * HD / 8; piece += kThreads) {
       const int kl = piece / (HD / 8), col = (piece % (HD / 8)) * 8, key = kb + kl;
-      const bool ok = key >= kmin && key <= kmax && key < a.capacity;
-      const uint4 kv = ok ? load16(kh + int64_t(key) * HD + col) : make_uint4(0, 0, 0, 0);
-      const uint4 vv = ok ? load16(vh + int64_t(key) * HD + col) : make_uint4(0, 0, 0, 0);
+      const bool ok = key >= kmin && key <= kmax;
+      const uint4 kv = ok ? load16(a.kv.k + a.kv.row(table, g, key, HD) + col) : make_uint4(0, 0, 0, 0);
+      const uint4 vv = ok ? load16(a.kv.v + a.kv.row(table, g, key, HD) + col) : make_uint4(0, 0, 0, 0);
       *reinterpret_cast<uint4*>(&ks[kl][col]) = kv;
       const uint32_t w[4] = {vv.x, vv.y, vv.z, vv.w};
 #pragma unroll
@@ -217,7 +218,7 @@ bool flash_attention_supported(int head_dim, int head_dim_v) {
 }
 
 void launch_attention_flash(const AttentionArgs& a, cudaStream_t s) {
-  const dim3 grid((a.n_tokens + kBQ - 1) / kBQ, a.n_head), block(kThreads);
+  const dim3 grid(a.n_tiles, a.n_head), block(kThreads);
   if (a.head_dim == 64) launch_kernel(attention_flash_kernel<64>, grid, block, s, a);
   else launch_kernel(attention_flash_kernel<128>, grid, block, s, a);
 }

@@ -1,7 +1,8 @@
-// attention_split: causal softmax(q K^T * scale) V over the fp16 KV cache for any head size
-// (a multiple of 8; keys <= 576, values <= 512, so MLA's latent cache fits), with GQA/MQA,
-// sliding window and soft-capping; the decode path. Value rows may live inside the key rows
-// (v_stride: MLA reads the latent prefix of each cache row as its value).
+// attention_split: causal softmax(q K^T * scale) V over the fp16 paged KV cache for any head
+// size (a multiple of 8; keys <= 576, values <= 512, so MLA's latent cache fits), with
+// GQA/MQA, sliding window and soft-capping; the decode path. Each row reads its own
+// sequence's blocks. Value rows may live inside the key rows (MLA reads the latent prefix
+// of each cache row as its value: kv.v = kv.k, kv.v_width the key width).
 // A block serves one (token, kv head, KV split) and up to 8 of the query heads that share
 // the kv head (4 for values over 256 wide), so each key and value row is read once for all
 // of them. Its 4 warps take tiles of 32 positions in turn: lanes score one position each
@@ -94,9 +95,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionA
   }
   __syncthreads();
 
-  const uint16_t* kh = a.k_cache + int64_t(g) * a.capacity * hd;
-  const int64_t ldv = a.v_stride > 0 ? a.v_stride : hdv;
-  const uint16_t* vh = a.v_cache + int64_t(g) * a.capacity * ldv;
+  const int32_t* table = a.kv.table_of(t);
+  const int ldv = a.kv.v_width;
   float m[kHeads], l[kHeads], acc[kHeads][D];
 #pragma unroll
   for (int h = 0; h < kHeads; ++h) {
@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionA
 #pragma unroll
     for (int h = 0; h < kHeads; ++h) s[h] = 0.f;
     if (valid) {
-      const uint16_t* kp = kh + int64_t(j) * hd;
+      const uint16_t* kp = a.kv.k + a.kv.row(table, g, j, hd);
 #pragma unroll 4
       for (int d0 = 0; d0 < hd; d0 += 8) {
         const uint4 raw = load16(kp + d0);
@@ -155,7 +155,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionA
 #pragma unroll 8
     for (int jj = 0; jj < count; ++jj) {
       float v[D];
-      load_v<D>(vh + int64_t(j0 + jj) * ldv, lane, hdv, v);
+      load_v<D>(a.kv.v + a.kv.row(table, g, j0 + jj, ldv), lane, hdv, v);
 #pragma unroll
       for (int h = 0; h < kHeads; ++h) {
         if (h < G) {

@@ -112,29 +112,42 @@ class CudaExecutor final : public Executor {
   explicit CudaExecutor(const CudaBackend& backend);
   ~CudaExecutor() override;
   Status init(const ExecutorOptions& options);
-  Status eval(const int32_t* tokens, int n_tokens, int pos0, bool all_logits, float* logits) override;
-  int capacity() const override { return capacity_; }
-  uint64_t memory_bytes() const override { return kv_.size() + scratch_.size(); }
+  Status step(const StepBatch& batch, float* logits) override;
+  int max_context() const override { return max_context_; }
+  int n_blocks() const override { return n_blocks_; }
+  uint64_t block_bytes() const override { return block_bytes_; }
+  uint64_t scratch_bytes() const override { return scratch_.size(); }
 
  private:
+  // What the rows of one chunk need besides their tokens and positions.
+  struct Chunk {
+    int n = 0;               // rows
+    int n_tiles = 0;         // flash query tiles (runs of one sequence's rows, <= 64 each)
+    bool prefill = false;    // some sequence has more than one row: flash attention where it applies
+  };
+
   void layout(BumpAllocator& c);
-  Status run_chunk(const int32_t* tokens, int n, int pos0, bool all_logits, float* logits);
-  Status decode_step(float* logits);
-  Status enqueue_layer(int il, int n);
-  void enqueue_attention(int il, int n);
-  void enqueue_mla_attention(int il, int n);
-  AttentionArgs attention_args(int il, int n, int64_t ldq) const;
+  Status run_chunk(const StepBatch& b, int first, const Chunk& chunk, const int32_t* logit_rows, int n_logits, float* logits);
+  Status decode_step(int n, float* logits);
+  Status enqueue_layer(int il, const Chunk& chunk);
+  void enqueue_attention(int il, const Chunk& chunk);
+  void enqueue_mla_attention(int il, const Chunk& chunk);
+  AttentionArgs attention_args(int il, const Chunk& chunk, int64_t ldq) const;
   void enqueue_output_projection(const LayerWeights& L, int n);
-  Status enqueue_logits(int first_row, int rows, float* host_out);
+  void enqueue_head(int rows, bool gathered);
+  Status enqueue_logits(int n_logits, float* host_out);
   void enqueue_matmul(const Projection& p, int n, float* y, int64_t ldy, bool accumulate);
   void enqueue_dense_ffn(const LayerWeights& L, int n);
   void enqueue_moe_ffn(const LayerWeights& L, int n);
   unsigned formats_for(const std::vector<Projection>& ps, int n) const;
+  KvPaged kv_of(int il) const;
 
   const CudaBackend& backend_;
   const ModelPlan& plan_;
   const ModelWeights& w_;
-  int capacity_ = 0, batch_ = 0, splits_ = 1, logit_rows_ = 1;
+  int max_context_ = 0, n_blocks_ = 0, batch_ = 0, splits_ = 1, logit_rows_ = 1;
+  int max_table_entries_ = 0;
+  uint64_t block_bytes_ = 0;
   int64_t qkv_w_ = 0, attn_w_ = 0, ff_ = 0, widest_ = 0;
   bool has_moe_ = false, has_mla_ = false;
   int64_t router_w_ = 0;  // router logit columns (n_expert, + 1 for a shared-expert gate)
@@ -142,10 +155,12 @@ class CudaExecutor final : public Executor {
   cudaEvent_t layer_done_[2] = {nullptr, nullptr};
   DeviceBuffer kv_, scratch_;
   PinnedBuffer host_io_, host_logits_;
-  std::vector<uint16_t*> k_cache_, v_cache_;
+  std::vector<uint16_t*> k_cache_, v_cache_;  // per layer: [n_blocks][n_head_kv][kKvBlock][width]
   // Device activations.
   float *x_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *gate_up_ = nullptr, *logits_ = nullptr, *partials_ = nullptr;
-  int32_t *tokens_ = nullptr, *pos_ = nullptr;
+  float* gathered_ = nullptr;  // [logit_rows_][n_embd] rows whose logits are wanted
+  int32_t *tokens_ = nullptr, *pos_ = nullptr, *row_table_ = nullptr, *tables_ = nullptr, *logit_idx_ = nullptr;
+  int4* tiles_ = nullptr;
   StagedAct stage_;
   // Mixture of experts (when has_moe_): router logits, routing, expert activations per pair.
   float *router_ = nullptr, *sel_w_ = nullptr, *moe_gate_up_ = nullptr, *moe_out_ = nullptr, *shexp_out_ = nullptr;
@@ -156,7 +171,10 @@ class CudaExecutor final : public Executor {
   // expanded values, and the head of each (token, head) row for the per-head products.
   float *mla_kv_ = nullptr, *mla_qa_ = nullptr, *mla_q_ = nullptr, *mla_out_ = nullptr;
   int32_t* head_ids_ = nullptr;
-  cudaGraphExec_t decode_graph_ = nullptr;
+  // Decode steps (every row its own sequence's one token, every row's logits wanted) of up
+  // to kMaxGraphRows rows replay a graph captured per row count; others launch directly.
+  static constexpr int kMaxGraphRows = 16;
+  cudaGraphExec_t decode_graphs_[kMaxGraphRows + 1] = {};
   bool graph_failed_ = false;
 };
 

@@ -1,17 +1,20 @@
-// CudaExecutor: one session on the GPU. Memory is allocated once in init: the fp16 KV cache
-// (per layer K [n_head_kv][capacity][head_dim], then V) and one scratch allocation holding
-// the activations of a batch (residual x, fused qkv rows, attention output, fused gate/up
-// rows, staged matmul inputs, split-KV records, logits of up to 64 rows, token ids and
-// positions; for mixture-of-experts models also router logits, the routing (expert id and
-// weight per token and choice), the grouping by expert, and the experts' gate/up, staged
-// and output rows per (token, choice) pair). eval() copies token ids and positions in,
-// enqueues the forward pass on the session's stream and copies the logits out; nothing is
-// allocated per token.
-//  - Prefill chunks are enqueued layer by layer; the host waits for layer l - 1 to finish
-//    before enqueuing layer l + 1, so request_abort stops the pass within about a layer.
-//  - A decode step (one token, last logits) is captured once as a CUDA graph and replayed:
-//    every kernel reads the token id, position and expert ids from device memory, so the
-//    same graph serves every position and routing. Should capture fail, steps run as plain
+// CudaExecutor: one engine on the GPU. Memory is allocated once in init: the fp16 paged KV
+// pool (per layer [n_blocks][n_head_kv][kKvBlock][head_dim] key tiles, then the value
+// tiles) and one scratch allocation holding the activations of a chunk of rows (residual x,
+// fused qkv rows, attention output, fused gate/up rows, staged matmul inputs, split-KV
+// records, gathered logit rows and their logits, token ids, positions, block tables and
+// flash query tiles; for mixture-of-experts models also router logits, the routing (expert
+// id and weight per token and choice), the grouping by expert, and the experts' gate/up,
+// staged and output rows per (token, choice) pair). step() copies a chunk's ids, positions
+// and tables in, enqueues the forward pass on the engine's stream and copies the wanted
+// logits out; nothing is allocated per step.
+//  - Chunks with a prompt in them are enqueued layer by layer; the host waits for layer
+//    l - 1 to finish before enqueuing layer l + 1, so request_abort stops the pass within
+//    about a layer.
+//  - A decode step (up to kMaxGraphRows sequences, one row each, every logit wanted) is
+//    captured once per row count as a CUDA graph and replayed: every kernel reads token
+//    ids, positions, block tables and expert ids from device memory, so the same graph
+//    serves every position, table and routing. Should capture fail, steps run as plain
 //    launches.
 #include <algorithm>
 #include <cstring>
@@ -27,6 +30,8 @@ namespace {
 
 constexpr int kMaxLogitRows = 64;
 constexpr int kMaxSplits = 64;
+// Split-KV records are sized for this many decode rows at full splits; more rows split less.
+constexpr int kSplitRows = 16;
 
 Status check_launches(const char* what) { return cuda_status(cudaGetLastError(), what); }
 
@@ -37,7 +42,8 @@ CudaExecutor::CudaExecutor(const CudaBackend& backend)
 
 CudaExecutor::~CudaExecutor() {
   if (stream_) cudaStreamSynchronize(stream_);
-  if (decode_graph_) cudaGraphExecDestroy(decode_graph_);
+  for (cudaGraphExec_t g : decode_graphs_)
+    if (g) cudaGraphExecDestroy(g);
   for (cudaEvent_t e : layer_done_)
     if (e) cudaEventDestroy(e);
   if (stream_) cudaStreamDestroy(stream_);
@@ -53,17 +59,21 @@ void CudaExecutor::layout(BumpAllocator& c) {
   attn_ = c.take<float>(B * attn_w_);
   gate_up_ = c.take<float>(B * 2 * ff_);
   logits_ = c.take<float>(size_t(logit_rows_) * p.n_vocab);
+  gathered_ = c.take<float>(size_t(logit_rows_) * p.n_embd);
   stage_.q8 = c.take<int8_t>(B * w32);
   stage_.ds = c.take<float2>(B * (w32 / 32));
   stage_.f32 = c.take<float>(B * w32);
   stage_.f16 = c.take<uint16_t>(B * w32);
-  // Decode uses splits_ records per head; the split kernel also serves prefill (one split)
-  // when the flash kernel does not cover the head size.
-  const int prefill_rows = flash_attention_supported(p.head_dim, p.head_dim_v) ? 1 : batch_;
-  partials_ = c.take<float>(std::max(attention_partial_floats(1, p.n_head, p.head_dim_v, splits_),
-                                     attention_partial_floats(prefill_rows, p.n_head, p.head_dim_v, 1)));
+  // Decode uses up to splits_ records per head and row; the split kernel also serves prefill
+  // (one split) when the flash kernel does not cover the head size.
+  partials_ = c.take<float>(std::max(attention_partial_floats(kSplitRows, p.n_head, p.head_dim_v, splits_),
+                                     attention_partial_floats(batch_, p.n_head, p.head_dim_v, 1)));
   tokens_ = c.take<int32_t>(B);
   pos_ = c.take<int32_t>(B);
+  row_table_ = c.take<int32_t>(B);
+  logit_idx_ = c.take<int32_t>(B);
+  tiles_ = c.take<int4>(B);
+  tables_ = c.take<int32_t>(size_t(max_table_entries_));
   if (has_mla_) {
     const MlaParams& m = p.mla;
     mla_kv_ = c.take<float>(B * (m.kv_lora_rank + m.head_dim_rope));
@@ -92,10 +102,18 @@ void CudaExecutor::layout(BumpAllocator& c) {
 
 Status CudaExecutor::init(const ExecutorOptions& options) {
   const ModelPlan& p = plan_;
-  if (options.context_size < 1) return Status::error(StatusCode::InvalidArgument, "context size must be positive");
-  capacity_ = options.context_size;
-  batch_ = std::max(1, std::min(options.batch_size, capacity_));
+  if (options.max_context < 1 || options.n_blocks < 1 || options.batch_size < 1)
+    return Status::error(StatusCode::InvalidArgument, "context size, block count and batch size must be positive");
+  if (options.kv_type != KvType::F16)
+    return Status::error(StatusCode::BackendUnavailable,
+                         std::string("the CUDA backend stores the KV cache as f16 only; kvCacheType \"") +
+                             kv_type_name(options.kv_type) + "\" runs on the CPU backend (backend: \"cpu\")");
+  max_context_ = options.max_context;
+  n_blocks_ = options.n_blocks;
+  batch_ = options.batch_size;
   logit_rows_ = std::min(batch_, kMaxLogitRows);
+  // Every row of a chunk may be a sequence of its own, each holding up to a full context.
+  max_table_entries_ = int(std::min<int64_t>(int64_t(batch_) * (max_context_ / kKvBlock + 1), int64_t(1) << 26));
   qkv_w_ = int64_t(p.n_head) * p.head_dim + int64_t(p.n_head_kv) * (p.head_dim + p.head_dim_v);
   attn_w_ = int64_t(p.n_head) * p.head_dim_v;
   ff_ = std::max(p.n_ff, 1);
@@ -117,16 +135,17 @@ Status CudaExecutor::init(const ExecutorOptions& options) {
   // Enough decode splits to give every SM a couple of blocks, none shorter than 32 positions.
   const int blocks_per_split = p.n_head_kv * ((p.n_head / p.n_head_kv + 7) / 8);
   splits_ = std::max(1, std::min({kMaxSplits, (2 * backend_.sm_count() + blocks_per_split - 1) / blocks_per_split,
-                                  (capacity_ + 31) / 32}));
+                                  (max_context_ + 31) / 32}));
 
   TESSERA_CUDA_TRY(cudaSetDevice(backend_.device()), "selecting the CUDA device");
   TESSERA_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "creating a CUDA stream");
   for (cudaEvent_t& e : layer_done_)
     TESSERA_CUDA_TRY(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "creating a CUDA event");
 
-  // MLA keeps one latent row per position, read as key and (its prefix) as value: no V cache.
-  const size_t k_elems = size_t(p.n_head_kv) * capacity_ * p.head_dim;
-  const size_t v_elems = has_mla_ ? 0 : size_t(p.n_head_kv) * capacity_ * p.head_dim_v;
+  // MLA keeps one latent row per position, read as key and (its prefix) as value: no V tiles.
+  const size_t k_elems = size_t(n_blocks_) * p.n_head_kv * kKvBlock * p.head_dim;
+  const size_t v_elems = has_mla_ ? 0 : size_t(n_blocks_) * p.n_head_kv * kKvBlock * p.head_dim_v;
+  block_bytes_ = kv_block_bytes(p, KvType::F16);
   TESSERA_RETURN_IF_ERROR(kv_.allocate((k_elems + v_elems) * sizeof(uint16_t) * p.n_layer, "KV cache"));
   // Zeroed so that no row the kernels might touch before it is written holds NaN bits.
   TESSERA_CUDA_TRY(cudaMemsetAsync(kv_.data(), 0, kv_.size(), stream_), "clearing the KV cache");
@@ -148,9 +167,23 @@ Status CudaExecutor::init(const ExecutorOptions& options) {
     TESSERA_CUDA_TRY(cudaMemcpy(head_ids_, heads.data(), heads.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
                      "preparing the attention heads");
   }
-  TESSERA_RETURN_IF_ERROR(host_io_.allocate(2 * size_t(batch_) * sizeof(int32_t), "token ids"));
-  TESSERA_RETURN_IF_ERROR(host_logits_.allocate(size_t(p.n_vocab) * sizeof(float), "logits"));
-  return cuda_status(cudaStreamSynchronize(stream_), "preparing the session");
+  // Host staging: ids, positions, row tables, logit rows (4 x batch), tiles (4 x batch), tables.
+  TESSERA_RETURN_IF_ERROR(host_io_.allocate((8 * size_t(batch_) + size_t(max_table_entries_)) * sizeof(int32_t), "token ids"));
+  TESSERA_RETURN_IF_ERROR(host_logits_.allocate(size_t(logit_rows_) * p.n_vocab * sizeof(float), "logits"));
+  return cuda_status(cudaStreamSynchronize(stream_), "preparing the engine");
+}
+
+KvPaged CudaExecutor::kv_of(int il) const {
+  const ModelPlan& p = plan_;
+  KvPaged kv;
+  kv.k = k_cache_[il];
+  kv.v = v_cache_[il];
+  kv.n_head_kv = p.n_head_kv;
+  kv.k_width = p.head_dim;
+  kv.v_width = has_mla_ ? p.head_dim : p.head_dim_v;
+  kv.tables = tables_;
+  kv.row_table = row_table_;
+  return kv;
 }
 
 unsigned CudaExecutor::formats_for(const std::vector<Projection>& ps, int n) const {
@@ -168,17 +201,18 @@ void CudaExecutor::enqueue_matmul(const Projection& pr, int n, float* y, int64_t
   launch_matmul(pr.w, stage_, n, out, stream_);
 }
 
-Status CudaExecutor::enqueue_layer(int il, int n) {
+Status CudaExecutor::enqueue_layer(int il, const Chunk& chunk) {
   const LayerWeights& L = w_.layers[il];
-  if (L.mla) enqueue_mla_attention(il, n);
-  else enqueue_attention(il, n);
-  if (L.moe) enqueue_moe_ffn(L, n);
-  else enqueue_dense_ffn(L, n);
+  if (L.mla) enqueue_mla_attention(il, chunk);
+  else enqueue_attention(il, chunk);
+  if (L.moe) enqueue_moe_ffn(L, chunk.n);
+  else enqueue_dense_ffn(L, chunk.n);
   return check_launches("launching a decoder layer");
 }
 
-void CudaExecutor::enqueue_attention(int il, int n) {
+void CudaExecutor::enqueue_attention(int il, const Chunk& chunk) {
   const ModelPlan& p = plan_;
+  const int n = chunk.n;
   const LayerWeights& L = w_.layers[il];
   cudaStream_t s = stream_;
   launch_norm_stage(x_, p.n_embd, n, p.n_embd, p.norm, L.attn_norm, L.attn_norm_b, p.norm_eps, formats_for(L.qkv, n),
@@ -198,13 +232,11 @@ void CudaExecutor::enqueue_attention(int il, int n) {
   post.norm_eps = p.norm_eps;
   post.rope = p.rope;
   post.freq_factors = w_.rope_freqs;
-  post.k_cache = k_cache_[il];
-  post.v_cache = v_cache_[il];
-  post.capacity = capacity_;
+  post.kv = kv_of(il);
   launch_qkv_post(post, s);
 
-  AttentionArgs a = attention_args(il, n, qkv_w_);
-  if (n > 1 && flash_attention_supported(p.head_dim, p.head_dim_v)) {
+  AttentionArgs a = attention_args(il, chunk, qkv_w_);
+  if (chunk.prefill && flash_attention_supported(p.head_dim, p.head_dim_v)) {
     launch_attention_flash(a, s);
   } else {
     if (attention_split_can_stage(p.head_dim_v)) {
@@ -217,17 +249,19 @@ void CudaExecutor::enqueue_attention(int il, int n) {
   enqueue_output_projection(L, n);
 }
 
-// The attention of layer il over n tokens as both attention blocks set it up: query rows
-// of qkv_ (ldq apart), the layer's cache, output into attn_; decode splits the KV.
-AttentionArgs CudaExecutor::attention_args(int il, int n, int64_t ldq) const {
+// The attention of layer il over a chunk's rows as both attention blocks set it up: query
+// rows of qkv_ (ldq apart), the layer's blocks, output into attn_; decode splits the KV
+// (fewer splits the more rows, so the records stay within what partials_ holds).
+AttentionArgs CudaExecutor::attention_args(int il, const Chunk& chunk, int64_t ldq) const {
   const ModelPlan& p = plan_;
+  const int n = chunk.n;
   AttentionArgs a;
   a.q = qkv_;
   a.ldq = ldq;
-  a.k_cache = k_cache_[il];
-  a.v_cache = v_cache_[il];
-  a.capacity = capacity_;
+  a.kv = kv_of(il);
   a.pos = pos_;
+  a.tiles = tiles_;
+  a.n_tiles = chunk.n_tiles;
   a.n_tokens = n;
   a.n_head = p.n_head;
   a.n_head_kv = p.n_head_kv;
@@ -239,7 +273,7 @@ AttentionArgs CudaExecutor::attention_args(int il, int n, int64_t ldq) const {
   a.out = attn_;
   a.ldo = attn_w_;
   a.partials = partials_;
-  a.splits = n == 1 ? splits_ : 1;
+  a.splits = chunk.prefill ? 1 : std::max(1, std::min(splits_, splits_ * kSplitRows / n));
   return a;
 }
 
@@ -258,8 +292,9 @@ void CudaExecutor::enqueue_output_projection(const LayerWeights& L, int n) {
 // through its wk_b into the latent part of its MQA query, attention over the latent cache
 // (one kv head; values are the latent prefix of each row), each head's latent output through
 // its wv_b, then wo.
-void CudaExecutor::enqueue_mla_attention(int il, int n) {
+void CudaExecutor::enqueue_mla_attention(int il, const Chunk& chunk) {
   const ModelPlan& p = plan_;
+  const int n = chunk.n;
   const LayerWeights& L = w_.layers[il];
   const MlaWeights& m = L.latent;
   const MlaParams& mp = p.mla;
@@ -295,7 +330,7 @@ void CudaExecutor::enqueue_mla_attention(int il, int n) {
   post.rope = p.rope;
   post.freq_factors = w_.rope_freqs;
   post.q_mqa = qkv_;
-  post.k_cache = k_cache_[il];
+  post.cache = kv_of(il);
   launch_mla_post(post, s);
 
   // The per-head products run as GEMVs over the (token, head) rows whatever n is.
@@ -305,9 +340,8 @@ void CudaExecutor::enqueue_mla_attention(int il, int n) {
   absorbed.ldy = p.head_dim;
   launch_head_matmul(m.wk_b, head_ids_, n * H, stage_, absorbed, s);
 
-  // One kv head (the plan's n_head_kv); v_cache_ is the latent cache itself.
-  AttentionArgs a = attention_args(il, n, int64_t(H) * p.head_dim);
-  a.v_stride = p.head_dim;
+  // One kv head (the plan's n_head_kv); the values are the latent cache rows' prefix.
+  AttentionArgs a = attention_args(il, chunk, int64_t(H) * p.head_dim);
   // A token's heads side by side are its (token, head) rows one after another, so the
   // combine can stage them for wv_b directly.
   const unsigned latent_formats = gemv_formats_for(m.wv_b.part[0]);
@@ -416,89 +450,92 @@ void CudaExecutor::enqueue_moe_ffn(const LayerWeights& L, int n) {
   launch_moe_combine(c, s);
 }
 
-// Final norm and LM head for rows [first_row, first_row + rows) of x, in groups of at most
-// logit_rows_; each group's logits are copied to host_out (row-major, n_vocab per row).
-Status CudaExecutor::enqueue_logits(int first_row, int rows, float* host_out) {
+// Final norm and LM head of `rows` rows: x's first rows, or the gathered_ rows.
+void CudaExecutor::enqueue_head(int rows, bool gathered) {
   const ModelPlan& p = plan_;
-  for (int done = 0; done < rows; done += logit_rows_) {
-    const int n = std::min(logit_rows_, rows - done);
-    const float* x = x_ + int64_t(first_row + done) * p.n_embd;
-    launch_norm_stage(x, p.n_embd, n, p.n_embd, p.norm, w_.output_norm, w_.output_norm_b, p.norm_eps,
-                      stage_formats_for(w_.output, n), stage_, stream_);
-    MatmulOut out;
-    out.y = logits_;
-    out.ldy = p.n_vocab;
-    out.softcap = p.final_logit_softcap;
-    launch_matmul(w_.output, stage_, n, out, stream_);
+  launch_norm_stage(gathered ? gathered_ : x_, p.n_embd, rows, p.n_embd, p.norm, w_.output_norm, w_.output_norm_b, p.norm_eps,
+                    stage_formats_for(w_.output, rows), stage_, stream_);
+  MatmulOut out;
+  out.y = logits_;
+  out.ldy = p.n_vocab;
+  out.softcap = p.final_logit_softcap;
+  launch_matmul(w_.output, stage_, rows, out, stream_);
+}
+
+// The logits of the chunk rows listed in logit_idx_ (n_logits of them), in groups of at most
+// logit_rows_, copied to host_out (row-major, n_vocab per row).
+Status CudaExecutor::enqueue_logits(int n_logits, float* host_out) {
+  const ModelPlan& p = plan_;
+  for (int done = 0; done < n_logits; done += logit_rows_) {
+    const int n = std::min(logit_rows_, n_logits - done);
+    launch_gather_rows(x_, p.n_embd, logit_idx_ + done, n, p.n_embd, gathered_, stream_);
+    enqueue_head(n, true);
     TESSERA_RETURN_IF_ERROR(check_launches("launching the LM head"));
-    TESSERA_CUDA_TRY(cudaMemcpyAsync(host_out + int64_t(done) * p.n_vocab, logits_, size_t(n) * p.n_vocab * sizeof(float),
+    TESSERA_CUDA_TRY(cudaMemcpyAsync(host_logits_.as<float>(), logits_, size_t(n) * p.n_vocab * sizeof(float),
                                      cudaMemcpyDeviceToHost, stream_),
                      "copying logits");
+    TESSERA_CUDA_TRY(cudaStreamSynchronize(stream_), "running the LM head");
+    std::memcpy(host_out + int64_t(done) * p.n_vocab, host_logits_.as<float>(), size_t(n) * p.n_vocab * sizeof(float));
   }
   return Status::ok();
 }
 
-// One token at the position already in pos_, through the captured graph.
-Status CudaExecutor::decode_step(float* logits) {
+// n decode rows (ids, positions and tables already on the device), through the graph
+// captured for n rows; every row's logits go to `logits`.
+Status CudaExecutor::decode_step(int n, float* logits) {
   const ModelPlan& p = plan_;
-  if (!decode_graph_ && !graph_failed_) {
+  Chunk chunk;
+  chunk.n = n;
+  chunk.n_tiles = n;
+  cudaGraphExec_t& graph_exec = decode_graphs_[n];
+  if (!graph_exec && !graph_failed_) {
     cudaGraph_t graph = nullptr;
     bool ok = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
     if (ok) {
-      launch_get_rows(w_.tok_embd, tokens_, 1, p.embedding_scale, x_, stream_);
-      for (int il = 0; il < p.n_layer; ++il) ok = enqueue_layer(il, 1).is_ok() && ok;
-      launch_norm_stage(x_, p.n_embd, 1, p.n_embd, p.norm, w_.output_norm, w_.output_norm_b, p.norm_eps,
-                        stage_formats_for(w_.output, 1), stage_, stream_);
-      MatmulOut out;
-      out.y = logits_;
-      out.ldy = p.n_vocab;
-      out.softcap = p.final_logit_softcap;
-      launch_matmul(w_.output, stage_, 1, out, stream_);
+      launch_get_rows(w_.tok_embd, tokens_, n, p.embedding_scale, x_, stream_);
+      for (int il = 0; il < p.n_layer; ++il) ok = enqueue_layer(il, chunk).is_ok() && ok;
+      enqueue_head(n, false);
       ok = cudaGetLastError() == cudaSuccess && ok;
       ok = cudaStreamEndCapture(stream_, &graph) == cudaSuccess && ok;
     }
-    if (ok) ok = cudaGraphInstantiate(&decode_graph_, graph, 0) == cudaSuccess;
+    if (ok) ok = cudaGraphInstantiate(&graph_exec, graph, 0) == cudaSuccess;
     if (graph) cudaGraphDestroy(graph);
     if (!ok) {
       // Run uncaptured from now on; the failed capture enqueued nothing.
-      if (decode_graph_) cudaGraphExecDestroy(decode_graph_);
-      decode_graph_ = nullptr;
+      if (graph_exec) cudaGraphExecDestroy(graph_exec);
+      graph_exec = nullptr;
       graph_failed_ = true;
       cudaGetLastError();
     }
   }
-  if (decode_graph_) {
-    TESSERA_CUDA_TRY(cudaGraphLaunch(decode_graph_, stream_), "launching the decode graph");
-    TESSERA_CUDA_TRY(cudaMemcpyAsync(host_logits_.as<float>(), logits_, size_t(p.n_vocab) * sizeof(float),
-                                     cudaMemcpyDeviceToHost, stream_),
-                     "copying logits");
-    TESSERA_CUDA_TRY(cudaStreamSynchronize(stream_), "running the decode step");
+  if (graph_exec) {
+    TESSERA_CUDA_TRY(cudaGraphLaunch(graph_exec, stream_), "launching the decode graph");
   } else {
-    launch_get_rows(w_.tok_embd, tokens_, 1, p.embedding_scale, x_, stream_);
-    for (int il = 0; il < p.n_layer; ++il) TESSERA_RETURN_IF_ERROR(enqueue_layer(il, 1));
-    TESSERA_RETURN_IF_ERROR(enqueue_logits(0, 1, host_logits_.as<float>()));
-    TESSERA_CUDA_TRY(cudaStreamSynchronize(stream_), "running the decode step");
+    launch_get_rows(w_.tok_embd, tokens_, n, p.embedding_scale, x_, stream_);
+    for (int il = 0; il < p.n_layer; ++il) TESSERA_RETURN_IF_ERROR(enqueue_layer(il, chunk));
+    enqueue_head(n, false);
+    TESSERA_RETURN_IF_ERROR(check_launches("launching the LM head"));
   }
-  std::memcpy(logits, host_logits_.as<float>(), size_t(p.n_vocab) * sizeof(float));
+  TESSERA_CUDA_TRY(cudaMemcpyAsync(host_logits_.as<float>(), logits_, size_t(n) * p.n_vocab * sizeof(float),
+                                   cudaMemcpyDeviceToHost, stream_),
+                   "copying logits");
+  TESSERA_CUDA_TRY(cudaStreamSynchronize(stream_), "running the decode step");
+  std::memcpy(logits, host_logits_.as<float>(), size_t(n) * p.n_vocab * sizeof(float));
   return Status::ok();
 }
 
-Status CudaExecutor::run_chunk(const int32_t* tokens, int n, int pos0, bool all_logits, float* logits) {
+// Rows [first, first + chunk.n) of the step, whose ids, positions, row tables and tiles are
+// already on the device; the logits of its n_logits rows listed in logit_rows (chunk-local)
+// go to `logits`.
+Status CudaExecutor::run_chunk(const StepBatch& b, int first, const Chunk& chunk, const int32_t* logit_rows, int n_logits,
+                               float* logits) {
   const ModelPlan& p = plan_;
-  int32_t* io = host_io_.as<int32_t>();
-  for (int i = 0; i < n; ++i) {
-    io[i] = tokens[i];
-    io[batch_ + i] = pos0 + i;
-  }
-  TESSERA_CUDA_TRY(cudaMemcpyAsync(tokens_, io, size_t(n) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
-                   "copying token ids");
-  TESSERA_CUDA_TRY(cudaMemcpyAsync(pos_, io + batch_, size_t(n) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
-                   "copying positions");
-  if (n == 1 && !all_logits && logits) return decode_step(logits);
+  const int n = chunk.n;
+  if (!chunk.prefill && n_logits == n && n <= kMaxGraphRows) return decode_step(n, logits);
 
   launch_get_rows(w_.tok_embd, tokens_, n, p.embedding_scale, x_, stream_);
   for (int il = 0; il < p.n_layer; ++il) {
-    TESSERA_RETURN_IF_ERROR(enqueue_layer(il, n));
+    TESSERA_RETURN_IF_ERROR(enqueue_layer(il, chunk));
     TESSERA_CUDA_TRY(cudaEventRecord(layer_done_[il & 1], stream_), "recording a layer event");
     // Stay at most one layer ahead of the GPU, and stop between layers on request.
     if (il > 0) TESSERA_CUDA_TRY(cudaEventSynchronize(layer_done_[(il - 1) & 1]), "running a decoder layer");
@@ -508,30 +545,83 @@ Status CudaExecutor::run_chunk(const int32_t* tokens, int n, int pos0, bool all_
       return Status::error(StatusCode::Aborted, "evaluation aborted");
     }
   }
-  if (logits) {
-    if (all_logits) TESSERA_RETURN_IF_ERROR(enqueue_logits(0, n, logits));
-    else {
-      TESSERA_RETURN_IF_ERROR(enqueue_logits(n - 1, 1, host_logits_.as<float>()));
-    }
+  if (n_logits > 0) {
+    TESSERA_CUDA_TRY(cudaMemcpyAsync(logit_idx_, logit_rows, size_t(n_logits) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
+                     "copying logit rows");
+    TESSERA_RETURN_IF_ERROR(enqueue_logits(n_logits, logits));
   }
-  TESSERA_CUDA_TRY(cudaStreamSynchronize(stream_), "running the forward pass");
-  if (logits && !all_logits) std::memcpy(logits, host_logits_.as<float>(), size_t(p.n_vocab) * sizeof(float));
-  return Status::ok();
+  return cuda_status(cudaStreamSynchronize(stream_), "running the forward pass");
 }
 
-Status CudaExecutor::eval(const int32_t* tokens, int n_tokens, int pos0, bool all_logits, float* logits) {
+Status CudaExecutor::step(const StepBatch& b, float* logits) {
   try {
-    take_abort();  // a request that arrived before this eval started is stale
-    TESSERA_RETURN_IF_ERROR(check_eval_args(tokens, n_tokens, pos0, capacity_, plan_.n_vocab));
+    const ModelPlan& p = plan_;
+    take_abort();  // a request that arrived before this step started is stale
+    TESSERA_RETURN_IF_ERROR(check_step(b, max_context_, n_blocks_, p.n_vocab));
+    if (b.n_table_entries > max_table_entries_)
+      return Status::error(StatusCode::InvalidArgument, "step: more block table entries than the engine's batch can hold");
     TESSERA_CUDA_TRY(cudaSetDevice(backend_.device()), "selecting the CUDA device");
-    for (int done = 0; done < n_tokens; done += batch_) {
-      const int n = std::min(batch_, n_tokens - done);
-      const bool last = done + n == n_tokens;
-      float* out = all_logits ? logits + int64_t(done) * plan_.n_vocab : (last ? logits : nullptr);
-      TESSERA_RETURN_IF_ERROR(run_chunk(tokens + done, n, pos0 + done, all_logits, out));
+
+    // Copy-on-write block copies: a block's tiles of all kv heads are contiguous per layer.
+    const size_t k_block = size_t(p.n_head_kv) * kKvBlock * p.head_dim, v_block = size_t(p.n_head_kv) * kKvBlock * p.head_dim_v;
+    for (int i = 0; i < b.n_copies; ++i) {
+      const size_t src = size_t(b.copies[2 * i]), dst = size_t(b.copies[2 * i + 1]);
+      for (int il = 0; il < p.n_layer; ++il) {
+        TESSERA_CUDA_TRY(cudaMemcpyAsync(k_cache_[il] + dst * k_block, k_cache_[il] + src * k_block, k_block * 2,
+                                         cudaMemcpyDeviceToDevice, stream_),
+                         "copying a KV block");
+        if (!has_mla_)
+          TESSERA_CUDA_TRY(cudaMemcpyAsync(v_cache_[il] + dst * v_block, v_cache_[il] + src * v_block, v_block * 2,
+                                           cudaMemcpyDeviceToDevice, stream_),
+                           "copying a KV block");
+      }
+    }
+    int32_t* io = host_io_.as<int32_t>();
+    int32_t* tables = io + 8 * size_t(batch_);
+    std::memcpy(tables, b.tables, size_t(b.n_table_entries) * sizeof(int32_t));
+    if (b.n_table_entries > 0)
+      TESSERA_CUDA_TRY(cudaMemcpyAsync(tables_, tables, size_t(b.n_table_entries) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
+                       "copying block tables");
+
+    int next_logit = 0;
+    for (int done = 0; done < b.n_rows; done += batch_) {
+      Chunk chunk;
+      chunk.n = std::min(batch_, b.n_rows - done);
+      const int n = chunk.n;
+      int32_t* ids = io;
+      int32_t* pos = io + batch_;
+      int32_t* row_table = io + 2 * size_t(batch_);
+      int32_t* logit_rows = io + 3 * size_t(batch_);
+      int4* tiles = reinterpret_cast<int4*>(io + 4 * size_t(batch_));
+      for (int i = 0; i < n; ++i) {
+        const int r = done + i;
+        ids[i] = b.tokens[r];
+        pos[i] = b.positions[r];
+        row_table[i] = b.table_start[b.row_seq[r]];
+        // A new flash tile where the sequence changes or the tile is full.
+        if (i == 0 || b.row_seq[r] != b.row_seq[r - 1] || tiles[chunk.n_tiles - 1].y == 64)
+          tiles[chunk.n_tiles++] = make_int4(i, 0, 0, 0);
+        else
+          chunk.prefill = true;
+        tiles[chunk.n_tiles - 1].y++;
+      }
+      const int first_logit = next_logit;
+      while (next_logit < b.n_logits && b.logit_rows[next_logit] < done + n) {
+        logit_rows[next_logit - first_logit] = b.logit_rows[next_logit] - done;
+        ++next_logit;
+      }
+      const int n_logits = next_logit - first_logit;
+      TESSERA_CUDA_TRY(cudaMemcpyAsync(tokens_, ids, size_t(n) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_), "copying token ids");
+      TESSERA_CUDA_TRY(cudaMemcpyAsync(pos_, pos, size_t(n) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_), "copying positions");
+      TESSERA_CUDA_TRY(cudaMemcpyAsync(row_table_, row_table, size_t(n) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
+                       "copying row tables");
+      TESSERA_CUDA_TRY(cudaMemcpyAsync(tiles_, tiles, size_t(chunk.n_tiles) * sizeof(int4), cudaMemcpyHostToDevice, stream_),
+                       "copying attention tiles");
+      float* out = logits + int64_t(first_logit) * p.n_vocab;
+      TESSERA_RETURN_IF_ERROR(run_chunk(b, done, chunk, logit_rows, n_logits, out));
       if (take_abort()) return Status::error(StatusCode::Aborted, "evaluation aborted");
     }
-    return Status::ok();
+    return cuda_status(cudaStreamSynchronize(stream_), "running the step");
   } catch (const std::exception& e) {
     return Status::error(StatusCode::Internal, std::string("CUDA evaluation failed: ") + e.what());
   }

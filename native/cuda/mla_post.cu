@@ -4,8 +4,8 @@
 //    written as the RoPE part of the head's MQA query row [latent | rope] (the latent part
 //    is wk_b . q_nope, written by the head matmul);
 //  - per token: RMSNorm of the latent (kv_a_norm), RoPE of k_pe, and the row [latent | k_pe]
-//    stored fp16 into the latent cache at the token's position (one row per position,
-//    read as keys and, through its prefix, as values).
+//    stored fp16 into the latent cache at the token's position (one row per position, in
+//    the row's blocks, read as keys and, through its prefix, as values).
 // RoPE as the CPU op (rope.cuh). Launch: grid (n_tokens, n_head + 1), block 128; a block
 // works on its vector in shared memory. Invariants: kv_lora + rope <= 576; rope even.
 #include "cuda/device.cuh"
@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(kThreads) mla_post_kernel(MlaPost p, RopeConst
   for (int i = threadIdx.x; i < p.kv_lora; i += kThreads) v[i] = v[i] * scale * p.kv_norm[i];
   for (int i = threadIdx.x; i < rc.n_dims / 2; i += kThreads) rope_pair(v + p.kv_lora, i, pos, rc, p.freq_factors);
   __syncthreads();
-  uint16_t* dst = p.k_cache + int64_t(pos) * row_w;
+  uint16_t* dst = p.cache.k + p.cache.row(p.cache.table_of(t), 0, pos, row_w);
   for (int i = threadIdx.x; i < row_w; i += kThreads) dst[i] = __half_as_ushort(__float2half_rn(v[i]));
 }
 

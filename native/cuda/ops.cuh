@@ -3,15 +3,17 @@
 //  - activations are fp32 row-major, one row per token, rows strided by an explicit ld;
 //  - matmul inputs are "staged": written once per producer in the formats the consuming
 //    matmuls read (StagedAct), row t of a width-K input at t * round_up(K, 32);
-//  - the KV cache is fp16, per layer [n_head_kv][capacity][head_dim] (V: head_dim_v), the
-//    row of a position at the position's index;
-//  - token positions are read from device memory, never baked into a launch, so a
-//    captured CUDA graph stays valid for every position.
+//  - the KV cache is the engine's paged pool (core/kv_cache.h), fp16: per layer, block and
+//    kv head a key tile [kKvBlock][head_dim] and a value tile [kKvBlock][head_dim_v] of rows
+//    (KvPaged); a row of a step finds its sequence's block ids through row_table;
+//  - token positions and block tables are read from device memory, never baked into a
+//    launch, so a captured CUDA graph stays valid for every position and table.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "core/kv_cache.h"
 #include "core/model_plan.h"
 #include "cuda/matrix_layout.h"
 
@@ -153,6 +155,29 @@ void launch_moe_combine(const MoeCombine& c, cudaStream_t s);
 
 // ---------------------------------------------------------------- rows, heads, attention
 
+// One layer's share of the paged KV pool and the step's block tables. Row t of the step is at
+// its position of the sequence whose block ids start at tables + row_table[t]; the fp16 row
+// of `width` values of position p, kv head g, lives at
+//   base + ((table[p / kKvBlock] * n_head_kv + g) * kKvBlock + p % kKvBlock) * width
+// (keys: base k, width head_dim; values: base v, width head_dim_v; with multi-head latent
+// attention the values are the key rows' prefix: v = k, width the key width).
+struct KvPaged {
+  uint16_t* k = nullptr;
+  uint16_t* v = nullptr;
+  int n_head_kv = 0;
+  int k_width = 0, v_width = 0;
+  const int32_t* tables = nullptr;     // device: every sequence's block ids
+  const int32_t* row_table = nullptr;  // device [n_tokens]: where row t's sequence's ids start
+
+  __host__ __device__ const int32_t* table_of(int t) const { return tables + row_table[t]; }
+  __host__ __device__ int64_t row(const int32_t* table, int g, int p, int width) const {
+    return ((int64_t(table[p / kKvBlock]) * n_head_kv + g) * kKvBlock + p % kKvBlock) * width;
+  }
+};
+
+// (gather_rows.cu) out[i] = x[rows[i]] for i < n, rows of `dim` values (x strided by ldx).
+void launch_gather_rows(const float* x, int64_t ldx, const int32_t* rows, int n, int dim, float* out, cudaStream_t s);
+
 // (get_rows.cu) out[t] = scale * row tokens[t] of `table` (scale 0: none); out is [n][cols].
 void launch_get_rows(const DeviceMatrix& table, const int32_t* tokens, int n, float scale, float* out, cudaStream_t s);
 
@@ -169,9 +194,7 @@ struct QkvPost {
   float norm_eps = 0.f;
   RopeParams rope;
   const float* freq_factors = nullptr;  // [rope.n_dims / 2] or null
-  uint16_t* k_cache = nullptr;
-  uint16_t* v_cache = nullptr;
-  int capacity = 0;
+  KvPaged kv;
 };
 void launch_qkv_post(const QkvPost& p, cudaStream_t s);
 
@@ -188,17 +211,15 @@ struct MlaPost {
   RopeParams rope;                      // rope.n_dims <= rope_dims
   const float* freq_factors = nullptr;  // [rope.n_dims / 2] or null
   float* q_mqa = nullptr;     // [n][n_head][kv_lora + rope_dims]: columns [kv_lora, +rope_dims) written
-  uint16_t* k_cache = nullptr;  // [capacity][kv_lora + rope_dims]
+  KvPaged cache;              // one kv head of rows [kv_lora + rope_dims]
 };
 void launch_mla_post(const MlaPost& p, cudaStream_t s);
 
 struct AttentionArgs {
   const float* q = nullptr;  // token t, head h at q + t * ldq + h * head_dim
   int64_t ldq = 0;
-  const uint16_t* k_cache = nullptr;
-  const uint16_t* v_cache = nullptr;
-  int capacity = 0;
-  const int32_t* pos = nullptr;  // device [n_tokens]; token t sees positions [lo, pos[t]]
+  KvPaged kv;                    // values: kv.v rows of kv.v_width (MLA: the key rows)
+  const int32_t* pos = nullptr;  // device [n_tokens]; token t sees positions [lo, pos[t]] of its sequence
   int n_tokens = 0, n_head = 0, n_head_kv = 0, head_dim = 0, head_dim_v = 0;
   int sliding_window = 0;        // 0: lo = 0, else lo = max(0, pos - window + 1)
   float scale = 1.f, softcap = 0.f;
@@ -206,7 +227,10 @@ struct AttentionArgs {
   int64_t ldo = 0;
   float* partials = nullptr;     // split-KV records (attention_partial_floats)
   int splits = 1;
-  int64_t v_stride = 0;          // elements between value rows; 0: head_dim_v (split kernel only)
+  // Flash kernel: its blocks' query tiles, (first row, rows <= 64, -, -) each of one
+  // sequence (device), and how many.
+  const int4* tiles = nullptr;
+  int n_tiles = 0;
   // Split kernel only, head_dim_v a multiple of 32: the combine writes the output rows
   // (n_head * head_dim_v wide) staged in these formats for the output projection, instead
   // of into `out`, which saves the decode step a staging launch per layer.
@@ -220,7 +244,8 @@ struct AttentionArgs {
 bool attention_split_can_stage(int head_dim_v);
 size_t attention_partial_floats(int n_tokens, int n_head, int head_dim_v, int splits);
 void launch_attention_split(const AttentionArgs& a, cudaStream_t s);
-// (attention_flash.cu) Tensor-core flash attention for head_dim == head_dim_v in {64, 128}.
+// (attention_flash.cu) Tensor-core flash attention for head_dim == head_dim_v in {64, 128},
+// over query tiles of up to 64 rows of one sequence (AttentionArgs::tiles).
 bool flash_attention_supported(int head_dim, int head_dim_v);
 void launch_attention_flash(const AttentionArgs& a, cudaStream_t s);
 

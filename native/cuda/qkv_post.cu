@@ -1,7 +1,7 @@
 // qkv_post: everything between the q/k/v projections and attention, per (token, head):
 // optional per-head RMSNorm (q_norm / k_norm, qwen3), rotary embedding at the token's
 // position (read from device memory), then q written back in place (fp32) and k, v stored
-// into the fp16 KV cache at the position. RoPE as the CPU op (rope.cuh).
+// into the fp16 paged KV cache at the position (through the row's block table). RoPE as the CPU op (rope.cuh).
 // Launch: grid (n_tokens, n_head + n_head_kv), block 128; a block loads its head vector
 // into shared memory. Invariants: head_dim, head_dim_v <= 256; n_dims even, <= head_dim.
 #include "cuda/device.cuh"
@@ -44,10 +44,11 @@ __global__ void __launch_bounds__(kThreads) qkv_post_kernel(QkvPost p, RopeConst
     for (int i = threadIdx.x; i < hd; i += kThreads) src[i] = v[i];
     return;
   }
-  uint16_t* kc = p.k_cache + (int64_t(h) * p.capacity + pos) * hd;
+  const int32_t* table = p.kv.table_of(t);
+  uint16_t* kc = p.kv.k + p.kv.row(table, h, pos, hd);
   for (int i = threadIdx.x; i < hd; i += kThreads) kc[i] = __half_as_ushort(__float2half_rn(v[i]));
   const float* vs = row + int64_t(p.n_head + p.n_head_kv) * hd + int64_t(h) * p.head_dim_v;
-  uint16_t* vc = p.v_cache + (int64_t(h) * p.capacity + pos) * p.head_dim_v;
+  uint16_t* vc = p.kv.v + p.kv.row(table, h, pos, p.head_dim_v);
   for (int i = threadIdx.x; i < p.head_dim_v; i += kThreads) vc[i] = __half_as_ushort(__float2half_rn(vs[i]));
 }
 

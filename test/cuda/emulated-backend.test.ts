@@ -142,6 +142,44 @@ describe.runIf(available)("CUDA backend (emulated): sliding-window attention", (
   }, 300_000);
 });
 
+// Many sequences in one engine: their rows share steps (flash query tiles of one sequence
+// each, per-row block tables, a decode graph per row count), and each sequence's logits
+// agree with the CPU backend's for the same sequence alone.
+describe.runIf(available)("CUDA backend (emulated): many sequences per step", () => {
+  it("3 concurrent prompts, then batched decode steps, each within budget of the CPU alone", async () => {
+    const file = CASES["llama F32, head size 64"].file();
+    const cpu = await loadModel(file, { backend: "cpu", threads: 1, contextSize: 96 });
+    const gpu = await loadModel(file, { backend: "cuda", threads: 2, contextSize: 96, batchSize: 16 });
+    try {
+      const nVocab = cpu.info.nVocab;
+      const prompts = [5, 23, 40].map((n, i) => syntheticTokens(n, nVocab, 20 + i));
+      const gs = prompts.map(() => gpu.createSession());
+      const cs = prompts.map(() => cpu.createSession());
+      const worst: number[] = [];
+      const check = (g: Float32Array, c: Float32Array) => {
+        for (let i = 0; i < c.length / nVocab; i++) {
+          worst.push(relativeError(g.subarray(i * nVocab, (i + 1) * nVocab), c.subarray(i * nVocab, (i + 1) * nVocab)));
+          expect(topOneAgrees(g.subarray(i * nVocab, (i + 1) * nVocab), c.subarray(i * nVocab, (i + 1) * nVocab))).toBe(true);
+        }
+      };
+      const got = await Promise.all(gs.map((s, i) => s.evaluateAll(prompts[i])));
+      for (let i = 0; i < prompts.length; i++) check(got[i], await cs[i].evaluateAll(prompts[i]));
+      for (const t of syntheticTokens(4, nVocab, 9)) {
+        const g = await Promise.all(gs.map((s) => s.evaluate([t])));
+        for (let i = 0; i < gs.length; i++) check(g[i], await cs[i].evaluate([t]));
+      }
+      console.log(`3 sequences per step: rel ${Math.max(...worst).toExponential(2)} over ${worst.length} positions`);
+      expect(Math.max(...worst)).toBeLessThan(BUDGET.F32);
+      expect(gpu.stats().steps).toBeLessThan(cpu.stats().steps);
+      for (const s of gs) s.dispose();
+      expect(gpu.stats().inUse).toBe(0);
+    } finally {
+      cpu.dispose();
+      gpu.dispose();
+    }
+  }, 300_000);
+});
+
 describe.runIf(available)("CUDA backend (emulated) errors", () => {
   let model: Model | undefined;
   afterAll(() => model?.dispose());
@@ -158,6 +196,15 @@ describe.runIf(available)("CUDA backend (emulated) errors", () => {
     } finally {
       delete process.env.TESSERA_EMU_MEMORY_MB;
     }
+  });
+
+  it("refuses a quantized KV cache with a coded error that says which backend has it", async () => {
+    const err = await loadModel(CASES["llama F32, head size 64"].file(), { backend: "cuda", kvCacheType: "q8_0" }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isTesseraError(err) && err.code).toBe("ERR_BACKEND_UNAVAILABLE");
+    expect(String((err as Error).message)).toMatch(/backend: "cpu"/);
   });
 
   it("rejects positions past the context and keeps working", async () => {

@@ -644,6 +644,43 @@ void check_moe_combine(int n_tokens, int dim, int k, bool shared, bool gated) {
          rel_error(got, ref), 2e-6);
 }
 
+// ---------------------------------------------------------------- paged KV cache
+
+// One sequence's blocks in a paged cache of `positions` positions, in scrambled pool order
+// (block b at (7b + 3) mod n, or reversed when 7 divides n), as an engine's blocks are once
+// reused, so every kernel is checked across block boundaries. Element i of kv head g's row
+// of `width` values at position j is at at(g, j, i, width); kv() is the device view.
+struct PagedKv {
+  int n_head_kv, n_blocks, n_rows;
+  std::vector<int32_t> table;
+  Dev<int32_t> dtable, drow_table;
+  PagedKv(int n_head_kv_, int positions, int rows)
+      : n_head_kv(n_head_kv_), n_blocks((positions + kKvBlock - 1) / kKvBlock), n_rows(rows), table(scrambled(n_blocks)),
+        dtable(table), drow_table(std::vector<int32_t>(std::max(rows, 1), 0)) {}
+  static std::vector<int32_t> scrambled(int n) {
+    std::vector<int32_t> t(n);
+    for (int b = 0; b < n; ++b) t[b] = n % 7 ? (b * 7 + 3) % n : n - 1 - b;
+    return t;
+  }
+  // Rows the blocks hold (a multiple of kKvBlock, at least `positions`).
+  int capacity() const { return n_blocks * kKvBlock; }
+  size_t elems(int width) const { return size_t(n_blocks) * n_head_kv * kKvBlock * width; }
+  size_t at(int g, int j, int i, int width) const {
+    return ((size_t(table[j / kKvBlock]) * n_head_kv + g) * kKvBlock + j % kKvBlock) * width + i;
+  }
+  KvPaged kv(uint16_t* k, uint16_t* v, int k_width, int v_width) const {
+    KvPaged p;
+    p.k = k;
+    p.v = v;
+    p.n_head_kv = n_head_kv;
+    p.k_width = k_width;
+    p.v_width = v_width;
+    p.tables = dtable.get();
+    p.row_table = drow_table.get();
+    return p;
+  }
+};
+
 // ---------------------------------------------------------------- q/k/v post-processing
 
 struct QkvCase {
@@ -654,7 +691,9 @@ struct QkvCase {
 };
 
 void check_qkv_post(const QkvCase& c) {
-  const int hd = c.head_dim, hdv = c.head_dim, capacity = c.pos0 + c.n_tokens + 3;
+  const int hd = c.head_dim, hdv = c.head_dim;
+  const PagedKv paged(c.n_head_kv, c.pos0 + c.n_tokens + 3, c.n_tokens);
+  const int capacity = paged.capacity();
   const int64_t q_w = int64_t(c.n_head) * hd, k_w = int64_t(c.n_head_kv) * hd, ld = q_w + 2 * k_w + 5;
   const auto qkv = gauss_vector(size_t(c.n_tokens) * ld);
   RopeParams rp;
@@ -674,7 +713,7 @@ void check_qkv_post(const QkvCase& c) {
   for (float& e : factors) e = 1.f + float(uniform_int(0, 300)) / 100.f;
   std::vector<int32_t> pos(c.n_tokens);
   for (int t = 0; t < c.n_tokens; ++t) pos[t] = c.pos0 + t;
-  const std::vector<uint16_t> sentinel(size_t(c.n_head_kv) * capacity * hd, 0x3C00);  // 1.0
+  const std::vector<uint16_t> sentinel(paged.elems(hd), 0x3C00);  // 1.0
 
   Dev<float> dqkv(qkv), dqn(qn), dkn(kn), dfac(factors);
   Dev<int32_t> dpos(pos);
@@ -693,9 +732,7 @@ void check_qkv_post(const QkvCase& c) {
   p.norm_eps = 1e-6f;
   p.rope = rp;
   p.freq_factors = c.freq_factors ? dfac.get() : nullptr;
-  p.k_cache = kc.get();
-  p.v_cache = vc.get();
-  p.capacity = capacity;
+  p.kv = paged.kv(kc.get(), vc.get(), hd, hdv);
   launch_qkv_post(p, nullptr);
   const auto got_qkv = dqkv.download();
   const auto got_k = kc.download();
@@ -728,7 +765,7 @@ void check_qkv_post(const QkvCase& c) {
     for (int j = 0; j < capacity; ++j) {
       const int t = j - c.pos0;
       for (int i = 0; i < hd; ++i) {
-        const size_t at = (size_t(g) * capacity + j) * hd + i;
+        const size_t at = paged.at(g, j, i, hd);
         if (t < 0 || t >= c.n_tokens) {
           untouched_bad += got_k[at] != 0x3C00 || got_v[at] != 0x3C00;
           continue;
@@ -775,7 +812,8 @@ void check_mla_post(int n_tokens, int n_head, int nope, int rope_dims, int kv_lo
   const float sentinel = 1234.5f;
   Dev<float> dq(q), dkv(kv), dnorm(norm), dmqa(std::vector<float>(size_t(n_tokens) * n_head * row_w, sentinel));
   Dev<int32_t> dpos(pos);
-  Dev<uint16_t> cache(std::vector<uint16_t>(size_t(pos0 + 3 * n_tokens) * row_w, 0x3C00));
+  const PagedKv paged(1, pos0 + 3 * n_tokens, n_tokens);
+  Dev<uint16_t> cache(std::vector<uint16_t>(paged.elems(int(row_w)), 0x3C00));
   MlaPost p;
   p.q = dq.get();
   p.kv = dkv.get();
@@ -789,7 +827,7 @@ void check_mla_post(int n_tokens, int n_head, int nope, int rope_dims, int kv_lo
   p.norm_eps = 1e-6f;
   p.rope = rp;
   p.q_mqa = dmqa.get();
-  p.k_cache = cache.get();
+  p.cache = paged.kv(cache.get(), cache.get(), int(row_w), int(row_w));
   launch_mla_post(p, nullptr);
   const auto got_mqa = dmqa.download();
   const auto got_cache = cache.download();
@@ -811,11 +849,11 @@ void check_mla_post(int n_tokens, int n_head, int nope, int rope_dims, int kv_lo
           ref_q.push_back(q[(size_t(t) * n_head + h) * qk + nope + (i - kv_lora)]);
         }
       }
-  for (int64_t j = 0; j < pos0 + 3 * n_tokens; ++j) {
+  for (int64_t j = 0; j < paged.capacity(); ++j) {
     const int t = int(j - pos0) / 3;
     const bool stored = j >= pos0 && (j - pos0) % 3 == 0 && t < n_tokens;
     for (int64_t i = 0; i < row_w; ++i) {
-      const uint16_t g = got_cache[j * row_w + i];
+      const uint16_t g = got_cache[paged.at(0, int(j), int(i), int(row_w))];
       if (!stored) {
         untouched_bad += g != 0x3C00;
         continue;
@@ -829,7 +867,7 @@ void check_mla_post(int n_tokens, int n_head, int nope, int rope_dims, int kv_lo
   report(name + " q_pe (vs CPU ops)", rel_error(got_q, ref_q), 1e-6);
   report(name + " cache rows (vs CPU ops, fp16)", rel_error(got_k, ref_k), 1e-3);
   report_exact(name + " latent q part and other cache rows untouched", untouched_bad,
-               size_t(n_tokens) * n_head * kv_lora + size_t(pos0 + 3 * n_tokens) * row_w);
+               size_t(n_tokens) * n_head * kv_lora + size_t(paged.capacity()) * row_w);
 }
 
 // launch_head_matmul: row p = t * n_head + h through head h's matrix, against float64 of
@@ -886,21 +924,21 @@ struct AttnCase {
 };
 
 void check_attention(const AttnCase& c) {
-  const int hd = c.head_dim, hdv = c.head_dim_v, capacity = c.n_ctx + 5;
+  const int hd = c.head_dim, hdv = c.head_dim_v;
+  const PagedKv paged(c.n_head_kv, c.n_ctx + 5, c.n_tokens);
+  const int capacity = paged.capacity();
   const int64_t ldq = int64_t(c.n_head) * hd + 24, ldo = int64_t(c.n_head) * hdv + 8;
   const auto q = gauss_vector(size_t(c.n_tokens) * ldq);
-  std::vector<uint16_t> kc(size_t(c.n_head_kv) * capacity * hd), vc(size_t(c.n_head_kv) * capacity * hdv);
+  std::vector<uint16_t> kc(paged.elems(hd)), vc(paged.elems(hdv));
   for (uint16_t& e : kc) e = fp32_to_fp16(gauss());
   for (uint16_t& e : vc) e = fp32_to_fp16(gauss());
-  const int64_t ldv = c.v_in_k ? hd : hdv;
-  auto value = [&](int g, int j, int i) {
-    return c.v_in_k ? half_value(kc[(size_t(g) * capacity + j) * hd + i]) : half_value(vc[(size_t(g) * capacity + j) * hdv + i]);
-  };
+  auto key = [&](int g, int j, int i) { return half_value(kc[paged.at(g, j, i, hd)]); };
+  auto value = [&](int g, int j, int i) { return c.v_in_k ? key(g, j, i) : half_value(vc[paged.at(g, j, i, hdv)]); };
   // Rows past the context hold NaN: a kernel that reads them fails the check.
   for (int g = 0; g < c.n_head_kv; ++g)
     for (int j = c.n_ctx; j < capacity; ++j) {
-      for (int i = 0; i < hd; ++i) kc[(size_t(g) * capacity + j) * hd + i] = 0x7E00;
-      for (int i = 0; i < hdv; ++i) vc[(size_t(g) * capacity + j) * hdv + i] = 0x7E00;
+      for (int i = 0; i < hd; ++i) kc[paged.at(g, j, i, hd)] = 0x7E00;
+      for (int i = 0; i < hdv; ++i) vc[paged.at(g, j, i, hdv)] = 0x7E00;
     }
   std::vector<int32_t> pos(c.n_tokens);
   for (int t = 0; t < c.n_tokens; ++t) pos[t] = c.n_ctx - c.n_tokens + t;
@@ -916,7 +954,7 @@ void check_attention(const AttnCase& c) {
       for (int j = lo; j <= pos[t]; ++j) {
         double d = 0;
         for (int i = 0; i < hd; ++i)
-          d += double(half_value(fp32_to_fp16(q[t * ldq + h * hd + i]))) * half_value(kc[(size_t(g) * capacity + j) * hd + i]);
+          d += double(half_value(fp32_to_fp16(q[t * ldq + h * hd + i]))) * key(g, j, i);
         d *= scale;
         if (c.softcap != 0.f) d = c.softcap * std::tanh(d / c.softcap);
         s.push_back(d);
@@ -934,13 +972,16 @@ void check_attention(const AttnCase& c) {
   Dev<float> dq(q), dout(size_t(c.n_tokens) * ldo), dpart(attention_partial_floats(c.n_tokens, c.n_head, hdv, c.splits));
   Dev<uint16_t> dk(kc), dv(vc);
   Dev<int32_t> dpos(pos);
+  // Flash query tiles: runs of up to 64 rows (all of the one sequence).
+  std::vector<int4> tiles;
+  for (int t = 0; t < c.n_tokens; t += 64) tiles.push_back(make_int4(t, std::min(64, c.n_tokens - t), 0, 0));
+  Dev<int4> dtiles(tiles);
   AttentionArgs a;
   a.q = dq.get();
   a.ldq = ldq;
-  a.k_cache = dk.get();
-  a.v_cache = c.v_in_k ? dk.get() : dv.get();
-  a.v_stride = ldv;
-  a.capacity = capacity;
+  a.kv = c.v_in_k ? paged.kv(dk.get(), dk.get(), hd, hd) : paged.kv(dk.get(), dv.get(), hd, hdv);
+  a.tiles = dtiles.get();
+  a.n_tiles = int(tiles.size());
   a.pos = dpos.get();
   a.n_tokens = c.n_tokens;
   a.n_head = c.n_head;
@@ -1112,8 +1153,8 @@ void time_decode_staging() {
 }
 
 void time_attention(int n_tokens, int n_ctx, int n_head, int n_head_kv, int hd, bool flash, int splits) {
-  const int capacity = n_ctx;
-  const size_t kv_elems = size_t(n_head_kv) * capacity * hd;
+  const PagedKv paged(n_head_kv, n_ctx, n_tokens);
+  const size_t kv_elems = paged.elems(hd);
   const int copies = rotation_copies(4 * kv_elems);
   std::vector<uint16_t> kv(kv_elems);
   for (uint16_t& e : kv) e = fp32_to_fp16(gauss());
@@ -1127,10 +1168,14 @@ void time_attention(int n_tokens, int n_ctx, int n_head, int n_head_kv, int hd, 
   for (int t = 0; t < n_tokens; ++t) pos[t] = n_ctx - n_tokens + t;
   Dev<float> dq(q), dout(size_t(n_tokens) * n_head * hd), dpart(attention_partial_floats(n_tokens, n_head, hd, splits));
   Dev<int32_t> dpos(pos);
+  std::vector<int4> tiles;
+  for (int t = 0; t < n_tokens; t += 64) tiles.push_back(make_int4(t, std::min(64, n_tokens - t), 0, 0));
+  Dev<int4> dtiles(tiles);
   AttentionArgs a;
   a.q = dq.get();
   a.ldq = int64_t(n_head) * hd;
-  a.capacity = capacity;
+  a.tiles = dtiles.get();
+  a.n_tiles = int(tiles.size());
   a.pos = dpos.get();
   a.n_tokens = n_tokens;
   a.n_head = n_head;
@@ -1144,8 +1189,7 @@ void time_attention(int n_tokens, int n_ctx, int n_head, int n_head_kv, int hd, 
   a.splits = splits;
   Timer timer;
   const double ms = timer.median_ms(50, [&](int i) {
-    a.k_cache = ks[i % copies]->get();
-    a.v_cache = vs[i % copies]->get();
+    a.kv = paged.kv(ks[i % copies]->get(), vs[i % copies]->get(), hd, hd);
     if (flash) launch_attention_flash(a, nullptr);
     else launch_attention_split(a, nullptr);
   });
