@@ -99,6 +99,7 @@ export class Engine {
   private readonly queue: Pending[] = [];
   private readonly requests = new Map<Sequence, Pending>();
   private logits = new Float32Array(0);
+  private readonly arrays = new StepArrays();
   private scheduled = false;
   private running: StepEntry[] | undefined;
   private arrivals = 0;
@@ -229,7 +230,7 @@ export class Engine {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      void this.runStep();
+      this.runStep();
     });
   }
 
@@ -256,18 +257,20 @@ export class Engine {
 
   /**
    * Frees blocks for `seq` by evicting an idle sequence (least recently used) or preempting
-   * the newest running one not already in the step. False when nothing can be freed.
+   * the newest running one not already in the step (stamp: the step being built). False
+   * when nothing can be freed.
    */
-  private makeRoom(seq: Sequence, inStep: Set<Sequence>): boolean {
+  private makeRoom(seq: Sequence, stamp: number): boolean {
+    // Sequences already in the step being built carry its stamp in lastUsed.
     let victim: Sequence | undefined;
     for (const s of this.sequences) {
-      if (s === seq || inStep.has(s) || s.table.length === 0 || this.requests.has(s)) continue;
+      if (s === seq || s.lastUsed === stamp || s.table.length === 0 || this.requests.has(s)) continue;
       if (!victim || s.lastUsed < victim.lastUsed) victim = s;
     }
     if (!victim) {
       for (const req of this.queue) {
         const s = req.seq;
-        if (s === seq || inStep.has(s) || s.table.length === 0) continue;
+        if (s === seq || s.lastUsed === stamp || s.table.length === 0) continue;
         if (!victim || s.arrival > victim.arrival) victim = s;
       }
     }
@@ -277,7 +280,7 @@ export class Engine {
     return true;
   }
 
-  private async runStep(): Promise<void> {
+  private runStep(): void {
     if (this.disposed) return;
     const plan = this.build();
     if (!plan) return;
@@ -286,13 +289,23 @@ export class Engine {
     if (this.logits.length < nLogits * this.config.nVocab) this.logits = new Float32Array(nLogits * this.config.nVocab);
     this.running = entries;
     this.steps++;
-    let error: unknown;
-    try {
-      if (this.config.synchronous) this.native.stepSync(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits);
-      else await this.native.step(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits);
-    } catch (e) {
-      error = fromNativeError(e);
+    if (this.config.synchronous) {
+      let error: unknown;
+      try {
+        this.native.stepSync(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits);
+      } catch (e) {
+        error = fromNativeError(e);
+      }
+      this.complete(entries, error);
+      return;
     }
+    this.native.step(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits).then(
+      () => this.complete(entries, undefined),
+      (e: unknown) => this.complete(entries, fromNativeError(e)),
+    );
+  }
+
+  private complete(entries: StepEntry[], error: unknown): void {
     this.running = undefined;
     if (this.disposed) return;
     for (const e of entries) this.finish(e, error);
@@ -330,79 +343,132 @@ export class Engine {
   }
 
   /** The next step's rows, or undefined when no request can run. */
-  private build() {
+  private build(): StepPlan | undefined {
     const budget = this.config.stepTokens;
     const stamp = this.steps + 1;
-    const tokens: number[] = [];
-    const positions: number[] = [];
-    const rowSeq: number[] = [];
-    const tableStart: number[] = [0];
-    const tables: number[] = [];
-    const logitRows: number[] = [];
-    const copies: BlockCopies = [];
+    const a = this.arrays.reset(budget);
     const entries: StepEntry[] = [];
-    const inStep = new Set<Sequence>();
     // Decode rows first (one row left), so running generations keep streaming; then
     // prompts in arrival order.
-    const order = [...this.queue.filter((r) => rowsLeft(r) === 1), ...this.queue.filter((r) => rowsLeft(r) !== 1)];
-    for (const req of order) {
-      if (tokens.length >= budget) break;
-      const seq = req.seq;
-      if (req.aborted) continue;
-      if (seq.computed === 0 && seq.table.length === 0) seq.reusePrefix(req.allLogits ? req.base : seq.tokens.length - 1);
-      const start = seq.computed;
-      const want = Math.min(seq.tokens.length - start, budget - tokens.length, req.maxChunk);
-      let count = 0;
-      while (count < want) {
-        if (!seq.prepareWrite(start + count, copies)) {
-          if (this.makeRoom(seq, inStep)) continue;
-          break;
+    for (const decode of [true, false]) {
+      for (const req of this.queue) {
+        if (a.rows >= budget) break;
+        if (req.aborted || (rowsLeft(req) === 1) !== decode) continue;
+        const seq = req.seq;
+        if (seq.computed === 0 && seq.table.length === 0) seq.reusePrefix(req.allLogits ? req.base : seq.tokens.length - 1);
+        const start = seq.computed;
+        const want = Math.min(seq.tokens.length - start, budget - a.rows, req.maxChunk);
+        let count = 0;
+        while (count < want) {
+          if (!seq.prepareWrite(start + count, a.copies)) {
+            if (this.makeRoom(seq, stamp)) continue;
+            break;
+          }
+          count++;
         }
-        count++;
-      }
-      if (count === 0) continue;
-      seq.lastUsed = stamp;
-      inStep.add(seq);
-      const s = entries.length;
-      const first = tokens.length;
-      for (let k = 0; k < count; k++) {
-        tokens.push(seq.tokens[start + k]);
-        positions.push(start + k);
-        rowSeq.push(s);
-      }
-      for (const b of seq.table) tables.push(b);
-      tableStart.push(tables.length);
-      const entry: StepEntry = { req, first, count, logitIndex: -1, logitPos: -1, logitCount: 0 };
-      const end = start + count;
-      if (req.allLogits) {
-        const lo = Math.max(start, req.base);
-        if (lo < end) {
-          entry.logitIndex = logitRows.length;
-          entry.logitPos = lo;
-          entry.logitCount = end - lo;
-          for (let p = lo; p < end; p++) logitRows.push(first + p - start);
+        if (count === 0) continue;
+        seq.lastUsed = stamp;
+        const first = a.rows;
+        a.addSequence(seq, start, count);
+        const entry: StepEntry = { req, first, count, logitIndex: -1, logitPos: -1, logitCount: 0 };
+        const end = start + count;
+        if (req.allLogits) {
+          const lo = Math.max(start, req.base);
+          if (lo < end) {
+            entry.logitIndex = a.logits;
+            entry.logitPos = lo;
+            entry.logitCount = end - lo;
+            for (let p = lo; p < end; p++) a.addLogitRow(first + p - start);
+          }
+        } else if (end === seq.tokens.length) {
+          entry.logitIndex = a.logits;
+          entry.logitCount = 1;
+          a.addLogitRow(first + count - 1);
         }
-      } else if (end === seq.tokens.length) {
-        entry.logitIndex = logitRows.length;
-        entry.logitCount = 1;
-        logitRows.push(first + count - 1);
+        entries.push(entry);
       }
-      entries.push(entry);
     }
     if (entries.length === 0) {
       // Nothing could get a block: fail what can never fit now that nothing else runs.
       for (const req of [...this.queue]) this.cancel(req, new TesseraError("ERR_OUT_OF_CONTEXT", "the KV cache pool cannot hold this sequence; load the model with a larger kvCacheTokens"));
       return undefined;
     }
+    return { entries, ...a.views() };
+  }
+}
+
+interface StepPlan {
+  entries: StepEntry[];
+  tokens: Int32Array;
+  positions: Int32Array;
+  rowSeq: Int32Array;
+  tableStart: Int32Array;
+  tables: Int32Array;
+  logitRows: Int32Array;
+  copies: Int32Array;
+}
+
+/**
+ * The arrays a step hands the native engine, kept between steps and grown as needed (a
+ * decode step of one sequence would otherwise allocate seven arrays per token).
+ */
+class StepArrays {
+  rows = 0;
+  seqs = 0;
+  logits = 0;
+  private nTables = 0;
+  /** Copy-on-write pairs of this step, filled by Sequence.prepareWrite. */
+  readonly copies: BlockCopies = [];
+  private tokens = new Int32Array(0);
+  private positions = new Int32Array(0);
+  private rowSeq = new Int32Array(0);
+  private logitRows = new Int32Array(0);
+  private tableStart = new Int32Array(1);
+  private tables = new Int32Array(64);
+
+  reset(budget: number): this {
+    if (this.tokens.length < budget) {
+      this.tokens = new Int32Array(budget);
+      this.positions = new Int32Array(budget);
+      this.rowSeq = new Int32Array(budget);
+      this.logitRows = new Int32Array(budget);
+      this.tableStart = new Int32Array(budget + 1);
+    }
+    this.rows = this.seqs = this.logits = this.nTables = 0;
+    this.copies.length = 0;
+    return this;
+  }
+
+  /** Rows [start, start + count) of seq, with its block table as it stands now. */
+  addSequence(seq: Sequence, start: number, count: number): void {
+    for (let k = 0; k < count; k++) {
+      this.tokens[this.rows] = seq.tokens[start + k];
+      this.positions[this.rows] = start + k;
+      this.rowSeq[this.rows++] = this.seqs;
+    }
+    const table = seq.table;
+    if (this.nTables + table.length > this.tables.length) {
+      const grown = new Int32Array(Math.max(2 * this.tables.length, this.nTables + table.length));
+      grown.set(this.tables.subarray(0, this.nTables));
+      this.tables = grown;
+    }
+    for (let i = 0; i < table.length; i++) this.tables[this.nTables++] = table[i];
+    this.tableStart[++this.seqs] = this.nTables;
+  }
+
+  addLogitRow(row: number): void {
+    this.logitRows[this.logits++] = row;
+  }
+
+  views(): Omit<StepPlan, "entries"> {
     return {
-      entries,
-      tokens: Int32Array.from(tokens),
-      positions: Int32Array.from(positions),
-      rowSeq: Int32Array.from(rowSeq),
-      tableStart: Int32Array.from(tableStart),
-      tables: Int32Array.from(tables),
-      logitRows: Int32Array.from(logitRows),
-      copies: Int32Array.from(copies),
+      tokens: this.tokens.subarray(0, this.rows),
+      positions: this.positions.subarray(0, this.rows),
+      rowSeq: this.rowSeq.subarray(0, this.rows),
+      tableStart: this.tableStart.subarray(0, this.seqs + 1),
+      tables: this.tables.subarray(0, this.nTables),
+      logitRows: this.logitRows.subarray(0, this.logits),
+      copies: Int32Array.from(this.copies),
     };
   }
 }

@@ -49,9 +49,10 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run(const std::function<void(int, int)>& fn) {
+void ThreadPool::run(const std::function<void(int, int)>& fn, int active) {
   work_cursor_.store(0, std::memory_order_relaxed);
-  if (n_threads_ == 1) {
+  active_ = active < 1 || active > n_threads_ ? n_threads_ : active;
+  if (active_ == 1) {
     fn(0, 1);
     return;
   }
@@ -70,12 +71,12 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
 }
 
 void ThreadPool::barrier() {
-  if (n_threads_ == 1) {
+  if (active_ <= 1) {
     work_cursor_.store(0, std::memory_order_relaxed);
     return;
   }
   const uint32_t phase = barrier_phase_.load(std::memory_order_acquire);
-  if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == n_threads_ - 1) {
+  if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == active_ - 1) {
     // Every thread is here, so none still claims work: the release below publishes the reset.
     work_cursor_.store(0, std::memory_order_relaxed);
     barrier_count_.store(0, std::memory_order_relaxed);
@@ -107,7 +108,7 @@ void ThreadPool::worker_loop(int ith) {
     spin_wait_for_generation(seen);
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;
-    (*job_)(ith, n_threads_);
+    if (ith < active_) (*job_)(ith, active_);
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       // Under the lock, so the caller cannot check pending_ and then miss this notify.
       std::lock_guard<std::mutex> lock(mutex_);

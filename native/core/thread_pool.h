@@ -33,8 +33,10 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Runs fn(ith, nth) on all threads; not reentrant (one region at a time per pool).
-  void run(const std::function<void(int ith, int nth)>& fn);
+  // Runs fn(ith, nth) on `active` threads (0: all; nth = active), the others staying idle;
+  // not reentrant (one region at a time per pool). With one active thread fn runs on the
+  // caller.
+  void run(const std::function<void(int ith, int nth)>& fn, int active = 0);
 
   // Called by every thread of the current region; returns when all have arrived.
   void barrier();
@@ -48,6 +50,7 @@ class ThreadPool {
   void spin_wait_for_generation(uint64_t seen);
 
   const int n_threads_;
+  int active_ = 0;  // threads taking part in the current region
   std::vector<std::thread> workers_;
   const std::function<void(int, int)>* job_ = nullptr;
 

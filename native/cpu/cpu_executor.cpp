@@ -1,6 +1,7 @@
 #include "cpu/cpu_executor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -15,8 +16,28 @@ int64_t max3(int64_t a, int64_t b, int64_t c) { return std::max(a, std::max(b, c
 
 }  // namespace
 
+int ThreadChooser::pick(int rows) {
+  if (threads_ < 2) return threads_;
+  Bucket& b = buckets_[bucket(rows)];
+  const bool explore = ++b.steps % kExplore == 0;
+  return count(explore ? 1 - b.current : b.current);
+}
+
+void ThreadChooser::record(int rows, int threads, double ns) {
+  if (threads_ < 2 || rows < 1) return;
+  Bucket& b = buckets_[bucket(rows)];
+  const int arm = threads == threads_ ? 0 : 1;
+  const double x = ns / rows;
+  double& avg = b.ns_per_row[arm];
+  // The running count's average follows every step; the other one's is refreshed by each
+  // exploring step, whose single sample counts for half.
+  avg = avg == 0 ? x : arm == b.current ? 0.8 * avg + 0.2 * x : 0.5 * avg + 0.5 * x;
+  const double other = b.ns_per_row[1 - b.current];
+  if (other > 0 && other < 0.9 * b.ns_per_row[b.current]) b.current = 1 - b.current;
+}
+
 CpuExecutor::CpuExecutor(const CpuBackend& backend)
-    : backend_(backend), plan_(backend.plan()), pool_(backend.threads()) {}
+    : backend_(backend), plan_(backend.plan()), pool_(backend.threads()), chooser_(backend.threads()) {}
 
 void CpuExecutor::layout(BumpAllocator& a) {
   const ModelPlan& p = plan_;
@@ -151,7 +172,10 @@ Status CpuExecutor::step(const StepBatch& b, float* logits) {
     const int n_logits = next_logit - first_logit;
     float* out = logits + int64_t(first_logit) * plan_.n_vocab;
     stop_ = false;
-    pool_.run([&](int ith, int nth) { forward(b.tokens + done, n, n_logits, out, ith, nth); });
+    const int threads = chooser_.pick(n);
+    const auto start = std::chrono::steady_clock::now();
+    pool_.run([&](int ith, int nth) { forward(b.tokens + done, n, n_logits, out, ith, nth); }, threads);
+    chooser_.record(n, threads, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
     if (stop_) return Status::error(StatusCode::Aborted, "evaluation aborted");
   }
   return Status::ok();

@@ -12,6 +12,32 @@
 
 namespace tessera::cpu {
 
+// How many of the pool's threads run a step. On a machine other processes share, a thread
+// the OS deschedules holds every barrier of the step until it runs again, so n threads can
+// be far slower than n - 1 (a 2-core machine with one busy neighbour: 2 threads got 29 tok/s
+// where 1 thread gets about 60). Per step size, the chooser keeps a moving average of the
+// time per row of both counts, runs the better one, and tries the other every kExplore
+// steps, so it follows the load as it comes and goes. Results do not depend on the count
+// (every row's arithmetic is the same on any thread).
+class ThreadChooser {
+ public:
+  explicit ThreadChooser(int threads) : threads_(threads) {}
+  int pick(int rows);
+  void record(int rows, int threads, double ns);
+
+ private:
+  static constexpr int kExplore = 64;
+  struct Bucket {
+    double ns_per_row[2] = {0, 0};  // [all threads, one fewer]
+    int current = 0;
+    int steps = 0;
+  };
+  static int bucket(int rows) { return rows <= 1 ? 0 : rows <= 8 ? 1 : rows <= 64 ? 2 : 3; }
+  int count(int arm) const { return arm == 0 ? threads_ : threads_ - 1; }
+  const int threads_;
+  Bucket buckets_[4];
+};
+
 class CpuExecutor final : public Executor {
  public:
   explicit CpuExecutor(const CpuBackend& backend);
@@ -107,6 +133,7 @@ class CpuExecutor final : public Executor {
   const CpuBackend& backend_;
   const ModelPlan& plan_;
   ThreadPool pool_;
+  ThreadChooser chooser_;
   int max_context_ = 0;
   int n_blocks_ = 0;
   uint64_t block_bytes_ = 0;  // one block in every layer

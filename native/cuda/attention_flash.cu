@@ -20,7 +20,8 @@ namespace tessera::cuda {
 
 namespace {
 
-constexpr int kBQ = 64, kBK = 64, kThreads = 128;
+constexpr int kBK = 64, kThreads = 128;
+static_assert(kFlashQueryTile == 64, "the kernel's 4 warps take 16 query rows each");
 
 __device__ __forceinline__ uint32_t smem_pair(const uint16_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
 

@@ -599,7 +599,7 @@ Status CudaExecutor::step(const StepBatch& b, float* logits) {
         pos[i] = b.positions[r];
         row_table[i] = b.table_start[b.row_seq[r]];
         // A new flash tile where the sequence changes or the tile is full.
-        if (i == 0 || b.row_seq[r] != b.row_seq[r - 1] || tiles[chunk.n_tiles - 1].y == 64)
+        if (i == 0 || b.row_seq[r] != b.row_seq[r - 1] || tiles[chunk.n_tiles - 1].y == kFlashQueryTile)
           tiles[chunk.n_tiles++] = make_int4(i, 0, 0, 0);
         else
           chunk.prefill = true;

@@ -227,8 +227,8 @@ struct AttentionArgs {
   int64_t ldo = 0;
   float* partials = nullptr;     // split-KV records (attention_partial_floats)
   int splits = 1;
-  // Flash kernel: its blocks' query tiles, (first row, rows <= 64, -, -) each of one
-  // sequence (device), and how many.
+  // Flash kernel: its blocks' query tiles, (first row, rows <= kFlashQueryTile, -, -) each
+  // of one sequence (device), and how many.
   const int4* tiles = nullptr;
   int n_tiles = 0;
   // Split kernel only, head_dim_v a multiple of 32: the combine writes the output rows
@@ -245,7 +245,8 @@ bool attention_split_can_stage(int head_dim_v);
 size_t attention_partial_floats(int n_tokens, int n_head, int head_dim_v, int splits);
 void launch_attention_split(const AttentionArgs& a, cudaStream_t s);
 // (attention_flash.cu) Tensor-core flash attention for head_dim == head_dim_v in {64, 128},
-// over query tiles of up to 64 rows of one sequence (AttentionArgs::tiles).
+// over query tiles of up to kFlashQueryTile rows of one sequence (AttentionArgs::tiles).
+constexpr int kFlashQueryTile = 64;
 bool flash_attention_supported(int head_dim, int head_dim_v);
 void launch_attention_flash(const AttentionArgs& a, cudaStream_t s);
 

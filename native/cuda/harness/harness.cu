@@ -974,7 +974,7 @@ void check_attention(const AttnCase& c) {
   Dev<int32_t> dpos(pos);
   // Flash query tiles: runs of up to 64 rows (all of the one sequence).
   std::vector<int4> tiles;
-  for (int t = 0; t < c.n_tokens; t += 64) tiles.push_back(make_int4(t, std::min(64, c.n_tokens - t), 0, 0));
+  for (int t = 0; t < c.n_tokens; t += kFlashQueryTile) tiles.push_back(make_int4(t, std::min(kFlashQueryTile, c.n_tokens - t), 0, 0));
   Dev<int4> dtiles(tiles);
   AttentionArgs a;
   a.q = dq.get();
@@ -1169,7 +1169,7 @@ void time_attention(int n_tokens, int n_ctx, int n_head, int n_head_kv, int hd, 
   Dev<float> dq(q), dout(size_t(n_tokens) * n_head * hd), dpart(attention_partial_floats(n_tokens, n_head, hd, splits));
   Dev<int32_t> dpos(pos);
   std::vector<int4> tiles;
-  for (int t = 0; t < n_tokens; t += 64) tiles.push_back(make_int4(t, std::min(64, n_tokens - t), 0, 0));
+  for (int t = 0; t < n_tokens; t += kFlashQueryTile) tiles.push_back(make_int4(t, std::min(kFlashQueryTile, n_tokens - t), 0, 0));
   Dev<int4> dtiles(tiles);
   AttentionArgs a;
   a.q = dq.get();
