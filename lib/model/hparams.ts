@@ -4,7 +4,8 @@
  */
 import { TesseraError } from "../errors.js";
 import type { ArchDescription } from "../arch/types.js";
-import { GGUFValueType, type GGUFFile } from "../gguf/types.js";
+import type { GGUFFile } from "../gguf/types.js";
+import { ModelMetadata, type Range } from "./metadata.js";
 import { readSlidingWindow } from "./sliding-window.js";
 import { readMlaHparams, type MlaHparams } from "./mla.js";
 
@@ -25,7 +26,10 @@ export interface MoeHparams {
   nExpert: number;
   nExpertUsed: number;
   nExpertShared: number;
+  /** 0 until lib/model/plan.ts reads it from the expert tensors. */
   nFfExp: number;
+  /** The file's expert_shared_feed_forward_length, 0 when absent. */
+  nFfShexp: number;
   gating: "softmax" | "sigmoid";
   normTopK: boolean;
   weightsScale: number;
@@ -42,6 +46,7 @@ export interface Hyperparameters {
   nHeadKv: number;
   headDim: number;
   headDimV: number;
+  /** 0 until lib/model/plan.ts reads it from the FFN tensors (and for files without dense blocks). */
   nFf: number;
   nCtxTrain: number;
   normEps: number;
@@ -54,92 +59,87 @@ export interface Hyperparameters {
   mla?: MlaHparams;
 }
 
-function scalar(file: GGUFFile, key: string): number | undefined {
-  const kv = file.metadata.get(key);
-  if (!kv) return undefined;
-  const v = kv.value;
-  if (typeof v === "number") return v;
-  if (typeof v === "bigint") return Number(v);
-  if (typeof v === "boolean") return v ? 1 : 0;
-  if (kv.type === GGUFValueType.ARRAY && typeof v === "object" && "items" in v && v.items.length > 0) {
-    // Per-layer arrays (e.g. head counts): accept them only when every layer agrees.
-    const items = Array.from(v.items as ArrayLike<number | bigint>, Number);
-    if (items.every((x) => x === items[0])) return items[0];
-    throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `${key} varies per layer, which Tessera does not support`);
-  }
-  throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `metadata ${key} must be a number`);
-}
+/** Counts of blocks, heads, experts and the like. */
+const COUNT: Range = { min: 1, max: 4096 };
+/** Widths (embedding, FFN); 0 where the file may leave a width to the tensors. */
+const WIDTH: Range = { min: 1, max: 1 << 20 };
+const POSITIONS: Range = { min: 0, max: 0x7fffffff };
+/** Norm epsilons: llama.cpp's are 1e-12 to 1e-5; 0, negative or huge ones are damage. */
+const EPSILON: Range = { min: 0, max: 1, aboveMin: true };
+const POSITIVE_REAL: Range = { min: 0, max: 1e30, aboveMin: true };
+const NON_NEGATIVE_REAL: Range = { min: 0, max: 1e30 };
 
-function str(file: GGUFFile, key: string): string | undefined {
-  const v = file.metadata.get(key)?.value;
-  return typeof v === "string" ? v : undefined;
-}
-
-function positiveInt(value: number | undefined, key: string, max = 1 << 24): number {
+function required<T>(value: T | undefined, key: string): T {
   if (value === undefined) throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `the file has no ${key}; re-convert it`);
-  if (!Number.isInteger(value) || value < 1 || value > max)
-    throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `${key} = ${value} is not a valid count`);
-  return value;
-}
-
-function finite(value: number, key: string): number {
-  if (!Number.isFinite(value)) throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `${key} = ${value} is not finite`);
   return value;
 }
 
 export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hyperparameters {
   const a = arch.name;
   const k = (suffix: string) => `${a}.${suffix}`;
-  const get = (suffix: string) => scalar(file, k(suffix));
+  const meta = new ModelMetadata(file);
 
-  const nEmbd = positiveInt(get("embedding_length"), k("embedding_length"));
-  const nLayer = positiveInt(get("block_count"), k("block_count"), 4096);
-  const nHead = positiveInt(get("attention.head_count"), k("attention.head_count"), 4096);
-  const nHeadKv = positiveInt(get("attention.head_count_kv") ?? nHead, k("attention.head_count_kv"), 4096);
-  const headDim = positiveInt(get("attention.key_length") ?? nEmbd / nHead, k("attention.key_length"), 4096);
-  const headDimV = positiveInt(get("attention.value_length") ?? headDim, k("attention.value_length"), 4096);
+  const nEmbd = required(meta.integer(k("embedding_length"), WIDTH), k("embedding_length"));
+  const nLayer = required(meta.integer(k("block_count"), COUNT), k("block_count"));
+  const nHead = required(meta.integerPerBlock(k("attention.head_count"), nLayer, COUNT), k("attention.head_count"));
+  const nHeadKv = meta.integerPerBlock(k("attention.head_count_kv"), nLayer, COUNT) ?? nHead;
+  const keyLength = meta.integer(k("attention.key_length"), COUNT);
+  if (keyLength === undefined && nEmbd % nHead !== 0)
+    throw new TesseraError(
+      "ERR_MODEL_INCOMPATIBLE",
+      `${k("embedding_length")} = ${nEmbd} is not a multiple of the head count ${nHead} and the file has no ${k("attention.key_length")}`,
+    );
+  const headDim = keyLength ?? nEmbd / nHead;
+  const headDimV = meta.integer(k("attention.value_length"), COUNT) ?? headDim;
   if (nHead % nHeadKv !== 0)
     throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `head count ${nHead} is not a multiple of KV head count ${nHeadKv}`);
-  const normEps = finite(
-    (arch.norm === "rms" ? get("attention.layer_norm_rms_epsilon") : get("attention.layer_norm_epsilon")) ?? 1e-5,
-    "norm epsilon",
-  );
+  const epsKey = k(arch.norm === "rms" ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon");
+  const normEps = meta.real(epsKey, EPSILON) ?? 1e-5;
+  const nCtxTrain = meta.integer(k("context_length"), POSITIONS) ?? 0;
 
-  const ropeDims = positiveInt(get("rope.dimension_count") ?? headDim, k("rope.dimension_count"), headDim);
-  const legacyLinearScale = get("rope.scale_linear");
-  const scalingType = str(file, k("rope.scaling.type")) ?? (legacyLinearScale !== undefined ? "linear" : "none");
+  const ropeDims = meta.integer(k("rope.dimension_count"), { min: 1, max: headDim }) ?? headDim;
+  const legacyLinearScale = meta.real(k("rope.scale_linear"), NON_NEGATIVE_REAL);
+  // llama.cpp reads a scaling factor without a type as linear scaling (its default), for the
+  // current key and the legacy rope.scale_linear alike.
+  const scalingType = meta.string(k("rope.scaling.type")) ?? "linear";
   if (scalingType !== "none" && scalingType !== "linear" && scalingType !== "yarn")
     throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `RoPE scaling "${scalingType}" is not supported`);
-  const scaleFactor = finite(get("rope.scaling.factor") ?? legacyLinearScale ?? 1, k("rope.scaling.factor"));
+  // 0 (or absent) means no scaling, as in llama.cpp.
+  const scaleFactor = meta.real(k("rope.scaling.factor"), NON_NEGATIVE_REAL) ?? legacyLinearScale ?? 0;
   const scaling = scaleFactor > 0 && scaleFactor !== 1 ? scalingType : "none";
   const rope: RopeHparams = {
     nDims: ropeDims,
-    freqBase: finite(get("rope.freq_base") ?? 10000, k("rope.freq_base")),
+    freqBase: meta.real(k("rope.freq_base"), POSITIVE_REAL) ?? 10000,
     freqScale: scaling === "none" ? 1 : 1 / scaleFactor,
     scaling,
-    nCtxOrig: get("rope.scaling.original_context_length") ?? get("context_length") ?? 0,
+    nCtxOrig: meta.integer(k("rope.scaling.original_context_length"), POSITIONS) ?? nCtxTrain,
     yarnExtFactor: scaling === "yarn" ? 1 : 0,
-    yarnAttnFactor: get("rope.scaling.attn_factor") ?? 1,
-    yarnBetaFast: get("rope.scaling.yarn_beta_fast") ?? 32,
-    yarnBetaSlow: get("rope.scaling.yarn_beta_slow") ?? 1,
+    yarnAttnFactor: meta.real(k("rope.scaling.attn_factor"), POSITIVE_REAL) ?? 1,
+    yarnBetaFast: meta.real(k("rope.scaling.yarn_beta_fast"), NON_NEGATIVE_REAL) ?? 32,
+    yarnBetaSlow: meta.real(k("rope.scaling.yarn_beta_slow"), NON_NEGATIVE_REAL) ?? 1,
   };
 
-  const nExpert = get("expert_count") ?? 0;
+  const nExpert = meta.integer(k("expert_count"), { min: 0, max: 4096 }) ?? 0;
   let moe: MoeHparams | undefined;
   if (arch.ffn !== "dense" && nExpert > 0) {
     if (!arch.moe) throw new TesseraError("ERR_INTERNAL", `architecture ${a} has experts but no MoE recipe`);
-    const gatingFunc = get("expert_gating_func");
+    const nExpertUsed = required(meta.integerPerBlock(k("expert_used_count"), nLayer, COUNT), k("expert_used_count"));
+    const nGroup = meta.integer(k("expert_group_count"), { min: 0, max: nExpert }) ?? 0;
     moe = {
-      nExpert: positiveInt(nExpert, k("expert_count"), 4096),
-      nExpertUsed: positiveInt(get("expert_used_count"), k("expert_used_count"), 64),
-      nExpertShared: get("expert_shared_count") ?? 0,
-      nFfExp: get("expert_feed_forward_length") ?? get("feed_forward_length") ?? 0,
-      gating: gatingFunc === 2 ? "sigmoid" : gatingFunc === 1 ? "softmax" : arch.moe.gating,
-      normTopK: file.metadata.has(k("expert_weights_norm")) ? get("expert_weights_norm") === 1 : arch.moe.normTopKDefault,
-      weightsScale: get("expert_weights_scale") ?? 1,
-      nGroup: get("expert_group_count") ?? 0,
-      nGroupUsed: get("expert_group_used_count") ?? 0,
-      leadingDenseBlocks: arch.ffn === "moe-after-leading-dense" ? get("leading_dense_block_count") ?? 0 : 0,
+      nExpert,
+      nExpertUsed,
+      nExpertShared: meta.integer(k("expert_shared_count"), { min: 0, max: 4096 }) ?? 0,
+      // 0: the width comes from the expert tensors (lib/model/plan.ts checks it against them).
+      nFfExp: meta.integerPerBlock(k("expert_feed_forward_length"), nLayer, { min: 0, max: WIDTH.max }) ?? 0,
+      nFfShexp: meta.integer(k("expert_shared_feed_forward_length"), { min: 0, max: WIDTH.max }) ?? 0,
+      gating: expertGating(meta, k("expert_gating_func"), arch.moe.gating),
+      normTopK: meta.bool(k("expert_weights_norm")) ?? arch.moe.normTopKDefault,
+      // llama.cpp scales the routing weights only by a factor other than 0 and 1.
+      weightsScale: meta.real(k("expert_weights_scale"), NON_NEGATIVE_REAL) || 1,
+      nGroup,
+      nGroupUsed: meta.integer(k("expert_group_used_count"), { min: 0, max: nGroup }) ?? 0,
+      leadingDenseBlocks:
+        arch.ffn === "moe-after-leading-dense" ? meta.integer(k("leading_dense_block_count"), { min: 0, max: nLayer }) ?? 0 : 0,
     };
   }
 
@@ -151,12 +151,25 @@ export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hype
     nHeadKv,
     headDim,
     headDimV,
-    nFf: get("feed_forward_length") ?? 0,
-    nCtxTrain: get("context_length") ?? 0,
+    // 0: the width comes from the FFN tensors (lib/model/plan.ts checks it against them).
+    nFf: meta.integerPerBlock(k("feed_forward_length"), nLayer, { min: 0, max: WIDTH.max }) ?? 0,
+    nCtxTrain,
     normEps,
     ...readSlidingWindow(file, arch, nLayer, rope.scaling),
     rope,
     moe,
-    mla: arch.mla && readMlaHparams(file, arch, get, { nHead, nHeadKv, headDim, headDimV, rope }),
+    mla: arch.mla && readMlaHparams(file, arch, meta, { nHead, nHeadKv, headDim, headDimV, rope }),
   };
+}
+
+/** `${arch}.expert_gating_func` as llama.cpp numbers it; 0 or absent: the architecture's own. */
+function expertGating(meta: ModelMetadata, key: string, fallback: "softmax" | "sigmoid"): "softmax" | "sigmoid" {
+  const v = meta.integer(key, { min: 0, max: 0xffffffff });
+  if (v === undefined || v === 0) return fallback;
+  if (v === 1) return "softmax";
+  if (v === 2) return "sigmoid";
+  throw new TesseraError(
+    "ERR_MODEL_INCOMPATIBLE",
+    `${key} = ${v} is not supported; Tessera routes experts by softmax (1) or sigmoid (2) gating`,
+  );
 }

@@ -13,6 +13,7 @@ import { TesseraError } from "../errors.js";
 import type { ArchDescription } from "../arch/types.js";
 import type { GGUFFile, GGUFTensorInfo } from "../gguf/types.js";
 import type { RopeHparams } from "./hparams.js";
+import type { ModelMetadata } from "./metadata.js";
 
 export interface MlaHparams {
   /** 0: q straight from attn_q (V2-Lite); else attn_q_a -> attn_q_a_norm -> attn_q_b. */
@@ -44,10 +45,12 @@ function incompatible(message: string): never {
 export function readMlaHparams(
   file: GGUFFile,
   arch: ArchDescription,
-  get: (suffix: string) => number | undefined,
+  meta: ModelMetadata,
   base: MlaBase,
 ): MlaHparams {
   const a = arch.name;
+  // Sizes are range-checked below, with messages that say how they relate.
+  const get = (suffix: string) => meta.integer(`${a}.${suffix}`, { min: 0, max: 0xffffffff });
   const kvLoraRank = get("attention.kv_lora_rank");
   const keyLengthMla = get("attention.key_length_mla");
   const valueLengthMla = get("attention.value_length_mla");
@@ -82,7 +85,7 @@ export function readMlaHparams(
   // moves fp16-rounded probabilities and from there int8 activation quanta.
   const f = Math.fround;
   const tenth = f(0.1);
-  const logMulStored = get("rope.scaling.yarn_log_multiplier");
+  const logMulStored = meta.real(`${a}.rope.scaling.yarn_log_multiplier`, { min: 0, max: 1e6 });
   const logMul = logMulStored === undefined ? 0 : f(logMulStored / tenth);
   const attnFactor = f(base.rope.yarnAttnFactor);
   const yarn = base.rope.scaling === "yarn";

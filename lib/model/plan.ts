@@ -204,6 +204,14 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
 
   const layers: NativeLayer[] = [];
   for (let b = 0; b < hp.nLayer; b++) layers.push(buildLayer(index, hp, arch, b));
+  // Widths come from the tensors; the metadata, where it gives one, must agree. C++ checks
+  // every block's tensors against these (native/core/model.cpp).
+  const nFf = ffnWidth(index, layers, "ffnGate", hp.nFf, `${arch.name}.feed_forward_length`);
+  if (nFf > 0) hp.nFf = nFf;
+  if (hp.moe) {
+    hp.moe.nFfExp = ffnWidth(index, layers, "ffnGateExps", hp.moe.nFfExp, `${arch.name}.expert_feed_forward_length`);
+    ffnWidth(index, layers, "ffnGateShexp", hp.moe.nFfShexp, `${arch.name}.expert_shared_feed_forward_length`);
+  }
 
   const plan: NativePlan = {
     architecture: arch.name,
@@ -213,7 +221,7 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
     nHeadKv: hp.nHeadKv,
     headDim: hp.headDim,
     headDimV: hp.headDimV,
-    nFf: hp.nFf,
+    nFf,
     nFfExp: hp.moe?.nFfExp ?? 0,
     nVocab,
     nCtxTrain: hp.nCtxTrain,
@@ -270,3 +278,22 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
   return { plan, hparams: hp, nVocab };
 }
 
+/**
+ * The hidden width of the blocks' `role` tensors (rows of [n_embd, width(, n_expert)]), 0
+ * when no block has one. `declared` (the file's metadata; 0 when absent) must agree: a width
+ * trusted from metadata alone sized buffers the tensors then overran.
+ */
+function ffnWidth(index: TensorIndex, layers: NativeLayer[], role: BlockTensorRole, declared: number, key: string): number {
+  const layer = layers.find((l) => l[role] !== undefined);
+  if (!layer) return 0;
+  const t = index.info(layer[role]!);
+  const width = t.dims[1];
+  if (t.dims.length < 2)
+    throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `tensor ${t.name} has shape [${t.dims}], expected [n_embd, width]`);
+  if (declared > 0 && declared !== width)
+    throw new TesseraError(
+      "ERR_MODEL_INCOMPATIBLE",
+      `${key} = ${declared}, but tensor ${t.name} has shape [${t.dims}] (width ${width}); the file is inconsistent, re-convert it`,
+    );
+  return width;
+}

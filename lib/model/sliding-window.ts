@@ -6,21 +6,13 @@
 import { TesseraError } from "../errors.js";
 import type { ArchDescription } from "../arch/types.js";
 import { GGUFValueType, type GGUFFile } from "../gguf/types.js";
+import { ModelMetadata, malformedKey } from "./metadata.js";
 
 export interface SlidingWindow {
   /** Window length in positions; 0: no block is windowed. */
   slidingWindow: number;
   /** One flag per block: true when the block attends through the window. */
   windowedBlocks: boolean[];
-}
-
-function windowLength(file: GGUFFile, key: string): number {
-  const v = file.metadata.get(key)?.value;
-  if (v === undefined) return 0;
-  const n = typeof v === "bigint" ? Number(v) : v;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 1 << 24)
-    throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `${key} must be a window length in tokens (a non-negative integer)`);
-  return n;
 }
 
 function periodic(nLayer: number, period: number, globalFirst: boolean): boolean[] {
@@ -40,16 +32,13 @@ function blockPattern(file: GGUFFile, arch: ArchDescription, nLayer: number): bo
   if (!kv) return periodic(nLayer, pattern.defaultPeriod, pattern.globalFirst);
   const v = kv.value;
   if (kv.type === GGUFValueType.ARRAY && typeof v === "object" && "items" in v) {
-    if (!FLAG_TYPES.has(v.itemType))
-      throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `${key} must hold one bool or integer per block`);
+    if (!FLAG_TYPES.has(v.itemType)) throw malformedKey(key, "must hold one BOOL or integer per block");
     const flags = Array.from(v.items as ArrayLike<number | boolean>, (x) => Boolean(x));
     if (flags.length !== nLayer)
       throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `${key} has ${flags.length} entries for ${nLayer} blocks; re-convert the file`);
     return flags;
   }
-  const period = typeof v === "bigint" ? Number(v) : v;
-  if (typeof period !== "number" || !Number.isInteger(period) || period < 0)
-    throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `${key} must be a block period (a non-negative integer) or one flag per block`);
+  const period = new ModelMetadata(file).integer(key, { min: 0, max: 4096 })!;
   return periodic(nLayer, period, pattern.globalFirst);
 }
 
@@ -59,7 +48,10 @@ export function readSlidingWindow(
   nLayer: number,
   ropeScaling: "none" | "linear" | "yarn",
 ): SlidingWindow {
-  const slidingWindow = arch.slidingWindow ? windowLength(file, `${arch.name}.attention.sliding_window`) : 0;
+  // A window length in tokens; 0 or absent: no window.
+  const slidingWindow = arch.slidingWindow
+    ? new ModelMetadata(file).integer(`${arch.name}.attention.sliding_window`, { min: 0, max: 1 << 24 }) ?? 0
+    : 0;
   if (slidingWindow === 0) return { slidingWindow, windowedBlocks: new Array<boolean>(nLayer).fill(false) };
   const windowedBlocks = blockPattern(file, arch, nLayer);
   // The native plan has one RoPE setting for every block; windowed blocks that must skip

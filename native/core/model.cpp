@@ -21,29 +21,37 @@ class PlanChecker {
  public:
   explicit PlanChecker(const ModelPlan& plan) : plan_(plan) {}
 
-  // role: a readable name for messages; expected dims in ggml order, 0 = any.
+  // role: a readable name for messages; expected dims in ggml order, every one of them
+  // checked (no wildcard: a width the plan got wrong must fail here, not overrun a buffer).
   Status expect(int index, const char* role, std::vector<int64_t> dims, bool matmul) const {
+    const TensorRef* t = nullptr;
+    TESSERA_RETURN_IF_ERROR(tensor(index, role, &t));
+    for (size_t i = 0; i < 4; ++i) {
+      int64_t want = i < dims.size() ? dims[i] : 1;
+      if (t->ne[i] != want) {
+        std::string want_s = "[";
+        for (size_t j = 0; j < dims.size(); ++j) want_s += (j ? ", " : "") + std::to_string(dims[j]);
+        return Status::error(StatusCode::ModelIncompatible, "tensor " + t->name + " (" + role + ") has shape " +
+                                                                dims_string(*t) + ", expected " + want_s + "]");
+      }
+    }
+    if (matmul && !is_matmul_type(t->type))
+      return Status::error(StatusCode::UnsupportedQuantType,
+                           "tensor " + t->name + " uses " + ggml_type_traits(t->type).name +
+                               ", which Tessera cannot compute with; use a file quantized as F32, F16, BF16, "
+                               "Q8_0, Q4_0, Q4_K or Q6_K");
+    if (!matmul && t->type != GgmlType::F32)
+      return Status::error(StatusCode::ModelIncompatible,
+                           "tensor " + t->name + " (" + role + ") must be F32, found " + ggml_type_traits(t->type).name);
+    return Status::ok();
+  }
+
+  // The tensor at `index`, which must exist.
+  Status tensor(int index, const char* role, const TensorRef** out) const {
     if (index < 0) return Status::error(StatusCode::ModelIncompatible, std::string("missing tensor for ") + role);
     if (index >= static_cast<int>(plan_.tensors.size()))
       return Status::error(StatusCode::InvalidArgument, std::string("tensor index out of range for ") + role);
-    const TensorRef& t = plan_.tensors[index];
-    for (size_t i = 0; i < 4; ++i) {
-      int64_t want = i < dims.size() ? dims[i] : 1;
-      if (want != 0 && t.ne[i] != want) {
-        std::string want_s = "[";
-        for (size_t j = 0; j < dims.size(); ++j) want_s += (j ? ", " : "") + std::to_string(dims[j]);
-        return Status::error(StatusCode::ModelIncompatible, "tensor " + t.name + " (" + role + ") has shape " +
-                                                                dims_string(t) + ", expected " + want_s + "]");
-      }
-    }
-    if (matmul && !is_matmul_type(t.type))
-      return Status::error(StatusCode::UnsupportedQuantType,
-                           "tensor " + t.name + " uses " + ggml_type_traits(t.type).name +
-                               ", which Tessera cannot compute with; use a file quantized as F32, F16, BF16, "
-                               "Q8_0, Q4_0, Q4_K or Q6_K");
-    if (!matmul && t.type != GgmlType::F32)
-      return Status::error(StatusCode::ModelIncompatible,
-                           "tensor " + t.name + " (" + role + ") must be F32, found " + ggml_type_traits(t.type).name);
+    *out = &plan_.tensors[index];
     return Status::ok();
   }
 
@@ -127,6 +135,14 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
 
   const bool mla = p.mla.kv_lora_rank > 0;
   if (mla) TESSERA_RETURN_IF_ERROR(validate_mla_shape(p));
+  // The executors size their FFN scratch from these widths, so every FFN tensor below is
+  // checked against them exactly; a block kind without its width is refused here.
+  bool dense = false, moe = false;
+  for (const LayerPlan& L : p.layers) (L.ffn_kind == FfnKind::Dense ? dense : moe) = true;
+  if (p.n_ff < 0 || p.n_ff_exp < 0 || (dense && p.n_ff < 1) || (moe && p.n_ff_exp < 1))
+    return Status::error(StatusCode::ModelIncompatible,
+                         "the plan has no FFN width (n_ff " + std::to_string(p.n_ff) + ", n_ff_exp " +
+                             std::to_string(p.n_ff_exp) + ") for its dense or expert blocks");
 
   PlanChecker c(p);
   const int64_t e = p.n_embd, v = p.n_vocab;
@@ -178,8 +194,11 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
       TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_down_exps, "expert downs", {f, e, n}, true));
       TESSERA_RETURN_IF_ERROR(c.optional(L.ffn_exp_probs_b, "expert selection bias", {n}));
       if (L.ffn_gate_shexp >= 0 || L.ffn_up_shexp >= 0 || L.ffn_down_shexp >= 0) {
-        TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate_shexp, "shared expert gate", {e, 0}, true));
-        const int64_t fs = p.tensors[L.ffn_gate_shexp].ne[1];
+        // The shared expert's width is its gate's; up and down must match it.
+        const TensorRef* gate = nullptr;
+        TESSERA_RETURN_IF_ERROR(c.tensor(L.ffn_gate_shexp, "shared expert gate", &gate));
+        const int64_t fs = gate->ne[1];
+        TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate_shexp, "shared expert gate", {e, fs}, true));
         TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_up_shexp, "shared expert up", {e, fs}, true));
         TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_down_shexp, "shared expert down", {fs, e}, true));
       }

@@ -102,8 +102,8 @@ struct ModelPlan {
   int n_head_kv = 0;
   int head_dim = 0;      // key/query head size
   int head_dim_v = 0;    // value head size
-  int n_ff = 0;
-  int n_ff_exp = 0;      // per-expert hidden size (MoE)
+  int n_ff = 0;          // dense FFN hidden size, as the tensors have it (0: no dense block)
+  int n_ff_exp = 0;      // per-expert hidden size (MoE), likewise
   int n_vocab = 0;
   int n_ctx_train = 0;
   float norm_eps = 1e-5f;
