@@ -52,6 +52,10 @@ export interface ModelShape {
   normEps?: number;
   tiedEmbeddings?: boolean;
   qkvBias?: boolean;
+  /** ffn_gate/ffn_up/ffn_down biases on every dense block (llama). */
+  ffnBias?: boolean;
+  /** An LM head bias, output.bias (qwen2). */
+  lmHeadBias?: boolean;
   qkNorm?: boolean;
   slidingWindow?: number;
   /**
@@ -60,8 +64,11 @@ export interface ModelShape {
    */
   slidingWindowPattern?: number | boolean[];
   moe?: MoeShape;
-  /** RoPE context extension as the GGUF metadata describes it. */
-  ropeScaling?: { type: "linear" | "yarn"; factor: number; originalContext?: number };
+  /**
+   * RoPE context extension as the GGUF metadata describes it; without a type only
+   * rope.scaling.factor is written (llama.cpp reads that as linear scaling).
+   */
+  ropeScaling?: { type?: "linear" | "yarn"; factor: number; originalContext?: number };
   /** Write a rope_freqs.weight tensor (per-pair frequency divisors, as Llama 3.1 files have). */
   ropeFreqFactors?: boolean;
   /** Multi-head latent attention (deepseek2; nHeadKv must be 1), in llama.cpp's split attn_k_b/attn_v_b layout. */
@@ -329,6 +336,11 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
       matmul(`${p}ffn_gate.weight`, "ffn_gate", e, shape.nFf);
       matmul(`${p}ffn_up.weight`, "ffn_up", e, shape.nFf);
       matmul(`${p}ffn_down.weight`, "ffn_down", shape.nFf, e);
+      if (shape.ffnBias) {
+        vector(`${p}ffn_gate.bias`, shape.nFf, 0, 0.5);
+        vector(`${p}ffn_up.bias`, shape.nFf, 0, 0.5);
+        vector(`${p}ffn_down.bias`, e, 0, 0.5);
+      }
     }
   }
   vector("output_norm.weight", e, 1, 0.1);
@@ -355,6 +367,7 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
       },
     });
   }
+  if (shape.lmHeadBias) vector("output.bias", nVocab, 0, 1);
   return out;
 }
 
@@ -383,7 +396,8 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
   if (typeof pattern === "number") m.push([`${a}.attention.sliding_window_pattern`, kv.u32(pattern)]);
   else if (pattern) m.push([`${a}.attention.sliding_window_pattern`, kv.array(GGUFValueType.BOOL, pattern)]);
   if (shape.ropeScaling) {
-    m.push([`${a}.rope.scaling.type`, kv.str(shape.ropeScaling.type)], [`${a}.rope.scaling.factor`, kv.f32(shape.ropeScaling.factor)]);
+    if (shape.ropeScaling.type) m.push([`${a}.rope.scaling.type`, kv.str(shape.ropeScaling.type)]);
+    m.push([`${a}.rope.scaling.factor`, kv.f32(shape.ropeScaling.factor)]);
     if (shape.ropeScaling.originalContext) m.push([`${a}.rope.scaling.original_context_length`, kv.u32(shape.ropeScaling.originalContext)]);
   }
   const moe = shape.moe;

@@ -1,6 +1,6 @@
 import type { ArchDescription } from "./types.js";
 
-/** Qwen2 / Qwen2.5: llama with neox RoPE and q/k/v biases. */
+/** Qwen2 / Qwen2.5: llama with neox RoPE and q/k/v biases; an LM head bias where a file has one. */
 export const qwen2: ArchDescription = {
   name: "qwen2",
   norm: "rms",
@@ -9,6 +9,9 @@ export const qwen2: ArchDescription = {
   qkNorm: "none",
   qkvBias: "required",
   outputBias: "none",
+  ffnBias: "none",
+  lmHeadBias: "optional",
+  ropeFreqs: "none",
   ffn: "dense",
   slidingWindow: false,
 };

@@ -4,6 +4,7 @@ export const GLOBAL_TENSORS = {
   outputNorm: "output_norm.weight",
   outputNormB: "output_norm.bias",
   output: "output.weight",
+  outputB: "output.bias",
   ropeFreqs: "rope_freqs.weight",
 } as const;
 
@@ -35,6 +36,9 @@ export const BLOCK_TENSORS = {
   ffnGate: "ffn_gate.weight",
   ffnUp: "ffn_up.weight",
   ffnDown: "ffn_down.weight",
+  ffnGateB: "ffn_gate.bias",
+  ffnUpB: "ffn_up.bias",
+  ffnDownB: "ffn_down.bias",
   ffnGateInp: "ffn_gate_inp.weight",
   ffnGateExps: "ffn_gate_exps.weight",
   ffnUpExps: "ffn_up_exps.weight",

@@ -55,6 +55,15 @@ export interface ArchDescription {
   qkvBias: Presence;
   /** Attention output bias. */
   outputBias: Presence;
+  /**
+   * Dense FFN biases (ffn_gate/ffn_up/ffn_down.bias): gate and up biases are added before the
+   * activation, the down bias after the down projection (llama.cpp's build_ffn).
+   */
+  ffnBias: Presence;
+  /** LM head bias (output.bias), added to the logits. */
+  lmHeadBias: Presence;
+  /** Per-pair RoPE frequency divisors (rope_freqs.weight, as Llama 3.1 files have). */
+  ropeFreqs: Presence;
   ffn: FfnKind;
   moe?: MoeRecipe;
   /**

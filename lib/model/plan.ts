@@ -74,6 +74,7 @@ export interface NativePlan {
   outputNorm: number;
   outputNormB: number;
   output: number;
+  outputB: number;
   layers: NativeLayer[];
   tensors: NativeTensor[];
 }
@@ -157,6 +158,7 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
   set("ffnNormB", normBias);
   if (kind === "dense") {
     for (const role of ["ffnGate", "ffnUp", "ffnDown"] as const) set(role, "required");
+    for (const role of ["ffnGateB", "ffnUpB", "ffnDownB"] as const) set(role, arch.ffnBias);
   } else {
     for (const role of ["ffnGateInp", "ffnGateExps", "ffnUpExps", "ffnDownExps"] as const) set(role, "required");
     set("ffnExpProbsB", arch.moe?.selectionBias ?? (arch.moe?.gating === "sigmoid" ? "optional" : "none"));
@@ -200,7 +202,8 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
   checkF32(index.info(outputNorm));
   const output = index.find(GLOBAL_TENSORS.output);
   if (output !== undefined) checkComputable(index.info(output));
-  const ropeFreqs = index.find(GLOBAL_TENSORS.ropeFreqs);
+  const ropeFreqs = optionalGlobal(index, GLOBAL_TENSORS.ropeFreqs, arch.ropeFreqs);
+  const outputB = optionalGlobal(index, GLOBAL_TENSORS.outputB, arch.lmHeadBias);
 
   const layers: NativeLayer[] = [];
   for (let b = 0; b < hp.nLayer; b++) layers.push(buildLayer(index, hp, arch, b));
@@ -266,6 +269,7 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
     outputNorm,
     outputNormB: index.find(GLOBAL_TENSORS.outputNormB) ?? -1,
     output: output ?? -1,
+    outputB: outputB ?? -1,
     layers,
     tensors: file.tensors.map((t) => ({
       name: t.name,
@@ -276,6 +280,14 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
     })),
   };
   return { plan, hparams: hp, nVocab };
+}
+
+/** A file-wide optional tensor the architecture may have (F32), or undefined. */
+function optionalGlobal(index: TensorIndex, name: string, presence: Presence): number | undefined {
+  if (presence === "none") return undefined;
+  const i = presence === "required" ? index.require(name, name) : index.find(name);
+  if (i !== undefined) checkF32(index.info(i));
+  return i;
 }
 
 /**

@@ -104,6 +104,9 @@ LayerPlan layer_from_js(const Napi::Object& o) {
   L.ffn_gate = integer(o, "ffnGate", -1);
   L.ffn_up = integer(o, "ffnUp", -1);
   L.ffn_down = integer(o, "ffnDown", -1);
+  L.ffn_gate_b = integer(o, "ffnGateB", -1);
+  L.ffn_up_b = integer(o, "ffnUpB", -1);
+  L.ffn_down_b = integer(o, "ffnDownB", -1);
   L.ffn_gate_inp = integer(o, "ffnGateInp", -1);
   L.ffn_gate_exps = integer(o, "ffnGateExps", -1);
   L.ffn_up_exps = integer(o, "ffnUpExps", -1);
@@ -185,6 +188,7 @@ ModelPlan plan_from_js(const Napi::Object& js) {
   p.output_norm = integer(js, "outputNorm", -1, true);
   p.output_norm_b = integer(js, "outputNormB", -1);
   p.output = integer(js, "output", -1);
+  p.output_b = integer(js, "outputB", -1);
 
   Napi::Value tensors = js.Get("tensors");
   if (!tensors.IsArray()) bad(js.Env(), "tensors must be an array");

@@ -152,6 +152,7 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
   TESSERA_RETURN_IF_ERROR(c.expect(p.output_norm, "output norm", {e}, false));
   TESSERA_RETURN_IF_ERROR(c.optional(p.output_norm_b, "output norm bias", {e}));
   if (p.output >= 0) TESSERA_RETURN_IF_ERROR(c.expect(p.output, "output projection", {e, v}, true));
+  TESSERA_RETURN_IF_ERROR(c.optional(p.output_b, "output bias", {v}));
   if (p.rope.freq_factors >= 0)
     TESSERA_RETURN_IF_ERROR(c.expect(p.rope.freq_factors, "rope frequency factors", {p.rope.n_dims / 2}, false));
 
@@ -181,6 +182,9 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
       TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate, "ffn gate", {e, f}, true));
       TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_up, "ffn up", {e, f}, true));
       TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_down, "ffn down", {f, e}, true));
+      TESSERA_RETURN_IF_ERROR(c.optional(L.ffn_gate_b, "ffn gate bias", {f}));
+      TESSERA_RETURN_IF_ERROR(c.optional(L.ffn_up_b, "ffn up bias", {f}));
+      TESSERA_RETURN_IF_ERROR(c.optional(L.ffn_down_b, "ffn down bias", {e}));
     } else {
       const MoeParams& m = p.moe;
       if (m.n_expert < 1 || m.n_expert > 512 || m.n_expert_used < 1 || m.n_expert_used > m.n_expert || m.n_expert_used > 64)
@@ -202,6 +206,8 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
         TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_up_shexp, "shared expert up", {e, fs}, true));
         TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_down_shexp, "shared expert down", {fs, e}, true));
       }
+      if (L.ffn_gate_b >= 0 || L.ffn_up_b >= 0 || L.ffn_down_b >= 0)
+        return Status::error(StatusCode::ModelIncompatible, "FFN biases are only supported on dense blocks");
       if (L.ffn_gate_inp_shexp >= 0)
         TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate_inp_shexp, "shared expert gate input", {e}, true));
     }

@@ -85,6 +85,7 @@ struct LayerPlan {
   int ffn_norm = -1, ffn_norm_b = -1;
   FfnKind ffn_kind = FfnKind::Dense;
   int ffn_gate = -1, ffn_up = -1, ffn_down = -1;
+  int ffn_gate_b = -1, ffn_up_b = -1, ffn_down_b = -1;  // dense FFN biases (llama), or -1
   // Mixture of experts: router [n_embd -> n_expert], stacked experts [n_expert][...].
   int ffn_gate_inp = -1;
   int ffn_gate_exps = -1, ffn_up_exps = -1, ffn_down_exps = -1;
@@ -120,6 +121,7 @@ struct ModelPlan {
   int tok_embd = -1;
   int output_norm = -1, output_norm_b = -1;
   int output = -1;  // -1: tied to tok_embd
+  int output_b = -1;  // LM head bias [n_vocab] (qwen2), or -1
 
   std::vector<LayerPlan> layers;
   std::vector<TensorRef> tensors;

@@ -246,6 +246,10 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* log
   const int out_w = p.output >= 0 ? p.output : p.tok_embd;
   encode(s_.xn, rows, p.n_embd, format_bit(act_format_for(backend_.weight(out_w).type)), ith, nth);
   project({{out_w, s_.xn, logits, p.n_vocab}}, rows, ith, nth);
+  if (p.output_b >= 0) {
+    add_bias(logits, backend_.f32(p.output_b), rows, p.n_vocab, p.n_vocab, ith, nth);
+    pool_.barrier();
+  }
   if (p.final_logit_softcap != 0.f) {
     int64_t b, e;
     split_range(int64_t(rows) * p.n_vocab, ith, nth, &b, &e);
@@ -422,12 +426,22 @@ void CpuExecutor::mla_attention_block(int il, int n, int ith, int nth) {
   attention_output(il, s_.mla_out, o_w, n, ith, nth);
 }
 
-void CpuExecutor::dense_ffn(int gate, int up, int down, int64_t width, int n, int ith, int nth) {
+void CpuExecutor::dense_ffn(int gate, int up, int down, int gate_b, int up_b, int down_b, int64_t width, int n, int ith,
+                            int nth) {
   project({{gate, s_.xn, s_.gate, width}, {up, s_.xn, s_.up, width}}, n, ith, nth);
+  if (gate_b >= 0 || up_b >= 0) {
+    if (gate_b >= 0) add_bias(s_.gate, backend_.f32(gate_b), n, int(width), width, ith, nth);
+    if (up_b >= 0) add_bias(s_.up, backend_.f32(up_b), n, int(width), width, ith, nth);
+    pool_.barrier();
+  }
   swiglu(s_.gate, s_.up, s_.gate, n, int(width), width, width, plan_.activation, ith, nth);
   pool_.barrier();
   encode(s_.gate, n, width, format_bit(act_format_for(backend_.weight(down).type)), ith, nth);
   project({{down, s_.gate, s_.proj, plan_.n_embd}}, n, ith, nth);
+  if (down_b >= 0) {
+    add_bias(s_.proj, backend_.f32(down_b), n, plan_.n_embd, plan_.n_embd, ith, nth);
+    pool_.barrier();
+  }
 }
 
 void CpuExecutor::ffn_block(int il, int n, int ith, int nth) {
@@ -442,7 +456,7 @@ void CpuExecutor::ffn_block(int il, int n, int ith, int nth) {
   unsigned formats = 0;
   for (int w : {L.ffn_gate, L.ffn_up}) formats |= format_bit(act_format_for(backend_.weight(w).type));
   encode(s_.xn, n, p.n_embd, formats, ith, nth);
-  dense_ffn(L.ffn_gate, L.ffn_up, L.ffn_down, p.n_ff, n, ith, nth);
+  dense_ffn(L.ffn_gate, L.ffn_up, L.ffn_down, L.ffn_gate_b, L.ffn_up_b, L.ffn_down_b, p.n_ff, n, ith, nth);
   add(s_.x, s_.proj, int64_t(n) * p.n_embd, ith, nth);
   // The caller's end-of-layer barrier orders this add before the next layer reads x.
 }
@@ -554,7 +568,8 @@ void CpuExecutor::moe_block(int il, int n, int ith, int nth) {
   // The shared expert runs on the same normalized input (its activations are still encoded).
   // dense_ffn ends with a barrier, which also orders the expert products above.
   if (L.ffn_gate_shexp >= 0)
-    dense_ffn(L.ffn_gate_shexp, L.ffn_up_shexp, L.ffn_down_shexp, p.tensors[L.ffn_gate_shexp].ne[1], n, ith, nth);
+    dense_ffn(L.ffn_gate_shexp, L.ffn_up_shexp, L.ffn_down_shexp, -1, -1, -1, p.tensors[L.ffn_gate_shexp].ne[1], n, ith,
+              nth);
   else
     pool_.barrier();
 

@@ -126,8 +126,9 @@ class CpuExecutor final : public Executor {
   // Runs the packed rows of every active expert through `weight` (stacked [n_expert][rows][cols]).
   void expert_matmul(int weight, const void* act, int64_t cols, float* y, int64_t rows, int ith, int nth);
   // Dense SwiGLU FFN on xn (already normalized and encoded for `gate`/`up`) into s_.proj;
-  // ends with a barrier.
-  void dense_ffn(int gate, int up, int down, int64_t width, int n, int ith, int nth);
+  // ends with a barrier. Biases (-1: none) as llama.cpp's build_ffn adds them: gate and up
+  // before the activation, down after its projection.
+  void dense_ffn(int gate, int up, int down, int gate_b, int up_b, int down_b, int64_t width, int n, int ith, int nth);
   void norm(const float* x, int norm_w, int norm_b, float* y, int n, int ith, int nth) const;
 
   const CpuBackend& backend_;

@@ -247,6 +247,7 @@ Status CudaBackend::build(const ModelPlan& p, uint8_t* base, size_t* used) {
   TESSERA_RETURN_IF_ERROR(placer.matrix({p.tok_embd}, &m.tok_embd));
   if (p.output >= 0) TESSERA_RETURN_IF_ERROR(placer.matrix({p.output}, &m.output));
   else m.output = m.tok_embd;
+  TESSERA_RETURN_IF_ERROR(placer.vector(p.output_b, &m.output_b));
   TESSERA_RETURN_IF_ERROR(placer.vector(p.output_norm, &m.output_norm));
   TESSERA_RETURN_IF_ERROR(placer.vector(p.output_norm_b, &m.output_norm_b));
   TESSERA_RETURN_IF_ERROR(placer.vector(p.rope.freq_factors, &m.rope_freqs));
@@ -276,8 +277,11 @@ Status CudaBackend::build(const ModelPlan& p, uint8_t* base, size_t* used) {
       lw.moe = true;
       TESSERA_RETURN_IF_ERROR(place_moe(placer, p, L, &lw.experts));
     } else {
-      TESSERA_RETURN_IF_ERROR(place_projections(placer, p, {L.ffn_gate, L.ffn_up}, nullptr, &lw.gate_up));
+      const float* gate_up_bias = nullptr;
+      TESSERA_RETURN_IF_ERROR(placer.concat({L.ffn_gate_b, L.ffn_up_b}, {p.n_ff, p.n_ff}, &gate_up_bias));
+      TESSERA_RETURN_IF_ERROR(place_projections(placer, p, {L.ffn_gate, L.ffn_up}, gate_up_bias, &lw.gate_up));
       TESSERA_RETURN_IF_ERROR(placer.matrix({L.ffn_down}, &lw.down.w));
+      TESSERA_RETURN_IF_ERROR(placer.vector(L.ffn_down_b, &lw.down.bias));
     }
   }
   *used = placer.used();

@@ -67,8 +67,8 @@ struct LayerWeights {
   bool mla = false;
   MlaWeights latent;                // when mla
   Projection wo;
-  std::vector<Projection> gate_up;  // into rows [gate | up]
-  Projection down;
+  std::vector<Projection> gate_up;  // into rows [gate | up], with the gate and up biases
+  Projection down;                  // with the down bias
   bool moe = false;
   MoeWeights experts;  // when moe
 };
@@ -76,6 +76,7 @@ struct LayerWeights {
 struct ModelWeights {
   DeviceMatrix tok_embd;
   DeviceMatrix output;  // the LM head; tok_embd when the embeddings are tied
+  const float* output_b = nullptr;  // LM head bias
   const float* output_norm = nullptr;
   const float* output_norm_b = nullptr;
   const float* rope_freqs = nullptr;

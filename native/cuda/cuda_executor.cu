@@ -370,6 +370,7 @@ void CudaExecutor::enqueue_dense_ffn(const LayerWeights& L, int n) {
   MatmulOut down;
   down.y = x_;
   down.ldy = p.n_embd;
+  down.bias = L.down.bias;
   down.accumulate = true;
   launch_matmul(L.down.w, stage_, n, down, stream_);
 }
@@ -458,6 +459,7 @@ void CudaExecutor::enqueue_head(int rows, bool gathered) {
   MatmulOut out;
   out.y = logits_;
   out.ldy = p.n_vocab;
+  out.bias = w_.output_b;
   out.softcap = p.final_logit_softcap;
   launch_matmul(w_.output, stage_, rows, out, stream_);
 }
