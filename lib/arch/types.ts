@@ -2,6 +2,9 @@
  * An architecture is data: which GGUF keys hold its hyperparameters, which tensors each
  * block has, and the block recipe (norm, RoPE style, q/k-norm, biases, FFN kind). The plan
  * builder (lib/model/plan.ts) interprets a description; nothing else branches on the name.
+ * The tensors a description names (required or optional) are all a file of the architecture
+ * may hold: the plan builder refuses any other tensor, as llama.cpp does, rather than run the
+ * model without it. Optional tensors follow llama.cpp's loader (src/models/<arch>.cpp).
  */
 
 export type NormKind = "rms" | "layer";

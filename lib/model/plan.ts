@@ -5,7 +5,7 @@
  * with a coded error, before C++ sees the file.
  */
 import { TesseraError } from "../errors.js";
-import { GLOBAL_TENSORS, blockTensorName, type BlockTensorRole } from "../arch/tensor-names.js";
+import { BLOCK_TENSORS, GLOBAL_TENSORS, blockTensorName, type BlockTensorRole } from "../arch/tensor-names.js";
 import type { ArchDescription, Presence } from "../arch/types.js";
 import { COMPUTE_TYPES, GGMLType, ggmlTypeName, type GGUFFile, type GGUFTensorInfo } from "../gguf/types.js";
 import { readHyperparameters, type Hyperparameters } from "./hparams.js";
@@ -204,6 +204,8 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
   if (output !== undefined) checkComputable(index.info(output));
   const ropeFreqs = optionalGlobal(index, GLOBAL_TENSORS.ropeFreqs, arch.ropeFreqs);
   const outputB = optionalGlobal(index, GLOBAL_TENSORS.outputB, arch.lmHeadBias);
+  // RMSNorm has no bias: an rms architecture's file with one is refused, not run without it.
+  const outputNormB = optionalGlobal(index, GLOBAL_TENSORS.outputNormB, arch.norm === "layer" ? "optional" : "none");
 
   const layers: NativeLayer[] = [];
   for (let b = 0; b < hp.nLayer; b++) layers.push(buildLayer(index, hp, arch, b));
@@ -267,7 +269,7 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
     },
     tokEmbd,
     outputNorm,
-    outputNormB: index.find(GLOBAL_TENSORS.outputNormB) ?? -1,
+    outputNormB: outputNormB ?? -1,
     output: output ?? -1,
     outputB: outputB ?? -1,
     layers,
@@ -279,6 +281,7 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
       byteLength: t.byteLength,
     })),
   };
+  refuseUnusedTensors(file, plan, arch);
   return { plan, hparams: hp, nVocab };
 }
 
@@ -309,3 +312,24 @@ function ffnWidth(index: TensorIndex, layers: NativeLayer[], role: BlockTensorRo
     );
   return width;
 }
+
+/**
+ * Every tensor in the file must be one the plan runs. llama.cpp refuses a file with tensors
+ * its architecture does not create ("wrong number of tensors"); running without them (an
+ * FFN bias, an LM head bias) would give a silently different model.
+ */
+function refuseUnusedTensors(file: GGUFFile, plan: NativePlan, arch: ArchDescription): void {
+  const used = new Set<number>([plan.tokEmbd, plan.outputNorm, plan.outputNormB, plan.output, plan.outputB, plan.rope.freqFactors]);
+  for (const layer of plan.layers)
+    for (const role of Object.keys(BLOCK_TENSORS) as BlockTensorRole[]) if (layer[role] !== undefined) used.add(layer[role]);
+  const unused = file.tensors.filter((_, i) => !used.has(i)).map((t) => t.name);
+  if (unused.length === 0) return;
+  const more = unused.length > 1 ? ` (and ${unused.length - 1} more: ${unused.slice(1, 4).join(", ")}${unused.length > 4 ? ", ..." : ""})` : "";
+  throw new TesseraError(
+    "ERR_MODEL_INCOMPATIBLE",
+    `the file has tensor ${unused[0]}${more}, which Tessera's ${arch.name} architecture does not use; ` +
+      "running without it would compute a different model, so the file is refused (llama.cpp refuses it too). " +
+      "It may be another architecture, a variant Tessera does not support, or a damaged conversion",
+  );
+}
+
