@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { architecture } from "../../lib/arch/registry.js";
 import { readGGUF } from "../../lib/gguf/reader.js";
-import { buildPlan } from "../../lib/model/plan.js";
+import { buildPlan, type NativePlan } from "../../lib/model/plan.js";
 import { repoRoot } from "./paths.js";
 
 export type IsolatedResult =
@@ -16,9 +16,11 @@ export type IsolatedResult =
   /** The child died (a signal, an abort from glibc's heap checks) or printed nothing usable. */
   | { kind: "crash"; detail: string };
 
-export function evaluateIsolated(modelPath: string, tokens: number[], threads = 2): IsolatedResult {
+/** `editPlan`: changes the plan before C++ sees it, to test the native checks on their own. */
+export function evaluateIsolated(modelPath: string, tokens: number[], threads = 2, editPlan?: (plan: NativePlan) => void): IsolatedResult {
   const file = readGGUF(modelPath);
   const { plan } = buildPlan(file, architecture(String(file.metadata.get("general.architecture")?.value)));
+  editPlan?.(plan);
   const child = spawnSync(process.execPath, [path.join(repoRoot, "test/helpers/native-eval-child.mjs")], {
     input: JSON.stringify({ addonRoot: repoRoot, modelPath, plan, tokens, threads }),
     encoding: "utf8",

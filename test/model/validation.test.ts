@@ -86,6 +86,21 @@ describe.runIf(hasShared)("FFN widths come from the tensors", () => {
     await expectRefused(wrong, "ERR_MODEL_INCOMPATIBLE", "llama.feed_forward_length");
   });
 
+  // The native check on its own (a plan built elsewhere): every FFN tensor against the plan's
+  // widths, none taken as "any"; before, a width of 0 passed and the scratch was sized by it.
+  it("C++ refuses a plan whose FFN width is 0 or contradicts the tensors", () => {
+    const good = path.join(dir, "ffn-native.gguf");
+    writeSyntheticModel(good, { architecture: "llama", nLayer: 1, nEmbd: 64, nHead: 4, nHeadKv: 2, nFf: 4096, contextLength: 512 }, { weights: "F32", vocab: "stories", seed: 9 });
+    for (const nFf of [0, 1024]) {
+      const r = evaluateIsolated(good, TOKENS, 2, (plan) => (plan.nFf = nFf));
+      expect(r.kind === "error" && r.code, r.kind === "crash" ? r.detail : JSON.stringify(r.kind)).toBe("ERR_MODEL_INCOMPATIBLE");
+    }
+    const moe = path.join(dir, "moe-native.gguf");
+    writeSyntheticModel(moe, { architecture: "qwen3moe", nLayer: 1, nEmbd: 64, nHead: 4, nHeadKv: 2, headDim: 16, nFf: 512, contextLength: 512, qkNorm: true, moe: { nExpert: 8, nExpertUsed: 4, nFfExp: 128 } }, { weights: "F32", vocab: "stories", seed: 9 });
+    const r = evaluateIsolated(moe, TOKENS, 2, (plan) => (plan.nFfExp = 0));
+    expect(r.kind === "error" && r.code, r.kind === "crash" ? r.detail : JSON.stringify(r.kind)).toBe("ERR_MODEL_INCOMPATIBLE");
+  }, 120_000);
+
   // Before: without expert_feed_forward_length the expert width fell back to
   // feed_forward_length (refusing qwen3moe's layout, where that is n_ff_exp * n_expert_used)
   // or, without both, to 0 = "any", and the experts ran at width 0: silent garbage.
