@@ -1,6 +1,8 @@
 /**
  * Reads an architecture's hyperparameters from GGUF metadata (`${arch}.<key>`), with the
  * defaults llama.cpp's converters rely on, and checks them for sanity before they reach C++.
+ * Every key is read by its GGUF type and range (metadata.ts); the FFN widths read here are
+ * checked against, and replaced by, the tensors' (plan.ts).
  */
 import { TesseraError } from "../errors.js";
 import type { ArchDescription } from "../arch/types.js";
@@ -26,7 +28,7 @@ export interface MoeHparams {
   nExpert: number;
   nExpertUsed: number;
   nExpertShared: number;
-  /** 0 until lib/model/plan.ts reads it from the expert tensors. */
+  /** The file's expert_feed_forward_length (0: absent) until lib/model/plan.ts sets the expert tensors' width. */
   nFfExp: number;
   /** The file's expert_shared_feed_forward_length, 0 when absent. */
   nFfShexp: number;
@@ -46,7 +48,7 @@ export interface Hyperparameters {
   nHeadKv: number;
   headDim: number;
   headDimV: number;
-  /** 0 until lib/model/plan.ts reads it from the FFN tensors (and for files without dense blocks). */
+  /** The file's feed_forward_length (0: absent) until lib/model/plan.ts sets the dense FFN tensors' width. */
   nFf: number;
   nCtxTrain: number;
   normEps: number;
