@@ -47,6 +47,10 @@ const synthetic: [string, ModelShape, WeightScheme][] = [
   ["qwen2 Q8_0 (q/k/v bias, neox RoPE)", { ...small, architecture: "qwen2", ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true }, "Q8_0"],
   ["qwen3 Q4_K_M (q/k norm, Q4_K and Q6_K mixed: unfused projections)", { ...small, architecture: "qwen3", nHead: 8, headDim: 64, qkNorm: true, ropeFreqBase: 1e6, normEps: 1e-6 }, "Q4_K_M"],
   ["llama Q6_K", small, "Q6_K"],
+  // The biases go through the matmul epilogue: gate/up concatenated like q/k/v's, down and the
+  // LM head's on their own.
+  ["llama F32 with FFN biases", { ...small, ffnBias: true }, "F32"],
+  ["qwen2 Q8_0 with an LM head bias", { ...small, architecture: "qwen2", ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, lmHeadBias: true }, "Q8_0"],
 ];
 // Mixture of experts, kept narrow (the emulator runs every expert product thread by thread):
 // prefill chunks of 16 tokens take the grouped GEMM, the 8-token tail and decode the grouped
