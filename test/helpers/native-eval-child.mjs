@@ -13,10 +13,15 @@ try {
   const explicit = process.env.TESSERA_ADDON_PATH;
   const addon = explicit ? require(path.resolve(explicit)) : require("node-gyp-build")(addonRoot);
   const model = await addon.loadModel(modelPath, plan, { backend: "cpu", threads });
-  const context = model.createContext({ contextSize: Math.max(16, tokens.length) });
-  const logits = new Float32Array(tokens.length * plan.nVocab);
-  await context.eval(Int32Array.from(tokens), 0, true, logits);
-  context.dispose();
+  // One sequence in blocks 0.. of a pool just big enough, every row's logits wanted.
+  const n = tokens.length;
+  const blocks = Math.ceil(n / 32);
+  const engine = model.createEngine({ maxContext: Math.max(16, n), blocks });
+  const logits = new Float32Array(n * plan.nVocab);
+  const rows = Int32Array.from({ length: n }, (_, i) => i);
+  const table = Int32Array.from({ length: blocks }, (_, i) => i);
+  await engine.step(Int32Array.from(tokens), rows, new Int32Array(n), Int32Array.of(0, blocks), table, rows, new Int32Array(0), logits);
+  engine.dispose();
   model.dispose();
   process.stdout.write(JSON.stringify({ logits: Buffer.from(logits.buffer).toString("base64") }) + "\n");
 } catch (e) {
