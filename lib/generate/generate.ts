@@ -87,7 +87,7 @@ export class Generation implements AsyncIterable<GenerationChunk> {
   /** @internal Created by Model.generate. */
   constructor(
     private readonly tokenizer: Tokenizer,
-    private readonly open: (owner: Generation) => GenerationTarget,
+    private readonly open: (owner: Generation) => GenerationTarget | Promise<GenerationTarget>,
     private readonly prompt: string | ArrayLike<number>,
     private readonly options: GenerateOptions,
   ) {}
@@ -96,6 +96,11 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     if (this.started) throw new TesseraError("ERR_INVALID_ARGUMENT", "a Generation can be iterated only once");
     this.started = true;
     return this.run();
+  }
+
+  /** @internal The prompt's tokens (generateMany's branches share them). */
+  promptTokensForBranch(): number[] {
+    return this.promptTokens();
   }
 
   private promptTokens(): number[] {
@@ -120,7 +125,7 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     const prompt = this.promptTokens();
     if (prompt.length === 0)
       throw new TesseraError("ERR_INVALID_ARGUMENT", "the prompt has no tokens; pass text, or addSpecial: true for a BOS-only prompt");
-    const target = this.open(this);
+    const target = await this.open(this);
     try {
       yield* this.loop(target, prompt, sampler, maxTokens, stops);
     } finally {

@@ -156,6 +156,32 @@ export class Model {
     return complete(this.generate(prompt, options));
   }
 
+  /**
+   * n continuations of one prompt (the branches of a reasoning tree, best-of-n sampling):
+   * the prompt's keys and values are computed once and its blocks shared by every branch
+   * (copy-on-write); each branch then runs as its own sequence. Branch i samples with seed
+   * `seed + i` when a seed is given, so branch i gives exactly what
+   * `generate(prompt, { ...options, seed: seed + i })` gives alone.
+   */
+  generateMany(prompt: string | ArrayLike<number>, options: GenerateOptions & { n: number }): Generation[] {
+    this.live();
+    if (options === null || typeof options !== "object") throw new TesseraError("ERR_INVALID_ARGUMENT", "generateMany options must be an object");
+    const { n, session, ...rest } = options;
+    if (!Number.isInteger(n) || n < 1 || n > 1024) throw new TesseraError("ERR_INVALID_ARGUMENT", `n must be an integer in 1..1024, got ${String(n)}`);
+    if (session !== undefined) throw new TesseraError("ERR_INVALID_ARGUMENT", "generateMany runs on sequences of its own; it takes no session");
+    if (rest.seed !== undefined && !Number.isInteger(rest.seed)) throw new TesseraError("ERR_INVALID_ARGUMENT", `seed must be an integer, got ${rest.seed}`);
+    const root = new SharedPrompt(this, n, rest);
+    return Array.from({ length: n }, (_, i) => {
+      const branchOptions = { ...rest, seed: rest.seed === undefined ? undefined : rest.seed + i };
+      return new Generation(this.tokenizer, (owner) => root.branch(owner), prompt, branchOptions);
+    });
+  }
+
+  /** generateMany, each branch run to the end. */
+  completeMany(prompt: string | ArrayLike<number>, options: GenerateOptions & { n: number }): Promise<Completion[]> {
+    return Promise.all(this.generateMany(prompt, options).map((g) => complete(g)));
+  }
+
   /** The KV block pool and scheduler: blocks in use and cached, bytes, steps, preemptions. */
   stats(): EngineStats {
     this.live();
@@ -186,6 +212,45 @@ export class Model {
   private live(): NativeModel {
     if (!this.nativeModel) throw new TesseraError("ERR_DISPOSED", "the model was disposed; load it again");
     return this.nativeModel;
+  }
+}
+
+/**
+ * The prompt of generateMany, computed once: a root session evaluates every prompt token but
+ * the last, and each branch forks it (sharing those blocks) and evaluates the last token
+ * itself, as a generation on a session holding the rest of its prompt does. The branches'
+ * last rows run together in one step. The root is freed once every branch has forked (a
+ * branch that is never iterated keeps it until the model is disposed).
+ */
+class SharedPrompt {
+  private root: Promise<Session> | undefined;
+  private forked = 0;
+
+  constructor(
+    private readonly model: Model,
+    private readonly branches: number,
+    private readonly options: GenerateOptions,
+  ) {}
+
+  async branch(owner: object): Promise<GenerationTarget> {
+    const g = owner as Generation;
+    const prompt = g.promptTokensForBranch();
+    this.root ??= (async () => {
+      const s = this.model.createSession();
+      try {
+        if (prompt.length > 1) await s.evaluate(prompt.slice(0, prompt.length - 1), { signal: this.options.signal });
+      } catch (e) {
+        s.dispose();
+        throw e;
+      }
+      return s;
+    })();
+    const root = await this.root;
+    const s = root.fork();
+    if (++this.forked === this.branches) root.dispose();
+    const target = sessionTarget(s, owner);
+    target.release = () => s.dispose();
+    return target;
   }
 }
 

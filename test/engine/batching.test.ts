@@ -269,3 +269,46 @@ describe.runIf(hasShared)("continuous batching on larger synthetic models", () =
     expect(bytes.q4_0 / bytes.f16).toBeCloseTo(18 / 64, 5);
   });
 });
+
+describe.runIf(hasShared)("generateMany: branches of one prompt", () => {
+  let model: Model;
+  beforeAll(async () => {
+    model = await loadModel(stories260K, { backend: "cpu", threads: 2, contextSize: 512 });
+  });
+  afterAll(() => model?.dispose());
+
+  it("n branches share the prompt's blocks, and branch i equals a solo run with seed + i", async () => {
+    const prompt = syntheticTokens(150, 512, 44);
+    const opts = { maxTokens: 24, temperature: 0.8, topK: 40, seed: 500, ignoreEos: true };
+    const gens = model.generateMany(prompt, { ...opts, n: 4 });
+    expect(gens.length).toBe(4);
+    const its = gens.map((g) => g[Symbol.asyncIterator]());
+    const firsts = await Promise.all(its.map((it) => it.next()));
+    // 149 shared prompt positions (4 full blocks + 21) and each branch's own copy of the
+    // partial block: 4 shared + 4 private = 8 blocks instead of 4 x 5.
+    const during = model.stats().inUse;
+    expect(during).toBeLessThanOrEqual(4 + 4 + 4);
+    const branches: number[][] = [];
+    for (let i = 0; i < 4; i++) {
+      const first = firsts[i];
+      const tokens: number[] = first.done ? [] : [...first.value.tokens];
+      for (;;) {
+        const r = await its[i].next();
+        if (r.done) break;
+        tokens.push(...r.value.tokens);
+      }
+      branches.push(tokens);
+    }
+    const solo = await Promise.all([0, 1, 2, 3].map((i) => model.complete(prompt, { ...opts, seed: 500 + i })));
+    for (let i = 0; i < 4; i++) expect(branches[i]).toEqual(solo[i].tokens);
+    expect(new Set(branches.map((b) => b.join(","))).size).toBeGreaterThan(1);
+    expect(model.stats().inUse).toBe(0);
+  });
+
+  it("completeMany returns n completions; bad n is refused", async () => {
+    const out = await model.completeMany("Once upon a time", { n: 3, maxTokens: 10, temperature: 0 });
+    expect(out.length).toBe(3);
+    for (const c of out) expect(c.tokens).toEqual(out[0].tokens);
+    expect(() => model.generateMany("x", { n: 0 })).toThrow(/n must be/);
+  });
+});
