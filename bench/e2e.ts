@@ -56,13 +56,16 @@ export interface E2EResult {
 
 interface Reply {
   ms: number;
+  tokens?: number;
+  bytes?: number;
+  blockBytes?: number;
   gbps?: number;
   overheadMs?: number[];
   stepMs?: number[];
   error?: string;
 }
 
-class EngineProcess {
+export class EngineProcess {
   private constructor(private readonly child: ChildProcess, readonly info: { nVocab?: number; bos?: number }) {}
 
   static start(init: Record<string, unknown>): Promise<EngineProcess> {
@@ -90,7 +93,7 @@ class EngineProcess {
   }
 }
 
-function promptTokens(n: number, nVocab: number, bos: number): number[] {
+export function promptTokens(n: number, nVocab: number, bos: number): number[] {
   const rng = new Rng(42);
   return [bos, ...Array.from({ length: n - 1 }, () => 10 + Math.floor(rng.next() * Math.min(nVocab - 10, 30000)))];
 }

@@ -4,7 +4,10 @@
  * engine's idle threads and event loop from perturbing the other's measurements.
  *
  *   request  { op: "prefill", tokens } | { op: "decode", bos, n } | { op: "probe" } | { op: "exit" }
- *   response { ms, overheadMs?, stepMs? } | { gbps } (probe, Tessera only) | { error }
+ *          | { op: "streams", prompts, n }  n greedy tokens after each prompt, all at once
+ *          | { op: "ttft", prompt }         milliseconds to the first generated token (Tessera)
+ *          | { op: "memory", sequences, tokens }  KV bytes held by that many sessions (Tessera)
+ *   response { ms, overheadMs?, stepMs?, tokens? } | { gbps } (probe, Tessera only) | { bytes, blockBytes } | { error }
  */
 import { loadModel, type Model } from "../lib/index.js";
 import { argmax } from "../lib/sampling/sampler.js";
@@ -17,14 +20,49 @@ interface Init {
   threads: number;
   contextSize: number;
   batchSize: number;
+  /** llama.cpp: sequences in its context (for "streams"); Tessera: the KV pool in tokens. */
+  sequences?: number;
+  kvCacheTokens?: number;
+  kvCacheType?: "f16" | "q8_0" | "q4_0";
 }
 
-type Request = { op: "prefill"; tokens: number[] } | { op: "decode"; bos: number; n: number } | { op: "probe" } | { op: "exit" };
+type Request =
+  | { op: "prefill"; tokens: number[] }
+  | { op: "decode"; bos: number; n: number }
+  | { op: "streams"; prompts: number[][]; n: number }
+  | { op: "ttft"; prompt: number[] }
+  | { op: "memory"; sequences: number; tokens: number }
+  | { op: "probe" }
+  | { op: "exit" };
 
 async function tessera(init: Init) {
-  const model: Model = await loadModel(init.file, { backend: "cpu", threads: init.threads, contextSize: init.contextSize });
+  const model: Model = await loadModel(init.file, {
+    backend: "cpu",
+    threads: init.threads,
+    contextSize: init.contextSize,
+    kvCacheTokens: init.kvCacheTokens,
+    kvCacheType: init.kvCacheType,
+    batchSize: init.batchSize,
+  });
   return {
     info: { nVocab: model.info.nVocab, bos: model.tokenizer.bos ?? 1 },
+    async streams(prompts: number[][], n: number) {
+      const t0 = performance.now();
+      const done = await Promise.all(prompts.map((p) => model.complete(p, { maxTokens: n, temperature: 0, ignoreEos: true })));
+      return { ms: performance.now() - t0, tokens: done.reduce((a, c) => a + c.tokens.length, 0) };
+    },
+    async ttft(prompt: number[]) {
+      const t0 = performance.now();
+      for await (const _ of model.generate(prompt, { maxTokens: 1, temperature: 0, ignoreEos: true })) break;
+      return { ms: performance.now() - t0 };
+    },
+    async memory(sequences: number, tokens: number) {
+      const sessions = Array.from({ length: sequences }, () => model.createSession());
+      await Promise.all(sessions.map((s, i) => s.evaluate(Array.from({ length: tokens }, (_, k) => 10 + ((i * 7919 + k * 104729) % (model.info.nVocab - 10))))));
+      const st = model.stats();
+      for (const s of sessions) s.dispose();
+      return { bytes: st.kvBytesInUse, blockBytes: st.blockBytes };
+    },
     async prefill(tokens: number[]) {
       const s = model.createSession({ contextSize: tokens.length + 8, batchSize: init.batchSize });
       const t0 = performance.now();
@@ -56,9 +94,18 @@ async function tessera(init: Init) {
 }
 
 async function llamaCpp(init: Init) {
-  const peer = await LlamaCppPeer.open(init.file, { threads: init.threads, contextSize: init.contextSize, batchSize: init.batchSize });
+  const peer = await LlamaCppPeer.open(init.file, {
+    threads: init.threads,
+    contextSize: init.contextSize,
+    batchSize: init.batchSize,
+    sequences: init.sequences,
+  });
+  const unsupported = () => Promise.reject(new Error("not measured for llama.cpp"));
   return {
     info: {},
+    streams: (prompts: number[][], n: number) => peer.decodeMany(prompts, n),
+    ttft: unsupported,
+    memory: unsupported,
     prefill: async (tokens: number[]) => ({ ms: await peer.prefill(tokens) }),
     decode: async (bos: number, n: number) => ({ ms: (await peer.decode([bos], n)).ms }),
     close: () => peer.dispose(),
@@ -81,7 +128,13 @@ async function main(): Promise<void> {
           ? { gbps: measureReadBandwidth({ threads: init.threads, quick: false }) }
           : req.op === "prefill"
             ? await engine.prefill(req.tokens)
-            : await engine.decode(req.bos, req.n);
+            : req.op === "streams"
+              ? await engine.streams(req.prompts, req.n)
+              : req.op === "ttft"
+                ? await engine.ttft(req.prompt)
+                : req.op === "memory"
+                  ? await engine.memory(req.sequences, req.tokens)
+                  : await engine.decode(req.bos, req.n);
       process.send!(r);
     } catch (e) {
       process.send!({ error: e instanceof Error ? e.message : String(e) });

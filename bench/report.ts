@@ -2,6 +2,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { E2EResult } from "./e2e.js";
+import type { EngineBenchResult } from "./engine.js";
 import { median } from "./stats.js";
 
 export interface KernelRow {
@@ -25,6 +26,8 @@ export interface BenchReport {
    * read bandwidth probed right before that run.
    */
   e2e: Array<E2EResult & { decodeBytes: number | null; decodeBandwidthShare: number | null }>;
+  /** Many sequences on one model (bench/engine.ts). */
+  engine?: EngineBenchResult;
   targets: Array<{ target: string; measured: string; met: boolean }>;
 }
 
@@ -50,6 +53,27 @@ export function markdown(r: BenchReport): string {
       );
     }
     lines.push("");
+  }
+  if (r.engine) {
+    const e = r.engine;
+    const one = e.streams.find((x) => x.streams === 1)?.tps ?? null;
+    lines.push(`## Many sequences (${e.model}, ${e.threads} threads, ${e.decodeTokens} greedy tokens per stream, medians)`, "");
+    lines.push("| engine | concurrent streams | aggregate tokens/s | vs one Tessera stream |", "|---|---|---|---|");
+    for (const x of e.streams) lines.push(`| tessera | ${x.streams} | ${fmt(x.tps)} | ${one ? fmt(x.tps / one, 2) + "×" : "–"} |`);
+    lines.push(`| llama.cpp (t=${e.peer.threads}), ${e.peer.streams} sequences in one context | ${e.peer.streams} | ${fmt(e.peer.tps)} | ${one ? fmt(e.peer.tps / one, 2) + "×" : "–"} |`, "");
+    lines.push(
+      `Prefix cache: first token after a ${e.prefix.prefixTokens}-token prefix an earlier request computed (another prompt in between) ${fmt(e.prefix.warmMs)} ms against ${fmt(e.prefix.coldMs)} ms cold (${fmt(e.prefix.ratio, 3)}×).`,
+      "",
+      `KV memory: 8 sessions of 100 tokens hold ${fmt(e.memory.bytes / 1048576, 2)} MiB, ${fmt(e.memory.share * 100, 1)}% of 8 contexts of 4096 positions (${fmt(e.memory.contextBytes / 1048576, 1)} MiB); a q8_0 block is ${fmt(e.memory.q8BlockShare, 3)}× an f16 one, q4_0 ${fmt(e.memory.q4BlockShare, 3)}×.`,
+      "",
+    );
+    if (e.contention) {
+      const c = e.contention;
+      lines.push(`### Decode beside one busy process (${c.model}, tokens/s)`, "", "| engine | quiet | with a spin loop | kept |", "|---|---|---|---|");
+      lines.push(`| tessera (t=${e.threads}) | ${fmt(c.tessera.quiet)} | ${fmt(c.tessera.loaded)} | ${fmt(c.tessera.share * 100, 0)}% |`);
+      for (const [t, x] of Object.entries(c.llamaCpp)) lines.push(`| llama.cpp (t=${t}) | ${fmt(x.quiet)} | ${fmt(x.loaded)} | ${fmt((x.loaded / x.quiet) * 100, 0)}% |`);
+      lines.push("");
+    }
   }
   if (r.kernels.length) {
     lines.push("## Kernels", "", "| kernel | shape | ms | GB/s | GFLOP/s | read BW GB/s | of read bandwidth |", "|---|---|---|---|---|---|---|");

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--threads N] [--out DIR] [--only e2e|kernels|moe] [--models a,b]`
+ * `npm run bench [-- --quick] [--threads N] [--out DIR] [--only e2e|kernels|moe|engine] [--models a,b]`
  *
  * The whole suite in one command: machine read bandwidth (STREAM-like probe), per-kernel
  * GB/s and GFLOP/s, then end-to-end prefill/decode side by side with llama.cpp on synthetic
@@ -15,6 +15,7 @@ import { native } from "../lib/native.js";
 import { SHAPES, writeSyntheticModel, type WeightScheme } from "../scripts/synthetic-model.js";
 import { measureReadBandwidth } from "./bandwidth.js";
 import { sideBySide, type E2EResult } from "./e2e.js";
+import { runEngineBench, type EngineBenchResult } from "./engine.js";
 import { runKernelBench } from "./kernels.js";
 import { benchModel, type ShapeName } from "./models.js";
 import { repoRoot, sharedDir } from "./paths.js";
@@ -51,6 +52,29 @@ function syntheticPlan(shape: ShapeName, scheme: WeightScheme, threads: number, 
 /** Mixture of experts: the Qwen3-30B-A3B-like shape (bench/models.ts), decode-focused. */
 function moePlans(threads: number): E2EPlan[] {
   return [syntheticPlan("qwen3moe-30b-a3b-12l", "Q4_0", threads, 64, 32, 3)];
+}
+
+/** The many-sequences section: SmolLM2-135M Q8_0 (the issue's shape) and Qwen2.5-0.5B Q4_0 under load; --quick: a tiny model. */
+function engineOptions(quick: boolean, threads: number, onStep: (l: string) => void): Parameters<typeof runEngineBench>[0] {
+  if (quick) {
+    const file = path.join(os.tmpdir(), `tessera-bench-engine-${process.pid}.gguf`);
+    writeSyntheticModel(file, { ...SHAPES["smollm2-135m"], nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512 }, { weights: "Q8_0", vocab: "stories", seed: 3 });
+    process.on("exit", () => fs.rmSync(file, { force: true }));
+    return { threads, file, name: "tiny-llama-Q8_0", contentionFile: file, contentionName: "tiny-llama-Q8_0", streamCounts: [1, 4], peerStreams: 4, decodeTokens: 16, prefixTokens: 200, reps: 1, onStep };
+  }
+  return {
+    threads,
+    file: benchModel("smollm2-135m", "Q8_0").file,
+    name: "smollm2-135m-Q8_0",
+    contentionFile: benchModel("qwen2.5-0.5b", "Q4_0").file,
+    contentionName: "qwen2.5-0.5b-Q4_0",
+    streamCounts: [1, 8, 32],
+    peerStreams: 8,
+    decodeTokens: 64,
+    prefixTokens: 1000,
+    reps: 3,
+    onStep,
+  };
 }
 
 function plans(quick: boolean, threads: number): E2EPlan[] {
@@ -118,9 +142,30 @@ function targets(r: BenchReport): BenchReport["targets"] {
     if (e.model.startsWith("qwen2.5-0.5b"))
       t.push({ target: `${e.model} N-API ≤ 2% of a decode step`, measured: `${(e.napiOverheadShare * 100).toFixed(2)}%`, met: e.napiOverheadShare <= 0.02 });
   }
+  if (r.engine) t.push(...engineTargets(r.engine));
   for (const k of r.kernels)
     if (/^matvec (Q4_0|Q8_0)$/.test(k.kernel) && k.bandwidthShare !== null)
       t.push({ target: `${k.kernel} ${k.shape} ≥ 0.8× read bandwidth`, measured: `${(k.bandwidthShare * 100).toFixed(0)}%`, met: k.bandwidthShare >= 0.8 });
+  return t;
+}
+
+function engineTargets(e: EngineBenchResult): BenchReport["targets"] {
+  const t: BenchReport["targets"] = [];
+  const one = e.streams.find((x) => x.streams === 1)?.tps;
+  const eight = e.streams.find((x) => x.streams === e.peer.streams)?.tps;
+  if (one && eight) {
+    t.push({ target: `${e.model} ${e.peer.streams} streams ≥ 4× one stream (aggregate decode)`, measured: `${(eight / one).toFixed(2)}×`, met: eight / one >= 4 });
+    t.push({ target: `${e.model} ${e.peer.streams} streams ≥ 5× llama.cpp with ${e.peer.streams} sequences`, measured: `${(eight / e.peer.tps).toFixed(2)}×`, met: eight / e.peer.tps >= 5 });
+  }
+  t.push({ target: `first token after a cached ${e.prefix.prefixTokens}-token prefix ≤ 0.2× cold`, measured: `${e.prefix.ratio.toFixed(3)}×`, met: e.prefix.ratio <= 0.2 });
+  t.push({ target: "KV of 8 × 100 tokens ≤ 1/10 of 8 × 4096 contexts", measured: `${(e.memory.share * 100).toFixed(1)}%`, met: e.memory.share <= 0.1 });
+  t.push({ target: "q8_0 KV blocks about half the bytes of f16 (≤ 0.55×)", measured: `${e.memory.q8BlockShare.toFixed(3)}×`, met: e.memory.q8BlockShare <= 0.55 });
+  if (e.contention) {
+    const c = e.contention;
+    const bestLoaded = Math.max(...Object.values(c.llamaCpp).map((x) => x.loaded));
+    t.push({ target: `${c.model} decode beside a busy process ≥ 0.55× quiet`, measured: `${c.tessera.share.toFixed(2)}×`, met: c.tessera.share >= 0.55 });
+    t.push({ target: `${c.model} decode beside a busy process > llama.cpp's best thread count there`, measured: `${c.tessera.loaded.toFixed(1)} vs ${bestLoaded.toFixed(1)} tok/s`, met: c.tessera.loaded > bestLoaded });
+  }
   return t;
 }
 
@@ -141,7 +186,7 @@ async function main(): Promise<void> {
   const only = values.only;
   const info = native().systemInfo();
   const chosen = values.models?.split(",");
-  const e2ePlans = (only === "kernels" ? [] : only === "moe" ? moePlans(threads) : plans(quick, threads)).filter(
+  const e2ePlans = (only === "kernels" || only === "engine" ? [] : only === "moe" ? moePlans(threads) : plans(quick, threads)).filter(
     (p) => !chosen || chosen.includes(p.name),
   );
   const kernelsWanted = only === undefined || only === "kernels";
@@ -179,6 +224,11 @@ async function main(): Promise<void> {
     const shares = decodeBytes ? r.tessera.decodeRuns.map((tps, i) => (tps * decodeBytes) / (r.decodeReadBandwidthGBps[i] * 1e9)) : [];
     report.e2e.push({ ...r, decodeBytes, decodeBandwidthShare: shares.length ? median(shares) : null });
     progress.step(`${p.name}: decode ${r.tessera.decodeTps.toFixed(1)} vs ${r.llamaCpp.decodeTps.toFixed(1)} tok/s`);
+  }
+  if (only === undefined || only === "engine") {
+    progress.note("many sequences: preparing models");
+    report.engine = await runEngineBench(engineOptions(quick, threads, (l) => progress.note(l)));
+    progress.step(`many sequences: ${report.engine.streams.map((x) => `${x.streams}×${x.tps.toFixed(0)}`).join(" ")} tok/s`);
   }
   progress.finish();
   report.targets = targets(report);

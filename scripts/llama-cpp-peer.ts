@@ -96,6 +96,30 @@ export class LlamaCppPeer {
     return { tokens: tokens.slice(0, n), ms: performance.now() - t0 };
   }
 
+  /**
+   * Greedy decode of n tokens after each prompt, all at once, one sequence of the context
+   * each (open the peer with `sequences` >= prompts.length): node-llama-cpp evaluates the
+   * sequences' pending tokens together in one batch per step. Returns the milliseconds from
+   * the start until every sequence has its n tokens (their prompts included).
+   */
+  async decodeMany(prompts: number[][], n: number): Promise<{ ms: number; tokens: number }> {
+    const sequences = prompts.map((_, i) => (i === 0 ? this.sequence : this.context.getSequence()));
+    try {
+      const t0 = performance.now();
+      const counts = await Promise.all(
+        sequences.map(async (seq, i) => {
+          let count = 0;
+          for await (const _ of seq.evaluate(prompts[i] as never[], { temperature: 0, yieldEogToken: true })) if (++count >= n) break;
+          return count;
+        }),
+      );
+      return { ms: performance.now() - t0, tokens: counts.reduce((a, b) => a + b, 0) };
+    } finally {
+      for (const seq of sequences) await seq.clearHistory();
+      for (const seq of sequences.slice(1)) seq.dispose();
+    }
+  }
+
   async dispose(): Promise<void> {
     await this.context.dispose();
     await this.model.dispose();

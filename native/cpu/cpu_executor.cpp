@@ -19,7 +19,8 @@ int64_t max3(int64_t a, int64_t b, int64_t c) { return std::max(a, std::max(b, c
 int ThreadChooser::pick(int rows) {
   if (threads_ < 2) return threads_;
   Bucket& b = buckets_[bucket(rows)];
-  const bool explore = ++b.steps % kExplore == 0;
+  // An early try, then one every kExplore steps.
+  const bool explore = ++b.steps == 4 || b.steps % kExplore == 0;
   return count(explore ? 1 - b.current : b.current);
 }
 
