@@ -16,3 +16,8 @@ export { writeGGUF } from "./gguf/writer.js";
 export { GGMLType } from "./gguf/types.js";
 export type { GGUFFile, GGUFTensorInfo } from "./gguf/types.js";
 export { systemInfo } from "./system.js";
+export { LOW_CONFIDENCE_ENTROPY, LOW_CONFIDENCE_MARGIN } from "./inspect/logprobs.js";
+export type { TokenLogprob, TopLogprob, Confidence, ConfidenceSpan } from "./inspect/logprobs.js";
+export { KV_BLOCK_SIZE } from "./engine/blocks.js";
+export type { EngineStats } from "./engine/engine.js";
+export type { BlockStats } from "./engine/blocks.js";

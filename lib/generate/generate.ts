@@ -6,6 +6,7 @@
  */
 import { TesseraError } from "../errors.js";
 import type { EvaluateResult } from "../engine/engine.js";
+import { summarizeConfidence, tokenLogprob, type Confidence, type TokenLogprob } from "../inspect/logprobs.js";
 import type { Session } from "../model/session.js";
 import { Sampler, type SamplingOptions } from "../sampling/sampler.js";
 import type { Tokenizer } from "../tokenizer/index.js";
@@ -25,6 +26,11 @@ export interface GenerateOptions extends SamplingOptions {
   ignoreEos?: boolean;
   /** Session to run in (its cached prefix is reused). Default: the model's own session. */
   session?: Session;
+  /**
+   * Report each generated token's logprob under the raw logits (no temperature, penalties
+   * or filters), the entropy, and this many most likely alternatives (0..20). Off by default.
+   */
+  logprobs?: number;
 }
 
 export interface GenerationChunk {
@@ -32,6 +38,8 @@ export interface GenerationChunk {
   text: string;
   /** Tokens sampled since the previous chunk. */
   tokens: number[];
+  /** With the logprobs option: one entry per token of `tokens`. */
+  logprobs?: TokenLogprob[];
 }
 
 export type StopReason = "eos" | "stop" | "length" | "context";
@@ -50,6 +58,9 @@ export interface Completion {
   tokens: number[];
   stopReason: StopReason;
   stats: GenerationStats;
+  /** With the logprobs option: one entry per token, and their summary. */
+  logprobs?: TokenLogprob[];
+  confidence?: Confidence;
 }
 
 function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
@@ -115,6 +126,9 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     const maxTokens = o.maxTokens ?? 256;
     if (!Number.isInteger(maxTokens) || maxTokens < 0)
       throw new TesseraError("ERR_INVALID_ARGUMENT", `maxTokens must be a non-negative integer, got ${maxTokens}`);
+    const topLogprobs = o.logprobs;
+    if (topLogprobs !== undefined && (!Number.isInteger(topLogprobs) || topLogprobs < 0 || topLogprobs > 20))
+      throw new TesseraError("ERR_INVALID_ARGUMENT", `logprobs must be an integer in 0..20 (alternatives per token), got ${String(topLogprobs)}`);
     const stops = o.stop ?? [];
     if (!Array.isArray(stops) || stops.some((s) => typeof s !== "string" || s.length === 0))
       throw new TesseraError("ERR_INVALID_ARGUMENT", "stop must be an array of non-empty strings, e.g. stop: [\"\\n\"]");
@@ -163,6 +177,8 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     const stopper = new StopSequenceMatcher(stops);
     const history = [...prompt];
     let pending: number[] = [];
+    const wantLogprobs = o.logprobs !== undefined;
+    let pendingLogprobs: TokenLogprob[] = [];
     t0 = performance.now();
     try {
       for (let produced = 0; ; ) {
@@ -171,6 +187,8 @@ export class Generation implements AsyncIterable<GenerationChunk> {
           break;
         }
         checkAborted(signal);
+        // The sampler changes the logits in place (penalties): logprobs read them before.
+        const raw = wantLogprobs ? logits.slice() : undefined;
         const id = sampler.sample(logits, history);
         if (!o.ignoreEos && this.tokenizer.isEndOfGeneration(id)) {
           this.stopReason = "eos";
@@ -180,10 +198,12 @@ export class Generation implements AsyncIterable<GenerationChunk> {
         this.stats.generatedTokens = produced;
         history.push(id);
         pending.push(id);
+        if (raw) pendingLogprobs.push(tokenLogprob(raw, id, Math.max(o.logprobs!, 2)));
         const { emit, stopped } = stopper.push(decoder.push(id));
         if (emit.length > 0 || stopped) {
-          yield { text: emit, tokens: pending };
+          yield this.chunk(emit, pending, pendingLogprobs);
           pending = [];
+          pendingLogprobs = [];
         }
         if (stopped) {
           this.stopReason = "stop";
@@ -203,17 +223,40 @@ export class Generation implements AsyncIterable<GenerationChunk> {
       const rest = stopper.push(decoder.flush());
       if (rest.stopped) this.stopReason = "stop";
       const text = rest.emit + (rest.stopped ? "" : stopper.flush());
-      if (text.length > 0 || pending.length > 0) yield { text, tokens: pending };
+      if (text.length > 0 || pending.length > 0) yield this.chunk(text, pending, pendingLogprobs);
     }
+  }
+
+  /** A chunk, with logprobs trimmed to the k alternatives asked for (the margin check keeps 2). */
+  private chunk(text: string, tokens: number[], logprobs: TokenLogprob[]): GenerationChunk {
+    const k = this.options.logprobs;
+    if (k === undefined) return { text, tokens };
+    this.allLogprobs.push(...logprobs);
+    return { text, tokens, logprobs: logprobs.map((l) => ({ ...l, top: l.top.slice(0, k) })) };
+  }
+
+  /** @internal Every token's logprob so far (with at least 2 alternatives each). */
+  readonly allLogprobs: TokenLogprob[] = [];
+
+  /** With the logprobs option: the summary of the tokens generated so far. */
+  get confidence(): Confidence | undefined {
+    return this.options.logprobs === undefined ? undefined : summarizeConfidence(this.allLogprobs);
   }
 }
 
 export async function complete(generation: Generation): Promise<Completion> {
   let text = "";
   const tokens: number[] = [];
+  const logprobs: TokenLogprob[] = [];
   for await (const chunk of generation) {
     text += chunk.text;
     tokens.push(...chunk.tokens);
+    if (chunk.logprobs) logprobs.push(...chunk.logprobs);
   }
-  return { text, tokens, stopReason: generation.stopReason ?? "length", stats: generation.stats };
+  const done: Completion = { text, tokens, stopReason: generation.stopReason ?? "length", stats: generation.stats };
+  if (generation.confidence) {
+    done.logprobs = logprobs;
+    done.confidence = generation.confidence;
+  }
+  return done;
 }
