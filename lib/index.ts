@@ -21,3 +21,5 @@ export type { TokenLogprob, TopLogprob, Confidence, ConfidenceSpan } from "./ins
 export { KV_BLOCK_SIZE } from "./engine/blocks.js";
 export type { EngineStats } from "./engine/engine.js";
 export type { BlockStats } from "./engine/blocks.js";
+export { createServer } from "./server/server.js";
+export type { ServerOptions, TesseraServer } from "./server/server.js";

@@ -3,6 +3,7 @@
  * tessera CLI:
  *   tessera run <model.gguf> --prompt TEXT [--max-tokens N --temperature T --top-k K --top-p P
  *                                           --min-p P --seed S --threads N --backend B --context N]
+ *   tessera serve <model.gguf> [--host --port --parallel --ctx --api-key ...] (see serve.ts)
  *   tessera inspect <model.gguf>
  *   tessera info
  */
@@ -12,6 +13,7 @@ import { readGGUF } from "../gguf/reader.js";
 import { loadModel, type BackendChoice } from "../model/model.js";
 import { native } from "../native.js";
 import { inspectGGUF } from "./inspect.js";
+import { serve } from "./serve.js";
 
 const USAGE = `usage:
   tessera run <model.gguf> --prompt TEXT [options]
@@ -24,6 +26,7 @@ const USAGE = `usage:
       --backend B         auto | cpu | cuda (default auto)
       --context N         context size in tokens
       --stats             print timings to stderr at the end
+  tessera serve <model.gguf> [options]   an OpenAI-compatible HTTP server (serve --help)
   tessera inspect <model.gguf>   print metadata and the tensor table
   tessera info                   print CPU features and CUDA availability`;
 
@@ -93,6 +96,8 @@ async function main(argv: string[]): Promise<number> {
     case "run":
       await run(rest);
       return 0;
+    case "serve":
+      return serve(rest);
     case "inspect":
       if (rest.length !== 1) throw new Error("inspect needs exactly one model path");
       process.stdout.write(inspectGGUF(readGGUF(rest[0])) + "\n");
