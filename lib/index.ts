@@ -23,3 +23,4 @@ export type { EngineStats } from "./engine/engine.js";
 export type { BlockStats } from "./engine/blocks.js";
 export { createServer } from "./server/server.js";
 export type { ServerOptions, TesseraServer } from "./server/server.js";
+export type { SpeculativeOptions, SpeculativeStats } from "./generate/speculative.js";

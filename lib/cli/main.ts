@@ -26,6 +26,9 @@ const USAGE = `usage:
       --backend B         auto | cpu | cuda (default auto)
       --context N         context size in tokens
       --stats             print timings to stderr at the end
+      --draft MODEL       speculative decoding with this draft model (same vocabulary)
+      --prompt-lookup     speculative decoding by prompt lookup (no draft model)
+      --draft-max N       most tokens proposed per pass (default 8)
   tessera serve <model.gguf> [options]   an OpenAI-compatible HTTP server (serve --help)
   tessera inspect <model.gguf>   print metadata and the tensor table
   tessera info                   print CPU features and CUDA availability`;
@@ -54,6 +57,9 @@ async function run(args: string[]): Promise<void> {
       backend: { type: "string" },
       context: { type: "string" },
       stats: { type: "boolean" },
+      draft: { type: "string" },
+      "prompt-lookup": { type: "boolean" },
+      "draft-max": { type: "string" },
     },
   });
   if (positionals.length !== 1) throw new Error("run needs exactly one model path");
@@ -64,8 +70,14 @@ async function run(args: string[]): Promise<void> {
     threads: numberOption(values.threads, "threads", true),
     contextSize: numberOption(values.context, "context", true),
   });
+  const draft = values.draft ? await loadModel(values.draft, { backend: (values.backend ?? "auto") as BackendChoice, threads: numberOption(values.threads, "threads", true), contextSize: model.info.contextSize }) : undefined;
+  const speculative =
+    draft || values["prompt-lookup"]
+      ? { draft, promptLookup: values["prompt-lookup"] ?? false, maxDraftTokens: numberOption(values["draft-max"], "draft-max", true) }
+      : undefined;
   try {
     const generation = model.generate(values.prompt ?? "", {
+      speculative,
       maxTokens: numberOption(values["max-tokens"], "max-tokens", true),
       temperature: numberOption(values.temperature, "temperature", false),
       topK: numberOption(values["top-k"], "top-k", true),
@@ -82,11 +94,14 @@ async function run(args: string[]): Promise<void> {
       process.stderr.write(
         `[${model.info.backend}, ${model.info.threads} threads] prompt ${s.promptTokens} tokens in ${s.promptMs.toFixed(1)} ms, ` +
           `generated ${s.generatedTokens} tokens in ${s.generateMs.toFixed(1)} ms ` +
-          `(${((s.generatedTokens * 1000) / Math.max(s.generateMs, 1e-9)).toFixed(1)} tok/s), stop: ${generation.stopReason}\n`,
+          `(${((s.generatedTokens * 1000) / Math.max(s.generateMs, 1e-9)).toFixed(1)} tok/s), stop: ${generation.stopReason}` +
+          (s.speculative ? `, speculative: ${s.speculative.accepted}/${s.speculative.proposed} guesses accepted, ${s.speculative.tokensPerPass.toFixed(2)} tokens per pass` : "") +
+          "\n",
       );
     }
   } finally {
     model.dispose();
+    draft?.dispose();
   }
 }
 

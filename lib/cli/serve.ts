@@ -23,7 +23,9 @@ export const SERVE_USAGE = `usage: tessera serve <model.gguf> [options]
       --api-key KEY       require Authorization: Bearer KEY (or TESSERA_API_KEY)
       --threads N         CPU threads (default: all cores)
       --backend B         auto | cpu | cuda (default auto)
-      --name ID           the model id clients use (default: the file name)`;
+      --name ID           the model id clients use (default: the file name)
+      --draft MODEL       speculative decoding with this draft model (same vocabulary)
+      --prompt-lookup     speculative decoding by prompt lookup`;
 
 function int(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
@@ -49,6 +51,8 @@ export async function serve(args: string[]): Promise<number> {
       threads: { type: "string" },
       backend: { type: "string" },
       name: { type: "string" },
+      draft: { type: "string" },
+      "prompt-lookup": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -65,8 +69,17 @@ export async function serve(args: string[]): Promise<number> {
     kvCacheTokens: int(values["kv-cache-tokens"], "kv-cache-tokens"),
     kvCacheType: values["kv-cache-type"] as KvCacheType | undefined,
   });
+  const draft = values.draft
+    ? model.then((m) => loadModel(values.draft!, { backend: (values.backend ?? "auto") as BackendChoice, threads: int(values.threads, "threads"), contextSize: m.info.contextSize }))
+    : undefined;
+  const speculative = draft
+    ? draft.then((d) => ({ draft: d, promptLookup: values["prompt-lookup"] ?? false }))
+    : values["prompt-lookup"]
+      ? { promptLookup: true }
+      : undefined;
   const server = createServer({
     model,
+    speculative,
     modelName: values.name ?? path.basename(file, ".gguf"),
     apiKey: values["api-key"] ?? process.env.TESSERA_API_KEY,
     parallel: int(values.parallel, "parallel"),
@@ -84,6 +97,7 @@ export async function serve(args: string[]): Promise<number> {
       server.close(10_000).then(async () => {
         const m = await model.catch(() => undefined);
         m?.dispose();
+        (await draft?.catch(() => undefined))?.dispose();
         resolve();
       });
     };

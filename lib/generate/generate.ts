@@ -10,6 +10,7 @@ import { summarizeConfidence, tokenLogprob, type Confidence, type TokenLogprob }
 import type { Session } from "../model/session.js";
 import { Sampler, type SamplingOptions } from "../sampling/sampler.js";
 import type { Tokenizer } from "../tokenizer/index.js";
+import { Speculator, checkSpeculative, type SpeculativeOptions, type SpeculativeStats } from "./speculative.js";
 import { StopSequenceMatcher } from "./stop-sequences.js";
 
 export interface GenerateOptions extends SamplingOptions {
@@ -31,6 +32,12 @@ export interface GenerateOptions extends SamplingOptions {
    * or filters), the entropy, and this many most likely alternatives (0..20). Off by default.
    */
   logprobs?: number;
+  /**
+   * Speculative decoding: a draft model or prompt lookup proposes tokens that the target
+   * checks in one pass. The output is the same as without (greedy: token for token; sampled:
+   * the same distribution, and the same tokens for the same seed); only the speed changes.
+   */
+  speculative?: SpeculativeOptions;
 }
 
 export interface GenerationChunk {
@@ -51,6 +58,8 @@ export interface GenerationStats {
   promptMs: number;
   generatedTokens: number;
   generateMs: number;
+  /** With speculative decoding: guesses proposed and accepted, target passes. */
+  speculative?: SpeculativeStats;
 }
 
 export interface Completion {
@@ -84,6 +93,8 @@ export interface GenerationTarget {
   readonly contextSize: number;
   truncate(n: number): void;
   evaluate(tokens: number[], signal: AbortSignal | undefined): Promise<EvaluateResult>;
+  /** The logits of every token ([n][nVocab], an array of the caller's). */
+  evaluateAll(tokens: number[], signal: AbortSignal | undefined): Promise<EvaluateResult>;
   release(): void;
 }
 
@@ -134,6 +145,7 @@ export class Generation implements AsyncIterable<GenerationChunk> {
       throw new TesseraError("ERR_INVALID_ARGUMENT", "stop must be an array of non-empty strings, e.g. stop: [\"\\n\"]");
     const sampler = new Sampler(o);
     const signal = o.signal;
+    if (o.speculative !== undefined) checkSpeculative(o.speculative, this.tokenizer);
     checkAborted(signal);
 
     const prompt = this.promptTokens();
@@ -179,6 +191,7 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     let pending: number[] = [];
     const wantLogprobs = o.logprobs !== undefined;
     let pendingLogprobs: TokenLogprob[] = [];
+    const speculator = o.speculative ? new Speculator(target, history, o.speculative) : undefined;
     t0 = performance.now();
     try {
       for (let produced = 0; ; ) {
@@ -214,10 +227,14 @@ export class Generation implements AsyncIterable<GenerationChunk> {
           this.stopReason = "context";
           break;
         }
-        logits = (await target.evaluate([id], signal)).logits;
+        logits = speculator ? await speculator.next(id, signal) : (await target.evaluate([id], signal)).logits;
       }
     } finally {
       this.stats.generateMs = performance.now() - t0;
+      if (speculator) {
+        speculator.finish();
+        this.stats.speculative = speculator.summary(this.stats.generatedTokens);
+      }
     }
     if (this.stopReason !== "stop") {
       const rest = stopper.push(decoder.flush());

@@ -264,6 +264,7 @@ function sessionTarget(session: Session, owner: object): GenerationTarget {
     contextSize: session.contextSize,
     truncate: (n) => session.truncateAs(owner, n),
     evaluate: (tokens, signal) => session.run(owner, tokens, false, signal),
+    evaluateAll: (tokens, signal) => session.run(owner, tokens, true, signal),
     release: () => session.release(owner),
   };
 }

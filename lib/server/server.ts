@@ -16,7 +16,8 @@
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { TesseraError } from "../errors.js";
-import type { Completion, Generation, GenerationChunk } from "../generate/generate.js";
+import type { Completion, GenerateOptions, Generation, GenerationChunk } from "../generate/generate.js";
+import type { SpeculativeOptions } from "../generate/speculative.js";
 import type { Model } from "../model/model.js";
 import { Admission } from "./admission.js";
 import {
@@ -50,6 +51,8 @@ export interface ServerOptions {
   requestTimeoutMs?: number;
   /** Receives one object per request; default: a JSON line on stderr. Pass `() => {}` to silence. */
   log?: (line: Record<string, unknown>) => void;
+  /** Speculative decoding for every request (a draft model or prompt lookup). */
+  speculative?: SpeculativeOptions | Promise<SpeculativeOptions | undefined>;
 }
 
 export interface TesseraServer {
@@ -93,6 +96,8 @@ export interface ServerContext {
   collect(req: FastifyRequest, gens: Generation[], onChunk?: (index: number, chunk: GenerationChunk) => void): Promise<Completion[]>;
   /** Adds fields to the request's log line. */
   note(req: FastifyRequest, fields: Record<string, unknown>): void;
+  /** Options every generation of the server gets (speculative decoding). */
+  readonly serverOptions: () => GenerateOptions;
 }
 
 const OPEN_ROUTES = new Set(["/health", "/metrics"]);
@@ -104,6 +109,15 @@ function digest(s: string): Buffer {
 export function createServer(options: ServerOptions): TesseraServer {
   let model: Model | undefined;
   let loadError: unknown;
+  let speculative: SpeculativeOptions | undefined;
+  void Promise.resolve(options.speculative).then(
+    (o) => {
+      speculative = o;
+    },
+    (e: unknown) => {
+      loadError = e;
+    },
+  );
   const loading = Promise.resolve(options.model).then(
     (m) => {
       model = m;
@@ -251,6 +265,7 @@ export function createServer(options: ServerOptions): TesseraServer {
     note(req, fields) {
       notes.set(req, { ...(notes.get(req) ?? {}), ...fields });
     },
+    serverOptions: () => (speculative ? { speculative } : {}),
   };
 
   function logLine(req: FastifyRequest, status: number): void {
@@ -354,7 +369,7 @@ export function createServer(options: ServerOptions): TesseraServer {
     const m = ctx.model();
     const b = req.body;
     ctx.checkModel(b.model);
-    const opts = generateOptions(b, 16, ctx.maxTokens());
+    const opts = { ...ctx.serverOptions(), ...generateOptions(b, 16, ctx.maxTokens()) };
     if (b.logprobs != null) opts.logprobs = b.logprobs;
     const prompt = completionPrompt(b);
     const n = b.n ?? 1;

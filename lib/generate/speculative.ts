@@ -1,0 +1,196 @@
+/**
+ * Speculative decoding. Decode reads every weight once per token, so checking several
+ * proposed tokens in one pass costs about as much as one: a proposer (a small draft model,
+ * or the longest earlier match of the text's last n-gram — prompt lookup) guesses the next
+ * k tokens, the target evaluates the sampled token and the k guesses in one request, and
+ * every guess the target agrees with saves a pass.
+ *
+ * The generation loop is unchanged: it samples each token from the target's logits as
+ * always, and asks the speculator for the logits after it. When the sampled token is the
+ * guess, those logits were computed in the last verification pass; otherwise the guesses'
+ * keys and values are rolled back and a new pass runs. So greedy output is the output
+ * without speculation, token for token; and with sampling, it is the standard rejection
+ * rule (Leviathan et al. 2023; Chen et al. 2023) with a deterministic proposal: a guess d
+ * (draft probability q(d) = 1) is accepted with probability min(1, p(d)/q(d)) = p(d), and a
+ * rejection samples the residual normalize(max(0, p - q)) = p without d — which is exactly
+ * what sampling p and comparing with d does. The output distribution is the target's, and
+ * even the same seed gives the same tokens. The draft proposes its greedy continuation.
+ */
+import { TesseraError } from "../errors.js";
+import type { Model } from "../model/model.js";
+import type { Session } from "../model/session.js";
+import { argmax } from "../sampling/sampler.js";
+import type { Tokenizer } from "../tokenizer/index.js";
+import type { GenerationTarget } from "./generate.js";
+
+export interface SpeculativeOptions {
+  /** A smaller model with the same vocabulary that proposes tokens. */
+  draft?: Model;
+  /** Propose the continuation of the longest earlier match of the text's last n-gram. */
+  promptLookup?: boolean;
+  /** Most tokens proposed per pass; the number adapts to the acceptance rate. Default 8. */
+  maxDraftTokens?: number;
+}
+
+export interface SpeculativeStats {
+  /** Proposed tokens the target's sample was checked against (guesses left when it ended excluded). */
+  proposed: number;
+  /** Proposed tokens the target agreed with. */
+  accepted: number;
+  /** Target evaluations after the prompt (each a pass over the sampled token and the guesses). */
+  targetPasses: number;
+  /** Generated tokens per target pass. */
+  tokensPerPass: number;
+}
+
+interface Proposer {
+  /** Up to k guesses of the tokens after `history`. */
+  propose(history: readonly number[], k: number, signal: AbortSignal | undefined): Promise<number[]>;
+  dispose(): void;
+}
+
+/** The continuation of the longest earlier occurrence (n-gram of up to maxN tokens) of the text's end. */
+class PromptLookup implements Proposer {
+  constructor(private readonly maxN = 4) {}
+
+  async propose(h: readonly number[], k: number): Promise<number[]> {
+    const end = h.length;
+    for (let n = Math.min(this.maxN, end - 1); n >= 1; n--) {
+      // The most recent earlier start i with h[i..i+n) == h[end-n..end).
+      for (let i = end - n - 1; i >= 0; i--) {
+        let j = 0;
+        while (j < n && h[i + j] === h[end - n + j]) j++;
+        if (j < n) continue;
+        const from = i + n;
+        return h.slice(from, Math.min(from + k, end)) as number[];
+      }
+    }
+    return [];
+  }
+
+  dispose(): void {}
+}
+
+/** The draft model's greedy continuation, its cache kept in step with the text. */
+class DraftModel implements Proposer {
+  private readonly session: Session;
+
+  constructor(draft: Model) {
+    this.session = draft.createSession();
+  }
+
+  async propose(h: readonly number[], k: number, signal: AbortSignal | undefined): Promise<number[]> {
+    const s = this.session;
+    // Drop what the draft guessed wrong last time; feed it what it has not seen.
+    let keep = 0;
+    const cached = s.tokens;
+    while (keep < cached.length && keep < h.length - 1 && cached[keep] === h[keep]) keep++;
+    s.truncate(keep);
+    // The draft's own context may be shorter than the target's: then it has nothing to say.
+    const room = s.contextSize - h.length;
+    k = Math.min(k, room);
+    if (k <= 0) return [];
+    let logits = await s.evaluate(h.slice(keep), { signal });
+    const out: number[] = [];
+    for (;;) {
+      const t = argmax(logits);
+      out.push(t);
+      if (out.length >= k) return out;
+      logits = await s.evaluate([t], { signal });
+    }
+  }
+
+  dispose(): void {
+    this.session.dispose();
+  }
+}
+
+const vocabChecked = new WeakMap<Tokenizer, WeakSet<Tokenizer>>();
+
+/** The draft must read and write the same tokens as the target. */
+function checkVocabularies(target: Tokenizer, draft: Tokenizer): void {
+  if (vocabChecked.get(target)?.has(draft)) return;
+  const differ = (why: string) =>
+    new TesseraError("ERR_MODEL_INCOMPATIBLE", `the draft model's vocabulary differs from the target's (${why}); use a draft of the same model family and tokenizer`);
+  if (target.vocabSize !== draft.vocabSize) throw differ(`${draft.vocabSize} tokens against ${target.vocabSize}`);
+  for (let id = 0; id < target.vocabSize; id++) {
+    const a = target.tokenBytes(id), b = draft.tokenBytes(id);
+    if (a.length !== b.length || a.some((x, i) => x !== b[i]) || target.isSpecial(id) !== draft.isSpecial(id)) throw differ(`token ${id}`);
+  }
+  if (!vocabChecked.has(target)) vocabChecked.set(target, new WeakSet());
+  vocabChecked.get(target)!.add(draft);
+}
+
+/** Validates the options; the draft's vocabulary against the target's. */
+export function checkSpeculative(o: SpeculativeOptions, target: Tokenizer): void {
+  if (o === null || typeof o !== "object") throw new TesseraError("ERR_INVALID_ARGUMENT", "speculative must be an object: { draft?, promptLookup?, maxDraftTokens? }");
+  const max = o.maxDraftTokens ?? 8;
+  if (!Number.isInteger(max) || max < 1 || max > 64) throw new TesseraError("ERR_INVALID_ARGUMENT", `maxDraftTokens must be an integer in 1..64, got ${String(o.maxDraftTokens)}`);
+  if (o.draft === undefined && !o.promptLookup) throw new TesseraError("ERR_INVALID_ARGUMENT", "speculative needs a draft model or promptLookup: true");
+  if (o.draft !== undefined) {
+    if (typeof o.draft !== "object" || o.draft === null || typeof (o.draft as Model).createSession !== "function")
+      throw new TesseraError("ERR_INVALID_ARGUMENT", "speculative.draft must be a loaded Model");
+    checkVocabularies(target, o.draft.tokenizer);
+  }
+}
+
+/**
+ * The logits oracle of a speculative generation: next(id) returns the target's logits after
+ * the sampled token id, from the last verification pass when id was the guess.
+ */
+export class Speculator {
+  private readonly proposer: Proposer;
+  /** Guesses of the last pass not yet reached, each with the target's logits after it. */
+  private ahead: Array<{ token: number; logits: Float32Array }> = [];
+  private k: number;
+  private readonly max: number;
+  readonly stats = { proposed: 0, accepted: 0, targetPasses: 0 };
+
+  constructor(
+    private readonly target: GenerationTarget,
+    /** Prompt and generated tokens, the sampled token last (the loop's history). */
+    private readonly history: readonly number[],
+    o: SpeculativeOptions,
+  ) {
+    this.proposer = o.draft ? new DraftModel(o.draft) : new PromptLookup();
+    this.max = o.maxDraftTokens ?? 8;
+    this.k = Math.max(1, Math.ceil(this.max / 2));
+  }
+
+  /** The target's logits after `id`, the token just sampled (history ends with it). */
+  async next(id: number, signal: AbortSignal | undefined): Promise<Float32Array> {
+    const hit = this.ahead.shift();
+    if (hit && hit.token === id) {
+      this.stats.accepted++;
+      if (this.ahead.length === 0) this.k = Math.min(this.max, this.k + 1);
+      return hit.logits;
+    }
+    if (hit) {
+      // A wrong guess: its keys and values (and those after it) go; one fewer next time.
+      this.target.truncate(this.target.tokens.length - 1 - this.ahead.length);
+      this.ahead = [];
+      this.k = Math.max(1, this.k - 1);
+    }
+    const room = this.target.contextSize - this.target.tokens.length - 1;
+    const guesses = room > 0 ? await this.proposer.propose(this.history, Math.min(this.k, room), signal) : [];
+    const res = await this.target.evaluateAll([id, ...guesses], signal);
+    this.stats.targetPasses++;
+    this.stats.proposed += guesses.length;
+    const n = res.logits.length / (guesses.length + 1);
+    this.ahead = guesses.map((token, i) => ({ token, logits: res.logits.subarray((i + 1) * n, (i + 2) * n) }));
+    return res.logits.subarray(0, n);
+  }
+
+  /** Drops the keys and values of guesses never reached. */
+  finish(): void {
+    // Guesses never reached were neither accepted nor rejected: they do not count as proposed.
+    this.stats.proposed -= this.ahead.length;
+    if (this.ahead.length > 0) this.target.truncate(this.target.tokens.length - this.ahead.length);
+    this.ahead = [];
+    this.proposer.dispose();
+  }
+
+  summary(generated: number): SpeculativeStats {
+    return { ...this.stats, tokensPerPass: this.stats.targetPasses ? generated / this.stats.targetPasses : 0 };
+  }
+}
