@@ -24,3 +24,5 @@ export type { BlockStats } from "./engine/blocks.js";
 export { createServer } from "./server/server.js";
 export type { ServerOptions, TesseraServer } from "./server/server.js";
 export type { SpeculativeOptions, SpeculativeStats } from "./generate/speculative.js";
+export { perplexity, klDivergence } from "./inspect/perplexity.js";
+export type { PerplexityOptions, PerplexityResult, KlResult } from "./inspect/perplexity.js";

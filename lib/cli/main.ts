@@ -13,6 +13,7 @@ import { readGGUF } from "../gguf/reader.js";
 import { loadModel, type BackendChoice } from "../model/model.js";
 import { native } from "../native.js";
 import { inspectGGUF } from "./inspect.js";
+import { perplexityCommand } from "./perplexity.js";
 import { serve } from "./serve.js";
 
 const USAGE = `usage:
@@ -30,6 +31,7 @@ const USAGE = `usage:
       --prompt-lookup     speculative decoding by prompt lookup (no draft model)
       --draft-max N       most tokens proposed per pass (default 8)
   tessera serve <model.gguf> [options]   an OpenAI-compatible HTTP server (serve --help)
+  tessera perplexity <model.gguf> <text file> [--ctx N] [--json] [--kl-divergence BASE]
   tessera inspect <model.gguf>   print metadata and the tensor table
   tessera info                   print CPU features and CUDA availability`;
 
@@ -113,6 +115,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case "serve":
       return serve(rest);
+    case "perplexity":
+      return perplexityCommand(rest);
     case "inspect":
       if (rest.length !== 1) throw new Error("inspect needs exactly one model path");
       process.stdout.write(inspectGGUF(readGGUF(rest[0])) + "\n");
