@@ -26,3 +26,4 @@ export type { ServerOptions, TesseraServer } from "./server/server.js";
 export type { SpeculativeOptions, SpeculativeStats } from "./generate/speculative.js";
 export { perplexity, klDivergence } from "./inspect/perplexity.js";
 export type { PerplexityOptions, PerplexityResult, KlResult } from "./inspect/perplexity.js";
+export type { EmbeddingQuery, NearToken } from "./inspect/embeddings.js";

@@ -10,6 +10,7 @@ import { KV_BLOCK_SIZE } from "../engine/blocks.js";
 import { Engine, type EngineStats } from "../engine/engine.js";
 import { Generation, complete, type Completion, type GenerateOptions, type GenerationTarget } from "../generate/generate.js";
 import { readGGUF } from "../gguf/reader.js";
+import { TokenEmbeddings, type EmbeddingQuery, type NearToken } from "../inspect/embeddings.js";
 import { GGML_TYPE_INFO, type GGUFFile } from "../gguf/types.js";
 import { KV_TYPES, native, type KvCacheType, type NativeModel } from "../native.js";
 import { tokenizerFromGGUF, type Tokenizer } from "../tokenizer/index.js";
@@ -111,7 +112,14 @@ export class Model {
   private readonly id = {};
 
   /** @internal Use loadModel(). */
-  constructor(nativeModel: NativeModel, engine: Engine, info: ModelInfo, tokenizer: Tokenizer, private readonly contextSize: number) {
+  constructor(
+    nativeModel: NativeModel,
+    engine: Engine,
+    info: ModelInfo,
+    tokenizer: Tokenizer,
+    private readonly contextSize: number,
+    private readonly embeddings: TokenEmbeddings,
+  ) {
     this.nativeModel = nativeModel;
     this.engine = engine;
     this.info = info;
@@ -180,6 +188,22 @@ export class Model {
   /** generateMany, each branch run to the end. */
   completeMany(prompt: string | ArrayLike<number>, options: GenerateOptions & { n: number }): Promise<Completion[]> {
     return Promise.all(this.generateMany(prompt, options).map((g) => complete(g)));
+  }
+
+  /** Token id's input embedding (its row of the token embedding table). */
+  tokenEmbedding(id: number): Float32Array {
+    this.live();
+    return this.embeddings.get(id);
+  }
+
+  /**
+   * The k tokens whose input embeddings are nearest the query by cosine similarity: a
+   * vector, a token id, or arithmetic over token embeddings ({ plus: [ids], minus: [ids] },
+   * e.g. king - man + woman). The query's own tokens are left out.
+   */
+  nearestTokens(query: EmbeddingQuery, k = 10): NearToken[] {
+    this.live();
+    return this.embeddings.nearest(query, k);
   }
 
   /** The KV block pool and scheduler: blocks in use and cached, bytes, steps, preemptions. */
@@ -345,5 +369,5 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     kvCacheTokens: nativeEngine.blocks * KV_BLOCK_SIZE,
   };
   options.onProgress?.({ phase: "ready", progress: 1 });
-  return new Model(nativeModel, engine, info, tokenizer, contextSize);
+  return new Model(nativeModel, engine, info, tokenizer, contextSize, new TokenEmbeddings(path, file.tensors[plan.tokEmbd], tokenizer));
 }
