@@ -27,3 +27,4 @@ export type { SpeculativeOptions, SpeculativeStats } from "./generate/speculativ
 export { perplexity, klDivergence } from "./inspect/perplexity.js";
 export type { PerplexityOptions, PerplexityResult, KlResult } from "./inspect/perplexity.js";
 export type { EmbeddingQuery, NearToken } from "./inspect/embeddings.js";
+export type { TraceOptions, TraceResult, LayerTrace, LensEntry } from "./inspect/trace.js";

@@ -87,9 +87,9 @@ export interface RopeKernelParams {
  * first; the logits of the rows in logitRows (ascending) go to logits [n][nVocab].
  */
 export interface NativeEngine {
-  step(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array): Promise<void>;
+  step(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array, trace?: object): Promise<void>;
   /** The same on the calling thread (for models small enough that the thread hop dominates). */
-  stepSync(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array): void;
+  stepSync(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array, trace?: object): void;
   abort(): void;
   dispose(): void;
   readonly maxContext: number;

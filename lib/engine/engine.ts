@@ -30,6 +30,11 @@ export interface EngineConfig {
   stepTokens: number;
   /** Run steps on the calling thread (tiny models, where the thread hop costs more). */
   synchronous: boolean;
+  /** Shapes the trace arrays need. */
+  nLayer: number;
+  nHead: number;
+  /** Experts per token (0: a dense model). */
+  nExpertUsed: number;
 }
 
 export interface EvaluateRequest {
@@ -40,6 +45,32 @@ export interface EvaluateRequest {
   signal?: AbortSignal;
   /** Most rows of this request per step (a session's batchSize). */
   maxChunk?: number;
+  /** Record the layers' internals (session.trace): the request runs alone, in one step. */
+  trace?: TraceSpec;
+}
+
+/** What a traced request records (see StepTrace in native/core/backend.h). */
+export interface TraceSpec {
+  /** Logit-lens alternatives per layer and token (0: none). */
+  topK: number;
+  /** Per layer: record its attention weights. */
+  attentionLayers?: Uint8Array;
+}
+
+/** The native trace arrays of a traced step, [layer][row]... over the step's rows. */
+export interface NativeTrace {
+  residualNorm: Float32Array;
+  topK: number;
+  lensIds: Int32Array;
+  lensProbs: Float32Array;
+  attentionLayers?: Uint8Array;
+  attention?: Float32Array;
+  positions: number;
+  experts?: Int32Array;
+  expertWeights?: Float32Array;
+  /** The step's rows, and the first of them that belong to the request's tokens. */
+  rows: number;
+  firstRow: number;
 }
 
 export interface EvaluateResult {
@@ -52,6 +83,8 @@ export interface EvaluateResult {
   cachedTokens: number;
   /** Rows this request ran. */
   computedTokens: number;
+  /** A traced request's arrays. */
+  trace?: NativeTrace;
 }
 
 export interface EngineStats extends BlockStats {
@@ -76,6 +109,8 @@ interface Pending {
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   aborted: boolean;
+  trace: TraceSpec | undefined;
+  traceOut: NativeTrace | undefined;
   resolve: (r: EvaluateResult) => void;
   reject: (e: unknown) => void;
 }
@@ -187,6 +222,8 @@ export class Engine {
       );
     const signal = request.signal;
     if (signal?.aborted) throw new TesseraError("ERR_ABORTED", "evaluation aborted before it started");
+    if (request.trace && seq.tokens.length - seq.computed + n > this.config.stepTokens)
+      throw new TesseraError("ERR_INVALID_ARGUMENT", `a trace runs in one step: at most ${this.config.stepTokens} tokens (batchSize) at once, with the session's uncomputed ones`);
     return new Promise<EvaluateResult>((resolve, reject) => {
       const req: Pending = {
         seq,
@@ -198,6 +235,8 @@ export class Engine {
         signal,
         onAbort: undefined,
         aborted: false,
+        trace: request.trace,
+        traceOut: undefined,
         resolve,
         reject,
       };
@@ -284,7 +323,7 @@ export class Engine {
     if (this.disposed) return;
     const plan = this.build();
     if (!plan) return;
-    const { entries, tokens, positions, rowSeq, tableStart, tables, logitRows, copies } = plan;
+    const { entries, tokens, positions, rowSeq, tableStart, tables, logitRows, copies, trace } = plan;
     const nLogits = logitRows.length;
     if (this.logits.length < nLogits * this.config.nVocab) this.logits = new Float32Array(nLogits * this.config.nVocab);
     this.running = entries;
@@ -292,17 +331,36 @@ export class Engine {
     if (this.config.synchronous) {
       let error: unknown;
       try {
-        this.native.stepSync(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits);
+        this.native.stepSync(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits, trace);
       } catch (e) {
         error = fromNativeError(e);
       }
       this.complete(entries, error);
       return;
     }
-    this.native.step(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits).then(
+    this.native.step(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits, trace).then(
       () => this.complete(entries, undefined),
       (e: unknown) => this.complete(entries, fromNativeError(e)),
     );
+  }
+
+  /** The arrays a traced step of `rows` rows writes (the request's own rows from firstRow). */
+  private traceArrays(spec: TraceSpec, rows: number, firstRow: number, positions: number): NativeTrace {
+    const { nLayer, nHead, nExpertUsed } = this.config;
+    const recorded = spec.attentionLayers ? spec.attentionLayers.reduce((a, m) => a + (m ? 1 : 0), 0) : 0;
+    return {
+      residualNorm: new Float32Array(nLayer * rows),
+      topK: spec.topK,
+      lensIds: new Int32Array(nLayer * rows * spec.topK),
+      lensProbs: new Float32Array(nLayer * rows * spec.topK),
+      attentionLayers: spec.attentionLayers,
+      attention: spec.attentionLayers ? new Float32Array(recorded * rows * nHead * positions) : undefined,
+      positions,
+      experts: nExpertUsed > 0 ? new Int32Array(nLayer * rows * nExpertUsed) : undefined,
+      expertWeights: nExpertUsed > 0 ? new Float32Array(nLayer * rows * nExpertUsed) : undefined,
+      rows,
+      firstRow,
+    };
   }
 
   private complete(entries: StepEntry[], error: unknown): void {
@@ -339,7 +397,7 @@ export class Engine {
     this.requests.delete(seq);
     if (req.onAbort) req.signal?.removeEventListener("abort", req.onAbort);
     const logits = req.out ?? this.logits.subarray(e.logitIndex * nVocab, (e.logitIndex + 1) * nVocab);
-    req.resolve({ logits, cachedTokens: seq.tokens.length - req.rows, computedTokens: req.rows });
+    req.resolve({ logits: req.traceOut ? logits.slice() : logits, cachedTokens: seq.tokens.length - req.rows, computedTokens: req.rows, trace: req.traceOut });
   }
 
   /** The next step's rows, or undefined when no request can run. */
@@ -348,14 +406,18 @@ export class Engine {
     const stamp = this.steps + 1;
     const a = this.arrays.reset(budget);
     const entries: StepEntry[] = [];
+    // A traced request runs alone (its arrays index the step's rows); others wait a step.
+    const traced = this.queue.find((r) => r.trace && !r.aborted);
     // Decode rows first (one row left), so running generations keep streaming; then
     // prompts in arrival order.
-    for (const decode of [true, false]) {
+    for (const decode of traced ? [undefined] : [true, false]) {
       for (const req of this.queue) {
         if (a.rows >= budget) break;
-        if (req.aborted || (rowsLeft(req) === 1) !== decode) continue;
+        if (traced && req !== traced) continue;
+        if (req.aborted || (decode !== undefined && (rowsLeft(req) === 1) !== decode)) continue;
         const seq = req.seq;
-        if (seq.computed === 0 && seq.table.length === 0) seq.reusePrefix(req.allLogits ? req.base : seq.tokens.length - 1);
+        if (seq.lastUsed === stamp) continue;  // already has its rows in this step
+        if (seq.computed === 0 && seq.table.length === 0) seq.reusePrefix(req.allLogits || req.trace ? req.base : seq.tokens.length - 1);
         const start = seq.computed;
         const want = Math.min(seq.tokens.length - start, budget - a.rows, req.maxChunk);
         let count = 0;
@@ -393,12 +455,21 @@ export class Engine {
       for (const req of [...this.queue]) this.cancel(req, new TesseraError("ERR_OUT_OF_CONTEXT", "the KV cache pool cannot hold this sequence; load the model with a larger kvCacheTokens"));
       return undefined;
     }
-    return { entries, ...a.views() };
+    if (traced) {
+      if (entries[0].count !== rowsLeftAtBuild(entries[0])) {
+        // Not every row got a block: it waits for room rather than being traced in part.
+        this.cancel(traced, new TesseraError("ERR_OUT_OF_CONTEXT", "the KV cache pool cannot hold this trace in one step; load the model with a larger kvCacheTokens"));
+        return undefined;
+      }
+      traced.traceOut = this.traceArrays(traced.trace!, a.rows, traced.base - (traced.seq.computed), Math.max(...a.positionsView()) + 1);
+    }
+    return { entries, ...a.views(), trace: traced?.traceOut };
   }
 }
 
 interface StepPlan {
   entries: StepEntry[];
+  trace?: NativeTrace;
   tokens: Int32Array;
   positions: Int32Array;
   rowSeq: Int32Array;
@@ -460,7 +531,11 @@ class StepArrays {
     this.logitRows[this.logits++] = row;
   }
 
-  views(): Omit<StepPlan, "entries"> {
+  positionsView(): Int32Array {
+    return this.positions.subarray(0, this.rows);
+  }
+
+  views(): Omit<StepPlan, "entries" | "trace"> {
     return {
       tokens: this.tokens.subarray(0, this.rows),
       positions: this.positions.subarray(0, this.rows),
@@ -471,6 +546,11 @@ class StepArrays {
       copies: Int32Array.from(this.copies),
     };
   }
+}
+
+/** The rows an entry's request had left when its step was built (its count if it all fit). */
+function rowsLeftAtBuild(e: StepEntry): number {
+  return e.req.seq.tokens.length - (e.req.seq.computed);
 }
 
 function rowsLeft(req: Pending): number {

@@ -137,8 +137,15 @@ export class Model {
         `contextSize ${contextSize} exceeds the model's ${this.contextSize}; load the model with contextSize: ${contextSize}`,
       );
     const batchSize = positiveInteger(options.batchSize, 512, "batchSize");
-    const session = new Session(this.engine, this.id, this.engine.createSequence(), contextSize, this.info.nVocab, batchSize, (s) =>
-      this.sessions.delete(s),
+    const session = new Session(
+      this.engine,
+      this.id,
+      this.engine.createSequence(),
+      contextSize,
+      this.info.nVocab,
+      batchSize,
+      (s) => this.sessions.delete(s),
+      { nLayer: this.info.nLayer, nHead: this.info.nHead, nExpertUsed: this.info.moe?.nExpertUsed ?? 0 },
     );
     this.sessions.add(session);
     return session;
@@ -353,6 +360,9 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     maxContext: contextSize,
     stepTokens: batchSize,
     synchronous: nativeModel.weightBytes < SYNCHRONOUS_EVAL_MAX_BYTES,
+    nLayer: hparams.nLayer,
+    nHead: hparams.nHead,
+    nExpertUsed: hparams.moe?.nExpertUsed ?? 0,
   });
   const nameValue = file.metadata.get("general.name")?.value;
   const info: ModelInfo = {

@@ -10,6 +10,7 @@
  */
 import { TesseraError } from "../errors.js";
 import type { Engine, EvaluateResult } from "../engine/engine.js";
+import { readTrace, traceSpec, type TraceOptions, type TraceResult } from "../inspect/trace.js";
 import type { Sequence } from "../engine/sequence.js";
 
 export interface SessionOptions {
@@ -39,6 +40,8 @@ export class Session {
     private readonly nVocab: number,
     private readonly batchSize: number,
     private readonly onDispose: (s: Session) => void,
+    /** The model's layer and head counts (what a trace reports over). */
+    private readonly shape: { nLayer: number; nHead: number; nExpertUsed: number },
   ) {
     this.seq = seq;
     this.length = seq.tokens.length;
@@ -79,6 +82,20 @@ export class Session {
    */
   async evaluateAll(tokens: ArrayLike<number>, options: EvaluateOptions = {}): Promise<Float32Array> {
     return (await this.run(undefined, tokens, true, options.signal)).logits;
+  }
+
+  /**
+   * Evaluates `tokens` like evaluate, recording per layer and token the residual norm, the
+   * logit lens (top-k), attention weights (with `attention`) and MoE routing (CPU backend).
+   */
+  async trace(tokens: ArrayLike<number>, options: TraceOptions = {}): Promise<TraceResult> {
+    const seq = this.check(undefined);
+    const ids = this.checkTokens(tokens);
+    const spec = traceSpec(options, this.shape.nLayer);
+    const base = this.length;
+    const r = await this.engine.evaluate(seq, { tokens: ids, signal: options.signal, maxChunk: Infinity, trace: { topK: spec.topK, attentionLayers: spec.attentionLayers } });
+    this.length = seq.tokens.length;
+    return readTrace(r.trace!, spec.layers, ids, ids.map((_, i) => base + i), this.shape.nHead, this.shape.nExpertUsed, r.logits);
   }
 
   /** Forgets every token: the next evaluate starts at position 0. */
@@ -143,7 +160,7 @@ export class Session {
 
   /** @internal A session of the same model over `seq`. */
   spawn(seq: Sequence): Session {
-    return new Session(this.engine, this.modelId, seq, this.contextSize, this.nVocab, this.batchSize, this.onDispose);
+    return new Session(this.engine, this.modelId, seq, this.contextSize, this.nVocab, this.batchSize, this.onDispose, this.shape);
   }
 
   private check(owner: object | undefined): Sequence {

@@ -49,6 +49,10 @@ struct EngineState {
 struct StepRequest {
   std::vector<int32_t> tokens, positions, row_seq, table_start, tables, logit_rows, copies;
   float* logits = nullptr;  // in a Float32Array the task keeps referenced until it completes
+  // Tracing: the output arrays are the JS ones (kept referenced like logits); the layer mask copied.
+  bool traced = false;
+  StepTrace trace;
+  std::vector<uint8_t> attention_layers;
 
   StepBatch batch() const {
     StepBatch b;
@@ -64,6 +68,7 @@ struct StepRequest {
     b.logit_rows = logit_rows.data();
     b.n_copies = int(copies.size() / 2);
     b.copies = copies.data();
+    b.trace = traced ? &trace : nullptr;
     return b;
   }
 };
@@ -77,11 +82,12 @@ Status run_step(EngineState& state, const StepRequest& r) {
 
 class StepTask final : public AsyncTask {
  public:
-  StepTask(std::shared_ptr<EngineState> state, StepRequest request, Napi::Object engine, Napi::Object logits)
+  StepTask(std::shared_ptr<EngineState> state, StepRequest request, Napi::Object engine, Napi::Object logits, Napi::Value trace)
       : state_(std::move(state)), request_(std::move(request)) {
-    // Keep the JS wrapper and the logits array alive while the step writes into them.
+    // Keep the JS wrapper and the arrays alive while the step writes into them.
     engine_ref_ = Napi::Persistent(engine);
     logits_ref_ = Napi::Persistent(logits);
+    if (trace.IsObject()) trace_ref_ = Napi::Persistent(trace.As<Napi::Object>());
   }
 
  protected:
@@ -95,9 +101,21 @@ class StepTask final : public AsyncTask {
  private:
   std::shared_ptr<EngineState> state_;
   StepRequest request_;
-  Napi::ObjectReference engine_ref_, logits_ref_;
+  Napi::ObjectReference engine_ref_, logits_ref_, trace_ref_;
   Status status_;
 };
+
+// A typed array of the trace object, of at least `length` elements (absent: null, when optional).
+template <typename T, napi_typedarray_type kType>
+T* trace_array(const Napi::Object& o, const char* key, size_t length, bool optional) {
+  Napi::Value v = o.Get(key);
+  if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kType)
+    invalid(o.Env(), std::string("trace.") + key + " must be a typed array of the documented type");
+  Napi::TypedArray a = v.As<Napi::TypedArray>();
+  if (a.ElementLength() < length) invalid(o.Env(), std::string("trace.") + key + " is too small");
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+}
 
 std::vector<int32_t> int32_array(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
@@ -160,12 +178,50 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Float32Array logits = info[7].As<Napi::Float32Array>();
     if (logits.ElementLength() < r.logit_rows.size() * size_t(state_->model->plan.n_vocab)) invalid(env, "logits buffer is too small");
     r.logits = logits.Data();
+    if (info.Length() > 8 && info[8].IsObject()) parse_trace(info[8].As<Napi::Object>(), r);
     return r;
+  }
+
+  // trace: { residualNorm: Float32Array [n_layer][rows], topK, lensIds: Int32Array and
+  // lensProbs: Float32Array [n_layer][rows][topK], attentionLayers: Uint8Array [n_layer],
+  // attention: Float32Array [recorded][rows][n_head][positions], positions,
+  // experts: Int32Array and expertWeights: Float32Array [n_layer][rows][K] (MoE models) }
+  void parse_trace(const Napi::Object& o, StepRequest& r) {
+    const ModelPlan& p = state_->model->plan;
+    const size_t rows = r.tokens.size(), layers = size_t(p.n_layer);
+    StepTrace& t = r.trace;
+    r.traced = true;
+    t.residual_norm = trace_array<float, napi_float32_array>(o, "residualNorm", layers * rows, false);
+    Napi::Value k = o.Get("topK");
+    t.top_k = k.IsNumber() ? k.As<Napi::Number>().Int32Value() : 0;
+    if (t.top_k < 0 || t.top_k > 1000) invalid(o.Env(), "trace.topK must be in 0..1000");
+    if (t.top_k > 0) {
+      t.lens_ids = trace_array<int32_t, napi_int32_array>(o, "lensIds", layers * rows * t.top_k, false);
+      t.lens_probs = trace_array<float, napi_float32_array>(o, "lensProbs", layers * rows * t.top_k, false);
+    }
+    const uint8_t* mask = trace_array<uint8_t, napi_uint8_array>(o, "attentionLayers", layers, true);
+    if (mask) {
+      r.attention_layers.assign(mask, mask + layers);
+      size_t recorded = 0;
+      for (uint8_t m : r.attention_layers) recorded += m != 0;
+      Napi::Value pos = o.Get("positions");
+      t.positions = pos.IsNumber() ? pos.As<Napi::Number>().Int32Value() : 0;
+      if (t.positions < 1 || t.positions > (1 << 24)) invalid(o.Env(), "trace.positions must be positive");
+      t.attention_layers = r.attention_layers.data();
+      t.attention = trace_array<float, napi_float32_array>(o, "attention", recorded * rows * p.n_head * size_t(t.positions), recorded == 0);
+    }
+    if (p.moe.n_expert > 0) {
+      const size_t n = layers * rows * p.moe.n_expert_used;
+      t.experts = trace_array<int32_t, napi_int32_array>(o, "experts", n, false);
+      t.expert_weights = trace_array<float, napi_float32_array>(o, "expertWeights", n, false);
+      std::fill(t.experts, t.experts + n, -1);
+    }
   }
 
   Napi::Value step(const Napi::CallbackInfo& info) {
     StepRequest r = parse(info);
-    auto task = std::make_unique<StepTask>(state_, std::move(r), info.This().As<Napi::Object>(), info[7].As<Napi::Object>());
+    auto task = std::make_unique<StepTask>(state_, std::move(r), info.This().As<Napi::Object>(), info[7].As<Napi::Object>(),
+                                           info.Length() > 8 ? info[8] : info.Env().Undefined());
     Napi::Promise promise = AsyncTask::queue(info.Env(), std::move(task), "tessera.step");
     state_->busy = true;
     return promise;

@@ -27,6 +27,21 @@ struct ExecutorOptions {
   KvType kv_type = KvType::F16;
 };
 
+// What a traced step records for each of its rows and each layer (session.trace): an
+// opt-in path, so a normal step pays nothing for it. Arrays are the caller's, sized as
+// noted (n_rows: the step's rows; K: the model's experts per token).
+struct StepTrace {
+  float* residual_norm = nullptr;  // [n_layer][n_rows] L2 norm of the residual stream after each layer
+  int top_k = 0;                   // logit lens: each layer's residual through the final norm and LM head
+  int32_t* lens_ids = nullptr;     // [n_layer][n_rows][top_k] most likely tokens, most likely first
+  float* lens_probs = nullptr;     // [n_layer][n_rows][top_k] their softmax probabilities
+  const uint8_t* attention_layers = nullptr;  // [n_layer] nonzero: record that layer's attention weights
+  float* attention = nullptr;      // [n_recorded][n_rows][n_head][positions] weight of each position (0 past the row's)
+  int positions = 0;               // attention row length: more than every row's position
+  int32_t* experts = nullptr;      // [n_layer][n_rows][K] routed experts (-1 in dense layers)
+  float* expert_weights = nullptr; // [n_layer][n_rows][K] their routing weights
+};
+
 // One step of the engine: rows of many sequences, each a token at a position of its
 // sequence, evaluated in one forward pass (the weights are read once for all of them).
 // Attention of a row reads its own sequence's blocks up to its position, so the rows of
@@ -46,6 +61,7 @@ struct StepBatch {
   const int32_t* logit_rows = nullptr;   // [n_logits] strictly ascending rows whose logits are wanted
   int n_copies = 0;
   const int32_t* copies = nullptr;       // [n_copies][2] (source, destination) blocks, copied before any row runs
+  const StepTrace* trace = nullptr;      // record the layers' internals (backends without it refuse)
 };
 
 class Executor {

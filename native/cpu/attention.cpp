@@ -76,8 +76,11 @@ void attention(const AttentionArgs& a, int ith, int nth) {
     }
     const float inv = float(1.0 / sum);
     std::fill(acc, acc + a.head_dim_v, 0.f);
+    float* probs = a.probs ? a.probs + (t * int64_t(a.n_head) + h) * a.probs_ld : nullptr;
+    if (probs) std::fill(probs, probs + lo, 0.f);
     for (int j = lo; j <= pos; ++j) {
       const float p = fp16_to_fp32(fp32_to_fp16(scores[j] * inv));
+      if (probs) probs[j] = p;
       for (int i = 0; i < a.head_dim_v; ++i) acc[i] += p * value(j, i);
     }
     float* out = a.out + t * a.ldo + int64_t(h) * a.head_dim_v;

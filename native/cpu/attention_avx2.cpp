@@ -83,6 +83,7 @@ struct Item {
   const float* q16[kAttentionHeads];   // rounded queries
   float* scores[kAttentionHeads];      // per head, indexed by position
   float* out[kAttentionHeads];         // per head, head_dim_v outputs
+  float* probs[kAttentionHeads];       // per head, the recorded weights (tracing), or null
 
   // The key tile of the block holding position j.
   const uint16_t* key_tile(int j) const { return reinterpret_cast<const uint16_t*>(kv->key_tile(table[j / kKvBlock], g)); }
@@ -219,6 +220,7 @@ void attend(const AttentionArgs& a, const Item& it, bool vt) {
 
   // Softmax; the probabilities, normalized and rounded to fp16, in place (masked ones are 0).
   for (int q = 0; q < NQ; ++q) {
+    float* probs = it.probs[q];
     float* row = it.scores[q];
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, max[q]);
@@ -228,6 +230,10 @@ void attend(const AttentionArgs& a, const Item& it, bool vt) {
     for (int jb = it.block0; jb < it.block_end; jb += 8) {
       const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(row + jb), inv);
       _mm256_storeu_ps(row + jb, _mm256_cvtph_ps(_mm256_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT)));
+    }
+    if (probs) {
+      std::fill(probs, probs + it.block0, 0.f);
+      std::copy(row + it.block0, row + it.pos + 1, probs + it.block0);
     }
   }
 
@@ -274,6 +280,7 @@ void attention(const AttentionArgs& a, int ith, int nth) {
       it.q16[q] = q16;
       it.scores[q] = scratch.scores + q * scratch.scores_stride;
       it.out[q] = a.out + t * a.ldo + int64_t(h0 + q) * hdv;
+      it.probs[q] = a.probs ? a.probs + (t * int64_t(a.n_head) + h0 + q) * a.probs_ld : nullptr;
     }
     const bool vt = !a.kv.v_in_k;
     switch (nq) {

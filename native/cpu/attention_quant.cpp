@@ -52,6 +52,11 @@ void attention_quantized(const AttentionArgs& a, int ith, int nth) {
     }
     const float inv = float(1.0 / sum);
     std::fill(acc, acc + hdv, 0.f);
+    float* probs = a.probs ? a.probs + (t * int64_t(a.n_head) + h) * a.probs_ld : nullptr;
+    if (probs) {
+      std::fill(probs, probs + lo, 0.f);
+      for (int j = lo; j <= pos; ++j) probs[j] = scores[j] * inv;
+    }
     for (int j = lo; j <= pos; ++j) {
       const int block = table[j / kKvBlock], slot = j % kKvBlock;
       // With v_in_k the value is the prefix of the key row (whole 32-value blocks of it).

@@ -157,6 +157,18 @@ Status CpuExecutor::step(const StepBatch& b, float* logits) {
   take_abort();  // a request that arrived before this step started is stale
   TESSERA_RETURN_IF_ERROR(check_step(b, max_context_, n_blocks_, plan_.n_vocab));
   for (int i = 0; i < b.n_copies; ++i) copy_block(b.copies[2 * i], b.copies[2 * i + 1]);
+  trace_ = b.trace;
+  trace_rows_ = b.n_rows;
+  if (trace_) {
+    trace_slot_.assign(plan_.n_layer, -1);
+    int recorded = 0;
+    for (int il = 0; il < plan_.n_layer; ++il)
+      if (trace_->attention_layers && trace_->attention_layers[il]) trace_slot_[il] = recorded++;
+    if (trace_->top_k > 0) lens_logits_.resize(size_t(std::min(batch_, b.n_rows)) * plan_.n_vocab);
+    for (int r = 0; r < b.n_rows; ++r)
+      if (trace_->attention && b.positions[r] >= trace_->positions)
+        return Status::error(StatusCode::InvalidArgument, "step: trace attention rows are shorter than a row's position");
+  }
 
   int next_logit = 0;  // index into b.logit_rows of the first row at or after the chunk
   for (int done = 0; done < b.n_rows; done += batch_) {
@@ -173,12 +185,17 @@ Status CpuExecutor::step(const StepBatch& b, float* logits) {
     const int n_logits = next_logit - first_logit;
     float* out = logits + int64_t(first_logit) * plan_.n_vocab;
     stop_ = false;
+    trace_row0_ = done;
     const int threads = chooser_.pick(n);
     const auto start = std::chrono::steady_clock::now();
     pool_.run([&](int ith, int nth) { forward(b.tokens + done, n, n_logits, out, ith, nth); }, threads);
     chooser_.record(n, threads, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
-    if (stop_) return Status::error(StatusCode::Aborted, "evaluation aborted");
+    if (stop_) {
+      trace_ = nullptr;
+      return Status::error(StatusCode::Aborted, "evaluation aborted");
+    }
   }
+  trace_ = nullptr;
   return Status::ok();
 }
 
@@ -225,6 +242,10 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* log
     else
       attention_block(il, n, ith, nth);
     ffn_block(il, n, ith, nth);
+    if (trace_) {
+      pool_.barrier();  // the residual add of the block is done
+      trace_layer(il, n, ith, nth);
+    }
     if (ith == 0) stop_ = abort_.load(std::memory_order_relaxed);
     pool_.barrier();
     if (stop_) return;
@@ -257,6 +278,56 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* log
     const float cap = p.final_logit_softcap;
     for (int64_t i = b; i < e; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
   }
+}
+
+void CpuExecutor::trace_layer(int il, int n, int ith, int nth) {
+  const ModelPlan& p = plan_;
+  const StepTrace& t = *trace_;
+  const int64_t row0 = int64_t(il) * trace_rows_ + trace_row0_;
+  for (int r = ith; r < n; r += nth) {
+    double ss = 0;
+    for (int64_t i = 0; i < p.n_embd; ++i) ss += double(s_.x[r * int64_t(p.n_embd) + i]) * s_.x[r * int64_t(p.n_embd) + i];
+    if (t.residual_norm) t.residual_norm[row0 + r] = float(std::sqrt(ss));
+  }
+  if (t.top_k > 0) {
+    // The layer's residual through the final norm and the LM head, as the last layer's is.
+    norm(s_.x, p.output_norm, p.output_norm_b, s_.xn, n, ith, nth);
+    pool_.barrier();
+    const int out_w = p.output >= 0 ? p.output : p.tok_embd;
+    float* logits = lens_logits_.data();
+    encode(s_.xn, n, p.n_embd, format_bit(act_format_for(backend_.weight(out_w).type)), ith, nth);
+    project({{out_w, s_.xn, logits, p.n_vocab}}, n, ith, nth);
+    if (p.output_b >= 0) {
+      add_bias(logits, backend_.f32(p.output_b), n, p.n_vocab, p.n_vocab, ith, nth);
+      pool_.barrier();
+    }
+    const int k = std::min(t.top_k, p.n_vocab);
+    for (int r = ith; r < n; r += nth) {
+      float* row = logits + int64_t(r) * p.n_vocab;
+      if (p.final_logit_softcap != 0.f)
+        for (int i = 0; i < p.n_vocab; ++i) row[i] = p.final_logit_softcap * std::tanh(row[i] / p.final_logit_softcap);
+      float max = -INFINITY;
+      for (int i = 0; i < p.n_vocab; ++i) max = std::max(max, row[i]);
+      double sum = 0;
+      for (int i = 0; i < p.n_vocab; ++i) sum += std::exp(double(row[i]) - max);
+      // Top-k by repeated selection into a small sorted list (k is a handful).
+      int32_t* ids = t.lens_ids + (row0 + r) * t.top_k;
+      float* probs = t.lens_probs + (row0 + r) * t.top_k;
+      int found = 0;
+      for (int i = 0; i < p.n_vocab; ++i) {
+        if (found == k && row[i] <= row[ids[k - 1]]) continue;
+        int at = std::min(found, k - 1);
+        while (at > 0 && row[ids[at - 1]] < row[i]) {
+          ids[at] = ids[at - 1];
+          --at;
+        }
+        ids[at] = i;
+        if (found < k) ++found;
+      }
+      for (int j = 0; j < k; ++j) probs[j] = float(std::exp(double(row[ids[j]]) - max) / sum);
+    }
+  }
+  pool_.barrier();
 }
 
 void CpuExecutor::attention_block(int il, int n, int ith, int nth) {
@@ -331,6 +402,10 @@ AttentionArgs CpuExecutor::attention_args(int il, int n) const {
   a.scale = p.attn_scale;
   a.softcap = p.attn_logit_softcap;
   a.scratch = s_.attn_scratch;
+  if (trace_ && trace_->attention && trace_slot_[il] >= 0) {
+    a.probs = trace_->attention + (int64_t(trace_slot_[il]) * trace_rows_ + trace_row0_) * p.n_head * trace_->positions;
+    a.probs_ld = trace_->positions;
+  }
   return a;
 }
 
@@ -539,6 +614,11 @@ void CpuExecutor::moe_block(int il, int n, int ith, int nth) {
     for (int a = 0; a < n_active_; ++a) s_.active_off[a] = start[s_.active[a]];
     s_.active_off[n_active_] = total;
     for (int i = 0; i < n * K; ++i) s_.slot[i] = start[s_.sel[i]]++;
+    if (trace_ && trace_->experts) {
+      const int64_t at = (int64_t(il) * trace_rows_ + trace_row0_) * K;
+      std::copy(s_.sel, s_.sel + n * K, trace_->experts + at);
+      std::copy(s_.sel_w, s_.sel_w + n * K, trace_->expert_weights + at);
+    }
   }
   pool_.barrier();
 

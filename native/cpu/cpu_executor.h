@@ -130,6 +130,9 @@ class CpuExecutor final : public Executor {
   // before the activation, down after its projection.
   void dense_ffn(int gate, int up, int down, int gate_b, int up_b, int down_b, int64_t width, int n, int ith, int nth);
   void norm(const float* x, int norm_w, int norm_b, float* y, int n, int ith, int nth) const;
+  // Tracing (a step with StepBatch::trace): after layer il, the residual norms and the
+  // logit lens of the chunk's n rows; ends with a barrier.
+  void trace_layer(int il, int n, int ith, int nth);
 
   const CpuBackend& backend_;
   const ModelPlan& plan_;
@@ -147,6 +150,12 @@ class CpuExecutor final : public Executor {
   AlignedBuffer scratch_;
   std::vector<KvLayer> kv_layers_;
   Scratch s_;
+  // The trace of the step running (null: none), where the chunk's rows start in it, its rows
+  // in all, the recorded-layer index of each layer, and the logit lens's [B][n_vocab] logits.
+  const StepTrace* trace_ = nullptr;
+  int trace_row0_ = 0, trace_rows_ = 0;
+  std::vector<int> trace_slot_;
+  std::vector<float> lens_logits_;
   bool stop_ = false;      // sampled by thread 0 from the abort flag, read by all after a barrier
   int n_active_ = 0;       // experts with tokens in the current MoE block (set by thread 0)
   int64_t ffn_width_ = 0;  // widest dense FFN (n_ff, or the shared expert's width)

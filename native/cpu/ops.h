@@ -222,6 +222,10 @@ struct AttentionArgs {
   float* out = nullptr;      // [n_tokens][n_head][head_dim_v], rows strided by ldo
   int64_t ldo = 0;
   float* scratch = nullptr;  // attention_scratch_floats() floats per thread, thread ith uses its slice
+  // Tracing only: the weight of each position, row t head h at probs + (t * n_head + h) *
+  // probs_ld + j for j <= rows.pos[t] (0 outside the window); null: not recorded.
+  float* probs = nullptr;
+  int64_t probs_ld = 0;
 };
 // Positions rounded up to whole 8-position groups (the scores rows of the scratch).
 inline int kv_padded(int positions) { return (positions + 7) / 8 * 8; }

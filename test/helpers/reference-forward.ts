@@ -7,7 +7,16 @@ import fs from "node:fs";
 import { dequantize } from "../../lib/gguf/quantize.js";
 import { readGGUF } from "../../lib/gguf/reader.js";
 
-export function referenceLogits(file: string, tokens: number[]): Float64Array[] {
+/**
+ * onLayer (tracing): after each layer at each position, the residual stream x, the
+ * attention weights per head (over positions 0..pos), and lens(x) = that residual through
+ * the final norm and the LM head.
+ */
+export function referenceLogits(
+  file: string,
+  tokens: number[],
+  onLayer?: (pos: number, layer: number, x: Float64Array, probs: Float64Array[], lens: () => Float64Array) => void,
+): Float64Array[] {
   const g = readGGUF(file);
   const bytes = fs.readFileSync(file);
   const num = (k: string) => Number(g.metadata.get(k)!.value);
@@ -68,6 +77,7 @@ export function referenceLogits(file: string, tokens: number[]): Float64Array[] 
       ly.ks.push(k);
       ly.vs.push(v);
       const att = new Float64Array(H * hd);
+      const headProbs: Float64Array[] = [];
       for (let h = 0; h < H; h++) {
         const gk = Math.floor(h / (H / HK));
         const sc = ly.ks.map((kj) => {
@@ -78,6 +88,7 @@ export function referenceLogits(file: string, tokens: number[]): Float64Array[] 
         const m = Math.max(...sc);
         const p = sc.map((s) => Math.exp(s - m));
         const z = p.reduce((a, b) => a + b, 0);
+        headProbs.push(Float64Array.from(p, (v) => v / z));
         for (let j = 0; j < p.length; j++) for (let i = 0; i < hd; i++) att[h * hd + i] += (p[j] / z) * ly.vs[j][gk * hd + i];
       }
       const o = matvec(ly.wo, E, H * hd, att);
@@ -88,6 +99,8 @@ export function referenceLogits(file: string, tokens: number[]): Float64Array[] 
       const hdn = gte.map((gv, i) => (gv / (1 + Math.exp(-gv))) * up[i]);
       const d = matvec(ly.wd, E, F, hdn);
       x = x.map((v2, i) => v2 + d[i]);
+      const xl = x;
+      onLayer?.(pos, layers.indexOf(ly), xl, headProbs, () => matvec(out.w, V, E, rms(xl, outNorm)));
     }
     logits.push(matvec(out.w, V, E, rms(x, outNorm)));
   });
