@@ -54,7 +54,7 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack) {
       else
         q4_kx8::pack_group(rows, row_bytes, out->cols / QK_K, dst + g * group_bytes);
     }
-    out->owned.reset(dst, [](uint8_t* p) { std::free(p); });
+    out->owned.reset(dst, [bytes](uint8_t* p) { free_allocation(p, bytes); });
     out->packed = dst;
     out->layout = layout;
   } else if (allow_repack && t.nbytes >= kStreamedHugePageBytes) {
@@ -63,7 +63,8 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack) {
     if (!dst)
       return Status::error(StatusCode::OutOfMemory, "cannot allocate " + std::to_string(t.nbytes >> 20) + " MiB to hold " + t.name);
     std::memcpy(dst, t.data, t.nbytes);
-    out->owned.reset(dst, [](uint8_t* p) { std::free(p); });
+    const uint64_t bytes = t.nbytes;
+    out->owned.reset(dst, [bytes](uint8_t* p) { free_allocation(p, bytes); });
     out->data = dst;
   }
   return Status::ok();
