@@ -30,6 +30,13 @@ export type TesseraErrorCode =
   | "ERR_BACKEND_UNAVAILABLE"
   /** A CUDA call failed. */
   | "ERR_CUDA"
+  /**
+   * NaN or Infinity where numbers must be finite: a step's logits (the model's weights hold
+   * non-finite values or its activations overflowed; only the requests whose logits went
+   * bad fail), logits handed to the sampler, or a weight found by loadModel's checkTensors.
+   * Load with checkTensors: true to find a damaged tensor, or use another quantization.
+   */
+  | "ERR_NON_FINITE"
   /** The operation was cancelled through an AbortSignal. */
   | "ERR_ABORTED"
   /** The model or session was used after dispose(). */

@@ -87,9 +87,14 @@ export interface RopeKernelParams {
  * first; the logits of the rows in logitRows (ascending) go to logits [n][nVocab].
  */
 export interface NativeEngine {
-  step(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array, trace?: object): Promise<void>;
+  /**
+   * A logit row holding NaN or Infinity fails the step with ERR_NON_FINITE (the other rows'
+   * logits are written all the same); nonFinite, one entry per logit row, then says which.
+   * trace (session.trace) asks the step to record its layers' internals.
+   */
+  step(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array, nonFinite?: Uint8Array, trace?: object): Promise<void>;
   /** The same on the calling thread (for models small enough that the thread hop dominates). */
-  stepSync(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array, trace?: object): void;
+  stepSync(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array, nonFinite?: Uint8Array, trace?: object): void;
   abort(): void;
   dispose(): void;
   readonly maxContext: number;
@@ -114,12 +119,29 @@ export interface NativeModel {
   readonly weightBytes: number;
 }
 
+/**
+ * One load's progress and cancel switch (createLoadControl): the load advances it per
+ * tensor read, checked or prepared and stops at the next tensor once aborted.
+ */
+export interface NativeLoadControl {
+  /** 0..1, never decreasing. */
+  readonly progress: number;
+  readonly done: number;
+  readonly total: number;
+  abort(): void;
+}
+
 export interface NativeAddon {
+  /**
+   * mmap false reads the file into memory; checkTensors scans every weight for NaN/Inf
+   * (ERR_NON_FINITE naming the tensor); an aborted control rejects with ERR_ABORTED.
+   */
   loadModel(
     path: string,
     plan: object,
-    options: { backend: "cpu" | "cuda"; threads: number; device?: number },
+    options: { backend: "cpu" | "cuda"; threads: number; device?: number; mmap?: boolean; checkTensors?: boolean; control?: NativeLoadControl },
   ): Promise<NativeModel>;
+  createLoadControl(): NativeLoadControl;
   systemInfo(): SystemInfo;
   /** Single-op entry points of the kernel harness (see lib/kernels/harness.ts). */
   kernels: NativeKernels;

@@ -16,6 +16,10 @@
  * preempted (its blocks freed; its tokens are recomputed when it is scheduled again, from
  * the prefix cache where their blocks survive). A request that could never fit the pool or
  * the context fails with ERR_OUT_OF_CONTEXT.
+ *
+ * The native step checks the logits it writes: a row holding NaN or Infinity fails the step
+ * with ERR_NON_FINITE and flags the row, and only the requests whose rows were flagged fail
+ * (rows are independent, so the others' logits are good); the engine runs on.
  */
 import { TesseraError, fromNativeError } from "../errors.js";
 import type { NativeEngine } from "../native.js";
@@ -135,6 +139,8 @@ export class Engine {
   private readonly requests = new Map<Sequence, Pending>();
   private logits = new Float32Array(0);
   private readonly arrays = new StepArrays();
+  /** One flag per logit row of the running step: its logits were not finite. */
+  private nonFinite = new Uint8Array(0);
   private scheduled = false;
   private running: StepEntry[] | undefined;
   private arrivals = 0;
@@ -326,19 +332,21 @@ export class Engine {
     const { entries, tokens, positions, rowSeq, tableStart, tables, logitRows, copies, trace } = plan;
     const nLogits = logitRows.length;
     if (this.logits.length < nLogits * this.config.nVocab) this.logits = new Float32Array(nLogits * this.config.nVocab);
+    if (this.nonFinite.length < nLogits) this.nonFinite = new Uint8Array(nLogits);
+    const flags = this.nonFinite;
     this.running = entries;
     this.steps++;
     if (this.config.synchronous) {
       let error: unknown;
       try {
-        this.native.stepSync(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits, trace);
+        this.native.stepSync(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits, flags, trace);
       } catch (e) {
         error = fromNativeError(e);
       }
       this.complete(entries, error);
       return;
     }
-    this.native.step(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits, trace).then(
+    this.native.step(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits, flags, trace).then(
       () => this.complete(entries, undefined),
       (e: unknown) => this.complete(entries, fromNativeError(e)),
     );
@@ -366,7 +374,11 @@ export class Engine {
   private complete(entries: StepEntry[], error: unknown): void {
     this.running = undefined;
     if (this.disposed) return;
-    for (const e of entries) this.finish(e, error);
+    for (const e of entries) {
+      // Non-finite logits fail only the requests whose rows they were in.
+      const fails = error && ((error as TesseraError).code !== "ERR_NON_FINITE" || this.nonFinite.subarray(e.logitIndex, e.logitIndex + e.logitCount).includes(1));
+      this.finish(e, fails ? error : undefined);
+    }
     this.schedule();
   }
 

@@ -319,14 +319,18 @@ const FIRST_READ_BYTES = 1 << 20;
 export function readGGUF(path: string): GGUFFile {
   let fd: number;
   try {
-    fd = fs.openSync(path, "r");
+    // O_NONBLOCK: opening a FIFO for reading otherwise blocks the event loop until a writer
+    // appears, forever if none does; with it the open returns and fstat refuses the FIFO.
+    // Regular files read the same either way.
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     throw new TesseraError("ERR_IO", `cannot open ${path}: ${err.code ?? err.message}; check the path and permissions`);
   }
   try {
     const stat = fs.fstatSync(fd);
-    if (!stat.isFile()) throw new TesseraError("ERR_IO", `${path} is not a regular file; pass a .gguf model file`);
+    if (!stat.isFile())
+      throw new TesseraError("ERR_IO", `${path} is not a regular file (a directory, FIFO or device); pass a .gguf model file`);
     const fileSize = stat.size;
     // The header is usually a few MB at most (vocabularies); read a prefix and grow it only
     // when the parse runs past it.

@@ -4,6 +4,7 @@
  * the tokenizer and the sessions created from it.
  */
 import os from "node:os";
+import { optionalBoolean, optionalFunction, optionalSignal, optionsObject } from "../arguments.js";
 import { TesseraError, fromNativeError } from "../errors.js";
 import { architecture } from "../arch/registry.js";
 import { KV_BLOCK_SIZE } from "../engine/blocks.js";
@@ -45,7 +46,27 @@ export interface LoadOptions {
   kvCacheType?: KvCacheType;
   /** Most rows (prompt tokens and decode steps of all sequences) per forward pass. Default 512. */
   batchSize?: number;
+  /**
+   * Map the file (default true): weights are read in place, and pages the kernels do not
+   * copy stay reclaimable page cache. A mapped file must not be truncated or rewritten
+   * while the model is loaded: touching a page past its new end raises SIGBUS, which ends
+   * the process. false reads the whole file into memory at load instead (more resident
+   * memory, nothing touches the file afterwards).
+   */
+  mmap?: boolean;
+  /**
+   * Scan every weight for NaN and Infinity before preparing it (llama.cpp's
+   * --check-tensors): float tensors value by value, quantized ones by their block scales.
+   * A bad tensor fails the load with ERR_NON_FINITE naming it. Costs one read of the file.
+   */
+  checkTensors?: boolean;
+  /** Cancels the load, checked between tensors: what was built is freed and the promise rejects with ERR_ABORTED. */
   signal?: AbortSignal;
+  /**
+   * "metadata" (0) once the options are checked, then "weights" as tensors are read, checked
+   * and prepared (0..1 by bytes, never decreasing, polled every 10 ms while the native load
+   * runs, 1 at its end), then "ready" (1).
+   */
   onProgress?: (progress: LoadProgress) => void;
 }
 
@@ -69,6 +90,9 @@ export interface ModelInfo extends Hyperparameters {
 
 /** Models below this many weight bytes evaluate on the calling thread: the hop costs more. */
 const SYNCHRONOUS_EVAL_MAX_BYTES = 32 << 20;
+
+/** How often onProgress polls the native load's counter. */
+const PROGRESS_POLL_MS = 10;
 
 function chooseBackend(choice: BackendChoice): { backend: "cpu" | "cuda"; note: string | undefined } {
   if (choice !== "auto" && choice !== "cpu" && choice !== "cuda")
@@ -127,9 +151,9 @@ export class Model {
   }
 
   /** A conversation: its tokens' keys and values stay cached between calls. */
-  createSession(options: SessionOptions = {}): Session {
+  createSession(options?: SessionOptions): Session {
     this.live();
-    if (options === null || typeof options !== "object") throw new TesseraError("ERR_INVALID_ARGUMENT", "createSession options must be an object");
+    options = optionsObject(options, "createSession");
     const contextSize = positiveInteger(options.contextSize, this.contextSize, "contextSize");
     if (contextSize > this.contextSize)
       throw new TesseraError(
@@ -155,9 +179,9 @@ export class Model {
    * Streams generated text; see GenerateOptions. Any number of generations may run at once:
    * the engine batches them, and each gives exactly what it gives alone.
    */
-  generate(prompt: string | ArrayLike<number>, options: GenerateOptions = {}): Generation {
+  generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): Generation {
     this.live();
-    if (options === null || typeof options !== "object") throw new TesseraError("ERR_INVALID_ARGUMENT", "generate options must be an object");
+    options = optionsObject(options, "generate");
     const session = options.session;
     if (session !== undefined && !(session instanceof Session))
       throw new TesseraError("ERR_INVALID_ARGUMENT", "options.session must be a Session created by model.createSession()");
@@ -167,8 +191,12 @@ export class Model {
   }
 
   /** Generates to the end and returns the whole text, tokens and why it stopped. */
-  complete(prompt: string | ArrayLike<number>, options: GenerateOptions = {}): Promise<Completion> {
-    return complete(this.generate(prompt, options));
+  complete(prompt: string | ArrayLike<number>, options?: GenerateOptions): Promise<Completion> {
+    try {
+      return complete(this.generate(prompt, options));
+    } catch (e) {
+      return Promise.reject(e); // a promise API reports bad arguments through the promise too
+    }
   }
 
   /**
@@ -300,17 +328,21 @@ function sessionTarget(session: Session, owner: object): GenerationTarget {
   };
 }
 
-export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
+export async function loadModel(path: string, options?: LoadOptions): Promise<Model> {
   if (typeof path !== "string" || path.length === 0)
     throw new TesseraError("ERR_INVALID_ARGUMENT", "loadModel needs the path of a GGUF file");
-  const signal = options.signal;
+  const o = optionsObject(options, "loadModel");
+  const signal = optionalSignal(o.signal, "loadModel");
+  const onProgress = optionalFunction<(p: LoadProgress) => void>(o.onProgress, "loadModel", "onProgress");
+  const mmap = optionalBoolean(o.mmap, "loadModel", "mmap") ?? true;
+  const checkTensors = optionalBoolean(o.checkTensors, "loadModel", "checkTensors") ?? false;
   const abortCheck = () => {
     if (signal?.aborted) throw new TesseraError("ERR_ABORTED", "model loading aborted");
   };
   abortCheck();
-  const threads = positiveInteger(options.threads, Math.max(1, os.availableParallelism()), "threads");
-  const { backend, note } = chooseBackend(options.backend ?? "auto");
-  options.onProgress?.({ phase: "metadata", progress: 0 });
+  const threads = positiveInteger(o.threads, Math.max(1, os.availableParallelism()), "threads");
+  const { backend, note } = chooseBackend(o.backend ?? "auto");
+  onProgress?.({ phase: "metadata", progress: 0 });
 
   const file = readGGUF(path);
   const archName = file.metadata.get("general.architecture")?.value;
@@ -321,23 +353,18 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   const tokenizer = tokenizerFromGGUF(file);
   if (tokenizer.vocabSize > nVocab)
     throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${nVocab} embeddings`);
-  const contextSize = positiveInteger(options.contextSize, Math.min(hparams.nCtxTrain || 4096, 4096), "contextSize");
-  const kvTokens = positiveInteger(options.kvCacheTokens, 4 * contextSize, "kvCacheTokens", 1 << 30);
-  const kvType = options.kvCacheType ?? "f16";
-  if (!Object.hasOwn(KV_TYPES, kvType))
+  const contextSize = positiveInteger(o.contextSize, Math.min(hparams.nCtxTrain || 4096, 4096), "contextSize");
+  const kvTokens = positiveInteger(o.kvCacheTokens, 4 * contextSize, "kvCacheTokens", 1 << 30);
+  const kvType = o.kvCacheType ?? "f16";
+  if (typeof kvType !== "string" || !Object.hasOwn(KV_TYPES, kvType))
     throw new TesseraError("ERR_INVALID_ARGUMENT", `kvCacheType must be one of ${Object.keys(KV_TYPES).join(", ")}, got ${String(kvType)}`);
-  if (options.kvCacheBytes !== undefined && (typeof options.kvCacheBytes !== "number" || !(options.kvCacheBytes > 0)))
-    throw new TesseraError("ERR_INVALID_ARGUMENT", `kvCacheBytes must be a positive number, got ${String(options.kvCacheBytes)}`);
-  const batchSize = positiveInteger(options.batchSize, 512, "batchSize", 1 << 16);
+  if (o.kvCacheBytes !== undefined && (typeof o.kvCacheBytes !== "number" || !(o.kvCacheBytes > 0)))
+    throw new TesseraError("ERR_INVALID_ARGUMENT", `kvCacheBytes must be a positive number, got ${String(o.kvCacheBytes)}`);
+  const batchSize = positiveInteger(o.batchSize, 512, "batchSize", 1 << 16);
   abortCheck();
-  options.onProgress?.({ phase: "weights", progress: 0 });
+  onProgress?.({ phase: "weights", progress: 0 });
 
-  let nativeModel: NativeModel;
-  try {
-    nativeModel = await native().loadModel(path, plan, { backend, threads });
-  } catch (e) {
-    throw fromNativeError(e);
-  }
+  const nativeModel = await loadWeights(path, plan, { backend, threads, mmap, checkTensors }, signal, onProgress);
   if (signal?.aborted) {
     nativeModel.dispose();
     abortCheck();
@@ -346,9 +373,9 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   try {
     const blockBytes = nativeModel.kvBlockBytes(KV_TYPES[kvType]);
     let blocks = Math.ceil(kvTokens / KV_BLOCK_SIZE);
-    if (options.kvCacheBytes !== undefined) blocks = Math.min(blocks, Math.floor(options.kvCacheBytes / blockBytes));
+    if (o.kvCacheBytes !== undefined) blocks = Math.min(blocks, Math.floor(o.kvCacheBytes / blockBytes));
     if (blocks < 1)
-      throw new TesseraError("ERR_INVALID_ARGUMENT", `kvCacheBytes ${options.kvCacheBytes} is less than one KV block (${blockBytes} bytes)`);
+      throw new TesseraError("ERR_INVALID_ARGUMENT", `kvCacheBytes ${o.kvCacheBytes} is less than one KV block (${blockBytes} bytes)`);
     if (blocks > MAX_COUNT) throw new TesseraError("ERR_INVALID_ARGUMENT", `the KV pool of ${blocks} blocks is too large; lower kvCacheTokens`);
     nativeEngine = nativeModel.createEngine({ maxContext: contextSize, blocks, batchSize, kvType: KV_TYPES[kvType] });
   } catch (e) {
@@ -378,6 +405,52 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     kvCacheType: kvType,
     kvCacheTokens: nativeEngine.blocks * KV_BLOCK_SIZE,
   };
-  options.onProgress?.({ phase: "ready", progress: 1 });
+  onProgress?.({ phase: "ready", progress: 1 });
   return new Model(nativeModel, engine, info, tokenizer, contextSize, new TokenEmbeddings(path, file.tensors[plan.tokEmbd], tokenizer));
+}
+
+/**
+ * The native load, with its progress polled into onProgress while it runs and the signal
+ * wired to its cancel switch. A throwing onProgress cancels the load and is rethrown.
+ */
+async function loadWeights(
+  path: string,
+  plan: object,
+  options: { backend: "cpu" | "cuda"; threads: number; mmap: boolean; checkTensors: boolean },
+  signal: AbortSignal | undefined,
+  onProgress: ((p: LoadProgress) => void) | undefined,
+): Promise<NativeModel> {
+  const control = native().createLoadControl();
+  let last = 0;
+  let callbackError: { error: unknown } | undefined;
+  const report = () => {
+    const progress = control.progress;
+    if (progress <= last || callbackError) return;
+    last = progress;
+    try {
+      onProgress?.({ phase: "weights", progress });
+    } catch (error) {
+      callbackError = { error };
+      control.abort();
+    }
+  };
+  const onAbort = () => control.abort();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  if (signal?.aborted) control.abort(); // aborted by an onProgress call before the listener was added
+  const timer = onProgress ? setInterval(report, PROGRESS_POLL_MS) : undefined;
+  try {
+    const model = await native().loadModel(path, plan, { ...options, control });
+    report();
+    if (callbackError) {
+      model.dispose();
+      throw callbackError.error;
+    }
+    return model;
+  } catch (e) {
+    if (callbackError) throw callbackError.error;
+    throw fromNativeError(e);
+  } finally {
+    clearInterval(timer);
+    signal?.removeEventListener("abort", onAbort);
+  }
 }

@@ -2,6 +2,8 @@
  * The sampler chain, in llama.cpp's default order: repetition/frequency/presence penalties
  * -> top-k -> top-p -> min-p -> temperature -> draw. Temperature 0 is greedy (argmax after
  * penalties). Truncations use the untempered distribution; temperature shapes only the draw.
+ * NaN logits are never drawn; logits with no finite value, or with +Infinity, cannot be
+ * sampled and give ERR_NON_FINITE (the engine's own steps never hand such logits over).
  */
 import { TesseraError } from "../errors.js";
 import { Rng } from "./rng.js";
@@ -87,7 +89,11 @@ export class Sampler {
   sample(logits: Float32Array, history: ArrayLike<number> = []): number {
     const o = this.options;
     this.applyPenalties(logits, history);
-    if (o.temperature <= 0) return argmax(logits);
+    if (o.temperature <= 0) {
+      const id = argmax(logits);
+      if (!(logits[id] > -Infinity)) throw nothingToSample();
+      return id;
+    }
 
     const k = o.topK > 0 ? Math.min(o.topK, logits.length) : logits.length;
     // Probabilities at temperature 1 over the top-k (or the whole vocabulary), for the truncations.
@@ -178,8 +184,9 @@ export class Sampler {
         bar = vals[0];
       }
     }
-    if (size === 0) throw new TesseraError("ERR_INTERNAL", "every logit is -Infinity or NaN; nothing can be sampled");
+    if (size === 0) throw nothingToSample();
     sortCandidates(logits, ids, vals, size);
+    if (vals[0] === Infinity) throw nothingToSample();
     this.toProbabilities(size);
     return size;
   }
@@ -195,7 +202,7 @@ export class Sampler {
     const o = this.options;
     let max = -Infinity;
     for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
-    if (!(max > -Infinity)) throw new TesseraError("ERR_INTERNAL", "every logit is -Infinity or NaN; nothing can be sampled");
+    if (!(max > -Infinity) || max === Infinity) throw nothingToSample();
 
     const mass = new Float64Array(HISTOGRAM_BUCKETS);
     let sumExp = 0;
@@ -262,6 +269,14 @@ export class Sampler {
     for (let i = 0; i < n; i++) cumulative += this.values[i];
     return cumulative >= p;
   }
+}
+
+function nothingToSample(): TesseraError {
+  return new TesseraError(
+    "ERR_NON_FINITE",
+    "the logits hold no finite value to sample from (all NaN or -Infinity, or +Infinity): the model's weights hold " +
+      "non-finite values or its activations overflowed; load it with checkTensors: true, or use another quantization",
+  );
 }
 
 // Resolution of the top-p histogram: a quarter of a logit per bucket, 64 logits deep (mass

@@ -1,7 +1,9 @@
-// JS classes NativeModel and NativeEngine. Loading and steps run on libuv worker threads
-// (AsyncTask) so the event loop stays free; stepSync exists for models so small that the
-// thread hop would cost more than the step itself. One crossing per step, for every
-// sequence in it.
+// JS classes NativeModel, NativeEngine and NativeLoadControl. Loading and steps run on libuv
+// worker threads (AsyncTask) so the event loop stays free; stepSync exists for models so
+// small that the thread hop would cost more than the step itself. One crossing per step, for
+// every sequence in it. A load reports progress and takes cancellation through a
+// LoadControl that JS polls (no callback into JS from the load thread, so nothing is left
+// to call when the environment goes away mid-load).
 #include <chrono>
 #include <memory>
 #include <string>
@@ -11,6 +13,7 @@
 #include "addon/bindings.h"
 #include "addon/plan_from_js.h"
 #include "addon/status_napi.h"
+#include "core/finite.h"
 #include "core/model.h"
 
 namespace tessera {
@@ -21,6 +24,7 @@ namespace {
 struct Constructors {
   Napi::FunctionReference model;
   Napi::FunctionReference engine;
+  Napi::FunctionReference load_control;
 };
 
 Constructors& constructors(Napi::Env env) { return *env.GetInstanceData<Constructors>(); }
@@ -48,7 +52,9 @@ struct EngineState {
 // A step's arguments, copied out of the JS arrays (the arrays may change once the call returns).
 struct StepRequest {
   std::vector<int32_t> tokens, positions, row_seq, table_start, tables, logit_rows, copies;
-  float* logits = nullptr;  // in a Float32Array the task keeps referenced until it completes
+  float* logits = nullptr;       // in a Float32Array the task keeps referenced until it completes
+  uint8_t* non_finite = nullptr; // optional [n_logits] flags, likewise referenced
+  int n_vocab = 0;
   // Tracing: the output arrays are the JS ones (kept referenced like logits); the layer mask copied.
   bool traced = false;
   StepTrace trace;
@@ -73,20 +79,43 @@ struct StepRequest {
   }
 };
 
+// NonFinite when a logit row holds NaN or Infinity (flagging each such row), so a model
+// whose weights or activations went bad fails with a coded error instead of sampling
+// garbage. One pass over the logits the step wrote: a few hundred KiB per row, next to a
+// step that reads every weight.
+Status check_logits(const StepRequest& r) {
+  const size_t n_vocab = size_t(r.n_vocab);
+  int bad = 0;
+  for (size_t i = 0; i < r.logit_rows.size(); ++i) {
+    const bool finite = all_finite_f32(r.logits + i * n_vocab, n_vocab);
+    if (r.non_finite) r.non_finite[i] = finite ? 0 : 1;
+    bad += finite ? 0 : 1;
+  }
+  if (bad == 0) return Status::ok();
+  return Status::error(StatusCode::NonFinite,
+                       "the model produced NaN or Infinity logits (" + std::to_string(bad) + " of " +
+                           std::to_string(r.logit_rows.size()) +
+                           " rows): its weights hold non-finite values or its activations overflowed; load it with "
+                           "checkTensors: true to find a damaged tensor, or use another quantization of the model");
+}
+
 Status run_step(EngineState& state, const StepRequest& r) {
   auto start = std::chrono::steady_clock::now();
   Status st = state.executor->step(r.batch(), r.logits);
+  if (st.is_ok()) st = check_logits(r);
   state.last_step_ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
   return st;
 }
 
 class StepTask final : public AsyncTask {
  public:
-  StepTask(std::shared_ptr<EngineState> state, StepRequest request, Napi::Object engine, Napi::Object logits, Napi::Value trace)
+  StepTask(std::shared_ptr<EngineState> state, StepRequest request, Napi::Object engine, Napi::Object logits, Napi::Value flags,
+           Napi::Value trace)
       : state_(std::move(state)), request_(std::move(request)) {
-    // Keep the JS wrapper and the arrays alive while the step writes into them.
+    // Keep the JS wrapper and the output arrays alive while the step writes into them.
     engine_ref_ = Napi::Persistent(engine);
     logits_ref_ = Napi::Persistent(logits);
+    if (flags.IsObject()) flags_ref_ = Napi::Persistent(flags.As<Napi::Object>());
     if (trace.IsObject()) trace_ref_ = Napi::Persistent(trace.As<Napi::Object>());
   }
 
@@ -101,7 +130,7 @@ class StepTask final : public AsyncTask {
  private:
   std::shared_ptr<EngineState> state_;
   StepRequest request_;
-  Napi::ObjectReference engine_ref_, logits_ref_, trace_ref_;
+  Napi::ObjectReference engine_ref_, logits_ref_, flags_ref_, trace_ref_;
   Status status_;
 };
 
@@ -155,7 +184,9 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
  private:
-  // step(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, logits): see StepBatch.
+  // step(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, logits, nonFinite?):
+  // see StepBatch; nonFinite (a Uint8Array of one flag per logit row) says which rows a
+  // NonFinite failure was about.
   StepRequest parse(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!state_ || !state_->executor) throw to_js_error(env, Status::error(StatusCode::InvalidArgument, "the engine was disposed"));
@@ -176,9 +207,17 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     if (info.Length() < 8 || !info[7].IsTypedArray() || info[7].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
       invalid(env, "logits must be a Float32Array");
     Napi::Float32Array logits = info[7].As<Napi::Float32Array>();
-    if (logits.ElementLength() < r.logit_rows.size() * size_t(state_->model->plan.n_vocab)) invalid(env, "logits buffer is too small");
+    r.n_vocab = state_->model->plan.n_vocab;
+    if (logits.ElementLength() < r.logit_rows.size() * size_t(r.n_vocab)) invalid(env, "logits buffer is too small");
     r.logits = logits.Data();
-    if (info.Length() > 8 && info[8].IsObject()) parse_trace(info[8].As<Napi::Object>(), r);
+    if (info.Length() > 8 && !info[8].IsUndefined()) {
+      if (!info[8].IsTypedArray() || info[8].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+        invalid(env, "nonFinite must be a Uint8Array");
+      Napi::Uint8Array flags = info[8].As<Napi::Uint8Array>();
+      if (flags.ElementLength() < r.logit_rows.size()) invalid(env, "nonFinite needs one entry per logit row");
+      r.non_finite = flags.Data();
+    }
+    if (info.Length() > 9 && info[9].IsObject()) parse_trace(info[9].As<Napi::Object>(), r);
     return r;
   }
 
@@ -220,8 +259,10 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   Napi::Value step(const Napi::CallbackInfo& info) {
     StepRequest r = parse(info);
-    auto task = std::make_unique<StepTask>(state_, std::move(r), info.This().As<Napi::Object>(), info[7].As<Napi::Object>(),
-                                           info.Length() > 8 ? info[8] : info.Env().Undefined());
+    Napi::Value flags = info.Length() > 8 ? info[8] : info.Env().Undefined();
+    Napi::Value trace = info.Length() > 9 ? info[9] : info.Env().Undefined();
+    auto task = std::make_unique<StepTask>(state_, std::move(r), info.This().As<Napi::Object>(), info[7].As<Napi::Object>(), flags,
+                                           trace);
     Napi::Promise promise = AsyncTask::queue(info.Env(), std::move(task), "tessera.step");
     state_->busy = true;
     return promise;
@@ -334,13 +375,44 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   std::shared_ptr<LoadedModel> model_;
 };
 
+// One load's progress and cancel switch: JS polls `progress` while the load runs and calls
+// abort(); the load task holds the same LoadControl, so either may outlive the other.
+class NativeLoadControl : public Napi::ObjectWrap<NativeLoadControl> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "NativeLoadControl",
+                       {InstanceMethod<&NativeLoadControl::abort>("abort"),
+                        InstanceAccessor<&NativeLoadControl::progress>("progress"),
+                        InstanceAccessor<&NativeLoadControl::done>("done"),
+                        InstanceAccessor<&NativeLoadControl::total>("total")});
+  }
+  explicit NativeLoadControl(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<NativeLoadControl>(info), control_(std::make_shared<LoadControl>()) {}
+  const std::shared_ptr<LoadControl>& control() const { return control_; }
+
+ private:
+  Napi::Value abort(const Napi::CallbackInfo& info) {
+    control_->abort.store(true);
+    return info.Env().Undefined();
+  }
+  Napi::Value progress(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), control_->fraction()); }
+  Napi::Value done(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(control_->done.load())); }
+  Napi::Value total(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(control_->total.load())); }
+
+  std::shared_ptr<LoadControl> control_;
+};
+
 class LoadTask final : public AsyncTask {
  public:
-  LoadTask(std::string path, ModelPlan plan, BackendKind kind, BackendOptions options)
-      : path_(std::move(path)), plan_(std::move(plan)), kind_(kind), options_(options) {}
+  LoadTask(std::string path, ModelPlan plan, BackendKind kind, BackendOptions options, LoadSettings settings,
+           std::shared_ptr<LoadControl> control)
+      : path_(std::move(path)), plan_(std::move(plan)), kind_(kind), options_(options), settings_(settings),
+        control_(std::move(control)) {}
 
  protected:
-  void execute() override { status_ = load_model(path_, std::move(plan_), kind_, options_, &model_); }
+  void execute() override {
+    status_ = load_model(path_, std::move(plan_), kind_, options_, settings_, *control_, &model_);
+  }
   const Status& status() const override { return status_; }
   napi_value value(napi_env env) override {
     Napi::Object obj = constructors(env).model.New({});
@@ -353,11 +425,24 @@ class LoadTask final : public AsyncTask {
   ModelPlan plan_;
   BackendKind kind_;
   BackendOptions options_;
+  LoadSettings settings_;
+  std::shared_ptr<LoadControl> control_;
   Status status_;
   std::shared_ptr<LoadedModel> model_;
 };
 
-// loadModel(path: string, plan: object, options: {backend: "cpu"|"cuda", threads: number}) -> Promise<NativeModel>
+bool bool_option(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsBoolean()) invalid(o.Env(), std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+// createLoadControl() -> NativeLoadControl
+Napi::Value CreateLoadControl(const Napi::CallbackInfo& info) { return constructors(info.Env()).load_control.New({}); }
+
+// loadModel(path: string, plan: object, options: {backend: "cpu"|"cuda", threads: number, mmap?: boolean,
+// checkTensors?: boolean, control?: NativeLoadControl}) -> Promise<NativeModel>
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsString() || !info[1].IsObject() || !info[2].IsObject())
@@ -376,15 +461,30 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     if (b == "cuda") kind = BackendKind::Cuda;
     else if (b != "cpu") invalid(env, "backend must be \"cpu\" or \"cuda\"");
   }
-  return AsyncTask::queue(env, std::make_unique<LoadTask>(std::move(path), std::move(plan), kind, options), "tessera.load");
+  LoadSettings settings;
+  settings.map = bool_option(o, "mmap", true);
+  settings.check_tensors = bool_option(o, "checkTensors", false);
+  std::shared_ptr<LoadControl> control;
+  Napi::Value c = o.Get("control");
+  if (c.IsUndefined()) {
+    control = std::make_shared<LoadControl>();
+  } else {
+    if (!c.IsObject() || !c.As<Napi::Object>().InstanceOf(constructors(env).load_control.Value()))
+      invalid(env, "control must come from createLoadControl()");
+    control = NativeLoadControl::Unwrap(c.As<Napi::Object>())->control();
+  }
+  return AsyncTask::queue(env, std::make_unique<LoadTask>(std::move(path), std::move(plan), kind, options, settings, std::move(control)),
+                          "tessera.load");
 }
 
 }  // namespace
 
 void register_model_bindings(Napi::Env env, Napi::Object exports) {
-  auto* ctors = new Constructors{Napi::Persistent(NativeModel::define(env)), Napi::Persistent(NativeEngine::define(env))};
+  auto* ctors = new Constructors{Napi::Persistent(NativeModel::define(env)), Napi::Persistent(NativeEngine::define(env)),
+                                 Napi::Persistent(NativeLoadControl::define(env))};
   env.SetInstanceData(ctors);
   exports.Set("loadModel", Napi::Function::New(env, LoadModel));
+  exports.Set("createLoadControl", Napi::Function::New(env, CreateLoadControl));
 }
 
 }  // namespace tessera

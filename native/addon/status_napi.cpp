@@ -16,6 +16,7 @@ const char* js_error_code(StatusCode code) {
     case StatusCode::Aborted: return "ERR_ABORTED";
     case StatusCode::Busy: return "ERR_BUSY";
     case StatusCode::Internal: return "ERR_INTERNAL";
+    case StatusCode::NonFinite: return "ERR_NON_FINITE";
   }
   return "ERR_INTERNAL";
 }

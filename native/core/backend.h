@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/kv_cache.h"
+#include "core/load_control.h"
 #include "core/model_plan.h"
 #include "core/status.h"
 
@@ -17,6 +18,10 @@ namespace tessera {
 struct BackendOptions {
   int threads = 1;  // CPU threads (the CUDA backend uses them only while loading)
   int device = 0;   // CUDA device ordinal
+  // The plan's tensors sit in memory the model owns (a file read with mmap: false, in huge
+  // pages), not in a file mapping: the CPU backend then reads them in place instead of
+  // copying them out of the mapping's 4 KiB pages.
+  bool weights_in_memory = false;
 };
 
 // One engine's KV pool and batch shape (Backend::create_executor).
@@ -131,8 +136,9 @@ class Backend {
   virtual const char* name() const = 0;
 
   // Prepares (repacks, uploads) the weights `plan` refers to. Called once; the plan and the
-  // mapped file outlive the backend.
-  virtual Status prepare(const ModelPlan& plan) = 0;
+  // mapped file outlive the backend. Advances `control` by each tensor's bytes as it is
+  // prepared and returns Aborted (what it built is freed with the backend) once cancelled.
+  virtual Status prepare(const ModelPlan& plan, LoadControl& control) = 0;
   virtual Status create_executor(const ExecutorOptions& options, std::unique_ptr<Executor>* out) = 0;
   virtual uint64_t weight_bytes() const = 0;
 };

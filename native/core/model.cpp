@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/cuda_loader.h"
+#include "core/tensor_check.h"
 
 namespace tessera {
 
@@ -216,12 +217,27 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
 }
 
 Status load_model(const std::string& path, ModelPlan plan, BackendKind kind, const BackendOptions& options,
-                  std::shared_ptr<LoadedModel>* out) {
+                  const LoadSettings& settings, LoadControl& control, std::shared_ptr<LoadedModel>* out) {
+  // Everything built here belongs to `model`: an error or an abort returns and frees it.
   auto model = std::make_shared<LoadedModel>();
   TESSERA_RETURN_IF_ERROR(model->file.open(path));
   TESSERA_RETURN_IF_ERROR(validate_plan(plan, model->file.size()));
+  // Progress in bytes, fixed before the first advance so that it only grows: the file read
+  // (without a mapping), each tensor's check, and each tensor's preparation (the backend
+  // advances by the tensors it packs or uploads; the rest is counted at the end).
+  uint64_t tensor_bytes = 0;
+  for (const TensorRef& t : plan.tensors) tensor_bytes += t.nbytes;
+  control.total.store((settings.map ? 0 : model->file.size()) + (settings.check_tensors ? tensor_bytes : 0) + tensor_bytes);
+  TESSERA_RETURN_IF_ERROR(control.cancelled());
+  TESSERA_RETURN_IF_ERROR(model->file.load(settings.map, &control));
   for (TensorRef& t : plan.tensors) t.data = model->file.data() + t.offset;
   model->plan = std::move(plan);
+  if (settings.check_tensors) {
+    for (const TensorRef& t : model->plan.tensors) {
+      TESSERA_RETURN_IF_ERROR(check_tensor_finite(t));
+      TESSERA_RETURN_IF_ERROR(control.advance(t.nbytes));
+    }
+  }
 
   if (kind == BackendKind::Cuda) {
     CudaCreateBackendFn create = cuda_create_backend_fn();
@@ -234,9 +250,12 @@ Status load_model(const std::string& path, ModelPlan plan, BackendKind kind, con
     if (!model->backend)
       return Status::error(StatusCode::Cuda, std::string("creating the CUDA backend failed: ") + error);
   } else {
-    model->backend = create_cpu_backend(options);
+    BackendOptions cpu_options = options;
+    cpu_options.weights_in_memory = !settings.map;
+    model->backend = create_cpu_backend(cpu_options);
   }
-  TESSERA_RETURN_IF_ERROR(model->backend->prepare(model->plan));
+  TESSERA_RETURN_IF_ERROR(model->backend->prepare(model->plan, control));
+  control.done.store(control.total.load());
   *out = std::move(model);
   return Status::ok();
 }

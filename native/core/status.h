@@ -20,6 +20,9 @@ enum class StatusCode : int {
   Aborted,
   Busy,
   Internal,
+  // NaN or Infinity where numbers must be finite: in a weight (a load with checkTensors) or
+  // in the logits a step produced.
+  NonFinite,
 };
 
 struct Status {

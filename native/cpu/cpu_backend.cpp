@@ -28,14 +28,15 @@ std::vector<int> matmul_tensor_indices(const ModelPlan& plan) {
 
 }  // namespace
 
-Status CpuBackend::prepare(const ModelPlan& plan) {
+Status CpuBackend::prepare(const ModelPlan& plan, LoadControl& control) {
   plan_ = &plan;
   packed_.assign(plan.tensors.size(), PackedWeight{});
   weight_bytes_ = 0;
   for (int index : matmul_tensor_indices(plan)) {
     if (packed_[index].data) continue;  // shared between roles (tied embeddings)
-    TESSERA_RETURN_IF_ERROR(pack_weight(plan.tensors[index], &packed_[index]));
+    TESSERA_RETURN_IF_ERROR(pack_weight(plan.tensors[index], &packed_[index], true, options_.weights_in_memory));
     weight_bytes_ += plan.tensors[index].nbytes;
+    TESSERA_RETURN_IF_ERROR(control.advance(plan.tensors[index].nbytes));
   }
   return Status::ok();
 }

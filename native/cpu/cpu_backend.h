@@ -13,7 +13,7 @@ class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const BackendOptions& options) : options_(options) {}
   const char* name() const override { return "cpu"; }
-  Status prepare(const ModelPlan& plan) override;
+  Status prepare(const ModelPlan& plan, LoadControl& control) override;
   Status create_executor(const ExecutorOptions& options, std::unique_ptr<Executor>* out) override;
   uint64_t weight_bytes() const override { return weight_bytes_; }
 

@@ -6,7 +6,8 @@
 // rows in place from the mmapped file. Other weights of 4 MiB and more are copied into
 // huge pages (unless allow_repack is false): decode streams every weight byte once per
 // token, and through the mapping's 4 KiB pages that costs a page walk per 4 KiB (1B Q8_0
-// decode ~6% slower, matvec ~8%).
+// decode ~6% slower, matvec ~8%). A file read into memory (mmap: false) is in huge pages
+// already and is read in place.
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -22,7 +23,7 @@ namespace tessera::cpu {
 static_assert(q4_0x8::kRows == q4_kx8::kRows, "one group size, as weight_slice and matmul_shared assume");
 constexpr int64_t kGroupRows = q4_0x8::kRows;
 
-Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack) {
+Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, bool resident) {
   if (!is_matmul_type(t.type))
     return Status::error(StatusCode::UnsupportedQuantType, "tensor " + t.name + " has type " + ggml_type_traits(t.type).name +
                                                                ", which the CPU kernels cannot multiply; use a F32, F16, BF16, "
@@ -57,7 +58,7 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack) {
     out->owned.reset(dst, [bytes](uint8_t* p) { free_allocation(p, bytes); });
     out->packed = dst;
     out->layout = layout;
-  } else if (allow_repack && t.nbytes >= kStreamedHugePageBytes) {
+  } else if (allow_repack && !resident && t.nbytes >= kStreamedHugePageBytes) {
     // The GGUF rows themselves, copied out of the file mapping's 4 KiB pages into huge pages.
     uint8_t* dst = allocate_streamed(t.nbytes);
     if (!dst)

@@ -26,10 +26,11 @@ Status internal_error(const std::exception& e, const char* what) {
 }
 
 // Places weights in one allocation (base null: only measures) and, when base is set,
-// repacks and copies them there.
+// repacks and copies them there, advancing `control` (when set) by each tensor uploaded.
 class WeightPlacer {
  public:
-  WeightPlacer(const ModelPlan& plan, uint8_t* base, int threads) : plan_(plan), base_(base), threads_(threads) {}
+  WeightPlacer(const ModelPlan& plan, uint8_t* base, int threads, LoadControl* control)
+      : plan_(plan), base_(base), threads_(threads), control_(control) {}
 
   size_t used() const { return slots_.used(); }
 
@@ -49,7 +50,8 @@ class WeightPlacer {
       repack_parallel(t, L, row);
       row += t.rows();
     }
-    return upload(at, L.total, "uploading weights");
+    TESSERA_RETURN_IF_ERROR(upload(at, L.total, "uploading weights"));
+    return advance(parts);
   }
 
   // An F32 vector (null when index < 0).
@@ -60,7 +62,8 @@ class WeightPlacer {
     if (!base_) return Status::ok();
     *out = reinterpret_cast<const float*>(base_ + at);
     staging_.assign(t.data, t.data + t.nbytes);
-    return upload(at, t.nbytes, "uploading weights");
+    TESSERA_RETURN_IF_ERROR(upload(at, t.nbytes, "uploading weights"));
+    return advance({index});
   }
 
   // F32 vectors concatenated, zeros where a part is absent (index < 0); null when all are.
@@ -77,7 +80,8 @@ class WeightPlacer {
       if (parts[k] >= 0) std::memcpy(staging_.data() + off, plan_.tensors[parts[k]].data, size_t(lengths[k]) * 4);
       off += size_t(lengths[k]) * 4;
     }
-    return upload(at, size_t(total) * 4, "uploading weights");
+    TESSERA_RETURN_IF_ERROR(upload(at, size_t(total) * 4, "uploading weights"));
+    return advance(parts);
   }
 
  private:
@@ -106,9 +110,19 @@ class WeightPlacer {
     return cuda_status(cudaMemcpy(base_ + at, staging_.data(), bytes, cudaMemcpyHostToDevice), what);
   }
 
+  // Counts the tensors `parts` (absent ones, < 0, excepted) as prepared; Aborted once cancelled.
+  Status advance(const std::vector<int>& parts) {
+    if (!control_) return Status::ok();
+    uint64_t bytes = 0;
+    for (int i : parts)
+      if (i >= 0) bytes += plan_.tensors[i].nbytes;
+    return control_->advance(bytes);
+  }
+
   const ModelPlan& plan_;
   uint8_t* base_;
   int threads_;
+  LoadControl* control_;
   BumpAllocator slots_{nullptr, kDeviceAlignment};
   std::vector<uint8_t> staging_;
 };
@@ -241,8 +255,8 @@ Status CudaBackend::check_plan(const ModelPlan& p) const {
   return Status::ok();
 }
 
-Status CudaBackend::build(const ModelPlan& p, uint8_t* base, size_t* used) {
-  WeightPlacer placer(p, base, threads_);
+Status CudaBackend::build(const ModelPlan& p, uint8_t* base, size_t* used, LoadControl* control) {
+  WeightPlacer placer(p, base, threads_, control);
   ModelWeights& m = model_;
   TESSERA_RETURN_IF_ERROR(placer.matrix({p.tok_embd}, &m.tok_embd));
   if (p.output >= 0) TESSERA_RETURN_IF_ERROR(placer.matrix({p.output}, &m.output));
@@ -288,7 +302,7 @@ Status CudaBackend::build(const ModelPlan& p, uint8_t* base, size_t* used) {
   return Status::ok();
 }
 
-Status CudaBackend::prepare(const ModelPlan& plan) {
+Status CudaBackend::prepare(const ModelPlan& plan, LoadControl& control) {
   try {
     plan_ = &plan;
     TESSERA_RETURN_IF_ERROR(check_plan(plan));
@@ -303,9 +317,9 @@ Status CudaBackend::prepare(const ModelPlan& plan) {
     programmatic_launch() = major >= 9 && !(serial && serial[0] == '1');
     cudaGetLastError();
     size_t total = 0;
-    TESSERA_RETURN_IF_ERROR(build(plan, nullptr, &total));
+    TESSERA_RETURN_IF_ERROR(build(plan, nullptr, &total, nullptr));
     TESSERA_RETURN_IF_ERROR(weights_.allocate(total, "model weights"));
-    return build(plan, weights_.data(), &total);
+    return build(plan, weights_.data(), &total, &control);
   } catch (const std::exception& e) {
     return internal_error(e, "uploading the model to the GPU");
   }

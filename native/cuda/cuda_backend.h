@@ -87,7 +87,7 @@ class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const BackendOptions& options);
   const char* name() const override { return "cuda"; }
-  Status prepare(const ModelPlan& plan) override;
+  Status prepare(const ModelPlan& plan, LoadControl& control) override;
   Status create_executor(const ExecutorOptions& options, std::unique_ptr<Executor>* out) override;
   uint64_t weight_bytes() const override { return weights_.size(); }
 
@@ -98,7 +98,7 @@ class CudaBackend final : public Backend {
 
  private:
   Status check_plan(const ModelPlan& plan) const;
-  Status build(const ModelPlan& plan, uint8_t* base, size_t* used);
+  Status build(const ModelPlan& plan, uint8_t* base, size_t* used, LoadControl* control);
 
   int device_ = 0;
   int threads_ = 1;
