@@ -4,6 +4,7 @@
  * evaluation is a request to the model's engine, which batches the rows of every running
  * generation into one native step. Text is emitted only in whole UTF-8 characters.
  */
+import { optionalBoolean, optionalSignal } from "../arguments.js";
 import { TesseraError } from "../errors.js";
 import type { EvaluateResult } from "../engine/engine.js";
 import { summarizeConfidence, tokenLogprob, type Confidence, type TokenLogprob } from "../inspect/logprobs.js";
@@ -127,9 +128,12 @@ export class Generation implements AsyncIterable<GenerationChunk> {
 
   private promptTokens(): number[] {
     const o = this.options;
-    if (typeof this.prompt === "string")
-      return this.tokenizer.encode(this.prompt, { addSpecial: o.addSpecial ?? true, parseSpecial: o.parseSpecial ?? false });
-    return Array.from(this.prompt);
+    const prompt: unknown = this.prompt;
+    if (typeof prompt === "string")
+      return this.tokenizer.encode(prompt, { addSpecial: o.addSpecial ?? true, parseSpecial: o.parseSpecial ?? false });
+    if (typeof prompt !== "object" || prompt === null || typeof (prompt as ArrayLike<number>).length !== "number")
+      throw new TesseraError("ERR_INVALID_ARGUMENT", "the prompt must be a string or an array of token ids");
+    return Array.from(prompt as ArrayLike<number>);
   }
 
   private async *run(): AsyncGenerator<GenerationChunk> {
@@ -143,8 +147,9 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     const stops = o.stop ?? [];
     if (!Array.isArray(stops) || stops.some((s) => typeof s !== "string" || s.length === 0))
       throw new TesseraError("ERR_INVALID_ARGUMENT", "stop must be an array of non-empty strings, e.g. stop: [\"\\n\"]");
+    for (const name of ["addSpecial", "parseSpecial", "ignoreEos"] as const) optionalBoolean(o[name], "generate", name);
     const sampler = new Sampler(o);
-    const signal = o.signal;
+    const signal = optionalSignal(o.signal, "generate");
     if (o.speculative !== undefined) checkSpeculative(o.speculative, this.tokenizer);
     checkAborted(signal);
 

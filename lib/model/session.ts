@@ -8,6 +8,7 @@
  * A generation running on a session owns it: anything else that would change or read its
  * cache meanwhile (evaluate, reset, truncate, fork, another generation) gets ERR_BUSY.
  */
+import { optionalSignal, optionsObject } from "../arguments.js";
 import { TesseraError } from "../errors.js";
 import type { Engine, EvaluateResult } from "../engine/engine.js";
 import { readTrace, traceSpec, type TraceOptions, type TraceResult } from "../inspect/trace.js";
@@ -64,24 +65,24 @@ export class Session {
   }
 
   /** Appends `tokens` to the cache and resolves to a copy of the last token's logits. */
-  async evaluate(tokens: ArrayLike<number>, options: EvaluateOptions = {}): Promise<Float32Array> {
-    return (await this.run(undefined, tokens, false, options.signal)).logits.slice();
+  async evaluate(tokens: ArrayLike<number>, options?: EvaluateOptions): Promise<Float32Array> {
+    return (await this.run(undefined, tokens, false, signalOf(options, "evaluate"))).logits.slice();
   }
 
   /**
    * @internal Like evaluate, but returns a view of the engine's logits buffer, which the
    * model's next step overwrites (the generation loop samples from it at once).
    */
-  async evaluateShared(tokens: ArrayLike<number>, options: EvaluateOptions = {}): Promise<Float32Array> {
-    return (await this.run(undefined, tokens, false, options.signal)).logits;
+  async evaluateShared(tokens: ArrayLike<number>, options?: EvaluateOptions): Promise<Float32Array> {
+    return (await this.run(undefined, tokens, false, signalOf(options, "evaluate"))).logits;
   }
 
   /**
    * Evaluates `tokens` and returns the logits of every one of them, [n][nVocab] row-major
    * (conformance tests and scoring use this).
    */
-  async evaluateAll(tokens: ArrayLike<number>, options: EvaluateOptions = {}): Promise<Float32Array> {
-    return (await this.run(undefined, tokens, true, options.signal)).logits;
+  async evaluateAll(tokens: ArrayLike<number>, options?: EvaluateOptions): Promise<Float32Array> {
+    return (await this.run(undefined, tokens, true, signalOf(options, "evaluateAll"))).logits;
   }
 
   /**
@@ -189,4 +190,8 @@ export class Session {
       );
     return ids;
   }
+}
+
+function signalOf(options: EvaluateOptions | undefined, where: string): AbortSignal | undefined {
+  return optionalSignal(optionsObject(options, where).signal, where);
 }

@@ -18,7 +18,7 @@ async function expectCode(p: Promise<unknown> | (() => unknown), code: string): 
     await (typeof p === "function" ? p() : p);
   } catch (e) {
     expect(isTesseraError(e), String(e)).toBe(true);
-    expect((e as { code: string }).code).toBe(code);
+    expect((e as { code: string }).code, (e as Error).message).toBe(code);
     expect((e as Error).message.length).toBeGreaterThan(20);
     return;
   }
@@ -85,6 +85,27 @@ describe.runIf(hasShared)("coded errors from loadModel and sessions", () => {
   it("bad options", async () => {
     await expectCode(loadModel(stories260K, { threads: 0 }), "ERR_INVALID_ARGUMENT");
     await expectCode(loadModel(stories260K, { backend: "tpu" as never }), "ERR_INVALID_ARGUMENT");
+    // 2^32 + 16 would wrap to 16 in a native uint32.
+    await expectCode(loadModel(stories260K, { contextSize: 2 ** 32 + 16 }), "ERR_INVALID_ARGUMENT");
+    await expectCode(loadModel(stories260K, { kvCacheTokens: 2 ** 32 + 16 }), "ERR_INVALID_ARGUMENT");
+    await expectCode(loadModel(stories260K, { batchSize: 2 ** 32 + 1 }), "ERR_INVALID_ARGUMENT");
+    // Each wrong type is a coded error naming the option, never a TypeError or a truthy string.
+    for (const bad of [
+      null,
+      [],
+      "cpu",
+      { signal: "abort" },
+      { signal: {} },
+      { onProgress: 5 },
+      { mmap: "false" },
+      { checkTensors: 1 },
+      { kvCacheType: 5 },
+      { kvCacheBytes: "1e9" },
+      { contextSize: "512" },
+    ]) {
+      await expectCode(loadModel(stories260K, bad as never), "ERR_INVALID_ARGUMENT");
+    }
+    await expectCode(loadModel(42 as never), "ERR_INVALID_ARGUMENT");
     const ac = new AbortController();
     ac.abort();
     await expectCode(loadModel(stories260K, { signal: ac.signal }), "ERR_ABORTED");
@@ -138,6 +159,46 @@ describe.runIf(hasShared)("coded errors from loadModel and sessions", () => {
     it("invalid sampling options", async () => {
       await expectCode(model.complete("Once", { temperature: -1 }), "ERR_INVALID_ARGUMENT");
       await expectCode(model.complete("Once", { topP: 2 }), "ERR_INVALID_ARGUMENT");
+    });
+
+    it("every generate, session and evaluate option of the wrong type is a coded error", async () => {
+      for (const bad of [
+        { stop: "abc" },
+        { stop: [""] },
+        { stop: [1] },
+        { maxTokens: "5" },
+        { maxTokens: -1 },
+        { signal: "x" },
+        { addSpecial: "yes" },
+        { parseSpecial: 1 },
+        { ignoreEos: "true" },
+        { session: {} },
+        { seed: 1.5 },
+        { topK: "40" },
+        { repeatPenalty: 0 },
+      ]) {
+        await expectCode(model.complete("Once", bad as never), "ERR_INVALID_ARGUMENT");
+      }
+      for (const bad of [null, [], "opts"]) {
+        await expectCode(model.complete("Once", bad as never), "ERR_INVALID_ARGUMENT");
+        await expectCode(() => model.generate("Once", bad as never), "ERR_INVALID_ARGUMENT");
+        await expectCode(() => model.createSession(bad as never), "ERR_INVALID_ARGUMENT");
+      }
+      for (const prompt of [null, undefined, 5, {}]) await expectCode(model.complete(prompt as never), "ERR_INVALID_ARGUMENT");
+      await expectCode(() => model.createSession({ contextSize: 2 ** 32 + 16 }), "ERR_INVALID_ARGUMENT");
+      await expectCode(() => model.createSession({ batchSize: 0 }), "ERR_INVALID_ARGUMENT");
+      const s = model.createSession();
+      for (const bad of [null, "x", { signal: 1 }]) {
+        await expectCode(s.evaluate([1], bad as never), "ERR_INVALID_ARGUMENT");
+        await expectCode(s.evaluateAll([1], bad as never), "ERR_INVALID_ARGUMENT");
+      }
+      for (const tokens of [null, "abc", 3, [1, "2"], [NaN]]) await expectCode(s.evaluate(tokens as never), "ERR_INVALID_ARGUMENT");
+      for (const n of [-1, 1.5, "0", 99]) await expectCode(() => s.truncate(n as never), "ERR_INVALID_ARGUMENT");
+      expect(s.tokens.length).toBe(0);
+      s.dispose();
+      // None of it disturbed the model.
+      const { tokens } = await model.complete("Once", { maxTokens: 3, temperature: 0, ignoreEos: true });
+      expect(tokens.length).toBe(3);
     });
   });
 
