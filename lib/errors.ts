@@ -43,6 +43,11 @@ export type TesseraErrorCode =
   | "ERR_DISPOSED"
   /** The session is already running an evaluation. */
   | "ERR_BUSY"
+  /**
+   * A chat template does not parse, uses a construct the Jinja engine does not implement, or
+   * failed while rendering (raise_exception in the template, an undefined value used, ...).
+   */
+  | "ERR_CHAT_TEMPLATE"
   /** The native addon could not be loaded. */
   | "ERR_ADDON_LOAD"
   /** A bug: an invariant inside Tessera failed. */
