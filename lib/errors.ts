@@ -48,6 +48,8 @@ export type TesseraErrorCode =
    * failed while rendering (raise_exception in the template, an undefined value used, ...).
    */
   | "ERR_CHAT_TEMPLATE"
+  /** The option or feature is not in this build (e.g. jsonSchema before constrained decoding). */
+  | "ERR_UNSUPPORTED"
   /** The native addon could not be loaded. */
   | "ERR_ADDON_LOAD"
   /** A bug: an invariant inside Tessera failed. */

@@ -98,6 +98,11 @@ export interface SyntheticOptions {
    * bytes); multi-GB files are written in seconds instead of minutes.
    */
   repeatLayers?: boolean;
+  /**
+   * Written as tokenizer.chat_template (a string), or as the default and named variants
+   * (tokenizer.chat_template.<name>) when an object keyed by name ("default" for the first).
+   */
+  chatTemplate?: string | Record<string, string>;
 }
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), path.basename(path.dirname(path.dirname(fileURLToPath(import.meta.url)))) === "dist" ? "../.." : "..");
@@ -469,9 +474,14 @@ export function writeSyntheticModel(file: string, shape: ModelShape, options: Sy
     return bytes;
   };
   const tensors: GGUFTensorSpec[] = plans.map((p) => ({ name: p.name, type: p.type, dims: p.dims, data: () => data(p) }));
+  const templates = typeof options.chatTemplate === "string" ? { default: options.chatTemplate } : (options.chatTemplate ?? {});
   const metadata = [
     ...hyperparameterMetadata(shape, `synthetic-${shape.architecture}-${options.weights}`),
     ...vocab.metadata,
+    ...Object.entries(templates).map(([name, t]): [string, GGUFKV] => [
+      name === "default" ? "tokenizer.chat_template" : `tokenizer.chat_template.${name}`,
+      kv.str(t),
+    ]),
   ];
   fs.mkdirSync(path.dirname(file), { recursive: true });
   writeGGUF(file, { metadata, tensors });

@@ -23,6 +23,8 @@ export interface OutputParserOptions {
   reasoning: boolean;
   /** The prompt left a <think> block open: the turn starts inside it. */
   startInReasoning?: boolean;
+  /** The turn continues a prefilled assistant message: it starts in the middle of text. */
+  continuation?: boolean;
 }
 
 const THINK_OPEN = "<think>";
@@ -146,7 +148,7 @@ export class ChatOutputParser {
 
   constructor(private readonly options: OutputParserOptions) {
     this.markers = MARKERS[options.toolCalls];
-    this.state = options.reasoning && options.startInReasoning ? "reasoning" : "start";
+    this.state = options.reasoning && options.startInReasoning ? "reasoning" : options.continuation ? "content" : "start";
   }
 
   /** Adds generated text; returns what it completes. */
@@ -171,18 +173,24 @@ export class ChatOutputParser {
   /**
    * Text without the whitespace that only separates it from a tool call or a </think>
    * (templates put newlines there): leading whitespace after one is dropped, trailing
-   * whitespace is held until more text shows it is inside the text.
+   * whitespace is held until what follows shows whether it belongs to the text (more
+   * text, or the end of the turn) or separates it from a call ("marker").
    */
-  private emitText(s: string, end = false): void {
+  private emitText(s: string, end?: "marker" | "final"): void {
     if (this.dropLeadingSpace) {
       s = s.replace(/^\s+/, "");
       if (s.length === 0) return;
       this.dropLeadingSpace = false;
     }
     s = this.textSpace + s;
-    const tail = /\s+$/.exec(s);
-    this.textSpace = tail && !end ? tail[0] : "";
-    if (tail) s = s.slice(0, tail.index);
+    this.textSpace = "";
+    if (end !== "final") {
+      const tail = /\s+$/.exec(s);
+      if (tail) {
+        if (end === undefined) this.textSpace = tail[0];
+        s = s.slice(0, tail.index);
+      }
+    }
     this.out.text += s;
   }
 
@@ -254,14 +262,14 @@ export class ChatOutputParser {
             }
           }
           if (at >= 0) {
-            this.emitText(this.buf.slice(0, at), true);
+            this.emitText(this.buf.slice(0, at), "marker");
             this.marker = marker;
             this.buf = this.buf.slice(at + marker.length);
             this.state = "tool";
             continue;
           }
           if (final) {
-            this.emitText(this.buf, true);
+            this.emitText(this.buf, "final");
             this.buf = "";
             return;
           }
@@ -275,7 +283,7 @@ export class ChatOutputParser {
           if (r === "incomplete") {
             if (!final) return;
             // The turn ended inside a call that never completed: give the text back.
-            this.emitText(this.marker === "{" ? this.buf : this.marker + this.buf, true);
+            this.emitText(this.marker === "{" ? this.buf : this.marker + this.buf, "final");
             this.buf = "";
             return;
           }

@@ -26,6 +26,12 @@ export interface GenerateOptions extends SamplingOptions {
   parseSpecial?: boolean;
   /** Keep going past end-of-generation tokens. Default false. */
   ignoreEos?: boolean;
+  /**
+   * Leave control tokens (<|im_start|>, <|python_tag|>, ...) out of the streamed text.
+   * Default true; the chat API turns it off so markers that are control tokens reach its
+   * tool-call parser.
+   */
+  skipSpecial?: boolean;
   /** Session to run in (its cached prefix is reused). Default: the model's own session. */
   session?: Session;
   /**
@@ -190,7 +196,7 @@ export class Generation implements AsyncIterable<GenerationChunk> {
 
     // The prompt is the prefix: the first generated token continues its text (SentencePiece
     // drops its added leading space only at the very start of a text).
-    const decoder = this.tokenizer.createStreamDecoder({ prefix: prompt });
+    const decoder = this.tokenizer.createStreamDecoder({ prefix: prompt, skipSpecial: o.skipSpecial ?? true });
     const stopper = new StopSequenceMatcher(stops);
     const history = [...prompt];
     let pending: number[] = [];

@@ -17,6 +17,9 @@ import { KV_TYPES, native, type KvCacheType, type NativeModel } from "../native.
 import { tokenizerFromGGUF, type Tokenizer } from "../tokenizer/index.js";
 import type { Hyperparameters } from "./hparams.js";
 import { buildPlan } from "./plan.js";
+import { Chat, chat, type ChatGeneration, type ChatOptions, type CreateChatOptions } from "../chat/chat.js";
+import { readChatTemplates } from "../chat/gguf.js";
+import type { ChatMessage } from "../chat/types.js";
 import { Session, type SessionOptions } from "./session.js";
 
 export type BackendChoice = "auto" | "cpu" | "cuda";
@@ -135,6 +138,13 @@ export class Model {
   /** Identifies this model's sessions (a session of another model is refused). */
   private readonly id = {};
 
+  /**
+   * The file's chat templates: `tokenizer.chat_template` as "default", and named variants
+   * (`tokenizer.chat_template.<name>`) by name. Empty for a model without one; chat then
+   * uses ChatML.
+   */
+  readonly chatTemplates: Readonly<Record<string, string>>;
+
   /** @internal Use loadModel(). */
   constructor(
     nativeModel: NativeModel,
@@ -143,11 +153,29 @@ export class Model {
     tokenizer: Tokenizer,
     private readonly contextSize: number,
     private readonly embeddings: TokenEmbeddings,
+    chatTemplates: Record<string, string> = {},
   ) {
     this.nativeModel = nativeModel;
     this.engine = engine;
     this.info = info;
     this.tokenizer = tokenizer;
+    this.chatTemplates = Object.freeze({ ...chatTemplates });
+  }
+
+  /**
+   * One chat turn over `messages` with the model's chat template: iterate it for chunks
+   * ({ text, reasoning?, toolCalls? }) or await it for the completion. Generation options
+   * (temperature, maxTokens, stop, signal, ...) pass through. See lib/chat/chat.ts.
+   */
+  chat(messages: ChatMessage[], options: ChatOptions = {}): ChatGeneration {
+    this.live();
+    return chat(this, messages, options);
+  }
+
+  /** A conversation whose KV cache carries over between turns (only new tokens are evaluated). */
+  createChat(options: CreateChatOptions = {}): Chat {
+    this.live();
+    return new Chat(this, options);
   }
 
   /** A conversation: its tokens' keys and values stay cached between calls. */
@@ -351,6 +379,7 @@ export async function loadModel(path: string, options?: LoadOptions): Promise<Mo
   const arch = architecture(archName);
   const { plan, hparams, nVocab } = buildPlan(file, arch);
   const tokenizer = tokenizerFromGGUF(file);
+  const chatTemplates = readChatTemplates(file);
   if (tokenizer.vocabSize > nVocab)
     throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${nVocab} embeddings`);
   const contextSize = positiveInteger(o.contextSize, Math.min(hparams.nCtxTrain || 4096, 4096), "contextSize");
@@ -406,7 +435,7 @@ export async function loadModel(path: string, options?: LoadOptions): Promise<Mo
     kvCacheTokens: nativeEngine.blocks * KV_BLOCK_SIZE,
   };
   onProgress?.({ phase: "ready", progress: 1 });
-  return new Model(nativeModel, engine, info, tokenizer, contextSize, new TokenEmbeddings(path, file.tensors[plan.tokEmbd], tokenizer));
+  return new Model(nativeModel, engine, info, tokenizer, contextSize, new TokenEmbeddings(path, file.tensors[plan.tokEmbd], tokenizer), chatTemplates);
 }
 
 /**
