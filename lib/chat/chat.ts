@@ -565,20 +565,22 @@ export class Chat {
    * results) and generates the reply. Options here apply to this turn, over the chat's.
    */
   send(message?: string | ChatMessage | ChatMessage[], options: ChatOptions = {}): ChatGeneration {
-    if (this.busy) throw new TesseraError("ERR_BUSY", "the chat is answering; await the previous send() first");
     checkOptions(options);
     const add: ChatMessage[] =
       message === undefined ? [] : typeof message === "string" ? [{ role: "user", content: message }] : Array.isArray(message) ? message : [message];
     checkMessages(add);
     const { system: _s, messages: _m, ...base } = this.options;
     const merged: ChatOptions = { ...base, ...options };
-    const history = this.history;
-    const rollback = history.length;
-    history.push(...add.map((m) => ({ ...m })));
-    if (history.length === 0) throw new TesseraError("ERR_INVALID_ARGUMENT", "send() needs a message: the conversation is empty");
-    this.busy = true;
     const self = this;
+    // Like a Generation, the turn starts when it is iterated or awaited; the conversation
+    // changes from then on.
     return new ChatGeneration(async function* () {
+      if (self.busy) throw new TesseraError("ERR_BUSY", "the chat is answering; await the previous send() first");
+      const history = self.history;
+      const rollback = history.length;
+      history.push(...add.map((m) => ({ ...m })));
+      if (history.length === 0) throw new TesseraError("ERR_INVALID_ARGUMENT", "send() needs a message: the conversation is empty");
+      self.busy = true;
       let finished = false;
       try {
         const result = yield* runTurn(self.model, history, merged, self.target);

@@ -119,7 +119,7 @@ describe.runIf(hasShared)("chat on stories260K (ChatML fallback)", () => {
     expect(await code(() => model.chat(messages, { jsonSchema: { type: "object" } }))).toBe("ERR_UNSUPPORTED");
     expect(await code(() => model.chat(messages, { template: "{% for %}" }))).toBe("ERR_CHAT_TEMPLATE");
     const c = model.createChat();
-    const pending = c.send("Hi", { maxTokens: 4 });
+    const pending = c.send("Hi", { maxTokens: 4 }).then((r) => r); // started
     expect(await code(() => c.send("again"))).toBe("ERR_BUSY");
     await pending;
     // A failed turn leaves the conversation as it was.
