@@ -273,6 +273,8 @@ function checkOptions(options: ChatOptions): void {
   const rounds = options.maxToolRounds;
   if (rounds !== undefined && (!Number.isInteger(rounds) || rounds < 0 || rounds > 1000))
     throw new TesseraError("ERR_INVALID_ARGUMENT", `maxToolRounds must be an integer in 0..1000, got ${String(rounds)}`);
+  if (options.stop !== undefined && !Array.isArray(options.stop))
+    throw new TesseraError("ERR_INVALID_ARGUMENT", 'stop must be an array of strings, e.g. stop: ["\\n"]');
   if (options.jsonSchema !== undefined && (options.jsonSchema === null || typeof options.jsonSchema !== "object"))
     throw new TesseraError("ERR_INVALID_ARGUMENT", "jsonSchema must be a JSON schema object");
   for (const key of ["session", "addSpecial", "parseSpecial", "skipSpecial"])
@@ -596,6 +598,9 @@ export class Chat {
 
   /** Adds a tool's result for a call the model made (for tools without `run`). */
   addToolResult(call: ToolCall | string, result: unknown, name?: string): void {
+    if (this.busy) throw new TesseraError("ERR_BUSY", "the chat is answering; add tool results once it is done");
+    if (typeof call !== "string" && (call === null || typeof call !== "object" || typeof call.id !== "string"))
+      throw new TesseraError("ERR_INVALID_ARGUMENT", "addToolResult takes a tool call from completion.toolCalls (or its id)");
     const id = typeof call === "string" ? call : call.id;
     const toolName = typeof call === "string" ? name : call.name;
     const m: ChatMessage = { role: "tool", tool_call_id: id, content: toolResultContent(result) };

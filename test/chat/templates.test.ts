@@ -11,6 +11,9 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ChatTemplateError, CHATML_TEMPLATE, renderChatTemplate, type RenderChatTemplateOptions } from "../../lib/chat/template.js";
 import { isTesseraError } from "../../lib/errors.js";
+import { readChatTemplates } from "../../lib/chat/gguf.js";
+import { kv } from "../../lib/gguf/writer.js";
+import type { GGUFFile } from "../../lib/gguf/types.js";
 import { hasShared, repoRoot, sharedDir } from "../helpers/paths.js";
 
 const fixtures = path.join(repoRoot, "test/fixtures/chat-templates");
@@ -167,5 +170,13 @@ describe("renderChatTemplate", () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     expect(code(() => renderChatTemplate("x", { messages, extra: cyclic }))).toBe("ERR_INVALID_ARGUMENT");
+  });
+
+  it("reads the default and named templates from GGUF metadata, as strings only", () => {
+    const file = (entries: Array<[string, ReturnType<typeof kv.str>]>) => ({ metadata: new Map(entries) }) as unknown as GGUFFile;
+    expect(
+      readChatTemplates(file([["tokenizer.chat_template", kv.str("A")], ["tokenizer.chat_template.tool_use", kv.str("B")], ["tokenizer.ggml.model", kv.str("gpt2")]])),
+    ).toEqual({ default: "A", tool_use: "B" });
+    expect(code(() => readChatTemplates(file([["tokenizer.chat_template", kv.u32(3)]])))).toBe("ERR_GGUF_MALFORMED");
   });
 });

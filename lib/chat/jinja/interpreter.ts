@@ -646,10 +646,14 @@ export class PyInterpreter extends Interpreter {
         case "startswith":
         case "endswith": {
           const [affix, startV, endV] = a(["prefix", "start", "end"], { start: NONE, end: NONE });
-          const cs = [...v];
-          const startI = isNone(startV) ? 0 : asInt(startV, "start");
-          const endI = isNone(endV) ? cs.length : asInt(endV, "end");
-          const sub = cs.slice(startI < 0 ? Math.max(0, cs.length + startI) : startI, endI < 0 ? cs.length + endI : endI).join("");
+          let sub = v;
+          if (!isNone(startV) || !isNone(endV)) {
+            // Python indexes by code point.
+            const cs = [...v];
+            const startI = isNone(startV) ? 0 : asInt(startV, "start");
+            const endI = isNone(endV) ? cs.length : asInt(endV, "end");
+            sub = cs.slice(startI < 0 ? Math.max(0, cs.length + startI) : startI, endI < 0 ? cs.length + endI : endI).join("");
+          }
           const options = isList(affix) ? affix.value : [affix];
           return bool(options.some((o) => (name === "startswith" ? sub.startsWith(asStr(o, name)) : sub.endsWith(asStr(o, name)))));
         }
