@@ -1,11 +1,18 @@
 /**
- * The sampler chain, in llama.cpp's default order: repetition/frequency/presence penalties
- * -> top-k -> top-p -> min-p -> temperature -> draw. Temperature 0 is greedy (argmax after
- * penalties). Truncations use the untempered distribution; temperature shapes only the draw.
+ * The sampler chain, in llama.cpp's default order: logit bias -> repetition/frequency/presence
+ * penalties -> top-k -> top-p -> min-p -> temperature -> draw. Temperature 0 is greedy (argmax
+ * after penalties). Truncations use the untempered distribution; temperature shapes only the
+ * draw.
+ *
+ * A token mask (constrained decoding) restricts the draw to the allowed tokens exactly as if
+ * every other logit were -Infinity: the same seed gives the same draw as the unmasked sampler
+ * on those logits, and greedy picks the best allowed token. Without a mask nothing changes.
+ *
  * NaN logits are never drawn; logits with no finite value, or with +Infinity, cannot be
  * sampled and give ERR_NON_FINITE (the engine's own steps never hand such logits over).
  */
 import { TesseraError } from "../errors.js";
+import type { TokenMask } from "./constraint.js";
 import { Rng } from "./rng.js";
 
 export interface SamplingOptions {
@@ -27,6 +34,11 @@ export interface SamplingOptions {
   presencePenalty?: number;
   /** Seed of the draw: the same seed and inputs give the same tokens. Default: random. */
   seed?: number;
+  /**
+   * Added to the logits of these tokens before anything else (OpenAI's logit_bias): token id
+   * -> bias; -Infinity bans a token. An object keyed by id or a Map.
+   */
+  logitBias?: Record<number, number> | ReadonlyMap<number, number>;
 }
 
 export interface ResolvedSampling {
@@ -39,6 +51,9 @@ export interface ResolvedSampling {
   frequencyPenalty: number;
   presencePenalty: number;
   seed: number;
+  /** Token ids and their biases, in parallel arrays (empty: none). */
+  biasIds: Int32Array;
+  biasValues: Float32Array;
 }
 
 function option(value: number | undefined, fallback: number, name: string, min: number, max: number): number {
@@ -55,6 +70,7 @@ export function resolveSampling(o: SamplingOptions = {}): ResolvedSampling {
   const repeatLastN = option(o.repeatLastN, 64, "repeatLastN", -1, Number.MAX_SAFE_INTEGER);
   if (!Number.isInteger(topK) || !Number.isInteger(repeatLastN))
     throw new TesseraError("ERR_INVALID_ARGUMENT", "topK and repeatLastN must be integers");
+  const { biasIds, biasValues } = resolveBias(o.logitBias);
   return {
     temperature: option(o.temperature, 0.8, "temperature", 0, 1e6),
     topK,
@@ -65,7 +81,29 @@ export function resolveSampling(o: SamplingOptions = {}): ResolvedSampling {
     frequencyPenalty: option(o.frequencyPenalty, 0, "frequencyPenalty", -1e6, 1e6),
     presencePenalty: option(o.presencePenalty, 0, "presencePenalty", -1e6, 1e6),
     seed,
+    biasIds,
+    biasValues,
   };
+}
+
+function resolveBias(bias: SamplingOptions["logitBias"]): { biasIds: Int32Array; biasValues: Float32Array } {
+  if (bias === undefined) return { biasIds: new Int32Array(0), biasValues: new Float32Array(0) };
+  let entries: Array<[unknown, unknown]>;
+  if (bias instanceof Map) entries = [...bias.entries()];
+  else if (typeof bias === "object" && bias !== null && !Array.isArray(bias)) entries = Object.entries(bias);
+  else throw new TesseraError("ERR_INVALID_ARGUMENT", "logitBias must be an object or a Map of token id -> bias, e.g. { 1234: -100 }");
+  const ids = new Int32Array(entries.length);
+  const values = new Float32Array(entries.length);
+  entries.forEach(([k, v], i) => {
+    const id = typeof k === "string" && /^\d+$/.test(k) ? Number(k) : k;
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= 2 ** 31)
+      throw new TesseraError("ERR_INVALID_ARGUMENT", `logitBias keys must be token ids (non-negative integers), got ${JSON.stringify(k)}`);
+    if (typeof v !== "number" || Number.isNaN(v) || v === Infinity || (Number.isFinite(v) && Math.abs(v) > 1e6))
+      throw new TesseraError("ERR_INVALID_ARGUMENT", `logitBias[${id}] must be a number in [-1e6, 1e6] or -Infinity, got ${String(v)}`);
+    ids[i] = id;
+    values[i] = v;
+  });
+  return { biasIds: ids, biasValues: values };
 }
 
 export class Sampler {
@@ -74,6 +112,9 @@ export class Sampler {
   // Reused candidate storage: ids and their logits (then probabilities), sorted descending.
   private ids: Int32Array;
   private values: Float64Array;
+  // A sparse mask's allowed logits and their token ids.
+  private maskedLogits = new Float32Array(0);
+  private maskedIds = new Int32Array(0);
 
   constructor(options: SamplingOptions = {}) {
     this.options = resolveSampling(options);
@@ -83,21 +124,75 @@ export class Sampler {
   }
 
   /**
-   * Picks the next token from `logits` (modified in place by the penalties), given the
-   * tokens generated or evaluated so far.
+   * Picks the next token from `logits` (modified in place by the bias, the penalties and a
+   * dense mask), given the tokens generated or evaluated so far, among the tokens of `mask`
+   * when one is given.
    */
-  sample(logits: Float32Array, history: ArrayLike<number> = []): number {
-    const o = this.options;
+  sample(logits: Float32Array, history: ArrayLike<number> = [], mask?: TokenMask): number {
+    this.applyBias(logits);
     this.applyPenalties(logits, history);
+    if (mask === undefined) return this.draw(logits, logits.length);
+    if (mask.count <= 0) throw new TesseraError("ERR_INTERNAL", "the token mask allows no token; nothing can be sampled");
+    if (mask.count * 2 > logits.length) {
+      // Most tokens allowed: blank the others in place and sample as usual.
+      blankDisallowed(logits, mask.bits);
+      const id = this.draw(logits, logits.length);
+      return isAllowed(mask.bits, id) ? id : firstAllowed(mask.bits);
+    }
+    // Few allowed: sample over just their logits (ascending ids, so that ties and sums go in
+    // the same order as over the whole vocabulary) and map the pick back.
+    const n = this.gather(logits, mask);
+    return this.maskedIds[this.draw(this.maskedLogits.subarray(0, n), logits.length)];
+  }
+
+  /** The allowed logits into maskedLogits/maskedIds; returns how many. */
+  private gather(logits: Float32Array, mask: TokenMask): number {
+    if (this.maskedLogits.length < mask.count) {
+      this.maskedLogits = new Float32Array(mask.count);
+      this.maskedIds = new Int32Array(mask.count);
+    }
+    const out = this.maskedLogits;
+    const outIds = this.maskedIds;
+    let n = 0;
+    if (mask.ids) {
+      const ids = mask.ids;
+      for (let i = 0; i < ids.length && ids[i] < logits.length; i++) {
+        out[n] = logits[ids[i]];
+        outIds[n++] = ids[i];
+      }
+      return n;
+    }
+    const bits = mask.bits;
+    for (let w = 0; w < bits.length; w++) {
+      let word = bits[w];
+      while (word !== 0) {
+        const low = word & -word;
+        word ^= low;
+        const id = (w << 5) + 31 - Math.clz32(low);
+        if (id >= logits.length) return n;
+        out[n] = logits[id];
+        outIds[n++] = id;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * The draw over `logits` (the whole vocabulary, or a mask's allowed part); `vocabulary` is
+   * the whole vocabulary's size, which decides whether top-k truncates. Returns an index into
+   * `logits`.
+   */
+  private draw(logits: Float32Array, vocabulary: number): number {
+    const o = this.options;
     if (o.temperature <= 0) {
       const id = argmax(logits);
       if (!(logits[id] > -Infinity)) throw nothingToSample();
       return id;
     }
 
-    const k = o.topK > 0 ? Math.min(o.topK, logits.length) : logits.length;
+    const k = o.topK > 0 ? Math.min(o.topK, vocabulary) : vocabulary;
     // Probabilities at temperature 1 over the top-k (or the whole vocabulary), for the truncations.
-    let n = k < logits.length ? this.selectTopK(logits, k) : this.selectLikely(logits);
+    let n = k < vocabulary ? this.selectTopK(logits, k) : this.selectLikely(logits);
     if (o.topP < 1) {
       let cumulative = 0;
       for (let i = 0; i < n; i++) {
@@ -129,6 +224,16 @@ export class Sampler {
       if (r < 0) return this.ids[i];
     }
     return this.ids[n - 1];
+  }
+
+  private applyBias(logits: Float32Array): void {
+    const { biasIds, biasValues } = this.options;
+    for (let i = 0; i < biasIds.length; i++) {
+      const id = biasIds[i];
+      if (id >= logits.length)
+        throw new TesseraError("ERR_INVALID_ARGUMENT", `logitBias names token ${id}, but the vocabulary has ${logits.length} tokens`);
+      logits[id] += biasValues[i];
+    }
   }
 
   private applyPenalties(logits: Float32Array, history: ArrayLike<number>): void {
@@ -271,6 +376,11 @@ export class Sampler {
   }
 }
 
+// Resolution of the top-p histogram: a quarter of a logit per bucket, 64 logits deep (mass
+// further below the max is under e^-64 of it, never needed to reach a p below 1).
+const BUCKETS_PER_LOGIT = 4;
+const HISTOGRAM_BUCKETS = 64 * BUCKETS_PER_LOGIT;
+
 function nothingToSample(): TesseraError {
   return new TesseraError(
     "ERR_NON_FINITE",
@@ -278,11 +388,6 @@ function nothingToSample(): TesseraError {
       "non-finite values or its activations overflowed; load it with checkTensors: true, or use another quantization",
   );
 }
-
-// Resolution of the top-p histogram: a quarter of a logit per bucket, 64 logits deep (mass
-// further below the max is under e^-64 of it, never needed to reach a p below 1).
-const BUCKETS_PER_LOGIT = 4;
-const HISTOGRAM_BUCKETS = 64 * BUCKETS_PER_LOGIT;
 
 function siftDown(vals: Float64Array, ids: Int32Array, size: number, v: number, id: number): void {
   let i = 0;
@@ -327,6 +432,37 @@ function sortCandidates(logits: Float32Array, ids: Int32Array, vals: Float64Arra
     ids[i] = id;
     vals[i] = logits[id];
   }
+}
+
+function isAllowed(bits: Uint32Array, id: number): boolean {
+  return (id >>> 5) < bits.length && (bits[id >>> 5] & (1 << (id & 31))) !== 0;
+}
+
+function firstAllowed(bits: Uint32Array): number {
+  for (let w = 0; w < bits.length; w++) if (bits[w] !== 0) return (w << 5) + 31 - Math.clz32(bits[w] & -bits[w]);
+  throw new TesseraError("ERR_INTERNAL", "the token mask allows no token");
+}
+
+/** Sets every logit the mask leaves out to -Infinity. */
+function blankDisallowed(logits: Float32Array, bits: Uint32Array): void {
+  const covered = Math.min(bits.length, (logits.length + 31) >>> 5);
+  for (let w = 0; w < covered; w++) {
+    const word = bits[w];
+    if (word === 0xffffffff) continue;
+    const base = w << 5;
+    if (word === 0) {
+      logits.fill(-Infinity, base, Math.min(base + 32, logits.length));
+      continue;
+    }
+    let missing = ~word;
+    while (missing !== 0) {
+      const low = missing & -missing;
+      missing ^= low;
+      const id = base + 31 - Math.clz32(low);
+      if (id < logits.length) logits[id] = -Infinity;
+    }
+  }
+  if (covered << 5 < logits.length) logits.fill(-Infinity, covered << 5);
 }
 
 /** Index of the largest logit; the lowest index wins ties (as llama.cpp's greedy sampler). */
