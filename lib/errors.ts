@@ -20,6 +20,8 @@ export type TesseraErrorCode =
   | "ERR_INVALID_TEXT"
   /** A call received an argument outside its domain. */
   | "ERR_INVALID_ARGUMENT"
+  /** A JSON Schema uses a keyword (or a form of one) that constrained decoding does not support; the message names it and where. */
+  | "ERR_UNSUPPORTED_SCHEMA"
   /** The session's KV cache cannot hold the requested tokens. */
   | "ERR_OUT_OF_CONTEXT"
   /** Host or device memory could not be allocated. */
