@@ -3,18 +3,26 @@
  * the rest, then sample -> stream-detokenize -> check stops -> evaluate the new token. Each
  * evaluation is a request to the model's engine, which batches the rows of every running
  * generation into one native step. Text is emitted only in whole UTF-8 characters.
+ *
+ * With a constraint (jsonSchema, grammar or responseFormat), each step samples among the
+ * tokens the grammar allows, advances the grammar with the sampled token, and stops when the
+ * grammar is complete and nothing may follow ("grammar") or the model picks an
+ * end-of-generation token where the output may end ("eos").
  */
 import { optionalBoolean, optionalSignal } from "../arguments.js";
 import { TesseraError } from "../errors.js";
 import type { EvaluateResult } from "../engine/engine.js";
 import { summarizeConfidence, tokenLogprob, type Confidence, type TokenLogprob } from "../inspect/logprobs.js";
+import { grammarSource, tokenAutomaton, type ConstraintOptions } from "../grammar/constraint.js";
+import { vocabIndex, type TokenAutomaton } from "../grammar/token-masks.js";
 import type { Session } from "../model/session.js";
+import type { TokenConstraint } from "../sampling/constraint.js";
 import { Sampler, type SamplingOptions } from "../sampling/sampler.js";
 import type { Tokenizer } from "../tokenizer/index.js";
 import { Speculator, checkSpeculative, type SpeculativeOptions, type SpeculativeStats } from "./speculative.js";
 import { StopSequenceMatcher } from "./stop-sequences.js";
 
-export interface GenerateOptions extends SamplingOptions {
+export interface GenerateOptions extends SamplingOptions, ConstraintOptions {
   /** Most tokens to generate. Default 256. */
   maxTokens?: number;
   /** Generation ends before any of these strings; the string itself is not emitted. */
@@ -56,7 +64,70 @@ export interface GenerationChunk {
   logprobs?: TokenLogprob[];
 }
 
-export type StopReason = "eos" | "stop" | "length" | "context";
+/**
+ * Why a generation ended: an end-of-generation token ("eos"), a stop sequence ("stop"),
+ * maxTokens ("length"), a full context ("context"), or a constraint's grammar that is complete
+ * and admits nothing more ("grammar").
+ */
+export type StopReason = "eos" | "stop" | "length" | "context" | "grammar";
+
+/**
+ * Every option generate() takes, in one place: anything else is refused, so that a misspelt
+ * or foreign option (n_predict, max_tokens) is an error instead of silently doing nothing.
+ */
+const OPTION_KEYS = {
+  maxTokens: true,
+  stop: true,
+  signal: true,
+  addSpecial: true,
+  parseSpecial: true,
+  ignoreEos: true,
+  session: true,
+  temperature: true,
+  topK: true,
+  topP: true,
+  minP: true,
+  repeatPenalty: true,
+  repeatLastN: true,
+  frequencyPenalty: true,
+  presencePenalty: true,
+  seed: true,
+  logitBias: true,
+  jsonSchema: true,
+  grammar: true,
+  responseFormat: true,
+  logprobs: true,
+  speculative: true,
+} as const satisfies Record<keyof GenerateOptions, true>;
+
+export const GENERATE_OPTION_KEYS: readonly string[] = Object.keys(OPTION_KEYS);
+
+const ALIASES: Record<string, string> = {
+  n_predict: "maxTokens",
+  max_tokens: "maxTokens",
+  maxLength: "maxTokens",
+  stopSequences: "stop",
+  temp: "temperature",
+  penalty: "repeatPenalty",
+  repetitionPenalty: "repeatPenalty",
+  schema: "jsonSchema",
+};
+
+/**
+ * Refuses option keys generate() does not know (`extra`: more keys a caller takes, such as
+ * generateMany's n), with the likely intended name when there is one.
+ */
+export function checkGenerateOptions(options: object, extra: readonly string[] = [], where = "generate"): void {
+  for (const key of Object.keys(options)) {
+    if (Object.hasOwn(OPTION_KEYS, key) || extra.includes(key)) continue;
+    const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    const hint = ALIASES[key] ?? (Object.hasOwn(OPTION_KEYS, camel) ? camel : undefined);
+    throw new TesseraError(
+      "ERR_INVALID_ARGUMENT",
+      `${where} has no option "${key}"${hint ? `; did you mean "${hint}"?` : ""} (options: ${[...GENERATE_OPTION_KEYS, ...extra].join(", ")})`,
+    );
+  }
+}
 
 export interface GenerationStats {
   promptTokens: number;
@@ -112,14 +183,19 @@ export class Generation implements AsyncIterable<GenerationChunk> {
   stopReason: StopReason | undefined;
   readonly stats: GenerationStats = { promptTokens: 0, cachedTokens: 0, promptMs: 0, generatedTokens: 0, generateMs: 0 };
   private started = false;
+  /** The compiled grammar of jsonSchema/grammar/responseFormat (shared through a cache). */
+  private readonly automaton: TokenAutomaton | undefined;
 
-  /** @internal Created by Model.generate. */
+  /** @internal Created by Model.generate. Compiles the constraint, if any (errors are thrown here). */
   constructor(
     private readonly tokenizer: Tokenizer,
     private readonly open: (owner: Generation) => GenerationTarget | Promise<GenerationTarget>,
     private readonly prompt: string | ArrayLike<number>,
     private readonly options: GenerateOptions,
-  ) {}
+  ) {
+    const source = grammarSource(options);
+    this.automaton = source && tokenAutomaton(tokenizer, source);
+  }
 
   [Symbol.asyncIterator](): AsyncIterator<GenerationChunk> {
     if (this.started) throw new TesseraError("ERR_INVALID_ARGUMENT", "a Generation can be iterated only once");
@@ -155,6 +231,9 @@ export class Generation implements AsyncIterable<GenerationChunk> {
       throw new TesseraError("ERR_INVALID_ARGUMENT", "stop must be an array of non-empty strings, e.g. stop: [\"\\n\"]");
     for (const name of ["addSpecial", "parseSpecial", "ignoreEos"] as const) optionalBoolean(o[name], "generate", name);
     const sampler = new Sampler(o);
+    for (const id of sampler.options.biasIds)
+      if (id >= this.tokenizer.vocabSize)
+        throw new TesseraError("ERR_INVALID_ARGUMENT", `logitBias names token ${id}, but the vocabulary has ${this.tokenizer.vocabSize} tokens`);
     const signal = optionalSignal(o.signal, "generate");
     if (o.speculative !== undefined) checkSpeculative(o.speculative, this.tokenizer);
     checkAborted(signal);
@@ -162,12 +241,29 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     const prompt = this.promptTokens();
     if (prompt.length === 0)
       throw new TesseraError("ERR_INVALID_ARGUMENT", "the prompt has no tokens; pass text, or addSpecial: true for a BOS-only prompt");
+    const constraint = this.automaton?.matcher({ ignoreEos: o.ignoreEos ?? false, stripLeadingSpace: this.dropsLeadingSpace(prompt) });
     const target = await this.open(this);
     try {
-      yield* this.loop(target, prompt, sampler, maxTokens, stops);
+      yield* this.loop(target, prompt, sampler, maxTokens, stops, constraint);
     } finally {
       target.release();
     }
+  }
+
+  /**
+   * Whether the first generated token's leading space is left out of the text (SentencePiece
+   * vocabularies drop the space they add in front of a text, so after a BOS-only prompt " {"
+   * decodes as "{"): the grammar must then see the token without it. Probed through the
+   * stream decoder with a token that starts with a space.
+   */
+  private dropsLeadingSpace(prompt: number[]): boolean {
+    const v = vocabIndex(this.tokenizer);
+    const [lo, hi] = v.spaceRange;
+    if (lo === hi) return false;
+    const probe = v.order[lo];
+    const full = new TextDecoder().decode(v.bytesOf(lo));
+    const decoder = this.tokenizer.createStreamDecoder({ prefix: prompt });
+    return !(decoder.push(probe) + decoder.flush()).endsWith(full);
   }
 
   private async *loop(
@@ -176,6 +272,7 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     sampler: Sampler,
     maxTokens: number,
     stops: string[],
+    constraint: TokenConstraint | undefined,
   ): AsyncGenerator<GenerationChunk> {
     const o = this.options;
     const signal = o.signal;
@@ -211,13 +308,18 @@ export class Generation implements AsyncIterable<GenerationChunk> {
           break;
         }
         checkAborted(signal);
-        // The sampler changes the logits in place (penalties): logprobs read them before.
+        // Tokens this generation may still produce, this one included: maxTokens, or the
+        // context (each but the last must be evaluated), whichever ends first. A constraint
+        // keeps its output finishable within them.
+        const mask = constraint?.allowed(Math.min(maxTokens - produced, target.contextSize - target.tokens.length + 1));
+        // The sampler changes the logits in place (penalties, bias, mask): logprobs read them before.
         const raw = wantLogprobs ? logits.slice() : undefined;
-        const id = sampler.sample(logits, history);
+        const id = sampler.sample(logits, history, mask);
         if (!o.ignoreEos && this.tokenizer.isEndOfGeneration(id)) {
           this.stopReason = "eos";
           break;
         }
+        constraint?.accept(id);
         produced++;
         this.stats.generatedTokens = produced;
         history.push(id);
@@ -231,6 +333,10 @@ export class Generation implements AsyncIterable<GenerationChunk> {
         }
         if (stopped) {
           this.stopReason = "stop";
+          break;
+        }
+        if (constraint?.isFinished) {
+          this.stopReason = "grammar";
           break;
         }
         if (produced >= maxTokens) continue;

@@ -9,7 +9,7 @@ import { TesseraError, fromNativeError } from "../errors.js";
 import { architecture } from "../arch/registry.js";
 import { KV_BLOCK_SIZE } from "../engine/blocks.js";
 import { Engine, type EngineStats } from "../engine/engine.js";
-import { Generation, complete, type Completion, type GenerateOptions, type GenerationTarget } from "../generate/generate.js";
+import { Generation, checkGenerateOptions, complete, type Completion, type GenerateOptions, type GenerationTarget } from "../generate/generate.js";
 import { readGGUF } from "../gguf/reader.js";
 import { TokenEmbeddings, type EmbeddingQuery, type NearToken } from "../inspect/embeddings.js";
 import { GGML_TYPE_INFO, type GGUFFile } from "../gguf/types.js";
@@ -210,6 +210,7 @@ export class Model {
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): Generation {
     this.live();
     options = optionsObject(options, "generate");
+    checkGenerateOptions(options);
     const session = options.session;
     if (session !== undefined && !(session instanceof Session))
       throw new TesseraError("ERR_INVALID_ARGUMENT", "options.session must be a Session created by model.createSession()");
@@ -218,7 +219,7 @@ export class Model {
     return new Generation(this.tokenizer, (owner) => (session ? sessionTarget(session, owner) : this.ownTarget()), prompt, options);
   }
 
-  /** Generates to the end and returns the whole text, tokens and why it stopped. */
+  /** Generates to the end and returns the whole text, tokens and why it stopped. Bad options reject. */
   complete(prompt: string | ArrayLike<number>, options?: GenerateOptions): Promise<Completion> {
     try {
       return complete(this.generate(prompt, options));
@@ -237,6 +238,7 @@ export class Model {
   generateMany(prompt: string | ArrayLike<number>, options: GenerateOptions & { n: number }): Generation[] {
     this.live();
     if (options === null || typeof options !== "object") throw new TesseraError("ERR_INVALID_ARGUMENT", "generateMany options must be an object");
+    checkGenerateOptions(options, ["n"], "generateMany");
     const { n, session, ...rest } = options;
     if (!Number.isInteger(n) || n < 1 || n > 1024) throw new TesseraError("ERR_INVALID_ARGUMENT", `n must be an integer in 1..1024, got ${String(n)}`);
     if (session !== undefined) throw new TesseraError("ERR_INVALID_ARGUMENT", "generateMany runs on sequences of its own; it takes no session");
@@ -248,9 +250,13 @@ export class Model {
     });
   }
 
-  /** generateMany, each branch run to the end. */
+  /** generateMany, each branch run to the end. Bad options reject. */
   completeMany(prompt: string | ArrayLike<number>, options: GenerateOptions & { n: number }): Promise<Completion[]> {
-    return Promise.all(this.generateMany(prompt, options).map((g) => complete(g)));
+    try {
+      return Promise.all(this.generateMany(prompt, options).map((g) => complete(g)));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Token id's input embedding (its row of the token embedding table). */
