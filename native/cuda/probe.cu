@@ -2,6 +2,7 @@
 // (core/cuda_loader.h). The library links cudart statically, so the only run-time
 // requirement is the driver (libcuda.so.1); without one, probing reports why.
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 
 #include <cstdio>
 
@@ -13,6 +14,15 @@ void copy_message(char* out, int len, const char* message) {
 
 extern "C" __attribute__((visibility("default"))) int tessera_cuda_probe(char* name_out, int name_len,
                                                                          char* reason_out, int reason_len) {
+#ifndef TESSERA_CUDA_EMULATOR
+  // Without a driver cudart says "CUDA driver version is insufficient for CUDA runtime
+  // version", which reads as an outdated driver; say what is actually missing. The handle
+  // stays open: cudart loads the same library next.
+  if (!dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL)) {
+    copy_message(reason_out, reason_len, "no NVIDIA driver (libcuda.so.1 was not found); install the NVIDIA driver to use CUDA");
+    return 0;
+  }
+#endif
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
