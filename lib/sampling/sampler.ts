@@ -16,7 +16,7 @@ import type { TokenMask } from "./constraint.js";
 import { Rng } from "./rng.js";
 
 export interface SamplingOptions {
-  /** 0 (or below) picks the most likely token. Default 0.8. */
+  /** 0 picks the most likely token (greedy); below 0 is refused with ERR_INVALID_ARGUMENT. Default 0.8. */
   temperature?: number;
   /** Keep only the k most likely tokens; 0 keeps all. Default 40. */
   topK?: number;
