@@ -3,6 +3,7 @@ export { TesseraError, isTesseraError } from "./errors.js";
 export type { TesseraErrorCode } from "./errors.js";
 export { loadModel, Model } from "./model/model.js";
 export type { BackendChoice, LoadOptions, LoadProgress, ModelInfo } from "./model/model.js";
+export { DEFAULT_MODEL } from "./default-model.js";
 export { Session } from "./model/session.js";
 export type { SessionOptions, EvaluateOptions } from "./model/session.js";
 export { Generation, GENERATE_OPTION_KEYS } from "./generate/generate.js";

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
  * tessera CLI:
- *   tessera run <model.gguf> --prompt TEXT [generation options]
- *   tessera chat <model.gguf> [--system TEXT] [generation options]
- *   tessera serve <model.gguf> [--host --port --parallel --ctx --api-key ...] (see serve.ts)
+ *   tessera run [model.gguf] --prompt TEXT [generation options]
+ *   tessera chat [model.gguf] [--system TEXT] [generation options]
+ *   tessera serve [model.gguf] [--host --port --parallel --ctx --api-key ...] (see serve.ts)
  *   tessera perplexity <model.gguf> <text file> [--ctx N] [--json] [--kl-divergence BASE]
  *   tessera inspect <model.gguf>
  *   tessera info
@@ -34,13 +34,13 @@ const MODEL_HELP = `      --threads N                CPU threads (default: all c
       --stats                    print timings to stderr`;
 
 export const USAGE: Record<string, string> = {
-  run: `usage: tessera run <model.gguf> --prompt TEXT [options]
-  Generates a continuation of TEXT.
+  run: `usage: tessera run [model.gguf] --prompt TEXT [options]
+  Generates a continuation of TEXT (no model: the stories260K the package ships).
       -p, --prompt TEXT          the prompt
       --parse-special            read special-token text in the prompt (e.g. "<|im_start|>") as those tokens
 ${GENERATION_HELP}
 ${MODEL_HELP}`,
-  chat: `usage: tessera chat <model.gguf> [options]
+  chat: `usage: tessera chat [model.gguf] [options]
   Talks with the model through its chat template (ChatML when the file has none).
   Type a message and press Enter; the reply streams. Lines from a pipe are messages too.
   Commands: /reset (forget the conversation), /exit.
@@ -57,9 +57,9 @@ ${MODEL_HELP}`,
 };
 
 const USAGE_ALL = `usage:
-  tessera run <model.gguf> --prompt TEXT [options]   generate text
-  tessera chat <model.gguf> [options]                interactive chat
-  tessera serve <model.gguf> [options]               an OpenAI-compatible HTTP server
+  tessera run [model.gguf] --prompt TEXT [options]   generate text (no model: stories260K, shipped)
+  tessera chat [model.gguf] [options]                interactive chat
+  tessera serve [model.gguf] [options]               an OpenAI-compatible HTTP server
   tessera perplexity <model.gguf> <text file>        perplexity, KL divergence (--kl-divergence BASE)
   tessera inspect <model.gguf>                       metadata and tensor table
   tessera info                                       CPU features, CUDA availability
@@ -135,7 +135,7 @@ export function generationOptions(command: string, values: Values): GenerateOpti
 }
 
 export async function openModel(command: string, values: Values, positionals: string[]): Promise<Model> {
-  if (positionals.length !== 1) throw new UsageError(command, `${command} needs exactly one model path`);
+  if (positionals.length > 1) throw new UsageError(command, `${command} takes one model path (none: the model the package ships)`);
   return loadModel(positionals[0], {
     backend: (values.backend ?? "auto") as BackendChoice,
     threads: numberOption(command, values, "threads", true),

@@ -1,5 +1,5 @@
 /**
- * `tessera serve MODEL [--host 127.0.0.1] [--port 8080] [--parallel N] [--queue N] [--ctx N]
+ * `tessera serve [MODEL] [--host 127.0.0.1] [--port 8080] [--parallel N] [--queue N] [--ctx N]
  *  [--api-key KEY] [--kv-cache-type T] [--kv-cache-tokens N] [--threads N] [--backend B]`:
  * the OpenAI-compatible server (lib/server). It listens at once and answers 503 while the
  * model loads; SIGTERM or SIGINT stop it gracefully (in-flight requests get up to 10 s).
@@ -7,12 +7,13 @@
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { DEFAULT_MODEL } from "../default-model.js";
 import { TesseraError } from "../errors.js";
 import { loadModel, type BackendChoice } from "../model/model.js";
 import type { KvCacheType } from "../native.js";
 import { createServer } from "../server/server.js";
 
-export const SERVE_USAGE = `usage: tessera serve <model.gguf> [options]
+export const SERVE_USAGE = `usage: tessera serve [model.gguf] [options]   (no model: the stories260K it ships)
       --host H            address to bind (default 127.0.0.1)
       --port P            (default 8080)
       --parallel N        requests generating at once (default 16)
@@ -60,8 +61,8 @@ export async function serve(args: string[]): Promise<number> {
     process.stdout.write(SERVE_USAGE + "\n");
     return 0;
   }
-  if (positionals.length !== 1) throw new TesseraError("ERR_INVALID_ARGUMENT", "serve needs exactly one model path");
-  const file = positionals[0];
+  if (positionals.length > 1) throw new TesseraError("ERR_INVALID_ARGUMENT", "serve takes one model path (none: the model the package ships)");
+  const file = positionals[0] ?? DEFAULT_MODEL;
   const model = loadModel(file, {
     backend: (values.backend ?? "auto") as BackendChoice,
     threads: int(values.threads, "threads"),

@@ -7,6 +7,7 @@ import os from "node:os";
 import { optionalBoolean, optionalFunction, optionalSignal, optionsObject } from "../arguments.js";
 import { TesseraError, fromNativeError } from "../errors.js";
 import { architecture } from "../arch/registry.js";
+import { DEFAULT_MODEL } from "../default-model.js";
 import { KV_BLOCK_SIZE } from "../engine/blocks.js";
 import { Engine, type EngineStats } from "../engine/engine.js";
 import { Generation, checkGenerateOptions, complete, type Completion, type GenerateOptions, type GenerationTarget } from "../generate/generate.js";
@@ -362,9 +363,18 @@ function sessionTarget(session: Session, owner: object): GenerationTarget {
   };
 }
 
-export async function loadModel(path: string, options?: LoadOptions): Promise<Model> {
+/**
+ * Loads a GGUF model. Without a path it loads the model the package ships (DEFAULT_MODEL,
+ * stories260K: tiny children's stories), so a fresh install runs with no download.
+ */
+export async function loadModel(path?: string, options?: LoadOptions): Promise<Model>;
+export async function loadModel(options?: LoadOptions): Promise<Model>;
+export async function loadModel(pathOrOptions?: string | LoadOptions, maybeOptions?: LoadOptions): Promise<Model> {
+  const optionsFirst = pathOrOptions !== null && typeof pathOrOptions === "object";
+  const path = optionsFirst || pathOrOptions === undefined ? DEFAULT_MODEL : pathOrOptions;
+  const options = optionsFirst ? (pathOrOptions as LoadOptions) : maybeOptions;
   if (typeof path !== "string" || path.length === 0)
-    throw new TesseraError("ERR_INVALID_ARGUMENT", "loadModel needs the path of a GGUF file");
+    throw new TesseraError("ERR_INVALID_ARGUMENT", "loadModel needs the path of a GGUF file (or none, for the model the package ships)");
   const o = optionsObject(options, "loadModel");
   const signal = optionalSignal(o.signal, "loadModel");
   const onProgress = optionalFunction<(p: LoadProgress) => void>(o.onProgress, "loadModel", "onProgress");
