@@ -15,6 +15,7 @@ import { readGGUF } from "../gguf/reader.js";
 import { TokenEmbeddings, type EmbeddingQuery, type NearToken } from "../inspect/embeddings.js";
 import { GGML_TYPE_INFO, type GGUFFile } from "../gguf/types.js";
 import { KV_TYPES, native, type KvCacheType, type NativeModel } from "../native.js";
+import { rejectUnknownOptions } from "../options.js";
 import { tokenizerFromGGUF, type Tokenizer } from "../tokenizer/index.js";
 import type { Hyperparameters } from "./hparams.js";
 import { buildPlan } from "./plan.js";
@@ -183,6 +184,7 @@ export class Model {
   createSession(options?: SessionOptions): Session {
     this.live();
     options = optionsObject(options, "createSession");
+    rejectUnknownOptions(options, SESSION_OPTION_KEYS, "createSession");
     const contextSize = positiveInteger(options.contextSize, this.contextSize, "contextSize");
     if (contextSize > this.contextSize)
       throw new TesseraError(
@@ -363,6 +365,22 @@ function sessionTarget(session: Session, owner: object): GenerationTarget {
   };
 }
 
+const LOAD_OPTION_KEYS = {
+  backend: true,
+  threads: true,
+  contextSize: true,
+  kvCacheTokens: true,
+  kvCacheBytes: true,
+  kvCacheType: true,
+  batchSize: true,
+  signal: true,
+  onProgress: true,
+  mmap: true,
+  checkTensors: true,
+} satisfies Record<keyof LoadOptions, true>;
+
+const SESSION_OPTION_KEYS = { contextSize: true, batchSize: true } satisfies Record<keyof SessionOptions, true>;
+
 /**
  * Loads a GGUF model. Without a path it loads the model the package ships (DEFAULT_MODEL,
  * stories260K: tiny children's stories), so a fresh install runs with no download.
@@ -376,6 +394,7 @@ export async function loadModel(pathOrOptions?: string | LoadOptions, maybeOptio
   if (typeof path !== "string" || path.length === 0)
     throw new TesseraError("ERR_INVALID_ARGUMENT", "loadModel needs the path of a GGUF file (or none, for the model the package ships)");
   const o = optionsObject(options, "loadModel");
+  rejectUnknownOptions(o, LOAD_OPTION_KEYS, "loadModel");
   const signal = optionalSignal(o.signal, "loadModel");
   const onProgress = optionalFunction<(p: LoadProgress) => void>(o.onProgress, "loadModel", "onProgress");
   const mmap = optionalBoolean(o.mmap, "loadModel", "mmap") ?? true;
