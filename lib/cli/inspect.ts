@@ -1,4 +1,8 @@
 /** Human-readable dump of a GGUF header: metadata and the tensor table. */
+import { parseArgs } from "node:util";
+import { DEFAULT_MODEL } from "../default-model.js";
+import { TesseraError } from "../errors.js";
+import { readGGUF } from "../gguf/reader.js";
 import { GGUFValueType, ggmlTypeName, type GGUFArray, type GGUFFile, type GGUFKV } from "../gguf/types.js";
 
 const ARRAY_PREVIEW = 8;
@@ -51,4 +55,20 @@ export function inspectGGUF(file: GGUFFile): string {
   }
   lines.push(`\n${(params / 1e6).toFixed(2)}M parameters, ${formatBytes(total)} of tensor data`);
   return lines.join("\n");
+}
+
+export const INSPECT_USAGE = `usage: tessera inspect [model.gguf]
+      prints a GGUF file's metadata and tensor table (without a path: the model the package
+      ships); reads the header only, so it works on files of any size and architecture`;
+
+/** `tessera inspect [model.gguf]`. */
+export function inspectCommand(args: string[]): number {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, strict: true, options: { help: { type: "boolean", short: "h" } } });
+  if (values.help) {
+    process.stdout.write(INSPECT_USAGE + "\n");
+    return 0;
+  }
+  if (positionals.length > 1) throw new TesseraError("ERR_INVALID_ARGUMENT", "inspect takes one model path");
+  process.stdout.write(inspectGGUF(readGGUF(positionals[0] ?? DEFAULT_MODEL)) + "\n");
+  return 0;
 }

@@ -5,17 +5,16 @@
  *   tessera chat [model.gguf] [--system TEXT] [generation options]
  *   tessera serve [model.gguf] [--host --port --parallel --ctx --api-key ...] (see serve.ts)
  *   tessera perplexity <model.gguf> <text file> [--ctx N] [--json] [--kl-divergence BASE]
- *   tessera inspect <model.gguf>
+ *   tessera inspect [model.gguf]
  *   tessera info
  * Every command takes --help.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { TesseraError, isTesseraError } from "../errors.js";
-import { readGGUF } from "../gguf/reader.js";
 import { loadModel, type BackendChoice, type Model } from "../model/model.js";
 import type { GenerateOptions } from "../generate/generate.js";
-import { native } from "../native.js";
-import { inspectGGUF } from "./inspect.js";
+import { INFO_USAGE, info } from "./info.js";
+import { INSPECT_USAGE, inspectCommand } from "./inspect.js";
 import { runChat } from "./chat.js";
 import { perplexityCommand } from "./perplexity.js";
 import { serve } from "./serve.js";
@@ -50,10 +49,8 @@ ${MODEL_HELP}`,
       --template FILE            a Jinja chat template to use instead of the model's
 ${GENERATION_HELP}
 ${MODEL_HELP}`,
-  inspect: `usage: tessera inspect <model.gguf>
-  Prints the file's metadata and tensor table.`,
-  info: `usage: tessera info
-  Prints CPU features and CUDA availability (and why not).`,
+  inspect: INSPECT_USAGE,
+  info: INFO_USAGE,
 };
 
 const USAGE_ALL = `usage:
@@ -61,7 +58,7 @@ const USAGE_ALL = `usage:
   tessera chat [model.gguf] [options]                interactive chat
   tessera serve [model.gguf] [options]               an OpenAI-compatible HTTP server
   tessera perplexity <model.gguf> <text file>        perplexity, KL divergence (--kl-divergence BASE)
-  tessera inspect <model.gguf>                       metadata and tensor table
+  tessera inspect [model.gguf]                       metadata and tensor table
   tessera info                                       CPU features, CUDA availability
 Run "tessera <command> --help" for a command's options.`;
 
@@ -217,21 +214,6 @@ async function chatCommand(args: string[]): Promise<number> {
   });
 }
 
-function simple(command: "inspect" | "info", args: string[]): number {
-  if (args.includes("--help") || args.includes("-h")) {
-    process.stdout.write(USAGE[command] + "\n");
-    return 0;
-  }
-  if (command === "info") {
-    if (args.length > 0) throw new UsageError("info", `info takes no arguments, got "${args[0]}"`);
-    process.stdout.write(JSON.stringify(native().systemInfo(), null, 2) + "\n");
-    return 0;
-  }
-  if (args.length !== 1 || args[0].startsWith("-")) throw new UsageError("inspect", "inspect needs exactly one model path");
-  process.stdout.write(inspectGGUF(readGGUF(args[0])) + "\n");
-  return 0;
-}
-
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -244,8 +226,9 @@ async function main(argv: string[]): Promise<number> {
     case "perplexity":
       return perplexityCommand(rest);
     case "inspect":
+      return inspectCommand(rest);
     case "info":
-      return simple(command, rest);
+      return info(rest);
     case undefined:
     case "help":
     case "--help":
