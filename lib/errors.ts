@@ -28,6 +28,12 @@ export type TesseraErrorCode =
   | "ERR_OUT_OF_MEMORY"
   /** Reading or mapping a file failed. */
   | "ERR_IO"
+  /** A download (pullModel, `tessera pull`) could not reach the server or broke off; a partial file is kept to resume. */
+  | "ERR_NETWORK"
+  /** The server has no such repository, revision or file (HTTP 401, 403 or 404: private and gated repos answer so too). */
+  | "ERR_NOT_FOUND"
+  /** A downloaded file's size or sha256 is not what the server announced; the file was removed. */
+  | "ERR_CHECKSUM"
   /** The requested backend cannot run on this machine. */
   | "ERR_BACKEND_UNAVAILABLE"
   /** A CUDA call failed. */

@@ -4,6 +4,8 @@ export type { TesseraErrorCode } from "./errors.js";
 export { loadModel, Model } from "./model/model.js";
 export type { BackendChoice, LoadOptions, LoadProgress, ModelInfo } from "./model/model.js";
 export { DEFAULT_MODEL } from "./default-model.js";
+export { pullModel, defaultCacheDir } from "./hub/pull.js";
+export type { PullOptions, PullProgress, PulledModel } from "./hub/pull.js";
 export { Session } from "./model/session.js";
 export type { SessionOptions, EvaluateOptions } from "./model/session.js";
 export { Generation, GENERATE_OPTION_KEYS } from "./generate/generate.js";

@@ -5,6 +5,7 @@
  *   tessera chat [model.gguf] [--system TEXT] [generation options]
  *   tessera serve [model.gguf] [--host --port --parallel --ctx --api-key ...] (see serve.ts)
  *   tessera perplexity <model.gguf> <text file> [--ctx N] [--json] [--kl-divergence BASE]
+ *   tessera pull <owner>/<repo>/<file.gguf> [--cache-dir DIR ...] (see pull.ts)
  *   tessera inspect [model.gguf]
  *   tessera info
  * Every command takes --help.
@@ -17,6 +18,7 @@ import { INFO_USAGE, info } from "./info.js";
 import { INSPECT_USAGE, inspectCommand } from "./inspect.js";
 import { runChat } from "./chat.js";
 import { perplexityCommand } from "./perplexity.js";
+import { pull } from "./pull.js";
 import { serve } from "./serve.js";
 
 const GENERATION_HELP = `      --max-tokens N             tokens to generate (default 256)
@@ -58,6 +60,7 @@ const USAGE_ALL = `usage:
   tessera chat [model.gguf] [options]                interactive chat
   tessera serve [model.gguf] [options]               an OpenAI-compatible HTTP server
   tessera perplexity <model.gguf> <text file>        perplexity, KL divergence (--kl-divergence BASE)
+  tessera pull <owner>/<repo>/<file.gguf>            download a GGUF from Hugging Face (pull --help)
   tessera inspect [model.gguf]                       metadata and tensor table
   tessera info                                       CPU features, CUDA availability
 Run "tessera <command> --help" for a command's options.`;
@@ -225,6 +228,8 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case "perplexity":
       return perplexityCommand(rest);
+    case "pull":
+      return pull(rest);
     case "inspect":
       return inspectCommand(rest);
     case "info":
