@@ -107,8 +107,10 @@ export interface NativeEngine {
 }
 
 /** KV cache storage types, as the native KvType. */
-export const KV_TYPES = { f16: 0, q8_0: 1, q4_0: 2 } as const;
-export type KvCacheType = keyof typeof KV_TYPES;
+export type KvCacheType = "f16" | "q8_0" | "q4_0";
+// Spelt out rather than `keyof typeof KV_TYPES`, so the public declarations do not reference
+// this internal table.
+export const KV_TYPES: Readonly<Record<KvCacheType, number>> = { f16: 0, q8_0: 1, q4_0: 2 };
 
 export interface NativeModel {
   createEngine(options: { maxContext: number; blocks: number; batchSize?: number; kvType?: number }): NativeEngine;

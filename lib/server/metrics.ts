@@ -5,7 +5,7 @@
  * can route across replicas; the rest are tessera_*.
  */
 
-type Labels = Record<string, string>;
+export type Labels = Record<string, string>;
 
 function labelText(labels: Labels): string {
   const keys = Object.keys(labels);
