@@ -32,7 +32,7 @@ export type ToolFunction = (args: Record<string, unknown>, call: ToolCall) => un
  */
 export type ChatTool = (ToolDefinition | { name: string; description?: string; parameters?: JSONSchema }) & { run?: ToolFunction };
 
-export interface ChatOptions extends Omit<GenerateOptions, "session" | "addSpecial" | "parseSpecial" | "skipSpecial"> {
+export interface ChatOptions extends Omit<GenerateOptions, "session" | "addSpecial" | "parseSpecial" | "skipSpecial" | "jsonSchema"> {
   tools?: ChatTool[];
   /** Reasoning models: sets the template's `enable_thinking` (Qwen3, DeepSeek R1 forms). Default: the template's default. */
   thinking?: boolean;

@@ -20,13 +20,10 @@ export function toolCallConstraint(_tools: readonly ToolDefinition[], _format: T
 }
 
 /**
- * Generation options that make the whole reply JSON matching `schema`, or undefined where
- * this build cannot constrain output (the chat API and CLI then refuse `jsonSchema` with
- * ERR_UNSUPPORTED rather than ignore it).
- *
- * TODO(grammar, issue 20 part 4): return { jsonSchema: schema } (or the grammar option the
- * generation loop takes) once constrained decoding lands.
+ * Generation options that make the whole reply JSON matching `schema` (the generation
+ * loop's jsonSchema constraint: lib/grammar), or undefined where output cannot be
+ * constrained (the chat API and CLI then refuse `jsonSchema` with ERR_UNSUPPORTED).
  */
-export function jsonSchemaConstraint(_schema: JSONSchema): Partial<GenerateOptions> | undefined {
-  return undefined;
+export function jsonSchemaConstraint(schema: JSONSchema): Partial<GenerateOptions> | undefined {
+  return { jsonSchema: schema };
 }

@@ -62,8 +62,8 @@ export async function runChat(values: Values, positionals: string[], helpers: He
     system: values.system as string | undefined,
     template,
     thinking,
-    jsonSchema,
     ...options,
+    jsonSchema,
   });
   const rl = readline.createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty });
   let turn: AbortController | undefined;

@@ -81,6 +81,7 @@ const OPTION_KEYS = {
   signal: true,
   addSpecial: true,
   parseSpecial: true,
+  skipSpecial: true,
   ignoreEos: true,
   session: true,
   temperature: true,

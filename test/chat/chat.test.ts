@@ -109,6 +109,14 @@ describe.runIf(hasShared)("chat on stories260K (ChatML fallback)", () => {
     expect(done.message.content).toBe("Once upon a time" + done.text);
   });
 
+  it("jsonSchema makes the reply JSON that matches the schema", async () => {
+    const schema = { type: "object", properties: { name: { type: "string", maxLength: 12 }, age: { type: "integer" } }, required: ["name", "age"] };
+    const reply = await model.chat(messages, { jsonSchema: schema, temperature: 0.8, seed: 3, maxTokens: 60 });
+    const value = JSON.parse(reply.text) as { name: unknown; age: unknown };
+    expect(typeof value.name).toBe("string");
+    expect(Number.isInteger(value.age)).toBe(true);
+  });
+
   it("refuses bad input with coded errors", async () => {
     expect(await code(() => model.chat("hi" as never))).toBe("ERR_INVALID_ARGUMENT");
     expect(await code(() => model.chat([{ content: "no role" }] as never))).toBe("ERR_INVALID_ARGUMENT");
@@ -116,7 +124,7 @@ describe.runIf(hasShared)("chat on stories260K (ChatML fallback)", () => {
     expect(await code(() => model.chat(messages, { session: model.createSession() } as never))).toBe("ERR_INVALID_ARGUMENT");
     expect(await code(() => model.chat(messages, { templateName: "tool_use" }))).toBe("ERR_INVALID_ARGUMENT");
     expect(await code(() => model.chat(messages, { tools: [{ description: "no name" }] as never }))).toBe("ERR_INVALID_ARGUMENT");
-    expect(await code(() => model.chat(messages, { jsonSchema: { type: "object" } }))).toBe("ERR_UNSUPPORTED");
+    expect(await code(() => model.chat(messages, { jsonSchema: "object" as never }))).toBe("ERR_INVALID_ARGUMENT");
     expect(await code(() => model.chat(messages, { template: "{% for %}" }))).toBe("ERR_CHAT_TEMPLATE");
     const c = model.createChat();
     const pending = c.send("Hi", { maxTokens: 4 }).then((r) => r); // started
