@@ -13,6 +13,7 @@ import { Environment, parse, tokenize, type Program } from "./jinja/library.js";
 import { TesseraError } from "../errors.js";
 import { PyInterpreter, SandboxViolation, TemplateRaise, Unsupported, prepareProgram } from "./jinja/interpreter.js";
 import { TemplateSyntaxError, toLibrarySource } from "./jinja/source.js";
+import { rewriteTestArguments, type TestWithArguments } from "./jinja/tokens.js";
 import { PyError, UndefinedUse, fromJS, type Value } from "./jinja/values.js";
 import type { ChatMessage, ToolDefinition } from "./types.js";
 
@@ -74,15 +75,20 @@ const RESERVED = new Set(["messages", "tools", "addGenerationPrompt", "continueF
 /** A parsed template; render() may be called any number of times. */
 export class ChatTemplate {
   private readonly program: Program;
+  private readonly tests: ReadonlyMap<string, TestWithArguments> = new Map();
 
   constructor(readonly source: string) {
     if (typeof source !== "string") throw new TesseraError("ERR_INVALID_ARGUMENT", "a chat template must be a string of Jinja text");
     let program: Program;
     try {
-      program = parse(tokenize(toLibrarySource(source)));
+      const rewritten = rewriteTestArguments(tokenize(toLibrarySource(source)) as Array<{ type: string; value: string }>);
+      this.tests = rewritten.tests;
+      program = parse(rewritten.tokens);
     } catch (e) {
       if (e instanceof TemplateSyntaxError)
-        throw new ChatTemplateError("syntax", `the chat template does not parse (line ${e.line}): ${e.message}`, undefined, undefined, { cause: e });
+        throw new ChatTemplateError("syntax", `the chat template does not parse (line ${e.line}): ${e.message}`, e.message, "TemplateSyntaxError", {
+          cause: e,
+        });
       const message = (e as Error).message ?? String(e);
       const statement = /Unknown statement type: (\w+)/.exec(message);
       if (statement)
@@ -93,7 +99,7 @@ export class ChatTemplate {
           undefined,
           { cause: e },
         );
-      throw new ChatTemplateError("syntax", `the chat template does not parse: ${message}`, undefined, undefined, { cause: e });
+      throw new ChatTemplateError("syntax", `the chat template does not parse: ${message}`, message, "TemplateSyntaxError", { cause: e });
     }
     prepareProgram(program.body as never);
     this.program = program;
@@ -105,7 +111,7 @@ export class ChatTemplate {
     if (now !== undefined && !(now instanceof Date && !Number.isNaN(now.getTime())))
       throw new TesseraError("ERR_INVALID_ARGUMENT", "now must be a valid Date");
     const env = new Environment();
-    const interpreter = new PyInterpreter(env, { now: () => now ?? new Date() });
+    const interpreter = new PyInterpreter(env, { now: () => now ?? new Date(), tests: this.tests });
     interpreter.installGlobals(env);
     const vars = env.variables as unknown as Map<string, Value>;
     for (const [k, v] of Object.entries(context)) vars.set(k, v);

@@ -21,6 +21,7 @@
  */
 import { Environment, Interpreter } from "./library.js";
 import { TUPLE_BUILTIN } from "./source.js";
+import type { TestWithArguments } from "./tokens.js";
 import {
   FALSE,
   NONE,
@@ -409,6 +410,8 @@ export function strftime(date: Date, format: string): string {
 
 export interface RenderGlobals {
   now: () => Date;
+  /** Tests with arguments, by the names rewriteTestArguments gave them. */
+  tests?: ReadonlyMap<string, TestWithArguments>;
 }
 
 // Methods that modify a list or dict: jinja2's ImmutableSandboxedEnvironment refuses them.
@@ -456,7 +459,14 @@ export class PyInterpreter extends Interpreter {
       }
       case "TestExpression": {
         const operand = this.eval(node.operand as Node, environment);
-        const result = this.test((node.test as AnyNode).value as string, operand, []);
+        let name = (node.test as AnyNode).value as string;
+        let args: Value[] = [];
+        const withArgs = this.globals.tests?.get(name);
+        if (withArgs) {
+          name = withArgs.name;
+          args = (this.eval(withArgs.args as Node, environment) as ArrV).value;
+        }
+        const result = this.test(name, operand, args);
         return bool(node.negate ? !result : result) as never;
       }
       case "ObjectLiteral": {

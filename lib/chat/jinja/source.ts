@@ -74,6 +74,10 @@ export function decodePythonEscapes(body: string): string {
       i = j - 1;
       continue;
     }
+    if (next === "N") {
+      const named = /^\{[^}]*\}/.exec(body.slice(i + 2));
+      throw new Error(named ? `\\N${named[0]} escapes (characters by Unicode name) are not supported; write the character itself` : "malformed \\N character escape");
+    }
     const hexLength = next === "x" ? 2 : next === "u" ? 4 : next === "U" ? 8 : 0;
     if (hexLength > 0) {
       const hex = body.slice(i + 2, i + 2 + hexLength);
@@ -292,8 +296,8 @@ function isGroupingParen(before: string): boolean {
 /** {% raw %}...{% endraw %}: its text, verbatim, as a string expression. */
 function rawBlock(src: string, tagStart: number, bodyStart: number, stripAfterBegin: boolean, state: LexState): number {
   let from = bodyStart;
+  // (jinja2 applies trim_blocks after {% endraw %} but not after {% raw %}.)
   if (stripAfterBegin) while (from < src.length && IS_SPACE.test(src[from])) from++;
-  else if (src[from] === "\n") from++; // trim_blocks
   ENDRAW_RE.lastIndex = from;
   const m = ENDRAW_RE.exec(src);
   if (!m) throw new TemplateSyntaxError("{% raw %} is not closed by {% endraw %}", lineOf(src, tagStart));
