@@ -207,7 +207,7 @@ interface ContextMask {
   readonly maxAfter: number;
 }
 
-interface StateMask extends TokenMask {
+export interface StateMask extends TokenMask {
   /** Most bytes any allowed token leaves to finish the parse. */
   readonly maxAfter: number;
 }

@@ -393,8 +393,8 @@ export async function loadModel(pathOrOptions?: string | LoadOptions, maybeOptio
   const options = optionsFirst ? (pathOrOptions as LoadOptions) : maybeOptions;
   if (typeof path !== "string" || path.length === 0)
     throw new TesseraError("ERR_INVALID_ARGUMENT", "loadModel needs the path of a GGUF file (or none, for the model the package ships)");
+  if (options !== undefined) rejectUnknownOptions(options, LOAD_OPTION_KEYS, "loadModel");
   const o = optionsObject(options, "loadModel");
-  rejectUnknownOptions(o, LOAD_OPTION_KEYS, "loadModel");
   const signal = optionalSignal(o.signal, "loadModel");
   const onProgress = optionalFunction<(p: LoadProgress) => void>(o.onProgress, "loadModel", "onProgress");
   const mmap = optionalBoolean(o.mmap, "loadModel", "mmap") ?? true;
