@@ -21,6 +21,8 @@ import { END, MAX_POSITIONS, RULE, TERM, type ByteGrammar } from "./compile.js";
 
 export const NODE_EMPTY = 0;
 export const NODE_CUT = 1;
+/** A placeholder parent: expansions computed once per position and reused on any stack. */
+const NODE_HOLE = 2;
 export const DEAD = -1;
 const UNKNOWN = -2;
 
@@ -43,13 +45,17 @@ function grow<T extends Int32Array | Float64Array | Uint8Array>(a: T, need: numb
 export class Tables {
   nodePos = new Int32Array(1024);
   nodeParent = new Int32Array(1024);
-  nodeCount = 2;
+  nodeCount = 3;
   readonly nodeMap = new Map<number, number>();
+  /** What continuing below each node expands to (see Automaton.popClosure). */
+  readonly popClosures: Array<Int32Array | undefined> = [];
   /** Fewest bytes that finish a stack, per node (-1: not yet known). */
   nodeMin = new Float64Array(1024).fill(-1);
 
   readonly stateNodes: Int32Array[] = [];
   readonly stateMap = new Map<string, number>();
+  /** States of one stack, by its node (most states). */
+  readonly singleStates = new Map<number, number>();
   stateFlags = new Uint8Array(1024);
   stateMin = new Float64Array(1024).fill(-1);
   readonly trans: Array<Int32Array | undefined> = [];
@@ -59,6 +65,7 @@ export class Tables {
   constructor() {
     this.nodeMin[NODE_EMPTY] = 0;
     this.nodeMin[NODE_CUT] = 0;
+    this.nodeMin[2] = 0;
   }
 }
 
@@ -73,6 +80,12 @@ export class Automaton {
   private readonly seen = new Set<number>();
   private readonly out: number[] = [];
   private readonly work: number[] = [];
+  /**
+   * Per position: the stacks that continuing there expands to, as chains of positions over
+   * a placeholder parent, and whether the expansion can finish the alternative and pop into
+   * the parent. Stepping a stack is then instantiating one template on its parent.
+   */
+  private readonly templates: Array<{ chains: Int32Array[]; pops: boolean } | undefined> = [];
 
   constructor(readonly grammar: ByteGrammar) {
     this.kind = grammar.kind;
@@ -109,9 +122,10 @@ export class Automaton {
     return id;
   }
 
-  /** Adds the stacks that (pos, parent) expands to, tops at terminals, to this.out. */
-  private expand(pos: number, parent: number): void {
-    const { kind, arg, alts, work, seen, out } = this;
+  /** Adds the stacks that (pos, parent) expands to, tops at terminals, to `out`. */
+  private expand(pos: number, parent: number, out: number[] = this.out, seen: Set<number> = this.seen): void {
+    const { kind, arg, alts } = this;
+    const work: number[] = out === this.out ? this.work : [];
     const t = this.t;
     work.push(pos, parent);
     while (work.length) {
@@ -134,7 +148,7 @@ export class Automaton {
           break;
         }
         // END: the alternative is finished; continue where the parent frame left off.
-        if (parent <= NODE_CUT) {
+        if (parent <= NODE_HOLE) {
           out.push(parent);
           break;
         }
@@ -144,20 +158,82 @@ export class Automaton {
     }
   }
 
+  private template(pos: number): { chains: Int32Array[]; pops: boolean } {
+    let tpl = this.templates[pos];
+    if (tpl) return tpl;
+    const out: number[] = [];
+    this.expand(pos, NODE_HOLE, out, new Set());
+    const t = this.t;
+    const chains: Int32Array[] = [];
+    let pops = false;
+    for (const n of out) {
+      if (n === NODE_HOLE) {
+        pops = true;
+        continue;
+      }
+      const positions: number[] = [];
+      for (let m = n; m !== NODE_HOLE; m = t.nodeParent[m]) positions.push(t.nodePos[m]);
+      chains.push(Int32Array.from(positions));
+    }
+    tpl = { chains, pops };
+    this.templates[pos] = tpl;
+    return tpl;
+  }
+
+  /** Adds to `out` the stacks that continuing at `pos` over `parent` expands to. */
+  private instantiate(pos: number, parent: number, out: number[]): void {
+    const tpl = this.template(pos);
+    for (const chain of tpl.chains) {
+      let n = parent;
+      for (let i = chain.length - 1; i >= 0; i--) n = this.node(chain[i], n);
+      out.push(n);
+    }
+    if (!tpl.pops) return;
+    if (parent <= NODE_CUT) {
+      out.push(parent);
+      return;
+    }
+    for (const n of this.popClosure(parent)) out.push(n);
+  }
+
+  /** The stacks that popping into `node` (continuing at its position over its parent) expands to; memoized. */
+  private popClosure(node: number): Int32Array {
+    const t = this.t;
+    let c = t.popClosures[node];
+    if (c) return c;
+    const out: number[] = [];
+    this.instantiate(t.nodePos[node], t.nodeParent[node], out);
+    c = Int32Array.from(out);
+    t.popClosures[node] = c;
+    return c;
+  }
+
   /** The state of these stacks (DEAD for none). Sorts `nodes` in place. */
   intern(nodes: number[]): number {
     if (nodes.length === 0) return DEAD;
-    nodes.sort((a, b) => a - b);
-    let n = 1;
-    for (let i = 1; i < nodes.length; i++) if (nodes[i] !== nodes[n - 1]) nodes[n++] = nodes[i];
-    nodes.length = n;
-    const key = n === 1 ? String(nodes[0]) : nodes.join(",");
     const t = this.t;
-    let id = t.stateMap.get(key);
+    let n = nodes.length;
+    let id: number | undefined;
+    let key = "";
+    if (n === 1) id = t.singleStates.get(nodes[0]);
+    else {
+      nodes.sort((a, b) => a - b);
+      n = 1;
+      for (let i = 1; i < nodes.length; i++) if (nodes[i] !== nodes[n - 1]) nodes[n++] = nodes[i];
+      nodes.length = n;
+      if (n === 1) id = t.singleStates.get(nodes[0]);
+      else {
+        key = nodes.join(",");
+        id = t.stateMap.get(key);
+      }
+    }
     if (id === undefined) {
       id = t.stateNodes.length;
       t.stateNodes.push(Int32Array.from(nodes));
-      t.stateMap.set(key, id);
+      // Filled in when the state is first stepped; pushed now so the array never has holes.
+      t.trans.push(undefined);
+      if (n === 1) t.singleStates.set(nodes[0], id);
+      else t.stateMap.set(key, id);
       if (id >= t.stateFlags.length) {
         t.stateFlags = grow(t.stateFlags, id + 1);
         t.stateMin = grow(t.stateMin, id + 1, -1);
@@ -186,16 +262,15 @@ export class Automaton {
   private computeStep(state: number, byte: number): number {
     const t = this.t;
     const { kind, arg, sets } = this;
-    this.out.length = 0;
-    this.seen.clear();
+    const out: number[] = [];
     const word = byte >> 5;
     const bit = 1 << (byte & 31);
     for (const n of t.stateNodes[state]) {
       if (n <= NODE_CUT) continue;
       const p = t.nodePos[n];
-      if (kind[p] === TERM && sets[arg[p] * 8 + word] & bit) this.expand(p + 1, t.nodeParent[n]);
+      if (kind[p] === TERM && sets[arg[p] * 8 + word] & bit) this.instantiate(p + 1, t.nodeParent[n], out);
     }
-    return this.intern(this.out);
+    return this.intern(out);
   }
 
   /** The state after `bytes[from..to)`, DEAD as soon as no stack reads a byte. */

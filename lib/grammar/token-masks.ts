@@ -5,7 +5,7 @@
  * frames: inside a JSON string, any token of string characters is fine whatever object the
  * string sits in. So, as XGrammar does, masks are computed in two parts:
  *
- * - Per context (the top CONTEXT_DEPTH frames of a stack, the rest cut off), once, by walking
+ * - Per context (a stack's top frames, the rest cut off), once, by walking
  *   the whole vocabulary in sorted byte order (a trie walk: tokens sharing a prefix share its
  *   steps, and a dead prefix skips every token under it). Tokens read to their end without
  *   popping below the context are *accepted* whatever the rest of the stack is; tokens that
@@ -33,8 +33,10 @@ import type { Tokenizer } from "../tokenizer/index.js";
 import { Automaton, DEAD, FLAG_CUT, NODE_CUT, type Tables } from "./automaton.js";
 import type { ByteGrammar } from "./compile.js";
 
-/** Frames of a stack a context mask depends on. */
-const CONTEXT_DEPTH = 3;
+/** Most frames of a stack a context mask depends on. */
+const MAX_CONTEXT_DEPTH = 4;
+/** A context leaving more tokens uncertain than this is replaced by a deeper one. */
+const MAX_UNCERTAIN = 512;
 /** Masks with at most this many tokens also list them (the sampler gathers them directly). */
 const LIST_MAX = 4096;
 const UNKNOWN = -2;
@@ -224,8 +226,11 @@ export class TokenAutomaton {
   readonly stats: MaskStats = { contexts: 0, contextMs: 0, stateMasks: 0 };
   /** Context masks by their frames' positions (stable across table resets). */
   private readonly contexts = new Map<string, ContextMask>();
-  /** The context mask of each node, in the current tables. */
+  /** Contexts (by name) that leave too many tokens uncertain: a deeper one is used instead. */
+  private readonly tooUncertain = new Set<string>();
+  /** The context mask of each node, and its depth, in the current tables. */
   private nodeContext: Array<ContextMask | undefined> = [];
+  private nodeDepth: number[] = [];
   private nodeBelow: Float64Array = new Float64Array(0);
   private readonly stateMasks = new Map<number, StateMask>();
   private readonly maxCachedStates: number;
@@ -251,6 +256,7 @@ export class TokenAutomaton {
     if (this.automaton.maybeReset() || this.tables !== this.automaton.t) {
       this.tables = this.automaton.t;
       this.nodeContext = [];
+      this.nodeDepth = [];
       this.nodeBelow = new Float64Array(0);
       this.stateMasks.clear();
     }
@@ -266,21 +272,34 @@ export class TokenAutomaton {
     let c = this.nodeContext[node];
     if (c) return c;
     const a = this.automaton;
-    const key = a.truncate(node, CONTEXT_DEPTH);
-    const { positions, bottom } = a.chain(key);
-    const name = positions.join(",") + (bottom === NODE_CUT ? "|cut" : "|end");
-    c = this.contexts.get(name);
-    if (!c) {
-      const t0 = performance.now();
-      const g = a.grammar;
-      const cutRule = bottom === NODE_CUT ? g.ruleOf[positions[positions.length - 1]] : -1;
-      c = this.walkAll(a.stateOfNode(key), cutRule);
-      this.contexts.set(name, c);
-      this.stats.contexts++;
-      this.stats.contextMs += performance.now() - t0;
+    // The shallowest context that leaves few tokens uncertain: one frame is shared by every
+    // stack with that top (an unbounded string's inside, wherever the string is), deeper
+    // frames are needed where the top frame's rule is a small helper (one character of a
+    // bounded string, a step of indentation) that most tokens run past.
+    for (let depth = 1; ; depth++) {
+      const key = a.truncate(node, depth);
+      const { positions, bottom } = a.chain(key);
+      const name = positions.join(",") + (bottom === NODE_CUT ? "|cut" : "|end");
+      const last = bottom !== NODE_CUT || depth === MAX_CONTEXT_DEPTH;
+      if (!last && this.tooUncertain.has(name)) continue;
+      c = this.contexts.get(name);
+      if (!c) {
+        const t0 = performance.now();
+        const cutRule = bottom === NODE_CUT ? a.grammar.ruleOf[positions[positions.length - 1]] : -1;
+        const walked = this.walkAll(a.stateOfNode(key), cutRule, last ? Infinity : MAX_UNCERTAIN);
+        this.stats.contexts++;
+        this.stats.contextMs += performance.now() - t0;
+        if (!walked) {
+          this.tooUncertain.add(name);
+          continue;
+        }
+        c = walked;
+        this.contexts.set(name, c);
+      }
+      this.nodeContext[node] = c;
+      this.nodeDepth[node] = depth;
+      return c;
     }
-    this.nodeContext[node] = c;
-    return c;
   }
 
   /** Fewest bytes to finish what the context of `node` cut off. */
@@ -293,15 +312,16 @@ export class TokenAutomaton {
     let v = this.nodeBelow[node];
     if (v >= 0) return v;
     const t = this.automaton.t;
+    this.contextOf(node);
     let n = node;
-    for (let d = 0; d < CONTEXT_DEPTH && n > NODE_CUT; d++) n = t.nodeParent[n];
+    for (let d = 0; d < this.nodeDepth[node] && n > NODE_CUT; d++) n = t.nodeParent[n];
     v = n > NODE_CUT ? this.automaton.nodeMin(n) : 0;
     this.nodeBelow[node] = v;
     return v;
   }
 
-  /** The trie walk over the whole vocabulary from a context's state. */
-  private walkAll(start: number, cutRule: number): ContextMask {
+  /** The trie walk over the whole vocabulary from a context's state; null past maxUncertain uncertain tokens. */
+  private walkAll(start: number, cutRule: number, maxUncertain: number): ContextMask | null {
     const v = this.vocab;
     const a = this.automaton;
     const follow = a.grammar.follow;
@@ -328,6 +348,7 @@ export class TokenAutomaton {
             uncertain.push(i);
             uncertainLcp.push(runLcp);
             runLcp = 0x7fffffff;
+            if (uncertain.length > maxUncertain) return null;
           }
           continue;
         }
@@ -358,6 +379,7 @@ export class TokenAutomaton {
           uncertain.push(i);
           uncertainLcp.push(runLcp);
           runLcp = 0x7fffffff;
+          if (uncertain.length > maxUncertain) return null;
         } else if (j <= 2) {
           // Every token of this one's first-byte (first-two-bytes) block dies the same way.
           i = (j === 1 ? blockEnd1[i] : blockEnd2[i]) - 1;
