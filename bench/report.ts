@@ -3,6 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { E2EResult } from "./e2e.js";
 import type { EngineBenchResult } from "./engine.js";
+import { grammarMarkdown, type GrammarBenchResult } from "./grammar.js";
 import { median } from "./stats.js";
 
 export interface KernelRow {
@@ -28,6 +29,8 @@ export interface BenchReport {
   e2e: Array<E2EResult & { decodeBytes: number | null; decodeBandwidthShare: number | null }>;
   /** Many sequences on one model (bench/engine.ts). */
   engine?: EngineBenchResult;
+  /** Constrained decoding's cost per token beside node-llama-cpp's grammar (bench/grammar.ts). */
+  grammar?: GrammarBenchResult;
   targets: Array<{ target: string; measured: string; met: boolean }>;
 }
 
@@ -75,6 +78,7 @@ export function markdown(r: BenchReport): string {
       lines.push("");
     }
   }
+  if (r.grammar) lines.push(...grammarMarkdown(r.grammar));
   if (r.kernels.length) {
     lines.push("## Kernels", "", "| kernel | shape | ms | GB/s | GFLOP/s | read BW GB/s | of read bandwidth |", "|---|---|---|---|---|---|---|");
     for (const k of r.kernels)

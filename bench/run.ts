@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--threads N] [--out DIR] [--only e2e|kernels|moe|engine] [--models a,b]`
+ * `npm run bench [-- --quick] [--threads N] [--out DIR] [--only e2e|kernels|moe|engine|grammar] [--models a,b]`
  *
  * The whole suite in one command: machine read bandwidth (STREAM-like probe), per-kernel
  * GB/s and GFLOP/s, then end-to-end prefill/decode side by side with llama.cpp on synthetic
@@ -16,6 +16,7 @@ import { SHAPES, writeSyntheticModel, type WeightScheme } from "../scripts/synth
 import { measureReadBandwidth } from "./bandwidth.js";
 import { sideBySide, type E2EResult } from "./e2e.js";
 import { runEngineBench, type EngineBenchResult } from "./engine.js";
+import { grammarTargets, runGrammarBench } from "./grammar.js";
 import { runKernelBench } from "./kernels.js";
 import { benchModel, type ShapeName } from "./models.js";
 import { repoRoot, sharedDir } from "./paths.js";
@@ -143,6 +144,7 @@ function targets(r: BenchReport): BenchReport["targets"] {
       t.push({ target: `${e.model} N-API ≤ 2% of a decode step`, measured: `${(e.napiOverheadShare * 100).toFixed(2)}%`, met: e.napiOverheadShare <= 0.02 });
   }
   if (r.engine) t.push(...engineTargets(r.engine));
+  if (r.grammar) t.push(...grammarTargets(r.grammar));
   for (const k of r.kernels)
     if (/^matvec (Q4_0|Q8_0)$/.test(k.kernel) && k.bandwidthShare !== null)
       t.push({ target: `${k.kernel} ${k.shape} ≥ 0.8× read bandwidth`, measured: `${(k.bandwidthShare * 100).toFixed(0)}%`, met: k.bandwidthShare >= 0.8 });
@@ -186,12 +188,15 @@ async function main(): Promise<void> {
   const only = values.only;
   const info = native().systemInfo();
   const chosen = values.models?.split(",");
-  const e2ePlans = (only === "kernels" || only === "engine" ? [] : only === "moe" ? moePlans(threads) : plans(quick, threads)).filter(
+  const e2ePlans = (only === "kernels" || only === "engine" || only === "grammar" ? [] : only === "moe" ? moePlans(threads) : plans(quick, threads)).filter(
     (p) => !chosen || chosen.includes(p.name),
   );
   const kernelsWanted = only === undefined || only === "kernels";
   const engines = (p: E2EPlan) => 1 + (p.threads > 1 ? 2 : 1);
-  const progress = new Progress(e2ePlans.reduce((n, p) => n + 2 + engines(p) * p.reps * (p.prefill > 0 ? 2 : 1), 0) + (kernelsWanted ? 2 : 1));
+  const grammarWanted = only === undefined || only === "grammar";
+  const progress = new Progress(
+    e2ePlans.reduce((n, p) => n + 2 + engines(p) * p.reps * (p.prefill > 0 ? 2 : 1), 0) + (kernelsWanted ? 2 : 1) + (grammarWanted ? 1 : 0),
+  );
 
   const report: BenchReport = {
     date: new Date().toISOString(),
@@ -229,6 +234,11 @@ async function main(): Promise<void> {
     progress.note("many sequences: preparing models");
     report.engine = await runEngineBench(engineOptions(quick, threads, (l) => progress.note(l)));
     progress.step(`many sequences: ${report.engine.streams.map((x) => `${x.streams}×${x.tps.toFixed(0)}`).join(" ")} tok/s`);
+  }
+  if (grammarWanted) {
+    progress.note("constrained decoding");
+    report.grammar = await runGrammarBench({ quick, threads, onStep: (l) => progress.note(l) });
+    progress.step(`constrained decoding: mask ${report.grammar.maskUs.toFixed(1)} µs/token`);
   }
   progress.finish();
   report.targets = targets(report);

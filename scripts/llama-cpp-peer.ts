@@ -120,6 +120,46 @@ export class LlamaCppPeer {
     }
   }
 
+  /**
+   * Sampled decoding after `prompt` for up to n tokens, optionally constrained by a JSON
+   * Schema grammar (node-llama-cpp's createGrammarForJsonSchema, applied by llama.cpp's
+   * sampler); returns the milliseconds of each step after the first (which also evaluates the
+   * prompt) and the tokens. Stops at an end-of-generation token.
+   */
+  async sampledSteps(
+    prompt: number[],
+    n: number,
+    options: { temperature: number; topK: number; topP: number; minP: number; seed: number; jsonSchema?: object },
+  ): Promise<{ stepMs: number[]; tokens: number[] }> {
+    const l = await llama();
+    await this.sequence.clearHistory();
+    let grammarEvaluationState: unknown;
+    if (options.jsonSchema) {
+      const m = await import("node-llama-cpp");
+      const grammar = await l.createGrammarForJsonSchema(options.jsonSchema as never);
+      grammarEvaluationState = new m.LlamaGrammarEvaluationState({ model: this.model, grammar });
+    }
+    const stepMs: number[] = [];
+    const tokens: number[] = [];
+    let t = performance.now();
+    for await (const tok of this.sequence.evaluate(prompt as never[], {
+      temperature: options.temperature,
+      topK: options.topK,
+      topP: options.topP,
+      minP: options.minP,
+      seed: options.seed,
+      grammarEvaluationState: grammarEvaluationState as never,
+      yieldEogToken: true,
+    })) {
+      const now = performance.now();
+      if (tokens.length > 0) stepMs.push(now - t);
+      t = now;
+      tokens.push(Number(tok));
+      if (tokens.length >= n || this.model.isEogToken(tok)) break;
+    }
+    return { stepMs, tokens };
+  }
+
   async dispose(): Promise<void> {
     await this.context.dispose();
     await this.model.dispose();
