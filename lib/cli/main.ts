@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * tessera CLI:
- *   tessera run [model.gguf] --prompt TEXT [generation options]
+ *   tessera run [model.gguf] --prompt TEXT [generation options] [--grammar FILE.gbnf | --json-schema FILE.json]
  *   tessera chat [model.gguf] [--system TEXT] [generation options]
  *   tessera serve [model.gguf] [--host --port --parallel --ctx --api-key ...] (see serve.ts)
  *   tessera perplexity <model.gguf> <text file> [--ctx N] [--json] [--kl-divergence BASE]
@@ -10,6 +10,7 @@
  *   tessera info
  * Every command takes --help.
  */
+import fs from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { TesseraError, isTesseraError } from "../errors.js";
 import { loadModel, type BackendChoice, type Model } from "../model/model.js";
@@ -147,6 +148,8 @@ async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse("run", args, {
     prompt: { type: "string", short: "p" },
     "parse-special": { type: "boolean" },
+    grammar: { type: "string" },
+    "json-schema": { type: "string" },
     draft: { type: "string" },
     "prompt-lookup": { type: "boolean" },
     "draft-max": { type: "string" },
@@ -159,6 +162,16 @@ async function run(args: string[]): Promise<number> {
   const controller = new AbortController();
   process.once("SIGINT", () => controller.abort());
   const draftMax = numberOption("run", values, "draft-max", true);
+  const grammar = readTextOption(values.grammar, "grammar");
+  const schemaText = readTextOption(values["json-schema"], "json-schema");
+  let jsonSchema: Record<string, unknown> | undefined;
+  if (schemaText !== undefined) {
+    try {
+      jsonSchema = JSON.parse(schemaText) as Record<string, unknown>;
+    } catch (e) {
+      throw new UsageError("run", `--json-schema: ${String(values["json-schema"])} is not JSON: ${(e as Error).message}`);
+    }
+  }
   const model = await openModel("run", values, positionals);
   let draft: Model | undefined;
   try {
@@ -172,6 +185,8 @@ async function run(args: string[]): Promise<number> {
       draft || values["prompt-lookup"] ? { draft, promptLookup: values["prompt-lookup"] === true, maxDraftTokens: draftMax } : undefined;
     const generation = model.generate((values.prompt as string | undefined) ?? "", {
       ...options,
+      ...(grammar !== undefined && { grammar }),
+      ...(jsonSchema !== undefined && { jsonSchema }),
       speculative,
       parseSpecial: values["parse-special"] as boolean | undefined,
       signal: controller.signal,
@@ -195,6 +210,16 @@ async function run(args: string[]): Promise<number> {
     draft?.dispose();
   }
   return 0;
+}
+
+/** The text of the file an option names (--grammar, --json-schema), or undefined. */
+function readTextOption(file: unknown, name: string): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return fs.readFileSync(String(file), "utf8");
+  } catch (e) {
+    throw new TesseraError("ERR_IO", `--${name}: cannot read ${String(file)}: ${(e as Error).message}`);
+  }
 }
 
 async function chatCommand(args: string[]): Promise<number> {

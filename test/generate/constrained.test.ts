@@ -4,10 +4,13 @@
  * validated (coded errors, the keyword named); unknown generate() options are refused;
  * logitBias steers and bans tokens.
  */
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
 import Ajv2020 from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GENERATE_OPTION_KEYS, isTesseraError, loadModel, type Model } from "../../lib/index.js";
-import { hasShared, stories260K } from "../helpers/paths.js";
+import { hasShared, repoRoot, stories260K, tempDir } from "../helpers/paths.js";
 
 async function expectCode(p: Promise<unknown> | (() => unknown), code: string, message?: RegExp): Promise<void> {
   try {
@@ -91,6 +94,25 @@ describe.runIf(hasShared)("constrained generation", () => {
   it("ignoreEos with a grammar: the grammar alone decides where output ends", async () => {
     const r = await model.complete("Once", { grammar: 'root ::= "ab" "c"?', ignoreEos: true, seed: 1, maxTokens: 20 });
     expect(["ab", "abc"]).toContain(r.text);
+  });
+
+  it("at the start of a text, SentencePiece's dropped leading space is not grammar text", async () => {
+    // After a BOS-only prompt "▁Once" decodes as "Once": allowed for a grammar without the space.
+    const start = await model.complete("", { grammar: 'root ::= "Once upon a time"', temperature: 0 });
+    expect(start.text).toBe("Once upon a time");
+    expect(model.tokenizer.decode(start.tokens.slice(0, 1))).toBe("Once");
+    // Mid-text the space is text: a grammar asking for it gets it.
+    const mid = await model.complete("Lily said", { grammar: 'root ::= " Once upon a time"', temperature: 0 });
+    expect(mid.text).toBe(" Once upon a time");
+  });
+
+  it("the CLI takes --json-schema and --grammar files", () => {
+    const dir = tempDir("cli-grammar");
+    fs.writeFileSync(path.join(dir, "s.json"), JSON.stringify({ type: "object", properties: { n: { type: "integer", minimum: 1, maximum: 9 } }, required: ["n"] }));
+    fs.writeFileSync(path.join(dir, "g.gbnf"), 'root ::= "yes" | "no"');
+    const cli = (args: string[]) => execFileSync(process.execPath, [path.join(repoRoot, "dist/lib/cli/main.js"), "run", stories260K, "--threads", "1", "--seed", "1", ...args], { encoding: "utf8" });
+    expect(JSON.parse(cli(["--prompt", "Once", "--json-schema", path.join(dir, "s.json")])).n).toBeGreaterThanOrEqual(1);
+    expect(cli(["--prompt", "Once", "--grammar", path.join(dir, "g.gbnf")]).trim()).toMatch(/^(yes|no)$/);
   });
 
   it("refuses bad constraint options with coded errors", async () => {
