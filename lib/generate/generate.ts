@@ -16,7 +16,7 @@ import { summarizeConfidence, tokenLogprob, type Confidence, type TokenLogprob }
 import { grammarSource, tokenAutomaton, type ConstraintOptions } from "../grammar/constraint.js";
 import { vocabIndex, type TokenAutomaton } from "../grammar/token-masks.js";
 import type { Session } from "../model/session.js";
-import type { TokenConstraint } from "../sampling/constraint.js";
+import type { TokenConstraint, TokenMask } from "../sampling/constraint.js";
 import { Sampler, type SamplingOptions } from "../sampling/sampler.js";
 import type { Tokenizer } from "../tokenizer/index.js";
 import { Speculator, checkSpeculative, type SpeculativeOptions, type SpeculativeStats } from "./speculative.js";
@@ -312,7 +312,16 @@ export class Generation implements AsyncIterable<GenerationChunk> {
         // Tokens this generation may still produce, this one included: maxTokens, or the
         // context (each but the last must be evaluated), whichever ends first. A constraint
         // keeps its output finishable within them.
-        const mask = constraint?.allowed(Math.min(maxTokens - produced, target.contextSize - target.tokens.length + 1));
+        let mask: TokenMask | undefined;
+        if (constraint) {
+          if (constraint.isFinished) {
+            this.stopReason = "grammar";
+            break;
+          }
+          mask = constraint.allowed(Math.min(maxTokens - produced, target.contextSize - target.tokens.length + 1));
+          if (mask.count === 0)
+            throw new TesseraError("ERR_INVALID_ARGUMENT", "the grammar cannot go on with this vocabulary: no token spells any of the characters it allows next");
+        }
         // The sampler changes the logits in place (penalties, bias, mask): logprobs read them before.
         const raw = wantLogprobs ? logits.slice() : undefined;
         const id = sampler.sample(logits, history, mask);

@@ -354,7 +354,7 @@ export class Automaton {
   }
 
   /** Drops every interned node and state once the tables pass these sizes. */
-  maybeReset(maxStates = 60_000, maxNodes = 500_000): boolean {
+  maybeReset(maxStates = 30_000, maxNodes = 300_000): boolean {
     if (this.t.stateNodes.length < maxStates && this.t.nodeCount < maxNodes) return false;
     this.t = new Tables();
     return true;

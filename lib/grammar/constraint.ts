@@ -85,10 +85,11 @@ function schemaSource(schema: unknown, name: string): GrammarSource {
   return { key: "json\0" + key, build: () => jsonSchemaGrammar(schema) };
 }
 
-const CACHE_SIZE = 32;
+/** Automata kept per tokenizer; one holds up to some tens of MiB of masks on a 128k vocabulary. */
+const CACHE_SIZE = 16;
 const cache = new WeakMap<Tokenizer, Map<string, TokenAutomaton>>();
 
-/** The token automaton of a grammar on a tokenizer's vocabulary, cached (most recent 32 per tokenizer). */
+/** The token automaton of a grammar on a tokenizer's vocabulary, cached (most recent 16 per tokenizer). */
 export function tokenAutomaton(tokenizer: Tokenizer, source: GrammarSource): TokenAutomaton {
   let byKey = cache.get(tokenizer);
   if (!byKey) cache.set(tokenizer, (byKey = new Map()));

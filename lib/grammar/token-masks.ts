@@ -247,8 +247,8 @@ export class TokenAutomaton {
     this.tables = this.automaton.t;
     this.walkStates = new Int32Array(vocab.maxLength + 2);
     this.walkUncertain = new Uint8Array(vocab.maxLength + 2);
-    // About 16 MiB of cached state masks.
-    this.maxCachedStates = Math.max(64, Math.min(4096, Math.floor((16 << 20) / (vocab.words * 4))));
+    // About 8 MiB of cached state masks (500 on a 128k vocabulary).
+    this.maxCachedStates = Math.max(64, Math.min(4096, Math.floor((8 << 20) / (vocab.words * 4))));
   }
 
   /** Starts a new table generation when the old one grew too large. Only between walks. */

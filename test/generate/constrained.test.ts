@@ -41,6 +41,15 @@ describe.runIf(hasShared)("constrained generation", () => {
     }
   });
 
+  it("generateMany: every branch constrained on its own", async () => {
+    const schema = { type: "array", items: { type: "integer", minimum: 0, maximum: 9 }, minItems: 1, maxItems: 4 };
+    const results = await model.completeMany("Once upon a time", { n: 4, jsonSchema: schema, temperature: 1.2, seed: 10, maxTokens: 40 });
+    for (const r of results) {
+      const v = JSON.parse(r.text) as number[];
+      expect(v.length >= 1 && v.length <= 4 && v.every((x) => Number.isInteger(x) && x >= 0 && x <= 9), r.text).toBe(true);
+    }
+  });
+
   it("streamed chunks of a constrained generation concatenate to the completion", async () => {
     const opts = { responseFormat: { type: "json_object" as const }, temperature: 0.9, seed: 4, maxTokens: 80 };
     let text = "";
@@ -94,6 +103,8 @@ describe.runIf(hasShared)("constrained generation", () => {
   it("ignoreEos with a grammar: the grammar alone decides where output ends", async () => {
     const r = await model.complete("Once", { grammar: 'root ::= "ab" "c"?', ignoreEos: true, seed: 1, maxTokens: 20 });
     expect(["ab", "abc"]).toContain(r.text);
+    const empty = await model.complete("Once", { grammar: 'root ::= ""', ignoreEos: true, maxTokens: 20 });
+    expect(empty).toMatchObject({ text: "", stopReason: "grammar" });
   });
 
   it("at the start of a text, SentencePiece's dropped leading space is not grammar text", async () => {
