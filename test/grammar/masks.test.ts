@@ -112,6 +112,26 @@ describe.runIf(hasShared)("token masks", () => {
     });
   }
 
+  it("a parse carries over when the automaton renews its tables", () => {
+    const tok = ggufVocab(path.join(sharedDir, "models/stories260K.gguf"))();
+    const bytes = tokenBytes(tok);
+    const ta = tokenAutomaton(tok, grammarSource({ grammar: fixture("json") })!);
+    const ref = new Automaton(compileGrammar(parseGbnf(fixture("json"))));
+    const rng = new Rng(8);
+    const m = ta.matcher();
+    let state = ref.startState();
+    for (let step = 0; step < 80; step++) {
+      if (step % 10 === 5) expect(ta.automaton.maybeReset(0, 0)).toBe(true);
+      const got = maskIds(m.allowed());
+      expect([...got].sort((a, b) => a - b)).toEqual([...bruteForce(ref, state, bytes, tok)].sort((a, b) => a - b));
+      const ids = [...got].filter((id) => !tok.isEndOfGeneration(id));
+      if (ids.length === 0) break;
+      const id = ids[Math.floor(rng.next() * ids.length)];
+      m.accept(id);
+      state = ref.walk(state, bytes[id]!);
+    }
+  });
+
   it("refuse tokens that are not allowed, and end-of-generation before the grammar may end", () => {
     const tok = ggufVocab(path.join(sharedDir, "models/stories260K.gguf"))();
     const m = tokenAutomaton(tok, grammarSource({ jsonSchema: { type: "object" } })!).matcher();
