@@ -1,11 +1,23 @@
 /**
  * The machine's read bandwidth: a STREAM-like sum over a buffer far larger than the caches,
- * timed per 8 MiB chunk (median GB/s). On a shared machine it moves by up to 2x within
- * minutes (neighbours on the memory bus), so every bandwidth share in the suite divides by
- * a probe taken right next to the run it judges, not by one figure from the start.
+ * timed per 8 MiB chunk (median GB/s), the best of several read methods (one stream per
+ * thread, the kernels' prefetched stretches, non-temporal loads, blocks dealt out to the
+ * threads in turn) on all threads and on one fewer, as the engine picks its thread count per
+ * step: a probe that missed the pattern or width the machine serves best would put kernels
+ * over 100% of it. On a shared machine it moves by up to 2x within minutes (neighbours on
+ * the memory bus), so every bandwidth share in the suite divides by a probe taken right next
+ * to the run it judges, not by one figure from the start.
  */
 import { kernels } from "../lib/kernels/harness.js";
+import type { ReadBandwidth } from "../lib/native.js";
 
 export function measureReadBandwidth(o: { threads: number; quick: boolean }): number {
-  return kernels().readBandwidth(o.quick ? 128 : 256, o.quick ? 2 : 3, o.threads).medianGBps;
+  return readBandwidth(o).medianGBps;
+}
+
+/** The probe with every method's figures (bench/run.ts reports which won). */
+export function readBandwidth(o: { threads: number; quick: boolean }): ReadBandwidth {
+  // One pass (32 timed chunks) per combination: eight combinations on two or more threads
+  // cost about twice the single-method probe's three passes (~0.3 s against ~0.13 s here).
+  return kernels().readBandwidth(o.quick ? 128 : 256, 1, o.threads);
 }

@@ -1,6 +1,7 @@
 /** Writes a benchmark run as JSON, a Markdown table and an SVG bar chart of the ratios. */
 import fs from "node:fs";
 import path from "node:path";
+import type { ReadBandwidth } from "../lib/native.js";
 import type { E2EResult } from "./e2e.js";
 import type { EngineBenchResult } from "./engine.js";
 import { grammarMarkdown, type GrammarBenchResult } from "./grammar.js";
@@ -21,6 +22,8 @@ export interface BenchReport {
   date: string;
   machine: { cpu: string; cores: number; isa: string };
   readBandwidthGBps: number | null;
+  /** The first probe's figures per read method and thread count (the top one is readBandwidthGBps). */
+  readBandwidthMethods?: ReadBandwidth["methods"];
   kernels: KernelRow[];
   /**
    * decodeBandwidthShare: median over Tessera's decode runs of (tokens/s x decodeBytes) / the
@@ -40,6 +43,11 @@ export function markdown(r: BenchReport): string {
   const lines: string[] = [];
   lines.push(`# Tessera benchmark — ${r.date}`, "");
   lines.push(`${r.machine.cpu}, ${r.machine.cores} cores, ISA ${r.machine.isa}; read bandwidth ${fmt(r.readBandwidthGBps)} GB/s at the start; every bandwidth share below divides by a probe taken right before its own run (*read BW* columns, median)`, "");
+  if (r.readBandwidthMethods?.length)
+    lines.push(
+      `The probe is the best median of its read methods: ${r.readBandwidthMethods.map((m) => `${m.method} ×${m.threads} ${fmt(m.medianGBps)}`).join(", ")} GB/s.`,
+      "",
+    );
   if (r.e2e.length) {
     lines.push("## End to end (tokens/s, medians; same GGUF, same threads, alternating runs)", "");
     lines.push("llama.cpp is measured at Tessera's thread count and at 1 thread; ratios are against its best (*t* columns: its thread count per phase). *same-t*: llama.cpp decode at Tessera's thread count.", "");

@@ -13,7 +13,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { native } from "../lib/native.js";
 import { SHAPES, writeSyntheticModel, type WeightScheme } from "../scripts/synthetic-model.js";
-import { measureReadBandwidth } from "./bandwidth.js";
+import { readBandwidth } from "./bandwidth.js";
 import { sideBySide, type E2EResult } from "./e2e.js";
 import { runEngineBench, type EngineBenchResult } from "./engine.js";
 import { grammarTargets, runGrammarBench } from "./grammar.js";
@@ -207,8 +207,10 @@ async function main(): Promise<void> {
     targets: [],
   };
   progress.note("read bandwidth");
-  report.readBandwidthGBps = measureReadBandwidth({ threads, quick });
-  progress.step(`read bandwidth ${report.readBandwidthGBps.toFixed(1)} GB/s`);
+  const probe = readBandwidth({ threads, quick });
+  report.readBandwidthGBps = probe.medianGBps;
+  report.readBandwidthMethods = probe.methods;
+  progress.step(`read bandwidth ${probe.medianGBps.toFixed(1)} GB/s (${probe.method}, ${probe.threads} threads)`);
   if (kernelsWanted) {
     report.kernels = await runKernelBench({ threads, quick, onStep: (l) => progress.note(l) });
     progress.step("kernels done");

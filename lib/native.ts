@@ -47,9 +47,25 @@ export interface NativeKernels {
   benchMatmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, seconds: number, repack?: boolean, copies?: number, order?: MatmulOrder): KernelTiming;
   /** Times attention natively (pool and cache prepared; a single query token rotates through DRAM-sized cache copies). */
   benchAttention(q: Float32Array, k: Float32Array, v: Float32Array, nTokens: number, nCtx: number, nHead: number, nHeadKv: number, headDim: number, headDimV: number, slidingWindow: number, scale: number, softcap: number, threads: number, seconds: number, vInK?: boolean, kvType?: number): KernelTiming;
-  /** STREAM-like read probe over a `megabytes` buffer, timed per 8 MiB chunk. */
-  readBandwidth(megabytes: number, reps: number, threads: number): { medianGBps: number; bestGBps: number };
+  /**
+   * STREAM-like read probe over a `megabytes` buffer, timed per 8 MiB chunk, by every read
+   * method on `threads` threads and on one fewer; the top level is the combination with the
+   * highest median (see ReadBandwidth in native/addon/kernel_binding.cpp).
+   */
+  readBandwidth(megabytes: number, reps: number, threads: number): ReadBandwidth;
 }
+
+export interface ReadBandwidth {
+  medianGBps: number;
+  bestGBps: number;
+  /** The read method and thread count of the highest median. */
+  method: ReadMethod;
+  threads: number;
+  methods: Array<{ method: ReadMethod; threads: number; medianGBps: number; bestGBps: number }>;
+}
+
+/** How the probe reads (cpu::ReadMethod): one stream per thread, the kernels' prefetched stretches, non-temporal loads, or 64 KiB blocks dealt out in turn. */
+export type ReadMethod = "plain" | "prefetched" | "non-temporal" | "interleaved";
 
 /** The fp32 summation order of a matmul where a weight type has two (Q4_K, F32, F16, BF16; see cpu::DotOrder). */
 export type MatmulOrder = "gemm" | "gemv";
