@@ -4,7 +4,7 @@
  * the tokenizer and the sessions created from it.
  */
 import os from "node:os";
-import { optionalBoolean, optionalFunction, optionalSignal, optionsObject } from "../arguments.js";
+import { optionalBoolean, optionalFunction, optionalSignal, optionsObject, rejectUnknownOptions } from "../arguments.js";
 import { TesseraError, fromNativeError } from "../errors.js";
 import { architecture } from "../arch/registry.js";
 import { DEFAULT_MODEL } from "../default-model.js";
@@ -15,7 +15,6 @@ import { readGGUF } from "../gguf/reader.js";
 import { TokenEmbeddings, type EmbeddingQuery, type NearToken } from "../inspect/embeddings.js";
 import { GGML_TYPE_INFO, type GGUFFile } from "../gguf/types.js";
 import { KV_TYPES, native, type KvCacheType, type NativeModel } from "../native.js";
-import { rejectUnknownOptions } from "../options.js";
 import { tokenizerFromGGUF, type Tokenizer } from "../tokenizer/index.js";
 import type { Hyperparameters } from "./hparams.js";
 import { buildPlan } from "./plan.js";
