@@ -10,8 +10,9 @@
  *
  * Output is JSON every validator accepts for the schema, in a canonical shape:
  * - Objects list their properties in the schema's order. Properties the schema does not name
- *   are generated only when additionalProperties is true or a schema (JSON Schema's default
- *   would allow them; leaving them out is still valid, and keeps output to the schema).
+ *   are generated only when additionalProperties is true or a schema, or when the schema names
+ *   no properties at all (JSON Schema's default would allow them; leaving them out is still
+ *   valid, and keeps output to the schema).
  * - Whitespace: optional after `{`, `[`, `,` and `:`, and before `}` and `]`; a single space
  *   or a newline with up to 20 spaces or tabs of indentation (as llama.cpp's grammars allow).
  * - Numbers without bounds have up to 16 integer digits, 16 fraction digits and a 2-digit
@@ -317,7 +318,9 @@ class SchemaCompiler {
     const additional = schema.additionalProperties;
     if (additional !== undefined && typeof additional !== "boolean" && !isObject(additional))
       invalid(where, "additionalProperties must be a boolean or a schema");
-    const extra = additional === true || isObject(additional) ? (additional as Schema) : undefined;
+    // Unnamed properties: when additionalProperties allows them explicitly, or when the schema
+    // names none at all ({ type: "object" } is any object), as llama.cpp does.
+    const extra = additional === true || isObject(additional) ? (additional as Schema) : additional === undefined && !("properties" in schema) ? true : undefined;
     const entries: Array<{ name: string; schema: unknown; required: boolean }> = Object.entries(props).map(([name, s]) => ({
       name,
       schema: s,
