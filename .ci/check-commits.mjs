@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const BASE = "e02e8a7acc997d78de86fb7c26070fe185d1dbc2";
+export const BASE = "1c8cb5ea547e5c48718c5a9d5b5497c7d9442d23";
 export const MAX_SUBJECT = 72;
 // One area (a word or a path: lib/cli, README, deps) or several joined by ", ", a colon, a
 // space, then the change starting with a non-space.
