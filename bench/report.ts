@@ -5,6 +5,7 @@ import type { ReadBandwidth } from "../lib/native.js";
 import type { E2EResult } from "./e2e.js";
 import type { EngineBenchResult } from "./engine.js";
 import { grammarMarkdown, type GrammarBenchResult } from "./grammar.js";
+import type { SpeculativeBenchResult } from "./speculative.js";
 import { median } from "./stats.js";
 
 export interface KernelRow {
@@ -32,6 +33,8 @@ export interface BenchReport {
   e2e: Array<E2EResult & { decodeBytes: number | null; decodeBandwidthShare: number | null }>;
   /** Many sequences on one model (bench/engine.ts). */
   engine?: EngineBenchResult;
+  /** Speculative decoding beside node-llama-cpp's token predictors (bench/speculative.ts). */
+  speculative?: SpeculativeBenchResult;
   /** Constrained decoding's cost per token beside node-llama-cpp's grammar (bench/grammar.ts). */
   grammar?: GrammarBenchResult;
   targets: Array<{ target: string; measured: string; met: boolean }>;
@@ -85,6 +88,18 @@ export function markdown(r: BenchReport): string {
       for (const [t, x] of Object.entries(c.llamaCpp)) lines.push(`| llama.cpp (t=${t}) | ${fmt(x.quiet)} | ${fmt(x.loaded)} | ${fmt((x.loaded / x.quiet) * 100, 0)}% |`);
       lines.push("");
     }
+  }
+  if (r.speculative) {
+    const s = r.speculative;
+    lines.push(
+      `## Speculative decoding (${s.threads} threads, greedy, up to ${s.maxDraftTokens} guesses per pass, tokens/s after the first token, medians)`,
+      "",
+      "| task | model | engine | plain | speculative | speedup | accepted |",
+      "|---|---|---|---|---|---|---|",
+    );
+    for (const x of s.rows)
+      lines.push(`| ${x.task} | ${x.model} | ${x.engine} | ${fmt(x.plainTps)} | ${fmt(x.specTps)} | ${fmt(x.speedup, 2)}× | ${fmt(x.acceptance * 100, 0)}% |`);
+    lines.push("");
   }
   if (r.grammar) lines.push(...grammarMarkdown(r.grammar));
   if (r.kernels.length) {
