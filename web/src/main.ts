@@ -105,7 +105,7 @@ function select(i: number): void {
   void newest("embeddings", api.embeddings(ids(), state.tokens[i].id), (e) => {
     state.embeddings = e;
     renderEmbeddings();
-  });
+  }).then(bumpEpoch);
 }
 
 // ---- logit lens ---------------------------------------------------------------------------
@@ -363,7 +363,6 @@ async function refresh(): Promise<void> {
   $("error").hidden = true;
   state.selected = Math.min(state.selected, state.tokens.length - 1);
   renderTokens();
-  $("kv-length").textContent = String(state.steps > 0 ? $("kv-length").textContent : 0);
   await Promise.all([
     newest("trace", api.trace(ids()), (t) => {
       state.trace = t;
