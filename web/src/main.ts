@@ -451,7 +451,7 @@ async function start(): Promise<void> {
     }
   }
   state.model = model;
-  $("model-info").textContent = `${model.name ?? "model"} · ${model.architecture} · ${model.nLayer} layers × ${model.nHead} heads · width ${model.nEmbd} · ${model.nVocab} tokens` + (model.nExpert > 0 ? ` · ${model.nExpert} experts (${model.nExpertUsed} per token)` : "") + ` · ${model.backend}`;
+  $("model-info").textContent = `${model.name && model.name !== model.architecture ? `${model.name} · ` : ""}${model.architecture} · ${model.nLayer} layers × ${model.nHead} heads · width ${model.nEmbd} · ${model.nVocab} tokens` + (model.nExpert > 0 ? ` · ${model.nExpert} experts (${model.nExpertUsed} per token)` : "") + ` · ${model.backend}`;
   $<HTMLTextAreaElement>("prompt").maxLength = model.maxPromptChars;
   const opts = (n: number, label: string) => Array.from({ length: n }, (_, i) => new Option(`${label} ${i}`, String(i)));
   $("attn-layer").replaceChildren(...opts(model.nLayer, "layer"));
