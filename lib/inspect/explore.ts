@@ -184,24 +184,31 @@ export class Explorer {
     const s = this.model.createSession();
     try {
       const t = await s.trace(tokens, { topK });
-      // The model's own prediction at each position: evaluateAll on a fresh session.
+      // The model's own prediction at each position, from evaluateAll on a fresh session, in
+      // chunks of positions so that a large vocabulary's logits stay within ~32 MB.
+      const V = this.model.info.nVocab;
+      const chunk = Math.max(1, Math.floor(8_000_000 / V));
+      const output: LensCell[] = [];
+      let lastRow = new Float32Array(0);
       const s2 = this.model.createSession();
-      let all: Float32Array;
       try {
-        all = await s2.evaluateAll(tokens);
+        for (let at = 0; at < tokens.length; at += chunk) {
+          const part = tokens.slice(at, at + chunk);
+          const all = await s2.evaluateAll(part);
+          for (let i = 0; i < part.length; i++) {
+            const row = all.subarray(i * V, (i + 1) * V);
+            let best = 0;
+            for (let j = 1; j < V; j++) if (row[j] > row[best]) best = j;
+            let z = 0;
+            for (let j = 0; j < V; j++) z += Math.exp(row[j] - row[best]);
+            output.push({ token: best, piece: this.token(best).piece, prob: 1 / z });
+          }
+          lastRow = all.slice((part.length - 1) * V, part.length * V);
+        }
       } finally {
         s2.dispose();
       }
-      const V = this.model.info.nVocab;
-      const output = tokens.map((_, i) => {
-        const row = all.subarray(i * V, (i + 1) * V);
-        let best = 0;
-        for (let j = 1; j < V; j++) if (row[j] > row[best]) best = j;
-        let z = 0;
-        for (let j = 0; j < V; j++) z += Math.exp(row[j] - row[best]);
-        return { token: best, piece: this.token(best).piece, prob: 1 / z };
-      });
-      this.lastLogits = { key: tokens.join(","), logits: all.slice((tokens.length - 1) * V, tokens.length * V) };
+      this.lastLogits = { key: tokens.join(","), logits: lastRow };
       return {
         tokens: tokens.map((id) => this.token(id)),
         layers: t.layers.map((L) => ({
@@ -270,14 +277,12 @@ export class Explorer {
     let total = 0;
     for (const r of rows) for (let i = 0; i < d; i++) total += r[i] * r[i];
     // Power iteration on XᵀX without forming it (d can be thousands): v <- Xᵀ(X v), then
-    // deflate by the first axis for the second. 100 iterations settle well past what a
+    // deflate by the first axis for the second. 60 iterations settle well past what a
     // scatter plot can show.
     const axes: Float64Array[] = [];
-    const variances: number[] = [];
     for (let c = 0; c < 2; c++) {
       let v = new Float64Array(d).map((_, i) => Math.sin(i * 12.9898 + c * 78.233));
-      let lambda = 0;
-      for (let it = 0; it < 100; it++) {
+      for (let it = 0; it < 60; it++) {
         for (const a of axes) {
           let dot = 0;
           for (let i = 0; i < d; i++) dot += v[i] * a[i];
@@ -293,13 +298,17 @@ export class Explorer {
         for (let i = 0; i < d; i++) norm += next[i] * next[i];
         norm = Math.sqrt(norm);
         if (norm === 0) break;
-        lambda = norm;
         v = next.map((x) => x / norm);
       }
-      axes.push(v);
-      variances.push(lambda);
+      // Orthogonal to the earlier axes exactly (the last product may lean back toward them).
+      for (const a of axes) {
+        let dot = 0;
+        for (let i = 0; i < d; i++) dot += v[i] * a[i];
+        for (let i = 0; i < d; i++) v[i] -= dot * a[i];
+      }
+      const len = Math.hypot(...v) || 1;
+      axes.push(v.map((x) => x / len));
     }
-    const explained: [number, number] = [total > 0 ? variances[0] / total : 0, total > 0 ? variances[1] / total : 0];
     const background = rows.map((r, j) => {
       const [x, y] = axes.map((a) => {
         let p = 0;
@@ -308,6 +317,10 @@ export class Explorer {
       });
       return { token: ids[j], piece: this.token(ids[j]).piece, x, y };
     });
+    // The variance each axis carries, measured on the projections themselves (the Rayleigh
+    // quotient: exact for the axis shown, however far the iteration got).
+    const share = (k: "x" | "y") => (total > 0 ? background.reduce((a, p) => a + p[k] * p[k], 0) / total : 0);
+    const explained: [number, number] = [share("x"), share("y")];
     return { mean, axes: [axes[0], axes[1]], explained, background };
   }
 

@@ -93,6 +93,14 @@ export function registerExplore(app: FastifyInstance, model: Model | Promise<Mod
     (m) => (explorer = new Explorer(m)),
     () => (failed = true),
   );
+  // One explorer computation at a time: the page asks for four views at once, and each holds
+  // a session's KV blocks while it runs; in turn they stay within the model's pool.
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => T | Promise<T>): Promise<T> => {
+    const run = chain.then(fn);
+    chain = run.catch(() => undefined);
+    return run;
+  };
   const ready = (): Explorer => {
     if (failed) throw new ApiError(503, "the model failed to load", "server_error", null, "model_load_failed");
     if (!explorer || explorer.model.disposed) throw new ApiError(503, "the model is still loading; retry shortly", "server_error", null, "model_loading", 1);
@@ -118,22 +126,22 @@ export function registerExplore(app: FastifyInstance, model: Model | Promise<Mod
   app.post<{ Body: { tokens: number[]; topK?: number } }>(
     "/explore/api/trace",
     { schema: body({ tokens, topK: { type: "integer", minimum: 1, maximum: 10 } }, ["tokens"]) },
-    async (req) => ready().trace(req.body.tokens, req.body.topK ?? 3),
+    async (req) => serial(() => ready().trace(req.body.tokens, req.body.topK ?? 3)),
   );
   app.post<{ Body: { tokens: number[]; layer: number } }>(
     "/explore/api/attention",
     { schema: body({ tokens, layer: { type: "integer", minimum: 0 } }, ["tokens", "layer"]) },
-    async (req) => ready().attention(req.body.tokens, req.body.layer),
+    async (req) => serial(() => ready().attention(req.body.tokens, req.body.layer)),
   );
   app.post<{ Body: { tokens: number[]; selected?: number; k?: number } }>(
     "/explore/api/embeddings",
     { schema: body({ tokens: { ...tokens, minItems: 0 }, selected: { type: "integer", minimum: 0 }, k: { type: "integer", minimum: 1, maximum: 50 } }, ["tokens"]) },
-    async (req) => ready().embeddings(req.body.tokens, req.body.selected, req.body.k),
+    async (req) => serial(() => ready().embeddings(req.body.tokens, req.body.selected, req.body.k)),
   );
   app.post<{ Body: { tokens: number[]; sampling: SamplingControls; show?: number } }>(
     "/explore/api/distribution",
     { schema: body({ tokens, sampling, show: { type: "integer", minimum: 1, maximum: 200 } }, ["tokens", "sampling"]) },
-    async (req) => ready().distribution(req.body.tokens, req.body.sampling, req.body.show ?? 40),
+    async (req) => serial(() => ready().distribution(req.body.tokens, req.body.sampling, req.body.show ?? 40)),
   );
   app.post<{ Body: { session: string; tokens: number[]; sampling: SamplingControls; seed: number } }>(
     "/explore/api/step",
@@ -143,7 +151,7 @@ export function registerExplore(app: FastifyInstance, model: Model | Promise<Mod
         ["session", "tokens", "sampling", "seed"],
       ),
     },
-    async (req) => ready().step(req.body.session, req.body.tokens, req.body.sampling, req.body.seed),
+    async (req) => serial(() => ready().step(req.body.session, req.body.tokens, req.body.sampling, req.body.seed)),
   );
   return { dispose: () => explorer?.dispose() };
 }

@@ -29,13 +29,13 @@ const state: State = { tokens: [], promptLength: 0, selected: 0, layer: 0, head:
 const latest = new Map<string, number>();
 let counter = 0;
 
-/** Runs `fn` as the newest request of `kind`; returns false when a newer one started meanwhile. */
-async function newest<T>(kind: string, request: Promise<T>, apply: (value: T) => void): Promise<void> {
+/** Applies the answer of `request` unless a newer request of the same kind started meanwhile. */
+async function newest<T>(kind: string, request: Promise<T>, apply: (value: T) => void | Promise<void>): Promise<void> {
   const ticket = ++counter;
   latest.set(kind, ticket);
   try {
     const value = await request;
-    if (latest.get(kind) === ticket) apply(value);
+    if (latest.get(kind) === ticket) await apply(value);
   } catch (e) {
     if (latest.get(kind) === ticket) showError(e);
   }
