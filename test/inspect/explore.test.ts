@@ -100,7 +100,8 @@ describe("tessera explore in headless chromium", () => {
     await page.waitForFunction(() => Number(document.body.dataset.epoch) > 0 && document.body.dataset.pending === "0", null, { timeout: 15_000 });
 
     // Type a prompt: the tokens view shows the tokenizer's ids, pieces and bytes.
-    const prompt = "Once upon a time, there was a little cat named Tom";
+    // A prompt whose next token is open (entropy ~2.7 nats), so that each truncation cuts.
+    const prompt = "Once upon a time, there was a little cat named Tom. He liked to play with the";
     const ids = model.tokenizer.encode(prompt);
     await page.fill("#prompt", prompt);
     await settle(() => page.click("#analyze"));
@@ -177,7 +178,7 @@ describe("tessera explore in headless chromium", () => {
     // With the truncations on: the survivors (computed here from the logits) share softmax(logit / T).
     await settle(() => page.fill("#top-k", "12"));
     await settle(() => page.fill("#top-p", "0.9"));
-    await settle(() => page.fill("#min-p", "0.02"));
+    await settle(() => page.fill("#min-p", "0.25"));
     await settle(() => page.fill("#temperature", "0.7"));
     const order = Array.from(finalLogits.keys()).sort((a, b) => finalLogits[b] - finalLogits[a] || a - b);
     const topk = order.slice(0, 12);
@@ -188,7 +189,11 @@ describe("tessera explore in headless chromium", () => {
       cumulative += p1[topk[n++]] / zk;
       if (cumulative >= 0.9) break;
     }
-    const survivors = topk.slice(0, n).filter((id) => p1[id] >= 0.02 * p1[topk[0]]);
+    const survivors = topk.slice(0, n).filter((id) => p1[id] >= 0.25 * p1[topk[0]]);
+    // Each stage cuts something here: 512 -> 12 -> n -> survivors.
+    expect(n).toBeLessThan(12);
+    expect(survivors.length).toBeLessThan(n);
+    expect(survivors.length).toBeGreaterThan(1);
     const w = survivors.map((id) => Math.exp((finalLogits[id] - finalLogits[topk[0]]) / 0.7));
     const zw = w.reduce((a, v) => a + v, 0);
     rows = await distribution();
@@ -202,7 +207,7 @@ describe("tessera explore in headless chromium", () => {
 
     // Step twice: each token is the real Sampler's draw (seed 42, then 43) on the model's
     // logits, and the KV cache grows by one token per step after the prompt.
-    const sampling = { temperature: 0.7, topK: 12, topP: 0.9, minP: 0.02 };
+    const sampling = { temperature: 0.7, topK: 12, topP: 0.9, minP: 0.25 };
     const seq = [...ids];
     for (let k = 0; k < 2; k++) {
       const ss = model.createSession();
