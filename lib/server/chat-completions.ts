@@ -386,22 +386,37 @@ export function registerChatCompletions(ctx: ServerContext): void {
           usage,
         };
       }
+      // Events wait here until the first one: a request that fails before its first token
+      // (bad options the chat layer finds) still gets its own status code, not a 200 stream.
+      const pending: unknown[] = [];
+      let open = false;
+      const emit = (payload: unknown) => (open ? ctx.send(reply, payload) : pending.push(payload));
+      let started!: () => void;
+      const firstEvent = new Promise<void>((r) => (started = r));
+      const running = generate(
+        signal,
+        (index, chunk, callIndex) => {
+          started();
+          const delta: Record<string, unknown> = {};
+          if (chunk.reasoning) delta.reasoning_content = chunk.reasoning;
+          if (chunk.text) delta.content = chunk.text;
+          if (chunk.toolCalls?.length) delta.tool_calls = chunk.toolCalls.map((c, k) => toolCallJson(c, callIndex + k));
+          const lp = b.logprobs && chunk.logprobs?.length ? { content: chatLogprobs(m.tokenizer, chunk.logprobs, top) } : null;
+          if (Object.keys(delta).length === 0 && lp === null) return;
+          emit({ ...base, choices: [{ index, delta, logprobs: lp, finish_reason: null }] });
+        },
+        (index, r) => {
+          started();
+          emit({ ...base, choices: [{ index, delta: {}, logprobs: null, finish_reason: r.finishReason }] });
+        },
+      );
+      await Promise.race([firstEvent, running]);
       return ctx.stream(req, reply, async () => {
         for (let index = 0; index < n; index++)
           ctx.send(reply, { ...base, choices: [{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] });
-        const out = await generate(
-          signal,
-          (index, chunk, callIndex) => {
-            const delta: Record<string, unknown> = {};
-            if (chunk.reasoning) delta.reasoning_content = chunk.reasoning;
-            if (chunk.text) delta.content = chunk.text;
-            if (chunk.toolCalls?.length) delta.tool_calls = chunk.toolCalls.map((c, k) => toolCallJson(c, callIndex + k));
-            const lp = b.logprobs && chunk.logprobs?.length ? { content: chatLogprobs(m.tokenizer, chunk.logprobs, top) } : null;
-            if (Object.keys(delta).length === 0 && lp === null) return;
-            ctx.send(reply, { ...base, choices: [{ index, delta, logprobs: lp, finish_reason: null }] });
-          },
-          (index, r) => ctx.send(reply, { ...base, choices: [{ index, delta: {}, logprobs: null, finish_reason: r.finishReason }] }),
-        );
+        open = true;
+        for (const p of pending.splice(0)) ctx.send(reply, p);
+        const out = await running;
         const usage = finish(out);
         if (b.stream_options?.include_usage) ctx.send(reply, { ...base, choices: [], usage });
       });

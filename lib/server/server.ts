@@ -17,6 +17,7 @@
  */
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { compileChatTemplate } from "../chat/template.js";
 import { TesseraError } from "../errors.js";
 import type { Completion, GenerateOptions, Generation, GenerationChunk } from "../generate/generate.js";
 import type { SpeculativeOptions } from "../generate/speculative.js";
@@ -154,6 +155,10 @@ export function createServer(options: ServerOptions): TesseraServer {
   for (const [name, v] of [["parallel", parallel], ["maxQueue", maxQueue]] as const)
     if (!Number.isInteger(v) || v < (name === "parallel" ? 1 : 0))
       throw new TesseraError("ERR_INVALID_ARGUMENT", `${name} must be a non-negative integer (parallel at least 1), got ${String(v)}`);
+  if (options.maxTokens !== undefined && (!Number.isInteger(options.maxTokens) || options.maxTokens < 1))
+    throw new TesseraError("ERR_INVALID_ARGUMENT", `maxTokens must be a positive integer, got ${String(options.maxTokens)}`);
+  // A template that does not parse is refused at start, not on every request.
+  if (options.chatTemplate !== undefined) compileChatTemplate(options.chatTemplate);
   const admission = new Admission(parallel, maxQueue);
   const log = options.log ?? ((line) => process.stderr.write(JSON.stringify(line) + "\n"));
   const keyDigest = options.apiKey !== undefined ? digest(options.apiKey) : undefined;
