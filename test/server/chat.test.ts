@@ -45,6 +45,8 @@ describe.runIf(hasShared)("POST /v1/chat/completions", () => {
   let toolModel: Model;
   let toolServer: TesseraServer;
   let toolClient: OpenAI;
+  let thinkServer: TesseraServer;
+  let thinkClient: OpenAI;
 
   const post = (body: unknown, signal?: AbortSignal) =>
     fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" }, body: JSON.stringify(body), signal });
@@ -62,9 +64,13 @@ describe.runIf(hasShared)("POST /v1/chat/completions", () => {
     toolModel = await loadModel(stories260K, { backend: "cpu", threads: 2, contextSize: 2048 });
     toolServer = createServer({ model: toolModel, chatTemplate: qwenTemplate, log: () => {} });
     toolClient = new OpenAI({ baseURL: `${await toolServer.listen({ port: 0 })}/v1`, apiKey: "none", maxRetries: 0 });
+    const qwen3 = fs.readFileSync(path.join(sharedDir, "chat-templates/Qwen-Qwen3-0.6B.jinja"), "utf8");
+    thinkServer = createServer({ model: toolModel, chatTemplate: qwen3, log: () => {} });
+    thinkClient = new OpenAI({ baseURL: `${await thinkServer.listen({ port: 0 })}/v1`, apiKey: "none", maxRetries: 0 });
   });
   afterAll(async () => {
     await toolServer?.close(1000);
+    await thinkServer?.close(1000);
     toolModel?.dispose();
     await server?.close(1000);
     model?.dispose();
@@ -194,6 +200,24 @@ describe.runIf(hasShared)("POST /v1/chat/completions", () => {
     expect(final.choices[0].finish_reason).toBe("tool_calls");
     const assembled = final.choices[0].message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
     expect(JSON.parse(assembled.function.arguments)).toEqual({ city: "Paris" });
+  });
+
+  it("a <think> block comes back as reasoning_content, as llama-server reports it", async () => {
+    const grammar = 'root ::= "<think>\nThe cat is small.\n</think>\n\nHello there"';
+    const body = { messages: user("Hi"), max_tokens: 100, temperature: 0, grammar };
+    const r = await thinkClient.chat.completions.create(body as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const message = r.choices[0].message as OpenAI.ChatCompletionMessage & { reasoning_content?: string };
+    expect(message.reasoning_content).toBe("The cat is small.");
+    expect(message.content).toBe("Hello there");
+    const stream = await thinkClient.chat.completions.create({ ...body, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+    let reasoning = "";
+    let content = "";
+    for await (const c of stream) {
+      const d = c.choices[0]?.delta as { content?: string; reasoning_content?: string } | undefined;
+      reasoning += d?.reasoning_content ?? "";
+      content += d?.content ?? "";
+    }
+    expect({ reasoning, content }).toEqual({ reasoning: "The cat is small.", content: "Hello there" });
   });
 
   it("response_format json_schema: the reply parses and validates; json_object gives an object", async () => {
