@@ -48,6 +48,8 @@ export interface ServeLoadResult {
   rssWarmMiB: number;
   rssPeakMiB: number;
   rssEndMiB: number;
+  /** The server's RSS through the run (after a garbage collection each). */
+  rssSamplesMiB: number[];
   passed: boolean;
 }
 
@@ -92,11 +94,13 @@ export async function runServeLoad(o: ServeLoadOptions): Promise<ServeLoadResult
     const end = t0 + o.seconds * 1000;
     let rssWarm = NaN;
     let rssPeak = 0;
+    const samples: number[] = [];
     const sampler = (async () => {
       while (performance.now() < end) {
         await new Promise((r) => setTimeout(r, Math.min(2000, (o.seconds * 1000) / 20)));
         const { rss } = await server.stats();
         rssPeak = Math.max(rssPeak, rss);
+        samples.push(rss / MiB);
         if (Number.isNaN(rssWarm) && performance.now() - t0 >= (o.seconds * 1000) / 10) rssWarm = rss;
       }
     })();
@@ -145,6 +149,7 @@ export async function runServeLoad(o: ServeLoadOptions): Promise<ServeLoadResult
       rssWarmMiB: rssWarm / MiB,
       rssPeakMiB: rssPeak / MiB,
       rssEndMiB: rssEnd / MiB,
+      rssSamplesMiB: samples,
       passed,
     };
   } finally {
@@ -159,6 +164,8 @@ export function serveLoadMarkdown(r: ServeLoadResult): string[] {
     "| requests | killed mid-stream | errors | streams unlike their solo run | tokens/s | KV blocks in use after | server RSS MiB: start / after warm-up / peak / end |",
     "|---|---|---|---|---|---|---|",
     `| ${r.requests} | ${r.killed} | ${r.errors} | ${r.mismatches} | ${r.tps.toFixed(1)} | ${r.blocksInUseAfter} | ${r.rssStartMiB.toFixed(1)} / ${r.rssWarmMiB.toFixed(1)} / ${r.rssPeakMiB.toFixed(1)} / ${r.rssEndMiB.toFixed(1)} |`,
+    "",
+    `RSS through the run (MiB): ${r.rssSamplesMiB.map((x) => x.toFixed(0)).join(" ")}`,
     "",
   ];
 }
