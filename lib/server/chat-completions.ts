@@ -119,6 +119,7 @@ export const chatBodySchema = {
       ],
     }),
     parallel_tool_calls: nullable({ type: "boolean" }),
+    logit_bias: nullable({ type: "object", maxProperties: 1024, propertyNames: { pattern: "^[0-9]{1,9}$" }, additionalProperties: { type: "number", minimum: -100, maximum: 100 } }),
     // llama-server's extensions: template variables (enable_thinking, ...) and a GBNF grammar.
     chat_template_kwargs: { type: "object" },
     grammar: { type: "string", minLength: 1, maxLength: 65536 },
@@ -146,6 +147,7 @@ export interface ChatBody extends SamplingBody {
   tools?: Array<{ type: "function"; function: { name: string; description?: string; parameters?: JSONSchema; strict?: boolean | null } }> | null;
   tool_choice?: ToolChoice | null;
   parallel_tool_calls?: boolean | null;
+  logit_bias?: Record<string, number> | null;
   chat_template_kwargs?: Record<string, unknown>;
   grammar?: string;
 }
@@ -202,6 +204,16 @@ export function chatOptions(b: ChatBody, model: Model, maxTokensLimit: number, s
   if (b.top_logprobs != null && !b.logprobs) throw badRequest("top_logprobs needs logprobs: true", "top_logprobs");
   if (b.logprobs) o.logprobs = b.top_logprobs ?? 0;
   if (b.chat_template_kwargs !== undefined) o.templateContext = b.chat_template_kwargs;
+  if (b.logit_bias != null) {
+    const bias: Record<number, number> = {};
+    for (const [k, v] of Object.entries(b.logit_bias)) {
+      const id = Number(k);
+      if (id >= model.info.nVocab) throw badRequest(`logit_bias names token ${id}; the vocabulary has ${model.info.nVocab}`, `logit_bias.${k}`);
+      // OpenAI's -100 bans a token.
+      bias[id] = v <= -100 ? -Infinity : v;
+    }
+    o.logitBias = bias;
+  }
 
   const choice = b.tool_choice ?? "auto";
   if (b.tools?.length && choice !== "none") {

@@ -202,6 +202,15 @@ describe.runIf(hasShared)("POST /v1/chat/completions", () => {
     expect(JSON.parse(assembled.function.arguments)).toEqual({ city: "Paris" });
   });
 
+  it("logit_bias: -100 bans a token", async () => {
+    const free = await client.chat.completions.create({ model: "stories", messages: user("Tom"), max_tokens: 8, temperature: 0 });
+    const first = chatPrompt(model, user("Tom"));
+    const own = await model.complete(first.tokens, { maxTokens: 1, temperature: 0, stop: first.stop, skipSpecial: false });
+    const banned = await client.chat.completions.create({ model: "stories", messages: user("Tom"), max_tokens: 8, temperature: 0, logprobs: true, logit_bias: { [own.tokens[0]]: -100 } });
+    expect(banned.choices[0].message.content).not.toBe(free.choices[0].message.content);
+    expect(Buffer.from(banned.choices[0].logprobs!.content![0].bytes!)).not.toEqual(Buffer.from(model.tokenizer.tokenBytes(own.tokens[0])));
+  });
+
   it("a <think> block comes back as reasoning_content, as llama-server reports it", async () => {
     const grammar = 'root ::= "<think>\nThe cat is small.\n</think>\n\nHello there"';
     const body = { messages: user("Hi"), max_tokens: 100, temperature: 0, grammar };
@@ -257,6 +266,8 @@ describe.runIf(hasShared)("POST /v1/chat/completions", () => {
       [{ messages: [{ role: "tool", content: "x" }] }, 400, "messages.0.tool_call_id"],
       [{ messages: user("x ".repeat(600)) }, 400, "messages"],
       [{ model: "gpt-4o", messages: user("x") }, 404, "model"],
+      [{ messages: user("x"), logit_bias: { 99999: 1 } }, 400, "logit_bias.99999"],
+      [{ messages: user("x"), logit_bias: { abc: 1 } }, 400, "logit_bias"],
     ];
     for (const [body, status, param] of cases) {
       const res = await post(body);
