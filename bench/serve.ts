@@ -27,6 +27,8 @@ export interface ServeRow {
   ttftP50Ms: number;
   ttftP99Ms: number;
   errors: number;
+  /** Sequences the engine preempted during the level (should be 0: the pool fits every client). */
+  preemptions: number;
 }
 
 export interface ServeBenchResult {
@@ -38,7 +40,9 @@ export interface ServeBenchResult {
 
 export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchResult> {
   const maxClients = Math.max(...o.clients);
-  const server = await startServer({ file: o.file, threads: o.threads, contextSize: 1024, parallel: maxClients });
+  // A KV pool every client's sequence fits in at once: a smaller one measures preemption
+  // (recomputing evicted sequences), not serving.
+  const server = await startServer({ file: o.file, threads: o.threads, contextSize: 1024, parallel: maxClients, kvCacheTokens: Math.max(4096, maxClients * 256) });
   const prompts = benchPrompts(64);
   const rows: ServeRow[] = [];
   try {
@@ -50,6 +54,7 @@ export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchRes
       let tokens = 0;
       let errors = 0;
       let next = 0;
+      const preempted = (await server.stats()).stats.preemptions;
       const t0 = performance.now();
       await Promise.all(
         Array.from({ length: clients }, async () => {
@@ -66,7 +71,8 @@ export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchRes
         }),
       );
       const seconds = (performance.now() - t0) / 1000;
-      const row = { clients, requests: clients * perClient, tokens, seconds, tps: tokens / seconds, ttftP50Ms: percentile(ttfts, 50), ttftP99Ms: percentile(ttfts, 99), errors };
+      const preemptions = (await server.stats()).stats.preemptions - preempted;
+      const row = { clients, requests: clients * perClient, tokens, seconds, tps: tokens / seconds, ttftP50Ms: percentile(ttfts, 50), ttftP99Ms: percentile(ttfts, 99), errors, preemptions };
       rows.push(row);
       o.onStep?.(`serve ${o.name}: ${clients} clients ${row.tps.toFixed(1)} tok/s, TTFT p50 ${row.ttftP50Ms.toFixed(0)} ms p99 ${row.ttftP99Ms.toFixed(0)} ms`);
     }
@@ -78,8 +84,8 @@ export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchRes
 
 export function serveMarkdown(r: ServeBenchResult): string[] {
   const lines = [`## Serving through HTTP (${r.model}, ${r.threads} threads, streamed chat completions of ${r.maxTokens} greedy tokens, openai client)`, ""];
-  lines.push("| concurrent clients | requests | aggregate tokens/s | TTFT p50 ms | TTFT p99 ms | errors |", "|---|---|---|---|---|---|");
-  for (const x of r.rows) lines.push(`| ${x.clients} | ${x.requests} | ${x.tps.toFixed(1)} | ${x.ttftP50Ms.toFixed(0)} | ${x.ttftP99Ms.toFixed(0)} | ${x.errors} |`);
+  lines.push("| concurrent clients | requests | aggregate tokens/s | TTFT p50 ms | TTFT p99 ms | errors | preemptions |", "|---|---|---|---|---|---|---|");
+  for (const x of r.rows) lines.push(`| ${x.clients} | ${x.requests} | ${x.tps.toFixed(1)} | ${x.ttftP50Ms.toFixed(0)} | ${x.ttftP99Ms.toFixed(0)} | ${x.errors} | ${x.preemptions} |`);
   lines.push("");
   return lines;
 }
