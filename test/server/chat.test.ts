@@ -121,6 +121,25 @@ describe.runIf(hasShared)("POST /v1/chat/completions", () => {
     expect(line.sharedPromptTokens).toBeGreaterThanOrEqual(2 * 32 * Math.floor((r.usage!.prompt_tokens - 1) / 32));
   });
 
+  it("n > 1 streamed: each choice's deltas, by index, add up to the same choice unstreamed", async () => {
+    const body = { model: "stories", messages: user("Once upon a time"), max_tokens: 16, temperature: 0.9, seed: 21, n: 2 };
+    const whole = await client.chat.completions.create(body);
+    const stream = await client.chat.completions.create({ ...body, stream: true });
+    const texts = ["", ""];
+    const finishes: Array<string | null> = [null, null];
+    let roles = 0;
+    for await (const c of stream)
+      for (const x of c.choices) {
+        if (x.delta.role) roles++;
+        texts[x.index] += x.delta.content ?? "";
+        finishes[x.index] = x.finish_reason ?? finishes[x.index];
+      }
+    expect(roles).toBe(2);
+    expect(texts).toEqual(whole.choices.map((c) => c.message.content));
+    expect(finishes).toEqual(whole.choices.map((c) => c.finish_reason));
+    expect(texts[0]).not.toBe(texts[1]);
+  });
+
   it("the same seed gives the same reply; stop ends before the stop string", async () => {
     const ask = () => client.chat.completions.create({ model: "stories", messages: user("Lily"), max_tokens: 20, temperature: 0.9, seed: 3 });
     const [a, b] = await Promise.all([ask(), ask()]);
