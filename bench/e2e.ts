@@ -62,6 +62,9 @@ interface Reply {
   gbps?: number;
   overheadMs?: number[];
   stepMs?: number[];
+  /** speculate: guesses proposed and accepted. */
+  proposed?: number;
+  accepted?: number;
   error?: string;
 }
 
@@ -93,8 +96,9 @@ export class EngineProcess {
   }
 }
 
-export function promptTokens(n: number, nVocab: number, bos: number): number[] {
-  const rng = new Rng(42);
+/** A random prompt; each `seed` gives different tokens after BOS, so no prefix cache can serve it. */
+export function promptTokens(n: number, nVocab: number, bos: number, seed = 42): number[] {
+  const rng = new Rng(seed);
   return [bos, ...Array.from({ length: n - 1 }, () => 10 + Math.floor(rng.next() * Math.min(nVocab - 10, 30000)))];
 }
 
@@ -115,7 +119,9 @@ export async function sideBySide(file: string, name: string, o: E2EOptions): Pro
   const tessera = await EngineProcess.start({ engine: "tessera", file, threads: o.threads, contextSize, batchSize });
   const peers = await Promise.all(peerThreads.map((threads) => EngineProcess.start({ engine: "llama.cpp", file, threads, contextSize, batchSize })));
   const bos = tessera.info.bos ?? 1;
-  const prompt = promptTokens(o.prefillTokens, tessera.info.nVocab ?? 32000, bos);
+  // Every prefill round gets its own prompt: Tessera's prefix cache would otherwise serve a
+  // repeated prompt from the blocks of the round before and time one token, not N.
+  const prompt = (round: number) => promptTokens(o.prefillTokens, tessera.info.nVocab ?? 32000, bos, 42 + round);
   const ours = emptyResult();
   const theirs = peerThreads.map(emptyResult);
   const overhead: number[] = [];
@@ -124,7 +130,7 @@ export async function sideBySide(file: string, name: string, o: E2EOptions): Pro
   try {
     // One untimed round each warms page cache, thread pools and allocators.
     for (const e of [tessera, ...peers]) {
-      if (o.prefillTokens > 0) await e.request({ op: "prefill", tokens: prompt });
+      if (o.prefillTokens > 0) await e.request({ op: "prefill", tokens: prompt(0) });
       await e.request({ op: "decode", bos, n: Math.min(8, o.decodeTokens) });
     }
     for (let r = 0; r < o.reps; r++) {
@@ -137,7 +143,7 @@ export async function sideBySide(file: string, name: string, o: E2EOptions): Pro
           const engine = who < 0 ? tessera : peers[who];
           const target = who < 0 ? ours : theirs[who];
           if (phase === "prefill") {
-            const rep = await engine.request({ op: "prefill", tokens: prompt });
+            const rep = await engine.request({ op: "prefill", tokens: prompt(r + 1) });
             target.prefillRuns.push((o.prefillTokens / rep.ms) * 1000);
           } else {
             if (who < 0 && o.probeBandwidth) bandwidth.push((await engine.request({ op: "probe" })).gbps!);

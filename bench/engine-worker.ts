@@ -7,6 +7,9 @@
  *          | { op: "streams", prompts, n }  n greedy tokens after each prompt, all at once
  *          | { op: "ttft", prompt }         milliseconds to the first generated token (Tessera)
  *          | { op: "memory", sequences, tokens }  KV bytes held by that many sessions (Tessera)
+ *          | { op: "speculate", prompt, n, mode }  greedy decode of n tokens after prompt, plainly, with
+ *            the draft model of init.draftFile, or by prompt lookup; returns ms after the first
+ *            token, the tokens after it, and proposed/accepted guess counts
  *   response { ms, overheadMs?, stepMs?, tokens? } | { gbps } (probe, Tessera only) | { bytes, blockBytes } | { error }
  */
 import { loadModel, type Model } from "../lib/index.js";
@@ -24,7 +27,11 @@ interface Init {
   sequences?: number;
   kvCacheTokens?: number;
   kvCacheType?: "f16" | "q8_0" | "q4_0";
+  /** A draft model for the "speculate" op's draft mode (same vocabulary). */
+  draftFile?: string;
 }
+
+type SpeculateMode = "plain" | "draft" | "lookup";
 
 type Request =
   | { op: "prefill"; tokens: number[] }
@@ -32,6 +39,7 @@ type Request =
   | { op: "streams"; prompts: number[][]; n: number }
   | { op: "ttft"; prompt: number[] }
   | { op: "memory"; sequences: number; tokens: number }
+  | { op: "speculate"; prompt: number[]; n: number; mode: SpeculateMode; maxDraftTokens: number }
   | { op: "probe" }
   | { op: "exit" };
 
@@ -44,6 +52,7 @@ async function tessera(init: Init) {
     kvCacheType: init.kvCacheType,
     batchSize: init.batchSize,
   });
+  const draft = init.draftFile ? await loadModel(init.draftFile, { backend: "cpu", threads: init.threads, contextSize: init.contextSize }) : undefined;
   return {
     info: { nVocab: model.info.nVocab, bos: model.tokenizer.bos ?? 1 },
     async streams(prompts: number[][], n: number) {
@@ -89,7 +98,28 @@ async function tessera(init: Init) {
       s.dispose();
       return { ms, overheadMs, stepMs };
     },
-    close: async () => model.dispose(),
+    async speculate(prompt: number[], n: number, mode: SpeculateMode, maxDraftTokens: number) {
+      const speculative = mode === "draft" ? { draft: draft!, maxDraftTokens } : mode === "lookup" ? { promptLookup: true, maxDraftTokens } : undefined;
+      const gen = model.generate(prompt, { maxTokens: n + 1, temperature: 0, ignoreEos: true, ...(speculative && { speculative }) });
+      // The clock starts at the first chunk, so the prompt's evaluation is left out as for
+      // the peer; a first chunk may already hold accepted guesses, which are not counted.
+      let t0 = 0;
+      let tokens = 0;
+      let first = true;
+      for await (const chunk of gen) {
+        if (first) {
+          t0 = performance.now();
+          first = false;
+        } else tokens += chunk.tokens.length;
+      }
+      const ms = performance.now() - t0;
+      const s = gen.stats.speculative;
+      return { ms, tokens, proposed: s?.proposed ?? 0, accepted: s?.accepted ?? 0 };
+    },
+    close: async () => {
+      draft?.dispose();
+      model.dispose();
+    },
   };
 }
 
@@ -99,6 +129,7 @@ async function llamaCpp(init: Init) {
     contextSize: init.contextSize,
     batchSize: init.batchSize,
     sequences: init.sequences,
+    draftFile: init.draftFile,
   });
   const unsupported = () => Promise.reject(new Error("not measured for llama.cpp"));
   return {
@@ -108,6 +139,7 @@ async function llamaCpp(init: Init) {
     memory: unsupported,
     prefill: async (tokens: number[]) => ({ ms: await peer.prefill(tokens) }),
     decode: async (bos: number, n: number) => ({ ms: (await peer.decode([bos], n)).ms }),
+    speculate: (prompt: number[], n: number, mode: SpeculateMode, maxDraftTokens: number) => peer.speculate(prompt, n, mode, maxDraftTokens),
     close: () => peer.dispose(),
   };
 }
@@ -134,6 +166,8 @@ async function main(): Promise<void> {
                 ? await engine.ttft(req.prompt)
                 : req.op === "memory"
                   ? await engine.memory(req.sequences, req.tokens)
+                  : req.op === "speculate"
+                  ? await engine.speculate(req.prompt, req.n, req.mode, req.maxDraftTokens)
                   : await engine.decode(req.bos, req.n);
       process.send!(r);
     } catch (e) {

@@ -7,6 +7,7 @@ import type { EngineBenchResult } from "./engine.js";
 import { grammarMarkdown, type GrammarBenchResult } from "./grammar.js";
 import { serveLoadMarkdown, type ServeLoadResult } from "./serve-load.js";
 import { serveMarkdown, type ServeBenchResult } from "./serve.js";
+import type { SpeculativeBenchResult } from "./speculative.js";
 import { median } from "./stats.js";
 
 export interface KernelRow {
@@ -34,6 +35,8 @@ export interface BenchReport {
   e2e: Array<E2EResult & { decodeBytes: number | null; decodeBandwidthShare: number | null }>;
   /** Many sequences on one model (bench/engine.ts). */
   engine?: EngineBenchResult;
+  /** Speculative decoding beside node-llama-cpp's token predictors (bench/speculative.ts). */
+  speculative?: SpeculativeBenchResult;
   /** Constrained decoding's cost per token beside node-llama-cpp's grammar (bench/grammar.ts). */
   grammar?: GrammarBenchResult;
   /** Aggregate tokens/s and time to first token through HTTP at several client counts (bench/serve.ts). */
@@ -91,6 +94,18 @@ export function markdown(r: BenchReport): string {
       for (const [t, x] of Object.entries(c.llamaCpp)) lines.push(`| llama.cpp (t=${t}) | ${fmt(x.quiet)} | ${fmt(x.loaded)} | ${fmt((x.loaded / x.quiet) * 100, 0)}% |`);
       lines.push("");
     }
+  }
+  if (r.speculative) {
+    const s = r.speculative;
+    lines.push(
+      `## Speculative decoding (${s.threads} threads, greedy, up to ${s.maxDraftTokens} guesses per pass, tokens/s after the first token, medians)`,
+      "",
+      "| task | model | engine | plain | speculative | speedup | accepted |",
+      "|---|---|---|---|---|---|---|",
+    );
+    for (const x of s.rows)
+      lines.push(`| ${x.task} | ${x.model} | ${x.engine} | ${fmt(x.plainTps)} | ${fmt(x.specTps)} | ${fmt(x.speedup, 2)}× | ${fmt(x.acceptance * 100, 0)}% |`);
+    lines.push("");
   }
   if (r.grammar) lines.push(...grammarMarkdown(r.grammar));
   if (r.serve) lines.push(...serveMarkdown(r.serve));

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--threads N] [--out DIR] [--only e2e|kernels|moe|engine|grammar|serve|serve-load] [--models a,b]`
+ * `npm run bench [-- --quick] [--threads N] [--out DIR] [--only e2e|kernels|moe|engine|speculative|grammar|serve|serve-load] [--models a,b]`
  *
  * The whole suite in one command: machine read bandwidth (STREAM-like probe), per-kernel
  * GB/s and GFLOP/s, then end-to-end prefill/decode side by side with llama.cpp on synthetic
@@ -17,6 +17,7 @@ import { SHAPES, writeSyntheticModel, type WeightScheme } from "../scripts/synth
 import { readBandwidth } from "./bandwidth.js";
 import { sideBySide, type E2EResult } from "./e2e.js";
 import { runEngineBench, type EngineBenchResult } from "./engine.js";
+import { runSpeculativeBench, type SpeculativeBenchResult } from "./speculative.js";
 import { grammarTargets, runGrammarBench } from "./grammar.js";
 import { runKernelBench } from "./kernels.js";
 import { runServeBench } from "./serve.js";
@@ -147,6 +148,7 @@ function targets(r: BenchReport): BenchReport["targets"] {
       t.push({ target: `${e.model} N-API ≤ 2% of a decode step`, measured: `${(e.napiOverheadShare * 100).toFixed(2)}%`, met: e.napiOverheadShare <= 0.02 });
   }
   if (r.engine) t.push(...engineTargets(r.engine));
+  if (r.speculative) t.push(...speculativeTargets(r.speculative));
   if (r.grammar) t.push(...grammarTargets(r.grammar));
   if (r.serveLoad) {
     const l = r.serveLoad;
@@ -159,6 +161,27 @@ function targets(r: BenchReport): BenchReport["targets"] {
   for (const k of r.kernels)
     if (/^matvec (Q4_0|Q8_0)$/.test(k.kernel) && k.bandwidthShare !== null)
       t.push({ target: `${k.kernel} ${k.shape} ≥ 0.8× read bandwidth`, measured: `${(k.bandwidthShare * 100).toFixed(0)}%`, met: k.bandwidthShare >= 0.8 });
+  return t;
+}
+
+function speculativeTargets(s: SpeculativeBenchResult): BenchReport["targets"] {
+  const t: BenchReport["targets"] = [];
+  for (const task of ["draft", "lookup"] as const) {
+    const ours = s.rows.find((r) => r.task === task && r.engine === "tessera");
+    const peer = s.rows.find((r) => r.task === task && r.engine === "llama.cpp");
+    if (!ours || !peer) continue;
+    if (task === "draft")
+      t.push({
+        target: `speculative (draft) ≥ 2× plain decode at ≥ 80% acceptance, ${ours.model}`,
+        measured: `${ours.speedup.toFixed(2)}× at ${(ours.acceptance * 100).toFixed(0)}%`,
+        met: ours.speedup >= 2 && ours.acceptance >= 0.8,
+      });
+    t.push({
+      target: `speculative (${task}) speedup ahead of node-llama-cpp's ${task === "draft" ? "DraftSequenceTokenPredictor" : "InputLookupTokenPredictor"}, ${ours.model}`,
+      measured: `${ours.speedup.toFixed(2)}× vs ${peer.speedup.toFixed(2)}×`,
+      met: ours.speedup > peer.speedup,
+    });
+  }
   return t;
 }
 
@@ -199,7 +222,7 @@ async function main(): Promise<void> {
   const only = values.only;
   const info = native().systemInfo();
   const chosen = values.models?.split(",");
-  const e2ePlans = (only === "kernels" || only === "engine" || only === "grammar" || only === "serve" || only === "serve-load" ? [] : only === "moe" ? moePlans(threads) : plans(quick, threads)).filter(
+  const e2ePlans = (only === "kernels" || only === "engine" || only === "grammar" || only === "speculative" || only === "serve" || only === "serve-load" ? [] : only === "moe" ? moePlans(threads) : plans(quick, threads)).filter(
     (p) => !chosen || chosen.includes(p.name),
   );
   const kernelsWanted = only === undefined || only === "kernels";
@@ -247,6 +270,11 @@ async function main(): Promise<void> {
     progress.note("many sequences: preparing models");
     report.engine = await runEngineBench(engineOptions(quick, threads, (l) => progress.note(l)));
     progress.step(`many sequences: ${report.engine.streams.map((x) => `${x.streams}×${x.tps.toFixed(0)}`).join(" ")} tok/s`);
+  }
+  if (only === undefined || only === "speculative") {
+    progress.note("speculative decoding: preparing models");
+    report.speculative = await runSpeculativeBench({ threads, quick, onStep: (l) => progress.note(l) });
+    progress.step(`speculative decoding: ${report.speculative.rows.map((r) => `${r.task} ${r.engine} ${r.speedup.toFixed(2)}×`).join(", ")}`);
   }
   if (only === undefined || only === "serve") {
     progress.note("serving: preparing the model");

@@ -48,14 +48,27 @@ export function optionalSignal(v: unknown, where: string): AbortSignal | undefin
 // Option objects are checked for keys they do not define: a misspelt option (`contextsize`,
 // `thread`) would otherwise be ignored without a word and the call would run with the default.
 /**
- * Throws ERR_INVALID_ARGUMENT when `options` is not an object or has a key that `known` lacks.
- * Declare `known` as `{ ... } satisfies Record<keyof TheOptions, true>` so that adding an
- * option to the interface without listing it fails to compile.
+ * Throws ERR_INVALID_ARGUMENT when `options` is not an object or has a key that `known` lacks,
+ * naming the likely intended option: one from `aliases` (other libraries' names, such as
+ * `n_predict`), or the camelCase form of a snake_case key. Declare `known` as
+ * `{ ... } satisfies Record<keyof TheOptions, true>` so that adding an option to the interface
+ * without listing it fails to compile.
  */
-export function rejectUnknownOptions(options: unknown, known: Readonly<Record<string, true>>, where: string): void {
+export function rejectUnknownOptions(
+  options: unknown,
+  known: Readonly<Record<string, true>>,
+  where: string,
+  aliases: Readonly<Record<string, string>> = {},
+): void {
   if (options === null || typeof options !== "object")
     throw new TesseraError("ERR_INVALID_ARGUMENT", `${where} options must be an object, got ${options === null ? "null" : typeof options}`);
-  for (const key of Object.keys(options))
-    if (!Object.hasOwn(known, key))
-      throw new TesseraError("ERR_INVALID_ARGUMENT", `${where}: unknown option "${key}" (known: ${Object.keys(known).join(", ")})`);
+  for (const key of Object.keys(options)) {
+    if (Object.hasOwn(known, key)) continue;
+    const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    const hint = (Object.hasOwn(aliases, key) ? aliases[key] : undefined) ?? (camel !== key && Object.hasOwn(known, camel) ? camel : undefined);
+    throw new TesseraError(
+      "ERR_INVALID_ARGUMENT",
+      `${where}: unknown option "${key}"${hint ? `; did you mean "${hint}"?` : ""} (known: ${Object.keys(known).join(", ")})`,
+    );
+  }
 }

@@ -1,5 +1,8 @@
 // npm "install" hook: use a prebuilt or existing addon when one loads on this machine,
 // otherwise compile from source with cmake-js (CPU always; CUDA too when nvcc is found).
+// cmake-js is a development dependency, so an install that finds a prebuild (linux-x64
+// ships one) carries no build tooling; a source build takes cmake-js from the package's
+// own node_modules when present (a clone) and through npx otherwise.
 import { createRequire } from "node:module";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -8,23 +11,31 @@ import path from "node:path";
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const require = createRequire(import.meta.url);
 
-function addonLoads() {
+function loadableAddon() {
   try {
-    require("node-gyp-build")(root);
-    return true;
+    const gypBuild = require("node-gyp-build");
+    const file = gypBuild.resolve(root);
+    require(file);
+    return path.relative(root, file);
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-if (process.env.TESSERA_FORCE_BUILD !== "1" && addonLoads()) {
-  console.log("tessera: using the existing native addon");
+const existing = process.env.TESSERA_FORCE_BUILD === "1" ? undefined : loadableAddon();
+if (existing) {
+  console.log(`tessera: using the ${existing.startsWith("prebuilds") ? "prebuilt" : "existing"} native addon (${existing})`);
   process.exit(0);
 }
 
-const cmakeJs = require.resolve("cmake-js/bin/cmake-js");
+let cmakeJs;
+try {
+  cmakeJs = [process.execPath, require.resolve("cmake-js/bin/cmake-js")];
+} catch {
+  cmakeJs = [process.platform === "win32" ? "npx.cmd" : "npx", "--yes", "cmake-js@^8.0.0"];
+}
 const build = (...flags) =>
-  spawnSync(process.execPath, [cmakeJs, "rebuild", "--log-level", "warn", ...flags], { cwd: root, stdio: "inherit" });
+  spawnSync(cmakeJs[0], [...cmakeJs.slice(1), "rebuild", "--log-level", "warn", ...flags], { cwd: root, stdio: "inherit" });
 let result = build();
 if (result.status !== 0) {
   // A CUDA toolchain that cannot build the backend must not cost the CPU engine.

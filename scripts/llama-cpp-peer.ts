@@ -28,6 +28,8 @@ export interface PeerOptions {
   kvCacheType?: "f16" | "q8_0" | "q4_0";
   /** Sequences the context holds (llama.cpp's unified multi-sequence KV cache). Default 1. */
   sequences?: number;
+  /** A draft model (same vocabulary) for `speculate`'s draft mode. */
+  draftFile?: string;
 }
 
 export class LlamaCppPeer {
@@ -35,6 +37,7 @@ export class LlamaCppPeer {
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
     private sequence: LlamaContextSequence,
+    private readonly draft?: { model: LlamaModel; context: LlamaContext },
   ) {}
 
   static async open(modelPath: string, options: PeerOptions): Promise<LlamaCppPeer> {
@@ -51,7 +54,47 @@ export class LlamaCppPeer {
         experimentalKvCacheValueType: options.kvCacheType.toUpperCase() as "F16",
       }),
     });
-    return new LlamaCppPeer(model, context, context.getSequence());
+    let draft: { model: LlamaModel; context: LlamaContext } | undefined;
+    if (options.draftFile) {
+      const dm = await l.loadModel({ modelPath: options.draftFile, gpuLayers: 0, useMmap: true });
+      const dc = await dm.createContext({ contextSize: options.contextSize, batchSize: options.batchSize ?? Math.min(512, options.contextSize), threads: options.threads, flashAttention: options.flashAttention ?? "auto" });
+      draft = { model: dm, context: dc };
+    }
+    return new LlamaCppPeer(model, context, context.getSequence(), draft);
+  }
+
+  /**
+   * Greedy decode of n tokens after `prompt` plainly, with node-llama-cpp's
+   * DraftSequenceTokenPredictor over the draft model, or with its InputLookupTokenPredictor
+   * (on a fresh sequence each call); the milliseconds after the first token, and the
+   * predictor's validated and refuted guesses.
+   */
+  async speculate(prompt: number[], n: number, mode: "plain" | "draft" | "lookup", maxDraftTokens: number) {
+    const m = await import("node-llama-cpp");
+    await this.sequence.clearHistory();
+    let draftSequence: LlamaContextSequence | undefined;
+    let tokenPredictor;
+    if (mode === "draft") {
+      if (!this.draft) throw new Error("speculate: no draft model");
+      draftSequence = this.draft.context.getSequence();
+      tokenPredictor = new m.DraftSequenceTokenPredictor(draftSequence, { maxTokens: maxDraftTokens });
+    } else if (mode === "lookup") tokenPredictor = new m.InputLookupTokenPredictor({ predictionLength: { max: maxDraftTokens } });
+    // The first sequence has no predictor; a predictor needs a sequence of its own.
+    const seq = tokenPredictor ? this.context.getSequence({ tokenPredictor }) : this.sequence;
+    try {
+      let count = 0;
+      let t0 = 0;
+      for await (const _ of seq.evaluate(prompt as never[], { temperature: 0, yieldEogToken: true })) {
+        if (count === 0) t0 = performance.now();
+        if (++count > n) break;
+      }
+      const ms = performance.now() - t0;
+      const p = seq.tokenPredictions;
+      return { ms, tokens: count - 1, proposed: p.validated + p.refuted, accepted: p.validated };
+    } finally {
+      if (seq !== this.sequence) seq.dispose();
+      draftSequence?.dispose();
+    }
   }
 
   tokenize(text: string, special = false): number[] {
@@ -163,5 +206,7 @@ export class LlamaCppPeer {
   async dispose(): Promise<void> {
     await this.context.dispose();
     await this.model.dispose();
+    await this.draft?.context.dispose();
+    await this.draft?.model.dispose();
   }
 }

@@ -5,6 +5,7 @@
  *   tessera chat [model.gguf] [--system TEXT] [generation options]
  *   tessera serve [model.gguf] [--host --port --parallel --ctx --api-key ...] (see serve.ts)
  *   tessera perplexity <model.gguf> <text file> [--ctx N] [--json] [--kl-divergence BASE]
+ *   tessera explore [model.gguf] [--port N --host H] (see explore.ts)
  *   tessera pull <owner>/<repo>/<file.gguf> [--cache-dir DIR ...] (see pull.ts)
  *   tessera inspect [model.gguf]
  *   tessera info
@@ -18,6 +19,7 @@ import type { GenerateOptions } from "../generate/generate.js";
 import { INFO_USAGE, info } from "./info.js";
 import { INSPECT_USAGE, inspectCommand } from "./inspect.js";
 import { runChat } from "./chat.js";
+import { EXPLORE_USAGE, exploreCommand } from "./explore.js";
 import { perplexityCommand } from "./perplexity.js";
 import { pull } from "./pull.js";
 import { serve } from "./serve.js";
@@ -53,6 +55,7 @@ ${MODEL_HELP}`,
 ${GENERATION_HELP}
 ${MODEL_HELP}`,
   inspect: INSPECT_USAGE,
+  explore: EXPLORE_USAGE,
   info: INFO_USAGE,
 };
 
@@ -61,6 +64,7 @@ const USAGE_ALL = `usage:
   tessera chat [model.gguf] [options]                interactive chat
   tessera serve [model.gguf] [options]               an OpenAI-compatible HTTP server
   tessera perplexity <model.gguf> <text file>        perplexity, KL divergence (--kl-divergence BASE)
+  tessera explore [model.gguf] [--port N]            a web page showing inside the model
   tessera pull <owner>/<repo>/<file.gguf>            download a GGUF from Hugging Face (pull --help)
   tessera inspect [model.gguf]                       metadata and tensor table
   tessera info                                       CPU features, CUDA availability
@@ -253,6 +257,8 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case "perplexity":
       return perplexityCommand(rest);
+    case "explore":
+      return exploreCommand(rest);
     case "pull":
       return pull(rest);
     case "inspect":

@@ -9,7 +9,7 @@
  * grammar is complete and nothing may follow ("grammar") or the model picks an
  * end-of-generation token where the output may end ("eos").
  */
-import { optionalBoolean, optionalSignal } from "../arguments.js";
+import { optionalBoolean, optionalSignal, rejectUnknownOptions } from "../arguments.js";
 import { TesseraError } from "../errors.js";
 import type { EvaluateResult } from "../engine/engine.js";
 import { summarizeConfidence, tokenLogprob, type Confidence, type TokenLogprob } from "../inspect/logprobs.js";
@@ -119,15 +119,8 @@ const ALIASES: Record<string, string> = {
  * generateMany's n), with the likely intended name when there is one.
  */
 export function checkGenerateOptions(options: object, extra: readonly string[] = [], where = "generate"): void {
-  for (const key of Object.keys(options)) {
-    if (Object.hasOwn(OPTION_KEYS, key) || extra.includes(key)) continue;
-    const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-    const hint = ALIASES[key] ?? (Object.hasOwn(OPTION_KEYS, camel) ? camel : undefined);
-    throw new TesseraError(
-      "ERR_INVALID_ARGUMENT",
-      `${where} has no option "${key}"${hint ? `; did you mean "${hint}"?` : ""} (options: ${[...GENERATE_OPTION_KEYS, ...extra].join(", ")})`,
-    );
-  }
+  const known = extra.length ? { ...OPTION_KEYS, ...Object.fromEntries(extra.map((k) => [k, true as const])) } : OPTION_KEYS;
+  rejectUnknownOptions(options, known, where, ALIASES);
 }
 
 export interface GenerationStats {

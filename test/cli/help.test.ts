@@ -8,7 +8,7 @@ const cli = path.join(repoRoot, "dist/lib/cli/main.js");
 const tessera = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: "utf8" });
 
 describe("tessera <command> --help", () => {
-  it.each(["inspect", "info", "serve", "pull"])("%s --help", (command) => {
+  it.each(["inspect", "info", "serve", "pull", "explore"])("%s --help", (command) => {
     const r = tessera(command, "--help");
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^usage: tessera ${command}`));

@@ -144,7 +144,7 @@ describe.runIf(hasShared)("constrained generation", () => {
     await expectCode(model.complete("x", { top_k: 5 } as never), "ERR_INVALID_ARGUMENT", /"topK"/);
     await expectCode(model.complete("x", { logit_bias: {} } as never), "ERR_INVALID_ARGUMENT", /"logitBias"/);
     await expectCode(model.complete("x", { frobnicate: true } as never), "ERR_INVALID_ARGUMENT", /"frobnicate"/);
-    await expectCode(model.completeMany("x", { n: 2, foo: 1 } as never), "ERR_INVALID_ARGUMENT", /generateMany has no option "foo"/);
+    await expectCode(model.completeMany("x", { n: 2, foo: 1 } as never), "ERR_INVALID_ARGUMENT", /generateMany: unknown option "foo"/);
     expect(GENERATE_OPTION_KEYS).toContain("jsonSchema");
     expect(GENERATE_OPTION_KEYS).toContain("logitBias");
   });

@@ -4,9 +4,21 @@
 // waiting fiber resumes once every thread its primitive needs has arrived. A full pass in
 // which no fiber can resume is a deadlock (a barrier or collective some threads never reach)
 // and fails the launch.
+//
+// Switching fibers: swapcontext saves and restores the signal mask with a system call at every
+// switch, which made the emulated test suite spend about as long in the kernel as in the
+// kernels (1.8 million rt_sigprocmask calls for one decode step of stories260K). Outside
+// AddressSanitizer builds, each stack slot starts one fiber once (makecontext + setcontext)
+// that runs block after block, and every switch after that is _setjmp/_longjmp, which leave
+// the signal mask alone. _FORTIFY_SOURCE would turn _longjmp into __longjmp_chk, which
+// refuses jumps between stacks, so it is off for this file.
+#undef _FORTIFY_SOURCE
 #include "cuda/emulator/cuda_emulator.h"
 
 #include <ucontext.h>
+
+#include <csetjmp>
+#include <memory>
 
 #include <algorithm>
 #include <chrono>
@@ -53,6 +65,12 @@ struct WarpState {
 };
 
 struct BlockRun {
+#ifndef TESSERA_EMU_ASAN
+  // Where a fiber jumps back to (set by the scheduler before each resume), and the first of
+  // the stack slots this block's fibers use.
+  jmp_buf scheduler_jmp;
+  size_t base = 0;
+#endif
   std::vector<Fiber> fibers;
   std::vector<WarpState> warps;
   uint64_t barrier_generation = 0;
@@ -76,7 +94,22 @@ std::recursive_mutex& launch_mutex() {
 
 thread_local BlockRun* g_run = nullptr;
 int g_failures = 0;
+#ifdef TESSERA_EMU_ASAN
 std::vector<void*> g_stacks;  // reused across launches (guarded by launch_mutex)
+#endif
+
+#ifndef TESSERA_EMU_ASAN
+// A stack with the fiber that lives on it: started once, it runs one block's thread after
+// another, parking in `park` at every barrier, collective and thread exit.
+struct Slot {
+  void* stack = nullptr;
+  ucontext_t start;
+  jmp_buf park;
+  bool started = false;
+};
+std::vector<std::unique_ptr<Slot>> g_slots;  // guarded by launch_mutex
+size_t g_slots_in_use = 0;                   // a launch inside a running block takes the next ones
+#endif
 
 Fiber& running_fiber() {
   if (!g_run || !g_run->running) {
@@ -94,21 +127,34 @@ void switch_to_scheduler() {
   swapcontext(&f.context, &g_run->scheduler);
   __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #else
-  swapcontext(&f.context, &g_run->scheduler);
+  Slot& slot = *g_slots[g_run->base + size_t(f.linear)];
+  if (_setjmp(slot.park) == 0) _longjmp(g_run->scheduler_jmp, 1);
 #endif
 }
 
-void fiber_main() {
-#ifdef TESSERA_EMU_ASAN
-  __sanitizer_finish_switch_fiber(nullptr, &g_run->scheduler_stack_bottom, &g_run->scheduler_stack_size);
+#ifndef TESSERA_EMU_ASAN
+// The life of a stack slot's fiber: each resume after a thread's exit starts the thread of
+// the next block that uses this slot (g_run and the running fiber are that block's by then).
+void fiber_loop() {
+  for (;;) {
+    (*g_run->body)();
+    running_fiber().done = true;
+    switch_to_scheduler();
+  }
+}
 #endif
+
+#ifdef TESSERA_EMU_ASAN
+// Under AddressSanitizer every block starts fresh fibers and switches with swapcontext, which
+// the sanitizer's fiber annotations follow.
+void fiber_main() {
+  __sanitizer_finish_switch_fiber(nullptr, &g_run->scheduler_stack_bottom, &g_run->scheduler_stack_size);
   (*g_run->body)();
   running_fiber().done = true;
-#ifdef TESSERA_EMU_ASAN
   __sanitizer_start_switch_fiber(nullptr, g_run->scheduler_stack_bottom, g_run->scheduler_stack_size);
-#endif
   // Returning resumes uc_link, the scheduler.
 }
+#endif
 
 bool ready(const BlockRun& run, const Fiber& f) {
   switch (f.wait) {
@@ -179,6 +225,22 @@ std::string run_block(const std::function<void()>& body, dim3 grid, dim3 block, 
     run.warps[w].lanes = std::min(32, run.n_threads - int(w) * 32);
     // Lanes past the end of a partial warp never arrive: a collective there deadlocks.
   }
+#ifndef TESSERA_EMU_ASAN
+  run.base = g_slots_in_use;
+  g_slots_in_use += size_t(run.n_threads);
+  while (g_slots.size() < g_slots_in_use) {
+    g_slots.push_back(std::make_unique<Slot>());
+    g_slots.back()->stack = std::malloc(kStackBytes);
+  }
+  for (int i = 0; i < run.n_threads; ++i) {
+    Fiber& f = run.fibers[i];
+    f.linear = i;
+    f.coords.thread_idx = make_uint3(unsigned(i) % block.x, (unsigned(i) / block.x) % block.y, unsigned(i) / (block.x * block.y));
+    f.coords.block_idx = block_idx;
+    f.coords.block_dim = block;
+    f.coords.grid_dim = grid;
+  }
+#else
   while (g_stacks.size() < size_t(run.n_threads)) g_stacks.push_back(std::malloc(kStackBytes));
   for (int i = 0; i < run.n_threads; ++i) {
     Fiber& f = run.fibers[i];
@@ -194,6 +256,7 @@ std::string run_block(const std::function<void()>& body, dim3 grid, dim3 block, 
     f.context.uc_link = &run.scheduler;
     makecontext(&f.context, fiber_main, 0);
   }
+#endif
   for (WarpState& w : run.warps)
     for (int l = w.lanes; l < 32; ++l) w.seq[l] = 0;
 
@@ -211,7 +274,17 @@ std::string run_block(const std::function<void()>& body, dim3 grid, dim3 block, 
     swapcontext(&run.scheduler, &f.context);
     __sanitizer_finish_switch_fiber(run.scheduler_fake_stack, nullptr, nullptr);
 #else
-    swapcontext(&run.scheduler, &f.context);
+    Slot& slot = *g_slots[run.base + size_t(i)];
+    if (_setjmp(run.scheduler_jmp) == 0) {
+      if (slot.started) _longjmp(slot.park, 1);
+      slot.started = true;
+      getcontext(&slot.start);
+      slot.start.uc_stack.ss_sp = slot.stack;
+      slot.start.uc_stack.ss_size = kStackBytes;
+      slot.start.uc_link = nullptr;
+      makecontext(&slot.start, fiber_loop, 0);
+      setcontext(&slot.start);
+    }
 #endif
     run.running = nullptr;
     return true;
@@ -241,6 +314,12 @@ std::string run_block(const std::function<void()>& body, dim3 grid, dim3 block, 
       break;
     }
   }
+#ifndef TESSERA_EMU_ASAN
+  // A failed block leaves fibers parked inside its threads: their slots start afresh.
+  if (!run.error.empty())
+    for (int i = 0; i < run.n_threads; ++i) g_slots[run.base + size_t(i)]->started = false;
+  g_slots_in_use = run.base;
+#endif
   g_run = saved;
   return run.error;
 }
