@@ -5,6 +5,8 @@ import type { ReadBandwidth } from "../lib/native.js";
 import type { E2EResult } from "./e2e.js";
 import type { EngineBenchResult } from "./engine.js";
 import { grammarMarkdown, type GrammarBenchResult } from "./grammar.js";
+import { serveLoadMarkdown, type ServeLoadResult } from "./serve-load.js";
+import { serveMarkdown, type ServeBenchResult } from "./serve.js";
 import type { SpeculativeBenchResult } from "./speculative.js";
 import { median } from "./stats.js";
 
@@ -37,6 +39,10 @@ export interface BenchReport {
   speculative?: SpeculativeBenchResult;
   /** Constrained decoding's cost per token beside node-llama-cpp's grammar (bench/grammar.ts). */
   grammar?: GrammarBenchResult;
+  /** Aggregate tokens/s and time to first token through HTTP at several client counts (bench/serve.ts). */
+  serve?: ServeBenchResult;
+  /** Many streaming clients for a minute: errors, cross-talk, blocks and RSS after (bench/serve-load.ts). */
+  serveLoad?: ServeLoadResult;
   targets: Array<{ target: string; measured: string; met: boolean }>;
 }
 
@@ -102,6 +108,8 @@ export function markdown(r: BenchReport): string {
     lines.push("");
   }
   if (r.grammar) lines.push(...grammarMarkdown(r.grammar));
+  if (r.serve) lines.push(...serveMarkdown(r.serve));
+  if (r.serveLoad) lines.push(...serveLoadMarkdown(r.serveLoad));
   if (r.kernels.length) {
     lines.push("## Kernels", "", "| kernel | shape | ms | GB/s | GFLOP/s | read BW GB/s | of read bandwidth |", "|---|---|---|---|---|---|---|");
     for (const k of r.kernels)

@@ -1,11 +1,12 @@
 /**
- * `npm run bench [-- --quick] [--threads N] [--out DIR] [--only e2e|kernels|moe|engine|speculative|grammar] [--models a,b]`
+ * `npm run bench [-- --quick] [--threads N] [--out DIR] [--only e2e|kernels|moe|engine|speculative|grammar|serve|serve-load] [--models a,b]`
  *
  * The whole suite in one command: machine read bandwidth (STREAM-like probe), per-kernel
  * GB/s and GFLOP/s, then end-to-end prefill/decode side by side with llama.cpp on synthetic
  * models at real shapes and on stories260K. Writes results.json, results.md and chart.svg
  * (default bench/results/) and prints the Markdown table. --quick is the CI smoke mode:
- * tiny models, few tokens, one repetition.
+ * tiny models, few tokens, one repetition. The serving rows (bench/serve.ts) run in the whole
+ * suite; the 60-second load run (bench/serve-load.ts) only with --only serve-load.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -19,6 +20,8 @@ import { runEngineBench, type EngineBenchResult } from "./engine.js";
 import { runSpeculativeBench, type SpeculativeBenchResult } from "./speculative.js";
 import { grammarTargets, runGrammarBench } from "./grammar.js";
 import { runKernelBench } from "./kernels.js";
+import { runServeBench } from "./serve.js";
+import { runServeLoad, tinySyntheticModel } from "./serve-load.js";
 import { benchModel, type ShapeName } from "./models.js";
 import { repoRoot, sharedDir } from "./paths.js";
 import { Progress } from "./progress.js";
@@ -147,6 +150,14 @@ function targets(r: BenchReport): BenchReport["targets"] {
   if (r.engine) t.push(...engineTargets(r.engine));
   if (r.speculative) t.push(...speculativeTargets(r.speculative));
   if (r.grammar) t.push(...grammarTargets(r.grammar));
+  if (r.serveLoad) {
+    const l = r.serveLoad;
+    t.push({
+      target: `serve-load: ${l.clients} streaming clients, no errors, every stream equal to its solo run, all KV blocks free, RSS back near its warm level`,
+      measured: `${l.errors} errors, ${l.mismatches} unlike, ${l.blocksInUseAfter} blocks, RSS ${l.rssWarmMiB.toFixed(0)}→${l.rssEndMiB.toFixed(0)} MiB`,
+      met: l.passed,
+    });
+  }
   for (const k of r.kernels)
     if (/^matvec (Q4_0|Q8_0)$/.test(k.kernel) && k.bandwidthShare !== null)
       t.push({ target: `${k.kernel} ${k.shape} ≥ 0.8× read bandwidth`, measured: `${(k.bandwidthShare * 100).toFixed(0)}%`, met: k.bandwidthShare >= 0.8 });
@@ -211,7 +222,7 @@ async function main(): Promise<void> {
   const only = values.only;
   const info = native().systemInfo();
   const chosen = values.models?.split(",");
-  const e2ePlans = (only === "kernels" || only === "engine" || only === "grammar" || only === "speculative" ? [] : only === "moe" ? moePlans(threads) : plans(quick, threads)).filter(
+  const e2ePlans = (only === "kernels" || only === "engine" || only === "grammar" || only === "speculative" || only === "serve" || only === "serve-load" ? [] : only === "moe" ? moePlans(threads) : plans(quick, threads)).filter(
     (p) => !chosen || chosen.includes(p.name),
   );
   const kernelsWanted = only === undefined || only === "kernels";
@@ -264,6 +275,23 @@ async function main(): Promise<void> {
     progress.note("speculative decoding: preparing models");
     report.speculative = await runSpeculativeBench({ threads, quick, onStep: (l) => progress.note(l) });
     progress.step(`speculative decoding: ${report.speculative.rows.map((r) => `${r.task} ${r.engine} ${r.speedup.toFixed(2)}×`).join(", ")}`);
+  }
+  if (only === undefined || only === "serve") {
+    progress.note("serving: preparing the model");
+    const file = quick ? tinySyntheticModel() : benchModel("smollm2-135m", "Q8_0").file;
+    report.serve = await runServeBench({
+      file,
+      name: quick ? "tiny-llama-Q8_0" : "smollm2-135m-Q8_0",
+      threads,
+      clients: quick ? [1, 4] : [1, 8, 32],
+      requestsPerClient: (c) => (quick ? 2 : Math.max(2, Math.ceil(32 / c))),
+      maxTokens: quick ? 16 : 48,
+      onStep: (l) => progress.note(l),
+    });
+  }
+  if (only === "serve-load") {
+    progress.note("serving under load (60 s)");
+    report.serveLoad = await runServeLoad({ file: tinySyntheticModel(), name: "tiny-llama-Q8_0", threads, clients: 32, seconds: quick ? 10 : 60, maxTokens: 32, onStep: (l) => progress.note(l) });
   }
   if (grammarWanted) {
     progress.note("constrained decoding");

@@ -13,6 +13,7 @@
  */
 import { TesseraError } from "../errors.js";
 import type { GenerateOptions, GenerationStats, StopReason } from "../generate/generate.js";
+import type { TokenLogprob } from "../inspect/logprobs.js";
 import type { Model } from "../model/model.js";
 import type { Session } from "../model/session.js";
 import type { Tokenizer } from "../tokenizer/index.js";
@@ -72,6 +73,8 @@ export interface ChatChunk {
   toolResults?: ToolResult[];
   /** Tokens sampled since the previous chunk. */
   tokens: number[];
+  /** With the `logprobs` option: one per token of `tokens`. */
+  logprobs?: TokenLogprob[];
 }
 
 export interface ChatCompletion {
@@ -456,6 +459,7 @@ async function* runTurn(model: Model, history: ChatMessage[], options: ChatOptio
       for (const id of c.tokens) rawText += raw.push(id);
       generated.push(...c.tokens);
       const chunk = forward(parser.push(c.text), c.tokens);
+      if (chunk && c.logprobs) chunk.logprobs = c.logprobs;
       if (chunk) yield chunk;
     }
     rawText += raw.flush();

@@ -1,10 +1,12 @@
 /**
  * `tessera serve [MODEL] [--host 127.0.0.1] [--port 8080] [--parallel N] [--queue N] [--ctx N]
- *  [--api-key KEY] [--kv-cache-type T] [--kv-cache-tokens N] [--threads N] [--backend B]`:
+ *  [--api-key KEY] [--kv-cache-type T] [--kv-cache-tokens N] [--threads N] [--backend B]
+ *  [--chat-template-file F] [--max-tokens N] [--timeout S] [--idle-timeout S]`:
  * the OpenAI-compatible server (lib/server). It listens at once and answers 503 while the
  * model loads; SIGTERM or SIGINT stop it gracefully (in-flight requests get up to 10 s).
  * The API key can also come from TESSERA_API_KEY.
  */
+import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_MODEL } from "../default-model.js";
@@ -26,7 +28,11 @@ export const SERVE_USAGE = `usage: tessera serve [model.gguf] [options]   (no mo
       --backend B         auto | cpu | cuda (default auto)
       --name ID           the model id clients use (default: the file name)
       --draft MODEL       speculative decoding with this draft model (same vocabulary)
-      --prompt-lookup     speculative decoding by prompt lookup`;
+      --prompt-lookup     speculative decoding by prompt lookup
+      --chat-template-file F  a Jinja chat template to use instead of the model's
+      --max-tokens N      most tokens one request may generate (default: the context size)
+      --timeout S         seconds one request may take, generation included (default 600)
+      --idle-timeout S    seconds before an idle connection is closed (default 60)`;
 
 function int(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
@@ -54,6 +60,10 @@ export async function serve(args: string[]): Promise<number> {
       name: { type: "string" },
       draft: { type: "string" },
       "prompt-lookup": { type: "boolean" },
+      "chat-template-file": { type: "string" },
+      "max-tokens": { type: "string" },
+      timeout: { type: "string" },
+      "idle-timeout": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -63,6 +73,19 @@ export async function serve(args: string[]): Promise<number> {
   }
   if (positionals.length > 1) throw new TesseraError("ERR_INVALID_ARGUMENT", "serve takes one model path (none: the model the package ships)");
   const file = positionals[0] ?? DEFAULT_MODEL;
+  let chatTemplate: string | undefined;
+  if (values["chat-template-file"] !== undefined) {
+    try {
+      chatTemplate = fs.readFileSync(values["chat-template-file"], "utf8");
+    } catch (e) {
+      throw new TesseraError("ERR_INVALID_ARGUMENT", `--chat-template-file: cannot read ${values["chat-template-file"]} (${(e as Error).message})`);
+    }
+  }
+  const seconds = (name: "timeout" | "idle-timeout") => {
+    const v = int(values[name], name);
+    if (v !== undefined && v < 1) throw new TesseraError("ERR_INVALID_ARGUMENT", `--${name} expects a positive number of seconds, got ${v}`);
+    return v === undefined ? undefined : v * 1000;
+  };
   const model = loadModel(file, {
     backend: (values.backend ?? "auto") as BackendChoice,
     threads: int(values.threads, "threads"),
@@ -85,6 +108,10 @@ export async function serve(args: string[]): Promise<number> {
     apiKey: values["api-key"] ?? process.env.TESSERA_API_KEY,
     parallel: int(values.parallel, "parallel"),
     maxQueue: int(values.queue, "queue"),
+    maxTokens: int(values["max-tokens"], "max-tokens"),
+    requestTimeoutMs: seconds("timeout"),
+    idleTimeoutMs: seconds("idle-timeout"),
+    chatTemplate,
   });
   const address = await server.listen({ host: values.host ?? "127.0.0.1", port: int(values.port, "port") ?? 8080 });
   process.stderr.write(`tessera: serving ${path.basename(file)} at ${address} (loading)\n`);

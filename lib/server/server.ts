@@ -3,23 +3,27 @@
  * (JSON-schema validation of every body, no hand-rolled HTTP parsing):
  *
  *   POST /v1/completions, GET /v1/models[/:id], GET /health, GET /metrics,
- *   POST /tokenize, POST /detokenize  (and, registered by their modules, chat and embeddings)
+ *   POST /tokenize, POST /detokenize, POST /v1/chat/completions (chat-completions.ts)
  *
  * Every request is a generation on the shared engine, so concurrent clients are batched
  * together. A client that disconnects aborts its request, which frees its KV blocks at
  * once. At most `parallel` requests generate and `maxQueue` wait; beyond that 429 with
  * Retry-After; while the model loads, 503. `close()` stops accepting, lets in-flight
- * requests finish until a deadline, then aborts them. Binds 127.0.0.1 unless told
+ * requests finish until a deadline, then aborts them. A request that runs past
+ * `requestTimeoutMs` is aborted (504); a connection idle for `idleTimeoutMs` with no request
+ * in flight, or whose client stopped reading a stream, is closed. Binds 127.0.0.1 unless told
  * otherwise; with an API key every /v1 route (and tokenize/detokenize) needs
  * `Authorization: Bearer <key>`, compared in constant time. One JSON log line per request.
  */
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { compileChatTemplate } from "../chat/template.js";
 import { TesseraError } from "../errors.js";
 import type { Completion, GenerateOptions, Generation, GenerationChunk } from "../generate/generate.js";
 import type { SpeculativeOptions } from "../generate/speculative.js";
 import type { Model } from "../model/model.js";
 import { Admission } from "./admission.js";
+import { registerChatCompletions } from "./chat-completions.js";
 import {
   completionBodySchema,
   completionLogprobs,
@@ -28,6 +32,7 @@ import {
   generateOptions,
   usageOf,
   type CompletionBody,
+  type Usage,
 } from "./completions.js";
 import { ApiError, badRequest, toApiError } from "./errors.js";
 import { ServerMetrics } from "./metrics.js";
@@ -47,10 +52,17 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Largest max_tokens a request may ask for. Default: the model's context size. */
   maxTokens?: number;
-  /** Whole-request limit in milliseconds. Default 10 minutes. */
+  /** Whole-request limit in milliseconds (receiving it and generating): past it, 504. Default 10 minutes. */
   requestTimeoutMs?: number;
+  /**
+   * A connection with no request in flight that sends nothing for this long, or whose client
+   * stops reading a stream for this long, is closed (its generation aborted). Default 60 s.
+   */
+  idleTimeoutMs?: number;
   /** Receives one object per request; default: a JSON line on stderr. Pass `() => {}` to silence. */
   log?: (line: Record<string, unknown>) => void;
+  /** A chat template (Jinja text) for /v1/chat/completions instead of the model's own. */
+  chatTemplate?: string;
   /** Speculative decoding for every request (a draft model or prompt lookup). */
   speculative?: SpeculativeOptions | Promise<SpeculativeOptions | undefined>;
 }
@@ -67,6 +79,14 @@ export interface TesseraServer {
 interface InFlight {
   abort: AbortController;
   done: Promise<void>;
+}
+
+/** Timing and token accounting of one generation request (metrics and its log line). */
+export interface RequestMeter {
+  /** `n` tokens of choice `index` arrived now. */
+  tokens(index: number, n: number): void;
+  /** The request's usage and each choice's finish reason. */
+  finish(usage: Usage, finishReasons: string[]): void;
 }
 
 /** The route handlers' view of the server (chat and embeddings register through it). */
@@ -94,10 +114,14 @@ export interface ServerContext {
   send(reply: FastifyReply, payload: unknown): boolean;
   /** Collects n generations concurrently, calling onChunk as chunks arrive, with timing metrics. */
   collect(req: FastifyRequest, gens: Generation[], onChunk?: (index: number, chunk: GenerationChunk) => void): Promise<Completion[]>;
+  /** A meter for a generation request (started when the request arrived). */
+  meter(req: FastifyRequest): RequestMeter;
   /** Adds fields to the request's log line. */
   note(req: FastifyRequest, fields: Record<string, unknown>): void;
   /** Options every generation of the server gets (speculative decoding). */
   readonly serverOptions: () => GenerateOptions;
+  /** The chat template the server was started with, if any. */
+  readonly chatTemplate: string | undefined;
 }
 
 const OPEN_ROUTES = new Set(["/health", "/metrics"]);
@@ -131,19 +155,31 @@ export function createServer(options: ServerOptions): TesseraServer {
   for (const [name, v] of [["parallel", parallel], ["maxQueue", maxQueue]] as const)
     if (!Number.isInteger(v) || v < (name === "parallel" ? 1 : 0))
       throw new TesseraError("ERR_INVALID_ARGUMENT", `${name} must be a non-negative integer (parallel at least 1), got ${String(v)}`);
+  if (options.maxTokens !== undefined && (!Number.isInteger(options.maxTokens) || options.maxTokens < 1))
+    throw new TesseraError("ERR_INVALID_ARGUMENT", `maxTokens must be a positive integer, got ${String(options.maxTokens)}`);
+  // A template that does not parse is refused at start, not on every request.
+  if (options.chatTemplate !== undefined) compileChatTemplate(options.chatTemplate);
   const admission = new Admission(parallel, maxQueue);
   const log = options.log ?? ((line) => process.stderr.write(JSON.stringify(line) + "\n"));
   const keyDigest = options.apiKey !== undefined ? digest(options.apiKey) : undefined;
   const inFlight = new Set<InFlight>();
   const notes = new WeakMap<FastifyRequest, Record<string, unknown>>();
+  /** Why the server aborted a reply's generation (the request timeout), to report instead of "aborted". */
+  const abortReasons = new WeakMap<FastifyReply, ApiError>();
+  const requestTimeoutMs = options.requestTimeoutMs ?? 600_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  for (const [name, v] of [["requestTimeoutMs", requestTimeoutMs], ["idleTimeoutMs", idleTimeoutMs]] as const)
+    if (!Number.isInteger(v) || v < 1) throw new TesseraError("ERR_INVALID_ARGUMENT", `${name} must be a positive integer of milliseconds, got ${String(v)}`);
   const started = Math.floor(Date.now() / 1000);
   let closing = false;
 
   const app = Fastify({
     logger: false,
     bodyLimit: options.bodyLimit ?? 1 << 20,
-    requestTimeout: options.requestTimeoutMs ?? 600_000,
-    keepAliveTimeout: 10_000,
+    // Receiving the request counts against the same limit as the whole of it.
+    requestTimeout: requestTimeoutMs,
+    keepAliveTimeout: Math.min(10_000, idleTimeoutMs),
+    connectionTimeout: idleTimeoutMs,
     genReqId: () => randomUUID(),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
@@ -182,6 +218,11 @@ export function createServer(options: ServerOptions): TesseraServer {
         if (!reply.raw.writableFinished) abort.abort();
       };
       reply.raw.on("close", onClose);
+      const timer = setTimeout(() => {
+        abortReasons.set(reply, new ApiError(504, `the request ran past this server's limit of ${requestTimeoutMs} ms; ask for fewer tokens`, "server_error", null, "request_timeout"));
+        abort.abort();
+      }, requestTimeoutMs);
+      timer.unref();
       let finish!: () => void;
       const entry: InFlight = { abort, done: new Promise<void>((r) => (finish = r)) };
       inFlight.add(entry);
@@ -192,7 +233,11 @@ export function createServer(options: ServerOptions): TesseraServer {
         } finally {
           admission.release();
         }
+      } catch (e) {
+        throw abortReasons.get(reply) ?? e;
       } finally {
+        clearTimeout(timer);
+        reply.raw.off("close", onClose);
         inFlight.delete(entry);
         finish();
       }
@@ -204,7 +249,7 @@ export function createServer(options: ServerOptions): TesseraServer {
         await body();
       } catch (e) {
         // The status line is sent: the error goes into the stream (and the log line).
-        const api = toApiError(e);
+        const api = abortReasons.get(reply) ?? toApiError(e);
         ctx.note(req, { error: api.code ?? api.type, errorStatus: api.status });
         ctx.send(reply, api.body());
       }
@@ -217,24 +262,14 @@ export function createServer(options: ServerOptions): TesseraServer {
       return true;
     },
     async collect(req, gens, onChunk) {
-      const t0 = (req as unknown as { startedAt: number }).startedAt;
-      let first: number | undefined;
+      const meter = ctx.meter(req);
       const out = await Promise.all(
         gens.map(async (gen, index) => {
           let text = "";
           const tokens: number[] = [];
           const logprobs = [];
-          let last: number | undefined;
           for await (const chunk of gen) {
-            const now = performance.now();
-            if (chunk.tokens.length > 0) {
-              if (first === undefined) {
-                first = now;
-                metrics.ttft.observe((now - t0) / 1000);
-              }
-              if (last !== undefined) for (let i = 0; i < chunk.tokens.length; i++) metrics.itl.observe((now - last) / 1000 / chunk.tokens.length);
-              last = now;
-            }
+            meter.tokens(index, chunk.tokens.length);
             text += chunk.text;
             tokens.push(...chunk.tokens);
             if (chunk.logprobs) logprobs.push(...chunk.logprobs);
@@ -248,24 +283,47 @@ export function createServer(options: ServerOptions): TesseraServer {
           return c;
         }),
       );
-      const usage = usageOf(out);
-      metrics.promptTokens.inc({}, usage.prompt_tokens);
-      metrics.cachedTokens.inc({}, usage.prompt_tokens_details.cached_tokens);
-      metrics.generationTokens.inc({}, usage.completion_tokens);
-      metrics.e2e.observe((performance.now() - t0) / 1000);
-      for (const c of out) metrics.success.inc({ finished_reason: finishReason(c.stopReason) });
-      ctx.note(req, {
-        promptTokens: usage.prompt_tokens,
-        cachedTokens: usage.prompt_tokens_details.cached_tokens,
-        completionTokens: usage.completion_tokens,
-        ttftMs: first === undefined ? null : Math.round(first - t0),
-      });
+      meter.finish(
+        usageOf(out),
+        out.map((c) => finishReason(c.stopReason)),
+      );
       return out;
+    },
+    meter(req) {
+      const t0 = (req as unknown as { startedAt: number }).startedAt;
+      let first: number | undefined;
+      const last: number[] = [];
+      return {
+        tokens(index, n) {
+          if (n === 0) return;
+          const now = performance.now();
+          if (first === undefined) {
+            first = now;
+            metrics.ttft.observe((now - t0) / 1000);
+          }
+          if (last[index] !== undefined) for (let i = 0; i < n; i++) metrics.itl.observe((now - last[index]) / 1000 / n);
+          last[index] = now;
+        },
+        finish(usage, reasons) {
+          metrics.promptTokens.inc({}, usage.prompt_tokens);
+          metrics.cachedTokens.inc({}, usage.prompt_tokens_details.cached_tokens);
+          metrics.generationTokens.inc({}, usage.completion_tokens);
+          metrics.e2e.observe((performance.now() - t0) / 1000);
+          for (const r of reasons) metrics.success.inc({ finished_reason: r });
+          ctx.note(req, {
+            promptTokens: usage.prompt_tokens,
+            cachedTokens: usage.prompt_tokens_details.cached_tokens,
+            completionTokens: usage.completion_tokens,
+            ttftMs: first === undefined ? null : Math.round(first - t0),
+          });
+        },
+      };
     },
     note(req, fields) {
       notes.set(req, { ...(notes.get(req) ?? {}), ...fields });
     },
     serverOptions: () => (speculative ? { speculative } : {}),
+    chatTemplate: options.chatTemplate,
   };
 
   function logLine(req: FastifyRequest, status: number): void {
@@ -285,6 +343,19 @@ export function createServer(options: ServerOptions): TesseraServer {
     }
   });
   app.addHook("onResponse", async (req, reply) => logLine(req, reply.statusCode));
+
+  // Idle connections: with a 'timeout' listener Node leaves timed-out sockets to us. Close
+  // one that has no request in flight, or whose client stopped reading (writes pending);
+  // a request still generating its non-streamed answer is silent, not idle.
+  const active = new WeakMap<object, number>();
+  app.addHook("onRequest", async (req, reply) => {
+    const socket = req.raw.socket;
+    active.set(socket, (active.get(socket) ?? 0) + 1);
+    reply.raw.once("close", () => active.set(socket, (active.get(socket) ?? 1) - 1));
+  });
+  app.server.on("timeout", (socket: import("node:net").Socket) => {
+    if ((active.get(socket) ?? 0) === 0 || socket.writableLength > 0) socket.destroy();
+  });
 
   app.setErrorHandler((error, _req, reply) => {
     let api: ApiError;
@@ -403,6 +474,8 @@ export function createServer(options: ServerOptions): TesseraServer {
       });
     });
   });
+
+  registerChatCompletions(ctx);
 
   return {
     app,
