@@ -225,6 +225,10 @@ const grammarCache = new Map<string, LazyGrammarOptions>();
  */
 export function toolCallConstraint(tools: readonly ToolDefinition[], format: ToolCallFormat, options: ToolCallConstraintOptions = {}): Partial<GenerateOptions> | undefined {
   if (tools.length === 0 || options.choice === "none") return undefined;
+  // Qwen3-Coder writes `<function=name><parameter=k>v</parameter>` inside <tool_call>, values
+  // raw text: held to JSON there the model would be pushed off its own format, so "auto"
+  // leaves its calls free. Forced calls take the JSON form, which its parser reads too.
+  if (format === "hermes" && (options.choice ?? "auto") === "auto" && options.template?.includes("<function=")) return undefined;
   const key = JSON.stringify([format, options.choice ?? "auto", options.stop ?? [], syntaxOf(format, options.template ?? "").triggers, options.template?.includes("[ARGS]"), options.template?.includes("[CALL_ID]"), options.template?.includes("```json"), tools.map((t) => [t.function.name, t.function.parameters])]);
   let lazy = grammarCache.get(key);
   if (lazy) {

@@ -470,6 +470,15 @@ describe.runIf(hasShared)("toolChoice options", () => {
     expect(named.grammar).not.toContain("get_weather");
   });
 
+  it("Qwen3-Coder's XML calls stay free under auto; forced calls take the JSON form", () => {
+    const coder = template("Qwen3-Coder");
+    expect(detectChatFormat(coder).toolCalls).toBe("hermes");
+    expect(toolCallConstraint(DEFINITIONS, "hermes", { template: coder })).toBeUndefined();
+    const forced = toolCallConstraint(DEFINITIONS, "hermes", { template: coder, choice: "required" })!.lazyGrammar!;
+    expect(forced.active).toBe(true);
+    expect(forced.grammar).toContain('"<tool_call>"');
+  });
+
   it("refuses bad choices with coded errors", async () => {
     const tokenizer = ggufMetadataVocab("qwen2")();
     const model = scriptedModel(tokenizer, qwenTemplate(), [], [], []) as unknown as Model;
