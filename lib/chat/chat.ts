@@ -450,6 +450,7 @@ async function* runTurn(model: Model, history: ChatMessage[], options: ChatOptio
           choice: round === 0 ? prepared.toolChoice : "auto",
           template: prepared.template.source,
           stop,
+          builtinTools: templateContext?.builtin_tools !== undefined,
         })
       : undefined;
   const added: ChatMessage[] = [];

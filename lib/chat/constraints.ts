@@ -55,6 +55,11 @@ export interface ToolCallConstraintOptions {
   template?: string;
   /** End-of-turn texts the model may write after required calls (where the end is not one token). */
   stop?: readonly string[];
+  /**
+   * The template is given built-in tools (Llama's `builtin_tools`): their calls follow
+   * <|python_tag|> as `name.call(...)`, so that marker does not start a constrained call.
+   */
+  builtinTools?: boolean;
 }
 
 // ---------------------------------------------------------------- grammar pieces
@@ -124,7 +129,7 @@ function listOf(item: Expr, one: boolean, sep: Expr): Expr {
   return one ? item : seq(item, star(seq(sep, item)));
 }
 
-function syntaxOf(format: ToolCallFormat, template: string): Syntax {
+function syntaxOf(format: ToolCallFormat, template: string, builtinTools = false): Syntax {
   const sp = ref(SP);
   switch (format) {
     case "llama3":
@@ -133,7 +138,7 @@ function syntaxOf(format: ToolCallFormat, template: string): Syntax {
         block: (calls) => seq(opt(seq(lit("<|python_tag|>"), sp)), calls),
         between: EMPTY,
         single: true,
-        triggers: ["<|python_tag|>", { text: '{"name"', atStart: true }, { text: '{ "name"', atStart: true }],
+        triggers: [...(builtinTools ? [] : ["<|python_tag|>"]), { text: '{"name"', atStart: true }, { text: '{ "name"', atStart: true }],
       };
     case "mistral":
       if (template.includes("[ARGS]"))
@@ -184,7 +189,7 @@ export function toolCallGrammar(tools: readonly ToolDefinition[], format: ToolCa
   const choice = options.choice ?? "auto";
   checkToolChoice(choice, tools);
   if (choice === "none") throw new TesseraError("ERR_INVALID_ARGUMENT", 'toolChoice "none" has no grammar');
-  const syntax = syntaxOf(format, options.template ?? "");
+  const syntax = syntaxOf(format, options.template ?? "", options.builtinTools);
   const rules: Rules = new Map();
   rules.set("root", EMPTY); // first in the printed grammar
   rules.set(WS, alt(EMPTY, lit(" "), seq(lit("\n"), rep(charClass([[0x20, 0x20], [0x09, 0x09]]), 0, 20))));
@@ -229,7 +234,7 @@ export function toolCallConstraint(tools: readonly ToolDefinition[], format: Too
   // raw text: held to JSON there the model would be pushed off its own format, so "auto"
   // leaves its calls free. Forced calls take the JSON form, which its parser reads too.
   if (format === "hermes" && (options.choice ?? "auto") === "auto" && options.template?.includes("<function=")) return undefined;
-  const key = JSON.stringify([format, options.choice ?? "auto", options.stop ?? [], syntaxOf(format, options.template ?? "").triggers, options.template?.includes("[ARGS]"), options.template?.includes("[CALL_ID]"), options.template?.includes("```json"), tools.map((t) => [t.function.name, t.function.parameters])]);
+  const key = JSON.stringify([format, options.choice ?? "auto", options.stop ?? [], syntaxOf(format, options.template ?? "", options.builtinTools).triggers, options.template?.includes("[ARGS]"), options.template?.includes("[CALL_ID]"), options.template?.includes("```json"), tools.map((t) => [t.function.name, t.function.parameters])]);
   let lazy = grammarCache.get(key);
   if (lazy) {
     grammarCache.delete(key);

@@ -479,6 +479,14 @@ describe.runIf(hasShared)("toolChoice options", () => {
     expect(forced.grammar).toContain('"<tool_call>"');
   });
 
+  it("Llama with built-in tools: <|python_tag|> starts their name.call(...), not a constrained call", () => {
+    const llama = template("meta-llama-Llama-3.1-8B-Instruct");
+    expect(toolCallConstraint(DEFINITIONS, "llama3", { template: llama })!.lazyGrammar!.triggers).toContain("<|python_tag|>");
+    const builtin = toolCallConstraint(DEFINITIONS, "llama3", { template: llama, builtinTools: true })!.lazyGrammar!;
+    expect(builtin.triggers).not.toContain("<|python_tag|>");
+    expect(builtin.triggers).toContainEqual({ text: '{"name"', atStart: true });
+  });
+
   it("refuses bad choices with coded errors", async () => {
     const tokenizer = ggufMetadataVocab("qwen2")();
     const model = scriptedModel(tokenizer, qwenTemplate(), [], [], []) as unknown as Model;
