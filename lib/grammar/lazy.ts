@@ -47,6 +47,9 @@ interface Trigger {
 
 const utf8 = new TextEncoder();
 
+/** Fewest bytes left to finish the grammar at which tokens that close it are looked for. */
+const EXIT_REACH = 8;
+
 function isSpace(b: number): boolean {
   return b === 0x20 || b === 0x0a || b === 0x09 || b === 0x0d;
 }
@@ -177,7 +180,7 @@ class LazyAutomaton {
   /**
    * Tokens that finish the grammar part way through (the rest of their bytes is free text
    * again: "}\n" after a call's last "}", ">\n" after "</tool_call"), from `state`, with where
-   * the grammar ends in each. Only states within a token's length of the end have any.
+   * the grammar ends in each. Looked for within EXIT_REACH bytes of the end.
    */
   exitTokens(state: number): Map<number, number> {
     const a = this.ta.automaton;
@@ -189,7 +192,10 @@ class LazyAutomaton {
     if (found) return found;
     found = new Map();
     const v = this.ta.vocab;
-    if (a.stateMin(state) < v.maxLength) {
+    // Only near the end: a closing token is the end of a marker or of the JSON and what
+    // follows ("}]\n", ">\n"), and walking the vocabulary from states far from the end (inside
+    // a string, where almost every token reads on) would cost a walk per state for nothing.
+    if (a.stateMin(state) <= EXIT_REACH) {
       const { order, bytes, start, lcp, blockEnd1 } = v;
       // The sorted vocabulary with shared prefixes walked once; `at[j]` is the state after j bytes.
       const at = new Int32Array(v.maxLength + 1);
