@@ -16,7 +16,8 @@ export type { GenerateOptions, GenerationChunk, Completion, StopReason, Generati
 export { Sampler } from "./sampling/sampler.js";
 export type { SamplingOptions } from "./sampling/sampler.js";
 export type { TokenConstraint, TokenMask } from "./sampling/constraint.js";
-export { createConstraint, jsonSchemaToGbnf } from "./grammar/index.js";
+export { createConstraint, jsonSchemaToGbnf, LazyGrammarMatcher } from "./grammar/index.js";
+export type { LazyGrammarOptions, LazyTrigger } from "./grammar/index.js";
 export type { ConstraintOptions, ResponseFormat } from "./grammar/index.js";
 export type { GrammarMatcher, MatcherOptions, TokenAutomaton, VocabIndex, MaskStats, StateMask } from "./grammar/token-masks.js";
 export type { Automaton, Tables } from "./grammar/automaton.js";
@@ -56,4 +57,6 @@ export { ChatOutputParser, parseChatOutput } from "./chat/parser.js";
 export type { ParsedOutput, OutputParserOptions } from "./chat/parser.js";
 export { detectChatFormat } from "./chat/format.js";
 export type { ChatFormat, ToolCallFormat } from "./chat/format.js";
+export { toolCallGrammar } from "./chat/constraints.js";
+export type { ToolChoice, ToolCallConstraintOptions } from "./chat/constraints.js";
 export type { ChatMessage, ToolDefinition, MessageToolCall, ToolCall, JSONSchema } from "./chat/types.js";

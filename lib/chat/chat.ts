@@ -17,7 +17,7 @@ import type { TokenLogprob } from "../inspect/logprobs.js";
 import type { Model } from "../model/model.js";
 import type { Session } from "../model/session.js";
 import type { Tokenizer } from "../tokenizer/index.js";
-import { jsonSchemaConstraint, toolCallConstraint } from "./constraints.js";
+import { checkToolChoice, jsonSchemaConstraint, toolCallConstraint, type ToolChoice } from "./constraints.js";
 import { detectChatFormat, promptOpensThinking, type ChatFormat } from "./format.js";
 import { DEFAULT_TEMPLATE } from "./gguf.js";
 import { ChatOutputParser } from "./parser.js";
@@ -33,8 +33,15 @@ export type ToolFunction = (args: Record<string, unknown>, call: ToolCall) => un
  */
 export type ChatTool = (ToolDefinition | { name: string; description?: string; parameters?: JSONSchema }) & { run?: ToolFunction };
 
-export interface ChatOptions extends Omit<GenerateOptions, "session" | "addSpecial" | "parseSpecial" | "skipSpecial" | "jsonSchema"> {
+export interface ChatOptions extends Omit<GenerateOptions, "session" | "addSpecial" | "parseSpecial" | "skipSpecial" | "jsonSchema" | "lazyGrammar"> {
   tools?: ChatTool[];
+  /**
+   * Whether the model may call the tools: "auto" (default; a call it starts is held to the
+   * tool's schema), "none" (the tools are not offered), "required" (the answer is tool
+   * calls), or { name } (one call of that tool). "required" and { name } hold for the
+   * first round of a turn; after the tools ran, the model answers freely ("auto").
+   */
+  toolChoice?: ToolChoice;
   /** Reasoning models: sets the template's `enable_thinking` (Qwen3, DeepSeek R1 forms). Default: the template's default. */
   thinking?: boolean;
   /** A template to use instead of the model's (Jinja text). */
@@ -163,6 +170,7 @@ interface Prepared {
   bosToken: string | undefined;
   eosToken: string | undefined;
   stop: string[];
+  toolChoice: ToolChoice;
 }
 
 function tokenText(tokenizer: Tokenizer, id: number | undefined): string | undefined {
@@ -229,7 +237,15 @@ function endOfTurnStop(template: ChatTemplate, tokenizer: Tokenizer, bosToken: s
 }
 
 function prepare(model: Model, options: ChatOptions): Prepared {
-  const { definitions, runners } = normalizeTools(options.tools);
+  const toolChoice = options.toolChoice ?? "auto";
+  const normalized = normalizeTools(options.tools);
+  // "none": the tools are not offered at all (not rendered, not run).
+  const definitions = toolChoice === "none" ? undefined : normalized.definitions;
+  const runners = toolChoice === "none" ? new Map<string, ToolFunction>() : normalized.runners;
+  if (toolChoice !== "none" && toolChoice !== "auto") {
+    if (!definitions?.length) throw new TesseraError("ERR_INVALID_ARGUMENT", `toolChoice ${JSON.stringify(toolChoice)} needs tools; pass tools, or leave toolChoice out`);
+    checkToolChoice(toolChoice, definitions);
+  }
   let source: string;
   if (options.template !== undefined) {
     if (typeof options.template !== "string") throw new TesseraError("ERR_INVALID_ARGUMENT", "template must be a string of Jinja text");
@@ -254,7 +270,7 @@ function prepare(model: Model, options: ChatOptions): Prepared {
   const tokenizer = model.tokenizer;
   const bosToken = tokenText(tokenizer, tokenizer.bos);
   const eosToken = tokenText(tokenizer, tokenizer.eos);
-  return { template, format, tools: definitions, runners, bosToken, eosToken, stop: endOfTurnStop(template, tokenizer, bosToken, eosToken) };
+  return { template, format, tools: definitions, runners, bosToken, eosToken, stop: endOfTurnStop(template, tokenizer, bosToken, eosToken), toolChoice };
 }
 
 function checkMessages(messages: unknown): asserts messages is ChatMessage[] {
@@ -280,7 +296,12 @@ function checkOptions(options: ChatOptions): void {
     throw new TesseraError("ERR_INVALID_ARGUMENT", 'stop must be an array of strings, e.g. stop: ["\\n"]');
   if (options.jsonSchema !== undefined && (options.jsonSchema === null || typeof options.jsonSchema !== "object"))
     throw new TesseraError("ERR_INVALID_ARGUMENT", "jsonSchema must be a JSON schema object");
-  for (const key of ["session", "addSpecial", "parseSpecial", "skipSpecial"])
+  checkToolChoice(options.toolChoice);
+  const forced = options.toolChoice !== undefined && options.toolChoice !== "auto" && options.toolChoice !== "none";
+  const other = (["jsonSchema", "grammar", "responseFormat"] as const).find((k) => options[k] !== undefined && !(k === "responseFormat" && options.responseFormat?.type === "text"));
+  if (forced && other)
+    throw new TesseraError("ERR_INVALID_ARGUMENT", `toolChoice ${JSON.stringify(options.toolChoice)} and ${other} both decide what the reply is; give one of them`);
+  for (const key of ["session", "addSpecial", "parseSpecial", "skipSpecial", "lazyGrammar"])
     if ((options as Record<string, unknown>)[key] !== undefined)
       throw new TesseraError("ERR_INVALID_ARGUMENT", `chat sets ${key} itself; leave it out (use model.generate for raw prompts)`);
 }
@@ -359,6 +380,12 @@ function renderPrompt(
   return { text, prefill, inThinking };
 }
 
+/** toolChoice "required" or { name } applies: the reply starts with a constrained call. */
+function forcesCall(prepared: Prepared, options: ChatOptions): boolean {
+  const c = prepared.toolChoice;
+  return c !== "auto" && c !== "none" && !!prepared.tools?.length && options.jsonSchema === undefined;
+}
+
 export interface ChatPrompt {
   /** The rendered prompt. */
   text: string;
@@ -376,7 +403,7 @@ export function chatPrompt(model: Model, messages: ChatMessage[], options: ChatO
   checkMessages(messages);
   checkOptions(options);
   const prepared = prepare(model, options);
-  const { text, inThinking } = renderPrompt(prepared, messages, options.thinking, options.templateContext, options.now);
+  const { text, inThinking } = renderPrompt(prepared, messages, forcesCall(prepared, options) ? false : options.thinking, options.templateContext, options.now);
   return { text, tokens: encodePrompt(model.tokenizer, text), stop: prepared.stop, format: prepared.format, startsInReasoning: inThinking };
 }
 
@@ -401,11 +428,14 @@ async function* runTurn(model: Model, history: ChatMessage[], options: ChatOptio
     maxToolRounds,
     now,
     stop: userStop,
+    toolChoice: _toolChoice,
     ...generateOptions
   } = options;
   const prepared = prepare(model, options);
   const tokenizer = model.tokenizer;
   const constraints: Partial<GenerateOptions> = {};
+  // A grammar or response format of the caller's own decides the reply; tool calls are then not constrained.
+  const ownGrammar = options.grammar !== undefined || (options.responseFormat !== undefined && options.responseFormat.type !== "text");
   if (jsonSchema !== undefined) {
     const c = jsonSchemaConstraint(jsonSchema);
     if (!c)
@@ -414,8 +444,18 @@ async function* runTurn(model: Model, history: ChatMessage[], options: ChatOptio
         "jsonSchema needs constrained decoding (JSON schema grammars), which this build does not have yet; leave jsonSchema out",
       );
     Object.assign(constraints, c);
-  } else if (prepared.tools?.length) Object.assign(constraints, toolCallConstraint(prepared.tools, prepared.format.toolCalls) ?? {});
+  }
   const stop = [...(userStop ?? []), ...prepared.stop];
+  const toolConstraint = (round: number): Partial<GenerateOptions> | undefined =>
+    jsonSchema === undefined && !ownGrammar && prepared.tools?.length
+      ? toolCallConstraint(prepared.tools, prepared.format.toolCalls, {
+          // A forced choice is the first round's: after the tools ran, the model answers.
+          choice: round === 0 ? prepared.toolChoice : "auto",
+          template: prepared.template.source,
+          stop,
+          builtinTools: templateContext?.builtin_tools !== undefined,
+        })
+      : undefined;
   const added: ChatMessage[] = [];
   const toolResults: ToolResult[] = [];
   const stats = emptyStats();
@@ -423,11 +463,14 @@ async function* runTurn(model: Model, history: ChatMessage[], options: ChatOptio
 
   for (let round = 0; ; round++) {
     const last = history[history.length - 1];
-    const { text: prompt, prefill, inThinking } = renderPrompt(prepared, history, thinking, templateContext, now);
+    // A forced call is the answer: no reasoning before it (the grammar starts at the first token).
+    const forced = round === 0 && forcesCall(prepared, options);
+    const { text: prompt, prefill, inThinking } = renderPrompt(prepared, history, forced ? false : thinking, templateContext, now);
     const tokens = promptTokens(tokenizer, prompt, target.cached);
     const generation = model.generate(tokens, {
       ...generateOptions,
       ...constraints,
+      ...toolConstraint(round),
       stop,
       session: target.session,
       skipSpecial: false,

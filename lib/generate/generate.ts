@@ -13,8 +13,8 @@ import { optionalBoolean, optionalSignal, rejectUnknownOptions } from "../argume
 import { TesseraError } from "../errors.js";
 import type { EvaluateResult } from "../engine/engine.js";
 import { summarizeConfidence, tokenLogprob, type Confidence, type TokenLogprob } from "../inspect/logprobs.js";
-import { grammarSource, tokenAutomaton, type ConstraintOptions } from "../grammar/constraint.js";
-import { vocabIndex, type TokenAutomaton } from "../grammar/token-masks.js";
+import { constraintFactory, type ConstraintFactory, type ConstraintOptions } from "../grammar/constraint.js";
+import { vocabIndex } from "../grammar/token-masks.js";
 import type { Session } from "../model/session.js";
 import type { TokenConstraint, TokenMask } from "../sampling/constraint.js";
 import { Sampler, type SamplingOptions } from "../sampling/sampler.js";
@@ -97,6 +97,7 @@ const OPTION_KEYS = {
   jsonSchema: true,
   grammar: true,
   responseFormat: true,
+  lazyGrammar: true,
   logprobs: true,
   speculative: true,
 } as const satisfies Record<keyof GenerateOptions, true>;
@@ -177,8 +178,8 @@ export class Generation implements AsyncIterable<GenerationChunk> {
   stopReason: StopReason | undefined;
   readonly stats: GenerationStats = { promptTokens: 0, cachedTokens: 0, promptMs: 0, generatedTokens: 0, generateMs: 0 };
   private started = false;
-  /** The compiled grammar of jsonSchema/grammar/responseFormat (shared through a cache). */
-  private readonly automaton: TokenAutomaton | undefined;
+  /** The compiled grammar of jsonSchema/grammar/responseFormat/lazyGrammar (shared through a cache). */
+  private readonly constraint: ConstraintFactory | undefined;
 
   /** @internal Created by Model.generate. Compiles the constraint, if any (errors are thrown here). */
   constructor(
@@ -187,8 +188,7 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     private readonly prompt: string | ArrayLike<number>,
     private readonly options: GenerateOptions,
   ) {
-    const source = grammarSource(options);
-    this.automaton = source && tokenAutomaton(tokenizer, source);
+    this.constraint = constraintFactory(tokenizer, options);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<GenerationChunk> {
@@ -235,7 +235,7 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     const prompt = this.promptTokens();
     if (prompt.length === 0)
       throw new TesseraError("ERR_INVALID_ARGUMENT", "the prompt has no tokens; pass text, or addSpecial: true for a BOS-only prompt");
-    const constraint = this.automaton?.matcher({ ignoreEos: o.ignoreEos ?? false, stripLeadingSpace: this.dropsLeadingSpace(prompt) });
+    const constraint = this.constraint?.({ ignoreEos: o.ignoreEos ?? false, stripLeadingSpace: this.dropsLeadingSpace(prompt) });
     const target = await this.open(this);
     try {
       yield* this.loop(target, prompt, sampler, maxTokens, stops, constraint);
@@ -312,7 +312,7 @@ export class Generation implements AsyncIterable<GenerationChunk> {
             break;
           }
           mask = constraint.allowed(Math.min(maxTokens - produced, target.contextSize - target.tokens.length + 1));
-          if (mask.count === 0)
+          if (mask && mask.count === 0)
             throw new TesseraError("ERR_INVALID_ARGUMENT", "the grammar cannot go on with this vocabulary: no token spells any of the characters it allows next");
         }
         // The sampler changes the logits in place (penalties, bias, mask): logprobs read them before.

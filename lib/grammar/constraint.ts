@@ -10,6 +10,7 @@ import { compileGrammar } from "./compile.js";
 import { parseGbnf } from "./gbnf.js";
 import { toGbnf, type Grammar } from "./ir.js";
 import { jsonObjectGrammar, jsonSchemaGrammar } from "./json-schema.js";
+import { checkLazyGrammar, lazyGrammarMatcher, type LazyGrammarMatcher, type LazyGrammarOptions } from "./lazy.js";
 import { TokenAutomaton, vocabIndex, type GrammarMatcher, type MatcherOptions } from "./token-masks.js";
 
 /** OpenAI's response_format. */
@@ -25,6 +26,12 @@ export interface ConstraintOptions {
   grammar?: string;
   /** OpenAI's response_format: "json_object" for any JSON object, "json_schema" for a schema. */
   responseFormat?: ResponseFormat;
+  /**
+   * A grammar that holds only from a trigger text on (llama.cpp's lazy grammar): free text
+   * until the output spells a trigger, then the grammar from the trigger's first byte, then
+   * free again or the end. Tool calls with their arguments' schemas use it (lib/chat).
+   */
+  lazyGrammar?: LazyGrammarOptions;
 }
 
 interface GrammarSource {
@@ -40,7 +47,7 @@ function describe(v: unknown): string {
 
 /** Checks the constraint options; returns what to compile, or undefined for none. */
 export function grammarSource(o: ConstraintOptions): GrammarSource | undefined {
-  const given = (["jsonSchema", "grammar", "responseFormat"] as const).filter((k) => o[k] !== undefined);
+  const given = (["jsonSchema", "grammar", "responseFormat", "lazyGrammar"] as const).filter((k) => o[k] !== undefined);
   if (given.length > 1) throw new TesseraError("ERR_INVALID_ARGUMENT", `${given.join(" and ")} are alternatives; give one of them`);
   if (o.grammar !== undefined) {
     if (typeof o.grammar !== "string" || o.grammar.trim() === "")
@@ -49,6 +56,7 @@ export function grammarSource(o: ConstraintOptions): GrammarSource | undefined {
     return { key: "gbnf\0" + text, build: () => parseGbnf(text) };
   }
   if (o.jsonSchema !== undefined) return schemaSource(o.jsonSchema, "jsonSchema");
+  if (o.lazyGrammar !== undefined) return undefined;
   const rf = o.responseFormat;
   if (rf === undefined) return undefined;
   if (typeof rf !== "object" || rf === null || Array.isArray(rf))
@@ -105,10 +113,27 @@ export function tokenAutomaton(tokenizer: Tokenizer, source: GrammarSource): Tok
   return ta;
 }
 
-/** A constraint for one generation, or undefined when the options ask for none. */
-export function createConstraint(tokenizer: Tokenizer, options: ConstraintOptions, matcher: MatcherOptions = {}): GrammarMatcher | undefined {
+/** Makes one generation's constraint (the grammar is compiled, and its errors thrown, before). */
+export type ConstraintFactory = (matcher: MatcherOptions) => GrammarMatcher | LazyGrammarMatcher;
+
+/** The constraint the options ask for, compiled, as a factory of per-generation matchers; undefined for none. */
+export function constraintFactory(tokenizer: Tokenizer, options: ConstraintOptions): ConstraintFactory | undefined {
   const source = grammarSource(options);
-  return source && tokenAutomaton(tokenizer, source).matcher(matcher);
+  if (source) {
+    const ta = tokenAutomaton(tokenizer, source);
+    return (m) => ta.matcher(m);
+  }
+  const lazy = options.lazyGrammar;
+  if (lazy === undefined) return undefined;
+  const { grammar } = checkLazyGrammar(lazy);
+  const ta = tokenAutomaton(tokenizer, { key: "gbnf\0" + grammar, build: () => parseGbnf(grammar) });
+  lazyGrammarMatcher(tokenizer, ta, lazy); // the triggers' checks, and their tables, now
+  return (m) => lazyGrammarMatcher(tokenizer, ta, lazy, m);
+}
+
+/** A constraint for one generation, or undefined when the options ask for none. */
+export function createConstraint(tokenizer: Tokenizer, options: ConstraintOptions, matcher: MatcherOptions = {}): GrammarMatcher | LazyGrammarMatcher | undefined {
+  return constraintFactory(tokenizer, options)?.(matcher);
 }
 
 /** A JSON Schema as the GBNF text Tessera generates from (to inspect, or to use elsewhere). */

@@ -1,5 +1,7 @@
-export { createConstraint, grammarSource, jsonSchemaToGbnf, tokenAutomaton } from "./constraint.js";
-export type { ConstraintOptions, ResponseFormat } from "./constraint.js";
+export { constraintFactory, createConstraint, grammarSource, jsonSchemaToGbnf, tokenAutomaton } from "./constraint.js";
+export type { ConstraintFactory, ConstraintOptions, ResponseFormat } from "./constraint.js";
+export { LazyGrammarMatcher, lazyGrammarMatcher } from "./lazy.js";
+export type { LazyGrammarOptions, LazyTrigger } from "./lazy.js";
 export { parseGbnf } from "./gbnf.js";
 export { jsonSchemaGrammar, jsonObjectGrammar } from "./json-schema.js";
 export { compileGrammar } from "./compile.js";

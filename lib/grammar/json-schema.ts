@@ -628,6 +628,12 @@ function fits(schema: Schema, v: Json, root: Schema, depth = 0): boolean {
   return true;
 }
 
+/**
+ * The rules every schema's grammar defines the same way (whitespace, strings, numbers, any
+ * value): grammars that combine several schemas (tool calls) keep one copy of each.
+ */
+export const SHARED_RULES: ReadonlySet<string> = new Set(Object.keys(SHARED));
+
 /** The grammar of JSON values valid under `schema`; errors name the keyword and its place. */
 export function jsonSchemaGrammar(schema: unknown): Grammar {
   if (typeof schema !== "boolean" && !isObject(schema)) invalid("#", "a schema must be an object or a boolean");

@@ -670,6 +670,30 @@ export class GrammarMatcher implements TokenConstraint {
     this.state = next;
     this.atStart = false;
   }
+
+  /**
+   * Advances past text that does not come as one grammar token: a special token whose text
+   * the grammar spells (a tool-call marker), or a trigger that started a lazy grammar.
+   * Throws where the grammar does not allow it.
+   */
+  readBytes(bytes: Uint8Array): void {
+    const next = this.ta.automaton.walk(this.current(), bytes);
+    if (next === DEAD) throw new TesseraError("ERR_INVALID_ARGUMENT", `the text ${JSON.stringify(new TextDecoder().decode(bytes))} is not allowed by the grammar here`);
+    this.state = next;
+    this.atStart = false;
+  }
+
+  /** The automaton state of the parse (valid while `ta.automaton.t` stays the same tables). */
+  currentState(): number {
+    return this.current();
+  }
+
+  /** Fewest bytes that finish the output after `bytes` (not read), Infinity where the grammar does not allow them. */
+  finishAfter(bytes: Uint8Array): number {
+    const a = this.ta.automaton;
+    const next = a.walk(this.current(), bytes);
+    return next === DEAD ? Infinity : a.stateMin(next);
+  }
 }
 
 function withoutIds(mask: StateMask, ids: Int32Array): StateMask {

@@ -17,11 +17,12 @@ export interface TokenMask {
 
 export interface TokenConstraint {
   /**
-   * The tokens allowed next. `remaining` is how many more tokens the generation may produce
-   * (this one included): a constraint uses it to close its output in time. End-of-generation
-   * tokens are in the mask exactly when the output may end here.
+   * The tokens allowed next, or undefined for any token (an unconstrained stretch: the
+   * sampler then pays nothing). `remaining` is how many more tokens the generation may
+   * produce (this one included): a constraint uses it to close its output in time.
+   * End-of-generation tokens are in the mask exactly when the output may end here.
    */
-  allowed(remaining?: number): TokenMask;
+  allowed(remaining?: number): TokenMask | undefined;
   /** Advances past a sampled token (not an end-of-generation one). Throws if it was not allowed. */
   accept(token: number): void;
   /** The output so far is complete: it may end here. */

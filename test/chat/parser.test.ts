@@ -148,6 +148,34 @@ describe.skipIf(!hasShared)("each family's parser reads back what its template r
   }
 });
 
+describe.skipIf(!hasShared)("Llama 3.1 built-in tools: <|python_tag|>name.call(...)", () => {
+  for (const name of ["meta-llama-Llama-3.1-8B-Instruct", "meta-llama-Llama-3.3-70B-Instruct"]) {
+    it(`${name} renders a built-in call that the parser reads back`, () => {
+      const source = template(name);
+      const call: MessageToolCall = { id: "call1234A", type: "function", function: { name: "brave_search", arguments: { query: "tides in Oslo" } } };
+      const full = renderChatTemplate(source, {
+        messages: [
+          { role: "user", content: "When is high tide in Oslo?" },
+          { role: "assistant", content: "", tool_calls: [call] },
+        ],
+        tools,
+        builtin_tools: ["brave_search", "wolfram_alpha"],
+        bosToken: "<|begin_of_text|>",
+      });
+      const header = "<|start_header_id|>assistant<|end_header_id|>\n\n";
+      const turn = full.slice(full.lastIndexOf(header) + header.length, full.lastIndexOf("<|eom_id|>"));
+      expect(turn.startsWith("<|python_tag|>brave_search.call(")).toBe(true);
+      const options: OutputParserOptions = { toolCalls: detectChatFormat(source).toolCalls, reasoning: false };
+      const whole = parseChatOutput(turn, options);
+      expect(whole.toolCalls.map((c) => [c.name, c.arguments])).toEqual([["brave_search", { query: "tides in Oslo" }]]);
+      expect(whole.text).toBe("");
+      const byToken = feed(new ChatOutputParser(options), tokenPieces(llama(), turn));
+      expect(byToken.toolCalls.map((c) => [c.name, c.arguments])).toEqual([["brave_search", { query: "tides in Oslo" }]]);
+      expect(byToken.text).toBe("");
+    });
+  }
+});
+
 describe("streaming never shows part of a call", () => {
   const hermes: OutputParserOptions = { toolCalls: "hermes", reasoning: true };
 

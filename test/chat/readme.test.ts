@@ -15,8 +15,8 @@ const blocks = [...section.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
 const built = fs.existsSync(path.join(repoRoot, "dist/lib/index.js"));
 
 describe.runIf(hasShared && built)("README chat examples", () => {
-  it("has the chat, tools and parts examples", () => {
-    expect(blocks.length).toBe(3);
+  it("has the chat, tools, tool choice and parts examples", () => {
+    expect(blocks.length).toBe(4);
   });
   blocks.forEach((code, i) => {
     it(`example ${i + 1} runs`, () => {
@@ -30,6 +30,9 @@ describe.runIf(hasShared && built)("README chat examples", () => {
         expect(r.status).toBe(0);
         if (i === 0) expect(r.stdout).toMatch(/\d+ of \d+ prompt tokens came from the cache/);
         if (i === 2) {
+          expect(r.stdout).toMatch(/^get_weather \{ city: '[^']*', unit: '(celsius|fahrenheit)' \}\ntrue true\n0\nstring\n$/);
+        }
+        if (i === 3) {
           expect(r.stdout).toContain(JSON.stringify("<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"));
           expect(r.stdout).toContain("name: 'get_weather'");
         }
