@@ -9,9 +9,10 @@
  * blocks are in the engine's prefix cache, so the other choices reference them instead of
  * evaluating the prompt again (their cached_tokens show it).
  *
- * Tools: tool_choice "none" leaves the tools out of the prompt; "auto" passes them; "required"
- * and a named function are passed to the chat API as `toolChoice` ("required" | { name }),
- * which forces a call where the chat API supports it (a build without it answers 400).
+ * Tools: tool_choice "none" leaves the tools out of the prompt; "auto" passes them, and a call
+ * the model starts is held to its tool's schema from its marker on; "required" and a named
+ * function are the chat API's `toolChoice` ("required" | { name }), a call forced from the
+ * first token.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { chatPrompt, type ChatChunk, type ChatOptions } from "../chat/chat.js";
@@ -19,7 +20,6 @@ import type { ChatMessage, JSONSchema, ToolCall } from "../chat/types.js";
 import { createConstraint } from "../grammar/constraint.js";
 import type { TokenLogprob } from "../inspect/logprobs.js";
 import type { Model } from "../model/model.js";
-import { isTesseraError } from "../errors.js";
 import type { Tokenizer } from "../tokenizer/index.js";
 import { samplingProperties, type SamplingBody, type Usage } from "./completions.js";
 import { ApiError, badRequest, toApiError } from "./errors.js";
@@ -152,9 +152,6 @@ export interface ChatBody extends SamplingBody {
   grammar?: string;
 }
 
-/** What the chat API takes for tool_choice (the option the chat layer names toolChoice). */
-type ChatToolChoice = "auto" | "none" | "required" | { name: string };
-
 /** The request's messages as the chat layer takes them: text parts joined, developer as system. */
 export function chatMessages(messages: ChatBodyMessage[]): ChatMessage[] {
   return messages.map((m, i) => {
@@ -184,11 +181,11 @@ export function chatMessages(messages: ChatBodyMessage[]): ChatMessage[] {
 }
 
 /** The chat options of a request (the server's own options first, then the request's). */
-export function chatOptions(b: ChatBody, model: Model, maxTokensLimit: number, serverOptions: ChatOptions, template?: string): ChatOptions & { toolChoice?: ChatToolChoice } {
+export function chatOptions(b: ChatBody, model: Model, maxTokensLimit: number, serverOptions: ChatOptions, template?: string): ChatOptions {
   const limitField = b.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
   const maxTokens = b.max_completion_tokens ?? b.max_tokens ?? maxTokensLimit;
   if (maxTokens > maxTokensLimit) throw badRequest(`${limitField} ${maxTokens} is over this server's limit of ${maxTokensLimit}`, limitField);
-  const o: ChatOptions & { toolChoice?: ChatToolChoice } = {
+  const o: ChatOptions = {
     ...serverOptions,
     maxTokens,
     temperature: b.temperature ?? 1,
@@ -287,13 +284,6 @@ interface ChoiceResult {
 
 const toolCallJson = (c: ToolCall, index: number) => ({ index, id: c.id, type: "function" as const, function: { name: c.name, arguments: JSON.stringify(c.arguments) } });
 
-/** A TesseraError from the chat layer about the toolChoice option this build may lack. */
-function toolChoiceUnsupported(e: unknown): ApiError | undefined {
-  if (isTesseraError(e) && e.code === "ERR_INVALID_ARGUMENT" && e.message.includes('"toolChoice"'))
-    return badRequest("tool_choice \"required\" or a named function needs forced tool calls, which this build's chat API does not have; use \"auto\"", "tool_choice", "unsupported_value");
-  return undefined;
-}
-
 export function registerChatCompletions(ctx: ServerContext): void {
   ctx.app.post<{ Body: ChatBody }>("/v1/chat/completions", { schema: { body: chatBodySchema } }, async (req: FastifyRequest<{ Body: ChatBody }>, reply: FastifyReply) => {
     const m = ctx.model();
@@ -364,7 +354,7 @@ export function registerChatCompletions(ctx: ServerContext): void {
       } catch (e) {
         local.abort();
         await Promise.allSettled(runs);
-        throw toolChoiceUnsupported(e) ?? e;
+        throw e;
       } finally {
         signal.removeEventListener("abort", stop);
       }

@@ -221,6 +221,28 @@ describe.runIf(hasShared)("POST /v1/chat/completions", () => {
     expect(JSON.parse(assembled.function.arguments)).toEqual({ city: "Paris" });
   });
 
+  it("tool_choice required and a named function force a call whose arguments fit the tool's schema", async () => {
+    const timeTool = { type: "function" as const, function: { name: "get_time", parameters: { type: "object", properties: { zone: { type: "string", enum: ["UTC", "CET"] } }, required: ["zone"], additionalProperties: false } } };
+    const tools = [weatherTool, timeTool];
+    for (const [tool_choice, names] of [
+      ["required", ["get_weather", "get_time"]],
+      [{ type: "function", function: { name: "get_time" } }, ["get_time"]],
+    ] as const) {
+      for (const seed of [1, 2, 3]) {
+        const r = await toolClient.chat.completions.create({ messages: user("Weather in Paris?"), max_tokens: 120, tools, tool_choice, temperature: 1, seed });
+        expect(r.choices[0].finish_reason).toBe("tool_calls");
+        const calls = r.choices[0].message.tool_calls as OpenAI.ChatCompletionMessageFunctionToolCall[];
+        expect(calls.length).toBeGreaterThan(0);
+        for (const c of calls) {
+          expect(names as readonly string[]).toContain(c.function.name);
+          const args = JSON.parse(c.function.arguments);
+          if (c.function.name === "get_time") expect(["UTC", "CET"]).toContain(args.zone);
+          else expect(typeof args.city).toBe("string");
+        }
+      }
+    }
+  });
+
   it("logit_bias: -100 bans a token", async () => {
     const free = await client.chat.completions.create({ model: "stories", messages: user("Tom"), max_tokens: 8, temperature: 0 });
     const first = chatPrompt(model, user("Tom"));
