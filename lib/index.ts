@@ -57,3 +57,4 @@ export type { ParsedOutput, OutputParserOptions } from "./chat/parser.js";
 export { detectChatFormat } from "./chat/format.js";
 export type { ChatFormat, ToolCallFormat } from "./chat/format.js";
 export type { ChatMessage, ToolDefinition, MessageToolCall, ToolCall, JSONSchema } from "./chat/types.js";
+export type { Pooling, EmbedOptions, EmbedInput } from "./embeddings/embed.js";
