@@ -19,6 +19,7 @@ import { INFO_USAGE, info } from "./info.js";
 import { INSPECT_USAGE, inspectCommand } from "./inspect.js";
 import { runChat } from "./chat.js";
 import { perplexityCommand } from "./perplexity.js";
+import { embedCommand } from "./embed.js";
 import { pull } from "./pull.js";
 import { serve } from "./serve.js";
 
@@ -61,6 +62,7 @@ const USAGE_ALL = `usage:
   tessera chat [model.gguf] [options]                interactive chat
   tessera serve [model.gguf] [options]               an OpenAI-compatible HTTP server
   tessera perplexity <model.gguf> <text file>        perplexity, KL divergence (--kl-divergence BASE)
+  tessera embed <model.gguf> [--file F] [--json]     embeddings of texts (embed --help)
   tessera pull <owner>/<repo>/<file.gguf>            download a GGUF from Hugging Face (pull --help)
   tessera inspect [model.gguf]                       metadata and tensor table
   tessera info                                       CPU features, CUDA availability
@@ -253,6 +255,8 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case "perplexity":
       return perplexityCommand(rest);
+    case "embed":
+      return embedCommand(rest);
     case "pull":
       return pull(rest);
     case "inspect":

@@ -31,6 +31,7 @@ import {
 } from "./completions.js";
 import { ApiError, badRequest, toApiError } from "./errors.js";
 import { ServerMetrics } from "./metrics.js";
+import { registerEmbeddings } from "./embeddings.js";
 
 export interface ServerOptions {
   /** The model, or its loading promise (requests get 503 until it resolves). */
@@ -403,6 +404,8 @@ export function createServer(options: ServerOptions): TesseraServer {
       });
     });
   });
+
+  registerEmbeddings(ctx);
 
   return {
     app,
