@@ -5,6 +5,7 @@ import type { ReadBandwidth } from "../lib/native.js";
 import type { E2EResult } from "./e2e.js";
 import type { EngineBenchResult } from "./engine.js";
 import { grammarMarkdown, type GrammarBenchResult } from "./grammar.js";
+import { embedMarkdown, type EmbedBenchResult } from "./embed.js";
 import { median } from "./stats.js";
 
 export interface KernelRow {
@@ -34,6 +35,8 @@ export interface BenchReport {
   engine?: EngineBenchResult;
   /** Constrained decoding's cost per token beside node-llama-cpp's grammar (bench/grammar.ts). */
   grammar?: GrammarBenchResult;
+  /** Embedding throughput beside node-llama-cpp and vector search latency (bench/embed.ts). */
+  embed?: EmbedBenchResult;
   targets: Array<{ target: string; measured: string; met: boolean }>;
 }
 
@@ -87,6 +90,7 @@ export function markdown(r: BenchReport): string {
     }
   }
   if (r.grammar) lines.push(...grammarMarkdown(r.grammar));
+  if (r.embed) lines.push(...embedMarkdown(r.embed));
   if (r.kernels.length) {
     lines.push("## Kernels", "", "| kernel | shape | ms | GB/s | GFLOP/s | read BW GB/s | of read bandwidth |", "|---|---|---|---|---|---|---|");
     for (const k of r.kernels)
