@@ -8,6 +8,7 @@ import { grammarMarkdown, type GrammarBenchResult } from "./grammar.js";
 import { serveLoadMarkdown, type ServeLoadResult } from "./serve-load.js";
 import { serveMarkdown, type ServeBenchResult } from "./serve.js";
 import type { SpeculativeBenchResult } from "./speculative.js";
+import { embedMarkdown, type EmbedBenchResult } from "./embed.js";
 import { median } from "./stats.js";
 
 export interface KernelRow {
@@ -43,6 +44,8 @@ export interface BenchReport {
   serve?: ServeBenchResult;
   /** Many streaming clients for a minute: errors, cross-talk, blocks and RSS after (bench/serve-load.ts). */
   serveLoad?: ServeLoadResult;
+  /** Embedding throughput beside node-llama-cpp and vector search latency (bench/embed.ts). */
+  embed?: EmbedBenchResult;
   targets: Array<{ target: string; measured: string; met: boolean }>;
 }
 
@@ -110,6 +113,7 @@ export function markdown(r: BenchReport): string {
   if (r.grammar) lines.push(...grammarMarkdown(r.grammar));
   if (r.serve) lines.push(...serveMarkdown(r.serve));
   if (r.serveLoad) lines.push(...serveLoadMarkdown(r.serveLoad));
+  if (r.embed) lines.push(...embedMarkdown(r.embed));
   if (r.kernels.length) {
     lines.push("## Kernels", "", "| kernel | shape | ms | GB/s | GFLOP/s | read BW GB/s | of read bandwidth |", "|---|---|---|---|---|---|---|");
     for (const k of r.kernels)

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--threads N] [--out DIR] [--only e2e|kernels|moe|engine|speculative|grammar|serve|serve-load] [--models a,b]`
+ * `npm run bench [-- --quick] [--threads N] [--out DIR] [--only e2e|kernels|moe|engine|speculative|grammar|serve|serve-load|embed] [--models a,b]`
  *
  * The whole suite in one command: machine read bandwidth (STREAM-like probe), per-kernel
  * GB/s and GFLOP/s, then end-to-end prefill/decode side by side with llama.cpp on synthetic
@@ -19,6 +19,7 @@ import { sideBySide, type E2EResult } from "./e2e.js";
 import { runEngineBench, type EngineBenchResult } from "./engine.js";
 import { runSpeculativeBench, type SpeculativeBenchResult } from "./speculative.js";
 import { grammarTargets, runGrammarBench } from "./grammar.js";
+import { embedTargets, runEmbedBench } from "./embed.js";
 import { runKernelBench } from "./kernels.js";
 import { runServeBench } from "./serve.js";
 import { runServeLoad, tinySyntheticModel } from "./serve-load.js";
@@ -158,6 +159,7 @@ function targets(r: BenchReport): BenchReport["targets"] {
       met: l.passed,
     });
   }
+  if (r.embed) t.push(...embedTargets(r.embed));
   for (const k of r.kernels)
     if (/^matvec (Q4_0|Q8_0)$/.test(k.kernel) && k.bandwidthShare !== null)
       t.push({ target: `${k.kernel} ${k.shape} ≥ 0.8× read bandwidth`, measured: `${(k.bandwidthShare * 100).toFixed(0)}%`, met: k.bandwidthShare >= 0.8 });
@@ -222,14 +224,15 @@ async function main(): Promise<void> {
   const only = values.only;
   const info = native().systemInfo();
   const chosen = values.models?.split(",");
-  const e2ePlans = (only === "kernels" || only === "engine" || only === "grammar" || only === "speculative" || only === "serve" || only === "serve-load" ? [] : only === "moe" ? moePlans(threads) : plans(quick, threads)).filter(
+  const e2ePlans = (only === "kernels" || only === "engine" || only === "grammar" || only === "speculative" || only === "serve" || only === "serve-load" || only === "embed" ? [] : only === "moe" ? moePlans(threads) : plans(quick, threads)).filter(
     (p) => !chosen || chosen.includes(p.name),
   );
   const kernelsWanted = only === undefined || only === "kernels";
   const engines = (p: E2EPlan) => 1 + (p.threads > 1 ? 2 : 1);
   const grammarWanted = only === undefined || only === "grammar";
+  const embedWanted = only === undefined || only === "embed";
   const progress = new Progress(
-    e2ePlans.reduce((n, p) => n + 2 + engines(p) * p.reps * (p.prefill > 0 ? 2 : 1), 0) + (kernelsWanted ? 2 : 1) + (grammarWanted ? 1 : 0),
+    e2ePlans.reduce((n, p) => n + 2 + engines(p) * p.reps * (p.prefill > 0 ? 2 : 1), 0) + (kernelsWanted ? 2 : 1) + (grammarWanted ? 1 : 0) + (embedWanted ? 1 : 0),
   );
 
   const report: BenchReport = {
@@ -297,6 +300,11 @@ async function main(): Promise<void> {
     progress.note("constrained decoding");
     report.grammar = await runGrammarBench({ quick, threads, onStep: (l) => progress.note(l) });
     progress.step(`constrained decoding: mask ${report.grammar.maskUs.toFixed(1)} µs/token`);
+  }
+  if (embedWanted) {
+    progress.note("embeddings and vector search");
+    report.embed = await runEmbedBench({ quick, threads, onStep: (l) => progress.note(l) });
+    progress.step(`embeddings: ${report.embed.throughput.ratio.toFixed(2)}× node-llama-cpp, search ${report.embed.search.tesseraMs.toFixed(2)} ms`);
   }
   progress.finish();
   report.targets = targets(report);

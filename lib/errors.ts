@@ -58,6 +58,11 @@ export type TesseraErrorCode =
   | "ERR_CHAT_TEMPLATE"
   /** The option or feature is not in this build (e.g. jsonSchema before constrained decoding). */
   | "ERR_UNSUPPORTED"
+  /**
+   * A vector index file (loadVectorIndex) is not one: wrong magic or version, sizes that do
+   * not add up, a checksum mismatch, duplicate ids or non-finite vectors. Save it again.
+   */
+  | "ERR_INDEX_MALFORMED"
   /** The native addon could not be loaded. */
   | "ERR_ADDON_LOAD"
   /** A bug: an invariant inside Tessera failed. */

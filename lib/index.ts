@@ -60,3 +60,8 @@ export type { ChatFormat, ToolCallFormat } from "./chat/format.js";
 export { toolCallGrammar } from "./chat/constraints.js";
 export type { ToolChoice, ToolCallConstraintOptions } from "./chat/constraints.js";
 export type { ChatMessage, ToolDefinition, MessageToolCall, ToolCall, JSONSchema } from "./chat/types.js";
+export type { Pooling, EmbedOptions, EmbedInput } from "./embeddings/embed.js";
+export { createVectorIndex, loadVectorIndex, VectorIndex } from "./embeddings/vector-index.js";
+export type { VectorMetric, VectorId, SearchHit, VectorIndexOptions, VectorStore, VectorsInput } from "./embeddings/vector-index.js";
+export { openLanceVectorStore, LanceVectorStore } from "./embeddings/lancedb.js";
+export type { LanceVectorStoreOptions, LanceTable, LanceQuery } from "./embeddings/lancedb.js";

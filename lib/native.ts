@@ -38,6 +38,12 @@ export interface NativeKernels {
   /** y (yLength zeros) with y[t*yLdToken + h*yLdHead + c] = x[t*xLdToken + h*xLdHead + c] for c < width. */
   copyHeads(x: Float32Array, xLdToken: number, xLdHead: number, yLength: number, yLdToken: number, yLdHead: number, nTokens: number, nHead: number, width: number, threads: number): Float32Array;
   softmax(x: Float32Array): Float32Array;
+  /**
+   * Exact top-k over the first n rows of data [>= n][dim]: the best min(k, n) rows for query,
+   * best first (ties: the lower row). metric 0: dot product (cosine over normalized rows);
+   * 1: L2, scored as minus the squared distance. NaN scores never rank.
+   */
+  vectorTopK(data: Float32Array, n: number, dim: number, query: Float32Array, metric: 0 | 1, k: number, threads: number): { rows: Int32Array; scores: Float32Array };
   layerNorm(x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, nRows: number, dim: number, eps: number, threads: number): Float32Array;
   add(x: Float32Array, y: Float32Array, threads: number): Float32Array;
   addBias(x: Float32Array, bias: Float32Array, nRows: number, dim: number, ldx: number, threads: number): Float32Array;
@@ -106,11 +112,12 @@ export interface NativeEngine {
   /**
    * A logit row holding NaN or Infinity fails the step with ERR_NON_FINITE (the other rows'
    * logits are written all the same); nonFinite, one entry per logit row, then says which.
-   * trace (session.trace) asks the step to record its layers' internals.
+   * trace (session.trace) asks the step to record its layers' internals. hiddenRows
+   * (ascending) with hidden [n][nEmbd]: those rows' final-norm hidden states (embeddings).
    */
-  step(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array, nonFinite?: Uint8Array, trace?: object): Promise<void>;
+  step(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array, nonFinite?: Uint8Array, trace?: object, hiddenRows?: Int32Array, hidden?: Float32Array): Promise<void>;
   /** The same on the calling thread (for models small enough that the thread hop dominates). */
-  stepSync(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array, nonFinite?: Uint8Array, trace?: object): void;
+  stepSync(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array, nonFinite?: Uint8Array, trace?: object, hiddenRows?: Int32Array, hidden?: Float32Array): void;
   abort(): void;
   dispose(): void;
   readonly maxContext: number;

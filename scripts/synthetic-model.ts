@@ -73,6 +73,8 @@ export interface ModelShape {
   ropeFreqFactors?: boolean;
   /** Multi-head latent attention (deepseek2; nHeadKv must be 1), in llama.cpp's split attn_k_b/attn_v_b layout. */
   mla?: MlaShape;
+  /** `${arch}.pooling_type` for embedding models (llama.cpp's numbering: 0 none, 1 mean, 2 cls, 3 last). */
+  poolingType?: number;
 }
 
 export interface MlaShape {
@@ -397,6 +399,7 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
     m.push([`${a}.attention.key_length`, kv.u32(hd)], [`${a}.attention.value_length`, kv.u32(hd)]);
   }
   if (shape.slidingWindow) m.push([`${a}.attention.sliding_window`, kv.u32(shape.slidingWindow)]);
+  if (shape.poolingType !== undefined) m.push([`${a}.pooling_type`, kv.u32(shape.poolingType)]);
   const pattern = shape.slidingWindowPattern;
   if (typeof pattern === "number") m.push([`${a}.attention.sliding_window_pattern`, kv.u32(pattern)]);
   else if (pattern) m.push([`${a}.attention.sliding_window_pattern`, kv.array(GGUFValueType.BOOL, pattern)]);

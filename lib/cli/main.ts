@@ -21,6 +21,7 @@ import { INSPECT_USAGE, inspectCommand } from "./inspect.js";
 import { runChat } from "./chat.js";
 import { EXPLORE_USAGE, exploreCommand } from "./explore.js";
 import { perplexityCommand } from "./perplexity.js";
+import { embedCommand } from "./embed.js";
 import { pull } from "./pull.js";
 import { serve } from "./serve.js";
 
@@ -65,6 +66,7 @@ const USAGE_ALL = `usage:
   tessera serve [model.gguf] [options]               an OpenAI-compatible HTTP server
   tessera perplexity <model.gguf> <text file>        perplexity, KL divergence (--kl-divergence BASE)
   tessera explore [model.gguf] [--port N]            a web page showing inside the model
+  tessera embed <model.gguf> [--file F] [--json]     embeddings of texts (embed --help)
   tessera pull <owner>/<repo>/<file.gguf>            download a GGUF from Hugging Face (pull --help)
   tessera inspect [model.gguf]                       metadata and tensor table
   tessera info                                       CPU features, CUDA availability
@@ -259,6 +261,8 @@ async function main(argv: string[]): Promise<number> {
       return perplexityCommand(rest);
     case "explore":
       return exploreCommand(rest);
+    case "embed":
+      return embedCommand(rest);
     case "pull":
       return pull(rest);
     case "inspect":

@@ -39,7 +39,15 @@ export interface EngineConfig {
   nHead: number;
   /** Experts per token (0: a dense model). */
   nExpertUsed: number;
+  /** Width of a hidden state (EvaluateRequest.hidden). */
+  nEmbd: number;
 }
+
+/**
+ * Which of a request's rows return their final-norm hidden state (embeddings): every
+ * appended token's, the first's or the last's. Such a request computes no logits at all.
+ */
+export type HiddenRows = "all" | "first" | "last";
 
 export interface EvaluateRequest {
   /** Tokens to append to the sequence. */
@@ -51,6 +59,8 @@ export interface EvaluateRequest {
   maxChunk?: number;
   /** Record the layers' internals (session.trace): the request runs alone, in one step. */
   trace?: TraceSpec;
+  /** Return hidden states instead of logits (see HiddenRows). */
+  hidden?: HiddenRows;
 }
 
 /** What a traced request records (see StepTrace in native/core/backend.h). */
@@ -89,6 +99,8 @@ export interface EvaluateResult {
   computedTokens: number;
   /** A traced request's arrays. */
   trace?: NativeTrace;
+  /** A hidden request's states, [rows][nEmbd] (one row for "first" and "last"); logits is then empty. */
+  hidden?: Float32Array;
 }
 
 export interface EngineStats extends BlockStats {
@@ -115,6 +127,8 @@ interface Pending {
   aborted: boolean;
   trace: TraceSpec | undefined;
   traceOut: NativeTrace | undefined;
+  hidden: HiddenRows | undefined;
+  hiddenOut: Float32Array | undefined;
   resolve: (r: EvaluateResult) => void;
   reject: (e: unknown) => void;
 }
@@ -129,6 +143,10 @@ interface StepEntry {
   /** Positions of the request's first logit row (for allLogits), else -1. */
   logitPos: number;
   logitCount: number;
+  /** The same for hidden-state rows. */
+  hiddenIndex: number;
+  hiddenPos: number;
+  hiddenCount: number;
 }
 
 export class Engine {
@@ -138,6 +156,7 @@ export class Engine {
   private readonly queue: Pending[] = [];
   private readonly requests = new Map<Sequence, Pending>();
   private logits = new Float32Array(0);
+  private hidden = new Float32Array(0);
   private readonly arrays = new StepArrays();
   /** One flag per logit row of the running step: its logits were not finite. */
   private nonFinite = new Uint8Array(0);
@@ -243,6 +262,8 @@ export class Engine {
         aborted: false,
         trace: request.trace,
         traceOut: undefined,
+        hidden: request.hidden,
+        hiddenOut: request.hidden ? new Float32Array((request.hidden === "all" ? n : 1) * this.config.nEmbd) : undefined,
         resolve,
         reject,
       };
@@ -329,8 +350,13 @@ export class Engine {
     if (this.disposed) return;
     const plan = this.build();
     if (!plan) return;
-    const { entries, tokens, positions, rowSeq, tableStart, tables, logitRows, copies, trace } = plan;
+    const { entries, tokens, positions, rowSeq, tableStart, tables, logitRows, copies, trace, hiddenRows } = plan;
     const nLogits = logitRows.length;
+    const nHidden = hiddenRows.length;
+    if (this.hidden.length < nHidden * this.config.nEmbd) this.hidden = new Float32Array(nHidden * this.config.nEmbd);
+    // Steps without hidden rows pass nothing, so decoding pays nothing for the option.
+    const hRows = nHidden > 0 ? hiddenRows : undefined;
+    const hOut = nHidden > 0 ? this.hidden : undefined;
     if (this.logits.length < nLogits * this.config.nVocab) this.logits = new Float32Array(nLogits * this.config.nVocab);
     if (this.nonFinite.length < nLogits) this.nonFinite = new Uint8Array(nLogits);
     const flags = this.nonFinite;
@@ -339,14 +365,14 @@ export class Engine {
     if (this.config.synchronous) {
       let error: unknown;
       try {
-        this.native.stepSync(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits, flags, trace);
+        this.native.stepSync(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits, flags, trace, hRows, hOut);
       } catch (e) {
         error = fromNativeError(e);
       }
       this.complete(entries, error);
       return;
     }
-    this.native.step(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits, flags, trace).then(
+    this.native.step(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits, flags, trace, hRows, hOut).then(
       () => this.complete(entries, undefined),
       (e: unknown) => this.complete(entries, fromNativeError(e)),
     );
@@ -403,11 +429,20 @@ export class Engine {
       const dst = (e.logitPos - req.base) * nVocab;
       req.out.set(this.logits.subarray(e.logitIndex * nVocab, (e.logitIndex + e.logitCount) * nVocab), dst);
     }
+    if (req.hiddenOut && e.hiddenCount > 0) {
+      const nEmbd = this.config.nEmbd;
+      const dst = req.hidden === "all" ? (e.hiddenPos - req.base) * nEmbd : 0;
+      req.hiddenOut.set(this.hidden.subarray(e.hiddenIndex * nEmbd, (e.hiddenIndex + e.hiddenCount) * nEmbd), dst);
+    }
     if (seq.computed < seq.tokens.length) return;  // more rows in later steps
     const i = this.queue.indexOf(req);
     if (i >= 0) this.queue.splice(i, 1);
     this.requests.delete(seq);
     if (req.onAbort) req.signal?.removeEventListener("abort", req.onAbort);
+    if (req.hiddenOut) {
+      req.resolve({ logits: new Float32Array(0), hidden: req.hiddenOut, cachedTokens: seq.tokens.length - req.rows, computedTokens: req.rows });
+      return;
+    }
     const logits = req.out ?? this.logits.subarray(e.logitIndex * nVocab, (e.logitIndex + 1) * nVocab);
     req.resolve({ logits: req.traceOut ? logits.slice() : logits, cachedTokens: seq.tokens.length - req.rows, computedTokens: req.rows, trace: req.traceOut });
   }
@@ -429,7 +464,7 @@ export class Engine {
         if (req.aborted || (decode !== undefined && (rowsLeft(req) === 1) !== decode)) continue;
         const seq = req.seq;
         if (seq.lastUsed === stamp) continue;  // already has its rows in this step
-        if (seq.computed === 0 && seq.table.length === 0) seq.reusePrefix(req.allLogits || req.trace ? req.base : seq.tokens.length - 1);
+        if (seq.computed === 0 && seq.table.length === 0) seq.reusePrefix(req.allLogits || req.trace || req.hidden ? req.base : seq.tokens.length - 1);
         const start = seq.computed;
         const want = Math.min(seq.tokens.length - start, budget - a.rows, req.maxChunk);
         let count = 0;
@@ -444,9 +479,19 @@ export class Engine {
         seq.lastUsed = stamp;
         const first = a.rows;
         a.addSequence(seq, start, count);
-        const entry: StepEntry = { req, first, count, logitIndex: -1, logitPos: -1, logitCount: 0 };
+        const entry: StepEntry = { req, first, count, logitIndex: -1, logitPos: -1, logitCount: 0, hiddenIndex: -1, hiddenPos: -1, hiddenCount: 0 };
         const end = start + count;
-        if (req.allLogits) {
+        if (req.hidden) {
+          // Hidden rows in place of logit rows: the positions of the request's tokens wanted.
+          const lo = req.hidden === "last" ? seq.tokens.length - 1 : Math.max(start, req.base);
+          const hi = req.hidden === "all" ? end : Math.min(end, lo + 1);
+          if (lo >= start && lo < hi) {
+            entry.hiddenIndex = a.hidden;
+            entry.hiddenPos = lo;
+            entry.hiddenCount = hi - lo;
+            for (let p = lo; p < hi; p++) a.addHiddenRow(first + p - start);
+          }
+        } else if (req.allLogits) {
           const lo = Math.max(start, req.base);
           if (lo < end) {
             entry.logitIndex = a.logits;
@@ -482,6 +527,7 @@ export class Engine {
 interface StepPlan {
   entries: StepEntry[];
   trace?: NativeTrace;
+  hiddenRows: Int32Array;
   tokens: Int32Array;
   positions: Int32Array;
   rowSeq: Int32Array;
@@ -499,6 +545,7 @@ class StepArrays {
   rows = 0;
   seqs = 0;
   logits = 0;
+  hidden = 0;
   private nTables = 0;
   /** Copy-on-write pairs of this step, filled by Sequence.prepareWrite. */
   readonly copies: BlockCopies = [];
@@ -506,6 +553,7 @@ class StepArrays {
   private positions = new Int32Array(0);
   private rowSeq = new Int32Array(0);
   private logitRows = new Int32Array(0);
+  private hiddenRows = new Int32Array(0);
   private tableStart = new Int32Array(1);
   private tables = new Int32Array(64);
 
@@ -515,9 +563,10 @@ class StepArrays {
       this.positions = new Int32Array(budget);
       this.rowSeq = new Int32Array(budget);
       this.logitRows = new Int32Array(budget);
+      this.hiddenRows = new Int32Array(budget);
       this.tableStart = new Int32Array(budget + 1);
     }
-    this.rows = this.seqs = this.logits = this.nTables = 0;
+    this.rows = this.seqs = this.logits = this.hidden = this.nTables = 0;
     this.copies.length = 0;
     return this;
   }
@@ -543,6 +592,10 @@ class StepArrays {
     this.logitRows[this.logits++] = row;
   }
 
+  addHiddenRow(row: number): void {
+    this.hiddenRows[this.hidden++] = row;
+  }
+
   positionsView(): Int32Array {
     return this.positions.subarray(0, this.rows);
   }
@@ -555,6 +608,7 @@ class StepArrays {
       tableStart: this.tableStart.subarray(0, this.seqs + 1),
       tables: this.tables.subarray(0, this.nTables),
       logitRows: this.logitRows.subarray(0, this.logits),
+      hiddenRows: this.hiddenRows.subarray(0, this.hidden),
       copies: Int32Array.from(this.copies),
     };
   }

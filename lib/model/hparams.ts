@@ -59,6 +59,11 @@ export interface Hyperparameters {
   moe?: MoeHparams;
   /** Multi-head latent attention (then nHeadKv = 1 and headDim/headDimV are the cached row's). */
   mla?: MlaHparams;
+  /**
+   * `${arch}.pooling_type` as llama.cpp numbers it (0 none, 1 mean, 2 cls, 3 last, 4 rank),
+   * undefined when absent: the default pooling of model.embed (lib/embeddings).
+   */
+  poolingType?: number;
 }
 
 /** Counts of blocks, heads, experts and the like. */
@@ -161,6 +166,7 @@ export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hype
     rope,
     moe,
     mla: arch.mla && readMlaHparams(file, arch, meta, { nHead, nHeadKv, headDim, headDimV, rope }),
+    poolingType: meta.integer(k("pooling_type"), { min: 0, max: 0xffffffff }),
   };
 }
 

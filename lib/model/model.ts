@@ -22,6 +22,7 @@ import { Chat, chat, type ChatGeneration, type ChatOptions, type CreateChatOptio
 import { readChatTemplates } from "../chat/gguf.js";
 import type { ChatMessage } from "../chat/types.js";
 import { Session, type SessionOptions } from "./session.js";
+import { embed, type EmbedInput, type EmbedOptions } from "../embeddings/embed.js";
 
 export type BackendChoice = "auto" | "cpu" | "cuda";
 
@@ -261,6 +262,32 @@ export class Model {
     }
   }
 
+  /**
+   * Embeddings of texts (or token arrays): one Float32Array(nEmbd) per input, L2-normalized
+   * by default, pooled as the file's `<arch>.pooling_type` says ("last" without one); with
+   * pooling "none" one Float32Array of nTokens * nEmbd per input, token-major. Many inputs
+   * run per forward pass. See lib/embeddings/embed.ts.
+   */
+  embed(inputs: EmbedInput | readonly EmbedInput[], options?: EmbedOptions): Promise<Float32Array[]> {
+    try {
+      this.live();
+      return embed(
+        {
+          engine: this.engine,
+          tokenizer: this.tokenizer,
+          contextSize: this.contextSize,
+          nEmbd: this.info.nEmbd,
+          nVocab: this.info.nVocab,
+          poolingType: this.info.poolingType,
+        },
+        inputs,
+        options,
+      );
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
   /** Token id's input embedding (its row of the token embedding table). */
   tokenEmbedding(id: number): Float32Array {
     this.live();
@@ -453,6 +480,7 @@ export async function loadModel(pathOrOptions?: string | LoadOptions, maybeOptio
     nLayer: hparams.nLayer,
     nHead: hparams.nHead,
     nExpertUsed: hparams.moe?.nExpertUsed ?? 0,
+    nEmbd: hparams.nEmbd,
   });
   const nameValue = file.metadata.get("general.name")?.value;
   const info: ModelInfo = {

@@ -36,6 +36,7 @@ import {
 } from "./completions.js";
 import { ApiError, badRequest, toApiError } from "./errors.js";
 import { ServerMetrics } from "./metrics.js";
+import { registerEmbeddings } from "./embeddings.js";
 
 export interface ServerOptions {
   /** The model, or its loading promise (requests get 503 until it resolves). */
@@ -476,6 +477,7 @@ export function createServer(options: ServerOptions): TesseraServer {
   });
 
   registerChatCompletions(ctx);
+  registerEmbeddings(ctx);
 
   return {
     app,

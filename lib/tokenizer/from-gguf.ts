@@ -113,6 +113,7 @@ export function tokenizerFromGGUF(file: GGUFFile): Tokenizer {
     endOfGeneration: eog,
     spacePrefix,
     warnings,
+    unk: special.unk,
   });
 }
 

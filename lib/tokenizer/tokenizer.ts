@@ -13,6 +13,7 @@ import { TokenStreamDecoder } from "./stream-decoder.js";
 import {
   MATCHED_WHOLE_ATTRS,
   SKIPPABLE_ATTRS,
+  TokenAttr,
   type DecodeOptions,
   type EncodeAsyncOptions,
   type EncodeOptions,
@@ -52,6 +53,8 @@ export interface TokenizerParts {
   endOfGeneration: ReadonlySet<number>;
   spacePrefix: SpacePrefix;
   warnings: string[];
+  /** The unknown token (often typed CONTROL in GGUF vocabularies, so named here). */
+  unk?: number;
 }
 
 /** What decoding carries from one token to the next. */
@@ -87,6 +90,7 @@ export class TokenizerCore implements Tokenizer {
   private readonly suffixIds: number[];
   private readonly eog: ReadonlySet<number>;
   private readonly spacePrefix: SpacePrefix;
+  private readonly unk: number | undefined;
 
   constructor(parts: TokenizerParts) {
     this.vocab = parts.vocab;
@@ -100,6 +104,7 @@ export class TokenizerCore implements Tokenizer {
     this.suffixIds = parts.suffixIds;
     this.eog = parts.endOfGeneration;
     this.spacePrefix = parts.spacePrefix;
+    this.unk = parts.unk;
     this.warnings = parts.warnings;
     this.matcher = new SpecialTokenMatcher(parts.vocab);
   }
@@ -218,6 +223,10 @@ export class TokenizerCore implements Tokenizer {
   piece(id: number, skipSpecial: boolean, state: DecodeState): Uint8Array {
     const attr = this.vocab.attrs[id];
     if (attr & MATCHED_WHOLE_ATTRS) {
+      // An unknown token stands for a word the vocabulary lacks, not a boundary: the word
+      // after it keeps its space ("hello [UNK] world" decodes to "hello world", not
+      // "helloworld"), and at the start the next word still loses its prefix space.
+      if (attr & TokenAttr.Unknown || id === this.unk) return skipSpecial ? EMPTY : this.vocab.pieces[id];
       if (this.spacePrefix === "afterSpecial") state.atStart = true;
       else if (!(state.atStart && id === this.bos)) state.atStart = false;
       return skipSpecial && attr & SKIPPABLE_ATTRS ? EMPTY : this.vocab.pieces[id];

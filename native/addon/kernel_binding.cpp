@@ -548,6 +548,62 @@ Napi::Value CopyHeads(const Napi::CallbackInfo& info) {
   return y;
 }
 
+// vectorTopK(data, n, dim, query, metric, k, threads) -> { rows: Int32Array, scores: Float32Array }:
+// the best min(k, n) rows of data [>= n][dim] for query [dim], best first (ties: lower row);
+// metric 0 dot (cosine over normalized rows), 1 L2 (score: minus the squared distance).
+Napi::Value VectorTopK(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t n = int_arg(info, 1, "n", 0, int64_t(1) << 31), dim = int_arg(info, 2, "dim", 1, 1 << 16);
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    invalid(env, "data must be a Float32Array");
+  Napi::Float32Array data = info[0].As<Napi::Float32Array>();
+  if (data.ElementLength() < size_t(n) * size_t(dim)) invalid(env, "data holds fewer than n rows of dim");
+  const float* query = array_arg<float, napi_float32_array>(info, 3, "query", size_t(dim));
+  const int metric = int(int_arg(info, 4, "metric", 0, 1));
+  const int k = int(int_arg(info, 5, "k", 1, 1 << 20));
+  const int threads = int(int_arg(info, 6, "threads", 1, kMaxThreads));
+  const int nth = int(std::max<int64_t>(1, std::min<int64_t>(threads, n / 4096 + 1)));  // small sets: one thread
+  std::vector<int32_t> rows(size_t(nth) * k);
+  std::vector<float> scores(size_t(nth) * k);
+  const float* d = data.Data();
+  auto work = [&](int ith, int nt) { vector_topk(d, n, int(dim), query, VectorMetric(metric), k, rows.data(), scores.data(), ith, nt); };
+  if (nth == 1)
+    work(0, 1);
+  else
+    ThreadPool(nth).run(work);
+  // Merge the per-thread lists (each sorted best first).
+  const int m = int(std::min<int64_t>(k, n));
+  std::vector<int> at(size_t(nth), 0);
+  Napi::Int32Array out_rows = Napi::Int32Array::New(env, size_t(m));
+  Napi::Float32Array out_scores = Napi::Float32Array::New(env, size_t(m));
+  int found = 0;
+  for (; found < m; ++found) {
+    int best = -1;
+    for (int t = 0; t < nth; ++t) {
+      if (at[t] >= k) continue;
+      const size_t i = size_t(t) * k + at[t];
+      if (rows[i] < 0) continue;
+      if (best < 0) { best = t; continue; }
+      const size_t j = size_t(best) * k + at[best];
+      if (scores[i] > scores[j] || (scores[i] == scores[j] && rows[i] < rows[j])) best = t;
+    }
+    if (best < 0) break;
+    const size_t j = size_t(best) * k + at[best]++;
+    out_rows[found] = rows[j];
+    out_scores[found] = scores[j];
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("rows", found == m ? out_rows : Napi::Int32Array::New(env, size_t(found)));
+  out.Set("scores", found == m ? out_scores : Napi::Float32Array::New(env, size_t(found)));
+  if (found != m) {
+    for (int i = 0; i < found; ++i) {
+      out.Get("rows").As<Napi::Int32Array>()[i] = out_rows[i];
+      out.Get("scores").As<Napi::Float32Array>()[i] = out_scores[i];
+    }
+  }
+  return out;
+}
+
 // softmax(x) -> softmax of a copy of x
 Napi::Value Softmax(const Napi::CallbackInfo& info) {
   if (!info[0].IsTypedArray()) invalid(info.Env(), "x must be a Float32Array");
@@ -656,6 +712,7 @@ void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
   k.Set("attention", Napi::Function::New(env, Attention));
   k.Set("benchAttention", Napi::Function::New(env, BenchAttention));
   k.Set("softmax", Napi::Function::New(env, Softmax));
+  k.Set("vectorTopK", Napi::Function::New(env, VectorTopK));
   k.Set("hadamard", Napi::Function::New(env, Hadamard));
   k.Set("layerNorm", Napi::Function::New(env, LayerNorm));
   k.Set("add", Napi::Function::New(env, Add));

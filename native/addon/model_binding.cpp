@@ -51,8 +51,9 @@ struct EngineState {
 
 // A step's arguments, copied out of the JS arrays (the arrays may change once the call returns).
 struct StepRequest {
-  std::vector<int32_t> tokens, positions, row_seq, table_start, tables, logit_rows, copies;
-  float* logits = nullptr;       // in a Float32Array the task keeps referenced until it completes
+  std::vector<int32_t> tokens, positions, row_seq, table_start, tables, logit_rows, copies, hidden_rows;
+  float* logits = nullptr;
+  float* hidden = nullptr;       // optional [n_hidden][n_embd], referenced like logits       // in a Float32Array the task keeps referenced until it completes
   uint8_t* non_finite = nullptr; // optional [n_logits] flags, likewise referenced
   int n_vocab = 0;
   // Tracing: the output arrays are the JS ones (kept referenced like logits); the layer mask copied.
@@ -75,6 +76,9 @@ struct StepRequest {
     b.n_copies = int(copies.size() / 2);
     b.copies = copies.data();
     b.trace = traced ? &trace : nullptr;
+    b.n_hidden = int(hidden_rows.size());
+    b.hidden_rows = hidden_rows.data();
+    b.hidden = hidden;
     return b;
   }
 };
@@ -110,13 +114,14 @@ Status run_step(EngineState& state, const StepRequest& r) {
 class StepTask final : public AsyncTask {
  public:
   StepTask(std::shared_ptr<EngineState> state, StepRequest request, Napi::Object engine, Napi::Object logits, Napi::Value flags,
-           Napi::Value trace)
+           Napi::Value trace, Napi::Value hidden)
       : state_(std::move(state)), request_(std::move(request)) {
     // Keep the JS wrapper and the output arrays alive while the step writes into them.
     engine_ref_ = Napi::Persistent(engine);
     logits_ref_ = Napi::Persistent(logits);
     if (flags.IsObject()) flags_ref_ = Napi::Persistent(flags.As<Napi::Object>());
     if (trace.IsObject()) trace_ref_ = Napi::Persistent(trace.As<Napi::Object>());
+    if (hidden.IsObject()) hidden_ref_ = Napi::Persistent(hidden.As<Napi::Object>());
   }
 
  protected:
@@ -130,7 +135,7 @@ class StepTask final : public AsyncTask {
  private:
   std::shared_ptr<EngineState> state_;
   StepRequest request_;
-  Napi::ObjectReference engine_ref_, logits_ref_, flags_ref_, trace_ref_;
+  Napi::ObjectReference engine_ref_, logits_ref_, flags_ref_, trace_ref_, hidden_ref_;
   Status status_;
 };
 
@@ -218,6 +223,16 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       r.non_finite = flags.Data();
     }
     if (info.Length() > 9 && info[9].IsObject()) parse_trace(info[9].As<Napi::Object>(), r);
+    // hiddenRows (Int32Array, ascending rows) and hidden (Float32Array [n][n_embd]): the
+    // rows' final-norm hidden states (embeddings), in the same crossing as the logits.
+    if (info.Length() > 10 && !info[10].IsUndefined() && !info[10].IsNull()) {
+      r.hidden_rows = int32_array(info, 10, "hiddenRows");
+      if (info.Length() < 12 || !info[11].IsTypedArray() || info[11].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+        invalid(env, "hidden must be a Float32Array");
+      Napi::Float32Array hidden = info[11].As<Napi::Float32Array>();
+      if (hidden.ElementLength() < r.hidden_rows.size() * size_t(state_->model->plan.n_embd)) invalid(env, "hidden buffer is too small");
+      r.hidden = hidden.Data();
+    }
     return r;
   }
 
@@ -261,8 +276,9 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     StepRequest r = parse(info);
     Napi::Value flags = info.Length() > 8 ? info[8] : info.Env().Undefined();
     Napi::Value trace = info.Length() > 9 ? info[9] : info.Env().Undefined();
+    Napi::Value hidden = info.Length() > 11 ? info[11] : info.Env().Undefined();
     auto task = std::make_unique<StepTask>(state_, std::move(r), info.This().As<Napi::Object>(), info[7].As<Napi::Object>(), flags,
-                                           trace);
+                                           trace, hidden);
     Napi::Promise promise = AsyncTask::queue(info.Env(), std::move(task), "tessera.step");
     state_->busy = true;
     return promise;

@@ -67,6 +67,11 @@ struct StepBatch {
   int n_copies = 0;
   const int32_t* copies = nullptr;       // [n_copies][2] (source, destination) blocks, copied before any row runs
   const StepTrace* trace = nullptr;      // record the layers' internals (backends without it refuse)
+  // Embeddings: the final-norm hidden states (the LM head's input) of these rows, besides or
+  // instead of their logits. A step without hidden rows pays nothing for the option.
+  int n_hidden = 0;
+  const int32_t* hidden_rows = nullptr;  // [n_hidden] strictly ascending rows whose hidden states are wanted
+  float* hidden = nullptr;               // [n_hidden][n_embd]
 };
 
 class Executor {
@@ -121,6 +126,11 @@ class Executor {
     for (int i = 0; i < b.n_logits; ++i)
       if (b.logit_rows[i] < 0 || b.logit_rows[i] >= b.n_rows || (i > 0 && b.logit_rows[i] <= b.logit_rows[i - 1]))
         return bad("logit rows must be ascending row indices");
+    if (b.n_hidden < 0 || b.n_hidden > b.n_rows) return bad("hidden row count out of range");
+    if (b.n_hidden > 0 && (!b.hidden_rows || !b.hidden)) return bad("missing hidden arrays");
+    for (int i = 0; i < b.n_hidden; ++i)
+      if (b.hidden_rows[i] < 0 || b.hidden_rows[i] >= b.n_rows || (i > 0 && b.hidden_rows[i] <= b.hidden_rows[i - 1]))
+        return bad("hidden rows must be ascending row indices");
     for (int i = 0; i < b.n_copies; ++i) {
       const int src = b.copies[2 * i], dst = b.copies[2 * i + 1];
       if (src < 0 || src >= n_blocks || dst < 0 || dst >= n_blocks || src == dst) return bad("invalid block copy");

@@ -64,6 +64,7 @@ void CpuExecutor::layout(BumpAllocator& a) {
   s_.pos = a.take<int32_t>(B);
   s_.table = a.take<const int32_t*>(B);
   s_.logit_rows = a.take<int32_t>(B);
+  s_.hidden_rows = a.take<int32_t>(B);
   if (p.moe.n_expert > 0) {
     const int64_t K = p.moe.n_expert_used, ne = p.moe.n_expert, fe = std::max(p.n_ff_exp, 1);
     s_.router = a.take<float>(B * ne);
@@ -171,6 +172,7 @@ Status CpuExecutor::step(const StepBatch& b, float* logits) {
   }
 
   int next_logit = 0;  // index into b.logit_rows of the first row at or after the chunk
+  int next_hidden = 0;  // the same for b.hidden_rows
   for (int done = 0; done < b.n_rows; done += batch_) {
     const int n = std::min(batch_, b.n_rows - done);
     for (int i = 0; i < n; ++i) {
@@ -184,11 +186,18 @@ Status CpuExecutor::step(const StepBatch& b, float* logits) {
     }
     const int n_logits = next_logit - first_logit;
     float* out = logits + int64_t(first_logit) * plan_.n_vocab;
+    const int first_hidden = next_hidden;
+    while (next_hidden < b.n_hidden && b.hidden_rows[next_hidden] < done + n) {
+      s_.hidden_rows[next_hidden - first_hidden] = b.hidden_rows[next_hidden] - done;
+      ++next_hidden;
+    }
+    const int n_hidden = next_hidden - first_hidden;
+    float* hidden = n_hidden ? b.hidden + int64_t(first_hidden) * plan_.n_embd : nullptr;
     stop_ = false;
     trace_row0_ = done;
     const int threads = chooser_.pick(n);
     const auto start = std::chrono::steady_clock::now();
-    pool_.run([&](int ith, int nth) { forward(b.tokens + done, n, n_logits, out, ith, nth); }, threads);
+    pool_.run([&](int ith, int nth) { forward(b.tokens + done, n, n_logits, out, n_hidden, hidden, ith, nth); }, threads);
     chooser_.record(n, threads, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
     if (stop_) {
       trace_ = nullptr;
@@ -225,7 +234,23 @@ void CpuExecutor::norm(const float* x, int norm_w, int norm_b, float* y, int n, 
     layer_norm(x, backend_.f32(norm_w), backend_.f32(norm_b), y, n, plan_.n_embd, plan_.norm_eps, ith, nth);
 }
 
-void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* logits, int ith, int nth) {
+void CpuExecutor::final_norm_rows(const int32_t* idx, int count, float* y, int ith, int nth) {
+  const ModelPlan& p = plan_;
+  // Contiguous rows (one sequence's last token, or all of them) are read in place; others
+  // are gathered into proj (free at this point).
+  const float* x_rows = s_.x + int64_t(idx[0]) * p.n_embd;
+  if (idx[count - 1] - idx[0] != count - 1) {
+    for (int i = ith; i < count; i += nth)
+      std::copy(s_.x + int64_t(idx[i]) * p.n_embd, s_.x + int64_t(idx[i] + 1) * p.n_embd, s_.proj + int64_t(i) * p.n_embd);
+    pool_.barrier();
+    x_rows = s_.proj;
+  }
+  norm(x_rows, p.output_norm, p.output_norm_b, y, count, ith, nth);
+  pool_.barrier();
+}
+
+void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* logits, int n_hidden, float* hidden, int ith,
+                          int nth) {
   const ModelPlan& p = plan_;
   get_rows(p.tensors[p.tok_embd], tokens, n, s_.x, ith, nth);
   pool_.barrier();
@@ -250,21 +275,12 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* log
     pool_.barrier();
     if (stop_) return;
   }
+  if (n_hidden > 0) final_norm_rows(s_.hidden_rows, n_hidden, hidden, ith, nth);
   if (n_logits == 0) return;
 
-  // Only the rows whose logits are wanted go through the final norm and the LM head. When
-  // they are the chunk's last rows (one sequence's last token, or all of them) they are
-  // contiguous in x already; otherwise they are gathered into proj (free at this point).
+  // Only the rows whose logits are wanted go through the final norm and the LM head.
   const int rows = n_logits;
-  const float* x_rows = s_.x + int64_t(s_.logit_rows[0]) * p.n_embd;
-  if (s_.logit_rows[rows - 1] - s_.logit_rows[0] != rows - 1) {
-    for (int i = ith; i < rows; i += nth)
-      std::copy(s_.x + int64_t(s_.logit_rows[i]) * p.n_embd, s_.x + int64_t(s_.logit_rows[i] + 1) * p.n_embd, s_.proj + int64_t(i) * p.n_embd);
-    pool_.barrier();
-    x_rows = s_.proj;
-  }
-  norm(x_rows, p.output_norm, p.output_norm_b, s_.xn, rows, ith, nth);
-  pool_.barrier();
+  final_norm_rows(s_.logit_rows, rows, s_.xn, ith, nth);
   const int out_w = p.output >= 0 ? p.output : p.tok_embd;
   encode(s_.xn, rows, p.n_embd, format_bit(act_format_for(backend_.weight(out_w).type)), ith, nth);
   project({{out_w, s_.xn, logits, p.n_vocab}}, rows, ith, nth);

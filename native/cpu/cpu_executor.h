@@ -66,6 +66,7 @@ class CpuExecutor final : public Executor {
     int32_t* pos = nullptr;             // [B] position of each row
     const int32_t** table = nullptr;    // [B] block ids of each row's sequence
     int32_t* logit_rows = nullptr;      // [B] rows of the chunk whose logits are wanted
+    int32_t* hidden_rows = nullptr;     // [B] rows of the chunk whose final-norm hidden states are wanted
     // Mixture of experts (allocated only for MoE models). K = n_expert_used.
     float* router = nullptr;          // [B][n_expert] router logits
     int32_t* sel = nullptr;           // [B][K] selected experts
@@ -107,8 +108,12 @@ class CpuExecutor final : public Executor {
   void project(std::initializer_list<Projection> group, int n, int ith, int nth);
 
   // Rows [0, n) of the chunk in s_ (tokens given, positions and tables set); the logits of
-  // its n_logits rows s_.logit_rows go to logits [n_logits][n_vocab].
-  void forward(const int32_t* tokens, int n, int n_logits, float* logits, int ith, int nth);
+  // its n_logits rows s_.logit_rows go to logits [n_logits][n_vocab], the final-norm hidden
+  // states of its n_hidden rows s_.hidden_rows to hidden [n_hidden][n_embd].
+  void forward(const int32_t* tokens, int n, int n_logits, float* logits, int n_hidden, float* hidden, int ith, int nth);
+  // Rows `idx` [count] of x through the final norm into y [count][n_embd] (gathered via proj
+  // when not contiguous); ends with a barrier.
+  void final_norm_rows(const int32_t* idx, int count, float* y, int ith, int nth);
   void attention_block(int il, int n, int ith, int nth);
   // Multi-head latent attention in the absorbed form over the latent cache.
   void mla_attention_block(int il, int n, int ith, int nth);

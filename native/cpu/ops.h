@@ -254,4 +254,15 @@ void attention(const AttentionArgs& a, int ith, int nth);
 // values dequantized and summed in fp32.
 void attention_quantized(const AttentionArgs& a, int ith, int nth);
 
+// ---------------------------------------------------------------- vector search (vector_topk.cpp)
+
+// Cosine runs as Dot over rows normalized on insertion.
+enum class VectorMetric { Dot = 0, L2 = 1 };
+// Scores thread ith's share of the rows of data [n][dim] against query [dim] (Dot: the dot
+// product; L2: minus the squared distance, so higher is nearer for both) and writes its best
+// k, best first (ties: the lower row), to rows/scores [nth][k] at [ith]; -1 pads a share of
+// fewer than k rows. NaN scores never rank.
+void vector_topk(const float* data, int64_t n, int dim, const float* query, VectorMetric metric, int k, int32_t* rows,
+                 float* scores, int ith, int nth);
+
 }  // namespace tessera::cpu

@@ -562,6 +562,9 @@ Status CudaExecutor::step(const StepBatch& b, float* logits) {
     TESSERA_RETURN_IF_ERROR(check_step(b, max_context_, n_blocks_, p.n_vocab));
     if (b.trace)
       return Status::error(StatusCode::BackendUnavailable, "tracing (session.trace) runs on the CPU backend; load the model with backend: \"cpu\"");
+    if (b.n_hidden > 0)
+      return Status::error(StatusCode::BackendUnavailable,
+                           "hidden states (model.embed) run on the CPU backend for now; load the model with backend: \"cpu\"");
     if (b.n_table_entries > max_table_entries_)
       return Status::error(StatusCode::InvalidArgument, "step: more block table entries than the engine's batch can hold");
     TESSERA_CUDA_TRY(cudaSetDevice(backend_.device()), "selecting the CUDA device");
