@@ -389,6 +389,7 @@ export class LazyGrammarMatcher implements TokenConstraint {
   private atStart: boolean;
   private ended = false;
 
+  /** @internal made by createConstraint from a `lazyGrammar` option */
   constructor(
     private readonly la: LazyAutomaton,
     private readonly options: { active: boolean; then: "free" | "end" } & MatcherOptions,
