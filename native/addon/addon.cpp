@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "addon/bindings.h"
+#include "addon/plan_from_js.h"
 #include "core/cpu_features.h"
 #include "core/cuda_loader.h"
 
@@ -41,6 +42,7 @@ Napi::Value SetCpuIsa(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo));
   exports.Set("setCpuIsa", Napi::Function::New(env, SetCpuIsa));
+  exports.Set("layerRoles", Napi::Function::New(env, LayerRoles));
   register_model_bindings(env, exports);
   register_kernel_bindings(env, exports);
   return exports;
