@@ -12,6 +12,8 @@ import { TesseraError } from "./errors.js";
 export interface SystemInfo {
   cpu: { avx2: boolean; fma: boolean; f16c: boolean; isa: "avx2" | "scalar" };
   cuda: { available: boolean; deviceCount: number; deviceName?: string; reason?: string };
+  /** Weight types the kernels compute with, by ggml name (native/core/weight_types.h). */
+  weightTypes: string[];
 }
 
 export interface NativeKernels {

@@ -8,7 +8,7 @@ import { TesseraError } from "../errors.js";
 import { BLOCK_TENSORS, GLOBAL_TENSORS, MATMUL_ROLES, blockTensorName, type BlockTensorRole } from "../arch/tensor-names.js";
 import type { NativeLayer, NativePlan } from "../native.js";
 import type { ArchDescription, Presence } from "../arch/types.js";
-import { COMPUTE_TYPES, GGMLType, ggmlTypeName, type GGUFFile, type GGUFTensorInfo } from "../gguf/types.js";
+import { COMPUTE_TYPES, GGMLType, computeTypeList, ggmlTypeName, type GGUFFile, type GGUFTensorInfo } from "../gguf/types.js";
 import { readHyperparameters, type Hyperparameters } from "./hparams.js";
 import { checkMlaShape, mlaTensorShapes } from "./mla.js";
 
@@ -38,7 +38,7 @@ function checkComputable(t: GGUFTensorInfo): void {
     throw new TesseraError(
       "ERR_UNSUPPORTED_QUANT_TYPE",
       `tensor ${t.name} is ${ggmlTypeName(t.type)}, which Tessera cannot compute with; ` +
-        "use a file quantized as F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K (Q4_K_M works)",
+        `use a file quantized as ${computeTypeList()} (Q4_K_M works)`,
     );
 }
 

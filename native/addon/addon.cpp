@@ -6,6 +6,7 @@
 #include "addon/plan_from_js.h"
 #include "core/cpu_features.h"
 #include "core/cuda_loader.h"
+#include "core/weight_types.h"
 
 namespace tessera {
 
@@ -28,6 +29,10 @@ Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
   if (cuda.available) cu.Set("deviceName", cuda.device_name);
   else cu.Set("reason", cuda.reason);
   out.Set("cuda", cu);
+  // The weight types the kernels compute with (core/weight_types.h), by ggml name.
+  Napi::Array types = Napi::Array::New(env);
+  for (GgmlType t : kWeightTypes) types.Set(types.Length(), ggml_type_traits(t).name);
+  out.Set("weightTypes", types);
   return out;
 }
 

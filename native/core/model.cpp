@@ -5,6 +5,7 @@
 
 #include "core/cuda_loader.h"
 #include "core/tensor_check.h"
+#include "core/weight_types.h"
 
 namespace tessera {
 
@@ -39,8 +40,7 @@ class PlanChecker {
     if (matmul && !is_matmul_type(t->type))
       return Status::error(StatusCode::UnsupportedQuantType,
                            "tensor " + t->name + " uses " + ggml_type_traits(t->type).name +
-                               ", which Tessera cannot compute with; use a file quantized as F32, F16, BF16, "
-                               "Q8_0, Q4_0, Q4_K or Q6_K");
+                               ", which Tessera cannot compute with; use a file quantized as " + weight_type_list());
     if (!matmul && t->type != GgmlType::F32)
       return Status::error(StatusCode::ModelIncompatible,
                            "tensor " + t->name + " (" + role + ") must be F32, found " + ggml_type_traits(t->type).name);

@@ -1219,8 +1219,7 @@ int main() {
   device_sm_count() = prop.multiProcessorCount;
   std::printf("device: %s (sm_%d%d)%s\n", prop.name, prop.major, prop.minor, kEmulated ? " [emulated: no timing]" : "");
 
-  const GgmlType types[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0,
-                            GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K};
+  const auto& types = kWeightTypes;  // core/weight_types.h
   std::printf("weight decoding\n");
   for (GgmlType t : types) check_get_rows(t, 37, 512, 5);
   check_get_rows(GgmlType::F32, 11, 72, 3);  // rows that are not whole 32-value chunks
