@@ -1,12 +1,12 @@
 /**
- * Every CPU op against its float64 reference (lib/kernels/reference.ts) through the shared
+ * Every CPU op against its float64 reference (dev/kernels/reference.ts) through the shared
  * harness, on both ISAs and 1 and 2 threads, with fresh random inputs and odd sizes.
  * Budgets are on ||got - ref|| / ||ref||.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { dequantize, quantize } from "../../lib/gguf/quantize.js";
 import { GGMLType, GGML_TYPE_INFO } from "../../lib/gguf/types.js";
-import { checkAccumulation, checkOp, checkSummary, kernels, relativeError, withIsa, type Isa, type OpCheck } from "../../lib/kernels/harness.js";
+import { checkAccumulation, checkOp, checkSummary, kernels, relativeError, withIsa, type Isa, type OpCheck } from "../../dev/kernels/harness.js";
 import {
   attentionRef,
   encodedActivations,
@@ -19,7 +19,7 @@ import {
   softmaxRef,
   swigluRef,
   type RopeRefParams,
-} from "../../lib/kernels/reference.js";
+} from "../../dev/kernels/reference.js";
 import type { RopeKernelParams } from "../../lib/native.js";
 import { native } from "../../lib/native.js";
 import { Gaussian } from "../helpers/random.js";

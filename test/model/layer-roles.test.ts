@@ -9,7 +9,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { BLOCK_TENSORS, MATMUL_ROLES, type BlockTensorRole } from "../../lib/arch/tensor-names.js";
 import { native, type NativePlan } from "../../lib/native.js";
-import { writeSyntheticModel } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel } from "../../dev/synthetic-model.js";
 import { evaluateIsolated } from "../helpers/isolated-eval.js";
 import { tempDir } from "../helpers/paths.js";
 

@@ -12,7 +12,7 @@ import { GGUFValueType, type GGUFFile } from "../../lib/gguf/types.js";
 import { kv } from "../../lib/gguf/writer.js";
 import { loadModel } from "../../lib/index.js";
 import { buildPlan } from "../../lib/model/plan.js";
-import { writeSyntheticModel, type ModelShape } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel, type ModelShape } from "../../dev/synthetic-model.js";
 import { hasShared, tempDir } from "../helpers/paths.js";
 
 const V3_STYLE: ModelShape = {
