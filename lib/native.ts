@@ -253,7 +253,9 @@ export interface NativeAddon {
   systemInfo(): SystemInfo;
   /** The per-block tensor roles native code knows (for the test that keeps the lists in step). */
   layerRoles(): NativeLayerRole[];
-  /** Single-op entry points of the kernel harness (see lib/kernels/harness.ts). */
+  /** The error code of every native failure status (native/addon/status_napi.cpp). */
+  errorCodes(): string[];
+  /** Single-op entry points of the kernel harness (see dev/kernels/harness.ts). */
   kernels: NativeKernels;
   /** Lowers (or restores) the CPU kernel ISA; returns the ISA now active. */
   setCpuIsa(isa: "avx2" | "scalar"): "avx2" | "scalar";

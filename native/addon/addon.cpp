@@ -4,6 +4,7 @@
 
 #include "addon/bindings.h"
 #include "addon/plan_from_js.h"
+#include "addon/status_napi.h"
 #include "core/cpu_features.h"
 #include "core/cuda_loader.h"
 #include "core/weight_types.h"
@@ -48,6 +49,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo));
   exports.Set("setCpuIsa", Napi::Function::New(env, SetCpuIsa));
   exports.Set("layerRoles", Napi::Function::New(env, LayerRoles));
+  exports.Set("errorCodes", Napi::Function::New(env, ErrorCodes));
   register_model_bindings(env, exports);
   register_kernel_bindings(env, exports);
   return exports;
