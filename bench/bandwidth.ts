@@ -8,7 +8,7 @@
  * the memory bus), so every bandwidth share in the suite divides by a probe taken right next
  * to the run it judges, not by one figure from the start.
  */
-import { kernels } from "../lib/kernels/harness.js";
+import { kernels } from "../dev/kernels/harness.js";
 import type { ReadBandwidth } from "../lib/native.js";
 
 export function measureReadBandwidth(o: { threads: number; quick: boolean }): number {

@@ -18,7 +18,7 @@ import { createVectorIndex } from "../lib/embeddings/vector-index.js";
 import { openLanceVectorStore } from "../lib/embeddings/lancedb.js";
 import { loadModel } from "../lib/index.js";
 import { Rng } from "../lib/sampling/rng.js";
-import { writeSyntheticModel, type ModelShape } from "../scripts/synthetic-model.js";
+import { writeSyntheticModel, type ModelShape } from "../dev/synthetic-model.js";
 import { repoRoot } from "./paths.js";
 import { median } from "./stats.js";
 

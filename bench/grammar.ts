@@ -27,7 +27,7 @@ import { loadModel } from "../lib/model/model.js";
 import { Sampler } from "../lib/sampling/sampler.js";
 import { tokenizerFromHuggingFace } from "../lib/tokenizer/index.js";
 import { LlamaCppPeer } from "../scripts/llama-cpp-peer.js";
-import { writeSyntheticModel } from "../scripts/synthetic-model.js";
+import { writeSyntheticModel } from "../dev/synthetic-model.js";
 import { repoRoot, sharedDir } from "./paths.js";
 import { median } from "./stats.js";
 

@@ -11,7 +11,7 @@
  */
 import { quantize } from "../lib/gguf/quantize.js";
 import { GGMLType, GGML_TYPE_INFO } from "../lib/gguf/types.js";
-import { kernels } from "../lib/kernels/harness.js";
+import { kernels } from "../dev/kernels/harness.js";
 import { measureReadBandwidth } from "./bandwidth.js";
 import type { KernelRow } from "./report.js";
 

@@ -4,7 +4,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { SHAPES, SHAPE_VOCAB, decodeWeightBytes, writeSyntheticModel, type WeightScheme } from "../scripts/synthetic-model.js";
+import { SHAPES, SHAPE_VOCAB, decodeWeightBytes, writeSyntheticModel, type WeightScheme } from "../dev/synthetic-model.js";
 import { repoRoot } from "./paths.js";
 
 export type ShapeName = keyof typeof SHAPES;

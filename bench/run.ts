@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { native } from "../lib/native.js";
-import { SHAPES, writeSyntheticModel, type WeightScheme } from "../scripts/synthetic-model.js";
+import { SHAPES, writeSyntheticModel, type WeightScheme } from "../dev/synthetic-model.js";
 import { readBandwidth } from "./bandwidth.js";
 import { sideBySide, type E2EResult } from "./e2e.js";
 import { runEngineBench, type EngineBenchResult } from "./engine.js";

@@ -18,7 +18,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { SHAPES, writeSyntheticModel } from "../scripts/synthetic-model.js";
+import { SHAPES, writeSyntheticModel } from "../dev/synthetic-model.js";
 import { benchPrompts, startServer, streamChat } from "./serve-client.js";
 
 export interface ServeLoadOptions {

@@ -22,7 +22,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { isTesseraError, loadModel, type GenerateOptions, type Model } from "../lib/index.js";
-import { writeSyntheticModel } from "../scripts/synthetic-model.js";
+import { writeSyntheticModel } from "../dev/synthetic-model.js";
 import { sharedDir } from "./paths.js";
 
 function arg(name: string, fallback: number): number {

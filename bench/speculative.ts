@@ -17,8 +17,8 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { writeSyntheticModel, SHAPES, sharedDir } from "../scripts/synthetic-model.js";
-import { writeQuietTailModel, writeTruncatedModel } from "../scripts/truncate-model.js";
+import { writeSyntheticModel, SHAPES, sharedDir } from "../dev/synthetic-model.js";
+import { writeQuietTailModel, writeTruncatedModel } from "../dev/truncate-model.js";
 import { EngineProcess } from "./e2e.js";
 import { median } from "./stats.js";
 

@@ -6,11 +6,14 @@
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { BlockTensorRole } from "./arch/tensor-names.js";
 import { TesseraError } from "./errors.js";
 
 export interface SystemInfo {
   cpu: { avx2: boolean; fma: boolean; f16c: boolean; isa: "avx2" | "scalar" };
   cuda: { available: boolean; deviceCount: number; deviceName?: string; reason?: string };
+  /** Weight types the kernels compute with, by ggml name (native/core/weight_types.h). */
+  weightTypes: string[];
 }
 
 export interface NativeKernels {
@@ -156,6 +159,93 @@ export interface NativeLoadControl {
   abort(): void;
 }
 
+export interface NativeTensor {
+  name: string;
+  /** GGMLType id */
+  type: number;
+  dims: number[];
+  offset: number;
+  byteLength: number;
+}
+
+/** One block: a tensor index per role present (native/core/layer_roles.h), -1 or absent otherwise. */
+export type NativeLayer = Partial<Record<BlockTensorRole, number>> & { ffnKind: "dense" | "moe"; slidingWindow: number };
+
+/**
+ * The plan lib/model/plan.ts builds and native/addon/plan_from_js.cpp converts into a
+ * ModelPlan (native/core/model_plan.h). Enums cross as these strings; plan_from_js.cpp maps
+ * them to the C++ enums in one table.
+ */
+export interface NativePlan {
+  architecture: string;
+  nLayer: number;
+  nEmbd: number;
+  nHead: number;
+  nHeadKv: number;
+  headDim: number;
+  headDimV: number;
+  nFf: number;
+  nFfExp: number;
+  nVocab: number;
+  nCtxTrain: number;
+  normEps: number;
+  norm: "rms" | "layer";
+  activation: "silu" | "gelu";
+  attnScale: number;
+  attnLogitSoftcap: number;
+  finalLogitSoftcap: number;
+  embeddingScale: number;
+  rope: {
+    kind: "none" | "normal" | "neox";
+    nDims: number;
+    freqBase: number;
+    freqScale: number;
+    scaling: "none" | "linear" | "yarn" | "llama3";
+    nCtxOrig: number;
+    yarnExtFactor: number;
+    yarnAttnFactor: number;
+    yarnBetaFast: number;
+    yarnBetaSlow: number;
+    freqFactors: number;
+  };
+  mla?: {
+    qLoraRank: number;
+    kvLoraRank: number;
+    headDimNope: number;
+    headDimRope: number;
+    headDimV: number;
+  };
+  moe?: {
+    nExpert: number;
+    nExpertUsed: number;
+    nExpertShared: number;
+    gating: "softmax" | "sigmoid";
+    normTopK: boolean;
+    weightsScale: number;
+    nGroup: number;
+    nGroupUsed: number;
+  };
+  tokEmbd: number;
+  outputNorm: number;
+  outputNormB: number;
+  output: number;
+  outputB: number;
+  layers: NativeLayer[];
+  tensors: NativeTensor[];
+}
+
+/** A row of native/core/layer_roles.h. */
+export interface NativeLayerRole {
+  /** the NativeLayer key (BlockTensorRole) */
+  name: string;
+  /** GGUF name after `blk.N.` */
+  suffix: string;
+  kind: "matmul" | "norm" | "bias";
+  /** every block whose recipe uses it has it (else the architecture decides) */
+  required: boolean;
+  label: string;
+}
+
 export interface NativeAddon {
   /**
    * mmap false reads the file into memory; checkTensors scans every weight for NaN/Inf
@@ -163,12 +253,16 @@ export interface NativeAddon {
    */
   loadModel(
     path: string,
-    plan: object,
+    plan: NativePlan,
     options: { backend: "cpu" | "cuda"; threads: number; device?: number; mmap?: boolean; checkTensors?: boolean; control?: NativeLoadControl },
   ): Promise<NativeModel>;
   createLoadControl(): NativeLoadControl;
   systemInfo(): SystemInfo;
-  /** Single-op entry points of the kernel harness (see lib/kernels/harness.ts). */
+  /** The per-block tensor roles native code knows (for the test that keeps the lists in step). */
+  layerRoles(): NativeLayerRole[];
+  /** The error code of every native failure status (native/addon/status_napi.cpp). */
+  errorCodes(): string[];
+  /** Single-op entry points of the kernel harness (see dev/kernels/harness.ts). */
   kernels: NativeKernels;
   /** Lowers (or restores) the CPU kernel ISA; returns the ISA now active. */
   setCpuIsa(isa: "avx2" | "scalar"): "avx2" | "scalar";

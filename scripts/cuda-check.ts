@@ -30,11 +30,11 @@ import path from "node:path";
 import { loadModel, type Model } from "../lib/index.js";
 import { benchModel, type ShapeName } from "../bench/models.js";
 import { median } from "../bench/stats.js";
-import { relativeError } from "../lib/kernels/harness.js";
+import { relativeError } from "../dev/kernels/harness.js";
 import { argmax } from "../lib/sampling/sampler.js";
 import { measureLlamaCppCuda } from "./llama-cpp-cuda-peer.js";
-import { CUDA_VS_CPU_BUDGET, judgeLogits, TOP1_MIN_SHARE, topOneAgrees } from "./cuda-budgets.js";
-import { sharedDir, syntheticTokens, writeSyntheticModel, type ModelShape, type WeightScheme } from "./synthetic-model.js";
+import { CUDA_VS_CPU_BUDGET, judgeLogits, TOP1_MIN_SHARE, topOneAgrees } from "../dev/cuda-budgets.js";
+import { sharedDir, syntheticTokens, writeSyntheticModel, type ModelShape, type WeightScheme } from "../dev/synthetic-model.js";
 
 const stories260K = path.join(sharedDir, "models/stories260K.gguf");
 

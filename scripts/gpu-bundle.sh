@@ -29,7 +29,7 @@ npx tsc -p tsconfig.json
 
 [ -f "$bundle/node.xz" ] || xz -9 -T2 -c "$(command -v node)" >"$bundle/node.xz"
 # stories260K and the vocabularies the synthetic check and benchmark models borrow
-# (scripts/synthetic-model.ts).
+# (dev/synthetic-model.ts).
 tar -C ../shared -cJf "$bundle/shared.tar.xz" models/stories260K.gguf tokenizers/llama3 tokenizers/qwen2 tokenizers/smollm2
 if [ -x build-peer/llama-bench ]; then
   xz -9 -T2 -c build-peer/llama-bench >"$bundle/peer.xz"

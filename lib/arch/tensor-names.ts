@@ -8,7 +8,10 @@ export const GLOBAL_TENSORS = {
   ropeFreqs: "rope_freqs.weight",
 } as const;
 
-/** Per-block tensors: the name is `blk.${i}.${suffix}`. */
+/**
+ * Per-block tensors: the name is `blk.${i}.${suffix}`. The native side has the same rows in
+ * native/core/layer_roles.h; test/model/layer-roles.test.ts keeps the two in step.
+ */
 export const BLOCK_TENSORS = {
   attnNorm: "attn_norm.weight",
   attnNormB: "attn_norm.bias",
@@ -30,7 +33,6 @@ export const BLOCK_TENSORS = {
   kvANorm: "attn_kv_a_norm.weight",
   wkB: "attn_k_b.weight",
   wvB: "attn_v_b.weight",
-  wkvB: "attn_kv_b.weight",
   ffnNorm: "ffn_norm.weight",
   ffnNormB: "ffn_norm.bias",
   ffnGate: "ffn_gate.weight",
@@ -51,6 +53,12 @@ export const BLOCK_TENSORS = {
 } as const;
 
 export type BlockTensorRole = keyof typeof BLOCK_TENSORS;
+
+/** Tensors a layer multiplies activations with: their types must be computable (the rest are F32). */
+export const MATMUL_ROLES: ReadonlySet<BlockTensorRole> = new Set<BlockTensorRole>([
+  "wq", "wk", "wv", "wo", "ffnGate", "ffnUp", "ffnDown", "ffnGateInp", "ffnGateExps", "ffnUpExps",
+  "ffnDownExps", "ffnGateShexp", "ffnUpShexp", "ffnDownShexp", "ffnGateInpShexp", "wqA", "wqB", "wkvA", "wkB", "wvB",
+]);
 
 export function blockTensorName(block: number, role: BlockTensorRole): string {
   return `blk.${block}.${BLOCK_TENSORS[role]}`;

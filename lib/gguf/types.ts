@@ -115,6 +115,12 @@ export function ggmlTypeName(type: number): string {
   return GGML_TYPE_INFO[type]?.name ?? `unknown(${type})`;
 }
 
+/** "F32, F16, ... or Q6_K": COMPUTE_TYPES by name, for the errors that say which file to use. */
+export function computeTypeList(): string {
+  const names = [...COMPUTE_TYPES].map(ggmlTypeName);
+  return `${names.slice(0, -1).join(", ")} or ${names[names.length - 1]}`;
+}
+
 /** Typed metadata value. Numeric arrays come back as typed arrays; 64-bit integers as bigint. */
 export type GGUFScalar = number | bigint | boolean | string;
 export type GGUFArrayValue =

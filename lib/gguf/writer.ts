@@ -1,5 +1,5 @@
 /**
- * GGUF writer (version 3). Tests and the synthetic-model scripts use it to produce files that
+ * GGUF writer (version 3). Tests and dev/synthetic-model.ts use it to produce files that
  * both Tessera and llama.cpp load. Tensor data may be given lazily so multi-GB models are
  * written one tensor at a time.
  */

@@ -14,7 +14,7 @@ import { Generation, checkGenerateOptions, complete, type Completion, type Gener
 import { readGGUF } from "../gguf/reader.js";
 import { TokenEmbeddings, type EmbeddingQuery, type NearToken } from "../inspect/embeddings.js";
 import { GGML_TYPE_INFO, type GGUFFile } from "../gguf/types.js";
-import { KV_TYPES, native, type KvCacheType, type NativeModel } from "../native.js";
+import { KV_TYPES, native, type KvCacheType, type NativeModel, type NativePlan } from "../native.js";
 import { tokenizerFromGGUF, type Tokenizer } from "../tokenizer/index.js";
 import type { Hyperparameters } from "./hparams.js";
 import { buildPlan } from "./plan.js";
@@ -506,7 +506,7 @@ export async function loadModel(pathOrOptions?: string | LoadOptions, maybeOptio
  */
 async function loadWeights(
   path: string,
-  plan: object,
+  plan: NativePlan,
   options: { backend: "cpu" | "cuda"; threads: number; mmap: boolean; checkTensors: boolean },
   signal: AbortSignal | undefined,
   onProgress: ((p: LoadProgress) => void) | undefined,

@@ -5,88 +5,14 @@
  * with a coded error, before C++ sees the file.
  */
 import { TesseraError } from "../errors.js";
-import { BLOCK_TENSORS, GLOBAL_TENSORS, blockTensorName, type BlockTensorRole } from "../arch/tensor-names.js";
+import { BLOCK_TENSORS, GLOBAL_TENSORS, MATMUL_ROLES, blockTensorName, type BlockTensorRole } from "../arch/tensor-names.js";
+import type { NativeLayer, NativePlan } from "../native.js";
 import type { ArchDescription, Presence } from "../arch/types.js";
-import { COMPUTE_TYPES, GGMLType, ggmlTypeName, type GGUFFile, type GGUFTensorInfo } from "../gguf/types.js";
+import { COMPUTE_TYPES, GGMLType, computeTypeList, ggmlTypeName, type GGUFFile, type GGUFTensorInfo } from "../gguf/types.js";
 import { readHyperparameters, type Hyperparameters } from "./hparams.js";
 import { checkMlaShape, mlaTensorShapes } from "./mla.js";
 
-export interface NativeTensor {
-  name: string;
-  type: number;
-  dims: number[];
-  offset: number;
-  byteLength: number;
-}
-
-export type NativeLayer = Partial<Record<BlockTensorRole, number>> & { ffnKind: 0 | 1; slidingWindow: number };
-
-export interface NativePlan {
-  architecture: string;
-  nLayer: number;
-  nEmbd: number;
-  nHead: number;
-  nHeadKv: number;
-  headDim: number;
-  headDimV: number;
-  nFf: number;
-  nFfExp: number;
-  nVocab: number;
-  nCtxTrain: number;
-  normEps: number;
-  norm: 0 | 1;
-  activation: 0 | 1;
-  attnScale: number;
-  attnLogitSoftcap: number;
-  finalLogitSoftcap: number;
-  embeddingScale: number;
-  rope: {
-    kind: 0 | 1 | 2;
-    nDims: number;
-    freqBase: number;
-    freqScale: number;
-    scaling: 0 | 1 | 2 | 3;
-    nCtxOrig: number;
-    yarnExtFactor: number;
-    yarnAttnFactor: number;
-    yarnBetaFast: number;
-    yarnBetaSlow: number;
-    freqFactors: number;
-  };
-  mla?: {
-    qLoraRank: number;
-    kvLoraRank: number;
-    headDimNope: number;
-    headDimRope: number;
-    headDimV: number;
-  };
-  moe?: {
-    nExpert: number;
-    nExpertUsed: number;
-    nExpertShared: number;
-    gating: 0 | 1;
-    normTopK: boolean;
-    weightsScale: number;
-    nGroup: number;
-    nGroupUsed: number;
-  };
-  tokEmbd: number;
-  outputNorm: number;
-  outputNormB: number;
-  output: number;
-  outputB: number;
-  layers: NativeLayer[];
-  tensors: NativeTensor[];
-}
-
-const ROPE_KIND = { none: 0, normal: 1, neox: 2 } as const;
-const ROPE_SCALING = { none: 0, linear: 1, yarn: 2 } as const;
-
-/** Tensors a layer multiplies activations with: their types must be computable. */
-const MATMUL_ROLES: ReadonlySet<BlockTensorRole> = new Set<BlockTensorRole>([
-  "wq", "wk", "wv", "wo", "ffnGate", "ffnUp", "ffnDown", "ffnGateInp", "ffnGateExps", "ffnUpExps",
-  "ffnDownExps", "ffnGateShexp", "ffnUpShexp", "ffnDownShexp", "ffnGateInpShexp", "wqA", "wqB", "wkvA", "wkB", "wvB",
-]);
+export type { NativeLayer, NativePlan, NativeTensor } from "../native.js";
 
 class TensorIndex {
   private readonly byName = new Map<string, number>();
@@ -112,7 +38,7 @@ function checkComputable(t: GGUFTensorInfo): void {
     throw new TesseraError(
       "ERR_UNSUPPORTED_QUANT_TYPE",
       `tensor ${t.name} is ${ggmlTypeName(t.type)}, which Tessera cannot compute with; ` +
-        "use a file quantized as F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K (Q4_K_M works)",
+        `use a file quantized as ${computeTypeList()} (Q4_K_M works)`,
     );
 }
 
@@ -140,7 +66,7 @@ function ffnKindOf(hp: Hyperparameters, arch: ArchDescription, block: number): "
 
 function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescription, block: number): NativeLayer {
   const kind = ffnKindOf(hp, arch, block);
-  const layer: NativeLayer = { ffnKind: kind === "moe" ? 1 : 0, slidingWindow: hp.windowedBlocks[block] ? hp.slidingWindow : 0 };
+  const layer: NativeLayer = { ffnKind: kind, slidingWindow: hp.windowedBlocks[block] ? hp.slidingWindow : 0 };
   const set = (role: BlockTensorRole, presence: Presence) => {
     const i = roleTensor(index, block, role, presence);
     if (i !== undefined) layer[role] = i;
@@ -231,18 +157,18 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
     nVocab,
     nCtxTrain: hp.nCtxTrain,
     normEps: hp.normEps,
-    norm: arch.norm === "rms" ? 0 : 1,
-    activation: arch.activation === "silu" ? 0 : 1,
+    norm: arch.norm,
+    activation: arch.activation,
     attnScale: hp.mla?.attnScale ?? 0,
     attnLogitSoftcap: 0,
     finalLogitSoftcap: 0,
     embeddingScale: 0,
     rope: {
-      kind: ROPE_KIND[arch.rope],
+      kind: arch.rope,
       nDims: hp.rope.nDims,
       freqBase: hp.rope.freqBase,
       freqScale: hp.rope.freqScale,
-      scaling: ROPE_SCALING[hp.rope.scaling],
+      scaling: hp.rope.scaling,
       nCtxOrig: hp.rope.nCtxOrig,
       yarnExtFactor: hp.rope.yarnExtFactor,
       yarnAttnFactor: hp.mla?.ropeYarnAttnFactor ?? hp.rope.yarnAttnFactor,
@@ -261,7 +187,7 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
       nExpert: hp.moe.nExpert,
       nExpertUsed: hp.moe.nExpertUsed,
       nExpertShared: hp.moe.nExpertShared,
-      gating: hp.moe.gating === "softmax" ? 0 : 1,
+      gating: hp.moe.gating,
       normTopK: hp.moe.normTopK,
       weightsScale: hp.moe.weightsScale,
       nGroup: hp.moe.nGroup,

@@ -3,8 +3,11 @@
 #include <napi.h>
 
 #include "addon/bindings.h"
+#include "addon/plan_from_js.h"
+#include "addon/status_napi.h"
 #include "core/cpu_features.h"
 #include "core/cuda_loader.h"
+#include "core/weight_types.h"
 
 namespace tessera {
 
@@ -27,6 +30,10 @@ Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
   if (cuda.available) cu.Set("deviceName", cuda.device_name);
   else cu.Set("reason", cuda.reason);
   out.Set("cuda", cu);
+  // The weight types the kernels compute with (core/weight_types.h), by ggml name.
+  Napi::Array types = Napi::Array::New(env);
+  for (GgmlType t : kWeightTypes) types.Set(types.Length(), ggml_type_traits(t).name);
+  out.Set("weightTypes", types);
   return out;
 }
 
@@ -41,6 +48,8 @@ Napi::Value SetCpuIsa(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo));
   exports.Set("setCpuIsa", Napi::Function::New(env, SetCpuIsa));
+  exports.Set("layerRoles", Napi::Function::New(env, LayerRoles));
+  exports.Set("errorCodes", Napi::Function::New(env, ErrorCodes));
   register_model_bindings(env, exports);
   register_kernel_bindings(env, exports);
   return exports;

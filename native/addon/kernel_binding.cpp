@@ -1,131 +1,15 @@
-// Single-op entry points for the shared kernel harness (lib/kernels/harness.ts): each runs
+// Single-op entry points for the shared kernel harness (dev/kernels/harness.ts): each runs
 // one CPU op on typed arrays through a ThreadPool of the requested size and returns fresh
 // output, so tests can compare it with a float64 reference and benchmarks can time it.
 // Every argument is validated here (types, lengths, ranges) before a kernel sees a pointer.
-#include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <memory>
-#include <string>
-#include <vector>
-
 #include "addon/bindings.h"
-#include "addon/status_napi.h"
-#include "core/aligned_buffer.h"
-#include "core/thread_pool.h"
-#include "cpu/ops.h"
-#include "cpu/read_probe.h"
+#include "addon/kernel_args.h"
 
 namespace tessera {
 
 namespace {
 
-using namespace tessera::cpu;
-
-[[noreturn]] void invalid(Napi::Env env, const std::string& what) {
-  check(env, Status::error(StatusCode::InvalidArgument, "kernel harness: " + what));
-  throw Napi::Error::New(env, what);  // not reached: check throws
-}
-
-int64_t int_arg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo, int64_t hi) {
-  if (info.Length() <= i || !info[i].IsNumber()) invalid(info.Env(), std::string(name) + " must be a number");
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!(v >= double(lo) && v <= double(hi)) || v != std::floor(v))
-    invalid(info.Env(), std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  return int64_t(v);
-}
-
-double num_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (info.Length() <= i || !info[i].IsNumber()) invalid(info.Env(), std::string(name) + " must be a number");
-  return info[i].As<Napi::Number>().DoubleValue();
-}
-
-template <typename T, napi_typedarray_type kind>
-T* array_arg(const Napi::CallbackInfo& info, size_t i, const char* name, size_t length, bool nullable = false) {
-  if (nullable && (info.Length() <= i || info[i].IsNull() || info[i].IsUndefined())) return nullptr;
-  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != kind)
-    invalid(info.Env(), std::string(name) + " has the wrong type");
-  auto a = info[i].As<Napi::TypedArray>();
-  if (a.ElementLength() != length)
-    invalid(info.Env(), std::string(name) + " has " + std::to_string(a.ElementLength()) + " elements, expected " + std::to_string(length));
-  return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
-}
-
-Napi::Float32Array new_output(Napi::Env env, size_t n) { return Napi::Float32Array::New(env, n); }
-
-constexpr int64_t kMaxDim = 1 << 20;
-constexpr int64_t kMaxThreads = 256;
-
-// The validated arguments shared by matmul and benchMatmul:
-// (type, weightBytes, rows, cols, x[nTokens*cols], nTokens, threads, ...).
-struct MatmulArgs {
-  GgmlType type;
-  int64_t rows, cols;
-  int n_tokens, threads;
-  const uint8_t* w;
-  size_t w_bytes;
-  const float* x;
-};
-
-MatmulArgs matmul_args(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  MatmulArgs a;
-  a.type = static_cast<GgmlType>(int_arg(info, 0, "type", 0, 64));
-  a.rows = int_arg(info, 2, "rows", 1, kMaxDim);
-  a.cols = int_arg(info, 3, "cols", 1, kMaxDim);
-  a.n_tokens = int(int_arg(info, 5, "nTokens", 1, 4096));
-  a.threads = int(int_arg(info, 6, "threads", 1, kMaxThreads));
-  const size_t row_bytes = ggml_row_bytes(a.type, a.cols);
-  if (row_bytes == 0) invalid(env, "cols is not a whole number of blocks of this type");
-  a.w_bytes = row_bytes * a.rows;
-  a.w = array_arg<uint8_t, napi_uint8_array>(info, 1, "weightBytes", a.w_bytes);
-  a.x = array_arg<float, napi_float32_array>(info, 4, "x", size_t(a.n_tokens) * a.cols);
-  return a;
-}
-
-// Optional boolean argument i (default true).
-bool flag_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (info.Length() <= i || info[i].IsUndefined()) return true;
-  if (!info[i].IsBoolean()) invalid(info.Env(), std::string(name) + " must be a boolean");
-  return info[i].As<Napi::Boolean>().Value();
-}
-
-// Optional summation order argument i: "gemm" (default) or "gemv" (see cpu::DotOrder).
-DotOrder order_arg(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || info[i].IsUndefined()) return DotOrder::Gemm;
-  const std::string v = info[i].IsString() ? info[i].As<Napi::String>().Utf8Value() : "";
-  if (v != "gemm" && v != "gemv") invalid(info.Env(), "order must be \"gemm\" or \"gemv\"");
-  return v == "gemv" ? DotOrder::Gemv : DotOrder::Gemm;
-}
-
-Status pack(const MatmulArgs& a, const uint8_t* data, bool repack, PackedWeight* out) {
-  TensorRef t;
-  t.name = "harness";
-  t.type = a.type;
-  t.n_dims = 2;
-  t.ne[0] = a.cols;
-  t.ne[1] = a.rows;
-  t.nbytes = a.w_bytes;
-  t.data = data;
-  return pack_weight(t, out, repack);
-}
-
-// One matmul as the executor runs it inside a region: encode the activations, barrier,
-// multiply, barrier.
-void matmul_step(ThreadPool& pool, const MatmulArgs& a, const PackedWeight& pw, uint8_t* act, float* y, DotOrder order, int ith, int nth) {
-  const ActFormat f = act_format_for(a.type);
-  if (f != ActFormat::F32) {
-    quantize_act(f, a.x, a.n_tokens, a.cols, act, ith, nth);
-    pool.barrier();
-  }
-  const MatmulJob job{&pw, f == ActFormat::F32 ? static_cast<const void*>(a.x) : act, y, a.rows, order};
-  matmul_shared(&job, 1, a.n_tokens, &pool.work_cursor(), nth);
-  pool.barrier();
-}
-
-void run_matmul(ThreadPool& pool, const MatmulArgs& a, const PackedWeight& pw, uint8_t* act, float* y, DotOrder order) {
-  pool.run([&](int ith, int nth) { matmul_step(pool, a, pw, act, y, order, ith, nth); });
-}
+using namespace tessera::kernel_args;
 
 // matmul(type, weightBytes, rows, cols, x[nTokens*cols], nTokens, threads, repack = true,
 //        order = "gemm") -> y[nTokens*rows]; repack = false keeps the GGUF layout
@@ -141,70 +25,6 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   ThreadPool pool(a.threads);
   run_matmul(pool, a, pw, act.data(), y.Data(), order_arg(info, 8));
   return y;
-}
-
-// The native timers' loop: step(i, ith, nth) runs on every thread of the pool, call after call
-// (i counts them; a step ends with every thread done, on a barrier), until `seconds` have
-// passed with at least 5 calls timed. The first pass over the n_copies inputs (at least 3
-// calls) warms up untimed. Returns {medianMs, minMs, runs, copies}.
-template <typename Step>
-Napi::Object time_on_pool(Napi::Env env, ThreadPool& pool, size_t n_copies, double seconds, Step&& step) {
-  std::vector<double> times;
-  bool done = false;  // written by thread 0, read by all after the barrier that ends each call
-  pool.run([&](int ith, int nth) {
-    const auto start = std::chrono::steady_clock::now();
-    for (size_t i = 0; !done; ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
-      step(i, ith, nth);
-      if (ith == 0) {
-        const auto t1 = std::chrono::steady_clock::now();
-        if (i >= n_copies || i >= 3) times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-        done = (times.size() >= 5 && std::chrono::duration<double>(t1 - start).count() >= seconds) || times.size() >= 100000;
-      }
-      pool.barrier();
-    }
-  });
-  std::sort(times.begin(), times.end());
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("medianMs", times[times.size() / 2]);
-  out.Set("minMs", times.front());
-  out.Set("runs", double(times.size()));
-  out.Set("copies", double(n_copies));
-  return out;
-}
-
-// benchMatmul(type, weightBytes, rows, cols, x, nTokens, threads, seconds, repack = true,
-//             copies = 0, order = "gemm") -> { medianMs, minMs, runs, copies }: times matmul_step
-// with packing and buffers set up beforehand (as in the executor), rotating over copies of the
-// weights; copies = 0 takes enough (>= 256 MiB together, at most 64) that each call streams
-// its weights from DRAM as decode does, copies = 1 measures cache-resident compute. All calls
-// run inside one pool region, as a decode step runs its matmuls, so a call's time is its
-// encode, multiply and barriers and not a wake-up of the calling thread (~35 us here, a sixth
-// of a 0.5B-shape matvec).
-Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const MatmulArgs a = matmul_args(info);
-  const double seconds = num_arg(info, 7, "seconds");
-  const bool repack = flag_arg(info, 8, "repack");
-  if (!(seconds > 0 && seconds <= 60)) invalid(env, "seconds must be in (0, 60]");
-  const int64_t copies_arg = info.Length() > 9 && !info[9].IsUndefined() ? int_arg(info, 9, "copies", 0, 64) : 0;
-  const DotOrder order = order_arg(info, 10);
-  const size_t n_copies = copies_arg > 0 ? size_t(copies_arg)
-                                         : std::min<size_t>(64, std::max<size_t>(1, ((size_t(256) << 20) + a.w_bytes - 1) / a.w_bytes));
-  std::vector<AlignedBuffer> copies(n_copies);
-  std::vector<PackedWeight> packed(n_copies);
-  for (size_t i = 0; i < n_copies; ++i) {
-    check(env, copies[i].allocate(a.w_bytes, "benchmark weights"));
-    std::copy(a.w, a.w + a.w_bytes, copies[i].data());
-    check(env, pack(a, copies[i].data(), repack, &packed[i]));
-  }
-  AlignedBuffer act, y;
-  check(env, act.allocate(std::max<size_t>(act_bytes(act_format_for(a.type), a.cols, a.n_tokens), 64), "harness activations"));
-  check(env, y.allocate(size_t(a.n_tokens) * a.rows * 4, "harness output"));
-  ThreadPool pool(a.threads);
-  return time_on_pool(env, pool, n_copies, seconds, [&](size_t i, int ith, int nth) {
-    matmul_step(pool, a, packed[i % n_copies], act.data(), reinterpret_cast<float*>(y.data()), order, ith, nth);
-  });
 }
 
 // getRows(type, tableBytes, rows, cols, tokens: Int32Array) -> [nTokens*cols]
@@ -288,88 +108,6 @@ Napi::Value Swiglu(const Napi::CallbackInfo& info) {
   return y;
 }
 
-// attention(q[nTokens][nHead][hd], k[nCtx][nHeadKv][hd], v[nCtx][nHeadKv][hdv], nTokens, nCtx,
-//           nHead, nHeadKv, hd, hdv, slidingWindow, scale, softcap, threads, vInK?, kvType?)
-// The last nTokens of the nCtx positions are the queries' own positions. The cache is paged
-// as an engine's is, its blocks in scrambled pool order (the table is a permutation), so the
-// kernels are checked across block boundaries. With vInK (MLA) the cache holds K only and
-// the values are the first hdv entries of each key row (v is ignored). kvType: 0 f16,
-// 1 q8_0, 2 q4_0.
-struct AttentionCall {
-  AttentionArgs a;              // everything but kv tiles, out and scratch
-  const float *k, *v;           // the rows kv_store writes into the cache
-  std::vector<int32_t> table;   // block ids of the one sequence
-  std::vector<int32_t> pos;     // [n_ctx] 0..n_ctx-1: the rows kv_store writes; the queries are the last n_tokens
-  std::vector<const int32_t*> tables;  // [n_ctx] every row's table
-  size_t cache_bytes, scratch_bytes, out_floats;
-  int n_ctx, threads;
-};
-
-// extra_arg: the position of the optional vInK flag (kvType follows it).
-AttentionCall attention_call(const Napi::CallbackInfo& info, size_t extra_arg) {
-  Napi::Env env = info.Env();
-  const int n_tokens = int(int_arg(info, 3, "nTokens", 1, 1 << 14)), n_ctx = int(int_arg(info, 4, "nCtx", 1, 1 << 16));
-  const int n_head = int(int_arg(info, 5, "nHead", 1, 1024)), n_head_kv = int(int_arg(info, 6, "nHeadKv", 1, 1024));
-  const int hd = int(int_arg(info, 7, "headDim", 1, 1024)), hdv = int(int_arg(info, 8, "headDimV", 1, 1024));
-  if (n_tokens > n_ctx || n_head % n_head_kv) invalid(env, "need nTokens <= nCtx and nHead a multiple of nHeadKv");
-  AttentionCall c;
-  AttentionArgs& a = c.a;
-  a.sliding_window = int(int_arg(info, 9, "slidingWindow", 0, 1 << 20));
-  a.scale = float(num_arg(info, 10, "scale"));
-  a.softcap = float(num_arg(info, 11, "softcap"));
-  c.threads = int(int_arg(info, 12, "threads", 1, kMaxThreads));
-  c.n_ctx = n_ctx;
-  a.q = array_arg<float, napi_float32_array>(info, 0, "q", size_t(n_tokens) * n_head * hd);
-  c.k = array_arg<float, napi_float32_array>(info, 1, "k", size_t(n_ctx) * n_head_kv * hd);
-  a.kv.v_in_k = info.Length() > extra_arg && info[extra_arg].ToBoolean().Value();
-  a.kv.type = info.Length() > extra_arg + 1 && !info[extra_arg + 1].IsUndefined()
-                  ? static_cast<KvType>(int_arg(info, extra_arg + 1, "kvType", 0, 2))
-                  : KvType::F16;
-  if (a.kv.v_in_k && hdv > hd) invalid(env, "with vInK the value size must not exceed the key size");
-  if (kv_type_quantized(a.kv.type) && (hd % 32 || hdv % 32)) invalid(env, "a quantized cache needs head sizes that are multiples of 32");
-  c.v = a.kv.v_in_k ? nullptr : array_arg<float, napi_float32_array>(info, 2, "v", size_t(n_ctx) * n_head_kv * hdv);
-  a.kv.n_head_kv = n_head_kv;
-  a.kv.k_tile = kv_tile_bytes(a.kv.type, hd);
-  a.kv.v_tile = a.kv.v_in_k ? 0 : kv_tile_bytes(a.kv.type, hdv);
-  const int n_blocks = (n_ctx + kKvBlock - 1) / kKvBlock;
-  // Block b of the sequence sits at pool slot (b * 7 + 3) mod n, a permutation whenever 7
-  // does not divide n (then reversed order): never the identity for more than one block.
-  c.table.resize(n_blocks);
-  for (int b = 0; b < n_blocks; ++b) c.table[b] = n_blocks % 7 ? (b * 7 + 3) % n_blocks : n_blocks - 1 - b;
-  c.pos.resize(n_ctx);
-  for (int j = 0; j < n_ctx; ++j) c.pos[j] = j;
-  c.tables.assign(n_ctx, nullptr);
-  a.max_context = n_ctx;
-  a.ldq = int64_t(n_head) * hd;
-  a.n_tokens = n_tokens;
-  a.n_head = n_head;
-  a.n_head_kv = n_head_kv;
-  a.head_dim = hd;
-  a.head_dim_v = hdv;
-  a.ldo = int64_t(n_head) * hdv;
-  c.cache_bytes = size_t(n_blocks) * n_head_kv * (a.kv.k_tile + a.kv.v_tile);
-  c.scratch_bytes = attention_scratch_floats(n_ctx, hd, hdv) * c.threads * 4;
-  c.out_floats = size_t(n_tokens) * n_head * hdv;
-  return c;
-}
-
-// The call's arguments with kv pointing at `cache` (cache_bytes) and the rows tables fixed
-// up (c's vectors must not move afterwards).
-AttentionArgs cache_args(AttentionCall& c, uint8_t* cache) {
-  for (auto& t : c.tables) t = c.table.data();
-  AttentionArgs a = c.a;
-  a.kv.k = cache;
-  a.kv.v = a.kv.v_in_k ? nullptr : cache + c.table.size() * a.kv.n_head_kv * a.kv.k_tile;
-  a.rows = {c.pos.data() + (c.n_ctx - a.n_tokens), c.tables.data()};
-  return a;
-}
-
-void store_kv(const AttentionCall& c, const KvLayer& kv, int ith, int nth) {
-  const AttentionArgs& a = c.a;
-  kv_store(kv, c.k, int64_t(a.n_head_kv) * a.head_dim, c.v, int64_t(a.n_head_kv) * a.head_dim_v, c.n_ctx,
-           KvRows{c.pos.data(), c.tables.data()}, a.head_dim, a.head_dim_v, ith, nth);
-}
-
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AttentionCall c = attention_call(info, 13);
@@ -387,38 +125,6 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     attention(a, ith, nth);
   });
   return out;
-}
-
-// benchAttention(<attention's arguments 0..12>, seconds, vInK?, kvType?) -> {medianMs, minMs, runs, copies}:
-// times the attention op alone with one thread pool. A single query token (decode) rotates
-// through copies of the cache totalling at least 256 MiB, so it streams keys and values from
-// DRAM as a decode step does; a batch reads one cache that it keeps warm, as a prefill does.
-Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  AttentionCall c = attention_call(info, 14);
-  const double seconds = num_arg(info, 13, "seconds");
-  if (!(seconds > 0 && seconds <= 60)) invalid(env, "seconds must be in (0, 60]");
-  const size_t n_copies =
-      c.a.n_tokens > 1 ? 1 : std::min<size_t>(256, std::max<size_t>(1, ((size_t(256) << 20) + c.cache_bytes - 1) / c.cache_bytes));
-  std::vector<AlignedBuffer> caches(n_copies);
-  for (AlignedBuffer& cache : caches) check(env, cache.allocate(c.cache_bytes, "benchmark KV cache"));
-  AlignedBuffer scratch, out;
-  check(env, scratch.allocate(c.scratch_bytes, "harness scratch"));
-  check(env, out.allocate(c.out_floats * 4, "harness output"));
-  std::vector<AttentionArgs> calls;
-  for (AlignedBuffer& cache : caches) {
-    calls.push_back(cache_args(c, cache.data()));
-    calls.back().out = reinterpret_cast<float*>(out.data());
-    calls.back().scratch = reinterpret_cast<float*>(scratch.data());
-  }
-  ThreadPool pool(c.threads);
-  pool.run([&](int ith, int nth) {
-    for (const AttentionArgs& call : calls) store_kv(c, call.kv, ith, nth);
-  });
-  return time_on_pool(env, pool, n_copies, seconds, [&](size_t i, int ith, int nth) {
-    attention(calls[i % n_copies], ith, nth);
-    pool.barrier();
-  });
 }
 
 // layerNorm(x, weight|null, bias|null, nRows, dim, eps, threads)
@@ -630,87 +336,16 @@ Napi::Value Hadamard(const Napi::CallbackInfo& info) {
   return y;
 }
 
-// readBandwidth(megabytes, reps, threads) -> { medianGBps, bestGBps, method, threads, methods }:
-// reads a buffer of `megabytes` (far larger than the caches) `reps` times per read method
-// (cpu::ReadMethod) on `threads` threads and on one fewer, in 8 MiB chunks, timing each
-// chunk the same way benchMatmul times its calls, so kernel and probe figures compare like
-// for like on a machine shared with other work (median: typical, best: a quiet moment). The
-// top level is the combination with the highest median: the probe stands for the read
-// ceiling, and the engine itself runs each step on all threads or one fewer, whichever is
-// faster. A busy neighbour on one core stalls every barrier of a full-width pass: on a
-// loaded 2-core VM one probe read 17.9 GB/s with the kernels' pattern on 2 threads and 38.2
-// on 1, the likely way a 1B decode came to 113% of a 2-thread probe. Combinations take turns
-// pass by pass, so a neighbour's burst does not land on one of them only.
-Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const int64_t mb = int_arg(info, 0, "megabytes", 8, 1 << 14);
-  const int reps = int(int_arg(info, 1, "reps", 1, 1000)), threads = int(int_arg(info, 2, "threads", 1, kMaxThreads));
-  constexpr int64_t kChunk = (int64_t(8) << 20) / 4;  // floats per chunk
-  const int64_t n = mb * (1 << 20) / 4 / kChunk * kChunk;
-  AlignedBuffer buf;
-  // In huge pages, as the weights are (pack_weight.cpp): the same page walks per byte read.
-  check(env, buf.allocate(size_t(n) * 4, "bandwidth probe buffer", true));
-  float* data = reinterpret_cast<float*>(buf.data());
-  for (int64_t i = 0; i < n; ++i) data[i] = float(i & 7);
-  ThreadPool pool(threads);
-  std::vector<float> sink(threads);
-  const int widths = threads > 1 ? 2 : 1;  // all threads, then one fewer
-  std::vector<std::vector<double>> gbps(size_t(widths) * cpu::kReadMethods);
-  for (int r = 0; r < reps; ++r)
-    for (int w = 0; w < widths; ++w)
-      // One region for all chunks with a barrier after each, as benchMatmul times its calls, so
-      // the probe and the kernels it judges pay the same synchronisation per timed piece.
-      pool.run(
-          [&](int ith, int nth) {
-            for (int m = 0; m < cpu::kReadMethods; ++m)
-              for (int64_t c = 0; c < n; c += kChunk) {
-                const auto t0 = std::chrono::steady_clock::now();
-                sink[ith] += read_probe(data + c, kChunk, ith, nth, cpu::ReadMethod(m));
-                pool.barrier();
-                if (ith == 0)
-                  gbps[size_t(w) * cpu::kReadMethods + m].push_back(
-                      double(kChunk) * 4 / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 1e9);
-              }
-          },
-          threads - w);
-  volatile float keep = sink[0];
-  (void)keep;
-  Napi::Array methods = Napi::Array::New(env);
-  double top_median = 0, top_best = 0;
-  size_t top = 0;
-  for (size_t i = 0; i < gbps.size(); ++i) {
-    std::sort(gbps[i].begin(), gbps[i].end());
-    const double median = gbps[i][gbps[i].size() / 2], best = gbps[i].back();
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("method", cpu::read_method_name(cpu::ReadMethod(i % cpu::kReadMethods)));
-    o.Set("threads", threads - int(i / cpu::kReadMethods));
-    o.Set("medianGBps", median);
-    o.Set("bestGBps", best);
-    methods.Set(uint32_t(i), o);
-    if (median > top_median) top_median = median, top = i;
-    top_best = std::max(top_best, best);
-  }
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("medianGBps", top_median);
-  out.Set("bestGBps", top_best);
-  out.Set("method", cpu::read_method_name(cpu::ReadMethod(top % cpu::kReadMethods)));
-  out.Set("threads", threads - int(top / cpu::kReadMethods));
-  out.Set("methods", methods);
-  return out;
-}
-
 }  // namespace
 
 void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
   Napi::Object k = Napi::Object::New(env);
   k.Set("matmul", Napi::Function::New(env, Matmul));
-  k.Set("benchMatmul", Napi::Function::New(env, BenchMatmul));
   k.Set("getRows", Napi::Function::New(env, GetRows));
   k.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
   k.Set("rope", Napi::Function::New(env, Rope));
   k.Set("swiglu", Napi::Function::New(env, Swiglu));
   k.Set("attention", Napi::Function::New(env, Attention));
-  k.Set("benchAttention", Napi::Function::New(env, BenchAttention));
   k.Set("softmax", Napi::Function::New(env, Softmax));
   k.Set("vectorTopK", Napi::Function::New(env, VectorTopK));
   k.Set("hadamard", Napi::Function::New(env, Hadamard));
@@ -720,7 +355,7 @@ void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
   k.Set("quantizeAct", Napi::Function::New(env, QuantizeAct));
   k.Set("headMatmul", Napi::Function::New(env, HeadMatmul));
   k.Set("copyHeads", Napi::Function::New(env, CopyHeads));
-  k.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth));
+  register_bench_bindings(env, k);
   exports.Set("kernels", k);
 }
 

@@ -194,7 +194,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   // NonFinite failure was about.
   StepRequest parse(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!state_ || !state_->executor) throw to_js_error(env, Status::error(StatusCode::InvalidArgument, "the engine was disposed"));
+    if (!state_ || !state_->executor) throw to_js_error(env, Status::error(StatusCode::Disposed, "the engine was disposed"));
     if (state_->busy) throw to_js_error(env, Status::error(StatusCode::Busy, "the engine is already running a step"));
     StepRequest r;
     r.tokens = int32_array(info, 0, "tokens");
@@ -351,7 +351,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   // createEngine({maxContext, blocks, batchSize?, kvType?}) -> NativeEngine
   Napi::Value create_engine(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!model_) throw to_js_error(env, Status::error(StatusCode::InvalidArgument, "the model was disposed"));
+    if (!model_) throw to_js_error(env, Status::error(StatusCode::Disposed, "the model was disposed"));
     if (info.Length() < 1 || !info[0].IsObject()) invalid(env, "createEngine({maxContext, blocks, batchSize, kvType})");
     Napi::Object o = info[0].As<Napi::Object>();
     ExecutorOptions options;
@@ -370,7 +370,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   // kvBlockBytes(kvType) -> bytes of one KV block of this model in that cache type
   Napi::Value kv_block_bytes_of(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!model_) throw to_js_error(env, Status::error(StatusCode::InvalidArgument, "the model was disposed"));
+    if (!model_) throw to_js_error(env, Status::error(StatusCode::Disposed, "the model was disposed"));
     if (info.Length() < 1 || !info[0].IsNumber() || !kv_type_valid(info[0].As<Napi::Number>().Int32Value()))
       invalid(env, "kvBlockBytes(kvType: 0 | 1 | 2)");
     return Napi::Number::New(env, double(kv_block_bytes(model_->plan, static_cast<KvType>(info[0].As<Napi::Number>().Int32Value()))));

@@ -1,6 +1,7 @@
 #include "addon/plan_from_js.h"
 
 #include <cmath>
+#include <iterator>
 #include <string>
 
 #include "addon/status_napi.h"
@@ -44,11 +45,36 @@ Napi::Object object(const Napi::Object& o, const char* key) {
   return v.As<Napi::Object>();
 }
 
+// Every enum of the plan crosses N-API as a string: these tables are the one mapping
+// between NativePlan's string unions (lib/model/plan.ts) and the C++ enums, in enum order.
 template <typename E>
-E enumeration(const Napi::Object& o, const char* key, E fallback, int max) {
-  int v = integer(o, key, static_cast<int>(fallback));
-  if (v < 0 || v > max) bad(o.Env(), std::string(key) + " is out of range");
-  return static_cast<E>(v);
+struct EnumNames;
+template <>
+struct EnumNames<NormKind> { static constexpr const char* names[] = {"rms", "layer"}; };
+template <>
+struct EnumNames<GateActivation> { static constexpr const char* names[] = {"silu", "gelu"}; };
+template <>
+struct EnumNames<FfnKind> { static constexpr const char* names[] = {"dense", "moe"}; };
+template <>
+struct EnumNames<RopeKind> { static constexpr const char* names[] = {"none", "normal", "neox"}; };
+template <>
+struct EnumNames<RopeScaling> { static constexpr const char* names[] = {"none", "linear", "yarn", "llama3"}; };
+template <>
+struct EnumNames<ExpertGating> { static constexpr const char* names[] = {"softmax", "sigmoid"}; };
+
+template <typename E>
+E enumeration(const Napi::Object& o, const char* key, E fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  const auto& names = EnumNames<E>::names;
+  std::string allowed;
+  if (v.IsString()) {
+    std::string s = v.As<Napi::String>();
+    for (size_t i = 0; i < std::size(names); ++i)
+      if (s == names[i]) return static_cast<E>(i);
+  }
+  for (size_t i = 0; i < std::size(names); ++i) allowed += std::string(i ? ", " : "") + '"' + names[i] + '"';
+  bad(o.Env(), std::string(key) + " must be one of " + allowed);
 }
 
 TensorRef tensor_from_js(const Napi::Object& t) {
@@ -79,48 +105,31 @@ TensorRef tensor_from_js(const Napi::Object& t) {
 
 LayerPlan layer_from_js(const Napi::Object& o) {
   LayerPlan L;
-  L.attn_norm = integer(o, "attnNorm", -1);
-  L.attn_norm_b = integer(o, "attnNormB", -1);
-  L.wq = integer(o, "wq", -1);
-  L.wk = integer(o, "wk", -1);
-  L.wv = integer(o, "wv", -1);
-  L.wo = integer(o, "wo", -1);
-  L.bq = integer(o, "bq", -1);
-  L.bk = integer(o, "bk", -1);
-  L.bv = integer(o, "bv", -1);
-  L.bo = integer(o, "bo", -1);
-  L.q_norm = integer(o, "qNorm", -1);
-  L.k_norm = integer(o, "kNorm", -1);
-  L.wq_a = integer(o, "wqA", -1);
-  L.q_a_norm = integer(o, "qANorm", -1);
-  L.wq_b = integer(o, "wqB", -1);
-  L.wkv_a = integer(o, "wkvA", -1);
-  L.kv_a_norm = integer(o, "kvANorm", -1);
-  L.wk_b = integer(o, "wkB", -1);
-  L.wv_b = integer(o, "wvB", -1);
-  L.ffn_norm = integer(o, "ffnNorm", -1);
-  L.ffn_norm_b = integer(o, "ffnNormB", -1);
-  L.ffn_kind = enumeration(o, "ffnKind", FfnKind::Dense, 1);
-  L.ffn_gate = integer(o, "ffnGate", -1);
-  L.ffn_up = integer(o, "ffnUp", -1);
-  L.ffn_down = integer(o, "ffnDown", -1);
-  L.ffn_gate_b = integer(o, "ffnGateB", -1);
-  L.ffn_up_b = integer(o, "ffnUpB", -1);
-  L.ffn_down_b = integer(o, "ffnDownB", -1);
-  L.ffn_gate_inp = integer(o, "ffnGateInp", -1);
-  L.ffn_gate_exps = integer(o, "ffnGateExps", -1);
-  L.ffn_up_exps = integer(o, "ffnUpExps", -1);
-  L.ffn_down_exps = integer(o, "ffnDownExps", -1);
-  L.ffn_exp_probs_b = integer(o, "ffnExpProbsB", -1);
-  L.ffn_gate_shexp = integer(o, "ffnGateShexp", -1);
-  L.ffn_up_shexp = integer(o, "ffnUpShexp", -1);
-  L.ffn_down_shexp = integer(o, "ffnDownShexp", -1);
-  L.ffn_gate_inp_shexp = integer(o, "ffnGateInpShexp", -1);
+#define TESSERA_ROLE_FROM_JS(field, js, suffix, kind, presence, label) L.field = integer(o, #js, -1);
+  TESSERA_LAYER_ROLES(TESSERA_ROLE_FROM_JS)
+#undef TESSERA_ROLE_FROM_JS
+  L.ffn_kind = enumeration(o, "ffnKind", FfnKind::Dense);
   L.sliding_window = integer(o, "slidingWindow", 0);
   return L;
 }
 
 }  // namespace
+
+Napi::Value LayerRoles(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env, kLayerRoleCount);
+  for (int r = 0; r < kLayerRoleCount; ++r) {
+    const LayerRoleInfo& role = kLayerRoles[r];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", role.js);
+    o.Set("suffix", role.suffix);
+    o.Set("kind", role_kind_name(role.kind));
+    o.Set("required", role.presence == RolePresence::Required);
+    o.Set("label", role.label);
+    out.Set(uint32_t(r), o);
+  }
+  return out;
+}
 
 ModelPlan plan_from_js(const Napi::Object& js) {
   ModelPlan p;
@@ -138,8 +147,8 @@ ModelPlan plan_from_js(const Napi::Object& js) {
   p.n_vocab = integer(js, "nVocab", 0, true);
   p.n_ctx_train = integer(js, "nCtxTrain", 0);
   p.norm_eps = real(js, "normEps", 1e-5f);
-  p.norm = enumeration(js, "norm", NormKind::Rms, 1);
-  p.activation = enumeration(js, "activation", GateActivation::Silu, 1);
+  p.norm = enumeration(js, "norm", NormKind::Rms);
+  p.activation = enumeration(js, "activation", GateActivation::Silu);
   p.attn_scale = real(js, "attnScale", 0.f);
   if (p.attn_scale == 0.f) p.attn_scale = 1.0f / std::sqrt(static_cast<float>(p.head_dim));
   p.attn_logit_softcap = real(js, "attnLogitSoftcap", 0.f);
@@ -147,11 +156,11 @@ ModelPlan plan_from_js(const Napi::Object& js) {
   p.embedding_scale = real(js, "embeddingScale", 0.f);
 
   Napi::Object rope = object(js, "rope");
-  p.rope.kind = enumeration(rope, "kind", RopeKind::Normal, 2);
+  p.rope.kind = enumeration(rope, "kind", RopeKind::Normal);
   p.rope.n_dims = integer(rope, "nDims", 0);
   p.rope.freq_base = real(rope, "freqBase", 10000.f);
   p.rope.freq_scale = real(rope, "freqScale", 1.f);
-  p.rope.scaling = enumeration(rope, "scaling", RopeScaling::None, 3);
+  p.rope.scaling = enumeration(rope, "scaling", RopeScaling::None);
   p.rope.n_ctx_orig = integer(rope, "nCtxOrig", 0);
   p.rope.yarn_ext_factor = real(rope, "yarnExtFactor", 0.f);
   p.rope.yarn_attn_factor = real(rope, "yarnAttnFactor", 1.f);
@@ -167,7 +176,7 @@ ModelPlan plan_from_js(const Napi::Object& js) {
     p.moe.n_expert = integer(moe, "nExpert", 0);
     p.moe.n_expert_used = integer(moe, "nExpertUsed", 0);
     p.moe.n_expert_shared = integer(moe, "nExpertShared", 0);
-    p.moe.gating = enumeration(moe, "gating", ExpertGating::Softmax, 1);
+    p.moe.gating = enumeration(moe, "gating", ExpertGating::Softmax);
     p.moe.norm_top_k = flag(moe, "normTopK");
     p.moe.weights_scale = real(moe, "weightsScale", 1.f);
     p.moe.n_group = integer(moe, "nGroup", 0);

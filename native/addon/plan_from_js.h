@@ -9,4 +9,8 @@ namespace tessera {
 
 ModelPlan plan_from_js(const Napi::Object& js);
 
+// addon.layerRoles(): the rows of core/layer_roles.h, for the test that keeps
+// lib/arch/tensor-names.ts in step with them.
+Napi::Value LayerRoles(const Napi::CallbackInfo& info);
+
 }  // namespace tessera

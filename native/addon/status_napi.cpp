@@ -17,8 +17,15 @@ const char* js_error_code(StatusCode code) {
     case StatusCode::Busy: return "ERR_BUSY";
     case StatusCode::Internal: return "ERR_INTERNAL";
     case StatusCode::NonFinite: return "ERR_NON_FINITE";
+    case StatusCode::Disposed: return "ERR_DISPOSED";
   }
   return "ERR_INTERNAL";
+}
+
+Napi::Value ErrorCodes(const Napi::CallbackInfo& info) {
+  Napi::Array out = Napi::Array::New(info.Env(), kStatusCodeCount - 1);
+  for (int c = 1; c < kStatusCodeCount; ++c) out.Set(uint32_t(c - 1), js_error_code(static_cast<StatusCode>(c)));
+  return out;
 }
 
 Napi::Error to_js_error(Napi::Env env, const Status& status) {

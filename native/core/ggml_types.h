@@ -201,20 +201,4 @@ static inline bool is_float_type(GgmlType type) {
   return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16;
 }
 
-// Weight types the matmul kernels implement, on the CPU and on CUDA alike.
-static inline bool is_matmul_type(GgmlType type) {
-  switch (type) {
-    case GgmlType::F32:
-    case GgmlType::F16:
-    case GgmlType::BF16:
-    case GgmlType::Q8_0:
-    case GgmlType::Q4_0:
-    case GgmlType::Q4_K:
-    case GgmlType::Q6_K:
-      return true;
-    default:
-      return false;
-  }
-}
-
 }  // namespace tessera

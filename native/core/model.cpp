@@ -5,6 +5,7 @@
 
 #include "core/cuda_loader.h"
 #include "core/tensor_check.h"
+#include "core/weight_types.h"
 
 namespace tessera {
 
@@ -39,8 +40,7 @@ class PlanChecker {
     if (matmul && !is_matmul_type(t->type))
       return Status::error(StatusCode::UnsupportedQuantType,
                            "tensor " + t->name + " uses " + ggml_type_traits(t->type).name +
-                               ", which Tessera cannot compute with; use a file quantized as F32, F16, BF16, "
-                               "Q8_0, Q4_0, Q4_K or Q6_K");
+                               ", which Tessera cannot compute with; use a file quantized as " + weight_type_list());
     if (!matmul && t->type != GgmlType::F32)
       return Status::error(StatusCode::ModelIncompatible,
                            "tensor " + t->name + " (" + role + ") must be F32, found " + ggml_type_traits(t->type).name);
@@ -60,8 +60,31 @@ class PlanChecker {
     return index < 0 ? Status::ok() : expect(index, role, std::move(dims), false);
   }
 
+  // A block tensor, its label, type kind and presence from core/layer_roles.h; `required`
+  // overrides an optional role's presence (a shared expert's up once it has a gate).
+  Status role(const LayerPlan& L, LayerRole r, std::vector<int64_t> dims, bool required = false) const {
+    const LayerRoleInfo& info = layer_role_info(r);
+    checked_ |= uint64_t(1) << static_cast<int>(r);
+    if (L[r] < 0 && info.presence == RolePresence::Optional && !required) return Status::ok();
+    return expect(L[r], info.label, std::move(dims), info.kind == RoleKind::Matmul);
+  }
+
+  // After a block's checks: a tensor the block's recipe did not check is one no executor
+  // would read, so the plan is refused rather than run without it.
+  void begin_block() const { checked_ = 0; }
+  Status unchecked(const LayerPlan& L) const {
+    for (int r = 0; r < kLayerRoleCount; ++r)
+      if (L[static_cast<LayerRole>(r)] >= 0 && !(checked_ >> r & 1))
+        return Status::error(StatusCode::ModelIncompatible, std::string("the plan sets ") + kLayerRoles[r].label +
+                                                                " (" + kLayerRoles[r].suffix +
+                                                                "), which this block's recipe does not use");
+    return Status::ok();
+  }
+
  private:
   const ModelPlan& plan_;
+  mutable uint64_t checked_ = 0;  // bit per LayerRole checked in the current block
+  static_assert(kLayerRoleCount <= 64, "checked_ holds one bit per role");
 };
 
 Status validate_tensor_storage(const TensorRef& t, uint64_t file_size) {
@@ -104,18 +127,19 @@ Status validate_mla_shape(const ModelPlan& p) {
 Status validate_mla_layer(const PlanChecker& c, const ModelPlan& p, const LayerPlan& L) {
   const MlaParams& m = p.mla;
   const int64_t e = p.n_embd, h = p.n_head, q_w = h * (m.head_dim_nope + m.head_dim_rope);
+  using R = LayerRole;
   if (m.q_lora_rank > 0) {
-    TESSERA_RETURN_IF_ERROR(c.expect(L.wq_a, "attention q low-rank down", {e, m.q_lora_rank}, true));
-    TESSERA_RETURN_IF_ERROR(c.expect(L.q_a_norm, "attention q low-rank norm", {m.q_lora_rank}, false));
-    TESSERA_RETURN_IF_ERROR(c.expect(L.wq_b, "attention q low-rank up", {m.q_lora_rank, q_w}, true));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::wq_a, {e, m.q_lora_rank}));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::q_a_norm, {m.q_lora_rank}));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::wq_b, {m.q_lora_rank, q_w}));
   } else {
-    TESSERA_RETURN_IF_ERROR(c.expect(L.wq, "attention q", {e, q_w}, true));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::wq, {e, q_w}));
   }
-  TESSERA_RETURN_IF_ERROR(c.expect(L.wkv_a, "attention kv latent", {e, m.kv_lora_rank + m.head_dim_rope}, true));
-  TESSERA_RETURN_IF_ERROR(c.expect(L.kv_a_norm, "attention kv latent norm", {m.kv_lora_rank}, false));
-  TESSERA_RETURN_IF_ERROR(c.expect(L.wk_b, "attention k up-projection", {m.head_dim_nope, m.kv_lora_rank, h}, true));
-  TESSERA_RETURN_IF_ERROR(c.expect(L.wv_b, "attention v up-projection", {m.kv_lora_rank, m.head_dim_v, h}, true));
-  return c.expect(L.wo, "attention output", {h * m.head_dim_v, e}, true);
+  TESSERA_RETURN_IF_ERROR(c.role(L, R::wkv_a, {e, m.kv_lora_rank + m.head_dim_rope}));
+  TESSERA_RETURN_IF_ERROR(c.role(L, R::kv_a_norm, {m.kv_lora_rank}));
+  TESSERA_RETURN_IF_ERROR(c.role(L, R::wk_b, {m.head_dim_nope, m.kv_lora_rank, h}));
+  TESSERA_RETURN_IF_ERROR(c.role(L, R::wv_b, {m.kv_lora_rank, m.head_dim_v, h}));
+  return c.role(L, R::wo, {h * m.head_dim_v, e});
 }
 
 }  // namespace
@@ -157,35 +181,37 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
   if (p.rope.freq_factors >= 0)
     TESSERA_RETURN_IF_ERROR(c.expect(p.rope.freq_factors, "rope frequency factors", {p.rope.n_dims / 2}, false));
 
+  using R = LayerRole;
   for (int il = 0; il < p.n_layer; ++il) {
     const LayerPlan& L = p.layers[il];
-    TESSERA_RETURN_IF_ERROR(c.expect(L.attn_norm, "attention norm", {e}, false));
-    TESSERA_RETURN_IF_ERROR(c.optional(L.attn_norm_b, "attention norm bias", {e}));
+    c.begin_block();
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::attn_norm, {e}));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::attn_norm_b, {e}));
     if (mla) {
       TESSERA_RETURN_IF_ERROR(validate_mla_layer(c, p, L));
     } else {
-      TESSERA_RETURN_IF_ERROR(c.expect(L.wq, "attention q", {e, q_out}, true));
-      TESSERA_RETURN_IF_ERROR(c.expect(L.wk, "attention k", {e, k_out}, true));
-      TESSERA_RETURN_IF_ERROR(c.expect(L.wv, "attention v", {e, v_out}, true));
-      TESSERA_RETURN_IF_ERROR(c.expect(L.wo, "attention output", {o_in, e}, true));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::wq, {e, q_out}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::wk, {e, k_out}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::wv, {e, v_out}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::wo, {o_in, e}));
     }
-    TESSERA_RETURN_IF_ERROR(c.optional(L.bq, "q bias", {q_out}));
-    TESSERA_RETURN_IF_ERROR(c.optional(L.bk, "k bias", {k_out}));
-    TESSERA_RETURN_IF_ERROR(c.optional(L.bv, "v bias", {v_out}));
-    TESSERA_RETURN_IF_ERROR(c.optional(L.bo, "output bias", {e}));
-    TESSERA_RETURN_IF_ERROR(c.optional(L.q_norm, "q norm", {p.head_dim}));
-    TESSERA_RETURN_IF_ERROR(c.optional(L.k_norm, "k norm", {p.head_dim}));
-    TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_norm, "ffn norm", {e}, false));
-    TESSERA_RETURN_IF_ERROR(c.optional(L.ffn_norm_b, "ffn norm bias", {e}));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::bq, {q_out}));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::bk, {k_out}));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::bv, {v_out}));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::bo, {e}));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::q_norm, {p.head_dim}));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::k_norm, {p.head_dim}));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_norm, {e}));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_norm_b, {e}));
     if (L.sliding_window < 0) return Status::error(StatusCode::ModelIncompatible, "negative sliding window");
     if (L.ffn_kind == FfnKind::Dense) {
       const int64_t f = p.n_ff;
-      TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate, "ffn gate", {e, f}, true));
-      TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_up, "ffn up", {e, f}, true));
-      TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_down, "ffn down", {f, e}, true));
-      TESSERA_RETURN_IF_ERROR(c.optional(L.ffn_gate_b, "ffn gate bias", {f}));
-      TESSERA_RETURN_IF_ERROR(c.optional(L.ffn_up_b, "ffn up bias", {f}));
-      TESSERA_RETURN_IF_ERROR(c.optional(L.ffn_down_b, "ffn down bias", {e}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate, {e, f}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_up, {e, f}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_down, {f, e}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate_b, {f}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_up_b, {f}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_down_b, {e}));
     } else {
       const MoeParams& m = p.moe;
       if (m.n_expert < 1 || m.n_expert > 512 || m.n_expert_used < 1 || m.n_expert_used > m.n_expert || m.n_expert_used > 64)
@@ -193,25 +219,25 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
       if (m.n_group > 0 && (m.n_group > 256 || m.n_expert % m.n_group != 0 || m.n_group_used < 1 || m.n_group_used > m.n_group))
         return Status::error(StatusCode::ModelIncompatible, "invalid expert group counts");
       const int64_t f = p.n_ff_exp, n = m.n_expert;
-      TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate_inp, "expert router", {e, n}, true));
-      TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate_exps, "expert gates", {e, f, n}, true));
-      TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_up_exps, "expert ups", {e, f, n}, true));
-      TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_down_exps, "expert downs", {f, e, n}, true));
-      TESSERA_RETURN_IF_ERROR(c.optional(L.ffn_exp_probs_b, "expert selection bias", {n}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate_inp, {e, n}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate_exps, {e, f, n}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_up_exps, {e, f, n}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_down_exps, {f, e, n}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_exp_probs_b, {n}));
       if (L.ffn_gate_shexp >= 0 || L.ffn_up_shexp >= 0 || L.ffn_down_shexp >= 0) {
         // The shared expert's width is its gate's; up and down must match it.
         const TensorRef* gate = nullptr;
         TESSERA_RETURN_IF_ERROR(c.tensor(L.ffn_gate_shexp, "shared expert gate", &gate));
         const int64_t fs = gate->ne[1];
-        TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate_shexp, "shared expert gate", {e, fs}, true));
-        TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_up_shexp, "shared expert up", {e, fs}, true));
-        TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_down_shexp, "shared expert down", {fs, e}, true));
+        TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate_shexp, {e, fs}, true));
+        TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_up_shexp, {e, fs}, true));
+        TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_down_shexp, {fs, e}, true));
       }
       if (L.ffn_gate_b >= 0 || L.ffn_up_b >= 0 || L.ffn_down_b >= 0)
         return Status::error(StatusCode::ModelIncompatible, "FFN biases are only supported on dense blocks");
-      if (L.ffn_gate_inp_shexp >= 0)
-        TESSERA_RETURN_IF_ERROR(c.expect(L.ffn_gate_inp_shexp, "shared expert gate input", {e}, true));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate_inp_shexp, {e}));
     }
+    TESSERA_RETURN_IF_ERROR(c.unchecked(L));
   }
   return Status::ok();
 }

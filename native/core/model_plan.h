@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/ggml_types.h"
+#include "core/layer_roles.h"
 
 namespace tessera {
 
@@ -72,28 +73,34 @@ struct MlaParams {
   int head_dim_v = 0;      // per-head value size after wv_b
 };
 
-// Every tensor field is an index into ModelPlan::tensors, -1 when absent.
+// Every tensor field is an index into ModelPlan::tensors, -1 when absent. The fields are
+// the rows of core/layer_roles.h (kind, GGUF name, presence); what they hold:
+//   attn_*/w[qkvo]/b[qkvo]: attention; q_norm/k_norm: per-head RMSNorm of q and k (qwen3).
+//   MLA: wq or (wq_a, q_a_norm, wq_b); wkv_a [n_embd -> kv_lora + rope], kv_a_norm,
+//     wk_b [n_head][kv_lora][nope], wv_b [n_head][head_dim_v][kv_lora].
+//   ffn_gate/up/down(_b): dense FFN (biases: llama).
+//   Mixture of experts: router ffn_gate_inp [n_embd -> n_expert], stacked experts
+//     ffn_*_exps [n_expert][...], ffn_exp_probs_b (routing bias added for selection only,
+//     sigmoid gating), shared expert ffn_*_shexp, ffn_gate_inp_shexp (its sigmoid gate, qwen2moe).
 struct LayerPlan {
-  int attn_norm = -1, attn_norm_b = -1;
-  int wq = -1, wk = -1, wv = -1, wo = -1;
-  int bq = -1, bk = -1, bv = -1, bo = -1;
-  int q_norm = -1, k_norm = -1;   // per-head RMSNorm of q and k (qwen3)
-  // MLA: wq or (wq_a, q_a_norm, wq_b); wkv_a [n_embd -> kv_lora + rope], kv_a_norm,
-  // wk_b [n_head][kv_lora][nope], wv_b [n_head][head_dim_v][kv_lora].
-  int wq_a = -1, q_a_norm = -1, wq_b = -1;
-  int wkv_a = -1, kv_a_norm = -1, wk_b = -1, wv_b = -1;
-  int ffn_norm = -1, ffn_norm_b = -1;
+#define TESSERA_ROLE_FIELD(field, js, suffix, kind, presence, label) int field = -1;
+  TESSERA_LAYER_ROLES(TESSERA_ROLE_FIELD)
+#undef TESSERA_ROLE_FIELD
   FfnKind ffn_kind = FfnKind::Dense;
-  int ffn_gate = -1, ffn_up = -1, ffn_down = -1;
-  int ffn_gate_b = -1, ffn_up_b = -1, ffn_down_b = -1;  // dense FFN biases (llama), or -1
-  // Mixture of experts: router [n_embd -> n_expert], stacked experts [n_expert][...].
-  int ffn_gate_inp = -1;
-  int ffn_gate_exps = -1, ffn_up_exps = -1, ffn_down_exps = -1;
-  int ffn_exp_probs_b = -1;       // routing bias added for selection only (sigmoid gating)
-  int ffn_gate_shexp = -1, ffn_up_shexp = -1, ffn_down_shexp = -1;
-  int ffn_gate_inp_shexp = -1;    // sigmoid gate on the shared expert (qwen2moe)
   int sliding_window = 0;         // 0: attends to every earlier position
+
+  int& operator[](LayerRole r);
+  int operator[](LayerRole r) const { return const_cast<LayerPlan&>(*this)[r]; }
 };
+
+inline int& LayerPlan::operator[](LayerRole r) {
+  static constexpr int LayerPlan::* kFields[] = {
+#define TESSERA_ROLE_MEMBER(field, js, suffix, kind, presence, label) &LayerPlan::field,
+      TESSERA_LAYER_ROLES(TESSERA_ROLE_MEMBER)
+#undef TESSERA_ROLE_MEMBER
+  };
+  return this->*kFields[static_cast<int>(r)];
+}
 
 struct ModelPlan {
   std::string architecture;

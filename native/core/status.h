@@ -18,12 +18,15 @@ enum class StatusCode : int {
   BackendUnavailable,
   Cuda,
   Aborted,
-  Busy,
+  Busy,      // the object is already running an operation (ERR_BUSY)
   Internal,
   // NaN or Infinity where numbers must be finite: in a weight (a load with checkTensors) or
   // in the logits a step produced.
   NonFinite,
+  // A model or engine used after dispose() (ERR_DISPOSED).
+  Disposed,
 };
+inline constexpr int kStatusCodeCount = static_cast<int>(StatusCode::Disposed) + 1;
 
 struct Status {
   StatusCode code = StatusCode::Ok;

@@ -14,15 +14,14 @@ namespace tessera::cpu {
 
 namespace {
 
-// Plan tensors that are multiplied with activations, each packed once.
+// Plan tensors that are multiplied with activations (the Matmul roles of core/layer_roles.h),
+// each packed once.
 std::vector<int> matmul_tensor_indices(const ModelPlan& plan) {
   std::vector<int> out = {plan.output >= 0 ? plan.output : plan.tok_embd};
-  for (const LayerPlan& L : plan.layers) {
-    for (int i : {L.wq, L.wk, L.wv, L.wo, L.ffn_gate, L.ffn_up, L.ffn_down, L.ffn_gate_inp, L.ffn_gate_exps,
-                  L.ffn_up_exps, L.ffn_down_exps, L.ffn_gate_shexp, L.ffn_up_shexp, L.ffn_down_shexp,
-                  L.ffn_gate_inp_shexp, L.wq_a, L.wq_b, L.wkv_a, L.wk_b, L.wv_b})
-      if (i >= 0) out.push_back(i);
-  }
+  for (const LayerPlan& L : plan.layers)
+    for (int r = 0; r < kLayerRoleCount; ++r)
+      if (kLayerRoles[r].kind == RoleKind::Matmul && L[static_cast<LayerRole>(r)] >= 0)
+        out.push_back(L[static_cast<LayerRole>(r)]);
   return out;
 }
 

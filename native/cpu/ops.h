@@ -15,6 +15,7 @@
 #include "core/kv_cache.h"
 #include "core/model_plan.h"
 #include "core/status.h"
+#include "core/weight_types.h"
 
 namespace tessera::cpu {
 
@@ -39,6 +40,17 @@ enum class WeightLayout {
   Q4_0x8 = 1,   // plus Q4_0 rows interleaved in groups of 8 (cpu/packed_q4_0x8.h)
   Q4_Kx8 = 2,   // plus Q4_K rows interleaved in groups of 8 (cpu/packed_q4_kx8.h)
 };
+
+// The layout pack_weight repacks a type into (core/weight_types.h), Gguf for none.
+static inline WeightLayout repacked_layout(GgmlType type) {
+  switch (type) {
+#define TESSERA_REPACKED_LAYOUT(t, act, layout) \
+  case GgmlType::t: return WeightLayout::layout;
+    TESSERA_WEIGHT_TYPES(TESSERA_REPACKED_LAYOUT)
+#undef TESSERA_REPACKED_LAYOUT
+    default: return WeightLayout::Gguf;
+  }
+}
 
 // Which of llama.cpp's two kernels for a weight type a product reproduces, where they sum in
 // different orders: its batch kernel (Gemm) or its one-row kernel (Gemv). llama.cpp runs

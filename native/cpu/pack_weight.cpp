@@ -26,8 +26,8 @@ constexpr int64_t kGroupRows = q4_0x8::kRows;
 Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, bool resident) {
   if (!is_matmul_type(t.type))
     return Status::error(StatusCode::UnsupportedQuantType, "tensor " + t.name + " has type " + ggml_type_traits(t.type).name +
-                                                               ", which the CPU kernels cannot multiply; use a F32, F16, BF16, "
-                                                               "Q8_0, Q4_0, Q4_K or Q6_K file");
+                                                               ", which the CPU kernels cannot multiply; use a file quantized as " +
+                                                               weight_type_list());
   const size_t row_bytes = ggml_row_bytes(t.type, t.ne[0]);
   if (row_bytes == 0 || t.data == nullptr || row_bytes * uint64_t(t.rows()) != t.nbytes)
     return Status::error(StatusCode::ModelIncompatible, "tensor " + t.name + " has an inconsistent size");
@@ -38,9 +38,7 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, boo
   out->layout = WeightLayout::Gguf;
   out->packed = nullptr;
   out->owned.reset();
-  const WeightLayout layout = t.type == GgmlType::Q4_0 ? WeightLayout::Q4_0x8
-                              : t.type == GgmlType::Q4_K ? WeightLayout::Q4_Kx8
-                                                         : WeightLayout::Gguf;
+  const WeightLayout layout = repacked_layout(t.type);
   if (allow_repack && layout != WeightLayout::Gguf && cpu_features().avx2 && out->rows >= kGroupRows) {
     // Both layouts give a group of 8 rows exactly the bytes of its 8 GGUF rows.
     const int64_t groups = out->rows / kGroupRows;

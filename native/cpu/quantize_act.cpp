@@ -17,12 +17,10 @@ namespace tessera::cpu {
 
 ActFormat act_format_for(GgmlType weight_type) {
   switch (weight_type) {
-    case GgmlType::F16: return ActFormat::F16;
-    case GgmlType::BF16: return ActFormat::BF16;
-    case GgmlType::Q4_0:
-    case GgmlType::Q8_0: return ActFormat::Q8_0;
-    case GgmlType::Q4_K:
-    case GgmlType::Q6_K: return ActFormat::Q8_K;
+#define TESSERA_ACT_FORMAT(type, act, layout) \
+  case GgmlType::type: return ActFormat::act;
+    TESSERA_WEIGHT_TYPES(TESSERA_ACT_FORMAT)
+#undef TESSERA_ACT_FORMAT
     default: return ActFormat::F32;
   }
 }

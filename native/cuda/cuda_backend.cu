@@ -14,6 +14,7 @@
 
 #include "cuda/cuda_backend.h"
 #include "cuda/device.cuh"
+#include "core/weight_types.h"
 
 namespace tessera::cuda {
 
@@ -250,8 +251,8 @@ Status CudaBackend::check_plan(const ModelPlan& p) const {
     if (t.n_dims >= 2 && !is_matmul_type(t.type))
       return Status::error(StatusCode::UnsupportedQuantType,
                            "tensor " + t.name + " uses " + ggml_type_traits(t.type).name +
-                               ", which the CUDA backend cannot compute with; use a file quantized as F32, F16, BF16, "
-                               "Q8_0, Q4_0, Q4_K or Q6_K");
+                               ", which the CUDA backend cannot compute with; use a file quantized as " +
+                               weight_type_list());
   return Status::ok();
 }
 

@@ -3,6 +3,7 @@
 // activations; above that the tensor-core GEMM (gemm.cu) reuses each weight tile across 64
 // tokens and reads fp16 activations. The grouped expert products (launch_moe_matmul) switch
 // at the same token count, so their staged formats follow stage_formats_for too.
+#include "core/weight_types.h"
 #include "cuda/ops.cuh"
 
 namespace tessera::cuda {
@@ -11,7 +12,8 @@ namespace {
 
 constexpr int kMaxGemvTokens = 8;
 
-bool is_quantized(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_K || t == GgmlType::Q6_K; }
+// The block-quantized weight types (core/weight_types.h less the float ones) take q8 activations.
+bool is_quantized(GgmlType t) { return is_matmul_type(t) && !is_float_type(t); }
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 
 #include "cuda/device.cuh"
 #include "cuda/matrix_layout.h"
+#include "core/weight_types.h"
 
 namespace tessera::cuda {
 
@@ -34,13 +35,12 @@ __device__ __forceinline__ void unpack_words(uint4 v, uint32_t w[4]) {
 template <class F>
 __host__ __device__ __forceinline__ bool with_weight_type(GgmlType t, F&& f) {
   switch (t) {
-    case GgmlType::F32: f(std::integral_constant<GgmlType, GgmlType::F32>{}); return true;
-    case GgmlType::F16: f(std::integral_constant<GgmlType, GgmlType::F16>{}); return true;
-    case GgmlType::BF16: f(std::integral_constant<GgmlType, GgmlType::BF16>{}); return true;
-    case GgmlType::Q8_0: f(std::integral_constant<GgmlType, GgmlType::Q8_0>{}); return true;
-    case GgmlType::Q4_0: f(std::integral_constant<GgmlType, GgmlType::Q4_0>{}); return true;
-    case GgmlType::Q4_K: f(std::integral_constant<GgmlType, GgmlType::Q4_K>{}); return true;
-    case GgmlType::Q6_K: f(std::integral_constant<GgmlType, GgmlType::Q6_K>{}); return true;
+#define TESSERA_CUDA_WEIGHT_CASE(type, act, layout)                 \
+  case GgmlType::type:                                              \
+    f(std::integral_constant<GgmlType, GgmlType::type>{});          \
+    return true;
+    TESSERA_WEIGHT_TYPES(TESSERA_CUDA_WEIGHT_CASE)
+#undef TESSERA_CUDA_WEIGHT_CASE
     default: return false;
   }
 }

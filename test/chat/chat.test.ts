@@ -18,7 +18,7 @@ import { isTesseraError } from "../../lib/errors.js";
 import type { GenerateOptions } from "../../lib/generate/generate.js";
 import { loadModel, type Model } from "../../lib/index.js";
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
-import { writeSyntheticModel } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel } from "../../dev/synthetic-model.js";
 import { hasShared, sharedDir, stories260K, tempDir } from "../helpers/paths.js";
 import { ggufMetadataVocab } from "../tokenizer/vocabs.js";
 

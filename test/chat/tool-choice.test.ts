@@ -30,7 +30,7 @@ import { loadModel, type Model } from "../../lib/index.js";
 import { Rng } from "../../lib/sampling/rng.js";
 import type { TokenMask } from "../../lib/sampling/constraint.js";
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
-import { writeSyntheticModel } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel } from "../../dev/synthetic-model.js";
 import { hasShared, sharedDir, stories260K, tempDir } from "../helpers/paths.js";
 import { ggufMetadataVocab } from "../tokenizer/vocabs.js";
 

@@ -6,7 +6,7 @@
  */
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../dev/synthetic-model.js";
 import { compareWithLlamaCpp, randomTokens } from "../helpers/compare-llama-cpp.js";
 import { expectBitIdentical, llamaCppRunsAvx2Variant } from "../helpers/llama-cpp-variant.js";
 import { hasShared, tempDir } from "../helpers/paths.js";

@@ -9,7 +9,7 @@
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadModel } from "../../lib/index.js";
-import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../dev/synthetic-model.js";
 import { hasShared, tempDir } from "../helpers/paths.js";
 
 const THREADS = 2;

@@ -8,8 +8,8 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadModel } from "../../lib/index.js";
-import { relativeError } from "../../lib/kernels/harness.js";
-import { writeSyntheticModel, type ModelShape } from "../../scripts/synthetic-model.js";
+import { relativeError } from "../../dev/kernels/harness.js";
+import { writeSyntheticModel, type ModelShape } from "../../dev/synthetic-model.js";
 import { compareWithLlamaCpp, randomTokens } from "../helpers/compare-llama-cpp.js";
 import { hasShared, tempDir } from "../helpers/paths.js";
 

@@ -11,9 +11,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { CUDA_VS_CPU_BUDGET, judgeLogits, TOP1_MIN_SHARE, topOneAgrees } from "../../scripts/cuda-budgets.js";
-import { syntheticTokens, writeSyntheticModel, type ModelShape, type WeightScheme } from "../../scripts/synthetic-model.js";
-import { relativeError } from "../../lib/kernels/harness.js";
+import { CUDA_VS_CPU_BUDGET, judgeLogits, TOP1_MIN_SHARE, topOneAgrees } from "../../dev/cuda-budgets.js";
+import { syntheticTokens, writeSyntheticModel, type ModelShape, type WeightScheme } from "../../dev/synthetic-model.js";
+import { relativeError } from "../../dev/kernels/harness.js";
 import { argmax } from "../../lib/sampling/sampler.js";
 import { hasShared, repoRoot, stories260K, tempDir } from "../helpers/paths.js";
 

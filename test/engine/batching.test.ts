@@ -10,7 +10,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isTesseraError, loadModel, type Completion, type GenerateOptions, type Model } from "../../lib/index.js";
 import type { NativeEngine } from "../../lib/native.js";
-import { writeSyntheticModel, syntheticTokens, type ModelShape } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel, syntheticTokens, type ModelShape } from "../../dev/synthetic-model.js";
 import { hasShared, stories260K, tempDir } from "../helpers/paths.js";
 
 async function expectCode(p: Promise<unknown> | (() => unknown), code: string): Promise<void> {

@@ -10,9 +10,9 @@
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isTesseraError, loadModel, type Model } from "../../lib/index.js";
-import { writeSyntheticModel, syntheticTokens, type ModelShape } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel, syntheticTokens, type ModelShape } from "../../dev/synthetic-model.js";
 import { hasShared, stories260K, tempDir } from "../helpers/paths.js";
-import { writeTruncatedModel } from "../../scripts/truncate-model.js";
+import { writeTruncatedModel } from "../../dev/truncate-model.js";
 
 const dir = tempDir("speculative");
 

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { dequantize, fromHalf, quantize, toHalf } from "../../lib/gguf/quantize.js";
 import { GGMLType, GGML_TYPE_INFO } from "../../lib/gguf/types.js";
-import { relativeError } from "../../lib/kernels/harness.js";
+import { relativeError } from "../../dev/kernels/harness.js";
 import { Gaussian } from "../helpers/random.js";
 
 /**

@@ -13,7 +13,7 @@ import Ajv2020 from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseGbnf } from "../../lib/grammar/gbnf.js";
 import { loadModel, type Completion, type Model } from "../../lib/index.js";
-import { writeSyntheticModel } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel } from "../../dev/synthetic-model.js";
 import { matchesGrammar } from "../helpers/grammar-matcher.js";
 import { hasShared, repoRoot, stories260K, tempDir } from "../helpers/paths.js";
 import { SCHEMAS } from "./schemas.js";

@@ -2,7 +2,7 @@
 import { loadModel } from "../../lib/index.js";
 import { Rng } from "../../lib/sampling/rng.js";
 import { LlamaCppPeer } from "../../scripts/llama-cpp-peer.js";
-import { relativeError } from "../../lib/kernels/harness.js";
+import { relativeError } from "../../dev/kernels/harness.js";
 import { argmax } from "../../lib/sampling/sampler.js";
 import { rms } from "./logits.js";
 

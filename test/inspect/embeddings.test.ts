@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dequantize } from "../../lib/gguf/quantize.js";
 import { readGGUF } from "../../lib/gguf/reader.js";
 import { isTesseraError, loadModel, type Model } from "../../lib/index.js";
-import { writeSyntheticModel } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel } from "../../dev/synthetic-model.js";
 import { hasShared, stories260K, tempDir } from "../helpers/paths.js";
 
 function rowOf(file: string, id: number): Float64Array {

@@ -17,7 +17,7 @@ import { loadModel, type Model } from "../../lib/index.js";
 import { Sampler } from "../../lib/sampling/sampler.js";
 import { createExploreServer } from "../../lib/server/explore.js";
 import type { TesseraServer } from "../../lib/server/server.js";
-import { writeSyntheticModel } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel } from "../../dev/synthetic-model.js";
 import { hasShared, repoRoot, tempDir } from "../helpers/paths.js";
 
 const CHROMIUM = process.env.TESSERA_CHROMIUM ?? "/usr/bin/chromium";

@@ -11,7 +11,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { klDivergence, loadModel, perplexity, type Model } from "../../lib/index.js";
 import { LlamaCppPeer } from "../../scripts/llama-cpp-peer.js";
-import { writeSyntheticModel, type ModelShape } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel, type ModelShape } from "../../dev/synthetic-model.js";
 import { hasShared, repoRoot, stories260K, tempDir } from "../helpers/paths.js";
 
 const TEXT = Array.from({ length: 12 }, (_, i) =>

@@ -8,7 +8,7 @@
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isTesseraError, loadModel, type Model } from "../../lib/index.js";
-import { writeSyntheticModel } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel } from "../../dev/synthetic-model.js";
 import { hasShared, stories260K, tempDir } from "../helpers/paths.js";
 import { referenceLogits } from "../helpers/reference-forward.js";
 

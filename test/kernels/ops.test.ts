@@ -1,12 +1,12 @@
 /**
- * Every CPU op against its float64 reference (lib/kernels/reference.ts) through the shared
+ * Every CPU op against its float64 reference (dev/kernels/reference.ts) through the shared
  * harness, on both ISAs and 1 and 2 threads, with fresh random inputs and odd sizes.
  * Budgets are on ||got - ref|| / ||ref||.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { dequantize, quantize } from "../../lib/gguf/quantize.js";
-import { GGMLType, GGML_TYPE_INFO } from "../../lib/gguf/types.js";
-import { checkAccumulation, checkOp, checkSummary, kernels, relativeError, withIsa, type Isa, type OpCheck } from "../../lib/kernels/harness.js";
+import { COMPUTE_TYPES, GGMLType, GGML_TYPE_INFO } from "../../lib/gguf/types.js";
+import { checkAccumulation, checkOp, checkSummary, kernels, relativeError, withIsa, type Isa, type OpCheck } from "../../dev/kernels/harness.js";
 import {
   attentionRef,
   encodedActivations,
@@ -19,7 +19,7 @@ import {
   softmaxRef,
   swigluRef,
   type RopeRefParams,
-} from "../../lib/kernels/reference.js";
+} from "../../dev/kernels/reference.js";
 import type { RopeKernelParams } from "../../lib/native.js";
 import { native } from "../../lib/native.js";
 import { Gaussian } from "../helpers/random.js";
@@ -65,7 +65,8 @@ const REPACKABLE = new Set([GGMLType.Q4_0, GGMLType.Q4_K]);
 const SAME_ORDER_LAYOUTS = new Set([GGMLType.Q4_K]);
 // Types with two summation orders, those of llama.cpp's batch and one-row kernels.
 const TWO_ORDERS = new Set([GGMLType.Q4_K, GGMLType.F32, GGMLType.F16, GGMLType.BF16]);
-const TYPES = [GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q6_K];
+// Every type the kernels compute with (COMPUTE_TYPES, the same list as native/core/weight_types.h).
+const TYPES = [...COMPUTE_TYPES];
 
 describe.each(ISAS)("CPU ops on %s", (isa) => {
   for (const type of TYPES) {

@@ -15,7 +15,7 @@ import { architecture } from "../../lib/arch/registry.js";
 import { readGGUF } from "../../lib/gguf/reader.js";
 import { buildPlan } from "../../lib/model/plan.js";
 import { native } from "../../lib/native.js";
-import { writeSyntheticModel } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel } from "../../dev/synthetic-model.js";
 import { hasShared, repoRoot, stories260K, tempDir } from "../helpers/paths.js";
 import { LARGE_SHAPE } from "./shapes.js";
 

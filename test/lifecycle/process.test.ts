@@ -11,7 +11,7 @@
 import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { writeSyntheticModel } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel } from "../../dev/synthetic-model.js";
 import { hasShared, repoRoot, tempDir } from "../helpers/paths.js";
 import { LARGE_SHAPE } from "./shapes.js";
 

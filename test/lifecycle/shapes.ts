@@ -1,4 +1,4 @@
-import type { ModelShape } from "../../scripts/synthetic-model.js";
+import type { ModelShape } from "../../dev/synthetic-model.js";
 
 /**
  * About 100 MB of F32 weights (4 blocks at d=768, stories vocabulary): over the 32 MiB below

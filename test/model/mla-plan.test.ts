@@ -12,7 +12,7 @@ import { GGUFValueType, type GGUFFile } from "../../lib/gguf/types.js";
 import { kv } from "../../lib/gguf/writer.js";
 import { loadModel } from "../../lib/index.js";
 import { buildPlan } from "../../lib/model/plan.js";
-import { writeSyntheticModel, type ModelShape } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel, type ModelShape } from "../../dev/synthetic-model.js";
 import { hasShared, tempDir } from "../helpers/paths.js";
 
 const V3_STYLE: ModelShape = {
@@ -52,10 +52,10 @@ describe.runIf(hasShared)("deepseek2 plans", () => {
     const mscale = 1 + 0.1 * Math.log(40);
     expect(plan.attnScale).toBeCloseTo((mscale * mscale) / Math.sqrt(48), 6);
     expect(plan.rope.yarnAttnFactor * mscale).toBeCloseTo(1, 6);
-    expect(plan.layers[0].ffnKind).toBe(0);
-    expect(plan.layers[1].ffnKind).toBe(1);
+    expect(plan.layers[0].ffnKind).toBe("dense");
+    expect(plan.layers[1].ffnKind).toBe("moe");
     expect(plan.layers[1].ffnExpProbsB).toBeGreaterThanOrEqual(0);
-    expect(plan.moe).toMatchObject({ gating: 1, normTopK: true, weightsScale: 2.5, nGroup: 4, nGroupUsed: 2 });
+    expect(plan.moe).toMatchObject({ gating: "sigmoid", normTopK: true, weightsScale: 2.5, nGroup: 4, nGroupUsed: 2 });
   });
 
   it("a missing latent tensor", () => {

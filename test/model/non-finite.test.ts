@@ -13,7 +13,7 @@ import { isTesseraError, loadModel, type Model } from "../../lib/index.js";
 import { readGGUF } from "../../lib/gguf/reader.js";
 import { GGMLType } from "../../lib/gguf/types.js";
 import { Sampler } from "../../lib/sampling/sampler.js";
-import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../dev/synthetic-model.js";
 import { hasShared, stories260K, tempDir } from "../helpers/paths.js";
 
 async function expectCode(p: Promise<unknown> | (() => unknown), code: string, message?: RegExp): Promise<void> {

@@ -12,9 +12,9 @@ import { isTesseraError } from "../../lib/errors.js";
 import { readGGUF } from "../../lib/gguf/reader.js";
 import { readHyperparameters } from "../../lib/model/hparams.js";
 import { architecture } from "../../lib/arch/registry.js";
-import { writeSyntheticModel, type ModelShape } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel, type ModelShape } from "../../dev/synthetic-model.js";
 import { randomTokens } from "../helpers/compare-llama-cpp.js";
-import { relativeError } from "../../lib/kernels/harness.js";
+import { relativeError } from "../../dev/kernels/harness.js";
 import { hasShared, tempDir } from "../helpers/paths.js";
 
 const WINDOW = 8;

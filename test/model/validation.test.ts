@@ -13,7 +13,7 @@ import { readGGUF } from "../../lib/gguf/reader.js";
 import { GGUFValueType, type GGMLType, type GGUFKV } from "../../lib/gguf/types.js";
 import { encodeGGUF, kv } from "../../lib/gguf/writer.js";
 import { loadModel } from "../../lib/index.js";
-import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../scripts/synthetic-model.js";
+import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../dev/synthetic-model.js";
 import { compareWithLlamaCpp, randomTokens } from "../helpers/compare-llama-cpp.js";
 import { evaluateIsolated } from "../helpers/isolated-eval.js";
 import { expectBitIdentical, llamaCppRunsAvx2Variant } from "../helpers/llama-cpp-variant.js";

@@ -12,7 +12,7 @@ import { generateCorpus } from "../../bench/corpus.js";
 import { readGGUF } from "../../lib/gguf/reader.js";
 import { writeGGUF } from "../../lib/gguf/writer.js";
 import { tokenizerFromGGUF, type Tokenizer } from "../../lib/tokenizer/index.js";
-import { loadVocab } from "../../scripts/synthetic-model.js";
+import { loadVocab } from "../../dev/synthetic-model.js";
 import { sharedDir, tempDir } from "../helpers/paths.js";
 import { hasTokenizerData, vocabDir } from "./vocabs.js";
 

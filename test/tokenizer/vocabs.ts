@@ -4,7 +4,7 @@ import path from "node:path";
 import { readGGUF } from "../../lib/gguf/reader.js";
 import type { GGUFFile } from "../../lib/gguf/types.js";
 import { tokenizerFromGGUF, tokenizerFromHuggingFace, type Tokenizer } from "../../lib/tokenizer/index.js";
-import { loadVocab } from "../../scripts/synthetic-model.js";
+import { loadVocab } from "../../dev/synthetic-model.js";
 import { sharedDir } from "../helpers/paths.js";
 
 export const tokenizersDir = path.join(sharedDir, "tokenizers");
@@ -44,7 +44,7 @@ export function hfVocab(dir: string, preTokenizer?: string): () => Tokenizer {
 }
 
 /**
- * The Llama 3 or Qwen2 vocabulary written as GGUF metadata (scripts/synthetic-model.ts, as a
+ * The Llama 3 or Qwen2 vocabulary written as GGUF metadata (dev/synthetic-model.ts, as a
  * converter would), so the GGUF loader runs on the two vocabularies that have no vocab GGUF.
  */
 export function ggufMetadataVocab(source: "llama3" | "qwen2"): () => Tokenizer {

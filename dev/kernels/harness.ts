@@ -5,7 +5,7 @@
  * pool and packed weights across calls as the executor does), all through the same native
  * entry points.
  */
-import { native, type NativeKernels } from "../native.js";
+import { native, type NativeKernels } from "../../lib/native.js";
 
 export type Isa = "avx2" | "scalar";
 

@@ -4,8 +4,8 @@
  * quantized matmuls — can emulate the activation encoding so the comparison isolates the
  * kernel's arithmetic from the (intended) activation rounding.
  */
-import { fromHalf, toHalf } from "../gguf/quantize.js";
-import { GGMLType } from "../gguf/types.js";
+import { fromHalf, toHalf } from "../../lib/gguf/quantize.js";
+import { GGMLType } from "../../lib/gguf/types.js";
 
 /** Round to nearest, ties to even (the kernels' rounding mode). */
 function rne(x: number): number {

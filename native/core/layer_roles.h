@@ -1,0 +1,88 @@
+// The per-block tensor roles of a ModelPlan: one row per role, expanded into LayerPlan's
+// fields (core/model_plan.h), the plan conversion (addon/plan_from_js.cpp), the type and
+// presence checks (core/model.cpp), the CPU packer's matmul list (cpu/cpu_backend.cpp) and
+// the addon's `layerRoles()` export, which test/model/layer-roles.test.ts compares with
+// lib/arch/tensor-names.ts (BLOCK_TENSORS, MATMUL_ROLES). A new per-block tensor is one row
+// here and one in tensor-names.ts; what the block computes with it stays in the executors.
+//
+// X(field, jsName, gguf suffix (blk.N.<suffix>), kind, presence, label for messages)
+//   kind:     Matmul (multiplied with activations: any compute type), Norm (an F32 norm
+//             weight), Bias (an F32 vector added or used for selection)
+//   presence: Required (every block whose recipe (dense/MoE, MHA/MLA) uses it has it),
+//             Optional (the architecture description decides)
+#pragma once
+
+#define TESSERA_LAYER_ROLES(X)                                                                        \
+  X(attn_norm, attnNorm, "attn_norm.weight", Norm, Required, "attention norm")                         \
+  X(attn_norm_b, attnNormB, "attn_norm.bias", Bias, Optional, "attention norm bias")                   \
+  X(wq, wq, "attn_q.weight", Matmul, Required, "attention q")                                          \
+  X(wk, wk, "attn_k.weight", Matmul, Required, "attention k")                                          \
+  X(wv, wv, "attn_v.weight", Matmul, Required, "attention v")                                          \
+  X(wo, wo, "attn_output.weight", Matmul, Required, "attention output")                                \
+  X(bq, bq, "attn_q.bias", Bias, Optional, "q bias")                                                   \
+  X(bk, bk, "attn_k.bias", Bias, Optional, "k bias")                                                   \
+  X(bv, bv, "attn_v.bias", Bias, Optional, "v bias")                                                   \
+  X(bo, bo, "attn_output.bias", Bias, Optional, "output bias")                                         \
+  X(q_norm, qNorm, "attn_q_norm.weight", Norm, Optional, "q norm")                                     \
+  X(k_norm, kNorm, "attn_k_norm.weight", Norm, Optional, "k norm")                                     \
+  X(wq_a, wqA, "attn_q_a.weight", Matmul, Required, "attention q low-rank down")                       \
+  X(q_a_norm, qANorm, "attn_q_a_norm.weight", Norm, Required, "attention q low-rank norm")             \
+  X(wq_b, wqB, "attn_q_b.weight", Matmul, Required, "attention q low-rank up")                         \
+  X(wkv_a, wkvA, "attn_kv_a_mqa.weight", Matmul, Required, "attention kv latent")                      \
+  X(kv_a_norm, kvANorm, "attn_kv_a_norm.weight", Norm, Required, "attention kv latent norm")           \
+  X(wk_b, wkB, "attn_k_b.weight", Matmul, Required, "attention k up-projection")                       \
+  X(wv_b, wvB, "attn_v_b.weight", Matmul, Required, "attention v up-projection")                       \
+  X(ffn_norm, ffnNorm, "ffn_norm.weight", Norm, Required, "ffn norm")                                  \
+  X(ffn_norm_b, ffnNormB, "ffn_norm.bias", Bias, Optional, "ffn norm bias")                            \
+  X(ffn_gate, ffnGate, "ffn_gate.weight", Matmul, Required, "ffn gate")                                \
+  X(ffn_up, ffnUp, "ffn_up.weight", Matmul, Required, "ffn up")                                        \
+  X(ffn_down, ffnDown, "ffn_down.weight", Matmul, Required, "ffn down")                                \
+  X(ffn_gate_b, ffnGateB, "ffn_gate.bias", Bias, Optional, "ffn gate bias")                            \
+  X(ffn_up_b, ffnUpB, "ffn_up.bias", Bias, Optional, "ffn up bias")                                    \
+  X(ffn_down_b, ffnDownB, "ffn_down.bias", Bias, Optional, "ffn down bias")                            \
+  X(ffn_gate_inp, ffnGateInp, "ffn_gate_inp.weight", Matmul, Required, "expert router")                \
+  X(ffn_gate_exps, ffnGateExps, "ffn_gate_exps.weight", Matmul, Required, "expert gates")              \
+  X(ffn_up_exps, ffnUpExps, "ffn_up_exps.weight", Matmul, Required, "expert ups")                      \
+  X(ffn_down_exps, ffnDownExps, "ffn_down_exps.weight", Matmul, Required, "expert downs")              \
+  X(ffn_exp_probs_b, ffnExpProbsB, "exp_probs_b.bias", Bias, Optional, "expert selection bias")        \
+  X(ffn_gate_shexp, ffnGateShexp, "ffn_gate_shexp.weight", Matmul, Optional, "shared expert gate")     \
+  X(ffn_up_shexp, ffnUpShexp, "ffn_up_shexp.weight", Matmul, Optional, "shared expert up")             \
+  X(ffn_down_shexp, ffnDownShexp, "ffn_down_shexp.weight", Matmul, Optional, "shared expert down")     \
+  X(ffn_gate_inp_shexp, ffnGateInpShexp, "ffn_gate_inp_shexp.weight", Matmul, Optional, "shared expert gate input")
+
+namespace tessera {
+
+enum class RoleKind { Matmul, Norm, Bias };
+enum class RolePresence { Required, Optional };
+
+enum class LayerRole {
+#define TESSERA_ROLE_ENUM(field, js, suffix, kind, presence, label) field,
+  TESSERA_LAYER_ROLES(TESSERA_ROLE_ENUM)
+#undef TESSERA_ROLE_ENUM
+};
+
+struct LayerRoleInfo {
+  const char* field;   // LayerPlan member
+  const char* js;      // NativePlan layer key (TypeScript BlockTensorRole)
+  const char* suffix;  // GGUF tensor name after "blk.N."
+  RoleKind kind;
+  RolePresence presence;
+  const char* label;
+};
+
+inline constexpr LayerRoleInfo kLayerRoles[] = {
+#define TESSERA_ROLE_INFO(field, js, suffix, kind, presence, label) \
+  {#field, #js, suffix, RoleKind::kind, RolePresence::presence, label},
+    TESSERA_LAYER_ROLES(TESSERA_ROLE_INFO)
+#undef TESSERA_ROLE_INFO
+};
+
+inline constexpr int kLayerRoleCount = static_cast<int>(sizeof kLayerRoles / sizeof kLayerRoles[0]);
+
+inline const LayerRoleInfo& layer_role_info(LayerRole r) { return kLayerRoles[static_cast<int>(r)]; }
+
+inline const char* role_kind_name(RoleKind k) {
+  return k == RoleKind::Matmul ? "matmul" : k == RoleKind::Norm ? "norm" : "bias";
+}
+
+}  // namespace tessera

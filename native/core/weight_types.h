@@ -1,0 +1,54 @@
+// The weight types Tessera computes with: one row per type, as ggml's type_traits. Block
+// size and bytes come from ggml_type_traits (the file format, ggml_types.h); the columns
+// here are what the kernels do with the type. Derived from this list: is_matmul_type, the
+// "use a file quantized as ..." error texts (weight_type_list), the CPU activation format
+// (cpu/quantize_act.cpp act_format_for) and repacked layout (cpu/pack_weight.cpp), the CUDA
+// dispatch (cuda/matrix.cuh with_weight_type), the harness's type list, and
+// systemInfo().weightTypes, which test/system.test.ts compares with lib/gguf/types.ts
+// COMPUTE_TYPES.
+//
+// A new type: a row here, then its kernels — the block struct (ggml_types.h),
+// cpu/dequantize_row.cpp, cpu/matmul_scalar.cpp (dot product), cpu/matmul_avx2.cpp (tile),
+// cuda/matrix_layout.h + cuda/matrix.cuh (decoder) + cuda/repack.cpp, and on the TypeScript
+// side lib/gguf/types.ts (COMPUTE_TYPES) and lib/gguf/quantize.ts.
+//
+// X(type, activation format its dot product takes (cpu::ActFormat), CPU repacked layout
+//   (cpu::WeightLayout, Gguf: none))
+#pragma once
+#include <string>
+
+#include "core/ggml_types.h"
+
+#define TESSERA_WEIGHT_TYPES(X) \
+  X(F32, F32, Gguf)             \
+  X(F16, F16, Gguf)             \
+  X(BF16, BF16, Gguf)           \
+  X(Q8_0, Q8_0, Gguf)           \
+  X(Q4_0, Q8_0, Q4_0x8)         \
+  X(Q4_K, Q8_K, Q4_Kx8)         \
+  X(Q6_K, Q8_K, Gguf)
+
+namespace tessera {
+
+inline constexpr GgmlType kWeightTypes[] = {
+#define TESSERA_WEIGHT_TYPE_ID(type, act, layout) GgmlType::type,
+    TESSERA_WEIGHT_TYPES(TESSERA_WEIGHT_TYPE_ID)
+#undef TESSERA_WEIGHT_TYPE_ID
+};
+
+// Weight types the matmul kernels implement, on the CPU and on CUDA alike.
+static inline bool is_matmul_type(GgmlType type) {
+  for (GgmlType t : kWeightTypes)
+    if (t == type) return true;
+  return false;
+}
+
+// "F32, F16, ... or Q6_K": the list the "use a file quantized as" errors name.
+static inline std::string weight_type_list() {
+  std::string s;
+  constexpr size_t n = sizeof kWeightTypes / sizeof kWeightTypes[0];
+  for (size_t i = 0; i < n; ++i) s += std::string(i == 0 ? "" : i + 1 == n ? " or " : ", ") + ggml_type_traits(kWeightTypes[i]).name;
+  return s;
+}
+
+}  // namespace tessera

@@ -1,0 +1,312 @@
+// CUDA kernel harness, in the manner of llama.cpp's test-backend-ops: every CUDA op on
+// fresh random inputs against a reference, by relative error (||got - ref|| / ||ref||) with
+// a budget per op and type, then timed with CUDA events (median of many runs, inputs rotated
+// through copies larger than the L2 cache so weights and KV rows stream from device memory).
+//  - Matmuls are checked twice: against a float64 product of exactly what the kernel
+//    consumed (the staged activations it read, weights rounded to fp16 where the GEMM does),
+//    which isolates the kernel's own arithmetic (tight budgets), and against the float64
+//    product of the original fp32 activations (the end-to-end error of q8 / fp16 staging).
+//  - Weight decoding and staging are checked exactly; RoPE, norms and the KV store against
+//    the CPU engine's ops (the behaviour the CUDA backend must reproduce); attention against
+//    a float64 softmax.
+// Files: common.h (device buffers, random inputs, error reports, the case parameters),
+// one file of checks per op family (staging.cu, matmul.cu, moe.cu, attention.cu), timing.cu,
+// and main.cu, which walks one table of cases with -o op / -t type filters. Budgets live with
+// each family's check (as test-backend-ops's max_nmse_err does).
+// Built by scripts/cuda-harness.sh (GPU) or scripts/cuda-emulated.sh (CPU emulator: smaller
+// shapes, no timing).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/weight_types.h"
+#include "cpu/ops.h"
+#include "cuda/matrix_layout.h"
+#include "cuda/ops.cuh"
+
+namespace tessera::harness {
+
+using namespace tessera::cuda;
+
+#ifdef TESSERA_CUDA_EMULATOR
+constexpr bool kEmulated = true;
+#else
+constexpr bool kEmulated = false;
+#endif
+
+inline int g_failures = 0;
+// Fresh inputs every run; the seed is printed so a failure can be replayed (TESSERA_SEED).
+inline std::mt19937 g_rng;
+
+inline bool cuda_ok(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return true;
+  std::printf("CUDA error in %s: %s\n", what, cudaGetErrorString(e));
+  ++g_failures;
+  return false;
+}
+
+inline float gauss() { return std::normal_distribution<float>(0.f, 1.f)(g_rng); }
+inline int uniform_int(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(g_rng); }
+
+inline std::vector<float> gauss_vector(size_t n, float scale = 1.f) {
+  std::vector<float> v(n);
+  for (float& e : v) e = gauss() * scale;
+  return v;
+}
+
+template <typename T>
+class Dev {
+ public:
+  explicit Dev(size_t n) : n_(n) { cuda_ok(cudaMalloc(&p_, std::max<size_t>(n, 1) * sizeof(T)), "cudaMalloc"); }
+  explicit Dev(const std::vector<T>& v) : Dev(v.size()) { upload(v); }
+  ~Dev() { cudaFree(p_); }
+  Dev(const Dev&) = delete;
+  Dev& operator=(const Dev&) = delete;
+  void upload(const std::vector<T>& v) { cuda_ok(cudaMemcpy(p_, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), "upload"); }
+  std::vector<T> download() const {
+    std::vector<T> v(n_);
+    cuda_ok(cudaDeviceSynchronize(), "kernel");
+    cuda_ok(cudaGetLastError(), "launch");
+    cuda_ok(cudaMemcpy(v.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost), "download");
+    return v;
+  }
+  T* get() const { return p_; }
+  size_t size() const { return n_; }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_;
+};
+
+inline double rel_error(const std::vector<float>& got, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double d = double(got[i]) - ref[i];
+    num += d * d;
+    den += ref[i] * ref[i];
+  }
+  if (!std::isfinite(num)) return INFINITY;
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+inline void report(const std::string& name, double err, double budget) {
+  const bool ok = err <= budget;
+  if (!ok) ++g_failures;
+  std::printf("  %-66s rel err %9.2e (budget %.0e) %s\n", name.c_str(), err, budget, ok ? "ok" : "FAIL");
+}
+
+inline void report_exact(const std::string& name, size_t mismatches, size_t total) {
+  if (mismatches) ++g_failures;
+  std::printf("  %-66s %zu/%zu differ %s\n", name.c_str(), mismatches, total, mismatches ? "FAIL" : "ok");
+}
+
+inline const char* type_name(GgmlType t) { return ggml_type_traits(t).name; }
+
+// Random well-formed GGUF rows: values ~ N(0, 1/cols) for float types; random quants with
+// scales that give weights of about that size for the block types.
+inline std::vector<uint8_t> random_gguf_rows(GgmlType type, int64_t rows, int64_t cols) {
+  const size_t rb = ggml_row_bytes(type, cols);
+  std::vector<uint8_t> out(rb * rows);
+  for (uint8_t& b : out) b = uint8_t(g_rng());
+  const float sigma = 1.f / std::sqrt(float(cols));
+  auto put16 = [&](size_t at, uint16_t v) { std::memcpy(out.data() + at, &v, 2); };
+  auto jitter = [&]() { return 0.5f + 0.01f * float(uniform_int(0, 100)); };
+  for (int64_t r = 0; r < rows; ++r) {
+    const size_t base = size_t(r) * rb;
+    switch (type) {
+      case GgmlType::F32:
+        for (int64_t i = 0; i < cols; ++i) {
+          const float v = gauss() * sigma;
+          std::memcpy(out.data() + base + 4 * i, &v, 4);
+        }
+        break;
+      case GgmlType::F16:
+        for (int64_t i = 0; i < cols; ++i) put16(base + 2 * i, fp32_to_fp16(gauss() * sigma));
+        break;
+      case GgmlType::BF16:
+        for (int64_t i = 0; i < cols; ++i) put16(base + 2 * i, fp32_to_bf16(gauss() * sigma));
+        break;
+      case GgmlType::Q8_0:
+        for (int64_t b = 0; b < cols / 32; ++b) put16(base + b * 34, fp32_to_fp16(sigma / 70.f * jitter()));
+        break;
+      case GgmlType::Q4_0:
+        for (int64_t b = 0; b < cols / 32; ++b) put16(base + b * 18, fp32_to_fp16(sigma / 4.f * jitter()));
+        break;
+      case GgmlType::Q4_K:
+        for (int64_t b = 0; b < cols / 256; ++b) {
+          put16(base + b * 144, fp32_to_fp16(sigma / 120.f * jitter()));
+          put16(base + b * 144 + 2, fp32_to_fp16(sigma / 60.f * jitter()));
+        }
+        break;
+      case GgmlType::Q6_K:
+        for (int64_t b = 0; b < cols / 256; ++b) {
+          put16(base + b * 210 + 208, fp32_to_fp16(sigma / 500.f * jitter()));
+          for (int s = 0; s < 16; ++s) out[base + b * 210 + 192 + s] = uint8_t(int8_t(uniform_int(-60, 60)));
+        }
+        break;
+      default: break;
+    }
+  }
+  return out;
+}
+
+inline std::vector<float> dequantize(GgmlType type, const std::vector<uint8_t>& bytes, int64_t rows, int64_t cols) {
+  std::vector<float> w(size_t(rows) * cols);
+  const size_t rb = ggml_row_bytes(type, cols);
+  for (int64_t r = 0; r < rows; ++r) cpu::dequantize_row(type, bytes.data() + r * rb, w.data() + r * cols, cols);
+  return w;
+}
+
+// A repacked matrix on the device.
+struct DevMatrix {
+  explicit DevMatrix(GgmlType type, const std::vector<uint8_t>& gguf, int64_t rows, int64_t cols)
+      : layout(matrix_layout(type, rows, cols)), buf(layout.total) {
+    std::vector<uint8_t> host(layout.total, 0);
+    repack_rows(type, cols, gguf.data(), rows, layout, 0, host.data());
+    buf.upload(host);
+    m = matrix_view(type, rows, cols, layout, buf.get());
+  }
+  MatrixLayout layout;
+  Dev<uint8_t> buf;
+  DeviceMatrix m;
+};
+
+// Device buffers for `rows` staged rows of width `cols`.
+struct DevStage {
+  DevStage(int rows, int64_t cols)
+      : cols32(round_up(cols, kChunk)), q8(rows * cols32), ds(rows * cols32 / 32), f32(rows * cols32), f16(rows * cols32) {
+    act.q8 = q8.get();
+    act.ds = ds.get();
+    act.f32 = f32.get();
+    act.f16 = f16.get();
+  }
+  int64_t cols32;
+  Dev<int8_t> q8;
+  Dev<float2> ds;
+  Dev<float> f32;
+  Dev<uint16_t> f16;
+  StagedAct act;
+};
+
+inline float half_value(uint16_t h) { return fp16_to_fp32(h); }
+inline uint16_t half_sat(float v) { return fp32_to_fp16(std::fmin(std::fmax(v, -65504.f), 65504.f)); }
+
+
+constexpr unsigned kAllFormats = kStageQ8 | kStageF32 | kStageF16;
+
+// ---------------------------------------------------------------- paged KV cache
+
+// One sequence's blocks in a paged cache of `positions` positions, in scrambled pool order
+// (block b at (7b + 3) mod n, or reversed when 7 divides n), as an engine's blocks are once
+// reused, so every kernel is checked across block boundaries. Element i of kv head g's row
+// of `width` values at position j is at at(g, j, i, width); kv() is the device view.
+struct PagedKv {
+  int n_head_kv, n_blocks, n_rows;
+  std::vector<int32_t> table;
+  Dev<int32_t> dtable, drow_table;
+  PagedKv(int n_head_kv_, int positions, int rows)
+      : n_head_kv(n_head_kv_), n_blocks((positions + kKvBlock - 1) / kKvBlock), n_rows(rows), table(scrambled(n_blocks)),
+        dtable(table), drow_table(std::vector<int32_t>(std::max(rows, 1), 0)) {}
+  static std::vector<int32_t> scrambled(int n) {
+    std::vector<int32_t> t(n);
+    for (int b = 0; b < n; ++b) t[b] = n % 7 ? (b * 7 + 3) % n : n - 1 - b;
+    return t;
+  }
+  // Rows the blocks hold (a multiple of kKvBlock, at least `positions`).
+  int capacity() const { return n_blocks * kKvBlock; }
+  size_t elems(int width) const { return size_t(n_blocks) * n_head_kv * kKvBlock * width; }
+  size_t at(int g, int j, int i, int width) const {
+    return ((size_t(table[j / kKvBlock]) * n_head_kv + g) * kKvBlock + j % kKvBlock) * width + i;
+  }
+  KvPaged kv(uint16_t* k, uint16_t* v, int k_width, int v_width) const {
+    KvPaged p;
+    p.k = k;
+    p.v = v;
+    p.n_head_kv = n_head_kv;
+    p.k_width = k_width;
+    p.v_width = v_width;
+    p.tables = dtable.get();
+    p.row_table = drow_table.get();
+    return p;
+  }
+};
+
+
+// ---------------------------------------------------------------- case parameters
+
+struct MatmulCase {
+  GgmlType type;
+  int64_t rows, cols;
+  int n;
+  bool epilogue = false;  // bias + accumulate (+ a soft-capped variant)
+  bool gemv = false;      // launch_gemv whatever n (groups of 8 tokens), as the MoE router
+};
+
+struct RouteCase {
+  int n_tokens, n_expert, k;
+  ExpertGating gating;
+  bool norm_top_k, bias;
+  float scale;
+  int n_group, n_group_used;
+};
+
+struct MoeMatmulCase {
+  GgmlType type;
+  int n_expert, k;
+  int64_t rows, cols;  // per expert and part
+  int parts;           // 2: gate and up side by side
+  int n_tokens;
+  bool token_rows;     // inputs per token (gate/up: in_div = k) or per pair (down)
+};
+
+struct QkvCase {
+  int n_tokens, n_head, n_head_kv, head_dim, pos0;
+  RopeKind kind;
+  RopeScaling scaling;
+  bool qk_norm, freq_factors;
+};
+
+struct AttnCase {
+  int n_tokens, n_ctx, n_head, n_head_kv, head_dim, head_dim_v, window;
+  float softcap;
+  bool flash;
+  int splits;
+  bool v_in_k = false;  // values are the first head_dim_v of each key row (MLA's latent cache)
+};
+
+// ---------------------------------------------------------------- checks, by op family
+
+// staging.cu
+void check_get_rows(GgmlType type, int64_t vocab, int64_t cols, int n);
+void check_copy_stage(int rows, int dim);
+void check_staged_like_copy(const std::string& name, const DevStage& st, int rows);
+void check_norm_stage(NormKind kind, int rows, int dim, bool affine);
+void check_swiglu_stage(int rows, int ff, GateActivation act);
+// matmul.cu
+void check_matmul(const MatmulCase& mc);
+void check_head_matmul(GgmlType type, int n_tokens, int n_head, int64_t rows, int64_t cols);
+// moe.cu
+void check_moe_route(const RouteCase& c);
+void check_moe_matmul(const MoeMatmulCase& mc);
+void check_moe_combine(int n_tokens, int dim, int k, bool shared, bool gated);
+// attention.cu
+void check_qkv_post(const QkvCase& c);
+void check_mla_post(int n_tokens, int n_head, int nope, int rope_dims, int kv_lora, int pos0);
+void check_attention(const AttnCase& c);
+// timing.cu (GPU only)
+void time_matmul(GgmlType type, int64_t rows, int64_t cols, int n);
+void time_moe_decode(GgmlType type);
+void time_decode_staging();
+void time_attention(int n_tokens, int n_ctx, int n_head, int n_head_kv, int hd, bool flash, int splits);
+
+}  // namespace tessera::harness
