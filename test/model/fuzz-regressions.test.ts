@@ -73,3 +73,18 @@ describe("general.alignment below 8 (TESSERA_FUZZ_SEED=13 cases 625, 1456, 1776,
     expect((r as { message: string }).message).toContain("not aligned to 8 bytes");
   });
 });
+
+describe("token_embd.weight rows must equal the tokenizer's token count (TESSERA_FUZZ_SEED=11 case 2440)", () => {
+  // Before: a file with more embedding rows than tokens loaded; generation then sampled an id
+  // with no token text and failed mid-stream ("token id 315 is not in the vocabulary").
+  // llama.cpp sizes token_embd and the LM head by the token count and refuses such files.
+  it("more rows than tokens is refused, naming the tensor", async () => {
+    const r = await outcome(write("vocab-rows.gguf", modelIR(smallShape("qwen3", { nVocab: 356, nTokens: 292 }))), evaluate);
+    expect(r).toMatchObject({ code: "ERR_MODEL_INCOMPATIBLE" });
+    expect((r as { message: string }).message).toContain("token_embd.weight has 356 rows");
+  });
+
+  it("equal counts load", async () => {
+    expect(await outcome(write("vocab-equal.gguf", modelIR(smallShape("qwen3", { nVocab: 292, nTokens: 292 }))), evaluate)).toBe("ok");
+  });
+});
