@@ -7,7 +7,6 @@ import { describe, expect, it } from "vitest";
 import { isTesseraError } from "../../lib/errors.js";
 import { kv } from "../../lib/gguf/writer.js";
 import { loadModel } from "../../lib/index.js";
-import { Sampler } from "../../lib/sampling/sampler.js";
 import { modelIR, smallShape, writeCase, type ModelIR } from "../../scripts/fuzz-models.js";
 import { evaluateIsolated } from "../helpers/isolated-eval.js";
 import { tempDir } from "../helpers/paths.js";
@@ -86,5 +85,32 @@ describe("token_embd.weight rows must equal the tokenizer's token count (TESSERA
 
   it("equal counts load", async () => {
     expect(await outcome(write("vocab-equal.gguf", modelIR(smallShape("qwen3", { nVocab: 292, nTokens: 292 }))), evaluate)).toBe("ok");
+  });
+});
+
+describe("RoPE scaling values that overflow fp32 (TESSERA_FUZZ_SEED=17 case 2351)", () => {
+  // Before: rope.scale_linear = 1e-45 (a denormal, in range) made 1 / factor infinite in fp32.
+  // On llama the model loaded and rotated by infinite angles; on deepseek2 the softmax scale
+  // became infinite and C++ refused the plan as ERR_INVALID_ARGUMENT, the code for a caller's
+  // mistake, not the file's.
+  for (const key of ["rope.scaling.factor", "rope.scale_linear"])
+    it(`llama ${key} = 1e-45 is refused as malformed, naming the key`, async () => {
+      const ir = modelIR(smallShape("llama"));
+      ir.metadata.push([`llama.${key}`, kv.f32(1e-45)]);
+      const r = await outcome(write("scale-denormal.gguf", ir), evaluate);
+      expect(r).toMatchObject({ code: "ERR_GGUF_MALFORMED" });
+      expect((r as { message: string }).message).toContain(`llama.${key}`);
+    });
+
+  it("deepseek2 with a YaRN attn_factor whose square overflows is refused as incompatible", async () => {
+    const mla = { qLoraRank: 0, kvLoraRank: 32, nope: 16, rope: 8, v: 16 };
+    const shape = smallShape("deepseek2", { mla, nHeadKv: 1, headDim: 40, ropeDims: 8, keyLength: true, ropeScaling: { type: "yarn", factor: 4, orig: 256 } });
+    const ok = modelIR(shape);
+    expect(await outcome(write("mla-ok.gguf", ok), evaluate)).toBe("ok");
+    const ir = modelIR(shape);
+    ir.metadata.push(["deepseek2.rope.scaling.attn_factor", kv.f32(1e29)]);
+    const r = await outcome(write("mla-attn-factor.gguf", ir), evaluate);
+    expect(r).toMatchObject({ code: "ERR_MODEL_INCOMPATIBLE" });
+    expect((r as { message: string }).message).toContain("softmax scale");
   });
 });
