@@ -15,7 +15,7 @@
  *   scripts/sanitized.sh run node dist/scripts/fuzz-models.js case --seed S --index I
  * Runs of many cases go through worker processes, restarted after a crash or a hang:
  *   node dist/scripts/fuzz-models.js run --count 100000 [--seed S] [--sanitized] [--jobs 2]
- * (--sanitized: workers run against build-asan/ under ASan and UBSan, see scripts/sanitized.sh).
+ * (--sanitized: workers run against build-san/ under ASan and UBSan, see scripts/sanitized.sh).
  *
  * Tensor data is cheap on purpose: the first WRITE_CAP bytes of each tensor come from a
  * pool of real encodings (or the poison a mutation picked), the rest is a hole in a sparse
@@ -1425,7 +1425,7 @@ export interface RunSummary {
   slowest: { ms: number; desc: string };
   /** The first case of each "outcome@stage", with its message: what each refusal looks like. */
   examples: Record<string, string>;
-  /** Whether every worker ran with the ASan runtime and build-asan's addon mapped (checked in the worker). */
+  /** Whether every worker ran with the ASan runtime and build-san's addon mapped (checked in the worker). */
   sanitized: boolean;
 }
 
@@ -1453,9 +1453,9 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 /** The compiled worker (tsc's output), which the driver runs in child processes. */
 export const workerScript = path.join(repoRoot, "dist/scripts/fuzz-models.js");
 
-/** The environment scripts/sanitized.sh sets up for build-asan, or why there is none. */
+/** The environment scripts/sanitized.sh sets up for build-san, or why there is none. */
 export function sanitizedEnv(): { env?: NodeJS.ProcessEnv; reason?: string } {
-  const addon = path.join(repoRoot, "build-asan/Release/tessera.node");
+  const addon = path.join(repoRoot, "build-san/Release/tessera.node");
   if (!fs.existsSync(addon)) return { reason: `no sanitizer build at ${addon} (scripts/sanitized.sh build)` };
   const r = spawnSync("bash", [path.join(repoRoot, "scripts/sanitized.sh"), "env"], { encoding: "utf8" });
   if (r.status !== 0) return { reason: `scripts/sanitized.sh env failed: ${r.stderr.trim()}` };
@@ -1521,7 +1521,7 @@ export async function runFuzz(o: RunOptions): Promise<RunSummary> {
             continue; // not one of the worker's lines
           }
           if (m.hello !== undefined) {
-            if (!m.hello.asan || !m.hello.addon.includes("build-asan")) s.sanitized = false;
+            if (!m.hello.asan || !m.hello.addon.includes("build-san")) s.sanitized = false;
           } else if (m.start !== undefined) {
             current = { index: m.start, desc: m.desc, clean: m.clean, big: m.big, arch: m.arch, type: m.type, kinds: m.kinds };
             arm();

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The native addon under AddressSanitizer and UBSan: builds build-asan/Release/tessera.node
+# The native addon under AddressSanitizer and UBSan: builds build-san/Release/tessera.node
 # (CMake option TESSERA_SANITIZE, CPU backend only) and runs commands against it, with gcc's
 # ASan runtime preloaded into Node (which is not instrumented itself, so the runtime must be
 # the first library loaded) and TESSERA_ADDON_PATH pointing lib/native.ts at that addon.
-#   scripts/sanitized.sh build                     configure and build build-asan/
+#   scripts/sanitized.sh build                     configure and build build-san/
 #   scripts/sanitized.sh run CMD [ARGS...]         run CMD with the sanitizer environment, e.g.
 #     scripts/sanitized.sh run npx vitest run test/kernels
-#     scripts/sanitized.sh run node --import tsx scripts/fuzz-models.ts --count 1000
+#     scripts/sanitized.sh run node dist/scripts/fuzz-models.js case --seed S --index I
 #   scripts/sanitized.sh env                       print that environment as shell assignments
 # Any sanitizer report aborts the process with a non-zero status; the report is on stderr.
 # TESSERA_SANITIZE overrides the sanitizer list (default address,undefined).
@@ -24,7 +24,7 @@ sanitizer_env() {
     return 1
   fi
   echo "LD_PRELOAD=$asan"
-  echo "TESSERA_ADDON_PATH=$root/build-asan/Release/tessera.node"
+  echo "TESSERA_ADDON_PATH=$root/build-san/Release/tessera.node"
   # detect_leaks=0: V8 and Node keep allocations to exit by design. abort_on_error: a report
   # ends the process at once (no core file), like a crash. No ODR check: node-addon-api's
   # inline symbols are defined once per addon on purpose.
@@ -34,17 +34,20 @@ sanitizer_env() {
 
 case "${1:-}" in
   build)
-    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DTESSERA_CUDA=OFF -DTESSERA_SANITIZE="$sanitize" \
-      -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$root/build-asan/Release" \
+    # Configured once (again when TESSERA_SANITIZE is given); later builds recompile only what
+    # changed (cmake reconfigures itself when CMakeLists.txt does), so npm test pays for the
+    # whole build on a fresh clone only.
+    [ -f build-san/CMakeFiles/Makefile.cmake ] && [ -z "${TESSERA_SANITIZE:-}" ] || cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Release -DTESSERA_CUDA=OFF -DTESSERA_SANITIZE="$sanitize" \
+      -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$root/build-san/Release" \
       -DCMAKE_JS_INC="$(node -p 'require("node-api-headers").include_dir')" >/dev/null
-    cmake --build build-asan -j "$jobs"
+    cmake --build build-san -j "$jobs"
     ;;
   env)
     sanitizer_env
     ;;
   run)
     shift
-    [ -f build-asan/Release/tessera.node ] || { echo "sanitized.sh: no build-asan/Release/tessera.node; run scripts/sanitized.sh build" >&2; exit 1; }
+    [ -f build-san/Release/tessera.node ] || { echo "sanitized.sh: no build-san/Release/tessera.node; run scripts/sanitized.sh build" >&2; exit 1; }
     vars="$(sanitizer_env)"
     while IFS= read -r line; do export "${line?}"; done <<<"$vars"
     exec "$@"
