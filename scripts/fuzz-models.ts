@@ -1379,11 +1379,20 @@ async function worker(seed: number, from: number, to: number, options: CaseOptio
   const maps = fs.existsSync("/proc/self/maps") ? fs.readFileSync("/proc/self/maps", "utf8") : "";
   const addon = maps.split("\n").find((l) => l.endsWith("tessera.node"))?.split(/\s+/).pop() ?? "";
   emit({ hello: { asan: /libasan\.so/.test(maps), addon } });
+  // TESSERA_FUZZ_INJECT="1:crash,3:hang,4:report": faults at given cases, to test the driver.
+  const inject = new Map((process.env.TESSERA_FUZZ_INJECT ?? "").split(",").filter(Boolean).map((x) => [Number(x.split(":")[0]), x.split(":")[1]]));
   try {
     for (let i = from; i < to; i++) {
       const c = makeCase(seed, i, options);
       const type = c.shape.mixed ? "mixed" : GGML_TYPE_INFO[c.shape.type].name;
       emit({ start: i, desc: describeCase(c), clean: c.mutations.length === 0, big: c.shape.big, arch: c.shape.arch, type, kinds: c.kinds });
+      const fault = inject.get(i);
+      if (fault === "crash") process.abort();
+      if (fault === "report") {
+        fs.writeSync(2, "==0==ERROR: AddressSanitizer: injected by TESSERA_FUZZ_INJECT\n");
+        process.abort();
+      }
+      if (fault === "hang") for (;;);
       const t0 = performance.now();
       try {
         const r = await runCase(c, dir);

@@ -32,4 +32,15 @@ describe("structure-aware model fuzzing", () => {
     // Cases cycle through the seven architectures; each reached evaluation at least once.
     expect(Object.values(s.byArch).filter((a) => a.evaluated > 0).length).toBe(7);
   }, 300_000);
+
+  it("a crash, a hang and a sanitizer report are findings naming seed, case and mutations; the run goes on", async () => {
+    const env = { ...process.env, TESSERA_FUZZ_INJECT: "1:crash,3:hang,4:report" };
+    const s = await runFuzz({ seed: 5, count: 6, env, caseTimeoutMs: 10_000 });
+    expect(s.findings.map((f) => [f.kind, f.index])).toEqual([["crash", 1], ["hang", 3], ["sanitizer", 4]]);
+    for (const f of s.findings) expect(f.desc).toMatch(new RegExp(`^TESSERA_FUZZ_SEED=5 case ${f.index}: .*mutations: `));
+    expect(s.findings[2].detail).toContain("ERROR: AddressSanitizer: injected");
+    // The cases around them ran in restarted workers.
+    expect(s.cases).toBe(6);
+    expect(Object.entries(s.outcomes).filter(([k]) => k.startsWith("ERR_") || k === "ok").reduce((n, [, v]) => n + v, 0)).toBe(3);
+  }, 120_000);
 });
