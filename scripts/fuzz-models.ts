@@ -1447,7 +1447,7 @@ export interface RunOptions extends CaseOptions {
   jobs?: number;
   /** A case running longer is a hang: the worker is killed (default 120 s). */
   caseTimeoutMs?: number;
-  /** Cases per worker process before it is replaced (bounds memory growth; default 400). */
+  /** Cases per worker process before it is replaced (bounds memory growth; default 400, less when count / jobs is). */
   casesPerWorker?: number;
   /** Environment of the workers (e.g. the sanitizer's, from sanitizedEnv()). */
   env?: NodeJS.ProcessEnv;
@@ -1481,7 +1481,8 @@ export async function runFuzz(o: RunOptions): Promise<RunSummary> {
   const t0 = performance.now();
   const from = o.from ?? 0;
   const end = from + o.count;
-  const perWorker = o.casesPerWorker ?? 400;
+  // Blocks of at most 400, and small enough that every lane gets one.
+  const perWorker = o.casesPerWorker ?? Math.min(400, Math.ceil(o.count / Math.max(1, o.jobs ?? 1)));
   const timeout = o.caseTimeoutMs ?? 120_000;
   const s: RunSummary = {
     seed: o.seed, cases: 0, outcomes: {}, evaluated: 0, generated: 0,
@@ -1505,14 +1506,16 @@ export async function runFuzz(o: RunOptions): Promise<RunSummary> {
       let buffered = "";
       let timer: NodeJS.Timeout | undefined;
       let hung = false;
-      const arm = () => {
+      const arm = (ms: number) => {
         clearTimeout(timer);
         timer = setTimeout(() => {
           hung = true;
           child.kill("SIGKILL");
-        }, timeout);
+        }, ms);
       };
-      arm();
+      // Start-up (Node, the compiled modules, the addon; slow on a loaded machine) gets its own
+      // allowance, so a short case timeout measures the case alone.
+      arm(Math.max(timeout, 60_000));
       child.stderr!.on("data", (d: Buffer) => {
         stderr = (stderr + d.toString()).slice(-20000);
       });
@@ -1533,7 +1536,7 @@ export async function runFuzz(o: RunOptions): Promise<RunSummary> {
             if (!m.hello.asan || !m.hello.addon.includes("build-san")) s.sanitized = false;
           } else if (m.start !== undefined) {
             current = { index: m.start, desc: m.desc, clean: m.clean, big: m.big, arch: m.arch, type: m.type, kinds: m.kinds };
-            arm();
+            arm(timeout);
           } else if (m.done !== undefined && current) {
             s.cases++;
             resumeAt = m.done + 1;
@@ -1600,8 +1603,11 @@ export async function runFuzz(o: RunOptions): Promise<RunSummary> {
       const limit = Math.min(end, start + perWorker);
       next = limit;
       let at = start;
-      while (!stop && at < limit) at = await runWorker(at, limit);
-      o.onProgress?.({ ...s, seconds: (performance.now() - t0) / 1000 });
+      // Reported after each worker (a crash or hang ends one), not only at the end.
+      while (!stop && at < limit) {
+        at = await runWorker(at, limit);
+        o.onProgress?.({ ...s, seconds: (performance.now() - t0) / 1000 });
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, o.jobs ?? 1) }, lane));
@@ -1644,19 +1650,25 @@ async function main(): Promise<void> {
     const count = Number(a.get("count") ?? 1000);
     console.log(`fuzzing ${count} cases, TESSERA_FUZZ_SEED=${seed}${env ? " under ASan+UBSan" : ""}`);
     let last = 0;
+    let reported = 0;
+    // A long run may be stopped before its end: findings print as they come, and the summary
+    // file is rewritten at every progress report.
+    const report = (p: RunSummary, final: boolean) => {
+      for (const f of p.findings.slice(reported)) console.log(`FINDING ${f.kind} ${f.desc}\n${f.detail}\n`);
+      reported = p.findings.length;
+      if (final || p.cases - last >= 1000) {
+        last = p.cases;
+        console.log(`${p.cases} cases, ${p.evaluated} evaluated, ${p.findings.length} findings, ${p.seconds.toFixed(0)} s`);
+        if (a.has("summary")) fs.writeFileSync(a.get("summary")!, JSON.stringify(p, null, 2));
+      }
+    };
     const summary = await runFuzz({
       seed, count, from: Number(a.get("from") ?? 0), jobs: Number(a.get("jobs") ?? 1), bigShare, env,
       caseTimeoutMs: Number(a.get("timeout-s") ?? 120) * 1000,
-      onProgress: (p) => {
-        if (p.cases - last >= 1000 || p.findings.length) {
-          last = p.cases;
-          console.log(`${p.cases} cases, ${p.evaluated} evaluated, ${p.findings.length} findings, ${p.seconds.toFixed(0)} s`);
-        }
-      },
+      onProgress: (p) => report(p, false),
     });
-    for (const f of summary.findings) console.log(`FINDING ${f.kind} ${f.desc}\n${f.detail}\n`);
+    report(summary, true);
     console.log(JSON.stringify(summary, null, 2));
-    if (a.has("summary")) fs.writeFileSync(a.get("summary")!, JSON.stringify(summary, null, 2));
     process.exitCode = summary.findings.length ? 1 : 0;
   } else {
     console.error("usage: fuzz-models.js run --count N [--seed S] [--sanitized] [--jobs J] [--timeout-s T] [--summary file.json]\n" +
