@@ -244,8 +244,10 @@ function parseWith(c: Cursor): GGUFFile {
   const alignKv = metadata.get("general.alignment");
   if (alignKv) {
     const a = alignKv.value;
-    if (alignKv.type !== GGUFValueType.UINT32 || typeof a !== "number" || a === 0 || (a & (a - 1)) !== 0)
-      throw malformed(`general.alignment must be a power-of-two u32, got ${String(a)}`, 0);
+    // The GGUF spec asks for a multiple of 8, llama.cpp for a power of two: both. Below 8,
+    // tensor data lands at odd addresses, and the kernels' F32 and fp16-scale reads with it.
+    if (alignKv.type !== GGUFValueType.UINT32 || typeof a !== "number" || a < 8 || (a & (a - 1)) !== 0)
+      throw malformed(`general.alignment must be a power-of-two u32 of at least 8, got ${String(a)}`, 0);
     alignment = a;
   }
 

@@ -7,7 +7,7 @@
 import { TesseraError } from "../errors.js";
 import type { ArchDescription } from "../arch/types.js";
 import type { GGUFFile } from "../gguf/types.js";
-import { ModelMetadata, type Range } from "./metadata.js";
+import { ModelMetadata, malformedKey, type Range } from "./metadata.js";
 import { readSlidingWindow } from "./sliding-window.js";
 import { readMlaHparams, type MlaHparams } from "./mla.js";
 
@@ -112,7 +112,12 @@ export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hype
   if (scalingType !== "none" && scalingType !== "linear" && scalingType !== "yarn")
     throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `RoPE scaling "${scalingType}" is not supported`);
   // 0 (or absent) means no scaling, as in llama.cpp.
+  const scaleKey = meta.has(k("rope.scaling.factor")) ? k("rope.scaling.factor") : k("rope.scale_linear");
   const scaleFactor = meta.real(k("rope.scaling.factor"), NON_NEGATIVE_REAL) ?? legacyLinearScale ?? 0;
+  // RoPE runs with 1 / factor in fp32: a factor so small (a denormal) that it overflows would
+  // rotate by infinite angles, and under MLA make the softmax scale infinite.
+  if (scaleFactor > 0 && !Number.isFinite(Math.fround(1 / scaleFactor)))
+    throw malformedKey(scaleKey, `= ${scaleFactor} is too small to scale positions by (1 / factor overflows)`);
   const scaling = scaleFactor > 0 && scaleFactor !== 1 ? scalingType : "none";
   const rope: RopeHparams = {
     nDims: ropeDims,

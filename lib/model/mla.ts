@@ -98,13 +98,20 @@ export function readMlaHparams(
   const ropeAttnFactor = yarn ? f(f(ropeMagnitude * f(1 / ropeCorrection)) * attnFactor) : attnFactor;
   const scaleBase = f(ropeAttnFactor * ropeCorrection);
   const mscale = f(scaleBase * f(1 + f(f(tenth * logMul) * lnScale)));
+  const attnScale = f(f(mscale * mscale) / f(Math.sqrt(keyLengthMla)));
+  // Factors in range one by one can still multiply past fp32 (attn_factor 1e30, squared).
+  if (!(attnScale > 0 && Number.isFinite(attnScale) && Number.isFinite(ropeAttnFactor)))
+    incompatible(
+      `${a}: rope.scaling.attn_factor, factor and yarn_log_multiplier give a softmax scale of ${attnScale} ` +
+        `and a RoPE factor of ${ropeAttnFactor}; both must be finite and positive in fp32`,
+    );
   return {
     qLoraRank,
     kvLoraRank,
     headDimNope: keyLengthMla - rope,
     headDimRope: rope,
     headDimV: valueLengthMla,
-    attnScale: f(f(mscale * mscale) / f(Math.sqrt(keyLengthMla))),
+    attnScale,
     ropeYarnAttnFactor: ropeAttnFactor,
   };
 }

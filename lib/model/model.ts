@@ -441,8 +441,14 @@ export async function loadModel(pathOrOptions?: string | LoadOptions, maybeOptio
   const { plan, hparams, nVocab } = buildPlan(file, arch);
   const tokenizer = tokenizerFromGGUF(file);
   const chatTemplates = readChatTemplates(file);
-  if (tokenizer.vocabSize > nVocab)
-    throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${nVocab} embeddings`);
+  // Exactly as many as llama.cpp requires (it sizes token_embd and the LM head by the token
+  // count): with more embedding rows than tokens, generation could sample an id that has no
+  // text, and fail mid-stream.
+  if (tokenizer.vocabSize !== nVocab)
+    throw new TesseraError(
+      "ERR_MODEL_INCOMPATIBLE",
+      `the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${nVocab} rows; they must match, re-convert the file`,
+    );
   const contextSize = positiveInteger(o.contextSize, Math.min(hparams.nCtxTrain || 4096, 4096), "contextSize");
   const kvTokens = positiveInteger(o.kvCacheTokens, 4 * contextSize, "kvCacheTokens", 1 << 30);
   const kvType = o.kvCacheType ?? "f16";

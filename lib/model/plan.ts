@@ -208,7 +208,24 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
     })),
   };
   refuseUnusedTensors(file, plan, arch);
+  checkFiniteReals(plan);
   return { plan, hparams: hp, nVocab };
+}
+
+/**
+ * C++ takes the plan's reals as fp32 and refuses non-finite ones as an invalid argument; a
+ * value that only overflows once narrowed (1 / a denormal scaling factor) would pass the
+ * per-key ranges, so the file is refused here, with the code a bad file gets.
+ */
+function checkFiniteReals(plan: NativePlan): void {
+  const reals: Array<[string, number]> = [
+    ["normEps", plan.normEps], ["attnScale", plan.attnScale],
+    ...Object.entries(plan.rope).filter(([k]) => k !== "freqFactors"),
+    ...(plan.moe ? ([["moe.weightsScale", plan.moe.weightsScale]] as Array<[string, number]>) : []),
+  ];
+  for (const [name, v] of reals)
+    if (!Number.isFinite(Math.fround(v)))
+      throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `the file's hyperparameters give ${name} = ${v}, which fp32 cannot hold; re-convert it`);
 }
 
 /** A file-wide optional tensor the architecture may have (F32), or undefined. */

@@ -107,6 +107,12 @@ Status validate_tensor_storage(const TensorRef& t, uint64_t file_size) {
     return Status::error(StatusCode::InvalidArgument, "tensor " + t.name + " byte length does not match its shape");
   if (t.offset > file_size || t.nbytes > file_size - t.offset)
     return Status::error(StatusCode::InvalidArgument, "tensor " + t.name + " extends past the end of the file");
+  // The kernels read F32 values and the fp16 scales of quant blocks in place from the mapping
+  // (page-aligned): data at an odd offset would make those reads misaligned. GGUF aligns
+  // tensor data to a multiple of 8.
+  if (t.offset % 8 != 0)
+    return Status::error(StatusCode::InvalidArgument, "tensor " + t.name + " data at file offset " +
+                                                          std::to_string(t.offset) + " is not aligned to 8 bytes");
   return Status::ok();
 }
 

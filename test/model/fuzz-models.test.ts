@@ -1,0 +1,50 @@
+/**
+ * A quick slice of structure-aware model fuzzing (scripts/fuzz-models.ts) against the addon
+ * this process loads (the plain build; under test/sanitize's child run, the ASan one): every
+ * mutated model of every architecture and weight type loads and evaluates or fails with a
+ * coded error, in worker processes, so a crash or hang is a finding rather than the end of
+ * the test run. test/sanitize runs the same kind of slice under ASan + UBSan; this one, small to
+ * keep npm test short, covers the optimized build (-O3, the AVX2 kernels as shipped) and
+ * machines without a sanitizer runtime.
+ *
+ * A fresh seed each run (printed); TESSERA_FUZZ_SEED replays one.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { runFuzz, workerScript } from "../../scripts/fuzz-models.js";
+import { repoRoot } from "../helpers/paths.js";
+
+describe("structure-aware model fuzzing", () => {
+  const cases = 140;
+  const seed = Number(process.env.TESSERA_FUZZ_SEED ?? Date.now() >>> 0);
+
+  it(`${cases} mutated synthetic models: works or a coded error, never a crash, hang or uncoded error`, async () => {
+    expect(fs.statSync(workerScript).mtimeMs, "dist/ is older than scripts/fuzz-models.ts: run npx tsc").toBeGreaterThanOrEqual(
+      fs.statSync(path.join(repoRoot, "scripts/fuzz-models.ts")).mtimeMs,
+    );
+    // A tenth at realistic widths, as in test/sanitize.
+    const s = await runFuzz({ seed, count: cases, jobs: 2, caseTimeoutMs: 120_000, bigShare: 0.1 });
+    console.log(`TESSERA_FUZZ_SEED=${seed}: ${s.cases} cases in ${s.seconds.toFixed(0)} s, ${s.evaluated} evaluated; ${JSON.stringify(s.outcomes)}`);
+    const findings = s.findings.map((f) => `${f.kind}: ${f.desc}\n${f.detail}`);
+    expect(findings, findings.join("\n\n")).toEqual([]);
+    expect(s.cases).toBe(cases);
+    expect(s.clean.failures, s.clean.failures.join("\n")).toEqual([]);
+    expect(s.clean.total).toBeGreaterThan(0);
+    expect(s.evaluated / s.cases).toBeGreaterThan(0.2);
+    // Cases cycle through the seven architectures; each reached evaluation at least once.
+    expect(Object.values(s.byArch).filter((a) => a.evaluated > 0).length).toBe(7);
+  }, 300_000);
+
+  it("a crash, a hang and a sanitizer report are findings naming seed, case and mutations; the run goes on", async () => {
+    const env = { ...process.env, TESSERA_FUZZ_INJECT: "1:crash,3:hang,4:report" };
+    // Small cases (bigShare 0) under a short timeout: the injected hang costs its 4 s.
+    const s = await runFuzz({ seed: 5, count: 6, env, caseTimeoutMs: 4_000, bigShare: 0 });
+    expect(s.findings.map((f) => [f.kind, f.index])).toEqual([["crash", 1], ["hang", 3], ["sanitizer", 4]]);
+    for (const f of s.findings) expect(f.desc).toMatch(new RegExp(`^TESSERA_FUZZ_SEED=5 case ${f.index}: .*mutations: `));
+    expect(s.findings[2].detail).toContain("ERROR: AddressSanitizer: injected");
+    // The cases around them ran in restarted workers.
+    expect(s.cases).toBe(6);
+    expect(Object.entries(s.outcomes).filter(([k]) => k.startsWith("ERR_") || k === "ok").reduce((n, [, v]) => n + v, 0)).toBe(3);
+  }, 120_000);
+});
