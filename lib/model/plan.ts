@@ -220,7 +220,8 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
 function checkFiniteReals(plan: NativePlan): void {
   const reals: Array<[string, number]> = [
     ["normEps", plan.normEps], ["attnScale", plan.attnScale],
-    ...Object.entries(plan.rope).filter(([k]) => k !== "freqFactors"),
+    // The RoPE style and scaling kind cross as strings; every other rope entry is a real.
+    ...Object.entries(plan.rope).filter((e): e is [string, number] => e[0] !== "freqFactors" && typeof e[1] === "number"),
     ...(plan.moe ? ([["moe.weightsScale", plan.moe.weightsScale]] as Array<[string, number]>) : []),
   ];
   for (const [name, v] of reals)
