@@ -24,7 +24,7 @@ import { TesseraError } from "../errors.js";
 import type { TokenConstraint, TokenMask } from "../sampling/constraint.js";
 import type { Tokenizer } from "../tokenizer/index.js";
 import { DEAD } from "./automaton.js";
-import { vocabIndex, type GrammarMatcher, type MatcherOptions, type TokenAutomaton, type VocabIndex } from "./token-masks.js";
+import { setBitIds, vocabIndex, type GrammarMatcher, type MatcherOptions, type TokenAutomaton, type VocabIndex } from "./token-masks.js";
 
 /** A trigger text; `atStart`: it counts only as the first thing in the output (after whitespace). */
 export type LazyTrigger = string | { text: string; atStart?: boolean };
@@ -362,20 +362,7 @@ function withIds(mask: TokenMask, extra: number[]): TokenMask {
       count++;
     }
   }
-  let ids: Int32Array | undefined;
-  if (mask.ids) {
-    ids = new Int32Array(count);
-    let k = 0;
-    for (let w = 0; w < bits.length; w++) {
-      let word = bits[w];
-      while (word !== 0) {
-        const low = word & -word;
-        word ^= low;
-        ids[k++] = (w << 5) + 31 - Math.clz32(low);
-      }
-    }
-  }
-  return { bits, count, ids };
+  return { bits, count, ids: mask.ids ? setBitIds(bits, count) : undefined };
 }
 
 /** One generation's lazy grammar: a TokenConstraint that is free until a trigger, then the grammar's matcher. */

@@ -571,16 +571,7 @@ function finishMask(bits: Uint32Array, maxAfter: number): StateMask {
   }
   let ids: Int32Array | undefined;
   if (count <= LIST_MAX) {
-    ids = new Int32Array(count);
-    let k = 0;
-    for (let w = 0; w < bits.length; w++) {
-      let word = bits[w];
-      while (word !== 0) {
-        const low = word & -word;
-        word ^= low;
-        ids[k++] = (w << 5) + 31 - Math.clz32(low);
-      }
-    }
+    ids = setBitIds(bits, count);
   }
   return { bits, count, ids, maxAfter };
 }
@@ -700,4 +691,19 @@ function withoutIds(mask: StateMask, ids: Int32Array): StateMask {
   const bits = mask.bits.slice();
   for (const id of ids) bits[id >>> 5] &= ~(1 << (id & 31));
   return finishMask(bits, mask.maxAfter);
+}
+
+/** The ids of the `count` set bits of `bits` (bit i of word w is id 32w + i), ascending. */
+export function setBitIds(bits: Uint32Array, count: number): Int32Array {
+  const ids = new Int32Array(count);
+  let k = 0;
+  for (let w = 0; w < bits.length; w++) {
+    let word = bits[w];
+    while (word !== 0) {
+      const low = word & -word;
+      word ^= low;
+      ids[k++] = (w << 5) + 31 - Math.clz32(low);
+    }
+  }
+  return ids;
 }
