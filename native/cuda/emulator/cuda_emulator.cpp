@@ -225,6 +225,14 @@ std::string run_block(const std::function<void()>& body, dim3 grid, dim3 block, 
     run.warps[w].lanes = std::min(32, run.n_threads - int(w) * 32);
     // Lanes past the end of a partial warp never arrive: a collective there deadlocks.
   }
+  for (int i = 0; i < run.n_threads; ++i) {
+    Fiber& f = run.fibers[i];
+    f.linear = i;
+    f.coords.thread_idx = make_uint3(unsigned(i) % block.x, (unsigned(i) / block.x) % block.y, unsigned(i) / (block.x * block.y));
+    f.coords.block_idx = block_idx;
+    f.coords.block_dim = block;
+    f.coords.grid_dim = grid;
+  }
 #ifndef TESSERA_EMU_ASAN
   run.base = g_slots_in_use;
   g_slots_in_use += size_t(run.n_threads);
@@ -232,23 +240,10 @@ std::string run_block(const std::function<void()>& body, dim3 grid, dim3 block, 
     g_slots.push_back(std::make_unique<Slot>());
     g_slots.back()->stack = std::malloc(kStackBytes);
   }
-  for (int i = 0; i < run.n_threads; ++i) {
-    Fiber& f = run.fibers[i];
-    f.linear = i;
-    f.coords.thread_idx = make_uint3(unsigned(i) % block.x, (unsigned(i) / block.x) % block.y, unsigned(i) / (block.x * block.y));
-    f.coords.block_idx = block_idx;
-    f.coords.block_dim = block;
-    f.coords.grid_dim = grid;
-  }
 #else
   while (g_stacks.size() < size_t(run.n_threads)) g_stacks.push_back(std::malloc(kStackBytes));
   for (int i = 0; i < run.n_threads; ++i) {
     Fiber& f = run.fibers[i];
-    f.linear = i;
-    f.coords.thread_idx = make_uint3(unsigned(i) % block.x, (unsigned(i) / block.x) % block.y, unsigned(i) / (block.x * block.y));
-    f.coords.block_idx = block_idx;
-    f.coords.block_dim = block;
-    f.coords.grid_dim = grid;
     f.stack = g_stacks[i];
     getcontext(&f.context);
     f.context.uc_stack.ss_sp = f.stack;
