@@ -14,12 +14,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Chat, chat, chatPrompt, type ChatChunk } from "../../lib/chat/chat.js";
 import { CHATML_TEMPLATE, renderChatTemplate } from "../../lib/chat/template.js";
 import type { ChatMessage } from "../../lib/chat/types.js";
-import { isTesseraError } from "../../lib/errors.js";
 import type { GenerateOptions } from "../../lib/generate/generate.js";
 import { loadModel, type Model } from "../../lib/index.js";
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
 import { writeSyntheticModel } from "../../dev/synthetic-model.js";
 import { hasShared, sharedDir, stories260K, tempDir } from "../helpers/paths.js";
+import { code } from "../helpers/error-code.js";
 import { ggufMetadataVocab } from "../tokenizer/vocabs.js";
 
 const template = (name: string) => fs.readFileSync(path.join(sharedDir, "chat-templates", `${name}.jinja`), "utf8");
@@ -28,15 +28,6 @@ async function collect(gen: AsyncIterable<ChatChunk>): Promise<{ text: string; r
   const chunks: ChatChunk[] = [];
   for await (const c of gen) chunks.push(c);
   return { text: chunks.map((c) => c.text).join(""), reasoning: chunks.map((c) => c.reasoning ?? "").join(""), chunks };
-}
-
-async function code(f: () => unknown): Promise<string> {
-  try {
-    await f();
-  } catch (e) {
-    return isTesseraError(e) ? e.code : `untyped ${String(e)}`;
-  }
-  return "no error";
 }
 
 describe.runIf(hasShared)("chat on stories260K (ChatML fallback)", () => {

@@ -21,7 +21,6 @@ import { detectChatFormat, type ToolCallFormat } from "../../lib/chat/format.js"
 import { ChatOutputParser, parseChatOutput } from "../../lib/chat/parser.js";
 import { renderChatTemplate } from "../../lib/chat/template.js";
 import type { ChatMessage, ToolCall, ToolDefinition } from "../../lib/chat/types.js";
-import { isTesseraError } from "../../lib/errors.js";
 import type { GenerateOptions } from "../../lib/generate/generate.js";
 import { createConstraint } from "../../lib/grammar/constraint.js";
 import { LazyGrammarMatcher } from "../../lib/grammar/lazy.js";
@@ -32,6 +31,7 @@ import type { TokenMask } from "../../lib/sampling/constraint.js";
 import type { Tokenizer } from "../../lib/tokenizer/index.js";
 import { writeSyntheticModel } from "../../dev/synthetic-model.js";
 import { hasShared, sharedDir, stories260K, tempDir } from "../helpers/paths.js";
+import { code } from "../helpers/error-code.js";
 import { ggufMetadataVocab } from "../tokenizer/vocabs.js";
 
 const template = (name: string) => fs.readFileSync(path.join(sharedDir, "chat-templates", `${name}.jinja`), "utf8");
@@ -154,15 +154,6 @@ const FAMILIES: Array<{ template: string; format: ToolCallFormat }> = [
   { template: "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", format: "deepseek" },
   { template: "deepseek-ai-DeepSeek-V3.1", format: "deepseek" },
 ];
-
-async function code(f: () => unknown): Promise<string> {
-  try {
-    await f();
-  } catch (e) {
-    return isTesseraError(e) ? e.code : `untyped ${String(e)}`;
-  }
-  return "no error";
-}
 
 describe.runIf(hasShared)("each family's call grammar reads what its template renders", () => {
   const CALLS = [

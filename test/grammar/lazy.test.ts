@@ -4,17 +4,9 @@
  * its SentencePiece vocabulary, so a trigger on it is text spread over several tokens.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isTesseraError, loadModel, type Model } from "../../lib/index.js";
+import { loadModel, type Model } from "../../lib/index.js";
 import { hasShared, stories260K } from "../helpers/paths.js";
-
-async function code(f: () => unknown): Promise<string> {
-  try {
-    await f();
-  } catch (e) {
-    return isTesseraError(e) ? e.code : `untyped ${String(e)}`;
-  }
-  return "no error";
-}
+import { code } from "../helpers/error-code.js";
 
 describe.runIf(hasShared)("lazyGrammar on stories260K", () => {
   let model: Model;
