@@ -10,7 +10,8 @@ import type { BlockTensorRole } from "./arch/tensor-names.js";
 import { TesseraError } from "./errors.js";
 
 export interface SystemInfo {
-  cpu: { avx2: boolean; fma: boolean; f16c: boolean; isa: "avx2" | "scalar" };
+  /** isa: the level the CPU kernels use (avx512vnni: AVX2 kernels, Q8_0 dot products on AVX-512 VNNI). */
+  cpu: { avx2: boolean; fma: boolean; f16c: boolean; avx512vnni: boolean; isa: CpuIsa };
   cuda: { available: boolean; deviceCount: number; deviceName?: string; reason?: string };
   /** Weight types the kernels compute with, by ggml name (native/core/weight_types.h). */
   weightTypes: string[];
@@ -63,6 +64,8 @@ export interface NativeKernels {
    */
   readBandwidth(megabytes: number, reps: number, threads: number): ReadBandwidth;
 }
+
+export type CpuIsa = "avx512vnni" | "avx2" | "scalar";
 
 export interface ReadBandwidth {
   medianGBps: number;
@@ -265,7 +268,8 @@ export interface NativeAddon {
   /** Single-op entry points of the kernel harness (see dev/kernels/harness.ts). */
   kernels: NativeKernels;
   /** Lowers (or restores) the CPU kernel ISA; returns the ISA now active. */
-  setCpuIsa(isa: "avx2" | "scalar"): "avx2" | "scalar";
+  /** Lowers (or restores) the kernels' ISA, clamped to the machine's best; returns the one in use. */
+  setCpuIsa(isa: CpuIsa): CpuIsa;
 }
 
 function packageRoot(): string {

@@ -13,8 +13,22 @@ describe("system information and backend choice", () => {
   const info = native().systemInfo();
 
   it("reports CPU features and the active kernel ISA", () => {
-    expect(["avx2", "scalar"]).toContain(info.cpu.isa);
-    if (info.cpu.isa === "avx2") expect(info.cpu.avx2 && info.cpu.fma && info.cpu.f16c).toBe(true);
+    expect(["avx512vnni", "avx2", "scalar"]).toContain(info.cpu.isa);
+    if (info.cpu.isa !== "scalar") expect(info.cpu.avx2 && info.cpu.fma && info.cpu.f16c).toBe(true);
+    if (info.cpu.isa === "avx512vnni") expect(info.cpu.avx512vnni).toBe(true);
+  });
+
+  it("lowers the kernel ISA on request, never above the machine's, and refuses unknown names", () => {
+    const best = info.cpu.isa;
+    try {
+      expect(native().setCpuIsa("scalar")).toBe("scalar");
+      expect(native().systemInfo().cpu.isa).toBe("scalar");
+      // Asking for more than the machine has gives its best.
+      expect(native().setCpuIsa("avx512vnni")).toBe(best);
+      expect(() => native().setCpuIsa("sse9" as never)).toThrow(expect.objectContaining({ code: "ERR_INVALID_ARGUMENT" }));
+    } finally {
+      native().setCpuIsa(best);
+    }
   });
 
   it("reports CUDA availability, with a reason when unavailable", () => {

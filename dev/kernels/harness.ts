@@ -7,7 +7,7 @@
  */
 import { native, type NativeKernels } from "../../lib/native.js";
 
-export type Isa = "avx2" | "scalar";
+export type Isa = "avx512vnni" | "avx2" | "scalar";
 
 export function kernels(): NativeKernels {
   return native().kernels;
@@ -63,10 +63,18 @@ export function checkSummary(): OpCheck[] {
   return [...worstChecks.values()].sort((a, b) => a.op.localeCompare(b.op));
 }
 
+let best: Isa | undefined;
+/** The machine's best ISA (what the kernels use unless lowered). */
+function bestIsa(): Isa {
+  const cpu = native().systemInfo().cpu;
+  best ??= cpu.avx512vnni ? "avx512vnni" : cpu.avx2 ? "avx2" : "scalar";
+  return best;
+}
+
 /** Runs `fn` with the kernels lowered to `isa` (restoring the machine's best afterwards). */
 export function withIsa<T>(isa: Isa, fn: () => T): T {
   const addon = native();
-  const best = addon.systemInfo().cpu.avx2 ? "avx2" : "scalar";
+  const best = bestIsa();
   addon.setCpuIsa(isa);
   try {
     return fn();

@@ -21,6 +21,7 @@ Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
   cpu.Set("avx2", f.avx2);
   cpu.Set("fma", f.fma);
   cpu.Set("f16c", f.f16c);
+  cpu.Set("avx512vnni", f.avx512vnni);
   cpu.Set("isa", cpu_isa_name(active_cpu_isa()));
   out.Set("cpu", cpu);
   const CudaAvailability& cuda = cuda_availability();
@@ -38,8 +39,11 @@ Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetCpuIsa(const Napi::CallbackInfo& info) {
-  std::string isa = info[0].As<Napi::String>();
-  set_cpu_isa(isa == "avx2" ? CpuIsa::Avx2 : CpuIsa::Scalar);
+  const std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : std::string();
+  CpuIsa isa;
+  if (!cpu_isa_from_name(name.c_str(), &isa))
+    check(info.Env(), Status::error(StatusCode::InvalidArgument, "setCpuIsa: the ISA is one of scalar, avx2, avx512vnni"));
+  set_cpu_isa(isa);  // lowered to the best the machine has
   return Napi::String::New(info.Env(), cpu_isa_name(active_cpu_isa()));
 }
 

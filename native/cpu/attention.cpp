@@ -33,7 +33,7 @@ void attention(const AttentionArgs& a, int ith, int nth);
 
 void attention(const AttentionArgs& a, int ith, int nth) {
   if (kv_type_quantized(a.kv.type)) return attention_quantized(a, ith, nth);
-  if (active_cpu_isa() == CpuIsa::Avx2) return avx2::attention(a, ith, nth);
+  if (active_cpu_isa() >= CpuIsa::Avx2) return avx2::attention(a, ith, nth);
   const int group = a.n_head / a.n_head_kv;
   const AttentionScratch scratch = attention_scratch(a, ith);
   float* scores = scratch.scores;

@@ -61,4 +61,9 @@ void matmul_q4_0x8_groups(const DotTile& t, int64_t g0, int64_t g1);
 void matmul_q4_kx8_groups(const DotTile& t, int64_t g0, int64_t g1);
 }
 
+namespace avx512vnni {
+// Returns false when the type has no AVX-512 VNNI kernel (the caller falls back to AVX2).
+bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r0, int64_t r1);
+}
+
 }  // namespace tessera::cpu

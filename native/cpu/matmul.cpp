@@ -1,7 +1,8 @@
 // matmul: y[t][r] = W[r] · x[t] for every weight row r and token t, W in its GGUF type,
 // x encoded per act_format_for. Threads claim ranges of rows (so each thread streams its
 // own slices of the weights once for all tokens); the per-ISA tile kernels live in
-// matmul_scalar.cpp and matmul_avx2.cpp.
+// matmul_scalar.cpp, matmul_avx2.cpp and matmul_avx512vnni.cpp (Q8_0 only), each level
+// falling back to the one below for the types it lacks.
 #include <algorithm>
 
 #include "core/cpu_features.h"
@@ -30,7 +31,11 @@ void matmul_rows(const PackedWeight& w, const void* act, int n_tokens, float* y,
                  int64_t row_end, DotOrder order, uint64_t act_key) {
   if (row_begin >= row_end) return;
   const DotTile t = tile_for(w, act, n_tokens, y, ldy, order, act_key);
-  if (active_cpu_isa() == CpuIsa::Avx2 && avx2::matmul_tile(w.type, w.layout, t, row_begin, row_end)) return;
+  const CpuIsa isa = active_cpu_isa();
+#ifdef TESSERA_HAVE_AVX512VNNI
+  if (isa >= CpuIsa::Avx512Vnni && avx512vnni::matmul_tile(w.type, w.layout, t, row_begin, row_end)) return;
+#endif
+  if (isa >= CpuIsa::Avx2 && avx2::matmul_tile(w.type, w.layout, t, row_begin, row_end)) return;
   scalar::matmul_tile(w.type, t, row_begin, row_end);
 }
 

@@ -127,7 +127,7 @@ void quantize_act(ActFormat format, const float* x, int n_tokens, int64_t cols, 
   const int64_t unit = format == ActFormat::Q8_0 ? QK8_0 : format == ActFormat::Q8_K ? QK_K : (cols % kHalfUnit ? cols : kHalfUnit);
   const int64_t per_row = cols / unit;
   const size_t row_bytes = act_row_bytes(format, cols);
-  const bool avx2 = active_cpu_isa() == CpuIsa::Avx2;
+  const bool avx2 = active_cpu_isa() >= CpuIsa::Avx2;
   int64_t u0, u1;
   split_range(int64_t(n_tokens) * per_row, ith, nth, &u0, &u1);
   while (u0 < u1) {

@@ -24,7 +24,7 @@ float scalar_sum(const float* data, int64_t n) {
 }
 
 float sum_range(const float* data, int64_t n, ReadMethod method) {
-  return active_cpu_isa() == CpuIsa::Avx2 ? avx2::read_probe(data, n, method) : scalar_sum(data, n);
+  return active_cpu_isa() >= CpuIsa::Avx2 ? avx2::read_probe(data, n, method) : scalar_sum(data, n);
 }
 
 }  // namespace

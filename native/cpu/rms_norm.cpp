@@ -13,7 +13,7 @@ namespace tessera::cpu {
 void rms_norm(const float* x, const float* weight, float* y, int n_rows, int dim, float eps, int ith, int nth) {
   int64_t r0, r1;
   split_range(n_rows, ith, nth, &r0, &r1);
-  const bool avx2 = active_cpu_isa() == CpuIsa::Avx2;
+  const bool avx2 = active_cpu_isa() >= CpuIsa::Avx2;
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * dim;
     float* yr = y + r * dim;

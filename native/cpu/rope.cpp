@@ -72,7 +72,7 @@ void rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim,
   const int half = n_dims / 2;
   float* const cos_i = rotation_storage.data();  // [half]
   float* const sin_i = cos_i + half;             // [half]
-  const bool avx2 = active_cpu_isa() == CpuIsa::Avx2, neox = p.kind == RopeKind::Neox;
+  const bool avx2 = active_cpu_isa() >= CpuIsa::Avx2, neox = p.kind == RopeKind::Neox;
   int64_t r0, r1;
   split_range(int64_t(n_tokens) * n_heads, ith, nth, &r0, &r1);
   int rotation_token = -1;

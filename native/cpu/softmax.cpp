@@ -13,7 +13,7 @@ void softmax(float* x, int n) {
   float max = -INFINITY;
   for (int i = 0; i < n; ++i) max = x[i] > max ? x[i] : max;
   double sum = 0;
-  if (active_cpu_isa() == CpuIsa::Avx2) {
+  if (active_cpu_isa() >= CpuIsa::Avx2) {
     sum = avx2::exp_sum_row(x, max, x, n);
   } else {
     for (int i = 0; i < n; ++i) {

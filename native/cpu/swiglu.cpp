@@ -26,7 +26,7 @@ void swiglu(const float* gate, const float* up, float* out, int n_rows, int dim,
   // each thread walks its range as runs within rows.
   int64_t b, e;
   split_range(int64_t(n_rows) * dim, ith, nth, &b, &e);
-  const bool avx2 = active_cpu_isa() == CpuIsa::Avx2;
+  const bool avx2 = active_cpu_isa() >= CpuIsa::Avx2;
   // llama.cpp's AVX2 SiLU takes each row's last dim % 8 columns through libm's expf; the
   // same columns go through the scalar formula here so the two engines round alike.
   const int64_t vector_end = !avx2 ? 0 : act == GateActivation::Silu ? dim / 8 * 8 : dim;

@@ -45,7 +45,7 @@ void vector_topk(const float* data, int64_t n, int dim, const float* query, Vect
   int64_t b, e;
   split_range(n, ith, nth, &b, &e);
   const bool l2 = metric == VectorMetric::L2;
-  const bool avx2 = active_cpu_isa() == CpuIsa::Avx2;
+  const bool avx2 = active_cpu_isa() >= CpuIsa::Avx2;
   std::vector<Hit> heap;  // a min-heap under `better`: heap.front() is the worst kept
   heap.reserve(size_t(k));
   auto worse_first = [](const Hit& a, const Hit& c) { return better(a, c); };

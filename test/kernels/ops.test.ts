@@ -25,6 +25,8 @@ import { native } from "../../lib/native.js";
 import { Gaussian } from "../helpers/random.js";
 
 const ISAS: Isa[] = native().systemInfo().cpu.avx2 ? ["scalar", "avx2"] : ["scalar"];
+// The AVX-512 VNNI level replaces only matmul kernels (Q8_0); the other types fall back to AVX2.
+const MATMUL_ONLY_ISAS: Isa[] = native().systemInfo().cpu.avx512vnni ? ["avx512vnni"] : [];
 const THREADS = [1, 2];
 
 /**
@@ -68,72 +70,88 @@ const TWO_ORDERS = new Set([GGMLType.Q4_K, GGMLType.F32, GGMLType.F16, GGMLType.
 // Every type the kernels compute with (COMPUTE_TYPES, the same list as native/core/weight_types.h).
 const TYPES = [...COMPUTE_TYPES];
 
+function checkMatmul(isa: Isa, type: GGMLType): void {
+  const name = GGML_TYPE_INFO[type].name;
+  const block = GGML_TYPE_INFO[type].blockSize;
+  const g = new Gaussian();
+  const unit = Math.max(block, 32);
+  const shapes = [
+    [1, unit, 1],
+    [7, 3 * unit, 1],
+    [33, 2 * unit, 3],
+    [64, 5 * unit, 17],
+    [37, 4 * unit, 5],
+  ];
+  // Float rows need not be whole blocks: 40 columns are whole groups of 8 but not of 32,
+  // 172 neither (the tails of the two orders).
+  if (block === 1) shapes.push([8, 40, 3], [12, 172, 6]);
+  for (const [rows, cols, nTokens] of shapes) {
+    const w = g.array(rows * cols, 1 / Math.sqrt(cols));
+    const bytes = quantize(type, w, cols);
+    const wq = dequantize(type, bytes, rows * cols);
+    const x = g.array(nTokens * cols);
+    const refExact = matmulRef(wq, rows, cols, x, nTokens);
+    const xEncoded = encodedActivations(type, x, cols);
+    const refEmulated = matmulRef(wq, rows, cols, xEncoded, nTokens);
+    const magnitude = matmulRef(wq.map(Math.abs), rows, cols, Float64Array.from(xEncoded, Math.abs), nTokens);
+    for (const threads of THREADS)
+      for (const order of TWO_ORDERS.has(type) ? (["gemm", "gemv"] as const) : (["gemm"] as const)) {
+        // repack: the layout pack_weight picks at load (8-row interleaved Q4_0 on AVX2
+        // machines); GGUF: the file layout.
+        const byLayout: Float32Array[] = [];
+        for (const repack of REPACKABLE.has(type) ? [true, false] : [true]) {
+          const y = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, threads, repack, order));
+          byLayout.push(y);
+          const tag = `seed ${g.seed} ${rows}x${cols} n=${nTokens} t=${threads}`;
+          const op = `matmul ${name}${REPACKABLE.has(type) ? (repack ? " repacked" : " GGUF") : ""}${TWO_ORDERS.has(type) ? ` ${order}` : ""} ${isa}`;
+          expectWithin(checkAccumulation(`${op} (emulated activations)`, y, refEmulated, magnitude, MATMUL_BUDGET[name].emulated), tag);
+          // A handful of outputs can sit near zero, where a relative error says little.
+          if (rows * nTokens >= 64) expectWithin(checkOp(`${op} (exact activations)`, y, refExact, MATMUL_BUDGET[name].exact), tag);
+        }
+        if (SAME_ORDER_LAYOUTS.has(type)) expect(byLayout[0], `repacked vs GGUF layout, ${name} ${order} ${isa}`).toEqual(byLayout[1]);
+      }
+  }
+}
+
+function checkAloneInBatch(isa: Isa, type: GGMLType): void {
+  const name = GGML_TYPE_INFO[type].name;
+  const block = GGML_TYPE_INFO[type].blockSize;
+  // Decode (m = 1) has its own kernels for speed; the logits of a token must not depend
+  // on whether it was evaluated alone or in a prompt (llama.cpp's orders are the same).
+  const g = new Gaussian();
+  // 69 rows: 8 repacked groups of 8 and a tail, so decode's side-by-side stretches (4 of
+  // rows or of groups) and the rows left over all run.
+  const rows = 69;
+  const cols = Math.max(block, 32) * 7;
+  const nTokens = 5;
+  const bytes = quantize(type, g.array(rows * cols, 1 / Math.sqrt(cols)), cols);
+  const x = g.array(nTokens * cols);
+  for (const threads of THREADS)
+    for (const order of TWO_ORDERS.has(type) ? (["gemm", "gemv"] as const) : (["gemm"] as const)) {
+      const batch = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, threads, true, order));
+      for (let t = 0; t < nTokens; t++) {
+        const token = x.subarray(t * cols, (t + 1) * cols);
+        const alone = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, token, 1, threads, true, order));
+        expect(alone, `${name} ${order} ${isa} token ${t} t=${threads} seed ${g.seed}`).toEqual(batch.subarray(t * rows, (t + 1) * rows));
+      }
+    }
+}
+
+describe.each(MATMUL_ONLY_ISAS)("matmul on %s", (isa) => {
+  for (const type of TYPES) {
+    const name = GGML_TYPE_INFO[type].name;
+    it(`matmul ${name}: m=1 and batched, odd row counts`, () => checkMatmul(isa, type));
+    it(`matmul ${name}: one token alone gives the bits it gets in a batch`, () => checkAloneInBatch(isa, type));
+  }
+});
+
 describe.each(ISAS)("CPU ops on %s", (isa) => {
   for (const type of TYPES) {
     const name = GGML_TYPE_INFO[type].name;
     const block = GGML_TYPE_INFO[type].blockSize;
-    it(`matmul ${name}: m=1 and batched, odd row counts`, () => {
-      const g = new Gaussian();
-      const unit = Math.max(block, 32);
-      const shapes = [
-        [1, unit, 1],
-        [7, 3 * unit, 1],
-        [33, 2 * unit, 3],
-        [64, 5 * unit, 17],
-        [37, 4 * unit, 5],
-      ];
-      // Float rows need not be whole blocks: 40 columns are whole groups of 8 but not of 32,
-      // 172 neither (the tails of the two orders).
-      if (block === 1) shapes.push([8, 40, 3], [12, 172, 6]);
-      for (const [rows, cols, nTokens] of shapes) {
-        const w = g.array(rows * cols, 1 / Math.sqrt(cols));
-        const bytes = quantize(type, w, cols);
-        const wq = dequantize(type, bytes, rows * cols);
-        const x = g.array(nTokens * cols);
-        const refExact = matmulRef(wq, rows, cols, x, nTokens);
-        const xEncoded = encodedActivations(type, x, cols);
-        const refEmulated = matmulRef(wq, rows, cols, xEncoded, nTokens);
-        const magnitude = matmulRef(wq.map(Math.abs), rows, cols, Float64Array.from(xEncoded, Math.abs), nTokens);
-        for (const threads of THREADS)
-          for (const order of TWO_ORDERS.has(type) ? (["gemm", "gemv"] as const) : (["gemm"] as const)) {
-            // repack: the layout pack_weight picks at load (8-row interleaved Q4_0 on AVX2
-            // machines); GGUF: the file layout.
-            const byLayout: Float32Array[] = [];
-            for (const repack of REPACKABLE.has(type) ? [true, false] : [true]) {
-              const y = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, threads, repack, order));
-              byLayout.push(y);
-              const tag = `seed ${g.seed} ${rows}x${cols} n=${nTokens} t=${threads}`;
-              const op = `matmul ${name}${REPACKABLE.has(type) ? (repack ? " repacked" : " GGUF") : ""}${TWO_ORDERS.has(type) ? ` ${order}` : ""} ${isa}`;
-              expectWithin(checkAccumulation(`${op} (emulated activations)`, y, refEmulated, magnitude, MATMUL_BUDGET[name].emulated), tag);
-              // A handful of outputs can sit near zero, where a relative error says little.
-              if (rows * nTokens >= 64) expectWithin(checkOp(`${op} (exact activations)`, y, refExact, MATMUL_BUDGET[name].exact), tag);
-            }
-            if (SAME_ORDER_LAYOUTS.has(type)) expect(byLayout[0], `repacked vs GGUF layout, ${name} ${order} ${isa}`).toEqual(byLayout[1]);
-          }
-      }
-    });
+    it(`matmul ${name}: m=1 and batched, odd row counts`, () => checkMatmul(isa, type));
 
-    it(`matmul ${name}: one token alone gives the bits it gets in a batch`, () => {
-      // Decode (m = 1) has its own kernels for speed; the logits of a token must not depend
-      // on whether it was evaluated alone or in a prompt (llama.cpp's orders are the same).
-      const g = new Gaussian();
-      // 69 rows: 8 repacked groups of 8 and a tail, so decode's side-by-side stretches (4 of
-      // rows or of groups) and the rows left over all run.
-      const rows = 69;
-      const cols = Math.max(block, 32) * 7;
-      const nTokens = 5;
-      const bytes = quantize(type, g.array(rows * cols, 1 / Math.sqrt(cols)), cols);
-      const x = g.array(nTokens * cols);
-      for (const threads of THREADS)
-        for (const order of TWO_ORDERS.has(type) ? (["gemm", "gemv"] as const) : (["gemm"] as const)) {
-          const batch = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, threads, true, order));
-          for (let t = 0; t < nTokens; t++) {
-            const token = x.subarray(t * cols, (t + 1) * cols);
-            const alone = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, token, 1, threads, true, order));
-            expect(alone, `${name} ${order} ${isa} token ${t} t=${threads} seed ${g.seed}`).toEqual(batch.subarray(t * rows, (t + 1) * rows));
-          }
-        }
-    });
+    it(`matmul ${name}: one token alone gives the bits it gets in a batch`, () => checkAloneInBatch(isa, type));
 
     it(`get_rows ${name} returns the dequantized rows`, () => {
       const g = new Gaussian();
