@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <chrono>
+#include <map>
 #include <thread>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -49,7 +50,22 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+std::shared_ptr<ThreadPool> ThreadPool::shared(int n_threads) {
+  static std::mutex registry_mutex;
+  static std::map<int, std::weak_ptr<ThreadPool>> registry;
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  std::weak_ptr<ThreadPool>& slot = registry[n_threads < 1 ? 1 : n_threads];
+  std::shared_ptr<ThreadPool> pool = slot.lock();
+  if (!pool) {
+    pool = std::make_shared<ThreadPool>(n_threads);
+    slot = pool;
+  }
+  return pool;
+}
+
 void ThreadPool::run(const std::function<void(int, int)>& fn, int active) {
+  // One region at a time: models sharing the pool (shared()) step in turn.
+  std::lock_guard<std::mutex> region(run_mutex_);
   work_cursor_.store(0, std::memory_order_relaxed);
   active_ = active < 1 || active > n_threads_ ? n_threads_ : active;
   if (active_ == 1) {

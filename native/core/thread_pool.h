@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -33,9 +34,17 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
+  // The process's pool of n_threads threads, made on first use and freed with its last user.
+  // Models share it: two pools of the same size (a speculative target and its draft, or two
+  // models serving at once) each kept their threads spinning or yielding for up to
+  // kSpinBeforeSleep after every step, on the cores the other pool's step was using; a
+  // target's 9-row verification step ran at half the speed it has alone. One pool runs the
+  // models' steps in turn (run() takes a lock), with its threads kept warm by all of them.
+  static std::shared_ptr<ThreadPool> shared(int n_threads);
+
   // Runs fn(ith, nth) on `active` threads (0: all; nth = active), the others staying idle;
-  // not reentrant (one region at a time per pool). With one active thread fn runs on the
-  // caller.
+  // not reentrant; callers on other threads wait for the region running to end. With one
+  // active thread fn runs on the caller.
   void run(const std::function<void(int ith, int nth)>& fn, int active = 0);
 
   // Called by every thread of the current region; returns when all have arrived.
@@ -61,6 +70,7 @@ class ThreadPool {
   alignas(64) std::atomic<int64_t> work_cursor_{0};
   std::atomic<bool> stop_{false};
   std::atomic<int> sleepers_{0};
+  std::mutex run_mutex_;  // held by run() for its whole region
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;  // the caller waits here for pending_ to reach 0

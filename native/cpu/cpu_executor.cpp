@@ -38,7 +38,7 @@ void ThreadChooser::record(int rows, int threads, double ns) {
 }
 
 CpuExecutor::CpuExecutor(const CpuBackend& backend)
-    : backend_(backend), plan_(backend.plan()), pool_(backend.threads()), chooser_(backend.threads()) {}
+    : backend_(backend), plan_(backend.plan()), pool_(ThreadPool::shared(backend.threads())), chooser_(backend.threads()) {}
 
 void CpuExecutor::layout(BumpAllocator& a) {
   const ModelPlan& p = plan_;
@@ -60,7 +60,7 @@ void CpuExecutor::layout(BumpAllocator& a) {
   const int64_t mla_o_w = int64_t(p.n_head) * m.head_dim_v;
   const int64_t widest_input = std::max(max3(p.n_embd, o_w, ff), std::max<int64_t>(m.q_lora_rank, mla_o_w));
   for (ActFormat f : kEncodedActFormats) s_.act[static_cast<int>(f)] = a.take<uint8_t>(act_bytes(f, widest_input, batch_));
-  s_.attn_scratch = a.take<float>(attn_scratch_floats_ * pool_.size());
+  s_.attn_scratch = a.take<float>(attn_scratch_floats_ * pool_->size());
   s_.pos = a.take<int32_t>(B);
   s_.table = a.take<const int32_t*>(B);
   s_.logit_rows = a.take<int32_t>(B);
@@ -197,7 +197,7 @@ Status CpuExecutor::step(const StepBatch& b, float* logits) {
     trace_row0_ = done;
     const int threads = chooser_.pick(n);
     const auto start = std::chrono::steady_clock::now();
-    pool_.run([&](int ith, int nth) { forward(b.tokens + done, n, n_logits, out, n_hidden, hidden, ith, nth); }, threads);
+    pool_->run([&](int ith, int nth) { forward(b.tokens + done, n, n_logits, out, n_hidden, hidden, ith, nth); }, threads);
     chooser_.record(n, threads, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
     if (stop_) {
       trace_ = nullptr;
@@ -211,7 +211,7 @@ Status CpuExecutor::step(const StepBatch& b, float* logits) {
 void CpuExecutor::encode(const float* x, int n, int64_t cols, unsigned mask, int ith, int nth) {
   for (ActFormat f : kEncodedActFormats)
     if (mask & format_bit(f)) quantize_act(f, x, n, cols, s_.act[static_cast<int>(f)], ith, nth);
-  pool_.barrier();
+  pool_->barrier();
 }
 
 const void* CpuExecutor::act_for(int weight, const float* x) const {
@@ -223,8 +223,8 @@ void CpuExecutor::project(std::initializer_list<Projection> group, int n, int it
   MatmulJob jobs[kMaxMatmulJobs];
   int count = 0;
   for (const Projection& pr : group) jobs[count++] = {&backend_.weight(pr.weight), act_for(pr.weight, pr.x), pr.y, pr.ldy};
-  matmul_shared(jobs, count, n, &pool_.work_cursor(), nth);
-  pool_.barrier();
+  matmul_shared(jobs, count, n, &pool_->work_cursor(), nth);
+  pool_->barrier();
 }
 
 void CpuExecutor::norm(const float* x, int norm_w, int norm_b, float* y, int n, int ith, int nth) const {
@@ -242,23 +242,23 @@ void CpuExecutor::final_norm_rows(const int32_t* idx, int count, float* y, int i
   if (idx[count - 1] - idx[0] != count - 1) {
     for (int i = ith; i < count; i += nth)
       std::copy(s_.x + int64_t(idx[i]) * p.n_embd, s_.x + int64_t(idx[i] + 1) * p.n_embd, s_.proj + int64_t(i) * p.n_embd);
-    pool_.barrier();
+    pool_->barrier();
     x_rows = s_.proj;
   }
   norm(x_rows, p.output_norm, p.output_norm_b, y, count, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
 }
 
 void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* logits, int n_hidden, float* hidden, int ith,
                           int nth) {
   const ModelPlan& p = plan_;
   get_rows(p.tensors[p.tok_embd], tokens, n, s_.x, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   if (p.embedding_scale != 0.f) {
     int64_t b, e;
     split_range(int64_t(n) * p.n_embd, ith, nth, &b, &e);
     for (int64_t i = b; i < e; ++i) s_.x[i] *= p.embedding_scale;
-    pool_.barrier();
+    pool_->barrier();
   }
 
   for (int il = 0; il < p.n_layer; ++il) {
@@ -268,11 +268,11 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* log
       attention_block(il, n, ith, nth);
     ffn_block(il, n, ith, nth);
     if (trace_) {
-      pool_.barrier();  // the residual add of the block is done
+      pool_->barrier();  // the residual add of the block is done
       trace_layer(il, n, ith, nth);
     }
     if (ith == 0) stop_ = abort_.load(std::memory_order_relaxed);
-    pool_.barrier();
+    pool_->barrier();
     if (stop_) return;
   }
   if (n_hidden > 0) final_norm_rows(s_.hidden_rows, n_hidden, hidden, ith, nth);
@@ -286,7 +286,7 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* log
   project({{out_w, s_.xn, logits, p.n_vocab}}, rows, ith, nth);
   if (p.output_b >= 0) {
     add_bias(logits, backend_.f32(p.output_b), rows, p.n_vocab, p.n_vocab, ith, nth);
-    pool_.barrier();
+    pool_->barrier();
   }
   if (p.final_logit_softcap != 0.f) {
     int64_t b, e;
@@ -308,14 +308,14 @@ void CpuExecutor::trace_layer(int il, int n, int ith, int nth) {
   if (t.top_k > 0) {
     // The layer's residual through the final norm and the LM head, as the last layer's is.
     norm(s_.x, p.output_norm, p.output_norm_b, s_.xn, n, ith, nth);
-    pool_.barrier();
+    pool_->barrier();
     const int out_w = p.output >= 0 ? p.output : p.tok_embd;
     float* logits = lens_logits_.data();
     encode(s_.xn, n, p.n_embd, format_bit(act_format_for(backend_.weight(out_w).type)), ith, nth);
     project({{out_w, s_.xn, logits, p.n_vocab}}, n, ith, nth);
     if (p.output_b >= 0) {
       add_bias(logits, backend_.f32(p.output_b), n, p.n_vocab, p.n_vocab, ith, nth);
-      pool_.barrier();
+      pool_->barrier();
     }
     const int k = std::min(t.top_k, p.n_vocab);
     for (int r = ith; r < n; r += nth) {
@@ -343,7 +343,7 @@ void CpuExecutor::trace_layer(int il, int n, int ith, int nth) {
       for (int j = 0; j < k; ++j) probs[j] = float(std::exp(double(row[ids[j]]) - max) / sum);
     }
   }
-  pool_.barrier();
+  pool_->barrier();
 }
 
 void CpuExecutor::attention_block(int il, int n, int ith, int nth) {
@@ -353,7 +353,7 @@ void CpuExecutor::attention_block(int il, int n, int ith, int nth) {
   const int64_t v_w = int64_t(p.n_head_kv) * p.head_dim_v, o_w = int64_t(p.n_head) * p.head_dim_v;
 
   norm(s_.x, L.attn_norm, L.attn_norm_b, s_.xn, n, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   unsigned formats = 0;
   for (int w : {L.wq, L.wk, L.wv}) formats |= format_bit(act_format_for(backend_.weight(w).type));
   encode(s_.xn, n, p.n_embd, formats, ith, nth);
@@ -363,20 +363,20 @@ void CpuExecutor::attention_block(int il, int n, int ith, int nth) {
     if (L.bq >= 0) add_bias(s_.q, backend_.f32(L.bq), n, int(q_w), q_w, ith, nth);
     if (L.bk >= 0) add_bias(s_.k, backend_.f32(L.bk), n, int(k_w), k_w, ith, nth);
     if (L.bv >= 0) add_bias(s_.v, backend_.f32(L.bv), n, int(v_w), v_w, ith, nth);
-    pool_.barrier();
+    pool_->barrier();
   }
   if (L.q_norm >= 0 || L.k_norm >= 0) {
     // Per-head RMSNorm: every head vector is one row of head_dim.
     if (L.q_norm >= 0) rms_norm(s_.q, backend_.f32(L.q_norm), s_.q, n * p.n_head, p.head_dim, p.norm_eps, ith, nth);
     if (L.k_norm >= 0)
       rms_norm(s_.k, backend_.f32(L.k_norm), s_.k, n * p.n_head_kv, p.head_dim, p.norm_eps, ith, nth);
-    pool_.barrier();
+    pool_->barrier();
   }
   if (p.rope.kind != RopeKind::None) {
     const float* factors = backend_.f32(p.rope.freq_factors);
     rope(s_.q, s_.pos, n, p.n_head, p.head_dim, p.rope, factors, ith, nth);
     rope(s_.k, s_.pos, n, p.n_head_kv, p.head_dim, p.rope, factors, ith, nth);
-    pool_.barrier();
+    pool_->barrier();
   }
   if (rot_k_ || rot_v_) {
     if (rot_k_) {
@@ -384,10 +384,10 @@ void CpuExecutor::attention_block(int il, int n, int ith, int nth) {
       hadamard(s_.k, n, k_w, k_w, rot_k_, ith, nth);
     }
     if (rot_v_) hadamard(s_.v, n, v_w, v_w, rot_v_, ith, nth);
-    pool_.barrier();
+    pool_->barrier();
   }
   kv_store(kv_layers_[il], s_.k, k_w, s_.v, v_w, n, rows(), p.head_dim, p.head_dim_v, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
 
   AttentionArgs a = attention_args(il, n);
   a.q = s_.q;
@@ -395,10 +395,10 @@ void CpuExecutor::attention_block(int il, int n, int ith, int nth) {
   a.out = s_.attn;
   a.ldo = o_w;
   attention(a, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   if (rot_v_) {
     hadamard(s_.attn, n, o_w, o_w, rot_v_, ith, nth);  // the values were stored rotated
-    pool_.barrier();
+    pool_->barrier();
   }
   attention_output(il, s_.attn, o_w, n, ith, nth);
 }
@@ -432,17 +432,17 @@ void CpuExecutor::attention_output(int il, const float* attn_in, int64_t width, 
   project({{L.wo, attn_in, s_.proj, p.n_embd}}, n, ith, nth);
   if (L.bo >= 0) {
     add_bias(s_.proj, backend_.f32(L.bo), n, p.n_embd, p.n_embd, ith, nth);
-    pool_.barrier();
+    pool_->barrier();
   }
   add(s_.x, s_.proj, int64_t(n) * p.n_embd, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
 }
 
 const void* CpuExecutor::encode_heads(int weight, int rows, int64_t cols, int ith, int nth) {
   const ActFormat f = act_format_for(backend_.weight(weight).type);
   if (f == ActFormat::F32) return s_.mla_heads;
   quantize_act(f, s_.mla_heads, rows, cols, s_.mla_act[static_cast<int>(f)], ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   return s_.mla_act[static_cast<int>(f)];
 }
 
@@ -460,13 +460,13 @@ void CpuExecutor::mla_attention_block(int il, int n, int ith, int nth) {
   auto format = [&](int w) { return format_bit(act_format_for(backend_.weight(w).type)); };
 
   norm(s_.x, L.attn_norm, L.attn_norm_b, s_.xn, n, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   const int q_in = m.q_lora_rank > 0 ? L.wq_a : L.wq;
   encode(s_.xn, n, p.n_embd, format(q_in) | format(L.wkv_a), ith, nth);
   if (m.q_lora_rank > 0) {
     project({{L.wkv_a, s_.xn, s_.mla_kv, kv_w}, {L.wq_a, s_.xn, s_.mla_qa, m.q_lora_rank}}, n, ith, nth);
     rms_norm(s_.mla_qa, backend_.f32(L.q_a_norm), s_.mla_qa, n, m.q_lora_rank, p.norm_eps, ith, nth);
-    pool_.barrier();
+    pool_->barrier();
     encode(s_.mla_qa, n, m.q_lora_rank, format(L.wq_b), ith, nth);
     project({{L.wq_b, s_.mla_qa, s_.mla_q, q_w}}, n, ith, nth);
   } else {
@@ -482,20 +482,20 @@ void CpuExecutor::mla_attention_block(int il, int n, int ith, int nth) {
   for (int t = ith; t < n; t += nth)
     rms_norm(s_.mla_kv + t * kv_w, backend_.f32(L.kv_a_norm), s_.mla_kv + t * kv_w, 1, lora, p.norm_eps, 0, 1);
   copy_heads(s_.mla_q, q_w, qk, s_.mla_heads, nope, int64_t(n) * nope, n, H, nope, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
 
   if (rot_k_) {
     hadamard(s_.mla_kv, n, kv_w, kv_w, rot_k_, ith, nth);
-    pool_.barrier();
+    pool_->barrier();
   }
   kv_store(kv_layers_[il], s_.mla_kv, kv_w, nullptr, 0, n, rows(), p.head_dim, 0, ith, nth);
   copy_heads(s_.mla_q + nope, q_w, qk, s_.q + lora, mqa_w, p.head_dim, n, H, rope_w, ith, nth);
   const void* q_nope = encode_heads(L.wk_b, H * n, nope, ith, nth);
   head_matmul(backend_.weight(L.wk_b), H, q_nope, n, s_.q, mqa_w, p.head_dim, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   if (rot_k_) {
     hadamard(s_.q, n, mqa_w, mqa_w, rot_k_, ith, nth);
-    pool_.barrier();
+    pool_->barrier();
   }
 
   AttentionArgs a = attention_args(il, n);
@@ -504,17 +504,17 @@ void CpuExecutor::mla_attention_block(int il, int n, int ith, int nth) {
   a.out = s_.attn;
   a.ldo = latent_w;
   attention(a, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   if (rot_v_) {
     hadamard(s_.attn, n, latent_w, latent_w, rot_v_, ith, nth);
-    pool_.barrier();
+    pool_->barrier();
   }
 
   copy_heads(s_.attn, latent_w, lora, s_.mla_heads, lora, int64_t(n) * lora, n, H, lora, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   const void* latent = encode_heads(L.wv_b, H * n, lora, ith, nth);
   head_matmul(backend_.weight(L.wv_b), H, latent, n, s_.mla_out, o_w, m.head_dim_v, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   attention_output(il, s_.mla_out, o_w, n, ith, nth);
 }
 
@@ -524,15 +524,15 @@ void CpuExecutor::dense_ffn(int gate, int up, int down, int gate_b, int up_b, in
   if (gate_b >= 0 || up_b >= 0) {
     if (gate_b >= 0) add_bias(s_.gate, backend_.f32(gate_b), n, int(width), width, ith, nth);
     if (up_b >= 0) add_bias(s_.up, backend_.f32(up_b), n, int(width), width, ith, nth);
-    pool_.barrier();
+    pool_->barrier();
   }
   swiglu(s_.gate, s_.up, s_.gate, n, int(width), width, width, plan_.activation, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   encode(s_.gate, n, width, format_bit(act_format_for(backend_.weight(down).type)), ith, nth);
   project({{down, s_.gate, s_.proj, plan_.n_embd}}, n, ith, nth);
   if (down_b >= 0) {
     add_bias(s_.proj, backend_.f32(down_b), n, plan_.n_embd, plan_.n_embd, ith, nth);
-    pool_.barrier();
+    pool_->barrier();
   }
 }
 
@@ -540,7 +540,7 @@ void CpuExecutor::ffn_block(int il, int n, int ith, int nth) {
   const ModelPlan& p = plan_;
   const LayerPlan& L = p.layers[il];
   norm(s_.x, L.ffn_norm, L.ffn_norm_b, s_.xn, n, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   if (L.ffn_kind == FfnKind::Moe) {
     moe_block(il, n, ith, nth);
     return;
@@ -636,7 +636,7 @@ void CpuExecutor::moe_block(int il, int n, int ith, int nth) {
       std::copy(s_.sel_w, s_.sel_w + n * K, trace_->expert_weights + at);
     }
   }
-  pool_.barrier();
+  pool_->barrier();
 
   // Gather each (token, choice) row into its expert's packed range and encode it.
   const int rows = n * K;
@@ -645,21 +645,21 @@ void CpuExecutor::moe_block(int il, int n, int ith, int nth) {
     split_range(rows, ith, nth, &b, &e);
     for (int64_t i = b; i < e; ++i) std::copy(s_.xn + (i / K) * E, s_.xn + (i / K + 1) * E, s_.moe_x + int64_t(s_.slot[i]) * E);
   }
-  pool_.barrier();
+  pool_->barrier();
   const ActFormat fin = act_format_for(backend_.weight(L.ffn_gate_exps).type);
   const ActFormat fup = act_format_for(backend_.weight(L.ffn_up_exps).type);
   for (ActFormat f : kEncodedActFormats)
     if (f == fin || f == fup) quantize_act(f, s_.moe_x, rows, E, s_.moe_act[static_cast<int>(f)], ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   auto encoded = [&](ActFormat f, const float* x) -> const void* { return f == ActFormat::F32 ? static_cast<const void*>(x) : s_.moe_act[static_cast<int>(f)]; };
   expert_matmul(L.ffn_gate_exps, encoded(fin, s_.moe_x), E, s_.moe_gate, F, ith, nth);
   expert_matmul(L.ffn_up_exps, encoded(fup, s_.moe_x), E, s_.moe_up, F, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   swiglu(s_.moe_gate, s_.moe_up, s_.moe_gate, rows, int(F), F, F, p.activation, ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   const ActFormat fdown = act_format_for(backend_.weight(L.ffn_down_exps).type);
   if (fdown != ActFormat::F32) quantize_act(fdown, s_.moe_gate, rows, F, s_.moe_act[static_cast<int>(fdown)], ith, nth);
-  pool_.barrier();
+  pool_->barrier();
   expert_matmul(L.ffn_down_exps, encoded(fdown, s_.moe_gate), F, s_.moe_out, E, ith, nth);
 
   // The shared expert runs on the same normalized input (its activations are still encoded).
@@ -668,7 +668,7 @@ void CpuExecutor::moe_block(int il, int n, int ith, int nth) {
     dense_ffn(L.ffn_gate_shexp, L.ffn_up_shexp, L.ffn_down_shexp, -1, -1, -1, p.tensors[L.ffn_gate_shexp].ne[1], n, ith,
               nth);
   else
-    pool_.barrier();
+    pool_->barrier();
 
   // Weighted combine into the residual stream.
   int64_t b, e;

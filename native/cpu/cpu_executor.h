@@ -141,7 +141,7 @@ class CpuExecutor final : public Executor {
 
   const CpuBackend& backend_;
   const ModelPlan& plan_;
-  ThreadPool pool_;
+  std::shared_ptr<ThreadPool> pool_;  // ThreadPool::shared: one per thread count in the process
   ThreadChooser chooser_;
   int max_context_ = 0;
   int n_blocks_ = 0;

@@ -256,6 +256,31 @@ describe.runIf(hasShared)("continuous batching on larger synthetic models", () =
     model.dispose();
   });
 
+  it("two models with the same thread count share one thread pool: concurrent work on both equals solo runs", async () => {
+    // The worker-thread path (the synthetic model) and the synchronous one (stories260K)
+    // take turns on the pool's threads; neither may see the other's rows.
+    const a = await loadModel(asyncFile, { backend: "cpu", threads: 2, contextSize: 256 });
+    const b = await loadModel(stories260K, { backend: "cpu", threads: 2, contextSize: 256 });
+    const aPrompts = Array.from({ length: 4 }, (_, i) => syntheticTokens(6 + 5 * i, 512, 70 + i));
+    const bPrompts = ["Once upon a time", "Lily", "The cat", "One day"];
+    const aSolo: Completion[] = [];
+    const bSolo: Completion[] = [];
+    for (let i = 0; i < 4; i++) aSolo.push(await a.complete(aPrompts[i], requestOptions(i, 20)));
+    for (let i = 0; i < 4; i++) bSolo.push(await b.complete(bPrompts[i], requestOptions(i, 20)));
+    const [aTogether, bTogether] = await Promise.all([
+      Promise.all(aPrompts.map((p, i) => a.complete(p, requestOptions(i, 20)))),
+      Promise.all(bPrompts.map((p, i) => b.complete(p, requestOptions(i, 20)))),
+    ]);
+    for (let i = 0; i < 4; i++) {
+      expect(aTogether[i].tokens).toEqual(aSolo[i].tokens);
+      expect(bTogether[i].tokens).toEqual(bSolo[i].tokens);
+    }
+    // One model disposed, the other keeps generating on the pool.
+    a.dispose();
+    expect((await b.complete(bPrompts[0], requestOptions(0, 20))).tokens).toEqual(bSolo[0].tokens);
+    b.dispose();
+  });
+
   it("q8_0 KV blocks take about half the bytes of f16 ones and q4_0 about a quarter", async () => {
     const bytes: Record<string, number> = {};
     for (const kvCacheType of ["f16", "q8_0", "q4_0"] as const) {
