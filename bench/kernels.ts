@@ -40,7 +40,8 @@ export async function runKernelBench(o: KernelBenchOptions): Promise<KernelRow[]
     [8192, 2048],
   ];
   const types = o.quick ? [GGMLType.Q4_0, GGMLType.Q8_0] : [GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q6_K, GGMLType.F16, GGMLType.BF16];
-  const batches = o.quick ? [1] : [1, 128];
+  // m=8: the rows of a batched decode step of 8 sequences or a draft verification.
+  const batches = o.quick ? [1] : [1, 8, 128];
   const k = kernels();
   const rows: KernelRow[] = [];
   for (const [r, c] of shapes)
