@@ -143,6 +143,19 @@ describe.each(MATMUL_ONLY_ISAS)("matmul on %s", (isa) => {
     it(`matmul ${name}: m=1 and batched, odd row counts`, () => checkMatmul(isa, type));
     it(`matmul ${name}: one token alone gives the bits it gets in a batch`, () => checkAloneInBatch(isa, type));
   }
+
+  it("repacked Q4_0 gives the AVX2 kernel's bits (same integer sums, same fp32 steps)", () => {
+    const g = new Gaussian();
+    // Odd token counts (a half-empty token pair), row counts with a tail outside whole
+    // 8-row groups, one block and many.
+    for (const [rows, cols, nTokens] of [[69, 224, 5], [64, 896, 8], [37, 32, 3], [16, 64, 2], [200, 96, 17]]) {
+      const bytes = quantize(GGMLType.Q4_0, g.array(rows * cols, 1 / Math.sqrt(cols)), cols);
+      const x = g.array(nTokens * cols);
+      const wide = withIsa(isa, () => kernels().matmul(GGMLType.Q4_0, bytes, rows, cols, x, nTokens, 2, true));
+      const avx2 = withIsa("avx2", () => kernels().matmul(GGMLType.Q4_0, bytes, rows, cols, x, nTokens, 2, true));
+      expect(wide, `${rows}x${cols} n=${nTokens} seed ${g.seed}`).toEqual(avx2);
+    }
+  });
 });
 
 describe.each(ISAS)("CPU ops on %s", (isa) => {
