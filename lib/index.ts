@@ -5,7 +5,7 @@ export { loadModel, Model } from "./model/model.js";
 export type { BackendChoice, LoadOptions, LoadProgress, ModelInfo } from "./model/model.js";
 export type { Hyperparameters, RopeHparams, MoeHparams } from "./model/hparams.js";
 export type { MlaHparams } from "./model/mla.js";
-export type { KvCacheType, SystemInfo } from "./native.js";
+export type { CpuIsa, KvCacheType, SystemInfo } from "./native.js";
 export { DEFAULT_MODEL } from "./default-model.js";
 export { pullModel, defaultCacheDir } from "./hub/pull.js";
 export type { PullOptions, PullProgress, PulledModel } from "./hub/pull.js";
