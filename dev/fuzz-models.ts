@@ -30,16 +30,18 @@ import { fileURLToPath } from "node:url";
 import { architecture, supportedArchitectures } from "../lib/arch/registry.js";
 import { isTesseraError } from "../lib/errors.js";
 import { quantize } from "../lib/gguf/quantize.js";
-import { COMPUTE_TYPES, GGMLType, GGML_TYPE_INFO, GGUF_MAGIC, GGUFValueType, type GGUFArray, type GGUFKV } from "../lib/gguf/types.js";
+import { GGMLType, GGML_TYPE_INFO, GGUF_MAGIC, GGUFValueType, type GGUFArray, type GGUFKV } from "../lib/gguf/types.js";
 import { kv } from "../lib/gguf/writer.js";
 import { loadModel, type LoadOptions } from "../lib/index.js";
+import { computeTypes } from "../lib/model/weight-types.js";
 import { native as loadNative } from "../lib/native.js";
 import { Rng } from "../lib/sampling/rng.js";
 
 /** An architecture's name as the registry (lib/arch/registry.ts) knows it. */
 export type Arch = string;
-/** The computable weight types, in the order of the native table (lib/gguf/types.ts COMPUTE_TYPES). */
-export const WEIGHT_TYPES: readonly GGMLType[] = [...COMPUTE_TYPES];
+/** The computable weight types, in the order of the native table (native/core/weight_types.h). */
+let weightTypesCache: readonly GGMLType[] | undefined;
+const weightTypes = (): readonly GGMLType[] => (weightTypesCache ??= [...computeTypes()]);
 
 /** Bytes of real data written at the start of each tensor; the rest of it is a hole (zeros). */
 const WRITE_CAP = 128 << 10;
@@ -303,7 +305,7 @@ function fuzzRecipe(arch: Arch): FuzzRecipe {
 }
 
 function randomShape(rng: CaseRng, arch: Arch, big: boolean): Shape {
-  const type = rng.pick(WEIGHT_TYPES);
+  const type = rng.pick(weightTypes());
   const nLayer = big ? rng.int(1, 2) : rng.int(1, 3);
   let headDim: number, nHead: number, nEmbd: number, keyLength: boolean;
   if (big) {
@@ -456,7 +458,7 @@ function tensorBytes(type: number, dims: number[]): number {
 
 /** The type a weight with rows of `cols` gets: the case's (or a random one if mixed), falling back like llama.cpp's quantizer. */
 function weightType(shape: Shape, rng: CaseRng, cols: number): GGMLType {
-  let t: GGMLType = shape.mixed ? rng.pick(WEIGHT_TYPES) : shape.type;
+  let t: GGMLType = shape.mixed ? rng.pick(weightTypes()) : shape.type;
   if (cols % GGML_TYPE_INFO[t].blockSize !== 0) t = cols % 32 === 0 ? GGMLType.Q8_0 : GGMLType.F16;
   return t;
 }
@@ -913,7 +915,7 @@ const tensorType: Mutation = ({ ir, rng }) => {
   if (!t) return undefined;
   const before = GGML_TYPE_INFO[t.type]?.name ?? t.type;
   const r = rng.float();
-  t.type = r < 0.7 ? rng.pick(WEIGHT_TYPES) : r < 0.93 ? rng.pick(OTHER_TYPES) : rng.pick([4, 5, 31, 40, 255, 0x7fffffff]);
+  t.type = r < 0.7 ? rng.pick(weightTypes()) : r < 0.93 ? rng.pick(OTHER_TYPES) : rng.pick([4, 5, 31, 40, 255, 0x7fffffff]);
   return `tensor ${t.name}: type ${before} -> ${GGML_TYPE_INFO[t.type]?.name ?? t.type}`;
 };
 
@@ -1304,7 +1306,7 @@ function poolBytes(type: number, fill: Fill): Uint8Array {
   let pool = pools.get(key);
   if (pool) return pool;
   pool = new Uint8Array(WRITE_CAP);
-  if (fill === "pool" && COMPUTE_TYPES.has(type)) {
+  if (fill === "pool" && computeTypes().has(type)) {
     const info = GGML_TYPE_INFO[type];
     const count = Math.floor(WRITE_CAP / info.typeSize / 8) * 8 * info.blockSize;
     const values = new Float32Array(count);

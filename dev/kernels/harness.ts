@@ -5,12 +5,26 @@
  * pool and packed weights across calls as the executor does), all through the same native
  * entry points.
  */
-import { native, type NativeKernels } from "../../lib/native.js";
+import { native, type NativeKernels, type WeightTypeRow } from "../../lib/native.js";
 
 export type Isa = "avx512vnni" | "avx2" | "scalar";
 
 export function kernels(): NativeKernels {
   return native().kernels;
+}
+
+let table: WeightTypeRow[] | undefined;
+
+/** The native weight-type table (native/core/weight_types.h), in its order. */
+export function weightTypeTable(): WeightTypeRow[] {
+  return (table ??= kernels().weightTypeTable());
+}
+
+/** The row of a computable weight type; throws for any other. */
+export function weightTypeRow(type: number): WeightTypeRow {
+  const row = weightTypeTable().find((r) => r.type === type);
+  if (!row) throw new Error(`type ${type} is not in the native weight-type table`);
+  return row;
 }
 
 /** ||got - ref||₂ / ||scale||₂, scale = ref unless given */
