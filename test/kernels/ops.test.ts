@@ -444,7 +444,7 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
     }
   });
 
-  for (const type of [GGMLType.F32, GGMLType.F16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K]) {
+  for (const type of TYPES) {
     const name = GGML_TYPE_INFO[type].name;
     it(`head_matmul ${name}: per-head matrices, head-major activations, odd head and row counts`, () => {
       const g = new Gaussian();
