@@ -11,8 +11,8 @@
 // A new type: a row here, then its own code — the block struct and its scales
 // (ggml_types.h), cpu/dequantize_row.cpp, cpu/matmul_scalar.cpp (dot product),
 // cpu/matmul_avx2.cpp (tile), cuda/matrix_layout.h + cuda/matrix.cuh (decoder) +
-// cuda/gemv_row.cuh + cuda/repack.cpp, lib/gguf/quantize.ts; and its random rows in
-// cuda/harness/common.h (docs/ARCHITECTURE.md, "Add a quantization type").
+// cuda/gemv_row.cuh + cuda/repack.cpp, and lib/gguf/quantize.ts (docs/ARCHITECTURE.md,
+// "Add a quantization type").
 //
 // X(type, activation format its dot product takes (cpu::ActFormat), CPU repacked layout
 //   (cpu::WeightLayout, Gguf: none))
