@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { dequantize, quantize } from "../../lib/gguf/quantize.js";
 import { GGMLType, GGML_TYPE_INFO } from "../../lib/gguf/types.js";
-import { checkAccumulation, checkOp, checkSummary, kernels, relativeError, weightTypeRow, weightTypeTable, withIsa, type Isa, type OpCheck } from "../../dev/kernels/harness.js";
+import { checkAccumulation, checkOp, checkSummary, kernels, relativeError, sharedMatmulCases, weightTypeRow, weightTypeTable, withIsa, type Isa, type OpCheck } from "../../dev/kernels/harness.js";
 import {
   attentionRef,
   encodedActivations,
@@ -82,13 +82,8 @@ function checkMatmul(isa: Isa, type: GGMLType): void {
   const block = GGML_TYPE_INFO[type].blockSize;
   const g = new Gaussian();
   const unit = Math.max(block, 32);
-  const shapes = [
-    [1, unit, 1],
-    [7, 3 * unit, 1],
-    [33, 2 * unit, 3],
-    [64, 5 * unit, 17],
-    [37, 4 * unit, 5],
-  ];
+  // The shapes the CUDA harness checks too (dev/kernels/matmul_cases.def).
+  const shapes = sharedMatmulCases().map((c) => [c.rows, c.units * unit, c.tokens]);
   // Float rows need not be whole blocks: 40 columns are whole groups of 8 but not of 32,
   // 172 neither (the tails of the two orders).
   if (block === 1) shapes.push([8, 40, 3], [12, 172, 6]);

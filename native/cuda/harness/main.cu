@@ -41,6 +41,13 @@ std::vector<Case> cases() {
   add("swiglu_stage", kNoType, [] { check_swiglu_stage(3, kEmulated ? 700 : 11008, GateActivation::Silu); });
   add("swiglu_stage", kNoType, [] { check_swiglu_stage(2, 300, GateActivation::Gelu); });
 
+  // The shapes test/kernels/ops.test.ts checks on the CPU, in units of max(block, 32) columns.
+  for (GgmlType t : types) {
+    const int64_t unit = std::max<int64_t>(ggml_type_traits(t).block_size, 32);
+#define TESSERA_MATMUL_CASE(rows, units, tokens) add("matmul", t, [=] { check_matmul({t, rows, (units) * unit, tokens}); });
+#include "../../../dev/kernels/matmul_cases.def"
+#undef TESSERA_MATMUL_CASE
+  }
   const int64_t rows = kEmulated ? 67 : 333;
   for (GgmlType t : types)
     for (int n : {1, 3, 8, 9, 64, 65, 70, 133}) add("matmul", t, [=] { check_matmul({t, rows, 512, n}); });
