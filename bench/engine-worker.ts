@@ -14,7 +14,7 @@
  */
 import { loadModel, type Model } from "../lib/index.js";
 import { argmax } from "../lib/sampling/sampler.js";
-import { LlamaCppPeer } from "../scripts/llama-cpp-peer.js";
+import { LlamaCppPeer } from "../dev/llama-cpp-peer.js";
 import { measureReadBandwidth } from "./bandwidth.js";
 
 interface Init {

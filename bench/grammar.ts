@@ -26,7 +26,7 @@ import { vocabIndex } from "../lib/grammar/token-masks.js";
 import { loadModel } from "../lib/model/model.js";
 import { Sampler } from "../lib/sampling/sampler.js";
 import { tokenizerFromHuggingFace } from "../lib/tokenizer/index.js";
-import { LlamaCppPeer } from "../scripts/llama-cpp-peer.js";
+import { LlamaCppPeer } from "../dev/llama-cpp-peer.js";
 import { writeSyntheticModel } from "../dev/synthetic-model.js";
 import { repoRoot, sharedDir } from "./paths.js";
 import { median } from "./stats.js";

@@ -11,6 +11,7 @@
  */
 import { quantize } from "../lib/gguf/quantize.js";
 import { GGMLType, GGML_TYPE_INFO } from "../lib/gguf/types.js";
+import { computeTypes } from "../lib/model/weight-types.js";
 import { kernels } from "../dev/kernels/harness.js";
 import { measureReadBandwidth } from "./bandwidth.js";
 import type { KernelRow } from "./report.js";
@@ -39,7 +40,8 @@ export async function runKernelBench(o: KernelBenchOptions): Promise<KernelRow[]
     [4864, 896],
     [8192, 2048],
   ];
-  const types = o.quick ? [GGMLType.Q4_0, GGMLType.Q8_0] : [GGMLType.Q4_0, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q6_K, GGMLType.F16, GGMLType.BF16];
+  // Every computable type but F32 (native/core/weight_types.h), the quick run two of them.
+  const types = o.quick ? [GGMLType.Q4_0, GGMLType.Q8_0] : [...computeTypes()].filter((t) => t !== GGMLType.F32);
   // m=8: the rows of a batched decode step of 8 sequences or a draft verification.
   const batches = o.quick ? [1] : [1, 8, 128];
   const k = kernels();

@@ -17,6 +17,18 @@ export interface SystemInfo {
   weightTypes: string[];
 }
 
+/** The activation encodings the CPU dot products take (cpu::ActFormat). */
+export type ActivationFormat = "F32" | "F16" | "BF16" | "Q8_0" | "Q8_K";
+
+export interface WeightTypeRow {
+  name: string;
+  /** The GGMLType id. */
+  type: number;
+  activation: ActivationFormat;
+  /** pack_weight gives it a kernel-private layout besides the GGUF one. */
+  repacked: boolean;
+}
+
 export interface NativeKernels {
   /**
    * repack (default true): let pack_weight choose a kernel-private layout, as at model load.
@@ -53,6 +65,8 @@ export interface NativeKernels {
   addBias(x: Float32Array, bias: Float32Array, nRows: number, dim: number, ldx: number, threads: number): Float32Array;
   /** x encoded in the activation format weights of `weightType` consume (F32: a copy). */
   quantizeAct(weightType: number, x: Float32Array, nTokens: number, cols: number, threads: number): Uint8Array;
+  /** The rows of native/core/weight_types.h: each type's activation format and whether pack_weight repacks it. */
+  weightTypeTable(): WeightTypeRow[];
   /** Times matmul natively (pool, packing and buffers prepared; weights rotated through DRAM-sized copies). */
   benchMatmul(type: number, weight: Uint8Array, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number, seconds: number, repack?: boolean, copies?: number, order?: MatmulOrder): KernelTiming;
   /** Times attention natively (pool and cache prepared; a single query token rotates through DRAM-sized cache copies). */

@@ -21,7 +21,7 @@
  * mixture of experts (qwen3moe-30b-a3b-12l-Q4_0: Qwen3-30B-A3B's layer, 12 of its 48 layers)
  * the bytes per token are the active experts' only, so the share is that of the
  * active-bytes limit (measured bandwidth / active bytes per token). With `--peer`, llama.cpp's
- * CUDA llama-bench (scripts/llama-cpp-cuda-peer.ts) runs on the same file right after, and
+ * CUDA llama-bench (dev/llama-cpp-cuda-peer.ts) runs on the same file right after, and
  * the ratios Tessera / llama.cpp are reported beside the figures.
  */
 import fs from "node:fs";
@@ -32,7 +32,7 @@ import { benchModel, type ShapeName } from "../bench/models.js";
 import { median } from "../bench/stats.js";
 import { relativeError } from "../dev/kernels/harness.js";
 import { argmax } from "../lib/sampling/sampler.js";
-import { measureLlamaCppCuda } from "./llama-cpp-cuda-peer.js";
+import { measureLlamaCppCuda } from "../dev/llama-cpp-cuda-peer.js";
 import { CUDA_VS_CPU_BUDGET, judgeLogits, TOP1_MIN_SHARE, topOneAgrees } from "../dev/cuda-budgets.js";
 import { sharedDir, syntheticTokens, writeSyntheticModel, type ModelShape, type WeightScheme } from "../dev/synthetic-model.js";
 

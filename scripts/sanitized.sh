@@ -6,7 +6,7 @@
 #   scripts/sanitized.sh build                     configure and build build-san/
 #   scripts/sanitized.sh run CMD [ARGS...]         run CMD with the sanitizer environment, e.g.
 #     scripts/sanitized.sh run npx vitest run test/kernels
-#     scripts/sanitized.sh run node dist/scripts/fuzz-models.js case --seed S --index I
+#     scripts/sanitized.sh run node dist/dev/fuzz-models.js case --seed S --index I
 #   scripts/sanitized.sh env                       print that environment as shell assignments
 # Any sanitizer report aborts the process with a non-zero status; the report is on stderr.
 # TESSERA_SANITIZE overrides the sanitizer list (default address,undefined).

@@ -5,12 +5,43 @@
  * pool and packed weights across calls as the executor does), all through the same native
  * entry points.
  */
-import { native, type NativeKernels } from "../../lib/native.js";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { native, type NativeKernels, type WeightTypeRow } from "../../lib/native.js";
 
 export type Isa = "avx512vnni" | "avx2" | "scalar";
 
 export function kernels(): NativeKernels {
   return native().kernels;
+}
+
+/**
+ * The matmul shapes both backends check for every weight type (dev/kernels/matmul_cases.def,
+ * which the CUDA harness #includes): cols = units * max(block size, 32).
+ */
+export function sharedMatmulCases(): Array<{ rows: number; units: number; tokens: number }> {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  // dev/kernels/ or, compiled, dist/dev/kernels/: the .def file stays in the source tree.
+  const repoRoot = path.resolve(here, path.basename(path.resolve(here, "../..")) === "dist" ? "../../.." : "../..");
+  const text = fs.readFileSync(path.join(repoRoot, "dev/kernels/matmul_cases.def"), "utf8");
+  const cases = [...text.matchAll(/^TESSERA_MATMUL_CASE\((\d+), (\d+), (\d+)\)$/gm)].map((m) => ({ rows: +m[1], units: +m[2], tokens: +m[3] }));
+  if (!cases.length) throw new Error("dev/kernels/matmul_cases.def lists no TESSERA_MATMUL_CASE");
+  return cases;
+}
+
+let table: WeightTypeRow[] | undefined;
+
+/** The native weight-type table (native/core/weight_types.h), in its order. */
+export function weightTypeTable(): WeightTypeRow[] {
+  return (table ??= kernels().weightTypeTable());
+}
+
+/** The row of a computable weight type; throws for any other. */
+export function weightTypeRow(type: number): WeightTypeRow {
+  const row = weightTypeTable().find((r) => r.type === type);
+  if (!row) throw new Error(`type ${type} is not in the native weight-type table`);
+  return row;
 }
 
 /** ||got - ref||₂ / ||scale||₂, scale = ref unless given */

@@ -5,7 +5,7 @@
  * kernel's arithmetic from the (intended) activation rounding.
  */
 import { fromHalf, toHalf } from "../../lib/gguf/quantize.js";
-import { GGMLType } from "../../lib/gguf/types.js";
+import type { ActivationFormat } from "../../lib/native.js";
 
 /** Round to nearest, ties to even (the kernels' rounding mode). */
 function rne(x: number): number {
@@ -13,12 +13,16 @@ function rne(x: number): number {
   return Math.abs(x % 1) === 0.5 ? 2 * Math.round(x / 2) : r;
 }
 
-/** The activation values a weight type's kernel actually multiplies (see quantize_act.cpp). */
-export function encodedActivations(type: GGMLType, x: Float32Array, cols: number): Float64Array {
+/**
+ * The activation values a kernel multiplies when its dot product takes `format` (see
+ * quantize_act.cpp; a weight type's format is its row of native/core/weight_types.h, through
+ * weightTypeRow in ./harness.ts), so a new weight type needs no case here.
+ */
+export function encodedActivations(format: ActivationFormat, x: Float32Array, cols: number): Float64Array {
   const y = new Float64Array(x.length);
   const f = Math.fround;
-  if (type === GGMLType.F16) for (let i = 0; i < x.length; i++) y[i] = fromHalf(toHalf(x[i]));
-  else if (type === GGMLType.BF16) {
+  if (format === "F16") for (let i = 0; i < x.length; i++) y[i] = fromHalf(toHalf(x[i]));
+  else if (format === "BF16") {
     const buf = new Float32Array(1);
     const bits = new Uint32Array(buf.buffer);
     for (let i = 0; i < x.length; i++) {
@@ -27,7 +31,7 @@ export function encodedActivations(type: GGMLType, x: Float32Array, cols: number
       bits[0] = ((w + 0x7fff + ((w >>> 16) & 1)) >>> 16) << 16;
       y[i] = buf[0];
     }
-  } else if (type === GGMLType.Q8_0 || type === GGMLType.Q4_0) {
+  } else if (format === "Q8_0") {
     for (let b = 0; b < x.length / 32; b++) {
       let amax = 0;
       for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[b * 32 + i]));
@@ -35,7 +39,7 @@ export function encodedActivations(type: GGMLType, x: Float32Array, cols: number
       const d = fromHalf(toHalf(f(amax / 127)));
       for (let i = 0; i < 32; i++) y[b * 32 + i] = d * rne(f(x[b * 32 + i] * id));
     }
-  } else if (type === GGMLType.Q4_K || type === GGMLType.Q6_K) {
+  } else if (format === "Q8_K") {
     for (let b = 0; b < x.length / 256; b++) {
       let amax = 0;
       let max = 0;
@@ -49,7 +53,8 @@ export function encodedActivations(type: GGMLType, x: Float32Array, cols: number
       const d = f(1 / iscale);
       for (let i = 0; i < 256; i++) y[b * 256 + i] = d * Math.min(127, rne(f(iscale * x[b * 256 + i])));
     }
-  } else for (let i = 0; i < x.length; i++) y[i] = x[i];
+  } else if (format === "F32") for (let i = 0; i < x.length; i++) y[i] = x[i];
+  else throw new Error(`no reference encoding for activation format ${String(format)}`);
   if (cols <= 0) throw new Error("cols must be positive");
   return y;
 }

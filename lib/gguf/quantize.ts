@@ -7,7 +7,7 @@
  * through Math.fround so the bytes match ggml's up to its compiler's FMA contraction.
  */
 import { TesseraError } from "../errors.js";
-import { GGMLType, GGML_TYPE_INFO, computeTypeList } from "./types.js";
+import { GGMLType, GGML_TYPE_INFO } from "./types.js";
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -333,8 +333,10 @@ const QUANTIZERS: Partial<Record<GGMLType, (x: Float32Array, out: DataView, bloc
 function checkShape(type: GGMLType, count: number, cols: number): { blockSize: number; typeSize: number } {
   const info = GGML_TYPE_INFO[type];
   const supported = type === GGMLType.F32 || type === GGMLType.F16 || type === GGMLType.BF16 || QUANTIZERS[type] !== undefined;
-  if (!info || !supported)
-    throw new TesseraError("ERR_UNSUPPORTED_QUANT_TYPE", `cannot quantize to ${info?.name ?? type}; supported: ${computeTypeList()}`);
+  if (!info || !supported) {
+    const names = ["F32", "F16", "BF16", ...Object.keys(QUANTIZERS).map((t) => GGML_TYPE_INFO[Number(t)].name)];
+    throw new TesseraError("ERR_UNSUPPORTED_QUANT_TYPE", `cannot quantize to ${info?.name ?? type}; supported: ${names.join(", ")}`);
+  }
   if (!Number.isInteger(cols) || cols < 1 || cols % info.blockSize !== 0 || count % cols !== 0)
     throw new TesseraError("ERR_INVALID_ARGUMENT", `${info.name} needs rows that are whole ${info.blockSize}-element blocks (cols=${cols}, count=${count})`);
   return info;

@@ -20,7 +20,10 @@ export enum GGUFValueType {
   FLOAT64 = 12,
 }
 
-/** Tensor element types, as numbered by ggml. Only a subset is computable (see COMPUTE_TYPES). */
+/**
+ * Tensor element types, as numbered by ggml. Only a subset is computable: computeTypes() in
+ * lib/model/weight-types.ts, from the native table.
+ */
 export enum GGMLType {
   F32 = 0,
   F16 = 1,
@@ -100,26 +103,10 @@ export const GGML_TYPE_INFO: Readonly<Record<number, GGMLTypeInfo>> = {
   [GGMLType.MXFP4]: { name: "MXFP4", blockSize: 32, typeSize: 17 },
 };
 
-/** Types the Tessera kernels can compute with (weights). */
-export const COMPUTE_TYPES: ReadonlySet<GGMLType> = new Set([
-  GGMLType.F32,
-  GGMLType.F16,
-  GGMLType.BF16,
-  GGMLType.Q8_0,
-  GGMLType.Q4_0,
-  GGMLType.Q4_K,
-  GGMLType.Q6_K,
-]);
-
 export function ggmlTypeName(type: number): string {
   return GGML_TYPE_INFO[type]?.name ?? `unknown(${type})`;
 }
 
-/** "F32, F16, ... or Q6_K": COMPUTE_TYPES by name, for the errors that say which file to use. */
-export function computeTypeList(): string {
-  const names = [...COMPUTE_TYPES].map(ggmlTypeName);
-  return `${names.slice(0, -1).join(", ")} or ${names[names.length - 1]}`;
-}
 
 /** Typed metadata value. Numeric arrays come back as typed arrays; 64-bit integers as bigint. */
 export type GGUFScalar = number | bigint | boolean | string;

@@ -8,7 +8,8 @@ import { TesseraError } from "../errors.js";
 import { BLOCK_TENSORS, GLOBAL_TENSORS, MATMUL_ROLES, blockTensorName, type BlockTensorRole } from "../arch/tensor-names.js";
 import type { NativeLayer, NativePlan } from "../native.js";
 import type { ArchDescription, Presence } from "../arch/types.js";
-import { COMPUTE_TYPES, GGMLType, computeTypeList, ggmlTypeName, type GGUFFile, type GGUFTensorInfo } from "../gguf/types.js";
+import { GGMLType, ggmlTypeName, type GGUFFile, type GGUFTensorInfo } from "../gguf/types.js";
+import { computeTypeList, computeTypes } from "./weight-types.js";
 import { readHyperparameters, type Hyperparameters } from "./hparams.js";
 import { checkMlaShape, mlaTensorShapes } from "./mla.js";
 
@@ -34,7 +35,7 @@ class TensorIndex {
 }
 
 function checkComputable(t: GGUFTensorInfo): void {
-  if (!COMPUTE_TYPES.has(t.type))
+  if (!computeTypes().has(t.type))
     throw new TesseraError(
       "ERR_UNSUPPORTED_QUANT_TYPE",
       `tensor ${t.name} is ${ggmlTypeName(t.type)}, which Tessera cannot compute with; ` +

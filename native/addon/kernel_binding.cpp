@@ -336,6 +336,27 @@ Napi::Value Hadamard(const Napi::CallbackInfo& info) {
   return y;
 }
 
+// weightTypeTable() -> [{ name, type, activation, repacked }]: the rows of core/weight_types.h
+//   as the CPU kernels use them (the activation format a type's dot product takes, and
+//   whether pack_weight repacks it), so the tests pick references and layouts by the table
+//   rather than by lists of their own.
+Napi::Value WeightTypeTable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+#define TESSERA_WEIGHT_TYPE_ROW(t, act, layout)                                       \
+  {                                                                                   \
+    Napi::Object row = Napi::Object::New(env);                                        \
+    row.Set("name", ggml_type_traits(GgmlType::t).name);                              \
+    row.Set("type", int(GgmlType::t));                                                \
+    row.Set("activation", #act);                                                      \
+    row.Set("repacked", repacked_layout(GgmlType::t) != WeightLayout::Gguf);          \
+    out.Set(out.Length(), row);                                                       \
+  }
+  TESSERA_WEIGHT_TYPES(TESSERA_WEIGHT_TYPE_ROW)
+#undef TESSERA_WEIGHT_TYPE_ROW
+  return out;
+}
+
 }  // namespace
 
 void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
@@ -355,6 +376,7 @@ void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
   k.Set("quantizeAct", Napi::Function::New(env, QuantizeAct));
   k.Set("headMatmul", Napi::Function::New(env, HeadMatmul));
   k.Set("copyHeads", Napi::Function::New(env, CopyHeads));
+  k.Set("weightTypeTable", Napi::Function::New(env, WeightTypeTable));
   register_bench_bindings(env, k);
   exports.Set("kernels", k);
 }

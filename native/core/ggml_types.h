@@ -81,13 +81,33 @@ struct BlockQ8_K {
 };
 static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block is 292 bytes");
 
+// Where the fp16 scales of one block of a weight type sit: the load-time non-finite check
+// (core/tensor_check.cpp) reads them, since one NaN scale makes its whole block NaN. count 0:
+// none (float types, and types no kernel computes with). Beside the block structs, so a new
+// type's struct and its scales are one edit; core/weight_types.h asserts every quantized
+// weight type has an entry.
+struct BlockScales {
+  size_t offset[2];
+  int count = 0;
+};
+
+static constexpr BlockScales ggml_block_scales(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q4_0: return {{offsetof(BlockQ4_0, d), 0}, 1};
+    case GgmlType::Q8_0: return {{offsetof(BlockQ8_0, d), 0}, 1};
+    case GgmlType::Q4_K: return {{offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)}, 2};
+    case GgmlType::Q6_K: return {{offsetof(BlockQ6_K, d), 0}, 1};
+    default: return {{0, 0}, 0};
+  }
+}
+
 struct GgmlTypeTraits {
   const char* name;
   int block_size;   // elements per block
   int type_size;    // bytes per block
 };
 
-static inline GgmlTypeTraits ggml_type_traits(GgmlType t) {
+static constexpr GgmlTypeTraits ggml_type_traits(GgmlType t) {
   switch (t) {
     case GgmlType::F32: return {"F32", 1, 4};
     case GgmlType::F16: return {"F16", 1, 2};

@@ -11,22 +11,6 @@ namespace {
 
 constexpr uint16_t kF16Exp = 0x7c00, kBf16Exp = 0x7f80;
 
-// Where the fp16 scales of one block sit, for the quantized types the kernels read.
-struct BlockScales {
-  size_t offset[2];
-  int count = 0;
-};
-
-BlockScales block_scales(GgmlType type) {
-  switch (type) {
-    case GgmlType::Q4_0: return {{offsetof(BlockQ4_0, d), 0}, 1};
-    case GgmlType::Q8_0: return {{offsetof(BlockQ8_0, d), 0}, 1};
-    case GgmlType::Q4_K: return {{offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)}, 2};
-    case GgmlType::Q6_K: return {{offsetof(BlockQ6_K, d), 0}, 1};
-    default: return {{0, 0}, 0};
-  }
-}
-
 Status non_finite(const TensorRef& t, const char* what, uint64_t index) {
   return Status::error(StatusCode::NonFinite,
                        "tensor " + t.name + " (" + ggml_type_traits(t.type).name + ") holds NaN or Infinity at " + what +
@@ -61,7 +45,7 @@ Status check_tensor_finite(const TensorRef& t) {
       return non_finite(t, "element", first_bad_half(t.data, n, 2, mask));
     }
     default: {
-      const BlockScales s = block_scales(t.type);
+      const BlockScales s = ggml_block_scales(t.type);
       const GgmlTypeTraits tr = ggml_type_traits(t.type);
       if (s.count == 0 || tr.block_size <= 0) return Status::ok();
       const uint64_t blocks = n / uint64_t(tr.block_size);

@@ -4,13 +4,15 @@
 // "use a file quantized as ..." error texts (weight_type_list), the CPU activation format
 // (cpu/quantize_act.cpp act_format_for) and repacked layout (cpu/pack_weight.cpp), the CUDA
 // dispatch (cuda/matrix.cuh with_weight_type), the harness's type list, and
-// systemInfo().weightTypes, which test/system.test.ts compares with lib/gguf/types.ts
-// COMPUTE_TYPES.
+// systemInfo().weightTypes, from which TypeScript takes its list (lib/model/weight-types.ts
+// computeTypes; test/gguf/weight-types.test.ts). The kernel tests read the columns through
+// kernels.weightTypeTable() (addon/kernel_binding.cpp).
 //
-// A new type: a row here, then its kernels — the block struct (ggml_types.h),
-// cpu/dequantize_row.cpp, cpu/matmul_scalar.cpp (dot product), cpu/matmul_avx2.cpp (tile),
-// cuda/matrix_layout.h + cuda/matrix.cuh (decoder) + cuda/repack.cpp, and on the TypeScript
-// side lib/gguf/types.ts (COMPUTE_TYPES) and lib/gguf/quantize.ts.
+// A new type: a row here, then its own code — the block struct and its scales
+// (ggml_types.h), cpu/dequantize_row.cpp, cpu/matmul_scalar.cpp (dot product),
+// cpu/matmul_avx2.cpp (tile), cuda/matrix_layout.h + cuda/matrix.cuh (decoder) +
+// cuda/gemv_row.cuh + cuda/repack.cpp, and lib/gguf/quantize.ts (docs/ARCHITECTURE.md,
+// "Add a quantization type").
 //
 // X(type, activation format its dot product takes (cpu::ActFormat), CPU repacked layout
 //   (cpu::WeightLayout, Gguf: none))
@@ -42,6 +44,15 @@ static inline bool is_matmul_type(GgmlType type) {
     if (t == type) return true;
   return false;
 }
+
+// Every quantized weight type says where its block's fp16 scales sit (ggml_types.h), so the
+// load-time non-finite check covers it.
+static constexpr bool weight_type_scales_known() {
+  for (GgmlType t : kWeightTypes)
+    if (ggml_type_traits(t).block_size > 1 && ggml_block_scales(t).count == 0) return false;
+  return true;
+}
+static_assert(weight_type_scales_known(), "a quantized weight type has no ggml_block_scales entry (core/ggml_types.h)");
 
 // "F32, F16, ... or Q6_K": the list the "use a file quantized as" errors name.
 static inline std::string weight_type_list() {

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { measureLlamaCppCuda } from "../../scripts/llama-cpp-cuda-peer.js";
+import { measureLlamaCppCuda } from "../../dev/llama-cpp-cuda-peer.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tessera-peer-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

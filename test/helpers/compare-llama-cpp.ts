@@ -1,7 +1,7 @@
 /** Runs Tessera and llama.cpp on the same GGUF and compares per-position logits. */
 import { loadModel } from "../../lib/index.js";
 import { Rng } from "../../lib/sampling/rng.js";
-import { LlamaCppPeer } from "../../scripts/llama-cpp-peer.js";
+import { LlamaCppPeer } from "../../dev/llama-cpp-peer.js";
 import { relativeError } from "../../dev/kernels/harness.js";
 import { argmax } from "../../lib/sampling/sampler.js";
 import { rms } from "./logits.js";

@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { klDivergence, loadModel, perplexity, type Model } from "../../lib/index.js";
-import { LlamaCppPeer } from "../../scripts/llama-cpp-peer.js";
+import { LlamaCppPeer } from "../../dev/llama-cpp-peer.js";
 import { writeSyntheticModel, type ModelShape } from "../../dev/synthetic-model.js";
 import { hasShared, repoRoot, stories260K, tempDir } from "../helpers/paths.js";
 

@@ -5,8 +5,8 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { dequantize, quantize } from "../../lib/gguf/quantize.js";
-import { COMPUTE_TYPES, GGMLType, GGML_TYPE_INFO } from "../../lib/gguf/types.js";
-import { checkAccumulation, checkOp, checkSummary, kernels, relativeError, withIsa, type Isa, type OpCheck } from "../../dev/kernels/harness.js";
+import { GGMLType, GGML_TYPE_INFO } from "../../lib/gguf/types.js";
+import { checkAccumulation, checkOp, checkSummary, kernels, relativeError, sharedMatmulCases, weightTypeRow, weightTypeTable, withIsa, type Isa, type OpCheck } from "../../dev/kernels/harness.js";
 import {
   attentionRef,
   encodedActivations,
@@ -20,7 +20,7 @@ import {
   swigluRef,
   type RopeRefParams,
 } from "../../dev/kernels/reference.js";
-import type { RopeKernelParams } from "../../lib/native.js";
+import type { ActivationFormat, RopeKernelParams } from "../../lib/native.js";
 import { native } from "../../lib/native.js";
 import { Gaussian } from "../helpers/random.js";
 
@@ -30,19 +30,25 @@ const MATMUL_ONLY_ISAS: Isa[] = native().systemInfo().cpu.avx512vnni ? ["avx512v
 const THREADS = [1, 2];
 
 /**
- * Matmul budgets. `emulated`: reference fed the same encoded activations as the kernel, so
- * only fp32 accumulation order remains, measured against the magnitude of the summed terms. `exact`: reference fed the raw fp32 activations; the
- * budget then also covers the activation encoding (fp16/bf16 rounding, int8 quantization).
+ * Matmul budgets, by the activation format a weight type's dot product takes (its row of
+ * native/core/weight_types.h). `emulated`: reference fed the same encoded activations as the
+ * kernel, so only fp32 accumulation order remains, measured against the magnitude of the
+ * summed terms. `exact`: reference fed the raw fp32 activations; the budget then also covers
+ * the activation encoding (fp16/bf16 rounding, int8 quantization).
  */
-const MATMUL_BUDGET: Record<string, { emulated: number; exact: number }> = {
+const ACTIVATION_BUDGET: Record<ActivationFormat, { emulated: number; exact: number }> = {
   F32: { emulated: 2e-6, exact: 1e-5 },
   F16: { emulated: 2e-6, exact: 2e-3 },
   BF16: { emulated: 2e-6, exact: 1.5e-2 },
   Q8_0: { emulated: 2e-6, exact: 1.5e-2 },
-  Q4_0: { emulated: 2e-6, exact: 1.5e-2 },
-  Q4_K: { emulated: 2e-6, exact: 1.5e-2 },
-  Q6_K: { emulated: 2e-6, exact: 1.5e-2 },
+  Q8_K: { emulated: 2e-6, exact: 1.5e-2 },
 };
+const activation = (type: GGMLType) => weightTypeRow(type).activation;
+const matmulBudget = (type: GGMLType) => ACTIVATION_BUDGET[activation(type)];
+/** One weight type per encoded activation format (the first in the table), for quantize_act. */
+const ENCODED_FORMAT_TYPES = weightTypeTable()
+  .filter((r, i, all) => r.activation !== "F32" && all.findIndex((o) => o.activation === r.activation) === i)
+  .map((r) => r.type as GGMLType);
 /** Elementwise and row ops: fp32 kernels against float64 math, so only fp32 rounding remains. */
 const FP32_OP_BUDGET = 1e-6;
 /** RoPE: angles up to 4000 rad in fp32 carry ~1e-4 absolute phase error (llama.cpp's too). */
@@ -61,27 +67,23 @@ afterAll(() => {
   console.log(`worst relative error per op:\n${rows.join("\n")}`);
 });
 
-const REPACKABLE = new Set([GGMLType.Q4_0, GGMLType.Q4_K]);
+// Types pack_weight gives a kernel-private layout (the table's layout column).
+const REPACKABLE = new Set(weightTypeTable().filter((r) => r.repacked).map((r) => r.type));
 // Layouts whose kernels sum in the same order (llama.cpp's repacked Q4_K orders), so both
 // layouts give the same bits, in each order.
 const SAME_ORDER_LAYOUTS = new Set([GGMLType.Q4_K]);
 // Types with two summation orders, those of llama.cpp's batch and one-row kernels.
 const TWO_ORDERS = new Set([GGMLType.Q4_K, GGMLType.F32, GGMLType.F16, GGMLType.BF16]);
-// Every type the kernels compute with (COMPUTE_TYPES, the same list as native/core/weight_types.h).
-const TYPES = [...COMPUTE_TYPES];
+// Every type the kernels compute with (native/core/weight_types.h, as systemInfo().weightTypes).
+const TYPES = weightTypeTable().map((r) => r.type as GGMLType);
 
 function checkMatmul(isa: Isa, type: GGMLType): void {
   const name = GGML_TYPE_INFO[type].name;
   const block = GGML_TYPE_INFO[type].blockSize;
   const g = new Gaussian();
   const unit = Math.max(block, 32);
-  const shapes = [
-    [1, unit, 1],
-    [7, 3 * unit, 1],
-    [33, 2 * unit, 3],
-    [64, 5 * unit, 17],
-    [37, 4 * unit, 5],
-  ];
+  // The shapes the CUDA harness checks too (dev/kernels/matmul_cases.def).
+  const shapes = sharedMatmulCases().map((c) => [c.rows, c.units * unit, c.tokens]);
   // Float rows need not be whole blocks: 40 columns are whole groups of 8 but not of 32,
   // 172 neither (the tails of the two orders).
   if (block === 1) shapes.push([8, 40, 3], [12, 172, 6]);
@@ -91,7 +93,7 @@ function checkMatmul(isa: Isa, type: GGMLType): void {
     const wq = dequantize(type, bytes, rows * cols);
     const x = g.array(nTokens * cols);
     const refExact = matmulRef(wq, rows, cols, x, nTokens);
-    const xEncoded = encodedActivations(type, x, cols);
+    const xEncoded = encodedActivations(activation(type), x, cols);
     const refEmulated = matmulRef(wq, rows, cols, xEncoded, nTokens);
     const magnitude = matmulRef(wq.map(Math.abs), rows, cols, Float64Array.from(xEncoded, Math.abs), nTokens);
     for (const threads of THREADS)
@@ -104,9 +106,9 @@ function checkMatmul(isa: Isa, type: GGMLType): void {
           byLayout.push(y);
           const tag = `seed ${g.seed} ${rows}x${cols} n=${nTokens} t=${threads}`;
           const op = `matmul ${name}${REPACKABLE.has(type) ? (repack ? " repacked" : " GGUF") : ""}${TWO_ORDERS.has(type) ? ` ${order}` : ""} ${isa}`;
-          expectWithin(checkAccumulation(`${op} (emulated activations)`, y, refEmulated, magnitude, MATMUL_BUDGET[name].emulated), tag);
+          expectWithin(checkAccumulation(`${op} (emulated activations)`, y, refEmulated, magnitude, matmulBudget(type).emulated), tag);
           // A handful of outputs can sit near zero, where a relative error says little.
-          if (rows * nTokens >= 64) expectWithin(checkOp(`${op} (exact activations)`, y, refExact, MATMUL_BUDGET[name].exact), tag);
+          if (rows * nTokens >= 64) expectWithin(checkOp(`${op} (exact activations)`, y, refExact, matmulBudget(type).exact), tag);
         }
         if (SAME_ORDER_LAYOUTS.has(type)) expect(byLayout[0], `repacked vs GGUF layout, ${name} ${order} ${isa}`).toEqual(byLayout[1]);
       }
@@ -297,7 +299,7 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
     // a Q8_0 cache stores its rows in the same encoding), Q4_0 rows by ggml's reference
     // quantizer. Against those the only error left is fp32 rounding.
     const as = (type: GGMLType, x: Float32Array, cols: number) =>
-      Float32Array.from(type === GGMLType.Q8_0 ? encodedActivations(type, x, cols) : dequantize(type, quantize(type, x, cols), x.length));
+      Float32Array.from(type === GGMLType.Q8_0 ? encodedActivations(activation(type), x, cols) : dequantize(type, quantize(type, x, cols), x.length));
     for (const [kvType, type] of [[1, GGMLType.Q8_0], [2, GGMLType.Q4_0]] as const) {
       for (const c of cases) {
         const q = g.array(c.nTokens * c.nHead * c.headDim);
@@ -381,7 +383,7 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
 
   it("quantize_act encodes exactly what the reference encoding predicts (Q8_0, Q8_K with bsums, F16, BF16)", () => {
     const g = new Gaussian();
-    for (const type of [GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.F16, GGMLType.BF16]) {
+    for (const type of ENCODED_FORMAT_TYPES) {
       const cols = 512;
       for (const nTokens of [1, 3]) {
         const x = g.array(nTokens * cols, 2);
@@ -394,14 +396,15 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
           x[b * 256 + 40 + b] = b % 2 ? 21 : -21;
           x[b * 256 + 200] = b % 2 ? -21 : 21;
         }
-        const ref = encodedActivations(type, x, cols);
+        const ref = encodedActivations(activation(type), x, cols);
         for (const threads of THREADS) {
           const bytes = withIsa(isa, () => kernels().quantizeAct(type, x, nTokens, cols, threads));
           const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
           const got = new Float64Array(x.length);
-          if (type === GGMLType.Q8_0) got.set(dequantize(GGMLType.Q8_0, bytes, x.length));
-          else if (type === GGMLType.F16) got.set(dequantize(GGMLType.F16, bytes, x.length));
-          else if (type === GGMLType.BF16) got.set(dequantize(GGMLType.BF16, bytes, x.length));
+          const format = activation(type);
+          if (format === "Q8_0") got.set(dequantize(GGMLType.Q8_0, bytes, x.length));
+          else if (format === "F16") got.set(dequantize(GGMLType.F16, bytes, x.length));
+          else if (format === "BF16") got.set(dequantize(GGMLType.BF16, bytes, x.length));
           else {
             // BlockQ8_K: f32 d, 256 int8, 16 int16 sums of each 16 values.
             for (let b = 0; b < x.length / 256; b++) {
@@ -449,7 +452,7 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
     }
   });
 
-  for (const type of [GGMLType.F32, GGMLType.F16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K]) {
+  for (const type of TYPES) {
     const name = GGML_TYPE_INFO[type].name;
     it(`head_matmul ${name}: per-head matrices, head-major activations, odd head and row counts`, () => {
       const g = new Gaussian();
@@ -466,14 +469,14 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
         const wq = dequantize(type, bytes, nHead * rows * cols);
         const x = g.array(nHead * nTokens * cols);
         const refExact = headMatmulRef(wq, nHead, rows, cols, x, nTokens);
-        const xEncoded = encodedActivations(type, x, cols);
+        const xEncoded = encodedActivations(activation(type), x, cols);
         const refEmulated = headMatmulRef(wq, nHead, rows, cols, xEncoded, nTokens);
         const magnitude = headMatmulRef(wq.map(Math.abs), nHead, rows, cols, Float64Array.from(xEncoded, Math.abs), nTokens);
         for (const threads of THREADS) {
           const y = withIsa(isa, () => kernels().headMatmul(type, bytes, nHead, rows, cols, x, nTokens, threads));
           const tag = `seed ${g.seed} ${nHead}x${rows}x${cols} n=${nTokens} t=${threads}`;
-          expectWithin(checkAccumulation(`head_matmul ${name} ${isa} (emulated activations)`, y, refEmulated, magnitude, MATMUL_BUDGET[name].emulated), tag);
-          if (nHead * rows * nTokens >= 64) expect(relativeError(y, refExact), tag).toBeLessThan(MATMUL_BUDGET[name].exact);
+          expectWithin(checkAccumulation(`head_matmul ${name} ${isa} (emulated activations)`, y, refEmulated, magnitude, matmulBudget(type).emulated), tag);
+          if (nHead * rows * nTokens >= 64) expect(relativeError(y, refExact), tag).toBeLessThan(matmulBudget(type).exact);
         }
       }
     });
@@ -532,9 +535,9 @@ describe.runIf(ISAS.includes("avx2"))("AVX2 activation encoding is byte-identica
     x[6] = Infinity;
     x[7] = -1e-41;
     x[8] = 65520; // rounds to fp16 infinity
-    for (const type of [GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.F16, GGMLType.BF16]) {
+    for (const type of ENCODED_FORMAT_TYPES) {
       // NaN/inf would poison the scale of an integer block: keep them to the float formats.
-      const input = type === GGMLType.F16 || type === GGMLType.BF16 ? x : x.map((v) => (Number.isFinite(v) ? v : 1));
+      const input = activation(type) === "F16" || activation(type) === "BF16" ? x : x.map((v) => (Number.isFinite(v) ? v : 1));
       for (const threads of THREADS) {
         const scalar = withIsa("scalar", () => kernels().quantizeAct(type, input, 2, cols, threads));
         const avx2 = withIsa("avx2", () => kernels().quantizeAct(type, input, 2, cols, threads));

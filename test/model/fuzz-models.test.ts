@@ -1,5 +1,5 @@
 /**
- * A quick slice of structure-aware model fuzzing (scripts/fuzz-models.ts) against the addon
+ * A quick slice of structure-aware model fuzzing (dev/fuzz-models.ts) against the addon
  * this process loads (the plain build; under test/sanitize's child run, the ASan one): every
  * mutated model of every architecture and weight type loads and evaluates or fails with a
  * coded error, in worker processes, so a crash or hang is a finding rather than the end of
@@ -12,16 +12,28 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { runFuzz, workerScript } from "../../scripts/fuzz-models.js";
+import { supportedArchitectures } from "../../lib/arch/registry.js";
+import { ARCHITECTURES, fuzzCoverage, runFuzz, workerScript } from "../../dev/fuzz-models.js";
 import { repoRoot } from "../helpers/paths.js";
+
+describe("the fuzzer's architectures", () => {
+  it("every registered architecture has a fuzz recipe (or a stated reason to leave it out)", () => {
+    const c = fuzzCoverage();
+    expect(c.missing, `registered but not fuzzed: add an entry to FUZZ_RECIPES in dev/fuzz-models.ts for ${c.missing.join(", ")}`).toEqual([]);
+    expect(c.unknown, "FUZZ_RECIPES names architectures the registry does not have").toEqual([]);
+    for (const [name, reason] of Object.entries(c.notFuzzed)) expect(reason.length, `${name}: notFuzzed needs a reason`).toBeGreaterThan(10);
+    // What is fuzzed is the registry minus the stated exceptions, in the registry's order.
+    expect(ARCHITECTURES).toEqual(supportedArchitectures().filter((a) => !(a in c.notFuzzed)));
+  });
+});
 
 describe("structure-aware model fuzzing", () => {
   const cases = 140;
   const seed = Number(process.env.TESSERA_FUZZ_SEED ?? Date.now() >>> 0);
 
   it(`${cases} mutated synthetic models: works or a coded error, never a crash, hang or uncoded error`, async () => {
-    expect(fs.statSync(workerScript).mtimeMs, "dist/ is older than scripts/fuzz-models.ts: run npx tsc").toBeGreaterThanOrEqual(
-      fs.statSync(path.join(repoRoot, "scripts/fuzz-models.ts")).mtimeMs,
+    expect(fs.statSync(workerScript).mtimeMs, "dist/ is older than dev/fuzz-models.ts: run npx tsc").toBeGreaterThanOrEqual(
+      fs.statSync(path.join(repoRoot, "dev/fuzz-models.ts")).mtimeMs,
     );
     // A tenth at realistic widths, as in test/sanitize.
     const s = await runFuzz({ seed, count: cases, jobs: 2, caseTimeoutMs: 120_000, bigShare: 0.1 });
@@ -32,8 +44,8 @@ describe("structure-aware model fuzzing", () => {
     expect(s.clean.failures, s.clean.failures.join("\n")).toEqual([]);
     expect(s.clean.total).toBeGreaterThan(0);
     expect(s.evaluated / s.cases).toBeGreaterThan(0.2);
-    // Cases cycle through the seven architectures; each reached evaluation at least once.
-    expect(Object.values(s.byArch).filter((a) => a.evaluated > 0).length).toBe(7);
+    // Cases cycle through the fuzzed architectures; each reached evaluation at least once.
+    expect(Object.keys(s.byArch).filter((a) => s.byArch[a].evaluated > 0).sort()).toEqual([...ARCHITECTURES].sort());
   }, 300_000);
 
   it("a crash, a hang and a sanitizer report are findings naming seed, case and mutations; the run goes on", async () => {

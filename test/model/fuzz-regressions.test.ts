@@ -1,5 +1,5 @@
 /**
- * Bugs the structure-aware model fuzzer (scripts/fuzz-models.ts) found, each pinned by the
+ * Bugs the structure-aware model fuzzer (dev/fuzz-models.ts) found, each pinned by the
  * smallest file that showed it. test/sanitize runs this file under ASan + UBSan as well.
  */
 import path from "node:path";
@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { isTesseraError } from "../../lib/errors.js";
 import { kv } from "../../lib/gguf/writer.js";
 import { loadModel } from "../../lib/index.js";
-import { modelIR, smallShape, writeCase, type ModelIR } from "../../scripts/fuzz-models.js";
+import { modelIR, smallShape, writeCase, type ModelIR } from "../../dev/fuzz-models.js";
 import { evaluateIsolated } from "../helpers/isolated-eval.js";
 import { tempDir } from "../helpers/paths.js";
 

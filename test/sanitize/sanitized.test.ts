@@ -2,7 +2,7 @@
  * Native memory safety as a tested property (issue 25): the addon built with AddressSanitizer
  * and UBSan (CMake option TESSERA_SANITIZE, scripts/sanitized.sh: CPU backend, -O1, into
  * build-san/) runs the native kernel suite, the fuzzer's regression files and a slice of
- * structure-aware model fuzzing (scripts/fuzz-models.ts), each in child processes with the ASan
+ * structure-aware model fuzzing (dev/fuzz-models.ts), each in child processes with the ASan
  * runtime preloaded. Any sanitizer report aborts the child and fails the test with the report;
  * so do a crash, a hang, a failing test, or an uncoded error in a fuzz case.
  *
@@ -12,18 +12,18 @@
  * that reach native memory (the kernels against their references, the files the fuzzer found
  * bugs with) rather than every model test again; and the fuzz slice is a few hundred cases at
  * mostly small widths, a fresh seed per run so coverage grows run by run (the long run is
- * `node dist/scripts/fuzz-models.js run --count 100000 --sanitized`, see the README).
+ * `node dist/dev/fuzz-models.js run --count 100000 --sanitized`, see the README).
  *
  * Without g++'s libasan or cmake every test here is skipped and its name says why: a skipped
  * check, not a passed one. TESSERA_SKIP_SANITIZED=1 skips it on purpose.
  * TESSERA_FUZZ_SEED replays a slice (one case alone: `scripts/sanitized.sh run node
- * dist/scripts/fuzz-models.js case --seed S --index I`); TESSERA_FUZZ_CASES sets its size.
+ * dist/dev/fuzz-models.js case --seed S --index I`); TESSERA_FUZZ_CASES sets its size.
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ARCHITECTURES, runFuzz, sanitizedEnv, workerScript } from "../../scripts/fuzz-models.js";
+import { ARCHITECTURES, runFuzz, sanitizedEnv, workerScript } from "../../dev/fuzz-models.js";
 import { repoRoot, tempDir } from "../helpers/paths.js";
 
 /** Why the sanitizer build cannot be made here, or undefined when it can. */
@@ -116,8 +116,8 @@ describe.skipIf(missing)(title, () => {
   const cases = Number(process.env.TESSERA_FUZZ_CASES ?? 280);
   const seed = Number(process.env.TESSERA_FUZZ_SEED ?? Date.now() >>> 0);
   it(`${cases} structure-aware fuzz cases: every load works or fails with a coded error; 0 crashes, hangs, reports`, async () => {
-    expect(fs.statSync(workerScript).mtimeMs, "dist/ is older than scripts/fuzz-models.ts: run npx tsc").toBeGreaterThanOrEqual(
-      fs.statSync(path.join(repoRoot, "scripts/fuzz-models.ts")).mtimeMs,
+    expect(fs.statSync(workerScript).mtimeMs, "dist/ is older than dev/fuzz-models.ts: run npx tsc").toBeGreaterThanOrEqual(
+      fs.statSync(path.join(repoRoot, "dev/fuzz-models.ts")).mtimeMs,
     );
     console.log(`fuzzing ${cases} cases under ASan + UBSan, TESSERA_FUZZ_SEED=${seed}`);
     // A tenth at realistic widths (n_embd, n_ff in the thousands; the long run uses a quarter):

@@ -112,49 +112,41 @@ inline void report_exact(const std::string& name, size_t mismatches, size_t tota
 
 inline const char* type_name(GgmlType t) { return ggml_type_traits(t).name; }
 
-// Random well-formed GGUF rows: values ~ N(0, 1/cols) for float types; random quants with
-// scales that give weights of about that size for the block types.
+// Random well-formed GGUF rows: values ~ N(0, 1/cols) for float types. Block types get
+// random bytes (quants, sub-block scales and mins) with every fp16 block scale
+// (ggml_block_scales) first at 1, then, once the row is dequantized at those scales, at
+// sigma / (the row's RMS) times a per-block jitter of 0.5..1.5: weights of about the size
+// the kernels see, from the block layout alone, so a new weight type needs no case here.
 inline std::vector<uint8_t> random_gguf_rows(GgmlType type, int64_t rows, int64_t cols) {
   const size_t rb = ggml_row_bytes(type, cols);
   std::vector<uint8_t> out(rb * rows);
   for (uint8_t& b : out) b = uint8_t(g_rng());
   const float sigma = 1.f / std::sqrt(float(cols));
   auto put16 = [&](size_t at, uint16_t v) { std::memcpy(out.data() + at, &v, 2); };
-  auto jitter = [&]() { return 0.5f + 0.01f * float(uniform_int(0, 100)); };
+  const GgmlTypeTraits tr = ggml_type_traits(type);
+  const BlockScales scales = ggml_block_scales(type);
+  std::vector<float> w(static_cast<size_t>(cols));
   for (int64_t r = 0; r < rows; ++r) {
     const size_t base = size_t(r) * rb;
-    switch (type) {
-      case GgmlType::F32:
-        for (int64_t i = 0; i < cols; ++i) {
-          const float v = gauss() * sigma;
-          std::memcpy(out.data() + base + 4 * i, &v, 4);
-        }
-        break;
-      case GgmlType::F16:
-        for (int64_t i = 0; i < cols; ++i) put16(base + 2 * i, fp32_to_fp16(gauss() * sigma));
-        break;
-      case GgmlType::BF16:
-        for (int64_t i = 0; i < cols; ++i) put16(base + 2 * i, fp32_to_bf16(gauss() * sigma));
-        break;
-      case GgmlType::Q8_0:
-        for (int64_t b = 0; b < cols / 32; ++b) put16(base + b * 34, fp32_to_fp16(sigma / 70.f * jitter()));
-        break;
-      case GgmlType::Q4_0:
-        for (int64_t b = 0; b < cols / 32; ++b) put16(base + b * 18, fp32_to_fp16(sigma / 4.f * jitter()));
-        break;
-      case GgmlType::Q4_K:
-        for (int64_t b = 0; b < cols / 256; ++b) {
-          put16(base + b * 144, fp32_to_fp16(sigma / 120.f * jitter()));
-          put16(base + b * 144 + 2, fp32_to_fp16(sigma / 60.f * jitter()));
-        }
-        break;
-      case GgmlType::Q6_K:
-        for (int64_t b = 0; b < cols / 256; ++b) {
-          put16(base + b * 210 + 208, fp32_to_fp16(sigma / 500.f * jitter()));
-          for (int s = 0; s < 16; ++s) out[base + b * 210 + 192 + s] = uint8_t(int8_t(uniform_int(-60, 60)));
-        }
-        break;
-      default: break;
+    if (type == GgmlType::F32) {
+      for (int64_t i = 0; i < cols; ++i) {
+        const float v = gauss() * sigma;
+        std::memcpy(out.data() + base + 4 * i, &v, 4);
+      }
+    } else if (type == GgmlType::F16 || type == GgmlType::BF16) {
+      for (int64_t i = 0; i < cols; ++i)
+        put16(base + 2 * i, type == GgmlType::F16 ? fp32_to_fp16(gauss() * sigma) : fp32_to_bf16(gauss() * sigma));
+    } else {
+      const int64_t blocks = cols / tr.block_size;
+      auto set_scales = [&](int64_t b, float v) {
+        for (int s = 0; s < scales.count; ++s) put16(base + size_t(b) * tr.type_size + scales.offset[s], fp32_to_fp16(v));
+      };
+      for (int64_t b = 0; b < blocks; ++b) set_scales(b, 1.f);
+      cpu::dequantize_row(type, out.data() + base, w.data(), cols);
+      double ss = 0;
+      for (float v : w) ss += double(v) * v;
+      const float rms = ss > 0 ? float(std::sqrt(ss / double(cols))) : 1.f;
+      for (int64_t b = 0; b < blocks; ++b) set_scales(b, sigma / rms * (0.5f + 0.01f * float(uniform_int(0, 100))));
     }
   }
   return out;

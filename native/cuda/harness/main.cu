@@ -41,6 +41,13 @@ std::vector<Case> cases() {
   add("swiglu_stage", kNoType, [] { check_swiglu_stage(3, kEmulated ? 700 : 11008, GateActivation::Silu); });
   add("swiglu_stage", kNoType, [] { check_swiglu_stage(2, 300, GateActivation::Gelu); });
 
+  // The shapes test/kernels/ops.test.ts checks on the CPU, in units of max(block, 32) columns.
+  for (GgmlType t : types) {
+    const int64_t unit = std::max<int64_t>(ggml_type_traits(t).block_size, 32);
+#define TESSERA_MATMUL_CASE(rows, units, tokens) add("matmul", t, [=] { check_matmul({t, rows, (units) * unit, tokens}); });
+#include "../../../dev/kernels/matmul_cases.def"
+#undef TESSERA_MATMUL_CASE
+  }
   const int64_t rows = kEmulated ? 67 : 333;
   for (GgmlType t : types)
     for (int n : {1, 3, 8, 9, 64, 65, 70, 133}) add("matmul", t, [=] { check_matmul({t, rows, 512, n}); });
@@ -72,7 +79,7 @@ std::vector<Case> cases() {
            {2, 96, 16, kSigmoid, false, true, 1.f, 12, 2},   // k > experts of one group
            {9, 512, 12, kSoftmax, true, false, 1.f, 0, 0}})  // the widest router
     add("moe_route", kNoType, [=] { check_moe_route(r); });
-  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+  for (GgmlType t : types) {
     const int64_t cols = 256;
     add("moe_matmul", t, [=] { check_moe_matmul({t, 8, 2, 40, cols, 2, 1, true}); });    // decode gate/up
     add("moe_matmul", t, [=] { check_moe_matmul({t, 8, 2, 72, cols, 1, 1, false}); });   // decode down (pair rows)
@@ -100,9 +107,10 @@ std::vector<Case> cases() {
 
   add("mla_post", kNoType, [] { check_mla_post(3, 4, 64, 32, 128, 10); });
   add("mla_post", kNoType, [] { check_mla_post(1, 16, 128, 64, 512, 5000); });
-  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0})
-    add("head_matmul", t, [=] { check_head_matmul(t, 3, 4, 40, 64); });
-  add("head_matmul", GgmlType::Q4_K, [] { check_head_matmul(GgmlType::Q4_K, 2, 3, 16, 256); });  // K-quants: rows of whole 256-value blocks
+  for (GgmlType t : types) {
+    if (ggml_type_traits(t).block_size <= 32) add("head_matmul", t, [=] { check_head_matmul(t, 3, 4, 40, 64); });
+    else add("head_matmul", t, [=] { check_head_matmul(t, 2, 3, 16, 256); });  // K-quants: rows of whole 256-value blocks
+  }
   add("head_matmul", GgmlType::Q8_0, [] { check_head_matmul(GgmlType::Q8_0, 2, 5, 24, 96); });
   if (!kEmulated) add("head_matmul", GgmlType::Q8_0, [] { check_head_matmul(GgmlType::Q8_0, 512, 128, 8, 32); });  // 65536 rows: sliced launches
 

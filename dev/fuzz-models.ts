@@ -11,10 +11,10 @@
  * a case running past its timeout) is a finding.
  *
  * A case is a pure function of (seed, index), so any one replays on its own:
- *   node dist/scripts/fuzz-models.js case --seed S --index I [--keep model.gguf]
- *   scripts/sanitized.sh run node dist/scripts/fuzz-models.js case --seed S --index I
+ *   node dist/dev/fuzz-models.js case --seed S --index I [--keep model.gguf]
+ *   scripts/sanitized.sh run node dist/dev/fuzz-models.js case --seed S --index I
  * Runs of many cases go through worker processes, restarted after a crash or a hang:
- *   node dist/scripts/fuzz-models.js run --count 100000 [--seed S] [--sanitized] [--jobs 2]
+ *   node dist/dev/fuzz-models.js run --count 100000 [--seed S] [--sanitized] [--jobs 2]
  * (--sanitized: workers run against build-san/ under ASan and UBSan, see scripts/sanitized.sh).
  *
  * Tensor data is cheap on purpose: the first WRITE_CAP bytes of each tensor come from a
@@ -27,17 +27,21 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { architecture, supportedArchitectures } from "../lib/arch/registry.js";
 import { isTesseraError } from "../lib/errors.js";
 import { quantize } from "../lib/gguf/quantize.js";
-import { COMPUTE_TYPES, GGMLType, GGML_TYPE_INFO, GGUF_MAGIC, GGUFValueType, type GGUFArray, type GGUFKV } from "../lib/gguf/types.js";
+import { GGMLType, GGML_TYPE_INFO, GGUF_MAGIC, GGUFValueType, type GGUFArray, type GGUFKV } from "../lib/gguf/types.js";
 import { kv } from "../lib/gguf/writer.js";
 import { loadModel, type LoadOptions } from "../lib/index.js";
+import { computeTypes } from "../lib/model/weight-types.js";
 import { native as loadNative } from "../lib/native.js";
 import { Rng } from "../lib/sampling/rng.js";
 
-export const ARCHITECTURES = ["llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "mellum", "deepseek2"] as const;
-export type Arch = (typeof ARCHITECTURES)[number];
-export const WEIGHT_TYPES = [GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q6_K] as const;
+/** An architecture's name as the registry (lib/arch/registry.ts) knows it. */
+export type Arch = string;
+/** The computable weight types, in the order of the native table (native/core/weight_types.h). */
+let weightTypesCache: readonly GGMLType[] | undefined;
+const weightTypes = (): readonly GGMLType[] => (weightTypesCache ??= [...computeTypes()]);
 
 /** Bytes of real data written at the start of each tensor; the rest of it is a hole (zeros). */
 const WRITE_CAP = 128 << 10;
@@ -160,8 +164,148 @@ function divisors(n: number): number[] {
   return out;
 }
 
+// ---------------------------------------------------------------- architectures
+
+interface RecipeContext {
+  rng: CaseRng;
+  /** A realistic-width case. */
+  big: boolean;
+  /** Random experts; with shared experts when `shared`. */
+  moe: (shared: boolean) => MoeSpec;
+}
+
+/** How a random case of one architecture departs from the plain dense block randomShape draws. */
+interface FuzzRecipe {
+  /** Share of small cases that write attention.key_length (a head size apart from n_embd / n_head); default 0.2. */
+  keyLengthShare?: number;
+  /** Draws the architecture's features onto the shape: biases, q/k norms, experts, windows, MLA. */
+  randomize(shape: Shape, c: RecipeContext): void;
+}
+
+/**
+ * One entry per architecture of the registry (lib/arch/registry.ts), under its name: a recipe,
+ * or `notFuzzed` with the reason an architecture is left out. test/model/fuzz-models.test.ts
+ * fails while a registered architecture has no entry, so a new architecture is fuzzed (or
+ * its absence explained) rather than silently skipped. Each recipe's draws are part of the
+ * replay contract: changing them changes which case a seed and index name.
+ */
+const FUZZ_RECIPES: Record<string, FuzzRecipe | { notFuzzed: string }> = {
+  llama: {
+    randomize(shape, { rng, moe }) {
+      shape.qkvBias = rng.chance(0.2);
+      shape.outBias = rng.chance(0.15);
+      shape.ropeFreqs = rng.chance(0.15);
+      if (rng.chance(0.35)) shape.moe = moe(false);
+      else shape.ffnBias = rng.chance(0.2);
+    },
+  },
+  qwen2: {
+    randomize(shape, { rng }) {
+      shape.qkvBias = true;
+      shape.lmHeadBias = rng.chance(0.2);
+    },
+  },
+  qwen3: {
+    keyLengthShare: 0.6,
+    randomize(shape, { rng }) {
+      shape.qkNorm = true;
+      shape.qkvBias = rng.chance(0.15);
+    },
+  },
+  qwen2moe: {
+    randomize(shape, { rng, moe }) {
+      shape.qkvBias = true;
+      if (rng.chance(0.85)) {
+        shape.moe = moe(true);
+        shape.moe.sharedGate = rng.chance(0.7);
+      }
+    },
+  },
+  qwen3moe: {
+    keyLengthShare: 0.6,
+    randomize(shape, { rng, moe }) {
+      shape.qkNorm = true;
+      shape.qkvBias = rng.chance(0.1);
+      if (rng.chance(0.85)) shape.moe = moe(false);
+    },
+  },
+  mellum: {
+    randomize(shape, { rng, moe }) {
+      shape.qkNorm = true;
+      shape.qkvBias = rng.chance(0.1);
+      if (rng.chance(0.6)) shape.moe = moe(false);
+      if (rng.chance(0.8)) {
+        shape.slidingWindow = rng.pick([1, 2, 3, 8, 64, 4096]);
+        const p = rng.int(0, 2);
+        if (p === 1) shape.pattern = rng.pick([0, 1, 2, 4]);
+        else if (p === 2) shape.pattern = Array.from({ length: shape.nLayer }, () => rng.chance(0.5));
+        // Windowed blocks rotate without the file's RoPE scaling, which the plan cannot express.
+        shape.ropeScaling = undefined;
+      }
+    },
+  },
+  deepseek2: {
+    randomize(shape, { rng, big, moe }) {
+      const kvLoraRank = big ? 512 : rng.pick([8, 16, 32, 64, 128]);
+      const rope = big ? 64 : rng.pick([2, 4, 8, 16, 32]);
+      shape.mla = {
+        qLoraRank: rng.chance(0.5) ? 0 : big ? 1536 : rng.pick([8, 16, 32, 96]),
+        kvLoraRank,
+        nope: big ? 128 : rng.pick([2, 8, 16, 32, 64]),
+        rope,
+        v: big ? 128 : rng.pick([4, 8, 16, 32, 64]),
+        yarnLogMul: rng.pick([undefined, 0.0707, 0.1]),
+      };
+      shape.nHeadKv = 1;
+      shape.headDim = kvLoraRank + rope;
+      shape.ropeDims = rope;
+      shape.keyLength = true;
+      if (big) shape.nHead = rng.pick([8, 16]);
+      if (rng.chance(0.9)) {
+        const m = (shape.moe = moe(true));
+        m.leadingDense = rng.int(0, shape.nLayer);
+        if (rng.chance(0.5)) {
+          m.gating = 2;
+          m.selectionBias = rng.chance(0.8);
+          const groups = divisors(m.nExpert).filter((g) => g <= 8);
+          if (rng.chance(0.6)) {
+            m.nGroup = rng.pick(groups);
+            m.nGroupUsed = rng.int(1, m.nGroup);
+          }
+        } else if (rng.chance(0.5)) m.gating = 1;
+      }
+    },
+  },
+};
+
+/** The registered architectures the fuzzer draws cases from, in the registry's order. */
+export const ARCHITECTURES: readonly Arch[] = supportedArchitectures().filter((a) => FUZZ_RECIPES[a] && "randomize" in FUZZ_RECIPES[a]);
+
+/**
+ * How the recipe table and the registry line up. `missing`: registered, no entry (the fuzzer
+ * leaves them out until one is added); `notFuzzed`: left out on purpose, with the reason;
+ * `unknown`: entries the registry does not have.
+ */
+export function fuzzCoverage(): { missing: string[]; notFuzzed: Record<string, string>; unknown: string[] } {
+  const registered = supportedArchitectures();
+  const notFuzzed: Record<string, string> = {};
+  for (const [name, r] of Object.entries(FUZZ_RECIPES)) if ("notFuzzed" in r) notFuzzed[name] = r.notFuzzed;
+  return {
+    missing: registered.filter((a) => !FUZZ_RECIPES[a]),
+    notFuzzed,
+    unknown: Object.keys(FUZZ_RECIPES).filter((a) => !registered.includes(a)),
+  };
+}
+
+function fuzzRecipe(arch: Arch): FuzzRecipe {
+  const r = FUZZ_RECIPES[arch];
+  if (!r || !("randomize" in r))
+    throw new Error(`the fuzzer has no recipe for architecture "${arch}": add one to FUZZ_RECIPES in dev/fuzz-models.ts`);
+  return r;
+}
+
 function randomShape(rng: CaseRng, arch: Arch, big: boolean): Shape {
-  const type = rng.pick(WEIGHT_TYPES);
+  const type = rng.pick(weightTypes());
   const nLayer = big ? rng.int(1, 2) : rng.int(1, 3);
   let headDim: number, nHead: number, nEmbd: number, keyLength: boolean;
   if (big) {
@@ -172,7 +316,7 @@ function randomShape(rng: CaseRng, arch: Arch, big: boolean): Shape {
   } else {
     headDim = rng.pick(SMALL_HEAD_DIMS);
     nHead = rng.pick([1, 1, 2, 3, 4, 6, 8, 12]);
-    keyLength = arch === "qwen3" || arch === "qwen3moe" ? rng.chance(0.6) : rng.chance(0.2);
+    keyLength = rng.chance(fuzzRecipe(arch).keyLengthShare ?? 0.2);
     nEmbd = keyLength ? rng.pick(SMALL_WIDTHS) : nHead * headDim;
   }
   const nHeadKv = rng.pick(divisors(nHead));
@@ -232,79 +376,7 @@ function randomShape(rng: CaseRng, arch: Arch, big: boolean): Shape {
     return spec;
   };
 
-  switch (arch) {
-    case "llama":
-      shape.qkvBias = rng.chance(0.2);
-      shape.outBias = rng.chance(0.15);
-      shape.ropeFreqs = rng.chance(0.15);
-      if (rng.chance(0.35)) shape.moe = moe(false);
-      else shape.ffnBias = rng.chance(0.2);
-      break;
-    case "qwen2":
-      shape.qkvBias = true;
-      shape.lmHeadBias = rng.chance(0.2);
-      break;
-    case "qwen3":
-      shape.qkNorm = true;
-      shape.qkvBias = rng.chance(0.15);
-      break;
-    case "qwen2moe":
-      shape.qkvBias = true;
-      if (rng.chance(0.85)) {
-        shape.moe = moe(true);
-        shape.moe.sharedGate = rng.chance(0.7);
-      }
-      break;
-    case "qwen3moe":
-      shape.qkNorm = true;
-      shape.qkvBias = rng.chance(0.1);
-      if (rng.chance(0.85)) shape.moe = moe(false);
-      break;
-    case "mellum":
-      shape.qkNorm = true;
-      shape.qkvBias = rng.chance(0.1);
-      if (rng.chance(0.6)) shape.moe = moe(false);
-      if (rng.chance(0.8)) {
-        shape.slidingWindow = rng.pick([1, 2, 3, 8, 64, 4096]);
-        const p = rng.int(0, 2);
-        if (p === 1) shape.pattern = rng.pick([0, 1, 2, 4]);
-        else if (p === 2) shape.pattern = Array.from({ length: nLayer }, () => rng.chance(0.5));
-        // Windowed blocks rotate without the file's RoPE scaling, which the plan cannot express.
-        shape.ropeScaling = undefined;
-      }
-      break;
-    case "deepseek2": {
-      const kvLoraRank = big ? 512 : rng.pick([8, 16, 32, 64, 128]);
-      const rope = big ? 64 : rng.pick([2, 4, 8, 16, 32]);
-      shape.mla = {
-        qLoraRank: rng.chance(0.5) ? 0 : big ? 1536 : rng.pick([8, 16, 32, 96]),
-        kvLoraRank,
-        nope: big ? 128 : rng.pick([2, 8, 16, 32, 64]),
-        rope,
-        v: big ? 128 : rng.pick([4, 8, 16, 32, 64]),
-        yarnLogMul: rng.pick([undefined, 0.0707, 0.1]),
-      };
-      shape.nHeadKv = 1;
-      shape.headDim = kvLoraRank + rope;
-      shape.ropeDims = rope;
-      shape.keyLength = true;
-      if (big) shape.nHead = rng.pick([8, 16]);
-      if (rng.chance(0.9)) {
-        const m = (shape.moe = moe(true));
-        m.leadingDense = rng.int(0, nLayer);
-        if (rng.chance(0.5)) {
-          m.gating = 2;
-          m.selectionBias = rng.chance(0.8);
-          const groups = divisors(m.nExpert).filter((g) => g <= 8);
-          if (rng.chance(0.6)) {
-            m.nGroup = rng.pick(groups);
-            m.nGroupUsed = rng.int(1, m.nGroup);
-          }
-        } else if (rng.chance(0.5)) m.gating = 1;
-      }
-      break;
-    }
-  }
+  fuzzRecipe(arch).randomize(shape, { rng, big, moe });
   fitBudget(shape, rng, big ? BIG_BUDGET : SMALL_BUDGET);
   return shape;
 }
@@ -386,7 +458,7 @@ function tensorBytes(type: number, dims: number[]): number {
 
 /** The type a weight with rows of `cols` gets: the case's (or a random one if mixed), falling back like llama.cpp's quantizer. */
 function weightType(shape: Shape, rng: CaseRng, cols: number): GGMLType {
-  let t: GGMLType = shape.mixed ? rng.pick(WEIGHT_TYPES) : shape.type;
+  let t: GGMLType = shape.mixed ? rng.pick(weightTypes()) : shape.type;
   if (cols % GGML_TYPE_INFO[t].blockSize !== 0) t = cols % 32 === 0 ? GGMLType.Q8_0 : GGMLType.F16;
   return t;
 }
@@ -843,7 +915,7 @@ const tensorType: Mutation = ({ ir, rng }) => {
   if (!t) return undefined;
   const before = GGML_TYPE_INFO[t.type]?.name ?? t.type;
   const r = rng.float();
-  t.type = r < 0.7 ? rng.pick(WEIGHT_TYPES) : r < 0.93 ? rng.pick(OTHER_TYPES) : rng.pick([4, 5, 31, 40, 255, 0x7fffffff]);
+  t.type = r < 0.7 ? rng.pick(weightTypes()) : r < 0.93 ? rng.pick(OTHER_TYPES) : rng.pick([4, 5, 31, 40, 255, 0x7fffffff]);
   return `tensor ${t.name}: type ${before} -> ${GGML_TYPE_INFO[t.type]?.name ?? t.type}`;
 };
 
@@ -1048,7 +1120,7 @@ export function smallShape(arch: Arch, overrides: Partial<Shape> = {}): Shape {
   return {
     arch, big: false, type: GGMLType.F32, mixed: false, nLayer: 2, nEmbd: 64, nHead: 4, nHeadKv: 2, headDim: 16,
     keyLength: false, ropeDims: 16, nFf: 96, writeFfLength: true, nVocab: 300, nTokens: 300, ctxTrain: 512,
-    normEps: 1e-5, freqBase: 10000, qkvBias: arch === "qwen2" || arch === "qwen2moe", qkNorm: arch === "qwen3" || arch === "qwen3moe" || arch === "mellum",
+    normEps: 1e-5, freqBase: 10000, qkvBias: architecture(arch).qkvBias === "required", qkNorm: architecture(arch).qkNorm === "required",
     ffnBias: false, outBias: false, lmHeadBias: false, tied: false, ropeFreqs: false, slidingWindow: 0, ...overrides,
   };
 }
@@ -1234,7 +1306,7 @@ function poolBytes(type: number, fill: Fill): Uint8Array {
   let pool = pools.get(key);
   if (pool) return pool;
   pool = new Uint8Array(WRITE_CAP);
-  if (fill === "pool" && COMPUTE_TYPES.has(type)) {
+  if (fill === "pool" && computeTypes().has(type)) {
     const info = GGML_TYPE_INFO[type];
     const count = Math.floor(WRITE_CAP / info.typeSize / 8) * 8 * info.blockSize;
     const values = new Float32Array(count);
@@ -1460,7 +1532,7 @@ const SANITIZER_REPORT = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime e
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), path.basename(path.dirname(path.dirname(fileURLToPath(import.meta.url)))) === "dist" ? "../.." : "..");
 /** The compiled worker (tsc's output), which the driver runs in child processes. */
-export const workerScript = path.join(repoRoot, "dist/scripts/fuzz-models.js");
+export const workerScript = path.join(repoRoot, "dist/dev/fuzz-models.js");
 
 /** The environment scripts/sanitized.sh sets up for build-san, or why there is none. */
 export function sanitizedEnv(): { env?: NodeJS.ProcessEnv; reason?: string } {
@@ -1649,6 +1721,9 @@ async function main(): Promise<void> {
     }
     const count = Number(a.get("count") ?? 1000);
     console.log(`fuzzing ${count} cases, TESSERA_FUZZ_SEED=${seed}${env ? " under ASan+UBSan" : ""}`);
+    const coverage = fuzzCoverage();
+    if (coverage.missing.length)
+      console.warn(`NOT FUZZED: ${coverage.missing.join(", ")} (registered, no entry in FUZZ_RECIPES of dev/fuzz-models.ts)`);
     let last = 0;
     let reported = 0;
     // A long run may be stopped before its end: findings print as they come, and the summary
