@@ -150,6 +150,10 @@ export interface Shape {
   pattern?: number | boolean[];
   moe?: MoeSpec;
   mla?: MlaSpec;
+  /** Granite's multiplier keys (embedding_scale, residual_scale, attention.scale, logit_scale). */
+  multipliers?: { embedding?: number; residual?: number; attention?: number; logit?: number };
+  /** rope.scaling.finetuned (Granite: false turns RoPE off). */
+  ropeFinetuned?: boolean;
 }
 
 const SMALL_HEAD_DIMS = [2, 4, 6, 8, 12, 16, 20, 32, 40, 48, 64, 80, 96, 128, 160, 256];
@@ -242,6 +246,22 @@ const FUZZ_RECIPES: Record<string, FuzzRecipe | { notFuzzed: string }> = {
         // Windowed blocks rotate without the file's RoPE scaling, which the plan cannot express.
         shape.ropeScaling = undefined;
       }
+    },
+  },
+  granite: {
+    randomize(shape, { rng }) {
+      shape.qkvBias = rng.chance(0.1);
+      shape.outBias = rng.chance(0.15);
+      shape.ffnBias = rng.chance(0.15);
+      shape.ropeFreqs = rng.chance(0.1);
+      // Granite 3.x's magnitudes; logit_scale is required, the others optional.
+      shape.multipliers = {
+        embedding: rng.chance(0.8) ? rng.pick([1, 12]) : undefined,
+        residual: rng.chance(0.8) ? rng.pick([0.22, 1]) : undefined,
+        attention: rng.chance(0.7) ? rng.pick([0.0078125, 0.015625]) : undefined,
+        logit: rng.pick([1, 6, 8, 16]),
+      };
+      if (rng.chance(0.2)) shape.ropeFinetuned = rng.chance(0.5);
     },
   },
   deepseek2: {
@@ -550,6 +570,12 @@ function metadataFor(shape: Shape): Array<[string, GGUFKV]> {
     [`${a}.rope.dimension_count`, kv.u32(shape.ropeDims)],
   ];
   if (shape.writeFfLength) m.push([`${a}.feed_forward_length`, kv.u32(shape.nFf)]);
+  const mul = shape.multipliers;
+  if (mul?.embedding !== undefined) m.push([`${a}.embedding_scale`, kv.f32(mul.embedding)]);
+  if (mul?.residual !== undefined) m.push([`${a}.residual_scale`, kv.f32(mul.residual)]);
+  if (mul?.attention !== undefined) m.push([`${a}.attention.scale`, kv.f32(mul.attention)]);
+  if (mul?.logit !== undefined) m.push([`${a}.logit_scale`, kv.f32(mul.logit)]);
+  if (shape.ropeFinetuned !== undefined) m.push([`${a}.rope.scaling.finetuned`, kv.bool(shape.ropeFinetuned)]);
   const mla = shape.mla;
   if (mla) {
     m.push(
@@ -715,6 +741,8 @@ const ARCH_KEYS = [
   "leading_dense_block_count", "expert_weights_scale", "expert_weights_norm", "expert_gating_func",
   "expert_group_count", "expert_group_used_count", "attention.sliding_window", "attention.sliding_window_pattern",
   "attention.q_lora_rank", "attention.kv_lora_rank", "attention.key_length_mla", "attention.value_length_mla",
+  // Granite's multipliers and RoPE switch.
+  "embedding_scale", "residual_scale", "attention.scale", "logit_scale", "rope.scaling.finetuned",
 ];
 const TOKENIZER_KEYS = ["tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"];
 const INTEGER_VALUE_TYPES = [GGUFValueType.UINT8, GGUFValueType.INT8, GGUFValueType.UINT16, GGUFValueType.INT16, GGUFValueType.UINT32, GGUFValueType.INT32, GGUFValueType.UINT64, GGUFValueType.INT64];
@@ -845,7 +873,7 @@ const metaAdd: Mutation = (c) => {
   let value: GGUFKV;
   if (key.endsWith("scaling.type")) value = kv.str(rng.pick(["yarn", "linear", "none", "longrope"]));
   else if (/epsilon|factor|freq_base|beta|scale|multiplier/.test(key)) value = kv.f32(rng.chance(0.5) ? rng.pick([0.5, 1, 2, 4, 32]) : rng.pick(INTERESTING_REALS));
-  else if (key.endsWith("expert_weights_norm")) value = kv.bool(rng.chance(0.5));
+  else if (key.endsWith("expert_weights_norm") || key.endsWith("scaling.finetuned")) value = kv.bool(rng.chance(0.5));
   else if (key.endsWith("sliding_window_pattern") && rng.chance(0.5))
     value = kv.array(GGUFValueType.BOOL, Array.from({ length: rng.pick([shape.nLayer, shape.nLayer + 1]) }, () => rng.chance(0.5)));
   else value = kv.u32(rng.chance(0.6) ? rng.int(0, 8) : rng.pick(INTERESTING_INTS));

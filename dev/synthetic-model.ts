@@ -75,6 +75,10 @@ export interface ModelShape {
   mla?: MlaShape;
   /** `${arch}.pooling_type` for embedding models (llama.cpp's numbering: 0 none, 1 mean, 2 cls, 3 last). */
   poolingType?: number;
+  /** Granite's multipliers: `${arch}.embedding_scale`, `residual_scale`, `attention.scale`, `logit_scale`. */
+  multipliers?: { embedding?: number; residual?: number; attention?: number; logit?: number };
+  /** `${arch}.rope.scaling.finetuned` (Granite: false turns RoPE off). */
+  ropeFinetuned?: boolean;
 }
 
 export interface MlaShape {
@@ -400,6 +404,12 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
   }
   if (shape.slidingWindow) m.push([`${a}.attention.sliding_window`, kv.u32(shape.slidingWindow)]);
   if (shape.poolingType !== undefined) m.push([`${a}.pooling_type`, kv.u32(shape.poolingType)]);
+  const mul = shape.multipliers;
+  if (mul?.embedding !== undefined) m.push([`${a}.embedding_scale`, kv.f32(mul.embedding)]);
+  if (mul?.residual !== undefined) m.push([`${a}.residual_scale`, kv.f32(mul.residual)]);
+  if (mul?.attention !== undefined) m.push([`${a}.attention.scale`, kv.f32(mul.attention)]);
+  if (mul?.logit !== undefined) m.push([`${a}.logit_scale`, kv.f32(mul.logit)]);
+  if (shape.ropeFinetuned !== undefined) m.push([`${a}.rope.scaling.finetuned`, kv.bool(shape.ropeFinetuned)]);
   const pattern = shape.slidingWindowPattern;
   if (typeof pattern === "number") m.push([`${a}.attention.sliding_window_pattern`, kv.u32(pattern)]);
   else if (pattern) m.push([`${a}.attention.sliding_window_pattern`, kv.array(GGUFValueType.BOOL, pattern)]);

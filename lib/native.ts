@@ -212,6 +212,10 @@ export interface NativePlan {
   attnLogitSoftcap: number;
   finalLogitSoftcap: number;
   embeddingScale: number;
+  /** Multiplies each attention and FFN output before its residual add (0: none; Granite). */
+  residualScale: number;
+  /** The logits are multiplied by 1 / logitScale (0: none; Granite). */
+  logitScale: number;
   rope: {
     kind: "none" | "normal" | "neox";
     nDims: number;

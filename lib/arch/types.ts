@@ -46,6 +46,21 @@ export interface MlaRecipe {
   yarnLogMultiplier: "softmax-scale";
 }
 
+/**
+ * Scalar multipliers read from the file (Granite): each key, when present and nonzero,
+ * changes one step of the block recipe as llama.cpp's build_granite does.
+ */
+export interface Multipliers {
+  /** `${arch}.embedding_scale`: multiplies the token embeddings. */
+  embedding: Presence;
+  /** `${arch}.residual_scale`: multiplies each attention and FFN output before its residual add. */
+  residual: Presence;
+  /** `${arch}.attention.scale`: the softmax scale, in place of 1/sqrt(head_dim). */
+  attention: Presence;
+  /** `${arch}.logit_scale`: the logits are multiplied by 1 / it. */
+  logit: Presence;
+}
+
 export interface ArchDescription {
   /** The `general.architecture` value, also the prefix of the hyperparameter keys. */
   name: string;
@@ -77,6 +92,10 @@ export interface ArchDescription {
   slidingWindowPattern?: SlidingWindowPattern;
   /** Multi-head latent attention instead of q/k/v projections (absent: standard attention). */
   mla?: MlaRecipe;
+  /** Scalar multipliers from the file's metadata (absent: none). */
+  multipliers?: Multipliers;
+  /** `${arch}.rope.scaling.finetuned` = false turns RoPE off (Granite; absent: on). */
+  ropeSwitch?: boolean;
 }
 
 /**

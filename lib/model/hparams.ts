@@ -64,6 +64,10 @@ export interface Hyperparameters {
    * undefined when absent: the default pooling of model.embed (lib/embeddings).
    */
   poolingType?: number;
+  /** The architecture's scalar multipliers (ArchDescription.multipliers); 0: not applied. */
+  multipliers: { embedding: number; residual: number; attention: number; logit: number };
+  /** RoPE turned off by the file (ArchDescription.ropeSwitch). */
+  ropeOff: boolean;
 }
 
 /** Counts of blocks, heads, experts and the like. */
@@ -172,7 +176,32 @@ export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hype
     moe,
     mla: arch.mla && readMlaHparams(file, arch, meta, { nHead, nHeadKv, headDim, headDimV, rope }),
     poolingType: meta.integer(k("pooling_type"), { min: 0, max: 0xffffffff }),
+    multipliers: readMultipliers(meta, arch, k),
+    ropeOff: arch.ropeSwitch === true && meta.bool(k("rope.scaling.finetuned")) === false,
   };
+}
+
+/**
+ * The recipe's multipliers: each from its key where the recipe has it (a "required" one must
+ * be there), 0 where absent or not in the recipe. Positive and finite in fp32, or refused.
+ */
+function readMultipliers(meta: ModelMetadata, arch: ArchDescription, k: (suffix: string) => string): Hyperparameters["multipliers"] {
+  const m = arch.multipliers;
+  const keys = { embedding: "embedding_scale", residual: "residual_scale", attention: "attention.scale", logit: "logit_scale" } as const;
+  const out = { embedding: 0, residual: 0, attention: 0, logit: 0 };
+  if (!m) return out;
+  for (const name of Object.keys(keys) as Array<keyof typeof keys>) {
+    if (m[name] === "none") continue;
+    const key = k(keys[name]);
+    const v = meta.real(key, NON_NEGATIVE_REAL);
+    if (m[name] === "required") required(v, key);
+    // 0 means "not set" in llama.cpp's reading of these keys (its defaults); only the
+    // logit scale divides, so it must be nonzero.
+    if (v !== undefined && !Number.isFinite(Math.fround(v))) throw malformedKey(key, `= ${v} does not fit in fp32`);
+    if (name === "logit" && v === 0) throw malformedKey(key, "= 0: the logits are divided by it");
+    out[name] = v ?? 0;
+  }
+  return out;
 }
 
 /** `${arch}.expert_gating_func` as llama.cpp numbers it; 0 or absent: the architecture's own. */

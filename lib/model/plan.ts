@@ -160,12 +160,14 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
     normEps: hp.normEps,
     norm: arch.norm,
     activation: arch.activation,
-    attnScale: hp.mla?.attnScale ?? 0,
+    attnScale: hp.mla?.attnScale ?? hp.multipliers.attention,
     attnLogitSoftcap: 0,
     finalLogitSoftcap: 0,
-    embeddingScale: 0,
+    embeddingScale: hp.multipliers.embedding,
+    residualScale: hp.multipliers.residual,
+    logitScale: hp.multipliers.logit,
     rope: {
-      kind: arch.rope,
+      kind: hp.ropeOff ? "none" : arch.rope,
       nDims: hp.rope.nDims,
       freqBase: hp.rope.freqBase,
       freqScale: hp.rope.freqScale,
@@ -221,6 +223,7 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
 function checkFiniteReals(plan: NativePlan): void {
   const reals: Array<[string, number]> = [
     ["normEps", plan.normEps], ["attnScale", plan.attnScale],
+    ["embeddingScale", plan.embeddingScale], ["residualScale", plan.residualScale], ["logitScale", plan.logitScale],
     // The RoPE style and scaling kind cross as strings; every other rope entry is a real.
     ...Object.entries(plan.rope).filter((e): e is [string, number] => e[0] !== "freqFactors" && typeof e[1] === "number"),
     ...(plan.moe ? ([["moe.weightsScale", plan.moe.weightsScale]] as Array<[string, number]>) : []),

@@ -154,6 +154,8 @@ ModelPlan plan_from_js(const Napi::Object& js) {
   p.attn_logit_softcap = real(js, "attnLogitSoftcap", 0.f);
   p.final_logit_softcap = real(js, "finalLogitSoftcap", 0.f);
   p.embedding_scale = real(js, "embeddingScale", 0.f);
+  p.residual_scale = real(js, "residualScale", 0.f);
+  p.logit_scale = real(js, "logitScale", 0.f);
 
   Napi::Object rope = object(js, "rope");
   p.rope.kind = enumeration(rope, "kind", RopeKind::Normal);

@@ -1,5 +1,7 @@
 #include "core/model.h"
 
+#include <cmath>
+
 #include <string>
 #include <vector>
 
@@ -163,6 +165,11 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
     return Status::error(StatusCode::InvalidArgument, "plan has a different number of layers than n_layer");
   if (p.rope.kind != RopeKind::None && (p.rope.n_dims < 2 || p.rope.n_dims > p.head_dim || p.rope.n_dims % 2))
     return Status::error(StatusCode::ModelIncompatible, "rope dimension count must be even and at most the head size");
+
+  // Scalar multipliers (Granite): 0 is "none"; a negative or non-finite one is damage.
+  for (float s : {p.embedding_scale, p.residual_scale, p.logit_scale})
+    if (!(s >= 0.f) || !std::isfinite(s))
+      return Status::error(StatusCode::ModelIncompatible, "the embedding, residual and logit scales must be finite and non-negative");
 
   const bool mla = p.mla.kv_lora_rank > 0;
   if (mla) TESSERA_RETURN_IF_ERROR(validate_mla_shape(p));

@@ -121,6 +121,8 @@ struct ModelPlan {
   float attn_logit_softcap = 0.f;
   float final_logit_softcap = 0.f;
   float embedding_scale = 0.f;  // 0: none
+  float residual_scale = 0.f;   // multiplies attention and FFN outputs before the residual add; 0: none
+  float logit_scale = 0.f;      // logits times 1 / logit_scale (llama.cpp's ggml_scale); 0: none
   RopeParams rope;
   MoeParams moe;
   MlaParams mla;

@@ -288,6 +288,7 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* log
     add_bias(logits, backend_.f32(p.output_b), rows, p.n_vocab, p.n_vocab, ith, nth);
     pool_->barrier();
   }
+  scale_logits(logits, rows, ith, nth);
   if (p.final_logit_softcap != 0.f) {
     int64_t b, e;
     split_range(int64_t(rows) * p.n_vocab, ith, nth, &b, &e);
@@ -317,6 +318,8 @@ void CpuExecutor::trace_layer(int il, int n, int ith, int nth) {
       add_bias(logits, backend_.f32(p.output_b), n, p.n_vocab, p.n_vocab, ith, nth);
       pool_->barrier();
     }
+    scale_logits(logits, n, ith, nth);
+    pool_->barrier();
     const int k = std::min(t.top_k, p.n_vocab);
     for (int r = ith; r < n; r += nth) {
       float* row = logits + int64_t(r) * p.n_vocab;
@@ -425,6 +428,29 @@ AttentionArgs CpuExecutor::attention_args(int il, int n) const {
   return a;
 }
 
+void CpuExecutor::residual_add(int n, int ith, int nth) {
+  const ModelPlan& p = plan_;
+  const int64_t count = int64_t(n) * p.n_embd;
+  if (p.residual_scale != 0.f) {
+    // Scaled first and stored, then added: ggml's scale and add, two roundings. The split
+    // is add()'s, so each thread scales the elements it adds.
+    int64_t b, e;
+    split_range(count, ith, nth, &b, &e);
+    for (int64_t i = b; i < e; ++i) s_.proj[i] *= p.residual_scale;
+  }
+  add(s_.x, s_.proj, count, ith, nth);
+}
+
+void CpuExecutor::scale_logits(float* logits, int rows, int ith, int nth) const {
+  const ModelPlan& p = plan_;
+  if (p.logit_scale == 0.f) return;
+  // llama.cpp multiplies by the fp32 reciprocal (ggml_scale(cur, 1.0f / f_logit_scale)).
+  const float inv = 1.0f / p.logit_scale;
+  int64_t b, e;
+  split_range(int64_t(rows) * p.n_vocab, ith, nth, &b, &e);
+  for (int64_t i = b; i < e; ++i) logits[i] *= inv;
+}
+
 void CpuExecutor::attention_output(int il, const float* attn_in, int64_t width, int n, int ith, int nth) {
   const ModelPlan& p = plan_;
   const LayerPlan& L = p.layers[il];
@@ -434,7 +460,7 @@ void CpuExecutor::attention_output(int il, const float* attn_in, int64_t width, 
     add_bias(s_.proj, backend_.f32(L.bo), n, p.n_embd, p.n_embd, ith, nth);
     pool_->barrier();
   }
-  add(s_.x, s_.proj, int64_t(n) * p.n_embd, ith, nth);
+  residual_add(n, ith, nth);
   pool_->barrier();
 }
 
@@ -549,7 +575,7 @@ void CpuExecutor::ffn_block(int il, int n, int ith, int nth) {
   for (int w : {L.ffn_gate, L.ffn_up}) formats |= format_bit(act_format_for(backend_.weight(w).type));
   encode(s_.xn, n, p.n_embd, formats, ith, nth);
   dense_ffn(L.ffn_gate, L.ffn_up, L.ffn_down, L.ffn_gate_b, L.ffn_up_b, L.ffn_down_b, p.n_ff, n, ith, nth);
-  add(s_.x, s_.proj, int64_t(n) * p.n_embd, ith, nth);
+  residual_add(n, ith, nth);
   // The caller's end-of-layer barrier orders this add before the next layer reads x.
 }
 
@@ -680,6 +706,7 @@ void CpuExecutor::moe_block(int il, int n, int ith, int nth) {
     if (L.ffn_gate_shexp >= 0) {
       sum += shared_expert_gate(L.ffn_gate_inp_shexp >= 0, s_.shexp_gate[t]) * s_.proj[idx];
     }
+    if (p.residual_scale != 0.f) sum *= p.residual_scale;  // (no FMA in this file: two roundings, as ggml)
     s_.x[idx] += sum;
   }
 }

@@ -283,6 +283,7 @@ void CudaExecutor::enqueue_output_projection(const LayerWeights& L, int n) {
   wo.y = x_;
   wo.ldy = plan_.n_embd;
   wo.bias = L.bo;
+  wo.scale = plan_.residual_scale;
   wo.accumulate = true;
   launch_matmul(L.wo.w, stage_, n, wo, stream_);
 }
@@ -371,6 +372,7 @@ void CudaExecutor::enqueue_dense_ffn(const LayerWeights& L, int n) {
   down.y = x_;
   down.ldy = p.n_embd;
   down.bias = L.down.bias;
+  down.scale = p.residual_scale;
   down.accumulate = true;
   launch_matmul(L.down.w, stage_, n, down, stream_);
 }
@@ -448,6 +450,7 @@ void CudaExecutor::enqueue_moe_ffn(const LayerWeights& L, int n) {
   c.shared_out = m.shexp_ff > 0 ? shexp_out_ : nullptr;
   c.shared_gate = m.shexp_gated ? router_ + p.moe.n_expert : nullptr;
   c.ld_gate = router_w_;
+  c.scale = p.residual_scale;
   launch_moe_combine(c, s);
 }
 
@@ -460,6 +463,7 @@ void CudaExecutor::enqueue_head(int rows, bool gathered) {
   out.y = logits_;
   out.ldy = p.n_vocab;
   out.bias = w_.output_b;
+  out.scale = p.logit_scale != 0.f ? 1.0f / p.logit_scale : 0.f;  // llama.cpp's fp32 reciprocal
   out.softcap = p.final_logit_softcap;
   launch_matmul(w_.output, stage_, rows, out, stream_);
 }

@@ -22,6 +22,7 @@ __global__ void __launch_bounds__(kThreads) moe_combine_kernel(MoeCombine c) {
     const float g = c.shared_gate ? 1.0f / (1.0f + expf(-c.shared_gate[t * c.ld_gate])) : 1.0f;
     sum += g * c.shared_out[t * c.dim + i];
   }
+  if (c.scale != 0.f) sum = __fmul_rn(sum, c.scale);
   c.x[t * c.dim + i] += sum;
 }
 

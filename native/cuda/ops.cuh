@@ -49,12 +49,13 @@ void launch_copy_stage(const float* x, int64_t ldx, int rows, int dim, unsigned 
 
 // ---------------------------------------------------------------- matmul
 
-// Where a matmul writes: y[t * ldy + r] = (accumulate ? y : 0) + W[r] . x[t] + bias[r],
-// then soft-capped (cap * tanh(y / cap)) when softcap != 0.
+// Where a matmul writes: y[t * ldy + r] = (accumulate ? y : 0) + (W[r] . x[t] + bias[r]) * scale
+// (scale 0: none), then soft-capped (cap * tanh(y / cap)) when softcap != 0.
 struct MatmulOut {
   float* y = nullptr;
   int64_t ldy = 0;
   const float* bias = nullptr;
+  float scale = 0.f;
   bool accumulate = false;
   float softcap = 0.f;
 };
@@ -150,6 +151,7 @@ struct MoeCombine {
   const float* shared_out = nullptr;  // [n][dim] or null
   const float* shared_gate = nullptr;
   int64_t ld_gate = 0;
+  float scale = 0.f;  // the sum times scale before it is added (0: none; Granite's residual scale)
 };
 void launch_moe_combine(const MoeCombine& c, cudaStream_t s);
 

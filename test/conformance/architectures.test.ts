@@ -49,6 +49,10 @@ const SHAPES: Record<string, ModelShape> = {
   // groups of which 4 are eligible (V3's ratios), renormalized top-8 of 32 scaled by 2.5;
   // YaRN x4 with mscale_all_dim 1.
   "deepseek2 V3 style (MLA with q LoRA, sigmoid + bias, group-limited top-8 of 32, scale 2.5)": { architecture: "deepseek2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 1, nFf: 512, contextLength: 16384, normEps: 1e-6, mla: { qLoraRank: 128, kvLoraRank: 128, headDimNope: 64, headDimRope: 32, headDimV: 64, yarnLogMultiplier: 0.1 }, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 }, moe: { nExpert: 32, nExpertUsed: 8, nFfExp: 64, nSharedExpert: 1, nFfShexp: 64, leadingDenseBlocks: 1, gating: "sigmoid", selectionBias: true, nGroup: 8, nGroupUsed: 4, normTopK: true, weightsScale: 2.5 } },
+  // Granite 3.x's multipliers at their real magnitudes (8B: embedding 12, residual 0.22,
+  // attention 1/128 for 128-wide heads, here 1/64 for 64; logits / 16).
+  "granite (embedding, residual, attention and logit multipliers)": { architecture: "granite", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 4096, ropeFreqBase: 1e7, normEps: 1e-5, multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logit: 16 } },
+  "granite, RoPE off (rope.scaling.finetuned = false)": { architecture: "granite", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 4096, normEps: 1e-5, multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logit: 16 }, ropeFinetuned: false },
   "qwen2, YaRN x4 from 4096": { architecture: "qwen2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 16384, ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 } },
 };
 

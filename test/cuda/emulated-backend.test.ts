@@ -51,6 +51,8 @@ const synthetic: [string, ModelShape, WeightScheme][] = [
   // LM head's on their own.
   ["llama F32 with FFN biases", { ...small, ffnBias: true }, "F32"],
   ["qwen2 Q8_0 with an LM head bias", { ...small, architecture: "qwen2", ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, lmHeadBias: true }, "Q8_0"],
+  // The residual and logit scales go through the matmul epilogue (scale, then accumulate).
+  ["granite Q8_0 (embedding, residual, attention and logit multipliers)", { ...small, architecture: "granite", multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logit: 16 } }, "Q8_0"],
 ];
 // Mixture of experts, kept narrow (the emulator runs every expert product thread by thread):
 // prefill chunks of 16 tokens take the grouped GEMM, the 8-token tail and decode the grouped
