@@ -264,6 +264,12 @@ const FUZZ_RECIPES: Record<string, FuzzRecipe | { notFuzzed: string }> = {
       if (rng.chance(0.2)) shape.ropeFinetuned = rng.chance(0.5);
     },
   },
+  granitemoe: {
+    randomize(shape, c) {
+      (FUZZ_RECIPES.granite as FuzzRecipe).randomize(shape, c);
+      if (c.rng.chance(0.85)) shape.moe = c.moe(c.rng.chance(0.3));
+    },
+  },
   deepseek2: {
     randomize(shape, { rng, big, moe }) {
       const kvLoraRank = big ? 512 : rng.pick([8, 16, 32, 64, 128]);

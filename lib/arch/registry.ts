@@ -1,6 +1,7 @@
 import { TesseraError } from "../errors.js";
 import { deepseek2 } from "./deepseek2.js";
 import { granite } from "./granite.js";
+import { granitemoe } from "./granitemoe.js";
 import { llama } from "./llama.js";
 import { mellum } from "./mellum.js";
 import { qwen2 } from "./qwen2.js";
@@ -9,7 +10,7 @@ import { qwen3 } from "./qwen3.js";
 import { qwen3moe } from "./qwen3moe.js";
 import type { ArchDescription } from "./types.js";
 
-const ARCHITECTURES: readonly ArchDescription[] = [llama, qwen2, qwen3, qwen2moe, qwen3moe, mellum, deepseek2, granite];
+const ARCHITECTURES: readonly ArchDescription[] = [llama, qwen2, qwen3, qwen2moe, qwen3moe, mellum, deepseek2, granite, granitemoe];
 
 const byName = new Map(ARCHITECTURES.map((a) => [a.name, a]));
 

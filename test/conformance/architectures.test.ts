@@ -52,6 +52,8 @@ const SHAPES: Record<string, ModelShape> = {
   // Granite 3.x's multipliers at their real magnitudes (8B: embedding 12, residual 0.22,
   // attention 1/128 for 128-wide heads, here 1/64 for 64; logits / 16).
   "granite (embedding, residual, attention and logit multipliers)": { architecture: "granite", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 4096, ropeFreqBase: 1e7, normEps: 1e-5, multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logit: 16 } },
+  "granitemoe (multipliers, softmax top-2 of 8, renormalized)": { architecture: "granitemoe", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 256, contextLength: 4096, ropeFreqBase: 1e7, normEps: 1e-5, multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logit: 6 }, moe: { nExpert: 8, nExpertUsed: 2, nFfExp: 256 } },
+  "granitemoe with a shared expert (GraniteMoE Shared)": { architecture: "granitemoe", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 256, contextLength: 4096, ropeFreqBase: 1e7, normEps: 1e-5, multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logit: 6 }, moe: { nExpert: 8, nExpertUsed: 2, nFfExp: 256, nFfShexp: 384 } },
   "granite, RoPE off (rope.scaling.finetuned = false)": { architecture: "granite", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 4096, normEps: 1e-5, multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logit: 16 }, ropeFinetuned: false },
   "qwen2, YaRN x4 from 4096": { architecture: "qwen2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 16384, ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 } },
 };
