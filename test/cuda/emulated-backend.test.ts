@@ -62,6 +62,8 @@ const moe: [string, ModelShape, WeightScheme][] = [
   ["mixtral-like llama F32 (8 experts, top-2)", { ...tiny, moe: { nExpert: 8, nExpertUsed: 2, nFfExp: 128 } }, "F32"],
   ["qwen2moe F16 (top-4 of 8, shared expert with sigmoid gate)", { ...tiny, architecture: "qwen2moe", nFf: 256, ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, moe: { nExpert: 8, nExpertUsed: 4, nFfExp: 128, nFfShexp: 256, sharedGate: true, normTopK: false } }, "F16"],
   ["qwen3moe Q4_0 (top-8 of 16, renormalized)", { ...tiny, architecture: "qwen3moe", headDim: 64, qkNorm: true, ropeFreqBase: 1e6, normEps: 1e-6, moe: { nExpert: 16, nExpertUsed: 8, nFfExp: 64, normTopK: true } }, "Q4_0"],
+  // The residual scale in the MoE combine (experts and shared expert scaled, then added).
+  ["granitemoe Q8_0 (multipliers, top-2 of 4, shared expert)", { ...tiny, architecture: "granitemoe", multipliers: { embedding: 12, residual: 0.22, attention: 0.05, logit: 6 }, moe: { nExpert: 4, nExpertUsed: 2, nFfExp: 128, nFfShexp: 128 } }, "Q8_0"],
 ];
 synthetic.push(...moe);
 // Multi-head latent attention (the latent cache read as keys and, through its prefix, values;
