@@ -296,7 +296,7 @@ export class Engine {
   encoderRefusal(): TesseraError {
     return new TesseraError(
       "ERR_UNSUPPORTED",
-      `the model is an encoder (${this.config.architecture ?? "embedding model"}): it has no LM head and cannot generate text or give logits; use model.embed()`,
+      `the model is an encoder (${this.config.architecture ?? "embedding model"}): it has no LM head and cannot generate text or give logits; use model.embed() (tessera embed, the server's /v1/embeddings)`,
     );
   }
 
