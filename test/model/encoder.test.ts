@@ -8,7 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type Model } from "../../lib/index.js";
-import { native } from "../../lib/native.js";
+import { native, type NativePlan } from "../../lib/native.js";
 import { fromNativeError } from "../../lib/errors.js";
 import { architecture } from "../../lib/arch/registry.js";
 import { buildPlan } from "../../lib/model/plan.js";
@@ -17,6 +17,7 @@ import { GGMLType, type GGUFKV } from "../../lib/gguf/types.js";
 import { encodeGGUF } from "../../lib/gguf/writer.js";
 import { writeSyntheticModel, type ModelShape } from "../../dev/synthetic-model.js";
 import { code } from "../helpers/error-code.js";
+import { evaluateIsolated } from "../helpers/isolated-eval.js";
 import { hasShared, tempDir } from "../helpers/paths.js";
 
 const SHAPE: ModelShape = {
@@ -138,6 +139,22 @@ describe.runIf(hasShared)("encoder models", () => {
     expect(await code(() => loadModel(head, { backend: "cpu" }))).toBe("ERR_MODEL_INCOMPATIBLE");
     const noNormBias = variant("no-norm-bias.gguf", file, (t) => t.splice(t.findIndex((x) => x.name === "blk.0.layer_output_norm.bias"), 1));
     expect(await code(() => loadModel(noNormBias, { backend: "cpu" }))).toBe("ERR_MODEL_INCOMPATIBLE");
+  });
+
+  it("C++ checks an encoder plan on its own (each edit in a child process)", () => {
+    const refused = (edit: (plan: NativePlan) => void) => {
+      const r = evaluateIsolated(file, [101, 2023, 102], 1, edit);
+      return r.kind === "error" ? `${r.code}: ${r.message}` : r.kind;
+    };
+    // The child asks for logits: an encoder's step refuses them.
+    expect(refused(() => {})).toMatch(/^ERR_INVALID_ARGUMENT: .*without an LM head/);
+    expect(refused((p) => (p.lmHead = true))).toMatch(/^ERR_MODEL_INCOMPATIBLE: .*output norm/);
+    expect(refused((p) => (p.posEmbd = p.tokEmbdNorm))).toMatch(/^ERR_MODEL_INCOMPATIBLE: .*position embeddings/);
+    expect(refused((p) => (p.tokEmbdNorm = -1))).toMatch(/^ERR_MODEL_INCOMPATIBLE: .*norm bias without its weight/);
+    expect(refused((p) => (p.ffnGated = true))).toMatch(/^ERR_MODEL_INCOMPATIBLE: .*ffn gate/);
+    expect(refused((p) => delete p.layers[0].attnOutNorm)).toMatch(/^ERR_MODEL_INCOMPATIBLE: .*attention output norm/);
+    expect(refused((p) => (p.layers[0].attnNorm = p.layers[0].attnOutNorm))).toMatch(/^ERR_MODEL_INCOMPATIBLE: .*attention norm .*does not use/);
+    expect(refused((p) => (p.postNorm = false))).toMatch(/^ERR_MODEL_INCOMPATIBLE: /);
   });
 
   it("the CUDA backend refuses an encoder with a coded error, before needing a GPU", async () => {
