@@ -153,7 +153,7 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
   const ropeFreqs = optionalGlobal(index, GLOBAL_TENSORS.ropeFreqs, arch.ropeFreqs);
   const outputB = optionalGlobal(index, GLOBAL_TENSORS.outputB, arch.lmHeadBias);
   // RMSNorm has no bias: an rms architecture's file with one is refused, not run without it.
-  const outputNormB = optionalGlobal(index, GLOBAL_TENSORS.outputNormB, arch.norm === "layer" ? "optional" : "none");
+  const outputNormB = optionalGlobal(index, GLOBAL_TENSORS.outputNormB, arch.norm === "layer" && lmHead ? "optional" : "none");
 
   const layers: NativeLayer[] = [];
   for (let b = 0; b < hp.nLayer; b++) layers.push(buildLayer(index, hp, arch, b));

@@ -137,6 +137,8 @@ describe.runIf(hasShared)("encoder models", () => {
     // An encoder has no LM head: an output.weight is a tensor it would not use.
     const head = variant("head.gguf", file, (t) => t.push({ name: "output.weight", type: GGMLType.F32, dims: [64, 30522], data: f32(64 * 30522) }));
     expect(await code(() => loadModel(head, { backend: "cpu" }))).toBe("ERR_MODEL_INCOMPATIBLE");
+    const finalNorm = variant("final-norm.gguf", file, (t) => t.push({ name: "output_norm.bias", type: GGMLType.F32, dims: [64], data: f32(64) }));
+    expect(await code(() => loadModel(finalNorm, { backend: "cpu" }))).toBe("ERR_MODEL_INCOMPATIBLE");
     const noNormBias = variant("no-norm-bias.gguf", file, (t) => t.splice(t.findIndex((x) => x.name === "blk.0.layer_output_norm.bias"), 1));
     expect(await code(() => loadModel(noNormBias, { backend: "cpu" }))).toBe("ERR_MODEL_INCOMPATIBLE");
   });
