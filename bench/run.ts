@@ -304,7 +304,7 @@ async function main(): Promise<void> {
   if (embedWanted) {
     progress.note("embeddings and vector search");
     report.embed = await runEmbedBench({ quick, threads, onStep: (l) => progress.note(l) });
-    progress.step(`embeddings: ${report.embed.throughput.ratio.toFixed(2)}× node-llama-cpp, search ${report.embed.search.tesseraMs.toFixed(2)} ms`);
+    progress.step(`embeddings: ${report.embed.throughput.ratio.toFixed(2)}× node-llama-cpp${report.embed.encoder ? ` (bert ${report.embed.encoder.ratio.toFixed(2)}×)` : ""}, search ${report.embed.search.tesseraMs.toFixed(2)} ms`);
   }
   progress.finish();
   report.targets = targets(report);

@@ -270,6 +270,11 @@ const FUZZ_RECIPES: Record<string, FuzzRecipe | { notFuzzed: string }> = {
       if (c.rng.chance(0.85)) shape.moe = c.moe(c.rng.chance(0.3));
     },
   },
+  // Encoders: the case IR writes decoder blocks (pre-norm, final norm, LM head) and evaluates
+  // logits, neither of which an encoder has; until it writes an encoder's tensors and embeds,
+  // test/model/encoder.test.ts checks their malformed files and plans.
+  bert: { notFuzzed: "encoder: the case IR writes decoder blocks and evaluates logits; covered by test/model/encoder.test.ts" },
+  "nomic-bert": { notFuzzed: "encoder: the case IR writes decoder blocks and evaluates logits; covered by test/model/encoder.test.ts" },
   deepseek2: {
     randomize(shape, { rng, big, moe }) {
       const kvLoraRank = big ? 512 : rng.pick([8, 16, 32, 64, 128]);

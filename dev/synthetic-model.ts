@@ -18,7 +18,7 @@ import { readGGUF } from "../lib/gguf/reader.js";
 import { Rng } from "../lib/sampling/rng.js";
 
 export type WeightScheme = "F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_K" | "Q6_K" | "Q4_K_M";
-export type VocabSource = "stories" | "llama3" | "qwen2" | "smollm2";
+export type VocabSource = "stories" | "llama3" | "qwen2" | "smollm2" | "bert-bge";
 
 export interface MoeShape {
   nExpert: number;
@@ -79,6 +79,24 @@ export interface ModelShape {
   multipliers?: { embedding?: number; residual?: number; attention?: number; logit?: number };
   /** `${arch}.rope.scaling.finetuned` (Granite: false turns RoPE off). */
   ropeFinetuned?: boolean;
+  /** An encoder (bert, nomic-bert): post-norm LayerNorm blocks, no LM head; see EncoderShape. */
+  encoder?: EncoderShape;
+}
+
+/**
+ * An encoder's tensors, as llama.cpp's converter writes BERT-family files: token_embd_norm
+ * (+bias), token_types [n_embd, 2], attn_output_norm / layer_output_norm (+biases) in every
+ * block, no attn_norm/ffn_norm/output_norm/output.
+ */
+export interface EncoderShape {
+  /** position_embd.weight [n_embd, contextLength] (bert); without it RoPE (nomic-bert). */
+  positionEmbeddings: boolean;
+  /** attn_qkv.weight in place of attn_q/k/v (nomic-bert). */
+  fusedQkv: boolean;
+  /** "gelu": ffn_up -> GELU -> ffn_down (bert); "swiglu": gate/up/down (nomic-bert). */
+  ffn: "gelu" | "swiglu";
+  /** q/k/v (or qkv), attention output and FFN up/down biases (bert). */
+  biases: boolean;
 }
 
 export interface MlaShape {
@@ -210,6 +228,13 @@ export function loadVocab(source: VocabSource): Vocab {
         padding_token_id: added["<|endoftext|>"],
       });
     }
+    case "bert-bge": {
+      // BGE's WordPiece vocabulary (llama.cpp's test vocab file), tokenizer keys as they are.
+      const file = readGGUF(path.join(sharedDir, "tokenizers/vocab/ggml-vocab-bert-bge.gguf"));
+      const metadata = [...file.metadata].filter(([k]) => k.startsWith("tokenizer."));
+      const tokens = file.metadata.get("tokenizer.ggml.tokens")!.value as { items: string[] };
+      return { metadata, size: tokens.items.length };
+    }
     case "smollm2": {
       const json = JSON.parse(fs.readFileSync(path.join(sharedDir, "tokenizers/smollm2/tokenizer.json"), "utf8"));
       const { tokens, types } = tokensFromEncoder(json.model.vocab, 49152);
@@ -310,6 +335,10 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
   };
 
   out.push({ name: "token_embd.weight", dims: [e, nVocab], type: matmulType(opts.weights, "token_embd", e), make: gaussian("token_embd.weight", e * nVocab, 1, 0, e) });
+  if (shape.encoder) {
+    encoderTensors(shape, shape.encoder, { matmul, vector, table: (name, rows) => out.push({ name, dims: [e, rows], type: GGMLType.F32, make: gaussian(name, e * rows, 0.5, 0, e) }) });
+    return out;
+  }
   for (let b = 0; b < shape.nLayer; b++) {
     const p = `blk.${b}.`;
     vector(`${p}attn_norm.weight`, e, 1, 0.1);
@@ -382,6 +411,52 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
   return out;
 }
 
+interface TensorMakers {
+  matmul: (name: string, role: string, cols: number, rows: number) => void;
+  vector: (name: string, n: number, mean: number, scale: number) => void;
+  /** An F32 row table [n_embd, rows] (position and token-type embeddings). */
+  table: (name: string, rows: number) => void;
+}
+
+function encoderTensors(shape: ModelShape, enc: EncoderShape, t: TensorMakers): void {
+  const e = shape.nEmbd;
+  const hd = shape.headDim ?? e / shape.nHead;
+  const q = shape.nHead * hd, kv = shape.nHeadKv * hd;
+  t.table("token_types.weight", 2);
+  if (enc.positionEmbeddings) t.table("position_embd.weight", shape.contextLength);
+  t.vector("token_embd_norm.weight", e, 1, 0.1);
+  t.vector("token_embd_norm.bias", e, 0, 0.1);
+  for (let b = 0; b < shape.nLayer; b++) {
+    const p = `blk.${b}.`;
+    if (enc.fusedQkv) {
+      t.matmul(`${p}attn_qkv.weight`, "attn_qkv", e, q + 2 * kv);
+      if (enc.biases) t.vector(`${p}attn_qkv.bias`, q + 2 * kv, 0, 0.5);
+    } else {
+      t.matmul(`${p}attn_q.weight`, "attn_q", e, q);
+      t.matmul(`${p}attn_k.weight`, "attn_k", e, kv);
+      t.matmul(`${p}attn_v.weight`, "attn_v", e, kv);
+      if (enc.biases) {
+        t.vector(`${p}attn_q.bias`, q, 0, 0.5);
+        t.vector(`${p}attn_k.bias`, kv, 0, 0.5);
+        t.vector(`${p}attn_v.bias`, kv, 0, 0.5);
+      }
+    }
+    t.matmul(`${p}attn_output.weight`, "attn_output", q, e);
+    if (enc.biases) t.vector(`${p}attn_output.bias`, e, 0, 0.5);
+    t.vector(`${p}attn_output_norm.weight`, e, 1, 0.1);
+    t.vector(`${p}attn_output_norm.bias`, e, 0, 0.1);
+    if (enc.ffn === "swiglu") t.matmul(`${p}ffn_gate.weight`, "ffn_gate", e, shape.nFf);
+    t.matmul(`${p}ffn_up.weight`, "ffn_up", e, shape.nFf);
+    t.matmul(`${p}ffn_down.weight`, "ffn_down", shape.nFf, e);
+    if (enc.biases) {
+      t.vector(`${p}ffn_up.bias`, shape.nFf, 0, 0.5);
+      t.vector(`${p}ffn_down.bias`, e, 0, 0.5);
+    }
+    t.vector(`${p}layer_output_norm.weight`, e, 1, 0.1);
+    t.vector(`${p}layer_output_norm.bias`, e, 0, 0.1);
+  }
+}
+
 function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string, GGUFKV]> {
   const a = shape.architecture;
   const hd = shape.headDim ?? shape.nEmbd / shape.nHead;
@@ -394,10 +469,11 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
     [`${a}.feed_forward_length`, kv.u32(shape.nFf)],
     [`${a}.attention.head_count`, kv.u32(shape.nHead)],
     [`${a}.attention.head_count_kv`, kv.u32(shape.nHeadKv)],
-    [`${a}.attention.layer_norm_rms_epsilon`, kv.f32(shape.normEps ?? 1e-5)],
-    [`${a}.rope.freq_base`, kv.f32(shape.ropeFreqBase ?? 10000)],
-    [`${a}.rope.dimension_count`, kv.u32(shape.mla ? shape.mla.headDimRope : hd)],
+    [`${a}.attention.${shape.encoder ? "layer_norm_epsilon" : "layer_norm_rms_epsilon"}`, kv.f32(shape.normEps ?? 1e-5)],
   ];
+  if (shape.encoder) m.push([`${a}.attention.causal`, kv.bool(false)]);
+  if (!shape.encoder?.positionEmbeddings)
+    m.push([`${a}.rope.freq_base`, kv.f32(shape.ropeFreqBase ?? 10000)], [`${a}.rope.dimension_count`, kv.u32(shape.mla ? shape.mla.headDimRope : hd)]);
   if (shape.mla) m.push(...mlaMetadata(a, shape.mla));
   else if (shape.headDim !== undefined) {
     m.push([`${a}.attention.key_length`, kv.u32(hd)], [`${a}.attention.value_length`, kv.u32(hd)]);

@@ -246,7 +246,24 @@ export interface NativePlan {
     nGroup: number;
     nGroupUsed: number;
   };
+  /**
+   * Encoders (lib/arch/types.ts EncoderRecipe); absent means a decoder's default. causal:
+   * false attends over the whole input; postNorm: LayerNorm after each residual add (the
+   * layers' attnOutNorm/layerOutNorm) instead of attnNorm/ffnNorm before; ffnGated: false runs
+   * up -> activation -> down; lmHead: false has no output norm or LM head (hidden states only).
+   */
+  causal?: boolean;
+  postNorm?: boolean;
+  ffnGated?: boolean;
+  lmHead?: boolean;
+  /** Input embeddings added to the token's (-1: none): position_embd [n_embd, positions], token_types row 0. */
+  posEmbd?: number;
+  tokenTypes?: number;
+  /** LayerNorm of the input embeddings (token_embd_norm weight and bias), -1: none. */
+  tokEmbdNorm?: number;
+  tokEmbdNormB?: number;
   tokEmbd: number;
+  /** -1 with lmHead: false. */
   outputNorm: number;
   outputNormB: number;
   output: number;

@@ -6,6 +6,11 @@ export const GLOBAL_TENSORS = {
   output: "output.weight",
   outputB: "output.bias",
   ropeFreqs: "rope_freqs.weight",
+  // Encoders (bert, nomic-bert).
+  posEmbd: "position_embd.weight",
+  tokenTypes: "token_types.weight",
+  tokEmbdNorm: "token_embd_norm.weight",
+  tokEmbdNormB: "token_embd_norm.bias",
 } as const;
 
 /**
@@ -23,6 +28,14 @@ export const BLOCK_TENSORS = {
   bk: "attn_k.bias",
   bv: "attn_v.bias",
   bo: "attn_output.bias",
+  // Fused q/k/v projection (encoders): rows [q | k | v].
+  wqkv: "attn_qkv.weight",
+  bqkv: "attn_qkv.bias",
+  // Post-norm blocks (encoders): LayerNorm after the attention and after the FFN residual add.
+  attnOutNorm: "attn_output_norm.weight",
+  attnOutNormB: "attn_output_norm.bias",
+  layerOutNorm: "layer_output_norm.weight",
+  layerOutNormB: "layer_output_norm.bias",
   qNorm: "attn_q_norm.weight",
   kNorm: "attn_k_norm.weight",
   // Multi-head latent attention (deepseek2).
@@ -57,7 +70,7 @@ export type BlockTensorRole = keyof typeof BLOCK_TENSORS;
 /** Tensors a layer multiplies activations with: their types must be computable (the rest are F32). */
 export const MATMUL_ROLES: ReadonlySet<BlockTensorRole> = new Set<BlockTensorRole>([
   "wq", "wk", "wv", "wo", "ffnGate", "ffnUp", "ffnDown", "ffnGateInp", "ffnGateExps", "ffnUpExps",
-  "ffnDownExps", "ffnGateShexp", "ffnUpShexp", "ffnDownShexp", "ffnGateInpShexp", "wqA", "wqB", "wkvA", "wkB", "wvB",
+  "ffnDownExps", "ffnGateShexp", "ffnUpShexp", "ffnDownShexp", "ffnGateInpShexp", "wqA", "wqB", "wkvA", "wkB", "wvB", "wqkv",
 ]);
 
 export function blockTensorName(block: number, role: BlockTensorRole): string {

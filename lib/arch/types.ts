@@ -15,6 +15,8 @@ export type Presence = "none" | "optional" | "required";
 export type FfnKind =
   /** gate/up/down SwiGLU in every block. */
   | "dense"
+  /** up -> activation -> down in every block, no gate (BERT's GELU FFN). */
+  | "dense-ungated"
   /** Mixture of experts in every block (when `${arch}.expert_count` > 0), dense otherwise. */
   | "moe-if-experts"
   /** The first `leading_dense_block_count` blocks dense, the rest mixture of experts. */
@@ -96,6 +98,32 @@ export interface ArchDescription {
   multipliers?: Multipliers;
   /** `${arch}.rope.scaling.finetuned` = false turns RoPE off (Granite; absent: on). */
   ropeSwitch?: boolean;
+  /**
+   * An encoder (BERT and kin) when set: bidirectional attention, post-norm blocks, input
+   * embeddings beyond the token table, and no LM head. Absent: a causal decoder.
+   */
+  encoder?: EncoderRecipe;
+}
+
+/**
+ * An encoder's recipe, as llama.cpp's src/models/bert.cpp builds its graph:
+ *   x = token_embd[t] + token_types[0] + position_embd[pos]; x = LayerNorm(x; token_embd_norm)
+ *   per block: x = LayerNorm(x + attn(x); attn_output_norm);
+ *              x = LayerNorm(x + ffn(x); layer_output_norm)
+ * Every token of an input attends to every other (no causal mask), so an input is evaluated
+ * in one step from position 0; the hidden states are the last block's output (no final
+ * norm), and there is no LM head: model.embed works, text generation is refused.
+ */
+export interface EncoderRecipe {
+  /** Absolute position embeddings position_embd.weight [n_embd, n_positions] (bert). */
+  positionEmbeddings: Presence;
+  /** Token-type embeddings token_types.weight [n_embd, n_types]; row 0 is added to every token. */
+  tokenTypes: Presence;
+  /**
+   * Fused attn_qkv.weight (and optional attn_qkv.bias) in place of attn_q/k/v: "optional"
+   * takes either form per block, as llama.cpp's loader does.
+   */
+  fusedQkv: Presence;
 }
 
 /**

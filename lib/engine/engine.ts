@@ -41,6 +41,14 @@ export interface EngineConfig {
   nExpertUsed: number;
   /** Width of a hidden state (EvaluateRequest.hidden). */
   nEmbd: number;
+  /**
+   * false for an encoder (bidirectional attention, no LM head): it only evaluates hidden
+   * requests, each a whole input in one step on a fresh sequence, and never reuses or
+   * publishes cached blocks (a position's keys depend on the tokens after it). Default true.
+   */
+  causal?: boolean;
+  /** The architecture's name, for the encoder's refusal message. */
+  architecture?: string;
 }
 
 /**
@@ -245,6 +253,7 @@ export class Engine {
         `${total} tokens need ${Sequence.blocksFor(total)} KV blocks but the pool holds ${this.pool.total} ` +
           `(${this.pool.total * KV_BLOCK_SIZE} tokens); load the model with a larger kvCacheTokens`,
       );
+    if (this.config.causal === false) this.checkEncoderRequest(seq, request);
     const signal = request.signal;
     if (signal?.aborted) throw new TesseraError("ERR_ABORTED", "evaluation aborted before it started");
     if (request.trace && seq.tokens.length - seq.computed + n > this.config.stepTokens)
@@ -276,6 +285,30 @@ export class Engine {
       this.queue.push(req);
       this.schedule();
     });
+  }
+
+  /** Whether the model is an encoder (see EngineConfig.causal). */
+  get encoder(): boolean {
+    return this.config.causal === false;
+  }
+
+  /** The coded error for text generation (or logits) on an encoder model. */
+  encoderRefusal(): TesseraError {
+    return new TesseraError(
+      "ERR_UNSUPPORTED",
+      `the model is an encoder (${this.config.architecture ?? "embedding model"}): it has no LM head and cannot generate text or give logits; use model.embed() (tessera embed, the server's /v1/embeddings)`,
+    );
+  }
+
+  private checkEncoderRequest(seq: Sequence, request: EvaluateRequest): void {
+    if (!request.hidden || request.trace) throw this.encoderRefusal();
+    if (seq.tokens.length > 0)
+      throw new TesseraError("ERR_INVALID_ARGUMENT", "an encoder evaluates each input whole on a fresh sequence; it cannot append to one");
+    if (request.tokens.length > this.config.stepTokens)
+      throw new TesseraError(
+        "ERR_OUT_OF_CONTEXT",
+        `an encoder input runs in one step: ${request.tokens.length} tokens exceed the batch size ${this.config.stepTokens}; load the model with a larger batchSize`,
+      );
   }
 
   dispose(): void {
@@ -423,7 +456,7 @@ export class Engine {
     const from = seq.computed;
     seq.computed += e.count;
     req.rows += e.count;
-    seq.publishFull(from);
+    if (this.config.causal !== false) seq.publishFull(from);
     const nVocab = this.config.nVocab;
     if (req.out && e.logitCount > 0) {
       const dst = (e.logitPos - req.base) * nVocab;
@@ -464,9 +497,12 @@ export class Engine {
         if (req.aborted || (decode !== undefined && (rowsLeft(req) === 1) !== decode)) continue;
         const seq = req.seq;
         if (seq.lastUsed === stamp) continue;  // already has its rows in this step
-        if (seq.computed === 0 && seq.table.length === 0) seq.reusePrefix(req.allLogits || req.trace || req.hidden ? req.base : seq.tokens.length - 1);
+        const encoder = this.config.causal === false;
+        if (!encoder && seq.computed === 0 && seq.table.length === 0) seq.reusePrefix(req.allLogits || req.trace || req.hidden ? req.base : seq.tokens.length - 1);
         const start = seq.computed;
-        const want = Math.min(seq.tokens.length - start, budget - a.rows, req.maxChunk);
+        // An encoder's input runs whole or waits for a step with room for it.
+        if (encoder && seq.tokens.length - start > budget - a.rows) continue;
+        const want = Math.min(seq.tokens.length - start, budget - a.rows, encoder ? Infinity : req.maxChunk);
         let count = 0;
         while (count < want) {
           if (!seq.prepareWrite(start + count, a.copies)) {
@@ -475,7 +511,7 @@ export class Engine {
           }
           count++;
         }
-        if (count === 0) continue;
+        if (count === 0 || (encoder && count < want)) continue;  // blocks it got are kept for its next try
         seq.lastUsed = stamp;
         const first = a.rows;
         a.addSequence(seq, start, count);

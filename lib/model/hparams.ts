@@ -137,7 +137,7 @@ export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hype
 
   const nExpert = meta.integer(k("expert_count"), { min: 0, max: 4096 }) ?? 0;
   let moe: MoeHparams | undefined;
-  if (arch.ffn !== "dense" && nExpert > 0) {
+  if ((arch.ffn === "moe-if-experts" || arch.ffn === "moe-after-leading-dense") && nExpert > 0) {
     if (!arch.moe) throw new TesseraError("ERR_INTERNAL", `architecture ${a} has experts but no MoE recipe`);
     const nExpertUsed = required(meta.integerPerBlock(k("expert_used_count"), nLayer, COUNT), k("expert_used_count"));
     const nGroup = meta.integer(k("expert_group_count"), { min: 0, max: nExpert }) ?? 0;

@@ -171,18 +171,21 @@ export class Model {
    */
   chat(messages: ChatMessage[], options: ChatOptions = {}): ChatGeneration {
     this.live();
+    this.decoderOnly();
     return chat(this, messages, options);
   }
 
   /** A conversation whose KV cache carries over between turns (only new tokens are evaluated). */
   createChat(options: CreateChatOptions = {}): Chat {
     this.live();
+    this.decoderOnly();
     return new Chat(this, options);
   }
 
   /** A conversation: its tokens' keys and values stay cached between calls. */
   createSession(options?: SessionOptions): Session {
     this.live();
+    this.decoderOnly();
     options = optionsObject(options, "createSession");
     rejectUnknownOptions(options, SESSION_OPTION_KEYS, "createSession");
     const contextSize = positiveInteger(options.contextSize, this.contextSize, "contextSize");
@@ -212,6 +215,7 @@ export class Model {
    */
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): Generation {
     this.live();
+    this.decoderOnly();
     options = optionsObject(options, "generate");
     checkGenerateOptions(options);
     const session = options.session;
@@ -240,6 +244,7 @@ export class Model {
    */
   generateMany(prompt: string | ArrayLike<number>, options: GenerateOptions & { n: number }): Generation[] {
     this.live();
+    this.decoderOnly();
     if (options === null || typeof options !== "object") throw new TesseraError("ERR_INVALID_ARGUMENT", "generateMany options must be an object");
     checkGenerateOptions(options, ["n"], "generateMany");
     const { n, session, ...rest } = options;
@@ -334,6 +339,11 @@ export class Model {
   private live(): NativeModel {
     if (!this.nativeModel) throw new TesseraError("ERR_DISPOSED", "the model was disposed; load it again");
     return this.nativeModel;
+  }
+
+  /** Text generation, sessions and chat need an LM head: an encoder refuses them (ERR_UNSUPPORTED). */
+  private decoderOnly(): void {
+    if (this.engine.encoder) throw this.engine.encoderRefusal();
   }
 }
 
@@ -430,7 +440,8 @@ export async function loadModel(pathOrOptions?: string | LoadOptions, maybeOptio
   };
   abortCheck();
   const threads = positiveInteger(o.threads, Math.max(1, os.availableParallelism()), "threads");
-  const { backend, note } = chooseBackend(o.backend ?? "auto");
+  const chosen = chooseBackend(o.backend ?? "auto");
+  let { backend, note } = chosen;
   onProgress?.({ phase: "metadata", progress: 0 });
 
   const file = readGGUF(path);
@@ -439,6 +450,11 @@ export async function loadModel(pathOrOptions?: string | LoadOptions, maybeOptio
     throw new TesseraError("ERR_MODEL_INCOMPATIBLE", "the file has no general.architecture; it is not a model GGUF");
   const arch = architecture(archName);
   const { plan, hparams, nVocab } = buildPlan(file, arch);
+  if (arch.encoder && backend === "cuda" && (o.backend ?? "auto") === "auto") {
+    // The CUDA backend runs no encoder yet (an explicit backend: "cuda" is refused natively).
+    backend = "cpu";
+    note = "encoder models run on the CPU";
+  }
   const tokenizer = tokenizerFromGGUF(file);
   const chatTemplates = readChatTemplates(file);
   // Exactly as many as llama.cpp requires (it sizes token_embd and the LM head by the token
@@ -456,7 +472,8 @@ export async function loadModel(pathOrOptions?: string | LoadOptions, maybeOptio
     throw new TesseraError("ERR_INVALID_ARGUMENT", `kvCacheType must be one of ${Object.keys(KV_TYPES).join(", ")}, got ${String(kvType)}`);
   if (o.kvCacheBytes !== undefined && (typeof o.kvCacheBytes !== "number" || !(o.kvCacheBytes > 0)))
     throw new TesseraError("ERR_INVALID_ARGUMENT", `kvCacheBytes must be a positive number, got ${String(o.kvCacheBytes)}`);
-  const batchSize = positiveInteger(o.batchSize, 512, "batchSize", 1 << 16);
+  // An encoder's input runs in one step, so by default a step holds a whole context.
+  const batchSize = positiveInteger(o.batchSize, arch.encoder ? Math.max(512, contextSize) : 512, "batchSize", 1 << 16);
   abortCheck();
   onProgress?.({ phase: "weights", progress: 0 });
 
@@ -487,6 +504,8 @@ export async function loadModel(pathOrOptions?: string | LoadOptions, maybeOptio
     nHead: hparams.nHead,
     nExpertUsed: hparams.moe?.nExpertUsed ?? 0,
     nEmbd: hparams.nEmbd,
+    causal: plan.causal !== false,
+    architecture: arch.name,
   });
   const nameValue = file.metadata.get("general.name")?.value;
   const info: ModelInfo = {

@@ -73,17 +73,35 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
     if (i !== undefined) layer[role] = i;
   };
   const normBias: Presence = arch.norm === "layer" ? "optional" : "none";
-  set("attnNorm", "required");
-  set("attnNormB", normBias);
+  if (arch.encoder) {
+    // Post-norm: LayerNorm (weight and bias, as llama.cpp requires) after each residual add.
+    const bias: Presence = arch.norm === "layer" ? "required" : "none";
+    for (const role of ["attnOutNorm", "layerOutNorm"] as const) set(role, "required");
+    for (const role of ["attnOutNormB", "layerOutNormB"] as const) set(role, bias);
+  } else {
+    set("attnNorm", "required");
+    set("attnNormB", normBias);
+    set("ffnNorm", "required");
+    set("ffnNormB", normBias);
+  }
+  // llama.cpp's create_tensor_qkv: the fused projection when the file has it (its bias, or
+  // else separate q/k/v biases), otherwise separate q/k/v.
+  const fused = arch.encoder?.fusedQkv ?? "none";
+  const useFused = fused === "required" || (fused === "optional" && index.find(blockTensorName(block, "wqkv")) !== undefined);
   if (hp.mla) setMlaAttention(index, hp, block, layer);
-  else for (const role of ["wq", "wk", "wv", "wo"] as const) set(role, "required");
-  for (const role of ["bq", "bk", "bv"] as const) set(role, arch.qkvBias);
+  else if (useFused) {
+    set("wqkv", "required");
+    set("bqkv", arch.qkvBias);
+    set("wo", "required");
+  } else for (const role of ["wq", "wk", "wv", "wo"] as const) set(role, "required");
+  for (const role of ["bq", "bk", "bv"] as const) set(role, layer.bqkv !== undefined ? "none" : arch.qkvBias);
   set("bo", arch.outputBias);
   set("qNorm", arch.qkNorm);
   set("kNorm", arch.qkNorm);
-  set("ffnNorm", "required");
-  set("ffnNormB", normBias);
-  if (kind === "dense") {
+  if (kind === "dense" && arch.ffn === "dense-ungated") {
+    for (const role of ["ffnUp", "ffnDown"] as const) set(role, "required");
+    for (const role of ["ffnUpB", "ffnDownB"] as const) set(role, arch.ffnBias);
+  } else if (kind === "dense") {
     for (const role of ["ffnGate", "ffnUp", "ffnDown"] as const) set(role, "required");
     for (const role of ["ffnGateB", "ffnUpB", "ffnDownB"] as const) set(role, arch.ffnBias);
   } else {
@@ -125,20 +143,23 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
   if (embd.dims.length !== 2 || embd.dims[0] !== hp.nEmbd)
     throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `token_embd.weight has shape [${embd.dims}], expected [${hp.nEmbd}, n_vocab]`);
   const nVocab = embd.dims[1];
-  const outputNorm = index.require(GLOBAL_TENSORS.outputNorm, "output norm");
-  checkF32(index.info(outputNorm));
-  const output = index.find(GLOBAL_TENSORS.output);
+  // An encoder has no LM head: its hidden states are the last block's output.
+  const lmHead = arch.encoder === undefined;
+  const outputNorm = lmHead ? index.require(GLOBAL_TENSORS.outputNorm, "output norm") : undefined;
+  if (outputNorm !== undefined) checkF32(index.info(outputNorm));
+  const output = lmHead ? index.find(GLOBAL_TENSORS.output) : undefined;
   if (output !== undefined) checkComputable(index.info(output));
+  const inputs = encoderInputs(index, hp, arch);
   const ropeFreqs = optionalGlobal(index, GLOBAL_TENSORS.ropeFreqs, arch.ropeFreqs);
   const outputB = optionalGlobal(index, GLOBAL_TENSORS.outputB, arch.lmHeadBias);
   // RMSNorm has no bias: an rms architecture's file with one is refused, not run without it.
-  const outputNormB = optionalGlobal(index, GLOBAL_TENSORS.outputNormB, arch.norm === "layer" ? "optional" : "none");
+  const outputNormB = optionalGlobal(index, GLOBAL_TENSORS.outputNormB, arch.norm === "layer" && lmHead ? "optional" : "none");
 
   const layers: NativeLayer[] = [];
   for (let b = 0; b < hp.nLayer; b++) layers.push(buildLayer(index, hp, arch, b));
   // Widths come from the tensors; the metadata, where it gives one, must agree. C++ checks
   // every block's tensors against these (native/core/model.cpp).
-  const nFf = ffnWidth(index, layers, "ffnGate", hp.nFf, `${arch.name}.feed_forward_length`);
+  const nFf = ffnWidth(index, layers, arch.ffn === "dense-ungated" ? "ffnUp" : "ffnGate", hp.nFf, `${arch.name}.feed_forward_length`);
   if (nFf > 0) hp.nFf = nFf;
   if (hp.moe) {
     hp.moe.nFfExp = ffnWidth(index, layers, "ffnGateExps", hp.moe.nFfExp, `${arch.name}.expert_feed_forward_length`);
@@ -196,8 +217,16 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
       nGroup: hp.moe.nGroup,
       nGroupUsed: hp.moe.nGroupUsed,
     },
+    causal: arch.encoder === undefined,
+    postNorm: arch.encoder !== undefined,
+    ffnGated: arch.ffn !== "dense-ungated",
+    lmHead,
+    posEmbd: inputs.posEmbd ?? -1,
+    tokenTypes: inputs.tokenTypes ?? -1,
+    tokEmbdNorm: inputs.tokEmbdNorm ?? -1,
+    tokEmbdNormB: inputs.tokEmbdNormB ?? -1,
     tokEmbd,
-    outputNorm,
+    outputNorm: outputNorm ?? -1,
     outputNormB: outputNormB ?? -1,
     output: output ?? -1,
     outputB: outputB ?? -1,
@@ -231,6 +260,51 @@ function checkFiniteReals(plan: NativePlan): void {
   for (const [name, v] of reals)
     if (!Number.isFinite(Math.fround(v)))
       throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `the file's hyperparameters give ${name} = ${v}, which fp32 cannot hold; re-convert it`);
+}
+
+interface EncoderInputs {
+  posEmbd?: number;
+  tokenTypes?: number;
+  tokEmbdNorm?: number;
+  tokEmbdNormB?: number;
+}
+
+/**
+ * An encoder's input tensors, shapes checked here (and again in C++): position_embd
+ * [n_embd, context_length] (llama.cpp requires exactly the trained context), token_types
+ * [n_embd, n_types], the embedding LayerNorm's weight and bias [n_embd]. The two tables are
+ * read by row like token_embd, so any type it may have is allowed.
+ */
+function encoderInputs(index: TensorIndex, hp: Hyperparameters, arch: ArchDescription): EncoderInputs {
+  const enc = arch.encoder;
+  if (!enc) return {};
+  const table = (name: string, presence: Presence, what: string, rows: number | undefined): number | undefined => {
+    if (presence === "none") return undefined;
+    const i = presence === "required" ? index.require(name, what) : index.find(name);
+    if (i === undefined) return undefined;
+    const t = index.info(i);
+    checkComputable(t);
+    if (t.dims.length !== 2 || t.dims[0] !== hp.nEmbd || (rows !== undefined && t.dims[1] !== rows))
+      throw new TesseraError(
+        "ERR_MODEL_INCOMPATIBLE",
+        `tensor ${name} (${what}) has shape [${t.dims}], expected [${hp.nEmbd}, ${rows ?? "n"}]; the file is inconsistent, re-convert it`,
+      );
+    return i;
+  };
+  const vector = (name: string, what: string): number => {
+    const i = index.require(name, what);
+    const t = index.info(i);
+    checkF32(t);
+    if (t.dims.length !== 1 || t.dims[0] !== hp.nEmbd)
+      throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `tensor ${name} (${what}) has shape [${t.dims}], expected [${hp.nEmbd}]`);
+    return i;
+  };
+  return {
+    posEmbd: table(GLOBAL_TENSORS.posEmbd, enc.positionEmbeddings, "position embeddings", hp.nCtxTrain > 0 ? hp.nCtxTrain : undefined),
+    tokenTypes: table(GLOBAL_TENSORS.tokenTypes, enc.tokenTypes, "token-type embeddings", undefined),
+    tokEmbdNorm: vector(GLOBAL_TENSORS.tokEmbdNorm, "embedding norm"),
+    tokEmbdNormB: vector(GLOBAL_TENSORS.tokEmbdNormB, "embedding norm bias"),
+  };
 }
 
 /** A file-wide optional tensor the architecture may have (F32), or undefined. */
@@ -268,6 +342,7 @@ function ffnWidth(index: TensorIndex, layers: NativeLayer[], role: BlockTensorRo
  */
 function refuseUnusedTensors(file: GGUFFile, plan: NativePlan, arch: ArchDescription): void {
   const used = new Set<number>([plan.tokEmbd, plan.outputNorm, plan.outputNormB, plan.output, plan.outputB, plan.rope.freqFactors]);
+  for (const i of [plan.posEmbd, plan.tokenTypes, plan.tokEmbdNorm, plan.tokEmbdNormB]) if (i !== undefined) used.add(i);
   for (const layer of plan.layers)
     for (const role of Object.keys(BLOCK_TENSORS) as BlockTensorRole[]) if (layer[role] !== undefined) used.add(layer[role]);
   const unused = file.tensors.filter((_, i) => !used.has(i)).map((t) => t.name);

@@ -34,6 +34,8 @@ const STATUS: Partial<Record<TesseraErrorCode, [number, string]>> = {
   ERR_INVALID_ARGUMENT: [400, "invalid_request_error"],
   ERR_INVALID_TEXT: [400, "invalid_request_error"],
   ERR_OUT_OF_CONTEXT: [400, "invalid_request_error"],
+  // What this model cannot do (a chat completion from an encoder): the request must change.
+  ERR_UNSUPPORTED: [400, "invalid_request_error"],
   ERR_ABORTED: [499, "request_cancelled"],
   ERR_BUSY: [429, "rate_limit_error"],
   ERR_OUT_OF_MEMORY: [503, "server_error"],

@@ -39,6 +39,13 @@ bool flag(const Napi::Object& o, const char* key) {
   return !v.IsUndefined() && v.ToBoolean().Value();
 }
 
+bool boolean(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsBoolean()) bad(o.Env(), std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
 Napi::Object object(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (!v.IsObject()) bad(o.Env(), std::string(key) + " must be an object");
@@ -195,6 +202,14 @@ ModelPlan plan_from_js(const Napi::Object& js) {
     p.mla.head_dim_v = integer(mla, "headDimV", 0);
   }
 
+  p.causal = boolean(js, "causal", true);
+  p.post_norm = boolean(js, "postNorm", false);
+  p.ffn_gated = boolean(js, "ffnGated", true);
+  p.lm_head = boolean(js, "lmHead", true);
+  p.pos_embd = integer(js, "posEmbd", -1);
+  p.token_types = integer(js, "tokenTypes", -1);
+  p.tok_embd_norm = integer(js, "tokEmbdNorm", -1);
+  p.tok_embd_norm_b = integer(js, "tokEmbdNormB", -1);
   p.tok_embd = integer(js, "tokEmbd", -1, true);
   p.output_norm = integer(js, "outputNorm", -1, true);
   p.output_norm_b = integer(js, "outputNormB", -1);

@@ -23,6 +23,12 @@
   X(bk, bk, "attn_k.bias", Bias, Optional, "k bias")                                                   \
   X(bv, bv, "attn_v.bias", Bias, Optional, "v bias")                                                   \
   X(bo, bo, "attn_output.bias", Bias, Optional, "output bias")                                         \
+  X(wqkv, wqkv, "attn_qkv.weight", Matmul, Optional, "fused attention qkv")                             \
+  X(bqkv, bqkv, "attn_qkv.bias", Bias, Optional, "fused qkv bias")                                     \
+  X(attn_out_norm, attnOutNorm, "attn_output_norm.weight", Norm, Optional, "attention output norm")    \
+  X(attn_out_norm_b, attnOutNormB, "attn_output_norm.bias", Bias, Optional, "attention output norm bias") \
+  X(layer_out_norm, layerOutNorm, "layer_output_norm.weight", Norm, Optional, "layer output norm")     \
+  X(layer_out_norm_b, layerOutNormB, "layer_output_norm.bias", Bias, Optional, "layer output norm bias") \
   X(q_norm, qNorm, "attn_q_norm.weight", Norm, Optional, "q norm")                                     \
   X(k_norm, kNorm, "attn_k_norm.weight", Norm, Optional, "k norm")                                     \
   X(wq_a, wqA, "attn_q_a.weight", Matmul, Required, "attention q low-rank down")                       \

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/cuda_loader.h"
@@ -150,6 +151,26 @@ Status validate_mla_layer(const PlanChecker& c, const ModelPlan& p, const LayerP
   return c.role(L, R::wo, {h * m.head_dim_v, e});
 }
 
+// An encoder's input embeddings: the position and token-type tables are read by row like
+// token_embd (any computable type), [n_embd, rows] with rows from the tensor; the embedding
+// LayerNorm is F32 [n_embd].
+Status validate_inputs(const PlanChecker& c, const ModelPlan& p) {
+  const int64_t e = p.n_embd;
+  for (auto [index, role] : {std::pair<int, const char*>{p.pos_embd, "position embeddings"}, {p.token_types, "token-type embeddings"}}) {
+    if (index < 0) continue;
+    const TensorRef* t = nullptr;
+    TESSERA_RETURN_IF_ERROR(c.tensor(index, role, &t));
+    if (t->n_dims != 2 || t->ne[0] != e)
+      return Status::error(StatusCode::ModelIncompatible, "tensor " + t->name + " (" + role + ") has shape " +
+                                                              dims_string(*t) + ", expected [" + std::to_string(e) + ", rows]");
+    TESSERA_RETURN_IF_ERROR(c.expect(index, role, {e, t->ne[1]}, true));
+  }
+  if (p.tok_embd_norm_b >= 0 && p.tok_embd_norm < 0)
+    return Status::error(StatusCode::ModelIncompatible, "the plan has an embedding norm bias without its weight");
+  TESSERA_RETURN_IF_ERROR(c.optional(p.tok_embd_norm, "embedding norm", {e}));
+  return c.optional(p.tok_embd_norm_b, "embedding norm bias", {e});
+}
+
 }  // namespace
 
 Status validate_plan(const ModelPlan& p, uint64_t file_size) {
@@ -187,10 +208,17 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
   const int64_t q_out = int64_t(p.n_head) * p.head_dim, k_out = int64_t(p.n_head_kv) * p.head_dim;
   const int64_t v_out = int64_t(p.n_head_kv) * p.head_dim_v, o_in = int64_t(p.n_head) * p.head_dim_v;
   TESSERA_RETURN_IF_ERROR(c.expect(p.tok_embd, "token embeddings", {e, v}, true));
-  TESSERA_RETURN_IF_ERROR(c.expect(p.output_norm, "output norm", {e}, false));
-  TESSERA_RETURN_IF_ERROR(c.optional(p.output_norm_b, "output norm bias", {e}));
-  if (p.output >= 0) TESSERA_RETURN_IF_ERROR(c.expect(p.output, "output projection", {e, v}, true));
-  TESSERA_RETURN_IF_ERROR(c.optional(p.output_b, "output bias", {v}));
+  if (p.lm_head) {
+    TESSERA_RETURN_IF_ERROR(c.expect(p.output_norm, "output norm", {e}, false));
+    TESSERA_RETURN_IF_ERROR(c.optional(p.output_norm_b, "output norm bias", {e}));
+    if (p.output >= 0) TESSERA_RETURN_IF_ERROR(c.expect(p.output, "output projection", {e, v}, true));
+    TESSERA_RETURN_IF_ERROR(c.optional(p.output_b, "output bias", {v}));
+  } else if (p.output_norm >= 0 || p.output_norm_b >= 0 || p.output >= 0 || p.output_b >= 0) {
+    return Status::error(StatusCode::ModelIncompatible, "the plan has no LM head but sets an output norm or projection");
+  }
+  TESSERA_RETURN_IF_ERROR(validate_inputs(c, p));
+  if (!p.causal && p.mla.kv_lora_rank > 0)
+    return Status::error(StatusCode::ModelIncompatible, "bidirectional attention with multi-head latent attention is not supported");
   if (p.rope.freq_factors >= 0)
     TESSERA_RETURN_IF_ERROR(c.expect(p.rope.freq_factors, "rope frequency factors", {p.rope.n_dims / 2}, false));
 
@@ -198,10 +226,26 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
   for (int il = 0; il < p.n_layer; ++il) {
     const LayerPlan& L = p.layers[il];
     c.begin_block();
-    TESSERA_RETURN_IF_ERROR(c.role(L, R::attn_norm, {e}));
-    TESSERA_RETURN_IF_ERROR(c.role(L, R::attn_norm_b, {e}));
+    if (p.post_norm) {
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::attn_out_norm, {e}, true));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::attn_out_norm_b, {e}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::layer_out_norm, {e}, true));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::layer_out_norm_b, {e}));
+    } else {
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::attn_norm, {e}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::attn_norm_b, {e}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_norm, {e}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_norm_b, {e}));
+    }
     if (mla) {
       TESSERA_RETURN_IF_ERROR(validate_mla_layer(c, p, L));
+    } else if (L.wqkv >= 0) {
+      // Fused projection: rows [q | k | v], split by the executor.
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::wqkv, {e, q_out + k_out + v_out}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::bqkv, {q_out + k_out + v_out}));
+      if (L.bqkv >= 0 && (L.bq >= 0 || L.bk >= 0 || L.bv >= 0))
+        return Status::error(StatusCode::ModelIncompatible, "a block has both a fused qkv bias and separate q/k/v biases");
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::wo, {o_in, e}));
     } else {
       TESSERA_RETURN_IF_ERROR(c.role(L, R::wq, {e, q_out}));
       TESSERA_RETURN_IF_ERROR(c.role(L, R::wk, {e, k_out}));
@@ -214,15 +258,14 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
     TESSERA_RETURN_IF_ERROR(c.role(L, R::bo, {e}));
     TESSERA_RETURN_IF_ERROR(c.role(L, R::q_norm, {p.head_dim}));
     TESSERA_RETURN_IF_ERROR(c.role(L, R::k_norm, {p.head_dim}));
-    TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_norm, {e}));
-    TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_norm_b, {e}));
     if (L.sliding_window < 0) return Status::error(StatusCode::ModelIncompatible, "negative sliding window");
     if (L.ffn_kind == FfnKind::Dense) {
       const int64_t f = p.n_ff;
-      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate, {e, f}));
+      // Ungated (ffn_gated false): a gate set anyway is left unchecked and refused below.
+      if (p.ffn_gated) TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate, {e, f}));
       TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_up, {e, f}));
       TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_down, {f, e}));
-      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate_b, {f}));
+      if (p.ffn_gated) TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate_b, {f}));
       TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_up_b, {f}));
       TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_down_b, {e}));
     } else {
@@ -261,6 +304,9 @@ Status load_model(const std::string& path, ModelPlan plan, BackendKind kind, con
   auto model = std::make_shared<LoadedModel>();
   TESSERA_RETURN_IF_ERROR(model->file.open(path));
   TESSERA_RETURN_IF_ERROR(validate_plan(plan, model->file.size()));
+  if (kind == BackendKind::Cuda && uses_encoder_features(plan))
+    return Status::error(StatusCode::BackendUnavailable, "the CUDA backend does not run encoder models (" +
+                                                             plan.architecture + ") yet; load it with backend \"cpu\"");
   // Progress in bytes, fixed before the first advance so that it only grows: the file read
   // (without a mapping), each tensor's check, and each tensor's preparation (the backend
   // advances by the tensors it packs or uploads; the rest is counted at the end).

@@ -127,13 +127,39 @@ struct ModelPlan {
   MoeParams moe;
   MlaParams mla;
 
+  // Encoders (bert, nomic-bert; lib/arch/types.ts EncoderRecipe). causal = false: a row sees
+  // every position of its sequence in the step, and a sequence runs whole, from position 0,
+  // in one step. post_norm: LayerNorm (attn_out_norm, layer_out_norm) after each residual
+  // add, no attn_norm/ffn_norm. ffn_gated = false: dense FFN is down(act(up(x))), no gate.
+  // lm_head = false: no output norm or LM head; hidden states are the last block's output
+  // and logits are refused.
+  bool causal = true;
+  bool post_norm = false;
+  bool ffn_gated = true;
+  bool lm_head = true;
+  // Input embeddings: x = tok_embd[t] + token_types[0] + pos_embd[pos], then LayerNorm by
+  // tok_embd_norm(_b). -1: absent.
+  int pos_embd = -1;     // [n_embd, n_positions]; max_context must not exceed n_positions
+  int token_types = -1;  // [n_embd, n_types]
+  int tok_embd_norm = -1, tok_embd_norm_b = -1;
+
   int tok_embd = -1;
-  int output_norm = -1, output_norm_b = -1;
+  int output_norm = -1, output_norm_b = -1;  // output_norm -1 only without an LM head
   int output = -1;  // -1: tied to tok_embd
   int output_b = -1;  // LM head bias [n_vocab] (qwen2), or -1
 
   std::vector<LayerPlan> layers;
   std::vector<TensorRef> tensors;
 };
+
+// Whether the plan needs anything only the CPU executor computes (the encoder fields).
+inline bool uses_encoder_features(const ModelPlan& p) {
+  if (!p.causal || p.post_norm || !p.ffn_gated || !p.lm_head || p.pos_embd >= 0 || p.token_types >= 0 ||
+      p.tok_embd_norm >= 0)
+    return true;
+  for (const LayerPlan& L : p.layers)
+    if (L.wqkv >= 0 || L.bqkv >= 0) return true;
+  return false;
+}
 
 }  // namespace tessera

@@ -43,7 +43,7 @@ void attention(const AttentionArgs& a, int ith, int nth) {
   // halves would leave the thread with the early tokens idle for most of a prefill.
   for (int64_t r = ith; r < int64_t(a.n_tokens) * a.n_head; r += nth) {
     const int t = int(r / a.n_head), h = int(r % a.n_head), g = h / group;
-    const int pos = a.rows.pos[t];
+    const int pos = a.last ? a.last[t] : a.rows.pos[t];
     const int32_t* table = a.rows.table[t];
     const int lo = a.sliding_window > 0 ? std::max(0, pos - a.sliding_window + 1) : 0;
     const float* q = a.q + t * a.ldq + int64_t(h) * a.head_dim;

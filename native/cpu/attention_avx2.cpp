@@ -266,7 +266,7 @@ void attention(const AttentionArgs& a, int ith, int nth) {
     const int g = i / chunks, h0 = g * group + (i % chunks) * per_item;
     const int nq = std::min(per_item, g * group + group - h0);
     Item it;
-    it.pos = a.rows.pos[t];
+    it.pos = a.last ? a.last[t] : a.rows.pos[t];
     it.lo = a.sliding_window > 0 ? std::max(0, it.pos - a.sliding_window + 1) : 0;
     it.block0 = it.lo & ~7;
     it.block_end = (it.pos + 8) & ~7;

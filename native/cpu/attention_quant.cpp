@@ -23,7 +23,7 @@ void attention_quantized(const AttentionArgs& a, int ith, int nth) {
   float* row = acc + hdv;  // one dequantized value row
   for (int64_t r = ith; r < int64_t(a.n_tokens) * a.n_head; r += nth) {
     const int t = int(r / a.n_head), h = int(r % a.n_head), g = h / group;
-    const int pos = a.rows.pos[t];
+    const int pos = a.last ? a.last[t] : a.rows.pos[t];
     const int32_t* table = a.rows.table[t];
     const int lo = a.sliding_window > 0 ? std::max(0, pos - a.sliding_window + 1) : 0;
     quantize_act(ActFormat::Q8_0, a.q + t * a.ldq + int64_t(h) * hd, 1, hd, q8, 0, 1);

@@ -17,7 +17,9 @@ namespace {
 // Plan tensors that are multiplied with activations (the Matmul roles of core/layer_roles.h),
 // each packed once.
 std::vector<int> matmul_tensor_indices(const ModelPlan& plan) {
-  std::vector<int> out = {plan.output >= 0 ? plan.output : plan.tok_embd};
+  // The LM head (tok_embd when tied); an encoder has none and reads tok_embd by row only.
+  std::vector<int> out;
+  if (plan.lm_head) out.push_back(plan.output >= 0 ? plan.output : plan.tok_embd);
   for (const LayerPlan& L : plan.layers)
     for (int r = 0; r < kLayerRoleCount; ++r)
       if (kLayerRoles[r].kind == RoleKind::Matmul && L[static_cast<LayerRole>(r)] >= 0)

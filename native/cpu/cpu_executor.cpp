@@ -62,6 +62,10 @@ void CpuExecutor::layout(BumpAllocator& a) {
   for (ActFormat f : kEncodedActFormats) s_.act[static_cast<int>(f)] = a.take<uint8_t>(act_bytes(f, widest_input, batch_));
   s_.attn_scratch = a.take<float>(attn_scratch_floats_ * pool_->size());
   s_.pos = a.take<int32_t>(B);
+  s_.last = a.take<int32_t>(B);
+  bool fused_qkv = false;
+  for (const LayerPlan& L : p.layers) fused_qkv |= L.wqkv >= 0;
+  if (fused_qkv) s_.qkv = a.take<float>(B * (q_w + k_w + v_w));
   s_.table = a.take<const int32_t*>(B);
   s_.logit_rows = a.take<int32_t>(B);
   s_.hidden_rows = a.take<int32_t>(B);
@@ -105,6 +109,11 @@ Status CpuExecutor::init(const ExecutorOptions& options) {
                          std::string("a ") + kv_type_name(options.kv_type) + " KV cache needs head sizes that are multiples of 32, "
                          "this model's are " + std::to_string(p.head_dim) + " and " + std::to_string(p.head_dim_v) +
                          "; use kvCacheType \"f16\"");
+  if (p.pos_embd >= 0 && options.max_context > p.tensors[p.pos_embd].ne[1])
+    return Status::error(StatusCode::InvalidArgument,
+                         "context size " + std::to_string(options.max_context) + " exceeds the model's " +
+                             std::to_string(p.tensors[p.pos_embd].ne[1]) +
+                             " position embeddings; load it with a contextSize of at most that");
   max_context_ = options.max_context;
   n_blocks_ = options.n_blocks;
   batch_ = options.batch_size;
@@ -157,6 +166,10 @@ void CpuExecutor::copy_block(int src, int dst) {
 Status CpuExecutor::step(const StepBatch& b, float* logits) {
   take_abort();  // a request that arrived before this step started is stale
   TESSERA_RETURN_IF_ERROR(check_step(b, max_context_, n_blocks_, plan_.n_vocab));
+  if (!plan_.lm_head && b.n_logits > 0)
+    return Status::error(StatusCode::InvalidArgument, "step: " + plan_.architecture +
+                                                          " is an encoder without an LM head; it gives hidden states (embed), not logits");
+  if (!plan_.causal) TESSERA_RETURN_IF_ERROR(check_bidirectional(b));
   for (int i = 0; i < b.n_copies; ++i) copy_block(b.copies[2 * i], b.copies[2 * i + 1]);
   trace_ = b.trace;
   trace_rows_ = b.n_rows;
@@ -179,6 +192,9 @@ Status CpuExecutor::step(const StepBatch& b, float* logits) {
       s_.pos[i] = b.positions[done + i];
       s_.table[i] = b.tables + b.table_start[b.row_seq[done + i]];
     }
+    if (!plan_.causal)  // each row sees its whole sequence: up to the sequence's last row (checked above)
+      for (int i = n - 1; i >= 0; --i)
+        s_.last[i] = i + 1 < n && b.row_seq[done + i + 1] == b.row_seq[done + i] ? s_.last[i + 1] : s_.pos[i];
     const int first_logit = next_logit;
     while (next_logit < b.n_logits && b.logit_rows[next_logit] < done + n) {
       s_.logit_rows[next_logit - first_logit] = b.logit_rows[next_logit] - done;
@@ -205,6 +221,23 @@ Status CpuExecutor::step(const StepBatch& b, float* logits) {
     }
   }
   trace_ = nullptr;
+  return Status::ok();
+}
+
+Status CpuExecutor::check_bidirectional(const StepBatch& b) const {
+  // Bidirectional attention needs every key of a sequence before any row attends: a
+  // sequence runs whole, from position 0, in consecutive rows of one chunk of batch_ rows
+  // (and nothing is cached between steps: no prefix can be reused).
+  if (b.trace) return Status::error(StatusCode::InvalidArgument, "step: tracing an encoder model is not supported");
+  for (int r = 0; r < b.n_rows; ++r) {
+    const bool first = r == 0 || b.row_seq[r] != b.row_seq[r - 1];
+    if (first ? b.positions[r] != 0 : b.positions[r] != b.positions[r - 1] + 1)
+      return Status::error(StatusCode::InvalidArgument,
+                           "step: an encoder's input runs whole in one step, from position 0, in consecutive rows");
+    if (!first && r % batch_ == 0)
+      return Status::error(StatusCode::InvalidArgument, "step: an encoder's input is split across chunks of " +
+                                                            std::to_string(batch_) + " rows; raise batchSize");
+  }
   return Status::ok();
 }
 
@@ -236,6 +269,12 @@ void CpuExecutor::norm(const float* x, int norm_w, int norm_b, float* y, int n, 
 
 void CpuExecutor::final_norm_rows(const int32_t* idx, int count, float* y, int ith, int nth) {
   const ModelPlan& p = plan_;
+  if (p.output_norm < 0) {  // an encoder: the last block's output as it is
+    for (int i = ith; i < count; i += nth)
+      std::copy(s_.x + int64_t(idx[i]) * p.n_embd, s_.x + int64_t(idx[i] + 1) * p.n_embd, y + int64_t(i) * p.n_embd);
+    pool_->barrier();
+    return;
+  }
   // Contiguous rows (one sequence's last token, or all of them) are read in place; others
   // are gathered into proj (free at this point).
   const float* x_rows = s_.x + int64_t(idx[0]) * p.n_embd;
@@ -260,6 +299,7 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* log
     for (int64_t i = b; i < e; ++i) s_.x[i] *= p.embedding_scale;
     pool_->barrier();
   }
+  if (p.token_types >= 0 || p.pos_embd >= 0 || p.tok_embd_norm >= 0) input_embeddings(n, ith, nth);
 
   for (int il = 0; il < p.n_layer; ++il) {
     if (p.mla.kv_lora_rank > 0)
@@ -295,6 +335,41 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* log
     const float cap = p.final_logit_softcap;
     for (int64_t i = b; i < e; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
   }
+}
+
+void CpuExecutor::input_embeddings(int n, int ith, int nth) {
+  // As llama.cpp's bert graph: (token + token_types[0]) + position, then LayerNorm. The
+  // table rows are read into proj (free until the first block's output projection).
+  const ModelPlan& p = plan_;
+  if (p.token_types >= 0) {
+    static const int32_t kTypeZero = 0;  // every token is of type 0 ("sentence A")
+    get_rows(p.tensors[p.token_types], &kTypeZero, 1, s_.proj, ith, nth);
+    pool_->barrier();
+    add_bias(s_.x, s_.proj, n, p.n_embd, p.n_embd, ith, nth);
+    pool_->barrier();
+  }
+  if (p.pos_embd >= 0) {
+    get_rows(p.tensors[p.pos_embd], s_.pos, n, s_.proj, ith, nth);
+    pool_->barrier();
+    add(s_.x, s_.proj, int64_t(n) * p.n_embd, ith, nth);
+    pool_->barrier();
+  }
+  if (p.tok_embd_norm >= 0) {
+    layer_norm(s_.x, backend_.f32(p.tok_embd_norm), backend_.f32(p.tok_embd_norm_b), s_.x, n, p.n_embd, p.norm_eps, ith, nth);
+    pool_->barrier();
+  }
+}
+
+void CpuExecutor::block_input(int norm_w, int norm_b, int n, int ith, int nth) {
+  if (plan_.post_norm) {
+    // Post-norm blocks take the residual stream itself (normalized by the previous step).
+    int64_t b, e;
+    split_range(int64_t(n) * plan_.n_embd, ith, nth, &b, &e);
+    std::copy(s_.x + b, s_.x + e, s_.xn + b);
+  } else {
+    norm(s_.x, norm_w, norm_b, s_.xn, n, ith, nth);
+  }
+  pool_->barrier();
 }
 
 void CpuExecutor::trace_layer(int il, int n, int ith, int nth) {
@@ -355,12 +430,15 @@ void CpuExecutor::attention_block(int il, int n, int ith, int nth) {
   const int64_t q_w = int64_t(p.n_head) * p.head_dim, k_w = int64_t(p.n_head_kv) * p.head_dim;
   const int64_t v_w = int64_t(p.n_head_kv) * p.head_dim_v, o_w = int64_t(p.n_head) * p.head_dim_v;
 
-  norm(s_.x, L.attn_norm, L.attn_norm_b, s_.xn, n, ith, nth);
-  pool_->barrier();
-  unsigned formats = 0;
-  for (int w : {L.wq, L.wk, L.wv}) formats |= format_bit(act_format_for(backend_.weight(w).type));
-  encode(s_.xn, n, p.n_embd, formats, ith, nth);
-  project({{L.wq, s_.xn, s_.q, q_w}, {L.wk, s_.xn, s_.k, k_w}, {L.wv, s_.xn, s_.v, v_w}}, n, ith, nth);
+  block_input(L.attn_norm, L.attn_norm_b, n, ith, nth);
+  if (L.wqkv >= 0) {
+    fused_qkv(L, n, ith, nth);
+  } else {
+    unsigned formats = 0;
+    for (int w : {L.wq, L.wk, L.wv}) formats |= format_bit(act_format_for(backend_.weight(w).type));
+    encode(s_.xn, n, p.n_embd, formats, ith, nth);
+    project({{L.wq, s_.xn, s_.q, q_w}, {L.wk, s_.xn, s_.k, k_w}, {L.wv, s_.xn, s_.v, v_w}}, n, ith, nth);
+  }
 
   if (L.bq >= 0 || L.bk >= 0 || L.bv >= 0) {
     if (L.bq >= 0) add_bias(s_.q, backend_.f32(L.bq), n, int(q_w), q_w, ith, nth);
@@ -404,6 +482,30 @@ void CpuExecutor::attention_block(int il, int n, int ith, int nth) {
     pool_->barrier();
   }
   attention_output(il, s_.attn, o_w, n, ith, nth);
+  if (p.post_norm) {
+    norm(s_.x, L.attn_out_norm, L.attn_out_norm_b, s_.x, n, ith, nth);
+    pool_->barrier();
+  }
+}
+
+void CpuExecutor::fused_qkv(const LayerPlan& L, int n, int ith, int nth) {
+  // One projection into rows [q | k | v] (llama.cpp views the same product), then split.
+  const ModelPlan& p = plan_;
+  const int64_t q_w = int64_t(p.n_head) * p.head_dim, k_w = int64_t(p.n_head_kv) * p.head_dim;
+  const int64_t v_w = int64_t(p.n_head_kv) * p.head_dim_v, w = q_w + k_w + v_w;
+  encode(s_.xn, n, p.n_embd, format_bit(act_format_for(backend_.weight(L.wqkv).type)), ith, nth);
+  project({{L.wqkv, s_.xn, s_.qkv, w}}, n, ith, nth);
+  if (L.bqkv >= 0) {
+    add_bias(s_.qkv, backend_.f32(L.bqkv), n, int(w), w, ith, nth);
+    pool_->barrier();
+  }
+  for (int r = ith; r < n; r += nth) {
+    const float* row = s_.qkv + int64_t(r) * w;
+    std::copy(row, row + q_w, s_.q + int64_t(r) * q_w);
+    std::copy(row + q_w, row + q_w + k_w, s_.k + int64_t(r) * k_w);
+    std::copy(row + q_w + k_w, row + w, s_.v + int64_t(r) * v_w);
+  }
+  pool_->barrier();
 }
 
 AttentionArgs CpuExecutor::attention_args(int il, int n) const {
@@ -418,6 +520,7 @@ AttentionArgs CpuExecutor::attention_args(int il, int n) const {
   a.head_dim = p.head_dim;
   a.head_dim_v = p.head_dim_v;
   a.sliding_window = p.layers[il].sliding_window;
+  a.last = p.causal ? nullptr : s_.last;
   a.scale = p.attn_scale;
   a.softcap = p.attn_logit_softcap;
   a.scratch = s_.attn_scratch;
@@ -546,13 +649,20 @@ void CpuExecutor::mla_attention_block(int il, int n, int ith, int nth) {
 
 void CpuExecutor::dense_ffn(int gate, int up, int down, int gate_b, int up_b, int down_b, int64_t width, int n, int ith,
                             int nth) {
-  project({{gate, s_.xn, s_.gate, width}, {up, s_.xn, s_.up, width}}, n, ith, nth);
+  if (gate >= 0)
+    project({{gate, s_.xn, s_.gate, width}, {up, s_.xn, s_.up, width}}, n, ith, nth);
+  else
+    project({{up, s_.xn, s_.up, width}}, n, ith, nth);
   if (gate_b >= 0 || up_b >= 0) {
     if (gate_b >= 0) add_bias(s_.gate, backend_.f32(gate_b), n, int(width), width, ith, nth);
     if (up_b >= 0) add_bias(s_.up, backend_.f32(up_b), n, int(width), width, ith, nth);
     pool_->barrier();
   }
-  swiglu(s_.gate, s_.up, s_.gate, n, int(width), width, width, plan_.activation, ith, nth);
+  // Without a gate (BERT): down(act(up)), the activation written into gate.
+  if (gate >= 0)
+    swiglu(s_.gate, s_.up, s_.gate, n, int(width), width, width, plan_.activation, ith, nth);
+  else
+    swiglu(s_.up, nullptr, s_.gate, n, int(width), width, width, plan_.activation, ith, nth);
   pool_->barrier();
   encode(s_.gate, n, width, format_bit(act_format_for(backend_.weight(down).type)), ith, nth);
   project({{down, s_.gate, s_.proj, plan_.n_embd}}, n, ith, nth);
@@ -565,17 +675,21 @@ void CpuExecutor::dense_ffn(int gate, int up, int down, int gate_b, int up_b, in
 void CpuExecutor::ffn_block(int il, int n, int ith, int nth) {
   const ModelPlan& p = plan_;
   const LayerPlan& L = p.layers[il];
-  norm(s_.x, L.ffn_norm, L.ffn_norm_b, s_.xn, n, ith, nth);
-  pool_->barrier();
+  block_input(L.ffn_norm, L.ffn_norm_b, n, ith, nth);
   if (L.ffn_kind == FfnKind::Moe) {
     moe_block(il, n, ith, nth);
     return;
   }
   unsigned formats = 0;
-  for (int w : {L.ffn_gate, L.ffn_up}) formats |= format_bit(act_format_for(backend_.weight(w).type));
+  for (int w : {L.ffn_gate, L.ffn_up})
+    if (w >= 0) formats |= format_bit(act_format_for(backend_.weight(w).type));
   encode(s_.xn, n, p.n_embd, formats, ith, nth);
   dense_ffn(L.ffn_gate, L.ffn_up, L.ffn_down, L.ffn_gate_b, L.ffn_up_b, L.ffn_down_b, p.n_ff, n, ith, nth);
   residual_add(n, ith, nth);
+  if (p.post_norm) {
+    pool_->barrier();
+    norm(s_.x, L.layer_out_norm, L.layer_out_norm_b, s_.x, n, ith, nth);
+  }
   // The caller's end-of-layer barrier orders this add before the next layer reads x.
 }
 

@@ -64,6 +64,8 @@ class CpuExecutor final : public Executor {
     void* act[5] = {};        // encoded activations per ActFormat (F32 unused: rows are read in place)
     float* attn_scratch = nullptr;  // per-thread attention work space
     int32_t* pos = nullptr;             // [B] position of each row
+    int32_t* last = nullptr;            // [B] bidirectional attention: last position each row sees
+    float* qkv = nullptr;               // [B][q_w + k_w + v_w] fused projection (plans with attn_qkv)
     const int32_t** table = nullptr;    // [B] block ids of each row's sequence
     int32_t* logit_rows = nullptr;      // [B] rows of the chunk whose logits are wanted
     int32_t* hidden_rows = nullptr;     // [B] rows of the chunk whose final-norm hidden states are wanted
@@ -111,6 +113,14 @@ class CpuExecutor final : public Executor {
   // its n_logits rows s_.logit_rows go to logits [n_logits][n_vocab], the final-norm hidden
   // states of its n_hidden rows s_.hidden_rows to hidden [n_hidden][n_embd].
   void forward(const int32_t* tokens, int n, int n_logits, float* logits, int n_hidden, float* hidden, int ith, int nth);
+  // Encoders: the step's rows form whole sequences (see ModelPlan::causal).
+  Status check_bidirectional(const StepBatch& b) const;
+  // x += token_types[0] and position embeddings, then the embedding LayerNorm (encoders).
+  void input_embeddings(int n, int ith, int nth);
+  // xn = the block's input: norm(x) (pre-norm), or x itself (post-norm); ends with a barrier.
+  void block_input(int norm_w, int norm_b, int n, int ith, int nth);
+  // q, k, v from the fused attn_qkv projection of xn (and its bias).
+  void fused_qkv(const LayerPlan& L, int n, int ith, int nth);
   // Rows `idx` [count] of x through the final norm into y [count][n_embd] (gathered via proj
   // when not contiguous); ends with a barrier.
   void final_norm_rows(const int32_t* idx, int count, float* y, int ith, int nth);

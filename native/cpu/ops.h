@@ -149,7 +149,7 @@ void layer_norm(const float* x, const float* weight, const float* bias, float* y
 void rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim, const RopeParams& p,
           const float* freq_factors, int ith, int nth);
 
-// (swiglu.cpp) out[i] = act(gate[i]) * up[i] over n_rows rows of `dim`, where rows are
+// (swiglu.cpp) out[i] = act(gate[i]) * up[i] (up null: act(gate[i])) over n_rows rows of `dim`, where rows are
 // strided by the given leading dimensions.
 void swiglu(const float* gate, const float* up, float* out, int n_rows, int dim, int64_t ld_in, int64_t ld_out,
             GateActivation act, int ith, int nth);
@@ -229,6 +229,9 @@ struct AttentionArgs {
   int max_context = 0;       // positions the scratch covers: every rows.pos[t] < max_context
   int n_head = 0, n_head_kv = 0, head_dim = 0, head_dim_v = 0;
   int sliding_window = 0;    // 0: lo = 0; else lo = max(0, pos - sliding_window + 1)
+  // Bidirectional (encoder) attention: row t sees [lo, last[t]] rather than [lo, rows.pos[t]]
+  // (every position of its sequence in the step, whose keys and values are all stored). null: causal.
+  const int32_t* last = nullptr;
   float scale = 1.f;
   float softcap = 0.f;       // 0: none; else scores = softcap * tanh(scores / softcap)
   float* out = nullptr;      // [n_tokens][n_head][head_dim_v], rows strided by ldo
@@ -254,7 +257,7 @@ struct AttentionScratch {
   float* acc;
 };
 AttentionScratch attention_scratch(const AttentionArgs& a, int ith);
-// Causal attention with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)) over
+// Causal (or, with a.last, bidirectional) attention with GQA/MQA (query head h reads kv head h / (n_head / n_head_kv)) over
 // each row's own sequence in the paged cache. A causal row's work grows with its position,
 // so no thread takes only late tokens: the scalar kernel deals (token, head) pairs
 // round-robin; the AVX2 kernel splits each token's (kv head, chunk of its heads) items into

@@ -1,6 +1,6 @@
 // swiglu: out = act(gate) * up elementwise, act = SiLU (x / (1 + e^-x)) or GELU (tanh
 // approximation, as GGUF models with GELU gates were trained); rows x columns split across
-// threads. out may alias gate. The AVX2 twin (swiglu_avx2.cpp) takes each run of a row.
+// threads. out may alias gate. Without `up` (null) it is the activation alone (BERT's FFN). The AVX2 twin (swiglu_avx2.cpp) takes each run of a row.
 #include <algorithm>
 #include <cmath>
 
@@ -33,12 +33,12 @@ void swiglu(const float* gate, const float* up, float* out, int n_rows, int dim,
   while (b < e) {
     const int64_t r = b / dim, i = b % dim, n = std::min<int64_t>(e - b, dim - i);
     const float* g = gate + r * ld_in + i;
-    const float* u = up + r * ld_in + i;
+    const float* u = up ? up + r * ld_in + i : nullptr;
     float* o = out + r * ld_out + i;
     const int64_t n_vector = std::clamp<int64_t>(vector_end - i, 0, n);
     if (n_vector > 0) avx2::swiglu_run(g, u, o, n_vector, act);
     for (int64_t k = n_vector; k < n; ++k)
-      o[k] = (act == GateActivation::Silu ? g[k] / (1.0f + std::exp(-g[k])) : gelu_tanh(g[k])) * u[k];
+      o[k] = (act == GateActivation::Silu ? g[k] / (1.0f + std::exp(-g[k])) : gelu_tanh(g[k])) * (u ? u[k] : 1.0f);
     b += n;
   }
 }

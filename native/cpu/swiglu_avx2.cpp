@@ -24,15 +24,17 @@ inline __m256 gate(__m256 g) {
   return _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 
+// up == nullptr: the activation alone (multiplied by exact ones).
 template <bool kGelu>
 void run(const float* gate_in, const float* up, float* out, int64_t n) {
   int64_t i = 0;
+  const __m256 ones = _mm256_set1_ps(1.0f);
   for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_mul_ps(gate<kGelu>(_mm256_loadu_ps(gate_in + i)), _mm256_loadu_ps(up + i)));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(gate<kGelu>(_mm256_loadu_ps(gate_in + i)), up ? _mm256_loadu_ps(up + i) : ones));
   if (i < n) {
     // Tail through the same vector code on a padded copy, so every element sees one formula.
     alignas(32) float g[8] = {}, u[8] = {}, o[8];
-    for (int64_t k = i; k < n; ++k) g[k - i] = gate_in[k], u[k - i] = up[k];
+    for (int64_t k = i; k < n; ++k) g[k - i] = gate_in[k], u[k - i] = up ? up[k] : 1.0f;
     _mm256_store_ps(o, _mm256_mul_ps(gate<kGelu>(_mm256_load_ps(g)), _mm256_load_ps(u)));
     for (int64_t k = i; k < n; ++k) out[k] = o[k - i];
   }

@@ -7,7 +7,9 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type Model } from "../../lib/index.js";
 import { createServer, type TesseraServer } from "../../lib/server/server.js";
-import { hasShared, stories260K } from "../helpers/paths.js";
+import path from "node:path";
+import { writeSyntheticModel } from "../../dev/synthetic-model.js";
+import { hasShared, stories260K, tempDir } from "../helpers/paths.js";
 
 describe.runIf(hasShared)("/v1/embeddings", () => {
   let model: Model;
@@ -65,5 +67,41 @@ describe.runIf(hasShared)("/v1/embeddings", () => {
     expect((await status({ model: "stories", input: [1, 999999] })).status).toBe(400);
     expect((await status({ model: "stories", input: "x", encoding_format: "int8" })).status).toBe(400);
     expect((await status({ model: "other", input: "x" })).status).toBe(404);
+  });
+});
+
+describe.runIf(hasShared)("/v1/embeddings over an encoder (bert)", () => {
+  let model: Model;
+  let server: TesseraServer;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    const file = path.join(tempDir("server-encoder"), "bert.gguf");
+    writeSyntheticModel(
+      file,
+      { architecture: "bert", nLayer: 1, nEmbd: 64, nHead: 4, nHeadKv: 4, nFf: 128, contextLength: 512, poolingType: 2, encoder: { positionEmbeddings: true, fusedQkv: false, ffn: "gelu", biases: true } },
+      { weights: "F32", vocab: "bert-bge", seed: 2 },
+    );
+    model = await loadModel(file, { backend: "cpu", threads: 2, contextSize: 128 });
+    server = createServer({ model, modelName: "bge", parallel: 4, maxQueue: 8, log: () => {} });
+    client = new OpenAI({ baseURL: `${await server.listen({ port: 0 })}/v1`, apiKey: "unused", maxRetries: 0 });
+  });
+  afterAll(async () => {
+    await server?.close(1000);
+    model?.dispose();
+  });
+
+  it("embeds as model.embed does; a chat completion is a 400 saying to embed", async () => {
+    const texts = ["retrieval augmented generation", "a second passage"];
+    const local = await model.embed(texts);
+    const r = await client.embeddings.create({ model: "bge", input: texts, encoding_format: "float" });
+    for (let i = 0; i < texts.length; i++) expect(Float32Array.from(r.data[i].embedding)).toEqual(local[i]);
+    const failure = await client.chat.completions.create({ model: "bge", messages: [{ role: "user", content: "hi" }] }).then(
+      () => undefined,
+      (e: { status: number; code: string; message: string }) => e,
+    );
+    expect(failure?.status).toBe(400);
+    expect(failure?.code).toBe("err_unsupported");
+    expect(failure?.message).toMatch(/embeddings/);
   });
 });
