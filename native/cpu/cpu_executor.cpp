@@ -19,14 +19,21 @@ int64_t max3(int64_t a, int64_t b, int64_t c) { return std::max(a, std::max(b, c
 int ThreadChooser::pick(int rows) {
   if (threads_ < 2) return threads_;
   Bucket& b = buckets_[bucket(rows)];
-  // An early try, then one every kExplore steps.
-  const bool explore = ++b.steps == 4 || b.steps % kExplore == 0;
+  ++b.steps;
+  // A first try once the running average has forgotten the cold first steps, then one
+  // every kExplore steps (sooner after a switch: see record).
+  const bool explore = b.steps == kFirstExplore || (b.steps > kFirstExplore && b.steps >= b.next_explore);
+  if (explore) b.next_explore = b.steps + kExplore;
   return count(explore ? 1 - b.current : b.current);
 }
 
 void ThreadChooser::record(int rows, int threads, double ns) {
   if (threads_ < 2 || rows < 1) return;
   Bucket& b = buckets_[bucket(rows)];
+  // The first step of a size pays for cold weights (page-ins, caches): 2-3x a later one. An
+  // average starting there made a one-thread try at the 4th step of decode look better, and
+  // decode then ran on one thread (5 -> 7.3 ms per token, SmolLM2-135M Q8_0, quiet machine).
+  if (b.steps <= 1) return;
   const int arm = threads == threads_ ? 0 : 1;
   const double x = ns / rows;
   double& avg = b.ns_per_row[arm];
@@ -34,7 +41,12 @@ void ThreadChooser::record(int rows, int threads, double ns) {
   // exploring step, whose single sample counts for half.
   avg = avg == 0 ? x : arm == b.current ? 0.8 * avg + 0.2 * x : 0.5 * avg + 0.5 * x;
   const double other = b.ns_per_row[1 - b.current];
-  if (other > 0 && other < 0.9 * b.ns_per_row[b.current]) b.current = 1 - b.current;
+  if (other > 0 && other < 0.9 * b.ns_per_row[b.current]) {
+    b.current = 1 - b.current;
+    // One sample decided it: the count left is tried again soon, so a noisy sample costs
+    // kConfirm steps, not kExplore.
+    b.next_explore = b.steps + kConfirm;
+  }
 }
 
 CpuExecutor::CpuExecutor(const CpuBackend& backend)

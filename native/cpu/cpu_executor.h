@@ -2,6 +2,7 @@
 // activations for a chunk of rows, and a ThreadPool whose single region per chunk runs every
 // layer with barriers between dependent ops. Rows of many sequences share each matmul.
 #pragma once
+#include <algorithm>
 #include <initializer_list>
 #include <vector>
 
@@ -26,16 +27,29 @@ class ThreadChooser {
   void record(int rows, int threads, double ns);
 
  private:
-  static constexpr int kExplore = 64;
+  static constexpr int kExplore = 64, kFirstExplore = 8, kConfirm = 8;
   struct Bucket {
     double ns_per_row[2] = {0, 0};  // [all threads, one fewer]
     int current = 0;
     int steps = 0;
+    int next_explore = 0;  // the step of the next try of the other count (after kFirstExplore)
   };
-  static int bucket(int rows) { return rows <= 1 ? 0 : rows <= 8 ? 1 : rows <= 64 ? 2 : 3; }
+  // Steps of one bucket must cost about the same per row, or the arms compare different
+  // work: with 2..8 rows in one bucket, a 1-thread try on an 8-row step (3.0 ms/row) beat a
+  // 2-thread average made of 2-row steps (3.6 ms/row), and every later 8-row step of that
+  // model ran on one thread at 1.5x the time (SmolLM2-135M Q8_0, quiet 2-core machine). So
+  // each row count up to 16 has its own bucket (decode of up to 16 sequences, draft
+  // verification), and larger steps one per power of two.
+  static constexpr int kExactRows = 16, kBuckets = kExactRows + 20;
+  static int bucket(int rows) {
+    if (rows <= kExactRows) return rows < 1 ? 0 : rows - 1;
+    int log2 = 0;
+    while ((rows >> (log2 + 1)) > 0) ++log2;  // floor(log2(rows)) >= 4
+    return std::min(kBuckets - 1, kExactRows + log2 - 4);
+  }
   int count(int arm) const { return arm == 0 ? threads_ : threads_ - 1; }
   const int threads_;
-  Bucket buckets_[4];
+  Bucket buckets_[kBuckets];
 };
 
 class CpuExecutor final : public Executor {
