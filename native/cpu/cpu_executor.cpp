@@ -37,9 +37,17 @@ void ThreadChooser::record(int rows, int threads, double ns) {
   const int arm = threads == threads_ ? 0 : 1;
   const double x = ns / rows;
   double& avg = b.ns_per_row[arm];
-  // The running count's average follows every step; the other one's is refreshed by each
-  // exploring step, whose single sample counts for half.
-  avg = avg == 0 ? x : arm == b.current ? 0.8 * avg + 0.2 * x : 0.5 * avg + 0.5 * x;
+  if (arm == b.current) {
+    // The running count's average follows every step, a single step counting as at most
+    // twice the average: one outlier (a GC pause of the caller, a page fault) used to lift
+    // it past the other count's stale average and switch decode to one thread for ~70
+    // steps (3.2 -> 5.1 ms per token). A lasting slowdown still lifts it 20% a step.
+    avg = avg == 0 ? x : 0.8 * avg + 0.2 * std::min(x, 2 * avg);
+    return;
+  }
+  // An exploring step: its single sample counts for half, and only now, with both counts'
+  // figures fresh, may the count change.
+  avg = avg == 0 ? x : 0.5 * avg + 0.5 * x;
   const double other = b.ns_per_row[1 - b.current];
   if (other > 0 && other < 0.9 * b.ns_per_row[b.current]) {
     b.current = 1 - b.current;
