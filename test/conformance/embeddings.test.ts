@@ -10,6 +10,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadModel } from "../../lib/index.js";
 import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../dev/synthetic-model.js";
+import { cosine, llamaCppEmbeddings } from "../helpers/llama-embeddings.js";
 import { hasShared, tempDir } from "../helpers/paths.js";
 
 const THREADS = 2;
@@ -28,16 +29,6 @@ const CASES: Array<{ pooling: number; weights: WeightScheme }> = [
 ];
 const NAMES = ["none", "mean", "cls", "last"];
 
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
-
 describe.skipIf(!hasShared)("embeddings against llama.cpp (qwen3-style embedder)", () => {
   const dir = tempDir("embed-conformance");
   let disposeLlama: (() => Promise<void>) | undefined;
@@ -46,15 +37,9 @@ describe.skipIf(!hasShared)("embeddings against llama.cpp (qwen3-style embedder)
   it.each(CASES)("pooling_type $pooling, $weights", async ({ pooling, weights }) => {
     const file = path.join(dir, `qwen3-embed-${pooling}-${weights}.gguf`);
     writeSyntheticModel(file, { ...QWEN3, poolingType: pooling }, { weights, vocab: "stories", seed: 7 + pooling });
-    const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
-    const llama = await getLlama({ gpu: false, build: "never", skipDownload: true, logLevel: LlamaLogLevel.error, progressLogs: false });
-    const lmodel = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
-    const ctx = await lmodel.createEmbeddingContext({ contextSize: 128, threads: THREADS });
-    const theirs: number[][] = [];
-    for (const t of TEXTS) theirs.push([...(await ctx.getEmbeddingFor(t)).vector]);
-    await ctx.dispose();
-    await lmodel.dispose();
-    disposeLlama = () => llama.dispose();
+    const peer = await llamaCppEmbeddings(file, TEXTS, THREADS);
+    const theirs = peer.vectors;
+    disposeLlama = peer.disposeLlama;
 
     const model = await loadModel(file, { backend: "cpu", threads: THREADS, contextSize: 128 });
     const ours = await model.embed(TEXTS, { normalize: false });

@@ -11,6 +11,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadModel } from "../../lib/index.js";
 import { writeSyntheticModel, type ModelShape, type WeightScheme } from "../../dev/synthetic-model.js";
+import { cosine, llamaCppEmbeddings } from "../helpers/llama-embeddings.js";
 import { hasShared, tempDir } from "../helpers/paths.js";
 
 const THREADS = 2;
@@ -42,16 +43,6 @@ const CASES: Case[] = [
   { name: "nomic-bert", shape: NOMIC, pooling: 1, weights: "Q4_0" },
 ];
 
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
-
 describe.skipIf(!hasShared)("encoder embeddings against llama.cpp (bert, nomic-bert)", () => {
   const dir = tempDir("encoder-embed-conformance");
   let disposeLlama: (() => Promise<void>) | undefined;
@@ -60,17 +51,13 @@ describe.skipIf(!hasShared)("encoder embeddings against llama.cpp (bert, nomic-b
   it.each(CASES)("$name, pooling_type $pooling, $weights", async ({ shape, pooling, weights }) => {
     const file = path.join(dir, `${shape.architecture}-${pooling}-${weights}-${shape.encoder!.fusedQkv}.gguf`);
     writeSyntheticModel(file, { ...shape, poolingType: pooling }, { weights, vocab: "bert-bge", seed: 11 + pooling });
-    const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
-    const llama = await getLlama({ gpu: false, build: "never", skipDownload: true, logLevel: LlamaLogLevel.error, progressLogs: false });
-    const lmodel = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
-    const ctx = await lmodel.createEmbeddingContext({ contextSize: 128, threads: THREADS });
-    const theirs: number[][] = [];
-    for (const t of TEXTS) theirs.push([...(await ctx.getEmbeddingFor(t)).vector]);
     // llama.cpp's embedding input: the text's WordPiece tokens between [CLS] and [SEP].
-    const theirTokens = TEXTS.map((t) => [lmodel.tokens.bos, ...lmodel.tokenize(t), (lmodel.tokens as { sep?: number }).sep].map(Number));
-    await ctx.dispose();
-    await lmodel.dispose();
-    disposeLlama = () => llama.dispose();
+    const peer = await llamaCppEmbeddings(file, TEXTS, THREADS, (lmodel) =>
+      TEXTS.map((t) => [lmodel.tokens.bos, ...lmodel.tokenize(t), (lmodel.tokens as { sep?: number }).sep].map(Number)),
+    );
+    const theirs = peer.vectors;
+    const theirTokens = peer.extra;
+    disposeLlama = peer.disposeLlama;
 
     const model = await loadModel(file, { backend: "cpu", threads: THREADS, contextSize: 128 });
     expect(TEXTS.map((t) => model.tokenizer.encode(t))).toEqual(theirTokens);
