@@ -36,6 +36,7 @@ import { loadModel, type LoadOptions } from "../lib/index.js";
 import { computeTypes } from "../lib/model/weight-types.js";
 import { native as loadNative } from "../lib/native.js";
 import { Rng } from "../lib/sampling/rng.js";
+import { multiplierMetadata } from "./synthetic-model.js";
 
 /** An architecture's name as the registry (lib/arch/registry.ts) knows it. */
 export type Arch = string;
@@ -581,12 +582,7 @@ function metadataFor(shape: Shape): Array<[string, GGUFKV]> {
     [`${a}.rope.dimension_count`, kv.u32(shape.ropeDims)],
   ];
   if (shape.writeFfLength) m.push([`${a}.feed_forward_length`, kv.u32(shape.nFf)]);
-  const mul = shape.multipliers;
-  if (mul?.embedding !== undefined) m.push([`${a}.embedding_scale`, kv.f32(mul.embedding)]);
-  if (mul?.residual !== undefined) m.push([`${a}.residual_scale`, kv.f32(mul.residual)]);
-  if (mul?.attention !== undefined) m.push([`${a}.attention.scale`, kv.f32(mul.attention)]);
-  if (mul?.logit !== undefined) m.push([`${a}.logit_scale`, kv.f32(mul.logit)]);
-  if (shape.ropeFinetuned !== undefined) m.push([`${a}.rope.scaling.finetuned`, kv.bool(shape.ropeFinetuned)]);
+  m.push(...multiplierMetadata(a, shape.multipliers, shape.ropeFinetuned));
   const mla = shape.mla;
   if (mla) {
     m.push(

@@ -480,12 +480,7 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
   }
   if (shape.slidingWindow) m.push([`${a}.attention.sliding_window`, kv.u32(shape.slidingWindow)]);
   if (shape.poolingType !== undefined) m.push([`${a}.pooling_type`, kv.u32(shape.poolingType)]);
-  const mul = shape.multipliers;
-  if (mul?.embedding !== undefined) m.push([`${a}.embedding_scale`, kv.f32(mul.embedding)]);
-  if (mul?.residual !== undefined) m.push([`${a}.residual_scale`, kv.f32(mul.residual)]);
-  if (mul?.attention !== undefined) m.push([`${a}.attention.scale`, kv.f32(mul.attention)]);
-  if (mul?.logit !== undefined) m.push([`${a}.logit_scale`, kv.f32(mul.logit)]);
-  if (shape.ropeFinetuned !== undefined) m.push([`${a}.rope.scaling.finetuned`, kv.bool(shape.ropeFinetuned)]);
+  m.push(...multiplierMetadata(a, shape.multipliers, shape.ropeFinetuned));
   const pattern = shape.slidingWindowPattern;
   if (typeof pattern === "number") m.push([`${a}.attention.sliding_window_pattern`, kv.u32(pattern)]);
   else if (pattern) m.push([`${a}.attention.sliding_window_pattern`, kv.array(GGUFValueType.BOOL, pattern)]);
@@ -506,6 +501,17 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
     if (moe.gating) m.push([`${a}.expert_gating_func`, kv.u32(moe.gating === "softmax" ? 1 : 2)]);
     if (moe.nGroup) m.push([`${a}.expert_group_count`, kv.u32(moe.nGroup)], [`${a}.expert_group_used_count`, kv.u32(moe.nGroupUsed ?? 1)]);
   }
+  return m;
+}
+
+/** Granite's multiplier keys and RoPE switch, those given (also the fuzzer's, dev/fuzz-models.ts). */
+export function multiplierMetadata(a: string, mul: ModelShape["multipliers"], ropeFinetuned?: boolean): Array<[string, GGUFKV]> {
+  const m: Array<[string, GGUFKV]> = [];
+  if (mul?.embedding !== undefined) m.push([`${a}.embedding_scale`, kv.f32(mul.embedding)]);
+  if (mul?.residual !== undefined) m.push([`${a}.residual_scale`, kv.f32(mul.residual)]);
+  if (mul?.attention !== undefined) m.push([`${a}.attention.scale`, kv.f32(mul.attention)]);
+  if (mul?.logit !== undefined) m.push([`${a}.logit_scale`, kv.f32(mul.logit)]);
+  if (ropeFinetuned !== undefined) m.push([`${a}.rope.scaling.finetuned`, kv.bool(ropeFinetuned)]);
   return m;
 }
 
