@@ -48,6 +48,14 @@ class ActMemo {
   int64_t cols_ = 0;
 };
 
+// Rows per chunk of a multi-token product: ~128 KiB of weights (at most 64 rows), each chunk
+// visited by every token tile while it is still in L2, so the weights come from DRAM once
+// instead of once per tile. Shared by the AVX2 and AVX-512 VNNI tiles.
+inline int64_t l2_chunk_rows(size_t row_bytes) {
+  const int64_t rows = (int64_t(128) << 10) / int64_t(row_bytes);
+  return rows < 1 ? 1 : rows > 64 ? 64 : rows;
+}
+
 namespace scalar {
 void matmul_tile(GgmlType type, const DotTile& t, int64_t r0, int64_t r1);
 }

@@ -546,9 +546,8 @@ bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r
     matvec_q8_0(t, r0, r1);
     return true;
   }
-  // Prefill: rows in chunks of ~128 KiB, each chunk visited by every token tile while it is
-  // still in L2, so the weights come from DRAM once instead of once per tile.
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(64, (int64_t(128) << 10) / int64_t(t.row_bytes)));
+  // Prefill: rows in L2-sized chunks, each visited by every token tile.
+  const int64_t chunk = l2_chunk_rows(t.row_bytes);
   thread_local Q8_0Tiles q8_0_tiles;
   if (type == GgmlType::Q8_0) q8_0_tiles.build(t, t.cols / QK8_0);
   for (int64_t c0 = r0; c0 < r1; c0 += chunk) {

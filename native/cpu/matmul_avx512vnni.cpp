@@ -300,9 +300,8 @@ bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r
   }
   thread_local Tiles tiles;
   tiles.build(t, nb);
-  // Rows in chunks of ~128 KiB, each visited by every token tile while it is still in L2
-  // (as the AVX2 kernel does).
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(64, (int64_t(128) << 10) / int64_t(t.row_bytes)));
+  // Rows in L2-sized chunks, each visited by every token tile.
+  const int64_t chunk = l2_chunk_rows(t.row_bytes);
   for (int64_t c0 = r0; c0 < r1; c0 += chunk) {
     const int64_t c1 = std::min(r1, c0 + chunk);
     for (int k0 = 0; k0 < t.n_tokens; k0 += 8) rows_n(t, c0, c1, k0, std::min(8, t.n_tokens - k0), tiles);
