@@ -155,6 +155,12 @@ export interface Shape {
   multipliers?: { embedding?: number; residual?: number; attention?: number; logit?: number };
   /** rope.scaling.finetuned (Granite: false turns RoPE off). */
   ropeFinetuned?: boolean;
+  /** Gemma's post_attention_norm / post_ffw_norm in every block. */
+  postNorms?: boolean;
+  /** Gemma's attn_logit_softcapping / final_logit_softcapping keys, those given. */
+  softcaps?: { attention?: number; final?: number };
+  /** rope.freq_base_swa (Gemma 3's local blocks). */
+  freqBaseSwa?: number;
 }
 
 const SMALL_HEAD_DIMS = [2, 4, 6, 8, 12, 16, 20, 32, 40, 48, 64, 80, 96, 128, 160, 256];
@@ -271,6 +277,22 @@ const FUZZ_RECIPES: Record<string, FuzzRecipe | { notFuzzed: string }> = {
       if (c.rng.chance(0.85)) shape.moe = c.moe(c.rng.chance(0.3));
     },
   },
+  gemma2: {
+    randomize(shape, { rng }) {
+      shape.postNorms = true;
+      shape.tied = true;  // gemma2 has no output.weight (llama.cpp loads none; Tessera refuses one)
+      gemmaWindowAndCaps(shape, rng, true);
+    },
+  },
+  gemma3: {
+    keyLengthShare: 0.6,
+    randomize(shape, { rng }) {
+      shape.postNorms = true;
+      shape.qkNorm = true;
+      gemmaWindowAndCaps(shape, rng, false);
+      if (rng.chance(0.5)) shape.freqBaseSwa = rng.pick([10000, 1, 1e6]);
+    },
+  },
   // Encoders: the case IR writes decoder blocks (pre-norm, final norm, LM head) and evaluates
   // logits, neither of which an encoder has; until it writes an encoder's tensors and embeds,
   // test/model/encoder.test.ts checks their malformed files and plans.
@@ -309,6 +331,15 @@ const FUZZ_RECIPES: Record<string, FuzzRecipe | { notFuzzed: string }> = {
     },
   },
 };
+
+/** Gemma's window (absent: gemma2's default 4096, gemma3 none), pattern and soft-cap keys. */
+function gemmaWindowAndCaps(shape: Shape, rng: CaseRng, attentionCap: boolean): void {
+  if (rng.chance(0.7)) shape.slidingWindow = rng.pick([1, 2, 3, 8, 64, 4096]);
+  if (rng.chance(0.3)) shape.pattern = rng.pick([0, 1, 2, 6]);
+  if (rng.chance(0.5)) shape.softcaps = { attention: attentionCap ? rng.pick([undefined, 0, 5, 50]) : undefined, final: rng.pick([undefined, 0, 3, 30]) };
+  // Local blocks rotate unscaled, which YaRN's attention factor can't follow (refused).
+  if (shape.ropeScaling?.type === "yarn" && rng.chance(0.8)) shape.ropeScaling = undefined;
+}
 
 /** The registered architectures the fuzzer draws cases from, in the registry's order. */
 export const ARCHITECTURES: readonly Arch[] = supportedArchitectures().filter((a) => FUZZ_RECIPES[a] && "randomize" in FUZZ_RECIPES[a]);
@@ -531,6 +562,7 @@ function tensorsFor(shape: Shape, rng: CaseRng): TensorIR[] {
       vector(`${p}attn_v.bias`, shape.nHeadKv * hdv);
     }
     if (shape.outBias) vector(`${p}attn_output.bias`, e);
+    if (shape.postNorms) vector(`${p}post_attention_norm.weight`, e);
     if (shape.qkNorm) {
       vector(`${p}attn_q_norm.weight`, hd);
       vector(`${p}attn_k_norm.weight`, hd);
@@ -553,6 +585,7 @@ function tensorsFor(shape: Shape, rng: CaseRng): TensorIR[] {
       matmul(`${p}ffn_gate.weight`, [e, shape.nFf]);
       matmul(`${p}ffn_up.weight`, [e, shape.nFf]);
       matmul(`${p}ffn_down.weight`, [shape.nFf, e]);
+      if (shape.postNorms) vector(`${p}post_ffw_norm.weight`, e);
       if (shape.ffnBias) {
         vector(`${p}ffn_gate.bias`, shape.nFf);
         vector(`${p}ffn_up.bias`, shape.nFf);
@@ -597,6 +630,9 @@ function metadataFor(shape: Shape): Array<[string, GGUFKV]> {
   } else if (shape.keyLength)
     m.push([`${a}.attention.key_length`, kv.u32(shape.headDim)], [`${a}.attention.value_length`, kv.u32(shape.headDimV ?? shape.headDim)]);
   if (shape.slidingWindow) m.push([`${a}.attention.sliding_window`, kv.u32(shape.slidingWindow)]);
+  if (shape.softcaps?.attention !== undefined) m.push([`${a}.attn_logit_softcapping`, kv.f32(shape.softcaps.attention)]);
+  if (shape.softcaps?.final !== undefined) m.push([`${a}.final_logit_softcapping`, kv.f32(shape.softcaps.final)]);
+  if (shape.freqBaseSwa !== undefined) m.push([`${a}.rope.freq_base_swa`, kv.f32(shape.freqBaseSwa)]);
   if (typeof shape.pattern === "number") m.push([`${a}.attention.sliding_window_pattern`, kv.u32(shape.pattern)]);
   else if (shape.pattern) m.push([`${a}.attention.sliding_window_pattern`, kv.array(GGUFValueType.BOOL, shape.pattern)]);
   const rs = shape.ropeScaling;
@@ -750,6 +786,8 @@ const ARCH_KEYS = [
   "attention.q_lora_rank", "attention.kv_lora_rank", "attention.key_length_mla", "attention.value_length_mla",
   // Granite's multipliers and RoPE switch.
   "embedding_scale", "residual_scale", "attention.scale", "logit_scale", "rope.scaling.finetuned",
+  // Gemma's soft-caps and local RoPE base.
+  "attn_logit_softcapping", "final_logit_softcapping", "rope.freq_base_swa",
 ];
 const TOKENIZER_KEYS = ["tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"];
 const INTEGER_VALUE_TYPES = [GGUFValueType.UINT8, GGUFValueType.INT8, GGUFValueType.UINT16, GGUFValueType.INT16, GGUFValueType.UINT32, GGUFValueType.INT32, GGUFValueType.UINT64, GGUFValueType.INT64];

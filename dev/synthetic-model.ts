@@ -79,6 +79,12 @@ export interface ModelShape {
   multipliers?: { embedding?: number; residual?: number; attention?: number; logit?: number };
   /** `${arch}.rope.scaling.finetuned` (Granite: false turns RoPE off). */
   ropeFinetuned?: boolean;
+  /** Gemma's post_attention_norm / post_ffw_norm in every block. */
+  postNorms?: boolean;
+  /** `${arch}.attn_logit_softcapping` / `final_logit_softcapping` (Gemma). */
+  softcaps?: { attention?: number; final?: number };
+  /** `${arch}.rope.freq_base_swa`: the RoPE base of windowed blocks (Gemma 3). */
+  ropeFreqBaseSwa?: number;
   /** An encoder (bert, nomic-bert): post-norm LayerNorm blocks, no LM head; see EncoderShape. */
   encoder?: EncoderShape;
 }
@@ -349,6 +355,7 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
       matmul(`${p}attn_v.weight`, "attn_v", e, shape.nHeadKv * hd);
       matmul(`${p}attn_output.weight`, "attn_output", shape.nHead * hd, e);
     }
+    if (shape.postNorms) vector(`${p}post_attention_norm.weight`, e, 1, 0.1);
     if (shape.qkvBias) {
       vector(`${p}attn_q.bias`, shape.nHead * hd, 0, 0.5);
       vector(`${p}attn_k.bias`, shape.nHeadKv * hd, 0, 0.5);
@@ -376,6 +383,7 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
       matmul(`${p}ffn_gate.weight`, "ffn_gate", e, shape.nFf);
       matmul(`${p}ffn_up.weight`, "ffn_up", e, shape.nFf);
       matmul(`${p}ffn_down.weight`, "ffn_down", shape.nFf, e);
+      if (shape.postNorms) vector(`${p}post_ffw_norm.weight`, e, 1, 0.1);
       if (shape.ffnBias) {
         vector(`${p}ffn_gate.bias`, shape.nFf, 0, 0.5);
         vector(`${p}ffn_up.bias`, shape.nFf, 0, 0.5);
@@ -480,6 +488,9 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
   }
   if (shape.slidingWindow) m.push([`${a}.attention.sliding_window`, kv.u32(shape.slidingWindow)]);
   if (shape.poolingType !== undefined) m.push([`${a}.pooling_type`, kv.u32(shape.poolingType)]);
+  if (shape.softcaps?.attention !== undefined) m.push([`${a}.attn_logit_softcapping`, kv.f32(shape.softcaps.attention)]);
+  if (shape.softcaps?.final !== undefined) m.push([`${a}.final_logit_softcapping`, kv.f32(shape.softcaps.final)]);
+  if (shape.ropeFreqBaseSwa !== undefined) m.push([`${a}.rope.freq_base_swa`, kv.f32(shape.ropeFreqBaseSwa)]);
   m.push(...multiplierMetadata(a, shape.multipliers, shape.ropeFinetuned));
   const pattern = shape.slidingWindowPattern;
   if (typeof pattern === "number") m.push([`${a}.attention.sliding_window_pattern`, kv.u32(pattern)]);

@@ -186,7 +186,13 @@ export interface NativeTensor {
 }
 
 /** One block: a tensor index per role present (native/core/layer_roles.h), -1 or absent otherwise. */
-export type NativeLayer = Partial<Record<BlockTensorRole, number>> & { ffnKind: "dense" | "moe"; slidingWindow: number };
+export type NativeLayer = Partial<Record<BlockTensorRole, number>> & {
+  ffnKind: "dense" | "moe";
+  slidingWindow: number;
+  /** The block's own RoPE base and scale, unscaled (Gemma 3's local blocks); absent: the plan's. */
+  ropeFreqBase?: number;
+  ropeFreqScale?: number;
+};
 
 /**
  * The plan lib/model/plan.ts builds and native/addon/plan_from_js.cpp converts into a
@@ -209,6 +215,9 @@ export interface NativePlan {
   norm: "rms" | "layer";
   activation: "silu" | "gelu";
   attnScale: number;
+  /** Multiplies q after RoPE, before attention (0: none; Gemma, with attnScale 1). */
+  queryScale: number;
+  /** cap * tanh(v / cap) on attention scores and on logits (0: none; Gemma 2). */
   attnLogitSoftcap: number;
   finalLogitSoftcap: number;
   embeddingScale: number;

@@ -1,6 +1,8 @@
 import { TesseraError } from "../errors.js";
 import { bert } from "./bert.js";
 import { deepseek2 } from "./deepseek2.js";
+import { gemma2 } from "./gemma2.js";
+import { gemma3 } from "./gemma3.js";
 import { granite } from "./granite.js";
 import { granitemoe } from "./granitemoe.js";
 import { llama } from "./llama.js";
@@ -12,7 +14,7 @@ import { qwen3 } from "./qwen3.js";
 import { qwen3moe } from "./qwen3moe.js";
 import type { ArchDescription } from "./types.js";
 
-const ARCHITECTURES: readonly ArchDescription[] = [llama, qwen2, qwen3, qwen2moe, qwen3moe, mellum, deepseek2, granite, granitemoe, bert, nomicBert];
+const ARCHITECTURES: readonly ArchDescription[] = [llama, qwen2, qwen3, qwen2moe, qwen3moe, mellum, deepseek2, granite, granitemoe, gemma2, gemma3, bert, nomicBert];
 
 const byName = new Map(ARCHITECTURES.map((a) => [a.name, a]));
 

@@ -36,6 +36,9 @@ export const BLOCK_TENSORS = {
   attnOutNormB: "attn_output_norm.bias",
   layerOutNorm: "layer_output_norm.weight",
   layerOutNormB: "layer_output_norm.bias",
+  // Gemma 2/3: RMSNorm of the attention and the FFN output before its residual add.
+  attnPostNorm: "post_attention_norm.weight",
+  ffnPostNorm: "post_ffw_norm.weight",
   qNorm: "attn_q_norm.weight",
   kNorm: "attn_k_norm.weight",
   // Multi-head latent attention (deepseek2).

@@ -99,6 +99,14 @@ export interface ArchDescription {
   /** `${arch}.rope.scaling.finetuned` = false turns RoPE off (Granite; absent: on). */
   ropeSwitch?: boolean;
   /**
+   * Gemma's block extras (absent: none): post-norms of the attention and FFN outputs, the
+   * token embeddings scaled by sqrt(n_embd), q scaled before attention, soft-capped scores
+   * and logits.
+   */
+  gemma?: GemmaRecipe;
+  /** The LM head is always the token embedding table; a file's output.weight is refused, as llama.cpp loads none (Gemma 2). */
+  tiedOutput?: boolean;
+  /**
    * An encoder (BERT and kin) when set: bidirectional attention, post-norm blocks, input
    * embeddings beyond the token table, and no LM head. Absent: a causal decoder.
    */
@@ -138,4 +146,32 @@ export interface SlidingWindowPattern {
   globalFirst: boolean;
   /** Windowed blocks rotate q/k with plain RoPE, ignoring the file's linear/YaRN scaling. */
   unscaledRopeWhenWindowed: boolean;
+  /**
+   * Windowed blocks rotate with `${arch}.rope.freq_base_swa` (this when absent) and no
+   * scaling (Gemma 3's local blocks); absent: the file's RoPE.
+   */
+  windowedRopeBase?: number;
+  /** The window when `${arch}.attention.sliding_window` is absent (Gemma 2: 4096); absent: no window. */
+  defaultWindow?: number;
+}
+
+/**
+ * Gemma 2/3, as llama.cpp's src/models/gemma2.cpp and gemma3.cpp build their graphs:
+ *   x = token_embd[t] * sqrt(n_embd)
+ *   per block: x += post_attention_norm(attn(attn_norm(x))); x += post_ffw_norm(ffn(ffn_norm(x)))
+ * with q multiplied by the query scale after RoPE (softmax scale 1), and the soft-caps
+ * cap * tanh(v / cap) on attention scores and logits where the recipe reads them. The
+ * `(1 + w)` of Gemma's RMSNorm is already in the file's norm weights (llama.cpp's converter
+ * adds the 1), so the norms are plain RMSNorm.
+ */
+export interface GemmaRecipe {
+  /**
+   * Query scale 1/sqrt(head_dim), or 1/sqrt(n_embd / n_head) for files with one of these
+   * block counts (the 27B models; llama.cpp picks by block count).
+   */
+  embdPerHeadScaleAtBlocks: number[];
+  /** `${arch}.attn_logit_softcapping`, this when absent; undefined: never soft-capped. */
+  attnSoftcapDefault?: number;
+  /** `${arch}.final_logit_softcapping`, this when absent (0: none). */
+  finalSoftcapDefault: number;
 }

@@ -68,6 +68,10 @@ function ffnKindOf(hp: Hyperparameters, arch: ArchDescription, block: number): "
 function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescription, block: number): NativeLayer {
   const kind = ffnKindOf(hp, arch, block);
   const layer: NativeLayer = { ffnKind: kind, slidingWindow: hp.windowedBlocks[block] ? hp.slidingWindow : 0 };
+  if (hp.windowedBlocks[block] && hp.windowedRopeBase !== undefined) {
+    layer.ropeFreqBase = hp.windowedRopeBase;
+    layer.ropeFreqScale = 1;
+  }
   const set = (role: BlockTensorRole, presence: Presence) => {
     const i = roleTensor(index, block, role, presence);
     if (i !== undefined) layer[role] = i;
@@ -98,6 +102,9 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
   set("bo", arch.outputBias);
   set("qNorm", arch.qkNorm);
   set("kNorm", arch.qkNorm);
+  // Gemma's post-norms: every block has both (llama.cpp requires them).
+  set("attnPostNorm", arch.gemma ? "required" : "none");
+  set("ffnPostNorm", arch.gemma ? "required" : "none");
   if (kind === "dense" && arch.ffn === "dense-ungated") {
     for (const role of ["ffnUp", "ffnDown"] as const) set(role, "required");
     for (const role of ["ffnUpB", "ffnDownB"] as const) set(role, arch.ffnBias);
@@ -147,7 +154,7 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
   const lmHead = arch.encoder === undefined;
   const outputNorm = lmHead ? index.require(GLOBAL_TENSORS.outputNorm, "output norm") : undefined;
   if (outputNorm !== undefined) checkF32(index.info(outputNorm));
-  const output = lmHead ? index.find(GLOBAL_TENSORS.output) : undefined;
+  const output = lmHead && !arch.tiedOutput ? index.find(GLOBAL_TENSORS.output) : undefined;
   if (output !== undefined) checkComputable(index.info(output));
   const inputs = encoderInputs(index, hp, arch);
   const ropeFreqs = optionalGlobal(index, GLOBAL_TENSORS.ropeFreqs, arch.ropeFreqs);
@@ -181,10 +188,13 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
     normEps: hp.normEps,
     norm: arch.norm,
     activation: arch.activation,
-    attnScale: hp.mla?.attnScale ?? hp.multipliers.attention,
-    attnLogitSoftcap: 0,
-    finalLogitSoftcap: 0,
-    embeddingScale: hp.multipliers.embedding,
+    // Gemma scales q instead: its softmax scale is 1.
+    attnScale: hp.mla?.attnScale ?? (hp.gemma.queryScale !== 0 ? 1 : hp.multipliers.attention),
+    queryScale: hp.gemma.queryScale,
+    attnLogitSoftcap: hp.gemma.attnSoftcap,
+    finalLogitSoftcap: hp.gemma.finalSoftcap,
+    // Gemma: sqrt(n_embd) in fp32 (llama.cpp's sqrtf).
+    embeddingScale: arch.gemma ? Math.fround(Math.sqrt(hp.nEmbd)) : hp.multipliers.embedding,
     residualScale: hp.multipliers.residual,
     logitScale: hp.multipliers.logit,
     rope: {
@@ -251,7 +261,8 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
  */
 function checkFiniteReals(plan: NativePlan): void {
   const reals: Array<[string, number]> = [
-    ["normEps", plan.normEps], ["attnScale", plan.attnScale],
+    ["normEps", plan.normEps], ["attnScale", plan.attnScale], ["queryScale", plan.queryScale],
+    ["attnLogitSoftcap", plan.attnLogitSoftcap], ["finalLogitSoftcap", plan.finalLogitSoftcap],
     ["embeddingScale", plan.embeddingScale], ["residualScale", plan.residualScale], ["logitScale", plan.logitScale],
     // The RoPE style and scaling kind cross as strings; every other rope entry is a real.
     ...Object.entries(plan.rope).filter((e): e is [string, number] => e[0] !== "freqFactors" && typeof e[1] === "number"),

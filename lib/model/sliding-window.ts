@@ -13,6 +13,8 @@ export interface SlidingWindow {
   slidingWindow: number;
   /** One flag per block: true when the block attends through the window. */
   windowedBlocks: boolean[];
+  /** The RoPE base of windowed blocks, which rotate unscaled (Gemma 3); undefined: the file's RoPE. */
+  windowedRopeBase?: number;
 }
 
 function periodic(nLayer: number, period: number, globalFirst: boolean): boolean[] {
@@ -50,7 +52,9 @@ export function readSlidingWindow(
 ): SlidingWindow {
   // A window length in tokens; 0 or absent: no window.
   const slidingWindow = arch.slidingWindow
-    ? new ModelMetadata(file).integer(`${arch.name}.attention.sliding_window`, { min: 0, max: 1 << 24 }) ?? 0
+    ? new ModelMetadata(file).integer(`${arch.name}.attention.sliding_window`, { min: 0, max: 1 << 24 }) ??
+      arch.slidingWindowPattern?.defaultWindow ??
+      0
     : 0;
   if (slidingWindow === 0) return { slidingWindow, windowedBlocks: new Array<boolean>(nLayer).fill(false) };
   const windowedBlocks = blockPattern(file, arch, nLayer);
@@ -61,5 +65,15 @@ export function readSlidingWindow(
       "ERR_MODEL_INCOMPATIBLE",
       `${arch.name} with ${ropeScaling} RoPE scaling rotates windowed blocks without it, which Tessera does not support`,
     );
-  return { slidingWindow, windowedBlocks };
+  const swaBase = arch.slidingWindowPattern?.windowedRopeBase;
+  if (swaBase !== undefined && ropeScaling === "yarn" && windowedBlocks.some((w) => w))
+    throw new TesseraError(
+      "ERR_MODEL_INCOMPATIBLE",
+      `${arch.name} with YaRN RoPE scaling rotates windowed blocks without it, which Tessera does not support`,
+    );
+  const windowedRopeBase =
+    swaBase === undefined
+      ? undefined
+      : new ModelMetadata(file).real(`${arch.name}.rope.freq_base_swa`, { min: 0, max: 1e30, aboveMin: true }) ?? swaBase;
+  return { slidingWindow, windowedBlocks, windowedRopeBase };
 }

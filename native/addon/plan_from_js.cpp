@@ -117,6 +117,8 @@ LayerPlan layer_from_js(const Napi::Object& o) {
 #undef TESSERA_ROLE_FROM_JS
   L.ffn_kind = enumeration(o, "ffnKind", FfnKind::Dense);
   L.sliding_window = integer(o, "slidingWindow", 0);
+  L.rope_freq_base = real(o, "ropeFreqBase", 0.f);
+  L.rope_freq_scale = real(o, "ropeFreqScale", 0.f);
   return L;
 }
 
@@ -163,6 +165,7 @@ ModelPlan plan_from_js(const Napi::Object& js) {
   p.embedding_scale = real(js, "embeddingScale", 0.f);
   p.residual_scale = real(js, "residualScale", 0.f);
   p.logit_scale = real(js, "logitScale", 0.f);
+  p.query_scale = real(js, "queryScale", 0.f);
 
   Napi::Object rope = object(js, "rope");
   p.rope.kind = enumeration(rope, "kind", RopeKind::Normal);

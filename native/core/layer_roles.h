@@ -29,6 +29,8 @@
   X(attn_out_norm_b, attnOutNormB, "attn_output_norm.bias", Bias, Optional, "attention output norm bias") \
   X(layer_out_norm, layerOutNorm, "layer_output_norm.weight", Norm, Optional, "layer output norm")     \
   X(layer_out_norm_b, layerOutNormB, "layer_output_norm.bias", Bias, Optional, "layer output norm bias") \
+  X(attn_post_norm, attnPostNorm, "post_attention_norm.weight", Norm, Optional, "post-attention norm") \
+  X(ffn_post_norm, ffnPostNorm, "post_ffw_norm.weight", Norm, Optional, "post-FFN norm")              \
   X(q_norm, qNorm, "attn_q_norm.weight", Norm, Optional, "q norm")                                     \
   X(k_norm, kNorm, "attn_k_norm.weight", Norm, Optional, "k norm")                                     \
   X(wq_a, wqA, "attn_q_a.weight", Matmul, Required, "attention q low-rank down")                       \

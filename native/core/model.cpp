@@ -188,9 +188,10 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
     return Status::error(StatusCode::ModelIncompatible, "rope dimension count must be even and at most the head size");
 
   // Scalar multipliers (Granite): 0 is "none"; a negative or non-finite one is damage.
-  for (float s : {p.embedding_scale, p.residual_scale, p.logit_scale})
+  for (float s : {p.embedding_scale, p.residual_scale, p.logit_scale, p.query_scale, p.attn_logit_softcap, p.final_logit_softcap})
     if (!(s >= 0.f) || !std::isfinite(s))
-      return Status::error(StatusCode::ModelIncompatible, "the embedding, residual and logit scales must be finite and non-negative");
+      return Status::error(StatusCode::ModelIncompatible,
+                           "the embedding, residual, logit and query scales and the soft-caps must be finite and non-negative");
 
   const bool mla = p.mla.kv_lora_rank > 0;
   if (mla) TESSERA_RETURN_IF_ERROR(validate_mla_shape(p));
@@ -256,6 +257,12 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
     TESSERA_RETURN_IF_ERROR(c.role(L, R::bk, {k_out}));
     TESSERA_RETURN_IF_ERROR(c.role(L, R::bv, {v_out}));
     TESSERA_RETURN_IF_ERROR(c.role(L, R::bo, {e}));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::attn_post_norm, {e}));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_post_norm, {e}));
+    if (L.ffn_post_norm >= 0 && L.ffn_kind == FfnKind::Moe)
+      return Status::error(StatusCode::ModelIncompatible, "a post-FFN norm on a mixture-of-experts block is not supported");
+    if (!(L.rope_freq_base >= 0.f && std::isfinite(L.rope_freq_base) && L.rope_freq_scale >= 0.f && std::isfinite(L.rope_freq_scale)))
+      return Status::error(StatusCode::ModelIncompatible, "a block's RoPE base and scale must be finite and non-negative");
     TESSERA_RETURN_IF_ERROR(c.role(L, R::q_norm, {p.head_dim}));
     TESSERA_RETURN_IF_ERROR(c.role(L, R::k_norm, {p.head_dim}));
     if (L.sliding_window < 0) return Status::error(StatusCode::ModelIncompatible, "negative sliding window");

@@ -88,6 +88,10 @@ struct LayerPlan {
 #undef TESSERA_ROLE_FIELD
   FfnKind ffn_kind = FfnKind::Dense;
   int sliding_window = 0;         // 0: attends to every earlier position
+  // The block's own RoPE base and scale in place of the plan's, scaling off (Gemma 3's local
+  // blocks: rope.freq_base_swa, unscaled); 0: the plan's.
+  float rope_freq_base = 0.f;
+  float rope_freq_scale = 0.f;
 
   int& operator[](LayerRole r);
   int operator[](LayerRole r) const { return const_cast<LayerPlan&>(*this)[r]; }
@@ -118,11 +122,14 @@ struct ModelPlan {
   NormKind norm = NormKind::Rms;
   GateActivation activation = GateActivation::Silu;
   float attn_scale = 0.f;       // softmax scale; plan_from_js resolves 0 (unset) to 1/sqrt(head_dim)
-  float attn_logit_softcap = 0.f;
-  float final_logit_softcap = 0.f;
+  float attn_logit_softcap = 0.f;   // scores = cap * tanh(scores * (1 / cap)); 0: none (Gemma 2)
+  float final_logit_softcap = 0.f;  // likewise for the logits
   float embedding_scale = 0.f;  // 0: none
   float residual_scale = 0.f;   // multiplies attention and FFN outputs before the residual add; 0: none
   float logit_scale = 0.f;      // logits times 1 / logit_scale (llama.cpp's ggml_scale); 0: none
+  // Multiplies q (after RoPE) before attention, as Gemma's graph does (ggml_scale of Qcur; the
+  // softmax scale is then 1); 0: none. The CPU scales q so that its fp16 rounding is llama.cpp's.
+  float query_scale = 0.f;
   RopeParams rope;
   MoeParams moe;
   MlaParams mla;
@@ -151,6 +158,19 @@ struct ModelPlan {
   std::vector<LayerPlan> layers;
   std::vector<TensorRef> tensors;
 };
+
+// The RoPE block L rotates q and k with: the plan's, or the block's own base and scale with
+// no scaling mode (the plan builder refuses a block override under YaRN, whose attention
+// factor it would drop).
+inline RopeParams layer_rope(const ModelPlan& p, const LayerPlan& L) {
+  RopeParams r = p.rope;
+  if (L.rope_freq_base > 0.f) {
+    r.freq_base = L.rope_freq_base;
+    r.freq_scale = L.rope_freq_scale > 0.f ? L.rope_freq_scale : 1.f;
+    r.scaling = RopeScaling::None;
+  }
+  return r;
+}
 
 // Whether the plan needs anything only the CPU executor computes (the encoder fields).
 inline bool uses_encoder_features(const ModelPlan& p) {

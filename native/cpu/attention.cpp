@@ -65,7 +65,7 @@ void attention(const AttentionArgs& a, int ith, int nth) {
       float s = 0.f;
       for (int i = 0; i < hd; ++i) s += q16[i] * key(j, i);
       s *= a.scale;
-      if (a.softcap != 0.f) s = a.softcap * std::tanh(s / a.softcap);
+      if (a.softcap != 0.f) s = a.softcap * std::tanh(s * (1.0f / a.softcap));
       scores[j] = s;
       max = std::max(max, s);
     }

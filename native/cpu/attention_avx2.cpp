@@ -191,7 +191,7 @@ void attend(const AttentionArgs& a, const Item& it, bool vt) {
     float* row = it.scores[q] + jb;
     _mm256_storeu_ps(row, s);
     if (a.softcap != 0.f)
-      for (int p = 0; p < 8; ++p) row[p] = a.softcap * std::tanh(row[p] / a.softcap);
+      for (int p = 0; p < 8; ++p) row[p] = a.softcap * std::tanh(row[p] * (1.0f / a.softcap));
     // Positions outside [lo, pos] score -inf (their keys may be stale or never written).
     const __m256 attended = jb == it.block0 ? first : jb + 8 == it.block_end ? last : _mm256_castsi256_ps(_mm256_set1_epi32(-1));
     s = _mm256_blendv_ps(minus_inf, _mm256_loadu_ps(row), attended);

@@ -41,7 +41,7 @@ void attention_quantized(const AttentionArgs& a, int ith, int nth) {
     float max = -INFINITY;
     for (int j = lo; j <= pos; ++j) {
       float s = scores[j] * a.scale;
-      if (a.softcap != 0.f) s = a.softcap * std::tanh(s / a.softcap);
+      if (a.softcap != 0.f) s = a.softcap * std::tanh(s * (1.0f / a.softcap));
       scores[j] = s;
       max = std::max(max, s);
     }

@@ -352,8 +352,9 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* log
   if (p.final_logit_softcap != 0.f) {
     int64_t b, e;
     split_range(int64_t(rows) * p.n_vocab, ith, nth, &b, &e);
-    const float cap = p.final_logit_softcap;
-    for (int64_t i = b; i < e; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
+    // ggml's scale by the fp32 reciprocal, tanh, scale back: the same roundings.
+    const float cap = p.final_logit_softcap, inv = 1.0f / cap;
+    for (int64_t i = b; i < e; ++i) logits[i] = cap * std::tanh(logits[i] * inv);
   }
 }
 
@@ -419,7 +420,7 @@ void CpuExecutor::trace_layer(int il, int n, int ith, int nth) {
     for (int r = ith; r < n; r += nth) {
       float* row = logits + int64_t(r) * p.n_vocab;
       if (p.final_logit_softcap != 0.f)
-        for (int i = 0; i < p.n_vocab; ++i) row[i] = p.final_logit_softcap * std::tanh(row[i] / p.final_logit_softcap);
+        for (int i = 0; i < p.n_vocab; ++i) row[i] = p.final_logit_softcap * std::tanh(row[i] * (1.0f / p.final_logit_softcap));
       float max = -INFINITY;
       for (int i = 0; i < p.n_vocab; ++i) max = std::max(max, row[i]);
       double sum = 0;
@@ -475,8 +476,16 @@ void CpuExecutor::attention_block(int il, int n, int ith, int nth) {
   }
   if (p.rope.kind != RopeKind::None) {
     const float* factors = backend_.f32(p.rope.freq_factors);
-    rope(s_.q, s_.pos, n, p.n_head, p.head_dim, p.rope, factors, ith, nth);
-    rope(s_.k, s_.pos, n, p.n_head_kv, p.head_dim, p.rope, factors, ith, nth);
+    const RopeParams r = layer_rope(p, L);
+    rope(s_.q, s_.pos, n, p.n_head, p.head_dim, r, factors, ith, nth);
+    rope(s_.k, s_.pos, n, p.n_head_kv, p.head_dim, r, factors, ith, nth);
+    pool_->barrier();
+  }
+  if (p.query_scale != 0.f) {
+    // Gemma scales q itself (ggml_scale of Qcur), before attention rounds it to fp16.
+    int64_t b, e;
+    split_range(int64_t(n) * q_w, ith, nth, &b, &e);
+    for (int64_t i = b; i < e; ++i) s_.q[i] *= p.query_scale;
     pool_->barrier();
   }
   if (rot_k_ || rot_v_) {
@@ -551,9 +560,14 @@ AttentionArgs CpuExecutor::attention_args(int il, int n) const {
   return a;
 }
 
-void CpuExecutor::residual_add(int n, int ith, int nth) {
+void CpuExecutor::residual_add(int n, int post_norm, int ith, int nth) {
   const ModelPlan& p = plan_;
   const int64_t count = int64_t(n) * p.n_embd;
+  if (post_norm >= 0) {
+    // Gemma's post-norms: the block output is normalized before it joins the residual.
+    rms_norm(s_.proj, backend_.f32(post_norm), s_.proj, n, p.n_embd, p.norm_eps, ith, nth);
+    pool_->barrier();
+  }
   if (p.residual_scale != 0.f) {
     // Scaled first and stored, then added: ggml's scale and add, two roundings. The split
     // is add()'s, so each thread scales the elements it adds.
@@ -583,7 +597,7 @@ void CpuExecutor::attention_output(int il, const float* attn_in, int64_t width, 
     add_bias(s_.proj, backend_.f32(L.bo), n, p.n_embd, p.n_embd, ith, nth);
     pool_->barrier();
   }
-  residual_add(n, ith, nth);
+  residual_add(n, L.attn_post_norm, ith, nth);
   pool_->barrier();
 }
 
@@ -705,7 +719,7 @@ void CpuExecutor::ffn_block(int il, int n, int ith, int nth) {
     if (w >= 0) formats |= format_bit(act_format_for(backend_.weight(w).type));
   encode(s_.xn, n, p.n_embd, formats, ith, nth);
   dense_ffn(L.ffn_gate, L.ffn_up, L.ffn_down, L.ffn_gate_b, L.ffn_up_b, L.ffn_down_b, p.n_ff, n, ith, nth);
-  residual_add(n, ith, nth);
+  residual_add(n, L.ffn_post_norm, ith, nth);
   if (p.post_norm) {
     pool_->barrier();
     norm(s_.x, L.layer_out_norm, L.layer_out_norm_b, s_.x, n, ith, nth);

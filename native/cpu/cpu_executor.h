@@ -151,7 +151,8 @@ class CpuExecutor final : public Executor {
   // Output projection (and bias) of attn_in [n][width], added to the residual stream.
   void attention_output(int il, const float* attn_in, int64_t width, int n, int ith, int nth);
   // x += proj (times the plan's residual_scale first, where set) over the chunk's n rows.
-  void residual_add(int n, int ith, int nth);
+  // x += proj, proj first RMS-normalized by post_norm (a weight index; -1: none) and scaled.
+  void residual_add(int n, int post_norm, int ith, int nth);
   // Logits [rows][n_vocab] times 1 / logit_scale, where set (no barrier).
   void scale_logits(float* logits, int rows, int ith, int nth) const;
   void ffn_block(int il, int n, int ith, int nth);

@@ -233,7 +233,7 @@ struct AttentionArgs {
   // (every position of its sequence in the step, whose keys and values are all stored). null: causal.
   const int32_t* last = nullptr;
   float scale = 1.f;
-  float softcap = 0.f;       // 0: none; else scores = softcap * tanh(scores / softcap)
+  float softcap = 0.f;       // 0: none; else scores = softcap * tanh(scores * (1 / softcap)), after the scale
   float* out = nullptr;      // [n_tokens][n_head][head_dim_v], rows strided by ldo
   int64_t ldo = 0;
   float* scratch = nullptr;  // attention_scratch_floats() floats per thread, thread ith uses its slice

@@ -142,7 +142,7 @@ __global__ void __launch_bounds__(kThreads) attention_flash_kernel(AttentionArgs
         const int key = kb + nt * 8 + 2 * tg + (e & 1);
         const int p = e < 2 ? p0 : p1, lo = e < 2 ? lo0 : lo1;
         float x = s[nt][e] * a.scale;
-        if (a.softcap != 0.f) x = a.softcap * tanhf(x / a.softcap);
+        if (a.softcap != 0.f) x = a.softcap * tanhf(x * (1.0f / a.softcap));
         if (key > p || key < lo) x = -INFINITY;
         s[nt][e] = x;
         if (e < 2) mx0 = fmaxf(mx0, x);

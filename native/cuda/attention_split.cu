@@ -137,7 +137,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_split_kernel(AttentionA
         float sc = -INFINITY;
         if (valid) {
           sc = s[h] * a.scale;
-          if (a.softcap != 0.f) sc = a.softcap * tanhf(sc / a.softcap);
+          if (a.softcap != 0.f) sc = a.softcap * tanhf(sc * (1.0f / a.softcap));
         }
         const float m_new = fmaxf(m[h], warp_max(sc));  // lane 0 is always valid: finite
         const float p = valid ? expf(sc - m_new) : 0.f;

@@ -278,6 +278,8 @@ Status CudaBackend::build(const ModelPlan& p, uint8_t* base, size_t* used, LoadC
     TESSERA_RETURN_IF_ERROR(placer.vector(L.ffn_norm_b, &lw.ffn_norm_b));
     TESSERA_RETURN_IF_ERROR(placer.vector(L.q_norm, &lw.q_norm));
     TESSERA_RETURN_IF_ERROR(placer.vector(L.k_norm, &lw.k_norm));
+    TESSERA_RETURN_IF_ERROR(placer.vector(L.attn_post_norm, &lw.attn_post_norm));
+    TESSERA_RETURN_IF_ERROR(placer.vector(L.ffn_post_norm, &lw.ffn_post_norm));
     TESSERA_RETURN_IF_ERROR(placer.vector(L.bo, &lw.bo));
     if (p.mla.kv_lora_rank > 0) {
       lw.mla = true;

@@ -62,6 +62,8 @@ struct LayerWeights {
   const float* ffn_norm_b = nullptr;
   const float* q_norm = nullptr;
   const float* k_norm = nullptr;
+  const float* attn_post_norm = nullptr;  // Gemma: RMSNorm of the attention output before the add
+  const float* ffn_post_norm = nullptr;   // and of the FFN output
   const float* bo = nullptr;
   std::vector<Projection> qkv;      // into rows [q heads | k heads | v heads]; empty when mla
   bool mla = false;
@@ -135,6 +137,8 @@ class CudaExecutor final : public Executor {
   void enqueue_mla_attention(int il, const Chunk& chunk);
   AttentionArgs attention_args(int il, const Chunk& chunk, int64_t ldq) const;
   void enqueue_output_projection(const LayerWeights& L, int n);
+  // x += w . stage_ (+ bias), through a post norm (RMSNorm then add) when post_norm is set.
+  void enqueue_residual_out(const DeviceMatrix& w, const float* bias, const float* post_norm, int n);
   void enqueue_head(int rows, bool gathered);
   Status enqueue_logits(int n_logits, float* host_out);
   void enqueue_matmul(const Projection& p, int n, float* y, int64_t ldy, bool accumulate);
@@ -150,7 +154,7 @@ class CudaExecutor final : public Executor {
   int max_table_entries_ = 0;
   uint64_t block_bytes_ = 0;
   int64_t qkv_w_ = 0, attn_w_ = 0, ff_ = 0, widest_ = 0;
-  bool has_moe_ = false, has_mla_ = false;
+  bool has_moe_ = false, has_mla_ = false, has_post_norm_ = false;
   int64_t router_w_ = 0;  // router logit columns (n_expert, + 1 for a shared-expert gate)
   cudaStream_t stream_ = nullptr;
   cudaEvent_t layer_done_[2] = {nullptr, nullptr};
@@ -163,6 +167,7 @@ class CudaExecutor final : public Executor {
   int32_t *tokens_ = nullptr, *pos_ = nullptr, *row_table_ = nullptr, *tables_ = nullptr, *logit_idx_ = nullptr;
   int4* tiles_ = nullptr;
   StagedAct stage_;
+  float* block_out_ = nullptr;  // [batch][n_embd] a post-normed block's output (has_post_norm_)
   // Mixture of experts (when has_moe_): router logits, routing, expert activations per pair.
   float *router_ = nullptr, *sel_w_ = nullptr, *moe_gate_up_ = nullptr, *moe_out_ = nullptr, *shexp_out_ = nullptr;
   int32_t* sel_ = nullptr;

@@ -74,6 +74,7 @@ void CudaExecutor::layout(BumpAllocator& c) {
   logit_idx_ = c.take<int32_t>(B);
   tiles_ = c.take<int4>(B);
   tables_ = c.take<int32_t>(size_t(max_table_entries_));
+  if (has_post_norm_) block_out_ = c.take<float>(B * p.n_embd);
   if (has_mla_) {
     const MlaParams& m = p.mla;
     mla_kv_ = c.take<float>(B * (m.kv_lora_rank + m.head_dim_rope));
@@ -124,6 +125,7 @@ Status CudaExecutor::init(const ExecutorOptions& options) {
     router_w_ = std::max<int64_t>(router_w_, p.moe.n_expert + (L.experts.shexp_gated ? 1 : 0));
   }
   has_mla_ = p.mla.kv_lora_rank > 0;
+  for (const LayerWeights& L : w_.layers) has_post_norm_ = has_post_norm_ || L.attn_post_norm || L.ffn_post_norm;
   widest_ = std::max<int64_t>({p.n_embd, attn_w_, ff_});
   if (has_mla_) {
     // Staged MLA inputs: the q LoRA row, the (token, head) rows of q_nope as one row per
@@ -230,7 +232,7 @@ void CudaExecutor::enqueue_attention(int il, const Chunk& chunk) {
   post.q_norm = L.q_norm;
   post.k_norm = L.k_norm;
   post.norm_eps = p.norm_eps;
-  post.rope = p.rope;
+  post.rope = layer_rope(p, p.layers[il]);
   post.freq_factors = w_.rope_freqs;
   post.kv = kv_of(il);
   launch_qkv_post(post, s);
@@ -247,6 +249,24 @@ void CudaExecutor::enqueue_attention(int il, const Chunk& chunk) {
   }
   if (!a.stage_formats) launch_copy_stage(attn_, attn_w_, n, int(attn_w_), stage_formats_for(L.wo.w, n), stage_, s);
   enqueue_output_projection(L, n);
+}
+
+// A block output that a post norm (Gemma) normalizes goes to block_out_ first, then joins x.
+void CudaExecutor::enqueue_residual_out(const DeviceMatrix& w, const float* bias, const float* post_norm, int n) {
+  MatmulOut out;
+  out.bias = bias;
+  if (post_norm) {
+    out.y = block_out_;
+    out.ldy = plan_.n_embd;
+    launch_matmul(w, stage_, n, out, stream_);
+    launch_post_norm_add(block_out_, post_norm, n, plan_.n_embd, plan_.norm_eps, plan_.residual_scale, x_, stream_);
+    return;
+  }
+  out.y = x_;
+  out.ldy = plan_.n_embd;
+  out.scale = plan_.residual_scale;
+  out.accumulate = true;
+  launch_matmul(w, stage_, n, out, stream_);
 }
 
 // The attention of layer il over a chunk's rows as both attention blocks set it up: query
@@ -268,7 +288,9 @@ AttentionArgs CudaExecutor::attention_args(int il, const Chunk& chunk, int64_t l
   a.head_dim = p.head_dim;
   a.head_dim_v = p.head_dim_v;
   a.sliding_window = p.layers[il].sliding_window;
-  a.scale = p.attn_scale;
+  // Gemma's query scale multiplies q before attention on the CPU (for its fp16 rounding);
+  // here it folds into the softmax scale, equal up to that rounding.
+  a.scale = p.query_scale != 0.f ? p.attn_scale * p.query_scale : p.attn_scale;
   a.softcap = p.attn_logit_softcap;
   a.out = attn_;
   a.ldo = attn_w_;
@@ -279,13 +301,7 @@ AttentionArgs CudaExecutor::attention_args(int il, const Chunk& chunk, int64_t l
 
 // x += wo . (the staged attention output) + bo.
 void CudaExecutor::enqueue_output_projection(const LayerWeights& L, int n) {
-  MatmulOut wo;
-  wo.y = x_;
-  wo.ldy = plan_.n_embd;
-  wo.bias = L.bo;
-  wo.scale = plan_.residual_scale;
-  wo.accumulate = true;
-  launch_matmul(L.wo.w, stage_, n, wo, stream_);
+  enqueue_residual_out(L.wo.w, L.bo, L.attn_post_norm, n);
 }
 
 // Multi-head latent attention (deepseek2), as the CPU executor's mla_attention_block: the
@@ -368,13 +384,7 @@ void CudaExecutor::enqueue_dense_ffn(const LayerWeights& L, int n) {
   const int64_t ff = std::max(p.n_ff, 1);  // ff_ may be wider, for a shared expert
   for (const Projection& pr : L.gate_up) enqueue_matmul(pr, n, gate_up_, 2 * ff, false);
   launch_swiglu_stage(gate_up_, n, int(ff), p.activation, stage_formats_for(L.down.w, n), stage_, stream_);
-  MatmulOut down;
-  down.y = x_;
-  down.ldy = p.n_embd;
-  down.bias = L.down.bias;
-  down.scale = p.residual_scale;
-  down.accumulate = true;
-  launch_matmul(L.down.w, stage_, n, down, stream_);
+  enqueue_residual_out(L.down.w, L.down.bias, L.ffn_post_norm, n);
 }
 
 // Router, routing (and, for the grouped GEMM, grouping by expert), the experts' gate/up,

@@ -11,7 +11,7 @@ __device__ __forceinline__ void store_matmul_out(const MatmulOut& o, int64_t row
   if (o.scale != 0.f) v = __fmul_rn(v, o.scale);
   float* p = o.y + token * o.ldy + row;
   if (o.accumulate) v += *p;
-  if (o.softcap != 0.f) v = o.softcap * tanhf(v / o.softcap);
+  if (o.softcap != 0.f) v = o.softcap * tanhf(v * (1.0f / o.softcap));
   *p = v;
 }
 

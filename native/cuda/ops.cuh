@@ -39,6 +39,10 @@ unsigned gemv_formats_for(const DeviceMatrix& w);
 // weight (+ bias for LayerNorm; either may be null), staged in `formats`.
 void launch_norm_stage(const float* x, int64_t ldx, int rows, int dim, NormKind kind, const float* weight,
                        const float* bias, float eps, unsigned formats, const StagedAct& out, cudaStream_t s);
+// (post_norm_add.cu) x[r] += RMSNorm(y[r]) * weight (* residual_scale when nonzero), rows of
+// dim values: a post-norm block output (Gemma) joining the residual stream.
+void launch_post_norm_add(const float* y, const float* weight, int rows, int dim, float eps, float residual_scale, float* x,
+                          cudaStream_t s);
 // (swiglu_stage.cu) act(gate) * up for rows of gate_up [rows][2 * ff] (gate in the first ff
 // columns, up in the second), staged.
 void launch_swiglu_stage(const float* gate_up, int rows, int ff, GateActivation act, unsigned formats,
@@ -50,7 +54,7 @@ void launch_copy_stage(const float* x, int64_t ldx, int rows, int dim, unsigned 
 // ---------------------------------------------------------------- matmul
 
 // Where a matmul writes: y[t * ldy + r] = (accumulate ? y : 0) + (W[r] . x[t] + bias[r]) * scale
-// (scale 0: none), then soft-capped (cap * tanh(y / cap)) when softcap != 0.
+// (scale 0: none), then soft-capped (cap * tanh(y * (1 / cap)), as ggml scales) when softcap != 0.
 struct MatmulOut {
   float* y = nullptr;
   int64_t ldy = 0;

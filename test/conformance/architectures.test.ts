@@ -55,6 +55,15 @@ const SHAPES: Record<string, ModelShape> = {
   "granitemoe (multipliers, softmax top-2 of 8, renormalized)": { architecture: "granitemoe", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 256, contextLength: 4096, ropeFreqBase: 1e7, normEps: 1e-5, multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logit: 6 }, moe: { nExpert: 8, nExpertUsed: 2, nFfExp: 256 } },
   "granitemoe with a shared expert (GraniteMoE Shared)": { architecture: "granitemoe", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 256, contextLength: 4096, ropeFreqBase: 1e7, normEps: 1e-5, multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logit: 6 }, moe: { nExpert: 8, nExpertUsed: 2, nFfExp: 256, nFfShexp: 384 } },
   "granite, RoPE off (rope.scaling.finetuned = false)": { architecture: "granite", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 4096, normEps: 1e-5, multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logit: 16 }, ropeFinetuned: false },
+  // Gemma 2: post-norms, GELU gate, embeddings x sqrt(n_embd), q x 1/sqrt(head_dim), scores
+  // soft-capped at 50 and logits at 30 (the defaults: no keys written), window 12 on every
+  // other block (local first).
+  "gemma2 (post-norms, GELU, soft-caps by default, window 12 on even blocks)": { architecture: "gemma2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, headDim: 64, nFf: 512, contextLength: 8192, normEps: 1e-6, tiedEmbeddings: true, postNorms: true, slidingWindow: 12 },
+  // Soft-caps low enough to bind: scores beyond +-5 and logits beyond +-3 are squashed.
+  "gemma2 with the file's soft-caps (attention 5, final 3)": { architecture: "gemma2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, headDim: 64, nFf: 512, contextLength: 8192, normEps: 1e-6, tiedEmbeddings: true, postNorms: true, slidingWindow: 12, softcaps: { attention: 5, final: 3 } },
+  // Gemma 3: q/k norms, 5 local blocks (window 12, base 10000, unscaled) then a global one
+  // (base 1e6, linear x8), its own LM head.
+  "gemma3 (q/k norms, 5 local + 1 global, local RoPE base, global linear x8)": { architecture: "gemma3", nLayer: 6, nEmbd: 256, nHead: 4, nHeadKv: 2, headDim: 64, nFf: 512, contextLength: 32768, ropeFreqBase: 1e6, normEps: 1e-6, qkNorm: true, postNorms: true, slidingWindow: 12, ropeFreqBaseSwa: 10000, ropeScaling: { type: "linear", factor: 8 } },
   "qwen2, YaRN x4 from 4096": { architecture: "qwen2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 16384, ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 } },
 };
 

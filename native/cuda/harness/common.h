@@ -284,6 +284,7 @@ void check_copy_stage(int rows, int dim);
 void check_staged_like_copy(const std::string& name, const DevStage& st, int rows);
 void check_norm_stage(NormKind kind, int rows, int dim, bool affine);
 void check_swiglu_stage(int rows, int ff, GateActivation act);
+void check_post_norm_add(int rows, int dim, float residual_scale);
 // matmul.cu
 void check_matmul(const MatmulCase& mc);
 void check_head_matmul(GgmlType type, int n_tokens, int n_head, int64_t rows, int64_t cols);

@@ -40,6 +40,8 @@ std::vector<Case> cases() {
   add("swiglu_stage", kNoType, [] { check_swiglu_stage(1, kEmulated ? 1400 : 14336, GateActivation::Silu); });
   add("swiglu_stage", kNoType, [] { check_swiglu_stage(3, kEmulated ? 700 : 11008, GateActivation::Silu); });
   add("swiglu_stage", kNoType, [] { check_swiglu_stage(2, 300, GateActivation::Gelu); });
+  add("post_norm_add", kNoType, [] { check_post_norm_add(3, 2304, 0.f); });
+  add("post_norm_add", kNoType, [] { check_post_norm_add(1, 77, 0.25f); });
 
   // The shapes test/kernels/ops.test.ts checks on the CPU, in units of max(block, 32) columns.
   for (GgmlType t : types) {

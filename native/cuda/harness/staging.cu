@@ -150,4 +150,26 @@ void check_swiglu_stage(int rows, int ff, GateActivation act) {
   check_staged_like_copy(name, st, rows);
 }
 
+// post_norm_add against a float64 RMSNorm-and-add of the same rows.
+void check_post_norm_add(int rows, int dim, float residual_scale) {
+  const auto y = gauss_vector(size_t(rows) * dim, 3.f);
+  const auto x0 = gauss_vector(size_t(rows) * dim, 1.f);
+  std::vector<float> w(dim);
+  for (float& e : w) e = 1.f + 0.3f * gauss();
+  Dev<float> dy(y), dw(w), dx(x0);
+  launch_post_norm_add(dy.get(), dw.get(), rows, dim, 1e-6f, residual_scale, dx.get(), nullptr);
+  const auto got = dx.download();
+  std::vector<double> ref(got.size());
+  for (int r = 0; r < rows; ++r) {
+    const float* yr = &y[size_t(r) * dim];
+    double ss = 0;
+    for (int i = 0; i < dim; ++i) ss += double(yr[i]) * yr[i];
+    const double scale = 1 / std::sqrt(ss / dim + 1e-6);
+    for (int i = 0; i < dim; ++i)
+      ref[size_t(r) * dim + i] = x0[size_t(r) * dim + i] + yr[i] * scale * w[i] * (residual_scale != 0.f ? residual_scale : 1.0);
+  }
+  report("post_norm_add " + std::to_string(rows) + "x" + std::to_string(dim) + (residual_scale != 0.f ? " scaled" : ""),
+         rel_error(got, ref), 2e-6);
+}
+
 }  // namespace tessera::harness
