@@ -155,6 +155,11 @@ export interface Shape {
   multipliers?: { embedding?: number; residual?: number; attention?: number; logit?: number };
   /** rope.scaling.finetuned (Granite: false turns RoPE off). */
   ropeFinetuned?: boolean;
+  /** Phi-3's fused attn_qkv and ffn_up [n_embd, 2 * nFf]. */
+  fusedQkv?: boolean;
+  fusedGateUp?: boolean;
+  /** Phi-3's rope_factors_long/short.weight (each when set). */
+  longRope?: { long: boolean; short: boolean };
   /** Gemma's post_attention_norm / post_ffw_norm in every block. */
   postNorms?: boolean;
   /** Gemma's attn_logit_softcapping / final_logit_softcapping keys, those given. */
@@ -291,6 +296,14 @@ const FUZZ_RECIPES: Record<string, FuzzRecipe | { notFuzzed: string }> = {
       shape.qkNorm = true;
       gemmaWindowAndCaps(shape, rng, false);
       if (rng.chance(0.5)) shape.freqBaseSwa = rng.pick([10000, 1, 1e6]);
+    },
+  },
+  phi3: {
+    randomize(shape, { rng }) {
+      shape.fusedQkv = rng.chance(0.8);
+      shape.fusedGateUp = rng.chance(0.95);
+      if (rng.chance(0.3)) shape.longRope = { long: rng.chance(0.9), short: rng.chance(0.9) };
+      if (rng.chance(0.3)) shape.slidingWindow = rng.pick([2, 2047, 262144]);  // read and ignored, as llama.cpp does
     },
   },
   // Encoders: the case IR writes decoder blocks (pre-norm, final norm, LM head) and evaluates
@@ -551,9 +564,12 @@ function tensorsFor(shape: Shape, rng: CaseRng): TensorIR[] {
       matmul(`${p}attn_v_b.weight`, [m.kvLoraRank, m.v, shape.nHead]);
       matmul(`${p}attn_output.weight`, [shape.nHead * m.v, e]);
     } else {
-      matmul(`${p}attn_q.weight`, [e, shape.nHead * hd]);
-      matmul(`${p}attn_k.weight`, [e, shape.nHeadKv * hd]);
-      matmul(`${p}attn_v.weight`, [e, shape.nHeadKv * hdv]);
+      if (shape.fusedQkv) matmul(`${p}attn_qkv.weight`, [e, shape.nHead * hd + shape.nHeadKv * (hd + hdv)]);
+      else {
+        matmul(`${p}attn_q.weight`, [e, shape.nHead * hd]);
+        matmul(`${p}attn_k.weight`, [e, shape.nHeadKv * hd]);
+        matmul(`${p}attn_v.weight`, [e, shape.nHeadKv * hdv]);
+      }
       matmul(`${p}attn_output.weight`, [shape.nHead * hdv, e]);
     }
     if (shape.qkvBias) {
@@ -581,6 +597,9 @@ function tensorsFor(shape: Shape, rng: CaseRng): TensorIR[] {
         matmul(`${p}ffn_down_shexp.weight`, [moe.nFfShexp, e]);
         if (moe.sharedGate) matmul(`${p}ffn_gate_inp_shexp.weight`, [e, 1]);
       }
+    } else if (shape.fusedGateUp) {
+      matmul(`${p}ffn_up.weight`, [e, 2 * shape.nFf]);
+      matmul(`${p}ffn_down.weight`, [shape.nFf, e]);
     } else {
       matmul(`${p}ffn_gate.weight`, [e, shape.nFf]);
       matmul(`${p}ffn_up.weight`, [e, shape.nFf]);
@@ -595,6 +614,8 @@ function tensorsFor(shape: Shape, rng: CaseRng): TensorIR[] {
   }
   vector("output_norm.weight", e);
   if (shape.ropeFreqs) vector("rope_freqs.weight", shape.ropeDims / 2);
+  if (shape.longRope?.long) vector("rope_factors_long.weight", shape.ropeDims / 2);
+  if (shape.longRope?.short) vector("rope_factors_short.weight", shape.ropeDims / 2);
   if (!shape.tied) matmul("output.weight", [e, shape.nVocab]);
   if (shape.lmHeadBias) vector("output.bias", shape.nVocab);
   return out;

@@ -79,6 +79,10 @@ export interface ModelShape {
   multipliers?: { embedding?: number; residual?: number; attention?: number; logit?: number };
   /** `${arch}.rope.scaling.finetuned` (Granite: false turns RoPE off). */
   ropeFinetuned?: boolean;
+  /** Phi-3's fused tensors: attn_qkv in place of attn_q/k/v, ffn_up [n_embd, 2 * nFf] in place of ffn_gate/ffn_up. */
+  fused?: { qkv: boolean; gateUp: boolean };
+  /** Phi-3's LongRoPE: rope_factors_long/short.weight and rope.scaling.attn_factor. */
+  longRope?: { attnFactor: number; originalContext: number };
   /** Gemma's post_attention_norm / post_ffw_norm in every block. */
   postNorms?: boolean;
   /** `${arch}.attn_logit_softcapping` / `final_logit_softcapping` (Gemma). */
@@ -350,9 +354,12 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
     vector(`${p}attn_norm.weight`, e, 1, 0.1);
     if (shape.mla) mlaTensors(p, shape.mla);
     else {
-      matmul(`${p}attn_q.weight`, "attn_q", e, shape.nHead * hd);
-      matmul(`${p}attn_k.weight`, "attn_k", e, shape.nHeadKv * hd);
-      matmul(`${p}attn_v.weight`, "attn_v", e, shape.nHeadKv * hd);
+      if (shape.fused?.qkv) matmul(`${p}attn_qkv.weight`, "attn_qkv", e, (shape.nHead + 2 * shape.nHeadKv) * hd);
+      else {
+        matmul(`${p}attn_q.weight`, "attn_q", e, shape.nHead * hd);
+        matmul(`${p}attn_k.weight`, "attn_k", e, shape.nHeadKv * hd);
+        matmul(`${p}attn_v.weight`, "attn_v", e, shape.nHeadKv * hd);
+      }
       matmul(`${p}attn_output.weight`, "attn_output", shape.nHead * hd, e);
     }
     if (shape.postNorms) vector(`${p}post_attention_norm.weight`, e, 1, 0.1);
@@ -379,6 +386,9 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
         matmul(`${p}ffn_down_shexp.weight`, "ffn_down", moe.nFfShexp, e);
         if (moe.sharedGate) matmul(`${p}ffn_gate_inp_shexp.weight`, "ffn_gate_inp_shexp", e, 1);
       }
+    } else if (shape.fused?.gateUp) {
+      matmul(`${p}ffn_up.weight`, "ffn_up", e, 2 * shape.nFf);
+      matmul(`${p}ffn_down.weight`, "ffn_down", shape.nFf, e);
     } else {
       matmul(`${p}ffn_gate.weight`, "ffn_gate", e, shape.nFf);
       matmul(`${p}ffn_up.weight`, "ffn_up", e, shape.nFf);
@@ -396,6 +406,12 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
     const pairs = hd / 2;
     // Divisors from 1 (high frequencies) up to 8 (low frequencies), like Llama 3.1's.
     out.push({ name: "rope_freqs.weight", dims: [pairs], type: GGMLType.F32, make: () => Float32Array.from({ length: pairs }, (_, i) => 1 + (7 * i) / (pairs - 1)) });
+  }
+  if (shape.longRope) {
+    const pairs = hd / 2;
+    // Phi-3.5's shapes: short factors near 1, long ones growing to ~40 for the low frequencies.
+    out.push({ name: "rope_factors_short.weight", dims: [pairs], type: GGMLType.F32, make: () => Float32Array.from({ length: pairs }, (_, i) => 1 + (0.5 * i) / (pairs - 1)) });
+    out.push({ name: "rope_factors_long.weight", dims: [pairs], type: GGMLType.F32, make: () => Float32Array.from({ length: pairs }, (_, i) => 1 + (40 * i * i) / ((pairs - 1) * (pairs - 1))) });
   }
   if (!shape.tiedEmbeddings) {
     const type = matmulType(opts.weights, "output", e, opts.outputType);
@@ -490,6 +506,8 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
   if (shape.poolingType !== undefined) m.push([`${a}.pooling_type`, kv.u32(shape.poolingType)]);
   if (shape.softcaps?.attention !== undefined) m.push([`${a}.attn_logit_softcapping`, kv.f32(shape.softcaps.attention)]);
   if (shape.softcaps?.final !== undefined) m.push([`${a}.final_logit_softcapping`, kv.f32(shape.softcaps.final)]);
+  if (shape.longRope)
+    m.push([`${a}.rope.scaling.attn_factor`, kv.f32(shape.longRope.attnFactor)], [`${a}.rope.scaling.original_context_length`, kv.u32(shape.longRope.originalContext)]);
   if (shape.ropeFreqBaseSwa !== undefined) m.push([`${a}.rope.freq_base_swa`, kv.f32(shape.ropeFreqBaseSwa)]);
   m.push(...multiplierMetadata(a, shape.multipliers, shape.ropeFinetuned));
   const pattern = shape.slidingWindowPattern;
@@ -582,7 +600,9 @@ export function writeSyntheticModel(file: string, shape: ModelShape, options: Sy
   const tensors: GGUFTensorSpec[] = plans.map((p) => ({ name: p.name, type: p.type, dims: p.dims, data: () => data(p) }));
   const templates = typeof options.chatTemplate === "string" ? { default: options.chatTemplate } : (options.chatTemplate ?? {});
   const metadata = [
-    ...hyperparameterMetadata(shape, `synthetic-${shape.architecture}-${options.weights}`),
+    // llama.cpp keys tokenizer workarounds on general.name ("phi3" looks up Phi-3's special
+    // tokens, which a borrowed vocabulary lacks): the name carries the weights only.
+    ...hyperparameterMetadata(shape, `synthetic ${options.weights} model`),
     ...vocab.metadata,
     ...Object.entries(templates).map(([name, t]): [string, GGUFKV] => [
       name === "default" ? "tokenizer.chat_template" : `tokenizer.chat_template.${name}`,

@@ -264,6 +264,8 @@ export interface NativePlan {
   causal?: boolean;
   postNorm?: boolean;
   ffnGated?: boolean;
+  /** ffn_up holds [gate | up] (2 x nFf rows) and there is no ffn_gate (Phi-3). */
+  ffnFusedGateUp?: boolean;
   lmHead?: boolean;
   /** Input embeddings added to the token's (-1: none): position_embd [n_embd, positions], token_types row 0. */
   posEmbd?: number;

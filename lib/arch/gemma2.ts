@@ -21,6 +21,7 @@ export const gemma2: ArchDescription = {
   ffn: "dense",
   slidingWindow: true,
   slidingWindowPattern: { defaultPeriod: 2, globalFirst: false, unscaledRopeWhenWindowed: false, defaultWindow: 4096 },
-  gemma: { embdPerHeadScaleAtBlocks: [46], attnSoftcapDefault: 50, finalSoftcapDefault: 30 },
+  queryScale: { embdPerHeadAtBlocks: [46] },
+  gemma: { attnSoftcapDefault: 50, finalSoftcapDefault: 30 },
   tiedOutput: true,
 };

@@ -22,5 +22,6 @@ export const gemma3: ArchDescription = {
   ffn: "dense",
   slidingWindow: true,
   slidingWindowPattern: { defaultPeriod: 6, globalFirst: false, unscaledRopeWhenWindowed: false, windowedRopeBase: 10000 },
-  gemma: { embdPerHeadScaleAtBlocks: [62], finalSoftcapDefault: 0 },
+  queryScale: { embdPerHeadAtBlocks: [62] },
+  gemma: { finalSoftcapDefault: 0 },
 };

@@ -8,13 +8,14 @@ import { granitemoe } from "./granitemoe.js";
 import { llama } from "./llama.js";
 import { mellum } from "./mellum.js";
 import { nomicBert } from "./nomic-bert.js";
+import { phi3 } from "./phi3.js";
 import { qwen2 } from "./qwen2.js";
 import { qwen2moe } from "./qwen2moe.js";
 import { qwen3 } from "./qwen3.js";
 import { qwen3moe } from "./qwen3moe.js";
 import type { ArchDescription } from "./types.js";
 
-const ARCHITECTURES: readonly ArchDescription[] = [llama, qwen2, qwen3, qwen2moe, qwen3moe, mellum, deepseek2, granite, granitemoe, gemma2, gemma3, bert, nomicBert];
+const ARCHITECTURES: readonly ArchDescription[] = [llama, qwen2, qwen3, qwen2moe, qwen3moe, mellum, deepseek2, granite, granitemoe, gemma2, gemma3, phi3, bert, nomicBert];
 
 const byName = new Map(ARCHITECTURES.map((a) => [a.name, a]));
 

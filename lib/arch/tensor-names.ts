@@ -6,6 +6,9 @@ export const GLOBAL_TENSORS = {
   output: "output.weight",
   outputB: "output.bias",
   ropeFreqs: "rope_freqs.weight",
+  // LongRoPE (Phi-3 128k): per-pair frequency divisors for long and short contexts.
+  ropeFactorsLong: "rope_factors_long.weight",
+  ropeFactorsShort: "rope_factors_short.weight",
   // Encoders (bert, nomic-bert).
   posEmbd: "position_embd.weight",
   tokenTypes: "token_types.weight",

@@ -17,6 +17,8 @@ export type FfnKind =
   | "dense"
   /** up -> activation -> down in every block, no gate (BERT's GELU FFN). */
   | "dense-ungated"
+  /** One ffn_up [n_embd, 2 * n_ff] holding [gate | up], then SwiGLU and down (Phi-3). */
+  | "dense-fused-gate-up"
   /** Mixture of experts in every block (when `${arch}.expert_count` > 0), dense otherwise. */
   | "moe-if-experts"
   /** The first `leading_dense_block_count` blocks dense, the rest mixture of experts. */
@@ -100,10 +102,24 @@ export interface ArchDescription {
   ropeSwitch?: boolean;
   /**
    * Gemma's block extras (absent: none): post-norms of the attention and FFN outputs, the
-   * token embeddings scaled by sqrt(n_embd), q scaled before attention, soft-capped scores
-   * and logits.
+   * token embeddings scaled by sqrt(n_embd), soft-capped scores and logits.
    */
   gemma?: GemmaRecipe;
+  /**
+   * q multiplied by 1/sqrt(head_dim) after RoPE, then attention with softmax scale 1, as
+   * llama.cpp's graph does it for Gemma and Phi-3 (ggml_scale of Qcur; the same math as the
+   * usual softmax scale, rounded as llama.cpp rounds it). `embdPerHeadAtBlocks`: files with
+   * these block counts use 1/sqrt(n_embd / n_head) instead (Gemma's 27B models).
+   */
+  queryScale?: { embdPerHeadAtBlocks: number[] };
+  /** Fused attn_qkv.weight (+ attn_qkv.bias) in place of attn_q/k/v, per block as the file has it (Phi-3). */
+  fusedQkv?: Presence;
+  /**
+   * LongRoPE (Phi-3 128k): rope_factors_long.weight / rope_factors_short.weight, per-pair
+   * frequency divisors; the long ones when the context is longer than the original
+   * (rope.scaling.original_context_length), as llama.cpp picks them.
+   */
+  longRope?: boolean;
   /** The LM head is always the token embedding table; a file's output.weight is refused, as llama.cpp loads none (Gemma 2). */
   tiedOutput?: boolean;
   /**
@@ -159,17 +175,12 @@ export interface SlidingWindowPattern {
  * Gemma 2/3, as llama.cpp's src/models/gemma2.cpp and gemma3.cpp build their graphs:
  *   x = token_embd[t] * sqrt(n_embd)
  *   per block: x += post_attention_norm(attn(attn_norm(x))); x += post_ffw_norm(ffn(ffn_norm(x)))
- * with q multiplied by the query scale after RoPE (softmax scale 1), and the soft-caps
+ * with q scaled as `queryScale` says (softmax scale 1), and the soft-caps
  * cap * tanh(v / cap) on attention scores and logits where the recipe reads them. The
  * `(1 + w)` of Gemma's RMSNorm is already in the file's norm weights (llama.cpp's converter
  * adds the 1), so the norms are plain RMSNorm.
  */
 export interface GemmaRecipe {
-  /**
-   * Query scale 1/sqrt(head_dim), or 1/sqrt(n_embd / n_head) for files with one of these
-   * block counts (the 27B models; llama.cpp picks by block count).
-   */
-  embdPerHeadScaleAtBlocks: number[];
   /** `${arch}.attn_logit_softcapping`, this when absent; undefined: never soft-capped. */
   attnSoftcapDefault?: number;
   /** `${arch}.final_logit_softcapping`, this when absent (0: none). */

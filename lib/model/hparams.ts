@@ -70,8 +70,10 @@ export interface Hyperparameters {
   ropeOff: boolean;
   /** The RoPE base of windowed blocks, which rotate unscaled (Gemma 3); undefined: the file's RoPE. */
   windowedRopeBase?: number;
-  /** Gemma's scalars (ArchDescription.gemma); 0 where not applied. */
-  gemma: { queryScale: number; attnSoftcap: number; finalSoftcap: number };
+  /** q's scale (ArchDescription.queryScale), 0 where not applied. */
+  queryScale: number;
+  /** Gemma's soft-caps (ArchDescription.gemma); 0 where not applied. */
+  gemma: { attnSoftcap: number; finalSoftcap: number };
 }
 
 /** Counts of blocks, heads, experts and the like. */
@@ -182,26 +184,26 @@ export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hype
     poolingType: meta.integer(k("pooling_type"), { min: 0, max: 0xffffffff }),
     multipliers: readMultipliers(meta, arch, k),
     ropeOff: arch.ropeSwitch === true && meta.bool(k("rope.scaling.finetuned")) === false,
-    gemma: readGemma(meta, arch, k, { nLayer, nEmbd, nHead, headDim }),
+    queryScale: queryScaleOf(arch, { nLayer, nEmbd, nHead, headDim }),
+    gemma: readGemma(meta, arch, k),
   };
 }
 
 /**
- * Gemma's query scale and soft-caps: 1/sqrt(head_dim), or 1/sqrt(n_embd / n_head) at the
- * block counts the recipe lists (llama.cpp's choice for the 27B models, in fp32 as it
- * computes it, n_embd / n_head an integer division); the caps from the file or the recipe's
- * defaults. Zeros for other architectures.
+ * The query scale: 1/sqrt(head_dim), or 1/sqrt(n_embd / n_head) at the block counts the
+ * recipe lists (llama.cpp's choice for Gemma's 27B models), in fp32 as llama.cpp computes it
+ * (n_embd / n_head an integer division); 0 without the recipe field.
  */
-function readGemma(
-  meta: ModelMetadata,
-  arch: ArchDescription,
-  k: (suffix: string) => string,
-  shape: { nLayer: number; nEmbd: number; nHead: number; headDim: number },
-): Hyperparameters["gemma"] {
+function queryScaleOf(arch: ArchDescription, shape: { nLayer: number; nEmbd: number; nHead: number; headDim: number }): number {
+  if (!arch.queryScale) return 0;
+  const perHead = arch.queryScale.embdPerHeadAtBlocks.includes(shape.nLayer) ? Math.floor(shape.nEmbd / shape.nHead) : shape.headDim;
+  return Math.fround(1 / Math.fround(Math.sqrt(perHead)));
+}
+
+/** Gemma's soft-caps, from the file or the recipe's defaults; zeros for other architectures. */
+function readGemma(meta: ModelMetadata, arch: ArchDescription, k: (suffix: string) => string): Hyperparameters["gemma"] {
   const g = arch.gemma;
-  if (!g) return { queryScale: 0, attnSoftcap: 0, finalSoftcap: 0 };
-  const perHead = g.embdPerHeadScaleAtBlocks.includes(shape.nLayer) ? Math.floor(shape.nEmbd / shape.nHead) : shape.headDim;
-  const queryScale = Math.fround(1 / Math.fround(Math.sqrt(perHead)));
+  if (!g) return { attnSoftcap: 0, finalSoftcap: 0 };
   const cap = (suffix: string, fallback: number) => {
     const v = meta.real(k(suffix), NON_NEGATIVE_REAL) ?? fallback;
     if (!Number.isFinite(Math.fround(v)) || (v !== 0 && !Number.isFinite(Math.fround(1 / v))))
@@ -209,7 +211,6 @@ function readGemma(
     return v;
   };
   return {
-    queryScale,
     attnSoftcap: g.attnSoftcapDefault === undefined ? 0 : cap("attn_logit_softcapping", g.attnSoftcapDefault),
     finalSoftcap: cap("final_logit_softcapping", g.finalSoftcapDefault),
   };

@@ -17,7 +17,7 @@ import { GGML_TYPE_INFO, type GGUFFile } from "../gguf/types.js";
 import { KV_TYPES, native, type KvCacheType, type NativeModel, type NativePlan } from "../native.js";
 import { tokenizerFromGGUF, type Tokenizer } from "../tokenizer/index.js";
 import type { Hyperparameters } from "./hparams.js";
-import { buildPlan } from "./plan.js";
+import { buildPlan, chooseRopeFactors } from "./plan.js";
 import { Chat, chat, type ChatGeneration, type ChatOptions, type CreateChatOptions } from "../chat/chat.js";
 import { readChatTemplates } from "../chat/gguf.js";
 import type { ChatMessage } from "../chat/types.js";
@@ -449,7 +449,8 @@ export async function loadModel(pathOrOptions?: string | LoadOptions, maybeOptio
   if (typeof archName !== "string")
     throw new TesseraError("ERR_MODEL_INCOMPATIBLE", "the file has no general.architecture; it is not a model GGUF");
   const arch = architecture(archName);
-  const { plan, hparams, nVocab } = buildPlan(file, arch);
+  const built = buildPlan(file, arch);
+  const { plan, hparams, nVocab } = built;
   if (arch.encoder && backend === "cuda" && (o.backend ?? "auto") === "auto") {
     // The CUDA backend runs no encoder yet (an explicit backend: "cuda" is refused natively).
     backend = "cpu";
@@ -466,6 +467,7 @@ export async function loadModel(pathOrOptions?: string | LoadOptions, maybeOptio
       `the tokenizer has ${tokenizer.vocabSize} tokens but token_embd.weight has ${nVocab} rows; they must match, re-convert the file`,
     );
   const contextSize = positiveInteger(o.contextSize, Math.min(hparams.nCtxTrain || 4096, 4096), "contextSize");
+  chooseRopeFactors(built, contextSize);
   const kvTokens = positiveInteger(o.kvCacheTokens, 4 * contextSize, "kvCacheTokens", 1 << 30);
   const kvType = o.kvCacheType ?? "f16";
   if (typeof kvType !== "string" || !Object.hasOwn(KV_TYPES, kvType))

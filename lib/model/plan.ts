@@ -90,7 +90,7 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
   }
   // llama.cpp's create_tensor_qkv: the fused projection when the file has it (its bias, or
   // else separate q/k/v biases), otherwise separate q/k/v.
-  const fused = arch.encoder?.fusedQkv ?? "none";
+  const fused = arch.encoder?.fusedQkv ?? arch.fusedQkv ?? "none";
   const useFused = fused === "required" || (fused === "optional" && index.find(blockTensorName(block, "wqkv")) !== undefined);
   if (hp.mla) setMlaAttention(index, hp, block, layer);
   else if (useFused) {
@@ -105,7 +105,9 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
   // Gemma's post-norms: every block has both (llama.cpp requires them).
   set("attnPostNorm", arch.gemma ? "required" : "none");
   set("ffnPostNorm", arch.gemma ? "required" : "none");
-  if (kind === "dense" && arch.ffn === "dense-ungated") {
+  if (kind === "dense" && arch.ffn === "dense-fused-gate-up") {
+    for (const role of ["ffnUp", "ffnDown"] as const) set(role, "required");
+  } else if (kind === "dense" && arch.ffn === "dense-ungated") {
     for (const role of ["ffnUp", "ffnDown"] as const) set(role, "required");
     for (const role of ["ffnUpB", "ffnDownB"] as const) set(role, arch.ffnBias);
   } else if (kind === "dense") {
@@ -138,6 +140,8 @@ export interface BuiltPlan {
   plan: NativePlan;
   hparams: Hyperparameters;
   nVocab: number;
+  /** LongRoPE's two factor tensors (ArchDescription.longRope), for chooseRopeFactors. */
+  ropeFactors?: { long?: number; short?: number };
 }
 
 export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
@@ -158,6 +162,12 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
   if (output !== undefined) checkComputable(index.info(output));
   const inputs = encoderInputs(index, hp, arch);
   const ropeFreqs = optionalGlobal(index, GLOBAL_TENSORS.ropeFreqs, arch.ropeFreqs);
+  const longRope = arch.longRope
+    ? {
+        long: optionalGlobal(index, GLOBAL_TENSORS.ropeFactorsLong, "optional"),
+        short: optionalGlobal(index, GLOBAL_TENSORS.ropeFactorsShort, "optional"),
+      }
+    : undefined;
   const outputB = optionalGlobal(index, GLOBAL_TENSORS.outputB, arch.lmHeadBias);
   // RMSNorm has no bias: an rms architecture's file with one is refused, not run without it.
   const outputNormB = optionalGlobal(index, GLOBAL_TENSORS.outputNormB, arch.norm === "layer" && lmHead ? "optional" : "none");
@@ -166,7 +176,9 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
   for (let b = 0; b < hp.nLayer; b++) layers.push(buildLayer(index, hp, arch, b));
   // Widths come from the tensors; the metadata, where it gives one, must agree. C++ checks
   // every block's tensors against these (native/core/model.cpp).
-  const nFf = ffnWidth(index, layers, arch.ffn === "dense-ungated" ? "ffnUp" : "ffnGate", hp.nFf, `${arch.name}.feed_forward_length`);
+  const fusedGateUp = arch.ffn === "dense-fused-gate-up";
+  const nFf = ffnWidth(index, layers, arch.ffn === "dense-ungated" || fusedGateUp ? "ffnUp" : "ffnGate", hp.nFf,
+    `${arch.name}.feed_forward_length`, fusedGateUp ? 2 : 1);
   if (nFf > 0) hp.nFf = nFf;
   if (hp.moe) {
     hp.moe.nFfExp = ffnWidth(index, layers, "ffnGateExps", hp.moe.nFfExp, `${arch.name}.expert_feed_forward_length`);
@@ -189,8 +201,8 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
     norm: arch.norm,
     activation: arch.activation,
     // Gemma scales q instead: its softmax scale is 1.
-    attnScale: hp.mla?.attnScale ?? (hp.gemma.queryScale !== 0 ? 1 : hp.multipliers.attention),
-    queryScale: hp.gemma.queryScale,
+    attnScale: hp.mla?.attnScale ?? (hp.queryScale !== 0 ? 1 : hp.multipliers.attention),
+    queryScale: hp.queryScale,
     attnLogitSoftcap: hp.gemma.attnSoftcap,
     finalLogitSoftcap: hp.gemma.finalSoftcap,
     // Gemma: sqrt(n_embd) in fp32 (llama.cpp's sqrtf).
@@ -208,7 +220,8 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
       yarnAttnFactor: hp.mla?.ropeYarnAttnFactor ?? hp.rope.yarnAttnFactor,
       yarnBetaFast: hp.rope.yarnBetaFast,
       yarnBetaSlow: hp.rope.yarnBetaSlow,
-      freqFactors: ropeFreqs ?? -1,
+      // LongRoPE: the short factors until the context is known (chooseRopeFactors).
+      freqFactors: ropeFreqs ?? longRope?.short ?? -1,
     },
     mla: hp.mla && {
       qLoraRank: hp.mla.qLoraRank,
@@ -230,6 +243,7 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
     causal: arch.encoder === undefined,
     postNorm: arch.encoder !== undefined,
     ffnGated: arch.ffn !== "dense-ungated",
+    ffnFusedGateUp: fusedGateUp,
     lmHead,
     posEmbd: inputs.posEmbd ?? -1,
     tokenTypes: inputs.tokenTypes ?? -1,
@@ -249,9 +263,20 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
       byteLength: t.byteLength,
     })),
   };
-  refuseUnusedTensors(file, plan, arch);
+  refuseUnusedTensors(file, plan, arch, [longRope?.long, longRope?.short]);
   checkFiniteReals(plan);
-  return { plan, hparams: hp, nVocab };
+  return { plan, hparams: hp, nVocab, ropeFactors: longRope };
+}
+
+/**
+ * LongRoPE's choice, once the context size is known: the long factors for a context longer
+ * than the original (llama.cpp's n_ctx_seq > n_ctx_orig_yarn), else the short ones.
+ */
+export function chooseRopeFactors(built: BuiltPlan, contextSize: number): void {
+  const f = built.ropeFactors;
+  if (!f) return;
+  const chosen = contextSize > built.plan.rope.nCtxOrig ? f.long : f.short;
+  built.plan.rope.freqFactors = chosen ?? -1;
 }
 
 /**
@@ -331,13 +356,14 @@ function optionalGlobal(index: TensorIndex, name: string, presence: Presence): n
  * when no block has one. `declared` (the file's metadata; 0 when absent) must agree: a width
  * trusted from metadata alone sized buffers the tensors then overran.
  */
-function ffnWidth(index: TensorIndex, layers: NativeLayer[], role: BlockTensorRole, declared: number, key: string): number {
+function ffnWidth(index: TensorIndex, layers: NativeLayer[], role: BlockTensorRole, declared: number, key: string, parts = 1): number {
   const layer = layers.find((l) => l[role] !== undefined);
   if (!layer) return 0;
   const t = index.info(layer[role]!);
-  const width = t.dims[1];
-  if (t.dims.length < 2)
-    throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `tensor ${t.name} has shape [${t.dims}], expected [n_embd, width]`);
+  // A fused [gate | up] tensor holds `parts` widths side by side.
+  const width = t.dims[1] / parts;
+  if (t.dims.length < 2 || !Number.isInteger(width))
+    throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `tensor ${t.name} has shape [${t.dims}], expected [n_embd, ${parts > 1 ? `${parts} x ` : ""}width]`);
   if (declared > 0 && declared !== width)
     throw new TesseraError(
       "ERR_MODEL_INCOMPATIBLE",
@@ -351,8 +377,10 @@ function ffnWidth(index: TensorIndex, layers: NativeLayer[], role: BlockTensorRo
  * its architecture does not create ("wrong number of tensors"); running without them (an
  * FFN bias, an LM head bias) would give a silently different model.
  */
-function refuseUnusedTensors(file: GGUFFile, plan: NativePlan, arch: ArchDescription): void {
+function refuseUnusedTensors(file: GGUFFile, plan: NativePlan, arch: ArchDescription, alternatives: Array<number | undefined>): void {
   const used = new Set<number>([plan.tokEmbd, plan.outputNorm, plan.outputNormB, plan.output, plan.outputB, plan.rope.freqFactors]);
+  // Tensors of which the context size picks one (LongRoPE's factors).
+  for (const i of alternatives) if (i !== undefined) used.add(i);
   for (const i of [plan.posEmbd, plan.tokenTypes, plan.tokEmbdNorm, plan.tokEmbdNormB]) if (i !== undefined) used.add(i);
   for (const layer of plan.layers)
     for (const role of Object.keys(BLOCK_TENSORS) as BlockTensorRole[]) if (layer[role] !== undefined) used.add(layer[role]);

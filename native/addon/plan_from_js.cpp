@@ -208,6 +208,7 @@ ModelPlan plan_from_js(const Napi::Object& js) {
   p.causal = boolean(js, "causal", true);
   p.post_norm = boolean(js, "postNorm", false);
   p.ffn_gated = boolean(js, "ffnGated", true);
+  p.ffn_fused_gate_up = boolean(js, "ffnFusedGateUp", false);
   p.lm_head = boolean(js, "lmHead", true);
   p.pos_embd = integer(js, "posEmbd", -1);
   p.token_types = integer(js, "tokenTypes", -1);

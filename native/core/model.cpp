@@ -268,11 +268,15 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
     if (L.sliding_window < 0) return Status::error(StatusCode::ModelIncompatible, "negative sliding window");
     if (L.ffn_kind == FfnKind::Dense) {
       const int64_t f = p.n_ff;
-      // Ungated (ffn_gated false): a gate set anyway is left unchecked and refused below.
-      if (p.ffn_gated) TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate, {e, f}));
-      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_up, {e, f}));
+      // Ungated (ffn_gated false) or fused (gate and up in ffn_up): a gate set anyway is left
+      // unchecked and refused below.
+      const bool gate = p.ffn_gated && !p.ffn_fused_gate_up;
+      if (p.ffn_fused_gate_up && (!p.ffn_gated || L.ffn_gate_b >= 0 || L.ffn_up_b >= 0))
+        return Status::error(StatusCode::ModelIncompatible, "a fused gate/up FFN must be gated and has no gate or up bias");
+      if (gate) TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate, {e, f}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_up, {e, p.ffn_fused_gate_up ? 2 * f : f}));
       TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_down, {f, e}));
-      if (p.ffn_gated) TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate_b, {f}));
+      if (gate) TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate_b, {f}));
       TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_up_b, {f}));
       TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_down_b, {e}));
     } else {

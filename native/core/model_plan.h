@@ -143,6 +143,8 @@ struct ModelPlan {
   bool causal = true;
   bool post_norm = false;
   bool ffn_gated = true;
+  // Phi-3: ffn_up [n_embd, 2 * n_ff] holds [gate | up] and there is no ffn_gate.
+  bool ffn_fused_gate_up = false;
   bool lm_head = true;
   // Input embeddings: x = tok_embd[t] + token_types[0] + pos_embd[pos], then LayerNorm by
   // tok_embd_norm(_b). -1: absent.
@@ -174,12 +176,8 @@ inline RopeParams layer_rope(const ModelPlan& p, const LayerPlan& L) {
 
 // Whether the plan needs anything only the CPU executor computes (the encoder fields).
 inline bool uses_encoder_features(const ModelPlan& p) {
-  if (!p.causal || p.post_norm || !p.ffn_gated || !p.lm_head || p.pos_embd >= 0 || p.token_types >= 0 ||
-      p.tok_embd_norm >= 0)
-    return true;
-  for (const LayerPlan& L : p.layers)
-    if (L.wqkv >= 0 || L.bqkv >= 0) return true;
-  return false;
+  return !p.causal || p.post_norm || !p.ffn_gated || !p.lm_head || p.pos_embd >= 0 || p.token_types >= 0 ||
+         p.tok_embd_norm >= 0;
 }
 
 }  // namespace tessera

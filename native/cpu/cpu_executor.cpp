@@ -86,6 +86,7 @@ void CpuExecutor::layout(BumpAllocator& a) {
   bool fused_qkv = false;
   for (const LayerPlan& L : p.layers) fused_qkv |= L.wqkv >= 0;
   if (fused_qkv) s_.qkv = a.take<float>(B * (q_w + k_w + v_w));
+  if (p.ffn_fused_gate_up) s_.gate_up = a.take<float>(B * 2 * ff);
   s_.table = a.take<const int32_t*>(B);
   s_.logit_rows = a.take<int32_t>(B);
   s_.hidden_rows = a.take<int32_t>(B);
@@ -683,6 +684,19 @@ void CpuExecutor::mla_attention_block(int il, int n, int ith, int nth) {
 
 void CpuExecutor::dense_ffn(int gate, int up, int down, int gate_b, int up_b, int down_b, int64_t width, int n, int ith,
                             int nth) {
+  if (gate < 0 && plan_.ffn_fused_gate_up) {
+    // Phi-3: one product into rows [gate | up] (llama.cpp's swiglu over the halves), then down.
+    project({{up, s_.xn, s_.gate_up, 2 * width}}, n, ith, nth);
+    swiglu(s_.gate_up, s_.gate_up + width, s_.gate, n, int(width), 2 * width, width, plan_.activation, ith, nth);
+    pool_->barrier();
+    encode(s_.gate, n, width, format_bit(act_format_for(backend_.weight(down).type)), ith, nth);
+    project({{down, s_.gate, s_.proj, plan_.n_embd}}, n, ith, nth);
+    if (down_b >= 0) {
+      add_bias(s_.proj, backend_.f32(down_b), n, plan_.n_embd, plan_.n_embd, ith, nth);
+      pool_->barrier();
+    }
+    return;
+  }
   if (gate >= 0)
     project({{gate, s_.xn, s_.gate, width}, {up, s_.xn, s_.up, width}}, n, ith, nth);
   else

@@ -79,6 +79,7 @@ class CpuExecutor final : public Executor {
     float* attn_scratch = nullptr;  // per-thread attention work space
     int32_t* pos = nullptr;             // [B] position of each row
     int32_t* last = nullptr;            // [B] bidirectional attention: last position each row sees
+    float* gate_up = nullptr;           // [B][2 * n_ff] fused [gate | up] projection (ffn_fused_gate_up)
     float* qkv = nullptr;               // [B][q_w + k_w + v_w] fused projection (plans with attn_qkv)
     const int32_t** table = nullptr;    // [B] block ids of each row's sequence
     int32_t* logit_rows = nullptr;      // [B] rows of the chunk whose logits are wanted

@@ -57,11 +57,12 @@ void rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim,
   // unscaled angle for the high-frequency pairs.
   const float freq_scale = (p.scaling == RopeScaling::Linear || yarn) ? p.freq_scale : 1.0f;
   const float ext_factor = yarn ? p.yarn_ext_factor : 0.0f;
-  float corr_lo = 0, corr_hi = 0, mscale = 1.0f;
+  // The attention factor (rope.scaling.attn_factor) scales every rotation, with or without
+  // YaRN, as llama.cpp's attn_factor does (Phi-3's LongRoPE sets it without YaRN).
+  float corr_lo = 0, corr_hi = 0, mscale = p.yarn_attn_factor;
   if (yarn) {
     corr_lo = std::max(0.0f, std::floor(yarn_corr_dim(n_dims, p.n_ctx_orig, p.yarn_beta_fast, p.freq_base)));
     corr_hi = std::min(float(n_dims - 1), std::ceil(yarn_corr_dim(n_dims, p.n_ctx_orig, p.yarn_beta_slow, p.freq_base)));
-    mscale = p.yarn_attn_factor;
     if (ext_factor != 0.0f) mscale *= std::fma(0.1f, std::log(1.0f / freq_scale), 1.0f);
   }
 

@@ -286,8 +286,14 @@ Status CudaBackend::build(const ModelPlan& p, uint8_t* base, size_t* used, LoadC
       TESSERA_RETURN_IF_ERROR(place_mla(placer, p, L, &lw.latent));
     } else {
       const float* qkv_bias = nullptr;
-      TESSERA_RETURN_IF_ERROR(placer.concat({L.bq, L.bk, L.bv}, {q_w, k_w, v_w}, &qkv_bias));
-      TESSERA_RETURN_IF_ERROR(place_projections(placer, p, {L.wq, L.wk, L.wv}, qkv_bias, &lw.qkv));
+      if (L.wqkv >= 0) {
+        // A fused attn_qkv (Phi-3) is already the rows [q | k | v] the executor reads.
+        TESSERA_RETURN_IF_ERROR(placer.vector(L.bqkv, &qkv_bias));
+        TESSERA_RETURN_IF_ERROR(place_projections(placer, p, {L.wqkv}, qkv_bias, &lw.qkv));
+      } else {
+        TESSERA_RETURN_IF_ERROR(placer.concat({L.bq, L.bk, L.bv}, {q_w, k_w, v_w}, &qkv_bias));
+        TESSERA_RETURN_IF_ERROR(place_projections(placer, p, {L.wq, L.wk, L.wv}, qkv_bias, &lw.qkv));
+      }
     }
     TESSERA_RETURN_IF_ERROR(placer.matrix({L.wo}, &lw.wo.w));
     if (L.ffn_kind == FfnKind::Moe) {
@@ -296,7 +302,9 @@ Status CudaBackend::build(const ModelPlan& p, uint8_t* base, size_t* used, LoadC
     } else {
       const float* gate_up_bias = nullptr;
       TESSERA_RETURN_IF_ERROR(placer.concat({L.ffn_gate_b, L.ffn_up_b}, {p.n_ff, p.n_ff}, &gate_up_bias));
-      TESSERA_RETURN_IF_ERROR(place_projections(placer, p, {L.ffn_gate, L.ffn_up}, gate_up_bias, &lw.gate_up));
+      // A fused ffn_up (Phi-3) is already the rows [gate | up] the SwiGLU stage reads.
+      const std::vector<int> gate_up = p.ffn_fused_gate_up ? std::vector<int>{L.ffn_up} : std::vector<int>{L.ffn_gate, L.ffn_up};
+      TESSERA_RETURN_IF_ERROR(place_projections(placer, p, gate_up, gate_up_bias, &lw.gate_up));
       TESSERA_RETURN_IF_ERROR(placer.matrix({L.ffn_down}, &lw.down.w));
       TESSERA_RETURN_IF_ERROR(placer.vector(L.ffn_down_b, &lw.down.bias));
     }

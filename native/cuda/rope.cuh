@@ -34,10 +34,10 @@ inline RopeConsts rope_consts(const RopeParams& p, bool have_factors) {
   const bool yarn = p.scaling == RopeScaling::Yarn;
   c.freq_scale = (p.scaling == RopeScaling::Linear || yarn) ? p.freq_scale : 1.0f;
   c.ext_factor = yarn ? p.yarn_ext_factor : 0.0f;
+  c.mscale = p.yarn_attn_factor;  // with or without YaRN, as the CPU's rope
   if (yarn) {
     c.corr_lo = std::max(0.0f, std::floor(yarn_corr_dim(p.n_dims, p.n_ctx_orig, p.yarn_beta_fast, p.freq_base)));
     c.corr_hi = std::min(float(p.n_dims - 1), std::ceil(yarn_corr_dim(p.n_dims, p.n_ctx_orig, p.yarn_beta_slow, p.freq_base)));
-    c.mscale = p.yarn_attn_factor;
     if (c.ext_factor != 0.0f) c.mscale *= 1.0f + 0.1f * std::log(1.0f / c.freq_scale);
   }
   c.llama3 = p.scaling == RopeScaling::Llama3 && !have_factors;

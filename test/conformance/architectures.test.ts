@@ -64,6 +64,13 @@ const SHAPES: Record<string, ModelShape> = {
   // Gemma 3: q/k norms, 5 local blocks (window 12, base 10000, unscaled) then a global one
   // (base 1e6, linear x8), its own LM head.
   "gemma3 (q/k norms, 5 local + 1 global, local RoPE base, global linear x8)": { architecture: "gemma3", nLayer: 6, nEmbd: 256, nHead: 4, nHeadKv: 2, headDim: 64, nFf: 512, contextLength: 32768, ropeFreqBase: 1e6, normEps: 1e-6, qkNorm: true, postNorms: true, slidingWindow: 12, ropeFreqBaseSwa: 10000, ropeScaling: { type: "linear", factor: 8 } },
+  // Phi-3: fused attn_qkv and [gate | up], q x 1/sqrt(96) (not a power of two: the scale
+  // must round where llama.cpp's does).
+  "phi3 (fused qkv and gate/up, head_dim 96)": { architecture: "phi3", nLayer: 2, nEmbd: 384, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 4096, normEps: 1e-5, fused: { qkv: true, gateUp: true } },
+  // LongRoPE with rope.scaling.attn_factor: the short factors for the comparison's 128-token
+  // context over an original 4096, the long ones over an original 64.
+  "phi3 LongRoPE, short factors (context 128, original 4096)": { architecture: "phi3", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 4, nFf: 512, contextLength: 131072, normEps: 1e-5, fused: { qkv: true, gateUp: true }, longRope: { attnFactor: 1.19, originalContext: 4096 } },
+  "phi3 LongRoPE, long factors (context 128, original 64)": { architecture: "phi3", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 4, nFf: 512, contextLength: 131072, normEps: 1e-5, fused: { qkv: false, gateUp: true }, longRope: { attnFactor: 1.19, originalContext: 64 } },
   "qwen2, YaRN x4 from 4096": { architecture: "qwen2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 16384, ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 } },
 };
 

@@ -54,6 +54,7 @@ const synthetic: [string, ModelShape, WeightScheme][] = [
   // The residual and logit scales go through the matmul epilogue (scale, then accumulate).
   ["gemma2 Q8_0 (post-norms, GELU, query scale, soft-caps 5 and 3, window 12 on even blocks)", { ...small, architecture: "gemma2", headDim: 64, normEps: 1e-6, tiedEmbeddings: true, postNorms: true, slidingWindow: 12, softcaps: { attention: 5, final: 3 } }, "Q8_0"],
   ["gemma3 Q8_0 (q/k norms, local RoPE base 10000 unscaled, global 1e6 linear x8)", { ...small, architecture: "gemma3", nLayer: 2, headDim: 64, normEps: 1e-6, qkNorm: true, postNorms: true, ropeFreqBase: 1e6, slidingWindow: 12, slidingWindowPattern: 2, ropeFreqBaseSwa: 10000, ropeScaling: { type: "linear", factor: 8 } }, "Q8_0"],
+  ["phi3 Q8_0 (fused qkv and gate/up, LongRoPE long factors with attn_factor)", { ...small, architecture: "phi3", nHeadKv: 4, fused: { qkv: true, gateUp: true }, longRope: { attnFactor: 1.19, originalContext: 32 } }, "Q8_0"],
   ["granite Q8_0 (embedding, residual, attention and logit multipliers)", { ...small, architecture: "granite", multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logit: 16 } }, "Q8_0"],
 ];
 // Mixture of experts, kept narrow (the emulator runs every expert product thread by thread):
