@@ -23,12 +23,19 @@ export function supportedArchitectures(): string[] {
   return [...byName.keys()];
 }
 
+/**
+ * Widely downloaded GGUF architectures (llama.cpp's names) Tessera does not run yet, named in
+ * the refusal; an entry leaves this list when its description joins ARCHITECTURES.
+ */
+const NOT_YET = ["gpt-oss", "mistral3", "mamba2", "granitehybrid", "nemotron_h", "gemma3n", "phi2", "phimoe", "command-r", "cohere2", "olmo2", "starcoder2", "falcon-h1", "qwen3next"];
+
 export function architecture(name: string): ArchDescription {
   const arch = byName.get(name);
   if (!arch)
     throw new TesseraError(
       "ERR_UNKNOWN_ARCHITECTURE",
-      `architecture "${name}" is not supported; Tessera runs ${supportedArchitectures().join(", ")}`,
+      `architecture "${name}" is not supported; Tessera runs ${supportedArchitectures().join(", ")}. ` +
+        `Not supported yet, among others: ${NOT_YET.filter((a) => !byName.has(a)).join(", ")}`,
     );
   return arch;
 }

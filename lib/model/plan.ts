@@ -9,7 +9,7 @@ import { BLOCK_TENSORS, GLOBAL_TENSORS, MATMUL_ROLES, blockTensorName, type Bloc
 import type { NativeLayer, NativePlan } from "../native.js";
 import type { ArchDescription, Presence } from "../arch/types.js";
 import { GGMLType, ggmlTypeName, type GGUFFile, type GGUFTensorInfo } from "../gguf/types.js";
-import { computeTypeList, computeTypes } from "./weight-types.js";
+import { computeTypeList, computeTypes, unsupportedWeightTypeList } from "./weight-types.js";
 import { readHyperparameters, type Hyperparameters } from "./hparams.js";
 import { checkMlaShape, mlaTensorShapes } from "./mla.js";
 
@@ -39,7 +39,7 @@ function checkComputable(t: GGUFTensorInfo): void {
     throw new TesseraError(
       "ERR_UNSUPPORTED_QUANT_TYPE",
       `tensor ${t.name} is ${ggmlTypeName(t.type)}, which Tessera cannot compute with; ` +
-        `use a file quantized as ${computeTypeList()} (Q4_K_M works)`,
+        `use a file quantized as ${computeTypeList()} (Q4_K_M works). Not supported yet: ${unsupportedWeightTypeList()}`,
     );
 }
 

@@ -27,3 +27,16 @@ export function computeTypeList(): string {
   const names = [...computeTypes()].map((t) => GGML_TYPE_INFO[t].name);
   return `${names.slice(0, -1).join(", ")} or ${names[names.length - 1]}`;
 }
+
+/**
+ * The ggml weight types files use that Tessera does not compute with yet (quantized types
+ * outside the native table; Q8_1 and Q8_K are activation formats no file stores weights in),
+ * named in the refusal so a user knows which downloads to avoid.
+ */
+export function unsupportedWeightTypeList(): string {
+  const activationOnly = new Set<number>([GGMLType.Q8_1, GGMLType.Q8_K]);
+  return Object.entries(GGML_TYPE_INFO)
+    .filter(([id, info]) => info.blockSize > 1 && !activationOnly.has(Number(id)) && !computeTypes().has(Number(id) as GGMLType))
+    .map(([, info]) => info.name)
+    .join(", ");
+}

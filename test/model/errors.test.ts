@@ -54,6 +54,8 @@ describe.runIf(hasShared)("coded errors from loadModel and sessions", () => {
   it("unknown architecture", async () => {
     const f = write("arch.gguf", storiesVariant((m) => m.set("general.architecture", kv.str("transformer-xyz"))));
     await expectCode(loadModel(f), "ERR_UNKNOWN_ARCHITECTURE");
+    // The refusal names what does run and what does not yet.
+    await expect(loadModel(f)).rejects.toThrow(/Tessera runs llama, .*gemma2.*Not supported yet, among others: .*gpt-oss/);
   });
 
   it("a weight type the kernels cannot compute", async () => {
@@ -61,11 +63,13 @@ describe.runIf(hasShared)("coded errors from loadModel and sessions", () => {
       "quant.gguf",
       storiesVariant((_, tensors) => {
         const t = tensors.find((x) => x.name === "blk.0.attn_q.weight")!;
-        t.type = GGMLType.IQ4_NL;
-        t.data = new Uint8Array((64 * 64 / 32) * 18).fill(3);
+        t.type = GGMLType.IQ2_XXS;
+        t.dims = [256, 16];
+        t.data = new Uint8Array(16 * 66).fill(3);
       }),
     );
     await expectCode(loadModel(f), "ERR_UNSUPPORTED_QUANT_TYPE");
+    await expect(loadModel(f)).rejects.toThrow(/is IQ2_XXS, which Tessera cannot compute with; .*Not supported yet: .*IQ2_XXS/);
   });
 
   it("a missing tensor and a wrong shape", async () => {
