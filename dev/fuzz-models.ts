@@ -155,6 +155,11 @@ export interface Shape {
   multipliers?: { embedding?: number; residual?: number; attention?: number; logit?: number };
   /** rope.scaling.finetuned (Granite: false turns RoPE off). */
   ropeFinetuned?: boolean;
+  /** gpt-oss: attn_sinks, attn_output.bias, router and expert biases, post_attention_norm as the FFN norm. */
+  gptOss?: boolean;
+  /** Mistral 3's attention.temperature_scale and rope.scaling.yarn_log_multiplier. */
+  attnTemperature?: number;
+  yarnLogMul?: number;
   /** Phi-3's fused attn_qkv and ffn_up [n_embd, 2 * nFf]. */
   fusedQkv?: boolean;
   fusedGateUp?: boolean;
@@ -298,10 +303,31 @@ const FUZZ_RECIPES: Record<string, FuzzRecipe | { notFuzzed: string }> = {
       if (rng.chance(0.5)) shape.freqBaseSwa = rng.pick([10000, 1, 1e6]);
     },
   },
+  mistral3: {
+    randomize(shape, c) {
+      (FUZZ_RECIPES.llama as FuzzRecipe).randomize(shape, c);
+      if (c.rng.chance(0.5)) shape.attnTemperature = c.rng.pick([0, 0.1, 0.5, -0.5]);
+      if (c.rng.chance(0.4)) {
+        shape.ropeScaling = { type: "yarn", factor: c.rng.pick([2, 16]), orig: c.rng.pick([0, 16, 4096]) };
+        shape.yarnLogMul = c.rng.pick([0, 1, 0.1]);
+      }
+    },
+  },
+  "gpt-oss": {
+    randomize(shape, { rng, moe }) {
+      shape.gptOss = true;
+      shape.qkvBias = rng.chance(0.9);
+      shape.slidingWindow = rng.pick([1, 2, 3, 8, 128]);
+      if (rng.chance(0.3)) shape.pattern = rng.pick([0, 1, 2]);
+      shape.moe = moe(false);
+      shape.moe.normTopK = undefined;
+    },
+  },
   phi3: {
     randomize(shape, { rng }) {
       shape.fusedQkv = rng.chance(0.8);
       shape.fusedGateUp = rng.chance(0.95);
+      shape.qkvBias = rng.chance(0.1);
       if (rng.chance(0.3)) shape.longRope = { long: rng.chance(0.9), short: rng.chance(0.9) };
       if (rng.chance(0.3)) shape.slidingWindow = rng.pick([2, 2047, 262144]);  // read and ignored, as llama.cpp does
     },
@@ -577,13 +603,14 @@ function tensorsFor(shape: Shape, rng: CaseRng): TensorIR[] {
       vector(`${p}attn_k.bias`, shape.nHeadKv * hd);
       vector(`${p}attn_v.bias`, shape.nHeadKv * hdv);
     }
-    if (shape.outBias) vector(`${p}attn_output.bias`, e);
+    if (shape.outBias || shape.gptOss) vector(`${p}attn_output.bias`, e);
+    if (shape.gptOss) vector(`${p}attn_sinks.weight`, shape.nHead);
     if (shape.postNorms) vector(`${p}post_attention_norm.weight`, e);
     if (shape.qkNorm) {
       vector(`${p}attn_q_norm.weight`, hd);
       vector(`${p}attn_k_norm.weight`, hd);
     }
-    vector(`${p}ffn_norm.weight`, e);
+    vector(`${p}${shape.gptOss ? "post_attention_norm" : "ffn_norm"}.weight`, e);
     const moe = shape.moe;
     if (moe && b >= moe.leadingDense) {
       matmul(`${p}ffn_gate_inp.weight`, [e, moe.nExpert]);
@@ -591,6 +618,12 @@ function tensorsFor(shape: Shape, rng: CaseRng): TensorIR[] {
       matmul(`${p}ffn_up_exps.weight`, [e, moe.nFfExp, moe.nExpert]);
       matmul(`${p}ffn_down_exps.weight`, [moe.nFfExp, e, moe.nExpert]);
       if (moe.selectionBias) vector(`${p}exp_probs_b.bias`, moe.nExpert);
+      if (shape.gptOss) {
+        vector(`${p}ffn_gate_inp.bias`, moe.nExpert);
+        out.push({ name: `${p}ffn_gate_exps.bias`, type: GGMLType.F32, dims: [moe.nFfExp, moe.nExpert], fill: "pool" });
+        out.push({ name: `${p}ffn_up_exps.bias`, type: GGMLType.F32, dims: [moe.nFfExp, moe.nExpert], fill: "pool" });
+        out.push({ name: `${p}ffn_down_exps.bias`, type: GGMLType.F32, dims: [e, moe.nExpert], fill: "pool" });
+      }
       if (moe.nFfShexp) {
         matmul(`${p}ffn_gate_shexp.weight`, [e, moe.nFfShexp]);
         matmul(`${p}ffn_up_shexp.weight`, [e, moe.nFfShexp]);
@@ -653,6 +686,8 @@ function metadataFor(shape: Shape): Array<[string, GGUFKV]> {
   if (shape.slidingWindow) m.push([`${a}.attention.sliding_window`, kv.u32(shape.slidingWindow)]);
   if (shape.softcaps?.attention !== undefined) m.push([`${a}.attn_logit_softcapping`, kv.f32(shape.softcaps.attention)]);
   if (shape.softcaps?.final !== undefined) m.push([`${a}.final_logit_softcapping`, kv.f32(shape.softcaps.final)]);
+  if (shape.attnTemperature !== undefined) m.push([`${a}.attention.temperature_scale`, kv.f32(shape.attnTemperature)]);
+  if (shape.yarnLogMul !== undefined) m.push([`${a}.rope.scaling.yarn_log_multiplier`, kv.f32(shape.yarnLogMul)]);
   if (shape.freqBaseSwa !== undefined) m.push([`${a}.rope.freq_base_swa`, kv.f32(shape.freqBaseSwa)]);
   if (typeof shape.pattern === "number") m.push([`${a}.attention.sliding_window_pattern`, kv.u32(shape.pattern)]);
   else if (shape.pattern) m.push([`${a}.attention.sliding_window_pattern`, kv.array(GGUFValueType.BOOL, shape.pattern)]);
@@ -809,6 +844,8 @@ const ARCH_KEYS = [
   "embedding_scale", "residual_scale", "attention.scale", "logit_scale", "rope.scaling.finetuned",
   // Gemma's soft-caps and local RoPE base.
   "attn_logit_softcapping", "final_logit_softcapping", "rope.freq_base_swa",
+  // Mistral 3's attention temperature.
+  "attention.temperature_scale",
 ];
 const TOKENIZER_KEYS = ["tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"];
 const INTEGER_VALUE_TYPES = [GGUFValueType.UINT8, GGUFValueType.INT8, GGUFValueType.UINT16, GGUFValueType.INT16, GGUFValueType.UINT32, GGUFValueType.INT32, GGUFValueType.UINT64, GGUFValueType.INT64];

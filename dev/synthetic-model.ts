@@ -37,6 +37,8 @@ export interface MoeShape {
   sharedGate?: boolean;
   /** deepseek-v3 style selection bias. */
   selectionBias?: boolean;
+  /** gpt-oss: ffn_gate_inp.bias and per-expert ffn_{gate,up,down}_exps.bias. */
+  biases?: boolean;
 }
 
 export interface ModelShape {
@@ -79,6 +81,16 @@ export interface ModelShape {
   multipliers?: { embedding?: number; residual?: number; attention?: number; logit?: number };
   /** `${arch}.rope.scaling.finetuned` (Granite: false turns RoPE off). */
   ropeFinetuned?: boolean;
+  /** attn_output.bias in every block. */
+  outputBias?: boolean;
+  /** attn_sinks.weight [n_head] in every block (gpt-oss). */
+  attentionSinks?: boolean;
+  /** The pre-FFN norm's GGUF name after `blk.N.` (gpt-oss: post_attention_norm.weight). */
+  ffnNormName?: string;
+  /** Mistral 3's `${arch}.attention.temperature_scale`. */
+  attnTemperature?: number;
+  /** `${arch}.rope.scaling.yarn_log_multiplier` (Mistral 3: mscale_all_dim). */
+  yarnLogMul?: number;
   /** Phi-3's fused tensors: attn_qkv in place of attn_q/k/v, ffn_up [n_embd, 2 * nFf] in place of ffn_gate/ffn_up. */
   fused?: { qkv: boolean; gateUp: boolean };
   /** Phi-3's LongRoPE: rope_factors_long/short.weight and rope.scaling.attn_factor. */
@@ -363,6 +375,9 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
       matmul(`${p}attn_output.weight`, "attn_output", shape.nHead * hd, e);
     }
     if (shape.postNorms) vector(`${p}post_attention_norm.weight`, e, 1, 0.1);
+    if (shape.outputBias) vector(`${p}attn_output.bias`, e, 0, 0.5);
+    // Sinks of a few units: comparable with the scores, so they take a visible share.
+    if (shape.attentionSinks) vector(`${p}attn_sinks.weight`, shape.nHead, 0, 2);
     if (shape.qkvBias) {
       vector(`${p}attn_q.bias`, shape.nHead * hd, 0, 0.5);
       vector(`${p}attn_k.bias`, shape.nHeadKv * hd, 0, 0.5);
@@ -372,7 +387,7 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
       vector(`${p}attn_q_norm.weight`, hd, 1, 0.1);
       vector(`${p}attn_k_norm.weight`, hd, 1, 0.1);
     }
-    vector(`${p}ffn_norm.weight`, e, 1, 0.1);
+    vector(`${p}${shape.ffnNormName ?? "ffn_norm.weight"}`, e, 1, 0.1);
     const moe = shape.moe;
     if (moe && b >= (moe.leadingDenseBlocks ?? 0)) {
       matmul(`${p}ffn_gate_inp.weight`, "ffn_gate_inp", e, moe.nExpert);
@@ -380,6 +395,14 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
       matmul(`${p}ffn_up_exps.weight`, "ffn_up", e, moe.nFfExp, [moe.nExpert]);
       matmul(`${p}ffn_down_exps.weight`, "ffn_down", moe.nFfExp, e, [moe.nExpert]);
       if (moe.selectionBias) vector(`${p}exp_probs_b.bias`, moe.nExpert, 0, 0.1);
+      if (moe.biases) {
+        vector(`${p}ffn_gate_inp.bias`, moe.nExpert, 0, 0.5);
+        const table = (name: string, width: number) =>
+          out.push({ name, dims: [width, moe.nExpert], type: GGMLType.F32, make: gaussian(name, width * moe.nExpert, 0.5, 0, width) });
+        table(`${p}ffn_gate_exps.bias`, moe.nFfExp);
+        table(`${p}ffn_up_exps.bias`, moe.nFfExp);
+        table(`${p}ffn_down_exps.bias`, e);
+      }
       if (moe.nFfShexp) {
         matmul(`${p}ffn_gate_shexp.weight`, "ffn_gate", e, moe.nFfShexp);
         matmul(`${p}ffn_up_shexp.weight`, "ffn_up", e, moe.nFfShexp);
@@ -506,6 +529,8 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
   if (shape.poolingType !== undefined) m.push([`${a}.pooling_type`, kv.u32(shape.poolingType)]);
   if (shape.softcaps?.attention !== undefined) m.push([`${a}.attn_logit_softcapping`, kv.f32(shape.softcaps.attention)]);
   if (shape.softcaps?.final !== undefined) m.push([`${a}.final_logit_softcapping`, kv.f32(shape.softcaps.final)]);
+  if (shape.attnTemperature !== undefined) m.push([`${a}.attention.temperature_scale`, kv.f32(shape.attnTemperature)]);
+  if (shape.yarnLogMul !== undefined) m.push([`${a}.rope.scaling.yarn_log_multiplier`, kv.f32(shape.yarnLogMul)]);
   if (shape.longRope)
     m.push([`${a}.rope.scaling.attn_factor`, kv.f32(shape.longRope.attnFactor)], [`${a}.rope.scaling.original_context_length`, kv.u32(shape.longRope.originalContext)]);
   if (shape.ropeFreqBaseSwa !== undefined) m.push([`${a}.rope.freq_base_swa`, kv.f32(shape.ropeFreqBaseSwa)]);

@@ -40,13 +40,13 @@ export interface NativeKernels {
   getRows(type: number, table: Uint8Array, rows: number, cols: number, tokens: Int32Array): Float32Array;
   rmsNorm(x: Float32Array, weight: Float32Array | null, nRows: number, dim: number, eps: number, threads: number): Float32Array;
   rope(x: Float32Array, pos: Int32Array, nTokens: number, nHeads: number, headDim: number, params: RopeKernelParams, freqFactors: Float32Array | null, threads: number): Float32Array;
-  swiglu(gate: Float32Array, up: Float32Array, nRows: number, dim: number, activation: 0 | 1, threads: number): Float32Array;
+  swiglu(gate: Float32Array, up: Float32Array, nRows: number, dim: number, activation: 0 | 1 | 2, threads: number): Float32Array;
   /**
    * The cache is paged in scrambled block order. With vInK (multi-head latent attention) `v`
    * is ignored: values are the first headDimV entries of the key rows. kvType: the cache's
    * storage (KV_TYPES; default f16).
    */
-  attention(q: Float32Array, k: Float32Array, v: Float32Array, nTokens: number, nCtx: number, nHead: number, nHeadKv: number, headDim: number, headDimV: number, slidingWindow: number, scale: number, softcap: number, threads: number, vInK?: boolean, kvType?: number): Float32Array;
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, nTokens: number, nCtx: number, nHead: number, nHeadKv: number, headDim: number, headDimV: number, slidingWindow: number, scale: number, softcap: number, threads: number, vInK?: boolean, kvType?: number, sinks?: Float32Array | null): Float32Array;
   /** Each run of n values of each row [nRows][width] rotated by the orthonormal Walsh-Hadamard matrix. */
   hadamard(x: Float32Array, nRows: number, width: number, n: number, threads: number): Float32Array;
   /** Per-head matrices [nHead][rows][cols]; x head-major [nHead][nTokens][cols] -> y [nTokens][nHead][rows]. */
@@ -213,10 +213,13 @@ export interface NativePlan {
   nCtxTrain: number;
   normEps: number;
   norm: "rms" | "layer";
-  activation: "silu" | "gelu";
+  activation: "silu" | "gelu" | "swiglu-oai";
   attnScale: number;
   /** Multiplies q after RoPE, before attention (0: none; Gemma, with attnScale 1). */
   queryScale: number;
+  /** q at position p times 1 + attnTempScale * ln(floor(p / attnTempFloor) + 1) (0: none; Mistral 3). */
+  attnTempScale: number;
+  attnTempFloor: number;
   /** cap * tanh(v / cap) on attention scores and on logits (0: none; Gemma 2). */
   attnLogitSoftcap: number;
   finalLogitSoftcap: number;
@@ -249,7 +252,7 @@ export interface NativePlan {
     nExpert: number;
     nExpertUsed: number;
     nExpertShared: number;
-    gating: "softmax" | "sigmoid";
+    gating: "softmax" | "sigmoid" | "softmax-weight";
     normTopK: boolean;
     weightsScale: number;
     nGroup: number;

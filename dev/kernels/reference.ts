@@ -167,10 +167,16 @@ export function ropeRef(x: Float32Array, pos: Int32Array, nTokens: number, nHead
   return y;
 }
 
-export function swigluRef(gate: Float32Array, up: Float32Array, gelu: boolean): Float64Array {
+export function swigluRef(gate: Float32Array, up: Float32Array, gelu: boolean | "oai"): Float64Array {
   const y = new Float64Array(gate.length);
   for (let i = 0; i < gate.length; i++) {
     const g = gate[i];
+    if (gelu === "oai") {
+      // gpt-oss: x = min(g, 7), y = clamp(u, -7, 7), x * sigmoid(1.702 x) * (y + 1).
+      const x = Math.min(g, 7), u = Math.min(Math.max(up[i], -7), 7);
+      y[i] = (x / (1 + Math.exp(-1.702 * x))) * (u + 1);
+      continue;
+    }
     const a = gelu ? 0.5 * g * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * g * (1 + 0.044715 * g * g))) : g / (1 + Math.exp(-g));
     y[i] = a * up[i];
   }
@@ -218,6 +224,8 @@ export interface AttentionRefArgs {
   slidingWindow: number;
   scale: number;
   softcap: number;
+  /** Per head, a logit in the softmax denominator with no value (gpt-oss's sinks). */
+  sinks?: ArrayLike<number>;
 }
 
 /** Queries are the last nTokens positions of the nCtx-long sequence. */
@@ -237,7 +245,8 @@ export function attentionRef(q: Float32Array, k: Float32Array, v: Float32Array, 
         if (a.softcap) s = a.softcap * Math.tanh(s / a.softcap);
         scores.push(s);
       }
-      const p = softmaxRef(scores);
+      // A sink is one more score whose probability is dropped.
+      const p = a.sinks ? softmaxRef([...scores, a.sinks[h]]) : softmaxRef(scores);
       for (let i = 0; i < a.headDimV; i++) {
         let acc = 0;
         for (let j = lo; j <= pos; j++) acc += p[j - lo] * v[(j * a.nHeadKv + g) * a.headDimV + i];

@@ -13,7 +13,7 @@ export const gemma2: ArchDescription = {
   rope: "neox",
   activation: "gelu",
   qkNorm: "none",
-  qkvBias: "none",
+  qkvBias: "optional",
   outputBias: "none",
   ffnBias: "none",
   lmHeadBias: "none",

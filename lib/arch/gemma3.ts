@@ -14,7 +14,7 @@ export const gemma3: ArchDescription = {
   rope: "neox",
   activation: "gelu",
   qkNorm: "required",
-  qkvBias: "none",
+  qkvBias: "optional",
   outputBias: "none",
   ffnBias: "none",
   lmHeadBias: "none",

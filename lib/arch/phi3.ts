@@ -13,7 +13,7 @@ export const phi3: ArchDescription = {
   rope: "neox",
   activation: "silu",
   qkNorm: "none",
-  qkvBias: "none",
+  qkvBias: "optional",
   outputBias: "none",
   ffnBias: "none",
   lmHeadBias: "none",

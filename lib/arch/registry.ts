@@ -3,10 +3,12 @@ import { bert } from "./bert.js";
 import { deepseek2 } from "./deepseek2.js";
 import { gemma2 } from "./gemma2.js";
 import { gemma3 } from "./gemma3.js";
+import { gptOss } from "./gpt-oss.js";
 import { granite } from "./granite.js";
 import { granitemoe } from "./granitemoe.js";
 import { llama } from "./llama.js";
 import { mellum } from "./mellum.js";
+import { mistral3 } from "./mistral3.js";
 import { nomicBert } from "./nomic-bert.js";
 import { phi3 } from "./phi3.js";
 import { qwen2 } from "./qwen2.js";
@@ -15,7 +17,7 @@ import { qwen3 } from "./qwen3.js";
 import { qwen3moe } from "./qwen3moe.js";
 import type { ArchDescription } from "./types.js";
 
-const ARCHITECTURES: readonly ArchDescription[] = [llama, qwen2, qwen3, qwen2moe, qwen3moe, mellum, deepseek2, granite, granitemoe, gemma2, gemma3, phi3, bert, nomicBert];
+const ARCHITECTURES: readonly ArchDescription[] = [llama, qwen2, qwen3, qwen2moe, qwen3moe, mellum, deepseek2, granite, granitemoe, gemma2, gemma3, phi3, mistral3, gptOss, bert, nomicBert];
 
 const byName = new Map(ARCHITECTURES.map((a) => [a.name, a]));
 
@@ -27,7 +29,7 @@ export function supportedArchitectures(): string[] {
  * Widely downloaded GGUF architectures (llama.cpp's names) Tessera does not run yet, named in
  * the refusal; an entry leaves this list when its description joins ARCHITECTURES.
  */
-const NOT_YET = ["gpt-oss", "mistral3", "mamba2", "granitehybrid", "nemotron_h", "gemma3n", "phi2", "phimoe", "command-r", "cohere2", "olmo2", "starcoder2", "falcon-h1", "qwen3next"];
+const NOT_YET = ["mamba2", "granitehybrid", "nemotron_h", "gemma3n", "phi2", "phimoe", "command-r", "cohere2", "olmo2", "starcoder2", "falcon-h1", "qwen3next"];
 
 export function architecture(name: string): ArchDescription {
   const arch = byName.get(name);

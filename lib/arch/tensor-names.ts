@@ -61,6 +61,13 @@ export const BLOCK_TENSORS = {
   ffnUpB: "ffn_up.bias",
   ffnDownB: "ffn_down.bias",
   ffnGateInp: "ffn_gate_inp.weight",
+  // gpt-oss: the router's bias (added to its logits) and per-expert biases [width, n_expert].
+  ffnGateInpB: "ffn_gate_inp.bias",
+  ffnGateExpsB: "ffn_gate_exps.bias",
+  ffnUpExpsB: "ffn_up_exps.bias",
+  ffnDownExpsB: "ffn_down_exps.bias",
+  // gpt-oss: a learned logit per head that joins every softmax denominator.
+  attnSinks: "attn_sinks.weight",
   ffnGateExps: "ffn_gate_exps.weight",
   ffnUpExps: "ffn_up_exps.weight",
   ffnDownExps: "ffn_down_exps.weight",
@@ -79,6 +86,7 @@ export const MATMUL_ROLES: ReadonlySet<BlockTensorRole> = new Set<BlockTensorRol
   "ffnDownExps", "ffnGateShexp", "ffnUpShexp", "ffnDownShexp", "ffnGateInpShexp", "wqA", "wqB", "wkvA", "wkB", "wvB", "wqkv",
 ]);
 
-export function blockTensorName(block: number, role: BlockTensorRole): string {
-  return `blk.${block}.${BLOCK_TENSORS[role]}`;
+/** The GGUF name of a block's tensor; `names` (ArchDescription.tensorNames) renames a role. */
+export function blockTensorName(block: number, role: BlockTensorRole, names?: Partial<Record<BlockTensorRole, string>>): string {
+  return `blk.${block}.${names?.[role] ?? BLOCK_TENSORS[role]}`;
 }

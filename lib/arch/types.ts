@@ -9,7 +9,8 @@
 
 export type NormKind = "rms" | "layer";
 export type RopeStyle = "normal" | "neox" | "none";
-export type GateActivation = "silu" | "gelu";
+/** "swiglu-oai": gpt-oss's clamped gate: min(g, 7) * sigmoid(1.702 min(g, 7)) * (clamp(u, -7, 7) + 1). */
+export type GateActivation = "silu" | "gelu" | "swiglu-oai";
 /** "required": every block must have it; "optional": used when the file has it. */
 export type Presence = "none" | "optional" | "required";
 export type FfnKind =
@@ -25,7 +26,13 @@ export type FfnKind =
   | "moe-after-leading-dense";
 
 export interface MoeRecipe {
-  gating: "softmax" | "sigmoid";
+  /**
+   * "softmax-weight" (gpt-oss): experts picked by raw logit, their weights the softmax of the
+   * picked logits alone; the file's expert_gating_func is not read (llama.cpp's graph fixes it).
+   */
+  gating: "softmax" | "sigmoid" | "softmax-weight";
+  /** Router bias (ffn_gate_inp.bias, added to the logits) and per-expert biases (ffn_*_exps.bias). */
+  biases?: Presence;
   /** Renormalize the top-k weights when the file doesn't say (`${arch}.expert_weights_norm`). */
   normTopKDefault: boolean;
   /** Shared experts (ffn_*_shexp) present: "required", or "optional". */
@@ -112,6 +119,24 @@ export interface ArchDescription {
    * these block counts use 1/sqrt(n_embd / n_head) instead (Gemma's 27B models).
    */
   queryScale?: { embdPerHeadAtBlocks: number[] };
+  /**
+   * Mistral 3: `${arch}.attention.temperature_scale` (when nonzero) multiplies q of the row at
+   * position p by 1 + scale * ln(floor(p / L) + 1), L the original context
+   * (rope.scaling.original_context_length), as llama.cpp's Llama 4 style temperature tuning.
+   */
+  attentionTemperature?: boolean;
+  /**
+   * YaRN's rope.scaling.yarn_log_multiplier as mscale_all_dim (Mistral 3; DeepSeek's MLA has
+   * its own reading): RoPE's attention factor becomes attn_factor / (1 + 0.1 m ln s).
+   */
+  yarnLogMultiplier?: "rope-attn-factor";
+  /** Attention sinks (attn_sinks.weight, a logit per head in every softmax's denominator; gpt-oss). */
+  attentionSinks?: Presence;
+  /**
+   * GGUF names that differ from the usual role names (tensor-names.ts BLOCK_TENSORS): gpt-oss
+   * calls its pre-FFN norm post_attention_norm.
+   */
+  tensorNames?: Partial<Record<import("./tensor-names.js").BlockTensorRole, string>>;
   /** Fused attn_qkv.weight (+ attn_qkv.bias) in place of attn_q/k/v, per block as the file has it (Phi-3). */
   fusedQkv?: Presence;
   /**
@@ -169,6 +194,8 @@ export interface SlidingWindowPattern {
   windowedRopeBase?: number;
   /** The window when `${arch}.attention.sliding_window` is absent (Gemma 2: 4096); absent: no window. */
   defaultWindow?: number;
+  /** `${arch}.attention.sliding_window` must be in the file (gpt-oss: llama.cpp requires it). */
+  windowRequired?: boolean;
 }
 
 /**

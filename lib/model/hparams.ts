@@ -32,7 +32,7 @@ export interface MoeHparams {
   nFfExp: number;
   /** The file's expert_shared_feed_forward_length, 0 when absent. */
   nFfShexp: number;
-  gating: "softmax" | "sigmoid";
+  gating: "softmax" | "sigmoid" | "softmax-weight";
   normTopK: boolean;
   weightsScale: number;
   nGroup: number;
@@ -72,6 +72,8 @@ export interface Hyperparameters {
   windowedRopeBase?: number;
   /** q's scale (ArchDescription.queryScale), 0 where not applied. */
   queryScale: number;
+  /** Attention temperature (ArchDescription.attentionTemperature): scale 0 where not applied. */
+  attnTemp: { scale: number; floor: number };
   /** Gemma's soft-caps (ArchDescription.gemma); 0 where not applied. */
   gemma: { attnSoftcap: number; finalSoftcap: number };
 }
@@ -141,6 +143,9 @@ export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hype
     yarnBetaSlow: meta.real(k("rope.scaling.yarn_beta_slow"), NON_NEGATIVE_REAL) ?? 1,
   };
 
+  if (arch.yarnLogMultiplier === "rope-attn-factor" && scaling === "yarn")
+    rope.yarnAttnFactor = yarnLogMultiplied(meta, k("rope.scaling.yarn_log_multiplier"), rope);
+
   const nExpert = meta.integer(k("expert_count"), { min: 0, max: 4096 }) ?? 0;
   let moe: MoeHparams | undefined;
   if ((arch.ffn === "moe-if-experts" || arch.ffn === "moe-after-leading-dense") && nExpert > 0) {
@@ -154,7 +159,8 @@ export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hype
       // 0: the width comes from the expert tensors (lib/model/plan.ts checks it against them).
       nFfExp: meta.integerPerBlock(k("expert_feed_forward_length"), nLayer, { min: 0, max: WIDTH.max }) ?? 0,
       nFfShexp: meta.integer(k("expert_shared_feed_forward_length"), { min: 0, max: WIDTH.max }) ?? 0,
-      gating: expertGating(meta, k("expert_gating_func"), arch.moe.gating),
+      // softmax-weight is the graph's own choice (gpt-oss): llama.cpp reads no key for it.
+      gating: arch.moe.gating === "softmax-weight" ? "softmax-weight" : expertGating(meta, k("expert_gating_func"), arch.moe.gating),
       normTopK: meta.bool(k("expert_weights_norm")) ?? arch.moe.normTopKDefault,
       // llama.cpp scales the routing weights only by a factor other than 0 and 1.
       weightsScale: meta.real(k("expert_weights_scale"), NON_NEGATIVE_REAL) || 1,
@@ -185,8 +191,50 @@ export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hype
     multipliers: readMultipliers(meta, arch, k),
     ropeOff: arch.ropeSwitch === true && meta.bool(k("rope.scaling.finetuned")) === false,
     queryScale: queryScaleOf(arch, { nLayer, nEmbd, nHead, headDim }),
+    attnTemp: readAttentionTemperature(meta, arch, k, rope.nCtxOrig),
     gemma: readGemma(meta, arch, k),
   };
+}
+
+/**
+ * RoPE's attention factor under YaRN with a log multiplier m (mscale_all_dim), step by step
+ * in fp32 as llama.cpp's context computes it: get_mscale(s, 1) / get_mscale(s, m), times
+ * 1 / (1 + 0.1 ln s) (RoPE multiplies that back), times rope.scaling.attn_factor. m = 0 or
+ * absent leaves the attention factor as it is.
+ */
+function yarnLogMultiplied(meta: ModelMetadata, key: string, rope: RopeHparams): number {
+  const m = meta.real(key, NON_NEGATIVE_REAL) ?? 0;
+  if (m === 0) return rope.yarnAttnFactor;
+  const f = Math.fround;
+  const s = f(1 / f(rope.freqScale));
+  const ln = f(Math.log(s));
+  const mscale = (ms: number) => (s <= 1 ? 1 : f(f(f(f(0.1) * f(ms)) * ln) + 1));
+  const cancel = f(1 / f(1 + f(f(0.1) * ln)));
+  const factor = f(f(f(mscale(1) / mscale(m)) * cancel) * f(rope.yarnAttnFactor));
+  if (!(factor > 0 && Number.isFinite(factor))) throw malformedKey(key, `= ${m} gives a RoPE attention factor of ${factor}`);
+  return factor;
+}
+
+/**
+ * The attention temperature: `${arch}.attention.temperature_scale` (0 or absent: none) over
+ * positions in steps of the original context length, which must then be known.
+ */
+function readAttentionTemperature(
+  meta: ModelMetadata,
+  arch: ArchDescription,
+  k: (suffix: string) => string,
+  nCtxOrig: number,
+): Hyperparameters["attnTemp"] {
+  if (!arch.attentionTemperature) return { scale: 0, floor: 1 };
+  const scale = meta.real(k("attention.temperature_scale"), { min: -1e6, max: 1e6 }) ?? 0;
+  if (scale === 0) return { scale: 0, floor: 1 };
+  if (!(nCtxOrig > 0))
+    throw new TesseraError(
+      "ERR_MODEL_INCOMPATIBLE",
+      `${k("attention.temperature_scale")} is set but the file gives no original context length ` +
+        `(${k("rope.scaling.original_context_length")} or ${k("context_length")}); re-convert it`,
+    );
+  return { scale, floor: nCtxOrig };
 }
 
 /**

@@ -48,9 +48,9 @@ function checkF32(t: GGUFTensorInfo): void {
     throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `tensor ${t.name} must be F32, found ${ggmlTypeName(t.type)}`);
 }
 
-function roleTensor(index: TensorIndex, block: number, role: BlockTensorRole, presence: Presence): number | undefined {
+function roleTensor(index: TensorIndex, block: number, role: BlockTensorRole, presence: Presence, arch: ArchDescription): number | undefined {
   if (presence === "none") return undefined;
-  const name = blockTensorName(block, role);
+  const name = blockTensorName(block, role, arch.tensorNames);
   const i = presence === "required" ? index.require(name, role) : index.find(name);
   if (i === undefined) return undefined;
   const t = index.info(i);
@@ -73,7 +73,7 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
     layer.ropeFreqScale = 1;
   }
   const set = (role: BlockTensorRole, presence: Presence) => {
-    const i = roleTensor(index, block, role, presence);
+    const i = roleTensor(index, block, role, presence, arch);
     if (i !== undefined) layer[role] = i;
   };
   const normBias: Presence = arch.norm === "layer" ? "optional" : "none";
@@ -91,8 +91,8 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
   // llama.cpp's create_tensor_qkv: the fused projection when the file has it (its bias, or
   // else separate q/k/v biases), otherwise separate q/k/v.
   const fused = arch.encoder?.fusedQkv ?? arch.fusedQkv ?? "none";
-  const useFused = fused === "required" || (fused === "optional" && index.find(blockTensorName(block, "wqkv")) !== undefined);
-  if (hp.mla) setMlaAttention(index, hp, block, layer);
+  const useFused = fused === "required" || (fused === "optional" && index.find(blockTensorName(block, "wqkv", arch.tensorNames)) !== undefined);
+  if (hp.mla) setMlaAttention(index, hp, arch, block, layer);
   else if (useFused) {
     set("wqkv", "required");
     set("bqkv", arch.qkvBias);
@@ -100,6 +100,7 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
   } else for (const role of ["wq", "wk", "wv", "wo"] as const) set(role, "required");
   for (const role of ["bq", "bk", "bv"] as const) set(role, layer.bqkv !== undefined ? "none" : arch.qkvBias);
   set("bo", arch.outputBias);
+  set("attnSinks", arch.attentionSinks ?? "none");
   set("qNorm", arch.qkNorm);
   set("kNorm", arch.qkNorm);
   // Gemma's post-norms: every block has both (llama.cpp requires them).
@@ -116,6 +117,7 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
   } else {
     for (const role of ["ffnGateInp", "ffnGateExps", "ffnUpExps", "ffnDownExps"] as const) set(role, "required");
     set("ffnExpProbsB", arch.moe?.selectionBias ?? (arch.moe?.gating === "sigmoid" ? "optional" : "none"));
+    for (const role of ["ffnGateInpB", "ffnGateExpsB", "ffnUpExpsB", "ffnDownExpsB"] as const) set(role, arch.moe?.biases ?? "none");
     const shared = arch.moe?.sharedExperts ?? "none";
     for (const role of ["ffnGateShexp", "ffnUpShexp", "ffnDownShexp"] as const) set(role, shared);
     set("ffnGateInpShexp", shared === "none" ? "none" : "optional");
@@ -124,13 +126,13 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
 }
 
 /** The MLA attention tensors of one block, each checked against the file's ranks. */
-function setMlaAttention(index: TensorIndex, hp: Hyperparameters, block: number, layer: NativeLayer): void {
+function setMlaAttention(index: TensorIndex, hp: Hyperparameters, arch: ArchDescription, block: number, layer: NativeLayer): void {
   const mla = hp.mla!;
   const shapes = mlaTensorShapes(mla, hp.nEmbd, hp.nHead);
   const roles: BlockTensorRole[] = mla.qLoraRank > 0 ? ["wqA", "qANorm", "wqB"] : ["wq"];
   roles.push("wkvA", "kvANorm", "wkB", "wvB", "wo");
   for (const role of roles) {
-    const i = roleTensor(index, block, role, "required")!;
+    const i = roleTensor(index, block, role, "required", arch)!;
     checkMlaShape(index.info(i), shapes[role]);
     layer[role] = i;
   }
@@ -203,6 +205,8 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
     // Gemma scales q instead: its softmax scale is 1.
     attnScale: hp.mla?.attnScale ?? (hp.queryScale !== 0 ? 1 : hp.multipliers.attention),
     queryScale: hp.queryScale,
+    attnTempScale: hp.attnTemp.scale,
+    attnTempFloor: hp.attnTemp.floor,
     attnLogitSoftcap: hp.gemma.attnSoftcap,
     finalLogitSoftcap: hp.gemma.finalSoftcap,
     // Gemma: sqrt(n_embd) in fp32 (llama.cpp's sqrtf).
@@ -286,7 +290,7 @@ export function chooseRopeFactors(built: BuiltPlan, contextSize: number): void {
  */
 function checkFiniteReals(plan: NativePlan): void {
   const reals: Array<[string, number]> = [
-    ["normEps", plan.normEps], ["attnScale", plan.attnScale], ["queryScale", plan.queryScale],
+    ["normEps", plan.normEps], ["attnScale", plan.attnScale], ["queryScale", plan.queryScale], ["attnTempScale", plan.attnTempScale],
     ["attnLogitSoftcap", plan.attnLogitSoftcap], ["finalLogitSoftcap", plan.finalLogitSoftcap],
     ["embeddingScale", plan.embeddingScale], ["residualScale", plan.residualScale], ["logitScale", plan.logitScale],
     // The RoPE style and scaling kind cross as strings; every other rope entry is a real.

@@ -51,6 +51,9 @@ export function readSlidingWindow(
   ropeScaling: "none" | "linear" | "yarn",
 ): SlidingWindow {
   // A window length in tokens; 0 or absent: no window.
+  const windowKey = `${arch.name}.attention.sliding_window`;
+  if (arch.slidingWindowPattern?.windowRequired && !file.metadata.has(windowKey))
+    throw new TesseraError("ERR_MODEL_INCOMPATIBLE", `the file has no ${windowKey}; re-convert it`);
   const slidingWindow = arch.slidingWindow
     ? new ModelMetadata(file).integer(`${arch.name}.attention.sliding_window`, { min: 0, max: 1 << 24 }) ??
       arch.slidingWindowPattern?.defaultWindow ??

@@ -160,6 +160,9 @@ inline AttentionCall attention_call(const Napi::CallbackInfo& info, size_t extra
   a.kv.type = info.Length() > extra_arg + 1 && !info[extra_arg + 1].IsUndefined()
                   ? static_cast<KvType>(int_arg(info, extra_arg + 1, "kvType", 0, 2))
                   : KvType::F16;
+  // Attention sinks [nHead] after kvType (gpt-oss), null or absent: none.
+  if (info.Length() > extra_arg + 2 && !info[extra_arg + 2].IsUndefined() && !info[extra_arg + 2].IsNull())
+    a.sinks = array_arg<float, napi_float32_array>(info, extra_arg + 2, "sinks", size_t(n_head));
   if (a.kv.v_in_k && hdv > hd) invalid(env, "with vInK the value size must not exceed the key size");
   if (kv_type_quantized(a.kv.type) && (hd % 32 || hdv % 32)) invalid(env, "a quantized cache needs head sizes that are multiples of 32");
   c.v = a.kv.v_in_k ? nullptr : array_arg<float, napi_float32_array>(info, 2, "v", size_t(n_ctx) * n_head_kv * hdv);

@@ -95,12 +95,12 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   return y;
 }
 
-// swiglu(gate, up, nRows, dim, activation 0=silu 1=gelu, threads)
+// swiglu(gate, up, nRows, dim, activation 0=silu 1=gelu 2=gpt-oss's clamped SwiGLU, threads)
 Napi::Value Swiglu(const Napi::CallbackInfo& info) {
   const int n_rows = int(int_arg(info, 2, "nRows", 1, kMaxDim)), dim = int(int_arg(info, 3, "dim", 1, kMaxDim));
   const float* g = array_arg<float, napi_float32_array>(info, 0, "gate", size_t(n_rows) * dim);
   const float* u = array_arg<float, napi_float32_array>(info, 1, "up", size_t(n_rows) * dim);
-  const auto act = static_cast<GateActivation>(int_arg(info, 4, "activation", 0, 1));
+  const auto act = static_cast<GateActivation>(int_arg(info, 4, "activation", 0, 2));
   const int threads = int(int_arg(info, 5, "threads", 1, kMaxThreads));
   auto y = new_output(info.Env(), size_t(n_rows) * dim);
   float* yd = y.Data();

@@ -59,7 +59,7 @@ struct EnumNames;
 template <>
 struct EnumNames<NormKind> { static constexpr const char* names[] = {"rms", "layer"}; };
 template <>
-struct EnumNames<GateActivation> { static constexpr const char* names[] = {"silu", "gelu"}; };
+struct EnumNames<GateActivation> { static constexpr const char* names[] = {"silu", "gelu", "swiglu-oai"}; };
 template <>
 struct EnumNames<FfnKind> { static constexpr const char* names[] = {"dense", "moe"}; };
 template <>
@@ -67,7 +67,7 @@ struct EnumNames<RopeKind> { static constexpr const char* names[] = {"none", "no
 template <>
 struct EnumNames<RopeScaling> { static constexpr const char* names[] = {"none", "linear", "yarn", "llama3"}; };
 template <>
-struct EnumNames<ExpertGating> { static constexpr const char* names[] = {"softmax", "sigmoid"}; };
+struct EnumNames<ExpertGating> { static constexpr const char* names[] = {"softmax", "sigmoid", "softmax-weight"}; };
 
 template <typename E>
 E enumeration(const Napi::Object& o, const char* key, E fallback) {
@@ -166,6 +166,8 @@ ModelPlan plan_from_js(const Napi::Object& js) {
   p.residual_scale = real(js, "residualScale", 0.f);
   p.logit_scale = real(js, "logitScale", 0.f);
   p.query_scale = real(js, "queryScale", 0.f);
+  p.attn_temp_scale = real(js, "attnTempScale", 0.f);
+  p.attn_temp_floor = integer(js, "attnTempFloor", 1);
 
   Napi::Object rope = object(js, "rope");
   p.rope.kind = enumeration(rope, "kind", RopeKind::Normal);

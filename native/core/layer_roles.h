@@ -49,6 +49,11 @@
   X(ffn_up_b, ffnUpB, "ffn_up.bias", Bias, Optional, "ffn up bias")                                    \
   X(ffn_down_b, ffnDownB, "ffn_down.bias", Bias, Optional, "ffn down bias")                            \
   X(ffn_gate_inp, ffnGateInp, "ffn_gate_inp.weight", Matmul, Required, "expert router")                \
+  X(ffn_gate_inp_b, ffnGateInpB, "ffn_gate_inp.bias", Bias, Optional, "expert router bias")             \
+  X(ffn_gate_exps_b, ffnGateExpsB, "ffn_gate_exps.bias", Bias, Optional, "expert gate biases")          \
+  X(ffn_up_exps_b, ffnUpExpsB, "ffn_up_exps.bias", Bias, Optional, "expert up biases")                  \
+  X(ffn_down_exps_b, ffnDownExpsB, "ffn_down_exps.bias", Bias, Optional, "expert down biases")          \
+  X(attn_sinks, attnSinks, "attn_sinks.weight", Bias, Optional, "attention sinks")                      \
   X(ffn_gate_exps, ffnGateExps, "ffn_gate_exps.weight", Matmul, Required, "expert gates")              \
   X(ffn_up_exps, ffnUpExps, "ffn_up_exps.weight", Matmul, Required, "expert ups")                      \
   X(ffn_down_exps, ffnDownExps, "ffn_down_exps.weight", Matmul, Required, "expert downs")              \

@@ -193,6 +193,8 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
       return Status::error(StatusCode::ModelIncompatible,
                            "the embedding, residual, logit and query scales and the soft-caps must be finite and non-negative");
 
+  if (!std::isfinite(p.attn_temp_scale) || p.attn_temp_floor < 1)
+    return Status::error(StatusCode::ModelIncompatible, "the attention temperature needs a finite scale and a positive length");
   const bool mla = p.mla.kv_lora_rank > 0;
   if (mla) TESSERA_RETURN_IF_ERROR(validate_mla_shape(p));
   // The executors size their FFN scratch from these widths, so every FFN tensor below is
@@ -257,6 +259,7 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
     TESSERA_RETURN_IF_ERROR(c.role(L, R::bk, {k_out}));
     TESSERA_RETURN_IF_ERROR(c.role(L, R::bv, {v_out}));
     TESSERA_RETURN_IF_ERROR(c.role(L, R::bo, {e}));
+    TESSERA_RETURN_IF_ERROR(c.role(L, R::attn_sinks, {p.n_head}));
     TESSERA_RETURN_IF_ERROR(c.role(L, R::attn_post_norm, {e}));
     TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_post_norm, {e}));
     if (L.ffn_post_norm >= 0 && L.ffn_kind == FfnKind::Moe)
@@ -291,6 +294,10 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
       TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_up_exps, {e, f, n}));
       TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_down_exps, {f, e, n}));
       TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_exp_probs_b, {n}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate_inp_b, {n}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_gate_exps_b, {f, n}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_up_exps_b, {f, n}));
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_down_exps_b, {e, n}));
       if (L.ffn_gate_shexp >= 0 || L.ffn_up_shexp >= 0 || L.ffn_down_shexp >= 0) {
         // The shared expert's width is its gate's; up and down must match it.
         const TensorRef* gate = nullptr;

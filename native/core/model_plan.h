@@ -3,6 +3,7 @@
 // validates it; the addon converts it (addon/plan_from_js.cpp) and model.cpp re-checks
 // every shape before any kernel sees a pointer.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -30,8 +31,10 @@ enum class NormKind { Rms = 0, Layer = 1 };
 enum class RopeKind { None = 0, Normal = 1, Neox = 2 };
 enum class RopeScaling { None = 0, Linear = 1, Yarn = 2, Llama3 = 3 };
 enum class FfnKind { Dense = 0, Moe = 1 };
-enum class GateActivation { Silu = 0, Gelu = 1 };
-enum class ExpertGating { Softmax = 0, Sigmoid = 1 };
+// SwigluOai (gpt-oss): x = min(gate, 7), y = clamp(up, -7, 7), out = x * sigmoid(1.702 x) * (y + 1).
+enum class GateActivation { Silu = 0, Gelu = 1, SwigluOai = 2 };
+// SoftmaxWeight (gpt-oss): experts picked by raw logit, weighted by the softmax of the picked ones.
+enum class ExpertGating { Softmax = 0, Sigmoid = 1, SoftmaxWeight = 2 };
 
 struct RopeParams {
   RopeKind kind = RopeKind::Normal;
@@ -130,6 +133,10 @@ struct ModelPlan {
   // Multiplies q (after RoPE) before attention, as Gemma's graph does (ggml_scale of Qcur; the
   // softmax scale is then 1); 0: none. The CPU scales q so that its fp16 rounding is llama.cpp's.
   float query_scale = 0.f;
+  // Llama 4 style attention temperature (Mistral 3): q of the row at position pos is also
+  // multiplied by 1 + attn_temp_scale * ln(floor(pos / attn_temp_floor) + 1); 0: none.
+  float attn_temp_scale = 0.f;
+  int attn_temp_floor = 1;
   RopeParams rope;
   MoeParams moe;
   MlaParams mla;
@@ -172,6 +179,14 @@ inline RopeParams layer_rope(const ModelPlan& p, const LayerPlan& L) {
     r.scaling = RopeScaling::None;
   }
   return r;
+}
+
+// The attention temperature of a row at position pos, computed as llama.cpp's
+// llm_graph_input_attn_temp does (a float quotient floored, the rest in double, stored as
+// float); the CUDA executor's qkv_post repeats it on the device.
+inline float attention_temperature(int pos, float scale, int floor_len) {
+  const float q = std::floor(float(pos) / float(floor_len));
+  return float(std::log(double(q) + 1.0) * double(scale) + 1.0);
 }
 
 // Whether the plan needs anything only the CPU executor computes (the encoder fields).

@@ -80,6 +80,7 @@ struct Item {
   const KvLayer* kv;
   const int32_t* table;                // the row's sequence's block ids
   int g;                               // its kv head
+  float sink[kAttentionHeads];         // per head, its attention sink (AttentionArgs::sinks), or -inf
   const float* q16[kAttentionHeads];   // rounded queries
   float* scores[kAttentionHeads];      // per head, indexed by position
   float* out[kAttentionHeads];         // per head, head_dim_v outputs
@@ -224,8 +225,10 @@ void attend(const AttentionArgs& a, const Item& it, bool vt) {
     float* row = it.scores[q];
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, max[q]);
-    const float row_max = *std::max_element(lanes, lanes + 8);
-    const double sum = exp_sum_row(row + it.block0, row_max, row + it.block0, it.block_end - it.block0);
+    // A sink joins the max and the sum as ggml's soft_max does (its own expf, added last).
+    const float row_max = std::max(*std::max_element(lanes, lanes + 8), it.sink[q]);
+    double sum = exp_sum_row(row + it.block0, row_max, row + it.block0, it.block_end - it.block0);
+    if (it.sink[q] != -INFINITY) sum += double(std::exp(it.sink[q] - row_max));
     const __m256 inv = _mm256_set1_ps(float(1.0 / sum));
     for (int jb = it.block0; jb < it.block_end; jb += 8) {
       const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(row + jb), inv);
@@ -281,6 +284,7 @@ void attention(const AttentionArgs& a, int ith, int nth) {
       it.scores[q] = scratch.scores + q * scratch.scores_stride;
       it.out[q] = a.out + t * a.ldo + int64_t(h0 + q) * hdv;
       it.probs[q] = a.probs ? a.probs + (t * int64_t(a.n_head) + h0 + q) * a.probs_ld : nullptr;
+      it.sink[q] = a.sinks ? a.sinks[h0 + q] : -INFINITY;
     }
     const bool vt = !a.kv.v_in_k;
     switch (nq) {

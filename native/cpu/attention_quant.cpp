@@ -45,11 +45,13 @@ void attention_quantized(const AttentionArgs& a, int ith, int nth) {
       scores[j] = s;
       max = std::max(max, s);
     }
+    if (a.sinks) max = std::max(max, a.sinks[h]);
     double sum = 0.0;
     for (int j = lo; j <= pos; ++j) {
       scores[j] = std::exp(scores[j] - max);
       sum += scores[j];
     }
+    if (a.sinks) sum += double(std::exp(a.sinks[h] - max));
     const float inv = float(1.0 / sum);
     std::fill(acc, acc + hdv, 0.f);
     float* probs = a.probs ? a.probs + (t * int64_t(a.n_head) + h) * a.probs_ld : nullptr;

@@ -482,11 +482,15 @@ void CpuExecutor::attention_block(int il, int n, int ith, int nth) {
     rope(s_.k, s_.pos, n, p.n_head_kv, p.head_dim, r, factors, ith, nth);
     pool_->barrier();
   }
-  if (p.query_scale != 0.f) {
-    // Gemma scales q itself (ggml_scale of Qcur), before attention rounds it to fp16.
+  if (p.query_scale != 0.f || p.attn_temp_scale != 0.f) {
+    // Gemma and Phi-3 scale q itself (ggml_scale of Qcur), before attention rounds it to
+    // fp16; Mistral 3 multiplies each row by its position's temperature (ggml_mul).
     int64_t b, e;
     split_range(int64_t(n) * q_w, ith, nth, &b, &e);
-    for (int64_t i = b; i < e; ++i) s_.q[i] *= p.query_scale;
+    if (p.attn_temp_scale != 0.f)
+      for (int64_t i = b; i < e; ++i) s_.q[i] *= attention_temperature(s_.pos[i / q_w], p.attn_temp_scale, p.attn_temp_floor);
+    if (p.query_scale != 0.f)
+      for (int64_t i = b; i < e; ++i) s_.q[i] *= p.query_scale;
     pool_->barrier();
   }
   if (rot_k_ || rot_v_) {
@@ -553,6 +557,7 @@ AttentionArgs CpuExecutor::attention_args(int il, int n) const {
   a.last = p.causal ? nullptr : s_.last;
   a.scale = p.attn_scale;
   a.softcap = p.attn_logit_softcap;
+  a.sinks = backend_.f32(p.layers[il].attn_sinks);
   a.scratch = s_.attn_scratch;
   if (trace_ && trace_->attention && trace_slot_[il] >= 0) {
     a.probs = trace_->attention + (int64_t(trace_slot_[il]) * trace_rows_ + trace_row0_) * p.n_head * trace_->positions;
@@ -765,6 +770,21 @@ void CpuExecutor::expert_matmul(int weight, const void* act, int64_t cols, float
   }
 }
 
+void CpuExecutor::expert_bias(int bias, float* y, int64_t width, int ith, int nth) {
+  // Rows are packed by expert (active_off); each gets its expert's bias row [width]
+  // (llama.cpp's ggml_add_id over the selected experts).
+  if (bias < 0) return;
+  const float* b = backend_.f32(bias);
+  const int64_t total = s_.active_off[n_active_];
+  for (int a = 0; a < n_active_; ++a) {
+    const float* row_bias = b + int64_t(s_.active[a]) * width;
+    for (int64_t r = s_.active_off[a]; r < s_.active_off[a + 1]; ++r)
+      if (r % nth == ith)
+        for (int64_t i = 0; i < width; ++i) y[r * width + i] += row_bias[i];
+  }
+  (void)total;
+}
+
 namespace {
 
 // The shared expert's sigmoid gate (1 without a gate tensor). llama.cpp's graph writes the
@@ -796,6 +816,11 @@ void CpuExecutor::moe_block(int il, int n, int ith, int nth) {
     project({{L.ffn_gate_inp, s_.xn, s_.router, m.n_expert}, {L.ffn_gate_inp_shexp, s_.xn, s_.shexp_gate, 1}}, n, ith, nth);
   else
     project({{L.ffn_gate_inp, s_.xn, s_.router, m.n_expert}}, n, ith, nth);
+  if (L.ffn_gate_inp_b >= 0) {
+    // gpt-oss: the router's bias joins its logits (ggml_add), selection and weights alike.
+    add_bias(s_.router, backend_.f32(L.ffn_gate_inp_b), n, m.n_expert, m.n_expert, ith, nth);
+    pool_->barrier();
+  }
 
   // Routing and grouping by expert (cheap; one thread).
   if (ith == 0) {
@@ -843,12 +868,21 @@ void CpuExecutor::moe_block(int il, int n, int ith, int nth) {
   expert_matmul(L.ffn_gate_exps, encoded(fin, s_.moe_x), E, s_.moe_gate, F, ith, nth);
   expert_matmul(L.ffn_up_exps, encoded(fup, s_.moe_x), E, s_.moe_up, F, ith, nth);
   pool_->barrier();
+  if (L.ffn_gate_exps_b >= 0 || L.ffn_up_exps_b >= 0) {
+    expert_bias(L.ffn_gate_exps_b, s_.moe_gate, F, ith, nth);
+    expert_bias(L.ffn_up_exps_b, s_.moe_up, F, ith, nth);
+    pool_->barrier();
+  }
   swiglu(s_.moe_gate, s_.moe_up, s_.moe_gate, rows, int(F), F, F, p.activation, ith, nth);
   pool_->barrier();
   const ActFormat fdown = act_format_for(backend_.weight(L.ffn_down_exps).type);
   if (fdown != ActFormat::F32) quantize_act(fdown, s_.moe_gate, rows, F, s_.moe_act[static_cast<int>(fdown)], ith, nth);
   pool_->barrier();
   expert_matmul(L.ffn_down_exps, encoded(fdown, s_.moe_gate), F, s_.moe_out, E, ith, nth);
+  if (L.ffn_down_exps_b >= 0) {
+    pool_->barrier();
+    expert_bias(L.ffn_down_exps_b, s_.moe_out, E, ith, nth);
+  }
 
   // The shared expert runs on the same normalized input (its activations are still encoded).
   // dense_ffn ends with a barrier, which also orders the expert products above.

@@ -154,6 +154,8 @@ class CpuExecutor final : public Executor {
   // x += proj (times the plan's residual_scale first, where set) over the chunk's n rows.
   // x += proj, proj first RMS-normalized by post_norm (a weight index; -1: none) and scaled.
   void residual_add(int n, int post_norm, int ith, int nth);
+  // y [rows packed by expert][width] += the bias row of each row's expert (bias -1: nothing).
+  void expert_bias(int bias, float* y, int64_t width, int ith, int nth);
   // Logits [rows][n_vocab] times 1 / logit_scale, where set (no barrier).
   void scale_logits(float* logits, int rows, int ith, int nth) const;
   void ffn_block(int il, int n, int ith, int nth);

@@ -20,6 +20,8 @@ void moe_route(const float* logits, const float* selection_bias, const MoeParams
   if (p.gating == ExpertGating::Softmax) {
     std::copy(logits, logits + n, probs);
     softmax(probs, n);
+  } else if (p.gating == ExpertGating::SoftmaxWeight) {
+    std::copy(logits, logits + n, probs);  // picked by raw logit; weighted below
   } else {
     for (int i = 0; i < n; ++i) probs[i] = 1.0f / (1.0f + std::exp(-logits[i]));
   }
@@ -62,6 +64,7 @@ void moe_route(const float* logits, const float* selection_bias, const MoeParams
     weights[j] = probs[idx[j]];
     sum += weights[j];
   }
+  if (p.gating == ExpertGating::SoftmaxWeight) softmax(weights, k);  // over the picked logits only
   if (p.norm_top_k) {
     const float denom = std::max(float(sum), 6.103515625e-5f);
     for (int j = 0; j < k; ++j) weights[j] /= denom;

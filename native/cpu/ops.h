@@ -234,6 +234,9 @@ struct AttentionArgs {
   const int32_t* last = nullptr;
   float scale = 1.f;
   float softcap = 0.f;       // 0: none; else scores = softcap * tanh(scores * (1 / softcap)), after the scale
+  // Attention sinks [n_head] (gpt-oss), or null: head h's softmax runs as if one more score,
+  // sinks[h], joined the row (its max and its sum) with no value (ggml's soft_max sinks).
+  const float* sinks = nullptr;
   float* out = nullptr;      // [n_tokens][n_head][head_dim_v], rows strided by ldo
   int64_t ldo = 0;
   float* scratch = nullptr;  // attention_scratch_floats() floats per thread, thread ith uses its slice

@@ -238,6 +238,16 @@ Status CudaBackend::check_plan(const ModelPlan& p) const {
                                " expert groups of equal size (this model: " + std::to_string(m.n_group) + " groups of " +
                                std::to_string(m.n_expert) + " experts); use backend \"cpu\"");
   }
+  // gpt-oss's attention sinks, router and expert biases, clamped SwiGLU and softmax-weight
+  // routing have CPU kernels only so far.
+  bool gpt_oss = p.activation == GateActivation::SwigluOai || p.moe.gating == ExpertGating::SoftmaxWeight;
+  for (const LayerPlan& L : p.layers)
+    gpt_oss = gpt_oss || L.attn_sinks >= 0 || L.ffn_gate_inp_b >= 0 || L.ffn_gate_exps_b >= 0 || L.ffn_up_exps_b >= 0 ||
+              L.ffn_down_exps_b >= 0;
+  if (gpt_oss)
+    return Status::error(StatusCode::BackendUnavailable,
+                         "the CUDA backend does not run gpt-oss's attention sinks, expert biases and clamped SwiGLU yet "
+                         "(" + p.architecture + "); load it with backend \"cpu\"");
   // MLA's cache rows (latent + RoPE'd key) are read by the split kernel alone; other heads
   // also pass through qkv_post, which holds a head of up to 256 values.
   const bool mla = p.mla.kv_lora_rank > 0;
@@ -287,8 +297,10 @@ Status CudaBackend::build(const ModelPlan& p, uint8_t* base, size_t* used, LoadC
     } else {
       const float* qkv_bias = nullptr;
       if (L.wqkv >= 0) {
-        // A fused attn_qkv (Phi-3) is already the rows [q | k | v] the executor reads.
-        TESSERA_RETURN_IF_ERROR(placer.vector(L.bqkv, &qkv_bias));
+        // A fused attn_qkv (Phi-3) is already the rows [q | k | v] the executor reads; its
+        // bias is attn_qkv.bias or separate q/k/v biases (llama.cpp takes either).
+        if (L.bqkv >= 0) TESSERA_RETURN_IF_ERROR(placer.vector(L.bqkv, &qkv_bias));
+        else TESSERA_RETURN_IF_ERROR(placer.concat({L.bq, L.bk, L.bv}, {q_w, k_w, v_w}, &qkv_bias));
         TESSERA_RETURN_IF_ERROR(place_projections(placer, p, {L.wqkv}, qkv_bias, &lw.qkv));
       } else {
         TESSERA_RETURN_IF_ERROR(placer.concat({L.bq, L.bk, L.bv}, {q_w, k_w, v_w}, &qkv_bias));

@@ -234,6 +234,8 @@ void CudaExecutor::enqueue_attention(int il, const Chunk& chunk) {
   post.norm_eps = p.norm_eps;
   post.rope = layer_rope(p, p.layers[il]);
   post.freq_factors = w_.rope_freqs;
+  post.temp_scale = p.attn_temp_scale;
+  post.temp_floor = p.attn_temp_floor;
   post.kv = kv_of(il);
   launch_qkv_post(post, s);
 

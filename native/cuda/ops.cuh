@@ -200,6 +200,8 @@ struct QkvPost {
   float norm_eps = 0.f;
   RopeParams rope;
   const float* freq_factors = nullptr;  // [rope.n_dims / 2] or null
+  float temp_scale = 0.f;  // attention temperature (ModelPlan::attn_temp_scale); 0: none
+  int temp_floor = 1;
   KvPaged kv;
 };
 void launch_qkv_post(const QkvPost& p, cudaStream_t s);

@@ -41,7 +41,11 @@ __global__ void __launch_bounds__(kThreads) qkv_post_kernel(QkvPost p, RopeConst
   __syncthreads();
 
   if (is_q) {
-    for (int i = threadIdx.x; i < hd; i += kThreads) src[i] = v[i];
+    // Mistral 3's attention temperature, as core/model_plan.h attention_temperature.
+    const float temp = p.temp_scale != 0.f
+                           ? float(log(double(floorf(float(pos) / float(p.temp_floor))) + 1.0) * double(p.temp_scale) + 1.0)
+                           : 1.f;
+    for (int i = threadIdx.x; i < hd; i += kThreads) src[i] = p.temp_scale != 0.f ? v[i] * temp : v[i];
     return;
   }
   const int32_t* table = p.kv.table_of(t);

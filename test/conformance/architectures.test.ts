@@ -71,6 +71,14 @@ const SHAPES: Record<string, ModelShape> = {
   // context over an original 4096, the long ones over an original 64.
   "phi3 LongRoPE, short factors (context 128, original 4096)": { architecture: "phi3", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 4, nFf: 512, contextLength: 131072, normEps: 1e-5, fused: { qkv: true, gateUp: true }, longRope: { attnFactor: 1.19, originalContext: 4096 } },
   "phi3 LongRoPE, long factors (context 128, original 64)": { architecture: "phi3", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 4, nFf: 512, contextLength: 131072, normEps: 1e-5, fused: { qkv: false, gateUp: true }, longRope: { attnFactor: 1.19, originalContext: 64 } },
+  // Mistral 3: YaRN with mscale_all_dim 1 (attention factor 1 / (1 + 0.1 ln 4) before RoPE's
+  // correction), and attention temperature 0.5 over an original context of 16, so positions
+  // 16..63 scale q by 1 + 0.5 ln 2 .. 1 + 0.5 ln 4.
+  "mistral3 (YaRN x4 from 16, log multiplier 1, attention temperature 0.5)": { architecture: "mistral3", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 4096, ropeFreqBase: 1e6, normEps: 1e-5, ropeScaling: { type: "yarn", factor: 4, originalContext: 16 }, yarnLogMul: 1, attnTemperature: 0.5 },
+  // gpt-oss: sinks, biases everywhere, window 12 on even blocks, top-4 of 8 experts weighted
+  // by the softmax of their logits, the clamped SwiGLU (gate/up biases push values past the
+  // clamp at 7 now and then), YaRN x4.
+  "gpt-oss (sinks, expert biases, softmax-weight routing, clamped SwiGLU, window 12)": { architecture: "gpt-oss", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, headDim: 64, nFf: 256, contextLength: 16384, ropeFreqBase: 150000, normEps: 1e-5, qkvBias: true, outputBias: true, attentionSinks: true, ffnNormName: "post_attention_norm.weight", slidingWindow: 12, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 }, moe: { nExpert: 8, nExpertUsed: 4, nFfExp: 256, biases: true } },
   "qwen2, YaRN x4 from 4096": { architecture: "qwen2", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 512, contextLength: 16384, ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true, ropeScaling: { type: "yarn", factor: 4, originalContext: 4096 } },
 };
 

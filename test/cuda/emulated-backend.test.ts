@@ -55,6 +55,7 @@ const synthetic: [string, ModelShape, WeightScheme][] = [
   ["gemma2 Q8_0 (post-norms, GELU, query scale, soft-caps 5 and 3, window 12 on even blocks)", { ...small, architecture: "gemma2", headDim: 64, normEps: 1e-6, tiedEmbeddings: true, postNorms: true, slidingWindow: 12, softcaps: { attention: 5, final: 3 } }, "Q8_0"],
   ["gemma3 Q8_0 (q/k norms, local RoPE base 10000 unscaled, global 1e6 linear x8)", { ...small, architecture: "gemma3", nLayer: 2, headDim: 64, normEps: 1e-6, qkNorm: true, postNorms: true, ropeFreqBase: 1e6, slidingWindow: 12, slidingWindowPattern: 2, ropeFreqBaseSwa: 10000, ropeScaling: { type: "linear", factor: 8 } }, "Q8_0"],
   ["phi3 Q8_0 (fused qkv and gate/up, LongRoPE long factors with attn_factor)", { ...small, architecture: "phi3", nHeadKv: 4, fused: { qkv: true, gateUp: true }, longRope: { attnFactor: 1.19, originalContext: 32 } }, "Q8_0"],
+  ["mistral3 Q8_0 (YaRN x4 with log multiplier 1, attention temperature 0.5 from position 16)", { ...small, architecture: "mistral3", ropeScaling: { type: "yarn", factor: 4, originalContext: 16 }, yarnLogMul: 1, attnTemperature: 0.5 }, "Q8_0"],
   ["granite Q8_0 (embedding, residual, attention and logit multipliers)", { ...small, architecture: "granite", multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logit: 16 } }, "Q8_0"],
 ];
 // Mixture of experts, kept narrow (the emulator runs every expert product thread by thread):
@@ -216,6 +217,17 @@ describe.runIf(available)("CUDA backend (emulated) errors", () => {
     );
     expect(isTesseraError(err) && err.code).toBe("ERR_BACKEND_UNAVAILABLE");
     expect(String((err as Error).message)).toMatch(/backend: "cpu"/);
+  });
+
+  it("refuses gpt-oss (sinks, expert biases, clamped SwiGLU: CPU only so far) with a coded error naming the CPU", async () => {
+    const file = path.join(dir, "gpt-oss-F32.gguf");
+    writeSyntheticModel(file, { ...small, architecture: "gpt-oss", nHead: 4, headDim: 64, qkvBias: true, outputBias: true, attentionSinks: true, ffnNormName: "post_attention_norm.weight", slidingWindow: 12, moe: { nExpert: 4, nExpertUsed: 2, nFfExp: 128, biases: true } }, { weights: "F32", vocab: "stories", seed: 3 });
+    const err = await loadModel(file, { backend: "cuda" }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isTesseraError(err) && err.code).toBe("ERR_BACKEND_UNAVAILABLE");
+    expect(String((err as Error).message)).toMatch(/gpt-oss.*backend "cpu"/);
   });
 
   it("rejects positions past the context and keeps working", async () => {

@@ -237,6 +237,9 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
       for (const threads of THREADS) {
         expectWithin(checkOp(`swiglu silu ${isa}`, withIsa(isa, () => kernels().swiglu(gate, up, rows, dim, 0, threads)), swigluRef(gate, up, false), FP32_OP_BUDGET));
         expectWithin(checkOp(`swiglu gelu ${isa}`, withIsa(isa, () => kernels().swiglu(gate, up, rows, dim, 1, threads)), swigluRef(gate, up, true), FP32_OP_BUDGET));
+        // gpt-oss's clamp at 7: gates and ups scaled past it.
+        const big = gate.map((x) => 4 * x), bigUp = up.map((x) => 4 * x);
+        expectWithin(checkOp(`swiglu oai ${isa}`, withIsa(isa, () => kernels().swiglu(big, bigUp, rows, dim, 2, threads)), swigluRef(big, bigUp, "oai"), FP32_OP_BUDGET));
       }
     }
   });
@@ -262,16 +265,21 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
       { nTokens: 70, nCtx: 100, nHead: 4, nHeadKv: 1, headDim: 64, headDimV: 64, slidingWindow: 0, softcap: 0 },
       { nTokens: 1, nCtx: 300, nHead: 8, nHeadKv: 8, headDim: 64, headDimV: 64, slidingWindow: 0, softcap: 0 },
       { nTokens: 1, nCtx: 291, nHead: 6, nHeadKv: 2, headDim: 128, headDimV: 128, slidingWindow: 40, softcap: 0 },
+      // gpt-oss's attention sinks: one sink above every score (most weight dropped), the
+      // others around the scores; decode and prefill, with a window.
+      { nTokens: 1, nCtx: 57, nHead: 8, nHeadKv: 2, headDim: 64, headDimV: 64, slidingWindow: 0, softcap: 0, sinks: true },
+      { nTokens: 7, nCtx: 40, nHead: 3, nHeadKv: 1, headDim: 64, headDimV: 64, slidingWindow: 9, softcap: 0, sinks: true },
     ];
     for (const c of cases) {
       const q = g.array(c.nTokens * c.nHead * c.headDim);
       const k = g.array(c.nCtx * c.nHeadKv * c.headDim);
       const v = g.array(c.nCtx * c.nHeadKv * c.headDimV);
-      const args = { ...c, scale: 1 / Math.sqrt(c.headDim) };
+      const sinks = "sinks" in c ? Float32Array.from({ length: c.nHead }, (_, h) => (h === 0 ? 12 : g.next() * 2)) : null;
+      const args = { ...c, scale: 1 / Math.sqrt(c.headDim), sinks: sinks ?? undefined };
       const ref = attentionRef(q, k, v, args);
       for (const threads of THREADS) {
         const y = withIsa(isa, () =>
-          kernels().attention(q, k, v, c.nTokens, c.nCtx, c.nHead, c.nHeadKv, c.headDim, c.headDimV, c.slidingWindow, args.scale, c.softcap, threads),
+          kernels().attention(q, k, v, c.nTokens, c.nCtx, c.nHead, c.nHeadKv, c.headDim, c.headDimV, c.slidingWindow, args.scale, c.softcap, threads, false, undefined, sinks),
         );
         expectWithin(checkOp(`attention ${isa}`, y, ref, ATTENTION_BUDGET), JSON.stringify(c));
       }
@@ -294,6 +302,7 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
       { nTokens: 1, nCtx: 77, nHead: 8, nHeadKv: 2, headDim: 128, headDimV: 128, slidingWindow: 0, softcap: 0 },
       { nTokens: 9, nCtx: 45, nHead: 4, nHeadKv: 4, headDim: 32, headDimV: 64, slidingWindow: 10, softcap: 0 },
       { nTokens: 5, nCtx: 40, nHead: 2, nHeadKv: 1, headDim: 64, headDimV: 64, slidingWindow: 0, softcap: 30 },
+      { nTokens: 3, nCtx: 33, nHead: 4, nHeadKv: 2, headDim: 64, headDimV: 64, slidingWindow: 0, softcap: 0, sinks: true },
     ];
     // The kernel's inputs as it sees them: q as Q8_0 (what the cache types' dot products take;
     // a Q8_0 cache stores its rows in the same encoding), Q4_0 rows by ggml's reference
@@ -305,11 +314,12 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
         const q = g.array(c.nTokens * c.nHead * c.headDim);
         const k = g.array(c.nCtx * c.nHeadKv * c.headDim);
         const v = g.array(c.nCtx * c.nHeadKv * c.headDimV);
-        const args = { ...c, scale: 1 / Math.sqrt(c.headDim) };
+        const sinks = "sinks" in c ? Float32Array.from({ length: c.nHead }, () => g.next() * 2) : null;
+        const args = { ...c, scale: 1 / Math.sqrt(c.headDim), sinks: sinks ?? undefined };
         const ref = attentionRef(as(GGMLType.Q8_0, q, c.headDim), as(type, k, c.headDim), as(type, v, c.headDimV), args);
         for (const threads of THREADS) {
           const y = withIsa(isa, () =>
-            kernels().attention(q, k, v, c.nTokens, c.nCtx, c.nHead, c.nHeadKv, c.headDim, c.headDimV, c.slidingWindow, args.scale, c.softcap, threads, false, kvType),
+            kernels().attention(q, k, v, c.nTokens, c.nCtx, c.nHead, c.nHeadKv, c.headDim, c.headDimV, c.slidingWindow, args.scale, c.softcap, threads, false, kvType, sinks),
           );
           expectWithin(checkOp(`attention ${GGML_TYPE_INFO[type].name} cache ${isa}`, y, ref, QUANT_ATTENTION_BUDGET), JSON.stringify(c));
         }
