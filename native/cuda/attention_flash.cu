@@ -96,7 +96,10 @@ __global__ void __launch_bounds__(kThreads) attention_flash_kernel(AttentionArgs
     }
   }
 
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+  // A sink starts each row's running max and (in one lane of the four that share a row) its
+  // sum: exp(sink - sink) = 1, rescaled with the rest as larger scores arrive.
+  const float sink = a.sinks ? a.sinks[h] : -INFINITY;
+  float m0 = sink, m1 = sink, l0 = a.sinks && tg == 0 ? 1.f : 0.f, l1 = l0;
   float o[HD / 8][4];
 #pragma unroll
   for (int d = 0; d < HD / 8; ++d)

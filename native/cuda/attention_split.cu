@@ -198,6 +198,7 @@ __global__ void __launch_bounds__(128) attention_combine_kernel(AttentionArgs a)
   for (int r = threadIdx.x; r < records; r += 128)
     if (recs[r * (2 + hdv) + 1] > 0.f) mx = fmaxf(mx, recs[r * (2 + hdv)]);
   mx = block_max(mx, scratch);
+  if (a.sinks) mx = fmaxf(mx, a.sinks[h]);  // the sink joins the max and, below, the sum
   float total = 0.f;
   for (int r = threadIdx.x; r < records; r += 128) {
     const float* rec = recs + r * (2 + hdv);
@@ -206,6 +207,7 @@ __global__ void __launch_bounds__(128) attention_combine_kernel(AttentionArgs a)
     total += w * rec[1];
   }
   total = block_sum(total, scratch);  // its barriers also publish weight[]
+  if (a.sinks) total += expf(a.sinks[h] - mx);
   float* o = a.stage_formats ? head_out : a.out + int64_t(t) * a.ldo + int64_t(h) * hdv;
   for (int d = threadIdx.x; d < hdv; d += 128) {
     float v = 0.f;

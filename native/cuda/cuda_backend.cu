@@ -187,8 +187,14 @@ Status place_moe(WeightPlacer& placer, const ModelPlan& p, const LayerPlan& L, M
   std::vector<int> router = {L.ffn_gate_inp};
   m->shexp_gated = L.ffn_gate_inp_shexp >= 0;
   if (m->shexp_gated) router.push_back(L.ffn_gate_inp_shexp);
-  TESSERA_RETURN_IF_ERROR(place_projections(placer, p, router, nullptr, &m->router));
+  // gpt-oss's router bias joins its logits (no shared-expert gate column with it).
+  const float* router_bias = nullptr;
+  if (L.ffn_gate_inp_b >= 0 && !m->shexp_gated) TESSERA_RETURN_IF_ERROR(placer.vector(L.ffn_gate_inp_b, &router_bias));
+  TESSERA_RETURN_IF_ERROR(place_projections(placer, p, router, router_bias, &m->router));
   TESSERA_RETURN_IF_ERROR(placer.vector(L.ffn_exp_probs_b, &m->selection_bias));
+  TESSERA_RETURN_IF_ERROR(placer.vector(L.ffn_gate_exps_b, &m->gate_bias));
+  TESSERA_RETURN_IF_ERROR(placer.vector(L.ffn_up_exps_b, &m->up_bias));
+  TESSERA_RETURN_IF_ERROR(placer.vector(L.ffn_down_exps_b, &m->down_bias));
   TESSERA_RETURN_IF_ERROR(place_experts(placer, p, {L.ffn_gate_exps, L.ffn_up_exps}, &m->gate_up));
   std::vector<ExpertProjection> down;
   TESSERA_RETURN_IF_ERROR(place_experts(placer, p, {L.ffn_down_exps}, &down));
@@ -238,16 +244,12 @@ Status CudaBackend::check_plan(const ModelPlan& p) const {
                                " expert groups of equal size (this model: " + std::to_string(m.n_group) + " groups of " +
                                std::to_string(m.n_expert) + " experts); use backend \"cpu\"");
   }
-  // gpt-oss's attention sinks, router and expert biases, clamped SwiGLU and softmax-weight
-  // routing have CPU kernels only so far.
-  bool gpt_oss = p.activation == GateActivation::SwigluOai || p.moe.gating == ExpertGating::SoftmaxWeight;
+  // A router bias rides on the router's product, which a shared-expert gate column would
+  // share (no architecture has both).
   for (const LayerPlan& L : p.layers)
-    gpt_oss = gpt_oss || L.attn_sinks >= 0 || L.ffn_gate_inp_b >= 0 || L.ffn_gate_exps_b >= 0 || L.ffn_up_exps_b >= 0 ||
-              L.ffn_down_exps_b >= 0;
-  if (gpt_oss)
-    return Status::error(StatusCode::BackendUnavailable,
-                         "the CUDA backend does not run gpt-oss's attention sinks, expert biases and clamped SwiGLU yet "
-                         "(" + p.architecture + "); load it with backend \"cpu\"");
+    if (L.ffn_gate_inp_b >= 0 && L.ffn_gate_inp_shexp >= 0)
+      return Status::error(StatusCode::ModelIncompatible,
+                           "the CUDA router takes a router bias or a shared-expert gate, not both; use backend \"cpu\"");
   // MLA's cache rows (latent + RoPE'd key) are read by the split kernel alone; other heads
   // also pass through qkv_post, which holds a head of up to 256 values.
   const bool mla = p.mla.kv_lora_rank > 0;
@@ -288,6 +290,7 @@ Status CudaBackend::build(const ModelPlan& p, uint8_t* base, size_t* used, LoadC
     TESSERA_RETURN_IF_ERROR(placer.vector(L.ffn_norm_b, &lw.ffn_norm_b));
     TESSERA_RETURN_IF_ERROR(placer.vector(L.q_norm, &lw.q_norm));
     TESSERA_RETURN_IF_ERROR(placer.vector(L.k_norm, &lw.k_norm));
+    TESSERA_RETURN_IF_ERROR(placer.vector(L.attn_sinks, &lw.attn_sinks));
     TESSERA_RETURN_IF_ERROR(placer.vector(L.attn_post_norm, &lw.attn_post_norm));
     TESSERA_RETURN_IF_ERROR(placer.vector(L.ffn_post_norm, &lw.ffn_post_norm));
     TESSERA_RETURN_IF_ERROR(placer.vector(L.bo, &lw.bo));

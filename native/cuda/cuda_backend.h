@@ -35,6 +35,8 @@ struct ExpertProjection {
 struct MoeWeights {
   std::vector<Projection> router;  // into [n_expert router logits | shared-expert gate logit]
   const float* selection_bias = nullptr;
+  // gpt-oss: per-expert biases [n_expert][n_ff_exp] (gate, up) and [n_expert][n_embd] (down).
+  const float *gate_bias = nullptr, *up_bias = nullptr, *down_bias = nullptr;
   std::vector<ExpertProjection> gate_up;  // into rows [gate | up] of width 2 * n_ff_exp
   ExpertProjection down;
   // Shared experts (folded into one matrix per projection), absent when shexp_ff == 0.
@@ -62,6 +64,7 @@ struct LayerWeights {
   const float* ffn_norm_b = nullptr;
   const float* q_norm = nullptr;
   const float* k_norm = nullptr;
+  const float* attn_sinks = nullptr;      // gpt-oss: a logit per head in each softmax
   const float* attn_post_norm = nullptr;  // Gemma: RMSNorm of the attention output before the add
   const float* ffn_post_norm = nullptr;   // and of the FFN output
   const float* bo = nullptr;

@@ -294,6 +294,7 @@ AttentionArgs CudaExecutor::attention_args(int il, const Chunk& chunk, int64_t l
   // here it folds into the softmax scale, equal up to that rounding.
   a.scale = p.query_scale != 0.f ? p.attn_scale * p.query_scale : p.attn_scale;
   a.softcap = p.attn_logit_softcap;
+  a.sinks = w_.layers[il].attn_sinks;
   a.out = attn_;
   a.ldo = attn_w_;
   a.partials = partials_;
@@ -410,6 +411,7 @@ void CudaExecutor::enqueue_moe_ffn(const LayerWeights& L, int n) {
     MatmulOut out;
     out.y = router_ + pr.offset;
     out.ldy = router_w_;
+    out.bias = pr.bias;
     launch_gemv(pr.w, stage_, n, out, s);
   }
   MoeRouteArgs route;
@@ -434,6 +436,14 @@ void CudaExecutor::enqueue_moe_ffn(const LayerWeights& L, int n) {
     MatmulOut out;
     out.y = moe_gate_up_ + e.offset;
     out.ldy = 2 * F;
+    // gpt-oss's expert biases: gate and up parts of one product, or each product its own.
+    out.expert_rows = F;
+    if (m.gate_up.size() == 1) {
+      out.expert_bias[0] = m.gate_bias;
+      out.expert_bias[1] = m.up_bias;
+    } else {
+      out.expert_bias[0] = e.offset == 0 ? m.gate_bias : m.up_bias;
+    }
     launch_moe_matmul(e.w, mm, stage_, out, s);
   }
   launch_swiglu_stage(moe_gate_up_, pairs, int(F), p.activation, stage_formats_for(m.down.w.part[0], n), moe_stage_, s);
@@ -441,6 +451,8 @@ void CudaExecutor::enqueue_moe_ffn(const LayerWeights& L, int n) {
   MatmulOut down;
   down.y = moe_out_;
   down.ldy = p.n_embd;
+  down.expert_bias[0] = m.down_bias;
+  down.expert_rows = p.n_embd;
   launch_moe_matmul(m.down.w, mm, moe_stage_, down, s);
 
   if (m.shexp_ff > 0) {

@@ -15,4 +15,11 @@ __device__ __forceinline__ void store_matmul_out(const MatmulOut& o, int64_t row
   *p = v;
 }
 
+// The expert matmuls' per-expert bias of output column col (parts of expert_rows columns).
+__device__ __forceinline__ float expert_bias(const MatmulOut& o, int expert, int64_t col) {
+  if (!o.expert_bias[0] && !o.expert_bias[1]) return 0.f;
+  const float* b = o.expert_bias[col / o.expert_rows];
+  return b ? b[int64_t(expert) * o.expert_rows + col % o.expert_rows] : 0.f;
+}
+
 }  // namespace tessera::cuda

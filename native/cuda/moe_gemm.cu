@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(gemm_tile::kThreads)
   const SlotRows acts{x, w.part[0].cols32, pairs, tile.z, in_div};
   const int64_t cols = w.parts * w.rows;
   gemm_block_tile<T>(s, weights, acts, w.part[0].cols32 / kBK, [&](int i, int j, float v) {
-    if (r0 + i < cols && j < tile.z) store_matmul_out(out, r0 + i, pairs[j], v);
+    if (r0 + i < cols && j < tile.z) store_matmul_out(out, r0 + i, pairs[j], v + expert_bias(out, tile.x, r0 + i));
   });
 }
 

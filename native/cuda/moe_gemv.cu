@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   float acc[1];
   gemv_row_partials<T, 1>(m, row, a, af + in * m.cols32, 1, lane, acc);
   const float s = warp_sum(acc[0]);
-  if (lane == 0) store_matmul_out(out, col, p, s);
+  if (lane == 0) store_matmul_out(out, col, p, s + expert_bias(out, experts[p], col));
 }
 
 template <GgmlType T>

@@ -62,6 +62,8 @@ __global__ void __launch_bounds__(kLanes)
     }
     const float inv = 1.0f / warp_sum(sum);
     for (int e = lane; e < n; e += kLanes) probs[e] *= inv;
+  } else if (p.gating == ExpertGating::SoftmaxWeight) {
+    for (int e = lane; e < n; e += kLanes) probs[e] = l[e];  // picked by raw logit, weighted below
   } else {
     for (int e = lane; e < n; e += kLanes) probs[e] = 1.0f / (1.0f + expf(-l[e]));
   }
@@ -124,6 +126,12 @@ __global__ void __launch_bounds__(kLanes)
   }
   if (lane == 0) {
     // Serial, in choice order, as the CPU sums.
+    if (p.gating == ExpertGating::SoftmaxWeight) {
+      float m = -INFINITY, sum = 0.f;
+      for (int j = 0; j < k; ++j) m = fmaxf(m, out_w[j]);
+      for (int j = 0; j < k; ++j) sum += out_w[j] = expf(out_w[j] - m);
+      for (int j = 0; j < k; ++j) out_w[j] *= 1.0f / sum;
+    }
     if (p.norm_top_k) {
       float sum = 0.f;
       for (int j = 0; j < k; ++j) sum += out_w[j];

@@ -62,6 +62,10 @@ struct MatmulOut {
   float scale = 0.f;
   bool accumulate = false;
   float softcap = 0.f;
+  // Expert matmuls only (moe_gemv/moe_gemm): a per-expert bias [n_expert][expert_rows] for
+  // each part of the stacked weights (gpt-oss's gate/up/down biases), added before the rest.
+  const float* expert_bias[2] = {nullptr, nullptr};
+  int64_t expert_rows = 0;
 };
 
 // (matmul.cu) GEMV (gemv.cu) for up to 8 tokens, tensor-core GEMM (gemm.cu) above; `act`
@@ -231,6 +235,9 @@ struct AttentionArgs {
   int n_tokens = 0, n_head = 0, n_head_kv = 0, head_dim = 0, head_dim_v = 0;
   int sliding_window = 0;        // 0: lo = 0, else lo = max(0, pos - window + 1)
   float scale = 1.f, softcap = 0.f;
+  // Attention sinks [n_head] (gpt-oss) or null: one more score per head in each softmax's max
+  // and sum, with no value (the CPU's AttentionArgs::sinks).
+  const float* sinks = nullptr;
   float* out = nullptr;          // token t, head h at out + t * ldo + h * head_dim_v
   int64_t ldo = 0;
   float* partials = nullptr;     // split-KV records (attention_partial_floats)

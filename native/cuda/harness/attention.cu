@@ -209,6 +209,9 @@ void check_attention(const AttnCase& c) {
   std::vector<int32_t> pos(c.n_tokens);
   for (int t = 0; t < c.n_tokens; ++t) pos[t] = c.n_ctx - c.n_tokens + t;
   const float scale = 1.f / std::sqrt(float(hd));
+  // Sinks around the scores' range, one far above them (most of its head's weight dropped).
+  std::vector<float> sinks(c.n_head);
+  for (int h = 0; h < c.n_head; ++h) sinks[h] = h == 0 ? 9.f : 2.f * gauss();
 
   std::vector<double> ref(size_t(c.n_tokens) * c.n_head * hdv);
   for (int t = 0; t < c.n_tokens; ++t)
@@ -226,8 +229,10 @@ void check_attention(const AttnCase& c) {
         s.push_back(d);
         mx = std::max(mx, d);
       }
+      if (c.sinks) mx = std::max(mx, double(sinks[h]));
       double z = 0;
       for (double& e : s) z += (e = std::exp(e - mx));
+      if (c.sinks) z += std::exp(double(sinks[h]) - mx);
       for (int i = 0; i < hdv; ++i) {
         double acc = 0;
         for (int j = lo; j <= pos[t]; ++j) acc += s[j - lo] / z * value(g, j, i);
@@ -238,6 +243,7 @@ void check_attention(const AttnCase& c) {
   Dev<float> dq(q), dout(size_t(c.n_tokens) * ldo), dpart(attention_partial_floats(c.n_tokens, c.n_head, hdv, c.splits));
   Dev<uint16_t> dk(kc), dv(vc);
   Dev<int32_t> dpos(pos);
+  Dev<float> dsinks(sinks);
   // Flash query tiles: runs of up to 64 rows (all of the one sequence).
   std::vector<int4> tiles;
   for (int t = 0; t < c.n_tokens; t += kFlashQueryTile) tiles.push_back(make_int4(t, std::min(kFlashQueryTile, c.n_tokens - t), 0, 0));
@@ -257,6 +263,7 @@ void check_attention(const AttnCase& c) {
   a.sliding_window = c.window;
   a.scale = scale;
   a.softcap = c.softcap;
+  a.sinks = c.sinks ? dsinks.get() : nullptr;
   a.out = dout.get();
   a.ldo = ldo;
   a.partials = dpart.get();
@@ -273,7 +280,7 @@ void check_attention(const AttnCase& c) {
                            (hdv != hd ? "/" + std::to_string(hdv) : "") +
                            (c.flash ? "" : " splits=" + std::to_string(c.splits)) +
                            (c.window ? " window=" + std::to_string(c.window) : "") + (c.softcap != 0.f ? " softcap" : "") +
-                           (c.v_in_k ? " v-in-k" : "");
+                           (c.v_in_k ? " v-in-k" : "") + (c.sinks ? " sinks" : "");
   report(name, rel_error(got, ref), c.flash ? 3e-3 : 2e-5);
   if (c.flash || !attention_split_can_stage(hdv)) return;
 

@@ -274,6 +274,7 @@ struct AttnCase {
   bool flash;
   int splits;
   bool v_in_k = false;  // values are the first head_dim_v of each key row (MLA's latent cache)
+  bool sinks = false;   // gpt-oss's attention sinks, one logit per head
 };
 
 // ---------------------------------------------------------------- checks, by op family

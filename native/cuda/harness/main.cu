@@ -40,6 +40,7 @@ std::vector<Case> cases() {
   add("swiglu_stage", kNoType, [] { check_swiglu_stage(1, kEmulated ? 1400 : 14336, GateActivation::Silu); });
   add("swiglu_stage", kNoType, [] { check_swiglu_stage(3, kEmulated ? 700 : 11008, GateActivation::Silu); });
   add("swiglu_stage", kNoType, [] { check_swiglu_stage(2, 300, GateActivation::Gelu); });
+  add("swiglu_stage", kNoType, [] { check_swiglu_stage(3, 200, GateActivation::SwigluOai); });
   add("post_norm_add", kNoType, [] { check_post_norm_add(3, 2304, 0.f); });
   add("post_norm_add", kNoType, [] { check_post_norm_add(1, 77, 0.25f); });
 
@@ -129,6 +130,9 @@ std::vector<Case> cases() {
   attn.push_back({1, 300, 4, 2, 64, 64, 64, 0.f, false, 4});      // sliding window
   attn.push_back({kEmulated ? 66 : 130, 300, 4, 2, 64, 64, 50, 0.f, true, 1});
   attn.push_back({20, 100, 4, 1, 128, 128, 0, 20.f, true, 1});
+  // gpt-oss's sinks, decode (split, combined over 3 splits) and prefill (flash), windowed.
+  attn.push_back({1, 200, 8, 2, 64, 64, 0, 0.f, false, 3, false, true});
+  attn.push_back({kEmulated ? 40 : 100, 160, 8, 2, 64, 64, 32, 0.f, true, 1, false, true});
   // MLA's latent cache: one kv head, values the latent prefix of each key row; DeepSeek-V2's
   // 576/512 and a small 160/128, decode and prefill (one split).
   attn.push_back({1, kEmulated ? 150 : 2000, 16, 1, 576, 512, 0, 0.f, false, 3, true});

@@ -129,7 +129,8 @@ void check_norm_stage(NormKind kind, int rows, int dim, bool affine) {
 }
 
 void check_swiglu_stage(int rows, int ff, GateActivation act) {
-  const auto gu = gauss_vector(size_t(rows) * 2 * ff, 2.f);
+  // gpt-oss's clamp at 7 needs values past it.
+  const auto gu = gauss_vector(size_t(rows) * 2 * ff, act == GateActivation::SwigluOai ? 8.f : 2.f);
   Dev<float> dgu(gu);
   DevStage st(rows, ff);
   launch_swiglu_stage(dgu.get(), rows, ff, act, kAllFormats, st.act, nullptr);
@@ -139,13 +140,19 @@ void check_swiglu_stage(int rows, int ff, GateActivation act) {
   for (int r = 0; r < rows; ++r)
     for (int i = 0; i < ff; ++i) {
       const double g = gu[size_t(r) * 2 * ff + i], u = gu[size_t(r) * 2 * ff + ff + i];
-      const double a = act == GateActivation::Silu ? g / (1 + std::exp(-g))
-                                                   : 0.5 * g * (1 + std::tanh(0.7978845608028654 * g * (1 + 0.044715 * g * g)));
-      ref[size_t(r) * ff + i] = a * u;
+      if (act == GateActivation::SwigluOai) {
+        const double x = std::min(g, 7.0), y = std::clamp(u, -7.0, 7.0);
+        ref[size_t(r) * ff + i] = x / (1 + std::exp(-1.702 * x)) * (y + 1);
+      } else {
+        const double a = act == GateActivation::Silu ? g / (1 + std::exp(-g))
+                                                     : 0.5 * g * (1 + std::tanh(0.7978845608028654 * g * (1 + 0.044715 * g * g)));
+        ref[size_t(r) * ff + i] = a * u;
+      }
       got[size_t(r) * ff + i] = got32[r * st.cols32 + i];
     }
   const std::string name =
-      std::string(act == GateActivation::Silu ? "swiglu" : "geglu") + " stage " + std::to_string(rows) + "x" + std::to_string(ff);
+      std::string(act == GateActivation::Silu ? "swiglu" : act == GateActivation::Gelu ? "geglu" : "swiglu-oai") + " stage " +
+      std::to_string(rows) + "x" + std::to_string(ff);
   report(name, rel_error(got, ref), 5e-6);
   check_staged_like_copy(name, st, rows);
 }
