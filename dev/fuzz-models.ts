@@ -1,12 +1,12 @@
 /**
  * Structure-aware fuzzing of model loading and evaluation (issue 25). Each case is a
- * synthetic model of one architecture (llama, qwen2, qwen3, qwen2moe, qwen3moe, mellum,
- * deepseek2) and weight type (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, or a per-tensor mix), at
+ * synthetic model of one registered architecture (every entry of FUZZ_RECIPES, decoders and
+ * the bert/nomic-bert encoders alike) and weight type (every computable type, or a per-tensor mix), at
  * small shapes or realistic widths (n_embd / n_ff in the thousands), with 0 to 3 mutations of
  * its structure: metadata values, types, missing and extra keys, per-block arrays; tensor
  * shapes, types, names, presence, offsets and data (NaN, Inf, random bytes); the file's
  * alignment and length; the vocabulary. The case is loaded and, when that works, evaluated
- * (a prefill, a decode step, sometimes a short generation). Every outcome must be "ok" or a
+ * (a prefill, a decode step, sometimes a short generation; an encoder embeds two inputs). Every outcome must be "ok" or a
  * TesseraError with a code; anything else (an uncoded exception, a crash, a sanitizer report,
  * a case running past its timeout) is a finding.
  *
@@ -155,6 +155,13 @@ export interface Shape {
   multipliers?: { embedding?: number; residual?: number; attention?: number; logit?: number };
   /** rope.scaling.finetuned (Granite: false turns RoPE off). */
   ropeFinetuned?: boolean;
+  /**
+   * An encoder (bert, nomic-bert): LayerNorm post-norm blocks, token types, position
+   * embeddings (bert) or RoPE (nomic-bert), fused or separate q/k/v, GELU (up/down) or SwiGLU
+   * FFN, no LM head; the case embeds its prompt instead of generating.
+   */
+  encoder?: { positionEmbeddings: boolean; fusedQkv: boolean; gelu: boolean; biases: boolean; ffnBiases: boolean };
+  poolingType?: number;
   /** gpt-oss: attn_sinks, attn_output.bias, router and expert biases, post_attention_norm as the FFN norm. */
   gptOss?: boolean;
   /** Mistral 3's attention.temperature_scale and rope.scaling.yarn_log_multiplier. */
@@ -300,17 +307,20 @@ const FUZZ_RECIPES: Record<string, FuzzRecipe | { notFuzzed: string }> = {
       shape.postNorms = true;
       shape.qkNorm = true;
       gemmaWindowAndCaps(shape, rng, false);
+      // Local blocks rotate unscaled, which YaRN's attention factor can't follow (refused).
+      if (shape.ropeScaling?.type === "yarn") shape.ropeScaling = undefined;
       if (rng.chance(0.5)) shape.freqBaseSwa = rng.pick([10000, 1, 1e6]);
     },
   },
   mistral3: {
     randomize(shape, c) {
       (FUZZ_RECIPES.llama as FuzzRecipe).randomize(shape, c);
-      if (c.rng.chance(0.5)) shape.attnTemperature = c.rng.pick([0, 0.1, 0.5, -0.5]);
       if (c.rng.chance(0.4)) {
         shape.ropeScaling = { type: "yarn", factor: c.rng.pick([2, 16]), orig: c.rng.pick([0, 16, 4096]) };
         shape.yarnLogMul = c.rng.pick([0, 1, 0.1]);
       }
+      // The temperature steps by the original context, which the file must then give.
+      if (c.rng.chance(0.5) && (shape.ctxTrain > 0 || shape.ropeScaling?.orig)) shape.attnTemperature = c.rng.pick([0, 0.1, 0.5, -0.5]);
     },
   },
   "gpt-oss": {
@@ -326,17 +336,28 @@ const FUZZ_RECIPES: Record<string, FuzzRecipe | { notFuzzed: string }> = {
   phi3: {
     randomize(shape, { rng }) {
       shape.fusedQkv = rng.chance(0.8);
-      shape.fusedGateUp = rng.chance(0.95);
+      shape.fusedGateUp = true;  // phi3 has no separate ffn_gate (a file with one is refused)
       shape.qkvBias = rng.chance(0.1);
       if (rng.chance(0.3)) shape.longRope = { long: rng.chance(0.9), short: rng.chance(0.9) };
       if (rng.chance(0.3)) shape.slidingWindow = rng.pick([2, 2047, 262144]);  // read and ignored, as llama.cpp does
     },
   },
-  // Encoders: the case IR writes decoder blocks (pre-norm, final norm, LM head) and evaluates
-  // logits, neither of which an encoder has; until it writes an encoder's tensors and embeds,
-  // test/model/encoder.test.ts checks their malformed files and plans.
-  bert: { notFuzzed: "encoder: the case IR writes decoder blocks and evaluates logits; covered by test/model/encoder.test.ts" },
-  "nomic-bert": { notFuzzed: "encoder: the case IR writes decoder blocks and evaluates logits; covered by test/model/encoder.test.ts" },
+  // Encoders: their own tensors (tensorsFor's encoder branch); the case embeds its prompt.
+  bert: {
+    randomize(shape, { rng }) {
+      const biases = rng.chance(0.9);
+      shape.encoder = { positionEmbeddings: true, fusedQkv: rng.chance(0.2), gelu: true, biases, ffnBiases: biases };
+      shape.ctxTrain = rng.pick([16, 64, 512]);  // position_embd rows: the longest input
+      shape.poolingType = rng.pick([undefined, 0, 1, 2, 3]);
+      shape.ropeScaling = undefined;
+    },
+  },
+  "nomic-bert": {
+    randomize(shape, { rng }) {
+      shape.encoder = { positionEmbeddings: false, fusedQkv: rng.chance(0.8), gelu: false, biases: rng.chance(0.3), ffnBiases: false };
+      shape.poolingType = rng.pick([undefined, 1, 2]);
+    },
+  },
   deepseek2: {
     randomize(shape, { rng, big, moe }) {
       const kvLoraRank = big ? 512 : rng.pick([8, 16, 32, 64, 128]);
@@ -573,6 +594,10 @@ function tensorsFor(shape: Shape, rng: CaseRng): TensorIR[] {
   const matmul = (name: string, dims: number[]) => out.push({ name, type: weightType(shape, rng, dims[0]), dims, fill: "pool" });
   const vector = (name: string, n: number) => out.push({ name, type: GGMLType.F32, dims: [n], fill: "pool" });
   matmul("token_embd.weight", [e, shape.nVocab]);
+  if (shape.encoder) {
+    encoderTensors(shape, shape.encoder, matmul, vector, out);
+    return out;
+  }
   for (let b = 0; b < shape.nLayer; b++) {
     const p = `blk.${b}.`;
     vector(`${p}attn_norm.weight`, e);
@@ -654,6 +679,51 @@ function tensorsFor(shape: Shape, rng: CaseRng): TensorIR[] {
   return out;
 }
 
+/** An encoder's tensors as llama.cpp's converter writes BERT-family files (dev/synthetic-model.ts encoderTensors). */
+function encoderTensors(
+  shape: Shape,
+  enc: NonNullable<Shape["encoder"]>,
+  matmul: (name: string, dims: number[]) => void,
+  vector: (name: string, n: number) => void,
+  out: TensorIR[],
+): void {
+  const e = shape.nEmbd, hd = shape.headDim, q = shape.nHead * hd, kv = shape.nHeadKv * hd;
+  const table = (name: string, rows: number) => out.push({ name, type: GGMLType.F32, dims: [e, rows], fill: "pool" });
+  table("token_types.weight", 2);
+  if (enc.positionEmbeddings) table("position_embd.weight", Math.max(1, shape.ctxTrain));
+  vector("token_embd_norm.weight", e);
+  vector("token_embd_norm.bias", e);
+  for (let b = 0; b < shape.nLayer; b++) {
+    const p = `blk.${b}.`;
+    if (enc.fusedQkv) {
+      matmul(`${p}attn_qkv.weight`, [e, q + 2 * kv]);
+      if (enc.biases) vector(`${p}attn_qkv.bias`, q + 2 * kv);
+    } else {
+      matmul(`${p}attn_q.weight`, [e, q]);
+      matmul(`${p}attn_k.weight`, [e, kv]);
+      matmul(`${p}attn_v.weight`, [e, kv]);
+      if (enc.biases) {
+        vector(`${p}attn_q.bias`, q);
+        vector(`${p}attn_k.bias`, kv);
+        vector(`${p}attn_v.bias`, kv);
+      }
+    }
+    matmul(`${p}attn_output.weight`, [q, e]);
+    if (enc.biases) vector(`${p}attn_output.bias`, e);
+    vector(`${p}attn_output_norm.weight`, e);
+    vector(`${p}attn_output_norm.bias`, e);
+    if (!enc.gelu) matmul(`${p}ffn_gate.weight`, [e, shape.nFf]);
+    matmul(`${p}ffn_up.weight`, [e, shape.nFf]);
+    matmul(`${p}ffn_down.weight`, [shape.nFf, e]);
+    if (enc.ffnBiases) {
+      vector(`${p}ffn_up.bias`, shape.nFf);
+      vector(`${p}ffn_down.bias`, e);
+    }
+    vector(`${p}layer_output_norm.weight`, e);
+    vector(`${p}layer_output_norm.bias`, e);
+  }
+}
+
 function metadataFor(shape: Shape): Array<[string, GGUFKV]> {
   const a = shape.arch;
   const m: Array<[string, GGUFKV]> = [
@@ -664,10 +734,13 @@ function metadataFor(shape: Shape): Array<[string, GGUFKV]> {
     [`${a}.block_count`, kv.u32(shape.nLayer)],
     [`${a}.attention.head_count`, kv.u32(shape.nHead)],
     [`${a}.attention.head_count_kv`, kv.u32(shape.nHeadKv)],
-    [`${a}.attention.layer_norm_rms_epsilon`, kv.f32(shape.normEps)],
-    [`${a}.rope.freq_base`, kv.f32(shape.freqBase)],
-    [`${a}.rope.dimension_count`, kv.u32(shape.ropeDims)],
+    [`${a}.attention.${shape.encoder ? "layer_norm_epsilon" : "layer_norm_rms_epsilon"}`, kv.f32(shape.normEps)],
   ];
+  // bert has absolute position embeddings and no RoPE keys; nomic-bert rotates.
+  if (!shape.encoder?.positionEmbeddings)
+    m.push([`${a}.rope.freq_base`, kv.f32(shape.freqBase)], [`${a}.rope.dimension_count`, kv.u32(shape.ropeDims)]);
+  if (shape.encoder) m.push([`${a}.attention.causal`, kv.bool(false)]);
+  if (shape.poolingType !== undefined) m.push([`${a}.pooling_type`, kv.u32(shape.poolingType)]);
   if (shape.writeFfLength) m.push([`${a}.feed_forward_length`, kv.u32(shape.nFf)]);
   m.push(...multiplierMetadata(a, shape.multipliers, shape.ropeFinetuned));
   const mla = shape.mla;
@@ -1311,7 +1384,9 @@ export function makeCase(seed: number, index: number, options: CaseOptions = {})
       kinds.push(kind);
     }
   }
-  const contextSize = rng.pick([1, 2, 5, 16, 33, 64]);
+  // bert's contexts end at its position embeddings (a longer one is a coded refusal of the
+  // load options, not of the file).
+  const contextSize = Math.min(rng.pick([1, 2, 5, 16, 33, 64]), shape.encoder?.positionEmbeddings ? shape.ctxTrain : Infinity);
   // Quantized caches take head sizes in whole blocks of 32 (else a coded refusal, wasted on a clean case).
   const quantizableCache = shape.headDim % 32 === 0 && (shape.mla ? shape.mla.kvLoraRank : shape.headDimV ?? shape.headDim) % 32 === 0;
   const load = {
@@ -1319,7 +1394,8 @@ export function makeCase(seed: number, index: number, options: CaseOptions = {})
     threads: rng.int(1, 2),
     contextSize,
     kvCacheType: quantizableCache ? rng.pick(["f16", "f16", "q8_0", "q4_0"] as const) : ("f16" as const),
-    batchSize: rng.pick([1, 2, 3, 8, 512]),
+    // An encoder runs an input in one step: a batch as large as the context (as its default).
+    batchSize: shape.encoder ? rng.pick([contextSize, 512]) : rng.pick([1, 2, 3, 8, 512]),
     kvCacheTokens: rng.chance(0.3) ? rng.int(contextSize, 4 * contextSize) : undefined,
   };
   // Room for the decode step after the prompt, unless the context holds a single token.
@@ -1533,6 +1609,14 @@ export async function runCase(c: FuzzCase, dir: string, keep?: string): Promise<
   try {
     model = await loadModel(file, c.load);
     stage = "evaluate";
+    if (c.shape.encoder) {
+      // An encoder embeds (whole inputs, pooled as the file says or by mean) and has no LM head.
+      const vectors = await model.embed([c.prompt, c.prompt.slice(0, Math.max(1, c.prompt.length >> 1))], { pooling: c.temperature > 0 ? "mean" : undefined });
+      // One vector per input (pooling "none": one per token).
+      if (vectors.length !== 2 || vectors.some((v) => v.length === 0 || v.length % model!.info.nEmbd !== 0))
+        throw new UncodedError(`embeddings of lengths ${vectors.map((v) => v.length)} for n_embd ${model.info.nEmbd}`);
+      return { outcome: "ok", stage };
+    }
     const session = model.createSession();
     const logits = await session.evaluate(c.prompt);
     if (logits.length !== model.info.nVocab) throw new UncodedError(`logits of length ${logits.length} for ${model.info.nVocab} tokens`);
