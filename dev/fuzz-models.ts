@@ -326,6 +326,7 @@ const FUZZ_RECIPES: Record<string, FuzzRecipe | { notFuzzed: string }> = {
   "gpt-oss": {
     randomize(shape, { rng, moe }) {
       shape.gptOss = true;
+      shape.tied = false;  // gpt-oss requires its own output.weight
       shape.qkvBias = rng.chance(0.9);
       shape.slidingWindow = rng.pick([1, 2, 3, 8, 128]);
       if (rng.chance(0.3)) shape.pattern = rng.pick([0, 1, 2]);

@@ -25,5 +25,6 @@ export const gptOss: ArchDescription = {
   slidingWindow: true,
   slidingWindowPattern: { defaultPeriod: 2, globalFirst: false, unscaledRopeWhenWindowed: false, windowRequired: true },
   attentionSinks: "required",
+  outputRequired: true,
   tensorNames: { ffnNorm: "post_attention_norm.weight" },
 };

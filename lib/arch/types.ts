@@ -147,6 +147,8 @@ export interface ArchDescription {
   longRope?: boolean;
   /** The LM head is always the token embedding table; a file's output.weight is refused, as llama.cpp loads none (Gemma 2). */
   tiedOutput?: boolean;
+  /** output.weight must be in the file (gpt-oss: llama.cpp does not fall back to the embeddings). */
+  outputRequired?: boolean;
   /**
    * An encoder (BERT and kin) when set: bidirectional attention, post-norm blocks, input
    * embeddings beyond the token table, and no LM head. Absent: a causal decoder.

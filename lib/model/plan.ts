@@ -160,7 +160,11 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
   const lmHead = arch.encoder === undefined;
   const outputNorm = lmHead ? index.require(GLOBAL_TENSORS.outputNorm, "output norm") : undefined;
   if (outputNorm !== undefined) checkF32(index.info(outputNorm));
-  const output = lmHead && !arch.tiedOutput ? index.find(GLOBAL_TENSORS.output) : undefined;
+  const output = !lmHead || arch.tiedOutput
+    ? undefined
+    : arch.outputRequired
+      ? index.require(GLOBAL_TENSORS.output, "LM head")
+      : index.find(GLOBAL_TENSORS.output);
   if (output !== undefined) checkComputable(index.info(output));
   const inputs = encoderInputs(index, hp, arch);
   const ropeFreqs = optionalGlobal(index, GLOBAL_TENSORS.ropeFreqs, arch.ropeFreqs);

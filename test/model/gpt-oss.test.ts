@@ -53,10 +53,11 @@ describe.runIf(hasShared)("gpt-oss (CPU)", () => {
     }
   });
 
-  it("refuses a file without sinks, without expert biases, or without attention.sliding_window", async () => {
+  it("refuses a file without sinks, expert biases, attention.sliding_window or its own LM head", async () => {
     const load = (shape: ModelShape) => code(() => loadModel(write(shape), { backend: "cpu", threads: 1 }));
     expect(await load({ ...GPT_OSS, attentionSinks: false })).toBe("ERR_MODEL_INCOMPATIBLE");
     expect(await load({ ...GPT_OSS, moe: { ...GPT_OSS.moe!, biases: false } })).toBe("ERR_MODEL_INCOMPATIBLE");
     expect(await load({ ...GPT_OSS, slidingWindow: undefined })).toBe("ERR_MODEL_INCOMPATIBLE");
+    expect(await load({ ...GPT_OSS, tiedEmbeddings: true })).toBe("ERR_MODEL_INCOMPATIBLE");
   });
 });
