@@ -81,6 +81,18 @@ export interface ModelShape {
   ropeFinetuned?: boolean;
   /** An encoder (bert, nomic-bert): post-norm LayerNorm blocks, no LM head; see EncoderShape. */
   encoder?: EncoderShape;
+  /** Mamba-2 blocks (mamba2; nHead, nHeadKv and nFf must be 0): see SsmShape. */
+  ssm?: SsmShape;
+}
+
+/** Mamba-2's sizes, written as `${arch}.ssm.*` (llama.cpp's converter's keys). */
+export interface SsmShape {
+  dConv: number;
+  dInner: number;
+  dState: number;
+  nGroup: number;
+  /** ssm.time_step_rank: the head count. */
+  nHead: number;
 }
 
 /**
@@ -335,11 +347,29 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
   };
 
   out.push({ name: "token_embd.weight", dims: [e, nVocab], type: matmulType(opts.weights, "token_embd", e), make: gaussian("token_embd.weight", e * nVocab, 1, 0, e) });
-  if (shape.encoder) {
+  if (shape.ssm) {
+    const s = shape.ssm;
+    const ch = s.dInner + 2 * s.nGroup * s.dState;
+    // A Mamba-2 checkpoint's ranges: time steps softplus(dt + dt_bias) of ~0.01-0.3 (dt_bias
+    // near log(expm1(0.05))), decays A = -exp(A_log) in [-16, -1], D near 1.
+    const f32 = (name: string, dims: number[], make: () => Float32Array) => out.push({ name, dims, type: GGMLType.F32, make });
+    for (let b = 0; b < shape.nLayer; b++) {
+      const p = `blk.${b}.`;
+      vector(`${p}attn_norm.weight`, e, 1, 0.1);
+      matmul(`${p}ssm_in.weight`, "ssm_in", e, 2 * s.dInner + 2 * s.nGroup * s.dState + s.nHead);
+      f32(`${p}ssm_conv1d.weight`, [s.dConv, ch], gaussian(`${p}ssm_conv1d.weight`, s.dConv * ch, 1 / Math.sqrt(s.dConv), 0, s.dConv));
+      vector(`${p}ssm_conv1d.bias`, ch, 0, 0.1);
+      vector(`${p}ssm_dt.bias`, s.nHead, -3, 0.5);
+      f32(`${p}ssm_a`, [1, s.nHead], () => gaussian(`${p}ssm_a`, s.nHead, 0.6, 1.2)().map((v) => -Math.exp(Math.min(Math.max(v, 0), Math.log(16)))));
+      f32(`${p}ssm_d`, [1, s.nHead], gaussian(`${p}ssm_d`, s.nHead, 0.1, 1));
+      f32(`${p}ssm_norm.weight`, [s.dInner / s.nGroup, s.nGroup], gaussian(`${p}ssm_norm.weight`, s.dInner, 0.1, 1));
+      matmul(`${p}ssm_out.weight`, "ssm_out", s.dInner, e);
+    }
+  } else if (shape.encoder) {
     encoderTensors(shape, shape.encoder, { matmul, vector, table: (name, rows) => out.push({ name, dims: [e, rows], type: GGMLType.F32, make: gaussian(name, e * rows, 0.5, 0, e) }) });
     return out;
   }
-  for (let b = 0; b < shape.nLayer; b++) {
+  for (let b = 0; b < shape.nLayer && !shape.ssm; b++) {
     const p = `blk.${b}.`;
     vector(`${p}attn_norm.weight`, e, 1, 0.1);
     if (shape.mla) mlaTensors(p, shape.mla);
@@ -459,6 +489,7 @@ function encoderTensors(shape: ModelShape, enc: EncoderShape, t: TensorMakers): 
 
 function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string, GGUFKV]> {
   const a = shape.architecture;
+  if (shape.ssm) return ssmMetadata(shape, shape.ssm, name);
   const hd = shape.headDim ?? shape.nEmbd / shape.nHead;
   const m: Array<[string, GGUFKV]> = [
     ["general.architecture", kv.str(a)],
@@ -502,6 +533,26 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
     if (moe.nGroup) m.push([`${a}.expert_group_count`, kv.u32(moe.nGroup)], [`${a}.expert_group_used_count`, kv.u32(moe.nGroupUsed ?? 1)]);
   }
   return m;
+}
+
+/** A Mamba-2 file's keys as llama.cpp's converter writes them (head count and FFN width 0, "unused"). */
+export function ssmMetadata(shape: ModelShape, s: SsmShape, name: string): Array<[string, GGUFKV]> {
+  const a = shape.architecture;
+  return [
+    ["general.architecture", kv.str(a)],
+    ["general.name", kv.str(name)],
+    [`${a}.context_length`, kv.u32(shape.contextLength)],
+    [`${a}.embedding_length`, kv.u32(shape.nEmbd)],
+    [`${a}.feed_forward_length`, kv.u32(0)],
+    [`${a}.attention.head_count`, kv.u32(0)],
+    [`${a}.block_count`, kv.u32(shape.nLayer)],
+    [`${a}.ssm.conv_kernel`, kv.u32(s.dConv)],
+    [`${a}.ssm.inner_size`, kv.u32(s.dInner)],
+    [`${a}.ssm.state_size`, kv.u32(s.dState)],
+    [`${a}.ssm.time_step_rank`, kv.u32(s.nHead)],
+    [`${a}.ssm.group_count`, kv.u32(s.nGroup)],
+    [`${a}.attention.layer_norm_rms_epsilon`, kv.f32(shape.normEps ?? 1e-5)],
+  ];
 }
 
 /** Granite's multiplier keys and RoPE switch, those given (also the fuzzer's, dev/fuzz-models.ts). */

@@ -229,6 +229,14 @@ export interface NativePlan {
     yarnBetaSlow: number;
     freqFactors: number;
   };
+  /** Mamba-2 sizes (core/model_plan.h SsmParams): set when blocks carry ssm tensors. */
+  ssm?: {
+    dConv: number;
+    dInner: number;
+    dState: number;
+    nGroup: number;
+    nHead: number;
+  };
   mla?: {
     qLoraRank: number;
     kvLoraRank: number;
@@ -278,7 +286,7 @@ export interface NativeLayerRole {
   name: string;
   /** GGUF name after `blk.N.` */
   suffix: string;
-  kind: "matmul" | "norm" | "bias";
+  kind: "matmul" | "norm" | "bias" | "param";
   /** every block whose recipe uses it has it (else the architecture decides) */
   required: boolean;
   label: string;

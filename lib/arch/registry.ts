@@ -4,6 +4,7 @@ import { deepseek2 } from "./deepseek2.js";
 import { granite } from "./granite.js";
 import { granitemoe } from "./granitemoe.js";
 import { llama } from "./llama.js";
+import { mamba2 } from "./mamba2.js";
 import { mellum } from "./mellum.js";
 import { nomicBert } from "./nomic-bert.js";
 import { qwen2 } from "./qwen2.js";
@@ -12,7 +13,7 @@ import { qwen3 } from "./qwen3.js";
 import { qwen3moe } from "./qwen3moe.js";
 import type { ArchDescription } from "./types.js";
 
-const ARCHITECTURES: readonly ArchDescription[] = [llama, qwen2, qwen3, qwen2moe, qwen3moe, mellum, deepseek2, granite, granitemoe, bert, nomicBert];
+const ARCHITECTURES: readonly ArchDescription[] = [llama, qwen2, qwen3, qwen2moe, qwen3moe, mellum, deepseek2, granite, granitemoe, bert, nomicBert, mamba2];
 
 const byName = new Map(ARCHITECTURES.map((a) => [a.name, a]));
 

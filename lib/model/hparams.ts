@@ -10,6 +10,7 @@ import type { GGUFFile } from "../gguf/types.js";
 import { ModelMetadata, malformedKey, type Range } from "./metadata.js";
 import { readSlidingWindow } from "./sliding-window.js";
 import { readMlaHparams, type MlaHparams } from "./mla.js";
+import { readSsmHparams, type SsmHparams } from "./ssm.js";
 
 export interface RopeHparams {
   nDims: number;
@@ -68,6 +69,8 @@ export interface Hyperparameters {
   multipliers: { embedding: number; residual: number; attention: number; logit: number };
   /** RoPE turned off by the file (ArchDescription.ropeSwitch). */
   ropeOff: boolean;
+  /** State-space sizes (ArchDescription.ssm; lib/model/ssm.ts). */
+  ssm?: SsmHparams;
 }
 
 /** Counts of blocks, heads, experts and the like. */
@@ -86,6 +89,7 @@ function required<T>(value: T | undefined, key: string): T {
 }
 
 export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hyperparameters {
+  if (arch.ssm) return readSsmHparams(file, arch);
   const a = arch.name;
   const k = (suffix: string) => `${a}.${suffix}`;
   const meta = new ModelMetadata(file);

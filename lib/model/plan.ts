@@ -65,6 +65,8 @@ function ffnKindOf(hp: Hyperparameters, arch: ArchDescription, block: number): "
   return "moe";
 }
 
+const SSM_ROLES = ["ssmIn", "ssmConv1d", "ssmConv1dB", "ssmDtB", "ssmA", "ssmD", "ssmNorm", "ssmOut"] as const;
+
 function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescription, block: number): NativeLayer {
   const kind = ffnKindOf(hp, arch, block);
   const layer: NativeLayer = { ffnKind: kind, slidingWindow: hp.windowedBlocks[block] ? hp.slidingWindow : 0 };
@@ -73,6 +75,12 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
     if (i !== undefined) layer[role] = i;
   };
   const normBias: Presence = arch.norm === "layer" ? "optional" : "none";
+  if (arch.ssm) {
+    // A Mamba-2 block: its norm and mixer only (shapes are checked natively against hp.ssm).
+    set("attnNorm", "required");
+    for (const role of SSM_ROLES) set(role, "required");
+    return layer;
+  }
   if (arch.encoder) {
     // Post-norm: LayerNorm (weight and bias, as llama.cpp requires) after each residual add.
     const bias: Presence = arch.norm === "layer" ? "required" : "none";
@@ -200,6 +208,7 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
       yarnBetaSlow: hp.rope.yarnBetaSlow,
       freqFactors: ropeFreqs ?? -1,
     },
+    ssm: hp.ssm && { ...hp.ssm },
     mla: hp.mla && {
       qLoraRank: hp.mla.qLoraRank,
       kvLoraRank: hp.mla.kvLoraRank,

@@ -23,7 +23,11 @@ describe("layer roles", () => {
 
   it("the matmul roles are MATMUL_ROLES; every other role is an F32 norm or bias", () => {
     expect(new Set(roles.filter((r) => r.kind === "matmul").map((r) => r.name))).toEqual(new Set(MATMUL_ROLES));
-    for (const r of roles.filter((r) => r.kind !== "matmul")) expect(r.suffix, r.name).toMatch(r.kind === "norm" ? /norm\.weight$/ : /\.bias$/);
+    // "param": any other F32 tensor (Mamba-2's conv taps, decays, skips), named neither way.
+    for (const r of roles.filter((r) => r.kind !== "matmul")) {
+      if (r.kind === "param") expect(r.suffix, r.name).not.toMatch(/norm\.weight$|\.bias$/);
+      else expect(r.suffix, r.name).toMatch(r.kind === "norm" ? /norm\.weight$/ : /\.bias$/);
+    }
   });
 
   describe("C++ checks a plan built elsewhere", () => {
