@@ -81,8 +81,13 @@ export interface ModelShape {
   ropeFinetuned?: boolean;
   /** An encoder (bert, nomic-bert): post-norm LayerNorm blocks, no LM head; see EncoderShape. */
   encoder?: EncoderShape;
-  /** Mamba-2 blocks (mamba2; nHead, nHeadKv and nFf must be 0): see SsmShape. */
+  /**
+   * Mamba-2 blocks: every block (mamba2; nHead, nHeadKv and nFf must be 0), or with
+   * `ssmLayers` those blocks only, in place of attention (granitehybrid): see SsmShape.
+   */
   ssm?: SsmShape;
+  /** A hybrid's SSM blocks (true: SSM, written as head_count_kv 0); the rest attend. */
+  ssmLayers?: boolean[];
 }
 
 /** Mamba-2's sizes, written as `${arch}.ssm.*` (llama.cpp's converter's keys). */
@@ -347,44 +352,48 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
   };
 
   out.push({ name: "token_embd.weight", dims: [e, nVocab], type: matmulType(opts.weights, "token_embd", e), make: gaussian("token_embd.weight", e * nVocab, 1, 0, e) });
-  if (shape.ssm) {
-    const s = shape.ssm;
+  // A Mamba-2 mixer's tensors, at a checkpoint's ranges: time steps softplus(dt + dt_bias) of
+  // ~0.01-0.3 (dt_bias near log(expm1(0.05))), decays A = -exp(A_log) in [-16, -1], D near 1.
+  const ssmMixer = (p: string, s: SsmShape) => {
     const ch = s.dInner + 2 * s.nGroup * s.dState;
-    // A Mamba-2 checkpoint's ranges: time steps softplus(dt + dt_bias) of ~0.01-0.3 (dt_bias
-    // near log(expm1(0.05))), decays A = -exp(A_log) in [-16, -1], D near 1.
     const f32 = (name: string, dims: number[], make: () => Float32Array) => out.push({ name, dims, type: GGMLType.F32, make });
+    matmul(`${p}ssm_in.weight`, "ssm_in", e, 2 * s.dInner + 2 * s.nGroup * s.dState + s.nHead);
+    f32(`${p}ssm_conv1d.weight`, [s.dConv, ch], gaussian(`${p}ssm_conv1d.weight`, s.dConv * ch, 1 / Math.sqrt(s.dConv), 0, s.dConv));
+    vector(`${p}ssm_conv1d.bias`, ch, 0, 0.1);
+    vector(`${p}ssm_dt.bias`, s.nHead, -3, 0.5);
+    f32(`${p}ssm_a`, [1, s.nHead], () => gaussian(`${p}ssm_a`, s.nHead, 0.6, 1.2)().map((v) => -Math.exp(Math.min(Math.max(v, 0), Math.log(16)))));
+    f32(`${p}ssm_d`, [1, s.nHead], gaussian(`${p}ssm_d`, s.nHead, 0.1, 1));
+    f32(`${p}ssm_norm.weight`, [s.dInner / s.nGroup, s.nGroup], gaussian(`${p}ssm_norm.weight`, s.dInner, 0.1, 1));
+    matmul(`${p}ssm_out.weight`, "ssm_out", s.dInner, e);
+  };
+  if (shape.ssm && !shape.ssmLayers) {
     for (let b = 0; b < shape.nLayer; b++) {
       const p = `blk.${b}.`;
       vector(`${p}attn_norm.weight`, e, 1, 0.1);
-      matmul(`${p}ssm_in.weight`, "ssm_in", e, 2 * s.dInner + 2 * s.nGroup * s.dState + s.nHead);
-      f32(`${p}ssm_conv1d.weight`, [s.dConv, ch], gaussian(`${p}ssm_conv1d.weight`, s.dConv * ch, 1 / Math.sqrt(s.dConv), 0, s.dConv));
-      vector(`${p}ssm_conv1d.bias`, ch, 0, 0.1);
-      vector(`${p}ssm_dt.bias`, s.nHead, -3, 0.5);
-      f32(`${p}ssm_a`, [1, s.nHead], () => gaussian(`${p}ssm_a`, s.nHead, 0.6, 1.2)().map((v) => -Math.exp(Math.min(Math.max(v, 0), Math.log(16)))));
-      f32(`${p}ssm_d`, [1, s.nHead], gaussian(`${p}ssm_d`, s.nHead, 0.1, 1));
-      f32(`${p}ssm_norm.weight`, [s.dInner / s.nGroup, s.nGroup], gaussian(`${p}ssm_norm.weight`, s.dInner, 0.1, 1));
-      matmul(`${p}ssm_out.weight`, "ssm_out", s.dInner, e);
+      ssmMixer(p, shape.ssm);
     }
   } else if (shape.encoder) {
     encoderTensors(shape, shape.encoder, { matmul, vector, table: (name, rows) => out.push({ name, dims: [e, rows], type: GGMLType.F32, make: gaussian(name, e * rows, 0.5, 0, e) }) });
     return out;
   }
-  for (let b = 0; b < shape.nLayer && !shape.ssm; b++) {
+  for (let b = 0; b < shape.nLayer && !(shape.ssm && !shape.ssmLayers); b++) {
     const p = `blk.${b}.`;
     vector(`${p}attn_norm.weight`, e, 1, 0.1);
-    if (shape.mla) mlaTensors(p, shape.mla);
+    const ssmBlock = shape.ssmLayers?.[b] === true;
+    if (ssmBlock) ssmMixer(p, shape.ssm!);
+    else if (shape.mla) mlaTensors(p, shape.mla);
     else {
       matmul(`${p}attn_q.weight`, "attn_q", e, shape.nHead * hd);
       matmul(`${p}attn_k.weight`, "attn_k", e, shape.nHeadKv * hd);
       matmul(`${p}attn_v.weight`, "attn_v", e, shape.nHeadKv * hd);
       matmul(`${p}attn_output.weight`, "attn_output", shape.nHead * hd, e);
     }
-    if (shape.qkvBias) {
+    if (shape.qkvBias && !ssmBlock) {
       vector(`${p}attn_q.bias`, shape.nHead * hd, 0, 0.5);
       vector(`${p}attn_k.bias`, shape.nHeadKv * hd, 0, 0.5);
       vector(`${p}attn_v.bias`, shape.nHeadKv * hd, 0, 0.5);
     }
-    if (shape.qkNorm) {
+    if (shape.qkNorm && !ssmBlock) {
       vector(`${p}attn_q_norm.weight`, hd, 1, 0.1);
       vector(`${p}attn_k_norm.weight`, hd, 1, 0.1);
     }
@@ -489,7 +498,7 @@ function encoderTensors(shape: ModelShape, enc: EncoderShape, t: TensorMakers): 
 
 function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string, GGUFKV]> {
   const a = shape.architecture;
-  if (shape.ssm) return ssmMetadata(shape, shape.ssm, name);
+  if (shape.ssm && !shape.ssmLayers) return ssmMetadata(shape, shape.ssm, name);
   const hd = shape.headDim ?? shape.nEmbd / shape.nHead;
   const m: Array<[string, GGUFKV]> = [
     ["general.architecture", kv.str(a)],
@@ -499,7 +508,8 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
     [`${a}.block_count`, kv.u32(shape.nLayer)],
     [`${a}.feed_forward_length`, kv.u32(shape.nFf)],
     [`${a}.attention.head_count`, kv.u32(shape.nHead)],
-    [`${a}.attention.head_count_kv`, kv.u32(shape.nHeadKv)],
+    // A hybrid's SSM blocks have no KV heads: one entry per block (llama.cpp's converter).
+    [`${a}.attention.head_count_kv`, shape.ssmLayers ? kv.i32Array(Int32Array.from(shape.ssmLayers, (s) => (s ? 0 : shape.nHeadKv))) : kv.u32(shape.nHeadKv)],
     [`${a}.attention.${shape.encoder ? "layer_norm_epsilon" : "layer_norm_rms_epsilon"}`, kv.f32(shape.normEps ?? 1e-5)],
   ];
   if (shape.encoder) m.push([`${a}.attention.causal`, kv.bool(false)]);
@@ -511,6 +521,7 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
   }
   if (shape.slidingWindow) m.push([`${a}.attention.sliding_window`, kv.u32(shape.slidingWindow)]);
   if (shape.poolingType !== undefined) m.push([`${a}.pooling_type`, kv.u32(shape.poolingType)]);
+  if (shape.ssm) m.push(...ssmMetadata(shape, shape.ssm, name).filter(([k]) => k.includes(".ssm.")));
   m.push(...multiplierMetadata(a, shape.multipliers, shape.ropeFinetuned));
   const pattern = shape.slidingWindowPattern;
   if (typeof pattern === "number") m.push([`${a}.attention.sliding_window_pattern`, kv.u32(pattern)]);

@@ -19,5 +19,5 @@ export const mamba2: ArchDescription = {
   ropeFreqs: "none",
   ffn: "dense",
   slidingWindow: false,
-  ssm: { blocks: "all" },
+  ssm: { blocks: "all", convBias: "required" },
 };

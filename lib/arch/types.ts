@@ -118,8 +118,15 @@ export interface ArchDescription {
  * is kept per sequence (checkpointed in the KV blocks; see native/core/kv_cache.h).
  */
 export interface SsmRecipe {
-  /** "mamba2": every block is an SSM block, without attention or FFN. */
-  blocks: "all";
+  /**
+   * "all" (mamba2): every block is an SSM block, without attention or FFN. "no-kv-heads"
+   * (granitehybrid): the blocks whose `${arch}.attention.head_count_kv` entry is 0 mix with
+   * the SSM in place of attention and keep their FFN; the others are the recipe's attention
+   * blocks.
+   */
+  blocks: "all" | "no-kv-heads";
+  /** The conv bias ssm_conv1d.bias. */
+  convBias: Presence;
 }
 
 /**

@@ -75,11 +75,12 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
     if (i !== undefined) layer[role] = i;
   };
   const normBias: Presence = arch.norm === "layer" ? "optional" : "none";
-  if (arch.ssm) {
-    // A Mamba-2 block: its norm and mixer only (shapes are checked natively against hp.ssm).
+  const ssmBlock = arch.ssm !== undefined && hp.ssmBlocks?.[block] === true;
+  if (ssmBlock) {
+    // A Mamba-2 mixer in place of attention (shapes are checked natively against hp.ssm).
     set("attnNorm", "required");
-    for (const role of SSM_ROLES) set(role, "required");
-    return layer;
+    for (const role of SSM_ROLES) set(role, role === "ssmConv1dB" ? arch.ssm!.convBias : "required");
+    if (arch.ssm!.blocks === "all") return layer;  // mamba2: no FFN either
   }
   if (arch.encoder) {
     // Post-norm: LayerNorm (weight and bias, as llama.cpp requires) after each residual add.
@@ -87,7 +88,7 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
     for (const role of ["attnOutNorm", "layerOutNorm"] as const) set(role, "required");
     for (const role of ["attnOutNormB", "layerOutNormB"] as const) set(role, bias);
   } else {
-    set("attnNorm", "required");
+    if (!ssmBlock) set("attnNorm", "required");
     set("attnNormB", normBias);
     set("ffnNorm", "required");
     set("ffnNormB", normBias);
@@ -96,16 +97,20 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
   // else separate q/k/v biases), otherwise separate q/k/v.
   const fused = arch.encoder?.fusedQkv ?? "none";
   const useFused = fused === "required" || (fused === "optional" && index.find(blockTensorName(block, "wqkv")) !== undefined);
-  if (hp.mla) setMlaAttention(index, hp, block, layer);
+  if (ssmBlock) {
+    // no attention tensors
+  } else if (hp.mla) setMlaAttention(index, hp, block, layer);
   else if (useFused) {
     set("wqkv", "required");
     set("bqkv", arch.qkvBias);
     set("wo", "required");
   } else for (const role of ["wq", "wk", "wv", "wo"] as const) set(role, "required");
-  for (const role of ["bq", "bk", "bv"] as const) set(role, layer.bqkv !== undefined ? "none" : arch.qkvBias);
-  set("bo", arch.outputBias);
-  set("qNorm", arch.qkNorm);
-  set("kNorm", arch.qkNorm);
+  if (!ssmBlock) {
+    for (const role of ["bq", "bk", "bv"] as const) set(role, layer.bqkv !== undefined ? "none" : arch.qkvBias);
+    set("bo", arch.outputBias);
+    set("qNorm", arch.qkNorm);
+    set("kNorm", arch.qkNorm);
+  }
   if (kind === "dense" && arch.ffn === "dense-ungated") {
     for (const role of ["ffnUp", "ffnDown"] as const) set(role, "required");
     for (const role of ["ffnUpB", "ffnDownB"] as const) set(role, arch.ffnBias);

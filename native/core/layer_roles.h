@@ -58,7 +58,7 @@
   X(ffn_gate_inp_shexp, ffnGateInpShexp, "ffn_gate_inp_shexp.weight", Matmul, Optional, "shared expert gate input") \
   X(ssm_in, ssmIn, "ssm_in.weight", Matmul, Required, "ssm input projection")                         \
   X(ssm_conv1d, ssmConv1d, "ssm_conv1d.weight", Param, Required, "ssm conv")                            \
-  X(ssm_conv1d_b, ssmConv1dB, "ssm_conv1d.bias", Bias, Required, "ssm conv bias")                      \
+  X(ssm_conv1d_b, ssmConv1dB, "ssm_conv1d.bias", Bias, Optional, "ssm conv bias")                      \
   X(ssm_dt_b, ssmDtB, "ssm_dt.bias", Bias, Required, "ssm time step bias")                             \
   X(ssm_a, ssmA, "ssm_a", Param, Required, "ssm decay")                                                 \
   X(ssm_d, ssmD, "ssm_d", Param, Required, "ssm skip")                                                  \

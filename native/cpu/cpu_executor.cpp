@@ -163,7 +163,9 @@ Status CpuExecutor::init(const ExecutorOptions& options) {
   TESSERA_RETURN_IF_ERROR(kv_.allocate(block_bytes_ * n_blocks_, "KV cache"));
   kv_layers_.resize(p.n_layer);
   uint8_t* cursor = kv_.data();
-  for (KvLayer& kv : kv_layers_) {
+  for (int il = 0; il < p.n_layer; ++il) {
+    KvLayer& kv = kv_layers_[il];
+    if (p.layers[il].is_ssm()) continue;  // no keys or values: its state is in ssm_states_
     kv.k = cursor;
     cursor += layer_blocks * k_tile;
     kv.v = latent_cache ? nullptr : cursor;
@@ -200,6 +202,7 @@ Status CpuExecutor::init(const ExecutorOptions& options) {
 
 void CpuExecutor::copy_block(int src, int dst) {
   for (const KvLayer& kv : kv_layers_) {
+    if (!kv.k) continue;  // an SSM layer
     std::memcpy(kv.key_tile(dst, 0), kv.key_tile(src, 0), kv.k_tile * kv.n_head_kv);
     if (kv.v) std::memcpy(kv.value_tile(dst, 0), kv.value_tile(src, 0), kv.v_tile * kv.n_head_kv);
   }

@@ -286,7 +286,7 @@ void vector_topk(const float* data, int64_t n, int dim, const float* query, Vect
 constexpr int kMaxSsmConv = SsmParams::kMaxConv;
 
 // (ssm_conv.cpp) Causal depthwise conv over n_rows consecutive rows of one sequence, for
-// channels [c0, c1): y[t][c] = sum_k win_t[k] * w[c][k] + bias[c], where win_t is the
+// channels [c0, c1): y[t][c] = sum_k win_t[k] * w[c][k] + bias[c] (bias may be null), where win_t is the
 // d_conv - 1 inputs before row t then x[t][c], summed from the oldest tap (ggml_ssm_conv's
 // order); the d_conv - 1 inputs before the first row come from state [d_conv - 1][channels]
 // (oldest first), which is left holding the last d_conv - 1 inputs. y may alias x (each

@@ -129,6 +129,7 @@ void CpuExecutor::ssm_block(int il, int n, int ith, int nth) {
   encode(s_.ssm_g, n, m.d_inner, format_bit_of(L.ssm_out), ith, nth);
   project({{L.ssm_out, s_.ssm_g, s_.proj, p.n_embd}}, n, ith, nth);
   residual_add(n, ith, nth);
+  pool_->barrier();  // a hybrid's FFN reads x next
 }
 
 }  // namespace tessera::cpu

@@ -19,7 +19,7 @@ void ssm_conv(float* state, const float* x, int64_t ldx, int n_rows, const float
       win[taps - 1] = x[t * ldx + c];
       float sum = 0.0f;
       for (int k = 0; k < taps; ++k) sum += win[k] * wc[k];
-      y[t * ldy + c] = sum + bias[c];
+      y[t * ldy + c] = bias ? sum + bias[c] : sum;
       for (int k = 0; k + 1 < taps; ++k) win[k] = win[k + 1];
     }
     for (int k = 0; k + 1 < taps; ++k) state[k * channels + c] = win[k];

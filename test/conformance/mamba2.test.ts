@@ -2,7 +2,9 @@
  * Mamba-2 (issue 28): a synthetic random-weight mamba2 file loads in both Tessera and llama.cpp
  * and their logits agree position by position, token by token and as one batched prefill
  * (top-1 up to near-ties, relative error within budget), in F32 and Q8_0, with one and with
- * two B/C groups; and greedy generation gives llama.cpp's tokens.
+ * two B/C groups; and greedy generation gives llama.cpp's tokens. The same for the hybrid
+ * granitehybrid (Granite 4.0-H: Mamba-2 blocks interleaved with attention blocks, every block
+ * with its FFN, Granite's multipliers), dense and with experts.
  */
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -30,10 +32,30 @@ export const MAMBA2: ModelShape = {
   ssm: { dConv: 4, dInner: 512, dState: 64, nGroup: 1, nHead: 8 },
 };
 
+/** Granite 4.0-H's layout at a small width: NoPE attention in 1 of 4 blocks... here 2 of 5. */
+export const GRANITE_HYBRID: ModelShape = {
+  architecture: "granitehybrid",
+  nLayer: 5,
+  nEmbd: 256,
+  nHead: 4,
+  nHeadKv: 2,
+  nFf: 512,
+  contextLength: 4096,
+  normEps: 1e-5,
+  multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logit: 8 },
+  ropeFinetuned: false,
+  // llama.cpp's loader requires the expansion factor 2 (d_inner = 2 n_embd).
+  ssm: { dConv: 4, dInner: 512, dState: 64, nGroup: 1, nHead: 8 },
+  ssmLayers: [true, false, true, true, false],
+};
+
 const CASES: Array<[string, ModelShape, WeightScheme]> = [
   ["mamba2, 1 group", MAMBA2, "F32"],
   ["mamba2, 1 group", MAMBA2, "Q8_0"],
   ["mamba2, 2 groups (B and C per 4 heads, grouped norm)", { ...MAMBA2, ssm: { ...MAMBA2.ssm!, nGroup: 2 } }, "F32"],
+  ["granitehybrid, 3 Mamba-2 + 2 attention blocks, dense FFN", GRANITE_HYBRID, "F32"],
+  ["granitehybrid, 3 Mamba-2 + 2 attention blocks, dense FFN", GRANITE_HYBRID, "Q8_0"],
+  ["granitehybrid with RoPE and experts (top-2 of 8, shared expert)", { ...GRANITE_HYBRID, ropeFinetuned: undefined, nFf: 256, moe: { nExpert: 8, nExpertUsed: 2, nFfExp: 256, nFfShexp: 384 } }, "F32"],
 ];
 
 function seedFor(name: string): number {

@@ -4,7 +4,9 @@
  * blocks around must leave each sequence's logits exactly what a fresh evaluation of its
  * tokens gives: chunked prefill across block boundaries, forks (copy-on-write), truncation
  * into a block (recomputed from the block's start), the prefix cache, aborted steps,
- * speculative decoding's rollbacks, and many sequences batched in one step.
+ * speculative decoding's rollbacks, and many sequences batched in one step. The same for a
+ * hybrid (granitehybrid), whose blocks hold keys and values for its attention layers and
+ * state checkpoints for its Mamba-2 layers.
  */
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,25 +14,39 @@ import { loadModel, type GenerateOptions, type Model } from "../../lib/index.js"
 import { writeSyntheticModel, syntheticTokens, type ModelShape } from "../../dev/synthetic-model.js";
 import { hasShared, tempDir } from "../helpers/paths.js";
 
-const SHAPE: ModelShape = {
-  architecture: "mamba2",
-  nLayer: 2,
-  nEmbd: 64,
-  nHead: 0,
-  nHeadKv: 0,
-  nFf: 0,
-  contextLength: 4096,
-  ssm: { dConv: 4, dInner: 128, dState: 16, nGroup: 2, nHead: 4 },
+const SHAPES: Record<string, ModelShape> = {
+  mamba2: {
+    architecture: "mamba2",
+    nLayer: 2,
+    nEmbd: 64,
+    nHead: 0,
+    nHeadKv: 0,
+    nFf: 0,
+    contextLength: 4096,
+    ssm: { dConv: 4, dInner: 128, dState: 16, nGroup: 2, nHead: 4 },
+  },
+  granitehybrid: {
+    architecture: "granitehybrid",
+    nLayer: 3,
+    nEmbd: 64,
+    nHead: 4,
+    nHeadKv: 2,
+    nFf: 128,
+    contextLength: 4096,
+    multipliers: { embedding: 12, residual: 0.22, attention: 0.0625, logit: 8 },
+    ssm: { dConv: 4, dInner: 128, dState: 16, nGroup: 1, nHead: 4 },
+    ssmLayers: [true, false, true],
+  },
 };
 
 const N_VOCAB = 512;
 const tokens = (n: number, seed: number) => syntheticTokens(n, N_VOCAB, seed);
 
-describe.runIf(hasShared)("recurrent state (mamba2) in the engine", () => {
-  const file = path.join(tempDir("recurrent"), "mamba2.gguf");
+describe.runIf(hasShared).each(Object.keys(SHAPES))("recurrent state (%s) in the engine", (arch) => {
+  const file = path.join(tempDir("recurrent"), `${arch}.gguf`);
   let model: Model;
   beforeAll(async () => {
-    writeSyntheticModel(file, SHAPE, { weights: "F32", vocab: "stories", seed: 11 });
+    writeSyntheticModel(file, SHAPES[arch], { weights: "F32", vocab: "stories", seed: 11 });
     model = await loadModel(file, { backend: "cpu", threads: 2, contextSize: 512 });
   });
   afterAll(() => model?.dispose());

@@ -100,6 +100,21 @@ describe.runIf(hasShared)("malformed mamba2 files", () => {
     await expectRefused(edited((m) => m.set("mamba2.ssm.state_size", kv.u32(8))), "ERR_MODEL_INCOMPATIBLE", /ssm input projection|ssm_in/);
   });
 
+  it("granitehybrid: head_count_kv must give each block's KV heads (0: a Mamba-2 block), one count for the attention blocks", async () => {
+    const file = path.join(dir, "hybrid.gguf");
+    const hybrid: ModelShape = { ...SHAPE, architecture: "granitehybrid", nHead: 4, nHeadKv: 2, nFf: 128, multipliers: { logit: 8 }, ssmLayers: [true, false] };
+    writeSyntheticModel(file, hybrid, { weights: "F32", vocab: "stories", seed: 5 });
+    expect(await loadError(file)).toBeUndefined();
+    const key = "granitehybrid.attention.head_count_kv";
+    const redo = (v: GGUFKV) => variant(file, path.join(dir, `hybrid-${n++}.gguf`), (m) => m.set(key, v));
+    await expectRefused(redo(kv.u32(0)), "ERR_GGUF_MALFORMED", key);
+    await expectRefused(redo(kv.i32Array(Int32Array.of(0, 0))), "ERR_GGUF_MALFORMED", key);
+    await expectRefused(redo(kv.i32Array(Int32Array.of(0, 2, 2))), "ERR_GGUF_MALFORMED", key);
+    await expectRefused(redo(kv.f32Array(Float32Array.of(0, 2))), "ERR_GGUF_MALFORMED", key);
+    // Without the mixer's KV-head entry the block is an attention block, and its tensors are missing.
+    await expectRefused(redo(kv.i32Array(Int32Array.of(2, 2))), "ERR_MODEL_INCOMPATIBLE", "blk.0.attn_q.weight");
+  });
+
   it("C++ refuses a plan with SSM sizes it cannot run", () => {
     for (const edit of [(s: { dConv: number }) => (s.dConv = 40), (s: { nGroup: number }) => (s.nGroup = 3)]) {
       const r = evaluateIsolated(good, [1, 2, 3], 2, (plan) => edit(plan.ssm as never));
