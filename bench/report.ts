@@ -8,6 +8,7 @@ import { grammarMarkdown, type GrammarBenchResult } from "./grammar.js";
 import { serveLoadMarkdown, type ServeLoadResult } from "./serve-load.js";
 import { serveMarkdown, type ServeBenchResult } from "./serve.js";
 import type { SpeculativeBenchResult } from "./speculative.js";
+import { recurrentMarkdown, type RecurrentBenchResult } from "./recurrent.js";
 import { embedMarkdown, type EmbedBenchResult } from "./embed.js";
 import { median } from "./stats.js";
 
@@ -46,6 +47,8 @@ export interface BenchReport {
   serveLoad?: ServeLoadResult;
   /** Embedding throughput beside node-llama-cpp and vector search latency (bench/embed.ts). */
   embed?: EmbedBenchResult;
+  /** Mamba-2 decode ms/token after a short and a long prompt, beside llama.cpp (bench/recurrent.ts). */
+  recurrent?: RecurrentBenchResult;
   targets: Array<{ target: string; measured: string; met: boolean }>;
 }
 
@@ -114,6 +117,7 @@ export function markdown(r: BenchReport): string {
   if (r.serve) lines.push(...serveMarkdown(r.serve));
   if (r.serveLoad) lines.push(...serveLoadMarkdown(r.serveLoad));
   if (r.embed) lines.push(...embedMarkdown(r.embed));
+  if (r.recurrent) lines.push(...recurrentMarkdown(r.recurrent));
   if (r.kernels.length) {
     lines.push("## Kernels", "", "| kernel | shape | ms | GB/s | GFLOP/s | read BW GB/s | of read bandwidth |", "|---|---|---|---|---|---|---|");
     for (const k of r.kernels)

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--threads N] [--out DIR] [--only e2e|kernels|moe|engine|speculative|grammar|serve|serve-load|embed] [--models a,b]`
+ * `npm run bench [-- --quick] [--threads N] [--out DIR] [--only e2e|kernels|moe|engine|speculative|grammar|serve|serve-load|embed|recurrent] [--models a,b]`
  *
  * The whole suite in one command: machine read bandwidth (STREAM-like probe), per-kernel
  * GB/s and GFLOP/s, then end-to-end prefill/decode side by side with llama.cpp on synthetic
@@ -18,6 +18,7 @@ import { readBandwidth } from "./bandwidth.js";
 import { sideBySide, type E2EResult } from "./e2e.js";
 import { runEngineBench, type EngineBenchResult } from "./engine.js";
 import { runSpeculativeBench, type SpeculativeBenchResult } from "./speculative.js";
+import { recurrentTargets, runRecurrentBench } from "./recurrent.js";
 import { grammarTargets, runGrammarBench } from "./grammar.js";
 import { embedTargets, runEmbedBench } from "./embed.js";
 import { runKernelBench } from "./kernels.js";
@@ -160,6 +161,7 @@ function targets(r: BenchReport): BenchReport["targets"] {
     });
   }
   if (r.embed) t.push(...embedTargets(r.embed));
+  if (r.recurrent) t.push(...recurrentTargets(r.recurrent));
   for (const k of r.kernels)
     if (/^matvec (Q4_0|Q8_0)$/.test(k.kernel) && k.bandwidthShare !== null)
       t.push({ target: `${k.kernel} ${k.shape} ≥ 0.8× read bandwidth`, measured: `${(k.bandwidthShare * 100).toFixed(0)}%`, met: k.bandwidthShare >= 0.8 });
@@ -224,7 +226,7 @@ async function main(): Promise<void> {
   const only = values.only;
   const info = native().systemInfo();
   const chosen = values.models?.split(",");
-  const e2ePlans = (only === "kernels" || only === "engine" || only === "grammar" || only === "speculative" || only === "serve" || only === "serve-load" || only === "embed" ? [] : only === "moe" ? moePlans(threads) : plans(quick, threads)).filter(
+  const e2ePlans = (only === "kernels" || only === "engine" || only === "grammar" || only === "speculative" || only === "serve" || only === "serve-load" || only === "embed" || only === "recurrent" ? [] : only === "moe" ? moePlans(threads) : plans(quick, threads)).filter(
     (p) => !chosen || chosen.includes(p.name),
   );
   const kernelsWanted = only === undefined || only === "kernels";
@@ -305,6 +307,10 @@ async function main(): Promise<void> {
     progress.note("embeddings and vector search");
     report.embed = await runEmbedBench({ quick, threads, onStep: (l) => progress.note(l) });
     progress.step(`embeddings: ${report.embed.throughput.ratio.toFixed(2)}× node-llama-cpp${report.embed.encoder ? ` (bert ${report.embed.encoder.ratio.toFixed(2)}×)` : ""}, search ${report.embed.search.tesseraMs.toFixed(2)} ms`);
+  }
+  if (only === undefined || only === "recurrent") {
+    progress.note("mamba2: preparing the model");
+    report.recurrent = await runRecurrentBench({ quick, threads, onStep: (l) => progress.note(l) });
   }
   progress.finish();
   report.targets = targets(report);

@@ -359,6 +359,9 @@ const FUZZ_RECIPES: Record<string, FuzzRecipe | { notFuzzed: string }> = {
       shape.poolingType = rng.pick([undefined, 1, 2]);
     },
   },
+  // State-space blocks have none of the attention/FFN tensors and keys the case IR writes.
+  mamba2: { notFuzzed: "state-space blocks: the case IR writes attention and FFN blocks; malformed mamba2 files and sizes are covered by test/model/mamba2.test.ts" },
+  granitehybrid: { notFuzzed: "state-space blocks: the case IR has no Mamba-2 mixer or per-block KV head counts; malformed granitehybrid layouts are covered by test/model/mamba2.test.ts" },
   deepseek2: {
     randomize(shape, { rng, big, moe }) {
       const kvLoraRank = big ? 512 : rng.pick([8, 16, 32, 64, 128]);

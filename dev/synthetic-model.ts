@@ -103,6 +103,23 @@ export interface ModelShape {
   ropeFreqBaseSwa?: number;
   /** An encoder (bert, nomic-bert): post-norm LayerNorm blocks, no LM head; see EncoderShape. */
   encoder?: EncoderShape;
+  /**
+   * Mamba-2 blocks: every block (mamba2; nHead, nHeadKv and nFf must be 0), or with
+   * `ssmLayers` those blocks only, in place of attention (granitehybrid): see SsmShape.
+   */
+  ssm?: SsmShape;
+  /** A hybrid's SSM blocks (true: SSM, written as head_count_kv 0); the rest attend. */
+  ssmLayers?: boolean[];
+}
+
+/** Mamba-2's sizes, written as `${arch}.ssm.*` (llama.cpp's converter's keys). */
+export interface SsmShape {
+  dConv: number;
+  dInner: number;
+  dState: number;
+  nGroup: number;
+  /** ssm.time_step_rank: the head count. */
+  nHead: number;
 }
 
 /**
@@ -357,14 +374,36 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
   };
 
   out.push({ name: "token_embd.weight", dims: [e, nVocab], type: matmulType(opts.weights, "token_embd", e), make: gaussian("token_embd.weight", e * nVocab, 1, 0, e) });
-  if (shape.encoder) {
+  // A Mamba-2 mixer's tensors, at a checkpoint's ranges: time steps softplus(dt + dt_bias) of
+  // ~0.01-0.3 (dt_bias near log(expm1(0.05))), decays A = -exp(A_log) in [-16, -1], D near 1.
+  const ssmMixer = (p: string, s: SsmShape) => {
+    const ch = s.dInner + 2 * s.nGroup * s.dState;
+    const f32 = (name: string, dims: number[], make: () => Float32Array) => out.push({ name, dims, type: GGMLType.F32, make });
+    matmul(`${p}ssm_in.weight`, "ssm_in", e, 2 * s.dInner + 2 * s.nGroup * s.dState + s.nHead);
+    f32(`${p}ssm_conv1d.weight`, [s.dConv, ch], gaussian(`${p}ssm_conv1d.weight`, s.dConv * ch, 1 / Math.sqrt(s.dConv), 0, s.dConv));
+    vector(`${p}ssm_conv1d.bias`, ch, 0, 0.1);
+    vector(`${p}ssm_dt.bias`, s.nHead, -3, 0.5);
+    f32(`${p}ssm_a`, [1, s.nHead], () => gaussian(`${p}ssm_a`, s.nHead, 0.6, 1.2)().map((v) => -Math.exp(Math.min(Math.max(v, 0), Math.log(16)))));
+    f32(`${p}ssm_d`, [1, s.nHead], gaussian(`${p}ssm_d`, s.nHead, 0.1, 1));
+    f32(`${p}ssm_norm.weight`, [s.dInner / s.nGroup, s.nGroup], gaussian(`${p}ssm_norm.weight`, s.dInner, 0.1, 1));
+    matmul(`${p}ssm_out.weight`, "ssm_out", s.dInner, e);
+  };
+  if (shape.ssm && !shape.ssmLayers) {
+    for (let b = 0; b < shape.nLayer; b++) {
+      const p = `blk.${b}.`;
+      vector(`${p}attn_norm.weight`, e, 1, 0.1);
+      ssmMixer(p, shape.ssm);
+    }
+  } else if (shape.encoder) {
     encoderTensors(shape, shape.encoder, { matmul, vector, table: (name, rows) => out.push({ name, dims: [e, rows], type: GGMLType.F32, make: gaussian(name, e * rows, 0.5, 0, e) }) });
     return out;
   }
-  for (let b = 0; b < shape.nLayer; b++) {
+  for (let b = 0; b < shape.nLayer && !(shape.ssm && !shape.ssmLayers); b++) {
     const p = `blk.${b}.`;
     vector(`${p}attn_norm.weight`, e, 1, 0.1);
-    if (shape.mla) mlaTensors(p, shape.mla);
+    const ssmBlock = shape.ssmLayers?.[b] === true;
+    if (ssmBlock) ssmMixer(p, shape.ssm!);
+    else if (shape.mla) mlaTensors(p, shape.mla);
     else {
       if (shape.fused?.qkv) matmul(`${p}attn_qkv.weight`, "attn_qkv", e, (shape.nHead + 2 * shape.nHeadKv) * hd);
       else {
@@ -374,16 +413,16 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
       }
       matmul(`${p}attn_output.weight`, "attn_output", shape.nHead * hd, e);
     }
-    if (shape.postNorms) vector(`${p}post_attention_norm.weight`, e, 1, 0.1);
-    if (shape.outputBias) vector(`${p}attn_output.bias`, e, 0, 0.5);
+    if (shape.postNorms && !ssmBlock) vector(`${p}post_attention_norm.weight`, e, 1, 0.1);
+    if (shape.outputBias && !ssmBlock) vector(`${p}attn_output.bias`, e, 0, 0.5);
     // Sinks of a few units: comparable with the scores, so they take a visible share.
-    if (shape.attentionSinks) vector(`${p}attn_sinks.weight`, shape.nHead, 0, 2);
-    if (shape.qkvBias) {
+    if (shape.attentionSinks && !ssmBlock) vector(`${p}attn_sinks.weight`, shape.nHead, 0, 2);
+    if (shape.qkvBias && !ssmBlock) {
       vector(`${p}attn_q.bias`, shape.nHead * hd, 0, 0.5);
       vector(`${p}attn_k.bias`, shape.nHeadKv * hd, 0, 0.5);
       vector(`${p}attn_v.bias`, shape.nHeadKv * hd, 0, 0.5);
     }
-    if (shape.qkNorm) {
+    if (shape.qkNorm && !ssmBlock) {
       vector(`${p}attn_q_norm.weight`, hd, 1, 0.1);
       vector(`${p}attn_k_norm.weight`, hd, 1, 0.1);
     }
@@ -506,6 +545,7 @@ function encoderTensors(shape: ModelShape, enc: EncoderShape, t: TensorMakers): 
 
 function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string, GGUFKV]> {
   const a = shape.architecture;
+  if (shape.ssm && !shape.ssmLayers) return ssmMetadata(shape, shape.ssm, name);
   const hd = shape.headDim ?? shape.nEmbd / shape.nHead;
   const m: Array<[string, GGUFKV]> = [
     ["general.architecture", kv.str(a)],
@@ -515,7 +555,8 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
     [`${a}.block_count`, kv.u32(shape.nLayer)],
     [`${a}.feed_forward_length`, kv.u32(shape.nFf)],
     [`${a}.attention.head_count`, kv.u32(shape.nHead)],
-    [`${a}.attention.head_count_kv`, kv.u32(shape.nHeadKv)],
+    // A hybrid's SSM blocks have no KV heads: one entry per block (llama.cpp's converter).
+    [`${a}.attention.head_count_kv`, shape.ssmLayers ? kv.i32Array(Int32Array.from(shape.ssmLayers, (s) => (s ? 0 : shape.nHeadKv))) : kv.u32(shape.nHeadKv)],
     [`${a}.attention.${shape.encoder ? "layer_norm_epsilon" : "layer_norm_rms_epsilon"}`, kv.f32(shape.normEps ?? 1e-5)],
   ];
   if (shape.encoder) m.push([`${a}.attention.causal`, kv.bool(false)]);
@@ -534,6 +575,7 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
   if (shape.longRope)
     m.push([`${a}.rope.scaling.attn_factor`, kv.f32(shape.longRope.attnFactor)], [`${a}.rope.scaling.original_context_length`, kv.u32(shape.longRope.originalContext)]);
   if (shape.ropeFreqBaseSwa !== undefined) m.push([`${a}.rope.freq_base_swa`, kv.f32(shape.ropeFreqBaseSwa)]);
+  if (shape.ssm) m.push(...ssmMetadata(shape, shape.ssm, name).filter(([k]) => k.includes(".ssm.")));
   m.push(...multiplierMetadata(a, shape.multipliers, shape.ropeFinetuned));
   const pattern = shape.slidingWindowPattern;
   if (typeof pattern === "number") m.push([`${a}.attention.sliding_window_pattern`, kv.u32(pattern)]);
@@ -556,6 +598,26 @@ function hyperparameterMetadata(shape: ModelShape, name: string): Array<[string,
     if (moe.nGroup) m.push([`${a}.expert_group_count`, kv.u32(moe.nGroup)], [`${a}.expert_group_used_count`, kv.u32(moe.nGroupUsed ?? 1)]);
   }
   return m;
+}
+
+/** A Mamba-2 file's keys as llama.cpp's converter writes them (head count and FFN width 0, "unused"). */
+export function ssmMetadata(shape: ModelShape, s: SsmShape, name: string): Array<[string, GGUFKV]> {
+  const a = shape.architecture;
+  return [
+    ["general.architecture", kv.str(a)],
+    ["general.name", kv.str(name)],
+    [`${a}.context_length`, kv.u32(shape.contextLength)],
+    [`${a}.embedding_length`, kv.u32(shape.nEmbd)],
+    [`${a}.feed_forward_length`, kv.u32(0)],
+    [`${a}.attention.head_count`, kv.u32(0)],
+    [`${a}.block_count`, kv.u32(shape.nLayer)],
+    [`${a}.ssm.conv_kernel`, kv.u32(s.dConv)],
+    [`${a}.ssm.inner_size`, kv.u32(s.dInner)],
+    [`${a}.ssm.state_size`, kv.u32(s.dState)],
+    [`${a}.ssm.time_step_rank`, kv.u32(s.nHead)],
+    [`${a}.ssm.group_count`, kv.u32(s.nGroup)],
+    [`${a}.attention.layer_norm_rms_epsilon`, kv.f32(shape.normEps ?? 1e-5)],
+  ];
 }
 
 /** Granite's multiplier keys and RoPE switch, those given (also the fuzzer's, dev/fuzz-models.ts). */

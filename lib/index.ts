@@ -4,6 +4,7 @@ export type { TesseraErrorCode } from "./errors.js";
 export { loadModel, Model } from "./model/model.js";
 export type { BackendChoice, LoadOptions, LoadProgress, ModelInfo } from "./model/model.js";
 export type { Hyperparameters, RopeHparams, MoeHparams } from "./model/hparams.js";
+export type { SsmHparams } from "./model/ssm.js";
 export type { MlaHparams } from "./model/mla.js";
 export type { CpuIsa, KvCacheType, SystemInfo } from "./native.js";
 export { DEFAULT_MODEL } from "./default-model.js";

@@ -63,6 +63,13 @@ export interface NativeKernels {
   layerNorm(x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, nRows: number, dim: number, eps: number, threads: number): Float32Array;
   add(x: Float32Array, y: Float32Array, threads: number): Float32Array;
   addBias(x: Float32Array, bias: Float32Array, nRows: number, dim: number, ldx: number, threads: number): Float32Array;
+  /**
+   * Mamba's causal conv over one sequence's nRows rows of `channels`, the dConv - 1 inputs
+   * before them in state [dConv - 1][channels] (cpu::ssm_conv); returns y and the window left.
+   */
+  ssmConv(state: Float32Array, x: Float32Array, nRows: number, w: Float32Array, bias: Float32Array, channels: number, dConv: number, threads: number): { y: Float32Array; state: Float32Array };
+  /** Mamba-2's selective scan over one sequence's rows from state [nHead][headDim][dState] (cpu::ssm_scan); returns y and the state left. */
+  ssmScan(state: Float32Array, x: Float32Array, B: Float32Array, C: Float32Array, dt: Float32Array, dtBias: Float32Array, A: Float32Array, D: Float32Array, nRows: number, nHead: number, headDim: number, dState: number, nGroup: number, threads: number): { y: Float32Array; state: Float32Array };
   /** x encoded in the activation format weights of `weightType` consume (F32: a copy). */
   quantizeAct(weightType: number, x: Float32Array, nTokens: number, cols: number, threads: number): Uint8Array;
   /** The rows of native/core/weight_types.h: each type's activation format and whether pack_weight repacks it. */
@@ -241,6 +248,14 @@ export interface NativePlan {
     yarnBetaSlow: number;
     freqFactors: number;
   };
+  /** Mamba-2 sizes (core/model_plan.h SsmParams): set when blocks carry ssm tensors. */
+  ssm?: {
+    dConv: number;
+    dInner: number;
+    dState: number;
+    nGroup: number;
+    nHead: number;
+  };
   mla?: {
     qLoraRank: number;
     kvLoraRank: number;
@@ -292,7 +307,7 @@ export interface NativeLayerRole {
   name: string;
   /** GGUF name after `blk.N.` */
   suffix: string;
-  kind: "matmul" | "norm" | "bias";
+  kind: "matmul" | "norm" | "bias" | "param";
   /** every block whose recipe uses it has it (else the architecture decides) */
   required: boolean;
   label: string;

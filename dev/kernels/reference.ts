@@ -269,3 +269,68 @@ export function headMatmulRef(w: Float64Array, nHead: number, rows: number, cols
       }
   return y;
 }
+
+/**
+ * Mamba's causal depthwise conv over one sequence's rows (native/cpu/ssm_conv.cpp):
+ * y[t][c] = Σ_k win_t[k] · w[c][k] + bias[c] over the dConv - 1 inputs before row t (the first
+ * from `state` [dConv - 1][channels], oldest first) and x[t][c]; also the window it leaves.
+ */
+export function ssmConvRef(state: Float32Array, x: Float32Array, nRows: number, w: Float32Array, bias: Float32Array, channels: number, dConv: number): { y: Float64Array; state: Float64Array } {
+  const y = new Float64Array(nRows * channels);
+  const out = new Float64Array((dConv - 1) * channels);
+  // The whole input stream of a channel: the window, then the rows.
+  const at = (i: number, c: number) => (i < dConv - 1 ? state[i * channels + c] : x[(i - dConv + 1) * channels + c]);
+  for (let c = 0; c < channels; c++) {
+    for (let t = 0; t < nRows; t++) {
+      let s = 0;
+      for (let k = 0; k < dConv; k++) s += at(t + k, c) * w[c * dConv + k];
+      y[t * channels + c] = s + bias[c];
+    }
+    for (let k = 0; k < dConv - 1; k++) out[k * channels + c] = at(nRows + k, c);
+  }
+  return { y, state: out };
+}
+
+export interface SsmScanRefArgs {
+  nRows: number;
+  nHead: number;
+  headDim: number;
+  dState: number;
+  nGroup: number;
+}
+
+/**
+ * Mamba-2's selective scan over one sequence's rows (native/cpu/ssm_scan.cpp), in float64:
+ * per head h (group g = h / (nHead / nGroup)) and row t, with dt' = softplus(dt[t][h] + dtBias[h]),
+ * state[h] = state[h] · exp(dt' · A[h]) + (x[t][h] · dt') ⊗ B[t][g] and
+ * y[t][h] = state[h] · C[t][g] + D[h] · x[t][h]. state is [nHead][headDim][dState].
+ */
+export function ssmScanRef(
+  state0: Float32Array, x: Float32Array, B: Float32Array, C: Float32Array, dt: Float32Array,
+  dtBias: Float32Array, A: Float32Array, D: Float32Array, a: SsmScanRefArgs,
+): { y: Float64Array; state: Float64Array } {
+  const { nRows, nHead, headDim, dState, nGroup } = a;
+  const inner = nHead * headDim;
+  const state = Float64Array.from(state0);
+  const y = new Float64Array(nRows * inner);
+  const softplus = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
+  for (let t = 0; t < nRows; t++)
+    for (let h = 0; h < nHead; h++) {
+      const sp = softplus(dt[t * nHead + h] + dtBias[h]);
+      const dA = Math.exp(sp * A[h]);
+      const g = Math.floor(h / (nHead / nGroup));
+      const bc = (t * nGroup + g) * dState;
+      for (let i = 0; i < headDim; i++) {
+        const ii = h * headDim + i;
+        const xv = x[t * inner + ii];
+        let sum = 0;
+        for (let k = 0; k < dState; k++) {
+          const s = state[ii * dState + k] * dA + B[bc + k] * xv * sp;
+          state[ii * dState + k] = s;
+          sum += s * C[bc + k];
+        }
+        y[t * inner + ii] = sum + D[h] * xv;
+      }
+    }
+  return { y, state };
+}

@@ -5,8 +5,10 @@ import { gemma2 } from "./gemma2.js";
 import { gemma3 } from "./gemma3.js";
 import { gptOss } from "./gpt-oss.js";
 import { granite } from "./granite.js";
+import { granitehybrid } from "./granitehybrid.js";
 import { granitemoe } from "./granitemoe.js";
 import { llama } from "./llama.js";
+import { mamba2 } from "./mamba2.js";
 import { mellum } from "./mellum.js";
 import { mistral3 } from "./mistral3.js";
 import { nomicBert } from "./nomic-bert.js";
@@ -17,7 +19,10 @@ import { qwen3 } from "./qwen3.js";
 import { qwen3moe } from "./qwen3moe.js";
 import type { ArchDescription } from "./types.js";
 
-const ARCHITECTURES: readonly ArchDescription[] = [llama, qwen2, qwen3, qwen2moe, qwen3moe, mellum, deepseek2, granite, granitemoe, gemma2, gemma3, phi3, mistral3, gptOss, bert, nomicBert];
+const ARCHITECTURES: readonly ArchDescription[] = [
+  llama, qwen2, qwen3, qwen2moe, qwen3moe, mellum, deepseek2, granite, granitemoe, gemma2, gemma3, phi3, mistral3, gptOss,
+  mamba2, granitehybrid, bert, nomicBert,
+];
 
 const byName = new Map(ARCHITECTURES.map((a) => [a.name, a]));
 

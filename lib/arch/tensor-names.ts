@@ -76,6 +76,15 @@ export const BLOCK_TENSORS = {
   ffnUpShexp: "ffn_up_shexp.weight",
   ffnDownShexp: "ffn_down_shexp.weight",
   ffnGateInpShexp: "ffn_gate_inp_shexp.weight",
+  // Mamba-2 blocks (ssm_a and ssm_d have no ".weight" suffix, as llama.cpp names them).
+  ssmIn: "ssm_in.weight",
+  ssmConv1d: "ssm_conv1d.weight",
+  ssmConv1dB: "ssm_conv1d.bias",
+  ssmDtB: "ssm_dt.bias",
+  ssmA: "ssm_a",
+  ssmD: "ssm_d",
+  ssmNorm: "ssm_norm.weight",
+  ssmOut: "ssm_out.weight",
 } as const;
 
 export type BlockTensorRole = keyof typeof BLOCK_TENSORS;
@@ -84,6 +93,7 @@ export type BlockTensorRole = keyof typeof BLOCK_TENSORS;
 export const MATMUL_ROLES: ReadonlySet<BlockTensorRole> = new Set<BlockTensorRole>([
   "wq", "wk", "wv", "wo", "ffnGate", "ffnUp", "ffnDown", "ffnGateInp", "ffnGateExps", "ffnUpExps",
   "ffnDownExps", "ffnGateShexp", "ffnUpShexp", "ffnDownShexp", "ffnGateInpShexp", "wqA", "wqB", "wkvA", "wkB", "wvB", "wqkv",
+  "ssmIn", "ssmOut",
 ]);
 
 /** The GGUF name of a block's tensor; `names` (ArchDescription.tensorNames) renames a role. */

@@ -154,6 +154,30 @@ export interface ArchDescription {
    * embeddings beyond the token table, and no LM head. Absent: a causal decoder.
    */
   encoder?: EncoderRecipe;
+  /**
+   * Mamba-2 selective state-space blocks in place of attention (and of the FFN) when set:
+   * `${arch}.ssm.*` sizes, blk.N.ssm_* tensors, and per-sequence recurrent state.
+   */
+  ssm?: SsmRecipe;
+}
+
+/**
+ * A state-space recipe, as llama.cpp's build_mamba2_layer builds each block:
+ *   x += ssm_out(groupRmsNorm(mamba2(rmsNorm(x; attn_norm))))
+ * where mamba2 is in_proj -> [z | xBC | dt], a causal conv over xBC (+ bias, SiLU), the
+ * selective scan with a scalar decay per head (+ D * x), times SiLU(z). The recurrent state
+ * is kept per sequence (checkpointed in the KV blocks; see native/core/kv_cache.h).
+ */
+export interface SsmRecipe {
+  /**
+   * "all" (mamba2): every block is an SSM block, without attention or FFN. "no-kv-heads"
+   * (granitehybrid): the blocks whose `${arch}.attention.head_count_kv` entry is 0 mix with
+   * the SSM in place of attention and keep their FFN; the others are the recipe's attention
+   * blocks.
+   */
+  blocks: "all" | "no-kv-heads";
+  /** The conv bias ssm_conv1d.bias. */
+  convBias: Presence;
 }
 
 /**

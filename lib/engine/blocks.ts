@@ -44,7 +44,15 @@ export class BlockPool {
   private nextUid = 1;
   private referenced = 0;
 
-  constructor(readonly total: number) {
+  constructor(
+    readonly total: number,
+    /**
+     * Blocks hold recurrent-state checkpoints (SSM models, native/core/kv_cache.h): the state
+     * after the last position written into each block. A sequence then resumes only from a
+     * block boundary or from where it stopped (Sequence rounds its rollbacks down).
+     */
+    readonly checkpointed = false,
+  ) {
     this.refs = new Int32Array(total);
     this.uid = new Float64Array(total);
     this.keyOf = new Array(total).fill(undefined);

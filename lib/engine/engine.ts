@@ -49,6 +49,11 @@ export interface EngineConfig {
   causal?: boolean;
   /** The architecture's name, for the encoder's refusal message. */
   architecture?: string;
+  /**
+   * The model carries recurrent state per sequence (SSM blocks): the KV blocks hold state
+   * checkpoints (see BlockPool.checkpointed). Default false.
+   */
+  recurrent?: boolean;
 }
 
 /**
@@ -179,7 +184,7 @@ export class Engine {
     private readonly native: NativeEngine,
     private readonly config: EngineConfig,
   ) {
-    this.pool = new BlockPool(native.blocks);
+    this.pool = new BlockPool(native.blocks, config.recurrent ?? false);
   }
 
   get maxContext(): number {
@@ -350,7 +355,10 @@ export class Engine {
     if (i >= 0) this.queue.splice(i, 1);
     this.requests.delete(req.seq);
     if (req.onAbort) req.signal?.removeEventListener("abort", req.onAbort);
-    if (!req.seq.disposed) req.seq.truncate(req.base);
+    if (!req.seq.disposed) {
+      req.seq.truncate(req.base);
+      req.seq.discardPartialState();
+    }
     req.reject(error);
   }
 

@@ -65,8 +65,10 @@ export class Sequence {
       parent = this.pool.publicationOf(b);
     }
     // A prompt cached through its last token keeps that last block too: the last position
-    // is written again (identically) into a copy of it, so only one row runs.
-    this.computed = Math.min(this.table.length * KV_BLOCK_SIZE, limit);
+    // is written again (identically) into a copy of it, so only one row runs. A
+    // checkpointed block holds the state after its last position only: the positions of
+    // that last block run again from its start, into a fresh block.
+    this.computed = this.resumable(Math.min(this.table.length * KV_BLOCK_SIZE, limit));
     return this.computed;
   }
 
@@ -80,11 +82,29 @@ export class Sequence {
     }
   }
 
-  /** Keeps the first n tokens; blocks past them are released. */
+  /**
+   * Keeps the first n tokens; blocks past them are released. With checkpointed blocks a cut
+   * into the computed positions falls back to the cut's block boundary (that block's state
+   * is past the cut); the positions after it run again when needed.
+   */
   truncate(n: number): void {
     this.tokens.length = n;
-    this.computed = Math.min(this.computed, n);
+    this.computed = n < this.computed ? this.resumable(n) : this.computed;
     this.releaseFrom(Math.ceil(n / KV_BLOCK_SIZE));
+  }
+
+  /**
+   * After a failed or aborted step: with checkpointed blocks, the step may have advanced the
+   * state in the block of `computed` before it stopped, so computing resumes from that
+   * block's start. Nothing to do for plain KV blocks (rows past `computed` are rewritten).
+   */
+  discardPartialState(): void {
+    this.computed = this.resumable(this.computed);
+  }
+
+  /** Where computing may resume at or before position p: p itself, or with checkpointed blocks its block's start. */
+  private resumable(p: number): number {
+    return this.pool.checkpointed ? Math.floor(p / KV_BLOCK_SIZE) * KV_BLOCK_SIZE : p;
   }
 
   /** Drops the keys and values but keeps the tokens (they are recomputed when next needed). */

@@ -10,6 +10,7 @@ import type { GGUFFile } from "../gguf/types.js";
 import { ModelMetadata, malformedKey, type Range } from "./metadata.js";
 import { readSlidingWindow } from "./sliding-window.js";
 import { readMlaHparams, type MlaHparams } from "./mla.js";
+import { readHybridKvHeads, readSsmHparams, readSsmSizes, type SsmHparams } from "./ssm.js";
 
 export interface RopeHparams {
   nDims: number;
@@ -76,6 +77,10 @@ export interface Hyperparameters {
   attnTemp: { scale: number; floor: number };
   /** Gemma's soft-caps (ArchDescription.gemma); 0 where not applied. */
   gemma: { attnSoftcap: number; finalSoftcap: number };
+  /** State-space sizes (ArchDescription.ssm; lib/model/ssm.ts). */
+  ssm?: SsmHparams;
+  /** Per block: a state-space block (with ssm). */
+  ssmBlocks?: boolean[];
 }
 
 /** Counts of blocks, heads, experts and the like. */
@@ -94,6 +99,7 @@ function required<T>(value: T | undefined, key: string): T {
 }
 
 export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hyperparameters {
+  if (arch.ssm?.blocks === "all") return readSsmHparams(file, arch);
   const a = arch.name;
   const k = (suffix: string) => `${a}.${suffix}`;
   const meta = new ModelMetadata(file);
@@ -101,7 +107,8 @@ export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hype
   const nEmbd = required(meta.integer(k("embedding_length"), WIDTH), k("embedding_length"));
   const nLayer = required(meta.integer(k("block_count"), COUNT), k("block_count"));
   const nHead = required(meta.integerPerBlock(k("attention.head_count"), nLayer, COUNT), k("attention.head_count"));
-  const nHeadKv = meta.integerPerBlock(k("attention.head_count_kv"), nLayer, COUNT) ?? nHead;
+  const hybrid = arch.ssm ? readHybridKvHeads(file, k("attention.head_count_kv"), nLayer) : undefined;
+  const nHeadKv = hybrid?.nHeadKv ?? meta.integerPerBlock(k("attention.head_count_kv"), nLayer, COUNT) ?? nHead;
   const keyLength = meta.integer(k("attention.key_length"), COUNT);
   if (keyLength === undefined && nEmbd % nHead !== 0)
     throw new TesseraError(
@@ -193,6 +200,8 @@ export function readHyperparameters(file: GGUFFile, arch: ArchDescription): Hype
     queryScale: queryScaleOf(arch, { nLayer, nEmbd, nHead, headDim }),
     attnTemp: readAttentionTemperature(meta, arch, k, rope.nCtxOrig),
     gemma: readGemma(meta, arch, k),
+    ssm: arch.ssm && readSsmSizes(meta, k),
+    ssmBlocks: hybrid?.ssmBlocks,
   };
 }
 

@@ -451,10 +451,11 @@ export async function loadModel(pathOrOptions?: string | LoadOptions, maybeOptio
   const arch = architecture(archName);
   const built = buildPlan(file, arch);
   const { plan, hparams, nVocab } = built;
-  if (arch.encoder && backend === "cuda" && (o.backend ?? "auto") === "auto") {
-    // The CUDA backend runs no encoder yet (an explicit backend: "cuda" is refused natively).
+  if ((arch.encoder || arch.ssm) && backend === "cuda" && (o.backend ?? "auto") === "auto") {
+    // The CUDA backend runs no encoder or state-space model yet (an explicit backend: "cuda"
+    // is refused natively).
     backend = "cpu";
-    note = "encoder models run on the CPU";
+    note = arch.encoder ? "encoder models run on the CPU" : "state-space models run on the CPU";
   }
   const tokenizer = tokenizerFromGGUF(file);
   const chatTemplates = readChatTemplates(file);
@@ -508,6 +509,7 @@ export async function loadModel(pathOrOptions?: string | LoadOptions, maybeOptio
     nEmbd: hparams.nEmbd,
     causal: plan.causal !== false,
     architecture: arch.name,
+    recurrent: plan.ssm !== undefined,
   });
   const nameValue = file.metadata.get("general.name")?.value;
   const info: ModelInfo = {

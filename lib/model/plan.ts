@@ -65,6 +65,8 @@ function ffnKindOf(hp: Hyperparameters, arch: ArchDescription, block: number): "
   return "moe";
 }
 
+const SSM_ROLES = ["ssmIn", "ssmConv1d", "ssmConv1dB", "ssmDtB", "ssmA", "ssmD", "ssmNorm", "ssmOut"] as const;
+
 function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescription, block: number): NativeLayer {
   const kind = ffnKindOf(hp, arch, block);
   const layer: NativeLayer = { ffnKind: kind, slidingWindow: hp.windowedBlocks[block] ? hp.slidingWindow : 0 };
@@ -77,13 +79,20 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
     if (i !== undefined) layer[role] = i;
   };
   const normBias: Presence = arch.norm === "layer" ? "optional" : "none";
+  const ssmBlock = arch.ssm !== undefined && hp.ssmBlocks?.[block] === true;
+  if (ssmBlock) {
+    // A Mamba-2 mixer in place of attention (shapes are checked natively against hp.ssm).
+    set("attnNorm", "required");
+    for (const role of SSM_ROLES) set(role, role === "ssmConv1dB" ? arch.ssm!.convBias : "required");
+    if (arch.ssm!.blocks === "all") return layer;  // mamba2: no FFN either
+  }
   if (arch.encoder) {
     // Post-norm: LayerNorm (weight and bias, as llama.cpp requires) after each residual add.
     const bias: Presence = arch.norm === "layer" ? "required" : "none";
     for (const role of ["attnOutNorm", "layerOutNorm"] as const) set(role, "required");
     for (const role of ["attnOutNormB", "layerOutNormB"] as const) set(role, bias);
   } else {
-    set("attnNorm", "required");
+    if (!ssmBlock) set("attnNorm", "required");
     set("attnNormB", normBias);
     set("ffnNorm", "required");
     set("ffnNormB", normBias);
@@ -92,20 +101,24 @@ function buildLayer(index: TensorIndex, hp: Hyperparameters, arch: ArchDescripti
   // else separate q/k/v biases), otherwise separate q/k/v.
   const fused = arch.encoder?.fusedQkv ?? arch.fusedQkv ?? "none";
   const useFused = fused === "required" || (fused === "optional" && index.find(blockTensorName(block, "wqkv", arch.tensorNames)) !== undefined);
-  if (hp.mla) setMlaAttention(index, hp, arch, block, layer);
+  if (ssmBlock) {
+    // no attention tensors
+  } else if (hp.mla) setMlaAttention(index, hp, arch, block, layer);
   else if (useFused) {
     set("wqkv", "required");
     set("bqkv", arch.qkvBias);
     set("wo", "required");
   } else for (const role of ["wq", "wk", "wv", "wo"] as const) set(role, "required");
-  for (const role of ["bq", "bk", "bv"] as const) set(role, layer.bqkv !== undefined ? "none" : arch.qkvBias);
-  set("bo", arch.outputBias);
-  set("attnSinks", arch.attentionSinks ?? "none");
-  set("qNorm", arch.qkNorm);
-  set("kNorm", arch.qkNorm);
-  // Gemma's post-norms: every block has both (llama.cpp requires them).
-  set("attnPostNorm", arch.gemma ? "required" : "none");
-  set("ffnPostNorm", arch.gemma ? "required" : "none");
+  if (!ssmBlock) {
+    for (const role of ["bq", "bk", "bv"] as const) set(role, layer.bqkv !== undefined ? "none" : arch.qkvBias);
+    set("bo", arch.outputBias);
+    set("attnSinks", arch.attentionSinks ?? "none");
+    set("qNorm", arch.qkNorm);
+    set("kNorm", arch.qkNorm);
+    // Gemma's post-norms: every block has both (llama.cpp requires them).
+    set("attnPostNorm", arch.gemma ? "required" : "none");
+    set("ffnPostNorm", arch.gemma ? "required" : "none");
+  }
   if (kind === "dense" && arch.ffn === "dense-fused-gate-up") {
     for (const role of ["ffnUp", "ffnDown"] as const) set(role, "required");
   } else if (kind === "dense" && arch.ffn === "dense-ungated") {
@@ -231,6 +244,7 @@ export function buildPlan(file: GGUFFile, arch: ArchDescription): BuiltPlan {
       // LongRoPE: the short factors until the context is known (chooseRopeFactors).
       freqFactors: ropeFreqs ?? longRope?.short ?? -1,
     },
+    ssm: hp.ssm && { ...hp.ssm },
     mla: hp.mla && {
       qLoraRank: hp.mla.qLoraRank,
       kvLoraRank: hp.mla.kvLoraRank,

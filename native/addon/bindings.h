@@ -9,5 +9,7 @@ void register_model_bindings(Napi::Env env, Napi::Object exports);
 void register_kernel_bindings(Napi::Env env, Napi::Object exports);
 // Their timers, set on the same `kernels` object (addon/bench_binding.cpp).
 void register_bench_bindings(Napi::Env env, Napi::Object kernels);
+// The Mamba-2 ops, likewise (addon/ssm_binding.cpp).
+void register_ssm_kernel_bindings(Napi::Env env, Napi::Object kernels);
 
 }  // namespace tessera

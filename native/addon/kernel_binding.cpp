@@ -378,6 +378,7 @@ void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
   k.Set("copyHeads", Napi::Function::New(env, CopyHeads));
   k.Set("weightTypeTable", Napi::Function::New(env, WeightTypeTable));
   register_bench_bindings(env, k);
+  register_ssm_kernel_bindings(env, k);
   exports.Set("kernels", k);
 }
 

@@ -373,7 +373,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (!model_) throw to_js_error(env, Status::error(StatusCode::Disposed, "the model was disposed"));
     if (info.Length() < 1 || !info[0].IsNumber() || !kv_type_valid(info[0].As<Napi::Number>().Int32Value()))
       invalid(env, "kvBlockBytes(kvType: 0 | 1 | 2)");
-    return Napi::Number::New(env, double(kv_block_bytes(model_->plan, static_cast<KvType>(info[0].As<Napi::Number>().Int32Value()))));
+    const ModelPlan& plan = model_->plan;
+    const uint64_t bytes = kv_block_bytes(plan, static_cast<KvType>(info[0].As<Napi::Number>().Int32Value())) +
+                           ssm_state_block_floats(plan) * sizeof(float);
+    return Napi::Number::New(env, double(bytes));
   }
 
   Napi::Value dispose(const Napi::CallbackInfo& info) {

@@ -159,7 +159,7 @@ ModelPlan plan_from_js(const Napi::Object& js) {
   p.norm = enumeration(js, "norm", NormKind::Rms);
   p.activation = enumeration(js, "activation", GateActivation::Silu);
   p.attn_scale = real(js, "attnScale", 0.f);
-  if (p.attn_scale == 0.f) p.attn_scale = 1.0f / std::sqrt(static_cast<float>(p.head_dim));
+  if (p.attn_scale == 0.f && p.head_dim > 0) p.attn_scale = 1.0f / std::sqrt(static_cast<float>(p.head_dim));
   p.attn_logit_softcap = real(js, "attnLogitSoftcap", 0.f);
   p.final_logit_softcap = real(js, "finalLogitSoftcap", 0.f);
   p.embedding_scale = real(js, "embeddingScale", 0.f);
@@ -205,6 +205,16 @@ ModelPlan plan_from_js(const Napi::Object& js) {
     p.mla.head_dim_nope = integer(mla, "headDimNope", 0);
     p.mla.head_dim_rope = integer(mla, "headDimRope", 0);
     p.mla.head_dim_v = integer(mla, "headDimV", 0);
+  }
+
+  Napi::Value ssm_v = js.Get("ssm");
+  if (ssm_v.IsObject()) {
+    Napi::Object ssm = ssm_v.As<Napi::Object>();
+    p.ssm.d_conv = integer(ssm, "dConv", 0, true);
+    p.ssm.d_inner = integer(ssm, "dInner", 0, true);
+    p.ssm.d_state = integer(ssm, "dState", 0, true);
+    p.ssm.n_group = integer(ssm, "nGroup", 0, true);
+    p.ssm.n_head = integer(ssm, "nHead", 0, true);
   }
 
   p.causal = boolean(js, "causal", true);

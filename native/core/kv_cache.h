@@ -47,11 +47,22 @@ static inline uint64_t kv_row_bytes(KvType t, int64_t width) {
 // Bytes of one kv head's tile in one block: kKvBlock positions of `width` values.
 static inline uint64_t kv_tile_bytes(KvType t, int64_t width) { return kv_row_bytes(t, width) * kKvBlock; }
 
-// Bytes one block takes in every layer: each kv head's key tile and value tile (with
-// multi-head latent attention only the latent keys: the values are their prefix).
+// Bytes one block takes in every attention layer: each kv head's key tile and value tile
+// (with multi-head latent attention only the latent keys: the values are their prefix).
 static inline uint64_t kv_block_bytes(const ModelPlan& p, KvType t) {
   const bool latent = p.mla.kv_lora_rank > 0;
-  return uint64_t(p.n_layer) * p.n_head_kv * (kv_tile_bytes(t, p.head_dim) + (latent ? 0 : kv_tile_bytes(t, p.head_dim_v)));
+  return uint64_t(attention_layer_count(p)) * p.n_head_kv *
+         (kv_tile_bytes(t, p.head_dim) + (latent ? 0 : kv_tile_bytes(t, p.head_dim_v)));
+}
+
+// SSM blocks (model_plan.h SsmParams): each KV block also holds a checkpoint of its
+// sequence's recurrent state in every SSM layer, fp32: the state after the last position
+// written into the block. A row at position p reads the state of block (p - 1) / kKvBlock
+// and leaves its own in block p / kKvBlock, so copy-on-write forks, published prefixes and
+// rollbacks to a block boundary all hold exact states; a sequence rolled back into a block
+// recomputes that block from its start (lib/engine/sequence.ts).
+static inline uint64_t ssm_state_block_floats(const ModelPlan& p) {
+  return uint64_t(p.n_layer - attention_layer_count(p)) * uint64_t(p.ssm.state_floats());
 }
 
 }  // namespace tessera

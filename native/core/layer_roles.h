@@ -7,7 +7,8 @@
 //
 // X(field, jsName, gguf suffix (blk.N.<suffix>), kind, presence, label for messages)
 //   kind:     Matmul (multiplied with activations: any compute type), Norm (an F32 norm
-//             weight), Bias (an F32 vector added or used for selection)
+//             weight), Bias (an F32 vector added or used for selection), Param (another F32
+//             parameter: Mamba-2's conv taps, decays and skips)
 //   presence: Required (every block whose recipe (dense/MoE, MHA/MLA) uses it has it),
 //             Optional (the architecture description decides)
 #pragma once
@@ -53,7 +54,7 @@
   X(ffn_gate_exps_b, ffnGateExpsB, "ffn_gate_exps.bias", Bias, Optional, "expert gate biases")          \
   X(ffn_up_exps_b, ffnUpExpsB, "ffn_up_exps.bias", Bias, Optional, "expert up biases")                  \
   X(ffn_down_exps_b, ffnDownExpsB, "ffn_down_exps.bias", Bias, Optional, "expert down biases")          \
-  X(attn_sinks, attnSinks, "attn_sinks.weight", Bias, Optional, "attention sinks")                      \
+  X(attn_sinks, attnSinks, "attn_sinks.weight", Param, Optional, "attention sinks")                     \
   X(ffn_gate_exps, ffnGateExps, "ffn_gate_exps.weight", Matmul, Required, "expert gates")              \
   X(ffn_up_exps, ffnUpExps, "ffn_up_exps.weight", Matmul, Required, "expert ups")                      \
   X(ffn_down_exps, ffnDownExps, "ffn_down_exps.weight", Matmul, Required, "expert downs")              \
@@ -61,11 +62,19 @@
   X(ffn_gate_shexp, ffnGateShexp, "ffn_gate_shexp.weight", Matmul, Optional, "shared expert gate")     \
   X(ffn_up_shexp, ffnUpShexp, "ffn_up_shexp.weight", Matmul, Optional, "shared expert up")             \
   X(ffn_down_shexp, ffnDownShexp, "ffn_down_shexp.weight", Matmul, Optional, "shared expert down")     \
-  X(ffn_gate_inp_shexp, ffnGateInpShexp, "ffn_gate_inp_shexp.weight", Matmul, Optional, "shared expert gate input")
+  X(ffn_gate_inp_shexp, ffnGateInpShexp, "ffn_gate_inp_shexp.weight", Matmul, Optional, "shared expert gate input") \
+  X(ssm_in, ssmIn, "ssm_in.weight", Matmul, Required, "ssm input projection")                         \
+  X(ssm_conv1d, ssmConv1d, "ssm_conv1d.weight", Param, Required, "ssm conv")                            \
+  X(ssm_conv1d_b, ssmConv1dB, "ssm_conv1d.bias", Bias, Optional, "ssm conv bias")                      \
+  X(ssm_dt_b, ssmDtB, "ssm_dt.bias", Bias, Required, "ssm time step bias")                             \
+  X(ssm_a, ssmA, "ssm_a", Param, Required, "ssm decay")                                                 \
+  X(ssm_d, ssmD, "ssm_d", Param, Required, "ssm skip")                                                  \
+  X(ssm_norm, ssmNorm, "ssm_norm.weight", Norm, Required, "ssm group norm")                            \
+  X(ssm_out, ssmOut, "ssm_out.weight", Matmul, Required, "ssm output projection")
 
 namespace tessera {
 
-enum class RoleKind { Matmul, Norm, Bias };
+enum class RoleKind { Matmul, Norm, Bias, Param };
 enum class RolePresence { Required, Optional };
 
 enum class LayerRole {
@@ -95,7 +104,7 @@ inline constexpr int kLayerRoleCount = static_cast<int>(sizeof kLayerRoles / siz
 inline const LayerRoleInfo& layer_role_info(LayerRole r) { return kLayerRoles[static_cast<int>(r)]; }
 
 inline const char* role_kind_name(RoleKind k) {
-  return k == RoleKind::Matmul ? "matmul" : k == RoleKind::Norm ? "norm" : "bias";
+  return k == RoleKind::Matmul ? "matmul" : k == RoleKind::Norm ? "norm" : k == RoleKind::Bias ? "bias" : "param";
 }
 
 }  // namespace tessera

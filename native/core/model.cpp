@@ -173,18 +173,52 @@ Status validate_inputs(const PlanChecker& c, const ModelPlan& p) {
 
 }  // namespace
 
+// Mamba-2: the SSM sizes (model_plan.h SsmParams), checked before any block's tensors.
+Status validate_ssm_shape(const ModelPlan& p) {
+  const SsmParams& m = p.ssm;
+  if (m.d_conv < 2 || m.d_conv > SsmParams::kMaxConv || m.d_inner < 1 || m.d_inner > (1 << 20) || m.d_state < 1 ||
+      m.d_state > 4096 || m.n_group < 1 || m.n_head < 1 || m.d_inner % m.n_head != 0 || m.n_head % m.n_group != 0 ||
+      m.d_inner % m.n_group != 0)
+    return Status::error(StatusCode::ModelIncompatible,
+                         "invalid SSM sizes (conv kernel " + std::to_string(m.d_conv) + ", inner size " +
+                             std::to_string(m.d_inner) + ", state size " + std::to_string(m.d_state) + ", groups " +
+                             std::to_string(m.n_group) + ", heads " + std::to_string(m.n_head) + ")");
+  return Status::ok();
+}
+
+Status validate_ssm_layer(const PlanChecker& c, const ModelPlan& p, const LayerPlan& L) {
+  using R = LayerRole;
+  const SsmParams& m = p.ssm;
+  const int64_t e = p.n_embd, ch = m.conv_channels(), h = m.n_head;
+  TESSERA_RETURN_IF_ERROR(c.role(L, R::attn_norm, {e}));
+  TESSERA_RETURN_IF_ERROR(c.role(L, R::ssm_in, {e, m.in_proj_width()}));
+  TESSERA_RETURN_IF_ERROR(c.role(L, R::ssm_conv1d, {m.d_conv, ch}));
+  TESSERA_RETURN_IF_ERROR(c.role(L, R::ssm_conv1d_b, {ch}));
+  TESSERA_RETURN_IF_ERROR(c.role(L, R::ssm_dt_b, {h}));
+  TESSERA_RETURN_IF_ERROR(c.role(L, R::ssm_a, {1, h}));
+  TESSERA_RETURN_IF_ERROR(c.role(L, R::ssm_d, {1, h}));
+  TESSERA_RETURN_IF_ERROR(c.role(L, R::ssm_norm, {m.d_inner / m.n_group, m.n_group}));
+  return c.role(L, R::ssm_out, {m.d_inner, e});
+}
+
 Status validate_plan(const ModelPlan& p, uint64_t file_size) {
   for (const TensorRef& t : p.tensors) TESSERA_RETURN_IF_ERROR(validate_tensor_storage(t, file_size));
-  if (p.n_layer < 1 || p.n_embd < 1 || p.n_head < 1 || p.n_head_kv < 1 || p.n_vocab < 1 || p.head_dim < 2 ||
-      p.head_dim_v < 1)
+  if (static_cast<int>(p.layers.size()) != p.n_layer)
+    return Status::error(StatusCode::InvalidArgument, "plan has a different number of layers than n_layer");
+  // A model of SSM blocks only (mamba2) has no attention heads.
+  const bool attention = attention_layer_count(p) > 0;
+  if (p.n_layer < 1 || p.n_embd < 1 || p.n_vocab < 1 ||
+      (attention && (p.n_head < 1 || p.n_head_kv < 1 || p.head_dim < 2 || p.head_dim_v < 1)) ||
+      (!attention && (p.n_head != 0 || p.n_head_kv != 0 || p.head_dim != 0 || p.head_dim_v != 0)))
     return Status::error(StatusCode::ModelIncompatible, "model hyperparameters must be positive");
-  if (p.n_head % p.n_head_kv != 0)
+  if (uses_recurrent_state(p)) TESSERA_RETURN_IF_ERROR(validate_ssm_shape(p));
+  if (attention && p.n_head % p.n_head_kv != 0)
     return Status::error(StatusCode::ModelIncompatible, "head count " + std::to_string(p.n_head) +
                                                             " is not a multiple of the KV head count " +
                                                             std::to_string(p.n_head_kv));
   if (static_cast<int>(p.layers.size()) != p.n_layer)
     return Status::error(StatusCode::InvalidArgument, "plan has a different number of layers than n_layer");
-  if (p.rope.kind != RopeKind::None && (p.rope.n_dims < 2 || p.rope.n_dims > p.head_dim || p.rope.n_dims % 2))
+  if (attention && p.rope.kind != RopeKind::None && (p.rope.n_dims < 2 || p.rope.n_dims > p.head_dim || p.rope.n_dims % 2))
     return Status::error(StatusCode::ModelIncompatible, "rope dimension count must be even and at most the head size");
 
   // Scalar multipliers (Granite): 0 is "none"; a negative or non-finite one is damage.
@@ -200,7 +234,8 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
   // The executors size their FFN scratch from these widths, so every FFN tensor below is
   // checked against them exactly; a block kind without its width is refused here.
   bool dense = false, moe = false;
-  for (const LayerPlan& L : p.layers) (L.ffn_kind == FfnKind::Dense ? dense : moe) = true;
+  for (const LayerPlan& L : p.layers)
+    if (L.has_ffn()) (L.ffn_kind == FfnKind::Dense ? dense : moe) = true;
   if (p.n_ff < 0 || p.n_ff_exp < 0 || (dense && p.n_ff < 1) || (moe && p.n_ff_exp < 1))
     return Status::error(StatusCode::ModelIncompatible,
                          "the plan has no FFN width (n_ff " + std::to_string(p.n_ff) + ", n_ff_exp " +
@@ -229,7 +264,13 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
   for (int il = 0; il < p.n_layer; ++il) {
     const LayerPlan& L = p.layers[il];
     c.begin_block();
-    if (p.post_norm) {
+    if (L.is_ssm()) {
+      TESSERA_RETURN_IF_ERROR(validate_ssm_layer(c, p, L));
+      if (!L.has_ffn()) {
+        TESSERA_RETURN_IF_ERROR(c.unchecked(L));
+        continue;
+      }
+    } else if (p.post_norm) {
       TESSERA_RETURN_IF_ERROR(c.role(L, R::attn_out_norm, {e}, true));
       TESSERA_RETURN_IF_ERROR(c.role(L, R::attn_out_norm_b, {e}));
       TESSERA_RETURN_IF_ERROR(c.role(L, R::layer_out_norm, {e}, true));
@@ -240,7 +281,9 @@ Status validate_plan(const ModelPlan& p, uint64_t file_size) {
       TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_norm, {e}));
       TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_norm_b, {e}));
     }
-    if (mla) {
+    if (L.is_ssm()) {
+      TESSERA_RETURN_IF_ERROR(c.role(L, R::ffn_norm, {e}));  // the FFN of a hybrid's SSM block
+    } else if (mla) {
       TESSERA_RETURN_IF_ERROR(validate_mla_layer(c, p, L));
     } else if (L.wqkv >= 0) {
       // Fused projection: rows [q | k | v], split by the executor.
@@ -322,6 +365,9 @@ Status load_model(const std::string& path, ModelPlan plan, BackendKind kind, con
   auto model = std::make_shared<LoadedModel>();
   TESSERA_RETURN_IF_ERROR(model->file.open(path));
   TESSERA_RETURN_IF_ERROR(validate_plan(plan, model->file.size()));
+  if (kind == BackendKind::Cuda && uses_recurrent_state(plan))
+    return Status::error(StatusCode::BackendUnavailable, "the CUDA backend does not run state-space models (" +
+                                                             plan.architecture + ") yet; load it with backend \"cpu\"");
   if (kind == BackendKind::Cuda && uses_encoder_features(plan))
     return Status::error(StatusCode::BackendUnavailable, "the CUDA backend does not run encoder models (" +
                                                              plan.architecture + ") yet; load it with backend \"cpu\"");

@@ -76,6 +76,28 @@ struct MlaParams {
   int head_dim_v = 0;      // per-head value size after wv_b
 };
 
+// Mamba-2 selective state-space blocks (lib/arch/mamba2.ts; llama.cpp's build_mamba2_layer).
+// A block whose ssm_in is set runs, on its normalized input, in_proj -> [z | xBC | dt];
+// a causal depthwise conv of d_conv taps over xBC (+ bias, SiLU); the selective scan of
+// n_head heads of head_dim = d_inner / n_head channels, each with a d_state state and a
+// scalar decay, B and C shared by the heads of each of n_group groups; + D * x; * SiLU(z);
+// RMSNorm per group; out_proj. Each sequence carries, per SSM block, a conv state
+// [d_conv - 1][conv channels] and a scan state [n_head][head_dim][d_state] (kv_cache.h).
+struct SsmParams {
+  static constexpr int kMaxConv = 16;  // most conv taps the executors take (files have 4)
+  int d_conv = 0;   // conv taps (0: no SSM blocks)
+  int d_inner = 0;  // n_head * head_dim
+  int d_state = 0;
+  int n_group = 0;
+  int n_head = 0;   // the file's time_step_rank
+
+  int head_dim() const { return n_head > 0 ? d_inner / n_head : 0; }
+  int64_t conv_channels() const { return d_inner + 2 * int64_t(n_group) * d_state; }
+  int64_t in_proj_width() const { return d_inner + conv_channels() + n_head; }
+  // Floats of one sequence's state in one SSM block: conv window, then scan state.
+  int64_t state_floats() const { return (d_conv - 1) * conv_channels() + int64_t(d_inner) * d_state; }
+};
+
 // Every tensor field is an index into ModelPlan::tensors, -1 when absent. The fields are
 // the rows of core/layer_roles.h (kind, GGUF name, presence); what they hold:
 //   attn_*/w[qkvo]/b[qkvo]: attention; q_norm/k_norm: per-head RMSNorm of q and k (qwen3).
@@ -95,6 +117,10 @@ struct LayerPlan {
   // blocks: rope.freq_base_swa, unscaled); 0: the plan's.
   float rope_freq_base = 0.f;
   float rope_freq_scale = 0.f;
+
+  // A Mamba-2 block (see SsmParams) in place of attention; it has an FFN only with ffn_norm.
+  bool is_ssm() const { return ssm_in >= 0; }
+  bool has_ffn() const { return !is_ssm() || ffn_norm >= 0; }
 
   int& operator[](LayerRole r);
   int operator[](LayerRole r) const { return const_cast<LayerPlan&>(*this)[r]; }
@@ -140,6 +166,7 @@ struct ModelPlan {
   RopeParams rope;
   MoeParams moe;
   MlaParams mla;
+  SsmParams ssm;
 
   // Encoders (bert, nomic-bert; lib/arch/types.ts EncoderRecipe). causal = false: a row sees
   // every position of its sequence in the step, and a sequence runs whole, from position 0,
@@ -193,6 +220,20 @@ inline float attention_temperature(int pos, float scale, int floor_len) {
 inline bool uses_encoder_features(const ModelPlan& p) {
   return !p.causal || p.post_norm || !p.ffn_gated || !p.lm_head || p.pos_embd >= 0 || p.token_types >= 0 ||
          p.tok_embd_norm >= 0;
+}
+
+// Whether the plan has blocks with per-sequence recurrent state (SSM blocks).
+inline bool uses_recurrent_state(const ModelPlan& p) {
+  for (const LayerPlan& L : p.layers)
+    if (L.is_ssm()) return true;
+  return false;
+}
+
+// Attention blocks: those whose keys and values the KV cache holds.
+inline int attention_layer_count(const ModelPlan& p) {
+  int n = 0;
+  for (const LayerPlan& L : p.layers) n += L.is_ssm() ? 0 : 1;
+  return n;
 }
 
 }  // namespace tessera

@@ -78,7 +78,8 @@ void CpuExecutor::layout(BumpAllocator& a) {
   s_.logits = a.take<float>(p.n_vocab);
   const MlaParams& m = p.mla;
   const int64_t mla_o_w = int64_t(p.n_head) * m.head_dim_v;
-  const int64_t widest_input = std::max(max3(p.n_embd, o_w, ff), std::max<int64_t>(m.q_lora_rank, mla_o_w));
+  const int64_t widest_input =
+      std::max(max3(p.n_embd, o_w, ff), max3(m.q_lora_rank, mla_o_w, p.ssm.d_inner));
   for (ActFormat f : kEncodedActFormats) s_.act[static_cast<int>(f)] = a.take<uint8_t>(act_bytes(f, widest_input, batch_));
   s_.attn_scratch = a.take<float>(attn_scratch_floats_ * pool_->size());
   s_.pos = a.take<int32_t>(B);
@@ -106,6 +107,12 @@ void CpuExecutor::layout(BumpAllocator& a) {
     for (ActFormat f : kEncodedActFormats)
       s_.moe_act[static_cast<int>(f)] = a.take<uint8_t>(act_bytes(f, std::max<int64_t>(p.n_embd, fe), int(B * K)));
     s_.shexp_gate = a.take<float>(B);
+  }
+  if (uses_recurrent_state(p)) {
+    const int64_t P = p.ssm.in_proj_width();
+    s_.ssm_zx = a.take<float>(B * P);
+    s_.ssm_y = a.take<float>(B * P);
+    s_.ssm_g = a.take<float>(B * p.ssm.d_inner);
   }
   if (m.kv_lora_rank > 0) {
     const int64_t H = p.n_head, head_w = std::max(m.head_dim_nope, m.kv_lora_rank);
@@ -157,7 +164,9 @@ Status CpuExecutor::init(const ExecutorOptions& options) {
   TESSERA_RETURN_IF_ERROR(kv_.allocate(block_bytes_ * n_blocks_, "KV cache"));
   kv_layers_.resize(p.n_layer);
   uint8_t* cursor = kv_.data();
-  for (KvLayer& kv : kv_layers_) {
+  for (int il = 0; il < p.n_layer; ++il) {
+    KvLayer& kv = kv_layers_[il];
+    if (p.layers[il].is_ssm()) continue;  // no keys or values: its state is in ssm_states_
     kv.k = cursor;
     cursor += layer_blocks * k_tile;
     kv.v = latent_cache ? nullptr : cursor;
@@ -167,6 +176,21 @@ Status CpuExecutor::init(const ExecutorOptions& options) {
     kv.n_head_kv = p.n_head_kv;
     kv.type = options.kv_type;
     kv.v_in_k = latent_cache;
+  }
+
+  if (uses_recurrent_state(p)) {
+    // The checkpoints beside the KV cache (core/kv_cache.h); pages commit as blocks are written.
+    ssm_block_floats_ = ssm_state_block_floats(p);
+    ssm_layer_offset_.assign(p.n_layer, -1);
+    int64_t off = 0;
+    for (int il = 0; il < p.n_layer; ++il)
+      if (p.layers[il].is_ssm()) {
+        ssm_layer_offset_[il] = off;
+        off += p.ssm.state_floats();
+      }
+    TESSERA_RETURN_IF_ERROR(ssm_states_.allocate(ssm_block_floats_ * sizeof(float) * n_blocks_, "recurrent state"));
+    block_bytes_ += ssm_block_floats_ * sizeof(float);
+    ssm_segments_.resize(batch_);
   }
 
   BumpAllocator measure(nullptr);
@@ -179,9 +203,12 @@ Status CpuExecutor::init(const ExecutorOptions& options) {
 
 void CpuExecutor::copy_block(int src, int dst) {
   for (const KvLayer& kv : kv_layers_) {
+    if (!kv.k) continue;  // an SSM layer
     std::memcpy(kv.key_tile(dst, 0), kv.key_tile(src, 0), kv.k_tile * kv.n_head_kv);
     if (kv.v) std::memcpy(kv.value_tile(dst, 0), kv.value_tile(src, 0), kv.v_tile * kv.n_head_kv);
   }
+  if (ssm_block_floats_)
+    std::memcpy(ssm_state(dst, -1), ssm_state(src, -1), ssm_block_floats_ * sizeof(float));
 }
 
 Status CpuExecutor::step(const StepBatch& b, float* logits) {
@@ -230,6 +257,7 @@ Status CpuExecutor::step(const StepBatch& b, float* logits) {
     }
     const int n_hidden = next_hidden - first_hidden;
     float* hidden = n_hidden ? b.hidden + int64_t(first_hidden) * plan_.n_embd : nullptr;
+    if (ssm_block_floats_) plan_ssm_segments(n);
     stop_ = false;
     trace_row0_ = done;
     const int threads = chooser_.pick(n);
@@ -267,6 +295,8 @@ void CpuExecutor::encode(const float* x, int n, int64_t cols, unsigned mask, int
     if (mask & format_bit(f)) quantize_act(f, x, n, cols, s_.act[static_cast<int>(f)], ith, nth);
   pool_->barrier();
 }
+
+unsigned CpuExecutor::format_bit_of(int weight) const { return format_bit(act_format_for(backend_.weight(weight).type)); }
 
 const void* CpuExecutor::act_for(int weight, const float* x) const {
   ActFormat f = act_format_for(backend_.weight(weight).type);
@@ -323,11 +353,14 @@ void CpuExecutor::forward(const int32_t* tokens, int n, int n_logits, float* log
   if (p.token_types >= 0 || p.pos_embd >= 0 || p.tok_embd_norm >= 0) input_embeddings(n, ith, nth);
 
   for (int il = 0; il < p.n_layer; ++il) {
-    if (p.mla.kv_lora_rank > 0)
+    const LayerPlan& L = p.layers[il];
+    if (L.is_ssm())
+      ssm_block(il, n, ith, nth);
+    else if (p.mla.kv_lora_rank > 0)
       mla_attention_block(il, n, ith, nth);
     else
       attention_block(il, n, ith, nth);
-    ffn_block(il, n, ith, nth);
+    if (L.has_ffn()) ffn_block(il, n, ith, nth);
     if (trace_) {
       pool_->barrier();  // the residual add of the block is done
       trace_layer(il, n, ith, nth);

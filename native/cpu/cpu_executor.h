@@ -105,6 +105,10 @@ class CpuExecutor final : public Executor {
     float* mla_kv = nullptr;          // [B][kv_lora + rope] latent and k_pe: the cache row
     float* mla_heads = nullptr;       // [n_head][B][max(nope, kv_lora)] head-major staging
     float* mla_out = nullptr;         // [B][n_head * head_dim_v] attention output after wv_b
+    // Mamba-2 blocks (plans with SSM blocks; P = the in_proj width, see SsmParams).
+    float* ssm_zx = nullptr;          // [B][P] in_proj output [z | xBC | dt]; the conv writes its xBC in place
+    float* ssm_y = nullptr;           // [B][P] scan output (the first d_inner of each row)
+    float* ssm_g = nullptr;           // [B][d_inner] gated, normalized: out_proj's input
     void* mla_act[5] = {};            // encoded mla_heads rows per ActFormat
   };
 
@@ -170,6 +174,11 @@ class CpuExecutor final : public Executor {
   // Tracing (a step with StepBatch::trace): after layer il, the residual norms and the
   // logit lens of the chunk's n rows; ends with a barrier.
   void trace_layer(int il, int n, int ith, int nth);
+  // Mamba-2 (ssm_block.cpp): the block il on the chunk's n rows, residual add included; and
+  // the chunk's segments, computed on the calling thread before the chunk runs.
+  void ssm_block(int il, int n, int ith, int nth);
+  void plan_ssm_segments(int n);
+  float* ssm_state(int block, int il) const;
 
   const CpuBackend& backend_;
   const ModelPlan& plan_;
@@ -196,6 +205,21 @@ class CpuExecutor final : public Executor {
   bool stop_ = false;      // sampled by thread 0 from the abort flag, read by all after a barrier
   int n_active_ = 0;       // experts with tokens in the current MoE block (set by thread 0)
   int64_t ffn_width_ = 0;  // widest dense FFN (n_ff, or the shared expert's width)
+  // Recurrent state (SSM blocks): per KV block, every SSM layer's state checkpoint
+  // (core/kv_cache.h), block-major so a block copy is one memcpy.
+  AlignedBuffer ssm_states_;
+  uint64_t ssm_block_floats_ = 0;
+  std::vector<int64_t> ssm_layer_offset_;  // [n_layer] floats into a block's checkpoints, -1: attention layer
+  // A chunk's rows as segments: consecutive rows of one sequence within one KV block, run
+  // in order; before the first row the block's state comes from `src` (a block id), zeros
+  // (kSsmZero: the row is position 0) or is already in place (kSsmInPlace).
+  struct SsmSegment {
+    int row0 = 0, n = 0, dst = 0, src = 0;
+  };
+  static constexpr int kSsmZero = -1, kSsmInPlace = -2;
+  std::vector<SsmSegment> ssm_segments_;
+  int n_ssm_segments_ = 0;
+  unsigned format_bit_of(int weight) const;
 };
 
 }  // namespace tessera::cpu

@@ -283,4 +283,42 @@ enum class VectorMetric { Dot = 0, L2 = 1 };
 void vector_topk(const float* data, int64_t n, int dim, const float* query, VectorMetric metric, int k, int32_t* rows,
                  float* scores, int ith, int nth);
 
+// ---------------------------------------------------------------- Mamba-2 (ssm_conv.cpp, ssm_scan.cpp)
+
+// The most conv taps ssm_conv takes (Mamba-2 files use 4).
+constexpr int kMaxSsmConv = SsmParams::kMaxConv;
+
+// (ssm_conv.cpp) Causal depthwise conv over n_rows consecutive rows of one sequence, for
+// channels [c0, c1): y[t][c] = sum_k win_t[k] * w[c][k] + bias[c] (bias may be null), where win_t is the
+// d_conv - 1 inputs before row t then x[t][c], summed from the oldest tap (ggml_ssm_conv's
+// order); the d_conv - 1 inputs before the first row come from state [d_conv - 1][channels]
+// (oldest first), which is left holding the last d_conv - 1 inputs. y may alias x (each
+// channel is read before it is written).
+void ssm_conv(float* state, const float* x, int64_t ldx, int n_rows, const float* w, const float* bias, int64_t channels,
+              int d_conv, float* y, int64_t ldy, int64_t c0, int64_t c1);
+
+// (ssm_scan.cpp) Mamba-2's selective scan over n_rows consecutive rows of one sequence, for
+// heads [h0, h1). Per head h of group g = h / (n_head / n_group) and row t, with
+// dt' = softplus(dt[t][h] + dt_bias[h]):
+//   state[h] = state[h] * exp(dt' * A[h]) + (x[t][h] * dt') (outer) B[t][g]
+//   y[t][h]  = state[h] . C[t][g] + x[t][h] * D[h]
+// state is [n_head][head_dim][d_state], updated in place; x [n_head][head_dim], B and C
+// [n_group][d_state] are rows of ld_x (the conv output), dt rows of ld_dt.
+struct SsmScanArgs {
+  float* state = nullptr;
+  const float* x = nullptr;
+  const float* B = nullptr;
+  const float* C = nullptr;
+  int64_t ld_x = 0;
+  const float* dt = nullptr;
+  int64_t ld_dt = 0;
+  const float* dt_bias = nullptr;  // [n_head]
+  const float* A = nullptr;        // [n_head]
+  const float* D = nullptr;        // [n_head]
+  float* y = nullptr;              // rows of ld_y: [n_head][head_dim]
+  int64_t ld_y = 0;
+  int n_rows = 0, n_head = 0, head_dim = 0, d_state = 0, n_group = 0;
+};
+void ssm_scan(const SsmScanArgs& a, int h0, int h1);
+
 }  // namespace tessera::cpu

@@ -222,6 +222,18 @@ describe.runIf(available)("CUDA backend (emulated) errors", () => {
     expect(String((err as Error).message)).toMatch(/backend: "cpu"/);
   });
 
+  it("refuses a state-space model (mamba2) with a coded error naming the CPU backend", async () => {
+    const file = path.join(dir, "mamba2.gguf");
+    const shape: ModelShape = { architecture: "mamba2", nLayer: 1, nEmbd: 64, nHead: 0, nHeadKv: 0, nFf: 0, contextLength: 4096, ssm: { dConv: 4, dInner: 128, dState: 16, nGroup: 1, nHead: 4 } };
+    writeSyntheticModel(file, shape, { weights: "F32", vocab: "stories", seed: 1 });
+    const err = await loadModel(file, { backend: "cuda" }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isTesseraError(err) && err.code).toBe("ERR_BACKEND_UNAVAILABLE");
+    expect(String((err as Error).message)).toMatch(/state-space models \(mamba2\).*backend "cpu"/);
+  });
+
   it("rejects positions past the context and keeps working", async () => {
     model = await loadModel(stories260K, { backend: "cuda", contextSize: 8 });
     const session = model.createSession();

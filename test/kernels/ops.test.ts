@@ -17,6 +17,8 @@ import {
   rmsNormRef,
   ropeRef,
   softmaxRef,
+  ssmConvRef,
+  ssmScanRef,
   swigluRef,
   type RopeRefParams,
 } from "../../dev/kernels/reference.js";
@@ -529,6 +531,69 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
     expect(medianGBps).toBeGreaterThan(0.02);
     expect(bestGBps).toBeGreaterThanOrEqual(medianGBps);
     expect(bestGBps).toBeLessThan(2000);
+  });
+});
+
+/** The Mamba-2 ops (scalar on every ISA): fp32 sums of a few taps, and a scan whose decay < 1 keeps rounding from growing. */
+const SSM_BUDGET = 1e-5;
+
+describe("Mamba-2 ops against float64", () => {
+  it("ssm_conv: odd channel counts, 3 and 4 taps, 1 to 33 rows, from a nonzero window", () => {
+    const g = new Gaussian();
+    for (const [channels, dConv, rows] of [
+      [37, 4, 1],
+      [37, 4, 33],
+      [5, 3, 7],
+      [130, 4, 2],
+    ]) {
+      const state = g.array((dConv - 1) * channels);
+      const x = g.array(rows * channels);
+      const w = g.array(channels * dConv, 0.5);
+      const bias = g.array(channels, 0.1);
+      const ref = ssmConvRef(state, x, rows, w, bias, channels, dConv);
+      for (const threads of [1, 2, 3]) {
+        const got = kernels().ssmConv(state, x, rows, w, bias, channels, dConv, threads);
+        expectWithin(checkOp("ssm_conv", got.y, ref.y, SSM_BUDGET), `${channels}x${dConv} rows ${rows} threads ${threads}`);
+        expect(Array.from(got.state)).toEqual(Array.from(ref.state, Math.fround));  // the window is copied, not computed
+      }
+    }
+  });
+
+  it("ssm_scan: odd head, state and group sizes, from a nonzero state", () => {
+    const g = new Gaussian();
+    for (const [nHead, headDim, dState, nGroup, rows] of [
+      [6, 5, 13, 3, 7],
+      [1, 3, 1, 1, 1],
+      [8, 16, 16, 2, 40],
+      [3, 7, 5, 1, 3],
+    ]) {
+      const inner = nHead * headDim;
+      const state = g.array(inner * dState, 0.5);
+      const x = g.array(rows * inner);
+      const B = g.array(rows * nGroup * dState);
+      const C = g.array(rows * nGroup * dState);
+      const dt = g.array(rows * nHead, 2);  // softplus both sides of 20 is not reached; both branches of its sign are
+      const dtBias = g.array(nHead, 0.5, -1);
+      const A = Float32Array.from(g.array(nHead, 0.5, 1), (v) => -Math.exp(v));
+      const D = g.array(nHead, 0.1, 1);
+      const ref = ssmScanRef(state, x, B, C, dt, dtBias, A, D, { nRows: rows, nHead, headDim, dState, nGroup });
+      for (const threads of [1, 2, 3]) {
+        const got = kernels().ssmScan(state, x, B, C, dt, dtBias, A, D, rows, nHead, headDim, dState, nGroup, threads);
+        const tag = `${nHead}x${headDim}x${dState}/${nGroup} rows ${rows} threads ${threads}`;
+        expectWithin(checkOp("ssm_scan", got.y, ref.y, SSM_BUDGET), tag);
+        expectWithin(checkOp("ssm_scan state", got.state, ref.state, SSM_BUDGET), tag);
+      }
+    }
+  });
+
+  it("ssm_scan: a time step past softplus's linear threshold (20) and a bad group count", () => {
+    // Two heads of one value, one group of a one-value state: dt 25 takes softplus's x branch.
+    const x = Float32Array.of(1, 2), B = Float32Array.of(0.5), C = Float32Array.of(2);
+    const dt = Float32Array.of(25, -30), zero = new Float32Array(2), A = Float32Array.of(-1, -1), D = Float32Array.of(1, 1);
+    const got = kernels().ssmScan(Float32Array.of(3, 4), x, B, C, dt, zero, A, D, 1, 2, 1, 1, 1, 1);
+    const ref = ssmScanRef(Float32Array.of(3, 4), x, B, C, dt, zero, A, D, { nRows: 1, nHead: 2, headDim: 1, dState: 1, nGroup: 1 });
+    expectWithin(checkOp("ssm_scan", got.y, ref.y, SSM_BUDGET));
+    expect(() => kernels().ssmScan(Float32Array.of(3, 4), x, Float32Array.of(0, 0, 0), Float32Array.of(0, 0, 0), dt, zero, A, D, 1, 2, 1, 1, 3, 1)).toThrow(/multiple of nGroup/);
   });
 });
 

@@ -55,7 +55,7 @@ describe.runIf(hasShared)("coded errors from loadModel and sessions", () => {
     const f = write("arch.gguf", storiesVariant((m) => m.set("general.architecture", kv.str("transformer-xyz"))));
     await expectCode(loadModel(f), "ERR_UNKNOWN_ARCHITECTURE");
     // The refusal names what does run and what does not yet.
-    await expect(loadModel(f)).rejects.toThrow(/Tessera runs llama, .*gemma2.*Not supported yet, among others: .*granitehybrid/);
+    await expect(loadModel(f)).rejects.toThrow(/Tessera runs llama, .*gemma2.*Not supported yet, among others: .*nemotron_h/);
   });
 
   it("a weight type the kernels cannot compute", async () => {

@@ -23,9 +23,11 @@ describe("layer roles", () => {
 
   it("the matmul roles are MATMUL_ROLES; every other role is an F32 norm or bias", () => {
     expect(new Set(roles.filter((r) => r.kind === "matmul").map((r) => r.name))).toEqual(new Set(MATMUL_ROLES));
-    // Biases are named .bias, but for gpt-oss's sinks: a vector per head, F32 like a bias.
-    for (const r of roles.filter((r) => r.kind !== "matmul"))
-      expect(r.suffix, r.name).toMatch(r.kind === "norm" ? /norm\.weight$/ : /\.bias$|^attn_sinks\.weight$/);
+    // "param": any other F32 tensor (Mamba-2's conv taps, decays, skips; gpt-oss's sinks), named neither way.
+    for (const r of roles.filter((r) => r.kind !== "matmul")) {
+      if (r.kind === "param") expect(r.suffix, r.name).not.toMatch(/norm\.weight$|\.bias$/);
+      else expect(r.suffix, r.name).toMatch(r.kind === "norm" ? /norm\.weight$/ : /\.bias$/);
+    }
   });
 
   describe("C++ checks a plan built elsewhere", () => {
