@@ -81,6 +81,43 @@ struct BlockQ8_K {
 };
 static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block is 292 bytes");
 
+// ---- K-quants added for issue 28 (Q5_K, Q3_K, Q2_K, IQ4_XS).
+
+// Super-block of 256 weights in 8 sub-blocks of 32: w = d * sc * q - dmin * m as Q4_K
+// (same 6-bit scale/min packing), with a 5th bit per value: element 64j + l (j = 0..3,
+// l < 32) takes its low 4 bits from qs[32j + l] (low nibble) and its 5th from bit 2j of
+// qh[l]; element 64j + 32 + l the high nibble and bit 2j + 1.
+struct BlockQ5_K {
+  uint16_t d;     // fp16 super-block scale for sub-block scales
+  uint16_t dmin;  // fp16 super-block scale for sub-block mins
+  uint8_t scales[K_SCALE_SIZE];
+  uint8_t qh[QK_K / 8];
+  uint8_t qs[QK_K / 2];
+};
+static_assert(sizeof(BlockQ5_K) == 176, "Q5_K block is 176 bytes");
+
+// Super-block of 256 weights in 16 sub-blocks of 16: w = d * (sc - 32) * (q - 4), 3-bit q
+// with its low 2 bits in qs (element 128h + 32s + l: bits 2s..2s+1 of qs[32h + l]) and its
+// high bit in hmask (element 32g + l: bit g of hmask[l]); 6-bit sc packed in `scales` (low
+// 4 bits of sub-block j in the low (j < 8) or high nibble of byte j % 8, high 2 bits at bit
+// 2 (j / 4) of byte 8 + j % 4).
+struct BlockQ3_K {
+  uint8_t hmask[QK_K / 8];
+  uint8_t qs[QK_K / 4];
+  uint8_t scales[12];
+  uint16_t d;  // fp16
+};
+static_assert(sizeof(BlockQ3_K) == 110, "Q3_K block is 110 bytes");
+
+// The 16 scales of a Q3_K super-block, sc - 32 in -32..31.
+static inline void q3k_scales(const uint8_t* packed, int8_t out[16]) {
+  for (int j = 0; j < 16; ++j) {
+    const int lo = j < 8 ? packed[j] & 0xF : packed[j - 8] >> 4;
+    const int hi = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
+    out[j] = static_cast<int8_t>((lo | (hi << 4)) - 32);
+  }
+}
+
 // Where the fp16 scales of one block of a weight type sit: the load-time non-finite check
 // (core/tensor_check.cpp) reads them, since one NaN scale makes its whole block NaN. count 0:
 // none (float types, and types no kernel computes with). Beside the block structs, so a new
@@ -97,6 +134,8 @@ static constexpr BlockScales ggml_block_scales(GgmlType type) {
     case GgmlType::Q8_0: return {{offsetof(BlockQ8_0, d), 0}, 1};
     case GgmlType::Q4_K: return {{offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)}, 2};
     case GgmlType::Q6_K: return {{offsetof(BlockQ6_K, d), 0}, 1};
+    case GgmlType::Q5_K: return {{offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)}, 2};
+    case GgmlType::Q3_K: return {{offsetof(BlockQ3_K, d), 0}, 1};
     default: return {{0, 0}, 0};
   }
 }
