@@ -19,7 +19,7 @@ import { Rng } from "../lib/sampling/rng.js";
 
 export type WeightScheme = "F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_K" | "Q6_K" | "Q4_K_M" | IssueKScheme;
 /** Issue 28's K-quant types, and llama.cpp's Q5_K_M / Q3_K_M per-tensor mixes. */
-export type IssueKScheme = "Q5_K" | "Q5_K_M" | "Q3_K" | "Q3_K_M";
+export type IssueKScheme = "Q5_K" | "Q5_K_M" | "Q3_K" | "Q3_K_M" | "Q2_K" | "IQ4_XS";
 export type VocabSource = "stories" | "llama3" | "qwen2" | "smollm2" | "bert-bge";
 
 export interface MoeShape {
@@ -293,7 +293,7 @@ const useMoreBits = (i: number, n: number) => i < Math.trunc(n / 8) || i >= Math
  */
 function issueKMixType(scheme: IssueKScheme, role: string, layer: [number, number] | undefined): GGMLType {
   const [i, n] = layer ?? [0, 1];
-  if (scheme === "Q5_K" || scheme === "Q3_K") return GGMLType[scheme];
+  if (scheme === "Q5_K" || scheme === "Q3_K" || scheme === "Q2_K" || scheme === "IQ4_XS") return GGMLType[scheme];
   if (role === "output") return GGMLType.Q6_K;
   if (scheme === "Q5_K_M") return (role === "attn_v" || role === "ffn_down") && layer && useMoreBits(i, n) ? GGMLType.Q6_K : GGMLType.Q5_K;
   if (role === "attn_v") return i < 2 ? GGMLType.Q5_K : GGMLType.Q4_K;
@@ -311,7 +311,7 @@ function matmulType(scheme: WeightScheme, role: string, cols: number, outputType
   if (role === "ffn_gate_inp") return GGMLType.F32;
   if (role === "output" && outputType !== undefined) t = outputType;
   else if (scheme === "Q4_K_M") t = role === "output" || role === "attn_v" || role === "ffn_down" ? GGMLType.Q6_K : GGMLType.Q4_K;
-  else if (scheme === "Q5_K" || scheme === "Q5_K_M" || scheme === "Q3_K" || scheme === "Q3_K_M") t = issueKMixType(scheme, role, layer);
+  else if (scheme === "Q5_K" || scheme === "Q5_K_M" || scheme === "Q3_K" || scheme === "Q3_K_M" || scheme === "Q2_K" || scheme === "IQ4_XS") t = issueKMixType(scheme, role, layer);
   else t = GGMLType[scheme];
   // llama.cpp's quantizer falls back the same way for rows that are not whole super-blocks.
   if (K_QUANTS.has(t) && cols % 256 !== 0) t = GGMLType.Q8_0;

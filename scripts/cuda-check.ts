@@ -80,6 +80,8 @@ function checkCases(dir: string): CheckCase[] {
     ["llama Q5_K_M", small, "Q5_K_M", 40],
     ["llama Q3_K", small, "Q3_K", 40],
     ["llama Q3_K_M", small, "Q3_K_M", 40],
+    ["llama Q2_K", small, "Q2_K", 40],
+    ["llama IQ4_XS", small, "IQ4_XS", 40],
     ["qwen2 Q8_0 qkv bias", { ...small, architecture: "qwen2", ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true }, "Q8_0", 40],
     ["qwen3 Q4_K_M qk-norm head 64", { ...small, architecture: "qwen3", nHead: 8, headDim: 64, qkNorm: true, ropeFreqBase: 1e6 }, "Q4_K_M", 40],
     ["llama Q4_0 odd width 288, long prompt", { ...small, nEmbd: 288, nHead: 6, nHeadKv: 2, nFf: 736 }, "Q4_0", 700],

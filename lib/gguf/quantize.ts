@@ -106,7 +106,9 @@ const nearestInt = (x: number) => f(f(x) + 12582912) - 12582912;
  * weighted squared error (the least-squares scale and min for each candidate's levels).
  * Writes levels to L; returns [scale, -min].
  */
-function makeQkx2Quants(x: Float32Array, weights: Float32Array, nmax: number, L: Uint8Array, rmin: number, rdelta: number, nstep: number): [number, number] {
+function makeQkx2Quants(x: Float32Array, weights: Float32Array, nmax: number, L: Uint8Array, rmin: number, rdelta: number, nstep: number, useMad = false): [number, number] {
+  // useMad (Q2_K): weighted absolute instead of squared errors.
+  const err2 = (diff: number) => (useMad ? Math.abs(diff) : f(diff * diff));
   const n = x.length;
   let min = x[0];
   let max = x[0];
@@ -133,7 +135,7 @@ function makeQkx2Quants(x: Float32Array, weights: Float32Array, nmax: number, L:
   for (let i = 0; i < n; i++) {
     L[i] = clamp(nearestInt(f(iscale * shifted[i])), 0, nmax);
     const diff = f(f(f(scale * L[i]) + min) - x[i]);
-    bestError = f(bestError + f(weights[i] * f(diff * diff)));
+    bestError = f(bestError + f(weights[i] * err2(diff)));
   }
   const aux = new Uint8Array(n);
   for (let step = 0; step <= nstep; step++) {
@@ -160,7 +162,7 @@ function makeQkx2Quants(x: Float32Array, weights: Float32Array, nmax: number, L:
       let err = 0;
       for (let i = 0; i < n; i++) {
         const diff = f(f(f(thisScale * aux[i]) + thisMin) - x[i]);
-        err = f(err + f(weights[i] * f(diff * diff)));
+        err = f(err + f(weights[i] * err2(diff)));
       }
       if (err < bestError) {
         L.set(aux);
@@ -543,10 +545,191 @@ function dequantizeQ3_K(v: DataView, y: Float64Array, blocks: number): void {
   }
 }
 
+/** ggml's quantize_row_q2_K_ref: per 16 values a |x|-weighted absolute-error (scale, min) search, then 4-bit scales and mins. */
+function quantizeQ2_K(x: Float32Array, out: DataView, blocks: number): void {
+  const L = new Uint8Array(256);
+  const weights = new Float32Array(16);
+  const scales = new Float32Array(16);
+  const mins = new Float32Array(16);
+  for (let b = 0; b < blocks; b++) {
+    const base = b * 256;
+    const o = b * 84;
+    let maxScale = 0;
+    let maxMin = 0;
+    for (let j = 0; j < 16; j++) {
+      const xs = x.subarray(base + 16 * j, base + 16 * j + 16);
+      for (let l = 0; l < 16; l++) weights[l] = Math.abs(xs[l]);
+      [scales[j], mins[j]] = makeQkx2Quants(xs, weights, 3, L.subarray(16 * j, 16 * j + 16), -0.5, f(0.1), 15, true);
+      if (scales[j] > maxScale) maxScale = scales[j];
+      if (mins[j] > maxMin) maxMin = mins[j];
+    }
+    const packed = new Uint8Array(16);
+    let dh = 0;
+    let dminh = 0;
+    if (maxScale > 0) {
+      const iscale = f(15 / maxScale);
+      for (let j = 0; j < 16; j++) packed[j] = nearestInt(f(iscale * scales[j]));
+      dh = toHalf(f(maxScale / 15));
+    }
+    if (maxMin > 0) {
+      const iscale = f(15 / maxMin);
+      for (let j = 0; j < 16; j++) packed[j] |= nearestInt(f(iscale * mins[j])) << 4;
+      dminh = toHalf(f(maxMin / 15));
+    }
+    for (let j = 0; j < 16; j++) {
+      const d = f(fromHalf(dh) * (packed[j] & 0xf));
+      if (!d) continue;
+      const dm = f(fromHalf(dminh) * (packed[j] >> 4));
+      for (let i = 0; i < 16; i++) L[16 * j + i] = clamp(nearestInt(f(f(x[base + 16 * j + i] + dm) / d)), 0, 3);
+    }
+    for (let k = 0; k < 16; k++) out.setUint8(o + k, packed[k]);
+    for (let half = 0; half < 2; half++)
+      for (let l = 0; l < 32; l++) {
+        let q = 0;
+        for (let s = 0; s < 4; s++) q |= L[128 * half + 32 * s + l] << (2 * s);
+        out.setUint8(o + 16 + 32 * half + l, q);
+      }
+    out.setUint16(o + 80, dh, true);
+    out.setUint16(o + 82, dminh, true);
+  }
+}
+
+function dequantizeQ2_K(v: DataView, y: Float64Array, blocks: number): void {
+  for (let b = 0; b < blocks; b++) {
+    const o = b * 84;
+    const d = fromHalf(v.getUint16(o + 80, true));
+    const dmin = fromHalf(v.getUint16(o + 82, true));
+    for (let e = 0; e < 256; e++) {
+      const g = e >> 5, l = e & 31;
+      const sc = v.getUint8(o + (e >> 4));
+      const q = (v.getUint8(o + 16 + 32 * (g >> 2) + l) >> (2 * (g & 3))) & 3;
+      y[b * 256 + e] = d * (sc & 0xf) * q - dmin * (sc >> 4);
+    }
+  }
+}
+
+/** ggml's kvalues_iq4nl: IQ4_XS's non-linear 4-bit grid. */
+const IQ4_GRID = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+/** ggml's best_index_int8 over IQ4_GRID: the nearest grid index (ties to the upper). */
+function iq4Index(x: number): number {
+  if (x <= IQ4_GRID[0]) return 0;
+  if (x >= IQ4_GRID[15]) return 15;
+  let lo = 0;
+  let hi = 15;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (x < IQ4_GRID[mid]) hi = mid;
+    else lo = mid;
+  }
+  return x - IQ4_GRID[hi - 1] < IQ4_GRID[hi] - x ? hi - 1 : hi;
+}
+
+/**
+ * ggml's quantize_row_iq4_xs_ref (quantize_row_iq4_nl_impl for 256-value super-blocks of
+ * 32, no importance matrix, 7 tries): per sub-block an x²-weighted scale search over the
+ * grid, then 6-bit scales under one fp16 d and the indexes re-picked for the rounded scale.
+ */
+function quantizeIQ4_XS(x: Float32Array, out: DataView, blocks: number): void {
+  const L = new Uint8Array(256);
+  const scales = new Float32Array(8);
+  const ntry = 7;
+  for (let b = 0; b < blocks; b++) {
+    const base = b * 256;
+    const o = b * 136;
+    let maxScale = 0;
+    let amaxScale = 0;
+    for (let ib = 0; ib < 8; ib++) {
+      const xb = x.subarray(base + 32 * ib, base + 32 * ib + 32);
+      let amax = 0;
+      let max = 0;
+      for (let j = 0; j < 32; j++) {
+        const ax = Math.abs(xb[j]);
+        if (ax > amax) {
+          amax = ax;
+          max = xb[j];
+        }
+      }
+      if (amax < GROUP_MAX_EPS) {
+        scales[ib] = 0;
+        continue;
+      }
+      let d = f(-max / IQ4_GRID[0]);
+      let id = f(1 / d);
+      const fit = (idv: number, keep: boolean): [number, number] => {
+        let sumqx = 0;
+        let sumq2 = 0;
+        for (let j = 0; j < 32; j++) {
+          const l = iq4Index(f(idv * xb[j]));
+          if (keep) L[32 * ib + j] = l;
+          const q = IQ4_GRID[l];
+          const w = f(xb[j] * xb[j]);
+          sumqx = f(sumqx + f(f(w * q) * xb[j]));
+          sumq2 = f(sumq2 + f(f(w * q) * q));
+        }
+        return [sumqx, sumq2];
+      };
+      let [sumqx, sumq2] = fit(id, true);
+      d = sumq2 > 0 ? f(sumqx / sumq2) : 0;
+      let best = f(d * sumqx);
+      for (let itry = -ntry; itry <= ntry; itry++) {
+        id = f((itry + IQ4_GRID[0]) / max);
+        [sumqx, sumq2] = fit(id, false);
+        if (sumq2 > 0 && f(sumqx * sumqx) > f(best * sumq2)) {
+          d = f(sumqx / sumq2);
+          best = f(d * sumqx);
+        }
+      }
+      scales[ib] = d;
+      if (Math.abs(d) > amaxScale) {
+        amaxScale = Math.abs(d);
+        maxScale = d;
+      }
+    }
+    const d = f(-maxScale / 32);
+    const dh = toHalf(d);
+    const id = d ? f(1 / d) : 0;
+    let scalesH = 0;
+    const scalesL = new Uint8Array(4);
+    for (let ib = 0; ib < 8; ib++) {
+      let l = clamp(nearestInt(f(id * scales[ib])), -32, 31);
+      const dl = f(d * l);
+      const idl = dl ? f(1 / dl) : 0;
+      for (let j = 0; j < 32; j++) L[32 * ib + j] = iq4Index(f(idl * x[base + 32 * ib + j]));
+      l += 32;
+      if (ib % 2 === 0) scalesL[ib >> 1] = l & 0xf;
+      else scalesL[ib >> 1] |= (l & 0xf) << 4;
+      scalesH |= (l >> 4) << (2 * ib);
+    }
+    out.setUint16(o, dh, true);
+    out.setUint16(o + 2, scalesH, true);
+    for (let k = 0; k < 4; k++) out.setUint8(o + 4 + k, scalesL[k]);
+    for (let i = 0; i < 8; i++) for (let j = 0; j < 16; j++) out.setUint8(o + 8 + 16 * i + j, L[32 * i + j] | (L[32 * i + 16 + j] << 4));
+  }
+}
+
+function dequantizeIQ4_XS(v: DataView, y: Float64Array, blocks: number): void {
+  for (let b = 0; b < blocks; b++) {
+    const o = b * 136;
+    const d = fromHalf(v.getUint16(o, true));
+    const sh = v.getUint16(o + 2, true);
+    for (let ib = 0; ib < 8; ib++) {
+      const ls = ((v.getUint8(o + 4 + (ib >> 1)) >> (4 * (ib & 1))) & 0xf) | (((sh >> (2 * ib)) & 3) << 4);
+      for (let j = 0; j < 16; j++) {
+        const q = v.getUint8(o + 8 + 16 * ib + j);
+        y[b * 256 + 32 * ib + j] = d * (ls - 32) * IQ4_GRID[q & 0xf];
+        y[b * 256 + 32 * ib + 16 + j] = d * (ls - 32) * IQ4_GRID[q >> 4];
+      }
+    }
+  }
+}
+
 /** Dequantizers of the issue-28 types, float64 as the others. */
 const DEQUANTIZERS_K: Partial<Record<GGMLType, (v: DataView, y: Float64Array, blocks: number) => void>> = {
   [GGMLType.Q5_K]: dequantizeQ5_K,
   [GGMLType.Q3_K]: dequantizeQ3_K,
+  [GGMLType.Q2_K]: dequantizeQ2_K,
+  [GGMLType.IQ4_XS]: dequantizeIQ4_XS,
 };
 
 const QUANTIZERS: Partial<Record<GGMLType, (x: Float32Array, out: DataView, blocks: number) => void>> = {
@@ -556,6 +739,8 @@ const QUANTIZERS: Partial<Record<GGMLType, (x: Float32Array, out: DataView, bloc
   [GGMLType.Q6_K]: quantizeQ6_K,
   [GGMLType.Q5_K]: quantizeQ5_K,
   [GGMLType.Q3_K]: quantizeQ3_K,
+  [GGMLType.Q2_K]: quantizeQ2_K,
+  [GGMLType.IQ4_XS]: quantizeIQ4_XS,
 };
 
 function checkShape(type: GGMLType, count: number, cols: number): { blockSize: number; typeSize: number } {

@@ -30,7 +30,9 @@
   X(Q4_K, Q8_K, Q4_Kx8)         \
   X(Q6_K, Q8_K, Gguf)           \
   X(Q5_K, Q8_K, Gguf)           \
-  X(Q3_K, Q8_K, Gguf)
+  X(Q3_K, Q8_K, Gguf)           \
+  X(Q2_K, Q8_K, Gguf)           \
+  X(IQ4_XS, Q8_K, Gguf)
 
 namespace tessera {
 

@@ -116,6 +116,34 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    case GgmlType::Q2_K: {
+      const BlockQ2_K* b = static_cast<const BlockQ2_K*>(src);
+      for (int64_t k = 0; k < n / QK_K; ++k) {
+        const float d = fp16_to_fp32(b[k].d), dmin = fp16_to_fp32(b[k].dmin);
+        float* y = dst + k * QK_K;
+        for (int j = 0; j < 16; ++j) {
+          const float dl = d * (b[k].scales[j] & 0xF), ml = dmin * (b[k].scales[j] >> 4);
+          for (int e = 16 * j; e < 16 * j + 16; ++e) y[e] = dl * ((b[k].qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3) - ml;
+        }
+      }
+      return;
+    }
+    case GgmlType::IQ4_XS: {
+      const BlockIQ4_XS* b = static_cast<const BlockIQ4_XS*>(src);
+      for (int64_t k = 0; k < n / QK_K; ++k) {
+        const float d = fp16_to_fp32(b[k].d);
+        float* y = dst + k * QK_K;
+        for (int j = 0; j < QK_K / 32; ++j) {
+          const float dl = d * iq4xs_scale(b[k], j);
+          const uint8_t* qs = b[k].qs + 16 * j;
+          for (int l = 0; l < 16; ++l) {
+            y[32 * j + l] = dl * kIq4Values[qs[l] & 0xF];
+            y[32 * j + l + 16] = dl * kIq4Values[qs[l] >> 4];
+          }
+        }
+      }
+      return;
+    }
     default: std::memset(dst, 0, size_t(n) * 4); return;  // model.cpp rejects other embedding types
   }
 }

@@ -655,6 +655,92 @@ void rows_q3_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   }
 }
 
+// Q2_K x Q8_K, one row x N tokens: 2-bit values as uint8 0..3 (maddubs takes them), each
+// 16-value sub-block weighted by its 4-bit scale (Q6_K's per-half scale shuffle); the 4-bit
+// mins times the activation's 16-value sums as 8 int32 lanes. Per super-block two fp32
+// multiply-adds into the 8 lanes, the mins' (by -d_x * dmin) first, then the values' (by
+// d_x * d), one horizontal sum per output: llama.cpp's vec_dot_q2_K order.
+template <int N>
+void rows_q2_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  const int64_t nb = t.cols / QK_K;
+  const __m256i m3 = _mm256_set1_epi8(3);
+  const BlockQ8_K* xrow[N];
+  for (int n = 0; n < N; ++n) xrow[n] = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + n) * t.act_stride);
+  for (int64_t r = r0; r < r1; ++r) {
+    const BlockQ2_K* wrow = reinterpret_cast<const BlockQ2_K*>(t.w + r * t.row_bytes);
+    __m256 acc[N];
+    for (int n = 0; n < N; ++n) acc[n] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const BlockQ2_K& wb = wrow[b];
+      for (int o = 0; o < 128; o += 64) _mm_prefetch(reinterpret_cast<const char*>(&wb) + 672 + o, _MM_HINT_T0);
+      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales));
+      const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(packed, _mm_set1_epi8(0xF)));
+      const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0xF)));
+      const __m256i scales[2] = {_mm256_permute4x64_epi64(sc16, 0x44), _mm256_permute4x64_epi64(sc16, 0xEE)};
+      __m256i sum[N];
+      for (int n = 0; n < N; ++n) sum[n] = _mm256_setzero_si256();
+      for (int half = 0; half < 2; ++half) {
+        const __m256i q2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.qs + 32 * half));
+        for (int q = 0; q < 4; ++q) {
+          const __m256i wq = _mm256_and_si256(q == 0 ? q2 : _mm256_srli_epi16(q2, 2 * q), m3);
+          const __m256i scale =
+              _mm256_shuffle_epi8(scales[half], _mm256_load_si256(reinterpret_cast<const __m256i*>(kQ6Scale.bytes[2 * q])));
+          for (int n = 0; n < N; ++n) {
+            const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].qs + 32 * (4 * half + q)));
+            sum[n] = _mm256_add_epi32(sum[n], _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), scale));
+          }
+        }
+      }
+      const float d = half(wb.d), dmin = half(wb.dmin);
+      for (int n = 0; n < N; ++n) {
+        const float xd = xrow[n][b].d;
+        const __m256i mins = _mm256_madd_epi16(mn16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].bsums)));
+        acc[n] = _mm256_fmadd_ps(_mm256_set1_ps(-xd * dmin), _mm256_cvtepi32_ps(mins), acc[n]);
+        acc[n] = _mm256_fmadd_ps(_mm256_set1_ps(xd * d), _mm256_cvtepi32_ps(sum[n]), acc[n]);
+      }
+    }
+    for (int n = 0; n < N; ++n) t.y[(k0 + n) * t.ldy + r] = hsum8(acc[n]);
+  }
+}
+
+// IQ4_XS x Q8_K, one row x N tokens: each 32-value sub-block's indexes looked up in the
+// grid (a byte shuffle), multiplied with the sign trick and weighted by the sub-block's
+// 6-bit scale; per super-block one fp32 multiply-add of the exact int32 lanes by d_w * d_x,
+// one horizontal sum per output: llama.cpp's vec_dot_iq4_xs lanes and order.
+template <int N>
+void rows_iq4_xs(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  const int64_t nb = t.cols / QK_K;
+  const __m128i grid = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values));
+  const __m128i m4 = _mm_set1_epi8(0xF);
+  const BlockQ8_K* xrow[N];
+  for (int n = 0; n < N; ++n) xrow[n] = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + n) * t.act_stride);
+  for (int64_t r = r0; r < r1; ++r) {
+    const BlockIQ4_XS* wrow = reinterpret_cast<const BlockIQ4_XS*>(t.w + r * t.row_bytes);
+    __m256 acc[N];
+    for (int n = 0; n < N; ++n) acc[n] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const BlockIQ4_XS& wb = wrow[b];
+      for (int o = 0; o < 192; o += 64) _mm_prefetch(reinterpret_cast<const char*>(&wb) + 1088 + o, _MM_HINT_T0);
+      __m256i sum[N];
+      for (int n = 0; n < N; ++n) sum[n] = _mm256_setzero_si256();
+      for (int j = 0; j < QK_K / 32; ++j) {
+        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.qs + 16 * j));
+        const __m256i wq = _mm256_set_m128i(_mm_shuffle_epi8(grid, _mm_and_si128(_mm_srli_epi16(packed, 4), m4)),
+                                            _mm_shuffle_epi8(grid, _mm_and_si128(packed, m4)));
+        const __m256i abs_w = _mm256_sign_epi8(wq, wq);
+        const __m256i scale = _mm256_set1_epi16(int16_t(iq4xs_scale(wb, j)));
+        for (int n = 0; n < N; ++n) {
+          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].qs + 32 * j));
+          sum[n] = _mm256_add_epi32(sum[n], _mm256_madd_epi16(_mm256_maddubs_epi16(abs_w, _mm256_sign_epi8(xq, wq)), scale));
+        }
+      }
+      const float d = half(wb.d);
+      for (int n = 0; n < N; ++n) acc[n] = _mm256_fmadd_ps(_mm256_set1_ps(d * xrow[n][b].d), _mm256_cvtepi32_ps(sum[n]), acc[n]);
+    }
+    for (int n = 0; n < N; ++n) t.y[(k0 + n) * t.ldy + r] = hsum8(acc[n]);
+  }
+}
+
 // Calls rows(std::integral_constant<int, N>, k0) for the token tiles [k0, k0 + N) covering
 // n_tokens: tiles of kMax, then one of the remainder.
 template <int N, typename Rows>
@@ -712,6 +798,8 @@ bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r
         break;
       case GgmlType::Q5_K: token_tiles<8>(t.n_tokens, [&](auto n, int k0) { rows_q5_k<n>(t, c0, c1, k0); }); break;
       case GgmlType::Q3_K: token_tiles<8>(t.n_tokens, [&](auto n, int k0) { rows_q3_k<n>(t, c0, c1, k0); }); break;
+      case GgmlType::Q2_K: token_tiles<8>(t.n_tokens, [&](auto n, int k0) { rows_q2_k<n>(t, c0, c1, k0); }); break;
+      case GgmlType::IQ4_XS: token_tiles<8>(t.n_tokens, [&](auto n, int k0) { rows_iq4_xs<n>(t, c0, c1, k0); }); break;
       case GgmlType::F32: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_float<n, F32Elements>(t, c0, c1, k0); }); break;
       case GgmlType::F16: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_float<n, F16Elements>(t, c0, c1, k0); }); break;
       case GgmlType::BF16: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_float<n, BF16Elements>(t, c0, c1, k0); }); break;

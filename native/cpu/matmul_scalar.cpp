@@ -151,6 +151,39 @@ float dot_q3_k(const BlockQ3_K* w, const BlockQ8_K* x, int64_t nb) {
   return sum;
 }
 
+// Q2_K: unsigned 2-bit values times 4-bit scales, the 4-bit mins through the 16-value sums.
+float dot_q2_k(const BlockQ2_K* w, const BlockQ8_K* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int sumi = 0, summ = 0;
+    for (int j = 0; j < 16; ++j) {
+      int part = 0;
+      for (int e = 16 * j; e < 16 * j + 16; ++e) part += ((w[b].qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3) * x[b].qs[e];
+      sumi += (w[b].scales[j] & 0xF) * part;
+      summ += (w[b].scales[j] >> 4) * x[b].bsums[j];
+    }
+    sum += x[b].d * (fp16_to_fp32(w[b].d) * static_cast<float>(sumi) - fp16_to_fp32(w[b].dmin) * static_cast<float>(summ));
+  }
+  return sum;
+}
+
+// IQ4_XS: grid values times 6-bit sub-block scales, one integer per super-block.
+float dot_iq4_xs(const BlockIQ4_XS* w, const BlockQ8_K* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int sumi = 0;
+    for (int j = 0; j < QK_K / 32; ++j) {
+      const uint8_t* qs = w[b].qs + 16 * j;
+      const int8_t* a = x[b].qs + 32 * j;
+      int part = 0;
+      for (int l = 0; l < 16; ++l) part += kIq4Values[qs[l] & 0xF] * a[l] + kIq4Values[qs[l] >> 4] * a[l + 16];
+      sumi += iq4xs_scale(w[b], j) * part;
+    }
+    sum += fp16_to_fp32(w[b].d) * x[b].d * static_cast<float>(sumi);
+  }
+  return sum;
+}
+
 float dot_row(GgmlType type, const uint8_t* w, const uint8_t* x, int64_t cols) {
   switch (type) {
     case GgmlType::F32: return dot_f32(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x), cols);
@@ -168,6 +201,10 @@ float dot_row(GgmlType type, const uint8_t* w, const uint8_t* x, int64_t cols) {
       return dot_q5_k(reinterpret_cast<const BlockQ5_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
     case GgmlType::Q3_K:
       return dot_q3_k(reinterpret_cast<const BlockQ3_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
+    case GgmlType::Q2_K:
+      return dot_q2_k(reinterpret_cast<const BlockQ2_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
+    case GgmlType::IQ4_XS:
+      return dot_iq4_xs(reinterpret_cast<const BlockIQ4_XS*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
     default: return 0.f;  // pack_weight rejects every other type before a kernel runs
   }
 }

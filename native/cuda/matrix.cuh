@@ -45,6 +45,21 @@ __host__ __device__ __forceinline__ bool with_weight_type(GgmlType t, F&& f) {
   }
 }
 
+// kIq4Values[i] (ggml_types.h) from two 64-bit constants: arithmetic only, no table in
+// device memory.
+__host__ __device__ __forceinline__ int iq4_value(uint32_t i) {
+  const uint64_t bytes = i < 8 ? 0xF6EADDCFBFAD9881ull : 0x7159453526190D01ull;
+  return int(int8_t(uint8_t(bytes >> (8 * (i & 7)))));
+}
+
+// Four IQ4_XS grid values as an int8x4 word, from four index nibbles at bits 0, 8, 16, 24.
+__device__ __forceinline__ uint32_t iq4_word(uint32_t idx) {
+  uint32_t out = 0;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) out |= uint32_t(uint8_t(iq4_value((idx >> (8 * k)) & 0xF))) << (8 * k);
+  return out;
+}
+
 // The stored bits behind values [16h, 16h + 16) of chunk c of a row, as loaded from the
 // repacked streams. Loading and decoding are separate steps so that a kernel can have the
 // loads of its next tile in flight while it computes on the current one (gemm_tile.cuh).
@@ -92,6 +107,14 @@ __device__ __forceinline__ HalfChunkBits load_half_chunk(const DeviceMatrix& m, 
   } else if constexpr (T == GgmlType::Q3_K) {
     b.v[0] = load16(q + 16 * c);
     b.s0 = uint32_t(reinterpret_cast<const int8_t*>(m.s + r * m.s_row)[2 * c + h]);
+    b.s1 = reinterpret_cast<const uint16_t*>(m.sb + r * m.sb_row)[c / 8];
+  } else if constexpr (T == GgmlType::Q2_K) {
+    b.v[0].x = reinterpret_cast<const uint32_t*>(q + 8 * c)[h];
+    b.s0 = m.s[r * m.s_row + 2 * c + h];
+    b.s1 = reinterpret_cast<const uint32_t*>(m.sb + r * m.sb_row)[c / 8];
+  } else if constexpr (T == GgmlType::IQ4_XS) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = uint32_t(reinterpret_cast<const int8_t*>(m.s + r * m.s_row)[c]);
     b.s1 = reinterpret_cast<const uint16_t*>(m.sb + r * m.sb_row)[c / 8];
   }
   return b;
@@ -165,6 +188,17 @@ __device__ __forceinline__ void decode_half_chunk_bits(const HalfChunkBits& b, i
     unpack_words(b.v[0], w);
 #pragma unroll
     for (int i = 0; i < 16; ++i) v[i] = d * sc * small_uint_to_float((w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF, 4.f);
+  } else if constexpr (T == GgmlType::Q2_K) {
+    const float d = half_to_float(uint16_t(b.s1 & 0xFFFF)) * float(b.s0 & 0xF);
+    const float dmin = half_to_float(uint16_t(b.s1 >> 16)) * float((b.s0 >> 4) & 0xF);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) v[i] = d * small_uint_to_float((b.v[0].x >> (8 * (i % 4) + 2 * (i / 4))) & 3) - dmin;
+  } else if constexpr (T == GgmlType::IQ4_XS) {
+    const float dl = half_to_float(uint16_t(b.s1)) * float(int8_t(b.s0));
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) v[i] = dl * float(iq4_value((w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF));
   }
 }
 
@@ -300,6 +334,19 @@ __device__ __forceinline__ void dot_q3(uint4 low, const int a[8], int* s0, int* 
   }
   *s0 = lo_sum;
   *s1 = hi_sum;
+}
+
+// IQ4_XS chunk: sum_i kIq4Values[q_i] * a_i over 32 values, the indexes in Q4_0 order.
+__device__ __forceinline__ int dot_iq4(uint4 packed, const int a[8]) {
+  uint32_t w[4];
+  unpack_words(packed, w);
+  int s = 0;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    s = dot_i8x4(int(iq4_word(w[i] & 0x0F0F0F0Fu)), a[i], s);
+    s = dot_i8x4(int(iq4_word((w[i] >> 4) & 0x0F0F0F0Fu)), a[i + 4], s);
+  }
+  return s;
 }
 
 }  // namespace tessera::cuda

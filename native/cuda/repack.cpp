@@ -76,6 +76,16 @@ MatrixLayout matrix_layout(GgmlType type, int64_t rows, int64_t cols) {
       L.s_row = k / 16;
       L.sb_row = 2 * (k / 256);
       break;
+    case GgmlType::Q2_K:
+      L.q_row = k / 4;
+      L.s_row = k / 16;
+      L.sb_row = 4 * (k / 256);
+      break;
+    case GgmlType::IQ4_XS:
+      L.q_row = k / 2;
+      L.s_row = k / 32;
+      L.sb_row = 2 * (k / 256);
+      break;
     default: break;
   }
   const size_t r = size_t(rows);
@@ -205,6 +215,30 @@ void repack_rows(GgmlType type, int64_t cols, const uint8_t* src, int64_t n_rows
               v[l] = uint8_t(((blk.qs[32 * (g / 4) + l] >> (2 * (g % 4))) & 3) | (((blk.hmask[l] >> g) & 1) << 2));
             pack_nibbles(v, q + 16 * (8 * b + g));
           }
+        }
+        break;
+      case GgmlType::Q2_K:
+        for (int64_t b = 0; b < cols / QK_K; ++b) {
+          BlockQ2_K blk;
+          std::memcpy(&blk, in + b * sizeof(BlockQ2_K), sizeof blk);
+          put16(sb + 4 * b, blk.d);
+          put16(sb + 4 * b + 2, blk.dmin);
+          std::memcpy(s + 16 * b, blk.scales, 16);
+          for (int g = 0; g < 8; ++g) {
+            uint8_t v[32];
+            // pack_high_bits takes bits 4..5: the 2-bit values shifted there.
+            for (int l = 0; l < 32; ++l) v[l] = uint8_t(((blk.qs[32 * (g / 4) + l] >> (2 * (g % 4))) & 3) << 4);
+            pack_high_bits(v, q + 8 * (8 * b + g));
+          }
+        }
+        break;
+      case GgmlType::IQ4_XS:
+        for (int64_t b = 0; b < cols / QK_K; ++b) {
+          BlockIQ4_XS blk;
+          std::memcpy(&blk, in + b * sizeof(BlockIQ4_XS), sizeof blk);
+          put16(sb + 2 * b, blk.d);
+          for (int j = 0; j < 8; ++j) s[8 * b + j] = uint8_t(int8_t(iq4xs_scale(blk, j)));
+          std::memcpy(q + 128 * b, blk.qs, 128);  // already in chunk nibble order
         }
         break;
       default: break;

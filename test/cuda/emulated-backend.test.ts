@@ -49,6 +49,8 @@ const synthetic: [string, ModelShape, WeightScheme][] = [
   ["llama Q6_K", small, "Q6_K"],
   ["llama Q5_K_M (issue 28: Q5_K with Q6_K attn_v/ffn_down in layer 1)", small, "Q5_K_M"],
   ["llama Q3_K_M (issue 28: Q3_K with Q4_K/Q5_K attn_v, attn_output, ffn_down)", small, "Q3_K_M"],
+  ["llama Q2_K (issue 28)", small, "Q2_K"],
+  ["llama IQ4_XS (issue 28)", small, "IQ4_XS"],
   // The biases go through the matmul epilogue: gate/up concatenated like q/k/v's, down and the
   // LM head's on their own.
   ["llama F32 with FFN biases", { ...small, ffnBias: true }, "F32"],

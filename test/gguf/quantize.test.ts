@@ -26,6 +26,8 @@ const ROUND_TRIP_BUDGET: Array<[GGMLType, number]> = [
   // Issue 28's K-quants.
   [GGMLType.Q5_K, 0.04], // ggml's reference reaches about 0.036
   [GGMLType.Q3_K, 0.16], // about 0.151
+  [GGMLType.Q2_K, 0.31], // about 0.29
+  [GGMLType.IQ4_XS, 0.08], // about 0.077
 ];
 
 function halfBytes(values: number[]): number[] {
@@ -154,6 +156,26 @@ describe("block layouts of issue 28's K-quants", () => {
     const bytes = Uint8Array.from([...hmask, ...qs, ...scales, ...halfBytes([0.125])]);
     expect(Array.from(dequantize(GGMLType.Q3_K, bytes, 256))).toEqual(q.map((v, e) => 0.125 * (sc[e >> 4] - 32) * (v - 4)));
   });
+
+  it("Q2_K: 4-bit scale | min << 4 per 16 values, 2-bit qs as Q3_K's, fp16 d and dmin last", () => {
+    const q = Array.from({ length: 256 }, (_, e) => (e * 3 + (e >> 5)) % 4);
+    const sm = Array.from({ length: 16 }, (_, j) => ((j * 5 + 1) % 16) | (((j * 3 + 2) % 16) << 4));
+    const qs = Array.from({ length: 64 }, (_, i) => [0, 1, 2, 3].reduce((b, s) => b | (q[128 * (i >> 5) + 32 * s + (i & 31)] << (2 * s)), 0));
+    const bytes = Uint8Array.from([...sm, ...qs, ...halfBytes([0.125, 0.0625])]);
+    const expected = q.map((v, e) => 0.125 * (sm[e >> 4] & 0xf) * v - 0.0625 * (sm[e >> 4] >> 4));
+    expect(Array.from(dequantize(GGMLType.Q2_K, bytes, 256))).toEqual(expected);
+  });
+
+  it("IQ4_XS: fp16 d, 2-bit scale highs, 4-bit scale lows, grid indexes per 32 as Q4_0", () => {
+    const grid = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+    const q = Array.from({ length: 256 }, (_, e) => (e * 7 + (e >> 5)) % 16);
+    const ls = [0, 5, 17, 31, 32, 40, 63, 50];
+    const scalesH = ls.reduce((h, l, j) => h | ((l >> 4) << (2 * j)), 0);
+    const scalesL = [0, 1, 2, 3].map((k) => (ls[2 * k] & 0xf) | ((ls[2 * k + 1] & 0xf) << 4));
+    const qs = Array.from({ length: 128 }, (_, i) => q[32 * (i >> 4) + (i & 15)] | (q[32 * (i >> 4) + 16 + (i & 15)] << 4));
+    const bytes = Uint8Array.from([...halfBytes([0.125]), scalesH & 0xff, scalesH >> 8, ...scalesL, ...qs]);
+    expect(Array.from(dequantize(GGMLType.IQ4_XS, bytes, 256))).toEqual(q.map((v, e) => 0.125 * (ls[e >> 5] - 32) * grid[v]));
+  });
 });
 
 describe("half precision", () => {
@@ -173,7 +195,7 @@ describe("half precision", () => {
 
 describe("errors", () => {
   it("unsupported types throw ERR_UNSUPPORTED_QUANT_TYPE", () => {
-    for (const type of [GGMLType.IQ2_XXS, GGMLType.IQ4_NL, 999 as GGMLType])
+    for (const type of [GGMLType.IQ2_XXS, GGMLType.IQ3_S, 999 as GGMLType])
       expect(() => quantize(type, new Float32Array(256), 256)).toThrow(expect.objectContaining({ code: "ERR_UNSUPPORTED_QUANT_TYPE" }));
   });
 
