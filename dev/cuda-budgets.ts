@@ -24,6 +24,12 @@ export const CUDA_VS_CPU_BUDGET: Readonly<Record<WeightScheme | "stories", numbe
   Q4_K: 6e-2,
   Q6_K: 6e-2,
   Q4_K_M: 6e-2,
+  Q5_K: 6e-2,
+  Q5_K_M: 6e-2,
+  Q3_K: 6e-2,
+  Q3_K_M: 6e-2,
+  Q2_K: 6e-2,
+  IQ4_XS: 6e-2,
 };
 
 /**

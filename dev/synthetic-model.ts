@@ -17,7 +17,9 @@ import { quantize } from "../lib/gguf/quantize.js";
 import { readGGUF } from "../lib/gguf/reader.js";
 import { Rng } from "../lib/sampling/rng.js";
 
-export type WeightScheme = "F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_K" | "Q6_K" | "Q4_K_M";
+export type WeightScheme = "F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_K" | "Q6_K" | "Q4_K_M" | IssueKScheme;
+/** Issue 28's K-quant types, and llama.cpp's Q5_K_M / Q3_K_M per-tensor mixes. */
+export type IssueKScheme = "Q5_K" | "Q5_K_M" | "Q3_K" | "Q3_K_M" | "Q2_K" | "IQ4_XS";
 export type VocabSource = "stories" | "llama3" | "qwen2" | "smollm2" | "bert-bge";
 
 export interface MoeShape {
@@ -317,10 +319,30 @@ function hashSeed(seed: number, name: string): number {
   return h >>> 0;
 }
 
-const K_QUANTS = new Set([GGMLType.Q4_K, GGMLType.Q6_K]);
+const K_QUANTS = new Set([GGMLType.Q4_K, GGMLType.Q6_K, GGMLType.Q5_K, GGMLType.Q3_K, GGMLType.Q2_K, GGMLType.IQ4_XS]);
+
+/** llama.cpp's use_more_bits (llama-quant.cpp): the first and last eighth of the layers and every third between. */
+const useMoreBits = (i: number, n: number) => i < Math.trunc(n / 8) || i >= Math.trunc((7 * n) / 8) || (i - Math.trunc(n / 8)) % 3 === 2;
+
+/**
+ * llama.cpp's llama_tensor_get_type for the Q5_K_M and Q3_K_M mixes (non-Falcon, dense,
+ * no imatrix): the LM head Q6_K; Q5_K_M: attn_v and ffn_down Q6_K in use_more_bits layers,
+ * else Q5_K; Q3_K_M: attn_v Q5_K in layers 0-1 then Q4_K, ffn_down Q5_K in the first 16th
+ * of the layers then Q4_K, attn_output (and fused qkv) Q4_K, the rest Q3_K.
+ */
+function issueKMixType(scheme: IssueKScheme, role: string, layer: [number, number] | undefined): GGMLType {
+  const [i, n] = layer ?? [0, 1];
+  if (scheme === "Q5_K" || scheme === "Q3_K" || scheme === "Q2_K" || scheme === "IQ4_XS") return GGMLType[scheme];
+  if (role === "output") return GGMLType.Q6_K;
+  if (scheme === "Q5_K_M") return (role === "attn_v" || role === "ffn_down") && layer && useMoreBits(i, n) ? GGMLType.Q6_K : GGMLType.Q5_K;
+  if (role === "attn_v") return i < 2 ? GGMLType.Q5_K : GGMLType.Q4_K;
+  if (role === "ffn_down") return i < Math.trunc(n / 16) ? GGMLType.Q5_K : GGMLType.Q4_K;
+  if (role === "attn_output" || role === "attn_qkv") return GGMLType.Q4_K;
+  return GGMLType.Q3_K;
+}
 
 /** The storage type of a matmul weight under a scheme; K-quants need rows of 256. */
-function matmulType(scheme: WeightScheme, role: string, cols: number, outputType?: GGMLType): GGMLType {
+function matmulType(scheme: WeightScheme, role: string, cols: number, outputType?: GGMLType, layer?: [number, number]): GGMLType {
   // llama.cpp's quantizer never quantizes expert routers: routing stays as exact as in the source model.
   if (role === "ffn_gate_inp") return GGMLType.F32;
   let t: GGMLType;
@@ -328,6 +350,7 @@ function matmulType(scheme: WeightScheme, role: string, cols: number, outputType
   if (role === "ffn_gate_inp") return GGMLType.F32;
   if (role === "output" && outputType !== undefined) t = outputType;
   else if (scheme === "Q4_K_M") t = role === "output" || role === "attn_v" || role === "ffn_down" ? GGMLType.Q6_K : GGMLType.Q4_K;
+  else if (scheme === "Q5_K" || scheme === "Q5_K_M" || scheme === "Q3_K" || scheme === "Q3_K_M" || scheme === "Q2_K" || scheme === "IQ4_XS") t = issueKMixType(scheme, role, layer);
   else t = GGMLType[scheme];
   // llama.cpp's quantizer falls back the same way for rows that are not whole super-blocks.
   if (K_QUANTS.has(t) && cols % 256 !== 0) t = GGMLType.Q8_0;
@@ -352,7 +375,9 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
     new Gaussian(hashSeed(seed, name)).fill(rows === undefined ? n : rows * rowLength, scale, mean);
   const matmul = (name: string, role: string, cols: number, rows: number, extra: number[] = []) => {
     const count = cols * rows * extra.reduce((a, b) => a * b, 1);
-    out.push({ name, dims: [cols, rows, ...extra], type: matmulType(opts.weights, role, cols, opts.outputType), make: gaussian(name, count, 1 / Math.sqrt(cols), 0, cols) });
+    const blk = /^blk\.(\d+)\./.exec(name);
+    const layer: [number, number] | undefined = blk ? [Number(blk[1]), shape.nLayer] : undefined;
+    out.push({ name, dims: [cols, rows, ...extra], type: matmulType(opts.weights, role, cols, opts.outputType, layer), make: gaussian(name, count, 1 / Math.sqrt(cols), 0, cols) });
   };
   const vector = (name: string, n: number, mean: number, scale: number) =>
     out.push({ name, dims: [n], type: GGMLType.F32, make: gaussian(name, n, scale, mean) });
@@ -373,7 +398,9 @@ function tensorsFor(shape: ModelShape, nVocab: number, opts: SyntheticOptions): 
     matmul(`${p}attn_output.weight`, "attn_output", shape.nHead * m.headDimV, e);
   };
 
-  out.push({ name: "token_embd.weight", dims: [e, nVocab], type: matmulType(opts.weights, "token_embd", e), make: gaussian("token_embd.weight", e * nVocab, 1, 0, e) });
+  // llama.cpp quantizes a tied embedding as the LM head it also is (Q6_K in the K mixes).
+  const embdRole = shape.tiedEmbeddings && (opts.weights === "Q5_K_M" || opts.weights === "Q3_K_M") ? "output" : "token_embd";
+  out.push({ name: "token_embd.weight", dims: [e, nVocab], type: matmulType(opts.weights, embdRole, e), make: gaussian("token_embd.weight", e * nVocab, 1, 0, e) });
   // A Mamba-2 mixer's tensors, at a checkpoint's ranges: time steps softplus(dt + dt_bias) of
   // ~0.01-0.3 (dt_bias near log(expm1(0.05))), decays A = -exp(A_log) in [-16, -1], D near 1.
   const ssmMixer = (p: string, s: SsmShape) => {
@@ -679,7 +706,8 @@ export function writeSyntheticModel(file: string, shape: ModelShape, options: Sy
   const repeated = new Map<string, Uint8Array>();
   const data = (p: TensorPlan) => {
     if (!options.repeatLayers) return quantize(p.type, p.make(), p.dims[0]);
-    const key = p.name.replace(/^blk\.\d+\./, "");
+    // Per type too: the Q5_K_M/Q3_K_M mixes store one role in different types by layer.
+    const key = `${p.name.replace(/^blk\.\d+\./, "")}:${p.type}`;
     let bytes = repeated.get(key);
     if (!bytes) repeated.set(key, (bytes = tiledRows(p)));
     return bytes;

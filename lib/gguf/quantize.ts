@@ -106,7 +106,9 @@ const nearestInt = (x: number) => f(f(x) + 12582912) - 12582912;
  * weighted squared error (the least-squares scale and min for each candidate's levels).
  * Writes levels to L; returns [scale, -min].
  */
-function makeQkx2Quants(x: Float32Array, weights: Float32Array, nmax: number, L: Uint8Array, rmin: number, rdelta: number, nstep: number): [number, number] {
+function makeQkx2Quants(x: Float32Array, weights: Float32Array, nmax: number, L: Uint8Array, rmin: number, rdelta: number, nstep: number, useMad = false): [number, number] {
+  // useMad (Q2_K): weighted absolute instead of squared errors.
+  const err2 = (diff: number) => (useMad ? Math.abs(diff) : f(diff * diff));
   const n = x.length;
   let min = x[0];
   let max = x[0];
@@ -133,7 +135,7 @@ function makeQkx2Quants(x: Float32Array, weights: Float32Array, nmax: number, L:
   for (let i = 0; i < n; i++) {
     L[i] = clamp(nearestInt(f(iscale * shifted[i])), 0, nmax);
     const diff = f(f(f(scale * L[i]) + min) - x[i]);
-    bestError = f(bestError + f(weights[i] * f(diff * diff)));
+    bestError = f(bestError + f(weights[i] * err2(diff)));
   }
   const aux = new Uint8Array(n);
   for (let step = 0; step <= nstep; step++) {
@@ -160,7 +162,7 @@ function makeQkx2Quants(x: Float32Array, weights: Float32Array, nmax: number, L:
       let err = 0;
       for (let i = 0; i < n; i++) {
         const diff = f(f(f(thisScale * aux[i]) + thisMin) - x[i]);
-        err = f(err + f(weights[i] * f(diff * diff)));
+        err = f(err + f(weights[i] * err2(diff)));
       }
       if (err < bestError) {
         L.set(aux);
@@ -323,11 +325,422 @@ function quantizeQ6_K(x: Float32Array, out: DataView, blocks: number): void {
   }
 }
 
+// ---- issue 28 K-quants (Q5_K, Q3_K, Q2_K, IQ4_XS).
+
+/** Packs 6-bit sub-block scales and mins into a Q4_K/Q5_K block's 12 bytes. */
+function packScaleMin(ls: number[], lm: number[]): Uint8Array {
+  const packed = new Uint8Array(12);
+  for (let j = 0; j < 8; j++) {
+    if (j < 4) {
+      packed[j] = ls[j];
+      packed[j + 4] = lm[j];
+    } else {
+      packed[j + 4] = (ls[j] & 0xf) | ((lm[j] & 0xf) << 4);
+      packed[j - 4] |= (ls[j] >> 4) << 6;
+      packed[j] |= (lm[j] >> 4) << 6;
+    }
+  }
+  return packed;
+}
+
+/** The 6-bit scale and min of sub-block j of a Q4_K/Q5_K scale field (get_scale_min_k4). */
+function scaleMinK4(j: number, s: (k: number) => number): [number, number] {
+  if (j < 4) return [s(j) & 63, s(j + 4) & 63];
+  return [(s(j + 4) & 0xf) | ((s(j - 4) >> 6) << 4), (s(j + 4) >> 4) | ((s(j) >> 6) << 4)];
+}
+
+/** ggml's quantize_row_q5_K_ref: Q4_K's search with 32 levels (rmin -0.5, 16 steps), 5th bits in qh. */
+function quantizeQ5_K(x: Float32Array, out: DataView, blocks: number): void {
+  const L = new Uint8Array(256);
+  const weights = new Float32Array(32);
+  const scales = new Float32Array(8);
+  const mins = new Float32Array(8);
+  for (let b = 0; b < blocks; b++) {
+    const base = b * 256;
+    let maxScale = 0;
+    let maxMin = 0;
+    for (let j = 0; j < 8; j++) {
+      const xs = x.subarray(base + 32 * j, base + 32 * j + 32);
+      let sumX2 = 0;
+      for (let l = 0; l < 32; l++) sumX2 = f(sumX2 + f(xs[l] * xs[l]));
+      const avX = f(Math.sqrt(f(sumX2 / 32)));
+      for (let l = 0; l < 32; l++) weights[l] = f(avX + Math.abs(xs[l]));
+      [scales[j], mins[j]] = makeQkx2Quants(xs, weights, 31, L.subarray(32 * j, 32 * j + 32), -0.5, f(0.1), 15);
+      if (scales[j] > maxScale) maxScale = scales[j];
+      if (mins[j] > maxMin) maxMin = mins[j];
+    }
+    const invScale = maxScale > 0 ? f(63 / maxScale) : 0;
+    const invMin = maxMin > 0 ? f(63 / maxMin) : 0;
+    const ls: number[] = [];
+    const lm: number[] = [];
+    for (let j = 0; j < 8; j++) {
+      ls.push(Math.min(63, nearestInt(f(invScale * scales[j])) & 0xff));
+      lm.push(Math.min(63, nearestInt(f(invMin * mins[j])) & 0xff));
+    }
+    const packed = packScaleMin(ls, lm);
+    const o = b * 176;
+    const dh = toHalf(f(maxScale / 63));
+    const dminh = toHalf(f(maxMin / 63));
+    out.setUint16(o, dh, true);
+    out.setUint16(o + 2, dminh, true);
+    for (let k = 0; k < 12; k++) out.setUint8(o + 4 + k, packed[k]);
+    for (let j = 0; j < 8; j++) {
+      const [sc, m] = scaleMinK4(j, (k) => packed[k]);
+      const d = f(fromHalf(dh) * sc);
+      if (!d) continue;
+      const dm = f(fromHalf(dminh) * m);
+      for (let i = 0; i < 32; i++) L[32 * j + i] = clamp(nearestInt(f(f(x[base + 32 * j + i] + dm) / d)), 0, 31);
+    }
+    // qh[l] bit 2j / 2j+1: the 5th bit of element 64j + l / 64j + 32 + l; qs as Q4_K.
+    for (let l = 0; l < 32; l++) {
+      let h = 0;
+      for (let j = 0; j < 4; j++) h |= ((L[64 * j + l] >> 4) << (2 * j)) | ((L[64 * j + 32 + l] >> 4) << (2 * j + 1));
+      out.setUint8(o + 16 + l, h);
+    }
+    for (let j = 0; j < 4; j++) for (let l = 0; l < 32; l++) out.setUint8(o + 48 + j * 32 + l, (L[64 * j + l] & 0xf) | ((L[64 * j + 32 + l] & 0xf) << 4));
+  }
+}
+
+function dequantizeQ5_K(v: DataView, y: Float64Array, blocks: number): void {
+  for (let b = 0; b < blocks; b++) {
+    const o = b * 176;
+    const d = fromHalf(v.getUint16(o, true));
+    const dmin = fromHalf(v.getUint16(o + 2, true));
+    for (let j = 0; j < 8; j++) {
+      const [sc, m] = scaleMinK4(j, (k) => v.getUint8(o + 4 + k));
+      for (let l = 0; l < 32; l++) {
+        const byte = v.getUint8(o + 48 + (j >> 1) * 32 + l);
+        const q = (j & 1 ? byte >> 4 : byte & 0xf) | (((v.getUint8(o + 16 + l) >> j) & 1) << 4);
+        y[b * 256 + j * 32 + l] = d * sc * q - dmin * m;
+      }
+    }
+  }
+}
+
+/**
+ * ggml's make_q3_quants with do_rmse: symmetric levels in [-nmax, nmax) from the absmax
+ * scale, then up to 5 passes moving single levels while the x²-weighted fit improves.
+ * Writes levels + nmax to L; returns the least-squares scale.
+ */
+function makeQ3Quants(x: Float32Array, nmax: number, L: Int8Array): number {
+  const n = x.length;
+  let max = 0;
+  let amax = 0;
+  for (let i = 0; i < n; i++) {
+    const ax = Math.abs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < GROUP_MAX_EPS) {
+    L.fill(0);
+    return 0;
+  }
+  const iscale = f(-nmax / max);
+  let sumlx = 0;
+  let suml2 = 0;
+  for (let i = 0; i < n; i++) {
+    const l = clamp(nearestInt(f(iscale * x[i])), -nmax, nmax - 1);
+    L[i] = l;
+    const w = f(x[i] * x[i]);
+    sumlx = f(sumlx + f(f(w * x[i]) * l));
+    suml2 = f(suml2 + f(f(w * l) * l));
+  }
+  for (let itry = 0; itry < 5; itry++) {
+    let changed = 0;
+    for (let i = 0; i < n; i++) {
+      const w = f(x[i] * x[i]);
+      let slx = f(sumlx - f(f(w * x[i]) * L[i]));
+      if (slx > 0) {
+        let sl2 = f(suml2 - f(f(w * L[i]) * L[i]));
+        const newL = clamp(nearestInt(f(f(x[i] * sl2) / slx)), -nmax, nmax - 1);
+        if (newL !== L[i]) {
+          slx = f(slx + f(f(w * x[i]) * newL));
+          sl2 = f(sl2 + f(f(w * newL) * newL));
+          if (sl2 > 0 && f(f(slx * slx) * suml2) > f(f(sumlx * sumlx) * sl2)) {
+            L[i] = newL;
+            sumlx = slx;
+            suml2 = sl2;
+            changed++;
+          }
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  for (let i = 0; i < n; i++) L[i] += nmax;
+  return suml2 > 0 ? f(sumlx / suml2) : 0;
+}
+
+/** The 16 scales of a Q3_K block (sc - 32), from its 12 packed bytes. */
+function q3kScales(s: (k: number) => number): number[] {
+  return Array.from({ length: 16 }, (_, j) => ((j < 8 ? s(j) & 0xf : s(j - 8) >> 4) | (((s(8 + (j % 4)) >> (2 * (j >> 2))) & 3) << 4)) - 32);
+}
+
+/** ggml's quantize_row_q3_K_ref: per 16 values a make_q3_quants scale, 6-bit scales under one fp16 d, 3-bit values split into qs and hmask. */
+function quantizeQ3_K(x: Float32Array, out: DataView, blocks: number): void {
+  const L = new Int8Array(256);
+  const scales = new Float32Array(16);
+  for (let b = 0; b < blocks; b++) {
+    const base = b * 256;
+    const o = b * 110;
+    let maxScale = 0;
+    let amax = 0;
+    for (let j = 0; j < 16; j++) {
+      scales[j] = makeQ3Quants(x.subarray(base + 16 * j, base + 16 * j + 16), 4, L.subarray(16 * j, 16 * j + 16));
+      const sc = Math.abs(scales[j]);
+      if (sc > amax) {
+        amax = sc;
+        maxScale = scales[j];
+      }
+    }
+    const packed = new Uint8Array(12);
+    let dh = 0;
+    if (maxScale) {
+      const iscale = f(-32 / maxScale);
+      for (let j = 0; j < 16; j++) {
+        let l = clamp(nearestInt(f(iscale * scales[j])), -32, 31) + 32;
+        if (j < 8) packed[j] = l & 0xf;
+        else packed[j - 8] |= (l & 0xf) << 4;
+        l >>= 4;
+        packed[(j % 4) + 8] |= l << (2 * (j >> 2));
+      }
+      dh = toHalf(f(1 / iscale));
+    }
+    const sc = q3kScales((k) => packed[k]);
+    for (let j = 0; j < 16; j++) {
+      const d = f(fromHalf(dh) * sc[j]);
+      if (!d) continue;
+      for (let i = 0; i < 16; i++) L[16 * j + i] = clamp(nearestInt(f(x[base + 16 * j + i] / d)), -4, 3) + 4;
+    }
+    // Element 32g + l: high bit at bit g of hmask[l], low 2 bits at 2 (g % 4) of qs[32 (g / 4) + l].
+    for (let l = 0; l < 32; l++) {
+      let h = 0;
+      for (let g = 0; g < 8; g++) if (L[32 * g + l] > 3) h |= 1 << g;
+      out.setUint8(o + l, h);
+    }
+    for (let half = 0; half < 2; half++)
+      for (let l = 0; l < 32; l++) {
+        let q = 0;
+        for (let s = 0; s < 4; s++) q |= (L[128 * half + 32 * s + l] & 3) << (2 * s);
+        out.setUint8(o + 32 + 32 * half + l, q);
+      }
+    for (let k = 0; k < 12; k++) out.setUint8(o + 96 + k, packed[k]);
+    out.setUint16(o + 108, dh, true);
+  }
+}
+
+function dequantizeQ3_K(v: DataView, y: Float64Array, blocks: number): void {
+  for (let b = 0; b < blocks; b++) {
+    const o = b * 110;
+    const d = fromHalf(v.getUint16(o + 108, true));
+    const sc = q3kScales((k) => v.getUint8(o + 96 + k));
+    for (let e = 0; e < 256; e++) {
+      const g = e >> 5, l = e & 31;
+      const low = (v.getUint8(o + 32 + 32 * (g >> 2) + l) >> (2 * (g & 3))) & 3;
+      const high = (v.getUint8(o + l) >> g) & 1;
+      y[b * 256 + e] = d * sc[e >> 4] * (low + 4 * high - 4);
+    }
+  }
+}
+
+/** ggml's quantize_row_q2_K_ref: per 16 values a |x|-weighted absolute-error (scale, min) search, then 4-bit scales and mins. */
+function quantizeQ2_K(x: Float32Array, out: DataView, blocks: number): void {
+  const L = new Uint8Array(256);
+  const weights = new Float32Array(16);
+  const scales = new Float32Array(16);
+  const mins = new Float32Array(16);
+  for (let b = 0; b < blocks; b++) {
+    const base = b * 256;
+    const o = b * 84;
+    let maxScale = 0;
+    let maxMin = 0;
+    for (let j = 0; j < 16; j++) {
+      const xs = x.subarray(base + 16 * j, base + 16 * j + 16);
+      for (let l = 0; l < 16; l++) weights[l] = Math.abs(xs[l]);
+      [scales[j], mins[j]] = makeQkx2Quants(xs, weights, 3, L.subarray(16 * j, 16 * j + 16), -0.5, f(0.1), 15, true);
+      if (scales[j] > maxScale) maxScale = scales[j];
+      if (mins[j] > maxMin) maxMin = mins[j];
+    }
+    const packed = new Uint8Array(16);
+    let dh = 0;
+    let dminh = 0;
+    if (maxScale > 0) {
+      const iscale = f(15 / maxScale);
+      for (let j = 0; j < 16; j++) packed[j] = nearestInt(f(iscale * scales[j]));
+      dh = toHalf(f(maxScale / 15));
+    }
+    if (maxMin > 0) {
+      const iscale = f(15 / maxMin);
+      for (let j = 0; j < 16; j++) packed[j] |= nearestInt(f(iscale * mins[j])) << 4;
+      dminh = toHalf(f(maxMin / 15));
+    }
+    for (let j = 0; j < 16; j++) {
+      const d = f(fromHalf(dh) * (packed[j] & 0xf));
+      if (!d) continue;
+      const dm = f(fromHalf(dminh) * (packed[j] >> 4));
+      for (let i = 0; i < 16; i++) L[16 * j + i] = clamp(nearestInt(f(f(x[base + 16 * j + i] + dm) / d)), 0, 3);
+    }
+    for (let k = 0; k < 16; k++) out.setUint8(o + k, packed[k]);
+    for (let half = 0; half < 2; half++)
+      for (let l = 0; l < 32; l++) {
+        let q = 0;
+        for (let s = 0; s < 4; s++) q |= L[128 * half + 32 * s + l] << (2 * s);
+        out.setUint8(o + 16 + 32 * half + l, q);
+      }
+    out.setUint16(o + 80, dh, true);
+    out.setUint16(o + 82, dminh, true);
+  }
+}
+
+function dequantizeQ2_K(v: DataView, y: Float64Array, blocks: number): void {
+  for (let b = 0; b < blocks; b++) {
+    const o = b * 84;
+    const d = fromHalf(v.getUint16(o + 80, true));
+    const dmin = fromHalf(v.getUint16(o + 82, true));
+    for (let e = 0; e < 256; e++) {
+      const g = e >> 5, l = e & 31;
+      const sc = v.getUint8(o + (e >> 4));
+      const q = (v.getUint8(o + 16 + 32 * (g >> 2) + l) >> (2 * (g & 3))) & 3;
+      y[b * 256 + e] = d * (sc & 0xf) * q - dmin * (sc >> 4);
+    }
+  }
+}
+
+/** ggml's kvalues_iq4nl: IQ4_XS's non-linear 4-bit grid. */
+const IQ4_GRID = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+/** ggml's best_index_int8 over IQ4_GRID: the nearest grid index (ties to the upper). */
+function iq4Index(x: number): number {
+  if (x <= IQ4_GRID[0]) return 0;
+  if (x >= IQ4_GRID[15]) return 15;
+  let lo = 0;
+  let hi = 15;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (x < IQ4_GRID[mid]) hi = mid;
+    else lo = mid;
+  }
+  return x - IQ4_GRID[hi - 1] < IQ4_GRID[hi] - x ? hi - 1 : hi;
+}
+
+/**
+ * ggml's quantize_row_iq4_xs_ref (quantize_row_iq4_nl_impl for 256-value super-blocks of
+ * 32, no importance matrix, 7 tries): per sub-block an x²-weighted scale search over the
+ * grid, then 6-bit scales under one fp16 d and the indexes re-picked for the rounded scale.
+ */
+function quantizeIQ4_XS(x: Float32Array, out: DataView, blocks: number): void {
+  const L = new Uint8Array(256);
+  const scales = new Float32Array(8);
+  const ntry = 7;
+  for (let b = 0; b < blocks; b++) {
+    const base = b * 256;
+    const o = b * 136;
+    let maxScale = 0;
+    let amaxScale = 0;
+    for (let ib = 0; ib < 8; ib++) {
+      const xb = x.subarray(base + 32 * ib, base + 32 * ib + 32);
+      let amax = 0;
+      let max = 0;
+      for (let j = 0; j < 32; j++) {
+        const ax = Math.abs(xb[j]);
+        if (ax > amax) {
+          amax = ax;
+          max = xb[j];
+        }
+      }
+      if (amax < GROUP_MAX_EPS) {
+        scales[ib] = 0;
+        continue;
+      }
+      let d = f(-max / IQ4_GRID[0]);
+      let id = f(1 / d);
+      const fit = (idv: number, keep: boolean): [number, number] => {
+        let sumqx = 0;
+        let sumq2 = 0;
+        for (let j = 0; j < 32; j++) {
+          const l = iq4Index(f(idv * xb[j]));
+          if (keep) L[32 * ib + j] = l;
+          const q = IQ4_GRID[l];
+          const w = f(xb[j] * xb[j]);
+          sumqx = f(sumqx + f(f(w * q) * xb[j]));
+          sumq2 = f(sumq2 + f(f(w * q) * q));
+        }
+        return [sumqx, sumq2];
+      };
+      let [sumqx, sumq2] = fit(id, true);
+      d = sumq2 > 0 ? f(sumqx / sumq2) : 0;
+      let best = f(d * sumqx);
+      for (let itry = -ntry; itry <= ntry; itry++) {
+        id = f((itry + IQ4_GRID[0]) / max);
+        [sumqx, sumq2] = fit(id, false);
+        if (sumq2 > 0 && f(sumqx * sumqx) > f(best * sumq2)) {
+          d = f(sumqx / sumq2);
+          best = f(d * sumqx);
+        }
+      }
+      scales[ib] = d;
+      if (Math.abs(d) > amaxScale) {
+        amaxScale = Math.abs(d);
+        maxScale = d;
+      }
+    }
+    const d = f(-maxScale / 32);
+    const dh = toHalf(d);
+    const id = d ? f(1 / d) : 0;
+    let scalesH = 0;
+    const scalesL = new Uint8Array(4);
+    for (let ib = 0; ib < 8; ib++) {
+      let l = clamp(nearestInt(f(id * scales[ib])), -32, 31);
+      const dl = f(d * l);
+      const idl = dl ? f(1 / dl) : 0;
+      for (let j = 0; j < 32; j++) L[32 * ib + j] = iq4Index(f(idl * x[base + 32 * ib + j]));
+      l += 32;
+      if (ib % 2 === 0) scalesL[ib >> 1] = l & 0xf;
+      else scalesL[ib >> 1] |= (l & 0xf) << 4;
+      scalesH |= (l >> 4) << (2 * ib);
+    }
+    out.setUint16(o, dh, true);
+    out.setUint16(o + 2, scalesH, true);
+    for (let k = 0; k < 4; k++) out.setUint8(o + 4 + k, scalesL[k]);
+    for (let i = 0; i < 8; i++) for (let j = 0; j < 16; j++) out.setUint8(o + 8 + 16 * i + j, L[32 * i + j] | (L[32 * i + 16 + j] << 4));
+  }
+}
+
+function dequantizeIQ4_XS(v: DataView, y: Float64Array, blocks: number): void {
+  for (let b = 0; b < blocks; b++) {
+    const o = b * 136;
+    const d = fromHalf(v.getUint16(o, true));
+    const sh = v.getUint16(o + 2, true);
+    for (let ib = 0; ib < 8; ib++) {
+      const ls = ((v.getUint8(o + 4 + (ib >> 1)) >> (4 * (ib & 1))) & 0xf) | (((sh >> (2 * ib)) & 3) << 4);
+      for (let j = 0; j < 16; j++) {
+        const q = v.getUint8(o + 8 + 16 * ib + j);
+        y[b * 256 + 32 * ib + j] = d * (ls - 32) * IQ4_GRID[q & 0xf];
+        y[b * 256 + 32 * ib + 16 + j] = d * (ls - 32) * IQ4_GRID[q >> 4];
+      }
+    }
+  }
+}
+
+/** Dequantizers of the issue-28 types, float64 as the others. */
+const DEQUANTIZERS_K: Partial<Record<GGMLType, (v: DataView, y: Float64Array, blocks: number) => void>> = {
+  [GGMLType.Q5_K]: dequantizeQ5_K,
+  [GGMLType.Q3_K]: dequantizeQ3_K,
+  [GGMLType.Q2_K]: dequantizeQ2_K,
+  [GGMLType.IQ4_XS]: dequantizeIQ4_XS,
+};
+
 const QUANTIZERS: Partial<Record<GGMLType, (x: Float32Array, out: DataView, blocks: number) => void>> = {
   [GGMLType.Q8_0]: quantizeQ8_0,
   [GGMLType.Q4_0]: quantizeQ4_0,
   [GGMLType.Q4_K]: quantizeQ4_K,
   [GGMLType.Q6_K]: quantizeQ6_K,
+  [GGMLType.Q5_K]: quantizeQ5_K,
+  [GGMLType.Q3_K]: quantizeQ3_K,
+  [GGMLType.Q2_K]: quantizeQ2_K,
+  [GGMLType.IQ4_XS]: quantizeIQ4_XS,
 };
 
 function checkShape(type: GGMLType, count: number, cols: number): { blockSize: number; typeSize: number } {
@@ -418,6 +831,8 @@ export function dequantize(type: GGMLType, bytes: Uint8Array, count: number): Fl
         }
       }
       break;
+    default:
+      DEQUANTIZERS_K[type]?.(v, y, blocks);
   }
   return y;
 }

@@ -24,6 +24,7 @@ enum class GgmlType : int32_t {
   Q5_K = 13,
   Q6_K = 14,
   Q8_K = 15,
+  IQ4_XS = 23,  // issue 28
   I8 = 24,
   I16 = 25,
   I32 = 26,
@@ -81,6 +82,73 @@ struct BlockQ8_K {
 };
 static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block is 292 bytes");
 
+// ---- K-quants added for issue 28 (Q5_K, Q3_K, Q2_K, IQ4_XS).
+
+// Super-block of 256 weights in 8 sub-blocks of 32: w = d * sc * q - dmin * m as Q4_K
+// (same 6-bit scale/min packing), with a 5th bit per value: element 64j + l (j = 0..3,
+// l < 32) takes its low 4 bits from qs[32j + l] (low nibble) and its 5th from bit 2j of
+// qh[l]; element 64j + 32 + l the high nibble and bit 2j + 1.
+struct BlockQ5_K {
+  uint16_t d;     // fp16 super-block scale for sub-block scales
+  uint16_t dmin;  // fp16 super-block scale for sub-block mins
+  uint8_t scales[K_SCALE_SIZE];
+  uint8_t qh[QK_K / 8];
+  uint8_t qs[QK_K / 2];
+};
+static_assert(sizeof(BlockQ5_K) == 176, "Q5_K block is 176 bytes");
+
+// Super-block of 256 weights in 16 sub-blocks of 16: w = d * (sc - 32) * (q - 4), 3-bit q
+// with its low 2 bits in qs (element 128h + 32s + l: bits 2s..2s+1 of qs[32h + l]) and its
+// high bit in hmask (element 32g + l: bit g of hmask[l]); 6-bit sc packed in `scales` (low
+// 4 bits of sub-block j in the low (j < 8) or high nibble of byte j % 8, high 2 bits at bit
+// 2 (j / 4) of byte 8 + j % 4).
+struct BlockQ3_K {
+  uint8_t hmask[QK_K / 8];
+  uint8_t qs[QK_K / 4];
+  uint8_t scales[12];
+  uint16_t d;  // fp16
+};
+static_assert(sizeof(BlockQ3_K) == 110, "Q3_K block is 110 bytes");
+
+// Super-block of 256 weights in 16 sub-blocks of 16: w = d * sc * q - dmin * m, 2-bit q
+// (element 128h + 32s + l: bits 2s..2s+1 of qs[32h + l]), 4-bit sc (low nibble) and m
+// (high nibble) of sub-block j in scales[j].
+struct BlockQ2_K {
+  uint8_t scales[QK_K / 16];
+  uint8_t qs[QK_K / 4];
+  uint16_t d;     // fp16 super-block scale for sub-block scales
+  uint16_t dmin;  // fp16 super-block scale for sub-block mins
+};
+static_assert(sizeof(BlockQ2_K) == 84, "Q2_K block is 84 bytes");
+
+// Super-block of 256 weights in 8 sub-blocks of 32: w = d * (ls - 32) * kIq4Values[q], 4-bit
+// indexes q (per sub-block as Q4_0: low nibbles elements 0..15, high 16..31), 6-bit ls of
+// sub-block j: low 4 bits in nibble j % 2 of scales_l[j / 2], high 2 at bit 2j of scales_h.
+struct BlockIQ4_XS {
+  uint16_t d;  // fp16
+  uint16_t scales_h;
+  uint8_t scales_l[QK_K / 64];
+  uint8_t qs[QK_K / 2];
+};
+static_assert(sizeof(BlockIQ4_XS) == 136, "IQ4_XS block is 136 bytes");
+
+// ggml's kvalues_iq4nl: the non-linear 4-bit grid of IQ4_XS (and IQ4_NL).
+inline constexpr int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+// The 6-bit scale of sub-block j of an IQ4_XS super-block, minus 32.
+static inline int iq4xs_scale(const BlockIQ4_XS& b, int j) {
+  return (((b.scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((b.scales_h >> (2 * j)) & 3) << 4)) - 32;
+}
+
+// The 16 scales of a Q3_K super-block, sc - 32 in -32..31.
+static inline void q3k_scales(const uint8_t* packed, int8_t out[16]) {
+  for (int j = 0; j < 16; ++j) {
+    const int lo = j < 8 ? packed[j] & 0xF : packed[j - 8] >> 4;
+    const int hi = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
+    out[j] = static_cast<int8_t>((lo | (hi << 4)) - 32);
+  }
+}
+
 // Where the fp16 scales of one block of a weight type sit: the load-time non-finite check
 // (core/tensor_check.cpp) reads them, since one NaN scale makes its whole block NaN. count 0:
 // none (float types, and types no kernel computes with). Beside the block structs, so a new
@@ -97,6 +165,10 @@ static constexpr BlockScales ggml_block_scales(GgmlType type) {
     case GgmlType::Q8_0: return {{offsetof(BlockQ8_0, d), 0}, 1};
     case GgmlType::Q4_K: return {{offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)}, 2};
     case GgmlType::Q6_K: return {{offsetof(BlockQ6_K, d), 0}, 1};
+    case GgmlType::Q5_K: return {{offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)}, 2};
+    case GgmlType::Q3_K: return {{offsetof(BlockQ3_K, d), 0}, 1};
+    case GgmlType::Q2_K: return {{offsetof(BlockQ2_K, d), offsetof(BlockQ2_K, dmin)}, 2};
+    case GgmlType::IQ4_XS: return {{offsetof(BlockIQ4_XS, d), 0}, 1};
     default: return {{0, 0}, 0};
   }
 }
@@ -124,6 +196,7 @@ static constexpr GgmlTypeTraits ggml_type_traits(GgmlType t) {
     case GgmlType::Q5_K: return {"Q5_K", 256, 176};
     case GgmlType::Q6_K: return {"Q6_K", 256, 210};
     case GgmlType::Q8_K: return {"Q8_K", 256, 292};
+    case GgmlType::IQ4_XS: return {"IQ4_XS", 256, 136};
     case GgmlType::I8: return {"I8", 1, 1};
     case GgmlType::I16: return {"I16", 1, 2};
     case GgmlType::I32: return {"I32", 1, 4};

@@ -80,6 +80,70 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    // ---- issue 28 K-quants: ggml's dequantize_row_* per type, the same fp32 operations.
+    case GgmlType::Q5_K: {
+      const BlockQ5_K* b = static_cast<const BlockQ5_K*>(src);
+      for (int64_t k = 0; k < n / QK_K; ++k) {
+        const float d = fp16_to_fp32(b[k].d), dmin = fp16_to_fp32(b[k].dmin);
+        const uint8_t* q = b[k].qs;
+        const uint8_t* qh = b[k].qh;
+        float* y = dst + k * QK_K;
+        for (int j = 0; j < QK_K / 64; ++j) {
+          uint8_t sc0, m0, sc1, m1;
+          q4k_scale_min(2 * j, b[k].scales, &sc0, &m0);
+          q4k_scale_min(2 * j + 1, b[k].scales, &sc1, &m1);
+          const float d0 = d * sc0, mn0 = dmin * m0, d1 = d * sc1, mn1 = dmin * m1;
+          for (int l = 0; l < 32; ++l) y[l] = d0 * ((q[l] & 0xF) | (((qh[l] >> (2 * j)) & 1) << 4)) - mn0;
+          for (int l = 0; l < 32; ++l) y[l + 32] = d1 * ((q[l] >> 4) | (((qh[l] >> (2 * j + 1)) & 1) << 4)) - mn1;
+          q += 32;
+          y += 64;
+        }
+      }
+      return;
+    }
+    case GgmlType::Q3_K: {
+      const BlockQ3_K* b = static_cast<const BlockQ3_K*>(src);
+      for (int64_t k = 0; k < n / QK_K; ++k) {
+        const float d = fp16_to_fp32(b[k].d);
+        int8_t sc[16];
+        q3k_scales(b[k].scales, sc);
+        float* y = dst + k * QK_K;
+        for (int e = 0; e < QK_K; ++e) {
+          const int h = e / 128, s = (e / 32) % 4, l = e % 32;
+          const int q = ((b[k].qs[32 * h + l] >> (2 * s)) & 3) - ((b[k].hmask[l] >> (e / 32)) & 1 ? 0 : 4);
+          y[e] = (d * sc[e / 16]) * q;
+        }
+      }
+      return;
+    }
+    case GgmlType::Q2_K: {
+      const BlockQ2_K* b = static_cast<const BlockQ2_K*>(src);
+      for (int64_t k = 0; k < n / QK_K; ++k) {
+        const float d = fp16_to_fp32(b[k].d), dmin = fp16_to_fp32(b[k].dmin);
+        float* y = dst + k * QK_K;
+        for (int j = 0; j < 16; ++j) {
+          const float dl = d * (b[k].scales[j] & 0xF), ml = dmin * (b[k].scales[j] >> 4);
+          for (int e = 16 * j; e < 16 * j + 16; ++e) y[e] = dl * ((b[k].qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3) - ml;
+        }
+      }
+      return;
+    }
+    case GgmlType::IQ4_XS: {
+      const BlockIQ4_XS* b = static_cast<const BlockIQ4_XS*>(src);
+      for (int64_t k = 0; k < n / QK_K; ++k) {
+        const float d = fp16_to_fp32(b[k].d);
+        float* y = dst + k * QK_K;
+        for (int j = 0; j < QK_K / 32; ++j) {
+          const float dl = d * iq4xs_scale(b[k], j);
+          const uint8_t* qs = b[k].qs + 16 * j;
+          for (int l = 0; l < 16; ++l) {
+            y[32 * j + l] = dl * kIq4Values[qs[l] & 0xF];
+            y[32 * j + l + 16] = dl * kIq4Values[qs[l] >> 4];
+          }
+        }
+      }
+      return;
+    }
     default: std::memset(dst, 0, size_t(n) * 4); return;  // model.cpp rejects other embedding types
   }
 }

@@ -508,6 +508,239 @@ void rows_q6_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   }
 }
 
+// ---- issue 28 K-quants (Q5_K, Q3_K, Q2_K, IQ4_XS) x Q8_K. Each in llama.cpp's AVX2
+// vec_dot lanes and order (it runs vec_dot for these types at every batch size on AVX2):
+// per super-block one exact int32 vector, converted and multiply-added into 8 fp32 lanes by
+// d_w * d_x, one horizontal sum per output. As rows_q6_k, each decoded 32-value group and
+// its scales serve the tile's N tokens from registers.
+
+// The 6-bit scales and mins of a Q4_K/Q5_K super-block: scales 0..7 as int16 in both 128-bit
+// halves (for lane_broadcast), mins 0..7 as int16.
+struct K4Scales {
+  __m256i sc16;
+  __m128i mn16;
+};
+inline K4Scales k4_scales(const uint8_t* packed) {
+  uint32_t w[3];
+  __builtin_memcpy(w, packed, 12);
+  const uint32_t sc_lo = w[0] & 0x3f3f3f3f, mn_lo = w[1] & 0x3f3f3f3f;
+  const uint32_t sc_hi = (w[2] & 0x0f0f0f0f) | (((w[0] >> 6) & 0x03030303) << 4);
+  const uint32_t mn_hi = ((w[2] >> 4) & 0x0f0f0f0f) | (((w[1] >> 6) & 0x03030303) << 4);
+  return {_mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, int(sc_hi), int(sc_lo)))),
+          _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, int(mn_hi), int(mn_lo)))};
+}
+
+// sum over sub-blocks j of min_j times the sum of its 32 activations (bsums 2j, 2j+1).
+inline int k4_min_sum(__m128i mn16, const BlockQ8_K& x) {
+  const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums));
+  const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+  __m128i p = _mm_madd_epi16(mn16, pairs);
+  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4E));
+  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1));
+  return _mm_cvtsi128_si32(p);
+}
+
+// Bit k of each byte of v, moved to bit 4 (the 5th bit of a Q5_K value).
+inline __m256i bit_to_16(__m256i v, int k) {
+  const __m256i m16 = _mm256_set1_epi8(0x10);
+  if (k <= 4) return _mm256_and_si256(_mm256_slli_epi16(v, 4 - k), m16);
+  return _mm256_and_si256(_mm256_srli_epi16(v, k - 4), m16);
+}
+
+// Q5_K x Q8_K, one row x N tokens: the 5-bit values rebuilt as uint8 0..31 (maddubs takes
+// them), each 32-value sub-block weighted by its 6-bit scale (madd with the scale
+// broadcast); the mins fold in through the activation's 16-value sums as one integer per
+// super-block, accumulated apart in fp32 (-d_x * dmin times it, a fused multiply-add, as
+// llama.cpp's compiler contracts it) and added after the lane sum, as vec_dot_q5_K does.
+template <int N>
+void rows_q5_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  const int64_t nb = t.cols / QK_K;
+  const __m256i m4 = _mm256_set1_epi8(0xF);
+  const BlockQ8_K* xrow[N];
+  for (int n = 0; n < N; ++n) xrow[n] = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + n) * t.act_stride);
+  for (int64_t r = r0; r < r1; ++r) {
+    const BlockQ5_K* wrow = reinterpret_cast<const BlockQ5_K*>(t.w + r * t.row_bytes);
+    __m256 acc[N];
+    float summs[N];
+    for (int n = 0; n < N; ++n) {
+      acc[n] = _mm256_setzero_ps();
+      summs[n] = 0.f;
+    }
+    for (int64_t b = 0; b < nb; ++b) {
+      const BlockQ5_K& wb = wrow[b];
+      for (int o = 0; o < 192; o += 64) _mm_prefetch(reinterpret_cast<const char*>(&wb) + 1408 + o, _MM_HINT_T0);
+      const K4Scales ks = k4_scales(wb.scales);
+      const __m256i hbits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.qh));
+      __m256i sum[N];
+      for (int n = 0; n < N; ++n) sum[n] = _mm256_setzero_si256();
+      for (int j = 0; j < 4; ++j) {
+        const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.qs + 32 * j));
+        const __m256i q0 = _mm256_or_si256(_mm256_and_si256(packed, m4), bit_to_16(hbits, 2 * j));
+        const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), m4), bit_to_16(hbits, 2 * j + 1));
+        const __m256i s0 = _mm256_shuffle_epi8(ks.sc16, lane_broadcast(2 * j));
+        const __m256i s1 = _mm256_shuffle_epi8(ks.sc16, lane_broadcast(2 * j + 1));
+        for (int n = 0; n < N; ++n) {
+          const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].qs + 64 * j));
+          const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].qs + 64 * j + 32));
+          const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(q0, x0), s0);
+          const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(q1, x1), s1);
+          sum[n] = _mm256_add_epi32(sum[n], _mm256_add_epi32(p0, p1));
+        }
+      }
+      const float dw = half(wb.d), dmin = half(wb.dmin);
+      for (int n = 0; n < N; ++n) {
+        const float xd = xrow[n][b].d;
+        summs[n] = std::fma(-xd * dmin, float(k4_min_sum(ks.mn16, xrow[n][b])), summs[n]);
+        acc[n] = _mm256_fmadd_ps(_mm256_set1_ps(xd * dw), _mm256_cvtepi32_ps(sum[n]), acc[n]);
+      }
+    }
+    for (int n = 0; n < N; ++n) t.y[(k0 + n) * t.ldy + r] = hsum8(acc[n]) + summs[n];
+  }
+}
+
+// Q3_K x Q8_K, one row x N tokens: the 3-bit values rebuilt as int8 q - 4 in -4..3 and
+// multiplied with the sign trick (dot_i8's maddubs of |w| by sign(w) * x), each 16-value
+// sub-block weighted by its scale (Q6_K's per-half scale shuffle), so every int32 lane holds
+// the exact sum llama.cpp's vec_dot_q3_K has in it; per super-block one fp32 multiply-add of
+// the lanes by d_w * d_x, one horizontal sum per output.
+template <int N>
+void rows_q3_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  const int64_t nb = t.cols / QK_K;
+  const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(4);
+  const BlockQ8_K* xrow[N];
+  for (int n = 0; n < N; ++n) xrow[n] = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + n) * t.act_stride);
+  for (int64_t r = r0; r < r1; ++r) {
+    const BlockQ3_K* wrow = reinterpret_cast<const BlockQ3_K*>(t.w + r * t.row_bytes);
+    __m256 acc[N];
+    for (int n = 0; n < N; ++n) acc[n] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const BlockQ3_K& wb = wrow[b];
+      for (int o = 0; o < 128; o += 64) _mm_prefetch(reinterpret_cast<const char*>(&wb) + 880 + o, _MM_HINT_T0);
+      // Scales 0..15 as int16 (sc - 32): low 4 bits from bytes 0..7, high 2 from bytes 8..11.
+      uint32_t a[3];
+      __builtin_memcpy(a, wb.scales, 12);
+      const __m128i sc8 = _mm_sub_epi8(
+          _mm_set_epi32(int(((a[1] >> 4) & 0x0f0f0f0f) | (((a[2] >> 6) & 0x03030303) << 4)),
+                        int(((a[0] >> 4) & 0x0f0f0f0f) | (((a[2] >> 4) & 0x03030303) << 4)),
+                        int((a[1] & 0x0f0f0f0f) | (((a[2] >> 2) & 0x03030303) << 4)),
+                        int((a[0] & 0x0f0f0f0f) | ((a[2] & 0x03030303) << 4))),
+          _mm_set1_epi8(32));
+      const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+      const __m256i scales[2] = {_mm256_permute4x64_epi64(sc16, 0x44), _mm256_permute4x64_epi64(sc16, 0xEE)};
+      const __m256i hbits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.hmask));
+      __m256i sum[N];
+      for (int n = 0; n < N; ++n) sum[n] = _mm256_setzero_si256();
+      for (int half = 0; half < 2; ++half) {
+        const __m256i q3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.qs + 32 * half));
+        for (int q = 0; q < 4; ++q) {
+          // Group g = 4 half + q: low bits at 2q of q3, high bit at bit g of hbits.
+          const int g = 4 * half + q;
+          const __m256i low = _mm256_and_si256(q == 0 ? q3 : _mm256_srli_epi16(q3, 2 * q), m3);
+          const __m256i high = _mm256_and_si256(g <= 2 ? _mm256_slli_epi16(hbits, 2 - g) : _mm256_srli_epi16(hbits, g - 2), m4);
+          const __m256i wq = _mm256_sub_epi8(_mm256_or_si256(low, high), m4);
+          const __m256i abs_w = _mm256_sign_epi8(wq, wq);
+          const __m256i scale =
+              _mm256_shuffle_epi8(scales[half], _mm256_load_si256(reinterpret_cast<const __m256i*>(kQ6Scale.bytes[2 * q])));
+          for (int n = 0; n < N; ++n) {
+            const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].qs + 32 * g));
+            const __m256i p16 = _mm256_maddubs_epi16(abs_w, _mm256_sign_epi8(xq, wq));
+            sum[n] = _mm256_add_epi32(sum[n], _mm256_madd_epi16(p16, scale));
+          }
+        }
+      }
+      const float d = half(wb.d);
+      for (int n = 0; n < N; ++n) acc[n] = _mm256_fmadd_ps(_mm256_set1_ps(xrow[n][b].d * d), _mm256_cvtepi32_ps(sum[n]), acc[n]);
+    }
+    for (int n = 0; n < N; ++n) t.y[(k0 + n) * t.ldy + r] = hsum8(acc[n]);
+  }
+}
+
+// Q2_K x Q8_K, one row x N tokens: 2-bit values as uint8 0..3 (maddubs takes them), each
+// 16-value sub-block weighted by its 4-bit scale (Q6_K's per-half scale shuffle); the 4-bit
+// mins times the activation's 16-value sums as 8 int32 lanes. Per super-block two fp32
+// multiply-adds into the 8 lanes, the mins' (by -d_x * dmin) first, then the values' (by
+// d_x * d), one horizontal sum per output: llama.cpp's vec_dot_q2_K order.
+template <int N>
+void rows_q2_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  const int64_t nb = t.cols / QK_K;
+  const __m256i m3 = _mm256_set1_epi8(3);
+  const BlockQ8_K* xrow[N];
+  for (int n = 0; n < N; ++n) xrow[n] = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + n) * t.act_stride);
+  for (int64_t r = r0; r < r1; ++r) {
+    const BlockQ2_K* wrow = reinterpret_cast<const BlockQ2_K*>(t.w + r * t.row_bytes);
+    __m256 acc[N];
+    for (int n = 0; n < N; ++n) acc[n] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const BlockQ2_K& wb = wrow[b];
+      for (int o = 0; o < 128; o += 64) _mm_prefetch(reinterpret_cast<const char*>(&wb) + 672 + o, _MM_HINT_T0);
+      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.scales));
+      const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(packed, _mm_set1_epi8(0xF)));
+      const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0xF)));
+      const __m256i scales[2] = {_mm256_permute4x64_epi64(sc16, 0x44), _mm256_permute4x64_epi64(sc16, 0xEE)};
+      __m256i sum[N];
+      for (int n = 0; n < N; ++n) sum[n] = _mm256_setzero_si256();
+      for (int half = 0; half < 2; ++half) {
+        const __m256i q2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb.qs + 32 * half));
+        for (int q = 0; q < 4; ++q) {
+          const __m256i wq = _mm256_and_si256(q == 0 ? q2 : _mm256_srli_epi16(q2, 2 * q), m3);
+          const __m256i scale =
+              _mm256_shuffle_epi8(scales[half], _mm256_load_si256(reinterpret_cast<const __m256i*>(kQ6Scale.bytes[2 * q])));
+          for (int n = 0; n < N; ++n) {
+            const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].qs + 32 * (4 * half + q)));
+            sum[n] = _mm256_add_epi32(sum[n], _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), scale));
+          }
+        }
+      }
+      const float d = half(wb.d), dmin = half(wb.dmin);
+      for (int n = 0; n < N; ++n) {
+        const float xd = xrow[n][b].d;
+        const __m256i mins = _mm256_madd_epi16(mn16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].bsums)));
+        acc[n] = _mm256_fmadd_ps(_mm256_set1_ps(-xd * dmin), _mm256_cvtepi32_ps(mins), acc[n]);
+        acc[n] = _mm256_fmadd_ps(_mm256_set1_ps(xd * d), _mm256_cvtepi32_ps(sum[n]), acc[n]);
+      }
+    }
+    for (int n = 0; n < N; ++n) t.y[(k0 + n) * t.ldy + r] = hsum8(acc[n]);
+  }
+}
+
+// IQ4_XS x Q8_K, one row x N tokens: each 32-value sub-block's indexes looked up in the
+// grid (a byte shuffle), multiplied with the sign trick and weighted by the sub-block's
+// 6-bit scale; per super-block one fp32 multiply-add of the exact int32 lanes by d_w * d_x,
+// one horizontal sum per output: llama.cpp's vec_dot_iq4_xs lanes and order.
+template <int N>
+void rows_iq4_xs(const DotTile& t, int64_t r0, int64_t r1, int k0) {
+  const int64_t nb = t.cols / QK_K;
+  const __m128i grid = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values));
+  const __m128i m4 = _mm_set1_epi8(0xF);
+  const BlockQ8_K* xrow[N];
+  for (int n = 0; n < N; ++n) xrow[n] = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + n) * t.act_stride);
+  for (int64_t r = r0; r < r1; ++r) {
+    const BlockIQ4_XS* wrow = reinterpret_cast<const BlockIQ4_XS*>(t.w + r * t.row_bytes);
+    __m256 acc[N];
+    for (int n = 0; n < N; ++n) acc[n] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const BlockIQ4_XS& wb = wrow[b];
+      for (int o = 0; o < 192; o += 64) _mm_prefetch(reinterpret_cast<const char*>(&wb) + 1088 + o, _MM_HINT_T0);
+      __m256i sum[N];
+      for (int n = 0; n < N; ++n) sum[n] = _mm256_setzero_si256();
+      for (int j = 0; j < QK_K / 32; ++j) {
+        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.qs + 16 * j));
+        const __m256i wq = _mm256_set_m128i(_mm_shuffle_epi8(grid, _mm_and_si128(_mm_srli_epi16(packed, 4), m4)),
+                                            _mm_shuffle_epi8(grid, _mm_and_si128(packed, m4)));
+        const __m256i abs_w = _mm256_sign_epi8(wq, wq);
+        const __m256i scale = _mm256_set1_epi16(int16_t(iq4xs_scale(wb, j)));
+        for (int n = 0; n < N; ++n) {
+          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[n][b].qs + 32 * j));
+          sum[n] = _mm256_add_epi32(sum[n], _mm256_madd_epi16(_mm256_maddubs_epi16(abs_w, _mm256_sign_epi8(xq, wq)), scale));
+        }
+      }
+      const float d = half(wb.d);
+      for (int n = 0; n < N; ++n) acc[n] = _mm256_fmadd_ps(_mm256_set1_ps(d * xrow[n][b].d), _mm256_cvtepi32_ps(sum[n]), acc[n]);
+    }
+    for (int n = 0; n < N; ++n) t.y[(k0 + n) * t.ldy + r] = hsum8(acc[n]);
+  }
+}
+
 // Calls rows(std::integral_constant<int, N>, k0) for the token tiles [k0, k0 + N) covering
 // n_tokens: tiles of kMax, then one of the remainder.
 template <int N, typename Rows>
@@ -563,6 +796,10 @@ bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r
         else
           token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_q4_k<n, DotOrder::Gemm>(t, c0, c1, k0); });
         break;
+      case GgmlType::Q5_K: token_tiles<8>(t.n_tokens, [&](auto n, int k0) { rows_q5_k<n>(t, c0, c1, k0); }); break;
+      case GgmlType::Q3_K: token_tiles<8>(t.n_tokens, [&](auto n, int k0) { rows_q3_k<n>(t, c0, c1, k0); }); break;
+      case GgmlType::Q2_K: token_tiles<8>(t.n_tokens, [&](auto n, int k0) { rows_q2_k<n>(t, c0, c1, k0); }); break;
+      case GgmlType::IQ4_XS: token_tiles<8>(t.n_tokens, [&](auto n, int k0) { rows_iq4_xs<n>(t, c0, c1, k0); }); break;
       case GgmlType::F32: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_float<n, F32Elements>(t, c0, c1, k0); }); break;
       case GgmlType::F16: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_float<n, F16Elements>(t, c0, c1, k0); }); break;
       case GgmlType::BF16: token_tiles<4>(t.n_tokens, [&](auto n, int k0) { rows_float<n, BF16Elements>(t, c0, c1, k0); }); break;

@@ -101,6 +101,89 @@ float dot_q6_k(const BlockQ6_K* w, const BlockQ8_K* x, int64_t nb) {
   return sum;
 }
 
+// ---- issue 28 K-quants (Q5_K, Q3_K, Q2_K, IQ4_XS) x Q8_K.
+
+// Q5_K: as Q4_K with 5-bit values (the 5th bit from qh).
+float dot_q5_k(const BlockQ5_K* w, const BlockQ8_K* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* q = w[b].qs;
+    const uint8_t* qh = w[b].qh;
+    const int8_t* a = x[b].qs;
+    int sumi = 0, summ = 0;
+    for (int j = 0; j < QK_K / 64; ++j) {
+      uint8_t sc_lo, m_lo, sc_hi, m_hi;
+      q4k_scale_min(2 * j, w[b].scales, &sc_lo, &m_lo);
+      q4k_scale_min(2 * j + 1, w[b].scales, &sc_hi, &m_hi);
+      int lo = 0, hi = 0;
+      for (int l = 0; l < 32; ++l) {
+        lo += ((q[l] & 0xF) | (((qh[l] >> (2 * j)) & 1) << 4)) * a[l];
+        hi += ((q[l] >> 4) | (((qh[l] >> (2 * j + 1)) & 1) << 4)) * a[l + 32];
+      }
+      sumi += sc_lo * lo + sc_hi * hi;
+      summ += m_lo * (x[b].bsums[4 * j] + x[b].bsums[4 * j + 1]) + m_hi * (x[b].bsums[4 * j + 2] + x[b].bsums[4 * j + 3]);
+      q += 32;
+      a += 64;
+    }
+    sum += x[b].d * (fp16_to_fp32(w[b].d) * static_cast<float>(sumi) - fp16_to_fp32(w[b].dmin) * static_cast<float>(summ));
+  }
+  return sum;
+}
+
+// Q3_K: signed 3-bit values (q - 4) times int16 sub-block scales, one integer per super-block.
+float dot_q3_k(const BlockQ3_K* w, const BlockQ8_K* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int8_t sc[16];
+    q3k_scales(w[b].scales, sc);
+    int sumi = 0;
+    for (int j = 0; j < 16; ++j) {
+      int part = 0;
+      for (int e = 16 * j; e < 16 * j + 16; ++e) {
+        const int h = e / 128, s = (e / 32) % 4, l = e % 32;
+        const int q = ((w[b].qs[32 * h + l] >> (2 * s)) & 3) - ((w[b].hmask[l] >> (e / 32)) & 1 ? 0 : 4);
+        part += q * x[b].qs[e];
+      }
+      sumi += sc[j] * part;
+    }
+    sum += fp16_to_fp32(w[b].d) * x[b].d * static_cast<float>(sumi);
+  }
+  return sum;
+}
+
+// Q2_K: unsigned 2-bit values times 4-bit scales, the 4-bit mins through the 16-value sums.
+float dot_q2_k(const BlockQ2_K* w, const BlockQ8_K* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int sumi = 0, summ = 0;
+    for (int j = 0; j < 16; ++j) {
+      int part = 0;
+      for (int e = 16 * j; e < 16 * j + 16; ++e) part += ((w[b].qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3) * x[b].qs[e];
+      sumi += (w[b].scales[j] & 0xF) * part;
+      summ += (w[b].scales[j] >> 4) * x[b].bsums[j];
+    }
+    sum += x[b].d * (fp16_to_fp32(w[b].d) * static_cast<float>(sumi) - fp16_to_fp32(w[b].dmin) * static_cast<float>(summ));
+  }
+  return sum;
+}
+
+// IQ4_XS: grid values times 6-bit sub-block scales, one integer per super-block.
+float dot_iq4_xs(const BlockIQ4_XS* w, const BlockQ8_K* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int sumi = 0;
+    for (int j = 0; j < QK_K / 32; ++j) {
+      const uint8_t* qs = w[b].qs + 16 * j;
+      const int8_t* a = x[b].qs + 32 * j;
+      int part = 0;
+      for (int l = 0; l < 16; ++l) part += kIq4Values[qs[l] & 0xF] * a[l] + kIq4Values[qs[l] >> 4] * a[l + 16];
+      sumi += iq4xs_scale(w[b], j) * part;
+    }
+    sum += fp16_to_fp32(w[b].d) * x[b].d * static_cast<float>(sumi);
+  }
+  return sum;
+}
+
 float dot_row(GgmlType type, const uint8_t* w, const uint8_t* x, int64_t cols) {
   switch (type) {
     case GgmlType::F32: return dot_f32(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x), cols);
@@ -114,6 +197,14 @@ float dot_row(GgmlType type, const uint8_t* w, const uint8_t* x, int64_t cols) {
       return dot_q4_k(reinterpret_cast<const BlockQ4_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
     case GgmlType::Q6_K:
       return dot_q6_k(reinterpret_cast<const BlockQ6_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
+    case GgmlType::Q5_K:
+      return dot_q5_k(reinterpret_cast<const BlockQ5_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
+    case GgmlType::Q3_K:
+      return dot_q3_k(reinterpret_cast<const BlockQ3_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
+    case GgmlType::Q2_K:
+      return dot_q2_k(reinterpret_cast<const BlockQ2_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
+    case GgmlType::IQ4_XS:
+      return dot_iq4_xs(reinterpret_cast<const BlockIQ4_XS*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
     default: return 0.f;  // pack_weight rejects every other type before a kernel runs
   }
 }

@@ -45,6 +45,21 @@ __host__ __device__ __forceinline__ bool with_weight_type(GgmlType t, F&& f) {
   }
 }
 
+// kIq4Values[i] (ggml_types.h) from two 64-bit constants: arithmetic only, no table in
+// device memory.
+__host__ __device__ __forceinline__ int iq4_value(uint32_t i) {
+  const uint64_t bytes = i < 8 ? 0xF6EADDCFBFAD9881ull : 0x7159453526190D01ull;
+  return int(int8_t(uint8_t(bytes >> (8 * (i & 7)))));
+}
+
+// Four IQ4_XS grid values as an int8x4 word, from four index nibbles at bits 0, 8, 16, 24.
+__device__ __forceinline__ uint32_t iq4_word(uint32_t idx) {
+  uint32_t out = 0;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) out |= uint32_t(uint8_t(iq4_value((idx >> (8 * k)) & 0xF))) << (8 * k);
+  return out;
+}
+
 // The stored bits behind values [16h, 16h + 16) of chunk c of a row, as loaded from the
 // repacked streams. Loading and decoding are separate steps so that a kernel can have the
 // loads of its next tile in flight while it computes on the current one (gemm_tile.cuh).
@@ -84,6 +99,23 @@ __device__ __forceinline__ HalfChunkBits load_half_chunk(const DeviceMatrix& m, 
     b.s0 = uint32_t(reinterpret_cast<const int8_t*>(m.s + r * m.s_row)[2 * c + h]);
     b.s1 = reinterpret_cast<const uint16_t*>(m.sb + r * m.sb_row)[c / 8];
     b.hi = reinterpret_cast<const uint32_t*>(m.qh + r * m.qh_row + 8 * c)[h];
+  } else if constexpr (T == GgmlType::Q5_K) {  // issue 28
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
+    b.s1 = reinterpret_cast<const uint32_t*>(m.sb + r * m.sb_row)[c / 8];
+    b.hi = reinterpret_cast<const uint32_t*>(m.qh + r * m.qh_row)[c];
+  } else if constexpr (T == GgmlType::Q3_K) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = uint32_t(reinterpret_cast<const int8_t*>(m.s + r * m.s_row)[2 * c + h]);
+    b.s1 = reinterpret_cast<const uint16_t*>(m.sb + r * m.sb_row)[c / 8];
+  } else if constexpr (T == GgmlType::Q2_K) {
+    b.v[0].x = reinterpret_cast<const uint32_t*>(q + 8 * c)[h];
+    b.s0 = m.s[r * m.s_row + 2 * c + h];
+    b.s1 = reinterpret_cast<const uint32_t*>(m.sb + r * m.sb_row)[c / 8];
+  } else if constexpr (T == GgmlType::IQ4_XS) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = uint32_t(reinterpret_cast<const int8_t*>(m.s + r * m.s_row)[c]);
+    b.s1 = reinterpret_cast<const uint16_t*>(m.sb + r * m.sb_row)[c / 8];
   }
   return b;
 }
@@ -138,6 +170,35 @@ __device__ __forceinline__ void decode_half_chunk_bits(const HalfChunkBits& b, i
       const uint32_t hi = (b.hi >> (8 * (i % 4) + 2 * (i / 4))) & 3;
       v[i] = d * sc * small_uint_to_float(lo | (hi << 4), 32.f);
     }
+  } else if constexpr (T == GgmlType::Q5_K) {  // issue 28
+    const float d = half_to_float(uint16_t(b.s1 & 0xFFFF)) * float(b.s0 & 0xFF);
+    const float dmin = half_to_float(uint16_t(b.s1 >> 16)) * float((b.s0 >> 8) & 0xFF);
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t lo = (w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF;
+      const uint32_t hi = (b.hi >> (8 * (i % 4) + 4 * h + i / 4)) & 1;
+      v[i] = d * small_uint_to_float(lo | (hi << 4)) - dmin;
+    }
+  } else if constexpr (T == GgmlType::Q3_K) {
+    const float d = half_to_float(uint16_t(b.s1));
+    const float sc = float(int8_t(b.s0));
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) v[i] = d * sc * small_uint_to_float((w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF, 4.f);
+  } else if constexpr (T == GgmlType::Q2_K) {
+    const float d = half_to_float(uint16_t(b.s1 & 0xFFFF)) * float(b.s0 & 0xF);
+    const float dmin = half_to_float(uint16_t(b.s1 >> 16)) * float((b.s0 >> 4) & 0xF);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) v[i] = d * small_uint_to_float((b.v[0].x >> (8 * (i % 4) + 2 * (i / 4))) & 3) - dmin;
+  } else if constexpr (T == GgmlType::IQ4_XS) {
+    const float dl = half_to_float(uint16_t(b.s1)) * float(int8_t(b.s0));
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) v[i] = dl * float(iq4_value((w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF));
   }
 }
 
@@ -238,6 +299,54 @@ __device__ __forceinline__ void dot_q6(uint4 low, uint2 high, const int a[8], in
   }
   *s0 = lo_sum;
   *s1 = hi_sum;
+}
+
+// ---- issue 28 K-quants.
+
+// Q5_K chunk: sum_i q_i * a_i over 32 5-bit values, the nibbles in Q4_0 order and the 5th
+// bits in one word (matrix_layout.h).
+__device__ __forceinline__ int dot_q5(uint4 low, uint32_t high, const int a[8]) {
+  uint32_t w[4];
+  unpack_words(low, w);
+  int s = 0;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const uint32_t nib = i < 4 ? (w[i] & 0x0F0F0F0Fu) : ((w[i - 4] >> 4) & 0x0F0F0F0Fu);
+    const uint32_t hb = ((high >> i) & 0x01010101u) << 4;
+    s = dot_i8x4(int(nib | hb), a[i], s);
+  }
+  return s;
+}
+
+// Q3_K chunk: sums of (q - 4) * a over values 0..15 (s0) and 16..31 (s1), which carry
+// different scales; q the nibbles (0..7) in Q4_0 order.
+__device__ __forceinline__ void dot_q3(uint4 low, const int a[8], int* s0, int* s1) {
+  uint32_t w[4];
+  unpack_words(low, w);
+  int lo_sum = 0, hi_sum = 0;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const uint32_t nib = i < 4 ? (w[i] & 0x0F0F0F0Fu) : ((w[i - 4] >> 4) & 0x0F0F0F0Fu);
+    // Bytes are 0..7: (b + 128 - 4) ^ 128 is b - 4 as int8 with no borrow between bytes.
+    const uint32_t q = ((nib | 0x80808080u) - 0x04040404u) ^ 0x80808080u;
+    if (i < 4) lo_sum = dot_i8x4(int(q), a[i], lo_sum);
+    else hi_sum = dot_i8x4(int(q), a[i], hi_sum);
+  }
+  *s0 = lo_sum;
+  *s1 = hi_sum;
+}
+
+// IQ4_XS chunk: sum_i kIq4Values[q_i] * a_i over 32 values, the indexes in Q4_0 order.
+__device__ __forceinline__ int dot_iq4(uint4 packed, const int a[8]) {
+  uint32_t w[4];
+  unpack_words(packed, w);
+  int s = 0;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    s = dot_i8x4(int(iq4_word(w[i] & 0x0F0F0F0Fu)), a[i], s);
+    s = dot_i8x4(int(iq4_word((w[i] >> 4) & 0x0F0F0F0Fu)), a[i + 4], s);
+  }
+  return s;
 }
 
 }  // namespace tessera::cuda

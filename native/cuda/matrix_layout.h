@@ -16,6 +16,20 @@
 //                     [2s, 2s+2) of byte k of 32-bit word w (so 4 consecutive values come
 //                     out as one int8x4 word with a shift and a mask);
 //                 s: int8 scale per 16 values; sb: fp16 d per super-block. w = d*sc*(q - 32).
+//   Q5_K          q, s, sb: as Q4_K (low 4 bits of each value in q);
+//                 qh: 4 bytes per chunk, the 5th bit of value 16w + 4s + k at bit 4w + s of
+//                     byte k (so 4 consecutive values' bits come out with one shift and a
+//                     mask). w = d*sc*q - dmin*m.
+//   Q3_K          q: each 3-bit value (low 2 bits | high bit << 2, 0..7) as a nibble, as
+//                    Q4_0 per chunk (4 bits for 3.4: simple, 1.3x the file's bytes);
+//                 s: int8 scale - 32 per 16 values; sb: fp16 d per super-block. w = d*sc*(q - 4).
+//   Q2_K          q: 8 bytes per chunk, value 16w + 4s + k at bits [2s, 2s+2) of byte 4w + k
+//                    (Q6_K's qh order: 4 values per int8x4 word with a shift and a mask);
+//                 s: byte per 16 values, 4-bit scale | 4-bit min << 4;
+//                 sb: (d, dmin) fp16 pair per super-block. w = d*sc*q - dmin*m.
+//   IQ4_XS        q: the 4-bit grid indexes, as Q4_0 per chunk (GGUF's own order);
+//                 s: int8 scale - 32 per chunk; sb: fp16 d per super-block.
+//                 w = d * sc * kIq4Values[q].
 //
 // Every stream of every row starts at a multiple of its widest access (16 bytes for q).
 #pragma once

@@ -28,6 +28,15 @@ void pack_high_bits(const uint8_t v[32], uint8_t out[8]) {
   }
 }
 
+// The 5th bits of 32 5-bit values: value 16w + 4s + k at bit 4w + s of byte k.
+void pack_fifth_bits(const uint8_t v[32], uint8_t out[4]) {
+  std::memset(out, 0, 4);
+  for (int i = 0; i < 32; ++i) {
+    const int w = i / 16, s = (i % 16) / 4, k = i % 4;
+    out[k] |= uint8_t(((v[i] >> 4) & 1) << (4 * w + s));
+  }
+}
+
 }  // namespace
 
 MatrixLayout matrix_layout(GgmlType type, int64_t rows, int64_t cols) {
@@ -54,6 +63,27 @@ MatrixLayout matrix_layout(GgmlType type, int64_t rows, int64_t cols) {
       L.q_row = k / 2;
       L.qh_row = k / 4;
       L.s_row = k / 16;
+      L.sb_row = 2 * (k / 256);
+      break;
+    case GgmlType::Q5_K:
+      L.q_row = k / 2;
+      L.qh_row = k / 8;
+      L.s_row = 2 * (k / 32);
+      L.sb_row = 4 * (k / 256);
+      break;
+    case GgmlType::Q3_K:
+      L.q_row = k / 2;
+      L.s_row = k / 16;
+      L.sb_row = 2 * (k / 256);
+      break;
+    case GgmlType::Q2_K:
+      L.q_row = k / 4;
+      L.s_row = k / 16;
+      L.sb_row = 4 * (k / 256);
+      break;
+    case GgmlType::IQ4_XS:
+      L.q_row = k / 2;
+      L.s_row = k / 32;
       L.sb_row = 2 * (k / 256);
       break;
     default: break;
@@ -153,6 +183,62 @@ void repack_rows(GgmlType type, int64_t cols, const uint8_t* src, int64_t n_rows
             pack_nibbles(v, q + 16 * (8 * b + g));
             pack_high_bits(v, qh + 8 * (8 * b + g));
           }
+        }
+        break;
+      case GgmlType::Q5_K:
+        for (int64_t b = 0; b < cols / QK_K; ++b) {
+          BlockQ5_K blk;
+          std::memcpy(&blk, in + b * sizeof(BlockQ5_K), sizeof blk);
+          put16(sb + 4 * b, blk.d);
+          put16(sb + 4 * b + 2, blk.dmin);
+          for (int j = 0; j < 8; ++j) {
+            uint8_t sc, mn, v[32];
+            q4k_scale_min(j, blk.scales, &sc, &mn);
+            put16(s + 2 * (8 * b + j), uint16_t(sc | (mn << 8)));
+            // Sub-block j: nibbles as Q4_K, the 5th bit from bit j of qh[l].
+            const uint8_t* qs = blk.qs + 32 * (j / 2);
+            for (int l = 0; l < 32; ++l) v[l] = uint8_t(((j & 1) ? (qs[l] >> 4) : (qs[l] & 0xF)) | (((blk.qh[l] >> j) & 1) << 4));
+            pack_nibbles(v, q + 16 * (8 * b + j));
+            pack_fifth_bits(v, qh + 4 * (8 * b + j));
+          }
+        }
+        break;
+      case GgmlType::Q3_K:
+        for (int64_t b = 0; b < cols / QK_K; ++b) {
+          BlockQ3_K blk;
+          std::memcpy(&blk, in + b * sizeof(BlockQ3_K), sizeof blk);
+          put16(sb + 2 * b, blk.d);
+          q3k_scales(blk.scales, reinterpret_cast<int8_t*>(s + 16 * b));
+          for (int g = 0; g < 8; ++g) {
+            uint8_t v[32];
+            for (int l = 0; l < 32; ++l)
+              v[l] = uint8_t(((blk.qs[32 * (g / 4) + l] >> (2 * (g % 4))) & 3) | (((blk.hmask[l] >> g) & 1) << 2));
+            pack_nibbles(v, q + 16 * (8 * b + g));
+          }
+        }
+        break;
+      case GgmlType::Q2_K:
+        for (int64_t b = 0; b < cols / QK_K; ++b) {
+          BlockQ2_K blk;
+          std::memcpy(&blk, in + b * sizeof(BlockQ2_K), sizeof blk);
+          put16(sb + 4 * b, blk.d);
+          put16(sb + 4 * b + 2, blk.dmin);
+          std::memcpy(s + 16 * b, blk.scales, 16);
+          for (int g = 0; g < 8; ++g) {
+            uint8_t v[32];
+            // pack_high_bits takes bits 4..5: the 2-bit values shifted there.
+            for (int l = 0; l < 32; ++l) v[l] = uint8_t(((blk.qs[32 * (g / 4) + l] >> (2 * (g % 4))) & 3) << 4);
+            pack_high_bits(v, q + 8 * (8 * b + g));
+          }
+        }
+        break;
+      case GgmlType::IQ4_XS:
+        for (int64_t b = 0; b < cols / QK_K; ++b) {
+          BlockIQ4_XS blk;
+          std::memcpy(&blk, in + b * sizeof(BlockIQ4_XS), sizeof blk);
+          put16(sb + 2 * b, blk.d);
+          for (int j = 0; j < 8; ++j) s[8 * b + j] = uint8_t(int8_t(iq4xs_scale(blk, j)));
+          std::memcpy(q + 128 * b, blk.qs, 128);  // already in chunk nibble order
         }
         break;
       default: break;

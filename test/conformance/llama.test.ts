@@ -39,6 +39,12 @@ const BUDGET: Record<WeightScheme | "stories", number> = {
   Q4_K: 4e-2,
   Q6_K: 4e-2,
   Q4_K_M: 4e-2,
+  Q5_K: 4e-2,
+  Q5_K_M: 4e-2,
+  Q3_K: 4e-2,
+  Q3_K_M: 4e-2,
+  Q2_K: 4e-2,
+  IQ4_XS: 4e-2,
 };
 
 /**
@@ -74,7 +80,7 @@ describe.runIf(hasShared)("logits match llama.cpp", () => {
     if (EXACT) expectBitIdentical(r);
   }, 180_000);
 
-  for (const scheme of ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"] as const) {
+  for (const scheme of ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q5_K", "Q5_K_M", "Q3_K", "Q3_K_M", "Q2_K", "IQ4_XS"] as const) {
     it(`synthetic llama, ${scheme} weights`, async () => {
       const seed = (Date.now() >>> 0) ^ scheme.length;
       const file = path.join(dir, `llama-${scheme}.gguf`);

@@ -47,6 +47,10 @@ const synthetic: [string, ModelShape, WeightScheme][] = [
   ["qwen2 Q8_0 (q/k/v bias, neox RoPE)", { ...small, architecture: "qwen2", ropeFreqBase: 1e6, normEps: 1e-6, qkvBias: true }, "Q8_0"],
   ["qwen3 Q4_K_M (q/k norm, Q4_K and Q6_K mixed: unfused projections)", { ...small, architecture: "qwen3", nHead: 8, headDim: 64, qkNorm: true, ropeFreqBase: 1e6, normEps: 1e-6 }, "Q4_K_M"],
   ["llama Q6_K", small, "Q6_K"],
+  ["llama Q5_K_M (issue 28: Q5_K with Q6_K attn_v/ffn_down in layer 1)", small, "Q5_K_M"],
+  ["llama Q3_K_M (issue 28: Q3_K with Q4_K/Q5_K attn_v, attn_output, ffn_down)", small, "Q3_K_M"],
+  ["llama Q2_K (issue 28)", small, "Q2_K"],
+  ["llama IQ4_XS (issue 28)", small, "IQ4_XS"],
   // The biases go through the matmul epilogue: gate/up concatenated like q/k/v's, down and the
   // LM head's on their own.
   ["llama F32 with FFN biases", { ...small, ffnBias: true }, "F32"],

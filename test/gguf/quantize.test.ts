@@ -23,6 +23,11 @@ const ROUND_TRIP_BUDGET: Array<[GGMLType, number]> = [
   [GGMLType.Q4_0, 0.1],
   [GGMLType.Q4_K, 0.085],
   [GGMLType.Q6_K, 0.022],
+  // Issue 28's K-quants.
+  [GGMLType.Q5_K, 0.04], // ggml's reference reaches about 0.036
+  [GGMLType.Q3_K, 0.16], // about 0.151
+  [GGMLType.Q2_K, 0.31], // about 0.29
+  [GGMLType.IQ4_XS, 0.08], // about 0.077
 ];
 
 function halfBytes(values: number[]): number[] {
@@ -119,6 +124,60 @@ describe("block layouts decode per the ggml format", () => {
   });
 });
 
+describe("block layouts of issue 28's K-quants", () => {
+  it("Q5_K: d, dmin, Q4_K's scales, qh 5th bits (bit j of byte l: sub-block j), Q4_K's nibbles", () => {
+    const sc = [1, 2, 3, 4, 45, 50, 63, 17];
+    const mn = [0, 5, 9, 63, 33, 48, 2, 40];
+    const scales = new Array<number>(12).fill(0);
+    for (let j = 0; j < 4; j++) {
+      scales[j] = sc[j] | ((sc[j + 4] >> 4) << 6);
+      scales[j + 4] = mn[j] | ((mn[j + 4] >> 4) << 6);
+      scales[j + 8] = (sc[j + 4] & 0xf) | ((mn[j + 4] & 0xf) << 4);
+    }
+    const q = Array.from({ length: 256 }, (_, e) => (e * 11 + (e >> 5)) % 32);
+    const qh = Array.from({ length: 32 }, (_, l) => q.reduce((h, v, e) => ((e & 31) === l ? h | ((v >> 4) << (e >> 5)) : h), 0));
+    const qs = Array.from({ length: 128 }, (_, i) => (q[64 * (i >> 5) + (i & 31)] & 0xf) | ((q[64 * (i >> 5) + 32 + (i & 31)] & 0xf) << 4));
+    const bytes = Uint8Array.from([...halfBytes([0.125, 0.0625]), ...scales, ...qh, ...qs]);
+    const expected = q.map((v, e) => 0.125 * sc[e >> 5] * v - 0.0625 * mn[e >> 5]);
+    expect(Array.from(dequantize(GGMLType.Q5_K, bytes, 256))).toEqual(expected);
+  });
+
+  it("Q3_K: hmask high bits (bit g of byte l: element 32g + l), 2-bit qs, packed 6-bit scales - 32, fp16 d last, offset 4", () => {
+    const q = Array.from({ length: 256 }, (_, e) => (e * 5 + (e >> 4)) % 8);
+    const sc = Array.from({ length: 16 }, (_, j) => (j * 7 + 3) % 64); // stored 0..63, used as sc - 32
+    const hmask = Array.from({ length: 32 }, (_, l) => q.reduce((h, v, e) => ((e & 31) === l ? h | ((v >> 2) << (e >> 5)) : h), 0));
+    const qs = Array.from({ length: 64 }, (_, i) => [0, 1, 2, 3].reduce((b, s) => b | ((q[128 * (i >> 5) + 32 * s + (i & 31)] & 3) << (2 * s)), 0));
+    const scales = new Array<number>(12).fill(0);
+    for (let j = 0; j < 16; j++) {
+      if (j < 8) scales[j] |= sc[j] & 0xf;
+      else scales[j - 8] |= (sc[j] & 0xf) << 4;
+      scales[8 + (j % 4)] |= (sc[j] >> 4) << (2 * (j >> 2));
+    }
+    const bytes = Uint8Array.from([...hmask, ...qs, ...scales, ...halfBytes([0.125])]);
+    expect(Array.from(dequantize(GGMLType.Q3_K, bytes, 256))).toEqual(q.map((v, e) => 0.125 * (sc[e >> 4] - 32) * (v - 4)));
+  });
+
+  it("Q2_K: 4-bit scale | min << 4 per 16 values, 2-bit qs as Q3_K's, fp16 d and dmin last", () => {
+    const q = Array.from({ length: 256 }, (_, e) => (e * 3 + (e >> 5)) % 4);
+    const sm = Array.from({ length: 16 }, (_, j) => ((j * 5 + 1) % 16) | (((j * 3 + 2) % 16) << 4));
+    const qs = Array.from({ length: 64 }, (_, i) => [0, 1, 2, 3].reduce((b, s) => b | (q[128 * (i >> 5) + 32 * s + (i & 31)] << (2 * s)), 0));
+    const bytes = Uint8Array.from([...sm, ...qs, ...halfBytes([0.125, 0.0625])]);
+    const expected = q.map((v, e) => 0.125 * (sm[e >> 4] & 0xf) * v - 0.0625 * (sm[e >> 4] >> 4));
+    expect(Array.from(dequantize(GGMLType.Q2_K, bytes, 256))).toEqual(expected);
+  });
+
+  it("IQ4_XS: fp16 d, 2-bit scale highs, 4-bit scale lows, grid indexes per 32 as Q4_0", () => {
+    const grid = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+    const q = Array.from({ length: 256 }, (_, e) => (e * 7 + (e >> 5)) % 16);
+    const ls = [0, 5, 17, 31, 32, 40, 63, 50];
+    const scalesH = ls.reduce((h, l, j) => h | ((l >> 4) << (2 * j)), 0);
+    const scalesL = [0, 1, 2, 3].map((k) => (ls[2 * k] & 0xf) | ((ls[2 * k + 1] & 0xf) << 4));
+    const qs = Array.from({ length: 128 }, (_, i) => q[32 * (i >> 4) + (i & 15)] | (q[32 * (i >> 4) + 16 + (i & 15)] << 4));
+    const bytes = Uint8Array.from([...halfBytes([0.125]), scalesH & 0xff, scalesH >> 8, ...scalesL, ...qs]);
+    expect(Array.from(dequantize(GGMLType.IQ4_XS, bytes, 256))).toEqual(q.map((v, e) => 0.125 * (ls[e >> 5] - 32) * grid[v]));
+  });
+});
+
 describe("half precision", () => {
   it("toHalf rounds to nearest even and handles range limits", () => {
     expect(toHalf(1)).toBe(0x3c00);
@@ -136,7 +195,7 @@ describe("half precision", () => {
 
 describe("errors", () => {
   it("unsupported types throw ERR_UNSUPPORTED_QUANT_TYPE", () => {
-    for (const type of [GGMLType.Q5_K, GGMLType.IQ4_NL, 999 as GGMLType])
+    for (const type of [GGMLType.IQ2_XXS, GGMLType.IQ3_S, 999 as GGMLType])
       expect(() => quantize(type, new Float32Array(256), 256)).toThrow(expect.objectContaining({ code: "ERR_UNSUPPORTED_QUANT_TYPE" }));
   });
 
