@@ -323,11 +323,41 @@ function quantizeQ6_K(x: Float32Array, out: DataView, blocks: number): void {
   }
 }
 
+// ---- Blocks of 32 (issue 28): Q5_0, Q4_1, Q5_1, IQ4_NL, MXFP4.
+
+/** ggml's quantize_row_q5_0_ref: d = max / -16 (max the value of largest magnitude), levels 0..31. */
+function quantizeQ5_0(x: Float32Array, out: DataView, blocks: number): void {
+  for (let b = 0; b < blocks; b++) {
+    let amax = 0;
+    let max = 0;
+    for (let i = 0; i < 32; i++) {
+      const v = x[b * 32 + i];
+      if (Math.abs(v) > amax) {
+        amax = Math.abs(v);
+        max = v;
+      }
+    }
+    const d = f(max / -16);
+    const id = d ? f(1 / d) : 0;
+    const o = b * 22;
+    out.setUint16(o, toHalf(d), true);
+    let qh = 0;
+    for (let i = 0; i < 16; i++) {
+      const lo = Math.min(31, Math.trunc(f(f(x[b * 32 + i] * id) + 16.5)));
+      const hi = Math.min(31, Math.trunc(f(f(x[b * 32 + 16 + i] * id) + 16.5)));
+      out.setUint8(o + 6 + i, (lo & 0xf) | ((hi & 0xf) << 4));
+      qh |= ((lo >> 4) << i) | ((hi >> 4) << (i + 16));
+    }
+    out.setUint32(o + 2, qh >>> 0, true);
+  }
+}
+
 const QUANTIZERS: Partial<Record<GGMLType, (x: Float32Array, out: DataView, blocks: number) => void>> = {
   [GGMLType.Q8_0]: quantizeQ8_0,
   [GGMLType.Q4_0]: quantizeQ4_0,
   [GGMLType.Q4_K]: quantizeQ4_K,
   [GGMLType.Q6_K]: quantizeQ6_K,
+  [GGMLType.Q5_0]: quantizeQ5_0,
 };
 
 function checkShape(type: GGMLType, count: number, cols: number): { blockSize: number; typeSize: number } {
@@ -415,6 +445,18 @@ export function dequantize(type: GGMLType, bytes: Uint8Array, count: number): Fl
           const lo = g < 2 ? ql & 0xf : ql >> 4;
           const hi = (v.getUint8(o + 128 + 32 * n + l) >> (2 * g)) & 3;
           y[b * 256 + e] = d * v.getInt8(o + 192 + (e >> 4)) * ((lo | (hi << 4)) - 32);
+        }
+      }
+      break;
+    case GGMLType.Q5_0:
+      for (let b = 0; b < blocks; b++) {
+        const o = b * 22;
+        const d = fromHalf(v.getUint16(o, true));
+        const qh = v.getUint32(o + 2, true);
+        for (let i = 0; i < 16; i++) {
+          const q = v.getUint8(o + 6 + i);
+          y[b * 32 + i] = d * (((q & 0xf) | (((qh >>> i) & 1) << 4)) - 16);
+          y[b * 32 + 16 + i] = d * (((q >> 4) | (((qh >>> (i + 16)) & 1) << 4)) - 16);
         }
       }
       break;

@@ -81,6 +81,29 @@ struct BlockQ8_K {
 };
 static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block is 292 bytes");
 
+// ---- Types with blocks of 32 (issue 28): Q5_0, Q4_1, Q5_1, IQ4_NL, MXFP4.
+
+// One block of 32 weights: w = d * (q - 16), q in [0, 32): the low 4 bits as in Q4_0 (low
+// nibbles elements 0..15, high nibbles 16..31), bit 4 of element j in bit j of qh.
+struct BlockQ5_0 {
+  uint16_t d;  // fp16 scale
+  uint8_t qh[4];
+  uint8_t qs[32 / 2];
+};
+static_assert(sizeof(BlockQ5_0) == 22, "Q5_0 block is 22 bytes");
+
+// The 32 fifth bits of a Q5_0/Q5_1 block, bit j for element j (qh is little-endian).
+static inline uint32_t q5_high_bits(const uint8_t qh[4]) {
+  return uint32_t(qh[0]) | (uint32_t(qh[1]) << 8) | (uint32_t(qh[2]) << 16) | (uint32_t(qh[3]) << 24);
+}
+
+// The 5-bit level (0..31) of element j of a Q5_0/Q5_1 block: its nibble (low nibbles hold
+// elements 0..15, high ones 16..31) and bit j of the fifth bits.
+static inline int q5_level(const uint8_t qs[16], uint32_t qh, int j) {
+  const int nibble = j < 16 ? (qs[j] & 0xF) : (qs[j - 16] >> 4);
+  return nibble | int((qh >> j) & 1u) << 4;
+}
+
 // Where the fp16 scales of one block of a weight type sit: the load-time non-finite check
 // (core/tensor_check.cpp) reads them, since one NaN scale makes its whole block NaN. count 0:
 // none (float types, and types no kernel computes with). Beside the block structs, so a new
@@ -97,6 +120,7 @@ static constexpr BlockScales ggml_block_scales(GgmlType type) {
     case GgmlType::Q8_0: return {{offsetof(BlockQ8_0, d), 0}, 1};
     case GgmlType::Q4_K: return {{offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)}, 2};
     case GgmlType::Q6_K: return {{offsetof(BlockQ6_K, d), 0}, 1};
+    case GgmlType::Q5_0: return {{offsetof(BlockQ5_0, d), 0}, 1};
     default: return {{0, 0}, 0};
   }
 }

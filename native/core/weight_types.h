@@ -28,7 +28,8 @@
   X(Q8_0, Q8_0, Gguf)           \
   X(Q4_0, Q8_0, Q4_0x8)         \
   X(Q4_K, Q8_K, Q4_Kx8)         \
-  X(Q6_K, Q8_K, Gguf)
+  X(Q6_K, Q8_K, Gguf)           \
+  X(Q5_0, Q8_0, Gguf)
 
 namespace tessera {
 

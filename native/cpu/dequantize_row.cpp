@@ -80,6 +80,17 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    // ---- Blocks of 32 (issue 28), as ggml's dequantize_row_* (fp32 products of d and the
+    // integer level; the minimum added after).
+    case GgmlType::Q5_0: {
+      const BlockQ5_0* b = static_cast<const BlockQ5_0*>(src);
+      for (int64_t k = 0; k < n / 32; ++k) {
+        const float d = fp16_to_fp32(b[k].d);
+        const uint32_t qh = q5_high_bits(b[k].qh);
+        for (int i = 0; i < 32; ++i) dst[k * 32 + i] = d * float(q5_level(b[k].qs, qh, i) - 16);
+      }
+      return;
+    }
     default: std::memset(dst, 0, size_t(n) * 4); return;  // model.cpp rejects other embedding types
   }
 }

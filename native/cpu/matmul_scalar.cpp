@@ -101,6 +101,21 @@ float dot_q6_k(const BlockQ6_K* w, const BlockQ8_K* x, int64_t nb) {
   return sum;
 }
 
+// ---- Blocks of 32 (issue 28). Per block an exact integer sum of level times activation,
+// then fp32: sum += (d_w * d_x) * sumi, and for the types with a minimum (Q8_1
+// activations) the minimum times the activation block's stored sum s.
+
+float dot_q5_0(const BlockQ5_0* w, const BlockQ8_0* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint32_t qh = q5_high_bits(w[b].qh);
+    int sumi = 0;
+    for (int i = 0; i < 32; ++i) sumi += (q5_level(w[b].qs, qh, i) - 16) * x[b].qs[i];
+    sum += fp16_to_fp32(w[b].d) * fp16_to_fp32(x[b].d) * static_cast<float>(sumi);
+  }
+  return sum;
+}
+
 float dot_row(GgmlType type, const uint8_t* w, const uint8_t* x, int64_t cols) {
   switch (type) {
     case GgmlType::F32: return dot_f32(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x), cols);
@@ -114,6 +129,8 @@ float dot_row(GgmlType type, const uint8_t* w, const uint8_t* x, int64_t cols) {
       return dot_q4_k(reinterpret_cast<const BlockQ4_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
     case GgmlType::Q6_K:
       return dot_q6_k(reinterpret_cast<const BlockQ6_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
+    case GgmlType::Q5_0:
+      return dot_q5_0(reinterpret_cast<const BlockQ5_0*>(w), reinterpret_cast<const BlockQ8_0*>(x), cols / 32);
     default: return 0.f;  // pack_weight rejects every other type before a kernel runs
   }
 }

@@ -68,6 +68,24 @@ __device__ __forceinline__ void gemv_row_partials(const DeviceMatrix& m, int64_t
         }
       }
     }
+  } else if constexpr (T == GgmlType::Q5_0) {
+    // Whole chunks as Q4_0's, the fifth bits one uint32 per chunk; the -16 offset folds in
+    // through the activation chunk's sum.
+#pragma unroll 4
+    for (int64_t c = lane; c < nch; c += 32) {
+      const uint4 w = load16(q + 16 * c);
+      const uint32_t qh = reinterpret_cast<const uint32_t*>(m.qh + row * m.qh_row)[c];
+      const float dw = half_to_float(reinterpret_cast<const uint16_t*>(m.s + row * m.s_row)[c]);
+#pragma unroll
+      for (int t = 0; t < N; ++t) {
+        if (t < n) {
+          int a[8];
+          load_act_chunk(aq.q + t * m.cols32, c, a);
+          const float2 ds = aq.ds[t * nch + c];
+          acc[t] += dw * (ds.x * float(dot_q5(w, qh, a)) - 16.f * ds.y);
+        }
+      }
+    }
   } else if constexpr (T == GgmlType::Q8_0) {
 #pragma unroll 4
     for (int64_t u = lane; u < 2 * nch; u += 32) {

@@ -84,6 +84,10 @@ __device__ __forceinline__ HalfChunkBits load_half_chunk(const DeviceMatrix& m, 
     b.s0 = uint32_t(reinterpret_cast<const int8_t*>(m.s + r * m.s_row)[2 * c + h]);
     b.s1 = reinterpret_cast<const uint16_t*>(m.sb + r * m.sb_row)[c / 8];
     b.hi = reinterpret_cast<const uint32_t*>(m.qh + r * m.qh_row + 8 * c)[h];
+  } else if constexpr (T == GgmlType::Q5_0) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
+    b.hi = reinterpret_cast<const uint32_t*>(m.qh + r * m.qh_row)[c];
   }
   return b;
 }
@@ -137,6 +141,16 @@ __device__ __forceinline__ void decode_half_chunk_bits(const HalfChunkBits& b, i
       const uint32_t lo = (w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF;
       const uint32_t hi = (b.hi >> (8 * (i % 4) + 2 * (i / 4))) & 3;
       v[i] = d * sc * small_uint_to_float(lo | (hi << 4), 32.f);
+    }
+  } else if constexpr (T == GgmlType::Q5_0) {
+    const float d = half_to_float(uint16_t(b.s0));
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t lo = (w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF;
+      const uint32_t hi = (b.hi >> (16 * h + i)) & 1;
+      v[i] = d * small_uint_to_float(lo | (hi << 4), 16.f);
     }
   }
 }
@@ -238,6 +252,27 @@ __device__ __forceinline__ void dot_q6(uint4 low, uint2 high, const int a[8], in
   }
   *s0 = lo_sum;
   *s1 = hi_sum;
+}
+
+// ---- Blocks of 32 (issue 28).
+
+// Bits 0..3 of h moved to bit 4 of bytes 0..3: the fifth bits of 4 consecutive values.
+__device__ __forceinline__ uint32_t spread_fifth_bits(uint32_t h) {
+  return ((h & 1u) << 4) | ((h & 2u) << 11) | ((h & 4u) << 18) | ((h & 8u) << 25);
+}
+
+// sum_i q_i * a_i over a 32-value chunk of 5-bit levels q (0..31): nibbles as Q4_0, fifth
+// bits in qh (bit i for value i).
+__device__ __forceinline__ int dot_q5(uint4 packed, uint32_t qh, const int a[8]) {
+  uint32_t w[4];
+  unpack_words(packed, w);
+  int s = 0;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    s = dot_i8x4(int((w[i] & 0x0F0F0F0Fu) | spread_fifth_bits(qh >> (4 * i))), a[i], s);
+    s = dot_i8x4(int(((w[i] >> 4) & 0x0F0F0F0Fu) | spread_fifth_bits(qh >> (16 + 4 * i))), a[i + 4], s);
+  }
+  return s;
 }
 
 }  // namespace tessera::cuda

@@ -16,6 +16,9 @@
 //                     [2s, 2s+2) of byte k of 32-bit word w (so 4 consecutive values come
 //                     out as one int8x4 word with a shift and a mask);
 //                 s: int8 scale per 16 values; sb: fp16 d per super-block. w = d*sc*(q - 32).
+//   Q5_0          q: low 4 bits of each value, as Q4_0 per chunk; qh: the 32 fifth bits per
+//                    chunk as one uint32, bit i for value i (the GGUF qh);
+//                 s: fp16 d per chunk. w = d * (q - 16).
 //
 // Every stream of every row starts at a multiple of its widest access (16 bytes for q).
 #pragma once

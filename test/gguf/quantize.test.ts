@@ -23,6 +23,7 @@ const ROUND_TRIP_BUDGET: Array<[GGMLType, number]> = [
   [GGMLType.Q4_0, 0.1],
   [GGMLType.Q4_K, 0.085],
   [GGMLType.Q6_K, 0.022],
+  [GGMLType.Q5_0, 0.05],
 ];
 
 function halfBytes(values: number[]): number[] {
@@ -119,6 +120,15 @@ describe("block layouts decode per the ggml format", () => {
   });
 });
 
+describe("block layouts of the blocks-of-32 types (issue 28)", () => {
+  it("Q5_0: fp16 d, 32 fifth bits (bit j for element j), nibbles as Q4_0, offset 16", () => {
+    const q = Array.from({ length: 32 }, (_, i) => (i * 11 + 7) % 32);
+    const qh = q.reduce((h, v, i) => h | ((v >> 4) << i), 0) >>> 0;
+    const bytes = Uint8Array.from([...halfBytes([0.25]), qh & 0xff, (qh >>> 8) & 0xff, (qh >>> 16) & 0xff, qh >>> 24, ...Array.from({ length: 16 }, (_, i) => (q[i] & 0xf) | ((q[i + 16] & 0xf) << 4))]);
+    expect(Array.from(dequantize(GGMLType.Q5_0, bytes, 32))).toEqual(q.map((v) => 0.25 * (v - 16)));
+  });
+});
+
 describe("half precision", () => {
   it("toHalf rounds to nearest even and handles range limits", () => {
     expect(toHalf(1)).toBe(0x3c00);
@@ -136,7 +146,7 @@ describe("half precision", () => {
 
 describe("errors", () => {
   it("unsupported types throw ERR_UNSUPPORTED_QUANT_TYPE", () => {
-    for (const type of [GGMLType.Q5_K, GGMLType.IQ4_NL, 999 as GGMLType])
+    for (const type of [GGMLType.IQ2_XXS, 999 as GGMLType])
       expect(() => quantize(type, new Float32Array(256), 256)).toThrow(expect.objectContaining({ code: "ERR_UNSUPPORTED_QUANT_TYPE" }));
   });
 

@@ -123,6 +123,8 @@ describe.runIf(hasShared)("checkTensors on every weight type", () => {
     { scheme: "Q4_0", at: 18 * 5, half: 0x7e00 },
     { scheme: "Q4_K", at: 144 * 2 + 2, half: 0xfc00 },
     { scheme: "Q6_K", at: 210 * 3 + 208, half: 0x7e00 },
+    // Blocks of 32 (issue 28).
+    { scheme: "Q5_0", at: 22 * 5, half: 0x7e00 },
   ];
   for (const c of CASES) {
     it(c.scheme, async () => {
