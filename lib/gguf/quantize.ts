@@ -352,12 +352,47 @@ function quantizeQ5_0(x: Float32Array, out: DataView, blocks: number): void {
   }
 }
 
+/**
+ * ggml's quantize_row_q4_1_ref (bits 4) and quantize_row_q5_1_ref (bits 5): d = (max - min) /
+ * (2^bits - 1), m = min, levels round(x - min) / d; Q4_1 clamps at 15, Q5_1 needs no clamp.
+ */
+function quantizeMinBlocks(bits: 4 | 5, x: Float32Array, out: DataView, blocks: number): void {
+  const size = bits === 4 ? 20 : 24;
+  const qs = bits === 4 ? 4 : 8;
+  for (let b = 0; b < blocks; b++) {
+    let min = Infinity;
+    let max = -Infinity;
+    for (let i = 0; i < 32; i++) {
+      min = Math.min(min, x[b * 32 + i]);
+      max = Math.max(max, x[b * 32 + i]);
+    }
+    const d = f(f(max - min) / ((1 << bits) - 1));
+    const id = d ? f(1 / d) : 0;
+    const o = b * size;
+    out.setUint16(o, toHalf(d), true);
+    out.setUint16(o + 2, toHalf(min), true);
+    let qh = 0;
+    for (let i = 0; i < 16; i++) {
+      let lo = Math.trunc(f(f(f(x[b * 32 + i] - min) * id) + 0.5));
+      let hi = Math.trunc(f(f(f(x[b * 32 + 16 + i] - min) * id) + 0.5));
+      if (bits === 4) {
+        lo = Math.min(15, lo);
+        hi = Math.min(15, hi);
+      }
+      out.setUint8(o + qs + i, (lo & 0xf) | ((hi & 0xf) << 4));
+      qh |= ((lo >> 4) << i) | ((hi >> 4) << (i + 16));
+    }
+    if (bits === 5) out.setUint32(o + 4, qh >>> 0, true);
+  }
+}
+
 const QUANTIZERS: Partial<Record<GGMLType, (x: Float32Array, out: DataView, blocks: number) => void>> = {
   [GGMLType.Q8_0]: quantizeQ8_0,
   [GGMLType.Q4_0]: quantizeQ4_0,
   [GGMLType.Q4_K]: quantizeQ4_K,
   [GGMLType.Q6_K]: quantizeQ6_K,
   [GGMLType.Q5_0]: quantizeQ5_0,
+  [GGMLType.Q4_1]: (x, out, blocks) => quantizeMinBlocks(4, x, out, blocks),
 };
 
 function checkShape(type: GGMLType, count: number, cols: number): { blockSize: number; typeSize: number } {
@@ -457,6 +492,18 @@ export function dequantize(type: GGMLType, bytes: Uint8Array, count: number): Fl
           const q = v.getUint8(o + 6 + i);
           y[b * 32 + i] = d * (((q & 0xf) | (((qh >>> i) & 1) << 4)) - 16);
           y[b * 32 + 16 + i] = d * (((q >> 4) | (((qh >>> (i + 16)) & 1) << 4)) - 16);
+        }
+      }
+      break;
+    case GGMLType.Q4_1:
+      for (let b = 0; b < blocks; b++) {
+        const o = b * 20;
+        const d = fromHalf(v.getUint16(o, true));
+        const m = fromHalf(v.getUint16(o + 2, true));
+        for (let i = 0; i < 16; i++) {
+          const q = v.getUint8(o + 4 + i);
+          y[b * 32 + i] = d * (q & 0xf) + m;
+          y[b * 32 + 16 + i] = d * (q >> 4) + m;
         }
       }
       break;

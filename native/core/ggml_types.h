@@ -97,6 +97,24 @@ static inline uint32_t q5_high_bits(const uint8_t qh[4]) {
   return uint32_t(qh[0]) | (uint32_t(qh[1]) << 8) | (uint32_t(qh[2]) << 16) | (uint32_t(qh[3]) << 24);
 }
 
+// One block of 32 weights: w = d * q + m, q in [0, 16), nibbles as Q4_0.
+struct BlockQ4_1 {
+  uint16_t d;  // fp16 scale
+  uint16_t m;  // fp16 minimum
+  uint8_t qs[32 / 2];
+};
+static_assert(sizeof(BlockQ4_1) == 20, "Q4_1 block is 20 bytes");
+
+// Activation format of the Q4_1/Q5_1 dot products: Q8_0's 32 int8 values and fp16 scale d,
+// plus s = d * sum(q) in fp16 (rounded from fp32 d, as llama.cpp), which the weights' minimum
+// multiplies.
+struct BlockQ8_1 {
+  uint16_t d;
+  uint16_t s;
+  int8_t qs[32];
+};
+static_assert(sizeof(BlockQ8_1) == 36, "Q8_1 block is 36 bytes");
+
 // The 5-bit level (0..31) of element j of a Q5_0/Q5_1 block: its nibble (low nibbles hold
 // elements 0..15, high ones 16..31) and bit j of the fifth bits.
 static inline int q5_level(const uint8_t qs[16], uint32_t qh, int j) {
@@ -121,6 +139,7 @@ static constexpr BlockScales ggml_block_scales(GgmlType type) {
     case GgmlType::Q4_K: return {{offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)}, 2};
     case GgmlType::Q6_K: return {{offsetof(BlockQ6_K, d), 0}, 1};
     case GgmlType::Q5_0: return {{offsetof(BlockQ5_0, d), 0}, 1};
+    case GgmlType::Q4_1: return {{offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)}, 2};
     default: return {{0, 0}, 0};
   }
 }

@@ -91,6 +91,17 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    case GgmlType::Q4_1: {
+      const BlockQ4_1* b = static_cast<const BlockQ4_1*>(src);
+      for (int64_t k = 0; k < n / 32; ++k) {
+        const float d = fp16_to_fp32(b[k].d), m = fp16_to_fp32(b[k].m);
+        for (int i = 0; i < 16; ++i) {
+          dst[k * 32 + i] = float(b[k].qs[i] & 0xF) * d + m;
+          dst[k * 32 + i + 16] = float(b[k].qs[i] >> 4) * d + m;
+        }
+      }
+      return;
+    }
     default: std::memset(dst, 0, size_t(n) * 4); return;  // model.cpp rejects other embedding types
   }
 }

@@ -556,6 +556,14 @@ struct Q5_0Traits {
   static float scale(const Block& b) { return half(b.d); }
 };
 
+struct Q4_1Traits {
+  using Block = BlockQ4_1;
+  using Act = BlockQ8_1;
+  static constexpr bool kSigned = false, kPairs = false;
+  static __m256i values(const Block& b) { return unpack_q4_0(b.qs); }
+  static float scale(const Block& b) { return half(b.d); }
+};
+
 // Rows row[0..R) x tokens [k0, k0 + N) of a blocks-of-32 type.
 template <typename T, int R, int N>
 void b32_tile(const DotTile& t, const int64_t (&row)[R], int k0) {
@@ -633,6 +641,7 @@ void b32_rows(const DotTile& t, int64_t r0, int64_t r1) {
 bool b32_matmul(GgmlType type, const DotTile& t, int64_t r0, int64_t r1) {
   switch (type) {
     case GgmlType::Q5_0: b32_rows<Q5_0Traits>(t, r0, r1); return true;
+    case GgmlType::Q4_1: b32_rows<Q4_1Traits>(t, r0, r1); return true;
     default: return false;
   }
 }

@@ -84,6 +84,9 @@ __device__ __forceinline__ HalfChunkBits load_half_chunk(const DeviceMatrix& m, 
     b.s0 = uint32_t(reinterpret_cast<const int8_t*>(m.s + r * m.s_row)[2 * c + h]);
     b.s1 = reinterpret_cast<const uint16_t*>(m.sb + r * m.sb_row)[c / 8];
     b.hi = reinterpret_cast<const uint32_t*>(m.qh + r * m.qh_row + 8 * c)[h];
+  } else if constexpr (T == GgmlType::Q4_1) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = reinterpret_cast<const uint32_t*>(m.s + r * m.s_row)[c];
   } else if constexpr (T == GgmlType::Q5_0) {
     b.v[0] = load16(q + 16 * c);
     b.s0 = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
@@ -142,6 +145,13 @@ __device__ __forceinline__ void decode_half_chunk_bits(const HalfChunkBits& b, i
       const uint32_t hi = (b.hi >> (8 * (i % 4) + 2 * (i / 4))) & 3;
       v[i] = d * sc * small_uint_to_float(lo | (hi << 4), 32.f);
     }
+  } else if constexpr (T == GgmlType::Q4_1) {
+    // q * d + m, rounded after the product as the CPU's dequantize_row (no fused multiply-add).
+    const float d = half_to_float(uint16_t(b.s0 & 0xFFFF)), mn = half_to_float(uint16_t(b.s0 >> 16));
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) v[i] = __fadd_rn(__fmul_rn(small_uint_to_float((w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF), d), mn);
   } else if constexpr (T == GgmlType::Q5_0) {
     const float d = half_to_float(uint16_t(b.s0));
     uint32_t w[4];

@@ -19,6 +19,7 @@
 //   Q5_0          q: low 4 bits of each value, as Q4_0 per chunk; qh: the 32 fifth bits per
 //                    chunk as one uint32, bit i for value i (the GGUF qh);
 //                 s: fp16 d per chunk. w = d * (q - 16).
+//   Q4_1          q: as Q4_0; s: (d, m) fp16 pair per chunk. w = d * q + m.
 //
 // Every stream of every row starts at a multiple of its widest access (16 bytes for q).
 #pragma once

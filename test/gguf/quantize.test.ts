@@ -24,6 +24,7 @@ const ROUND_TRIP_BUDGET: Array<[GGMLType, number]> = [
   [GGMLType.Q4_K, 0.085],
   [GGMLType.Q6_K, 0.022],
   [GGMLType.Q5_0, 0.05],
+  [GGMLType.Q4_1, 0.09],
 ];
 
 function halfBytes(values: number[]): number[] {
@@ -126,6 +127,12 @@ describe("block layouts of the blocks-of-32 types (issue 28)", () => {
     const qh = q.reduce((h, v, i) => h | ((v >> 4) << i), 0) >>> 0;
     const bytes = Uint8Array.from([...halfBytes([0.25]), qh & 0xff, (qh >>> 8) & 0xff, (qh >>> 16) & 0xff, qh >>> 24, ...Array.from({ length: 16 }, (_, i) => (q[i] & 0xf) | ((q[i + 16] & 0xf) << 4))]);
     expect(Array.from(dequantize(GGMLType.Q5_0, bytes, 32))).toEqual(q.map((v) => 0.25 * (v - 16)));
+  });
+
+  it("Q4_1: fp16 d, fp16 m, nibbles as Q4_0, w = d * q + m", () => {
+    const q = Array.from({ length: 32 }, (_, i) => (i * 5 + 3) % 16);
+    const bytes = Uint8Array.from([...halfBytes([0.25, -1.5]), ...Array.from({ length: 16 }, (_, i) => q[i] | (q[i + 16] << 4))]);
+    expect(Array.from(dequantize(GGMLType.Q4_1, bytes, 32))).toEqual(q.map((v) => 0.25 * v - 1.5));
   });
 });
 
