@@ -26,6 +26,7 @@ export const CUDA_VS_CPU_BUDGET: Readonly<Record<WeightScheme | "stories", numbe
   Q4_K_M: 6e-2,
   Q5_0: 4e-2,
   Q4_1: 4e-2,
+  Q5_1: 4e-2,
 };
 
 /**

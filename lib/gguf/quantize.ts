@@ -393,6 +393,7 @@ const QUANTIZERS: Partial<Record<GGMLType, (x: Float32Array, out: DataView, bloc
   [GGMLType.Q6_K]: quantizeQ6_K,
   [GGMLType.Q5_0]: quantizeQ5_0,
   [GGMLType.Q4_1]: (x, out, blocks) => quantizeMinBlocks(4, x, out, blocks),
+  [GGMLType.Q5_1]: (x, out, blocks) => quantizeMinBlocks(5, x, out, blocks),
 };
 
 function checkShape(type: GGMLType, count: number, cols: number): { blockSize: number; typeSize: number } {
@@ -504,6 +505,19 @@ export function dequantize(type: GGMLType, bytes: Uint8Array, count: number): Fl
           const q = v.getUint8(o + 4 + i);
           y[b * 32 + i] = d * (q & 0xf) + m;
           y[b * 32 + 16 + i] = d * (q >> 4) + m;
+        }
+      }
+      break;
+    case GGMLType.Q5_1:
+      for (let b = 0; b < blocks; b++) {
+        const o = b * 24;
+        const d = fromHalf(v.getUint16(o, true));
+        const m = fromHalf(v.getUint16(o + 2, true));
+        const qh = v.getUint32(o + 4, true);
+        for (let i = 0; i < 16; i++) {
+          const q = v.getUint8(o + 8 + i);
+          y[b * 32 + i] = d * ((q & 0xf) | (((qh >>> i) & 1) << 4)) + m;
+          y[b * 32 + 16 + i] = d * ((q >> 4) | (((qh >>> (i + 16)) & 1) << 4)) + m;
         }
       }
       break;

@@ -105,6 +105,15 @@ struct BlockQ4_1 {
 };
 static_assert(sizeof(BlockQ4_1) == 20, "Q4_1 block is 20 bytes");
 
+// One block of 32 weights: w = d * q + m, q in [0, 32), stored as Q5_0's.
+struct BlockQ5_1 {
+  uint16_t d;  // fp16 scale
+  uint16_t m;  // fp16 minimum
+  uint8_t qh[4];
+  uint8_t qs[32 / 2];
+};
+static_assert(sizeof(BlockQ5_1) == 24, "Q5_1 block is 24 bytes");
+
 // Activation format of the Q4_1/Q5_1 dot products: Q8_0's 32 int8 values and fp16 scale d,
 // plus s = d * sum(q) in fp16 (rounded from fp32 d, as llama.cpp), which the weights' minimum
 // multiplies.
@@ -140,6 +149,7 @@ static constexpr BlockScales ggml_block_scales(GgmlType type) {
     case GgmlType::Q6_K: return {{offsetof(BlockQ6_K, d), 0}, 1};
     case GgmlType::Q5_0: return {{offsetof(BlockQ5_0, d), 0}, 1};
     case GgmlType::Q4_1: return {{offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)}, 2};
+    case GgmlType::Q5_1: return {{offsetof(BlockQ5_1, d), offsetof(BlockQ5_1, m)}, 2};
     default: return {{0, 0}, 0};
   }
 }

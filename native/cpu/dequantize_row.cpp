@@ -102,6 +102,15 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    case GgmlType::Q5_1: {
+      const BlockQ5_1* b = static_cast<const BlockQ5_1*>(src);
+      for (int64_t k = 0; k < n / 32; ++k) {
+        const float d = fp16_to_fp32(b[k].d), m = fp16_to_fp32(b[k].m);
+        const uint32_t qh = q5_high_bits(b[k].qh);
+        for (int i = 0; i < 32; ++i) dst[k * 32 + i] = float(q5_level(b[k].qs, qh, i)) * d + m;
+      }
+      return;
+    }
     default: std::memset(dst, 0, size_t(n) * 4); return;  // model.cpp rejects other embedding types
   }
 }

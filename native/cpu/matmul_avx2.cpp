@@ -564,6 +564,16 @@ struct Q4_1Traits {
   static float scale(const Block& b) { return half(b.d); }
 };
 
+struct Q5_1Traits {
+  using Block = BlockQ5_1;
+  using Act = BlockQ8_1;
+  static constexpr bool kSigned = false, kPairs = false;
+  static __m256i values(const Block& b) {
+    return _mm256_or_si256(unpack_q4_0(b.qs), _mm256_and_si256(bytes_from_bits(b.qh), _mm256_set1_epi8(0x10)));
+  }
+  static float scale(const Block& b) { return half(b.d); }
+};
+
 // Rows row[0..R) x tokens [k0, k0 + N) of a blocks-of-32 type.
 template <typename T, int R, int N>
 void b32_tile(const DotTile& t, const int64_t (&row)[R], int k0) {
@@ -642,6 +652,7 @@ bool b32_matmul(GgmlType type, const DotTile& t, int64_t r0, int64_t r1) {
   switch (type) {
     case GgmlType::Q5_0: b32_rows<Q5_0Traits>(t, r0, r1); return true;
     case GgmlType::Q4_1: b32_rows<Q4_1Traits>(t, r0, r1); return true;
+    case GgmlType::Q5_1: b32_rows<Q5_1Traits>(t, r0, r1); return true;
     default: return false;
   }
 }

@@ -126,6 +126,17 @@ float dot_q4_1(const BlockQ4_1* w, const BlockQ8_1* x, int64_t nb) {
   return sum;
 }
 
+float dot_q5_1(const BlockQ5_1* w, const BlockQ8_1* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint32_t qh = q5_high_bits(w[b].qh);
+    int sumi = 0;
+    for (int i = 0; i < 32; ++i) sumi += q5_level(w[b].qs, qh, i) * x[b].qs[i];
+    sum += fp16_to_fp32(w[b].d) * fp16_to_fp32(x[b].d) * static_cast<float>(sumi) + fp16_to_fp32(w[b].m) * fp16_to_fp32(x[b].s);
+  }
+  return sum;
+}
+
 float dot_row(GgmlType type, const uint8_t* w, const uint8_t* x, int64_t cols) {
   switch (type) {
     case GgmlType::F32: return dot_f32(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x), cols);
@@ -143,6 +154,8 @@ float dot_row(GgmlType type, const uint8_t* w, const uint8_t* x, int64_t cols) {
       return dot_q5_0(reinterpret_cast<const BlockQ5_0*>(w), reinterpret_cast<const BlockQ8_0*>(x), cols / 32);
     case GgmlType::Q4_1:
       return dot_q4_1(reinterpret_cast<const BlockQ4_1*>(w), reinterpret_cast<const BlockQ8_1*>(x), cols / 32);
+    case GgmlType::Q5_1:
+      return dot_q5_1(reinterpret_cast<const BlockQ5_1*>(w), reinterpret_cast<const BlockQ8_1*>(x), cols / 32);
     default: return 0.f;  // pack_weight rejects every other type before a kernel runs
   }
 }

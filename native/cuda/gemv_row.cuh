@@ -85,6 +85,24 @@ __device__ __forceinline__ void gemv_row_partials(const DeviceMatrix& m, int64_t
         }
       }
     }
+  } else if constexpr (T == GgmlType::Q5_1) {
+    // As Q5_0's chunks, the minimum folded in as Q4_1's.
+#pragma unroll 4
+    for (int64_t c = lane; c < nch; c += 32) {
+      const uint4 w = load16(q + 16 * c);
+      const uint32_t qh = reinterpret_cast<const uint32_t*>(m.qh + row * m.qh_row)[c];
+      const uint32_t dm = reinterpret_cast<const uint32_t*>(m.s + row * m.s_row)[c];
+      const float dw = half_to_float(uint16_t(dm & 0xFFFF)), mw = half_to_float(uint16_t(dm >> 16));
+#pragma unroll
+      for (int t = 0; t < N; ++t) {
+        if (t < n) {
+          int a[8];
+          load_act_chunk(aq.q + t * m.cols32, c, a);
+          const float2 ds = aq.ds[t * nch + c];
+          acc[t] += dw * ds.x * float(dot_q5(w, qh, a)) + mw * ds.y;
+        }
+      }
+    }
   } else if constexpr (T == GgmlType::Q5_0) {
     // Whole chunks as Q4_0's, the fifth bits one uint32 per chunk; the -16 offset folds in
     // through the activation chunk's sum.

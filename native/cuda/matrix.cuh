@@ -87,6 +87,10 @@ __device__ __forceinline__ HalfChunkBits load_half_chunk(const DeviceMatrix& m, 
   } else if constexpr (T == GgmlType::Q4_1) {
     b.v[0] = load16(q + 16 * c);
     b.s0 = reinterpret_cast<const uint32_t*>(m.s + r * m.s_row)[c];
+  } else if constexpr (T == GgmlType::Q5_1) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = reinterpret_cast<const uint32_t*>(m.s + r * m.s_row)[c];
+    b.hi = reinterpret_cast<const uint32_t*>(m.qh + r * m.qh_row)[c];
   } else if constexpr (T == GgmlType::Q5_0) {
     b.v[0] = load16(q + 16 * c);
     b.s0 = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
@@ -152,6 +156,16 @@ __device__ __forceinline__ void decode_half_chunk_bits(const HalfChunkBits& b, i
     unpack_words(b.v[0], w);
 #pragma unroll
     for (int i = 0; i < 16; ++i) v[i] = __fadd_rn(__fmul_rn(small_uint_to_float((w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF), d), mn);
+  } else if constexpr (T == GgmlType::Q5_1) {
+    const float d = half_to_float(uint16_t(b.s0 & 0xFFFF)), mn = half_to_float(uint16_t(b.s0 >> 16));
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t lo = (w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF;
+      const uint32_t hi = (b.hi >> (16 * h + i)) & 1;
+      v[i] = __fadd_rn(__fmul_rn(small_uint_to_float(lo | (hi << 4)), d), mn);
+    }
   } else if constexpr (T == GgmlType::Q5_0) {
     const float d = half_to_float(uint16_t(b.s0));
     uint32_t w[4];

@@ -66,6 +66,11 @@ MatrixLayout matrix_layout(GgmlType type, int64_t rows, int64_t cols) {
       L.q_row = k / 2;
       L.s_row = 4 * (k / 32);
       break;
+    case GgmlType::Q5_1:
+      L.q_row = k / 2;
+      L.qh_row = k / 8;
+      L.s_row = 4 * (k / 32);
+      break;
     default: break;
   }
   const size_t r = size_t(rows);
@@ -178,6 +183,14 @@ void repack_rows(GgmlType type, int64_t cols, const uint8_t* src, int64_t n_rows
           const uint8_t* blk = in + b * sizeof(BlockQ4_1);
           std::memcpy(s + 4 * b, blk + offsetof(BlockQ4_1, d), 4);  // d, m
           std::memcpy(q + 16 * b, blk + offsetof(BlockQ4_1, qs), 16);
+        }
+        break;
+      case GgmlType::Q5_1:
+        for (int64_t b = 0; b < cols / 32; ++b) {
+          const uint8_t* blk = in + b * sizeof(BlockQ5_1);
+          std::memcpy(s + 4 * b, blk + offsetof(BlockQ5_1, d), 4);  // d, m
+          std::memcpy(qh + 4 * b, blk + offsetof(BlockQ5_1, qh), 4);
+          std::memcpy(q + 16 * b, blk + offsetof(BlockQ5_1, qs), 16);
         }
         break;
       default: break;

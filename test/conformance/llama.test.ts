@@ -42,6 +42,7 @@ const BUDGET: Record<WeightScheme | "stories", number> = {
   // Blocks of 32 (issue 28): int8 activations as Q8_0's, the same cascade budget.
   Q5_0: 4e-2,
   Q4_1: 4e-2,
+  Q5_1: 4e-2,
 };
 
 /**
@@ -54,7 +55,7 @@ const BUDGET: Record<WeightScheme | "stories", number> = {
 const EXACT = llamaCppRunsAvx2Variant;
 
 /** Issue 28's blocks-of-32 types. */
-const BLOCK32_SCHEMES = ["Q5_0", "Q4_1"] as const;
+const BLOCK32_SCHEMES = ["Q5_0", "Q4_1", "Q5_1"] as const;
 
 const SMALL_LLAMA: ModelShape = {
   architecture: "llama",

@@ -25,6 +25,7 @@ const ROUND_TRIP_BUDGET: Array<[GGMLType, number]> = [
   [GGMLType.Q6_K, 0.022],
   [GGMLType.Q5_0, 0.05],
   [GGMLType.Q4_1, 0.09],
+  [GGMLType.Q5_1, 0.045],
 ];
 
 function halfBytes(values: number[]): number[] {
@@ -133,6 +134,13 @@ describe("block layouts of the blocks-of-32 types (issue 28)", () => {
     const q = Array.from({ length: 32 }, (_, i) => (i * 5 + 3) % 16);
     const bytes = Uint8Array.from([...halfBytes([0.25, -1.5]), ...Array.from({ length: 16 }, (_, i) => q[i] | (q[i + 16] << 4))]);
     expect(Array.from(dequantize(GGMLType.Q4_1, bytes, 32))).toEqual(q.map((v) => 0.25 * v - 1.5));
+  });
+
+  it("Q5_1: fp16 d, fp16 m, fifth bits and nibbles as Q5_0, w = d * q + m", () => {
+    const q = Array.from({ length: 32 }, (_, i) => (i * 13 + 2) % 32);
+    const qh = q.reduce((h, v, i) => h | ((v >> 4) << i), 0) >>> 0;
+    const bytes = Uint8Array.from([...halfBytes([0.125, 0.75]), qh & 0xff, (qh >>> 8) & 0xff, (qh >>> 16) & 0xff, qh >>> 24, ...Array.from({ length: 16 }, (_, i) => (q[i] & 0xf) | ((q[i + 16] & 0xf) << 4))]);
+    expect(Array.from(dequantize(GGMLType.Q5_1, bytes, 32))).toEqual(q.map((v) => 0.125 * v + 0.75));
   });
 });
 

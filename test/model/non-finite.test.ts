@@ -126,6 +126,7 @@ describe.runIf(hasShared)("checkTensors on every weight type", () => {
     // Blocks of 32 (issue 28).
     { scheme: "Q5_0", at: 22 * 5, half: 0x7e00 },
     { scheme: "Q4_1", at: 20 * 2 + 2, half: 0xfc00 }, // the minimum m
+    { scheme: "Q5_1", at: 24 * 3, half: 0x7e00 },
   ];
   for (const c of CASES) {
     it(c.scheme, async () => {
