@@ -27,6 +27,7 @@ export const CUDA_VS_CPU_BUDGET: Readonly<Record<WeightScheme | "stories", numbe
   Q5_0: 4e-2,
   Q4_1: 4e-2,
   Q5_1: 4e-2,
+  IQ4_NL: 4e-2,
 };
 
 /**

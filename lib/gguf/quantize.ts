@@ -386,6 +386,78 @@ function quantizeMinBlocks(bits: 4 | 5, x: Float32Array, out: DataView, blocks: 
   }
 }
 
+const IQ4_NL_VALUES = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+/** ggml's best_index_int8: the index of the level nearest x (levels ascending). */
+function bestIndexInt8(values: readonly number[], x: number): number {
+  if (x <= values[0]) return 0;
+  const n = values.length;
+  if (x >= values[n - 1]) return n - 1;
+  let ml = 0;
+  let mu = n - 1;
+  while (mu - ml > 1) {
+    const mav = (ml + mu) >> 1;
+    if (x < values[mav]) mu = mav;
+    else ml = mav;
+  }
+  return f(x - values[mu - 1]) < f(values[mu] - x) ? mu - 1 : mu;
+}
+
+/**
+ * ggml's quantize_iq4_nl without an importance matrix (what llama-quantize writes for
+ * IQ4_NL): per block of 32, weights x², the least-squares scale for the levels of
+ * d = max / -127 and then of 15 candidate scales around it (ntry 7), the levels then
+ * re-picked for the fp32 scale kept.
+ */
+function quantizeIQ4_NL(x: Float32Array, out: DataView, blocks: number): void {
+  const values = IQ4_NL_VALUES;
+  const L = new Uint8Array(32);
+  const weight = new Float32Array(32);
+  const ntry = 7;
+  for (let b = 0; b < blocks; b++) {
+    const xb = x.subarray(b * 32, b * 32 + 32);
+    let amax = 0;
+    let max = 0;
+    for (let j = 0; j < 32; j++) {
+      weight[j] = f(xb[j] * xb[j]);
+      if (Math.abs(xb[j]) > amax) {
+        amax = Math.abs(xb[j]);
+        max = xb[j];
+      }
+    }
+    let scale = 0;
+    if (amax >= GROUP_MAX_EPS) {
+      const sums = (id: number): [number, number] => {
+        let sumqx = 0;
+        let sumq2 = 0;
+        for (let j = 0; j < 32; j++) {
+          const q = values[bestIndexInt8(values, f(id * xb[j]))];
+          const wq = f(weight[j] * q);
+          sumqx = f(sumqx + f(wq * xb[j]));
+          sumq2 = f(sumq2 + f(wq * q));
+        }
+        return [sumqx, sumq2];
+      };
+      let [sumqx, sumq2] = sums(f(1 / f(-max / values[0])));
+      let d = sumq2 > 0 ? f(sumqx / sumq2) : 0;
+      let best = f(d * sumqx);
+      for (let itry = -ntry; itry <= ntry; itry++) {
+        [sumqx, sumq2] = sums(f((itry + values[0]) / max));
+        if (sumq2 > 0 && f(sumqx * sumqx) > f(best * sumq2)) {
+          d = f(sumqx / sumq2);
+          best = f(d * sumqx);
+        }
+      }
+      scale = d;
+    }
+    const o = b * 18;
+    out.setUint16(o, toHalf(scale), true);
+    const id = scale ? f(1 / scale) : 0;
+    for (let j = 0; j < 32; j++) L[j] = bestIndexInt8(values, f(id * xb[j]));
+    for (let j = 0; j < 16; j++) out.setUint8(o + 2 + j, L[j] | (L[j + 16] << 4));
+  }
+}
+
 const QUANTIZERS: Partial<Record<GGMLType, (x: Float32Array, out: DataView, blocks: number) => void>> = {
   [GGMLType.Q8_0]: quantizeQ8_0,
   [GGMLType.Q4_0]: quantizeQ4_0,
@@ -394,6 +466,7 @@ const QUANTIZERS: Partial<Record<GGMLType, (x: Float32Array, out: DataView, bloc
   [GGMLType.Q5_0]: quantizeQ5_0,
   [GGMLType.Q4_1]: (x, out, blocks) => quantizeMinBlocks(4, x, out, blocks),
   [GGMLType.Q5_1]: (x, out, blocks) => quantizeMinBlocks(5, x, out, blocks),
+  [GGMLType.IQ4_NL]: quantizeIQ4_NL,
 };
 
 function checkShape(type: GGMLType, count: number, cols: number): { blockSize: number; typeSize: number } {
@@ -518,6 +591,17 @@ export function dequantize(type: GGMLType, bytes: Uint8Array, count: number): Fl
           const q = v.getUint8(o + 8 + i);
           y[b * 32 + i] = d * ((q & 0xf) | (((qh >>> i) & 1) << 4)) + m;
           y[b * 32 + 16 + i] = d * ((q >> 4) | (((qh >>> (i + 16)) & 1) << 4)) + m;
+        }
+      }
+      break;
+    case GGMLType.IQ4_NL:
+      for (let b = 0; b < blocks; b++) {
+        const o = b * 18;
+        const d = fromHalf(v.getUint16(o, true));
+        for (let i = 0; i < 16; i++) {
+          const q = v.getUint8(o + 2 + i);
+          y[b * 32 + i] = d * IQ4_NL_VALUES[q & 0xf];
+          y[b * 32 + 16 + i] = d * IQ4_NL_VALUES[q >> 4];
         }
       }
       break;

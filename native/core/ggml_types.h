@@ -30,6 +30,7 @@ enum class GgmlType : int32_t {
   I64 = 27,
   F64 = 28,
   BF16 = 30,
+  IQ4_NL = 20,
 };
 
 constexpr int QK4_0 = 32;
@@ -114,6 +115,15 @@ struct BlockQ5_1 {
 };
 static_assert(sizeof(BlockQ5_1) == 24, "Q5_1 block is 24 bytes");
 
+// One block of 32 weights: w = d * kIq4nlValues[q], q in [0, 16), nibbles as Q4_0.
+struct BlockIQ4_NL {
+  uint16_t d;  // fp16 scale
+  uint8_t qs[32 / 2];
+};
+static_assert(sizeof(BlockIQ4_NL) == 18, "IQ4_NL block is 18 bytes");
+// The 16 non-uniform levels of IQ4_NL (ggml's kvalues_iq4nl).
+constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
 // Activation format of the Q4_1/Q5_1 dot products: Q8_0's 32 int8 values and fp16 scale d,
 // plus s = d * sum(q) in fp16 (rounded from fp32 d, as llama.cpp), which the weights' minimum
 // multiplies.
@@ -150,6 +160,7 @@ static constexpr BlockScales ggml_block_scales(GgmlType type) {
     case GgmlType::Q5_0: return {{offsetof(BlockQ5_0, d), 0}, 1};
     case GgmlType::Q4_1: return {{offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)}, 2};
     case GgmlType::Q5_1: return {{offsetof(BlockQ5_1, d), offsetof(BlockQ5_1, m)}, 2};
+    case GgmlType::IQ4_NL: return {{offsetof(BlockIQ4_NL, d), 0}, 1};
     default: return {{0, 0}, 0};
   }
 }
@@ -182,6 +193,7 @@ static constexpr GgmlTypeTraits ggml_type_traits(GgmlType t) {
     case GgmlType::I32: return {"I32", 1, 4};
     case GgmlType::I64: return {"I64", 1, 8};
     case GgmlType::F64: return {"F64", 1, 8};
+    case GgmlType::IQ4_NL: return {"IQ4_NL", 32, 18};
   }
   return {"unknown", 0, 0};
 }

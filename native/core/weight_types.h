@@ -31,7 +31,8 @@
   X(Q6_K, Q8_K, Gguf)           \
   X(Q5_0, Q8_0, Gguf)           \
   X(Q4_1, Q8_1, Gguf)           \
-  X(Q5_1, Q8_1, Gguf)
+  X(Q5_1, Q8_1, Gguf)           \
+  X(IQ4_NL, Q8_0, Gguf)
 
 namespace tessera {
 

@@ -111,6 +111,17 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    case GgmlType::IQ4_NL: {
+      const BlockIQ4_NL* b = static_cast<const BlockIQ4_NL*>(src);
+      for (int64_t k = 0; k < n / 32; ++k) {
+        const float d = fp16_to_fp32(b[k].d);
+        for (int i = 0; i < 16; ++i) {
+          dst[k * 32 + i] = d * float(kIq4nlValues[b[k].qs[i] & 0xF]);
+          dst[k * 32 + i + 16] = d * float(kIq4nlValues[b[k].qs[i] >> 4]);
+        }
+      }
+      return;
+    }
     default: std::memset(dst, 0, size_t(n) * 4); return;  // model.cpp rejects other embedding types
   }
 }

@@ -574,6 +574,24 @@ struct Q5_1Traits {
   static float scale(const Block& b) { return half(b.d); }
 };
 
+// The 32 values of a block of 4-bit indices into a 16-entry int8 table, elements in order.
+inline __m256i lookup_nibbles(const uint8_t* qs, const int8_t (&table)[16]) {
+  const __m128i values = _mm_loadu_si128(reinterpret_cast<const __m128i*>(table));
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m4 = _mm_set1_epi8(0xF);
+  const __m128i lo = _mm_shuffle_epi8(values, _mm_and_si128(packed, m4));
+  const __m128i hi = _mm_shuffle_epi8(values, _mm_and_si128(_mm_srli_epi16(packed, 4), m4));
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+struct IQ4_NLTraits {
+  using Block = BlockIQ4_NL;
+  using Act = BlockQ8_0;
+  static constexpr bool kSigned = true, kPairs = true;
+  static __m256i values(const Block& b) { return lookup_nibbles(b.qs, kIq4nlValues); }
+  static float scale(const Block& b) { return half(b.d); }
+};
+
 // Rows row[0..R) x tokens [k0, k0 + N) of a blocks-of-32 type.
 template <typename T, int R, int N>
 void b32_tile(const DotTile& t, const int64_t (&row)[R], int k0) {
@@ -653,6 +671,7 @@ bool b32_matmul(GgmlType type, const DotTile& t, int64_t r0, int64_t r1) {
     case GgmlType::Q5_0: b32_rows<Q5_0Traits>(t, r0, r1); return true;
     case GgmlType::Q4_1: b32_rows<Q4_1Traits>(t, r0, r1); return true;
     case GgmlType::Q5_1: b32_rows<Q5_1Traits>(t, r0, r1); return true;
+    case GgmlType::IQ4_NL: b32_rows<IQ4_NLTraits>(t, r0, r1); return true;
     default: return false;
   }
 }

@@ -59,6 +59,24 @@ struct HalfChunkBits {
   uint32_t s0, s1, hi;
 };
 
+// Word i of a 16-entry int8 table: entries 4i..4i+3, little-endian. Lookups of 4 indices
+// 0..15 (one per byte) take the table as these 4 words: two byte permutes pick from entries
+// 0..7 and 8..15, bit 3 of each index chooses between them.
+constexpr uint32_t table_word(const int8_t (&t)[16], int i) {
+  return uint32_t(uint8_t(t[4 * i])) | uint32_t(uint8_t(t[4 * i + 1])) << 8 | uint32_t(uint8_t(t[4 * i + 2])) << 16 |
+         uint32_t(uint8_t(t[4 * i + 3])) << 24;
+}
+constexpr uint32_t kIq4nlW0 = table_word(kIq4nlValues, 0), kIq4nlW1 = table_word(kIq4nlValues, 1),
+                   kIq4nlW2 = table_word(kIq4nlValues, 2), kIq4nlW3 = table_word(kIq4nlValues, 3);
+
+__device__ __forceinline__ uint32_t lookup_nibbles4(uint32_t idx, uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3) {
+  const uint32_t sel = (idx & 0x7u) | ((idx >> 4) & 0x70u) | ((idx >> 8) & 0x700u) | ((idx >> 12) & 0x7000u);
+  const uint32_t lo = __byte_perm(w0, w1, sel), hi = __byte_perm(w2, w3, sel);
+  const uint32_t upper = ((idx >> 3) & 0x01010101u) * 0xFFu;  // 0xFF in the bytes whose index is >= 8
+  return (lo & ~upper) | (hi & upper);
+}
+__device__ __forceinline__ uint32_t iq4nl_levels4(uint32_t idx) { return lookup_nibbles4(idx, kIq4nlW0, kIq4nlW1, kIq4nlW2, kIq4nlW3); }
+
 template <GgmlType T>
 __device__ __forceinline__ HalfChunkBits load_half_chunk(const DeviceMatrix& m, int64_t r, int64_t c, int h) {
   HalfChunkBits b = {};
@@ -91,6 +109,9 @@ __device__ __forceinline__ HalfChunkBits load_half_chunk(const DeviceMatrix& m, 
     b.v[0] = load16(q + 16 * c);
     b.s0 = reinterpret_cast<const uint32_t*>(m.s + r * m.s_row)[c];
     b.hi = reinterpret_cast<const uint32_t*>(m.qh + r * m.qh_row)[c];
+  } else if constexpr (T == GgmlType::IQ4_NL) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
   } else if constexpr (T == GgmlType::Q5_0) {
     b.v[0] = load16(q + 16 * c);
     b.s0 = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
@@ -165,6 +186,16 @@ __device__ __forceinline__ void decode_half_chunk_bits(const HalfChunkBits& b, i
       const uint32_t lo = (w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF;
       const uint32_t hi = (b.hi >> (16 * h + i)) & 1;
       v[i] = __fadd_rn(__fmul_rn(small_uint_to_float(lo | (hi << 4)), d), mn);
+    }
+  } else if constexpr (T == GgmlType::IQ4_NL) {
+    const float d = half_to_float(uint16_t(b.s0));
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t vals = iq4nl_levels4((w[j] >> (4 * h)) & 0x0F0F0F0Fu);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) v[4 * j + k] = d * float(int8_t((vals >> (8 * k)) & 0xFF));
     }
   } else if constexpr (T == GgmlType::Q5_0) {
     const float d = half_to_float(uint16_t(b.s0));

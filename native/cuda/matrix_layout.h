@@ -21,6 +21,8 @@
 //                 s: fp16 d per chunk. w = d * (q - 16).
 //   Q4_1          q: as Q4_0; s: (d, m) fp16 pair per chunk. w = d * q + m.
 //   Q5_1          q, qh: as Q5_0; s: (d, m) fp16 pair per chunk. w = d * q + m.
+//   IQ4_NL        q: the 4-bit indices, as Q4_0; s: fp16 d per chunk.
+//                 w = d * kIq4nlValues[q].
 //
 // Every stream of every row starts at a multiple of its widest access (16 bytes for q).
 #pragma once

@@ -71,6 +71,10 @@ MatrixLayout matrix_layout(GgmlType type, int64_t rows, int64_t cols) {
       L.qh_row = k / 8;
       L.s_row = 4 * (k / 32);
       break;
+    case GgmlType::IQ4_NL:
+      L.q_row = k / 2;
+      L.s_row = 2 * (k / 32);
+      break;
     default: break;
   }
   const size_t r = size_t(rows);
@@ -191,6 +195,13 @@ void repack_rows(GgmlType type, int64_t cols, const uint8_t* src, int64_t n_rows
           std::memcpy(s + 4 * b, blk + offsetof(BlockQ5_1, d), 4);  // d, m
           std::memcpy(qh + 4 * b, blk + offsetof(BlockQ5_1, qh), 4);
           std::memcpy(q + 16 * b, blk + offsetof(BlockQ5_1, qs), 16);
+        }
+        break;
+      case GgmlType::IQ4_NL:
+        for (int64_t b = 0; b < cols / 32; ++b) {
+          const uint8_t* blk = in + b * sizeof(BlockIQ4_NL);
+          std::memcpy(s + 2 * b, blk + offsetof(BlockIQ4_NL, d), 2);
+          std::memcpy(q + 16 * b, blk + offsetof(BlockIQ4_NL, qs), 16);
         }
         break;
       default: break;

@@ -43,6 +43,7 @@ const BUDGET: Record<WeightScheme | "stories", number> = {
   Q5_0: 4e-2,
   Q4_1: 4e-2,
   Q5_1: 4e-2,
+  IQ4_NL: 4e-2,
 };
 
 /**
@@ -55,7 +56,13 @@ const BUDGET: Record<WeightScheme | "stories", number> = {
 const EXACT = llamaCppRunsAvx2Variant;
 
 /** Issue 28's blocks-of-32 types. */
-const BLOCK32_SCHEMES = ["Q5_0", "Q4_1", "Q5_1"] as const;
+const BLOCK32_SCHEMES = ["Q5_0", "Q4_1", "Q5_1", "IQ4_NL"] as const;
+/**
+ * Types whose matrices of whole 8-row groups llama.cpp's AVX2 build repacks (iq4_nl_8x8,
+ * mxfp4_8x8: one fp32 lane per row, a multiply-add per block) while Tessera sums them in its
+ * vec_dot order (8 lanes, even and odd blocks apart): not bit-identical there, within budget.
+ */
+const NOT_EXACT = new Set<string>(["IQ4_NL"]);
 
 const SMALL_LLAMA: ModelShape = {
   architecture: "llama",
@@ -91,7 +98,7 @@ describe.runIf(hasShared)("logits match llama.cpp", () => {
       expect(r.top1 + r.nearTies).toBe(SEQ);
       expect(r.maxRel).toBeLessThan(BUDGET[scheme]);
       expect(r.maxBatchRel).toBeLessThan(BUDGET[scheme]);
-      if (EXACT) expectBitIdentical(r);
+      if (EXACT && !NOT_EXACT.has(scheme)) expectBitIdentical(r);
     }, 180_000);
   }
 });

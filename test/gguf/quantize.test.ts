@@ -26,6 +26,7 @@ const ROUND_TRIP_BUDGET: Array<[GGMLType, number]> = [
   [GGMLType.Q5_0, 0.05],
   [GGMLType.Q4_1, 0.09],
   [GGMLType.Q5_1, 0.045],
+  [GGMLType.IQ4_NL, 0.085],
 ];
 
 function halfBytes(values: number[]): number[] {
@@ -141,6 +142,13 @@ describe("block layouts of the blocks-of-32 types (issue 28)", () => {
     const qh = q.reduce((h, v, i) => h | ((v >> 4) << i), 0) >>> 0;
     const bytes = Uint8Array.from([...halfBytes([0.125, 0.75]), qh & 0xff, (qh >>> 8) & 0xff, (qh >>> 16) & 0xff, qh >>> 24, ...Array.from({ length: 16 }, (_, i) => (q[i] & 0xf) | ((q[i + 16] & 0xf) << 4))]);
     expect(Array.from(dequantize(GGMLType.Q5_1, bytes, 32))).toEqual(q.map((v) => 0.125 * v + 0.75));
+  });
+
+  it("IQ4_NL: fp16 d, nibbles as Q4_0 indexing the 16 non-uniform levels", () => {
+    const levels = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+    const q = Array.from({ length: 32 }, (_, i) => (i * 7 + 1) % 16);
+    const bytes = Uint8Array.from([...halfBytes([0.5]), ...Array.from({ length: 16 }, (_, i) => q[i] | (q[i + 16] << 4))]);
+    expect(Array.from(dequantize(GGMLType.IQ4_NL, bytes, 32))).toEqual(q.map((v) => 0.5 * levels[v]));
   });
 });
 

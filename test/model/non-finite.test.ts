@@ -127,6 +127,7 @@ describe.runIf(hasShared)("checkTensors on every weight type", () => {
     { scheme: "Q5_0", at: 22 * 5, half: 0x7e00 },
     { scheme: "Q4_1", at: 20 * 2 + 2, half: 0xfc00 }, // the minimum m
     { scheme: "Q5_1", at: 24 * 3, half: 0x7e00 },
+    { scheme: "IQ4_NL", at: 18 * 4, half: 0x7c00 },
   ];
   for (const c of CASES) {
     it(c.scheme, async () => {
