@@ -28,6 +28,7 @@ export const CUDA_VS_CPU_BUDGET: Readonly<Record<WeightScheme | "stories", numbe
   Q4_1: 4e-2,
   Q5_1: 4e-2,
   IQ4_NL: 4e-2,
+  MXFP4: 4e-2,
 };
 
 /**

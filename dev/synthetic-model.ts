@@ -19,7 +19,7 @@ import { Rng } from "../lib/sampling/rng.js";
 
 export type WeightScheme = "F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_K" | "Q6_K" | "Q4_K_M" | Block32Scheme;
 /** The blocks-of-32 types of issue 28, every matmul weight in the one type. */
-export type Block32Scheme = "Q5_0" | "Q4_1" | "Q5_1" | "IQ4_NL";
+export type Block32Scheme = "Q5_0" | "Q4_1" | "Q5_1" | "IQ4_NL" | "MXFP4";
 export type VocabSource = "stories" | "llama3" | "qwen2" | "smollm2" | "bert-bge";
 
 export interface MoeShape {

@@ -458,6 +458,41 @@ function quantizeIQ4_NL(x: Float32Array, out: DataView, blocks: number): void {
   }
 }
 
+const MXFP4_VALUES = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+
+/** ggml's GGML_E8M0_TO_FP32_HALF: 2^(e - 128) (e 0 and 1 the fp32 subnormals, exactly so). */
+const e8m0Half = (e: number): number => 2 ** (e - 128);
+
+/**
+ * ggml's quantize_row_mxfp4_ref: the shared exponent e = floor(log2(amax)) - 2 + 127 (amax
+ * then lands in the top level's binade), each value the level of least fp32 error (the first
+ * on ties).
+ */
+function quantizeMXFP4(x: Float32Array, out: DataView, blocks: number): void {
+  for (let b = 0; b < blocks; b++) {
+    let amax = 0;
+    for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[b * 32 + i]));
+    // log2f rounds to fp32 before the floor (amax just below a power of two can round up).
+    const e = amax > 0 ? (Math.floor(f(Math.log2(amax))) - 2 + 127) & 0xff : 0;
+    const d = f(e8m0Half(e));
+    const best = (v: number) => {
+      let index = 0;
+      let err = Math.abs(f(f(MXFP4_VALUES[0] * d) - v));
+      for (let i = 1; i < 16; i++) {
+        const e2 = Math.abs(f(f(MXFP4_VALUES[i] * d) - v));
+        if (e2 < err) {
+          index = i;
+          err = e2;
+        }
+      }
+      return index;
+    };
+    const o = b * 17;
+    out.setUint8(o, e);
+    for (let i = 0; i < 16; i++) out.setUint8(o + 1 + i, best(x[b * 32 + i]) | (best(x[b * 32 + 16 + i]) << 4));
+  }
+}
+
 const QUANTIZERS: Partial<Record<GGMLType, (x: Float32Array, out: DataView, blocks: number) => void>> = {
   [GGMLType.Q8_0]: quantizeQ8_0,
   [GGMLType.Q4_0]: quantizeQ4_0,
@@ -467,6 +502,7 @@ const QUANTIZERS: Partial<Record<GGMLType, (x: Float32Array, out: DataView, bloc
   [GGMLType.Q4_1]: (x, out, blocks) => quantizeMinBlocks(4, x, out, blocks),
   [GGMLType.Q5_1]: (x, out, blocks) => quantizeMinBlocks(5, x, out, blocks),
   [GGMLType.IQ4_NL]: quantizeIQ4_NL,
+  [GGMLType.MXFP4]: quantizeMXFP4,
 };
 
 function checkShape(type: GGMLType, count: number, cols: number): { blockSize: number; typeSize: number } {
@@ -602,6 +638,17 @@ export function dequantize(type: GGMLType, bytes: Uint8Array, count: number): Fl
           const q = v.getUint8(o + 2 + i);
           y[b * 32 + i] = d * IQ4_NL_VALUES[q & 0xf];
           y[b * 32 + 16 + i] = d * IQ4_NL_VALUES[q >> 4];
+        }
+      }
+      break;
+    case GGMLType.MXFP4:
+      for (let b = 0; b < blocks; b++) {
+        const o = b * 17;
+        const d = e8m0Half(v.getUint8(o));
+        for (let i = 0; i < 16; i++) {
+          const q = v.getUint8(o + 1 + i);
+          y[b * 32 + i] = d * MXFP4_VALUES[q & 0xf];
+          y[b * 32 + 16 + i] = d * MXFP4_VALUES[q >> 4];
         }
       }
       break;

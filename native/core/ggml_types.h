@@ -31,6 +31,7 @@ enum class GgmlType : int32_t {
   F64 = 28,
   BF16 = 30,
   IQ4_NL = 20,
+  MXFP4 = 39,
 };
 
 constexpr int QK4_0 = 32;
@@ -124,6 +125,15 @@ static_assert(sizeof(BlockIQ4_NL) == 18, "IQ4_NL block is 18 bytes");
 // The 16 non-uniform levels of IQ4_NL (ggml's kvalues_iq4nl).
 constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
+// One block of 32 weights (OCP microscaling FP4): w = 2^(e - 127) * e2m1(q), stored as
+// e8m0_to_fp32_half(e) * kMxfp4Values[q] (the E2M1 values doubled, as ggml), nibbles as Q4_0.
+struct BlockMXFP4 {
+  uint8_t e;  // E8M0 shared exponent
+  uint8_t qs[32 / 2];
+};
+static_assert(sizeof(BlockMXFP4) == 17, "MXFP4 block is 17 bytes");
+constexpr int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
 // Activation format of the Q4_1/Q5_1 dot products: Q8_0's 32 int8 values and fp16 scale d,
 // plus s = d * sum(q) in fp16 (rounded from fp32 d, as llama.cpp), which the weights' minimum
 // multiplies.
@@ -149,6 +159,9 @@ static inline int q5_level(const uint8_t qs[16], uint32_t qh, int j) {
 struct BlockScales {
   size_t offset[2];
   int count = 0;
+  // The scale is one E8M0 byte (MXFP4), not fp16: non-finite only as 0xFF, NaN in the OCP
+  // MX format (ggml reads it as 2^127, which times the largest level overflows to infinity).
+  bool e8m0 = false;
 };
 
 static constexpr BlockScales ggml_block_scales(GgmlType type) {
@@ -161,6 +174,7 @@ static constexpr BlockScales ggml_block_scales(GgmlType type) {
     case GgmlType::Q4_1: return {{offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)}, 2};
     case GgmlType::Q5_1: return {{offsetof(BlockQ5_1, d), offsetof(BlockQ5_1, m)}, 2};
     case GgmlType::IQ4_NL: return {{offsetof(BlockIQ4_NL, d), 0}, 1};
+    case GgmlType::MXFP4: return {{offsetof(BlockMXFP4, e), 0}, 1, true};
     default: return {{0, 0}, 0};
   }
 }
@@ -194,6 +208,7 @@ static constexpr GgmlTypeTraits ggml_type_traits(GgmlType t) {
     case GgmlType::I64: return {"I64", 1, 8};
     case GgmlType::F64: return {"F64", 1, 8};
     case GgmlType::IQ4_NL: return {"IQ4_NL", 32, 18};
+    case GgmlType::MXFP4: return {"MXFP4", 32, 17};
   }
   return {"unknown", 0, 0};
 }
@@ -215,6 +230,13 @@ static inline uint32_t fp32_to_bits(float f) {
   uint32_t w;
   std::memcpy(&w, &f, sizeof w);
   return w;
+}
+
+// 2^(e - 128), half the E8M0 scale (ggml's GGML_E8M0_TO_FP32_HALF): e 0 and 1 are the fp32
+// subnormals 2^-128 and 2^-127; e 255, NaN in the MX format, reads as 2^127 (ggml's
+// reading; the load-time check refuses it, see ggml_block_scales).
+static inline float e8m0_to_fp32_half(uint8_t e) {
+  return fp32_from_bits(e < 2 ? 0x00200000u << e : uint32_t(e - 1) << 23);
 }
 
 // IEEE half -> float, exact for every input including subnormals, inf and NaN.

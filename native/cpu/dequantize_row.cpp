@@ -122,6 +122,17 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    case GgmlType::MXFP4: {
+      const BlockMXFP4* b = static_cast<const BlockMXFP4*>(src);
+      for (int64_t k = 0; k < n / 32; ++k) {
+        const float d = e8m0_to_fp32_half(b[k].e);
+        for (int i = 0; i < 16; ++i) {
+          dst[k * 32 + i] = d * float(kMxfp4Values[b[k].qs[i] & 0xF]);
+          dst[k * 32 + i + 16] = d * float(kMxfp4Values[b[k].qs[i] >> 4]);
+        }
+      }
+      return;
+    }
     default: std::memset(dst, 0, size_t(n) * 4); return;  // model.cpp rejects other embedding types
   }
 }

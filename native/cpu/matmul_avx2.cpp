@@ -592,6 +592,14 @@ struct IQ4_NLTraits {
   static float scale(const Block& b) { return half(b.d); }
 };
 
+struct MXFP4Traits {
+  using Block = BlockMXFP4;
+  using Act = BlockQ8_0;
+  static constexpr bool kSigned = true, kPairs = true;
+  static __m256i values(const Block& b) { return lookup_nibbles(b.qs, kMxfp4Values); }
+  static float scale(const Block& b) { return e8m0_to_fp32_half(b.e); }
+};
+
 // Rows row[0..R) x tokens [k0, k0 + N) of a blocks-of-32 type.
 template <typename T, int R, int N>
 void b32_tile(const DotTile& t, const int64_t (&row)[R], int k0) {
@@ -672,6 +680,7 @@ bool b32_matmul(GgmlType type, const DotTile& t, int64_t r0, int64_t r1) {
     case GgmlType::Q4_1: b32_rows<Q4_1Traits>(t, r0, r1); return true;
     case GgmlType::Q5_1: b32_rows<Q5_1Traits>(t, r0, r1); return true;
     case GgmlType::IQ4_NL: b32_rows<IQ4_NLTraits>(t, r0, r1); return true;
+    case GgmlType::MXFP4: b32_rows<MXFP4Traits>(t, r0, r1); return true;
     default: return false;
   }
 }

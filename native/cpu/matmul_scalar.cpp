@@ -148,6 +148,17 @@ float dot_iq4_nl(const BlockIQ4_NL* w, const BlockQ8_0* x, int64_t nb) {
   return sum;
 }
 
+float dot_mxfp4(const BlockMXFP4* w, const BlockQ8_0* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int sumi = 0;
+    for (int i = 0; i < 16; ++i)
+      sumi += kMxfp4Values[w[b].qs[i] & 0xF] * x[b].qs[i] + kMxfp4Values[w[b].qs[i] >> 4] * x[b].qs[i + 16];
+    sum += fp16_to_fp32(x[b].d) * e8m0_to_fp32_half(w[b].e) * static_cast<float>(sumi);
+  }
+  return sum;
+}
+
 float dot_row(GgmlType type, const uint8_t* w, const uint8_t* x, int64_t cols) {
   switch (type) {
     case GgmlType::F32: return dot_f32(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x), cols);
@@ -169,6 +180,8 @@ float dot_row(GgmlType type, const uint8_t* w, const uint8_t* x, int64_t cols) {
       return dot_q5_1(reinterpret_cast<const BlockQ5_1*>(w), reinterpret_cast<const BlockQ8_1*>(x), cols / 32);
     case GgmlType::IQ4_NL:
       return dot_iq4_nl(reinterpret_cast<const BlockIQ4_NL*>(w), reinterpret_cast<const BlockQ8_0*>(x), cols / 32);
+    case GgmlType::MXFP4:
+      return dot_mxfp4(reinterpret_cast<const BlockMXFP4*>(w), reinterpret_cast<const BlockQ8_0*>(x), cols / 32);
     default: return 0.f;  // pack_weight rejects every other type before a kernel runs
   }
 }

@@ -103,6 +103,31 @@ __device__ __forceinline__ void gemv_row_partials(const DeviceMatrix& m, int64_t
         }
       }
     }
+  } else if constexpr (T == GgmlType::MXFP4) {
+    // As IQ4_NL's chunks, with the E2M1 levels and the E8M0 scale.
+#pragma unroll 4
+    for (int64_t c = lane; c < nch; c += 32) {
+      uint32_t w[4];
+      unpack_words(load16(q + 16 * c), w);
+      const float dw = e8m0_half((m.s + row * m.s_row)[c]);
+      uint32_t lv[8];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        lv[i] = mxfp4_levels4(w[i] & 0x0F0F0F0Fu);
+        lv[i + 4] = mxfp4_levels4((w[i] >> 4) & 0x0F0F0F0Fu);
+      }
+#pragma unroll
+      for (int t = 0; t < N; ++t) {
+        if (t < n) {
+          int a[8];
+          load_act_chunk(aq.q + t * m.cols32, c, a);
+          int s = 0;
+#pragma unroll
+          for (int i = 0; i < 8; ++i) s = dot_i8x4(int(lv[i]), a[i], s);
+          acc[t] += dw * aq.ds[t * nch + c].x * float(s);
+        }
+      }
+    }
   } else if constexpr (T == GgmlType::IQ4_NL) {
     // Whole chunks as Q4_0's, each index looked up into its int8 level.
 #pragma unroll 4

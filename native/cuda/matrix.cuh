@@ -75,6 +75,12 @@ __device__ __forceinline__ uint32_t lookup_nibbles4(uint32_t idx, uint32_t w0, u
   const uint32_t upper = ((idx >> 3) & 0x01010101u) * 0xFFu;  // 0xFF in the bytes whose index is >= 8
   return (lo & ~upper) | (hi & upper);
 }
+constexpr uint32_t kMxfp4W0 = table_word(kMxfp4Values, 0), kMxfp4W1 = table_word(kMxfp4Values, 1),
+                   kMxfp4W2 = table_word(kMxfp4Values, 2), kMxfp4W3 = table_word(kMxfp4Values, 3);
+__device__ __forceinline__ uint32_t mxfp4_levels4(uint32_t idx) { return lookup_nibbles4(idx, kMxfp4W0, kMxfp4W1, kMxfp4W2, kMxfp4W3); }
+// 2^(e - 128) (core/ggml_types.h e8m0_to_fp32_half).
+__device__ __forceinline__ float e8m0_half(uint32_t e) { return __uint_as_float(e < 2 ? 0x00200000u << e : (e - 1) << 23); }
+
 __device__ __forceinline__ uint32_t iq4nl_levels4(uint32_t idx) { return lookup_nibbles4(idx, kIq4nlW0, kIq4nlW1, kIq4nlW2, kIq4nlW3); }
 
 template <GgmlType T>
@@ -112,6 +118,9 @@ __device__ __forceinline__ HalfChunkBits load_half_chunk(const DeviceMatrix& m, 
   } else if constexpr (T == GgmlType::IQ4_NL) {
     b.v[0] = load16(q + 16 * c);
     b.s0 = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
+  } else if constexpr (T == GgmlType::MXFP4) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = (m.s + r * m.s_row)[c];
   } else if constexpr (T == GgmlType::Q5_0) {
     b.v[0] = load16(q + 16 * c);
     b.s0 = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
@@ -194,6 +203,16 @@ __device__ __forceinline__ void decode_half_chunk_bits(const HalfChunkBits& b, i
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const uint32_t vals = iq4nl_levels4((w[j] >> (4 * h)) & 0x0F0F0F0Fu);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) v[4 * j + k] = d * float(int8_t((vals >> (8 * k)) & 0xFF));
+    }
+  } else if constexpr (T == GgmlType::MXFP4) {
+    const float d = e8m0_half(b.s0);
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t vals = mxfp4_levels4((w[j] >> (4 * h)) & 0x0F0F0F0Fu);
 #pragma unroll
       for (int k = 0; k < 4; ++k) v[4 * j + k] = d * float(int8_t((vals >> (8 * k)) & 0xFF));
     }

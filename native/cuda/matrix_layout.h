@@ -23,6 +23,8 @@
 //   Q5_1          q, qh: as Q5_0; s: (d, m) fp16 pair per chunk. w = d * q + m.
 //   IQ4_NL        q: the 4-bit indices, as Q4_0; s: fp16 d per chunk.
 //                 w = d * kIq4nlValues[q].
+//   MXFP4         q: the 4-bit E2M1 codes, as Q4_0; s: the E8M0 byte per chunk.
+//                 w = e8m0_to_fp32_half(e) * kMxfp4Values[q].
 //
 // Every stream of every row starts at a multiple of its widest access (16 bytes for q).
 #pragma once

@@ -75,6 +75,10 @@ MatrixLayout matrix_layout(GgmlType type, int64_t rows, int64_t cols) {
       L.q_row = k / 2;
       L.s_row = 2 * (k / 32);
       break;
+    case GgmlType::MXFP4:
+      L.q_row = k / 2;
+      L.s_row = k / 32;
+      break;
     default: break;
   }
   const size_t r = size_t(rows);
@@ -202,6 +206,13 @@ void repack_rows(GgmlType type, int64_t cols, const uint8_t* src, int64_t n_rows
           const uint8_t* blk = in + b * sizeof(BlockIQ4_NL);
           std::memcpy(s + 2 * b, blk + offsetof(BlockIQ4_NL, d), 2);
           std::memcpy(q + 16 * b, blk + offsetof(BlockIQ4_NL, qs), 16);
+        }
+        break;
+      case GgmlType::MXFP4:
+        for (int64_t b = 0; b < cols / 32; ++b) {
+          const uint8_t* blk = in + b * sizeof(BlockMXFP4);
+          s[b] = blk[offsetof(BlockMXFP4, e)];
+          std::memcpy(q + 16 * b, blk + offsetof(BlockMXFP4, qs), 16);
         }
         break;
       default: break;

@@ -44,6 +44,7 @@ const BUDGET: Record<WeightScheme | "stories", number> = {
   Q4_1: 4e-2,
   Q5_1: 4e-2,
   IQ4_NL: 4e-2,
+  MXFP4: 4e-2,
 };
 
 /**
@@ -56,13 +57,13 @@ const BUDGET: Record<WeightScheme | "stories", number> = {
 const EXACT = llamaCppRunsAvx2Variant;
 
 /** Issue 28's blocks-of-32 types. */
-const BLOCK32_SCHEMES = ["Q5_0", "Q4_1", "Q5_1", "IQ4_NL"] as const;
+const BLOCK32_SCHEMES = ["Q5_0", "Q4_1", "Q5_1", "IQ4_NL", "MXFP4"] as const;
 /**
  * Types whose matrices of whole 8-row groups llama.cpp's AVX2 build repacks (iq4_nl_8x8,
  * mxfp4_8x8: one fp32 lane per row, a multiply-add per block) while Tessera sums them in its
  * vec_dot order (8 lanes, even and odd blocks apart): not bit-identical there, within budget.
  */
-const NOT_EXACT = new Set<string>(["IQ4_NL"]);
+const NOT_EXACT = new Set<string>(["IQ4_NL", "MXFP4"]);
 
 const SMALL_LLAMA: ModelShape = {
   architecture: "llama",

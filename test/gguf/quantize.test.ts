@@ -27,6 +27,7 @@ const ROUND_TRIP_BUDGET: Array<[GGMLType, number]> = [
   [GGMLType.Q4_1, 0.09],
   [GGMLType.Q5_1, 0.045],
   [GGMLType.IQ4_NL, 0.085],
+  [GGMLType.MXFP4, 0.13],
 ];
 
 function halfBytes(values: number[]): number[] {
@@ -149,6 +150,15 @@ describe("block layouts of the blocks-of-32 types (issue 28)", () => {
     const q = Array.from({ length: 32 }, (_, i) => (i * 7 + 1) % 16);
     const bytes = Uint8Array.from([...halfBytes([0.5]), ...Array.from({ length: 16 }, (_, i) => q[i] | (q[i + 16] << 4))]);
     expect(Array.from(dequantize(GGMLType.IQ4_NL, bytes, 32))).toEqual(q.map((v) => 0.5 * levels[v]));
+  });
+
+  it("MXFP4: one E8M0 byte (half of 2^(e-127)), nibbles as Q4_0 indexing the doubled E2M1 values", () => {
+    const levels = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+    const q = Array.from({ length: 32 }, (_, i) => (i * 3 + 5) % 16);
+    const bytes = Uint8Array.from([125, ...Array.from({ length: 16 }, (_, i) => q[i] | (q[i + 16] << 4))]);
+    expect(Array.from(dequantize(GGMLType.MXFP4, bytes, 32))).toEqual(q.map((v) => 2 ** -3 * levels[v]));
+    // e 0 and 1 are fp32 subnormals, exactly 2^-128 and 2^-127.
+    expect(dequantize(GGMLType.MXFP4, Uint8Array.from([1, 7, ...new Array(15).fill(0)]), 32)[0]).toBe(12 * 2 ** -127);
   });
 });
 
