@@ -32,7 +32,7 @@
   X(Q5_0, Q8_0, Gguf)           \
   X(Q4_1, Q8_1, Gguf)           \
   X(Q5_1, Q8_1, Gguf)           \
-  X(IQ4_NL, Q8_0, Gguf)         \
+  X(IQ4_NL, Q8_0, Q4_0x8)         \
   X(MXFP4, Q8_0, Gguf)
 
 namespace tessera {

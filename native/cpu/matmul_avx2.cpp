@@ -693,7 +693,7 @@ bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r
     const int64_t g0 = (r0 + 7) / 8, g1 = r1 / 8;
     if (g0 < g1) {
       if (layout == WeightLayout::Q4_0x8)
-        matmul_q4_0x8_groups(t, g0, g1);
+        matmul_q4_0x8_groups(t, g0, g1, type == GgmlType::IQ4_NL ? kIq4nlValues : nullptr);
       else
         matmul_q4_kx8_groups(t, g0, g1);
       if (r0 < g0 * 8) matmul_tile(type, WeightLayout::Gguf, t, r0, g0 * 8);
