@@ -620,7 +620,7 @@ describe("harness argument validation", () => {
     const bad: Array<() => unknown> = [
       () => k.matmul(GGMLType.F32, new Uint8Array(10), 2, 4, new Float32Array(4), 1, 1),
       () => k.matmul(GGMLType.Q4_0, new Uint8Array(18), 1, 16, new Float32Array(16), 1, 1),
-      () => k.matmul(GGMLType.IQ4_NL, new Uint8Array(18), 1, 32, new Float32Array(32), 1, 1),
+      () => k.matmul(GGMLType.IQ2_XXS, new Uint8Array(66), 1, 256, new Float32Array(256), 1, 1),
       () => k.rmsNorm(new Float32Array(3), null, 2, 2, 1e-5, 1),
       () => k.getRows(GGMLType.F32, new Uint8Array(16), 2, 2, Int32Array.from([2])),
       () => k.attention(new Float32Array(1), new Float32Array(1), new Float32Array(1), 2, 1, 1, 1, 1, 1, 0, 1, 0, 1),
