@@ -17,7 +17,9 @@ import { quantize } from "../lib/gguf/quantize.js";
 import { readGGUF } from "../lib/gguf/reader.js";
 import { Rng } from "../lib/sampling/rng.js";
 
-export type WeightScheme = "F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_K" | "Q6_K" | "Q4_K_M" | IssueKScheme;
+export type WeightScheme = "F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_K" | "Q6_K" | "Q4_K_M" | Block32Scheme | IssueKScheme;
+/** The blocks-of-32 types of issue 28, every matmul weight in the one type. */
+export type Block32Scheme = "Q5_0" | "Q4_1" | "Q5_1" | "IQ4_NL" | "MXFP4";
 /** Issue 28's K-quant types, and llama.cpp's Q5_K_M / Q3_K_M per-tensor mixes. */
 export type IssueKScheme = "Q5_K" | "Q5_K_M" | "Q3_K" | "Q3_K_M" | "Q2_K" | "IQ4_XS";
 export type VocabSource = "stories" | "llama3" | "qwen2" | "smollm2" | "bert-bge";
@@ -354,7 +356,7 @@ function matmulType(scheme: WeightScheme, role: string, cols: number, outputType
   else t = GGMLType[scheme];
   // llama.cpp's quantizer falls back the same way for rows that are not whole super-blocks.
   if (K_QUANTS.has(t) && cols % 256 !== 0) t = GGMLType.Q8_0;
-  if ((t === GGMLType.Q4_0 || t === GGMLType.Q8_0) && cols % 32 !== 0) t = GGMLType.F16;
+  if ((t === GGMLType.Q4_0 || t === GGMLType.Q8_0 || GGML_TYPE_INFO[t].blockSize === 32) && cols % 32 !== 0) t = GGMLType.F16;
   return t;
 }
 

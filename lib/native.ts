@@ -18,7 +18,7 @@ export interface SystemInfo {
 }
 
 /** The activation encodings the CPU dot products take (cpu::ActFormat). */
-export type ActivationFormat = "F32" | "F16" | "BF16" | "Q8_0" | "Q8_K";
+export type ActivationFormat = "F32" | "F16" | "BF16" | "Q8_0" | "Q8_K" | "Q8_1";
 
 export interface WeightTypeRow {
   name: string;

@@ -31,7 +31,8 @@ export function encodedActivations(format: ActivationFormat, x: Float32Array, co
       bits[0] = ((w + 0x7fff + ((w >>> 16) & 1)) >>> 16) << 16;
       y[i] = buf[0];
     }
-  } else if (format === "Q8_0") {
+  } else if (format === "Q8_0" || format === "Q8_1") {
+    // Q8_1 holds Q8_0's values; its extra fp16 d * sum(q) is not an activation value.
     for (let b = 0; b < x.length / 32; b++) {
       let amax = 0;
       for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[b * 32 + i]));

@@ -325,6 +325,176 @@ function quantizeQ6_K(x: Float32Array, out: DataView, blocks: number): void {
   }
 }
 
+// ---- Blocks of 32 (issue 28): Q5_0, Q4_1, Q5_1, IQ4_NL, MXFP4.
+
+/** ggml's quantize_row_q5_0_ref: d = max / -16 (max the value of largest magnitude), levels 0..31. */
+function quantizeQ5_0(x: Float32Array, out: DataView, blocks: number): void {
+  for (let b = 0; b < blocks; b++) {
+    let amax = 0;
+    let max = 0;
+    for (let i = 0; i < 32; i++) {
+      const v = x[b * 32 + i];
+      if (Math.abs(v) > amax) {
+        amax = Math.abs(v);
+        max = v;
+      }
+    }
+    const d = f(max / -16);
+    const id = d ? f(1 / d) : 0;
+    const o = b * 22;
+    out.setUint16(o, toHalf(d), true);
+    let qh = 0;
+    for (let i = 0; i < 16; i++) {
+      const lo = Math.min(31, Math.trunc(f(f(x[b * 32 + i] * id) + 16.5)));
+      const hi = Math.min(31, Math.trunc(f(f(x[b * 32 + 16 + i] * id) + 16.5)));
+      out.setUint8(o + 6 + i, (lo & 0xf) | ((hi & 0xf) << 4));
+      qh |= ((lo >> 4) << i) | ((hi >> 4) << (i + 16));
+    }
+    out.setUint32(o + 2, qh >>> 0, true);
+  }
+}
+
+/**
+ * ggml's quantize_row_q4_1_ref (bits 4) and quantize_row_q5_1_ref (bits 5): d = (max - min) /
+ * (2^bits - 1), m = min, levels round(x - min) / d; Q4_1 clamps at 15, Q5_1 needs no clamp.
+ */
+function quantizeMinBlocks(bits: 4 | 5, x: Float32Array, out: DataView, blocks: number): void {
+  const size = bits === 4 ? 20 : 24;
+  const qs = bits === 4 ? 4 : 8;
+  for (let b = 0; b < blocks; b++) {
+    let min = Infinity;
+    let max = -Infinity;
+    for (let i = 0; i < 32; i++) {
+      min = Math.min(min, x[b * 32 + i]);
+      max = Math.max(max, x[b * 32 + i]);
+    }
+    const d = f(f(max - min) / ((1 << bits) - 1));
+    const id = d ? f(1 / d) : 0;
+    const o = b * size;
+    out.setUint16(o, toHalf(d), true);
+    out.setUint16(o + 2, toHalf(min), true);
+    let qh = 0;
+    for (let i = 0; i < 16; i++) {
+      let lo = Math.trunc(f(f(f(x[b * 32 + i] - min) * id) + 0.5));
+      let hi = Math.trunc(f(f(f(x[b * 32 + 16 + i] - min) * id) + 0.5));
+      if (bits === 4) {
+        lo = Math.min(15, lo);
+        hi = Math.min(15, hi);
+      }
+      out.setUint8(o + qs + i, (lo & 0xf) | ((hi & 0xf) << 4));
+      qh |= ((lo >> 4) << i) | ((hi >> 4) << (i + 16));
+    }
+    if (bits === 5) out.setUint32(o + 4, qh >>> 0, true);
+  }
+}
+
+const IQ4_NL_VALUES = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+/** ggml's best_index_int8: the index of the level nearest x (levels ascending). */
+function bestIndexInt8(values: readonly number[], x: number): number {
+  if (x <= values[0]) return 0;
+  const n = values.length;
+  if (x >= values[n - 1]) return n - 1;
+  let ml = 0;
+  let mu = n - 1;
+  while (mu - ml > 1) {
+    const mav = (ml + mu) >> 1;
+    if (x < values[mav]) mu = mav;
+    else ml = mav;
+  }
+  return f(x - values[mu - 1]) < f(values[mu] - x) ? mu - 1 : mu;
+}
+
+/**
+ * ggml's quantize_iq4_nl without an importance matrix (what llama-quantize writes for
+ * IQ4_NL): per block of 32, weights x², the least-squares scale for the levels of
+ * d = max / -127 and then of 15 candidate scales around it (ntry 7), the levels then
+ * re-picked for the fp32 scale kept.
+ */
+function quantizeIQ4_NL(x: Float32Array, out: DataView, blocks: number): void {
+  const values = IQ4_NL_VALUES;
+  const L = new Uint8Array(32);
+  const weight = new Float32Array(32);
+  const ntry = 7;
+  for (let b = 0; b < blocks; b++) {
+    const xb = x.subarray(b * 32, b * 32 + 32);
+    let amax = 0;
+    let max = 0;
+    for (let j = 0; j < 32; j++) {
+      weight[j] = f(xb[j] * xb[j]);
+      if (Math.abs(xb[j]) > amax) {
+        amax = Math.abs(xb[j]);
+        max = xb[j];
+      }
+    }
+    let scale = 0;
+    if (amax >= GROUP_MAX_EPS) {
+      const sums = (id: number): [number, number] => {
+        let sumqx = 0;
+        let sumq2 = 0;
+        for (let j = 0; j < 32; j++) {
+          const q = values[bestIndexInt8(values, f(id * xb[j]))];
+          const wq = f(weight[j] * q);
+          sumqx = f(sumqx + f(wq * xb[j]));
+          sumq2 = f(sumq2 + f(wq * q));
+        }
+        return [sumqx, sumq2];
+      };
+      let [sumqx, sumq2] = sums(f(1 / f(-max / values[0])));
+      let d = sumq2 > 0 ? f(sumqx / sumq2) : 0;
+      let best = f(d * sumqx);
+      for (let itry = -ntry; itry <= ntry; itry++) {
+        [sumqx, sumq2] = sums(f((itry + values[0]) / max));
+        if (sumq2 > 0 && f(sumqx * sumqx) > f(best * sumq2)) {
+          d = f(sumqx / sumq2);
+          best = f(d * sumqx);
+        }
+      }
+      scale = d;
+    }
+    const o = b * 18;
+    out.setUint16(o, toHalf(scale), true);
+    const id = scale ? f(1 / scale) : 0;
+    for (let j = 0; j < 32; j++) L[j] = bestIndexInt8(values, f(id * xb[j]));
+    for (let j = 0; j < 16; j++) out.setUint8(o + 2 + j, L[j] | (L[j + 16] << 4));
+  }
+}
+
+const MXFP4_VALUES = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+
+/** ggml's GGML_E8M0_TO_FP32_HALF: 2^(e - 128) (e 0 and 1 the fp32 subnormals, exactly so). */
+const e8m0Half = (e: number): number => 2 ** (e - 128);
+
+/**
+ * ggml's quantize_row_mxfp4_ref: the shared exponent e = floor(log2(amax)) - 2 + 127 (amax
+ * then lands in the top level's binade), each value the level of least fp32 error (the first
+ * on ties).
+ */
+function quantizeMXFP4(x: Float32Array, out: DataView, blocks: number): void {
+  for (let b = 0; b < blocks; b++) {
+    let amax = 0;
+    for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[b * 32 + i]));
+    // log2f rounds to fp32 before the floor (amax just below a power of two can round up).
+    const e = amax > 0 ? (Math.floor(f(Math.log2(amax))) - 2 + 127) & 0xff : 0;
+    const d = f(e8m0Half(e));
+    const best = (v: number) => {
+      let index = 0;
+      let err = Math.abs(f(f(MXFP4_VALUES[0] * d) - v));
+      for (let i = 1; i < 16; i++) {
+        const e2 = Math.abs(f(f(MXFP4_VALUES[i] * d) - v));
+        if (e2 < err) {
+          index = i;
+          err = e2;
+        }
+      }
+      return index;
+    };
+    const o = b * 17;
+    out.setUint8(o, e);
+    for (let i = 0; i < 16; i++) out.setUint8(o + 1 + i, best(x[b * 32 + i]) | (best(x[b * 32 + 16 + i]) << 4));
+  }
+}
+
 // ---- issue 28 K-quants (Q5_K, Q3_K, Q2_K, IQ4_XS).
 
 /** Packs 6-bit sub-block scales and mins into a Q4_K/Q5_K block's 12 bytes. */
@@ -737,6 +907,11 @@ const QUANTIZERS: Partial<Record<GGMLType, (x: Float32Array, out: DataView, bloc
   [GGMLType.Q4_0]: quantizeQ4_0,
   [GGMLType.Q4_K]: quantizeQ4_K,
   [GGMLType.Q6_K]: quantizeQ6_K,
+  [GGMLType.Q5_0]: quantizeQ5_0,
+  [GGMLType.Q4_1]: (x, out, blocks) => quantizeMinBlocks(4, x, out, blocks),
+  [GGMLType.Q5_1]: (x, out, blocks) => quantizeMinBlocks(5, x, out, blocks),
+  [GGMLType.IQ4_NL]: quantizeIQ4_NL,
+  [GGMLType.MXFP4]: quantizeMXFP4,
   [GGMLType.Q5_K]: quantizeQ5_K,
   [GGMLType.Q3_K]: quantizeQ3_K,
   [GGMLType.Q2_K]: quantizeQ2_K,
@@ -828,6 +1003,65 @@ export function dequantize(type: GGMLType, bytes: Uint8Array, count: number): Fl
           const lo = g < 2 ? ql & 0xf : ql >> 4;
           const hi = (v.getUint8(o + 128 + 32 * n + l) >> (2 * g)) & 3;
           y[b * 256 + e] = d * v.getInt8(o + 192 + (e >> 4)) * ((lo | (hi << 4)) - 32);
+        }
+      }
+      break;
+    case GGMLType.Q5_0:
+      for (let b = 0; b < blocks; b++) {
+        const o = b * 22;
+        const d = fromHalf(v.getUint16(o, true));
+        const qh = v.getUint32(o + 2, true);
+        for (let i = 0; i < 16; i++) {
+          const q = v.getUint8(o + 6 + i);
+          y[b * 32 + i] = d * (((q & 0xf) | (((qh >>> i) & 1) << 4)) - 16);
+          y[b * 32 + 16 + i] = d * (((q >> 4) | (((qh >>> (i + 16)) & 1) << 4)) - 16);
+        }
+      }
+      break;
+    case GGMLType.Q4_1:
+      for (let b = 0; b < blocks; b++) {
+        const o = b * 20;
+        const d = fromHalf(v.getUint16(o, true));
+        const m = fromHalf(v.getUint16(o + 2, true));
+        for (let i = 0; i < 16; i++) {
+          const q = v.getUint8(o + 4 + i);
+          y[b * 32 + i] = d * (q & 0xf) + m;
+          y[b * 32 + 16 + i] = d * (q >> 4) + m;
+        }
+      }
+      break;
+    case GGMLType.Q5_1:
+      for (let b = 0; b < blocks; b++) {
+        const o = b * 24;
+        const d = fromHalf(v.getUint16(o, true));
+        const m = fromHalf(v.getUint16(o + 2, true));
+        const qh = v.getUint32(o + 4, true);
+        for (let i = 0; i < 16; i++) {
+          const q = v.getUint8(o + 8 + i);
+          y[b * 32 + i] = d * ((q & 0xf) | (((qh >>> i) & 1) << 4)) + m;
+          y[b * 32 + 16 + i] = d * ((q >> 4) | (((qh >>> (i + 16)) & 1) << 4)) + m;
+        }
+      }
+      break;
+    case GGMLType.IQ4_NL:
+      for (let b = 0; b < blocks; b++) {
+        const o = b * 18;
+        const d = fromHalf(v.getUint16(o, true));
+        for (let i = 0; i < 16; i++) {
+          const q = v.getUint8(o + 2 + i);
+          y[b * 32 + i] = d * IQ4_NL_VALUES[q & 0xf];
+          y[b * 32 + 16 + i] = d * IQ4_NL_VALUES[q >> 4];
+        }
+      }
+      break;
+    case GGMLType.MXFP4:
+      for (let b = 0; b < blocks; b++) {
+        const o = b * 17;
+        const d = e8m0Half(v.getUint8(o));
+        for (let i = 0; i < 16; i++) {
+          const q = v.getUint8(o + 1 + i);
+          y[b * 32 + i] = d * MXFP4_VALUES[q & 0xf];
+          y[b * 32 + 16 + i] = d * MXFP4_VALUES[q >> 4];
         }
       }
       break;

@@ -180,7 +180,7 @@ Napi::Value QuantizeAct(const Napi::CallbackInfo& info) {
   const int threads = int(int_arg(info, 4, "threads", 1, kMaxThreads));
   const float* x = array_arg<float, napi_float32_array>(info, 1, "x", size_t(n_tokens) * cols);
   const ActFormat f = act_format_for(type);
-  const int block = f == ActFormat::Q8_0 ? QK8_0 : f == ActFormat::Q8_K ? QK_K : 1;
+  const int block = f == ActFormat::Q8_0 || f == ActFormat::Q8_1 ? QK8_0 : f == ActFormat::Q8_K ? QK_K : 1;
   if (cols % block) invalid(env, "cols must be a multiple of " + std::to_string(block) + " for this weight type");
   auto out = Napi::Uint8Array::New(env, act_bytes(f, cols, n_tokens));
   uint8_t* od = out.Data();

@@ -31,6 +31,8 @@ enum class GgmlType : int32_t {
   I64 = 27,
   F64 = 28,
   BF16 = 30,
+  IQ4_NL = 20,
+  MXFP4 = 39,
 };
 
 constexpr int QK4_0 = 32;
@@ -81,6 +83,74 @@ struct BlockQ8_K {
   int16_t bsums[QK_K / 16];
 };
 static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block is 292 bytes");
+
+// ---- Types with blocks of 32 (issue 28): Q5_0, Q4_1, Q5_1, IQ4_NL, MXFP4.
+
+// One block of 32 weights: w = d * (q - 16), q in [0, 32): the low 4 bits as in Q4_0 (low
+// nibbles elements 0..15, high nibbles 16..31), bit 4 of element j in bit j of qh.
+struct BlockQ5_0 {
+  uint16_t d;  // fp16 scale
+  uint8_t qh[4];
+  uint8_t qs[32 / 2];
+};
+static_assert(sizeof(BlockQ5_0) == 22, "Q5_0 block is 22 bytes");
+
+// The 32 fifth bits of a Q5_0/Q5_1 block, bit j for element j (qh is little-endian).
+static inline uint32_t q5_high_bits(const uint8_t qh[4]) {
+  return uint32_t(qh[0]) | (uint32_t(qh[1]) << 8) | (uint32_t(qh[2]) << 16) | (uint32_t(qh[3]) << 24);
+}
+
+// One block of 32 weights: w = d * q + m, q in [0, 16), nibbles as Q4_0.
+struct BlockQ4_1 {
+  uint16_t d;  // fp16 scale
+  uint16_t m;  // fp16 minimum
+  uint8_t qs[32 / 2];
+};
+static_assert(sizeof(BlockQ4_1) == 20, "Q4_1 block is 20 bytes");
+
+// One block of 32 weights: w = d * q + m, q in [0, 32), stored as Q5_0's.
+struct BlockQ5_1 {
+  uint16_t d;  // fp16 scale
+  uint16_t m;  // fp16 minimum
+  uint8_t qh[4];
+  uint8_t qs[32 / 2];
+};
+static_assert(sizeof(BlockQ5_1) == 24, "Q5_1 block is 24 bytes");
+
+// One block of 32 weights: w = d * kIq4nlValues[q], q in [0, 16), nibbles as Q4_0.
+struct BlockIQ4_NL {
+  uint16_t d;  // fp16 scale
+  uint8_t qs[32 / 2];
+};
+static_assert(sizeof(BlockIQ4_NL) == 18, "IQ4_NL block is 18 bytes");
+// The 16 non-uniform levels of IQ4_NL (ggml's kvalues_iq4nl).
+constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+// One block of 32 weights (OCP microscaling FP4): w = 2^(e - 127) * e2m1(q), stored as
+// e8m0_to_fp32_half(e) * kMxfp4Values[q] (the E2M1 values doubled, as ggml), nibbles as Q4_0.
+struct BlockMXFP4 {
+  uint8_t e;  // E8M0 shared exponent
+  uint8_t qs[32 / 2];
+};
+static_assert(sizeof(BlockMXFP4) == 17, "MXFP4 block is 17 bytes");
+constexpr int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+// Activation format of the Q4_1/Q5_1 dot products: Q8_0's 32 int8 values and fp16 scale d,
+// plus s = d * sum(q) in fp16 (rounded from fp32 d, as llama.cpp), which the weights' minimum
+// multiplies.
+struct BlockQ8_1 {
+  uint16_t d;
+  uint16_t s;
+  int8_t qs[32];
+};
+static_assert(sizeof(BlockQ8_1) == 36, "Q8_1 block is 36 bytes");
+
+// The 5-bit level (0..31) of element j of a Q5_0/Q5_1 block: its nibble (low nibbles hold
+// elements 0..15, high ones 16..31) and bit j of the fifth bits.
+static inline int q5_level(const uint8_t qs[16], uint32_t qh, int j) {
+  const int nibble = j < 16 ? (qs[j] & 0xF) : (qs[j - 16] >> 4);
+  return nibble | int((qh >> j) & 1u) << 4;
+}
 
 // ---- K-quants added for issue 28 (Q5_K, Q3_K, Q2_K, IQ4_XS).
 
@@ -157,6 +227,9 @@ static inline void q3k_scales(const uint8_t* packed, int8_t out[16]) {
 struct BlockScales {
   size_t offset[2];
   int count = 0;
+  // The scale is one E8M0 byte (MXFP4), not fp16: non-finite only as 0xFF, NaN in the OCP
+  // MX format (ggml reads it as 2^127, which times the largest level overflows to infinity).
+  bool e8m0 = false;
 };
 
 static constexpr BlockScales ggml_block_scales(GgmlType type) {
@@ -165,6 +238,11 @@ static constexpr BlockScales ggml_block_scales(GgmlType type) {
     case GgmlType::Q8_0: return {{offsetof(BlockQ8_0, d), 0}, 1};
     case GgmlType::Q4_K: return {{offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)}, 2};
     case GgmlType::Q6_K: return {{offsetof(BlockQ6_K, d), 0}, 1};
+    case GgmlType::Q5_0: return {{offsetof(BlockQ5_0, d), 0}, 1};
+    case GgmlType::Q4_1: return {{offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)}, 2};
+    case GgmlType::Q5_1: return {{offsetof(BlockQ5_1, d), offsetof(BlockQ5_1, m)}, 2};
+    case GgmlType::IQ4_NL: return {{offsetof(BlockIQ4_NL, d), 0}, 1};
+    case GgmlType::MXFP4: return {{offsetof(BlockMXFP4, e), 0}, 1, true};
     case GgmlType::Q5_K: return {{offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)}, 2};
     case GgmlType::Q3_K: return {{offsetof(BlockQ3_K, d), 0}, 1};
     case GgmlType::Q2_K: return {{offsetof(BlockQ2_K, d), offsetof(BlockQ2_K, dmin)}, 2};
@@ -202,6 +280,8 @@ static constexpr GgmlTypeTraits ggml_type_traits(GgmlType t) {
     case GgmlType::I32: return {"I32", 1, 4};
     case GgmlType::I64: return {"I64", 1, 8};
     case GgmlType::F64: return {"F64", 1, 8};
+    case GgmlType::IQ4_NL: return {"IQ4_NL", 32, 18};
+    case GgmlType::MXFP4: return {"MXFP4", 32, 17};
   }
   return {"unknown", 0, 0};
 }
@@ -223,6 +303,13 @@ static inline uint32_t fp32_to_bits(float f) {
   uint32_t w;
   std::memcpy(&w, &f, sizeof w);
   return w;
+}
+
+// 2^(e - 128), half the E8M0 scale (ggml's GGML_E8M0_TO_FP32_HALF): e 0 and 1 are the fp32
+// subnormals 2^-128 and 2^-127; e 255, NaN in the MX format, reads as 2^127 (ggml's
+// reading; the load-time check refuses it, see ggml_block_scales).
+static inline float e8m0_to_fp32_half(uint8_t e) {
+  return fp32_from_bits(e < 2 ? 0x00200000u << e : uint32_t(e - 1) << 23);
 }
 
 // IEEE half -> float, exact for every input including subnormals, inf and NaN.

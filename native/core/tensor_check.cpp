@@ -49,6 +49,11 @@ Status check_tensor_finite(const TensorRef& t) {
       const GgmlTypeTraits tr = ggml_type_traits(t.type);
       if (s.count == 0 || tr.block_size <= 0) return Status::ok();
       const uint64_t blocks = n / uint64_t(tr.block_size);
+      if (s.e8m0) {
+        for (uint64_t b = 0; b < blocks; ++b)
+          if (t.data[b * uint64_t(tr.type_size) + s.offset[0]] == 0xFF) return non_finite(t, "block", b);
+        return Status::ok();
+      }
       for (int k = 0; k < s.count; ++k) {
         const uint8_t* base = t.data + s.offset[k];
         if (!all_finite_half(base, blocks, size_t(tr.type_size), kF16Exp))

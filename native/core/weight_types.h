@@ -29,6 +29,11 @@
   X(Q4_0, Q8_0, Q4_0x8)         \
   X(Q4_K, Q8_K, Q4_Kx8)         \
   X(Q6_K, Q8_K, Gguf)           \
+  X(Q5_0, Q8_0, Gguf)           \
+  X(Q4_1, Q8_1, Gguf)           \
+  X(Q5_1, Q8_1, Gguf)           \
+  X(IQ4_NL, Q8_0, Q4_0x8)         \
+  X(MXFP4, Q8_0, Gguf)           \
   X(Q5_K, Q8_K, Gguf)           \
   X(Q3_K, Q8_K, Gguf)           \
   X(Q2_K, Q8_K, Gguf)           \

@@ -75,7 +75,7 @@ class CpuExecutor final : public Executor {
     float* gate = nullptr;    // [B][n_ff]
     float* up = nullptr;      // [B][n_ff]
     float* logits = nullptr;  // [n_vocab] last-token logits before the copy-out
-    void* act[5] = {};        // encoded activations per ActFormat (F32 unused: rows are read in place)
+    void* act[kActFormatCount] = {};        // encoded activations per ActFormat (F32 unused: rows are read in place)
     float* attn_scratch = nullptr;  // per-thread attention work space
     int32_t* pos = nullptr;             // [B] position of each row
     int32_t* last = nullptr;            // [B] bidirectional attention: last position each row sees
@@ -96,7 +96,7 @@ class CpuExecutor final : public Executor {
     float* moe_gate = nullptr;        // [B*K][n_ff_exp]
     float* moe_up = nullptr;          // [B*K][n_ff_exp]
     float* moe_out = nullptr;         // [B*K][n_embd]
-    void* moe_act[5] = {};            // encoded moe_x / moe_gate rows per ActFormat
+    void* moe_act[kActFormatCount] = {};            // encoded moe_x / moe_gate rows per ActFormat
     float* shexp_gate = nullptr;      // [B] sigmoid gate of the shared expert (qwen2moe)
     // Multi-head latent attention (allocated only for MLA models); q holds the MQA queries
     // [B][n_head][kv_lora + rope] and attn the latent outputs [B][n_head][kv_lora].
@@ -109,7 +109,7 @@ class CpuExecutor final : public Executor {
     float* ssm_zx = nullptr;          // [B][P] in_proj output [z | xBC | dt]; the conv writes its xBC in place
     float* ssm_y = nullptr;           // [B][P] scan output (the first d_inner of each row)
     float* ssm_g = nullptr;           // [B][d_inner] gated, normalized: out_proj's input
-    void* mla_act[5] = {};            // encoded mla_heads rows per ActFormat
+    void* mla_act[kActFormatCount] = {};  // encoded mla_heads rows per ActFormat
   };
 
   void layout(BumpAllocator& alloc);

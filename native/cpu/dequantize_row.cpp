@@ -80,6 +80,59 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    // ---- Blocks of 32 (issue 28), as ggml's dequantize_row_* (fp32 products of d and the
+    // integer level; the minimum added after).
+    case GgmlType::Q5_0: {
+      const BlockQ5_0* b = static_cast<const BlockQ5_0*>(src);
+      for (int64_t k = 0; k < n / 32; ++k) {
+        const float d = fp16_to_fp32(b[k].d);
+        const uint32_t qh = q5_high_bits(b[k].qh);
+        for (int i = 0; i < 32; ++i) dst[k * 32 + i] = d * float(q5_level(b[k].qs, qh, i) - 16);
+      }
+      return;
+    }
+    case GgmlType::Q4_1: {
+      const BlockQ4_1* b = static_cast<const BlockQ4_1*>(src);
+      for (int64_t k = 0; k < n / 32; ++k) {
+        const float d = fp16_to_fp32(b[k].d), m = fp16_to_fp32(b[k].m);
+        for (int i = 0; i < 16; ++i) {
+          dst[k * 32 + i] = float(b[k].qs[i] & 0xF) * d + m;
+          dst[k * 32 + i + 16] = float(b[k].qs[i] >> 4) * d + m;
+        }
+      }
+      return;
+    }
+    case GgmlType::Q5_1: {
+      const BlockQ5_1* b = static_cast<const BlockQ5_1*>(src);
+      for (int64_t k = 0; k < n / 32; ++k) {
+        const float d = fp16_to_fp32(b[k].d), m = fp16_to_fp32(b[k].m);
+        const uint32_t qh = q5_high_bits(b[k].qh);
+        for (int i = 0; i < 32; ++i) dst[k * 32 + i] = float(q5_level(b[k].qs, qh, i)) * d + m;
+      }
+      return;
+    }
+    case GgmlType::IQ4_NL: {
+      const BlockIQ4_NL* b = static_cast<const BlockIQ4_NL*>(src);
+      for (int64_t k = 0; k < n / 32; ++k) {
+        const float d = fp16_to_fp32(b[k].d);
+        for (int i = 0; i < 16; ++i) {
+          dst[k * 32 + i] = d * float(kIq4nlValues[b[k].qs[i] & 0xF]);
+          dst[k * 32 + i + 16] = d * float(kIq4nlValues[b[k].qs[i] >> 4]);
+        }
+      }
+      return;
+    }
+    case GgmlType::MXFP4: {
+      const BlockMXFP4* b = static_cast<const BlockMXFP4*>(src);
+      for (int64_t k = 0; k < n / 32; ++k) {
+        const float d = e8m0_to_fp32_half(b[k].e);
+        for (int i = 0; i < 16; ++i) {
+          dst[k * 32 + i] = d * float(kMxfp4Values[b[k].qs[i] & 0xF]);
+          dst[k * 32 + i + 16] = d * float(kMxfp4Values[b[k].qs[i] >> 4]);
+        }
+      }
+      return;
+    }
     // ---- issue 28 K-quants: ggml's dequantize_row_* per type, the same fp32 operations.
     case GgmlType::Q5_K: {
       const BlockQ5_K* b = static_cast<const BlockQ5_K*>(src);

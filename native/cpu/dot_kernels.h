@@ -63,8 +63,10 @@ void matmul_tile(GgmlType type, const DotTile& t, int64_t r0, int64_t r1);
 namespace avx2 {
 // Returns false when the type has no AVX2 kernel (the caller falls back to scalar).
 bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r0, int64_t r1);
-// Whole 8-row groups [g0, g1) of a WeightLayout::Q4_0x8 weight (matmul_q4_0x8_avx2.cpp).
-void matmul_q4_0x8_groups(const DotTile& t, int64_t g0, int64_t g1);
+// Whole 8-row groups [g0, g1) of a WeightLayout::Q4_0x8 weight (matmul_q4_0x8_avx2.cpp):
+// Q4_0, or with `levels` the 16 int8 values the 4-bit indices stand for (IQ4_NL, whose
+// blocks have Q4_0's bytes).
+void matmul_q4_0x8_groups(const DotTile& t, int64_t g0, int64_t g1, const int8_t* levels = nullptr);
 // Whole 8-row groups [g0, g1) of a WeightLayout::Q4_Kx8 weight (matmul_q4_kx8_avx2.cpp).
 void matmul_q4_kx8_groups(const DotTile& t, int64_t g0, int64_t g1);
 }

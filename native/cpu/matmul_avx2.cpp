@@ -759,6 +759,165 @@ void token_tiles(int n_tokens, Rows&& rows) {
   remainder_tile<kMax - 1>(n_tokens - k0, k0, rows);
 }
 
+// ---- Blocks of 32 weights (issue 28): Q5_0 (and the types after it), one traits struct per
+// type and one kernel for all. Per output, block by block, the 8 int32 lane sums of values
+// 4l..4l+3 (exact) are multiplied into 8 fp32 lanes with one fused multiply-add by
+// (d_w * d_x), then one hsum8: the lanes and order of llama.cpp's AVX2 vec_dot for these
+// types (and of its tinyBLAS for Q5_0, which sums alike), so both engines round alike.
+// Traits: Block, Act (the activation block), kSigned (values are int8; else unsigned levels
+// whose minimum folds in through the Q8_1 sums), kPairs (llama.cpp keeps two accumulators,
+// even and odd blocks, added before the lane sum, and an odd last block added in fp32),
+// values(block) and scale(block).
+
+// 0xFF in byte j where bit j of the 32 bits at qh is set, else 0 (ggml's bytes_from_bits_32).
+inline __m256i bytes_from_bits(const uint8_t* qh) {
+  uint32_t bits;
+  std::memcpy(&bits, qh, 4);
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(int(bits)),
+                                             _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+  return _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)), _mm256_set1_epi64x(-1));
+}
+
+struct Q5_0Traits {
+  using Block = BlockQ5_0;
+  using Act = BlockQ8_0;
+  static constexpr bool kSigned = true, kPairs = false;
+  // q - 16 as int8: where the fifth bit is clear, the nibble with 0xF0 set is nibble - 16.
+  static __m256i values(const Block& b) {
+    return _mm256_or_si256(unpack_q4_0(b.qs), _mm256_andnot_si256(bytes_from_bits(b.qh), _mm256_set1_epi8(char(0xF0))));
+  }
+  static float scale(const Block& b) { return half(b.d); }
+};
+
+struct Q4_1Traits {
+  using Block = BlockQ4_1;
+  using Act = BlockQ8_1;
+  static constexpr bool kSigned = false, kPairs = false;
+  static __m256i values(const Block& b) { return unpack_q4_0(b.qs); }
+  static float scale(const Block& b) { return half(b.d); }
+};
+
+struct Q5_1Traits {
+  using Block = BlockQ5_1;
+  using Act = BlockQ8_1;
+  static constexpr bool kSigned = false, kPairs = false;
+  static __m256i values(const Block& b) {
+    return _mm256_or_si256(unpack_q4_0(b.qs), _mm256_and_si256(bytes_from_bits(b.qh), _mm256_set1_epi8(0x10)));
+  }
+  static float scale(const Block& b) { return half(b.d); }
+};
+
+// The 32 values of a block of 4-bit indices into a 16-entry int8 table, elements in order.
+inline __m256i lookup_nibbles(const uint8_t* qs, const int8_t (&table)[16]) {
+  const __m128i values = _mm_loadu_si128(reinterpret_cast<const __m128i*>(table));
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m4 = _mm_set1_epi8(0xF);
+  const __m128i lo = _mm_shuffle_epi8(values, _mm_and_si128(packed, m4));
+  const __m128i hi = _mm_shuffle_epi8(values, _mm_and_si128(_mm_srli_epi16(packed, 4), m4));
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+struct IQ4_NLTraits {
+  using Block = BlockIQ4_NL;
+  using Act = BlockQ8_0;
+  static constexpr bool kSigned = true, kPairs = true;
+  static __m256i values(const Block& b) { return lookup_nibbles(b.qs, kIq4nlValues); }
+  static float scale(const Block& b) { return half(b.d); }
+};
+
+struct MXFP4Traits {
+  using Block = BlockMXFP4;
+  using Act = BlockQ8_0;
+  static constexpr bool kSigned = true, kPairs = true;
+  static __m256i values(const Block& b) { return lookup_nibbles(b.qs, kMxfp4Values); }
+  static float scale(const Block& b) { return e8m0_to_fp32_half(b.e); }
+};
+
+// Rows row[0..R) x tokens [k0, k0 + N) of a blocks-of-32 type.
+template <typename T, int R, int N>
+void b32_tile(const DotTile& t, const int64_t (&row)[R], int k0) {
+  using W = typename T::Block;
+  using A = typename T::Act;
+  constexpr int P = T::kPairs ? 2 : 1;
+  const int64_t nb = t.cols / 32, nb_main = nb / P * P;
+  const W* w[R];
+  const A* x[N];
+  for (int i = 0; i < R; ++i) w[i] = reinterpret_cast<const W*>(t.w + row[i] * t.row_bytes);
+  for (int n = 0; n < N; ++n) x[n] = reinterpret_cast<const A*>(t.act + (k0 + n) * t.act_stride);
+  __m256 acc[R][N][P];
+  float mins[R][N];
+  for (int i = 0; i < R; ++i)
+    for (int n = 0; n < N; ++n) {
+      mins[i][n] = 0.f;
+      for (int p = 0; p < P; ++p) acc[i][n][p] = _mm256_setzero_ps();
+    }
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  // The 8 int32 lane sums of one weight block's values times one activation block's.
+  auto lanes = [&](__m256i wq, __m256i abs_w, const A& xb) {
+    const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
+    if constexpr (T::kSigned) return dot_i8(wq, abs_w, xq);
+    else return _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), ones16);
+  };
+  for (int64_t b = 0; b < nb_main; b += P) {
+    for (int p = 0; p < P; ++p) {
+      for (int i = 0; i < R; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(w[i] + b + p) + 1024, _MM_HINT_T0);
+        const W& wb = w[i][b + p];
+        const __m256i wq = T::values(wb);
+        const __m256i abs_w = T::kSigned ? _mm256_sign_epi8(wq, wq) : wq;
+        const float dw = T::scale(wb);
+        for (int n = 0; n < N; ++n) {
+          const A& xb = x[n][b + p];
+          acc[i][n][p] = _mm256_fmadd_ps(_mm256_set1_ps(dw * half(xb.d)), _mm256_cvtepi32_ps(lanes(wq, abs_w, xb)), acc[i][n][p]);
+          if constexpr (!T::kSigned) mins[i][n] = std::fma(half(wb.m), half(xb.s), mins[i][n]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int n = 0; n < N; ++n) {
+      float sum = hsum8(P == 2 ? _mm256_add_ps(acc[i][n][0], acc[i][n][P - 1]) : acc[i][n][0]);
+      if (nb_main < nb) {  // kPairs: the odd last block
+        const W& wb = w[i][nb - 1];
+        const __m256i wq = T::values(wb);
+        const int sumi = hsum_i32(lanes(wq, _mm256_sign_epi8(wq, wq), x[n][nb - 1]));
+        sum = std::fma(half(x[n][nb - 1].d) * T::scale(wb), float(sumi), sum);
+      }
+      if constexpr (!T::kSigned) sum += mins[i][n];
+      t.y[(k0 + n) * t.ldy + row[i]] = sum;
+    }
+}
+
+// Decode: kSideBySideStreams rows at a time (independent multiply-add chains, and separate
+// stretches of the rows, as matvec_q8_0); prefill: one row x up to 4 tokens, in L2 chunks.
+template <typename T>
+void b32_rows(const DotTile& t, int64_t r0, int64_t r1) {
+  if (t.n_tokens == 1) {
+    r0 = side_by_side<kSideBySideStreams>(r0, r1, [&](const int64_t (&rows)[kSideBySideStreams]) { b32_tile<T, kSideBySideStreams, 1>(t, rows, 0); });
+    for (int64_t r = r0; r < r1; ++r) b32_tile<T, 1, 1>(t, {r}, 0);
+    return;
+  }
+  const int64_t chunk = l2_chunk_rows(t.row_bytes);
+  for (int64_t c0 = r0; c0 < r1; c0 += chunk) {
+    const int64_t c1 = std::min(r1, c0 + chunk);
+    token_tiles<4>(t.n_tokens, [&](auto n, int k0) {
+      for (int64_t r = c0; r < c1; ++r) b32_tile<T, 1, decltype(n)::value>(t, {r}, k0);
+    });
+  }
+}
+
+// The type's kernel; false when the type is not one of these.
+bool b32_matmul(GgmlType type, const DotTile& t, int64_t r0, int64_t r1) {
+  switch (type) {
+    case GgmlType::Q5_0: b32_rows<Q5_0Traits>(t, r0, r1); return true;
+    case GgmlType::Q4_1: b32_rows<Q4_1Traits>(t, r0, r1); return true;
+    case GgmlType::Q5_1: b32_rows<Q5_1Traits>(t, r0, r1); return true;
+    case GgmlType::IQ4_NL: b32_rows<IQ4_NLTraits>(t, r0, r1); return true;
+    case GgmlType::MXFP4: b32_rows<MXFP4Traits>(t, r0, r1); return true;
+    default: return false;
+  }
+}
+
 }  // namespace
 
 bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r0, int64_t r1) {
@@ -767,7 +926,7 @@ bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r
     const int64_t g0 = (r0 + 7) / 8, g1 = r1 / 8;
     if (g0 < g1) {
       if (layout == WeightLayout::Q4_0x8)
-        matmul_q4_0x8_groups(t, g0, g1);
+        matmul_q4_0x8_groups(t, g0, g1, type == GgmlType::IQ4_NL ? kIq4nlValues : nullptr);
       else
         matmul_q4_kx8_groups(t, g0, g1);
       if (r0 < g0 * 8) matmul_tile(type, WeightLayout::Gguf, t, r0, g0 * 8);
@@ -775,6 +934,7 @@ bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r
       return true;
     }
   }
+  if (b32_matmul(type, t, r0, r1)) return true;
   if (type == GgmlType::Q8_0 && t.n_tokens == 1) {
     matvec_q8_0(t, r0, r1);
     return true;

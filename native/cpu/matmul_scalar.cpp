@@ -101,6 +101,64 @@ float dot_q6_k(const BlockQ6_K* w, const BlockQ8_K* x, int64_t nb) {
   return sum;
 }
 
+// ---- Blocks of 32 (issue 28). Per block an exact integer sum of level times activation,
+// then fp32: sum += (d_w * d_x) * sumi, and for the types with a minimum (Q8_1
+// activations) the minimum times the activation block's stored sum s.
+
+float dot_q5_0(const BlockQ5_0* w, const BlockQ8_0* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint32_t qh = q5_high_bits(w[b].qh);
+    int sumi = 0;
+    for (int i = 0; i < 32; ++i) sumi += (q5_level(w[b].qs, qh, i) - 16) * x[b].qs[i];
+    sum += fp16_to_fp32(w[b].d) * fp16_to_fp32(x[b].d) * static_cast<float>(sumi);
+  }
+  return sum;
+}
+
+float dot_q4_1(const BlockQ4_1* w, const BlockQ8_1* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int sumi = 0;
+    for (int i = 0; i < 16; ++i) sumi += (w[b].qs[i] & 0xF) * x[b].qs[i] + (w[b].qs[i] >> 4) * x[b].qs[i + 16];
+    sum += fp16_to_fp32(w[b].d) * fp16_to_fp32(x[b].d) * static_cast<float>(sumi) + fp16_to_fp32(w[b].m) * fp16_to_fp32(x[b].s);
+  }
+  return sum;
+}
+
+float dot_q5_1(const BlockQ5_1* w, const BlockQ8_1* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint32_t qh = q5_high_bits(w[b].qh);
+    int sumi = 0;
+    for (int i = 0; i < 32; ++i) sumi += q5_level(w[b].qs, qh, i) * x[b].qs[i];
+    sum += fp16_to_fp32(w[b].d) * fp16_to_fp32(x[b].d) * static_cast<float>(sumi) + fp16_to_fp32(w[b].m) * fp16_to_fp32(x[b].s);
+  }
+  return sum;
+}
+
+float dot_iq4_nl(const BlockIQ4_NL* w, const BlockQ8_0* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int sumi = 0;
+    for (int i = 0; i < 16; ++i)
+      sumi += kIq4nlValues[w[b].qs[i] & 0xF] * x[b].qs[i] + kIq4nlValues[w[b].qs[i] >> 4] * x[b].qs[i + 16];
+    sum += fp16_to_fp32(x[b].d) * fp16_to_fp32(w[b].d) * static_cast<float>(sumi);
+  }
+  return sum;
+}
+
+float dot_mxfp4(const BlockMXFP4* w, const BlockQ8_0* x, int64_t nb) {
+  float sum = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int sumi = 0;
+    for (int i = 0; i < 16; ++i)
+      sumi += kMxfp4Values[w[b].qs[i] & 0xF] * x[b].qs[i] + kMxfp4Values[w[b].qs[i] >> 4] * x[b].qs[i + 16];
+    sum += fp16_to_fp32(x[b].d) * e8m0_to_fp32_half(w[b].e) * static_cast<float>(sumi);
+  }
+  return sum;
+}
+
 // ---- issue 28 K-quants (Q5_K, Q3_K, Q2_K, IQ4_XS) x Q8_K.
 
 // Q5_K: as Q4_K with 5-bit values (the 5th bit from qh).
@@ -197,6 +255,16 @@ float dot_row(GgmlType type, const uint8_t* w, const uint8_t* x, int64_t cols) {
       return dot_q4_k(reinterpret_cast<const BlockQ4_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
     case GgmlType::Q6_K:
       return dot_q6_k(reinterpret_cast<const BlockQ6_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
+    case GgmlType::Q5_0:
+      return dot_q5_0(reinterpret_cast<const BlockQ5_0*>(w), reinterpret_cast<const BlockQ8_0*>(x), cols / 32);
+    case GgmlType::Q4_1:
+      return dot_q4_1(reinterpret_cast<const BlockQ4_1*>(w), reinterpret_cast<const BlockQ8_1*>(x), cols / 32);
+    case GgmlType::Q5_1:
+      return dot_q5_1(reinterpret_cast<const BlockQ5_1*>(w), reinterpret_cast<const BlockQ8_1*>(x), cols / 32);
+    case GgmlType::IQ4_NL:
+      return dot_iq4_nl(reinterpret_cast<const BlockIQ4_NL*>(w), reinterpret_cast<const BlockQ8_0*>(x), cols / 32);
+    case GgmlType::MXFP4:
+      return dot_mxfp4(reinterpret_cast<const BlockMXFP4*>(w), reinterpret_cast<const BlockQ8_0*>(x), cols / 32);
     case GgmlType::Q5_K:
       return dot_q5_k(reinterpret_cast<const BlockQ5_K*>(w), reinterpret_cast<const BlockQ8_K*>(x), cols / QK_K);
     case GgmlType::Q3_K:

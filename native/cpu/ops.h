@@ -24,8 +24,10 @@ namespace tessera::cpu {
 // The activation encoding a weight type's dot product consumes (as in llama.cpp, so results
 // match it: F16/BF16 weights see activations rounded to their own type, Q4_0/Q8_0 see Q8_0
 // blocks, K-quants Q8_K super-blocks).
-enum class ActFormat { F32 = 0, F16 = 1, BF16 = 2, Q8_0 = 3, Q8_K = 4 };
-constexpr ActFormat kEncodedActFormats[] = {ActFormat::F16, ActFormat::BF16, ActFormat::Q8_0, ActFormat::Q8_K};
+// Q8_1 (Q4_1/Q5_1 weights): Q8_0's blocks with the fp16 d * sum(q) beside d.
+enum class ActFormat { F32 = 0, F16 = 1, BF16 = 2, Q8_0 = 3, Q8_K = 4, Q8_1 = 5 };
+constexpr int kActFormatCount = 6;  // sizes the per-format buffers (cpu_executor.h)
+constexpr ActFormat kEncodedActFormats[] = {ActFormat::F16, ActFormat::BF16, ActFormat::Q8_0, ActFormat::Q8_K, ActFormat::Q8_1};
 ActFormat act_format_for(GgmlType weight_type);
 // Bytes of one encoded activation row of `cols` values.
 size_t act_row_bytes(ActFormat format, int64_t cols);

@@ -1,5 +1,6 @@
 // pack_weight: validates a matmul weight and prepares the layout its kernel streams.
-// The GGUF row-major block layout is always available. Q4_0 and Q4_K weights are also
+// The GGUF row-major block layout is always available. Q4_0 (and IQ4_NL, whose blocks have
+// Q4_0's bytes: fp16 scale, 16 bytes of nibbles) and Q4_K weights are also
 // repacked (on CPUs with AVX2, unless allow_repack is false) into groups of 8 interleaved
 // rows (cpu/packed_q4_0x8.h, packed_q4_kx8.h), from which the AVX2 kernels compute 8 rows
 // per activation load; the scalar path and rows past the last whole group read the GGUF

@@ -7,6 +7,7 @@
 // the dot products. The AVX2 twins (quantize_act_avx2.cpp) produce the same bytes.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
@@ -32,6 +33,7 @@ size_t act_row_bytes(ActFormat format, int64_t cols) {
     case ActFormat::BF16: return size_t(cols) * 2;
     case ActFormat::Q8_0: return size_t((cols + QK8_0 - 1) / QK8_0) * sizeof(BlockQ8_0);
     case ActFormat::Q8_K: return size_t((cols + QK_K - 1) / QK_K) * sizeof(BlockQ8_K);
+    case ActFormat::Q8_1: return size_t((cols + 31) / 32) * sizeof(BlockQ8_1);
   }
   return 0;
 }
@@ -81,6 +83,22 @@ void q8_k_blocks(const float* x, BlockQ8_K* y, int64_t n_blocks) {
   }
 }
 
+// Q8_0's values and d, and s = fp16(d * sum(q)) with d the fp32 amax / 127 (llama.cpp's
+// quantize_row_q8_1). The AVX2 twin wraps its Q8_0 encoder the same way.
+void q8_1_blocks(const float* x, BlockQ8_1* y, int64_t n_blocks) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    BlockQ8_0 q;
+    q8_0_blocks(x + b * 32, &q, 1);
+    float amax = 0.f;
+    for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(x[b * 32 + i]));
+    int sum = 0;
+    for (int i = 0; i < 32; ++i) sum += q.qs[i];
+    y[b].d = q.d;
+    y[b].s = fp32_to_fp16(amax / 127.f * float(sum));
+    std::memcpy(y[b].qs, q.qs, 32);
+  }
+}
+
 void f16_values(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
 }
@@ -115,6 +133,11 @@ void encode_units(ActFormat format, const float* x, uint8_t* y, int64_t first, i
       avx2 ? avx2::q8_k_blocks(xs, blocks, count) : q8_k_blocks(xs, blocks, count);
       break;
     }
+    case ActFormat::Q8_1: {
+      BlockQ8_1* blocks = reinterpret_cast<BlockQ8_1*>(y) + first;
+      avx2 ? avx2::q8_1_blocks(xs, blocks, count) : q8_1_blocks(xs, blocks, count);
+      break;
+    }
   }
 }
 
@@ -124,7 +147,7 @@ void quantize_act(ActFormat format, const float* x, int n_tokens, int64_t cols, 
   if (format == ActFormat::F32) return;
   // Work is split over (row, unit) pairs, so a single decode row is shared by all threads.
   constexpr int64_t kHalfUnit = 64;
-  const int64_t unit = format == ActFormat::Q8_0 ? QK8_0 : format == ActFormat::Q8_K ? QK_K : (cols % kHalfUnit ? cols : kHalfUnit);
+  const int64_t unit = format == ActFormat::Q8_0 || format == ActFormat::Q8_1 ? QK8_0 : format == ActFormat::Q8_K ? QK_K : (cols % kHalfUnit ? cols : kHalfUnit);
   const int64_t per_row = cols / unit;
   const size_t row_bytes = act_row_bytes(format, cols);
   const bool avx2 = active_cpu_isa() >= CpuIsa::Avx2;

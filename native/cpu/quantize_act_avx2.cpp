@@ -6,6 +6,8 @@
 // first value of largest magnitude, as in the scalar scan.
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "cpu/quantize_act_kernels.h"
 
 namespace tessera::cpu::avx2 {
@@ -47,6 +49,22 @@ void q8_0_blocks(const float* x, BlockQ8_0* y, int64_t n_blocks) {
     __m256i q[4];
     for (int k = 0; k < 4; ++k) q[k] = round_to_int(_mm256_mul_ps(v[k], mul));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[b].qs), pack_i8(q[0], q[1], q[2], q[3]));
+  }
+}
+
+void q8_1_blocks(const float* x, BlockQ8_1* y, int64_t n_blocks) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const float* xb = x + b * 32;
+    BlockQ8_0 q;
+    q8_0_blocks(xb, &q, 1);
+    __m256 v[4];
+    for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(xb + 8 * k);
+    const float amax = hmax(_mm256_max_ps(_mm256_max_ps(abs_ps(v[0]), abs_ps(v[1])), _mm256_max_ps(abs_ps(v[2]), abs_ps(v[3]))));
+    int sum = 0;
+    for (int i = 0; i < 32; ++i) sum += q.qs[i];
+    y[b].d = q.d;
+    y[b].s = _cvtss_sh(amax / 127.f * float(sum), _MM_FROUND_TO_NEAREST_INT);
+    std::memcpy(y[b].qs, q.qs, 32);
   }
 }
 

@@ -72,7 +72,7 @@ __device__ __forceinline__ void gemv_row_partials(const DeviceMatrix& m, int64_t
           load_act_chunk(aq.q + t * m.cols32, c, a);
           const float2 ds = aq.ds[t * nch + c];
           if constexpr (T == GgmlType::Q5_K) {
-            acc[t] += dw * ds.x * float(dot_q5(w, hb.x, a)) - mw * ds.y;
+            acc[t] += dw * ds.x * float(dot_q5k(w, hb.x, a)) - mw * ds.y;
           } else if constexpr (T == GgmlType::IQ4_XS) {
             acc[t] += dw * ds.x * float(dot_iq4(w, a));
           } else if constexpr (T == GgmlType::Q3_K) {
@@ -88,6 +88,109 @@ __device__ __forceinline__ void gemv_row_partials(const DeviceMatrix& m, int64_t
             dot_q6(w, hb, a, &s0, &s1);
             acc[t] += dw * ds.x * (sc0 * float(s0) + sc1 * float(s1));
           }
+        }
+      }
+    }
+  } else if constexpr (T == GgmlType::Q4_1) {
+    // Whole chunks as Q4_0's; the minimum folds in through the activation chunk's sum.
+#pragma unroll 4
+    for (int64_t c = lane; c < nch; c += 32) {
+      const uint4 w = load16(q + 16 * c);
+      const uint32_t dm = reinterpret_cast<const uint32_t*>(m.s + row * m.s_row)[c];
+      const float dw = half_to_float(uint16_t(dm & 0xFFFF)), mw = half_to_float(uint16_t(dm >> 16));
+#pragma unroll
+      for (int t = 0; t < N; ++t) {
+        if (t < n) {
+          int a[8];
+          load_act_chunk(aq.q + t * m.cols32, c, a);
+          const float2 ds = aq.ds[t * nch + c];
+          acc[t] += dw * ds.x * float(dot_nibbles(w, a)) + mw * ds.y;
+        }
+      }
+    }
+  } else if constexpr (T == GgmlType::Q5_1) {
+    // As Q5_0's chunks, the minimum folded in as Q4_1's.
+#pragma unroll 4
+    for (int64_t c = lane; c < nch; c += 32) {
+      const uint4 w = load16(q + 16 * c);
+      const uint32_t qh = reinterpret_cast<const uint32_t*>(m.qh + row * m.qh_row)[c];
+      const uint32_t dm = reinterpret_cast<const uint32_t*>(m.s + row * m.s_row)[c];
+      const float dw = half_to_float(uint16_t(dm & 0xFFFF)), mw = half_to_float(uint16_t(dm >> 16));
+#pragma unroll
+      for (int t = 0; t < N; ++t) {
+        if (t < n) {
+          int a[8];
+          load_act_chunk(aq.q + t * m.cols32, c, a);
+          const float2 ds = aq.ds[t * nch + c];
+          acc[t] += dw * ds.x * float(dot_q5(w, qh, a)) + mw * ds.y;
+        }
+      }
+    }
+  } else if constexpr (T == GgmlType::MXFP4) {
+    // As IQ4_NL's chunks, with the E2M1 levels and the E8M0 scale.
+#pragma unroll 4
+    for (int64_t c = lane; c < nch; c += 32) {
+      uint32_t w[4];
+      unpack_words(load16(q + 16 * c), w);
+      const float dw = e8m0_half((m.s + row * m.s_row)[c]);
+      uint32_t lv[8];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        lv[i] = mxfp4_levels4(w[i] & 0x0F0F0F0Fu);
+        lv[i + 4] = mxfp4_levels4((w[i] >> 4) & 0x0F0F0F0Fu);
+      }
+#pragma unroll
+      for (int t = 0; t < N; ++t) {
+        if (t < n) {
+          int a[8];
+          load_act_chunk(aq.q + t * m.cols32, c, a);
+          int s = 0;
+#pragma unroll
+          for (int i = 0; i < 8; ++i) s = dot_i8x4(int(lv[i]), a[i], s);
+          acc[t] += dw * aq.ds[t * nch + c].x * float(s);
+        }
+      }
+    }
+  } else if constexpr (T == GgmlType::IQ4_NL) {
+    // Whole chunks as Q4_0's, each index looked up into its int8 level.
+#pragma unroll 4
+    for (int64_t c = lane; c < nch; c += 32) {
+      uint32_t w[4];
+      unpack_words(load16(q + 16 * c), w);
+      const float dw = half_to_float(reinterpret_cast<const uint16_t*>(m.s + row * m.s_row)[c]);
+      uint32_t lv[8];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        lv[i] = iq4nl_levels4(w[i] & 0x0F0F0F0Fu);
+        lv[i + 4] = iq4nl_levels4((w[i] >> 4) & 0x0F0F0F0Fu);
+      }
+#pragma unroll
+      for (int t = 0; t < N; ++t) {
+        if (t < n) {
+          int a[8];
+          load_act_chunk(aq.q + t * m.cols32, c, a);
+          int s = 0;
+#pragma unroll
+          for (int i = 0; i < 8; ++i) s = dot_i8x4(int(lv[i]), a[i], s);
+          acc[t] += dw * aq.ds[t * nch + c].x * float(s);
+        }
+      }
+    }
+  } else if constexpr (T == GgmlType::Q5_0) {
+    // Whole chunks as Q4_0's, the fifth bits one uint32 per chunk; the -16 offset folds in
+    // through the activation chunk's sum.
+#pragma unroll 4
+    for (int64_t c = lane; c < nch; c += 32) {
+      const uint4 w = load16(q + 16 * c);
+      const uint32_t qh = reinterpret_cast<const uint32_t*>(m.qh + row * m.qh_row)[c];
+      const float dw = half_to_float(reinterpret_cast<const uint16_t*>(m.s + row * m.s_row)[c]);
+#pragma unroll
+      for (int t = 0; t < N; ++t) {
+        if (t < n) {
+          int a[8];
+          load_act_chunk(aq.q + t * m.cols32, c, a);
+          const float2 ds = aq.ds[t * nch + c];
+          acc[t] += dw * (ds.x * float(dot_q5(w, qh, a)) - 16.f * ds.y);
         }
       }
     }

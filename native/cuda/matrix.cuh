@@ -74,6 +74,30 @@ struct HalfChunkBits {
   uint32_t s0, s1, hi;
 };
 
+// Word i of a 16-entry int8 table: entries 4i..4i+3, little-endian. Lookups of 4 indices
+// 0..15 (one per byte) take the table as these 4 words: two byte permutes pick from entries
+// 0..7 and 8..15, bit 3 of each index chooses between them.
+constexpr uint32_t table_word(const int8_t (&t)[16], int i) {
+  return uint32_t(uint8_t(t[4 * i])) | uint32_t(uint8_t(t[4 * i + 1])) << 8 | uint32_t(uint8_t(t[4 * i + 2])) << 16 |
+         uint32_t(uint8_t(t[4 * i + 3])) << 24;
+}
+constexpr uint32_t kIq4nlW0 = table_word(kIq4nlValues, 0), kIq4nlW1 = table_word(kIq4nlValues, 1),
+                   kIq4nlW2 = table_word(kIq4nlValues, 2), kIq4nlW3 = table_word(kIq4nlValues, 3);
+
+__device__ __forceinline__ uint32_t lookup_nibbles4(uint32_t idx, uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3) {
+  const uint32_t sel = (idx & 0x7u) | ((idx >> 4) & 0x70u) | ((idx >> 8) & 0x700u) | ((idx >> 12) & 0x7000u);
+  const uint32_t lo = __byte_perm(w0, w1, sel), hi = __byte_perm(w2, w3, sel);
+  const uint32_t upper = ((idx >> 3) & 0x01010101u) * 0xFFu;  // 0xFF in the bytes whose index is >= 8
+  return (lo & ~upper) | (hi & upper);
+}
+constexpr uint32_t kMxfp4W0 = table_word(kMxfp4Values, 0), kMxfp4W1 = table_word(kMxfp4Values, 1),
+                   kMxfp4W2 = table_word(kMxfp4Values, 2), kMxfp4W3 = table_word(kMxfp4Values, 3);
+__device__ __forceinline__ uint32_t mxfp4_levels4(uint32_t idx) { return lookup_nibbles4(idx, kMxfp4W0, kMxfp4W1, kMxfp4W2, kMxfp4W3); }
+// 2^(e - 128) (core/ggml_types.h e8m0_to_fp32_half).
+__device__ __forceinline__ float e8m0_half(uint32_t e) { return __uint_as_float(e < 2 ? 0x00200000u << e : (e - 1) << 23); }
+
+__device__ __forceinline__ uint32_t iq4nl_levels4(uint32_t idx) { return lookup_nibbles4(idx, kIq4nlW0, kIq4nlW1, kIq4nlW2, kIq4nlW3); }
+
 template <GgmlType T>
 __device__ __forceinline__ HalfChunkBits load_half_chunk(const DeviceMatrix& m, int64_t r, int64_t c, int h) {
   HalfChunkBits b = {};
@@ -99,6 +123,23 @@ __device__ __forceinline__ HalfChunkBits load_half_chunk(const DeviceMatrix& m, 
     b.s0 = uint32_t(reinterpret_cast<const int8_t*>(m.s + r * m.s_row)[2 * c + h]);
     b.s1 = reinterpret_cast<const uint16_t*>(m.sb + r * m.sb_row)[c / 8];
     b.hi = reinterpret_cast<const uint32_t*>(m.qh + r * m.qh_row + 8 * c)[h];
+  } else if constexpr (T == GgmlType::Q4_1) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = reinterpret_cast<const uint32_t*>(m.s + r * m.s_row)[c];
+  } else if constexpr (T == GgmlType::Q5_1) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = reinterpret_cast<const uint32_t*>(m.s + r * m.s_row)[c];
+    b.hi = reinterpret_cast<const uint32_t*>(m.qh + r * m.qh_row)[c];
+  } else if constexpr (T == GgmlType::IQ4_NL) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
+  } else if constexpr (T == GgmlType::MXFP4) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = (m.s + r * m.s_row)[c];
+  } else if constexpr (T == GgmlType::Q5_0) {
+    b.v[0] = load16(q + 16 * c);
+    b.s0 = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
+    b.hi = reinterpret_cast<const uint32_t*>(m.qh + r * m.qh_row)[c];
   } else if constexpr (T == GgmlType::Q5_K) {  // issue 28
     b.v[0] = load16(q + 16 * c);
     b.s0 = reinterpret_cast<const uint16_t*>(m.s + r * m.s_row)[c];
@@ -169,6 +210,53 @@ __device__ __forceinline__ void decode_half_chunk_bits(const HalfChunkBits& b, i
       const uint32_t lo = (w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF;
       const uint32_t hi = (b.hi >> (8 * (i % 4) + 2 * (i / 4))) & 3;
       v[i] = d * sc * small_uint_to_float(lo | (hi << 4), 32.f);
+    }
+  } else if constexpr (T == GgmlType::Q4_1) {
+    // q * d + m, rounded after the product as the CPU's dequantize_row (no fused multiply-add).
+    const float d = half_to_float(uint16_t(b.s0 & 0xFFFF)), mn = half_to_float(uint16_t(b.s0 >> 16));
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) v[i] = __fadd_rn(__fmul_rn(small_uint_to_float((w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF), d), mn);
+  } else if constexpr (T == GgmlType::Q5_1) {
+    const float d = half_to_float(uint16_t(b.s0 & 0xFFFF)), mn = half_to_float(uint16_t(b.s0 >> 16));
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t lo = (w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF;
+      const uint32_t hi = (b.hi >> (16 * h + i)) & 1;
+      v[i] = __fadd_rn(__fmul_rn(small_uint_to_float(lo | (hi << 4)), d), mn);
+    }
+  } else if constexpr (T == GgmlType::IQ4_NL) {
+    const float d = half_to_float(uint16_t(b.s0));
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t vals = iq4nl_levels4((w[j] >> (4 * h)) & 0x0F0F0F0Fu);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) v[4 * j + k] = d * float(int8_t((vals >> (8 * k)) & 0xFF));
+    }
+  } else if constexpr (T == GgmlType::MXFP4) {
+    const float d = e8m0_half(b.s0);
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t vals = mxfp4_levels4((w[j] >> (4 * h)) & 0x0F0F0F0Fu);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) v[4 * j + k] = d * float(int8_t((vals >> (8 * k)) & 0xFF));
+    }
+  } else if constexpr (T == GgmlType::Q5_0) {
+    const float d = half_to_float(uint16_t(b.s0));
+    uint32_t w[4];
+    unpack_words(b.v[0], w);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t lo = (w[i / 4] >> (8 * (i % 4) + 4 * h)) & 0xF;
+      const uint32_t hi = (b.hi >> (16 * h + i)) & 1;
+      v[i] = d * small_uint_to_float(lo | (hi << 4), 16.f);
     }
   } else if constexpr (T == GgmlType::Q5_K) {  // issue 28
     const float d = half_to_float(uint16_t(b.s1 & 0xFFFF)) * float(b.s0 & 0xFF);
@@ -301,11 +389,32 @@ __device__ __forceinline__ void dot_q6(uint4 low, uint2 high, const int a[8], in
   *s1 = hi_sum;
 }
 
+// ---- Blocks of 32 (issue 28).
+
+// Bits 0..3 of h moved to bit 4 of bytes 0..3: the fifth bits of 4 consecutive values.
+__device__ __forceinline__ uint32_t spread_fifth_bits(uint32_t h) {
+  return ((h & 1u) << 4) | ((h & 2u) << 11) | ((h & 4u) << 18) | ((h & 8u) << 25);
+}
+
+// sum_i q_i * a_i over a 32-value chunk of 5-bit levels q (0..31): nibbles as Q4_0, fifth
+// bits in qh (bit i for value i).
+__device__ __forceinline__ int dot_q5(uint4 packed, uint32_t qh, const int a[8]) {
+  uint32_t w[4];
+  unpack_words(packed, w);
+  int s = 0;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    s = dot_i8x4(int((w[i] & 0x0F0F0F0Fu) | spread_fifth_bits(qh >> (4 * i))), a[i], s);
+    s = dot_i8x4(int(((w[i] >> 4) & 0x0F0F0F0Fu) | spread_fifth_bits(qh >> (16 + 4 * i))), a[i + 4], s);
+  }
+  return s;
+}
+
 // ---- issue 28 K-quants.
 
 // Q5_K chunk: sum_i q_i * a_i over 32 5-bit values, the nibbles in Q4_0 order and the 5th
 // bits in one word (matrix_layout.h).
-__device__ __forceinline__ int dot_q5(uint4 low, uint32_t high, const int a[8]) {
+__device__ __forceinline__ int dot_q5k(uint4 low, uint32_t high, const int a[8]) {
   uint32_t w[4];
   unpack_words(low, w);
   int s = 0;

@@ -16,6 +16,15 @@
 //                     [2s, 2s+2) of byte k of 32-bit word w (so 4 consecutive values come
 //                     out as one int8x4 word with a shift and a mask);
 //                 s: int8 scale per 16 values; sb: fp16 d per super-block. w = d*sc*(q - 32).
+//   Q5_0          q: low 4 bits of each value, as Q4_0 per chunk; qh: the 32 fifth bits per
+//                    chunk as one uint32, bit i for value i (the GGUF qh);
+//                 s: fp16 d per chunk. w = d * (q - 16).
+//   Q4_1          q: as Q4_0; s: (d, m) fp16 pair per chunk. w = d * q + m.
+//   Q5_1          q, qh: as Q5_0; s: (d, m) fp16 pair per chunk. w = d * q + m.
+//   IQ4_NL        q: the 4-bit indices, as Q4_0; s: fp16 d per chunk.
+//                 w = d * kIq4nlValues[q].
+//   MXFP4         q: the 4-bit E2M1 codes, as Q4_0; s: the E8M0 byte per chunk.
+//                 w = e8m0_to_fp32_half(e) * kMxfp4Values[q].
 //   Q5_K          q, s, sb: as Q4_K (low 4 bits of each value in q);
 //                 qh: 4 bytes per chunk, the 5th bit of value 16w + 4s + k at bit 4w + s of
 //                     byte k (so 4 consecutive values' bits come out with one shift and a

@@ -1,6 +1,7 @@
 // Host side of the weight layout (matrix_layout.h): stream sizes and the GGUF -> device
 // repacking, run once per tensor at load time.
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include "cuda/matrix_layout.h"
@@ -64,6 +65,28 @@ MatrixLayout matrix_layout(GgmlType type, int64_t rows, int64_t cols) {
       L.qh_row = k / 4;
       L.s_row = k / 16;
       L.sb_row = 2 * (k / 256);
+      break;
+    case GgmlType::Q5_0:
+      L.q_row = k / 2;
+      L.qh_row = k / 8;
+      L.s_row = 2 * (k / 32);
+      break;
+    case GgmlType::Q4_1:
+      L.q_row = k / 2;
+      L.s_row = 4 * (k / 32);
+      break;
+    case GgmlType::Q5_1:
+      L.q_row = k / 2;
+      L.qh_row = k / 8;
+      L.s_row = 4 * (k / 32);
+      break;
+    case GgmlType::IQ4_NL:
+      L.q_row = k / 2;
+      L.s_row = 2 * (k / 32);
+      break;
+    case GgmlType::MXFP4:
+      L.q_row = k / 2;
+      L.s_row = k / 32;
       break;
     case GgmlType::Q5_K:
       L.q_row = k / 2;
@@ -183,6 +206,43 @@ void repack_rows(GgmlType type, int64_t cols, const uint8_t* src, int64_t n_rows
             pack_nibbles(v, q + 16 * (8 * b + g));
             pack_high_bits(v, qh + 8 * (8 * b + g));
           }
+        }
+        break;
+      case GgmlType::Q5_0:
+        for (int64_t b = 0; b < cols / 32; ++b) {
+          const uint8_t* blk = in + b * sizeof(BlockQ5_0);
+          std::memcpy(s + 2 * b, blk + offsetof(BlockQ5_0, d), 2);
+          std::memcpy(qh + 4 * b, blk + offsetof(BlockQ5_0, qh), 4);
+          std::memcpy(q + 16 * b, blk + offsetof(BlockQ5_0, qs), 16);  // already in chunk nibble order
+        }
+        break;
+      case GgmlType::Q4_1:
+        for (int64_t b = 0; b < cols / 32; ++b) {
+          const uint8_t* blk = in + b * sizeof(BlockQ4_1);
+          std::memcpy(s + 4 * b, blk + offsetof(BlockQ4_1, d), 4);  // d, m
+          std::memcpy(q + 16 * b, blk + offsetof(BlockQ4_1, qs), 16);
+        }
+        break;
+      case GgmlType::Q5_1:
+        for (int64_t b = 0; b < cols / 32; ++b) {
+          const uint8_t* blk = in + b * sizeof(BlockQ5_1);
+          std::memcpy(s + 4 * b, blk + offsetof(BlockQ5_1, d), 4);  // d, m
+          std::memcpy(qh + 4 * b, blk + offsetof(BlockQ5_1, qh), 4);
+          std::memcpy(q + 16 * b, blk + offsetof(BlockQ5_1, qs), 16);
+        }
+        break;
+      case GgmlType::IQ4_NL:
+        for (int64_t b = 0; b < cols / 32; ++b) {
+          const uint8_t* blk = in + b * sizeof(BlockIQ4_NL);
+          std::memcpy(s + 2 * b, blk + offsetof(BlockIQ4_NL, d), 2);
+          std::memcpy(q + 16 * b, blk + offsetof(BlockIQ4_NL, qs), 16);
+        }
+        break;
+      case GgmlType::MXFP4:
+        for (int64_t b = 0; b < cols / 32; ++b) {
+          const uint8_t* blk = in + b * sizeof(BlockMXFP4);
+          s[b] = blk[offsetof(BlockMXFP4, e)];
+          std::memcpy(q + 16 * b, blk + offsetof(BlockMXFP4, qs), 16);
         }
         break;
       case GgmlType::Q5_K:

@@ -39,6 +39,12 @@ const BUDGET: Record<WeightScheme | "stories", number> = {
   Q4_K: 4e-2,
   Q6_K: 4e-2,
   Q4_K_M: 4e-2,
+  // Blocks of 32 (issue 28): int8 activations as Q8_0's, the same cascade budget.
+  Q5_0: 4e-2,
+  Q4_1: 4e-2,
+  Q5_1: 4e-2,
+  IQ4_NL: 4e-2,
+  MXFP4: 4e-2,
   Q5_K: 4e-2,
   Q5_K_M: 4e-2,
   Q3_K: 4e-2,
@@ -55,6 +61,16 @@ const BUDGET: Record<WeightScheme | "stories", number> = {
  * budget's reach (a near-tie).
  */
 const EXACT = llamaCppRunsAvx2Variant;
+
+/** Issue 28's blocks-of-32 types. */
+const BLOCK32_SCHEMES = ["Q5_0", "Q4_1", "Q5_1", "IQ4_NL", "MXFP4"] as const;
+/**
+ * Types whose matrices of whole 8-row groups llama.cpp's AVX2 build repacks (mxfp4_8x8: one
+ * fp32 lane per row, a multiply-add per block) while Tessera sums them in its vec_dot order
+ * (8 lanes, even and odd blocks apart): not bit-identical there, within budget. (IQ4_NL is
+ * repacked alike on both sides, as Q4_0x8 with a level table.)
+ */
+const NOT_EXACT = new Set<string>(["MXFP4"]);
 
 const SMALL_LLAMA: ModelShape = {
   architecture: "llama",
@@ -80,7 +96,7 @@ describe.runIf(hasShared)("logits match llama.cpp", () => {
     if (EXACT) expectBitIdentical(r);
   }, 180_000);
 
-  for (const scheme of ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q5_K", "Q5_K_M", "Q3_K", "Q3_K_M", "Q2_K", "IQ4_XS"] as const) {
+  for (const scheme of ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", ...BLOCK32_SCHEMES, "Q5_K", "Q5_K_M", "Q3_K", "Q3_K_M", "Q2_K", "IQ4_XS"] as const) {
     it(`synthetic llama, ${scheme} weights`, async () => {
       const seed = (Date.now() >>> 0) ^ scheme.length;
       const file = path.join(dir, `llama-${scheme}.gguf`);
@@ -90,7 +106,7 @@ describe.runIf(hasShared)("logits match llama.cpp", () => {
       expect(r.top1 + r.nearTies).toBe(SEQ);
       expect(r.maxRel).toBeLessThan(BUDGET[scheme]);
       expect(r.maxBatchRel).toBeLessThan(BUDGET[scheme]);
-      if (EXACT) expectBitIdentical(r);
+      if (EXACT && !NOT_EXACT.has(scheme)) expectBitIdentical(r);
     }, 180_000);
   }
 });

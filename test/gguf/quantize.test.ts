@@ -23,6 +23,11 @@ const ROUND_TRIP_BUDGET: Array<[GGMLType, number]> = [
   [GGMLType.Q4_0, 0.1],
   [GGMLType.Q4_K, 0.085],
   [GGMLType.Q6_K, 0.022],
+  [GGMLType.Q5_0, 0.05],
+  [GGMLType.Q4_1, 0.09],
+  [GGMLType.Q5_1, 0.045],
+  [GGMLType.IQ4_NL, 0.085],
+  [GGMLType.MXFP4, 0.13],
   // Issue 28's K-quants.
   [GGMLType.Q5_K, 0.04], // ggml's reference reaches about 0.036
   [GGMLType.Q3_K, 0.16], // about 0.151
@@ -121,6 +126,44 @@ describe("block layouts decode per the ggml format", () => {
     }
     const bytes = Uint8Array.from([...ql, ...qh, ...sc.map((s) => s & 0xff), ...halfBytes([0.125])]);
     expect(Array.from(dequantize(GGMLType.Q6_K, bytes, 256))).toEqual(q.map((v, e) => 0.125 * sc[e >> 4] * (v - 32)));
+  });
+});
+
+describe("block layouts of the blocks-of-32 types (issue 28)", () => {
+  it("Q5_0: fp16 d, 32 fifth bits (bit j for element j), nibbles as Q4_0, offset 16", () => {
+    const q = Array.from({ length: 32 }, (_, i) => (i * 11 + 7) % 32);
+    const qh = q.reduce((h, v, i) => h | ((v >> 4) << i), 0) >>> 0;
+    const bytes = Uint8Array.from([...halfBytes([0.25]), qh & 0xff, (qh >>> 8) & 0xff, (qh >>> 16) & 0xff, qh >>> 24, ...Array.from({ length: 16 }, (_, i) => (q[i] & 0xf) | ((q[i + 16] & 0xf) << 4))]);
+    expect(Array.from(dequantize(GGMLType.Q5_0, bytes, 32))).toEqual(q.map((v) => 0.25 * (v - 16)));
+  });
+
+  it("Q4_1: fp16 d, fp16 m, nibbles as Q4_0, w = d * q + m", () => {
+    const q = Array.from({ length: 32 }, (_, i) => (i * 5 + 3) % 16);
+    const bytes = Uint8Array.from([...halfBytes([0.25, -1.5]), ...Array.from({ length: 16 }, (_, i) => q[i] | (q[i + 16] << 4))]);
+    expect(Array.from(dequantize(GGMLType.Q4_1, bytes, 32))).toEqual(q.map((v) => 0.25 * v - 1.5));
+  });
+
+  it("Q5_1: fp16 d, fp16 m, fifth bits and nibbles as Q5_0, w = d * q + m", () => {
+    const q = Array.from({ length: 32 }, (_, i) => (i * 13 + 2) % 32);
+    const qh = q.reduce((h, v, i) => h | ((v >> 4) << i), 0) >>> 0;
+    const bytes = Uint8Array.from([...halfBytes([0.125, 0.75]), qh & 0xff, (qh >>> 8) & 0xff, (qh >>> 16) & 0xff, qh >>> 24, ...Array.from({ length: 16 }, (_, i) => (q[i] & 0xf) | ((q[i + 16] & 0xf) << 4))]);
+    expect(Array.from(dequantize(GGMLType.Q5_1, bytes, 32))).toEqual(q.map((v) => 0.125 * v + 0.75));
+  });
+
+  it("IQ4_NL: fp16 d, nibbles as Q4_0 indexing the 16 non-uniform levels", () => {
+    const levels = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+    const q = Array.from({ length: 32 }, (_, i) => (i * 7 + 1) % 16);
+    const bytes = Uint8Array.from([...halfBytes([0.5]), ...Array.from({ length: 16 }, (_, i) => q[i] | (q[i + 16] << 4))]);
+    expect(Array.from(dequantize(GGMLType.IQ4_NL, bytes, 32))).toEqual(q.map((v) => 0.5 * levels[v]));
+  });
+
+  it("MXFP4: one E8M0 byte (half of 2^(e-127)), nibbles as Q4_0 indexing the doubled E2M1 values", () => {
+    const levels = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+    const q = Array.from({ length: 32 }, (_, i) => (i * 3 + 5) % 16);
+    const bytes = Uint8Array.from([125, ...Array.from({ length: 16 }, (_, i) => q[i] | (q[i + 16] << 4))]);
+    expect(Array.from(dequantize(GGMLType.MXFP4, bytes, 32))).toEqual(q.map((v) => 2 ** -3 * levels[v]));
+    // e 0 and 1 are fp32 subnormals, exactly 2^-128 and 2^-127.
+    expect(dequantize(GGMLType.MXFP4, Uint8Array.from([1, 7, ...new Array(15).fill(0)]), 32)[0]).toBe(12 * 2 ** -127);
   });
 });
 

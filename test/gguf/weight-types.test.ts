@@ -21,7 +21,7 @@ describe("weight types", () => {
     expect([...computeTypes()].map(ggmlTypeName)).toEqual(systemInfo().weightTypes);
     expect(table.map((r) => r.name)).toEqual(systemInfo().weightTypes);
     for (const r of table) expect(GGML_TYPE_INFO[r.type]?.name, r.name).toBe(r.name);
-    expect(new Set(table.map((r) => r.activation))).toEqual(new Set(["F32", "F16", "BF16", "Q8_0", "Q8_K"]));
+    expect(new Set(table.map((r) => r.activation))).toEqual(new Set(["F32", "F16", "BF16", "Q8_0", "Q8_K", "Q8_1"]));
   });
 
   it("the error text and the README name every type", () => {

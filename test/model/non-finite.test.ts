@@ -123,6 +123,13 @@ describe.runIf(hasShared)("checkTensors on every weight type", () => {
     { scheme: "Q4_0", at: 18 * 5, half: 0x7e00 },
     { scheme: "Q4_K", at: 144 * 2 + 2, half: 0xfc00 },
     { scheme: "Q6_K", at: 210 * 3 + 208, half: 0x7e00 },
+    // Blocks of 32 (issue 28).
+    { scheme: "Q5_0", at: 22 * 5, half: 0x7e00 },
+    { scheme: "Q4_1", at: 20 * 2 + 2, half: 0xfc00 }, // the minimum m
+    { scheme: "Q5_1", at: 24 * 3, half: 0x7e00 },
+    { scheme: "IQ4_NL", at: 18 * 4, half: 0x7c00 },
+    // The E8M0 byte 0xFF (NaN in the MX format); the byte after it is a quant.
+    { scheme: "MXFP4", at: 17 * 3, half: 0x00ff },
   ];
   for (const c of CASES) {
     it(c.scheme, async () => {

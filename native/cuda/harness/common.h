@@ -139,7 +139,13 @@ inline std::vector<uint8_t> random_gguf_rows(GgmlType type, int64_t rows, int64_
     } else {
       const int64_t blocks = cols / tr.block_size;
       auto set_scales = [&](int64_t b, float v) {
-        for (int s = 0; s < scales.count; ++s) put16(base + size_t(b) * tr.type_size + scales.offset[s], fp32_to_fp16(v));
+        for (int s = 0; s < scales.count; ++s) {
+          const size_t at = base + size_t(b) * tr.type_size + scales.offset[s];
+          if (scales.e8m0)  // the E8M0 byte nearest v: half its scale is 2^(e - 128)
+            out[at] = uint8_t(std::min(254L, std::max(1L, 128L + std::lround(std::log2(double(v))))));
+          else
+            put16(at, fp32_to_fp16(v));
+        }
       };
       for (int64_t b = 0; b < blocks; ++b) set_scales(b, 1.f);
       cpu::dequantize_row(type, out.data() + base, w.data(), cols);
