@@ -778,23 +778,6 @@ function dequantizeQ2_K(v: DataView, y: Float64Array, blocks: number): void {
   }
 }
 
-/** ggml's kvalues_iq4nl: IQ4_XS's non-linear 4-bit grid. */
-const IQ4_GRID = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
-
-/** ggml's best_index_int8 over IQ4_GRID: the nearest grid index (ties to the upper). */
-function iq4Index(x: number): number {
-  if (x <= IQ4_GRID[0]) return 0;
-  if (x >= IQ4_GRID[15]) return 15;
-  let lo = 0;
-  let hi = 15;
-  while (hi - lo > 1) {
-    const mid = (lo + hi) >> 1;
-    if (x < IQ4_GRID[mid]) hi = mid;
-    else lo = mid;
-  }
-  return x - IQ4_GRID[hi - 1] < IQ4_GRID[hi] - x ? hi - 1 : hi;
-}
-
 /**
  * ggml's quantize_row_iq4_xs_ref (quantize_row_iq4_nl_impl for 256-value super-blocks of
  * 32, no importance matrix, 7 tries): per sub-block an x²-weighted scale search over the
@@ -824,15 +807,15 @@ function quantizeIQ4_XS(x: Float32Array, out: DataView, blocks: number): void {
         scales[ib] = 0;
         continue;
       }
-      let d = f(-max / IQ4_GRID[0]);
+      let d = f(-max / IQ4_NL_VALUES[0]);
       let id = f(1 / d);
       const fit = (idv: number, keep: boolean): [number, number] => {
         let sumqx = 0;
         let sumq2 = 0;
         for (let j = 0; j < 32; j++) {
-          const l = iq4Index(f(idv * xb[j]));
+          const l = bestIndexInt8(IQ4_NL_VALUES, f(idv * xb[j]));
           if (keep) L[32 * ib + j] = l;
-          const q = IQ4_GRID[l];
+          const q = IQ4_NL_VALUES[l];
           const w = f(xb[j] * xb[j]);
           sumqx = f(sumqx + f(f(w * q) * xb[j]));
           sumq2 = f(sumq2 + f(f(w * q) * q));
@@ -843,7 +826,7 @@ function quantizeIQ4_XS(x: Float32Array, out: DataView, blocks: number): void {
       d = sumq2 > 0 ? f(sumqx / sumq2) : 0;
       let best = f(d * sumqx);
       for (let itry = -ntry; itry <= ntry; itry++) {
-        id = f((itry + IQ4_GRID[0]) / max);
+        id = f((itry + IQ4_NL_VALUES[0]) / max);
         [sumqx, sumq2] = fit(id, false);
         if (sumq2 > 0 && f(sumqx * sumqx) > f(best * sumq2)) {
           d = f(sumqx / sumq2);
@@ -865,7 +848,7 @@ function quantizeIQ4_XS(x: Float32Array, out: DataView, blocks: number): void {
       let l = clamp(nearestInt(f(id * scales[ib])), -32, 31);
       const dl = f(d * l);
       const idl = dl ? f(1 / dl) : 0;
-      for (let j = 0; j < 32; j++) L[32 * ib + j] = iq4Index(f(idl * x[base + 32 * ib + j]));
+      for (let j = 0; j < 32; j++) L[32 * ib + j] = bestIndexInt8(IQ4_NL_VALUES, f(idl * x[base + 32 * ib + j]));
       l += 32;
       if (ib % 2 === 0) scalesL[ib >> 1] = l & 0xf;
       else scalesL[ib >> 1] |= (l & 0xf) << 4;
@@ -887,8 +870,8 @@ function dequantizeIQ4_XS(v: DataView, y: Float64Array, blocks: number): void {
       const ls = ((v.getUint8(o + 4 + (ib >> 1)) >> (4 * (ib & 1))) & 0xf) | (((sh >> (2 * ib)) & 3) << 4);
       for (let j = 0; j < 16; j++) {
         const q = v.getUint8(o + 8 + 16 * ib + j);
-        y[b * 256 + 32 * ib + j] = d * (ls - 32) * IQ4_GRID[q & 0xf];
-        y[b * 256 + 32 * ib + 16 + j] = d * (ls - 32) * IQ4_GRID[q >> 4];
+        y[b * 256 + 32 * ib + j] = d * (ls - 32) * IQ4_NL_VALUES[q & 0xf];
+        y[b * 256 + 32 * ib + 16 + j] = d * (ls - 32) * IQ4_NL_VALUES[q >> 4];
       }
     }
   }

@@ -123,7 +123,7 @@ struct BlockIQ4_NL {
   uint8_t qs[32 / 2];
 };
 static_assert(sizeof(BlockIQ4_NL) == 18, "IQ4_NL block is 18 bytes");
-// The 16 non-uniform levels of IQ4_NL (ggml's kvalues_iq4nl).
+// The 16 non-uniform levels of IQ4_NL and IQ4_XS (ggml's kvalues_iq4nl, one grid for both).
 constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 // One block of 32 weights (OCP microscaling FP4): w = 2^(e - 127) * e2m1(q), stored as
@@ -191,7 +191,7 @@ struct BlockQ2_K {
 };
 static_assert(sizeof(BlockQ2_K) == 84, "Q2_K block is 84 bytes");
 
-// Super-block of 256 weights in 8 sub-blocks of 32: w = d * (ls - 32) * kIq4Values[q], 4-bit
+// Super-block of 256 weights in 8 sub-blocks of 32: w = d * (ls - 32) * kIq4nlValues[q], 4-bit
 // indexes q (per sub-block as Q4_0: low nibbles elements 0..15, high 16..31), 6-bit ls of
 // sub-block j: low 4 bits in nibble j % 2 of scales_l[j / 2], high 2 at bit 2j of scales_h.
 struct BlockIQ4_XS {
@@ -201,9 +201,6 @@ struct BlockIQ4_XS {
   uint8_t qs[QK_K / 2];
 };
 static_assert(sizeof(BlockIQ4_XS) == 136, "IQ4_XS block is 136 bytes");
-
-// ggml's kvalues_iq4nl: the non-linear 4-bit grid of IQ4_XS (and IQ4_NL).
-inline constexpr int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 // The 6-bit scale of sub-block j of an IQ4_XS super-block, minus 32.
 static inline int iq4xs_scale(const BlockIQ4_XS& b, int j) {

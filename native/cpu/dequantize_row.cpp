@@ -190,8 +190,8 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
           const float dl = d * iq4xs_scale(b[k], j);
           const uint8_t* qs = b[k].qs + 16 * j;
           for (int l = 0; l < 16; ++l) {
-            y[32 * j + l] = dl * kIq4Values[qs[l] & 0xF];
-            y[32 * j + l + 16] = dl * kIq4Values[qs[l] >> 4];
+            y[32 * j + l] = dl * kIq4nlValues[qs[l] & 0xF];
+            y[32 * j + l + 16] = dl * kIq4nlValues[qs[l] >> 4];
           }
         }
       }

@@ -710,7 +710,7 @@ void rows_q2_k(const DotTile& t, int64_t r0, int64_t r1, int k0) {
 template <int N>
 void rows_iq4_xs(const DotTile& t, int64_t r0, int64_t r1, int k0) {
   const int64_t nb = t.cols / QK_K;
-  const __m128i grid = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values));
+  const __m128i grid = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues));
   const __m128i m4 = _mm_set1_epi8(0xF);
   const BlockQ8_K* xrow[N];
   for (int n = 0; n < N; ++n) xrow[n] = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + n) * t.act_stride);

@@ -234,7 +234,7 @@ float dot_iq4_xs(const BlockIQ4_XS* w, const BlockQ8_K* x, int64_t nb) {
       const uint8_t* qs = w[b].qs + 16 * j;
       const int8_t* a = x[b].qs + 32 * j;
       int part = 0;
-      for (int l = 0; l < 16; ++l) part += kIq4Values[qs[l] & 0xF] * a[l] + kIq4Values[qs[l] >> 4] * a[l + 16];
+      for (int l = 0; l < 16; ++l) part += kIq4nlValues[qs[l] & 0xF] * a[l] + kIq4nlValues[qs[l] >> 4] * a[l + 16];
       sumi += iq4xs_scale(w[b], j) * part;
     }
     sum += fp16_to_fp32(w[b].d) * x[b].d * static_cast<float>(sumi);

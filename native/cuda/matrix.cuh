@@ -45,7 +45,7 @@ __host__ __device__ __forceinline__ bool with_weight_type(GgmlType t, F&& f) {
   }
 }
 
-// kIq4Values[i] (ggml_types.h) from two 64-bit constants: arithmetic only, no table in
+// kIq4nlValues[i] (ggml_types.h) from two 64-bit constants: arithmetic only, no table in
 // device memory.
 __host__ __device__ __forceinline__ int iq4_value(uint32_t i) {
   const uint64_t bytes = i < 8 ? 0xF6EADDCFBFAD9881ull : 0x7159453526190D01ull;
@@ -445,7 +445,7 @@ __device__ __forceinline__ void dot_q3(uint4 low, const int a[8], int* s0, int* 
   *s1 = hi_sum;
 }
 
-// IQ4_XS chunk: sum_i kIq4Values[q_i] * a_i over 32 values, the indexes in Q4_0 order.
+// IQ4_XS chunk: sum_i kIq4nlValues[q_i] * a_i over 32 values, the indexes in Q4_0 order.
 __device__ __forceinline__ int dot_iq4(uint4 packed, const int a[8]) {
   uint32_t w[4];
   unpack_words(packed, w);

@@ -38,7 +38,7 @@
 //                 sb: (d, dmin) fp16 pair per super-block. w = d*sc*q - dmin*m.
 //   IQ4_XS        q: the 4-bit grid indexes, as Q4_0 per chunk (GGUF's own order);
 //                 s: int8 scale - 32 per chunk; sb: fp16 d per super-block.
-//                 w = d * sc * kIq4Values[q].
+//                 w = d * sc * kIq4nlValues[q].
 //
 // Every stream of every row starts at a multiple of its widest access (16 bytes for q).
 #pragma once
