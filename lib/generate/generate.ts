@@ -166,8 +166,8 @@ export interface GenerationTarget {
   readonly contextSize: number;
   truncate(n: number): void;
   evaluate(tokens: number[], signal: AbortSignal | undefined): Promise<EvaluateResult>;
-  /** The logits of every token ([n][nVocab], an array of the caller's). */
-  evaluateAll(tokens: number[], signal: AbortSignal | undefined): Promise<EvaluateResult>;
+  /** The logits of every token ([n][nVocab]), written into `out` when given (see EvaluateRequest.out). */
+  evaluateAll(tokens: number[], signal: AbortSignal | undefined, out?: Float32Array): Promise<EvaluateResult>;
   release(): void;
 }
 

@@ -25,7 +25,7 @@
   X(F32, F32, Gguf)             \
   X(F16, F16, Gguf)             \
   X(BF16, BF16, Gguf)           \
-  X(Q8_0, Q8_0, Gguf)           \
+  X(Q8_0, Q8_0, Q8_0x16)        \
   X(Q4_0, Q8_0, Q4_0x8)         \
   X(Q4_K, Q8_K, Q4_Kx8)         \
   X(Q6_K, Q8_K, Gguf)           \

@@ -13,7 +13,7 @@ namespace tessera::cpu {
 // apart, activation rows `act_stride` bytes apart.
 struct DotTile {
   const uint8_t* w;
-  const uint8_t* packed;  // repacked rows of a Q4_0x8 / Q4_Kx8 layout (row r in group r / 8), or null
+  const uint8_t* packed;  // repacked rows of a Q4_0x8 / Q4_Kx8 / Q8_0x16 layout (row r in group r / group rows), or null
   size_t row_bytes;
   const uint8_t* act;
   size_t act_stride;
@@ -74,6 +74,9 @@ void matmul_q4_kx8_groups(const DotTile& t, int64_t g0, int64_t g1);
 namespace avx512vnni {
 // Returns false when the type has no AVX-512 VNNI kernel (the caller falls back to AVX2).
 bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r0, int64_t r1);
+// Rows [r0, r1) of a WeightLayout::Q8_0x16 weight, any number of tokens
+// (matmul_q8_0x16_avx512vnni.cpp).
+void matmul_q8_0x16(const DotTile& t, int64_t r0, int64_t r1);
 }
 
 }  // namespace tessera::cpu

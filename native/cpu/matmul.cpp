@@ -1,7 +1,7 @@
 // matmul: y[t][r] = W[r] · x[t] for every weight row r and token t, W in its GGUF type,
 // x encoded per act_format_for. Threads claim ranges of rows (so each thread streams its
 // own slices of the weights once for all tokens); the per-ISA tile kernels live in
-// matmul_scalar.cpp, matmul_avx2.cpp and matmul_avx512vnni.cpp (Q8_0 only), each level
+// matmul_scalar.cpp, matmul_avx2.cpp and the *_avx512vnni.cpp files (Q8_0, repacked Q4_0), each level
 // falling back to the one below for the types it lacks.
 #include <algorithm>
 
@@ -46,8 +46,8 @@ PackedWeight weight_slice(const PackedWeight& w, int64_t index, int64_t rows) {
   view.rows = rows;
   view.cols = w.cols;
   view.data = w.data + bytes;
-  if (w.packed && rows % 8 == 0) {
-    // The slice's rows are whole 8-row groups of the stacked repacked matrix (same bytes per row).
+  if (w.packed && rows % layout_group_rows(w.layout) == 0) {
+    // The slice's rows are whole groups of the stacked repacked matrix (same bytes per row).
     view.layout = w.layout;
     view.packed = w.packed + bytes;
   }
@@ -55,8 +55,8 @@ PackedWeight weight_slice(const PackedWeight& w, int64_t index, int64_t rows) {
 }
 
 void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, std::atomic<int64_t>* cursor, int nth) {
-  // Work units are 8-row chunks (whole repacked groups), numbered job after job.
-  constexpr int64_t kUnitRows = 8, kMinUnits = 2;
+  // Work units are 16-row chunks (whole repacked groups of every layout), numbered job after job.
+  constexpr int64_t kUnitRows = 16, kMinUnits = 1;
   int64_t first_unit[kMaxMatmulJobs + 1];
   first_unit[0] = 0;
   for (int j = 0; j < n_jobs; ++j) first_unit[j + 1] = first_unit[j] + (jobs[j].w->rows + kUnitRows - 1) / kUnitRows;

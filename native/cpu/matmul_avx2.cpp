@@ -921,7 +921,8 @@ bool b32_matmul(GgmlType type, const DotTile& t, int64_t r0, int64_t r1) {
 }  // namespace
 
 bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r0, int64_t r1) {
-  if (layout != WeightLayout::Gguf && t.packed) {
+  // Q8_0x16 is an AVX-512 layout: with a lower active ISA the GGUF rows serve.
+  if ((layout == WeightLayout::Q4_0x8 || layout == WeightLayout::Q4_Kx8) && t.packed) {
     // Whole 8-row groups from the repacked copy; any rows around them from the GGUF rows.
     const int64_t g0 = (r0 + 7) / 8, g1 = r1 / 8;
     if (g0 < g1) {

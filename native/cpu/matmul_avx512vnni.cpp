@@ -279,6 +279,10 @@ void q4_0x8_groups(const DotTile& t, int64_t g0, int64_t g1) {
 }  // namespace
 
 bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r0, int64_t r1) {
+  if (layout == WeightLayout::Q8_0x16 && t.packed) {
+    matmul_q8_0x16(t, r0, r1);
+    return true;
+  }
   if (type == GgmlType::Q4_0 && layout == WeightLayout::Q4_0x8 && t.packed && t.n_tokens >= 2) {
     const int64_t g0 = (r0 + 7) / 8, g1 = r1 / 8;
     if (g0 >= g1) return false;

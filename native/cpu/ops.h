@@ -41,7 +41,14 @@ enum class WeightLayout {
   Gguf = 0,     // row-major GGUF blocks only
   Q4_0x8 = 1,   // plus Q4_0 rows interleaved in groups of 8 (cpu/packed_q4_0x8.h)
   Q4_Kx8 = 2,   // plus Q4_K rows interleaved in groups of 8 (cpu/packed_q4_kx8.h)
+  Q8_0x16 = 3,  // plus Q8_0 rows interleaved in groups of 16 (cpu/packed_q8_0x16.h), AVX-512 VNNI
 };
+
+// Rows per interleaved group of a repacked layout (1 for Gguf). Whole groups take exactly
+// the bytes of their GGUF rows, so group g starts at g * group_rows * row_bytes.
+static inline int64_t layout_group_rows(WeightLayout layout) {
+  return layout == WeightLayout::Q8_0x16 ? 16 : layout == WeightLayout::Gguf ? 1 : 8;
+}
 
 // The layout pack_weight repacks a type into (core/weight_types.h), Gguf for none.
 static inline WeightLayout repacked_layout(GgmlType type) {
@@ -76,7 +83,7 @@ struct PackedWeight {
   int64_t rows = 0, cols = 0;
   const uint8_t* data = nullptr;      // the GGUF rows: in the file mapping, or a huge-page copy (pack_weight.cpp)
   WeightLayout layout = WeightLayout::Gguf;
-  const uint8_t* packed = nullptr;    // the repacked copy covering rows [0, rows / 8 * 8), or null
+  const uint8_t* packed = nullptr;    // the repacked copy covering rows [0, whole groups), or null
   std::shared_ptr<uint8_t> owned;     // owns `packed`, or `data` when that is a copy
 };
 // Validates type and shape and prepares `w` (called once at load time). With allow_repack it

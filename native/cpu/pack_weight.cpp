@@ -3,7 +3,8 @@
 // Q4_0's bytes: fp16 scale, 16 bytes of nibbles) and Q4_K weights are also
 // repacked (on CPUs with AVX2, unless allow_repack is false) into groups of 8 interleaved
 // rows (cpu/packed_q4_0x8.h, packed_q4_kx8.h), from which the AVX2 kernels compute 8 rows
-// per activation load; the scalar path and rows past the last whole group read the GGUF
+// per activation load; Q8_0 weights, where AVX-512 VNNI is the active ISA, into groups of
+// 16 (cpu/packed_q8_0x16.h); the scalar path and rows past the last whole group read the GGUF
 // rows in place from the mmapped file. Other weights of 4 MiB and more are copied into
 // huge pages (unless allow_repack is false): decode streams every weight byte once per
 // token, and through the mapping's 4 KiB pages that costs a page walk per 4 KiB (1B Q8_0
@@ -18,11 +19,20 @@
 #include "cpu/ops.h"
 #include "cpu/packed_q4_0x8.h"
 #include "cpu/packed_q4_kx8.h"
+#include "cpu/packed_q8_0x16.h"
 
 namespace tessera::cpu {
 
-static_assert(q4_0x8::kRows == q4_kx8::kRows, "one group size, as weight_slice and matmul_shared assume");
-constexpr int64_t kGroupRows = q4_0x8::kRows;
+static_assert(q4_0x8::kRows == 8 && q4_kx8::kRows == 8 && q8_0x16::kRows == 16,
+              "the group sizes layout_group_rows gives (matmul_shared's 16-row units hold whole groups)");
+
+// Whether this machine's kernels read the layout: the Q4 layouts feed the AVX2 (and AVX-512)
+// tiles; Q8_0x16 only the AVX-512 VNNI ones, so it is made only when that is the active ISA
+// at load (with a lower one the GGUF rows serve, and a copy in huge pages is the better use).
+static bool layout_usable(WeightLayout layout) {
+  if (layout == WeightLayout::Q8_0x16) return active_cpu_isa() >= CpuIsa::Avx512Vnni;
+  return cpu_features().avx2;
+}
 
 Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, bool resident) {
   if (!is_matmul_type(t.type))
@@ -40,10 +50,11 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, boo
   out->packed = nullptr;
   out->owned.reset();
   const WeightLayout layout = repacked_layout(t.type);
-  if (allow_repack && layout != WeightLayout::Gguf && cpu_features().avx2 && out->rows >= kGroupRows) {
-    // Both layouts give a group of 8 rows exactly the bytes of its 8 GGUF rows.
-    const int64_t groups = out->rows / kGroupRows;
-    const size_t group_bytes = kGroupRows * row_bytes, bytes = size_t(groups) * group_bytes;
+  const int64_t group_rows = layout_group_rows(layout);
+  if (allow_repack && layout != WeightLayout::Gguf && layout_usable(layout) && out->rows >= group_rows) {
+    // Every layout gives a group exactly the bytes of its GGUF rows.
+    const int64_t groups = out->rows / group_rows;
+    const size_t group_bytes = group_rows * row_bytes, bytes = size_t(groups) * group_bytes;
     uint8_t* dst = allocate_streamed(bytes);
     if (!dst)
       return Status::error(StatusCode::OutOfMemory, "cannot allocate " + std::to_string(bytes >> 20) + " MiB to repack " + t.name);
@@ -51,6 +62,8 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, boo
       const uint8_t* rows = t.data + g * group_bytes;
       if (layout == WeightLayout::Q4_0x8)
         q4_0x8::pack_group(rows, row_bytes, out->cols / QK4_0, dst + g * group_bytes);
+      else if (layout == WeightLayout::Q8_0x16)
+        q8_0x16::pack_group(rows, row_bytes, out->cols / QK8_0, dst + g * group_bytes);
       else
         q4_kx8::pack_group(rows, row_bytes, out->cols / QK_K, dst + g * group_bytes);
     }
