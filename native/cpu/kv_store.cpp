@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/cpu_features.h"
 #include "core/thread_pool.h"
+#include "cpu/kv_store_kernels.h"
 #include "cpu/ops.h"
 
 namespace tessera::cpu {
@@ -47,6 +49,7 @@ void kv_store(const KvLayer& kv, const float* k, int64_t ldk, const float* v, in
               const KvRows& rows, int head_dim, int head_dim_v, int ith, int nth) {
   int64_t r0, r1;
   split_range(int64_t(n_tokens) * kv.n_head_kv, ith, nth, &r0, &r1);
+  const bool f16c = active_cpu_isa() >= CpuIsa::Avx2;
   for (int64_t r = r0; r < r1; ++r) {
     const int t = int(r / kv.n_head_kv), g = int(r % kv.n_head_kv), pos = rows.pos[t];
     const int block = rows.table[t][pos / kKvBlock], slot = pos % kKvBlock;
@@ -58,9 +61,14 @@ void kv_store(const KvLayer& kv, const float* k, int64_t ldk, const float* v, in
       continue;
     }
     uint16_t* kd = reinterpret_cast<uint16_t*>(kv.key_tile(block, g)) + kv_key_index(head_dim, slot, 0);
+    uint16_t* vd = vs ? reinterpret_cast<uint16_t*>(kv.value_tile(block, g)) + slot : nullptr;
+    if (f16c) {
+      avx2::store_f16_strided(ks, head_dim, kd, 8);
+      if (vd) avx2::store_f16_strided(vs, head_dim_v, vd, kKvBlock);
+      continue;
+    }
     for (int i = 0; i < head_dim; ++i) kd[i * 8] = fp32_to_fp16(ks[i]);
-    if (!vs) continue;
-    uint16_t* vd = reinterpret_cast<uint16_t*>(kv.value_tile(block, g)) + slot;
+    if (!vd) continue;
     for (int i = 0; i < head_dim_v; ++i) vd[i * kKvBlock] = fp32_to_fp16(vs[i]);
   }
 }
