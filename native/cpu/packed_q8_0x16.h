@@ -16,8 +16,11 @@
 //           row r, stored as unsigned w + 128 (w ^ 0x80)                          (512 bytes)
 // vpdpbusd multiplies unsigned by signed bytes: the activation stays signed and each block
 // dot starts from -128 * (the activation block's sum), which makes it exact.
-// A group is all its scales (nb x 32 bytes) followed by all its quants, both streamed in
-// order; it takes exactly the bytes of its 16 GGUF rows, so group g starts at
+// Block columns go in pairs, [scales 2p][scales 2p+1][quants 2p][quants 2p+1] (1088 bytes,
+// 17 cache lines), so a group is one sequential stream, 64-byte aligned where nb is even
+// (a lone last block: its scales, then its quants). One stream per group matters for the
+// one-token matvec: separate scale and quant streams ran it 3-7% slower than the GGUF
+// kernel. A group takes exactly the bytes of its 16 GGUF rows, so group g starts at
 // g * 16 * row_bytes (the MoE path finds an expert's groups at the expert's GGUF offset).
 //
 // Summation order, per row: acc = fma(d_w * d_x, float(int32 block dot), acc) over the
@@ -37,26 +40,38 @@ constexpr int kRows = 16;
 // Bytes of the 16 rows' quants for one block column.
 constexpr size_t kQuantBytes = size_t(kRows) * QK8_0;
 
+// Bytes of a pair of block columns.
+constexpr size_t kPairBytes = 2 * (kRows * sizeof(uint16_t) + kQuantBytes);
+
 struct Group {
-  const uint16_t* scales;  // [nb][16]
-  const uint8_t* quants;   // [nb][kQuantBytes]
+  const uint8_t* base;
+  int64_t nb;
+  const uint16_t* scales(int64_t b) const {
+    return reinterpret_cast<const uint16_t*>(base + size_t(b / 2) * kPairBytes + size_t(b % 2) * kRows * sizeof(uint16_t));
+  }
+  const uint8_t* quants(int64_t b) const {
+    const size_t pair = size_t(b / 2) * kPairBytes;
+    // A whole pair: both scale rows, then quants b - b % 2 and b - b % 2 + 1; a lone last block: its scales, then its quants.
+    return base + pair + (b - b % 2 + 1 < nb ? 2 * kRows * sizeof(uint16_t) + size_t(b % 2) * kQuantBytes : kRows * sizeof(uint16_t));
+  }
 };
 
 static inline Group group(const uint8_t* packed, size_t row_bytes, int64_t nb, int64_t g) {
-  const uint8_t* base = packed + size_t(g) * kRows * row_bytes;
-  return {reinterpret_cast<const uint16_t*>(base), base + size_t(nb) * kRows * sizeof(uint16_t)};
+  return {packed + size_t(g) * kRows * row_bytes, nb};
 }
 
 // Writes one group (16 GGUF rows of nb blocks at `rows`) to `out`.
 static inline void pack_group(const uint8_t* rows, size_t row_bytes, int64_t nb, uint8_t* out) {
-  uint16_t* scales = reinterpret_cast<uint16_t*>(out);
-  uint8_t* quants = out + size_t(nb) * kRows * sizeof(uint16_t);
-  for (int64_t b = 0; b < nb; ++b)
+  const Group g{out, nb};
+  for (int64_t b = 0; b < nb; ++b) {
+    uint16_t* scales = const_cast<uint16_t*>(g.scales(b));
+    uint8_t* quants = const_cast<uint8_t*>(g.quants(b));
     for (int r = 0; r < kRows; ++r) {
       const BlockQ8_0* blk = reinterpret_cast<const BlockQ8_0*>(rows + r * row_bytes) + b;
-      scales[b * kRows + r] = blk->d;
-      for (int i = 0; i < QK8_0; ++i) quants[size_t(b) * kQuantBytes + (i / 4) * 64 + r * 4 + i % 4] = uint8_t(blk->qs[i]) ^ 0x80;
+      scales[r] = blk->d;
+      for (int i = 0; i < QK8_0; ++i) quants[(i / 4) * 64 + r * 4 + i % 4] = uint8_t(blk->qs[i]) ^ 0x80;
     }
+  }
 }
 
 }  // namespace tessera::cpu::q8_0x16
