@@ -158,7 +158,10 @@ export class Speculator {
   ) {
     this.proposer = o.draft ? new DraftModel(o.draft) : new PromptLookup();
     this.max = o.maxDraftTokens ?? 8;
-    this.k = Math.max(1, Math.ceil(this.max / 2));
+    // Start at the most, as llama.cpp drafts: a wrong guess costs its rows in one pass and
+    // takes one off k, while a ramp from max / 2 cost a draft that agreed 2 passes in 16
+    // (128 tokens of the bench's target/draft pair).
+    this.k = this.max;
   }
 
   /** The target's logits after `id`, the token just sampled (history ends with it). */
