@@ -135,6 +135,24 @@ describe.runIf(hasShared)("continuous batching", () => {
     other.dispose();
   });
 
+  it("all-token logits written into the caller's array equal a fresh array's; a short array is refused", async () => {
+    const tokens = stories.tokenizer.encode("Once upon a time, there was", { addSpecial: true });
+    const fresh = await stories.createSession().evaluateAll(tokens);
+    const s = stories.createSession();
+    const out = new Float32Array(fresh.length + 7).fill(NaN);
+    const res = await s.run(undefined, tokens, true, undefined, out);
+    expect(res.logits.buffer).toBe(out.buffer);
+    expect(res.logits.length).toBe(fresh.length);
+    expect(res.logits).toEqual(fresh);
+    // Reused for the next tokens: the same array again, holding the new rows.
+    const next = await s.run(undefined, [13, 14], true, undefined, out);
+    expect(next.logits.buffer).toBe(out.buffer);
+    expect(next.logits.length).toBe(2 * stories.tokenizer.vocabSize);
+    await expectCode(s.run(undefined, [15, 16], true, undefined, new Float32Array(stories.tokenizer.vocabSize)), "ERR_INVALID_ARGUMENT");
+    // The refused request left the session as it was.
+    expect(s.tokens.length).toBe(tokens.length + 2);
+  });
+
   it("a second request reuses a ~1000-token shared prefix from the cache, after another prompt ran in between", async () => {
     const shared = syntheticTokens(1000, 512, 77);
     const a = [...shared, 10, 11, 12];
