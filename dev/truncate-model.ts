@@ -2,10 +2,15 @@
 import fs from "node:fs";
 import { readGGUF } from "../lib/gguf/reader.js";
 import { GGMLType, GGUFValueType } from "../lib/gguf/types.js";
-import { fromHalf, toHalf } from "../lib/gguf/quantize.js";
+import { dequantize, fromHalf, quantize, toHalf } from "../lib/gguf/quantize.js";
 import { writeGGUF } from "../lib/gguf/writer.js";
 
-export function writeTruncatedModel(src: string, dst: string, blocks: number): void {
+/**
+ * With `requantize`, the Q8_0 tensors kept are dequantized and quantized again in that type:
+ * a draft is usually quantized harder than its target (its every step reads all its weights,
+ * its LM head as large as the target's).
+ */
+export function writeTruncatedModel(src: string, dst: string, blocks: number, requantize?: GGMLType): void {
   const file = readGGUF(src);
   const arch = String(file.metadata.get("general.architecture")!.value);
   const bytes = fs.readFileSync(src);
@@ -17,7 +22,12 @@ export function writeTruncatedModel(src: string, dst: string, blocks: number): v
       const m = /^blk\.(\d+)\./.exec(t.name);
       return !m || Number(m[1]) < blocks;
     })
-    .map((t) => ({ name: t.name, type: t.type, dims: t.dims, data: new Uint8Array(bytes.buffer, bytes.byteOffset + t.offset, t.byteLength) }));
+    .map((t) => {
+      const data = new Uint8Array(bytes.buffer, bytes.byteOffset + t.offset, t.byteLength);
+      if (requantize === undefined || t.type !== GGMLType.Q8_0) return { name: t.name, type: t.type, dims: t.dims, data };
+      const count = t.dims.reduce((a, b) => a * Number(b), 1);
+      return { name: t.name, type: requantize, dims: t.dims, data: quantize(requantize, Float32Array.from(dequantize(GGMLType.Q8_0, data, count)), Number(t.dims[0])) };
+    });
   writeGGUF(dst, { metadata, tensors, alignment: file.alignment });
 }
 
