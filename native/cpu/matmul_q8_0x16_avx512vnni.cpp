@@ -186,4 +186,31 @@ void matmul_q8_0x16(const DotTile& t, int64_t r0, int64_t r1) {
   for (int64_t r = g1 * q8_0x16::kRows; r < r1; ++r) row_in_order(t, r, nb, sums);
 }
 
+void pack_q8_0x16_group(const uint8_t* rows, size_t row_bytes, int64_t nb, uint8_t* out) {
+  // The group's 16 GGUF rows are contiguous: copied in order into a cached staging buffer
+  // first (the file's pages stream from DRAM at copy speed), then dword j of the 16 rows'
+  // block b is gathered from there, biased and stored as the group's vector j, whole 64-byte
+  // lines in order. (The portable pack_group, 4-byte stores across 16 rows read straight
+  // from the mapping, ran at ~0.4 GB/s: a 145 MB Q8_0 model loaded 2x slower.)
+  thread_local std::vector<uint8_t> staging;
+  const size_t group_bytes = q8_0x16::kRows * row_bytes;
+  if (staging.size() < group_bytes) staging.resize(group_bytes);
+  std::memcpy(staging.data(), rows, group_bytes);
+  const q8_0x16::Group g{out, nb};
+  const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32(int32_t(row_bytes)));
+  const __m512i bias = _mm512_set1_epi8(char(0x80));
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* block = staging.data() + b * sizeof(BlockQ8_0);
+    uint16_t scales[q8_0x16::kRows];
+    for (int r = 0; r < q8_0x16::kRows; ++r) std::memcpy(&scales[r], block + r * row_bytes, 2);
+    std::memcpy(const_cast<uint16_t*>(g.scales(b)), scales, sizeof scales);
+    uint8_t* quants = const_cast<uint8_t*>(g.quants(b));
+    for (int j = 0; j < QK8_0 / 4; ++j) {
+      const __m512i v = _mm512_i32gather_epi32(offsets, block + 2 + 4 * j, 1);
+      _mm512_storeu_si512(quants + 64 * j, _mm512_xor_si512(v, bias));
+    }
+  }
+}
+
 }  // namespace tessera::cpu::avx512vnni

@@ -16,6 +16,7 @@
 
 #include "core/aligned_buffer.h"
 #include "core/cpu_features.h"
+#include "cpu/dot_kernels.h"
 #include "cpu/ops.h"
 #include "cpu/packed_q4_0x8.h"
 #include "cpu/packed_q4_kx8.h"
@@ -55,7 +56,7 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, boo
     // Every layout gives a group exactly the bytes of its GGUF rows.
     const int64_t groups = out->rows / group_rows;
     const size_t group_bytes = group_rows * row_bytes, bytes = size_t(groups) * group_bytes;
-    uint8_t* dst = allocate_streamed(bytes);
+    uint8_t* dst = allocate_populated(bytes);
     if (!dst)
       return Status::error(StatusCode::OutOfMemory, "cannot allocate " + std::to_string(bytes >> 20) + " MiB to repack " + t.name);
     for (int64_t g = 0; g < groups; ++g) {
@@ -63,11 +64,15 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, boo
       if (layout == WeightLayout::Q4_0x8)
         q4_0x8::pack_group(rows, row_bytes, out->cols / QK4_0, dst + g * group_bytes);
       else if (layout == WeightLayout::Q8_0x16)
+#ifdef TESSERA_HAVE_AVX512VNNI
+        avx512vnni::pack_q8_0x16_group(rows, row_bytes, out->cols / QK8_0, dst + g * group_bytes);
+#else
         q8_0x16::pack_group(rows, row_bytes, out->cols / QK8_0, dst + g * group_bytes);
+#endif
       else
         q4_kx8::pack_group(rows, row_bytes, out->cols / QK_K, dst + g * group_bytes);
     }
-    out->owned.reset(dst, [bytes](uint8_t* p) { free_allocation(p, bytes); });
+    out->owned.reset(dst, [bytes](uint8_t* p) { bytes >= kStreamedHugePageBytes ? free_allocation(p, bytes) : free_populated(p, bytes); });
     out->packed = dst;
     out->layout = layout;
   } else if (allow_repack && !resident && t.nbytes >= kStreamedHugePageBytes) {

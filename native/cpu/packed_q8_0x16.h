@@ -60,16 +60,23 @@ static inline Group group(const uint8_t* packed, size_t row_bytes, int64_t nb, i
   return {packed + size_t(g) * kRows * row_bytes, nb};
 }
 
-// Writes one group (16 GGUF rows of nb blocks at `rows`) to `out`.
+// Writes one group (16 GGUF rows of nb blocks at `rows`) to `out`. Row by row, so the file's
+// bytes are read in order (one stream, not 16) into a group that stays in cache; 4 values
+// at a time, each byte biased by 128. (A byte at a time across the 16 rows, packing made
+// loading a 145 MB Q8_0 model 3.3x slower than copying it.)
 static inline void pack_group(const uint8_t* rows, size_t row_bytes, int64_t nb, uint8_t* out) {
   const Group g{out, nb};
-  for (int64_t b = 0; b < nb; ++b) {
-    uint16_t* scales = const_cast<uint16_t*>(g.scales(b));
-    uint8_t* quants = const_cast<uint8_t*>(g.quants(b));
-    for (int r = 0; r < kRows; ++r) {
-      const BlockQ8_0* blk = reinterpret_cast<const BlockQ8_0*>(rows + r * row_bytes) + b;
-      scales[r] = blk->d;
-      for (int i = 0; i < QK8_0; ++i) quants[(i / 4) * 64 + r * 4 + i % 4] = uint8_t(blk->qs[i]) ^ 0x80;
+  for (int r = 0; r < kRows; ++r) {
+    const BlockQ8_0* row = reinterpret_cast<const BlockQ8_0*>(rows + r * row_bytes);
+    for (int64_t b = 0; b < nb; ++b) {
+      const_cast<uint16_t*>(g.scales(b))[r] = row[b].d;
+      uint8_t* quants = const_cast<uint8_t*>(g.quants(b)) + r * 4;
+      for (int j = 0; j < QK8_0 / 4; ++j) {
+        uint32_t v;
+        std::memcpy(&v, row[b].qs + 4 * j, 4);
+        v ^= 0x80808080u;
+        std::memcpy(quants + j * 64, &v, 4);
+      }
     }
   }
 }

@@ -137,7 +137,9 @@ describe.runIf(hasShared)("continuous batching", () => {
 
   it("all-token logits written into the caller's array equal a fresh array's; a short array is refused", async () => {
     const tokens = stories.tokenizer.encode("Once upon a time, there was", { addSpecial: true });
-    const fresh = await stories.createSession().evaluateAll(tokens);
+    const first = stories.createSession();
+    const fresh = await first.evaluateAll(tokens);
+    first.dispose();
     const s = stories.createSession();
     const out = new Float32Array(fresh.length + 7).fill(NaN);
     const res = await s.run(undefined, tokens, true, undefined, out);
@@ -151,6 +153,7 @@ describe.runIf(hasShared)("continuous batching", () => {
     await expectCode(s.run(undefined, [15, 16], true, undefined, new Float32Array(stories.tokenizer.vocabSize)), "ERR_INVALID_ARGUMENT");
     // The refused request left the session as it was.
     expect(s.tokens.length).toBe(tokens.length + 2);
+    s.dispose();
   });
 
   it("a second request reuses a ~1000-token shared prefix from the cache, after another prompt ran in between", async () => {
