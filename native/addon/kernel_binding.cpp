@@ -338,18 +338,19 @@ Napi::Value Hadamard(const Napi::CallbackInfo& info) {
 
 // weightTypeTable() -> [{ name, type, activation, repacked }]: the rows of core/weight_types.h
 //   as the CPU kernels use them (the activation format a type's dot product takes, and
-//   whether pack_weight repacks it), so the tests pick references and layouts by the table
+//   whether pack_weight repacks it on AVX2 or AVX-512 VNNI), so the tests pick references and layouts by the table
 //   rather than by lists of their own.
 Napi::Value WeightTypeTable(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env);
-#define TESSERA_WEIGHT_TYPE_ROW(t, act, layout)                                       \
+#define TESSERA_WEIGHT_TYPE_ROW(t, act, layout, layout512)                            \
   {                                                                                   \
     Napi::Object row = Napi::Object::New(env);                                        \
     row.Set("name", ggml_type_traits(GgmlType::t).name);                              \
     row.Set("type", int(GgmlType::t));                                                \
     row.Set("activation", #act);                                                      \
-    row.Set("repacked", repacked_layout(GgmlType::t) != WeightLayout::Gguf);          \
+    row.Set("repacked", WeightLayout::layout != WeightLayout::Gguf ||                 \
+                            WeightLayout::layout512 != WeightLayout::Gguf);                     \
     out.Set(out.Length(), row);                                                       \
   }
   TESSERA_WEIGHT_TYPES(TESSERA_WEIGHT_TYPE_ROW)

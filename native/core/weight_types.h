@@ -14,35 +14,35 @@
 // cuda/gemv_row.cuh + cuda/repack.cpp, and lib/gguf/quantize.ts (docs/ARCHITECTURE.md,
 // "Add a quantization type").
 //
-// X(type, activation format its dot product takes (cpu::ActFormat), CPU repacked layout
-//   (cpu::WeightLayout, Gguf: none))
+// X(type, activation format its dot product takes (cpu::ActFormat), CPU repacked layout on
+//   AVX2 and on AVX-512 VNNI (cpu::WeightLayout, Gguf: none; the ISA active at load picks))
 #pragma once
 #include <string>
 
 #include "core/ggml_types.h"
 
-#define TESSERA_WEIGHT_TYPES(X) \
-  X(F32, F32, Gguf)             \
-  X(F16, F16, Gguf)             \
-  X(BF16, BF16, Gguf)           \
-  X(Q8_0, Q8_0, Q8_0x16)        \
-  X(Q4_0, Q8_0, Q4_0x8)         \
-  X(Q4_K, Q8_K, Q4_Kx8)         \
-  X(Q6_K, Q8_K, Gguf)           \
-  X(Q5_0, Q8_0, Gguf)           \
-  X(Q4_1, Q8_1, Gguf)           \
-  X(Q5_1, Q8_1, Gguf)           \
-  X(IQ4_NL, Q8_0, Q4_0x8)         \
-  X(MXFP4, Q8_0, Gguf)           \
-  X(Q5_K, Q8_K, Gguf)           \
-  X(Q3_K, Q8_K, Gguf)           \
-  X(Q2_K, Q8_K, Gguf)           \
-  X(IQ4_XS, Q8_K, Gguf)
+#define TESSERA_WEIGHT_TYPES(X)          \
+  X(F32, F32, Gguf, Gguf)                \
+  X(F16, F16, Gguf, Gguf)                \
+  X(BF16, BF16, Gguf, Gguf)              \
+  X(Q8_0, Q8_0, Gguf, Q8_0x16)           \
+  X(Q4_0, Q8_0, Q4_0x8, Q4_0x8)          \
+  X(Q4_K, Q8_K, Q4_Kx8, Q4_Kx16)         \
+  X(Q6_K, Q8_K, Gguf, Gguf)              \
+  X(Q5_0, Q8_0, Gguf, Gguf)              \
+  X(Q4_1, Q8_1, Gguf, Gguf)              \
+  X(Q5_1, Q8_1, Gguf, Gguf)              \
+  X(IQ4_NL, Q8_0, Q4_0x8, Q4_0x8)        \
+  X(MXFP4, Q8_0, Gguf, Gguf)             \
+  X(Q5_K, Q8_K, Gguf, Gguf)              \
+  X(Q3_K, Q8_K, Gguf, Gguf)              \
+  X(Q2_K, Q8_K, Gguf, Gguf)              \
+  X(IQ4_XS, Q8_K, Gguf, Gguf)
 
 namespace tessera {
 
 inline constexpr GgmlType kWeightTypes[] = {
-#define TESSERA_WEIGHT_TYPE_ID(type, act, layout) GgmlType::type,
+#define TESSERA_WEIGHT_TYPE_ID(type, act, layout, layout512) GgmlType::type,
     TESSERA_WEIGHT_TYPES(TESSERA_WEIGHT_TYPE_ID)
 #undef TESSERA_WEIGHT_TYPE_ID
 };

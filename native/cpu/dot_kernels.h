@@ -77,6 +77,9 @@ bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r
 // Rows [r0, r1) of a WeightLayout::Q8_0x16 weight, any number of tokens
 // (matmul_q8_0x16_avx512vnni.cpp).
 void matmul_q8_0x16(const DotTile& t, int64_t r0, int64_t r1);
+// Rows [r0, r1) of a WeightLayout::Q4_Kx16 weight, any number of tokens, in t.order
+// (matmul_q4_kx16_avx512vnni.cpp).
+void matmul_q4_kx16(const DotTile& t, int64_t r0, int64_t r1);
 // q8_0x16::pack_group with gathers (the layout is made only where this ISA is active).
 void pack_q8_0x16_group(const uint8_t* rows, size_t row_bytes, int64_t nb, uint8_t* out);
 }

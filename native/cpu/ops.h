@@ -42,19 +42,26 @@ enum class WeightLayout {
   Q4_0x8 = 1,   // plus Q4_0 rows interleaved in groups of 8 (cpu/packed_q4_0x8.h)
   Q4_Kx8 = 2,   // plus Q4_K rows interleaved in groups of 8 (cpu/packed_q4_kx8.h)
   Q8_0x16 = 3,  // plus Q8_0 rows interleaved in groups of 16 (cpu/packed_q8_0x16.h), AVX-512 VNNI
+  Q4_Kx16 = 4,  // plus Q4_K rows interleaved in groups of 16 (cpu/packed_q4_kx16.h), AVX-512 VNNI
 };
 
 // Rows per interleaved group of a repacked layout (1 for Gguf). Whole groups take exactly
 // the bytes of their GGUF rows, so group g starts at g * group_rows * row_bytes.
 static inline int64_t layout_group_rows(WeightLayout layout) {
-  return layout == WeightLayout::Q8_0x16 ? 16 : layout == WeightLayout::Gguf ? 1 : 8;
+  switch (layout) {
+    case WeightLayout::Gguf: return 1;
+    case WeightLayout::Q8_0x16:
+    case WeightLayout::Q4_Kx16: return 16;
+    default: return 8;
+  }
 }
 
-// The layout pack_weight repacks a type into (core/weight_types.h), Gguf for none.
-static inline WeightLayout repacked_layout(GgmlType type) {
+// The layout pack_weight repacks a type into (core/weight_types.h), Gguf for none: the
+// AVX-512 VNNI column when that ISA is active at load, else the AVX2 one.
+static inline WeightLayout repacked_layout(GgmlType type, bool avx512) {
   switch (type) {
-#define TESSERA_REPACKED_LAYOUT(t, act, layout) \
-  case GgmlType::t: return WeightLayout::layout;
+#define TESSERA_REPACKED_LAYOUT(t, act, layout, layout512) \
+  case GgmlType::t: return avx512 ? WeightLayout::layout512 : WeightLayout::layout;
     TESSERA_WEIGHT_TYPES(TESSERA_REPACKED_LAYOUT)
 #undef TESSERA_REPACKED_LAYOUT
     default: return WeightLayout::Gguf;

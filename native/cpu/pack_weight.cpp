@@ -1,15 +1,15 @@
 // pack_weight: validates a matmul weight and prepares the layout its kernel streams.
-// The GGUF row-major block layout is always available. Q4_0 (and IQ4_NL, whose blocks have
-// Q4_0's bytes: fp16 scale, 16 bytes of nibbles) and Q4_K weights are also
-// repacked (on CPUs with AVX2, unless allow_repack is false) into groups of 8 interleaved
-// rows (cpu/packed_q4_0x8.h, packed_q4_kx8.h), from which the AVX2 kernels compute 8 rows
-// per activation load; Q8_0 weights, where AVX-512 VNNI is the active ISA, into groups of
-// 16 (cpu/packed_q8_0x16.h); the scalar path and rows past the last whole group read the GGUF
-// rows in place from the mmapped file. Other weights of 4 MiB and more are copied into
-// huge pages (unless allow_repack is false): decode streams every weight byte once per
-// token, and through the mapping's 4 KiB pages that costs a page walk per 4 KiB (1B Q8_0
-// decode ~6% slower, matvec ~8%). A file read into memory (mmap: false) is in huge pages
-// already and is read in place.
+// The GGUF row-major block layout is always available. The table in core/weight_types.h
+// names a repacked layout per type for AVX2 and for AVX-512 VNNI, and the ISA active at
+// load picks: Q4_0 (and IQ4_NL, whose blocks have Q4_0's bytes) into groups of 8 interleaved
+// rows (cpu/packed_q4_0x8.h) on both; Q4_K into groups of 8 (packed_q4_kx8.h) on AVX2 and
+// of 16 (packed_q4_kx16.h) on AVX-512; Q8_0 into groups of 16 (packed_q8_0x16.h) on
+// AVX-512 only. From a group the kernels compute 8 or 16 rows per activation load; the
+// scalar path and rows past the last whole group read the GGUF rows in place from the
+// mmapped file. Other weights of 4 MiB and more are copied into huge pages (unless
+// allow_repack is false): decode streams every weight byte once per token, and through the
+// mapping's 4 KiB pages that costs a page walk per 4 KiB (1B Q8_0 decode ~6% slower, matvec
+// ~8%). A file read into memory (mmap: false) is in huge pages already and is read in place.
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -19,20 +19,22 @@
 #include "cpu/dot_kernels.h"
 #include "cpu/ops.h"
 #include "cpu/packed_q4_0x8.h"
+#include "cpu/packed_q4_kx16.h"
 #include "cpu/packed_q4_kx8.h"
 #include "cpu/packed_q8_0x16.h"
 
 namespace tessera::cpu {
 
-static_assert(q4_0x8::kRows == 8 && q4_kx8::kRows == 8 && q8_0x16::kRows == 16,
+static_assert(q4_0x8::kRows == 8 && q4_kx8::kRows == 8 && q8_0x16::kRows == 16 && q4_kx16::kRows == 16,
               "the group sizes layout_group_rows gives (matmul_shared's 16-row units hold whole groups)");
 
-// Whether this machine's kernels read the layout: the Q4 layouts feed the AVX2 (and AVX-512)
-// tiles; Q8_0x16 only the AVX-512 VNNI ones, so it is made only when that is the active ISA
-// at load (with a lower one the GGUF rows serve, and a copy in huge pages is the better use).
-static bool layout_usable(WeightLayout layout) {
-  if (layout == WeightLayout::Q8_0x16) return active_cpu_isa() >= CpuIsa::Avx512Vnni;
-  return cpu_features().avx2;
+// The layout this machine's kernels read: the table's AVX-512 VNNI column where that is the
+// active ISA at load (with a lower one later the GGUF rows serve), its AVX2 column on AVX2,
+// none on the scalar path.
+static WeightLayout layout_for(GgmlType type) {
+  const CpuIsa isa = active_cpu_isa();
+  if (isa < CpuIsa::Avx2) return WeightLayout::Gguf;
+  return repacked_layout(type, isa >= CpuIsa::Avx512Vnni);
 }
 
 Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, bool resident) {
@@ -50,9 +52,9 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, boo
   out->layout = WeightLayout::Gguf;
   out->packed = nullptr;
   out->owned.reset();
-  const WeightLayout layout = repacked_layout(t.type);
+  const WeightLayout layout = layout_for(t.type);
   const int64_t group_rows = layout_group_rows(layout);
-  if (allow_repack && layout != WeightLayout::Gguf && layout_usable(layout) && out->rows >= group_rows) {
+  if (allow_repack && layout != WeightLayout::Gguf && out->rows >= group_rows) {
     // Every layout gives a group exactly the bytes of its GGUF rows.
     const int64_t groups = out->rows / group_rows;
     const size_t group_bytes = group_rows * row_bytes, bytes = size_t(groups) * group_bytes;
@@ -69,6 +71,8 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, boo
 #else
         q8_0x16::pack_group(rows, row_bytes, out->cols / QK8_0, dst + g * group_bytes);
 #endif
+      else if (layout == WeightLayout::Q4_Kx16)
+        q4_kx16::pack_group(rows, row_bytes, out->cols / QK_K, dst + g * group_bytes);
       else
         q4_kx8::pack_group(rows, row_bytes, out->cols / QK_K, dst + g * group_bytes);
     }

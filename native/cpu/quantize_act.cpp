@@ -18,7 +18,7 @@ namespace tessera::cpu {
 
 ActFormat act_format_for(GgmlType weight_type) {
   switch (weight_type) {
-#define TESSERA_ACT_FORMAT(type, act, layout) \
+#define TESSERA_ACT_FORMAT(type, act, layout, layout512) \
   case GgmlType::type: return ActFormat::act;
     TESSERA_WEIGHT_TYPES(TESSERA_ACT_FORMAT)
 #undef TESSERA_ACT_FORMAT

@@ -35,7 +35,7 @@ __device__ __forceinline__ void unpack_words(uint4 v, uint32_t w[4]) {
 template <class F>
 __host__ __device__ __forceinline__ bool with_weight_type(GgmlType t, F&& f) {
   switch (t) {
-#define TESSERA_CUDA_WEIGHT_CASE(type, act, layout)                 \
+#define TESSERA_CUDA_WEIGHT_CASE(type, act, layout, layout512)      \
   case GgmlType::type:                                              \
     f(std::integral_constant<GgmlType, GgmlType::type>{});          \
     return true;
