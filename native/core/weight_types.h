@@ -34,7 +34,7 @@
   X(Q5_1, Q8_1, Gguf, Gguf)              \
   X(IQ4_NL, Q8_0, Q4_0x8, Q4_0x8)        \
   X(MXFP4, Q8_0, Gguf, Gguf)             \
-  X(Q5_K, Q8_K, Gguf, Gguf)              \
+  X(Q5_K, Q8_K, Gguf, Q5_Kx16)           \
   X(Q3_K, Q8_K, Gguf, Gguf)              \
   X(Q2_K, Q8_K, Gguf, Gguf)              \
   X(IQ4_XS, Q8_K, Gguf, Gguf)
