@@ -35,7 +35,7 @@
   X(IQ4_NL, Q8_0, Q4_0x8, Q4_0x8)        \
   X(MXFP4, Q8_0, Gguf, Gguf)             \
   X(Q5_K, Q8_K, Gguf, Q5_Kx16)           \
-  X(Q3_K, Q8_K, Gguf, Gguf)              \
+  X(Q3_K, Q8_K, Gguf, Q3_Kx16)           \
   X(Q2_K, Q8_K, Gguf, Gguf)              \
   X(IQ4_XS, Q8_K, Gguf, Gguf)
 

@@ -44,6 +44,7 @@ enum class WeightLayout {
   Q8_0x16 = 3,  // plus Q8_0 rows interleaved in groups of 16 (cpu/packed_q8_0x16.h), AVX-512 VNNI
   Q4_Kx16 = 4,  // plus Q4_K rows interleaved in groups of 16 (cpu/packed_q4_kx16.h), AVX-512 VNNI
   Q5_Kx16 = 5,  // plus Q5_K rows interleaved in groups of 16 (cpu/packed_q5_kx16.h), AVX-512 VNNI
+  Q3_Kx16 = 6,  // plus Q3_K rows interleaved in groups of 16 (cpu/packed_q3_kx16.h), AVX-512 VNNI
 };
 
 // Rows per interleaved group of a repacked layout (1 for Gguf). Whole groups take exactly
@@ -53,7 +54,8 @@ static inline int64_t layout_group_rows(WeightLayout layout) {
     case WeightLayout::Gguf: return 1;
     case WeightLayout::Q8_0x16:
     case WeightLayout::Q4_Kx16:
-    case WeightLayout::Q5_Kx16: return 16;
+    case WeightLayout::Q5_Kx16:
+    case WeightLayout::Q3_Kx16: return 16;
     default: return 8;
   }
 }
