@@ -28,7 +28,7 @@
   X(Q8_0, Q8_0, Gguf, Q8_0x16)           \
   X(Q4_0, Q8_0, Q4_0x8, Q4_0x8)          \
   X(Q4_K, Q8_K, Q4_Kx8, Q4_Kx16)         \
-  X(Q6_K, Q8_K, Gguf, Gguf)              \
+  X(Q6_K, Q8_K, Gguf, Q6_Kx16)           \
   X(Q5_0, Q8_0, Gguf, Gguf)              \
   X(Q4_1, Q8_1, Gguf, Gguf)              \
   X(Q5_1, Q8_1, Gguf, Gguf)              \

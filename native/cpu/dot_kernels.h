@@ -84,6 +84,8 @@ void matmul_q4_kx16(const DotTile& t, int64_t r0, int64_t r1);
 void matmul_q5_kx16(const DotTile& t, int64_t r0, int64_t r1);
 // Rows [r0, r1) of a WeightLayout::Q3_Kx16 weight (matmul_q3_kx16_avx512vnni.cpp).
 void matmul_q3_kx16(const DotTile& t, int64_t r0, int64_t r1);
+// Rows [r0, r1) of a WeightLayout::Q6_Kx16 weight (matmul_q6_kx16_avx512vnni.cpp).
+void matmul_q6_kx16(const DotTile& t, int64_t r0, int64_t r1);
 // q8_0x16::pack_group with gathers (the layout is made only where this ISA is active).
 void pack_q8_0x16_group(const uint8_t* rows, size_t row_bytes, int64_t nb, uint8_t* out);
 }

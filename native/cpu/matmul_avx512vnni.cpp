@@ -295,6 +295,10 @@ bool matmul_tile(GgmlType type, WeightLayout layout, const DotTile& t, int64_t r
     matmul_q3_kx16(t, r0, r1);
     return true;
   }
+  if (layout == WeightLayout::Q6_Kx16 && t.packed) {
+    matmul_q6_kx16(t, r0, r1);
+    return true;
+  }
   if (type == GgmlType::Q4_0 && layout == WeightLayout::Q4_0x8 && t.packed && t.n_tokens >= 2) {
     const int64_t g0 = (r0 + 7) / 8, g1 = r1 / 8;
     if (g0 >= g1) return false;

@@ -45,6 +45,7 @@ enum class WeightLayout {
   Q4_Kx16 = 4,  // plus Q4_K rows interleaved in groups of 16 (cpu/packed_q4_kx16.h), AVX-512 VNNI
   Q5_Kx16 = 5,  // plus Q5_K rows interleaved in groups of 16 (cpu/packed_q5_kx16.h), AVX-512 VNNI
   Q3_Kx16 = 6,  // plus Q3_K rows interleaved in groups of 16 (cpu/packed_q3_kx16.h), AVX-512 VNNI
+  Q6_Kx16 = 7,  // plus Q6_K rows interleaved in groups of 16 (cpu/packed_q6_kx16.h), AVX-512 VNNI
 };
 
 // Rows per interleaved group of a repacked layout (1 for Gguf). Whole groups take exactly
@@ -55,7 +56,8 @@ static inline int64_t layout_group_rows(WeightLayout layout) {
     case WeightLayout::Q8_0x16:
     case WeightLayout::Q4_Kx16:
     case WeightLayout::Q5_Kx16:
-    case WeightLayout::Q3_Kx16: return 16;
+    case WeightLayout::Q3_Kx16:
+    case WeightLayout::Q6_Kx16: return 16;
     default: return 8;
   }
 }

@@ -3,8 +3,8 @@
 // names a repacked layout per type for AVX2 and for AVX-512 VNNI, and the ISA active at
 // load picks: Q4_0 (and IQ4_NL, whose blocks have Q4_0's bytes) into groups of 8 interleaved
 // rows (cpu/packed_q4_0x8.h) on both; Q4_K into groups of 8 (packed_q4_kx8.h) on AVX2 and
-// of 16 (packed_q4_kx16.h) on AVX-512; Q8_0, Q5_K and Q3_K into groups of 16
-// (packed_q8_0x16.h, packed_q5_kx16.h, packed_q3_kx16.h) on AVX-512 only. From a group the kernels compute 8 or 16 rows per activation load; the
+// of 16 (packed_q4_kx16.h) on AVX-512; Q8_0, Q5_K, Q3_K and Q6_K into groups of 16
+// (packed_q8_0x16.h, packed_q5_kx16.h, packed_q3_kx16.h, packed_q6_kx16.h) on AVX-512 only. From a group the kernels compute 8 or 16 rows per activation load; the
 // scalar path and rows past the last whole group read the GGUF rows in place from the
 // mmapped file. Other weights of 4 MiB and more are copied into huge pages (unless
 // allow_repack is false): decode streams every weight byte once per token, and through the
@@ -23,12 +23,13 @@
 #include "cpu/packed_q4_kx16.h"
 #include "cpu/packed_q4_kx8.h"
 #include "cpu/packed_q5_kx16.h"
+#include "cpu/packed_q6_kx16.h"
 #include "cpu/packed_q8_0x16.h"
 
 namespace tessera::cpu {
 
 static_assert(q4_0x8::kRows == 8 && q4_kx8::kRows == 8 && q8_0x16::kRows == 16 && q4_kx16::kRows == 16 &&
-                  q5_kx16::kRows == 16 && q3_kx16::kRows == 16,
+                  q5_kx16::kRows == 16 && q3_kx16::kRows == 16 && q6_kx16::kRows == 16,
               "the group sizes layout_group_rows gives (matmul_shared's 16-row units hold whole groups)");
 
 // The layout this machine's kernels read: the table's AVX-512 VNNI column where that is the
@@ -80,6 +81,8 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, boo
         q5_kx16::pack_group(rows, row_bytes, out->cols / QK_K, dst + g * group_bytes);
       else if (layout == WeightLayout::Q3_Kx16)
         q3_kx16::pack_group(rows, row_bytes, out->cols / QK_K, dst + g * group_bytes);
+      else if (layout == WeightLayout::Q6_Kx16)
+        q6_kx16::pack_group(rows, row_bytes, out->cols / QK_K, dst + g * group_bytes);
       else
         q4_kx8::pack_group(rows, row_bytes, out->cols / QK_K, dst + g * group_bytes);
     }
