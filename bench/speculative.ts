@@ -68,7 +68,8 @@ async function pairRows(t: Task, o: SpeculativeBenchOptions, n: number, maxDraft
     (["tessera", "llama.cpp"] as const).map((engine) =>
       // The peer needs a second sequence in its context for the predictor's own sequence, and
       // node-llama-cpp divides the context's positions among its sequences.
-      EngineProcess.start({ engine, file: t.file, draftFile: t.draftFile, threads: o.threads, contextSize: engine === "tessera" ? contextSize : 2 * contextSize, batchSize: 512, sequences: 2 }),
+      // (A third: a predictor's sequence is released a moment after its run, see the peer.)
+      EngineProcess.start({ engine, file: t.file, draftFile: t.draftFile, threads: o.threads, contextSize: engine === "tessera" ? contextSize : 3 * contextSize, batchSize: 512, sequences: 3 }),
     ),
   );
   const runs = engines.map(() => ({ plain: [] as number[], spec: [] as number[], proposed: 0, accepted: 0 }));
@@ -141,7 +142,9 @@ export async function runSpeculativeBench(o: SpeculativeBenchOptions): Promise<S
       const opening = m.tokenizer.encode("Once upon a time, there was a little girl named Lily.", { addSpecial: true });
       const again = m.tokenizer.encode(" Once upon a time, there was a little girl named Lily.", { addSpecial: false });
       const tokens = [...opening, ...passage, ...again];
-      rows.push(...(await pairRows({ task: "lookup", model: "stories260K", file: stories, prompt: tokens }, o, o.quick ? 32 : 120, maxDraftTokens, reps)));
+      // A run takes ~20 ms here (stories260K decodes at ~6k tok/s): more of them, so the
+      // medians are not one scheduler hiccup's.
+      rows.push(...(await pairRows({ task: "lookup", model: "stories260K", file: stories, prompt: tokens }, o, o.quick ? 32 : 120, maxDraftTokens, o.quick ? 1 : 9)));
     } finally {
       m.dispose();
     }

@@ -57,7 +57,9 @@ export class LlamaCppPeer {
     let draft: { model: LlamaModel; context: LlamaContext } | undefined;
     if (options.draftFile) {
       const dm = await l.loadModel({ modelPath: options.draftFile, gpuLayers: 0, useMmap: true });
-      const dc = await dm.createContext({ contextSize: options.contextSize, batchSize: options.batchSize ?? Math.min(512, options.contextSize), threads: options.threads, flashAttention: options.flashAttention ?? "auto" });
+      // Two sequences: a predictor's sequence is released a moment after its generation ends
+      // (node-llama-cpp closes the evaluation asynchronously), and the next run's may come first.
+      const dc = await dm.createContext({ contextSize: options.contextSize, batchSize: options.batchSize ?? Math.min(512, options.contextSize), threads: options.threads, flashAttention: options.flashAttention ?? "auto", sequences: 2 });
       draft = { model: dm, context: dc };
     }
     return new LlamaCppPeer(model, context, context.getSequence(), draft);
