@@ -1994,7 +1994,8 @@ async function worker(seed: number, from: number, to: number, options: CaseOptio
   const maps = fs.existsSync("/proc/self/maps") ? fs.readFileSync("/proc/self/maps", "utf8") : "";
   const addon = maps.split("\n").find((l) => l.endsWith("tessera.node"))?.split(/\s+/).pop() ?? "";
   emit({ hello: { asan: /libasan\.so/.test(maps), addon } });
-  // TESSERA_FUZZ_INJECT="1:crash,3:hang,4:report": faults at given cases, to test the driver.
+  // TESSERA_FUZZ_INJECT="1:crash,3:hang,4:report,5:pause": faults at given cases, to test the
+  // driver ("pause": the worker stops itself with SIGSTOP and is continued 6 s later).
   const inject = new Map((process.env.TESSERA_FUZZ_INJECT ?? "").split(",").filter(Boolean).map((x) => [Number(x.split(":")[0]), x.split(":")[1]]));
   try {
     for (let i = from; i < to; i++) {
@@ -2008,6 +2009,10 @@ async function worker(seed: number, from: number, to: number, options: CaseOptio
         process.abort();
       }
       if (fault === "hang") for (;;);
+      if (fault === "pause") {
+        spawn("sh", ["-c", `sleep 6; kill -CONT ${process.pid}`], { detached: true, stdio: "ignore" }).unref();
+        process.kill(process.pid, "SIGSTOP");
+      }
       const t0 = performance.now();
       try {
         const r = await runCase(c, dir);
@@ -2074,6 +2079,9 @@ export interface RunOptions extends CaseOptions {
   onProgress?: (s: RunSummary) => void;
 }
 
+/** How often a worker's case timeout is checked (see runWorker). */
+const TIMEOUT_TICK_MS = 250;
+
 const SANITIZER_REPORT = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: (Address|UndefinedBehavior)Sanitizer/;
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), path.basename(path.dirname(path.dirname(fileURLToPath(import.meta.url)))) === "dist" ? "../.." : "..");
@@ -2123,15 +2131,37 @@ export async function runFuzz(o: RunOptions): Promise<RunSummary> {
       let resumeAt = start;
       let stderr = "";
       let buffered = "";
-      let timer: NodeJS.Timeout | undefined;
       let hung = false;
+      // The timeout counts running time only: a long run may be paused (SIGSTOP to its process
+      // group, e.g. during a benchmark), and on SIGCONT a wall-clock timer would fire at once
+      // and report the case then running as a hang. Each tick counts the time since the last
+      // one, at most two ticks' worth (a larger gap is this process stopped, the worker with
+      // it), and nothing while the worker itself is stopped (/proc state T).
+      let left = 0;
+      let last = performance.now();
       const arm = (ms: number) => {
-        clearTimeout(timer);
-        timer = setTimeout(() => {
+        left = ms;
+        last = performance.now();
+      };
+      const stopped = () => {
+        try {
+          // "pid (comm) STATE ppid ...": the state follows the last ")".
+          const stat = fs.readFileSync(`/proc/${child.pid}/stat`, "utf8");
+          const state = stat.charAt(stat.lastIndexOf(")") + 2);
+          return state === "T" || state === "t";
+        } catch {
+          return false;  // no /proc (not Linux) or the worker is gone
+        }
+      };
+      const timer = setInterval(() => {
+        const now = performance.now();
+        if (!stopped()) left -= Math.min(now - last, 2 * TIMEOUT_TICK_MS);
+        last = now;
+        if (left <= 0 && !hung) {
           hung = true;
           child.kill("SIGKILL");
-        }, ms);
-      };
+        }
+      }, TIMEOUT_TICK_MS);
       // Start-up (Node, the compiled modules, the addon; slow on a loaded machine) gets its own
       // allowance, so a short case timeout measures the case alone.
       arm(Math.max(timeout, 60_000));
@@ -2196,7 +2226,7 @@ export async function runFuzz(o: RunOptions): Promise<RunSummary> {
         }
       });
       child.on("close", (code, signal) => {
-        clearTimeout(timer);
+        clearInterval(timer);
         if (current) {
           s.cases++;
           const report = SANITIZER_REPORT.test(stderr);

@@ -87,4 +87,13 @@ describe("structure-aware model fuzzing", () => {
     expect(s.cases).toBe(6);
     expect(Object.entries(s.outcomes).filter(([k]) => k.startsWith("ERR_") || k === "ok").reduce((n, [, v]) => n + v, 0)).toBe(3);
   }, 120_000);
+
+  it("a worker stopped (SIGSTOP) past the case timeout is not a hang: the timeout counts running time", async () => {
+    // A long run may be paused during a benchmark; the injected pause stops the worker for 6 s.
+    const env = { ...process.env, TESSERA_FUZZ_INJECT: "1:pause" };
+    const s = await runFuzz({ seed: 5, count: 3, env, caseTimeoutMs: 3_000, bigShare: 0 });
+    expect(s.findings.map((f) => `${f.kind} ${f.index}: ${f.detail.slice(0, 200)}`)).toEqual([]);
+    expect(s.cases).toBe(3);
+    expect(s.seconds).toBeGreaterThan(6);
+  }, 120_000);
 });
