@@ -1,21 +1,28 @@
 /**
  * Structure-aware fuzzing of model loading and evaluation (issue 25). Each case is a
- * synthetic model of one registered architecture (every entry of FUZZ_RECIPES, decoders and
- * the bert/nomic-bert encoders alike) and weight type (every computable type, or a per-tensor mix), at
- * small shapes or realistic widths (n_embd / n_ff in the thousands), with 0 to 3 mutations of
- * its structure: metadata values, types, missing and extra keys, per-block arrays; tensor
- * shapes, types, names, presence, offsets and data (NaN, Inf, random bytes); the file's
- * alignment and length; the vocabulary. The case is loaded and, when that works, evaluated
- * (a prefill, a decode step, sometimes a short generation; an encoder embeds two inputs). Every outcome must be "ok" or a
- * TesseraError with a code; anything else (an uncoded exception, a crash, a sanitizer report,
- * a case running past its timeout) is a finding.
+ * synthetic model of one registered architecture (every entry of FUZZ_RECIPES: decoders, the
+ * bert/nomic-bert encoders and the Mamba-2 state-space models alike) and weight type (every
+ * computable type, or a per-tensor mix), at small shapes or realistic widths (n_embd / n_ff in
+ * the thousands), with 0 to 3 mutations of its structure: metadata values, types, missing and
+ * extra keys, per-block arrays; tensor shapes, types, names, presence, offsets and data (NaN,
+ * Inf, random bytes); the file's alignment and length; the vocabulary; Mamba-2's ssm.* sizes,
+ * mixer tensors and a hybrid's per-block layout (ssmMutation). The case is loaded and, when
+ * that works, evaluated (a prefill, a decode step, sometimes a short generation; an encoder
+ * embeds two inputs). Every outcome must be "ok" or a TesseraError with a code; anything else
+ * (an uncoded exception, a crash, a sanitizer report, a case running past its timeout) is a
+ * finding.
  *
- * A case is a pure function of (seed, index), so any one replays on its own:
- *   node dist/dev/fuzz-models.js case --seed S --index I [--keep model.gguf]
- *   scripts/sanitized.sh run node dist/dev/fuzz-models.js case --seed S --index I
+ * A case is a pure function of (seed, index, --archs, --big-share), so any one replays alone:
+ *   node dist/dev/fuzz-models.js case --seed S --index I [--archs a,b] [--keep model.gguf]
+ *   scripts/sanitized.sh run node dist/dev/fuzz-models.js case --seed S --index I [--archs a,b]
  * Runs of many cases go through worker processes, restarted after a crash or a hang:
- *   node dist/dev/fuzz-models.js run --count 100000 [--seed S] [--sanitized] [--jobs 2]
- * (--sanitized: workers run against build-san/ under ASan and UBSan, see scripts/sanitized.sh).
+ *   node dist/dev/fuzz-models.js run --count 100000 [--seed S] [--from I] [--archs a,b] [--sanitized] [--jobs 2]
+ * (--sanitized: workers run against build-san/ under ASan and UBSan, see scripts/sanitized.sh;
+ * --from: the first case index, to resume a run after case I - 1).
+ * --archs a,b,c: cases only of those architectures (registry names, each with a recipe), case
+ * I being of archs[I % archs.length]; default: every fuzzed architecture (ARCHITECTURES). A
+ * case's seed depends on (seed, index) alone, but which architecture case I is depends on the
+ * list, so replay a case of such a run with the same --archs (in the same order).
  *
  * Tensor data is cheap on purpose: the first WRITE_CAP bytes of each tensor come from a
  * pool of real encodings (or the poison a mutation picked), the rest is a hole in a sparse
@@ -178,6 +185,47 @@ export interface Shape {
   softcaps?: { attention?: number; final?: number };
   /** rope.freq_base_swa (Gemma 3's local blocks). */
   freqBaseSwa?: number;
+  /**
+   * A Mamba-2 mixer (ssm.* keys, ssm_* tensors): in every block, with no attention or FFN
+   * (mamba2: head_count and feed_forward_length written as 0), or with `ssmLayers` in those
+   * blocks only, in place of attention (granitehybrid).
+   */
+  ssm?: SsmSpec;
+  /** A hybrid's blocks: true runs the Mamba-2 mixer (head_count_kv entry 0), false attends. */
+  ssmLayers?: boolean[];
+}
+
+/** Mamba-2's sizes (`${arch}.ssm.*`, as llama.cpp's converter writes them). */
+export interface SsmSpec {
+  /** ssm.conv_kernel: conv taps. */
+  dConv: number;
+  /** ssm.inner_size: heads x head size. */
+  dInner: number;
+  /** ssm.state_size. */
+  dState: number;
+  /** ssm.group_count: B and C shared by the heads of a group. */
+  nGroup: number;
+  /** ssm.time_step_rank: the head count. */
+  nHead: number;
+  /** ssm_conv1d.bias written (mamba2 requires it, granitehybrid's is optional). */
+  convBias: boolean;
+}
+
+/** A model whose every block is a Mamba-2 block (mamba2): no attention keys or tensors at all. */
+const pureSsm = (s: Shape): boolean => s.ssm !== undefined && !s.ssmLayers;
+/** Whether block `b` runs the Mamba-2 mixer. */
+const ssmBlock = (s: Shape, b: number): boolean => s.ssm !== undefined && (!s.ssmLayers || s.ssmLayers[b] === true);
+
+/**
+ * A hybrid's layout fitted to nLayer blocks, keeping an attention block (a file with none
+ * is refused: head_count_kv all 0) and, from two blocks on, a Mamba-2 block (else it is
+ * granitemoe by another name).
+ */
+function fixHybridLayout(s: Shape): void {
+  if (!s.ssmLayers) return;
+  s.ssmLayers = Array.from({ length: s.nLayer }, (_, i) => s.ssmLayers![i % s.ssmLayers!.length]);
+  if (s.ssmLayers.every(Boolean)) s.ssmLayers[s.nLayer - 1] = false;
+  if (s.nLayer > 1 && !s.ssmLayers.some(Boolean)) s.ssmLayers[0] = true;
 }
 
 const SMALL_HEAD_DIMS = [2, 4, 6, 8, 12, 16, 20, 32, 40, 48, 64, 80, 96, 128, 160, 256];
@@ -359,9 +407,27 @@ const FUZZ_RECIPES: Record<string, FuzzRecipe | { notFuzzed: string }> = {
       shape.poolingType = rng.pick([undefined, 1, 2]);
     },
   },
-  // State-space blocks have none of the attention/FFN tensors and keys the case IR writes.
-  mamba2: { notFuzzed: "state-space blocks: the case IR writes attention and FFN blocks; malformed mamba2 files and sizes are covered by test/model/mamba2.test.ts" },
-  granitehybrid: { notFuzzed: "state-space blocks: the case IR has no Mamba-2 mixer or per-block KV head counts; malformed granitehybrid layouts are covered by test/model/mamba2.test.ts" },
+  // Mamba-2: every block is RMSNorm -> mixer -> residual, no attention or FFN keys or tensors.
+  mamba2: {
+    randomize(shape, { rng, big }) {
+      // llama.cpp's converter writes head_count and feed_forward_length 0 ("unused"); no RoPE.
+      shape.nHead = shape.nHeadKv = shape.headDim = shape.ropeDims = shape.nFf = 0;
+      shape.keyLength = false;
+      shape.ropeScaling = undefined;
+      shape.ssm = randomSsm(shape, rng, big, true);
+    },
+  },
+  // Granite 4.0-H: Granite(-MoE) blocks where head_count_kv's entry is 0 run the mixer instead of attention.
+  granitehybrid: {
+    randomize(shape, c) {
+      (FUZZ_RECIPES.granitemoe as FuzzRecipe).randomize(shape, c);
+      const { rng, big } = c;
+      shape.nLayer = big ? rng.int(2, 3) : rng.int(2, 5);
+      shape.ssmLayers = Array.from({ length: shape.nLayer }, () => rng.chance(0.6));
+      fixHybridLayout(shape);
+      shape.ssm = randomSsm(shape, rng, big, rng.chance(0.7));
+    },
+  },
   deepseek2: {
     randomize(shape, { rng, big, moe }) {
       const kvLoraRank = big ? 512 : rng.pick([8, 16, 32, 64, 128]);
@@ -395,6 +461,39 @@ const FUZZ_RECIPES: Record<string, FuzzRecipe | { notFuzzed: string }> = {
     },
   },
 };
+
+/** A Mamba-2 mixer for a model of width shape.nEmbd: a checkpoint's proportions at realistic widths, anything valid when small. */
+function randomSsm(shape: Shape, rng: CaseRng, big: boolean, convBias: boolean): SsmSpec {
+  if (big) {
+    // Mamba-2 and Granite 4.0-H: d_inner = 2 n_embd in heads of 64, d_state 128, 1 or 8 groups.
+    const dInner = 2 * shape.nEmbd;
+    return { dConv: 4, dInner, dState: rng.pick([64, 128]), nGroup: rng.pick([1, 1, 8]), nHead: dInner / 64, convBias };
+  }
+  let dInner: number, nHead: number;
+  if (rng.chance(0.6)) {
+    dInner = 2 * shape.nEmbd;  // llama.cpp's expansion factor
+    nHead = rng.pick(divisors(dInner).filter((d) => d <= 32));
+  } else {
+    nHead = rng.pick([1, 2, 3, 4, 8, 12, 16]);
+    dInner = nHead * rng.pick([1, 2, 4, 8, 16, 32, 64]);
+  }
+  return { dConv: rng.pick([2, 3, 4, 4, 4, 8, 16]), dInner, dState: rng.pick([1, 2, 4, 8, 16, 32, 64, 128]), nGroup: rng.pick(divisors(nHead)), nHead, convBias };
+}
+
+/** Halves a mixer's heads (keeping their size), else its state; false when it is as small as it gets. */
+function shrinkSsm(m: SsmSpec): boolean {
+  if (m.nHead % 2 === 0 && m.dInner > 64) {
+    m.dInner >>= 1;
+    m.nHead >>= 1;
+    while (m.nHead % m.nGroup) m.nGroup--;
+    return true;
+  }
+  if (m.dState > 8) {
+    m.dState >>= 1;
+    return true;
+  }
+  return false;
+}
 
 /** Gemma's window (absent: gemma2's default 4096, gemma3 none), pattern and soft-cap keys. */
 function gemmaWindowAndCaps(shape: Shape, rng: CaseRng, attentionCap: boolean): void {
@@ -521,10 +620,12 @@ function fitBudget(shape: Shape, rng: CaseRng, budget: number): void {
     } else if (m && r === 1 && m.nFfExp > 256) m.nFfExp = Math.max(256, m.nFfExp >> 1);
     else if (m && r === 1 && m.nFfShexp > 256) m.nFfShexp = Math.max(256, m.nFfShexp >> 1);
     else if (r === 2 && shape.nFf > 512) shape.nFf = Math.max(512, Math.floor(shape.nFf / 2 / 256) * 256);
-    else if (shape.nLayer > 1) {
+    else if (shape.ssm && r === 3 && shrinkSsm(shape.ssm)) continue;
+    else if (shape.nLayer > (shape.ssmLayers ? 2 : 1)) {
       shape.nLayer--;
       if (m) m.leadingDense = Math.min(m.leadingDense, shape.nLayer);
       if (Array.isArray(shape.pattern)) shape.pattern = shape.pattern.slice(0, shape.nLayer);
+      fixHybridLayout(shape);
     } else if (shape.nHead > 1 && !shape.mla) {
       shape.nHead >>= 1;
       shape.nHeadKv = Math.min(shape.nHeadKv, shape.nHead);
@@ -536,7 +637,7 @@ function fitBudget(shape: Shape, rng: CaseRng, budget: number): void {
       m.nExpert >>= 1;
       m.nExpertUsed = Math.min(m.nExpertUsed, m.nExpert);
       m.nGroup = m.nGroupUsed = 0;
-    }
+    } else if (shape.ssm) shrinkSsm(shape.ssm);
   }
 }
 
@@ -602,11 +703,28 @@ function tensorsFor(shape: Shape, rng: CaseRng): TensorIR[] {
     encoderTensors(shape, shape.encoder, matmul, vector, out);
     return out;
   }
+  // A Mamba-2 mixer as llama.cpp's converter writes it (dev/synthetic-model.ts ssmMixer).
+  const ssmMixer = (p: string, s: SsmSpec) => {
+    const ch = s.dInner + 2 * s.nGroup * s.dState;
+    const param = (name: string, dims: number[]) => out.push({ name, type: GGMLType.F32, dims, fill: "pool" });
+    matmul(`${p}ssm_in.weight`, [e, s.dInner + ch + s.nHead]);
+    param(`${p}ssm_conv1d.weight`, [s.dConv, ch]);
+    if (s.convBias) vector(`${p}ssm_conv1d.bias`, ch);
+    vector(`${p}ssm_dt.bias`, s.nHead);
+    param(`${p}ssm_a`, [1, s.nHead]);
+    param(`${p}ssm_d`, [1, s.nHead]);
+    param(`${p}ssm_norm.weight`, [s.dInner / s.nGroup, s.nGroup]);
+    matmul(`${p}ssm_out.weight`, [s.dInner, e]);
+  };
   for (let b = 0; b < shape.nLayer; b++) {
     const p = `blk.${b}.`;
     vector(`${p}attn_norm.weight`, e);
     const m = shape.mla;
-    if (m) {
+    const ssm = ssmBlock(shape, b);
+    if (ssm) {
+      ssmMixer(p, shape.ssm!);
+      if (pureSsm(shape)) continue;  // mamba2: no FFN either
+    } else if (m) {
       const qWidth = shape.nHead * (m.nope + m.rope);
       if (m.qLoraRank > 0) {
         matmul(`${p}attn_q_a.weight`, [e, m.qLoraRank]);
@@ -627,12 +745,12 @@ function tensorsFor(shape: Shape, rng: CaseRng): TensorIR[] {
       }
       matmul(`${p}attn_output.weight`, [shape.nHead * hdv, e]);
     }
-    if (shape.qkvBias) {
+    if (shape.qkvBias && !ssm) {
       vector(`${p}attn_q.bias`, shape.nHead * hd);
       vector(`${p}attn_k.bias`, shape.nHeadKv * hd);
       vector(`${p}attn_v.bias`, shape.nHeadKv * hdv);
     }
-    if (shape.outBias || shape.gptOss) vector(`${p}attn_output.bias`, e);
+    if ((shape.outBias || shape.gptOss) && !ssm) vector(`${p}attn_output.bias`, e);
     if (shape.gptOss) vector(`${p}attn_sinks.weight`, shape.nHead);
     if (shape.postNorms) vector(`${p}post_attention_norm.weight`, e);
     if (shape.qkNorm) {
@@ -728,8 +846,35 @@ function encoderTensors(
   }
 }
 
+/** `${arch}.ssm.*`, as llama.cpp's converter writes them. */
+function ssmMetadata(a: string, s: SsmSpec): Array<[string, GGUFKV]> {
+  return [
+    [`${a}.ssm.conv_kernel`, kv.u32(s.dConv)],
+    [`${a}.ssm.inner_size`, kv.u32(s.dInner)],
+    [`${a}.ssm.state_size`, kv.u32(s.dState)],
+    [`${a}.ssm.time_step_rank`, kv.u32(s.nHead)],
+    [`${a}.ssm.group_count`, kv.u32(s.nGroup)],
+  ];
+}
+
 function metadataFor(shape: Shape): Array<[string, GGUFKV]> {
   const a = shape.arch;
+  if (shape.ssm && pureSsm(shape))
+    // mamba2: no attention, RoPE or FFN keys; head count and FFN width 0 ("unused").
+    return [
+      ["general.architecture", kv.str(a)],
+      ["general.name", kv.str(`fuzz-${a}`)],
+      [`${a}.context_length`, kv.u32(shape.ctxTrain)],
+      [`${a}.embedding_length`, kv.u32(shape.nEmbd)],
+      [`${a}.feed_forward_length`, kv.u32(0)],
+      [`${a}.attention.head_count`, kv.u32(0)],
+      [`${a}.block_count`, kv.u32(shape.nLayer)],
+      ...ssmMetadata(a, shape.ssm),
+      [`${a}.attention.layer_norm_rms_epsilon`, kv.f32(shape.normEps)],
+      ...vocabMetadata(shape.nTokens),
+    ];
+  // A hybrid's head_count_kv: one entry per block, 0 for a Mamba-2 block (llama.cpp's converter).
+  const kvHeads = shape.ssmLayers ? kv.i32Array(Int32Array.from(shape.ssmLayers, (x) => (x ? 0 : shape.nHeadKv))) : kv.u32(shape.nHeadKv);
   const m: Array<[string, GGUFKV]> = [
     ["general.architecture", kv.str(a)],
     ["general.name", kv.str(`fuzz-${a}`)],
@@ -737,7 +882,7 @@ function metadataFor(shape: Shape): Array<[string, GGUFKV]> {
     [`${a}.embedding_length`, kv.u32(shape.nEmbd)],
     [`${a}.block_count`, kv.u32(shape.nLayer)],
     [`${a}.attention.head_count`, kv.u32(shape.nHead)],
-    [`${a}.attention.head_count_kv`, kv.u32(shape.nHeadKv)],
+    [`${a}.attention.head_count_kv`, kvHeads],
     [`${a}.attention.${shape.encoder ? "layer_norm_epsilon" : "layer_norm_rms_epsilon"}`, kv.f32(shape.normEps)],
   ];
   // bert has absolute position embeddings and no RoPE keys; nomic-bert rotates.
@@ -747,6 +892,7 @@ function metadataFor(shape: Shape): Array<[string, GGUFKV]> {
   if (shape.poolingType !== undefined) m.push([`${a}.pooling_type`, kv.u32(shape.poolingType)]);
   if (shape.writeFfLength) m.push([`${a}.feed_forward_length`, kv.u32(shape.nFf)]);
   m.push(...multiplierMetadata(a, shape.multipliers, shape.ropeFinetuned));
+  if (shape.ssm) m.push(...ssmMetadata(a, shape.ssm));
   const mla = shape.mla;
   if (mla) {
     m.push(
@@ -825,6 +971,36 @@ function vocabMetadata(n: number): Array<[string, GGUFKV]> {
 
 // ---------------------------------------------------------------- coherent shape changes
 
+/** Mamba-2 mixers at the edges of what is valid, tensors and keys agreeing. */
+const reshapeSsm = (s: Shape, rng: CaseRng): string | undefined => {
+  const m = s.ssm;
+  if (!m) return undefined;
+  const r = rng.int(0, 5);
+  // States up to 16 MiB a block and sequence (4096 x 1024 at most).
+  if (r === 0) m.dState = rng.pick([1, 2, 3, 5, 7, 100, 256, 1024].filter((d) => m.nGroup * d <= 4096 && m.dInner * d <= 1 << 22));
+  else if (r === 1) m.nGroup = rng.chance(0.5) ? m.nHead : 1;
+  else if (r === 2) {
+    // Head size 1 (a head per channel), or one head over everything.
+    if (rng.chance(0.5) && m.dInner <= 512) m.nHead = m.dInner;
+    else m.nHead = 1;
+    if (m.nHead % m.nGroup) m.nGroup = 1;
+  } else if (r === 3) m.dConv = rng.pick([2, 3, 7, 16]);
+  else if (r === 4) {
+    // An inner size apart from llama.cpp's 2 n_embd: narrower or wider than the model.
+    m.dInner = m.nHead * rng.pick([1, 3, 5, 17]);
+  } else if (s.ssmLayers) {
+    const n = s.nLayer;
+    const layout = rng.int(0, 2);
+    s.ssmLayers = Array.from({ length: n }, (_, i) => (layout === 0 ? i !== n - 1 : layout === 1 ? i % 2 === 0 : i !== 0));
+    fixHybridLayout(s);
+  } else {
+    // The longest state the loader takes (4096), or as long as 16 MiB a block and sequence allow.
+    m.dState = Math.min(4096, 2 ** Math.floor(Math.log2((1 << 22) / m.dInner)));
+    m.nGroup = 1;
+  }
+  return `ssm conv ${m.dConv} inner ${m.dInner} state ${m.dState} groups ${m.nGroup} heads ${m.nHead}` + (s.ssmLayers ? ` layout ${hybridLayout(s)}` : "");
+};
+
 /**
  * A change to the model's shape carried through its metadata and every tensor, so the file
  * stays consistent: unusual but well-formed models, which load and reach the kernels (or
@@ -832,24 +1008,25 @@ function vocabMetadata(n: number): Array<[string, GGUFKV]> {
  */
 const RESHAPES: Array<(s: Shape, rng: CaseRng) => string | undefined> = [
   (s, rng) => {
-    if (s.mla) return undefined;
+    if (s.mla || pureSsm(s)) return undefined;
     s.keyLength = true;
     s.headDimV = rng.pick([1, 2, 8, 16, 40, 64, 128, s.headDim * 2, Math.max(1, s.headDim >> 1)]);
     return `value head size ${s.headDimV} (key ${s.headDim})`;
   },
   (s, rng) => {
-    if (s.mla) return undefined;
+    if (s.mla || pureSsm(s)) return undefined;
     s.keyLength = true;
     s.headDim = rng.pick([1, 3, 5, 9, 10, 18, 34, 66, 130, 512]);
     s.ropeDims = rng.chance(0.5) ? s.headDim : Math.max(2, (s.headDim >> 1) & ~1);
     return `head size ${s.headDim}, rope dims ${s.ropeDims}`;
   },
   (s, rng) => {
+    if (pureSsm(s)) return undefined;
     s.ropeDims = rng.pick([0, 1, 2, 3, s.headDim - 1, s.headDim + 2]);
     return `rope dims ${s.ropeDims} of head size ${s.headDim}`;
   },
   (s, rng) => {
-    if (s.mla) return undefined;
+    if (s.mla || pureSsm(s)) return undefined;
     s.nHeadKv = rng.pick([1, s.nHead]);
     s.nHead = rng.chance(0.3) ? s.nHeadKv * rng.pick([5, 7, 16]) : s.nHead;
     if (!s.keyLength) s.nEmbd = s.nHead * s.headDim;
@@ -871,6 +1048,7 @@ const RESHAPES: Array<(s: Shape, rng: CaseRng) => string | undefined> = [
     return `experts ${m.nExpertUsed}/${m.nExpert}, groups ${m.nGroupUsed}/${m.nGroup}, leading dense ${m.leadingDense}`;
   },
   (s, rng) => {
+    if (pureSsm(s)) return undefined;
     s.slidingWindow = rng.pick([1, 2, 5, 1 << 24]);
     return `sliding window ${s.slidingWindow}`;
   },
@@ -883,6 +1061,7 @@ const RESHAPES: Array<(s: Shape, rng: CaseRng) => string | undefined> = [
     s.nLayer = rng.pick([4, 8]);
     const p = s.pattern;
     if (Array.isArray(p)) s.pattern = Array.from({ length: s.nLayer }, (_, i) => p[i % p.length]);
+    fixHybridLayout(s);
     return `${s.nLayer} blocks`;
   },
   (s, rng) => {
@@ -890,7 +1069,13 @@ const RESHAPES: Array<(s: Shape, rng: CaseRng) => string | undefined> = [
     s.freqBase = rng.pick([1e-6, 1e30, 2]);
     return `norm epsilon ${s.normEps}, rope base ${s.freqBase}`;
   },
+  reshapeSsm,
 ];
+
+/** A hybrid's layout as one letter per block: M for Mamba-2, A for attention. */
+function hybridLayout(s: Shape): string {
+  return s.ssmLayers ? s.ssmLayers.map((x) => (x ? "M" : "A")).join("") : "";
+}
 
 // ---------------------------------------------------------------- mutations
 
@@ -923,6 +1108,8 @@ const ARCH_KEYS = [
   "attn_logit_softcapping", "final_logit_softcapping", "rope.freq_base_swa",
   // Mistral 3's attention temperature.
   "attention.temperature_scale",
+  // Mamba-2's sizes.
+  "ssm.conv_kernel", "ssm.inner_size", "ssm.state_size", "ssm.group_count", "ssm.time_step_rank",
 ];
 const TOKENIZER_KEYS = ["tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"];
 const INTEGER_VALUE_TYPES = [GGUFValueType.UINT8, GGUFValueType.INT8, GGUFValueType.UINT16, GGUFValueType.INT16, GGUFValueType.UINT32, GGUFValueType.INT32, GGUFValueType.UINT64, GGUFValueType.INT64];
@@ -1141,6 +1328,8 @@ const tensorDuplicate: Mutation = ({ ir, rng }) => {
   return `tensor ${t.name}: duplicated`;
 };
 
+/** A Mamba-2 mixer's tensors, as a block names them. */
+const SSM_ROLE_NAMES = ["ssm_in.weight", "ssm_conv1d.weight", "ssm_conv1d.bias", "ssm_dt.bias", "ssm_a", "ssm_d", "ssm_norm.weight", "ssm_out.weight"];
 const ROLE_NAMES = [
   "attn_norm.weight", "attn_norm.bias", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
   "attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_output.bias", "attn_q_norm.weight", "attn_k_norm.weight",
@@ -1149,6 +1338,7 @@ const ROLE_NAMES = [
   "ffn_up.weight", "ffn_down.weight", "ffn_gate.bias", "ffn_up.bias", "ffn_down.bias", "ffn_gate_inp.weight",
   "ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight", "exp_probs_b.bias", "ffn_gate_shexp.weight",
   "ffn_up_shexp.weight", "ffn_down_shexp.weight", "ffn_gate_inp_shexp.weight",
+  ...SSM_ROLE_NAMES,
 ];
 const GLOBAL_NAMES = ["token_embd.weight", "output_norm.weight", "output_norm.bias", "output.weight", "output.bias", "rope_freqs.weight"];
 
@@ -1203,6 +1393,10 @@ const familyResize: Mutation = ({ ir, shape, rng }) => {
     [/attn_(q|k|v)\.weight$/, 1, "attention width"],
     [/ffn_(gate|up)_shexp\.weight$/, 1, "shared expert width"],
     [/attn_(k|v)_b\.weight$/, 2, "MLA heads"],
+    [/ssm_in\.weight$/, 1, "ssm_in width"],
+    [/ssm_conv1d\.weight$/, 1, "conv channels"],
+    [/ssm_(a|d)$|ssm_dt\.bias$/, -1, "ssm heads"],
+    [/ssm_out\.weight$|ssm_norm\.weight$/, 0, "ssm inner width"],
   ];
   const [re, dim, what] = rng.pick(families);
   const block = rng.chance(0.5) ? rng.int(0, shape.nLayer - 1) : -1;
@@ -1297,6 +1491,120 @@ const fileVersion: Mutation = ({ ir, rng }) => {
   return `file: GGUF version ${ir.version}`;
 };
 
+/**
+ * Mamba-2's own structure: an ssm.* size against its tensors (a wrong conv kernel, an inner
+ * size ssm_in does not have, groups that do not divide the heads, a state of 0 or 2^32 - 1),
+ * a mixer tensor missing, extra, of another layout or type, non-finite decays (A), skips (D),
+ * time-step biases and conv weights; and a hybrid's per-block head_count_kv: a block's kind
+ * flipped against its tensors, no attention block, KV heads varying, negative, too many or too
+ * few entries, another item type.
+ */
+const ssmMutation: Mutation = ({ ir, shape, rng }) => {
+  const s = shape.ssm;
+  if (!s) return undefined;
+  const a = shape.arch;
+  const ssmTensors = ir.tensors.filter((t) => /\.ssm_/.test(t.name));
+  const sizeKey = (key: string, values: number[]) => {
+    const v = rng.pick(values);
+    setKey(ir, `${a}.ssm.${key}`, kv.u32(v >>> 0));
+    return `ssm: ${a}.ssm.${key} -> ${v >>> 0}`;
+  };
+  // Non-finite values and weight types weigh more: those files load, so they reach the scan.
+  const r = rng.weighted([1, 1, 1, 1, 1, 1, 1, 3, 1, 2, 1, 2]);
+  if (r === 0) return sizeKey("conv_kernel", [0, 1, s.dConv - 1, s.dConv + 1, 16, 17, 1 << 20]);
+  if (r === 1) return sizeKey("inner_size", [s.dInner + s.nHead, Math.max(s.nHead, s.dInner - s.nHead), 2 * s.dInner, s.dInner >> 1, s.dInner + 1, 0, 1 << 20, (1 << 20) + 1]);
+  if (r === 2) return sizeKey("group_count", [0, s.nHead + 1, 3, 2 * s.nGroup, s.dInner, s.dInner + 1, 0xffffffff]);
+  if (r === 3) return sizeKey("state_size", [0, 1, s.dState + 1, 4096, 4097, 1 << 20, 0xffffffff]);
+  if (r === 4) return sizeKey("time_step_rank", [0, 1, 2 * s.nHead, s.nHead + 1, s.dInner, s.dInner + 1]);
+  if (r === 5 && ssmTensors.length) {
+    // One block's tensor, or that role in every block.
+    const t = rng.pick(ssmTensors);
+    const role = t.name.slice(t.name.indexOf(".ssm_") + 1);
+    const gone = rng.chance(0.6) ? [t] : ssmTensors.filter((x) => x.name.endsWith(`.${role}`));
+    ir.tensors = ir.tensors.filter((x) => !gone.includes(x));
+    return `ssm: ${gone.length > 1 ? `${role} of every block` : t.name} dropped`;
+  }
+  if (r === 6) {
+    // A mixer tensor where none belongs: an attention block's, a block past the end, a second conv bias.
+    const attention = Array.from({ length: shape.nLayer }, (_, b) => b).filter((b) => !ssmBlock(shape, b));
+    const block = attention.length && rng.chance(0.6) ? rng.pick(attention) : rng.pick([shape.nLayer, shape.nLayer + 1, 0]);
+    const role = rng.pick(SSM_ROLE_NAMES);
+    const ch = s.dInner + 2 * s.nGroup * s.dState;
+    const dims: Record<string, number[]> = {
+      "ssm_in.weight": [shape.nEmbd, s.dInner + ch + s.nHead], "ssm_conv1d.weight": [s.dConv, ch], "ssm_conv1d.bias": [ch], "ssm_dt.bias": [s.nHead],
+      ssm_a: [1, s.nHead], ssm_d: [1, s.nHead], "ssm_norm.weight": [s.dInner / s.nGroup, s.nGroup], "ssm_out.weight": [s.dInner, shape.nEmbd],
+    };
+    const name = `blk.${block}.${role}`;
+    const type = role.endsWith("_in.weight") || role.endsWith("_out.weight") ? weightType(shape, rng, dims[role][0]) : GGMLType.F32;
+    ir.tensors.splice(rng.int(0, ir.tensors.length), 0, { name, type, dims: [...dims[role]], fill: "pool" });
+    return `ssm: ${name} added [${dims[role]}]`;
+  }
+  if (r === 7 && ssmTensors.length) {
+    const fill = rng.pick(["nan", "inf", "huge"] as const);
+    const role = rng.pick(["ssm_a", "ssm_d", "ssm_dt.bias", "ssm_conv1d.weight", "ssm_conv1d.bias", "ssm_norm.weight"]);
+    const hits = ssmTensors.filter((t) => t.name.endsWith(`.${role}`));
+    const which = rng.chance(0.5) ? hits : hits.slice(0, 1);
+    for (const t of which) t.fill = fill;
+    return which.length ? `ssm: ${role} ${fill} in ${which.length} block(s)` : undefined;
+  }
+  if (r === 8 && ssmTensors.length) {
+    // Layouts a converter might write: 1-D decays, a flat norm, a transposed or 3-D conv.
+    const t = rng.pick(ssmTensors);
+    const before = `[${t.dims}]`;
+    const n = t.dims.reduce((x, y) => x * y, 1);
+    const layouts = [[n], [n, 1], [1, 1, n], [...t.dims].reverse(), [t.dims[0], 1, ...t.dims.slice(1)], [n + 1], [Math.max(1, n - 1)]];
+    t.dims = rng.pick(layouts);
+    return `ssm: ${t.name} dims ${before} -> [${t.dims}]`;
+  }
+  if (r === 9 && ssmTensors.length) {
+    // Mostly a projection's (any weight type computes); the F32 parameters' others are refused.
+    const projections = ssmTensors.filter((x) => /ssm_(in|out)\.weight$/.test(x.name));
+    const t = rng.pick(projections.length && rng.chance(0.6) ? projections : ssmTensors);
+    const before = GGML_TYPE_INFO[t.type]?.name ?? t.type;
+    t.type = rng.chance(0.7) ? rng.pick(weightTypes()) : rng.pick(OTHER_TYPES);
+    return `ssm: ${t.name} type ${before} -> ${GGML_TYPE_INFO[t.type]?.name ?? t.type}`;
+  }
+  if (r === 10) {
+    // Sizes coherent with each other but not with the tensors: another state, groups or heads.
+    const next = { ...s };
+    const k = rng.int(0, 2);
+    if (k === 0) next.dState = s.dState === 1 ? 2 : s.dState >> 1;
+    else if (k === 1) next.nGroup = s.nGroup === 1 ? (s.nHead % 2 === 0 ? 2 : s.nHead) : 1;
+    else next.nHead = s.nHead === 1 ? (s.dInner % 2 === 0 ? 2 : s.dInner) : 1;
+    if (next.nHead % next.nGroup) next.nGroup = 1;
+    for (const [key, value] of ssmMetadata(a, next)) setKey(ir, key, value);
+    return `ssm: keys say state ${next.dState} groups ${next.nGroup} heads ${next.nHead} (tensors ${s.dState}, ${s.nGroup}, ${s.nHead})`;
+  }
+  if (r === 11 && shape.ssmLayers) {
+    const key = `${a}.attention.head_count_kv`;
+    const layout = shape.ssmLayers;
+    const entries = layout.map((x) => (x ? 0 : shape.nHeadKv));
+    const k = rng.int(0, 7);
+    let value: GGUFKV;
+    if (k === 0) {
+      // One block's kind flipped, its tensors left as they were.
+      const b = rng.int(0, entries.length - 1);
+      entries[b] = entries[b] ? 0 : shape.nHeadKv;
+      value = kv.i32Array(Int32Array.from(entries));
+    } else if (k === 1) value = kv.i32Array(new Int32Array(entries.length));
+    else if (k === 2) value = rng.chance(0.5) ? kv.u32(shape.nHeadKv) : kv.u32(0);
+    else if (k === 3) {
+      // KV heads varying between attention blocks (with one, a count the heads may not divide).
+      const attention = entries.flatMap((x, i) => (x ? [i] : []));
+      entries[attention[attention.length - 1]] = rng.chance(0.5) ? shape.nHeadKv + 1 : 2 * shape.nHeadKv;
+      value = kv.i32Array(Int32Array.from(entries));
+    }
+    else if (k === 4) value = kv.i32Array(Int32Array.from(entries, (x) => (x ? x : rng.pick([-1, -2147483648, 0]))));
+    else if (k === 5) value = kv.u32Array(Uint32Array.from(entries, (x) => (x ? rng.pick([x, 4097, 0xffffffff]) : 0)));
+    else if (k === 6) value = kv.i32Array(Int32Array.from(rng.chance(0.5) ? [...entries, 0] : entries.slice(1)));
+    else value = rng.chance(0.5) ? kv.f32Array(Float32Array.from(entries)) : kv.array(GGUFValueType.INT64, BigInt64Array.from(entries, (x) => BigInt(x)));
+    const before = getKey(ir, key);
+    setKey(ir, key, value);
+    return `ssm: ${key} ${before ? fmt(before) : "absent"} -> ${fmt(value)}`;
+  }
+  return undefined;
+};
+
 /** Mutations and their weights: structure that passes the reader is where native code is reached. */
 const MUTATIONS: Array<[Mutation, number, string]> = [
   [metaValue, 14, "metaValue"],
@@ -1321,6 +1629,8 @@ const MUTATIONS: Array<[Mutation, number, string]> = [
   [fileTruncate, 1, "fileTruncate"],
   [fileAlignment, 2, "fileAlignment"],
   [fileVersion, 1, "fileVersion"],
+  // Applies to Mamba-2 models only (else drawn again): about one mutation in four of theirs.
+  [ssmMutation, 40, "ssm"],
 ];
 
 /** A small model of `arch` (F32, two blocks, dense), for tests that build one file by hand. */
@@ -1360,11 +1670,23 @@ export interface FuzzCase {
 export interface CaseOptions {
   /** Share of cases at realistic widths (default 0.25). */
   bigShare?: number;
+  /** The architectures cases are drawn from, case I of archs[I % archs.length] (default: ARCHITECTURES). */
+  archs?: readonly Arch[];
+}
+
+/** `--archs a,b,c` as a list of fuzzed architectures; throws naming any that is not one. */
+export function parseArchs(list: string): Arch[] {
+  const archs = list.split(",").map((a) => a.trim()).filter(Boolean);
+  const unknown = archs.filter((a) => !ARCHITECTURES.includes(a));
+  if (!archs.length || unknown.length)
+    throw new Error(`--archs: ${unknown.length ? `not fuzzed: ${unknown.join(", ")}` : "empty"}; the fuzzed architectures are ${ARCHITECTURES.join(", ")}`);
+  return archs;
 }
 
 export function makeCase(seed: number, index: number, options: CaseOptions = {}): FuzzCase {
   const rng = new CaseRng(caseSeed(seed, index));
-  const arch = ARCHITECTURES[index % ARCHITECTURES.length];
+  const archs = options.archs?.length ? options.archs : ARCHITECTURES;
+  const arch = archs[index % archs.length];
   const shape = randomShape(rng, arch, rng.chance(options.bigShare ?? 0.25));
   const mutations: string[] = [];
   const kinds: string[] = [];
@@ -1372,7 +1694,8 @@ export function makeCase(seed: number, index: number, options: CaseOptions = {})
   // fifth change the shape coherently first (file stays consistent), before any other mutation.
   const clean = rng.chance(0.14);
   if (!clean && rng.chance(0.2)) {
-    const what = rng.pick(RESHAPES)(shape, rng);
+    // Mamba-2 models take the mixer's own reshape half the time (most others touch attention).
+    const what = (shape.ssm && rng.chance(0.5) ? reshapeSsm : rng.pick(RESHAPES))(shape, rng);
     if (what) {
       mutations.push(`shape: ${what}`);
       kinds.push("reshape");
@@ -1418,7 +1741,8 @@ export function describeCase(c: FuzzCase): string {
   const type = s.mixed ? "mixed" : GGML_TYPE_INFO[s.type].name;
   const dims = `L${s.nLayer} e${s.nEmbd} h${s.nHead}/${s.nHeadKv}x${s.headDim}${s.headDimV !== undefined ? `/${s.headDimV}` : ""} ff${s.nFf} v${s.nVocab}` +
     (s.moe ? ` moe ${s.moe.nExpertUsed}/${s.moe.nExpert}x${s.moe.nFfExp}${s.moe.nFfShexp ? `+sh${s.moe.nFfShexp}` : ""}` : "") +
-    (s.mla ? ` mla q${s.mla.qLoraRank} kv${s.mla.kvLoraRank} ${s.mla.nope}+${s.mla.rope} v${s.mla.v}` : "");
+    (s.mla ? ` mla q${s.mla.qLoraRank} kv${s.mla.kvLoraRank} ${s.mla.nope}+${s.mla.rope} v${s.mla.v}` : "") +
+    (s.ssm ? ` ssm c${s.ssm.dConv} i${s.ssm.dInner} s${s.ssm.dState} g${s.ssm.nGroup} h${s.ssm.nHead}${s.ssm.convBias ? "" : " nobias"}${s.ssmLayers ? ` ${hybridLayout(s)}` : ""}` : "");
   const opts = `ctx ${c.load.contextSize} batch ${c.load.batchSize} kv ${c.load.kvCacheType}${c.load.kvCacheTokens ? `x${c.load.kvCacheTokens}` : ""} threads ${c.load.threads}` +
     `; prompt ${c.prompt.length}${c.generate ? `, generate ${c.generate} x${c.parallel} at t=${c.temperature}` : ""}`;
   const mutations = c.mutations.length ? c.mutations.join("; ") : "none";
@@ -1670,7 +1994,8 @@ async function worker(seed: number, from: number, to: number, options: CaseOptio
   const maps = fs.existsSync("/proc/self/maps") ? fs.readFileSync("/proc/self/maps", "utf8") : "";
   const addon = maps.split("\n").find((l) => l.endsWith("tessera.node"))?.split(/\s+/).pop() ?? "";
   emit({ hello: { asan: /libasan\.so/.test(maps), addon } });
-  // TESSERA_FUZZ_INJECT="1:crash,3:hang,4:report": faults at given cases, to test the driver.
+  // TESSERA_FUZZ_INJECT="1:crash,3:hang,4:report,5:pause": faults at given cases, to test the
+  // driver ("pause": the worker stops itself with SIGSTOP and is continued 6 s later).
   const inject = new Map((process.env.TESSERA_FUZZ_INJECT ?? "").split(",").filter(Boolean).map((x) => [Number(x.split(":")[0]), x.split(":")[1]]));
   try {
     for (let i = from; i < to; i++) {
@@ -1684,6 +2009,10 @@ async function worker(seed: number, from: number, to: number, options: CaseOptio
         process.abort();
       }
       if (fault === "hang") for (;;);
+      if (fault === "pause") {
+        spawn("sh", ["-c", `sleep 6; kill -CONT ${process.pid}`], { detached: true, stdio: "ignore" }).unref();
+        process.kill(process.pid, "SIGSTOP");
+      }
       const t0 = performance.now();
       try {
         const r = await runCase(c, dir);
@@ -1706,6 +2035,9 @@ export interface Finding {
 
 export interface RunSummary {
   seed: number;
+  /** The run's --archs (absent: every fuzzed architecture) and first case index. */
+  archs?: string[];
+  from: number;
   cases: number;
   /** Outcome ("ok" or an error code) -> count. */
   outcomes: Record<string, number>;
@@ -1747,6 +2079,9 @@ export interface RunOptions extends CaseOptions {
   onProgress?: (s: RunSummary) => void;
 }
 
+/** How often a worker's case timeout is checked (see runWorker). */
+const TIMEOUT_TICK_MS = 250;
+
 const SANITIZER_REPORT = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: (Address|UndefinedBehavior)Sanitizer/;
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), path.basename(path.dirname(path.dirname(fileURLToPath(import.meta.url)))) === "dist" ? "../.." : "..");
@@ -1776,7 +2111,7 @@ export async function runFuzz(o: RunOptions): Promise<RunSummary> {
   const perWorker = o.casesPerWorker ?? Math.min(400, Math.ceil(o.count / Math.max(1, o.jobs ?? 1)));
   const timeout = o.caseTimeoutMs ?? 120_000;
   const s: RunSummary = {
-    seed: o.seed, cases: 0, outcomes: {}, evaluated: 0, generated: 0,
+    seed: o.seed, archs: o.archs?.length ? [...o.archs] : undefined, from, cases: 0, outcomes: {}, evaluated: 0, generated: 0,
     clean: { total: 0, ok: 0, failures: [] }, big: { total: 0, evaluated: 0 }, findings: [], seconds: 0, slowest: { ms: 0, desc: "" },
     examples: {}, sanitized: true, byArch: {}, byType: {}, byMutation: {},
   };
@@ -1787,7 +2122,8 @@ export async function runFuzz(o: RunOptions): Promise<RunSummary> {
   /** Runs [start, stop) in one worker; resolves with the index to resume from (after a crash, the next case). */
   const runWorker = (start: number, limit: number): Promise<number> =>
     new Promise((resolve) => {
-      const child: ChildProcess = spawn(process.execPath, [workerScript, "worker", "--seed", String(o.seed), "--from", String(start), "--to", String(limit), "--big-share", String(o.bigShare ?? 0.25)], {
+      const archArgs = o.archs?.length ? ["--archs", o.archs.join(",")] : [];
+      const child: ChildProcess = spawn(process.execPath, [workerScript, "worker", "--seed", String(o.seed), "--from", String(start), "--to", String(limit), "--big-share", String(o.bigShare ?? 0.25), ...archArgs], {
         env: o.env ?? process.env,
         stdio: ["ignore", "pipe", "pipe"],
       });
@@ -1795,15 +2131,37 @@ export async function runFuzz(o: RunOptions): Promise<RunSummary> {
       let resumeAt = start;
       let stderr = "";
       let buffered = "";
-      let timer: NodeJS.Timeout | undefined;
       let hung = false;
+      // The timeout counts running time only: a long run may be paused (SIGSTOP to its process
+      // group, e.g. during a benchmark), and on SIGCONT a wall-clock timer would fire at once
+      // and report the case then running as a hang. Each tick counts the time since the last
+      // one, at most two ticks' worth (a larger gap is this process stopped, the worker with
+      // it), and nothing while the worker itself is stopped (/proc state T).
+      let left = 0;
+      let last = performance.now();
       const arm = (ms: number) => {
-        clearTimeout(timer);
-        timer = setTimeout(() => {
+        left = ms;
+        last = performance.now();
+      };
+      const stopped = () => {
+        try {
+          // "pid (comm) STATE ppid ...": the state follows the last ")".
+          const stat = fs.readFileSync(`/proc/${child.pid}/stat`, "utf8");
+          const state = stat.charAt(stat.lastIndexOf(")") + 2);
+          return state === "T" || state === "t";
+        } catch {
+          return false;  // no /proc (not Linux) or the worker is gone
+        }
+      };
+      const timer = setInterval(() => {
+        const now = performance.now();
+        if (!stopped()) left -= Math.min(now - last, 2 * TIMEOUT_TICK_MS);
+        last = now;
+        if (left <= 0 && !hung) {
           hung = true;
           child.kill("SIGKILL");
-        }, ms);
-      };
+        }
+      }, TIMEOUT_TICK_MS);
       // Start-up (Node, the compiled modules, the addon; slow on a loaded machine) gets its own
       // allowance, so a short case timeout measures the case alone.
       arm(Math.max(timeout, 60_000));
@@ -1868,7 +2226,7 @@ export async function runFuzz(o: RunOptions): Promise<RunSummary> {
         }
       });
       child.on("close", (code, signal) => {
-        clearTimeout(timer);
+        clearInterval(timer);
         if (current) {
           s.cases++;
           const report = SANITIZER_REPORT.test(stderr);
@@ -1920,10 +2278,12 @@ async function main(): Promise<void> {
   const a = args(rest);
   const seed = Number(a.get("seed") ?? process.env.TESSERA_FUZZ_SEED ?? Date.now() >>> 0);
   const bigShare = Number(a.get("big-share") ?? 0.25);
+  // The same option in run, its workers and case: which architecture case I is depends on it.
+  const archs = a.has("archs") ? parseArchs(a.get("archs")!) : undefined;
   if (command === "worker") {
-    await worker(seed, Number(a.get("from")), Number(a.get("to")), { bigShare });
+    await worker(seed, Number(a.get("from")), Number(a.get("to")), { bigShare, archs });
   } else if (command === "case") {
-    const c = makeCase(seed, Number(a.get("index") ?? 0), { bigShare });
+    const c = makeCase(seed, Number(a.get("index") ?? 0), { bigShare, archs });
     console.log(describeCase(c));
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tessera-fuzz-"));
     try {
@@ -1939,7 +2299,10 @@ async function main(): Promise<void> {
       env = r.env;
     }
     const count = Number(a.get("count") ?? 1000);
-    console.log(`fuzzing ${count} cases, TESSERA_FUZZ_SEED=${seed}${env ? " under ASan+UBSan" : ""}`);
+    const from = Number(a.get("from") ?? 0);
+    console.log(`fuzzing ${count} cases from ${from}, TESSERA_FUZZ_SEED=${seed}${env ? " under ASan+UBSan" : ""}${archs ? ` of ${archs.join(", ")}` : ""}`);
+    const replay = `node dist/dev/fuzz-models.js case --seed ${seed} --index I${archs ? ` --archs ${archs.join(",")}` : ""}${a.has("big-share") ? ` --big-share ${bigShare}` : ""}`;
+    console.log(`replay case I: ${env ? "scripts/sanitized.sh run " : ""}${replay}`);
     const coverage = fuzzCoverage();
     if (coverage.missing.length)
       console.warn(`NOT FUZZED: ${coverage.missing.join(", ")} (registered, no entry in FUZZ_RECIPES of dev/fuzz-models.ts)`);
@@ -1957,7 +2320,7 @@ async function main(): Promise<void> {
       }
     };
     const summary = await runFuzz({
-      seed, count, from: Number(a.get("from") ?? 0), jobs: Number(a.get("jobs") ?? 1), bigShare, env,
+      seed, count, from, jobs: Number(a.get("jobs") ?? 1), bigShare, archs, env,
       caseTimeoutMs: Number(a.get("timeout-s") ?? 120) * 1000,
       onProgress: (p) => report(p, false),
     });
@@ -1965,8 +2328,8 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(summary, null, 2));
     process.exitCode = summary.findings.length ? 1 : 0;
   } else {
-    console.error("usage: fuzz-models.js run --count N [--seed S] [--sanitized] [--jobs J] [--timeout-s T] [--summary file.json]\n" +
-      "       fuzz-models.js case --seed S --index I [--keep model.gguf]");
+    console.error("usage: fuzz-models.js run --count N [--seed S] [--from I] [--archs a,b] [--sanitized] [--jobs J] [--timeout-s T] [--summary file.json]\n" +
+      "       fuzz-models.js case --seed S --index I [--archs a,b] [--keep model.gguf]");
     process.exitCode = 2;
   }
 }

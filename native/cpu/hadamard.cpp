@@ -33,9 +33,12 @@ void hadamard(float* x, int n_rows, int64_t ldx, int64_t width, int n, int ith, 
 }
 
 int hadamard_size(int width) {
-  if (width % 64) return 0;
+  // Width 0 (a model with no attention block, mamba2, whose head size is 0) has no rotation:
+  // every n divides it, so the loop below would double n until it overflowed to 0 and then
+  // divide by it (SIGFPE).
+  if (width <= 0 || width % 64) return 0;
   int n = 64;
-  while (width % (2 * n) == 0) n *= 2;
+  while (n <= width / 2 && width % (2 * n) == 0) n *= 2;
   return n;
 }
 

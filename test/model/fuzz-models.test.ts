@@ -13,7 +13,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { supportedArchitectures } from "../../lib/arch/registry.js";
-import { ARCHITECTURES, fuzzCoverage, runFuzz, workerScript } from "../../dev/fuzz-models.js";
+import { ARCHITECTURES, describeCase, fuzzCoverage, makeCase, parseArchs, runFuzz, workerScript } from "../../dev/fuzz-models.js";
 import { repoRoot } from "../helpers/paths.js";
 
 describe("the fuzzer's architectures", () => {
@@ -25,6 +25,31 @@ describe("the fuzzer's architectures", () => {
     // What is fuzzed is the registry minus the stated exceptions, in the registry's order.
     expect(ARCHITECTURES).toEqual(supportedArchitectures().filter((a) => !(a in c.notFuzzed)));
   });
+});
+
+describe("--archs: a run of some architectures", () => {
+  it("case I is of archs[I % archs.length]; unknown or unfuzzed names are refused", () => {
+    const archs = parseArchs("mamba2, granitehybrid,phi3");
+    expect(archs).toEqual(["mamba2", "granitehybrid", "phi3"]);
+    for (let i = 0; i < 6; i++) expect(makeCase(9, i, { archs }).shape.arch).toBe(archs[i % 3]);
+    // Without the option, the case of the same (seed, index) is of the whole cycle's architecture.
+    expect(makeCase(9, 1).shape.arch).toBe(ARCHITECTURES[1]);
+    expect(() => parseArchs("llama,nonesuch")).toThrow(/not fuzzed: nonesuch/);
+    expect(() => parseArchs(",")).toThrow(/empty/);
+  });
+
+  it("the run's workers draw what `case` replays with the same options", async () => {
+    const archs = ["granitehybrid", "mamba2"];
+    const s = await runFuzz({ seed: 23, count: 8, archs, bigShare: 0 });
+    expect(s.findings).toEqual([]);
+    expect(Object.keys(s.byArch).sort()).toEqual(["granitehybrid", "mamba2"]);
+    expect(s.archs).toEqual(archs);
+    // Each outcome's first case, as the run described it, is the case makeCase replays.
+    for (const example of Object.values(s.examples)) {
+      const index = Number(/ case (\d+): /.exec(example)![1]);
+      expect(example.startsWith(describeCase(makeCase(23, index, { archs, bigShare: 0 })))).toBe(true);
+    }
+  }, 120_000);
 });
 
 describe("structure-aware model fuzzing", () => {
@@ -61,5 +86,14 @@ describe("structure-aware model fuzzing", () => {
     // The cases around them ran in restarted workers.
     expect(s.cases).toBe(6);
     expect(Object.entries(s.outcomes).filter(([k]) => k.startsWith("ERR_") || k === "ok").reduce((n, [, v]) => n + v, 0)).toBe(3);
+  }, 120_000);
+
+  it("a worker stopped (SIGSTOP) past the case timeout is not a hang: the timeout counts running time", async () => {
+    // A long run may be paused during a benchmark; the injected pause stops the worker for 6 s.
+    const env = { ...process.env, TESSERA_FUZZ_INJECT: "1:pause" };
+    const s = await runFuzz({ seed: 5, count: 3, env, caseTimeoutMs: 3_000, bigShare: 0 });
+    expect(s.findings.map((f) => `${f.kind} ${f.index}: ${f.detail.slice(0, 200)}`)).toEqual([]);
+    expect(s.cases).toBe(3);
+    expect(s.seconds).toBeGreaterThan(6);
   }, 120_000);
 });

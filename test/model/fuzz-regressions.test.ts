@@ -114,3 +114,26 @@ describe("RoPE scaling values that overflow fp32 (TESSERA_FUZZ_SEED=17 case 2351
     expect((r as { message: string }).message).toContain("softmax scale");
   });
 });
+
+describe("a quantized KV cache on a model with no attention block (TESSERA_FUZZ_SEED=101 case 22 of --archs mamba2,granitehybrid)", () => {
+  // Before: kvCacheType "q8_0" or "q4_0" on mamba2 (head size 0) killed the process with
+  // SIGFPE: the cache's rotation size (the largest power of two dividing the head size, at
+  // least 64) doubled forever on 0 until it overflowed to 0 and was divided by.
+  const ssm = { dConv: 4, dInner: 128, dState: 16, nGroup: 2, nHead: 4, convBias: true };
+  const shape = smallShape("mamba2", { nHead: 0, nHeadKv: 0, headDim: 0, ropeDims: 0, nFf: 0, ssm });
+
+  it("q8_0 and q4_0 load and evaluate, with f16's logits (there is nothing to cache)", async () => {
+    const file = write("mamba2-kv.gguf", modelIR(shape));
+    const logits = async (kvCacheType: "f16" | "q8_0" | "q4_0") => {
+      const m = await loadModel(file, { backend: "cpu", threads: 2, contextSize: 32, kvCacheType });
+      try {
+        return Array.from(await m.createSession().evaluate([1, 5, 9, 200]));
+      } finally {
+        m.dispose();
+      }
+    };
+    const f16 = await logits("f16");
+    expect(f16.every(Number.isFinite)).toBe(true);
+    for (const type of ["q8_0", "q4_0"] as const) expect(await logits(type), type).toEqual(f16);
+  });
+});

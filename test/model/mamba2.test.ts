@@ -2,8 +2,8 @@
  * Mamba-2 files that are damaged or inconsistent (issue 28): every ssm.* size is range-checked
  * and refused with a coded error naming its key; a missing or wrongly typed or shaped SSM
  * tensor is refused by name; a plan whose SSM sizes C++ cannot run is refused natively; the
- * CUDA backend refuses the model with a coded error. (The fuzzer leaves mamba2 out: its case
- * IR writes attention blocks; these are its checks.)
+ * CUDA backend refuses the model with a coded error. (dev/fuzz-models.ts fuzzes mamba2 and
+ * granitehybrid too, ssmMutation among its mutations; these are the checks pinned by name.)
  */
 import fs from "node:fs";
 import path from "node:path";
