@@ -1995,7 +1995,7 @@ async function worker(seed: number, from: number, to: number, options: CaseOptio
   const addon = maps.split("\n").find((l) => l.endsWith("tessera.node"))?.split(/\s+/).pop() ?? "";
   emit({ hello: { asan: /libasan\.so/.test(maps), addon } });
   // TESSERA_FUZZ_INJECT="1:crash,3:hang,4:report,5:pause": faults at given cases, to test the
-  // driver ("pause": the worker stops itself with SIGSTOP and is continued 6 s later).
+  // driver ("pause": the worker stops itself with SIGSTOP and is continued 9 s later).
   const inject = new Map((process.env.TESSERA_FUZZ_INJECT ?? "").split(",").filter(Boolean).map((x) => [Number(x.split(":")[0]), x.split(":")[1]]));
   try {
     for (let i = from; i < to; i++) {
@@ -2010,7 +2010,7 @@ async function worker(seed: number, from: number, to: number, options: CaseOptio
       }
       if (fault === "hang") for (;;);
       if (fault === "pause") {
-        spawn("sh", ["-c", `sleep 6; kill -CONT ${process.pid}`], { detached: true, stdio: "ignore" }).unref();
+        spawn("sh", ["-c", `sleep 9; kill -CONT ${process.pid}`], { detached: true, stdio: "ignore" }).unref();
         process.kill(process.pid, "SIGSTOP");
       }
       const t0 = performance.now();
