@@ -13,5 +13,7 @@ export default defineConfig({
     fileParallelism: true,
     maxWorkers: 2,
     pool: "forks",
+    // One temporary directory per run, removed at its end (see the file for why).
+    globalSetup: ["test/helpers/global-tmp.ts"],
   },
 });
