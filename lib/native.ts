@@ -54,6 +54,7 @@ export interface NativeKernels {
   /** y (yLength zeros) with y[t*yLdToken + h*yLdHead + c] = x[t*xLdToken + h*xLdHead + c] for c < width. */
   copyHeads(x: Float32Array, xLdToken: number, xLdHead: number, yLength: number, yLdToken: number, yLdHead: number, nTokens: number, nHead: number, width: number, threads: number): Float32Array;
   softmax(x: Float32Array): Float32Array;
+  argmax(x: Float32Array): number;
   /**
    * Exact top-k over the first n rows of data [>= n][dim]: the best min(k, n) rows for query,
    * best first (ties: the lower row). metric 0: dot product (cosine over normalized rows);
@@ -142,9 +143,9 @@ export interface NativeEngine {
    * trace (session.trace) asks the step to record its layers' internals. hiddenRows
    * (ascending) with hidden [n][nEmbd]: those rows' final-norm hidden states (embeddings).
    */
-  step(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array, nonFinite?: Uint8Array, trace?: object, hiddenRows?: Int32Array, hidden?: Float32Array): Promise<void>;
+  step(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array, nonFinite?: Uint8Array, trace?: object, hiddenRows?: Int32Array, hidden?: Float32Array, argmax?: Int32Array): Promise<void>;
   /** The same on the calling thread (for models small enough that the thread hop dominates). */
-  stepSync(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array, nonFinite?: Uint8Array, trace?: object, hiddenRows?: Int32Array, hidden?: Float32Array): void;
+  stepSync(tokens: Int32Array, positions: Int32Array, rowSeq: Int32Array, tableStart: Int32Array, tables: Int32Array, logitRows: Int32Array, copies: Int32Array, logits: Float32Array, nonFinite?: Uint8Array, trace?: object, hiddenRows?: Int32Array, hidden?: Float32Array, argmax?: Int32Array): void;
   abort(): void;
   dispose(): void;
   readonly maxContext: number;

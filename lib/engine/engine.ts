@@ -121,6 +121,11 @@ export interface EvaluateResult {
   trace?: NativeTrace;
   /** A hidden request's states, [rows][nEmbd] (one row for "first" and "last"); logits is then empty. */
   hidden?: Float32Array;
+  /**
+   * Without allLogits: the index of the largest logit, lowest on ties, computed natively with
+   * the step (the greedy pick, so the sampler need not scan the row; see Sampler.sample).
+   */
+  argmax?: number;
 }
 
 export interface EngineStats extends BlockStats {
@@ -180,6 +185,7 @@ export class Engine {
   private readonly arrays = new StepArrays();
   /** One flag per logit row of the running step: its logits were not finite. */
   private nonFinite = new Uint8Array(0);
+  private argmax = new Int32Array(0);
   private scheduled = false;
   private running: StepEntry[] | undefined;
   private arrivals = 0;
@@ -407,20 +413,21 @@ export class Engine {
     const hOut = nHidden > 0 ? this.hidden : undefined;
     if (this.logits.length < nLogits * this.config.nVocab) this.logits = new Float32Array(nLogits * this.config.nVocab);
     if (this.nonFinite.length < nLogits) this.nonFinite = new Uint8Array(nLogits);
+    if (this.argmax.length < nLogits) this.argmax = new Int32Array(nLogits);
     const flags = this.nonFinite;
     this.running = entries;
     this.steps++;
     if (this.config.synchronous) {
       let error: unknown;
       try {
-        this.native.stepSync(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits, flags, trace, hRows, hOut);
+        this.native.stepSync(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits, flags, trace, hRows, hOut, this.argmax);
       } catch (e) {
         error = fromNativeError(e);
       }
       this.complete(entries, error);
       return;
     }
-    this.native.step(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits, flags, trace, hRows, hOut).then(
+    this.native.step(tokens, positions, rowSeq, tableStart, tables, logitRows, copies, this.logits, flags, trace, hRows, hOut, this.argmax).then(
       () => this.complete(entries, undefined),
       (e: unknown) => this.complete(entries, fromNativeError(e)),
     );
@@ -492,7 +499,8 @@ export class Engine {
       return;
     }
     const logits = req.out ?? this.logits.subarray(e.logitIndex * nVocab, (e.logitIndex + 1) * nVocab);
-    req.resolve({ logits: req.traceOut ? logits.slice() : logits, cachedTokens: seq.tokens.length - req.rows, computedTokens: req.rows, trace: req.traceOut });
+    const argmax = req.out ? undefined : this.argmax[e.logitIndex];
+    req.resolve({ logits: req.traceOut ? logits.slice() : logits, cachedTokens: seq.tokens.length - req.rows, computedTokens: req.rows, trace: req.traceOut, argmax });
   }
 
   /** The next step's rows, or undefined when no request can run. */

@@ -282,6 +282,8 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     let t0 = performance.now();
     const first = await target.evaluate(prompt.slice(keep), signal);
     let logits = first.logits;
+    // The engine's greedy pick of these logits (valid while they are unmodified; see Sampler.sample).
+    let argmaxHint = first.argmax;
     this.stats.cachedTokens = prompt.length - first.computedTokens;
     this.stats.promptMs = performance.now() - t0;
 
@@ -317,7 +319,7 @@ export class Generation implements AsyncIterable<GenerationChunk> {
         }
         // The sampler changes the logits in place (penalties, bias, mask): logprobs read them before.
         const raw = wantLogprobs ? logits.slice() : undefined;
-        const id = sampler.sample(logits, history, mask);
+        const id = sampler.sample(logits, history, mask, argmaxHint);
         if (!o.ignoreEos && this.tokenizer.isEndOfGeneration(id)) {
           this.stopReason = "eos";
           break;
@@ -347,7 +349,14 @@ export class Generation implements AsyncIterable<GenerationChunk> {
           this.stopReason = "context";
           break;
         }
-        logits = speculator ? await speculator.next(id, signal) : (await target.evaluate([id], signal)).logits;
+        if (speculator) {
+          logits = await speculator.next(id, signal);
+          argmaxHint = undefined;
+        } else {
+          const next = await target.evaluate([id], signal);
+          logits = next.logits;
+          argmaxHint = next.argmax;
+        }
       }
     } finally {
       this.stats.generateMs = performance.now() - t0;

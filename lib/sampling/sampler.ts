@@ -116,8 +116,16 @@ export class Sampler {
   private maskedLogits = new Float32Array(0);
   private maskedIds = new Int32Array(0);
 
+  /** Greedy, and neither bias nor penalties change a logit: the pick is the row's argmax. */
+  private readonly untouched: boolean;
+
   constructor(options: SamplingOptions = {}) {
     this.options = resolveSampling(options);
+    const o = this.options;
+    this.untouched =
+      o.temperature <= 0 &&
+      o.biasIds.length === 0 &&
+      (o.repeatLastN === 0 || (o.repeatPenalty === 1 && o.frequencyPenalty === 0 && o.presencePenalty === 0));
     this.rng = new Rng(this.options.seed);
     this.ids = new Int32Array(0);
     this.values = new Float64Array(0);
@@ -128,7 +136,14 @@ export class Sampler {
    * dense mask), given the tokens generated or evaluated so far, among the tokens of `mask`
    * when one is given.
    */
-  sample(logits: Float32Array, history: ArrayLike<number> = [], mask?: TokenMask): number {
+  sample(logits: Float32Array, history: ArrayLike<number> = [], mask?: TokenMask, argmax?: number): number {
+    // `argmax`: the index of the largest of these logits, lowest on ties, when the caller has
+    // it (the engine computes it natively with each step). Greedy sampling that changes no
+    // logit (no mask, bias or penalty) returns it instead of scanning the row.
+    if (argmax !== undefined && mask === undefined && this.untouched && argmax >= 0 && argmax < logits.length) {
+      if (!(logits[argmax] > -Infinity)) throw nothingToSample();
+      return argmax;
+    }
     this.applyBias(logits);
     this.applyPenalties(logits, history);
     if (mask === undefined) return this.draw(logits, logits.length);

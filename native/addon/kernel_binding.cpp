@@ -4,6 +4,7 @@
 // Every argument is validated here (types, lengths, ranges) before a kernel sees a pointer.
 #include "addon/bindings.h"
 #include "addon/kernel_args.h"
+#include "core/argmax.h"
 
 namespace tessera {
 
@@ -322,6 +323,14 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return y;
 }
 
+// argmax(x) -> the index of x's largest value, lowest on ties (core/argmax.h, the engine's greedy pick)
+Napi::Value Argmax(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray()) invalid(info.Env(), "x must be a Float32Array");
+  const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
+  const float* x = array_arg<float, napi_float32_array>(info, 0, "x", n);
+  return Napi::Number::New(info.Env(), argmax_f32(x, n));
+}
+
 // hadamard(x, nRows, width, n, threads) -> x with each run of n values of each row rotated
 Napi::Value Hadamard(const Napi::CallbackInfo& info) {
   const int n_rows = int(int_arg(info, 1, "nRows", 1, kMaxDim)), width = int(int_arg(info, 2, "width", 1, kMaxDim));
@@ -369,6 +378,7 @@ void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
   k.Set("swiglu", Napi::Function::New(env, Swiglu));
   k.Set("attention", Napi::Function::New(env, Attention));
   k.Set("softmax", Napi::Function::New(env, Softmax));
+  k.Set("argmax", Napi::Function::New(env, Argmax));
   k.Set("vectorTopK", Napi::Function::New(env, VectorTopK));
   k.Set("hadamard", Napi::Function::New(env, Hadamard));
   k.Set("layerNorm", Napi::Function::New(env, LayerNorm));

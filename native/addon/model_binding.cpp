@@ -13,6 +13,7 @@
 #include "addon/bindings.h"
 #include "addon/plan_from_js.h"
 #include "addon/status_napi.h"
+#include "core/argmax.h"
 #include "core/finite.h"
 #include "core/model.h"
 
@@ -55,6 +56,7 @@ struct StepRequest {
   float* logits = nullptr;
   float* hidden = nullptr;       // optional [n_hidden][n_embd], referenced like logits       // in a Float32Array the task keeps referenced until it completes
   uint8_t* non_finite = nullptr; // optional [n_logits] flags, likewise referenced
+  int32_t* argmax = nullptr;     // optional [n_logits]: each finite row's greedy pick, likewise referenced
   int n_vocab = 0;
   // Tracing: the output arrays are the JS ones (kept referenced like logits); the layer mask copied.
   bool traced = false;
@@ -93,6 +95,7 @@ Status check_logits(const StepRequest& r) {
   for (size_t i = 0; i < r.logit_rows.size(); ++i) {
     const bool finite = all_finite_f32(r.logits + i * n_vocab, n_vocab);
     if (r.non_finite) r.non_finite[i] = finite ? 0 : 1;
+    if (r.argmax) r.argmax[i] = finite ? argmax_f32(r.logits + i * n_vocab, n_vocab) : -1;
     bad += finite ? 0 : 1;
   }
   if (bad == 0) return Status::ok();
@@ -114,7 +117,7 @@ Status run_step(EngineState& state, const StepRequest& r) {
 class StepTask final : public AsyncTask {
  public:
   StepTask(std::shared_ptr<EngineState> state, StepRequest request, Napi::Object engine, Napi::Object logits, Napi::Value flags,
-           Napi::Value trace, Napi::Value hidden)
+           Napi::Value trace, Napi::Value hidden, Napi::Value argmax)
       : state_(std::move(state)), request_(std::move(request)) {
     // Keep the JS wrapper and the output arrays alive while the step writes into them.
     engine_ref_ = Napi::Persistent(engine);
@@ -122,6 +125,7 @@ class StepTask final : public AsyncTask {
     if (flags.IsObject()) flags_ref_ = Napi::Persistent(flags.As<Napi::Object>());
     if (trace.IsObject()) trace_ref_ = Napi::Persistent(trace.As<Napi::Object>());
     if (hidden.IsObject()) hidden_ref_ = Napi::Persistent(hidden.As<Napi::Object>());
+    if (argmax.IsObject()) argmax_ref_ = Napi::Persistent(argmax.As<Napi::Object>());
   }
 
  protected:
@@ -135,7 +139,7 @@ class StepTask final : public AsyncTask {
  private:
   std::shared_ptr<EngineState> state_;
   StepRequest request_;
-  Napi::ObjectReference engine_ref_, logits_ref_, flags_ref_, trace_ref_, hidden_ref_;
+  Napi::ObjectReference engine_ref_, logits_ref_, flags_ref_, trace_ref_, hidden_ref_, argmax_ref_;
   Status status_;
 };
 
@@ -233,6 +237,15 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       if (hidden.ElementLength() < r.hidden_rows.size() * size_t(state_->model->plan.n_embd)) invalid(env, "hidden buffer is too small");
       r.hidden = hidden.Data();
     }
+    // argmax (Int32Array, one entry per logit row): each row's largest logit, lowest index on
+    // ties (greedy sampling without scanning the row in JS); -1 for a non-finite row.
+    if (info.Length() > 12 && !info[12].IsUndefined()) {
+      if (!info[12].IsTypedArray() || info[12].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+        invalid(env, "argmax must be an Int32Array");
+      Napi::Int32Array picks = info[12].As<Napi::Int32Array>();
+      if (picks.ElementLength() < r.logit_rows.size()) invalid(env, "argmax needs one entry per logit row");
+      r.argmax = picks.Data();
+    }
     return r;
   }
 
@@ -277,8 +290,9 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Value flags = info.Length() > 8 ? info[8] : info.Env().Undefined();
     Napi::Value trace = info.Length() > 9 ? info[9] : info.Env().Undefined();
     Napi::Value hidden = info.Length() > 11 ? info[11] : info.Env().Undefined();
+    Napi::Value argmax = info.Length() > 12 ? info[12] : info.Env().Undefined();
     auto task = std::make_unique<StepTask>(state_, std::move(r), info.This().As<Napi::Object>(), info[7].As<Napi::Object>(), flags,
-                                           trace, hidden);
+                                           trace, hidden, argmax);
     Napi::Promise promise = AsyncTask::queue(info.Env(), std::move(task), "tessera.step");
     state_->busy = true;
     return promise;

@@ -73,9 +73,13 @@ void group_tokens(const q8_0x16::Group& g, int64_t nb, const DotTile& t, int k0,
     __m512i w[8];
     for (int j = 0; j < 8; ++j) w[j] = _mm512_loadu_si512(q + 64 * j);
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.scales(b))));
+    // Unrolled so the T accumulators stay in registers (rolled, gcc kept them on the stack and
+    // ran a store-forwarded multiply-add per token and block: 8 tokens ~10% slower).
+#pragma GCC unroll 8
     for (int n = 0; n < T; ++n) {
       const int8_t* xq = x[n][b].qs;
       __m512i dot = _mm512_set1_epi32(start[n * nb + b]);
+#pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) dot = _mm512_dpbusd_epi32(dot, w[j], _mm512_broadcastd_epi32(_mm_loadu_si32(xq + 4 * j)));
       acc[n] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(dx[n * nb + b])), _mm512_cvtepi32_ps(dot), acc[n]);
     }
