@@ -182,18 +182,17 @@ function targets(r: BenchReport): BenchReport["targets"] {
 
 function speculativeTargets(s: SpeculativeBenchResult): BenchReport["targets"] {
   const t: BenchReport["targets"] = [];
-  for (const task of ["draft", "lookup"] as const) {
-    const ours = s.rows.find((r) => r.task === task && r.engine === "tessera");
-    const peer = s.rows.find((r) => r.task === task && r.engine === "llama.cpp");
-    if (!ours || !peer) continue;
-    if (task === "draft")
-      t.push({
-        target: `speculative (draft) ≥ 2× plain decode at ≥ 80% acceptance, ${ours.model}`,
-        measured: `${ours.speedup.toFixed(2)}× at ${(ours.acceptance * 100).toFixed(0)}%`,
-        met: ours.speedup >= 2 && ours.acceptance >= 0.8,
-      });
+  // One pair of rows (Tessera, the peer) per task and model.
+  for (const ours of s.rows.filter((r) => r.engine === "tessera")) {
+    const peer = s.rows.find((r) => r.task === ours.task && r.model === ours.model && r.engine === "llama.cpp");
+    if (!peer) continue;
     t.push({
-      target: `speculative (${task}) speedup ahead of node-llama-cpp's ${task === "draft" ? "DraftSequenceTokenPredictor" : "InputLookupTokenPredictor"}, ${ours.model}`,
+      target: `speculative (${ours.task}) ≥ 2× plain decode at ≥ 80% acceptance, ${ours.model}`,
+      measured: `${ours.speedup.toFixed(2)}× at ${(ours.acceptance * 100).toFixed(0)}%`,
+      met: ours.speedup >= 2 && ours.acceptance >= 0.8,
+    });
+    t.push({
+      target: `speculative (${ours.task}) speedup ahead of node-llama-cpp's ${ours.task === "draft" ? "DraftSequenceTokenPredictor" : "InputLookupTokenPredictor"}, ${ours.model}`,
       measured: `${ours.speedup.toFixed(2)}× vs ${peer.speedup.toFixed(2)}×`,
       met: ours.speedup > peer.speedup,
     });

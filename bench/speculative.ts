@@ -10,9 +10,13 @@
  *            requantized to Q4_0, as drafts usually are quantized harder than their targets:
  *            its LM head (49k x 576, tied) is as large as the target's and dominates its
  *            every step, 28 MB in Q8_0 against 16 MB in Q4_0.
- *   lookup   stories260K continuing a text that repeats itself (an editing task: the model
- *            is shown a passage and starts it again); `speculative: { promptLookup }` against
- *            InputLookupTokenPredictor
+ *   lookup   a quoting task: the model is shown a passage and starts it again;
+ *            `speculative: { promptLookup }` against InputLookupTokenPredictor. Twice: on a
+ *            SmolLM2-135M-shaped Q8_0 model built to quote (writeCycleModel: its greedy
+ *            output follows a fixed cycle through the vocabulary, so it continues the passage
+ *            word for word; decode bound by memory bandwidth, as on real models), and on
+ *            stories260K, a trained model too small to be bandwidth-bound that quotes only
+ *            the passage's first few tokens
  *
  * Each row: plain tokens/s, speculative tokens/s, the speedup and the share of proposed
  * tokens accepted.
@@ -21,10 +25,13 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { writeSyntheticModel, SHAPES, sharedDir } from "../dev/synthetic-model.js";
-import { writeQuietTailModel, writeTruncatedModel } from "../dev/truncate-model.js";
+import { cycleNext, writeCycleModel, writeQuietTailModel, writeTruncatedModel } from "../dev/truncate-model.js";
 import { GGMLType } from "../lib/gguf/types.js";
 import { EngineProcess } from "./e2e.js";
 import { median } from "./stats.js";
+
+/** SmolLM2's vocabulary size (the synthetic models' "smollm2" vocabulary). */
+const SMOLLM2_VOCAB = 49152;
 
 type Mode = "plain" | "draft" | "lookup";
 
@@ -126,13 +133,26 @@ export async function runSpeculativeBench(o: SpeculativeBenchOptions): Promise<S
   o.onStep?.("speculative: writing the target/draft pair");
   writeSyntheticModel(base, shape, { weights: "Q8_0", vocab: "smollm2", seed: 11 });
   writeQuietTailModel(base, target, 2, 0.03);
+  const quoting = path.join(dir, "quoting.gguf");
+  writeCycleModel(base, quoting, 0.03);
   fs.rmSync(base);
   writeTruncatedModel(target, draft, 2, GGMLType.Q4_0);
   // Distinct plain tokens after BOS (SmolLM2's vocabulary has no BOS in use: token 1 starts it).
   const prompt = [1, ...Array.from({ length: 15 }, (_, i) => 1000 + 37 * i)];
   rows.push(...(await pairRows({ task: "draft", model: `smollm2-135m-Q8_0 (${shape.nLayer} blocks; draft: 2 blocks, Q4_0)`, file: target, draftFile: draft, prompt }, o, n, maxDraftTokens, reps)));
 
-  // (b) Prompt lookup on stories260K: a passage, then its first words again.
+  // (b) Prompt lookup where decode is bound by memory bandwidth: the SmolLM2-shaped quoting
+  // model, shown a passage of its cycle and then the passage's first tokens again, quotes the
+  // rest of it (greedy decoding checked to do so in test/generate/speculative.test.ts).
+  {
+    const passage = [5000];
+    while (passage.length < n + 40) passage.push(cycleNext(passage[passage.length - 1], SMOLLM2_VOCAB));
+    const tokens = [1, ...passage, ...passage.slice(0, 4)];
+    rows.push(...(await pairRows({ task: "lookup", model: `smollm2-135m-Q8_0 quoting a passage (${shape.nLayer} blocks)`, file: quoting, prompt: tokens }, o, n, maxDraftTokens, reps)));
+  }
+  fs.rmSync(quoting);
+
+  // (c) Prompt lookup on stories260K, a trained model: a passage, then its first words again.
   const stories = path.join(sharedDir, "models/stories260K.gguf");
   if (fs.existsSync(stories)) {
     const { loadModel } = await import("../lib/index.js");

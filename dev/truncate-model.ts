@@ -57,3 +57,45 @@ export function writeQuietTailModel(src: string, dst: string, from: number, scal
   });
   writeGGUF(dst, { metadata: [...file.metadata], tensors, alignment: file.alignment });
 }
+
+/**
+ * The next token of the quoting model below (writeCycleModel): t -> (85 t + 12347) mod V, an
+ * affine map that, by the Hull-Dobell conditions for V = 2^a 3^b (84 divisible by 4 and 3,
+ * 12347 prime to 6), runs through the whole vocabulary in one cycle; for other V, a cycle
+ * still, through part of it.
+ */
+export function cycleNext(t: number, nVocab: number): number {
+  return (85 * t + 12347) % nVocab;
+}
+
+/**
+ * A copy of a Q8_0 model (its own output.weight, if any, replaced) whose every block writes `scale`
+ * × its usual output into the residual stream, with an LM head whose row cycleNext(t) is the
+ * embedding row of t. The residual stays close to the current token's embedding, whose dot
+ * product with its own row dominates, so greedy decoding emits the cycle t, next(t), ... at
+ * the full model's cost per token: given a passage of that cycle and its first tokens again,
+ * the model quotes the rest of it, which is what prompt lookup guesses (a quoting/editing
+ * task for a benchmark, where no trained model of that size exists).
+ */
+export function writeCycleModel(src: string, dst: string, scale: number): void {
+  const file = readGGUF(src);
+  const bytes = fs.readFileSync(src);
+  const embd = file.tensors.find((t) => t.name === "token_embd.weight");
+  if (!embd || embd.type !== GGMLType.Q8_0) throw new Error("writeCycleModel: token_embd.weight must be Q8_0");
+  const nVocab = Number(embd.dims[1]);
+  const rowBytes = embd.byteLength / nVocab;
+  const src8 = new Uint8Array(bytes.buffer, bytes.byteOffset + embd.offset, embd.byteLength);
+  const head = new Uint8Array(embd.byteLength);
+  for (let t = 0; t < nVocab; t++) head.set(src8.subarray(t * rowBytes, (t + 1) * rowBytes), cycleNext(t, nVocab) * rowBytes);
+  const tensors = file.tensors.filter((t) => t.name !== "output.weight").map((t) => {
+    const data = new Uint8Array(bytes.buffer, bytes.byteOffset + t.offset, t.byteLength);
+    if (!/^blk\.\d+\.(attn_output|ffn_down)\.weight$/.test(t.name)) return { name: t.name, type: t.type, dims: t.dims, data };
+    if (t.type !== GGMLType.Q8_0) throw new Error(`writeCycleModel: ${t.name} is not Q8_0`);
+    const out = new Uint8Array(data);
+    const view = new DataView(out.buffer);
+    for (let at = 0; at < out.length; at += 34) view.setUint16(at, toHalf(fromHalf(view.getUint16(at, true)) * scale), true);
+    return { name: t.name, type: t.type, dims: t.dims, data: out };
+  });
+  tensors.push({ name: "output.weight", type: embd.type, dims: embd.dims, data: head });
+  writeGGUF(dst, { metadata: [...file.metadata], tensors, alignment: file.alignment });
+}

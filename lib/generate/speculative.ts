@@ -49,7 +49,7 @@ interface Proposer {
   dispose(): void;
 }
 
-/** The continuation of the longest earlier occurrence (n-gram of up to maxN tokens) of the text's end. */
+/** The continuation of the longest earlier occurrence (n-gram of up to maxN tokens) of the text's end, the most recent of those. */
 class PromptLookup implements Proposer {
   constructor(private readonly maxN = 4) {}
 
@@ -61,8 +61,13 @@ class PromptLookup implements Proposer {
         let j = 0;
         while (j < n && h[i + j] === h[end - n + j]) j++;
         if (j < n) continue;
+        // What followed it, read on into the guesses themselves when it reaches the end: a
+        // text that repeats with period end - n - i (a loop, a repeated line) gets k guesses,
+        // not just the few tokens between that occurrence and the end.
         const from = i + n;
-        return h.slice(from, Math.min(from + k, end)) as number[];
+        const out: number[] = [];
+        for (let t = 0; t < k; t++) out.push(from + t < end ? h[from + t] : out[from + t - end]);
+        return out;
       }
     }
     return [];

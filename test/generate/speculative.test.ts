@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isTesseraError, loadModel, type Model } from "../../lib/index.js";
 import { writeSyntheticModel, syntheticTokens, type ModelShape } from "../../dev/synthetic-model.js";
 import { hasShared, stories260K, tempDir } from "../helpers/paths.js";
-import { writeTruncatedModel } from "../../dev/truncate-model.js";
+import { cycleNext, writeCycleModel, writeTruncatedModel } from "../../dev/truncate-model.js";
 
 const dir = tempDir("speculative");
 
@@ -77,6 +77,36 @@ describe.runIf(hasShared)("speculative decoding", () => {
     const b = await target.complete(cycle, { ...greedy, speculative: { promptLookup: true } });
     expect(b.tokens).toEqual(a.tokens);
     expect(b.stats.speculative!.proposed).toBeGreaterThan(0);
+  });
+
+  it("prompt lookup on a model that quotes a passage: every guess taken, k guesses per pass, same tokens", async () => {
+    // The benchmark's quoting model (writeCycleModel) at a small shape: greedy decoding emits
+    // t, next(t), ... whatever came before, so a passage and its first tokens again are
+    // continued by the rest of the passage; lookup reads that continuation, and where it
+    // reaches the text's end (a loop) on into its own guesses.
+    const base = path.join(dir, "cycle-base.gguf");
+    const file = path.join(dir, "cycle.gguf");
+    writeSyntheticModel(base, { architecture: "llama", nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, nFf: 384, contextLength: 4096 }, { weights: "Q8_0", vocab: "stories", seed: 21 });
+    writeCycleModel(base, file, 0.03);
+    const m = await loadModel(file, { backend: "cpu", threads: 1, contextSize: 512 });
+    try {
+      const passage = [300];
+      while (passage.length < 120) passage.push(cycleNext(passage.at(-1)!, m.info.nVocab));
+      const prompt = [1, ...passage, ...passage.slice(0, 4)];
+      const plain = await m.complete(prompt, { ...greedy, maxTokens: 100 });
+      expect(plain.tokens).toEqual(passage.slice(4, 104));
+      const spec = await m.complete(prompt, { ...greedy, maxTokens: 100, speculative: { promptLookup: true, maxDraftTokens: 8 } });
+      expect(spec.tokens).toEqual(plain.tokens);
+      const s = spec.stats.speculative!;
+      expect(s.accepted).toBe(s.proposed);
+      expect(s.tokensPerPass).toBeGreaterThan(7);
+      // A constant run: guesses continue the run for all k tokens, not the one before the end.
+      const loop = [1, 50, 50, 50, 50, 50];
+      const looped = await target.complete(loop, { ...greedy, maxTokens: 24, speculative: { promptLookup: true, maxDraftTokens: 6 } });
+      expect(looped.tokens).toEqual((await target.complete(loop, { ...greedy, maxTokens: 24 })).tokens);
+    } finally {
+      m.dispose();
+    }
   });
 
   it("speculative generations batch with each other and each equals its solo run", async () => {
