@@ -126,6 +126,8 @@ export interface EvaluateResult {
    * the step (the greedy pick, so the sampler need not scan the row; see Sampler.sample).
    */
   argmax?: number;
+  /** With allLogits: each row's argmax, likewise ([n]). */
+  argmaxRows?: Int32Array;
 }
 
 export interface EngineStats extends BlockStats {
@@ -146,6 +148,8 @@ interface Pending {
   allLogits: boolean;
   maxChunk: number;
   out: Float32Array | undefined;
+  /** With out: each row's argmax ([n]), as EvaluateResult.argmaxRows. */
+  argmaxOut: Int32Array | undefined;
   rows: number;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
@@ -283,6 +287,7 @@ export class Engine {
         allLogits: request.allLogits ?? false,
         maxChunk: request.maxChunk ?? Infinity,
         out: request.allLogits ? logitsArray(request.out, n * this.config.nVocab) : undefined,
+        argmaxOut: request.allLogits ? new Int32Array(n) : undefined,
         rows: 0,
         signal,
         onAbort: undefined,
@@ -483,6 +488,7 @@ export class Engine {
     if (req.out && e.logitCount > 0) {
       const dst = (e.logitPos - req.base) * nVocab;
       req.out.set(this.logits.subarray(e.logitIndex * nVocab, (e.logitIndex + e.logitCount) * nVocab), dst);
+      req.argmaxOut?.set(this.argmax.subarray(e.logitIndex, e.logitIndex + e.logitCount), e.logitPos - req.base);
     }
     if (req.hiddenOut && e.hiddenCount > 0) {
       const nEmbd = this.config.nEmbd;
@@ -500,7 +506,7 @@ export class Engine {
     }
     const logits = req.out ?? this.logits.subarray(e.logitIndex * nVocab, (e.logitIndex + 1) * nVocab);
     const argmax = req.out ? undefined : this.argmax[e.logitIndex];
-    req.resolve({ logits: req.traceOut ? logits.slice() : logits, cachedTokens: seq.tokens.length - req.rows, computedTokens: req.rows, trace: req.traceOut, argmax });
+    req.resolve({ logits: req.traceOut ? logits.slice() : logits, cachedTokens: seq.tokens.length - req.rows, computedTokens: req.rows, trace: req.traceOut, argmax, argmaxRows: req.argmaxOut });
   }
 
   /** The next step's rows, or undefined when no request can run. */

@@ -349,14 +349,9 @@ export class Generation implements AsyncIterable<GenerationChunk> {
           this.stopReason = "context";
           break;
         }
-        if (speculator) {
-          logits = await speculator.next(id, signal);
-          argmaxHint = undefined;
-        } else {
-          const next = await target.evaluate([id], signal);
-          logits = next.logits;
-          argmaxHint = next.argmax;
-        }
+        const next = speculator ? await speculator.next(id, signal) : await target.evaluate([id], signal);
+        logits = next.logits;
+        argmaxHint = next.argmax;
       }
     } finally {
       this.stats.generateMs = performance.now() - t0;

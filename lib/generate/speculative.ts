@@ -23,6 +23,12 @@ import { argmax } from "../sampling/sampler.js";
 import type { Tokenizer } from "../tokenizer/index.js";
 import type { GenerationTarget } from "./generate.js";
 
+/** Logits after a token, and their argmax when known (see EvaluateResult.argmax). */
+export interface Step {
+  logits: Float32Array;
+  argmax?: number;
+}
+
 export interface SpeculativeOptions {
   /** A smaller model with the same vocabulary that proposes tokens. */
   draft?: Model;
@@ -44,6 +50,8 @@ export interface SpeculativeStats {
 }
 
 interface Proposer {
+  /** Guessing costs next to nothing (no model runs): worth checking guesses it does not send. */
+  readonly cheap: boolean;
   /** Up to k guesses of the tokens after `history`. */
   propose(history: readonly number[], k: number, signal: AbortSignal | undefined): Promise<number[]>;
   dispose(): void;
@@ -51,6 +59,7 @@ interface Proposer {
 
 /** The continuation of the longest earlier occurrence (n-gram of up to maxN tokens) of the text's end, the most recent of those. */
 class PromptLookup implements Proposer {
+  readonly cheap = true;
   constructor(private readonly maxN = 4) {}
 
   async propose(h: readonly number[], k: number): Promise<number[]> {
@@ -78,6 +87,7 @@ class PromptLookup implements Proposer {
 
 /** The draft model's greedy continuation, its cache kept in step with the text. */
 class DraftModel implements Proposer {
+  readonly cheap = false;
   private readonly session: Session;
 
   constructor(draft: Model) {
@@ -148,12 +158,29 @@ export function checkSpeculative(o: SpeculativeOptions, target: Tokenizer): void
 export class Speculator {
   private readonly proposer: Proposer;
   /** Guesses of the last pass not yet reached, each with the target's logits after it. */
-  private ahead: Array<{ token: number; logits: Float32Array }> = [];
+  private ahead: Array<{ token: number; logits: Float32Array; argmax: number | undefined }> = [];
   private k: number;
   private readonly max: number;
   /** The verification passes' logits, [max + 1][nVocab], reused (see EvaluateRequest.out). */
   private verified: Float32Array | undefined;
   readonly stats = { proposed: 0, accepted: 0, targetPasses: 0 };
+  // Whether guessing pays (a cheap proposer only). Each next() call yields one token, so the
+  // mean time of a call while guessing, against that of plain steps, says which mode gives
+  // more tokens per millisecond, with every cost counted (the passes' extra rows, copying
+  // their logits, the proposer, rolling back). Where a row is a good part of a step (a small
+  // model) and guesses are often wrong, plain steps win: k drops to 0 until a fresh try.
+  // While not guessing, the proposer's guesses are still checked against the tokens
+  // sampled (`shadow`), and guessing is tried again when they agree more than they did.
+  /** Mean milliseconds of a next() call while guessing and while not (NaN: not measured). */
+  private guessMs = NaN;
+  private plainMs = NaN;
+  /** Plain calls since guessing stopped, and the agreement rate then. */
+  private plainCalls = 0;
+  private agreementWhenStopped = 0;
+  /** Guesses the target agreed with and passes where it did not, sent or shadow. */
+  private agreed = 0;
+  private disagreed = 0;
+  private shadow: number | undefined;
 
   constructor(
     private readonly target: GenerationTarget,
@@ -169,32 +196,86 @@ export class Speculator {
     this.k = this.max;
   }
 
-  /** The target's logits after `id`, the token just sampled (history ends with it). */
-  async next(id: number, signal: AbortSignal | undefined): Promise<Float32Array> {
+  /**
+   * The target's logits after `id`, the token just sampled (history ends with it), with
+   * their argmax when the engine gave it (EvaluateResult.argmax).
+   */
+  async next(id: number, signal: AbortSignal | undefined): Promise<Step> {
+    const guessing = this.k > 0;
+    const t0 = performance.now();
+    const out = await this.step(id, signal);
+    const ms = performance.now() - t0;
+    if (guessing) this.guessMs = Number.isNaN(this.guessMs) ? ms : 0.9 * this.guessMs + 0.1 * ms;
+    else this.plainMs = Number.isNaN(this.plainMs) ? ms : 0.9 * this.plainMs + 0.1 * ms;
+    return out;
+  }
+
+  private async step(id: number, signal: AbortSignal | undefined): Promise<Step> {
+    if (this.shadow !== undefined) {
+      if (this.shadow === id) this.agreed++;
+      else this.disagreed++;
+      this.shadow = undefined;
+    }
+    if (this.k === 0 && ++this.plainCalls >= 16 && (!(this.guessMs >= this.plainMs) || this.agreement() > this.agreementWhenStopped + 0.1 || this.plainCalls >= 256)) {
+      // A fresh try: guessing measured faster after all (the first plain stretch was only
+      // assumed better), the text turned repetitive, or it has been a while (the batch
+      // around this sequence changes).
+      this.k = 1;
+      this.guessMs = NaN;
+    }
     const hit = this.ahead.shift();
     if (hit && hit.token === id) {
       this.stats.accepted++;
+      this.agreed++;
       if (this.ahead.length === 0) this.k = Math.min(this.max, this.k + 1);
-      return hit.logits;
+      return { logits: hit.logits, argmax: hit.argmax };
     }
     if (hit) {
       // A wrong guess: its keys and values (and those after it) go; one fewer next time.
       this.target.truncate(this.target.tokens.length - 1 - this.ahead.length);
       this.ahead = [];
+      this.disagreed++;
       this.k = Math.max(1, this.k - 1);
+      if (this.k === 1 && this.proposer.cheap && this.plainBetter()) {
+        this.k = 0;
+        this.plainCalls = 0;
+        this.agreementWhenStopped = this.agreement();
+      }
     }
     const room = this.target.contextSize - this.target.tokens.length - 1;
+    if (this.k === 0) {
+      // Not guessing: the plain step, and the guess it would have made, checked next time.
+      if (room > 0) this.shadow = (await this.proposer.propose(this.history, 1, signal))[0];
+      this.stats.targetPasses++;
+      return this.target.evaluate([id], signal);
+    }
     const guesses = room > 0 ? await this.proposer.propose(this.history, Math.min(this.k, room), signal) : [];
     this.stats.targetPasses++;
     // Nothing to check: the plain step (the engine's logits, no copy of every row).
-    if (guesses.length === 0) return (await this.target.evaluate([id], signal)).logits;
+    if (guesses.length === 0) return this.target.evaluate([id], signal);
     // `ahead` holds views of the last pass's rows; every one was reached or dropped by now.
     const res = await this.target.evaluateAll([id, ...guesses], signal, this.verified);
     this.stats.proposed += guesses.length;
     const n = res.logits.length / (guesses.length + 1);
     this.verified ??= new Float32Array((this.max + 1) * n);
-    this.ahead = guesses.map((token, i) => ({ token, logits: res.logits.subarray((i + 1) * n, (i + 2) * n) }));
-    return res.logits.subarray(0, n);
+    this.ahead = guesses.map((token, i) => ({ token, logits: res.logits.subarray((i + 1) * n, (i + 2) * n), argmax: res.argmaxRows?.[i + 1] }));
+    return { logits: res.logits.subarray(0, n), argmax: res.argmaxRows?.[0] };
+  }
+
+  /** The share of guesses (sent or shadow) the target agreed with, Laplace-smoothed. */
+  private agreement(): number {
+    return (this.agreed + 1) / (this.agreed + this.disagreed + 2);
+  }
+
+  /**
+   * Plain steps give more tokens per millisecond than guessing did. Unmeasured, they are
+   * assumed to when guesses agree less than half the time, so that a first plain stretch
+   * measures them.
+   */
+  private plainBetter(): boolean {
+    if (Number.isNaN(this.guessMs)) return false;
+    if (Number.isNaN(this.plainMs)) return this.agreement() < 0.5;
+    return this.plainMs < this.guessMs;
   }
 
   /** Drops the keys and values of guesses never reached. */
