@@ -20,23 +20,18 @@
 #include <cmath>
 #include <cstring>
 
-#include "cpu/dot_kernels.h"
 #include "cpu/packed_q3_kx16.h"
+#include "cpu/x16_common.h"
 
 namespace tessera::cpu::avx512vnni {
 
 namespace {
 
-inline float half(uint16_t h) { return _cvtsh_ss(h); }
+using x16::dpbusd_x;
+using x16::half;
+using x16::lane_byte;
 
-inline __m512i dpbusd_x(__m512i acc, __m512i w, const int8_t* x) {
-  int32_t v;
-  std::memcpy(&v, x, 4);
-  return _mm512_dpbusd_epi32(acc, w, _mm512_set1_epi32(v));
-}
 
-// Byte i (0..3) of each 32-bit lane, as int32.
-inline __m512i lane_byte(__m512i v, int i) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * i), _mm512_set1_epi32(0xFF)); }
 
 // The 16 6-bit scales of a row (before the -32), as ggml unpacks them.
 inline int scale6(const uint8_t* s, int i) {
@@ -130,26 +125,14 @@ void row_in_order(const DotTile& t, int64_t r, int64_t nb) {
 
 void matmul_q3_kx16(const DotTile& t, int64_t r0, int64_t r1) {
   const int64_t nb = t.cols / QK_K;
-  const int64_t g0 = (r0 + q3_kx16::kRows - 1) / q3_kx16::kRows, g1 = r1 / q3_kx16::kRows;
-  if (g0 >= g1) {
-    for (int64_t r = r0; r < r1; ++r) row_in_order(t, r, nb);
-    return;
-  }
-  for (int64_t r = r0; r < g0 * q3_kx16::kRows; ++r) row_in_order(t, r, nb);
-  constexpr int kTokens = 4;
-  for (int64_t g = g0; g < g1; ++g) {
-    const q3_kx16::Column* columns = q3_kx16::group(t.packed, t.row_bytes, g);
-    const int64_t row0 = g * q3_kx16::kRows;
-    int k0 = 0;
-    for (; k0 + kTokens <= t.n_tokens; k0 += kTokens) group_tokens<kTokens>(columns, nb, t, k0, row0);
-    switch (t.n_tokens - k0) {
-      case 3: group_tokens<3>(columns, nb, t, k0, row0); break;
-      case 2: group_tokens<2>(columns, nb, t, k0, row0); break;
-      case 1: group_tokens<1>(columns, nb, t, k0, row0); break;
-      default: break;
-    }
-  }
-  for (int64_t r = g1 * q3_kx16::kRows; r < r1; ++r) row_in_order(t, r, nb);
+  x16::groups_and_rows<q3_kx16::kRows>(
+      r0, r1,
+      [&](int64_t g0, int64_t g1) {
+        x16::token_tiles<4>(g0, g1, t.n_tokens, [&](auto tokens, int64_t g, int k0) {
+          group_tokens<decltype(tokens)::value>(q3_kx16::group(t.packed, t.row_bytes, g), nb, t, k0, g * q3_kx16::kRows);
+        });
+      },
+      [&](int64_t r) { row_in_order(t, r, nb); });
 }
 
 }  // namespace tessera::cpu::avx512vnni

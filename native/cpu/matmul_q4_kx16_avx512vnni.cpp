@@ -22,37 +22,15 @@
 
 #include "cpu/dot_kernels.h"
 #include "cpu/packed_q4_kx16.h"
+#include "cpu/x16_common.h"
 
 namespace tessera::cpu::avx512vnni {
 
 namespace {
 
-// The 8 sub-block sums of every token's activation super-blocks: S_i = bsums[2i] + bsums[2i+1].
-struct Q8KSubSums {
-  std::vector<int32_t> s;  // [n_tokens][nb][8]
-
-  void build(const DotTile& t, int64_t nb) {
-    if (built_from_.reuse(t)) return;
-    s.resize(size_t(t.n_tokens) * nb * 8);
-    for (int k = 0; k < t.n_tokens; ++k) {
-      const BlockQ8_K* x = reinterpret_cast<const BlockQ8_K*>(t.act + k * t.act_stride);
-      for (int64_t b = 0; b < nb; ++b)
-        for (int i = 0; i < 8; ++i) s[(size_t(k) * nb + b) * 8 + i] = int32_t(x[b].bsums[2 * i]) + x[b].bsums[2 * i + 1];
-    }
-  }
-
- private:
-  ActMemo built_from_;
-};
-
-inline __m512i dpbusd_x(__m512i acc, __m512i w, const int8_t* x) {
-  int32_t v;
-  std::memcpy(&v, x, 4);
-  return _mm512_dpbusd_epi32(acc, w, _mm512_set1_epi32(v));
-}
-
-// Byte i (0..3) of each 32-bit lane, as int32.
-inline __m512i lane_byte(__m512i v, int i) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * i), _mm512_set1_epi32(0xFF)); }
+using x16::dpbusd_x;
+using x16::lane_byte;
+using x16::Q8KSubSums;
 
 // About three columns ahead (~300 ns of a core's stream): 2 KB, less than one column,
 // left Q5_K's one-token matvec waiting on DRAM (8192x2048, 2 threads: 0.20 -> 0.175 ms at
@@ -131,19 +109,9 @@ void group_tokens(const q4_kx16::Column* columns, int64_t nb, const DotTile& t, 
 template <DotOrder kOrder>
 void groups(const DotTile& t, int64_t g0, int64_t g1, const Q8KSubSums& sums) {
   const int64_t nb = t.cols / QK_K;
-  constexpr int kTokens = 4;
-  for (int64_t g = g0; g < g1; ++g) {
-    const q4_kx16::Column* columns = q4_kx16::group(t.packed, t.row_bytes, g);
-    const int64_t row0 = g * q4_kx16::kRows;
-    int k0 = 0;
-    for (; k0 + kTokens <= t.n_tokens; k0 += kTokens) group_tokens<kTokens, kOrder>(columns, nb, t, k0, row0, sums);
-    switch (t.n_tokens - k0) {
-      case 3: group_tokens<3, kOrder>(columns, nb, t, k0, row0, sums); break;
-      case 2: group_tokens<2, kOrder>(columns, nb, t, k0, row0, sums); break;
-      case 1: group_tokens<1, kOrder>(columns, nb, t, k0, row0, sums); break;
-      default: break;
-    }
-  }
+  x16::token_tiles<4>(g0, g1, t.n_tokens, [&](auto tokens, int64_t g, int k0) {
+    group_tokens<decltype(tokens)::value, kOrder>(q4_kx16::group(t.packed, t.row_bytes, g), nb, t, k0, g * q4_kx16::kRows, sums);
+  });
 }
 
 }  // namespace

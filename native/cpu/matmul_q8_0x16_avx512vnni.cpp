@@ -17,15 +17,15 @@
 #include <cmath>
 #include <vector>
 
-#include "cpu/dot_kernels.h"
 #include "cpu/packed_q8_0x16.h"
+#include "cpu/x16_common.h"
 #include "cpu/side_by_side.h"
 
 namespace tessera::cpu::avx512vnni {
 
 namespace {
 
-inline float half(uint16_t h) { return _cvtsh_ss(h); }
+using x16::half;
 
 // Per token and block: the start of each block dot (-128 * the sum of the activation's 32
 // quants, the bias of the weights' unsigned storage) and the block scale as fp32.
