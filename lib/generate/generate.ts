@@ -19,7 +19,7 @@ import type { Session } from "../model/session.js";
 import type { TokenConstraint, TokenMask } from "../sampling/constraint.js";
 import { Sampler, type SamplingOptions } from "../sampling/sampler.js";
 import type { Tokenizer } from "../tokenizer/index.js";
-import { Speculator, checkSpeculative, type SpeculativeOptions, type SpeculativeStats } from "./speculative.js";
+import { Speculator, checkSpeculative, lookupMemory, type SpeculativeOptions, type SpeculativeStats } from "./speculative.js";
 import { StopSequenceMatcher } from "./stop-sequences.js";
 
 export interface GenerateOptions extends SamplingOptions, ConstraintOptions {
@@ -295,7 +295,7 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     let pending: number[] = [];
     const wantLogprobs = o.logprobs !== undefined;
     let pendingLogprobs: TokenLogprob[] = [];
-    const speculator = o.speculative ? new Speculator(target, history, o.speculative) : undefined;
+    const speculator = o.speculative ? new Speculator(target, history, o.speculative, lookupMemory(this.tokenizer)) : undefined;
     t0 = performance.now();
     try {
       for (let produced = 0; ; ) {
