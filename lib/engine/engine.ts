@@ -74,6 +74,13 @@ export interface EvaluateRequest {
    * on the dev VM, as long as the verification itself.
    */
   out?: Float32Array;
+  /**
+   * With out: the caller samples greedily and reads row j only when every row before it
+   * predicted (its argmax) the request's next token, as in a greedy verification pass. Rows
+   * after the first that did not are left uncopied (about 0.2 ms per 9 rows of a 49k
+   * vocabulary, a step of a small model).
+   */
+  greedyRows?: boolean;
   signal?: AbortSignal;
   /** Most rows of this request per step (a session's batchSize). */
   maxChunk?: number;
@@ -150,6 +157,10 @@ interface Pending {
   out: Float32Array | undefined;
   /** With out: each row's argmax ([n]), as EvaluateResult.argmaxRows. */
   argmaxOut: Int32Array | undefined;
+  /** EvaluateRequest.greedyRows; set to false once a row mispredicted (later rows unread). */
+  greedyRows: boolean;
+  /** greedyRows: a row mispredicted, so no later row is copied. */
+  greedyMissed: boolean;
   rows: number;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
@@ -288,6 +299,8 @@ export class Engine {
         maxChunk: request.maxChunk ?? Infinity,
         out: request.allLogits ? logitsArray(request.out, n * this.config.nVocab) : undefined,
         argmaxOut: request.allLogits ? new Int32Array(n) : undefined,
+        greedyRows: request.allLogits === true && request.greedyRows === true,
+        greedyMissed: false,
         rows: 0,
         signal,
         onAbort: undefined,
@@ -486,9 +499,22 @@ export class Engine {
     if (this.config.causal !== false) seq.publishFull(from);
     const nVocab = this.config.nVocab;
     if (req.out && e.logitCount > 0) {
-      const dst = (e.logitPos - req.base) * nVocab;
-      req.out.set(this.logits.subarray(e.logitIndex * nVocab, (e.logitIndex + e.logitCount) * nVocab), dst);
       req.argmaxOut?.set(this.argmax.subarray(e.logitIndex, e.logitIndex + e.logitCount), e.logitPos - req.base);
+      let count = e.logitCount;
+      if (req.greedyRows) {
+        // Row i predicts the token at position logitPos + i + 1; the caller reads the row
+        // after it only when that is the request's token there.
+        if (req.greedyMissed) count = 0;
+        for (let i = 0; i < count; i++) {
+          const next = e.logitPos + i + 1;
+          if (next < seq.tokens.length && this.argmax[e.logitIndex + i] !== seq.tokens[next]) {
+            count = i + 1;
+            req.greedyMissed = true;
+          }
+        }
+      }
+      const dst = (e.logitPos - req.base) * nVocab;
+      req.out.set(this.logits.subarray(e.logitIndex * nVocab, (e.logitIndex + count) * nVocab), dst);
     }
     if (req.hiddenOut && e.hiddenCount > 0) {
       const nEmbd = this.config.nEmbd;

@@ -166,8 +166,11 @@ export interface GenerationTarget {
   readonly contextSize: number;
   truncate(n: number): void;
   evaluate(tokens: number[], signal: AbortSignal | undefined): Promise<EvaluateResult>;
-  /** The logits of every token ([n][nVocab]), written into `out` when given (see EvaluateRequest.out). */
-  evaluateAll(tokens: number[], signal: AbortSignal | undefined, out?: Float32Array): Promise<EvaluateResult>;
+  /**
+   * The logits of every token ([n][nVocab]), written into `out` when given (see
+   * EvaluateRequest.out), only the rows greedy sampling can reach with greedyRows.
+   */
+  evaluateAll(tokens: number[], signal: AbortSignal | undefined, out?: Float32Array, greedyRows?: boolean): Promise<EvaluateResult>;
   release(): void;
 }
 
@@ -295,7 +298,10 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     let pending: number[] = [];
     const wantLogprobs = o.logprobs !== undefined;
     let pendingLogprobs: TokenLogprob[] = [];
-    const speculator = o.speculative ? new Speculator(target, history, o.speculative, lookupMemory(this.tokenizer)) : undefined;
+    // A verification pass need only copy the rows greedy sampling reaches when the pick is
+    // the row's argmax: no bias, penalty or grammar.
+    const greedy = sampler.untouched && !constraint;
+    const speculator = o.speculative ? new Speculator(target, history, o.speculative, lookupMemory(this.tokenizer), greedy) : undefined;
     t0 = performance.now();
     try {
       for (let produced = 0; ; ) {

@@ -208,6 +208,8 @@ export class Speculator {
     o: SpeculativeOptions,
     /** What earlier lookup generations on this model measured (see LookupMemory). */
     private readonly memory?: LookupMemory,
+    /** The loop samples each token as its row's argmax (EvaluateRequest.greedyRows). */
+    private readonly greedy = false,
   ) {
     this.proposer = o.draft ? new DraftModel(o.draft) : new PromptLookup();
     this.max = o.maxDraftTokens ?? 8;
@@ -287,7 +289,7 @@ export class Speculator {
     // Nothing to check: the plain step (the engine's logits, no copy of every row).
     if (guesses.length === 0) return this.target.evaluate([id], signal);
     // `ahead` holds views of the last pass's rows; every one was reached or dropped by now.
-    const res = await this.target.evaluateAll([id, ...guesses], signal, this.verified);
+    const res = await this.target.evaluateAll([id, ...guesses], signal, this.verified, this.greedy);
     this.stats.proposed += guesses.length;
     const n = res.logits.length / (guesses.length + 1);
     this.verified ??= new Float32Array((this.max + 1) * n);

@@ -396,7 +396,7 @@ function sessionTarget(session: Session, owner: object): GenerationTarget {
     contextSize: session.contextSize,
     truncate: (n) => session.truncateAs(owner, n),
     evaluate: (tokens, signal) => session.run(owner, tokens, false, signal),
-    evaluateAll: (tokens, signal, out) => session.run(owner, tokens, true, signal, out),
+    evaluateAll: (tokens, signal, out, greedyRows) => session.run(owner, tokens, true, signal, out, greedyRows),
     release: () => session.release(owner),
   };
 }

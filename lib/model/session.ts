@@ -141,10 +141,10 @@ export class Session {
   }
 
   /** @internal evaluate on behalf of `owner` (the generation holding the session). */
-  async run(owner: object | undefined, tokens: ArrayLike<number>, allLogits: boolean, signal?: AbortSignal, out?: Float32Array): Promise<EvaluateResult> {
+  async run(owner: object | undefined, tokens: ArrayLike<number>, allLogits: boolean, signal?: AbortSignal, out?: Float32Array, greedyRows?: boolean): Promise<EvaluateResult> {
     const seq = this.check(owner);
     const ids = this.checkTokens(tokens);
-    const result = await this.engine.evaluate(seq, { tokens: ids, allLogits, signal, maxChunk: this.batchSize, out });
+    const result = await this.engine.evaluate(seq, { tokens: ids, allLogits, signal, maxChunk: this.batchSize, out, greedyRows });
     this.length = seq.tokens.length;
     return result;
   }

@@ -117,7 +117,7 @@ export class Sampler {
   private maskedIds = new Int32Array(0);
 
   /** Greedy, and neither bias nor penalties change a logit: the pick is the row's argmax. */
-  private readonly untouched: boolean;
+  readonly untouched: boolean;
 
   constructor(options: SamplingOptions = {}) {
     this.options = resolveSampling(options);
