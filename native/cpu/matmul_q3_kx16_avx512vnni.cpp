@@ -83,17 +83,10 @@ void group_tokens(const q3_kx16::Column* columns, int64_t nb, const DotTile& t, 
             v[k] = _mm512_and_si512(_mm512_ternarylogic_epi32(low, high, m3, 0xE4), m7);
           }
           const __m512i scale = _mm512_sub_epi32(lane_byte(sw[s / 4], s % 4), c32);
-          for (int n = 0; n < T; ++n) {
-            const int8_t* x = xrow[n][b].qs + 16 * s;
-            __m512i dot = _mm512_set1_epi32(-4 * int32_t(xrow[n][b].bsums[s]));
-            for (int k = 0; k < 4; ++k) dot = dpbusd_x(dot, v[k], x + 4 * k);
-            isum[n] = _mm512_add_epi32(isum[n], _mm512_mullo_epi32(dot, scale));
-          }
+          x16::sub_block_dots(isum, v, scale, xrow, b, s, 4);
         }
       }
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.d)));
-    for (int n = 0; n < T; ++n)
-      acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[n]), _mm512_mul_ps(dw, _mm512_set1_ps(xrow[n][b].d)), acc[n]);
+    x16::scale_super_block(acc, isum, c.d, xrow, b);
   }
   for (int n = 0; n < T; ++n) _mm512_storeu_ps(t.y + (k0 + n) * t.ldy + row0, acc[n]);
 }

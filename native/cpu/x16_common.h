@@ -47,6 +47,28 @@ struct Q8KSubSums {
   ActMemo built_from_;
 };
 
+// Q3_K and Q6_K: one 16-value sub-block s of a super-block b, for each token n: the 4
+// vectors v (a value per byte, stored unsigned, `offset` above its signed value) against the
+// token's activation bytes 16s..16s+15, the dot starting at -offset times their sum (Q8_K's
+// bsums[s]) so that it is the signed values' exact dot; isum[n] += dot * scale (per row).
+template <int T>
+inline void sub_block_dots(__m512i (&isum)[T], const __m512i (&v)[4], __m512i scale, const BlockQ8_K* const (&xrow)[T], int64_t b, int s,
+                           int offset) {
+  for (int n = 0; n < T; ++n) {
+    const int8_t* x = xrow[n][b].qs + 16 * s;
+    __m512i dot = _mm512_set1_epi32(-offset * int32_t(xrow[n][b].bsums[s]));
+    for (int k = 0; k < 4; ++k) dot = dpbusd_x(dot, v[k], x + 4 * k);
+    isum[n] = _mm512_add_epi32(isum[n], _mm512_mullo_epi32(dot, scale));
+  }
+}
+
+// The super-block's one fp32 step per token (Q3_K, Q6_K): acc[n] += isum[n] * (d * dx).
+template <int T>
+inline void scale_super_block(__m512 (&acc)[T], const __m512i (&isum)[T], const uint16_t* d, const BlockQ8_K* const (&xrow)[T], int64_t b) {
+  const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d)));
+  for (int n = 0; n < T; ++n) acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[n]), _mm512_mul_ps(dw, _mm512_set1_ps(xrow[n][b].d)), acc[n]);
+}
+
 // Groups [g0, g1) against every token in tiles of kTokens, then one tile of the rest:
 // tile(std::integral_constant<int, T>, g, k0) runs tokens k0..k0+T-1 against group g.
 template <int kTokens, typename Tile>
