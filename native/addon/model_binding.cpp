@@ -155,6 +155,16 @@ T* trace_array(const Napi::Object& o, const char* key, size_t length, bool optio
   return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
 }
 
+// Optional argument i: a typed array of kType with one entry per logit row (nullptr when absent).
+template <typename T, napi_typedarray_type kType>
+T* per_logit_row(const Napi::CallbackInfo& info, size_t i, const char* type_error, const char* name, size_t rows) {
+  if (info.Length() <= i || info[i].IsUndefined()) return nullptr;
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != kType) invalid(info.Env(), type_error);
+  Napi::TypedArray a = info[i].As<Napi::TypedArray>();
+  if (a.ElementLength() < rows) invalid(info.Env(), std::string(name) + " needs one entry per logit row");
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+}
+
 std::vector<int32_t> int32_array(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
     invalid(info.Env(), std::string(name) + " must be an Int32Array");
@@ -219,13 +229,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     r.n_vocab = state_->model->plan.n_vocab;
     if (logits.ElementLength() < r.logit_rows.size() * size_t(r.n_vocab)) invalid(env, "logits buffer is too small");
     r.logits = logits.Data();
-    if (info.Length() > 8 && !info[8].IsUndefined()) {
-      if (!info[8].IsTypedArray() || info[8].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-        invalid(env, "nonFinite must be a Uint8Array");
-      Napi::Uint8Array flags = info[8].As<Napi::Uint8Array>();
-      if (flags.ElementLength() < r.logit_rows.size()) invalid(env, "nonFinite needs one entry per logit row");
-      r.non_finite = flags.Data();
-    }
+    r.non_finite = per_logit_row<uint8_t, napi_uint8_array>(info, 8, "nonFinite must be a Uint8Array", "nonFinite", r.logit_rows.size());
     if (info.Length() > 9 && info[9].IsObject()) parse_trace(info[9].As<Napi::Object>(), r);
     // hiddenRows (Int32Array, ascending rows) and hidden (Float32Array [n][n_embd]): the
     // rows' final-norm hidden states (embeddings), in the same crossing as the logits.
@@ -239,13 +243,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     }
     // argmax (Int32Array, one entry per logit row): each row's largest logit, lowest index on
     // ties (greedy sampling without scanning the row in JS); -1 for a non-finite row.
-    if (info.Length() > 12 && !info[12].IsUndefined()) {
-      if (!info[12].IsTypedArray() || info[12].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-        invalid(env, "argmax must be an Int32Array");
-      Napi::Int32Array picks = info[12].As<Napi::Int32Array>();
-      if (picks.ElementLength() < r.logit_rows.size()) invalid(env, "argmax needs one entry per logit row");
-      r.argmax = picks.Data();
-    }
+    r.argmax = per_logit_row<int32_t, napi_int32_array>(info, 12, "argmax must be an Int32Array", "argmax", r.logit_rows.size());
     return r;
   }
 
