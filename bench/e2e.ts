@@ -6,8 +6,10 @@
  *   prefill ppN: N prompt tokens from an empty cache, tokens/s
  *   decode  tgN: N greedy tokens after a 1-token prompt, tokens/s (sampling included on both sides)
  *   N-API overhead: per decode step, wall time of the evaluate call minus the native forward time
- *   read bandwidth (probeBandwidth): probed right before each of Tessera's decode runs, so
- *     each run's bandwidth share divides by what the memory bus gave at that moment
+ *   read bandwidth (probeBandwidth): probed right before and right after each of Tessera's
+ *     decode runs, and the higher of the two kept, so each run's bandwidth share divides by
+ *     what the memory bus gave around it (one probe alone read as low as 39 GB/s beside
+ *     61 GB/s a minute earlier on this VM and put a decode at 105% of it)
  *
  * llama.cpp runs at the same thread count as Tessera and, when that is more than 1, also at
  * 1: through node-llama-cpp, 2 threads on a 2-core machine leave no core for the thread that
@@ -50,7 +52,7 @@ export interface E2EResult {
   /** Median per-step N-API + JS overhead of Tessera's decode, ms and share of the step. */
   napiOverheadMs: number;
   napiOverheadShare: number;
-  /** With probeBandwidth: GB/s probed right before each of Tessera's decode runs, in order. */
+  /** With probeBandwidth: per Tessera decode run, in order, the higher GB/s of the probes right before and after it. */
   decodeReadBandwidthGBps: number[];
 }
 
@@ -146,8 +148,9 @@ export async function sideBySide(file: string, name: string, o: E2EOptions): Pro
             const rep = await engine.request({ op: "prefill", tokens: prompt(r + 1) });
             target.prefillRuns.push((o.prefillTokens / rep.ms) * 1000);
           } else {
-            if (who < 0 && o.probeBandwidth) bandwidth.push((await engine.request({ op: "probe" })).gbps!);
+            const before = who < 0 && o.probeBandwidth ? (await engine.request({ op: "probe" })).gbps! : 0;
             const rep = await engine.request({ op: "decode", bos, n: o.decodeTokens });
+            if (who < 0 && o.probeBandwidth) bandwidth.push(Math.max(before, (await engine.request({ op: "probe" })).gbps!));
             target.decodeRuns.push((o.decodeTokens / rep.ms) * 1000);
             if (rep.overheadMs) overhead.push(...rep.overheadMs);
             if (rep.stepMs) steps.push(...rep.stepMs);

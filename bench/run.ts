@@ -152,6 +152,8 @@ function targets(r: BenchReport): BenchReport["targets"] {
         const p = ratio(e, "prefill");
         t.push({ target: `${e.model} prefill pp512 ≥ 1.2× llama.cpp`, measured: `${p.toFixed(2)}×`, met: p >= 1.2 });
       }
+      if (e.decodeBandwidthShare !== null)
+        t.push({ target: `${e.model} decode ≥ 0.75× bandwidth limit`, measured: `${(e.decodeBandwidthShare * 100).toFixed(0)}%`, met: e.decodeBandwidthShare >= 0.75 });
       continue;
     }
     if (e.prefillTokens >= 512) {

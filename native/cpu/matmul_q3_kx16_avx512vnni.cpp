@@ -29,26 +29,28 @@ namespace {
 
 using x16::dpbusd_x;
 using x16::half;
-using x16::lane_byte;
-
-
-
-// The 16 6-bit scales of a row (before the -32), as ggml unpacks them.
-inline int scale6(const uint8_t* s, int i) {
-  const int low = i < 8 ? s[i % 8] & 0xF : s[i % 8] >> 4;
-  return low | (((s[8 + i % 4] >> (2 * (i / 4))) & 3) << 4);
-}
 
 // About three columns ahead (~300 ns of a core's stream): 2 KB, less than one column,
 // left Q5_K's one-token matvec waiting on DRAM (8192x2048, 2 threads: 0.20 -> 0.175 ms at
 // 8 KB; 16 KB was slower again).
 constexpr int kPrefetchBytes = 3 * int(sizeof(q3_kx16::Column));
 
+// Sub-block s's scale minus 32 of each row, as int32 (the 6-bit fields of
+// packed_q3_kx16.h moved to the top of the lane, then shifted down with the sign).
+inline __m512i scale_of(const q3_kx16::Column& c, int s) {
+  if (s < 15) return _mm512_srai_epi32(_mm512_slli_epi32(_mm512_loadu_si512(c.scales[s / 5]), 26 - 6 * (s % 5)), 26);
+  // Scale 15: bits 4..5 at the top of word 2, 2..3 of word 1, 0..1 of word 0.
+  const __m512i top = _mm512_ternarylogic_epi32(_mm512_loadu_si512(c.scales[2]), _mm512_srli_epi32(_mm512_loadu_si512(c.scales[1]), 2),
+                                                _mm512_set1_epi32(int32_t(0xC0000000u)), 0xE4);
+  const __m512i all = _mm512_ternarylogic_epi32(top, _mm512_srli_epi32(_mm512_loadu_si512(c.scales[0]), 4),
+                                                _mm512_set1_epi32(int32_t(0xF0000000u)), 0xE4);
+  return _mm512_srai_epi32(all, 26);
+}
+
 // Tokens k0..k0+T-1 against one whole group (rows row0..row0+15).
 template <int T>
 void group_tokens(const q3_kx16::Column* columns, int64_t nb, const DotTile& t, int k0, int64_t row0) {
-  const __m512i m3 = _mm512_set1_epi8(3), m7 = _mm512_set1_epi8(7), low4 = _mm512_set1_epi32(0x0f0f0f0f), low2 = _mm512_set1_epi32(0x03030303);
-  const __m512i c32 = _mm512_set1_epi32(32);
+  const __m512i m3 = _mm512_set1_epi8(3), m7 = _mm512_set1_epi8(7);
   const BlockQ8_K* xrow[T];
   for (int n = 0; n < T; ++n) xrow[n] = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + n) * t.act_stride);
   __m512 acc[T];
@@ -56,36 +58,23 @@ void group_tokens(const q3_kx16::Column* columns, int64_t nb, const DotTile& t, 
   for (int64_t b = 0; b < nb; ++b) {
     const q3_kx16::Column& c = columns[b];
     for (int o = 0; o < int(sizeof(c)); o += 64) _mm_prefetch(reinterpret_cast<const char*>(&c) + kPrefetchBytes + o, _MM_HINT_T0);
-    const __m512i a0 = _mm512_loadu_si512(c.scales[0]), a1 = _mm512_loadu_si512(c.scales[1]), a2 = _mm512_loadu_si512(c.scales[2]);
-    // Scales 4q..4q+3 of each row in the bytes of word q (ggml's Q3_K scale unpacking).
-    const __m512i sw[4] = {
-        _mm512_or_si512(_mm512_and_si512(a0, low4), _mm512_slli_epi32(_mm512_and_si512(a2, low2), 4)),
-        _mm512_or_si512(_mm512_and_si512(a1, low4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(a2, 2), low2), 4)),
-        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(a0, 4), low4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(a2, 4), low2), 4)),
-        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(a1, 4), low4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(a2, 6), low2), 4))};
     __m512i isum[T];
     for (int n = 0; n < T; ++n) isum[n] = _mm512_setzero_si512();
-    for (int hn = 0; hn < 2; ++hn)
-      for (int p = 0; p < 2; ++p) {
-        // Sub-blocks s = 8 hn + 2j + p (j = 0..3) share their qs and hmask vectors.
-        __m512i qv[4], hv[4];
-        for (int k = 0; k < 4; ++k) {
-          qv[k] = _mm512_loadu_si512(c.qs[8 * hn + 4 * p + k]);
-          hv[k] = _mm512_loadu_si512(c.hmask[4 * p + k]);
-        }
-        for (int j = 0; j < 4; ++j) {
-          const int s = 8 * hn + 2 * j + p, hbit = 4 * hn + j;
-          __m512i v[4];
-          for (int k = 0; k < 4; ++k) {
-            // Bits 0..1 from the low bits' byte, bit 2 from the high bit's: one bit select.
-            const __m512i low = j == 0 ? qv[k] : _mm512_srli_epi16(qv[k], 2 * j);
-            const __m512i high = hbit <= 2 ? _mm512_slli_epi16(hv[k], 2 - hbit) : _mm512_srli_epi16(hv[k], hbit - 2);
-            v[k] = _mm512_and_si512(_mm512_ternarylogic_epi32(low, high, m3, 0xE4), m7);
-          }
-          const __m512i scale = _mm512_sub_epi32(lane_byte(sw[s / 4], s % 4), c32);
-          x16::sub_block_dots(isum, v, scale, xrow, b, s, 4);
-        }
-      }
+    // Unrolled so that the scale shifts are immediates.
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g) {
+      // Sub-blocks 2g (values u0..u3 of packed_q3_kx16.h) and 2g + 1 (u4..u7).
+      const __m512i b0 = _mm512_loadu_si512(c.q[3 * g]), b1 = _mm512_loadu_si512(c.q[3 * g + 1]), b2 = _mm512_loadu_si512(c.q[3 * g + 2]);
+      const __m512i lo[4] = {
+          // u0, u1: low bits from b0/b1, the high bit from b2 (one bit select, 0xE4: m3 ? a : b).
+          _mm512_and_si512(_mm512_ternarylogic_epi32(b0, _mm512_srli_epi16(b2, 4), m3, 0xE4), m7),
+          _mm512_and_si512(_mm512_ternarylogic_epi32(b1, _mm512_srli_epi16(b2, 5), m3, 0xE4), m7),
+          _mm512_and_si512(_mm512_srli_epi16(b0, 2), m7), _mm512_and_si512(_mm512_srli_epi16(b0, 5), m7)};
+      const __m512i hi[4] = {_mm512_and_si512(_mm512_srli_epi16(b1, 2), m7), _mm512_and_si512(_mm512_srli_epi16(b1, 5), m7),
+                             _mm512_and_si512(b2, m7), _mm512_and_si512(_mm512_srli_epi16(b2, 3), m7)};
+      x16::sub_block_dots(isum, lo, scale_of(c, 2 * g), xrow, b, 2 * g, 4);
+      x16::sub_block_dots(isum, hi, scale_of(c, 2 * g + 1), xrow, b, 2 * g + 1, 4);
+    }
     x16::scale_super_block(acc, isum, c.d, xrow, b);
   }
   for (int n = 0; n < T; ++n) _mm512_storeu_ps(t.y + (k0 + n) * t.ldy + row0, acc[n]);
@@ -106,7 +95,7 @@ void row_in_order(const DotTile& t, int64_t r, int64_t nb) {
           const int q = ((w[b].qs[32 * hn + l] >> (2 * j)) & 3) | (((w[b].hmask[l] >> (4 * hn + j)) & 1) << 2);
           dot += q * x[b].qs[128 * hn + 32 * j + l];
         }
-        isum += (scale6(w[b].scales, s) - 32) * dot;
+        isum += (q3_kx16::scale6(w[b].scales, s) - 32) * dot;
       }
       acc = std::fmaf(float(isum), half(w[b].d) * x[b].d, acc);
     }
