@@ -10,9 +10,9 @@
 //
 // A new type: a row here, then its own code — the block struct and its scales
 // (ggml_types.h), cpu/dequantize_row.cpp, cpu/matmul_scalar.cpp (dot product),
-// cpu/matmul_avx2.cpp (tile), cuda/matrix_layout.h + cuda/matrix.cuh (decoder) +
-// cuda/gemv_row.cuh + cuda/repack.cpp, and lib/gguf/quantize.ts (docs/ARCHITECTURE.md,
-// "Add a quantization type").
+// cpu/matmul_avx2.cpp (tile), cuda/repack.cpp (device streams) + cuda/matrix.cuh (their
+// reads: decoder and GEMV chunk dot product), and lib/gguf/quantize.ts
+// (docs/ARCHITECTURE.md, "Add a quantization type").
 //
 // X(type, activation format its dot product takes (cpu::ActFormat), CPU repacked layout on
 //   AVX2 and on AVX-512 VNNI (cpu::WeightLayout, Gguf: none; the ISA active at load picks))

@@ -1,4 +1,4 @@
-// Device-side reads of a repacked weight matrix (layout in matrix_layout.h): decoding to
+// Device-side reads of a repacked weight matrix (each type's streams in repack.cpp): decoding to
 // floats (embedding rows) or packed fp16 (GEMM tiles), and the per-chunk integer dot
 // products of the GEMV against q8 activations. Decoding performs the same float operations
 // in the same order as the CPU's dequantize_row, so both produce identical values.
@@ -68,7 +68,7 @@ __device__ __forceinline__ uint32_t iq4_word(uint32_t idx) {
 //   s0: Q8_0/Q4_0 the fp16 d; Q4_K the 6-bit scale | min << 8; Q6_K the int8 scale of
 //       this half;
 //   s1: Q4_K the fp16 (d, dmin) pair of the super-block; Q6_K its fp16 d;
-//   hi: Q6_K the high 2 bits of this half (matrix_layout.h).
+//   hi: Q6_K the high 2 bits of this half (repack.cpp).
 struct HalfChunkBits {
   uint4 v[4];
   uint32_t s0, s1, hi;
@@ -413,7 +413,7 @@ __device__ __forceinline__ int dot_q5(uint4 packed, uint32_t qh, const int a[8])
 // ---- issue 28 K-quants.
 
 // Q5_K chunk: sum_i q_i * a_i over 32 5-bit values, the nibbles in Q4_0 order and the 5th
-// bits in one word (matrix_layout.h).
+// bits in one word (repack.cpp).
 __device__ __forceinline__ int dot_q5k(uint4 low, uint32_t high, const int a[8]) {
   uint32_t w[4];
   unpack_words(low, w);
@@ -456,6 +456,126 @@ __device__ __forceinline__ int dot_iq4(uint4 packed, const int a[8]) {
     s = dot_i8x4(int(iq4_word((w[i] >> 4) & 0x0F0F0F0Fu)), a[i + 4], s);
   }
   return s;
+}
+
+// ---- GEMV: one 32-value chunk of a row against each token's q8 activation chunk.
+// load_gemv_chunk reads what a lane holds for the chunk across tokens (its weight bits and
+// scales, unpacked once); gemv_chunk_dot is the chunk's term of W[row] . x[t] for one token
+// (a: the token's chunk as 8 int8x4 words; ds: its (d, d * sum q)), in the same float order
+// for every token. Q8_0 and the float types are read in other units (gemv_row.cuh).
+struct GemvChunkBits {
+  uint4 w;          // the chunk's value bits: 16 bytes (Q2_K: 8, in w.x and w.y)
+  uint32_t lv[8];   // IQ4_NL, MXFP4: the 32 values as int8x4 words
+  uint2 hb;         // Q6_K: the high 2 bits; Q5_K, Q5_0, Q5_1: the fifth bits in hb.x
+  float d, m;       // scale and minimum (per type below)
+  float s0, s1;     // Q6_K, Q3_K: the two half-chunk scales; Q2_K: d * scale per half
+  float m0, m1;     // Q2_K: dmin * min per half
+};
+
+template <GgmlType T>
+__device__ __forceinline__ GemvChunkBits load_gemv_chunk(const DeviceMatrix& m, int64_t row, int64_t c) {
+  GemvChunkBits b = {};
+  const uint8_t* q = m.q + row * m.q_row;
+  const uint8_t* s = m.s + row * m.s_row;
+  // The super-block stream, read only by the types that have one.
+  const auto sb = [&] { return m.sb + row * m.sb_row; };
+  if constexpr (T == GgmlType::Q2_K) {  // 8 bytes of 2-bit values per chunk
+    const uint2 w = load8(q + 8 * c);
+    b.w.x = w.x;
+    b.w.y = w.y;
+  } else {
+    b.w = load16(q + 16 * c);
+  }
+  if constexpr (T == GgmlType::Q5_0 || T == GgmlType::Q5_1) b.hb.x = reinterpret_cast<const uint32_t*>(m.qh + row * m.qh_row)[c];
+  if constexpr (T == GgmlType::Q4_0 || T == GgmlType::IQ4_NL || T == GgmlType::Q5_0) {
+    b.d = half_to_float(reinterpret_cast<const uint16_t*>(s)[c]);
+  } else if constexpr (T == GgmlType::Q4_K || T == GgmlType::Q5_K) {
+    const uint16_t sm = reinterpret_cast<const uint16_t*>(s)[c];
+    const uint16_t* dm = reinterpret_cast<const uint16_t*>(sb()) + 2 * (c / 8);
+    b.d = half_to_float(dm[0]) * float(sm & 0xFF);
+    b.m = half_to_float(dm[1]) * float(sm >> 8);
+  } else if constexpr (T == GgmlType::Q6_K || T == GgmlType::Q3_K) {
+    b.d = half_to_float(reinterpret_cast<const uint16_t*>(sb())[c / 8]);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(s) + 2 * c;
+    b.s0 = float(sc[0]);
+    b.s1 = float(sc[1]);
+  } else if constexpr (T == GgmlType::IQ4_XS) {
+    b.d = half_to_float(reinterpret_cast<const uint16_t*>(sb())[c / 8]) * float(reinterpret_cast<const int8_t*>(s)[c]);
+  } else if constexpr (T == GgmlType::Q4_1 || T == GgmlType::Q5_1) {
+    const uint32_t dm = reinterpret_cast<const uint32_t*>(s)[c];
+    b.d = half_to_float(uint16_t(dm & 0xFFFF));
+    b.m = half_to_float(uint16_t(dm >> 16));
+  } else if constexpr (T == GgmlType::MXFP4) {
+    b.d = e8m0_half(s[c]);
+  } else if constexpr (T == GgmlType::Q2_K) {
+    const uint8_t* sm = s + 2 * c;
+    const uint16_t* dm = reinterpret_cast<const uint16_t*>(sb()) + 2 * (c / 8);
+    const float d = half_to_float(dm[0]), dmin = half_to_float(dm[1]);
+    b.s0 = d * float(sm[0] & 0xF);
+    b.s1 = d * float(sm[1] & 0xF);
+    b.m0 = dmin * float(sm[0] >> 4);
+    b.m1 = dmin * float(sm[1] >> 4);
+  }
+  if constexpr (T == GgmlType::Q6_K) b.hb = load8(m.qh + row * m.qh_row + 8 * c);
+  if constexpr (T == GgmlType::Q5_K) b.hb.x = reinterpret_cast<const uint32_t*>(m.qh + row * m.qh_row)[c];
+  if constexpr (T == GgmlType::MXFP4 || T == GgmlType::IQ4_NL) {
+    // Each index looked up into its int8 level once, for every token.
+    uint32_t w[4];
+    unpack_words(b.w, w);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      b.lv[i] = T == GgmlType::MXFP4 ? mxfp4_levels4(w[i] & 0x0F0F0F0Fu) : iq4nl_levels4(w[i] & 0x0F0F0F0Fu);
+      b.lv[i + 4] = T == GgmlType::MXFP4 ? mxfp4_levels4((w[i] >> 4) & 0x0F0F0F0Fu) : iq4nl_levels4((w[i] >> 4) & 0x0F0F0F0Fu);
+    }
+  }
+  return b;
+}
+
+template <GgmlType T>
+__device__ __forceinline__ float gemv_chunk_dot(const GemvChunkBits& b, const int a[8], float2 ds) {
+  if constexpr (T == GgmlType::Q4_0) {
+    return b.d * (ds.x * float(dot_nibbles(b.w, a)) - 8.f * ds.y);
+  } else if constexpr (T == GgmlType::Q4_K) {
+    return b.d * ds.x * float(dot_nibbles(b.w, a)) - b.m * ds.y;
+  } else if constexpr (T == GgmlType::Q5_K) {
+    return b.d * ds.x * float(dot_q5k(b.w, b.hb.x, a)) - b.m * ds.y;
+  } else if constexpr (T == GgmlType::Q6_K) {
+    int s0, s1;
+    dot_q6(b.w, b.hb, a, &s0, &s1);
+    return b.d * ds.x * (b.s0 * float(s0) + b.s1 * float(s1));
+  } else if constexpr (T == GgmlType::Q3_K) {
+    int s0, s1;
+    dot_q3(b.w, a, &s0, &s1);
+    return b.d * ds.x * (b.s0 * float(s0) + b.s1 * float(s1));
+  } else if constexpr (T == GgmlType::IQ4_XS) {
+    return b.d * ds.x * float(dot_iq4(b.w, a));
+  } else if constexpr (T == GgmlType::Q4_1) {
+    // The minimum folds in through the activation chunk's sum.
+    return b.d * ds.x * float(dot_nibbles(b.w, a)) + b.m * ds.y;
+  } else if constexpr (T == GgmlType::Q5_1) {
+    return b.d * ds.x * float(dot_q5(b.w, b.hb.x, a)) + b.m * ds.y;
+  } else if constexpr (T == GgmlType::Q5_0) {
+    // The -16 offset folds in through the activation chunk's sum.
+    return b.d * (ds.x * float(dot_q5(b.w, b.hb.x, a)) - 16.f * ds.y);
+  } else if constexpr (T == GgmlType::MXFP4 || T == GgmlType::IQ4_NL) {
+    int s = 0;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) s = dot_i8x4(int(b.lv[i]), a[i], s);
+    return b.d * ds.x * float(s);
+  } else if constexpr (T == GgmlType::Q2_K) {
+    int s0 = 0, s1 = 0, x0 = 0, x1 = 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      s0 = dot_i8x4(int((b.w.x >> (2 * i)) & 0x03030303u), a[i], s0);
+      s1 = dot_i8x4(int((b.w.y >> (2 * i)) & 0x03030303u), a[i + 4], s1);
+      x0 = dot_i8x4(0x01010101, a[i], x0);
+      x1 = dot_i8x4(0x01010101, a[i + 4], x1);
+    }
+    return ds.x * (b.s0 * float(s0) + b.s1 * float(s1) - b.m0 * float(x0) - b.m1 * float(x1));
+  } else {
+    static_assert(T == GgmlType::Q4_0, "gemv_chunk_dot: a weight type without its chunk dot product");
+    return 0.f;
+  }
 }
 
 }  // namespace tessera::cuda

@@ -1,5 +1,47 @@
 // Host side of the weight layout (matrix_layout.h): stream sizes and the GGUF -> device
-// repacking, run once per tensor at load time.
+// repacking, run once per tensor at load time. Each type's streams per row (matrix.cuh reads
+// them the same way on the device):
+//
+//   F32/F16/BF16  q: the values, each row zero-padded to cols32 = cols rounded up to 32.
+//   Q8_0          q: int8 [cols] per row;  s: fp16 scale per 32-chunk.
+//   Q4_0          q: 16 bytes per 32-chunk, value i of the chunk in the low nibble of byte i
+//                    (i < 16) or the high nibble of byte i - 16 (the GGUF qs order);
+//                 s: fp16 scale per chunk. w = d * (q - 8).
+//   Q4_K          q: as Q4_0 per chunk (the GGUF super-block interleave undone);
+//                 s: uint16 per chunk, 6-bit scale | 6-bit min << 8 (unpacked);
+//                 sb: (d, dmin) fp16 pair per 256-value super-block. w = d*sc*q - dmin*m.
+//   Q6_K          q: low 4 bits of each value, as Q4_0 per chunk;
+//                 qh: 8 bytes per chunk, the high 2 bits of value 16w + 4s + k at bits
+//                     [2s, 2s+2) of byte k of 32-bit word w (so 4 consecutive values come
+//                     out as one int8x4 word with a shift and a mask);
+//                 s: int8 scale per 16 values; sb: fp16 d per super-block. w = d*sc*(q - 32).
+//   Q5_0          q: low 4 bits of each value, as Q4_0 per chunk; qh: the 32 fifth bits per
+//                    chunk as one uint32, bit i for value i (the GGUF qh);
+//                 s: fp16 d per chunk. w = d * (q - 16).
+//   Q4_1          q: as Q4_0; s: (d, m) fp16 pair per chunk. w = d * q + m.
+//   Q5_1          q, qh: as Q5_0; s: (d, m) fp16 pair per chunk. w = d * q + m.
+//   IQ4_NL        q: the 4-bit indices, as Q4_0; s: fp16 d per chunk.
+//                 w = d * kIq4nlValues[q].
+//   MXFP4         q: the 4-bit E2M1 codes, as Q4_0; s: the E8M0 byte per chunk.
+//                 w = e8m0_to_fp32_half(e) * kMxfp4Values[q].
+//   Q5_K          q, s, sb: as Q4_K (low 4 bits of each value in q);
+//                 qh: 4 bytes per chunk, the 5th bit of value 16w + 4s + k at bit 4w + s of
+//                     byte k (so 4 consecutive values' bits come out with one shift and a
+//                     mask). w = d*sc*q - dmin*m.
+//   Q3_K          q: each 3-bit value (low 2 bits | high bit << 2, 0..7) as a nibble, as
+//                    Q4_0 per chunk (4 bits for 3.4: simple, 1.3x the file's bytes);
+//                 s: int8 scale - 32 per 16 values; sb: fp16 d per super-block. w = d*sc*(q - 4).
+//   Q2_K          q: 8 bytes per chunk, value 16w + 4s + k at bits [2s, 2s+2) of byte 4w + k
+//                    (Q6_K's qh order: 4 values per int8x4 word with a shift and a mask);
+//                 s: byte per 16 values, 4-bit scale | 4-bit min << 4;
+//                 sb: (d, dmin) fp16 pair per super-block. w = d*sc*q - dmin*m.
+//   IQ4_XS        q: the 4-bit grid indexes, as Q4_0 per chunk (GGUF's own order);
+//                 s: int8 scale - 32 per chunk; sb: fp16 d per super-block.
+//                 w = d * sc * kIq4nlValues[q].
+//
+//
+// A new type adds its streams here (its line above, its case in matrix_layout and in
+// repack_rows) and its reads in matrix.cuh.
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
