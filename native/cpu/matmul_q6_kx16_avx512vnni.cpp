@@ -3,7 +3,7 @@
 //
 // Lane r of every vector is row r of a 16-row group. A Q6_K value is q - 32 with q = nibble
 // | 2 high bits << 4 (0..63); per 16-value sub-block s and token, 4 vpdpbusd of q (unsigned,
-// one bit select per 4 values) by 4 broadcast activation bytes, started at -32 * S_s (the
+// decoded from the packed layout's three vectors) by 4 broadcast activation bytes, started at -32 * S_s (the
 // activation's 16-value sum, Q8_K's bsums), give sum (q - 32) * x exactly. Per super-block
 // and row: isum = sum_s scale_s * dot_s in int32, then one fp32 multiply-add by d * dx. Not
 // vec_dot_q6_K's order (8 partial lanes per row): on AVX-512 machines Q6_K agrees with
@@ -40,7 +40,7 @@ constexpr int kPrefetchBytes = 3 * int(sizeof(q6_kx16::Column));
 // Tokens k0..k0+T-1 against one whole group (rows row0..row0+15).
 template <int T>
 void group_tokens(const q6_kx16::Column* columns, int64_t nb, const DotTile& t, int k0, int64_t row0) {
-  const __m512i m15 = _mm512_set1_epi8(0x0F), m63 = _mm512_set1_epi8(0x3F);
+  const __m512i m3 = _mm512_set1_epi8(3), m15 = _mm512_set1_epi8(0x0F), m63 = _mm512_set1_epi8(0x3F);
   const BlockQ8_K* xrow[T];
   for (int n = 0; n < T; ++n) xrow[n] = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + n) * t.act_stride);
   __m512 acc[T];
@@ -50,31 +50,17 @@ void group_tokens(const q6_kx16::Column* columns, int64_t nb, const DotTile& t, 
     for (int o = 0; o < int(sizeof(c)); o += 64) _mm_prefetch(reinterpret_cast<const char*>(&c) + kPrefetchBytes + o, _MM_HINT_T0);
     __m512i isum[T];
     for (int n = 0; n < T; ++n) isum[n] = _mm512_setzero_si512();
-    // Unrolled: with hn, p and q constant the shifts are immediates; rolled, gcc kept loops
-    // with variable shifts and branches (one token ran no faster per token than four).
-#pragma GCC unroll 2
-    for (int hn = 0; hn < 2; ++hn)
-#pragma GCC unroll 2
-      for (int p = 0; p < 2; ++p) {
-        // Values 128 hn + 32 q + 16 p + 0..15 for q = 0..3 share these qh vectors and, two
-        // by two, these ql vectors.
-        __m512i hv[4];
-        for (int k = 0; k < 4; ++k) hv[k] = _mm512_loadu_si512(c.qh[8 * hn + 4 * p + k]);
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; ++q) {
-          const int s = 8 * hn + 2 * q + p;
-          __m512i v[4];
-          for (int k = 0; k < 4; ++k) {
-            const __m512i l = _mm512_loadu_si512(c.ql[16 * hn + 8 * (q % 2) + 4 * p + k]);
-            const __m512i low = q < 2 ? l : _mm512_srli_epi16(l, 4);
-            // Bits 2q..2q+1 of qh to bits 4..5.
-            const __m512i high = q < 2 ? _mm512_slli_epi16(hv[k], 4 - 2 * q) : q == 2 ? hv[k] : _mm512_srli_epi16(hv[k], 2);
-            v[k] = _mm512_and_si512(_mm512_ternarylogic_epi32(low, high, m15, 0xE4), m63);
-          }
-          const __m512i scale = lane_sbyte(_mm512_loadu_si512(c.scales[s / 4]), s % 4);
-          x16::sub_block_dots(isum, v, scale, xrow, b, s, 32);
-        }
-      }
+    // Unrolled so that the scale extraction's shifts are immediates.
+#pragma GCC unroll 16
+    for (int s = 0; s < 16; ++s) {
+      const __m512i b0 = _mm512_loadu_si512(c.q[3 * s]), b1 = _mm512_loadu_si512(c.q[3 * s + 1]), b2 = _mm512_loadu_si512(c.q[3 * s + 2]);
+      // u3's bits 0..1, 2..3, 4..5 from the top of b0, b1, b2 (bit selects, 0xE4: mask ? a : b).
+      const __m512i u3 = _mm512_ternarylogic_epi32(
+          _mm512_ternarylogic_epi32(_mm512_srli_epi16(b0, 6), _mm512_srli_epi16(b1, 4), m3, 0xE4), _mm512_srli_epi16(b2, 2), m15, 0xE4);
+      const __m512i v[4] = {_mm512_and_si512(b0, m63), _mm512_and_si512(b1, m63), _mm512_and_si512(b2, m63), _mm512_and_si512(u3, m63)};
+      const __m512i scale = lane_sbyte(_mm512_loadu_si512(c.scales[s / 4]), s % 4);
+      x16::sub_block_dots(isum, v, scale, xrow, b, s, 32);
+    }
     x16::scale_super_block(acc, isum, c.d, xrow, b);
   }
   for (int n = 0; n < T; ++n) _mm512_storeu_ps(t.y + (k0 + n) * t.ldy + row0, acc[n]);
