@@ -17,7 +17,9 @@ export function measureReadBandwidth(o: { threads: number; quick: boolean }): nu
 
 /** The probe with every method's figures (bench/run.ts reports which won). */
 export function readBandwidth(o: { threads: number; quick: boolean }): ReadBandwidth {
-  // One pass (32 timed chunks) per combination: eight combinations on two or more threads
-  // cost about twice the single-method probe's three passes (~0.3 s against ~0.13 s here).
-  return kernels().readBandwidth(o.quick ? 128 : 256, 1, o.threads);
+  // Two passes (64 timed chunks) per combination, one with --quick: eight combinations on two
+  // or more threads cost ~0.3 s per pass here. One pass read Q4_K's matvec at 102% of its
+  // ceiling (a probe of 54 GB/s beside a kernel reading 57); the second pass gives each
+  // method's median twice the chunks.
+  return kernels().readBandwidth(o.quick ? 128 : 256, o.quick ? 1 : 2, o.threads);
 }

@@ -127,19 +127,23 @@ function attentionRows(o: KernelBenchOptions): KernelRow[] {
 }
 
 /**
- * A bandwidth-bound kernel against the read probe, measured in turns (probe, kernel) ×
- * ROUNDS: the bus a VM shares moves by up to 2x within minutes, and even a probe taken right
- * before a 0.4 s run put some kernels at 105-109% of it. The share is the median of each
- * round's kernel GB/s over its own probe; ms and the probe are the rounds' medians.
+ * A bandwidth-bound kernel against the read probe, measured in turns (probe, kernel, ...,
+ * probe; ROUNDS kernel runs): the bus a VM shares moves by up to 2x within minutes, and even
+ * a probe taken right before a 0.4 s run put some kernels at 105-111% of it. The share is the
+ * median over the runs of the kernel's GB/s over the higher of the probes beside it; ms and
+ * the probe are medians.
  */
 function interleaved(o: KernelBenchOptions, kernelMs: () => number, bytes: number): { ms: number; readBandwidthGBps: number; bandwidthShare: number } {
+  // Probe, kernel, probe, kernel, ..., probe: each run's share divides by the higher of the
+  // probes right before and after it, as the decode rows do. One probe alone swung from 82 to
+  // 60 GB/s within a minute on the dev VM and put Q6_K's matvec at 111% of it.
   const ROUNDS = o.quick ? 2 : 3;
-  const ms: number[] = [], probe: number[] = [], share: number[] = [];
+  const ms: number[] = [], probe: number[] = [measureReadBandwidth(o)], share: number[] = [];
   for (let i = 0; i < ROUNDS; i++) {
-    const p = measureReadBandwidth(o);
     const t = kernelMs();
+    probe.push(measureReadBandwidth(o));
+    const p = Math.max(probe[i], probe[i + 1]);
     ms.push(t);
-    probe.push(p);
     share.push(bytes / (t / 1000) / 1e9 / p);
   }
   return { ms: median(ms), readBandwidthGBps: median(probe), bandwidthShare: median(share) };

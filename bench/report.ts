@@ -57,7 +57,7 @@ const fmt = (x: number | null, d = 1) => (x === null || !Number.isFinite(x) ? "�
 export function markdown(r: BenchReport): string {
   const lines: string[] = [];
   lines.push(`# Tessera benchmark — ${r.date}`, "");
-  lines.push(`${r.machine.cpu}, ${r.machine.cores} cores, ISA ${r.machine.isa}; read bandwidth ${fmt(r.readBandwidthGBps)} GB/s at the start; every bandwidth share below divides by probes taken next to its own run (kernels: in turns with it; decode: the higher of the probes right before and after each run; *read BW* columns, median)`, "");
+  lines.push(`${r.machine.cpu}, ${r.machine.cores} cores, ISA ${r.machine.isa}; read bandwidth ${fmt(r.readBandwidthGBps)} GB/s at the start; every bandwidth share below divides by probes taken next to its own run (kernels: in turns with it, each run against the higher of the probes beside it; decode: the higher of the probes right before and after each run; *read BW* columns, median)`, "");
   if (r.readBandwidthMethods?.length)
     lines.push(
       `The probe is the best median of its read methods: ${r.readBandwidthMethods.map((m) => `${m.method} ×${m.threads} ${fmt(m.medianGBps)}`).join(", ")} GB/s.`,
