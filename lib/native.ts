@@ -27,6 +27,8 @@ export interface WeightTypeRow {
   activation: ActivationFormat;
   /** pack_weight gives it a kernel-private layout besides the GGUF one. */
   repacked: boolean;
+  /** The layout pack_weight picks per active ISA (cpu::WeightLayout's name; "Gguf": none). */
+  layouts: { avx2: string; avx512vnni: string };
 }
 
 export interface NativeKernels {

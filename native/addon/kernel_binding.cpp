@@ -345,7 +345,7 @@ Napi::Value Hadamard(const Napi::CallbackInfo& info) {
   return y;
 }
 
-// weightTypeTable() -> [{ name, type, activation, repacked }]: the rows of core/weight_types.h
+// weightTypeTable() -> [{ name, type, activation, repacked, layouts: { avx2, avx512vnni } }]: the rows of core/weight_types.h
 //   as the CPU kernels use them (the activation format a type's dot product takes, and
 //   whether pack_weight repacks it on AVX2 or AVX-512 VNNI), so the tests pick references and layouts by the table
 //   rather than by lists of their own.
@@ -360,6 +360,10 @@ Napi::Value WeightTypeTable(const Napi::CallbackInfo& info) {
     row.Set("activation", #act);                                                      \
     row.Set("repacked", WeightLayout::layout != WeightLayout::Gguf ||                 \
                             WeightLayout::layout512 != WeightLayout::Gguf);                     \
+    Napi::Object layouts = Napi::Object::New(env);                                    \
+    layouts.Set("avx2", #layout);                                                     \
+    layouts.Set("avx512vnni", #layout512);                                            \
+    row.Set("layouts", layouts);                                                      \
     out.Set(out.Length(), row);                                                       \
   }
   TESSERA_WEIGHT_TYPES(TESSERA_WEIGHT_TYPE_ROW)

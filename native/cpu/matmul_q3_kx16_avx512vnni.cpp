@@ -89,12 +89,8 @@ void row_in_order(const DotTile& t, int64_t r, int64_t nb) {
     for (int64_t b = 0; b < nb; ++b) {
       int32_t isum = 0;
       for (int s = 0; s < 16; ++s) {
-        const int hn = s / 8, j = (s / 2) % 4, p = s % 2;
         int32_t dot = -4 * int32_t(x[b].bsums[s]);
-        for (int l = 16 * p; l < 16 * p + 16; ++l) {
-          const int q = ((w[b].qs[32 * hn + l] >> (2 * j)) & 3) | (((w[b].hmask[l] >> (4 * hn + j)) & 1) << 2);
-          dot += q * x[b].qs[128 * hn + 32 * j + l];
-        }
+        for (int l = 16 * s; l < 16 * s + 16; ++l) dot += q3_kx16::value3(w[b], l) * x[b].qs[l];
         isum += (q3_kx16::scale6(w[b].scales, s) - 32) * dot;
       }
       acc = std::fmaf(float(isum), half(w[b].d) * x[b].d, acc);

@@ -3,12 +3,13 @@
 //
 // Lane r of every vector is row r of a 16-row group. A Q6_K value is q - 32 with q = nibble
 // | 2 high bits << 4 (0..63); per 16-value sub-block s and token, 4 vpdpbusd of q (unsigned,
-// decoded from the packed layout's three vectors) by 4 broadcast activation bytes, started at -32 * S_s (the
-// activation's 16-value sum, Q8_K's bsums), give sum (q - 32) * x exactly. Per super-block
-// and row: isum = sum_s scale_s * dot_s in int32, then one fp32 multiply-add by d * dx. Not
-// vec_dot_q6_K's order (8 partial lanes per row): on AVX-512 machines Q6_K agrees with
-// llama.cpp within the activation-rounding budget rather than to the bit; the AVX2 path keeps
-// llama.cpp's order. Rows outside whole groups take the same steps one row at a time.
+// decoded from the packed layout's three vectors) by 4 broadcast activation bytes, started
+// at -32 * S_s (the activation's 16-value sum, Q8_K's bsums), give sum (q - 32) * x exactly.
+// Per super-block and row: isum = sum_s scale_s * dot_s in int32, then one fp32 multiply-add
+// by d * dx. Not vec_dot_q6_K's order (8 partial lanes per row): on AVX-512 machines Q6_K
+// agrees with llama.cpp within the activation-rounding budget rather than to the bit; the
+// AVX2 path keeps llama.cpp's order. Rows outside whole groups take the same steps one row
+// at a time.
 //
 // Why: Q6_K holds the output matrix (and attn_v, half of ffn_down) of Q4_K_M, Q5_K_M and
 // Q3_K_M files; a batch of 8 tokens ran at 3.7x a one-token step on the AVX2 kernel.
@@ -75,13 +76,8 @@ void row_in_order(const DotTile& t, int64_t r, int64_t nb) {
     for (int64_t b = 0; b < nb; ++b) {
       int32_t isum = 0;
       for (int s = 0; s < 16; ++s) {
-        const int hn = s / 8, q = (s / 2) % 4, p = s % 2;
         int32_t dot = -32 * int32_t(x[b].bsums[s]);
-        for (int l = 16 * p; l < 16 * p + 16; ++l) {
-          const int ql = w[b].ql[64 * hn + 32 * (q % 2) + l];
-          const int v = (q < 2 ? ql & 0xF : ql >> 4) | (((w[b].qh[32 * hn + l] >> (2 * q)) & 3) << 4);
-          dot += v * x[b].qs[128 * hn + 32 * q + l];
-        }
+        for (int l = 16 * s; l < 16 * s + 16; ++l) dot += q6_kx16::value6(w[b], l) * x[b].qs[l];
         isum += int32_t(w[b].scales[s]) * dot;
       }
       acc = std::fmaf(float(isum), half(w[b].d) * x[b].d, acc);

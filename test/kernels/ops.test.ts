@@ -146,11 +146,40 @@ function checkAloneInBatch(isa: Isa, type: GGMLType): void {
     }
 }
 
+// The 16-row layouts cover whole groups of rows; the rows after the last whole group run
+// one at a time in the file's layout, taking a group lane's steps (x16_common.h,
+// groups_and_rows), so a row's bits do not depend on where the matrix end put it. (Q4_0x8's
+// tail rows take the AVX2 kernel's llama.cpp order instead, as its groups do not.)
+const X16_TYPES = new Set(weightTypeTable().filter((r) => r.layouts.avx512vnni.endsWith("x16")).map((r) => r.type));
+
+function checkTailRows(isa: Isa, type: GGMLType): void {
+  const name = GGML_TYPE_INFO[type].name;
+  const g = new Gaussian();
+  const cols = Math.max(GGML_TYPE_INFO[type].blockSize, 32) * 9;
+  // 37 rows: two whole 16-row groups (four of 8) and a tail of 5, which repeats rows 3..7.
+  const rows = 37;
+  const w = g.array(rows * cols, 1 / Math.sqrt(cols));
+  w.copyWithin(32 * cols, 3 * cols, 8 * cols);
+  const bytes = quantize(type, w, cols);
+  for (const nTokens of [1, 5]) {
+    const x = g.array(nTokens * cols);
+    for (const threads of THREADS) {
+      const y = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, threads, true));
+      for (let t = 0; t < nTokens; t++)
+        expect(y.subarray(t * rows + 32, t * rows + 37), `${name} ${isa} n=${nTokens} t=${threads} token ${t} seed ${g.seed}`).toEqual(
+          y.subarray(t * rows + 3, t * rows + 8),
+        );
+    }
+  }
+}
+
 describe.each(MATMUL_ONLY_ISAS)("matmul on %s", (isa) => {
   for (const type of TYPES) {
     const name = GGML_TYPE_INFO[type].name;
     it(`matmul ${name}: m=1 and batched, odd row counts`, () => checkMatmul(isa, type));
     it(`matmul ${name}: one token alone gives the bits it gets in a batch`, () => checkAloneInBatch(isa, type));
+    if (isa === "avx512vnni" && X16_TYPES.has(type))
+      it(`matmul ${name}: rows after the last whole group give a group's bits`, () => checkTailRows(isa, type));
   }
 
   it("repacked Q4_0 gives the AVX2 kernel's bits (same integer sums, same fp32 steps)", () => {
