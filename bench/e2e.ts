@@ -148,9 +148,11 @@ export async function sideBySide(file: string, name: string, o: E2EOptions): Pro
             const rep = await engine.request({ op: "prefill", tokens: prompt(r + 1) });
             target.prefillRuns.push((o.prefillTokens / rep.ms) * 1000);
           } else {
-            const before = who < 0 && o.probeBandwidth ? (await engine.request({ op: "probe" })).gbps! : 0;
+            const probe = async () => (who < 0 && o.probeBandwidth ? (await engine.request({ op: "probe" })).gbps! : null);
+            const before = await probe();
             const rep = await engine.request({ op: "decode", bos, n: o.decodeTokens });
-            if (who < 0 && o.probeBandwidth) bandwidth.push(Math.max(before, (await engine.request({ op: "probe" })).gbps!));
+            const after = await probe();
+            if (before !== null && after !== null) bandwidth.push(Math.max(before, after));
             target.decodeRuns.push((o.decodeTokens / rep.ms) * 1000);
             if (rep.overheadMs) overhead.push(...rep.overheadMs);
             if (rep.stepMs) steps.push(...rep.stepMs);
