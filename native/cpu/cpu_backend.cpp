@@ -1,5 +1,7 @@
 #include "cpu/cpu_backend.h"
 
+#include "core/aligned_buffer.h"
+
 #include "cpu/cpu_executor.h"
 
 namespace tessera {
@@ -33,9 +35,10 @@ Status CpuBackend::prepare(const ModelPlan& plan, LoadControl& control) {
   plan_ = &plan;
   packed_.assign(plan.tensors.size(), PackedWeight{});
   weight_bytes_ = 0;
+  HugePageArena arena;  // the small weights side by side in huge pages (aligned_buffer.h)
   for (int index : matmul_tensor_indices(plan)) {
     if (packed_[index].data) continue;  // shared between roles (tied embeddings)
-    TESSERA_RETURN_IF_ERROR(pack_weight(plan.tensors[index], &packed_[index], true, options_.weights_in_memory));
+    TESSERA_RETURN_IF_ERROR(pack_weight(plan.tensors[index], &packed_[index], true, options_.weights_in_memory, &arena));
     weight_bytes_ += plan.tensors[index].nbytes;
     TESSERA_RETURN_IF_ERROR(control.advance(plan.tensors[index].nbytes));
   }

@@ -17,6 +17,10 @@
 #include "core/status.h"
 #include "core/weight_types.h"
 
+namespace tessera {
+class HugePageArena;  // core/aligned_buffer.h
+}
+
 namespace tessera::cpu {
 
 // ---------------------------------------------------------------- matmul (matmul.cpp)
@@ -102,7 +106,9 @@ struct PackedWeight {
 // Validates type and shape and prepares `w` (called once at load time). With allow_repack it
 // may copy the weights into a kernel-private layout (see cpu/packed_q4_0x8.h, packed_q4_kx8.h)
 // or, unless `resident` (the rows are in huge pages of the model's own already), into huge pages.
-Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack = true, bool resident = false);
+// With an arena, copies under kStreamedHugePageBytes go into its huge-page chunks.
+Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack = true, bool resident = false,
+                   HugePageArena* arena = nullptr);
 
 // One product of a matmul_shared group: y[t * ldy + r] = sum_c W[r][c] * x[t][c] for every
 // row r, where `act` holds x encoded in act_format_for(w->type). Dense projections keep the

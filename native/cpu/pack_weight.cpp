@@ -9,7 +9,9 @@
 // mmapped file. Other weights of 4 MiB and more are copied into huge pages (unless
 // allow_repack is false): decode streams every weight byte once per token, and through the
 // mapping's 4 KiB pages that costs a page walk per 4 KiB (1B Q8_0 decode ~6% slower, matvec
-// ~8%). A file read into memory (mmap: false) is in huge pages already and is read in place.
+// ~8%). Smaller ones, repacked or not, go side by side into the backend's HugePageArena for
+// the same reason. A file read into memory (mmap: false) is in huge pages already and is
+// read in place.
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -41,7 +43,7 @@ static WeightLayout layout_for(GgmlType type) {
   return repacked_layout(type, isa >= CpuIsa::Avx512Vnni);
 }
 
-Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, bool resident) {
+Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, bool resident, HugePageArena* arena) {
   if (!is_matmul_type(t.type))
     return Status::error(StatusCode::UnsupportedQuantType, "tensor " + t.name + " has type " + ggml_type_traits(t.type).name +
                                                                ", which the CPU kernels cannot multiply; use a file quantized as " +
@@ -62,7 +64,8 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, boo
     // Every layout gives a group exactly the bytes of its GGUF rows.
     const int64_t groups = out->rows / group_rows;
     const size_t group_bytes = group_rows * row_bytes, bytes = size_t(groups) * group_bytes;
-    uint8_t* dst = allocate_populated(bytes);
+    std::shared_ptr<uint8_t> block = arena && bytes < kStreamedHugePageBytes ? arena->allocate(bytes) : nullptr;
+    uint8_t* dst = block ? block.get() : allocate_populated(bytes);
     if (!dst)
       return Status::error(StatusCode::OutOfMemory, "cannot allocate " + std::to_string(bytes >> 20) + " MiB to repack " + t.name);
     for (int64_t g = 0; g < groups; ++g) {
@@ -86,18 +89,27 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, boo
       else
         q4_kx8::pack_group(rows, row_bytes, out->cols / QK_K, dst + g * group_bytes);
     }
-    out->owned.reset(dst, [bytes](uint8_t* p) { bytes >= kStreamedHugePageBytes ? free_allocation(p, bytes) : free_populated(p, bytes); });
+    if (block)
+      out->owned = std::move(block);
+    else
+      out->owned.reset(dst, [bytes](uint8_t* p) { bytes >= kStreamedHugePageBytes ? free_allocation(p, bytes) : free_populated(p, bytes); });
     out->packed = dst;
     out->layout = layout;
-  } else if (allow_repack && !resident && t.nbytes >= kStreamedHugePageBytes) {
+  } else if (allow_repack && !resident && (t.nbytes >= kStreamedHugePageBytes || arena)) {
     // The GGUF rows themselves, copied out of the file mapping's 4 KiB pages into huge pages.
-    uint8_t* dst = allocate_streamed(t.nbytes);
-    if (!dst)
-      return Status::error(StatusCode::OutOfMemory, "cannot allocate " + std::to_string(t.nbytes >> 20) + " MiB to hold " + t.name);
-    std::memcpy(dst, t.data, t.nbytes);
     const uint64_t bytes = t.nbytes;
-    out->owned.reset(dst, [bytes](uint8_t* p) { free_allocation(p, bytes); });
-    out->data = dst;
+    if (bytes < kStreamedHugePageBytes) {
+      out->owned = arena->allocate(bytes);
+      if (!out->owned)
+        return Status::error(StatusCode::OutOfMemory, "cannot allocate " + std::to_string(bytes >> 20) + " MiB to hold " + t.name);
+    } else {
+      uint8_t* dst = allocate_streamed(bytes);
+      if (!dst)
+        return Status::error(StatusCode::OutOfMemory, "cannot allocate " + std::to_string(bytes >> 20) + " MiB to hold " + t.name);
+      out->owned.reset(dst, [bytes](uint8_t* p) { free_allocation(p, bytes); });
+    }
+    std::memcpy(out->owned.get(), t.data, bytes);
+    out->data = out->owned.get();
   }
   return Status::ok();
 }
