@@ -4,7 +4,9 @@
  * drift in machine state hits both alike; medians reported.
  *
  *   prefill ppN: N prompt tokens from an empty cache, tokens/s
- *   decode  tgN: N greedy tokens after a 1-token prompt, tokens/s (sampling included on both sides)
+ *   decode  tgN: N greedy tokens after a 1-token prompt, tokens/s, greedy sampling included on
+ *           both sides (Tessera's pick as model.generate makes it at temperature 0, from the
+ *           argmax each step computes; llama.cpp's through its sampler)
  *   N-API overhead: per decode step, wall time of the evaluate call minus the native forward time
  *   read bandwidth (probeBandwidth): probed right before and right after each of Tessera's
  *     decode runs, and the higher of the two kept, so each run's bandwidth share divides by
