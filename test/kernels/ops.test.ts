@@ -235,6 +235,23 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
     }
   });
 
+  it("rms_norm gives every thread count the same bits when rows are fewer than threads", () => {
+    // Such steps split each row's columns over the threads (a decode step's one token).
+    const g = new Gaussian();
+    for (const [rows, dim] of [
+      [1, 77],
+      [1, 2053],
+      [2, 2048],
+    ]) {
+      const x = g.array(rows * dim, 3, 0.5);
+      const w = g.array(dim, 0.2, 1);
+      for (const weight of [w, null]) {
+        const one = withIsa(isa, () => kernels().rmsNorm(x, weight, rows, dim, 1e-5, 1));
+        for (const threads of [2, 3, 4]) expect(withIsa(isa, () => kernels().rmsNorm(x, weight, rows, dim, 1e-5, threads))).toEqual(one);
+      }
+    }
+  });
+
   it("rope normal and neox, partial rotary dims, freq factors, linear scaling", () => {
     const g = new Gaussian();
     for (const neox of [false, true])
