@@ -427,6 +427,30 @@ void CpuExecutor::block_input(int norm_w, int norm_b, int n, int ith, int nth) {
   pool_->barrier();
 }
 
+void CpuExecutor::block_input_encoded(int norm_w, int norm_b, int n, unsigned formats, int ith, int nth) {
+  // With fewer rows than threads (a decode step) and one encoded format, a single phase:
+  // each thread normalizes exactly the elements quantize_act then encodes on it (so no
+  // barrier between), summing every row whole as rms_norm does (the same bits). Decode
+  // otherwise had two phases here, one of them a single thread's.
+  const ModelPlan& p = plan_;
+  int encoded = 0;
+  ActFormat f = ActFormat::F32;
+  for (ActFormat g : kEncodedActFormats)
+    if (formats & format_bit(g)) {
+      f = g;
+      ++encoded;
+    }
+  int64_t b, e;
+  if (n < nth && p.norm == NormKind::Rms && !p.post_norm && encoded == 1 && quantize_act_split(f, n, p.n_embd, ith, nth, &b, &e)) {
+    rms_norm_span(s_.x, backend_.f32(norm_w), s_.xn, int(p.n_embd), p.norm_eps, b, e);
+    quantize_act(f, s_.xn, n, p.n_embd, s_.act[static_cast<int>(f)], ith, nth);
+    pool_->barrier();  // xn whole for any F32 weight among the consumers, and every encoding
+    return;
+  }
+  block_input(norm_w, norm_b, n, ith, nth);
+  encode(s_.xn, n, p.n_embd, formats, ith, nth);
+}
+
 void CpuExecutor::trace_layer(int il, int n, int ith, int nth) {
   const ModelPlan& p = plan_;
   const StepTrace& t = *trace_;
@@ -485,15 +509,14 @@ void CpuExecutor::attention_block(int il, int n, int ith, int nth) {
   const int64_t q_w = int64_t(p.n_head) * p.head_dim, k_w = int64_t(p.n_head_kv) * p.head_dim;
   const int64_t v_w = int64_t(p.n_head_kv) * p.head_dim_v, o_w = int64_t(p.n_head) * p.head_dim_v;
 
-  block_input(L.attn_norm, L.attn_norm_b, n, ith, nth);
-  if (L.wqkv >= 0) {
+  unsigned formats = 0;
+  for (int w : {L.wqkv, L.wq, L.wk, L.wv})
+    if (w >= 0) formats |= format_bit(act_format_for(backend_.weight(w).type));
+  block_input_encoded(L.attn_norm, L.attn_norm_b, n, formats, ith, nth);
+  if (L.wqkv >= 0)
     fused_qkv(L, n, ith, nth);
-  } else {
-    unsigned formats = 0;
-    for (int w : {L.wq, L.wk, L.wv}) formats |= format_bit(act_format_for(backend_.weight(w).type));
-    encode(s_.xn, n, p.n_embd, formats, ith, nth);
+  else
     project({{L.wq, s_.xn, s_.q, q_w}, {L.wk, s_.xn, s_.k, k_w}, {L.wv, s_.xn, s_.v, v_w}}, n, ith, nth);
-  }
 
   if (L.bq >= 0 || L.bk >= 0 || L.bv >= 0) {
     if (L.bq >= 0) add_bias(s_.q, backend_.f32(L.bq), n, int(q_w), q_w, ith, nth);
@@ -560,7 +583,6 @@ void CpuExecutor::fused_qkv(const LayerPlan& L, int n, int ith, int nth) {
   const ModelPlan& p = plan_;
   const int64_t q_w = int64_t(p.n_head) * p.head_dim, k_w = int64_t(p.n_head_kv) * p.head_dim;
   const int64_t v_w = int64_t(p.n_head_kv) * p.head_dim_v, w = q_w + k_w + v_w;
-  encode(s_.xn, n, p.n_embd, format_bit(act_format_for(backend_.weight(L.wqkv).type)), ith, nth);
   project({{L.wqkv, s_.xn, s_.qkv, w}}, n, ith, nth);
   if (L.bqkv >= 0) {
     add_bias(s_.qkv, backend_.f32(L.bqkv), n, int(w), w, ith, nth);
@@ -745,12 +767,20 @@ void CpuExecutor::dense_ffn(int gate, int up, int down, int gate_b, int up_b, in
     pool_->barrier();
   }
   // Without a gate (BERT): down(act(up)), the activation written into gate.
-  if (gate >= 0)
-    swiglu(s_.gate, s_.up, s_.gate, n, int(width), width, width, plan_.activation, ith, nth);
-  else
-    swiglu(s_.up, nullptr, s_.gate, n, int(width), width, width, plan_.activation, ith, nth);
-  pool_->barrier();
-  encode(s_.gate, n, width, format_bit(act_format_for(backend_.weight(down).type)), ith, nth);
+  const float* g = gate >= 0 ? s_.gate : s_.up;
+  const float* u = gate >= 0 ? s_.up : nullptr;
+  const ActFormat f = act_format_for(backend_.weight(down).type);
+  int64_t b, e;
+  if (quantize_act_split(f, n, width, ith, nth, &b, &e)) {
+    // Each thread activates exactly the elements it then encodes: one phase, one barrier.
+    swiglu_span(g, u, s_.gate, int(width), width, width, plan_.activation, b, e);
+    quantize_act(f, s_.gate, n, width, s_.act[static_cast<int>(f)], ith, nth);
+    pool_->barrier();
+  } else {
+    swiglu(g, u, s_.gate, n, int(width), width, width, plan_.activation, ith, nth);
+    pool_->barrier();
+    encode(s_.gate, n, width, format_bit(f), ith, nth);
+  }
   project({{down, s_.gate, s_.proj, plan_.n_embd}}, n, ith, nth);
   if (down_b >= 0) {
     add_bias(s_.proj, backend_.f32(down_b), n, plan_.n_embd, plan_.n_embd, ith, nth);
@@ -761,15 +791,15 @@ void CpuExecutor::dense_ffn(int gate, int up, int down, int gate_b, int up_b, in
 void CpuExecutor::ffn_block(int il, int n, int ith, int nth) {
   const ModelPlan& p = plan_;
   const LayerPlan& L = p.layers[il];
-  block_input(L.ffn_norm, L.ffn_norm_b, n, ith, nth);
   if (L.ffn_kind == FfnKind::Moe) {
+    block_input(L.ffn_norm, L.ffn_norm_b, n, ith, nth);
     moe_block(il, n, ith, nth);
     return;
   }
   unsigned formats = 0;
   for (int w : {L.ffn_gate, L.ffn_up})
     if (w >= 0) formats |= format_bit(act_format_for(backend_.weight(w).type));
-  encode(s_.xn, n, p.n_embd, formats, ith, nth);
+  block_input_encoded(L.ffn_norm, L.ffn_norm_b, n, formats, ith, nth);
   dense_ffn(L.ffn_gate, L.ffn_up, L.ffn_down, L.ffn_gate_b, L.ffn_up_b, L.ffn_down_b, p.n_ff, n, ith, nth);
   residual_add(n, L.ffn_post_norm, ith, nth);
   if (p.post_norm) {

@@ -138,7 +138,9 @@ class CpuExecutor final : public Executor {
   void input_embeddings(int n, int ith, int nth);
   // xn = the block's input: norm(x) (pre-norm), or x itself (post-norm); ends with a barrier.
   void block_input(int norm_w, int norm_b, int n, int ith, int nth);
-  // q, k, v from the fused attn_qkv projection of xn (and its bias).
+  // block_input, then encode(xn, ..., formats); one phase where it can be (see the .cpp).
+  void block_input_encoded(int norm_w, int norm_b, int n, unsigned formats, int ith, int nth);
+  // q, k, v from the fused attn_qkv projection of xn, already encoded (and its bias).
   void fused_qkv(const LayerPlan& L, int n, int ith, int nth);
   // Rows `idx` [count] of x through the final norm into y [count][n_embd] (gathered via proj
   // when not contiguous); ends with a barrier.

@@ -37,8 +37,12 @@ ActFormat act_format_for(GgmlType weight_type);
 size_t act_row_bytes(ActFormat format, int64_t cols);
 // Bytes of n_tokens activation rows of `cols` values in `format`.
 size_t act_bytes(ActFormat format, int64_t cols, int n_tokens);
-// Encodes x [n_tokens][cols] into `out`; rows are split across threads.
+// Encodes x [n_tokens][cols] into `out`; (row, block) units are split across threads.
 void quantize_act(ActFormat format, const float* x, int n_tokens, int64_t cols, void* out, int ith, int nth);
+// The elements [begin, end) of the flat x [n_tokens][cols] that quantize_act reads on thread
+// ith: a phase that writes exactly these before encoding needs no barrier in between.
+// False when units do not tile the rows (no such split).
+bool quantize_act_split(ActFormat format, int n_tokens, int64_t cols, int ith, int nth, int64_t* begin, int64_t* end);
 
 // Kernel-private weight layouts made at load time (see pack_weight.cpp).
 enum class WeightLayout {
@@ -167,6 +171,9 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);
 
 // (rms_norm.cpp) y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight; weight may be null.
 void rms_norm(const float* x, const float* weight, float* y, int n_rows, int dim, float eps, int ith, int nth);
+// The same for elements [begin, end) of the flat y [rows][dim] only (each row they touch is
+// summed whole, as rms_norm sums it: the same bits); not in place.
+void rms_norm_span(const float* x, const float* weight, float* y, int dim, float eps, int64_t begin, int64_t end);
 // (layer_norm.cpp) y[t] = (x[t] - mean) / sqrt(var + eps) * weight + bias; either may be null.
 void layer_norm(const float* x, const float* weight, const float* bias, float* y, int n_rows, int dim, float eps,
                 int ith, int nth);
@@ -181,6 +188,10 @@ void rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim,
 // strided by the given leading dimensions.
 void swiglu(const float* gate, const float* up, float* out, int n_rows, int dim, int64_t ld_in, int64_t ld_out,
             GateActivation act, int ith, int nth);
+// The same for the flat elements [begin, end) of [n_rows][dim] (each element's formula does not
+// depend on the split).
+void swiglu_span(const float* gate, const float* up, float* out, int dim, int64_t ld_in, int64_t ld_out, GateActivation act,
+                 int64_t begin, int64_t end);
 
 // (add.cpp) x[i] += y[i] for i < n; and x[t][i] += b[i] (bias broadcast over rows).
 void add(float* x, const float* y, int64_t n, int ith, int nth);

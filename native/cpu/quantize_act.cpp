@@ -143,11 +143,29 @@ void encode_units(ActFormat format, const float* x, uint8_t* y, int64_t first, i
 
 }  // namespace
 
+namespace {
+
+// Values per work unit: a block, or 64 halves (a whole row when that does not divide it).
+int64_t act_unit(ActFormat format, int64_t cols) {
+  constexpr int64_t kHalfUnit = 64;
+  return format == ActFormat::Q8_0 || format == ActFormat::Q8_1 ? QK8_0 : format == ActFormat::Q8_K ? QK_K : (cols % kHalfUnit ? cols : kHalfUnit);
+}
+
+}  // namespace
+
+bool quantize_act_split(ActFormat format, int n_tokens, int64_t cols, int ith, int nth, int64_t* begin, int64_t* end) {
+  const int64_t unit = act_unit(format, cols);
+  if (format == ActFormat::F32 || cols % unit != 0) return false;
+  split_range(int64_t(n_tokens) * (cols / unit), ith, nth, begin, end);
+  *begin *= unit;
+  *end *= unit;
+  return true;
+}
+
 void quantize_act(ActFormat format, const float* x, int n_tokens, int64_t cols, void* out, int ith, int nth) {
   if (format == ActFormat::F32) return;
   // Work is split over (row, unit) pairs, so a single decode row is shared by all threads.
-  constexpr int64_t kHalfUnit = 64;
-  const int64_t unit = format == ActFormat::Q8_0 || format == ActFormat::Q8_1 ? QK8_0 : format == ActFormat::Q8_K ? QK_K : (cols % kHalfUnit ? cols : kHalfUnit);
+  const int64_t unit = act_unit(format, cols);
   const int64_t per_row = cols / unit;
   const size_t row_bytes = act_row_bytes(format, cols);
   const bool avx2 = active_cpu_isa() >= CpuIsa::Avx2;

@@ -47,4 +47,27 @@ void rms_norm(const float* x, const float* weight, float* y, int n_rows, int dim
   }
 }
 
+void rms_norm_span(const float* x, const float* weight, float* y, int dim, float eps, int64_t begin, int64_t end) {
+  const bool avx2 = active_cpu_isa() >= CpuIsa::Avx2;
+  while (begin < end) {
+    const int64_t r = begin / dim, c0 = begin % dim, c1 = std::min<int64_t>(dim, c0 + (end - begin));
+    const float* xr = x + r * dim;
+    float* yr = y + r * dim;
+    double sum = 0;
+    if (avx2) {
+      sum = avx2::sum_squares(xr, dim);
+    } else {
+      for (int i = 0; i < dim; ++i) sum += double(xr[i] * xr[i]);
+    }
+    const float scale = 1.0f / std::sqrt(static_cast<float>(sum / dim) + eps);
+    if (avx2)
+      avx2::scale_row(xr + c0, weight ? weight + c0 : nullptr, scale, yr + c0, int(c1 - c0));
+    else if (weight)
+      for (int64_t i = c0; i < c1; ++i) yr[i] = xr[i] * scale * weight[i];
+    else
+      for (int64_t i = c0; i < c1; ++i) yr[i] = xr[i] * scale;
+    begin += c1 - c0;
+  }
+}
+
 }  // namespace tessera::cpu

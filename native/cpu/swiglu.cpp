@@ -37,6 +37,11 @@ void swiglu(const float* gate, const float* up, float* out, int n_rows, int dim,
   // each thread walks its range as runs within rows.
   int64_t b, e;
   split_range(int64_t(n_rows) * dim, ith, nth, &b, &e);
+  swiglu_span(gate, up, out, dim, ld_in, ld_out, act, b, e);
+}
+
+void swiglu_span(const float* gate, const float* up, float* out, int dim, int64_t ld_in, int64_t ld_out, GateActivation act,
+                 int64_t b, int64_t e) {
   const bool avx2 = active_cpu_isa() >= CpuIsa::Avx2;
   // llama.cpp's AVX2 SiLU takes each row's last dim % 8 columns through libm's expf; the
   // same columns go through the scalar formula here so the two engines round alike.
