@@ -68,10 +68,11 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
                                          : std::min<size_t>(64, std::max<size_t>(1, ((size_t(256) << 20) + a.w_bytes - 1) / a.w_bytes));
   std::vector<AlignedBuffer> copies(n_copies);
   std::vector<PackedWeight> packed(n_copies);
+  HugePageArena arena;  // the copies packed as a model's weights are (cpu_backend.cpp)
   for (size_t i = 0; i < n_copies; ++i) {
     check(env, copies[i].allocate(a.w_bytes, "benchmark weights"));
     std::copy(a.w, a.w + a.w_bytes, copies[i].data());
-    check(env, pack(a, copies[i].data(), repack, &packed[i]));
+    check(env, pack(a, copies[i].data(), repack, &packed[i], &arena));
   }
   AlignedBuffer act, y;
   check(env, act.allocate(std::max<size_t>(act_bytes(act_format_for(a.type), a.cols, a.n_tokens), 64), "harness activations"));

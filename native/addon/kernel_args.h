@@ -94,7 +94,8 @@ inline DotOrder order_arg(const Napi::CallbackInfo& info, size_t i) {
   return v == "gemv" ? DotOrder::Gemv : DotOrder::Gemm;
 }
 
-inline Status pack(const MatmulArgs& a, const uint8_t* data, bool repack, PackedWeight* out) {
+// With an arena, as the CPU backend packs a model's weights (small ones share huge pages).
+inline Status pack(const MatmulArgs& a, const uint8_t* data, bool repack, PackedWeight* out, HugePageArena* arena = nullptr) {
   TensorRef t;
   t.name = "harness";
   t.type = a.type;
@@ -103,7 +104,7 @@ inline Status pack(const MatmulArgs& a, const uint8_t* data, bool repack, Packed
   t.ne[1] = a.rows;
   t.nbytes = a.w_bytes;
   t.data = data;
-  return pack_weight(t, out, repack);
+  return pack_weight(t, out, repack, false, arena);
 }
 
 // One matmul as the executor runs it inside a region: encode the activations, barrier,
