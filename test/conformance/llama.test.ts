@@ -49,7 +49,11 @@ const BUDGET: Record<WeightScheme | "stories", number> = {
   Q5_K_M: 4e-2,
   Q3_K: 4e-2,
   Q3_K_M: 4e-2,
-  Q2_K: 4e-2,
+  // Two-bit weights leave each engine 3-5e-2 from a float64 forward pass on these random
+  // models (three seeds: Tessera 3.2-5.1e-2, llama.cpp 3.2-4.3e-2 from it), so the two sit
+  // further apart than for the other types: up to 3.4e-2 over 24 seeds, and 4.7e-2 once in
+  // CI (dev box, where llama.cpp runs its AVX-512 variant).
+  Q2_K: 6e-2,
   IQ4_XS: 4e-2,
 };
 
