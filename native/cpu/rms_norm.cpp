@@ -11,6 +11,28 @@
 
 namespace tessera::cpu {
 
+namespace {
+
+// Columns [c0, c1) of one normalized row: the sum always over the whole row, in one order,
+// so that each y element is x * scale (* weight) whichever stretch computes it.
+void norm_row_span(const float* xr, const float* weight, float* yr, int dim, float eps, int64_t c0, int64_t c1, bool avx2) {
+  double sum = 0;
+  if (avx2) {
+    sum = avx2::sum_squares(xr, dim);
+  } else {
+    for (int i = 0; i < dim; ++i) sum += double(xr[i] * xr[i]);
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(sum / dim) + eps);
+  if (avx2)
+    avx2::scale_row(xr + c0, weight ? weight + c0 : nullptr, scale, yr + c0, int(c1 - c0));
+  else if (weight)
+    for (int64_t i = c0; i < c1; ++i) yr[i] = xr[i] * scale * weight[i];
+  else
+    for (int64_t i = c0; i < c1; ++i) yr[i] = xr[i] * scale;
+}
+
+}  // namespace
+
 void rms_norm(const float* x, const float* weight, float* y, int n_rows, int dim, float eps, int ith, int nth) {
   // Fewer rows than threads (a decode step's one token): every thread sums each row itself,
   // in the same order, and scales its own stretch of columns, rather than one thread doing
@@ -26,46 +48,14 @@ void rms_norm(const float* x, const float* weight, float* y, int n_rows, int dim
     split_range(n_rows, ith, nth, &r0, &r1);
   }
   const bool avx2 = active_cpu_isa() >= CpuIsa::Avx2;
-  for (int64_t r = r0; r < r1; ++r) {
-    const float* xr = x + r * dim;
-    float* yr = y + r * dim;
-    double sum = 0;
-    if (avx2) {
-      sum = avx2::sum_squares(xr, dim);
-    } else {
-      for (int i = 0; i < dim; ++i) sum += double(xr[i] * xr[i]);
-    }
-    const float scale = 1.0f / std::sqrt(static_cast<float>(sum / dim) + eps);
-    const float* w = weight ? weight + c0 : nullptr;
-    // Each y element is x * scale (* weight) whichever stretch computes it.
-    if (avx2)
-      avx2::scale_row(xr + c0, w, scale, yr + c0, int(c1 - c0));
-    else if (w)
-      for (int64_t i = c0; i < c1; ++i) yr[i] = xr[i] * scale * weight[i];
-    else
-      for (int64_t i = c0; i < c1; ++i) yr[i] = xr[i] * scale;
-  }
+  for (int64_t r = r0; r < r1; ++r) norm_row_span(x + r * dim, weight, y + r * dim, dim, eps, c0, c1, avx2);
 }
 
 void rms_norm_span(const float* x, const float* weight, float* y, int dim, float eps, int64_t begin, int64_t end) {
   const bool avx2 = active_cpu_isa() >= CpuIsa::Avx2;
   while (begin < end) {
     const int64_t r = begin / dim, c0 = begin % dim, c1 = std::min<int64_t>(dim, c0 + (end - begin));
-    const float* xr = x + r * dim;
-    float* yr = y + r * dim;
-    double sum = 0;
-    if (avx2) {
-      sum = avx2::sum_squares(xr, dim);
-    } else {
-      for (int i = 0; i < dim; ++i) sum += double(xr[i] * xr[i]);
-    }
-    const float scale = 1.0f / std::sqrt(static_cast<float>(sum / dim) + eps);
-    if (avx2)
-      avx2::scale_row(xr + c0, weight ? weight + c0 : nullptr, scale, yr + c0, int(c1 - c0));
-    else if (weight)
-      for (int64_t i = c0; i < c1; ++i) yr[i] = xr[i] * scale * weight[i];
-    else
-      for (int64_t i = c0; i < c1; ++i) yr[i] = xr[i] * scale;
+    norm_row_span(x + r * dim, weight, y + r * dim, dim, eps, c0, c1, avx2);
     begin += c1 - c0;
   }
 }
