@@ -54,7 +54,9 @@ const BUDGET: Record<WeightScheme | "stories", number> = {
   // further apart than for the other types: up to 3.4e-2 over 24 seeds, and 4.7e-2 once in
   // CI (dev box, where llama.cpp runs its AVX-512 variant).
   Q2_K: 6e-2,
-  IQ4_XS: 4e-2,
+  // Each engine sits 2.3-3.5e-2 from a float64 forward pass (20 seeds); the two were up to
+  // 2.4e-2 apart there, and 4.3e-2 once in CI.
+  IQ4_XS: 5e-2,
 };
 
 /**
