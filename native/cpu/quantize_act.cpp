@@ -141,14 +141,17 @@ void encode_units(ActFormat format, const float* x, uint8_t* y, int64_t first, i
   }
 }
 
-}  // namespace
-
-namespace {
-
 // Values per work unit: a block, or 64 halves (a whole row when that does not divide it).
 int64_t act_unit(ActFormat format, int64_t cols) {
   constexpr int64_t kHalfUnit = 64;
   return format == ActFormat::Q8_0 || format == ActFormat::Q8_1 ? QK8_0 : format == ActFormat::Q8_K ? QK_K : (cols % kHalfUnit ? cols : kHalfUnit);
+}
+
+// Thread ith's (row, unit) pairs [u0, u1): work is split over them, so a single decode row is
+// shared by all threads. quantize_act and quantize_act_split both take it from here, so a
+// phase fused on the split (cpu_executor.cpp) encodes exactly what it wrote.
+void unit_range(int n_tokens, int64_t per_row, int ith, int nth, int64_t* u0, int64_t* u1) {
+  split_range(int64_t(n_tokens) * per_row, ith, nth, u0, u1);
 }
 
 }  // namespace
@@ -156,7 +159,7 @@ int64_t act_unit(ActFormat format, int64_t cols) {
 bool quantize_act_split(ActFormat format, int n_tokens, int64_t cols, int ith, int nth, int64_t* begin, int64_t* end) {
   const int64_t unit = act_unit(format, cols);
   if (format == ActFormat::F32 || cols % unit != 0) return false;
-  split_range(int64_t(n_tokens) * (cols / unit), ith, nth, begin, end);
+  unit_range(n_tokens, cols / unit, ith, nth, begin, end);
   *begin *= unit;
   *end *= unit;
   return true;
@@ -164,13 +167,12 @@ bool quantize_act_split(ActFormat format, int n_tokens, int64_t cols, int ith, i
 
 void quantize_act(ActFormat format, const float* x, int n_tokens, int64_t cols, void* out, int ith, int nth) {
   if (format == ActFormat::F32) return;
-  // Work is split over (row, unit) pairs, so a single decode row is shared by all threads.
   const int64_t unit = act_unit(format, cols);
   const int64_t per_row = cols / unit;
   const size_t row_bytes = act_row_bytes(format, cols);
   const bool avx2 = active_cpu_isa() >= CpuIsa::Avx2;
   int64_t u0, u1;
-  split_range(int64_t(n_tokens) * per_row, ith, nth, &u0, &u1);
+  unit_range(n_tokens, per_row, ith, nth, &u0, &u1);
   while (u0 < u1) {
     const int64_t t = u0 / per_row, first = u0 % per_row;
     const int64_t count = std::min(u1 - u0, per_row - first);
