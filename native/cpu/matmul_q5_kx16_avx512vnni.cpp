@@ -2,8 +2,10 @@
 // of tokens.
 //
 // Lane r of every vector is row r of a 16-row group. Per 32-value sub-block and token: the
-// 5-bit values (nibble | fifth bit << 4, unsigned 0..31) times 4 broadcast activation bytes,
-// 8 vpdpbusd, give the 16 rows' exact int32 dots; per super-block, per row, the integers
+// 5-bit values (nibble | fifth bit << 4, unsigned 0..31; three units of 4 decoded as q and
+// five as 8q, packed_q5_kx16.h) times 4 broadcast activation bytes, 8 vpdpbusd into two
+// sums, the second shifted back, give the 16 rows' exact int32 dots; per super-block, per
+// row, the integers
 //   isum = sum_i scale_i * dot_i,  imin = sum_i min_i * S_i  (S_i: the activation sub-block sum)
 // and two fp32 multiply-adds, acc += isum * (d * dx) and accm += imin * (dmin * dx), with
 // y = acc - accm at the end. That is not llama.cpp's vec_dot_q5_K order (8 partial lanes per
@@ -14,6 +16,10 @@
 //
 // Why: the AVX2 kernel, one row at a time with its lanes summed at the end, reached 56% of
 // the read bandwidth on decode (8192x2048: 0.33 ms); Q5_K_M decode stayed at 49% of it.
+// The layout of packed_q5_kx16.h and imin by vpdpwssd (the mins and the activation sums as
+// int16 pairs, where each min took two shifts, a vpmulld and an add) replaced GGUF's fields
+// side by side: 256x2048 on one thread from L2 went from 52 to 59 GB/s (Zen 5 dev VM), with
+// the same integer sums, so the same bits.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
@@ -33,13 +39,6 @@ using x16::dpbusd_x;
 using x16::half;
 using x16::lane_byte;
 using SubSums = x16::Q8KSubSums;
-
-// Bit k of each byte, moved to bit 4.
-inline __m512i bit_to_16(__m512i v, int k) {
-  const __m512i m16 = _mm512_set1_epi8(0x10);
-  if (k <= 4) return _mm512_and_si512(_mm512_slli_epi16(v, 4 - k), m16);
-  return _mm512_and_si512(_mm512_srli_epi16(v, k - 4), m16);
-}
 
 // Scale (or min) i of a Q4_K/Q5_K super-block from its 12 packed bytes (ggml's
 // get_scale_min_k4).
@@ -61,7 +60,8 @@ constexpr int kPrefetchBytes = 3 * int(sizeof(q5_kx16::Column));
 // Tokens k0..k0+T-1 against one whole group (rows row0..row0+15).
 template <int T>
 void group_tokens(const q5_kx16::Column* columns, int64_t nb, const DotTile& t, int k0, int64_t row0, const SubSums& sums) {
-  const __m512i m4 = _mm512_set1_epi8(0xF);
+  const __m512i m1F = _mm512_set1_epi8(0x1F), mF8 = _mm512_set1_epi8(char(0xF8)), mE0 = _mm512_set1_epi8(char(0xE0)),
+                m10 = _mm512_set1_epi8(0x10);
   const __m512i low6 = _mm512_set1_epi32(0x3f3f3f3f), low4 = _mm512_set1_epi32(0x0f0f0f0f), low2 = _mm512_set1_epi32(0x03030303);
   const BlockQ8_K* xrow[T];
   for (int n = 0; n < T; ++n) xrow[n] = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + n) * t.act_stride);
@@ -77,35 +77,45 @@ void group_tokens(const q5_kx16::Column* columns, int64_t nb, const DotTile& t, 
     const __m512i mn[2] = {
         _mm512_and_si512(w1, low6),
         _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), low4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), low2), 4))};
+    // The mins as int16 pairs (bytes 0 and 2, then 1 and 3 of each word) for vpdpwssd against
+    // the activation sums' pairs (Q8KSubSums::pairs).
+    const __m512i even = _mm512_set1_epi32(0x00FF00FF);
+    const __m512i mn16[4] = {_mm512_and_si512(mn[0], even), _mm512_srli_epi16(mn[0], 8), _mm512_and_si512(mn[1], even),
+                             _mm512_srli_epi16(mn[1], 8)};
     __m512i isum[T];
     for (int n = 0; n < T; ++n) isum[n] = _mm512_setzero_si512();
-    // Unrolled (as the loops below): with i constant, the nibble choice and the fifth bit's
-    // shift are immediates; rolled, gcc kept a loop with variable shifts and branches.
+    // Unrolled (as the loops below): with i constant, the scale's byte is an immediate.
 #pragma GCC unroll 8
     for (int i = 0; i < 8; ++i) {
-      // Sub-block i = 2j + h: nibbles h of vectors 8j..8j+7, fifth bits at bit i of qh.
-      const int j = i / 2, h = i % 2;
-      __m512i v[8];
-      for (int m = 0; m < 8; ++m) {
-        const __m512i packed = _mm512_loadu_si512(c.quants[8 * j + m]);
-        // nibble | fifth bit in one ternary op, (A & C) | B with C = 0x0F: 3 ops a vector
-        // for the low nibbles, 4 for the high ones (and, or, shift, and: 4 and 5 before).
-        v[m] = _mm512_ternarylogic_epi32(h == 0 ? packed : _mm512_srli_epi16(packed, 4), bit_to_16(_mm512_loadu_si512(c.qh[m]), i), m4, 0xEC);
-      }
+      // Sub-block i: units 0..2 as q, 3..7 as 8q (packed_q5_kx16.h).
+      __m512i v[5];
+      for (int m = 0; m < 5; ++m) v[m] = _mm512_loadu_si512(c.q[5 * i + m]);
+      const __m512i low2 = _mm512_ternarylogic_epi32(_mm512_slli_epi16(v[3], 2), _mm512_slli_epi16(v[4], 1), m10, 0xE4);
+      const __m512i u[8] = {_mm512_and_si512(v[0], m1F),
+                            _mm512_and_si512(v[1], m1F),
+                            _mm512_and_si512(v[2], m1F),
+                            _mm512_and_si512(v[3], mF8),
+                            _mm512_and_si512(v[4], mF8),
+                            _mm512_and_si512(_mm512_ternarylogic_epi32(v[0], _mm512_slli_epi16(v[3], 3), mE0, 0xE4), mF8),
+                            _mm512_and_si512(_mm512_ternarylogic_epi32(v[1], _mm512_slli_epi16(v[4], 3), mE0, 0xE4), mF8),
+                            _mm512_and_si512(_mm512_ternarylogic_epi32(v[2], low2, mE0, 0xE4), mF8)};
       const __m512i scale = lane_byte(sc[i / 4], i % 4);
       for (int n = 0; n < T; ++n) {
         const int8_t* x = xrow[n][b].qs + 32 * i;
-        __m512i dot = _mm512_setzero_si512();
-        for (int m = 0; m < 8; ++m) dot = dpbusd_x(dot, v[m], x + 4 * m);
+        __m512i dot1 = _mm512_setzero_si512(), dot8 = _mm512_setzero_si512();
+        for (int k = 0; k < 3; ++k) dot1 = dpbusd_x(dot1, u[k], x + 4 * k);
+        for (int k = 3; k < 8; ++k) dot8 = dpbusd_x(dot8, u[k], x + 4 * k);
+        // dot8 is 8 times an exact int32 dot (at most 32 * 31 * 128 * 8 < 2^21).
+        const __m512i dot = _mm512_add_epi32(dot1, _mm512_srai_epi32(dot8, 3));
         isum[n] = _mm512_add_epi32(isum[n], _mm512_mullo_epi32(dot, scale));
       }
     }
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.d)));
     const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.dmin)));
     for (int n = 0; n < T; ++n) {
-      const int32_t* S = sums.s.data() + (size_t(k0 + n) * nb + b) * 8;
-      __m512i imin = _mm512_setzero_si512();
-      for (int i = 0; i < 8; ++i) imin = _mm512_add_epi32(imin, _mm512_mullo_epi32(lane_byte(mn[i / 4], i % 4), _mm512_set1_epi32(S[i])));
+      const int32_t* P = sums.pairs_at(k0 + n, nb, b);
+      __m512i imin = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mn16[0], _mm512_set1_epi32(P[0]));
+      for (int p = 1; p < 4; ++p) imin = _mm512_dpwssd_epi32(imin, mn16[p], _mm512_set1_epi32(P[p]));
       const __m512 dx = _mm512_set1_ps(xrow[n][b].d);
       acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[n]), _mm512_mul_ps(dw, dx), acc[n]);
       accm[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), _mm512_mul_ps(dmin, dx), accm[n]);

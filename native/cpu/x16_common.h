@@ -30,18 +30,29 @@ inline __m512i lane_sbyte(__m512i v, int i) { return _mm512_srai_epi32(_mm512_sl
 // bsums[2i+1] (the minimum terms of Q4_K and Q5_K), built once per thread and activations.
 struct Q8KSubSums {
   std::vector<int32_t> s;  // [n_tokens][nb][8]
+  // The same sums as int16 pairs for vpdpwssd against the mins' even and odd bytes:
+  // (S0, S2), (S1, S3), (S4, S6), (S5, S7), low half first (|S_i| <= 32 * 128 fits).
+  std::vector<int32_t> pairs;  // [n_tokens][nb][4]
 
   void build(const DotTile& t, int64_t nb) {
     if (built_from_.reuse(t)) return;
     s.resize(size_t(t.n_tokens) * nb * 8);
+    pairs.resize(size_t(t.n_tokens) * nb * 4);
     for (int k = 0; k < t.n_tokens; ++k) {
       const BlockQ8_K* x = reinterpret_cast<const BlockQ8_K*>(t.act + k * t.act_stride);
-      for (int64_t b = 0; b < nb; ++b)
-        for (int i = 0; i < 8; ++i) s[(size_t(k) * nb + b) * 8 + i] = int32_t(x[b].bsums[2 * i]) + x[b].bsums[2 * i + 1];
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t* S = &s[(size_t(k) * nb + b) * 8];
+        for (int i = 0; i < 8; ++i) S[i] = int32_t(x[b].bsums[2 * i]) + x[b].bsums[2 * i + 1];
+        for (int p = 0; p < 4; ++p) {
+          const int lo = 4 * (p / 2) + p % 2;
+          pairs[(size_t(k) * nb + b) * 4 + p] = int32_t(uint32_t(uint16_t(S[lo])) | uint32_t(uint16_t(S[lo + 2])) << 16);
+        }
+      }
     }
   }
 
   const int32_t* at(int k, int64_t nb, int64_t b) const { return s.data() + (size_t(k) * nb + b) * 8; }
+  const int32_t* pairs_at(int k, int64_t nb, int64_t b) const { return pairs.data() + (size_t(k) * nb + b) * 4; }
 
  private:
   ActMemo built_from_;
