@@ -82,18 +82,28 @@ void group_tokens(const q4_kx16::Column* columns, int64_t nb, const DotTile& t, 
           sum[n] = h == 0 ? part : _mm512_add_epi32(sum[n], part);
         }
       }
-      const __m512i min_lo = lane_byte(mn[j / 2], (2 * j) % 4), min_hi = lane_byte(mn[j / 2], (2 * j + 1) % 4);
-      for (int n = 0; n < T; ++n) {
-        const __m512i mins = _mm512_add_epi32(_mm512_mullo_epi32(min_lo, _mm512_set1_epi32(S[n][2 * j])),
-                                              _mm512_mullo_epi32(min_hi, _mm512_set1_epi32(S[n][2 * j + 1])));
-        if constexpr (kOrder == DotOrder::Gemm) {
+      if constexpr (kOrder == DotOrder::Gemm) {
+        const __m512i min_lo = lane_byte(mn[j / 2], (2 * j) % 4), min_hi = lane_byte(mn[j / 2], (2 * j + 1) % 4);
+        for (int n = 0; n < T; ++n) {
+          const __m512i mins = _mm512_add_epi32(_mm512_mullo_epi32(min_lo, _mm512_set1_epi32(S[n][2 * j])),
+                                                _mm512_mullo_epi32(min_hi, _mm512_set1_epi32(S[n][2 * j + 1])));
           const __m512 dx = _mm512_set1_ps(xrow[n][b].d);
           acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[n]), _mm512_mul_ps(dw, dx), acc[n]);
           acc_min[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(mins), _mm512_mul_ps(dmin, dx), acc_min[n]);
-        } else {
-          block_sum[n] = _mm512_add_epi32(block_sum[n], sum[n]);
-          block_min[n] = _mm512_add_epi32(block_min[n], mins);
         }
+      } else {
+        for (int n = 0; n < T; ++n) block_sum[n] = _mm512_add_epi32(block_sum[n], sum[n]);
+      }
+    }
+    if constexpr (kOrder == DotOrder::Gemv) {
+      // The block's whole min term at once: four vpdpwssd of the mins and the activation
+      // sums as int16 pairs (Q8KSubSums::pairs), the same integer as the pairwise sums.
+      const __m512i even = _mm512_set1_epi32(0x00FF00FF);
+      const __m512i mn16[4] = {_mm512_and_si512(mn[0], even), _mm512_srli_epi16(mn[0], 8), _mm512_and_si512(mn[1], even),
+                               _mm512_srli_epi16(mn[1], 8)};
+      for (int n = 0; n < T; ++n) {
+        const int32_t* P = sums.pairs_at(k0 + n, nb, b);
+        for (int p = 0; p < 4; ++p) block_min[n] = _mm512_dpwssd_epi32(block_min[n], mn16[p], _mm512_set1_epi32(P[p]));
       }
     }
     if constexpr (kOrder == DotOrder::Gemv)
