@@ -43,26 +43,9 @@ using x16::half;
 // 8 KB; 16 KB was slower again).
 constexpr int kPrefetchBytes = 3 * int(sizeof(q3_kx16::Column));
 
-// Every token's 16 sub-block offsets per super-block, -4 * 2^class_shift(s) * bsums[s] (the
-// dot of a sub-block starts there), built once per thread and activations.
-struct Q3KOffsets {
-  std::vector<int32_t> v;  // [n_tokens][nb][16]
-
-  void build(const DotTile& t, int64_t nb) {
-    if (built_from_.reuse(t)) return;
-    v.resize(size_t(t.n_tokens) * nb * 16);
-    for (int k = 0; k < t.n_tokens; ++k) {
-      const BlockQ8_K* x = reinterpret_cast<const BlockQ8_K*>(t.act + k * t.act_stride);
-      for (int64_t b = 0; b < nb; ++b)
-        for (int s = 0; s < 16; ++s) v[(size_t(k) * nb + b) * 16 + s] = -(4 << q3_kx16::class_shift(s)) * int32_t(x[b].bsums[s]);
-    }
-  }
-
-  const int32_t* at(int k, int64_t nb, int64_t b) const { return v.data() + (size_t(k) * nb + b) * 16; }
-
- private:
-  ActMemo built_from_;
-};
+// The dot of sub-block s starts at -4 * 2^class_shift(s) * bsums[s].
+int q3_offset_multiplier(int s) { return -(4 << q3_kx16::class_shift(s)); }
+using Q3KOffsets = x16::Q8KOffsets<q3_offset_multiplier>;
 
 // N sub-blocks' dots per token, side by side: sub-block s[i]'s 4 vpdpbusd of the decoded units
 // u[i] against the token's activation bytes 16s..16s+15, from the token's offset.

@@ -29,7 +29,10 @@ namespace {
 
 using x16::dpbusd_x;
 using x16::half;
-using x16::lane_sbyte;
+
+// The dot of every sub-block starts at -32 * bsums[s].
+int q6_offset_multiplier(int) { return -32; }
+using Q6KOffsets = x16::Q8KOffsets<q6_offset_multiplier>;
 
 
 
@@ -40,7 +43,7 @@ constexpr int kPrefetchBytes = 3 * int(sizeof(q6_kx16::Column));
 
 // Tokens k0..k0+T-1 against one whole group (rows row0..row0+15).
 template <int T>
-void group_tokens(const q6_kx16::Column* columns, int64_t nb, const DotTile& t, int k0, int64_t row0) {
+void group_tokens(const q6_kx16::Column* columns, int64_t nb, const DotTile& t, int k0, int64_t row0, const Q6KOffsets& offsets) {
   const __m512i m3 = _mm512_set1_epi8(3), m15 = _mm512_set1_epi8(0x0F), m63 = _mm512_set1_epi8(0x3F);
   const BlockQ8_K* xrow[T];
   for (int n = 0; n < T; ++n) xrow[n] = reinterpret_cast<const BlockQ8_K*>(t.act + (k0 + n) * t.act_stride);
@@ -49,9 +52,11 @@ void group_tokens(const q6_kx16::Column* columns, int64_t nb, const DotTile& t, 
   for (int64_t b = 0; b < nb; ++b) {
     const q6_kx16::Column& c = columns[b];
     for (int o = 0; o < int(sizeof(c)); o += 64) _mm_prefetch(reinterpret_cast<const char*>(&c) + kPrefetchBytes + o, _MM_HINT_T0);
+    const int32_t* off[T];
+    for (int n = 0; n < T; ++n) off[n] = offsets.at(k0 + n, nb, b);
     __m512i isum[T];
     for (int n = 0; n < T; ++n) isum[n] = _mm512_setzero_si512();
-    // Unrolled so that the scale extraction's shifts are immediates.
+    // Unrolled so that the shifts' counts are immediates.
 #pragma GCC unroll 16
     for (int s = 0; s < 16; ++s) {
       const __m512i b0 = _mm512_loadu_si512(c.q[3 * s]), b1 = _mm512_loadu_si512(c.q[3 * s + 1]), b2 = _mm512_loadu_si512(c.q[3 * s + 2]);
@@ -59,8 +64,13 @@ void group_tokens(const q6_kx16::Column* columns, int64_t nb, const DotTile& t, 
       const __m512i u3 = _mm512_ternarylogic_epi32(
           _mm512_ternarylogic_epi32(_mm512_srli_epi16(b0, 6), _mm512_srli_epi16(b1, 4), m3, 0xE4), _mm512_srli_epi16(b2, 2), m15, 0xE4);
       const __m512i v[4] = {_mm512_and_si512(b0, m63), _mm512_and_si512(b1, m63), _mm512_and_si512(b2, m63), _mm512_and_si512(u3, m63)};
-      const __m512i scale = lane_sbyte(_mm512_loadu_si512(c.scales[s / 4]), s % 4);
-      x16::sub_block_dots(isum, v, scale, xrow, b, s, 32);
+      const __m512i scale = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c.scales[s])));
+      for (int n = 0; n < T; ++n) {
+        const int8_t* x = xrow[n][b].qs + 16 * s;
+        __m512i dot = _mm512_set1_epi32(off[n][s]);
+        for (int k = 0; k < 4; ++k) dot = dpbusd_x(dot, v[k], x + 4 * k);
+        isum[n] = _mm512_add_epi32(isum[n], _mm512_mullo_epi32(dot, scale));
+      }
     }
     x16::scale_super_block(acc, isum, c.d, xrow, b);
   }
@@ -93,8 +103,12 @@ void matmul_q6_kx16(const DotTile& t, int64_t r0, int64_t r1) {
   x16::groups_and_rows<q6_kx16::kRows>(
       r0, r1,
       [&](int64_t g0, int64_t g1) {
+        thread_local Q6KOffsets offsets;
+        offsets.build(t, nb);
+        // A plain reference for the loop: it must not look up the thread_local again.
+        const Q6KOffsets& o = offsets;
         x16::token_tiles<4>(g0, g1, t.n_tokens, [&](auto tokens, int64_t g, int k0) {
-          group_tokens<decltype(tokens)::value>(q6_kx16::group(t.packed, t.row_bytes, g), nb, t, k0, g * q6_kx16::kRows);
+          group_tokens<decltype(tokens)::value>(q6_kx16::group(t.packed, t.row_bytes, g), nb, t, k0, g * q6_kx16::kRows, o);
         });
       },
       [&](int64_t r) { row_in_order(t, r, nb); });

@@ -4,7 +4,8 @@
 // 210-byte GGUF blocks with the value bits rearranged so that the kernel decodes them with
 // few vector operations, row r in bytes 4r..4r+3 of each vector:
 //   d:      16 fp16, in row order;
-//   scales: the 16 int8 sub-block scales of each row as four 32-bit words, word-major;
+//   scales: the 16 int8 sub-block scales, scale-major: scale s of the 16 rows in 16 bytes
+//           (one vpmovsxbd gives them as int32 lanes, where a byte of a word took two shifts);
 //   q:      48 vectors of the 6-bit values q = ql nibble | qh bits << 4 (0..63). Byte
 //           4r + i of vectors 3s, 3s + 1, 3s + 2 (bytes B0, B1, B2) holds u_k, value
 //           16s + 4k + i of row r (sub-block s), for k = 0..3:
@@ -29,7 +30,7 @@ constexpr int kRows = 16;
 
 struct Column {
   uint16_t d[kRows];
-  uint32_t scales[4][kRows];
+  int8_t scales[16][kRows];
   uint8_t q[48][4 * kRows];
 };
 static_assert(sizeof(Column) == kRows * sizeof(BlockQ6_K), "a column holds exactly its 16 GGUF blocks");
@@ -53,7 +54,7 @@ static inline void pack_group(const uint8_t* rows, size_t row_bytes, int64_t nb,
       Column& c = columns[b];
       const BlockQ6_K& blk = reinterpret_cast<const BlockQ6_K*>(rows + r * row_bytes)[b];
       c.d[r] = blk.d;
-      for (int w = 0; w < 4; ++w) std::memcpy(&c.scales[w][r], blk.scales + 4 * w, 4);
+      for (int s = 0; s < 16; ++s) c.scales[s][r] = blk.scales[s];
       for (int s = 0; s < 16; ++s)
         for (int i = 0; i < 4; ++i) {
           int u[4];

@@ -22,9 +22,8 @@ inline __m512i dpbusd_x(__m512i acc, __m512i w, const int8_t* x) {
   return _mm512_dpbusd_epi32(acc, w, _mm512_set1_epi32(v));
 }
 
-// Byte i (0..3) of each 32-bit lane, as int32: unsigned and signed.
+// Byte i (0..3) of each 32-bit lane, as int32.
 inline __m512i lane_byte(__m512i v, int i) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * i), _mm512_set1_epi32(0xFF)); }
-inline __m512i lane_sbyte(__m512i v, int i) { return _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * i), 24); }
 
 // The 8 sub-block sums of every token's Q8_K activation super-blocks, S_i = bsums[2i] +
 // bsums[2i+1] (the minimum terms of Q4_K and Q5_K), built once per thread and activations.
@@ -58,20 +57,30 @@ struct Q8KSubSums {
   ActMemo built_from_;
 };
 
-// Q3_K and Q6_K: one 16-value sub-block s of a super-block b, for each token n: the 4
-// vectors v (a value per byte, stored unsigned, `offset` above its signed value) against the
-// token's activation bytes 16s..16s+15, the dot starting at -offset times their sum (Q8_K's
-// bsums[s]) so that it is the signed values' exact dot; isum[n] += dot * scale (per row).
-template <int T>
-inline void sub_block_dots(__m512i (&isum)[T], const __m512i (&v)[4], __m512i scale, const BlockQ8_K* const (&xrow)[T], int64_t b, int s,
-                           int offset) {
-  for (int n = 0; n < T; ++n) {
-    const int8_t* x = xrow[n][b].qs + 16 * s;
-    __m512i dot = _mm512_set1_epi32(-offset * int32_t(xrow[n][b].bsums[s]));
-    for (int k = 0; k < 4; ++k) dot = dpbusd_x(dot, v[k], x + 4 * k);
-    isum[n] = _mm512_add_epi32(isum[n], _mm512_mullo_epi32(dot, scale));
+// Every token's 16 sub-block offsets per super-block, kMultiplier(s) * bsums[s] (where the
+// dot of a 16-value sub-block of unsigned stored values starts, so that it ends as the dot of
+// the signed values), built once per thread and activations: read with one broadcast load,
+// where computing it per sub-block took a sign extension, a shift, a negation and a broadcast
+// from a general register.
+template <int (*kMultiplier)(int s)>
+struct Q8KOffsets {
+  std::vector<int32_t> v;  // [n_tokens][nb][16]
+
+  void build(const DotTile& t, int64_t nb) {
+    if (built_from_.reuse(t)) return;
+    v.resize(size_t(t.n_tokens) * nb * 16);
+    for (int k = 0; k < t.n_tokens; ++k) {
+      const BlockQ8_K* x = reinterpret_cast<const BlockQ8_K*>(t.act + k * t.act_stride);
+      for (int64_t b = 0; b < nb; ++b)
+        for (int s = 0; s < 16; ++s) v[(size_t(k) * nb + b) * 16 + s] = kMultiplier(s) * int32_t(x[b].bsums[s]);
+    }
   }
-}
+
+  const int32_t* at(int k, int64_t nb, int64_t b) const { return v.data() + (size_t(k) * nb + b) * 16; }
+
+ private:
+  ActMemo built_from_;
+};
 
 // The super-block's one fp32 step per token (Q3_K, Q6_K): acc[n] += isum[n] * (d * dx).
 template <int T>
