@@ -22,10 +22,9 @@ class AsyncTask {
   // Queues `task` and returns its promise (on the JS thread; throws a JS error if N-API
   // refuses, before anything runs).
   static Napi::Promise queue(Napi::Env env, std::unique_ptr<AsyncTask> task, const char* name) {
-    napi_value promise = nullptr, resource_name = nullptr;
+    napi_value promise = task->promise(env, name), resource_name = nullptr;
     AsyncTask* t = task.get();
-    if (napi_create_promise(env, &t->deferred_, &promise) != napi_ok ||
-        napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+    if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
         napi_create_async_work(env, nullptr, resource_name, &AsyncTask::run, &AsyncTask::complete, t, &t->work_) != napi_ok)
       throw to_js_error(env, Status::error(StatusCode::Internal, std::string("cannot create async work for ") + name));
     if (napi_queue_async_work(env, t->work_) != napi_ok) {
@@ -34,6 +33,28 @@ class AsyncTask {
     }
     task.release();  // owned by the work until complete()
     return Napi::Promise(env, promise);
+  }
+
+  // The task's promise, for a task that runs without a libuv thread and ends through
+  // settle_detached (on the JS thread; throws a JS error if N-API refuses).
+  napi_value promise(napi_env env, const char* name) {
+    napi_value promise = nullptr;
+    if (napi_create_promise(env, &deferred_, &promise) != napi_ok)
+      throw to_js_error(env, Status::error(StatusCode::Internal, std::string("cannot create a promise for ") + name));
+    return promise;
+  }
+
+  // Ends a task started without queue(), as its completion would (on the JS thread): settles
+  // its promise when `settle` (the caller has a scope open in which JavaScript may run), then
+  // frees it either way.
+  static void settle_detached(napi_env env, std::unique_ptr<AsyncTask> task, bool settle) {
+    task->finished();
+    if (!settle) return;
+    try {
+      task->settle(env);
+    } catch (...) {
+      // The environment is going away: nobody is left to observe the promise.
+    }
   }
 
  protected:

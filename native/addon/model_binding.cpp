@@ -5,7 +5,9 @@
 // LoadControl that JS polls (no callback into JS from the load thread, so nothing is left
 // to call when the environment goes away mid-load).
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -21,11 +23,25 @@ namespace tessera {
 
 namespace {
 
+// Steps that run on the pool without a libuv thread (Executor::try_step_async): the pool
+// thread that ends one hands it to the JS thread through a thread-safe function, whose
+// callback settles its promise. One per environment, made at its first such step. Its
+// cleanup hook, added after the function so that it runs first, waits for the steps still
+// on the pool: none calls the function after it is gone.
+struct AsyncSteps {
+  napi_threadsafe_function tsfn = nullptr;
+  std::mutex mutex;
+  std::condition_variable idle;
+  int running = 0;    // started, not yet handed over (guarded by mutex)
+  int in_flight = 0;  // started, not yet settled (JS thread only)
+};
+
 // Constructors live in per-environment instance data so the addon works in worker threads.
 struct Constructors {
   Napi::FunctionReference model;
   Napi::FunctionReference engine;
   Napi::FunctionReference load_control;
+  AsyncSteps* steps = nullptr;  // made on first use, freed with the environment
 };
 
 Constructors& constructors(Napi::Env env) { return *env.GetInstanceData<Constructors>(); }
@@ -116,6 +132,22 @@ Status run_step(EngineState& state, const StepRequest& r) {
 
 class StepTask final : public AsyncTask {
  public:
+  // Starts the step on the pool without a libuv thread (see AsyncSteps); false when the
+  // executor cannot (the caller queues the task instead).
+  bool try_start_detached(AsyncSteps* steps) {
+    steps_ = steps;
+    start_ = std::chrono::steady_clock::now();
+    batch_ = request_.batch();
+    {
+      std::lock_guard<std::mutex> lock(steps->mutex);
+      ++steps->running;
+    }
+    if (state_->executor->try_step_async(batch_, request_.logits, &StepTask::pool_done, this)) return true;
+    std::lock_guard<std::mutex> lock(steps->mutex);
+    --steps->running;
+    return false;
+  }
+
   StepTask(std::shared_ptr<EngineState> state, StepRequest request, Napi::Object engine, Napi::Object logits, Napi::Value flags,
            Napi::Value trace, Napi::Value hidden, Napi::Value argmax)
       : state_(std::move(state)), request_(std::move(request)) {
@@ -137,11 +169,66 @@ class StepTask final : public AsyncTask {
   const Status& status() const override { return status_; }
 
  private:
+  // On the pool thread that ended the step: the logits' check, then the hand-off to the JS
+  // thread (the function outlives every running step: see AsyncSteps).
+  static void pool_done(void* ctx, const Status& st) {
+    StepTask* t = static_cast<StepTask*>(ctx);
+    t->status_ = st.is_ok() ? check_logits(t->request_) : st;
+    t->state_->last_step_ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t->start_).count();
+    AsyncSteps& s = *t->steps_;
+    // napi_closing (the environment is going away): its cleanup hook frees nothing it was
+    // not given, so the task is left to the process's end, like the environment's memory.
+    napi_call_threadsafe_function(s.tsfn, t, napi_tsfn_nonblocking);
+    std::lock_guard<std::mutex> lock(s.mutex);
+    if (--s.running == 0) s.idle.notify_all();
+  }
+
+  AsyncSteps* steps_ = nullptr;
+  std::chrono::steady_clock::time_point start_;
+  StepBatch batch_;
   std::shared_ptr<EngineState> state_;
   StepRequest request_;
   Napi::ObjectReference engine_ref_, logits_ref_, flags_ref_, trace_ref_, hidden_ref_, argmax_ref_;
   Status status_;
 };
+
+// The JS thread's side of AsyncSteps: settle a step that ended (env null: the environment
+// is going away and the task is only freed).
+void settle_ended(napi_env env, napi_value, void* context, void* data) {
+  AsyncSteps& s = *static_cast<AsyncSteps*>(context);
+  AsyncTask::settle_detached(env, std::unique_ptr<AsyncTask>(static_cast<AsyncTask*>(data)), env != nullptr);
+  if (env && --s.in_flight == 0) napi_unref_threadsafe_function(env, s.tsfn);
+}
+
+// Environment teardown, before the function's own cleanup: wait for the steps on the pool.
+void wait_for_async_steps(void* arg) {
+  AsyncSteps* s = static_cast<AsyncSteps*>(arg);
+  std::unique_lock<std::mutex> lock(s->mutex);
+  s->idle.wait(lock, [&] { return s->running == 0; });
+}
+
+// The environment's AsyncSteps, made on first use; null when N-API refuses (the steps then
+// take libuv threads). Freed by the function's finalizer.
+AsyncSteps* async_steps(Napi::Env env) {
+  Constructors& c = constructors(env);
+  if (c.steps) return c.steps;
+  auto s = std::make_unique<AsyncSteps>();
+  napi_value name = nullptr;
+  if (napi_create_string_utf8(env, "tessera.step", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, s.get(),
+                                      [](napi_env, void* data, void*) { delete static_cast<AsyncSteps*>(data); }, s.get(), settle_ended,
+                                      &s->tsfn) != napi_ok)
+    return nullptr;
+  AsyncSteps* steps = s.release();  // owned by the function from here
+  // Only steps in flight keep the loop alive.
+  if (napi_unref_threadsafe_function(env, steps->tsfn) != napi_ok ||
+      napi_add_env_cleanup_hook(env, wait_for_async_steps, steps) != napi_ok) {
+    napi_release_threadsafe_function(steps->tsfn, napi_tsfn_abort);
+    return nullptr;
+  }
+  c.steps = steps;
+  return steps;
+}
 
 // A typed array of the trace object, of at least `length` elements (absent: null, when optional).
 template <typename T, napi_typedarray_type kType>
@@ -291,6 +378,16 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Value argmax = info.Length() > 12 ? info[12] : info.Env().Undefined();
     auto task = std::make_unique<StepTask>(state_, std::move(r), info.This().As<Napi::Object>(), info[7].As<Napi::Object>(), flags,
                                            trace, hidden, argmax);
+    // A step that is one pool region starts from here and ends from the pool (AsyncSteps);
+    // any other takes a libuv thread.
+    if (AsyncSteps* steps = async_steps(info.Env()); steps && task->try_start_detached(steps)) {
+      // Running: from here on the task belongs to AsyncSteps. It cannot end (on this thread)
+      // before this call returns, so the promise is made in time.
+      StepTask* t = task.release();
+      if (steps->in_flight++ == 0) napi_ref_threadsafe_function(info.Env(), steps->tsfn);
+      state_->busy = true;
+      return Napi::Value(info.Env(), t->promise(info.Env(), "tessera.step"));
+    }
     Napi::Promise promise = AsyncTask::queue(info.Env(), std::move(task), "tessera.step");
     state_->busy = true;
     return promise;

@@ -83,6 +83,14 @@ class Executor {
   // logits [n_logits][n_vocab].
   virtual Status step(const StepBatch& batch, float* logits) = 0;
 
+  // step() without waiting, where the step is one pool region (a causal model, no trace, at
+  // most one batch of rows) and the pool is free: returns true once it runs, and done(ctx,
+  // status) follows on a pool thread when it ends (batch, logits and what they point to must
+  // stay valid until then). False, with nothing done: the caller runs step() instead.
+  virtual bool try_step_async(const StepBatch& batch, float* logits, void (*done)(void* ctx, const Status& st), void* ctx) {
+    return false;
+  }
+
   // Asks a running step to stop at the next layer boundary (returns StatusCode::Aborted).
   void request_abort() { abort_.store(true, std::memory_order_relaxed); }
 

@@ -63,16 +63,28 @@ std::shared_ptr<ThreadPool> ThreadPool::shared(int n_threads) {
   return pool;
 }
 
-void ThreadPool::run(const std::function<void(int, int)>& fn, int active) {
-  // One region at a time: models sharing the pool (shared()) step in turn.
-  std::lock_guard<std::mutex> region(run_mutex_);
-  work_cursor_.store(0, std::memory_order_relaxed);
-  active_ = active < 1 || active > n_threads_ ? n_threads_ : active;
-  if (active_ == 1) {
-    fn(0, 1);
-    return;
+void ThreadPool::acquire_region() {
+  std::unique_lock<std::mutex> lock(region_mutex_);
+  region_free_.wait(lock, [&] { return !region_busy_; });
+  region_busy_ = true;
+}
+
+bool ThreadPool::try_acquire_region() {
+  std::lock_guard<std::mutex> lock(region_mutex_);
+  if (region_busy_) return false;
+  region_busy_ = true;
+  return true;
+}
+
+void ThreadPool::release_region() {
+  {
+    std::lock_guard<std::mutex> lock(region_mutex_);
+    region_busy_ = false;
   }
-  job_ = &fn;
+  region_free_.notify_all();
+}
+
+void ThreadPool::launch() {
   pending_.store(n_threads_, std::memory_order_relaxed);
   {
     // The lock orders the generation bump against a worker deciding to sleep.
@@ -80,10 +92,39 @@ void ThreadPool::run(const std::function<void(int, int)>& fn, int active) {
     generation_.fetch_add(1, std::memory_order_release);
   }
   if (sleepers_.load(std::memory_order_acquire) > 0) wake_.notify_all();
-  // Sleep, not spin: a spinning caller would take a core from the threads doing the work.
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+}
+
+void ThreadPool::run(const std::function<void(int, int)>& fn, int active) {
+  // One region at a time: models sharing the pool (shared()) step in turn.
+  acquire_region();
+  work_cursor_.store(0, std::memory_order_relaxed);
+  active_ = active < 1 || active > n_threads_ ? n_threads_ : active;
+  if (active_ == 1) {
+    fn(0, 1);
+    release_region();
+    return;
+  }
+  job_ = &fn;
+  launch();
+  {
+    // Sleep, not spin: a spinning caller would take a core from the threads doing the work.
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+  }
   job_ = nullptr;
+  release_region();
+}
+
+bool ThreadPool::try_start(const std::function<void(int, int)>& fn, int active, void (*done)(void*), void* ctx) {
+  const int n = active < 1 || active > n_threads_ ? n_threads_ : active;
+  if (n_threads_ == 1 || n == 1 || !try_acquire_region()) return false;
+  work_cursor_.store(0, std::memory_order_relaxed);
+  active_ = n;
+  job_ = &fn;
+  async_done_ = done;
+  async_ctx_ = ctx;
+  launch();
+  return true;
 }
 
 void ThreadPool::barrier() {
@@ -126,6 +167,18 @@ void ThreadPool::worker_loop(int ith) {
     if (stop_.load(std::memory_order_acquire)) return;
     if (ith < active_) (*job_)(ith, active_);
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      if (async_done_) {
+        // The last thread of a try_start region: give the pool back, then report (done may
+        // start the next region, from this thread or any other).
+        void (*done)(void*) = async_done_;
+        void* ctx = async_ctx_;
+        async_done_ = nullptr;
+        async_ctx_ = nullptr;
+        job_ = nullptr;
+        release_region();
+        done(ctx);
+        continue;
+      }
       // Under the lock, so the caller cannot check pending_ and then miss this notify.
       std::lock_guard<std::mutex> lock(mutex_);
       done_.notify_one();

@@ -43,9 +43,17 @@ class ThreadPool {
   static std::shared_ptr<ThreadPool> shared(int n_threads);
 
   // Runs fn(ith, nth) on `active` threads (0: all; nth = active), the others staying idle;
-  // not reentrant; callers on other threads wait for the region running to end. With one
-  // active thread fn runs on the caller.
+  // not reentrant; callers on other threads wait for the region running to end (also one
+  // started by try_start). With one active thread fn runs on the caller.
   void run(const std::function<void(int ith, int nth)>& fn, int active = 0);
+
+  // Starts fn(ith, nth) on `active` threads (as run) without waiting: the thread that finishes
+  // the region last calls done(ctx) after releasing the pool, on that pool thread. fn must stay
+  // valid until then. False, with nothing started, when the region would run on one thread or
+  // another region holds the pool; the caller then runs its work through run() instead.
+  // Why: a decode step handed from the JS thread to a libuv thread that sleeps until the pool
+  // is done pays two thread wake-ups per step (~0.1 ms each on the dev VM) that this avoids.
+  bool try_start(const std::function<void(int ith, int nth)>& fn, int active, void (*done)(void* ctx), void* ctx);
 
   // Called by every thread of the current region; returns when all have arrived.
   void barrier();
@@ -57,6 +65,12 @@ class ThreadPool {
  private:
   void worker_loop(int ith);
   void spin_wait_for_generation(uint64_t seen);
+  // Takes the pool for one region (waiting while another holds it), or gives it back.
+  void acquire_region();
+  bool try_acquire_region();
+  void release_region();
+  // Wakes the workers for job_ on active_ threads.
+  void launch();
 
   const int n_threads_;
   int active_ = 0;  // threads taking part in the current region
@@ -70,7 +84,13 @@ class ThreadPool {
   alignas(64) std::atomic<int64_t> work_cursor_{0};
   std::atomic<bool> stop_{false};
   std::atomic<int> sleepers_{0};
-  std::mutex run_mutex_;  // held by run() for its whole region
+  // One region at a time, across threads: a flag rather than a mutex held for the region, as
+  // a region started by try_start ends on a pool thread, not on the thread that started it.
+  std::mutex region_mutex_;
+  std::condition_variable region_free_;
+  bool region_busy_ = false;
+  void (*async_done_)(void*) = nullptr;  // set while a try_start region runs
+  void* async_ctx_ = nullptr;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;  // the caller waits here for pending_ to reach 0

@@ -260,7 +260,8 @@ Status CpuExecutor::step(const StepBatch& b, float* logits) {
     if (ssm_block_floats_) plan_ssm_segments(n);
     stop_ = false;
     trace_row0_ = done;
-    const int threads = chooser_.pick(n);
+    const int threads = picked_.rows == n ? picked_.threads : chooser_.pick(n);
+    picked_ = {};
     const auto start = std::chrono::steady_clock::now();
     pool_->run([&](int ith, int nth) { forward(b.tokens + done, n, n_logits, out, n_hidden, hidden, ith, nth); }, threads);
     chooser_.record(n, threads, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
@@ -271,6 +272,43 @@ Status CpuExecutor::step(const StepBatch& b, float* logits) {
   }
   trace_ = nullptr;
   return Status::ok();
+}
+
+bool CpuExecutor::try_step_async(const StepBatch& b, float* logits, void (*done)(void*, const Status&), void* ctx) {
+  // One region only: the chunk loop, a trace's bookkeeping and the bidirectional check stay
+  // with step(). A failed check also goes there, which reports it.
+  if (b.trace || b.n_rows < 1 || b.n_rows > batch_ || !plan_.causal || b.n_hidden > 0) return false;
+  if (!check_step(b, max_context_, n_blocks_, plan_.n_vocab).is_ok() || (!plan_.lm_head && b.n_logits > 0)) return false;
+  const int n = b.n_rows, threads = chooser_.pick(n);
+  // If this step goes to step() after all, it runs on this pick (a second pick would skip
+  // the chooser's tries of one thread fewer).
+  picked_ = {n, threads};
+  if (threads < 2) return false;
+  take_abort();  // a request that arrived before this step started is stale
+  for (int i = 0; i < b.n_copies; ++i) copy_block(b.copies[2 * i], b.copies[2 * i + 1]);  // again in step() if this fails: same bytes
+  trace_ = nullptr;
+  for (int i = 0; i < n; ++i) {
+    s_.pos[i] = b.positions[i];
+    s_.table[i] = b.tables + b.table_start[b.row_seq[i]];
+  }
+  for (int i = 0; i < b.n_logits; ++i) s_.logit_rows[i] = b.logit_rows[i];
+  if (ssm_block_floats_) plan_ssm_segments(n);
+  stop_ = false;
+  trace_row0_ = 0;
+  async_ = {n, threads, std::chrono::steady_clock::now(), done, ctx};
+  async_job_ = [this, tokens = b.tokens, n, n_logits = b.n_logits, logits](int ith, int nth) {
+    forward(tokens, n, n_logits, logits, 0, nullptr, ith, nth);
+  };
+  if (!pool_->try_start(async_job_, threads, &CpuExecutor::async_step_done, this)) return false;
+  picked_ = {};
+  return true;
+}
+
+void CpuExecutor::async_step_done(void* self) {
+  CpuExecutor& e = *static_cast<CpuExecutor*>(self);
+  const AsyncStep a = e.async_;
+  e.chooser_.record(a.n, a.threads, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - a.start).count());
+  a.done(a.ctx, e.stop_ ? Status::error(StatusCode::Aborted, "evaluation aborted") : Status::ok());
 }
 
 Status CpuExecutor::check_bidirectional(const StepBatch& b) const {

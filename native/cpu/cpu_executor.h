@@ -3,6 +3,8 @@
 // layer with barriers between dependent ops. Rows of many sequences share each matmul.
 #pragma once
 #include <algorithm>
+#include <chrono>
+#include <functional>
 #include <initializer_list>
 #include <vector>
 
@@ -57,6 +59,7 @@ class CpuExecutor final : public Executor {
   explicit CpuExecutor(const CpuBackend& backend);
   Status init(const ExecutorOptions& options);
   Status step(const StepBatch& batch, float* logits) override;
+  bool try_step_async(const StepBatch& batch, float* logits, void (*done)(void* ctx, const Status& st), void* ctx) override;
   int max_context() const override { return max_context_; }
   int n_blocks() const override { return n_blocks_; }
   uint64_t block_bytes() const override { return block_bytes_; }
@@ -205,6 +208,21 @@ class CpuExecutor final : public Executor {
   std::vector<int> trace_slot_;
   std::vector<float> lens_logits_;
   bool stop_ = false;      // sampled by thread 0 from the abort flag, read by all after a barrier
+  // The step try_step_async started: its region's job (referenced by the pool until it ends),
+  // and what async_step_done needs on the pool thread that ends it.
+  struct AsyncStep {
+    int n = 0, threads = 0;
+    std::chrono::steady_clock::time_point start;
+    void (*done)(void*, const Status&) = nullptr;
+    void* ctx = nullptr;
+  };
+  AsyncStep async_;
+  struct Pick {
+    int rows = -1, threads = 0;
+  };
+  Pick picked_;  // try_step_async's pick for the step it gave back to step()
+  std::function<void(int, int)> async_job_;
+  static void async_step_done(void* self);
   int n_active_ = 0;       // experts with tokens in the current MoE block (set by thread 0)
   int64_t ffn_width_ = 0;  // widest dense FFN (n_ff, or the shared expert's width)
   // Recurrent state (SSM blocks): per KV block, every SSM layer's state checkpoint

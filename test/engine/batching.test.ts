@@ -302,6 +302,32 @@ describe.runIf(hasShared)("continuous batching on larger synthetic models", () =
     b.dispose();
   });
 
+  it("two models stepping from the pool at once: one step starts on the pool, the other waits its turn on a worker thread", async () => {
+    // A one-region step starts on the shared pool from the JS thread and ends from the pool
+    // (Executor::try_step_async); while it runs, the other model's step finds the pool taken
+    // and goes through a libuv thread that waits for it. Every output equals its solo run.
+    const a = await loadModel(asyncFile, { backend: "cpu", threads: 2, contextSize: 256 });
+    const b = await loadModel(asyncFile, { backend: "cpu", threads: 2, contextSize: 256 });
+    const prompts = Array.from({ length: 3 }, (_, i) => syntheticTokens(4 + 3 * i, 512, 90 + i));
+    const solo: Completion[] = [];
+    for (let i = 0; i < prompts.length; i++) solo.push(await a.complete(prompts[i], requestOptions(i, 24)));
+    const [fromA, fromB] = await Promise.all([
+      Promise.all(prompts.map((p, i) => a.complete(p, requestOptions(i, 24)))),
+      Promise.all(prompts.map((p, i) => b.complete(p, requestOptions(i, 24)))),
+    ]);
+    for (let i = 0; i < prompts.length; i++) {
+      expect(fromA[i].tokens).toEqual(solo[i].tokens);
+      expect(fromB[i].tokens).toEqual(solo[i].tokens);
+    }
+    // Disposed with a step in flight: the step ends, the other model runs on.
+    const pending = a.complete(prompts[0], requestOptions(0, 200)).catch((e: { code?: string }) => e.code);
+    await new Promise((r) => setTimeout(r, 5));
+    a.dispose();
+    expect(await pending).toMatch(/^ERR_(DISPOSED|ABORTED)$/);
+    expect((await b.complete(prompts[1], requestOptions(1, 24))).tokens).toEqual(solo[1].tokens);
+    b.dispose();
+  });
+
   it("q8_0 KV blocks take about half the bytes of f16 ones and q4_0 about a quarter", async () => {
     const bytes: Record<string, number> = {};
     for (const kvCacheType of ["f16", "q8_0", "q4_0"] as const) {
