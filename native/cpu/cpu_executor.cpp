@@ -211,7 +211,7 @@ void CpuExecutor::copy_block(int src, int dst) {
     std::memcpy(ssm_state(dst, -1), ssm_state(src, -1), ssm_block_floats_ * sizeof(float));
 }
 
-Status CpuExecutor::step(const StepBatch& b, float* logits) {
+Status CpuExecutor::begin_step(const StepBatch& b) {
   take_abort();  // a request that arrived before this step started is stale
   TESSERA_RETURN_IF_ERROR(check_step(b, max_context_, n_blocks_, plan_.n_vocab));
   if (!plan_.lm_head && b.n_logits > 0)
@@ -231,40 +231,51 @@ Status CpuExecutor::step(const StepBatch& b, float* logits) {
       if (trace_->attention && b.positions[r] >= trace_->positions)
         return Status::error(StatusCode::InvalidArgument, "step: trace attention rows are shorter than a row's position");
   }
+  return Status::ok();
+}
 
-  int next_logit = 0;  // index into b.logit_rows of the first row at or after the chunk
+CpuExecutor::Chunk CpuExecutor::prepare_chunk(const StepBatch& b, float* logits, int done, int* next_logit, int* next_hidden) {
+  Chunk c;
+  c.n = std::min(batch_, b.n_rows - done);
+  const int n = c.n;
+  for (int i = 0; i < n; ++i) {
+    s_.pos[i] = b.positions[done + i];
+    s_.table[i] = b.tables + b.table_start[b.row_seq[done + i]];
+  }
+  if (!plan_.causal)  // each row sees its whole sequence: up to the sequence's last row (checked above)
+    for (int i = n - 1; i >= 0; --i)
+      s_.last[i] = i + 1 < n && b.row_seq[done + i + 1] == b.row_seq[done + i] ? s_.last[i + 1] : s_.pos[i];
+  const int first_logit = *next_logit;
+  while (*next_logit < b.n_logits && b.logit_rows[*next_logit] < done + n) {
+    s_.logit_rows[*next_logit - first_logit] = b.logit_rows[*next_logit] - done;
+    ++*next_logit;
+  }
+  c.n_logits = *next_logit - first_logit;
+  c.logits = logits + int64_t(first_logit) * plan_.n_vocab;
+  const int first_hidden = *next_hidden;
+  while (*next_hidden < b.n_hidden && b.hidden_rows[*next_hidden] < done + n) {
+    s_.hidden_rows[*next_hidden - first_hidden] = b.hidden_rows[*next_hidden] - done;
+    ++*next_hidden;
+  }
+  c.n_hidden = *next_hidden - first_hidden;
+  c.hidden = c.n_hidden ? b.hidden + int64_t(first_hidden) * plan_.n_embd : nullptr;
+  if (ssm_block_floats_) plan_ssm_segments(n);
+  stop_ = false;
+  trace_row0_ = done;
+  return c;
+}
+
+Status CpuExecutor::step(const StepBatch& b, float* logits) {
+  TESSERA_RETURN_IF_ERROR(begin_step(b));
+  int next_logit = 0;   // index into b.logit_rows of the first row at or after the chunk
   int next_hidden = 0;  // the same for b.hidden_rows
   for (int done = 0; done < b.n_rows; done += batch_) {
-    const int n = std::min(batch_, b.n_rows - done);
-    for (int i = 0; i < n; ++i) {
-      s_.pos[i] = b.positions[done + i];
-      s_.table[i] = b.tables + b.table_start[b.row_seq[done + i]];
-    }
-    if (!plan_.causal)  // each row sees its whole sequence: up to the sequence's last row (checked above)
-      for (int i = n - 1; i >= 0; --i)
-        s_.last[i] = i + 1 < n && b.row_seq[done + i + 1] == b.row_seq[done + i] ? s_.last[i + 1] : s_.pos[i];
-    const int first_logit = next_logit;
-    while (next_logit < b.n_logits && b.logit_rows[next_logit] < done + n) {
-      s_.logit_rows[next_logit - first_logit] = b.logit_rows[next_logit] - done;
-      ++next_logit;
-    }
-    const int n_logits = next_logit - first_logit;
-    float* out = logits + int64_t(first_logit) * plan_.n_vocab;
-    const int first_hidden = next_hidden;
-    while (next_hidden < b.n_hidden && b.hidden_rows[next_hidden] < done + n) {
-      s_.hidden_rows[next_hidden - first_hidden] = b.hidden_rows[next_hidden] - done;
-      ++next_hidden;
-    }
-    const int n_hidden = next_hidden - first_hidden;
-    float* hidden = n_hidden ? b.hidden + int64_t(first_hidden) * plan_.n_embd : nullptr;
-    if (ssm_block_floats_) plan_ssm_segments(n);
-    stop_ = false;
-    trace_row0_ = done;
-    const int threads = picked_.rows == n ? picked_.threads : chooser_.pick(n);
+    const Chunk c = prepare_chunk(b, logits, done, &next_logit, &next_hidden);
+    const int threads = picked_.rows == c.n ? picked_.threads : chooser_.pick(c.n);
     picked_ = {};
     const auto start = std::chrono::steady_clock::now();
-    pool_->run([&](int ith, int nth) { forward(b.tokens + done, n, n_logits, out, n_hidden, hidden, ith, nth); }, threads);
-    chooser_.record(n, threads, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
+    pool_->run([&](int ith, int nth) { forward(b.tokens + done, c.n, c.n_logits, c.logits, c.n_hidden, c.hidden, ith, nth); }, threads);
+    chooser_.record(c.n, threads, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count());
     if (stop_) {
       trace_ = nullptr;
       return Status::error(StatusCode::Aborted, "evaluation aborted");
@@ -275,30 +286,18 @@ Status CpuExecutor::step(const StepBatch& b, float* logits) {
 }
 
 bool CpuExecutor::try_step_async(const StepBatch& b, float* logits, void (*done)(void*, const Status&), void* ctx) {
-  // One region only: the chunk loop, a trace's bookkeeping and the bidirectional check stay
-  // with step(). A failed check also goes there, which reports it.
-  if (b.trace || b.n_rows < 1 || b.n_rows > batch_ || !plan_.causal || b.n_hidden > 0) return false;
-  if (!check_step(b, max_context_, n_blocks_, plan_.n_vocab).is_ok() || (!plan_.lm_head && b.n_logits > 0)) return false;
+  // One region only: a step of more than one chunk, a trace's bookkeeping and a failed check
+  // (which step() then reports) stay with step().
+  if (b.trace || b.n_rows < 1 || b.n_rows > batch_) return false;
   const int n = b.n_rows, threads = chooser_.pick(n);
   // If this step goes to step() after all, it runs on this pick (a second pick would skip
   // the chooser's tries of one thread fewer).
   picked_ = {n, threads};
-  if (threads < 2) return false;
-  take_abort();  // a request that arrived before this step started is stale
-  for (int i = 0; i < b.n_copies; ++i) copy_block(b.copies[2 * i], b.copies[2 * i + 1]);  // again in step() if this fails: same bytes
-  trace_ = nullptr;
-  for (int i = 0; i < n; ++i) {
-    s_.pos[i] = b.positions[i];
-    s_.table[i] = b.tables + b.table_start[b.row_seq[i]];
-  }
-  for (int i = 0; i < b.n_logits; ++i) s_.logit_rows[i] = b.logit_rows[i];
-  if (ssm_block_floats_) plan_ssm_segments(n);
-  stop_ = false;
-  trace_row0_ = 0;
+  if (threads < 2 || !begin_step(b).is_ok()) return false;  // begin_step again in step(): the same checks and block copies
+  int next_logit = 0, next_hidden = 0;
+  const Chunk c = prepare_chunk(b, logits, 0, &next_logit, &next_hidden);
   async_ = {n, threads, std::chrono::steady_clock::now(), done, ctx};
-  async_job_ = [this, tokens = b.tokens, n, n_logits = b.n_logits, logits](int ith, int nth) {
-    forward(tokens, n, n_logits, logits, 0, nullptr, ith, nth);
-  };
+  async_job_ = [this, tokens = b.tokens, c](int ith, int nth) { forward(tokens, c.n, c.n_logits, c.logits, c.n_hidden, c.hidden, ith, nth); };
   if (!pool_->try_start(async_job_, threads, &CpuExecutor::async_step_done, this)) return false;
   picked_ = {};
   return true;

@@ -137,6 +137,16 @@ class CpuExecutor final : public Executor {
   void forward(const int32_t* tokens, int n, int n_logits, float* logits, int n_hidden, float* hidden, int ith, int nth);
   // Encoders: the step's rows form whole sequences (see ModelPlan::causal).
   Status check_bidirectional(const StepBatch& b) const;
+  // A step's checks, block copies and trace set-up, before its first chunk.
+  Status begin_step(const StepBatch& b);
+  // The chunk of rows [done, done + n) set up in the scratch (positions, tables, its logit
+  // and hidden rows, advancing next_logit and next_hidden past them) for forward().
+  struct Chunk {
+    int n = 0, n_logits = 0, n_hidden = 0;
+    float* logits = nullptr;  // [n_logits][n_vocab]
+    float* hidden = nullptr;  // [n_hidden][n_embd]
+  };
+  Chunk prepare_chunk(const StepBatch& b, float* logits, int done, int* next_logit, int* next_hidden);
   // x += token_types[0] and position embeddings, then the embedding LayerNorm (encoders).
   void input_embeddings(int n, int ith, int nth);
   // xn = the block's input: norm(x) (pre-norm), or x itself (post-norm); ends with a barrier.
