@@ -18,8 +18,8 @@
 // and row, and reached 34% of the read bandwidth on decode (8192x2048: 0.34 ms). This layout
 // and its decode (packed_q3_kx16.h) replaced one that decoded value by value with a shift
 // and a mask, scaled each sub-block with two shifts and a vpmulld, and was bound by those
-// operations: 8192x2048 on one thread from cache went from 39 to 44 GB/s, and on two threads
-// from DRAM from 52-60 to 62-68 GB/s (Zen 5 dev VM, alternating builds).
+// operations: 256x2048 on one thread from L2 went from 39 to 44 GB/s, and 8192x2048 on two
+// threads from DRAM from 52-60 to 62-68 GB/s (Zen 5 dev VM, alternating builds).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
@@ -100,13 +100,17 @@ void group_tokens(const q3_kx16::Column* columns, int64_t nb, const DotTile& t, 
     __m512i dc_even[T];
 #pragma GCC unroll 6
     for (int a = 0; a < 6; ++a) {
-      __m512i v[4];
-      for (int k = 0; k < 4; ++k) v[k] = _mm512_loadu_si512(c.q[4 * a + k]);
+      __m512i v[4], ua[4], ub[4];
+      for (int k = 0; k < 4; ++k) {
+        v[k] = _mm512_loadu_si512(c.q[4 * a + k]);
+        ua[k] = _mm512_and_si512(v[k], m7);
+        ub[k] = _mm512_and_si512(v[k], m38);
+      }
       if (a < 4) {
         const __m512i h0 = _mm512_loadu_si512(c.q[16 + 2 * a]), h1 = _mm512_loadu_si512(c.q[17 + 2 * a]);
         const __m512i u[3][4] = {
-            {_mm512_and_si512(v[0], m7), _mm512_and_si512(v[1], m7), _mm512_and_si512(v[2], m7), _mm512_and_si512(v[3], m7)},
-            {_mm512_and_si512(v[0], m38), _mm512_and_si512(v[1], m38), _mm512_and_si512(v[2], m38), _mm512_and_si512(v[3], m38)},
+            {ua[0], ua[1], ua[2], ua[3]},
+            {ub[0], ub[1], ub[2], ub[3]},
             {_mm512_and_si512(_mm512_ternarylogic_epi32(v[0], _mm512_srli_epi16(h0, 1), mC0, 0xE4), mE0),
              _mm512_and_si512(_mm512_ternarylogic_epi32(v[1], _mm512_srli_epi16(h0, 2), mC0, 0xE4), mE0),
              _mm512_and_si512(_mm512_ternarylogic_epi32(v[2], _mm512_srli_epi16(h1, 1), mC0, 0xE4), mE0),
@@ -120,9 +124,7 @@ void group_tokens(const q3_kx16::Column* columns, int64_t nb, const DotTile& t, 
           add_pair<T, 5, 5>(isum, dc_even, d[2], scales[6 + a / 2]);
         }
       } else {
-        const __m512i u[2][4] = {
-            {_mm512_and_si512(v[0], m7), _mm512_and_si512(v[1], m7), _mm512_and_si512(v[2], m7), _mm512_and_si512(v[3], m7)},
-            {_mm512_and_si512(v[0], m38), _mm512_and_si512(v[1], m38), _mm512_and_si512(v[2], m38), _mm512_and_si512(v[3], m38)}};
+        const __m512i u[2][4] = {{ua[0], ua[1], ua[2], ua[3]}, {ub[0], ub[1], ub[2], ub[3]}};
         __m512i d[2][T];
         sub_blocks<2, T>(d, u, xrow, off, b, {a, 6 + a});
         add_pair<T, 0, 3>(isum, d[0], d[1], scales[a]);

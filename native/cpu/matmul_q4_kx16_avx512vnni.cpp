@@ -96,15 +96,10 @@ void group_tokens(const q4_kx16::Column* columns, int64_t nb, const DotTile& t, 
       }
     }
     if constexpr (kOrder == DotOrder::Gemv) {
-      // The block's whole min term at once: four vpdpwssd of the mins and the activation
-      // sums as int16 pairs (Q8KSubSums::pairs), the same integer as the pairwise sums.
-      const __m512i even = _mm512_set1_epi32(0x00FF00FF);
-      const __m512i mn16[4] = {_mm512_and_si512(mn[0], even), _mm512_srli_epi16(mn[0], 8), _mm512_and_si512(mn[1], even),
-                               _mm512_srli_epi16(mn[1], 8)};
-      for (int n = 0; n < T; ++n) {
-        const int32_t* P = sums.pairs_at(k0 + n, nb, b);
-        for (int p = 0; p < 4; ++p) block_min[n] = _mm512_dpwssd_epi32(block_min[n], mn16[p], _mm512_set1_epi32(P[p]));
-      }
+      // The block's whole min term at once, the same integer as the pairwise sums.
+      __m512i mn16[4];
+      x16::min_pairs(mn, mn16);
+      for (int n = 0; n < T; ++n) block_min[n] = x16::min_term(block_min[n], mn16, sums.pairs_at(k0 + n, nb, b));
     }
     if constexpr (kOrder == DotOrder::Gemv)
       for (int n = 0; n < T; ++n) {

@@ -77,11 +77,8 @@ void group_tokens(const q5_kx16::Column* columns, int64_t nb, const DotTile& t, 
     const __m512i mn[2] = {
         _mm512_and_si512(w1, low6),
         _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), low4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), low2), 4))};
-    // The mins as int16 pairs (bytes 0 and 2, then 1 and 3 of each word) for vpdpwssd against
-    // the activation sums' pairs (Q8KSubSums::pairs).
-    const __m512i even = _mm512_set1_epi32(0x00FF00FF);
-    const __m512i mn16[4] = {_mm512_and_si512(mn[0], even), _mm512_srli_epi16(mn[0], 8), _mm512_and_si512(mn[1], even),
-                             _mm512_srli_epi16(mn[1], 8)};
+    __m512i mn16[4];
+    x16::min_pairs(mn, mn16);
     __m512i isum[T];
     for (int n = 0; n < T; ++n) isum[n] = _mm512_setzero_si512();
     // Unrolled (as the loops below): with i constant, the scale's byte is an immediate.
@@ -113,9 +110,7 @@ void group_tokens(const q5_kx16::Column* columns, int64_t nb, const DotTile& t, 
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.d)));
     const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.dmin)));
     for (int n = 0; n < T; ++n) {
-      const int32_t* P = sums.pairs_at(k0 + n, nb, b);
-      __m512i imin = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mn16[0], _mm512_set1_epi32(P[0]));
-      for (int p = 1; p < 4; ++p) imin = _mm512_dpwssd_epi32(imin, mn16[p], _mm512_set1_epi32(P[p]));
+      const __m512i imin = x16::min_term(_mm512_setzero_si512(), mn16, sums.pairs_at(k0 + n, nb, b));
       const __m512 dx = _mm512_set1_ps(xrow[n][b].d);
       acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[n]), _mm512_mul_ps(dw, dx), acc[n]);
       accm[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), _mm512_mul_ps(dmin, dx), accm[n]);

@@ -57,6 +57,23 @@ struct Q8KSubSums {
   ActMemo built_from_;
 };
 
+// Q4_K and Q5_K: the 8 mins of each row (bytes 0..3 of mn[0], then of mn[1], 6-bit) as the
+// int16 pairs Q8KSubSums::pairs matches: bytes 0 and 2, then 1 and 3, of each word.
+inline void min_pairs(const __m512i (&mn)[2], __m512i (&out)[4]) {
+  const __m512i even = _mm512_set1_epi32(0x00FF00FF);
+  for (int w = 0; w < 2; ++w) {
+    out[2 * w] = _mm512_and_si512(mn[w], even);
+    out[2 * w + 1] = _mm512_srli_epi16(mn[w], 8);
+  }
+}
+
+// acc + sum_i min_i * S_i per row: four vpdpwssd of the mins' pairs (min_pairs) by one token's
+// pairs of activation sums (Q8KSubSums::pairs_at), the same integer as eight multiply-adds.
+inline __m512i min_term(__m512i acc, const __m512i (&mn16)[4], const int32_t* pairs) {
+  for (int p = 0; p < 4; ++p) acc = _mm512_dpwssd_epi32(acc, mn16[p], _mm512_set1_epi32(pairs[p]));
+  return acc;
+}
+
 // Every token's 16 sub-block offsets per super-block, kMultiplier(s) * bsums[s] (where the
 // dot of a 16-value sub-block of unsigned stored values starts, so that it ends as the dot of
 // the signed values), built once per thread and activations: read with one broadcast load,
