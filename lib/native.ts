@@ -75,6 +75,8 @@ export interface NativeKernels {
   ssmScan(state: Float32Array, x: Float32Array, B: Float32Array, C: Float32Array, dt: Float32Array, dtBias: Float32Array, A: Float32Array, D: Float32Array, nRows: number, nHead: number, headDim: number, dState: number, nGroup: number, threads: number): { y: Float32Array; state: Float32Array };
   /** x encoded in the activation format weights of `weightType` consume (F32: a copy). */
   quantizeAct(weightType: number, x: Float32Array, nTokens: number, cols: number, threads: number): Uint8Array;
+  /** The executor's per-step thread chooser over scripted step costs (ns on all threads, on one fewer): its pick per step. */
+  chooseThreads(threads: number, nsAll: Float64Array, nsFewer: Float64Array): Int32Array;
   /** The rows of native/core/weight_types.h: each type's activation format and whether pack_weight repacks it. */
   weightTypeTable(): WeightTypeRow[];
   /** Times matmul natively (pool, packing and buffers prepared; weights rotated through DRAM-sized copies). */

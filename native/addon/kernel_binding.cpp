@@ -5,6 +5,7 @@
 #include "addon/bindings.h"
 #include "addon/kernel_args.h"
 #include "core/argmax.h"
+#include "cpu/cpu_executor.h"
 
 namespace tessera {
 
@@ -371,6 +372,26 @@ Napi::Value WeightTypeTable(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// chooseThreads(threads, nsAll[n], nsFewer[n]) -> picks[n]: the executor's ThreadChooser over
+//   n one-row steps, step i costing nsAll[i] on all threads and nsFewer[i] on one fewer, so
+//   tests can follow its picks and tries through a scripted load.
+Napi::Value ChooseThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int threads = int(int_arg(info, 0, "threads", 1, kMaxThreads));
+  if (info.Length() <= 1 || !info[1].IsTypedArray()) invalid(env, "nsAll has the wrong type");
+  const size_t n = info[1].As<Napi::TypedArray>().ElementLength();
+  const double* all = array_arg<double, napi_float64_array>(info, 1, "nsAll", n);
+  const double* fewer = array_arg<double, napi_float64_array>(info, 2, "nsFewer", n);
+  Napi::Int32Array picks = Napi::Int32Array::New(env, n);
+  cpu::ThreadChooser chooser(threads);
+  for (size_t i = 0; i < n; ++i) {
+    const int t = chooser.pick(1);
+    chooser.record(1, t, t == threads ? all[i] : fewer[i]);
+    picks[i] = t;
+  }
+  return picks;
+}
+
 }  // namespace
 
 void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
@@ -392,6 +413,7 @@ void register_kernel_bindings(Napi::Env env, Napi::Object exports) {
   k.Set("headMatmul", Napi::Function::New(env, HeadMatmul));
   k.Set("copyHeads", Napi::Function::New(env, CopyHeads));
   k.Set("weightTypeTable", Napi::Function::New(env, WeightTypeTable));
+  k.Set("chooseThreads", Napi::Function::New(env, ChooseThreads));
   register_bench_bindings(env, k);
   register_ssm_kernel_bindings(env, k);
   exports.Set("kernels", k);

@@ -117,7 +117,7 @@ void ThreadPool::run(const std::function<void(int, int)>& fn, int active) {
 
 bool ThreadPool::try_start(const std::function<void(int, int)>& fn, int active, void (*done)(void*), void* ctx) {
   const int n = active < 1 || active > n_threads_ ? n_threads_ : active;
-  if (n_threads_ == 1 || n == 1 || !try_acquire_region()) return false;
+  if (n_threads_ == 1 || !try_acquire_region()) return false;
   work_cursor_.store(0, std::memory_order_relaxed);
   active_ = n;
   job_ = &fn;

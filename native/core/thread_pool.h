@@ -49,8 +49,9 @@ class ThreadPool {
 
   // Starts fn(ith, nth) on `active` threads (as run) without waiting: the thread that finishes
   // the region last calls done(ctx) after releasing the pool, on that pool thread. fn must stay
-  // valid until then. False, with nothing started, when the region would run on one thread or
-  // another region holds the pool; the caller then runs its work through run() instead.
+  // valid until then. With active 1, pool thread 0 runs fn and the others stay idle. False,
+  // with nothing started, when the pool has one thread or another region holds it; the
+  // caller then runs its work through run() instead.
   // Why: a decode step handed from the JS thread to a libuv thread that sleeps until the pool
   // is done pays two thread wake-ups per step (~0.1 ms each on the dev VM) that this avoids.
   bool try_start(const std::function<void(int ith, int nth)>& fn, int active, void (*done)(void* ctx), void* ctx);

@@ -21,9 +21,9 @@ int ThreadChooser::pick(int rows) {
   Bucket& b = buckets_[bucket(rows)];
   ++b.steps;
   // A first try once the running average has forgotten the cold first steps, then one
-  // every kExplore steps (sooner after a switch: see record).
+  // every b.wait steps (sooner after a switch: see record).
   const bool explore = b.steps == kFirstExplore || (b.steps > kFirstExplore && b.steps >= b.next_explore);
-  if (explore) b.next_explore = b.steps + kExplore;
+  if (explore) b.next_explore = b.steps + b.wait;
   return count(explore ? 1 - b.current : b.current);
 }
 
@@ -43,17 +43,34 @@ void ThreadChooser::record(int rows, int threads, double ns) {
     // it past the other count's stale average and switch decode to one thread for ~70
     // steps (3.2 -> 5.1 ms per token). A lasting slowdown still lifts it 20% a step.
     avg = avg == 0 ? x : 0.8 * avg + 0.2 * std::min(x, 2 * avg);
+    if (b.wait > kExplore && avg > kFarSlower * b.tried_at) {
+      // Slower than when the other count lost by far: try it again within kExplore steps.
+      b.wait = kExplore;
+      b.next_explore = std::min(b.next_explore, b.steps + kExplore);
+    }
     return;
   }
   // An exploring step: its single sample counts for half, and only now, with both counts'
   // figures fresh, may the count change.
   avg = avg == 0 ? x : 0.5 * avg + 0.5 * x;
-  const double other = b.ns_per_row[1 - b.current];
-  if (other > 0 && other < 0.9 * b.ns_per_row[b.current]) {
+  const double other = b.ns_per_row[1 - b.current], running = b.ns_per_row[b.current];
+  if (other > 0 && other < 0.9 * running) {
     b.current = 1 - b.current;
+    b.wait = kExplore;
     // One sample decided it: the count left is tried again soon, so a noisy sample costs
     // kConfirm steps, not kExplore.
     b.next_explore = b.steps + kConfirm;
+  } else if (b.current == 0 && x > kFarSlower * running) {
+    // Only on all threads: a neighbour arriving slows the running count (which brings the
+    // tries back); one leaving speeds up only the count not running, so one thread fewer
+    // keeps trying every kExplore steps. By this try's own time, not the average: an
+    // average still holding older slow tries kept the waits long for two more tries.
+    b.wait = std::min(2 * b.wait, kMaxExplore);
+    b.tried_at = running;
+    b.next_explore = b.steps + b.wait;
+  } else {
+    b.wait = kExplore;
+    b.next_explore = b.steps + kExplore;
   }
 }
 
@@ -293,7 +310,10 @@ bool CpuExecutor::try_step_async(const StepBatch& b, float* logits, void (*done)
   // If this step goes to step() after all, it runs on this pick (a second pick would skip
   // the chooser's tries of one thread fewer).
   picked_ = {n, threads};
-  if (threads < 2 || !begin_step(b).is_ok()) return false;  // begin_step again in step(): the same checks and block copies
+  // A one-thread step (the chooser's pick, or its try) runs on pool thread 0 too: handed to
+  // a libuv thread it cost a second slow step after it (21 + 22 ms where a step takes 11,
+  // 1B Q3_K_M on the 2-core VM), not only its own.
+  if (!begin_step(b).is_ok()) return false;  // begin_step again in step(): the same checks and block copies
   int next_logit = 0, next_hidden = 0;
   const Chunk c = prepare_chunk(b, logits, 0, &next_logit, &next_hidden);
   async_ = {n, threads, std::chrono::steady_clock::now(), done, ctx};

@@ -22,6 +22,12 @@ namespace tessera::cpu {
 // time per row of both counts, runs the better one, and tries the other every kExplore
 // steps, so it follows the load as it comes and goes. Results do not depend on the count
 // (every row's arithmetic is the same on any thread).
+//
+// Running on all threads, a try that confirms one fewer is far slower doubles the wait
+// before the next one, up to kMaxExplore steps; the wait drops back to kExplore as soon as
+// the running count slows down (a neighbour arriving) or the counts come close. Why: a try
+// of one thread on a memory-bound decode step costs most of a step (1B Q3_K_M on the 2-core
+// VM: 21 ms against 11), and one every 64 steps was 1.4% of decode on a quiet machine.
 class ThreadChooser {
  public:
   explicit ThreadChooser(int threads) : threads_(threads) {}
@@ -29,12 +35,17 @@ class ThreadChooser {
   void record(int rows, int threads, double ns);
 
  private:
-  static constexpr int kExplore = 64, kFirstExplore = 8, kConfirm = 8;
+  static constexpr int kExplore = 64, kMaxExplore = 1024, kFirstExplore = 8, kConfirm = 8;
+  // A try backs off when it took at least this much longer per row than the running count's
+  // average; the wait resets when that average rises this much above its level at the try.
+  static constexpr double kFarSlower = 1.25;
   struct Bucket {
     double ns_per_row[2] = {0, 0};  // [all threads, one fewer]
     int current = 0;
     int steps = 0;
-    int next_explore = 0;  // the step of the next try of the other count (after kFirstExplore)
+    int next_explore = 0;     // the step of the next try of the other count (after kFirstExplore)
+    int wait = kExplore;      // steps from one try to the next (kExplore .. kMaxExplore)
+    double tried_at = 0;      // the running count's ns per row at the last try that backed off
   };
   // Steps of one bucket must cost about the same per row, or the arms compare different
   // work: with 2..8 rows in one bucket, a 1-thread try on an 8-row step (3.0 ms/row) beat a
