@@ -593,7 +593,11 @@ void CpuExecutor::attention_block(int il, int n, int ith, int nth) {
     const RopeParams r = layer_rope(p, L);
     rope(s_.q, s_.pos, n, p.n_head, p.head_dim, r, factors, ith, nth);
     rope(s_.k, s_.pos, n, p.n_head_kv, p.head_dim, r, factors, ith, nth);
-    pool_->barrier();
+    // kv_store splits the (token, kv head) rows of k as rope does (split_range over
+    // n * n_head_kv), so each thread stores the rows it rotated and kv_store's barrier
+    // covers both; a phase between them that reads q or k in another split needs this one.
+    // 16 barriers fewer per 1B token: decode +0.5% (paired runs in one process).
+    if (p.query_scale != 0.f || p.attn_temp_scale != 0.f || rot_k_ || rot_v_) pool_->barrier();
   }
   if (p.query_scale != 0.f || p.attn_temp_scale != 0.f) {
     // Gemma and Phi-3 scale q itself (ggml_scale of Qcur), before attention rounds it to

@@ -47,6 +47,8 @@ void store_row(KvType type, const float* x, int64_t width, uint8_t* dst) {
 
 void kv_store(const KvLayer& kv, const float* k, int64_t ldk, const float* v, int64_t ldv, int n_tokens,
               const KvRows& rows, int head_dim, int head_dim_v, int ith, int nth) {
+  // The same split of (token, kv head) rows as rope's over k: the executor stores each row
+  // on the thread that rotated it, with no barrier between (attention_block).
   int64_t r0, r1;
   split_range(int64_t(n_tokens) * kv.n_head_kv, ith, nth, &r0, &r1);
   const bool f16c = active_cpu_isa() >= CpuIsa::Avx2;

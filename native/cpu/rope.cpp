@@ -75,6 +75,7 @@ void rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim,
   float* const sin_i = cos_i + half;             // [half]
   const bool avx2 = active_cpu_isa() >= CpuIsa::Avx2, neox = p.kind == RopeKind::Neox;
   int64_t r0, r1;
+  // kv_store splits k's rows the same way (the executor relies on it: no barrier between).
   split_range(int64_t(n_tokens) * n_heads, ith, nth, &r0, &r1);
   int rotation_token = -1;
   for (int64_t r = r0; r < r1; ++r) {
