@@ -47,6 +47,13 @@ inline T* array_arg(const Napi::CallbackInfo& info, size_t i, const char* name, 
   return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
 }
 
+// The element count of argument i, which must be a typed array (`message` otherwise): the
+// length an array_arg read of it then checks against.
+inline size_t typed_length(const Napi::CallbackInfo& info, size_t i, const char* message) {
+  if (info.Length() <= i || !info[i].IsTypedArray()) invalid(info.Env(), message);
+  return info[i].As<Napi::TypedArray>().ElementLength();
+}
+
 inline Napi::Float32Array new_output(Napi::Env env, size_t n) { return Napi::Float32Array::New(env, n); }
 
 constexpr int64_t kMaxDim = 1 << 20;

@@ -41,8 +41,7 @@ Napi::Value GetRows(const Napi::CallbackInfo& info) {
   t.ne[0] = cols;
   t.ne[1] = rows;
   t.data = array_arg<uint8_t, napi_uint8_array>(info, 1, "tableBytes", row_bytes * rows);
-  if (!info[4].IsTypedArray()) invalid(env, "tokens must be an Int32Array");
-  const size_t n = info[4].As<Napi::TypedArray>().ElementLength();
+  const size_t n = typed_length(info, 4, "tokens must be an Int32Array");
   const int32_t* tokens = array_arg<int32_t, napi_int32_array>(info, 4, "tokens", n);
   for (size_t i = 0; i < n; ++i)
     if (tokens[i] < 0 || tokens[i] >= rows) invalid(env, "token id out of range");
@@ -145,8 +144,7 @@ Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
 
 // add(x, y, threads) -> x + y
 Napi::Value Add(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsTypedArray()) invalid(info.Env(), "x must be a Float32Array");
-  const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
+  const size_t n = typed_length(info, 0, "x must be a Float32Array");
   const float* x = array_arg<float, napi_float32_array>(info, 0, "x", n);
   const float* y = array_arg<float, napi_float32_array>(info, 1, "y", n);
   const int threads = int(int_arg(info, 2, "threads", 1, kMaxThreads));
@@ -239,8 +237,7 @@ Napi::Value HeadMatmul(const Napi::CallbackInfo& info) {
 // copyHeads(x, xLdToken, xLdHead, yLength, yLdToken, yLdHead, nTokens, nHead, width, threads) -> y
 Napi::Value CopyHeads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsTypedArray()) invalid(env, "x must be a Float32Array");
-  const size_t x_len = info[0].As<Napi::TypedArray>().ElementLength();
+  const size_t x_len = typed_length(info, 0, "x must be a Float32Array");
   const float* x = array_arg<float, napi_float32_array>(info, 0, "x", x_len);
   const int64_t x_ldt = int_arg(info, 1, "xLdToken", 0, kMaxDim), x_ldh = int_arg(info, 2, "xLdHead", 0, kMaxDim);
   const int64_t y_len = int_arg(info, 3, "yLength", 1, int64_t(1) << 26);
@@ -314,8 +311,7 @@ Napi::Value VectorTopK(const Napi::CallbackInfo& info) {
 
 // softmax(x) -> softmax of a copy of x
 Napi::Value Softmax(const Napi::CallbackInfo& info) {
-  if (!info[0].IsTypedArray()) invalid(info.Env(), "x must be a Float32Array");
-  const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
+  const size_t n = typed_length(info, 0, "x must be a Float32Array");
   if (n == 0) invalid(info.Env(), "x must not be empty");
   const float* x = array_arg<float, napi_float32_array>(info, 0, "x", n);
   auto y = new_output(info.Env(), n);
@@ -326,8 +322,7 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
 
 // argmax(x) -> the index of x's largest value, lowest on ties (core/argmax.h, the engine's greedy pick)
 Napi::Value Argmax(const Napi::CallbackInfo& info) {
-  if (!info[0].IsTypedArray()) invalid(info.Env(), "x must be a Float32Array");
-  const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
+  const size_t n = typed_length(info, 0, "x must be a Float32Array");
   const float* x = array_arg<float, napi_float32_array>(info, 0, "x", n);
   return Napi::Number::New(info.Env(), argmax_f32(x, n));
 }
@@ -378,8 +373,7 @@ Napi::Value WeightTypeTable(const Napi::CallbackInfo& info) {
 Napi::Value ChooseThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int threads = int(int_arg(info, 0, "threads", 1, kMaxThreads));
-  if (info.Length() <= 1 || !info[1].IsTypedArray()) invalid(env, "nsAll has the wrong type");
-  const size_t n = info[1].As<Napi::TypedArray>().ElementLength();
+  const size_t n = typed_length(info, 1, "nsAll has the wrong type");
   const double* all = array_arg<double, napi_float64_array>(info, 1, "nsAll", n);
   const double* fewer = array_arg<double, napi_float64_array>(info, 2, "nsFewer", n);
   Napi::Int32Array picks = Napi::Int32Array::New(env, n);
