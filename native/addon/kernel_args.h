@@ -123,7 +123,7 @@ inline void matmul_step(ThreadPool& pool, const MatmulArgs& a, const PackedWeigh
     pool.barrier();
   }
   const MatmulJob job{&pw, f == ActFormat::F32 ? static_cast<const void*>(a.x) : act, y, a.rows, order};
-  matmul_shared(&job, 1, a.n_tokens, &pool.work_cursor(), nth);
+  matmul_shared(&job, 1, a.n_tokens, pool.work_cursors(), ith, nth);
   pool.barrier();
 }
 

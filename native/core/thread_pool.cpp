@@ -34,7 +34,8 @@ void wait_until(Done done) {
 }
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(n_threads < 1 ? 1 : n_threads), cursors_(std::make_unique<WorkCursor[]>(size_t(n_threads_))) {
   if (n_threads_ == 1) return;
   workers_.reserve(n_threads_);
   for (int i = 0; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
@@ -97,7 +98,7 @@ void ThreadPool::launch() {
 void ThreadPool::run(const std::function<void(int, int)>& fn, int active) {
   // One region at a time: models sharing the pool (shared()) step in turn.
   acquire_region();
-  work_cursor_.store(0, std::memory_order_relaxed);
+  reset_cursors(n_threads_);
   active_ = active < 1 || active > n_threads_ ? n_threads_ : active;
   if (active_ == 1) {
     fn(0, 1);
@@ -118,7 +119,7 @@ void ThreadPool::run(const std::function<void(int, int)>& fn, int active) {
 bool ThreadPool::try_start(const std::function<void(int, int)>& fn, int active, void (*done)(void*), void* ctx) {
   const int n = active < 1 || active > n_threads_ ? n_threads_ : active;
   if (n_threads_ == 1 || !try_acquire_region()) return false;
-  work_cursor_.store(0, std::memory_order_relaxed);
+  reset_cursors(n_threads_);
   active_ = n;
   job_ = &fn;
   async_done_ = done;
@@ -129,13 +130,13 @@ bool ThreadPool::try_start(const std::function<void(int, int)>& fn, int active, 
 
 void ThreadPool::barrier() {
   if (active_ <= 1) {
-    work_cursor_.store(0, std::memory_order_relaxed);
+    reset_cursors(1);
     return;
   }
   const uint32_t phase = barrier_phase_.load(std::memory_order_acquire);
   if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == active_ - 1) {
     // Every thread is here, so none still claims work: the release below publishes the reset.
-    work_cursor_.store(0, std::memory_order_relaxed);
+    reset_cursors(active_);
     barrier_count_.store(0, std::memory_order_relaxed);
     barrier_phase_.fetch_add(1, std::memory_order_release);
     return;

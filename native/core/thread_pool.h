@@ -59,9 +59,13 @@ class ThreadPool {
   // Called by every thread of the current region; returns when all have arrived.
   void barrier();
 
-  // A counter the threads of a region share to claim work (matmul_shared): 0 when a region
-  // starts and after every barrier, so the work between two barriers may use it once.
-  std::atomic<int64_t>& work_cursor() { return work_cursor_; }
+  // One counter per thread, which the threads of a region share to claim work
+  // (matmul_shared): each reads 0 when a region starts and after every barrier, so the work
+  // between two barriers may use them once. Each on its own cache line.
+  struct alignas(64) WorkCursor {
+    std::atomic<int64_t> value{0};
+  };
+  WorkCursor* work_cursors() { return cursors_.get(); }
 
  private:
   void worker_loop(int ith);
@@ -72,6 +76,9 @@ class ThreadPool {
   void release_region();
   // Wakes the workers for job_ on active_ threads.
   void launch();
+  void reset_cursors(int n) {
+    for (int i = 0; i < n; ++i) cursors_[i].value.store(0, std::memory_order_relaxed);
+  }
 
   const int n_threads_;
   int active_ = 0;  // threads taking part in the current region
@@ -82,7 +89,7 @@ class ThreadPool {
   alignas(64) std::atomic<int> pending_{0};
   alignas(64) std::atomic<int> barrier_count_{0};
   alignas(64) std::atomic<uint32_t> barrier_phase_{0};
-  alignas(64) std::atomic<int64_t> work_cursor_{0};
+  std::unique_ptr<WorkCursor[]> cursors_;  // [n_threads_]
   std::atomic<bool> stop_{false};
   std::atomic<int> sleepers_{0};
   // One region at a time, across threads: a flag rather than a mutex held for the region, as

@@ -364,7 +364,7 @@ void CpuExecutor::project(std::initializer_list<Projection> group, int n, int it
   MatmulJob jobs[kMaxMatmulJobs];
   int count = 0;
   for (const Projection& pr : group) jobs[count++] = {&backend_.weight(pr.weight), act_for(pr.weight, pr.x), pr.y, pr.ldy};
-  matmul_shared(jobs, count, n, &pool_->work_cursor(), nth);
+  matmul_shared(jobs, count, n, pool_->work_cursors(), ith, nth);
   pool_->barrier();
 }
 

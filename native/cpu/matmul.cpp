@@ -54,9 +54,9 @@ PackedWeight weight_slice(const PackedWeight& w, int64_t index, int64_t rows) {
   return view;
 }
 
-void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, std::atomic<int64_t>* cursor, int nth) {
+void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, ThreadPool::WorkCursor* cursors, int ith, int nth) {
   // Work units are 16-row chunks (whole repacked groups of every layout), numbered job after job.
-  constexpr int64_t kUnitRows = 16, kMinUnits = 1;
+  constexpr int64_t kUnitRows = 16;
   int64_t first_unit[kMaxMatmulJobs + 1];
   first_unit[0] = 0;
   for (int j = 0; j < n_jobs; ++j) first_unit[j + 1] = first_unit[j] + (jobs[j].w->rows + kUnitRows - 1) / kUnitRows;
@@ -64,15 +64,7 @@ void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, std::atomic<
   // One key per call on this thread: its claims read activations that stay unchanged.
   thread_local uint64_t calls = 0;
   const uint64_t act_key = ++calls;
-  int64_t begin = cursor->load(std::memory_order_relaxed);
-  for (;;) {
-    int64_t size;
-    do {
-      if (begin >= total) return;
-      // Each claim takes 1 / (nth + 1) of what is left: few claims, and the last ones small.
-      size = std::min(total - begin, std::max(kMinUnits, (total - begin) / (nth + 1)));
-    } while (!cursor->compare_exchange_weak(begin, begin + size, std::memory_order_relaxed));
-    const int64_t end = begin + size;
+  auto run_units = [&](int64_t begin, int64_t end) {
     for (int j = 0; j < n_jobs; ++j) {
       const int64_t u0 = std::max(begin, first_unit[j]), u1 = std::min(end, first_unit[j + 1]);
       if (u0 >= u1) continue;
@@ -80,7 +72,33 @@ void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, std::atomic<
       const int64_t r0 = (u0 - first_unit[j]) * kUnitRows, r1 = std::min(job.w->rows, (u1 - first_unit[j]) * kUnitRows);
       matmul_rows(*job.w, job.act, n_tokens, job.y, job.ldy, r0, r1, job.order, act_key);
     }
-    begin = end;
+  };
+  // Part p's cursor holds the units taken from its front (low 32 bits) and from its back
+  // (high 32 bits). Each claim takes half of what is left of the part, so a thread the OS
+  // stops holds at most half of its part's rest. Why contiguous parts: a claim that jumps
+  // elsewhere in the weights restarts the thread's stream (its first columns wait on DRAM,
+  // its prefetches past the end are wasted), and claims of a third of what was left of the
+  // whole product (one shared cursor before) jumped ~10-17 times per thread and product.
+  auto claim_size = [](int64_t left) { return std::max<int64_t>(1, left / 2); };
+  for (int k = 0; k < nth; ++k) {
+    const int p = (ith + k) % nth;
+    int64_t part_begin, part_end;
+    split_range(total, p, nth, &part_begin, &part_end);
+    std::atomic<int64_t>& cursor = cursors[p].value;
+    int64_t s = cursor.load(std::memory_order_relaxed);
+    for (;;) {
+      const int64_t front = s & 0xFFFFFFFF, back = s >> 32, left = part_end - part_begin - front - back;
+      if (left <= 0) break;
+      const int64_t size = claim_size(left);
+      // The owner advances the front; the others take from the back.
+      const int64_t next = k == 0 ? s + size : s + (size << 32);
+      if (!cursor.compare_exchange_weak(s, next, std::memory_order_relaxed)) continue;
+      if (k == 0)
+        run_units(part_begin + front, part_begin + front + size);
+      else
+        run_units(part_end - back - size, part_end - back);
+      s = cursor.load(std::memory_order_relaxed);
+    }
   }
 }
 

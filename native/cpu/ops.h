@@ -15,6 +15,7 @@
 #include "core/kv_cache.h"
 #include "core/model_plan.h"
 #include "core/status.h"
+#include "core/thread_pool.h"
 #include "core/weight_types.h"
 
 namespace tessera {
@@ -131,12 +132,14 @@ struct MatmulJob {
 constexpr int kMaxMatmulJobs = 4;
 
 // Every job of the group for tokens [0, n_tokens), called by all nth threads of a pool
-// region. Threads claim row ranges through `cursor` as they come free — large ranges while
-// much work is left, down to 16 rows at the end — so a thread slowed by memory traffic or
-// the OS does not hold the others at the next barrier. `cursor` must read 0 when the first
-// thread starts and serve no other work until all threads are past the next barrier
-// (ThreadPool::work_cursor() provides exactly that).
-void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, std::atomic<int64_t>* cursor, int nth);
+// region as thread ith. The rows (jobs after one another, in 16-row units) are split into
+// nth contiguous parts; thread i works through part i from its front, a few units per claim,
+// and a thread done with its own part takes units from the back of the others' (down to 16
+// rows at the end), so a thread slowed by memory traffic or the OS does not hold the others
+// at the next barrier. cursors[0..nth) must read 0 when the first thread starts and serve
+// no other work until all threads are past the next barrier (ThreadPool::work_cursors()
+// provides exactly that).
+void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, ThreadPool::WorkCursor* cursors, int ith, int nth);
 
 // Rows [row_begin, row_end) of the same product, single-threaded, summed in `order` (float
 // weights of a shape llama.cpp's tinyBLAS refuses always in Gemv's): the MoE path uses it to

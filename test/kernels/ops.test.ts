@@ -182,6 +182,27 @@ describe.each(MATMUL_ONLY_ISAS)("matmul on %s", (isa) => {
       it(`matmul ${name}: rows after the last whole group give a group's bits`, () => checkTailRows(isa, type));
   }
 
+  it("matmul splits rows over any thread count, each row computed once (work taken from the back of other parts)", () => {
+    // matmul_shared gives each thread a contiguous part and lets a thread done with its own
+    // take units from the back of the others': a unit skipped would leave its rows at 0. More
+    // threads than units leave parts empty.
+    const g = new Gaussian();
+    for (const type of [GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q4_0]) {
+      const cols = 256 * 3;
+      for (const rows of [5, 40, 16 * 37 + 5]) {
+        const bytes = quantize(type, g.array(rows * cols, 1 / Math.sqrt(cols)), cols);
+        for (const nTokens of [1, 3]) {
+          const x = g.array(nTokens * cols);
+          const one = withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, 1, true));
+          expect(one.every((v) => v !== 0)).toBe(true);
+          for (const threads of [2, 3, 5, 6])
+            for (let rep = 0; rep < 3; rep++)
+              expect(withIsa(isa, () => kernels().matmul(type, bytes, rows, cols, x, nTokens, threads, true)), `${GGML_TYPE_INFO[type].name} ${rows} rows n=${nTokens} t=${threads} seed ${g.seed}`).toEqual(one);
+        }
+      }
+    }
+  });
+
   it("repacked Q4_0 gives the AVX2 kernel's bits (same integer sums, same fp32 steps)", () => {
     const g = new Gaussian();
     // Odd token counts (a half-empty token pair), row counts with a tail outside whole
