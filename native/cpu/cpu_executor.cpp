@@ -363,7 +363,8 @@ const void* CpuExecutor::act_for(int weight, const float* x) const {
 void CpuExecutor::project(std::initializer_list<Projection> group, int n, int ith, int nth) {
   MatmulJob jobs[kMaxMatmulJobs];
   int count = 0;
-  for (const Projection& pr : group) jobs[count++] = {&backend_.weight(pr.weight), act_for(pr.weight, pr.x), pr.y, pr.ldy};
+  for (const Projection& pr : group)
+    jobs[count++] = {&backend_.weight(pr.weight), act_for(pr.weight, pr.x), pr.y, pr.ldy, DotOrder::Gemm, pr.residual};
   matmul_shared(jobs, count, n, pool_->work_cursors(), ith, nth);
   pool_->barrier();
 }
@@ -682,6 +683,11 @@ AttentionArgs CpuExecutor::attention_args(int il, int n) const {
   return a;
 }
 
+float* CpuExecutor::fused_residual(int bias, int post_norm) const {
+  // Bias, post-norm and residual scale each come between the product and the add.
+  return bias < 0 && post_norm < 0 && plan_.residual_scale == 0.f ? s_.x : nullptr;
+}
+
 void CpuExecutor::residual_add(int n, int post_norm, int ith, int nth) {
   const ModelPlan& p = plan_;
   const int64_t count = int64_t(n) * p.n_embd;
@@ -714,6 +720,10 @@ void CpuExecutor::attention_output(int il, const float* attn_in, int64_t width, 
   const ModelPlan& p = plan_;
   const LayerPlan& L = p.layers[il];
   encode(attn_in, n, width, format_bit(act_format_for(backend_.weight(L.wo).type)), ith, nth);
+  if (float* x = fused_residual(L.bo, L.attn_post_norm)) {
+    project({{L.wo, attn_in, s_.proj, p.n_embd, x}}, n, ith, nth);
+    return;
+  }
   project({{L.wo, attn_in, s_.proj, p.n_embd}}, n, ith, nth);
   if (L.bo >= 0) {
     add_bias(s_.proj, backend_.f32(L.bo), n, p.n_embd, p.n_embd, ith, nth);
@@ -804,14 +814,14 @@ void CpuExecutor::mla_attention_block(int il, int n, int ith, int nth) {
 }
 
 void CpuExecutor::dense_ffn(int gate, int up, int down, int gate_b, int up_b, int down_b, int64_t width, int n, int ith,
-                            int nth) {
+                            int nth, float* residual) {
   if (gate < 0 && plan_.ffn_fused_gate_up) {
     // Phi-3: one product into rows [gate | up] (llama.cpp's swiglu over the halves), then down.
     project({{up, s_.xn, s_.gate_up, 2 * width}}, n, ith, nth);
     swiglu(s_.gate_up, s_.gate_up + width, s_.gate, n, int(width), 2 * width, width, plan_.activation, ith, nth);
     pool_->barrier();
     encode(s_.gate, n, width, format_bit(act_format_for(backend_.weight(down).type)), ith, nth);
-    project({{down, s_.gate, s_.proj, plan_.n_embd}}, n, ith, nth);
+    project({{down, s_.gate, s_.proj, plan_.n_embd, residual}}, n, ith, nth);
     if (down_b >= 0) {
       add_bias(s_.proj, backend_.f32(down_b), n, plan_.n_embd, plan_.n_embd, ith, nth);
       pool_->barrier();
@@ -842,7 +852,7 @@ void CpuExecutor::dense_ffn(int gate, int up, int down, int gate_b, int up_b, in
     pool_->barrier();
     encode(s_.gate, n, width, format_bit(f), ith, nth);
   }
-  project({{down, s_.gate, s_.proj, plan_.n_embd}}, n, ith, nth);
+  project({{down, s_.gate, s_.proj, plan_.n_embd, residual}}, n, ith, nth);
   if (down_b >= 0) {
     add_bias(s_.proj, backend_.f32(down_b), n, plan_.n_embd, plan_.n_embd, ith, nth);
     pool_->barrier();
@@ -861,8 +871,9 @@ void CpuExecutor::ffn_block(int il, int n, int ith, int nth) {
   for (int w : {L.ffn_gate, L.ffn_up})
     if (w >= 0) formats |= format_bit(act_format_for(backend_.weight(w).type));
   block_input_encoded(L.ffn_norm, L.ffn_norm_b, n, formats, ith, nth);
-  dense_ffn(L.ffn_gate, L.ffn_up, L.ffn_down, L.ffn_gate_b, L.ffn_up_b, L.ffn_down_b, p.n_ff, n, ith, nth);
-  residual_add(n, L.ffn_post_norm, ith, nth);
+  float* fused = fused_residual(L.ffn_down_b, L.ffn_post_norm);
+  dense_ffn(L.ffn_gate, L.ffn_up, L.ffn_down, L.ffn_gate_b, L.ffn_up_b, L.ffn_down_b, p.n_ff, n, ith, nth, fused);
+  if (!fused) residual_add(n, L.ffn_post_norm, ith, nth);
   if (p.post_norm) {
     pool_->barrier();
     norm(s_.x, L.layer_out_norm, L.layer_out_norm_b, s_.x, n, ith, nth);

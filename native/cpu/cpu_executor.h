@@ -136,6 +136,7 @@ class CpuExecutor final : public Executor {
     const float* x;
     float* y;
     int64_t ldy;
+    float* residual = nullptr;  // MatmulJob::residual
   };
   // The group's products with their rows shared among the threads (matmul_shared), then a
   // barrier. Independent projections go in one group: one barrier, and no thread idles
@@ -184,6 +185,10 @@ class CpuExecutor final : public Executor {
   // x += proj (times the plan's residual_scale first, where set) over the chunk's n rows.
   // x += proj, proj first RMS-normalized by post_norm (a weight index; -1: none) and scaled.
   void residual_add(int n, int post_norm, int ith, int nth);
+  // s_.x when a block output with this bias and post-norm (-1: none) joins the residual
+  // stream by a plain add, which the projection itself can then do (MatmulJob::residual);
+  // else null.
+  float* fused_residual(int bias, int post_norm) const;
   // y [rows packed by expert][width] += the bias row of each row's expert (bias -1: nothing).
   void expert_bias(int bias, float* y, int64_t width, int ith, int nth);
   // Logits [rows][n_vocab] times 1 / logit_scale, where set (no barrier).
@@ -195,7 +200,9 @@ class CpuExecutor final : public Executor {
   // Dense SwiGLU FFN on xn (already normalized and encoded for `gate`/`up`) into s_.proj;
   // ends with a barrier. Biases (-1: none) as llama.cpp's build_ffn adds them: gate and up
   // before the activation, down after its projection.
-  void dense_ffn(int gate, int up, int down, int gate_b, int up_b, int down_b, int64_t width, int n, int ith, int nth);
+  // With residual, the down projection is also added into it (MatmulJob::residual).
+  void dense_ffn(int gate, int up, int down, int gate_b, int up_b, int down_b, int64_t width, int n, int ith, int nth,
+                 float* residual = nullptr);
   void norm(const float* x, int norm_w, int norm_b, float* y, int n, int ith, int nth) const;
   // Tracing (a step with StepBatch::trace): after layer il, the residual norms and the
   // logit lens of the chunk's n rows; ends with a barrier.

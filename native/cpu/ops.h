@@ -120,12 +120,18 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack = tr
 // GEMM order for every token, also for the 1..3 that llama.cpp's batches leave to GEMV and
 // for its one-token decode steps: Tessera's logits then do not depend on how a sequence is
 // split into batches, and equal llama.cpp's for a prompt of whole groups of 4 tokens.
+//
+// With `residual`, each thread also adds the rows it just computed into residual [t][ldy]
+// (residual += y, the same fp32 add as a separate add phase): the block's residual add
+// then needs no phase and no barrier of its own, and reads y while it is in the thread's
+// L1 rather than from the core that wrote it.
 struct MatmulJob {
   const PackedWeight* w;
   const void* act;
   float* y;
   int64_t ldy;
   DotOrder order = DotOrder::Gemm;
+  float* residual = nullptr;
 };
 
 // The most jobs one matmul_shared group takes (q/k/v is the largest group the executor forms).

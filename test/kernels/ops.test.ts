@@ -184,8 +184,9 @@ describe.each(MATMUL_ONLY_ISAS)("matmul on %s", (isa) => {
 
   it("matmul splits rows over any thread count, each row computed once (work taken from the back of other parts)", () => {
     // matmul_shared gives each thread a contiguous part and lets a thread done with its own
-    // take units from the back of the others': a unit skipped would leave its rows at 0. More
-    // threads than units leave parts empty.
+    // take units from the back of the others': a unit skipped would leave its rows at 0 (one
+    // taken twice would add twice into a fused residual, which the models' logit checks
+    // catch). More threads than units leave parts empty.
     const g = new Gaussian();
     for (const type of [GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q4_0]) {
       const cols = 256 * 3;
