@@ -589,6 +589,7 @@ void CpuExecutor::attention_block(int il, int n, int ith, int nth) {
       rms_norm(s_.k, backend_.f32(L.k_norm), s_.k, n * p.n_head_kv, p.head_dim, p.norm_eps, ith, nth);
     pool_->barrier();
   }
+  kv_store_prefetch(kv_layers_[il], n, rows(), p.head_dim, p.head_dim_v, ith, nth);
   if (p.rope.kind != RopeKind::None) {
     const float* factors = backend_.f32(p.rope.freq_factors);
     const RopeParams r = layer_rope(p, L);

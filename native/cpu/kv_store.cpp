@@ -45,6 +45,33 @@ void store_row(KvType type, const float* x, int64_t width, uint8_t* dst) {
 
 }  // namespace
 
+void kv_store_prefetch(const KvLayer& kv, int n_tokens, const KvRows& rows, int head_dim, int head_dim_v, int ith,
+                       int nth) {
+  if (n_tokens > kKvPrefetchTokens) return;
+  int64_t r0, r1;
+  split_range(int64_t(n_tokens) * kv.n_head_kv, ith, nth, &r0, &r1);
+  auto lines = [](const uint8_t* p, int64_t bytes) {
+    for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 1, 3);
+    __builtin_prefetch(p + bytes - 1, 1, 3);  // a row that straddles one more line
+  };
+  for (int64_t r = r0; r < r1; ++r) {
+    const int t = int(r / kv.n_head_kv), g = int(r % kv.n_head_kv), pos = rows.pos[t];
+    const int block = rows.table[t][pos / kKvBlock], slot = pos % kKvBlock;
+    if (kv.type != KvType::F16) {
+      const uint64_t kb = kv_row_bytes(kv.type, head_dim), vb = kv_row_bytes(kv.type, head_dim_v);
+      lines(kv.key_tile(block, g) + slot * kb, int64_t(kb));
+      if (!kv.v_in_k) lines(kv.value_tile(block, g) + slot * vb, int64_t(vb));
+      continue;
+    }
+    // The slot's entries of its 8-position key group: one run of head_dim * 8 halves.
+    lines(kv.key_tile(block, g) + 2 * kv_key_index(head_dim, slot, 0), int64_t(head_dim) * 16 - 14);
+    if (kv.v_in_k) continue;
+    // Transposed values: one half per line, head_dim_v lines.
+    const uint8_t* vd = kv.value_tile(block, g) + 2 * slot;
+    for (int i = 0; i < head_dim_v; ++i) __builtin_prefetch(vd + 2 * int64_t(i) * kKvBlock, 1, 3);
+  }
+}
+
 void kv_store(const KvLayer& kv, const float* k, int64_t ldk, const float* v, int64_t ldv, int n_tokens,
               const KvRows& rows, int head_dim, int head_dim_v, int ith, int nth) {
   // The same split of (token, kv head) rows as rope's over k: the executor stores each row

@@ -300,6 +300,37 @@ describe.each(ISAS)("CPU ops on %s", (isa) => {
       }
   });
 
+  it("rope: one thread's tables follow every change of position, parameter and frequency factor", () => {
+    // rope keeps the last token's sines and cosines per thread (the layers of a decode step
+    // reuse them): each call below shares the position with the one before and differs in
+    // one thing only, down to factor values in a fresh array of the same length.
+    const g = new Gaussian();
+    const [nHeads, headDim, nDims] = [3, 64, 64];
+    const x = g.array(nHeads * headDim);
+    const pos = Int32Array.of(g.int(4000));
+    const ff = Float32Array.from({ length: nDims / 2 }, () => 1 + 3 * Math.abs(g.next()));
+    const ff2 = ff.map((v, i) => (i === 7 ? v * 1.5 : v));
+    const steps: Array<{ kernel: RopeKernelParams; ff: Float32Array | null; ref: RopeRefParams; pos?: Int32Array }> = [
+      { kernel: { kind: 1, nDims, freqBase: 1e4, freqScale: 1, scaling: 0 }, ff: null, ref: { neox: false, nDims, freqBase: 1e4, freqScale: 1 } },
+      { kernel: { kind: 1, nDims, freqBase: 1e4, freqScale: 1, scaling: 0 }, ff: null, ref: { neox: false, nDims, freqBase: 1e4, freqScale: 1 } },
+      { kernel: { kind: 1, nDims, freqBase: 5e5, freqScale: 1, scaling: 0 }, ff: null, ref: { neox: false, nDims, freqBase: 5e5, freqScale: 1 } },
+      { kernel: { kind: 1, nDims, freqBase: 5e5, freqScale: 0.5, scaling: 1 }, ff: null, ref: { neox: false, nDims, freqBase: 5e5, freqScale: 0.5 } },
+      { kernel: { kind: 1, nDims: 32, freqBase: 5e5, freqScale: 0.5, scaling: 1 }, ff: null, ref: { neox: false, nDims: 32, freqBase: 5e5, freqScale: 0.5 } },
+      { kernel: { kind: 1, nDims, freqBase: 5e5, freqScale: 0.5, scaling: 1 }, ff, ref: { neox: false, nDims, freqBase: 5e5, freqScale: 0.5, freqFactors: ff } },
+      { kernel: { kind: 1, nDims, freqBase: 5e5, freqScale: 0.5, scaling: 1 }, ff: ff2, ref: { neox: false, nDims, freqBase: 5e5, freqScale: 0.5, freqFactors: ff2 } },
+      { kernel: { kind: 1, nDims, freqBase: 5e5, freqScale: 0.5, scaling: 1 }, ff: Float32Array.from(ff), ref: { neox: false, nDims, freqBase: 5e5, freqScale: 0.5, freqFactors: ff } },
+      { kernel: { kind: 2, nDims, freqBase: 5e5, freqScale: 0.5, scaling: 1 }, ff: null, ref: { neox: true, nDims, freqBase: 5e5, freqScale: 0.5 } },
+      { kernel: { kind: 2, nDims, freqBase: 5e5, freqScale: 0.5, scaling: 1 }, ff: null, ref: { neox: true, nDims, freqBase: 5e5, freqScale: 0.5 }, pos: Int32Array.of(pos[0] + 1) },
+      { kernel: { kind: 1, nDims, freqBase: 5e5, freqScale: 0.125, scaling: 3, nCtxOrig: 8192, lowFreqFactor: 1, highFreqFactor: 4 }, ff: null, ref: { neox: false, nDims, freqBase: 5e5, freqScale: 0.125, scaling: "llama3", nCtxOrig: 8192, lowFreqFactor: 1, highFreqFactor: 4 } },
+      { kernel: { kind: 1, nDims, freqBase: 5e5, freqScale: 0.125, scaling: 3, nCtxOrig: 8192, lowFreqFactor: 2, highFreqFactor: 4 }, ff: null, ref: { neox: false, nDims, freqBase: 5e5, freqScale: 0.125, scaling: "llama3", nCtxOrig: 8192, lowFreqFactor: 2, highFreqFactor: 4 } },
+    ];
+    for (const [i, s] of steps.entries()) {
+      const p = s.pos ?? pos;
+      const y = withIsa(isa, () => kernels().rope(x, p, 1, nHeads, headDim, s.kernel, s.ff, 1));
+      expectWithin(checkOp(`rope step ${i} ${isa}`, y, ropeRef(x, p, 1, nHeads, headDim, s.ref), ROPE_BUDGET), JSON.stringify(s.kernel));
+    }
+  });
+
   it("swiglu (SiLU) and GELU gate", () => {
     const g = new Gaussian();
     for (const [rows, dim, scale] of [
