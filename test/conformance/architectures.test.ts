@@ -93,8 +93,17 @@ const SHAPES: Record<string, ModelShape> = {
  * F32 MoE cases can still differ at all, see mustBeExact). Up to this many positions of an
  * MoE run may miss the budget and top-1; a wrong route, bias, group limit or scale moves
  * nearly every position.
+ *
+ * Where llama.cpp runs another ISA variant than AVX2, a Q8_0 run's activation quanta can
+ * cascade from the first position that differs by one (QUANTUM_CASCADES: ~1e-2 relative at
+ * every later position), and from there each position's routing can swap on its own. The
+ * V3-style case on the Zen 5 dev VM (AVX-512), seeds 1358733748 and 1358788058: cascades
+ * from positions 4 and 16, then 3 isolated positions each at 0.13-0.26 (neighbours ~1e-2),
+ * top-1 64/64; the same with the code of before (8a60dbb). So there up to a tenth of the
+ * positions may miss, which a wrong route still far exceeds.
  */
 const ROUTING_NEAR_TIES = 2;
+const ROUTING_NEAR_TIES_OTHER_VARIANT = Math.ceil(SEQ / 10);
 /**
  * Int8 activations (Q8_0 and Q8_K): a last-bit difference that moves one activation quantum cascades through
  * the later layers (the positions after it stay within budget, ~1e-2). On CPUs where
@@ -125,7 +134,9 @@ describe.runIf(hasShared)("architectures match llama.cpp", () => {
         const budget = BUDGET[scheme]!;
         const r = await compareWithLlamaCpp(file, randomTokens(SEQ, 512, seed), 512, budget);
         const off = r.positions.filter((p) => p.rel >= budget || p.batchRel >= budget || !(p.top1 || p.nearTie)).length;
-        const allowed = shape.moe ? ROUTING_NEAR_TIES : scheme === "F32" ? 0 : QUANTUM_CASCADES;
+        const allowed = shape.moe
+          ? llamaCppRunsAvx2Variant ? ROUTING_NEAR_TIES : ROUTING_NEAR_TIES_OTHER_VARIANT
+          : scheme === "F32" ? 0 : QUANTUM_CASCADES;
         const agreeing = r.positions.filter((p) => p.rel < budget && p.batchRel < budget);
         console.log(
           `${name} ${scheme} (seed ${seed}): rel ${r.maxRel.toExponential(2)} batched ${r.maxBatchRel.toExponential(2)} ` +
