@@ -18,6 +18,28 @@ function rne(x: number): number {
  * quantize_act.cpp; a weight type's format is its row of native/core/weight_types.h, through
  * weightTypeRow in ./harness.ts), so a new weight type needs no case here.
  */
+/**
+ * Q8_1's second field per 32-value block: s = d * sum(q) in fp32 from the unrounded scale,
+ * stored in fp16 (as llama.cpp's quantize_row_q8_1 and Tessera's quantize_act write it).
+ * Returns, per block of x [rows][cols], how far that stored s is from the sum of the block's
+ * encoded values (fp16 d times each q), which is what a Q4_1/Q5_1 weight's minimum m
+ * multiplies: the kernel's product exceeds a reference fed encodedActivations by m times it.
+ */
+export function q8_1SumError(x: Float32Array): Float64Array {
+  const f = Math.fround;
+  const out = new Float64Array(x.length / 32);
+  for (let b = 0; b < out.length; b++) {
+    let amax = 0;
+    for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[b * 32 + i]));
+    const id = amax ? f(127 / amax) : 0;
+    let sum = 0;
+    for (let i = 0; i < 32; i++) sum += rne(f(x[b * 32 + i] * id));
+    const stored = fromHalf(toHalf(f(f(amax / 127) * sum)));
+    out[b] = stored - fromHalf(toHalf(f(amax / 127))) * sum;
+  }
+  return out;
+}
+
 export function encodedActivations(format: ActivationFormat, x: Float32Array, cols: number): Float64Array {
   const y = new Float64Array(x.length);
   const f = Math.fround;
