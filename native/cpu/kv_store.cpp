@@ -43,6 +43,15 @@ void store_row(KvType type, const float* x, int64_t width, uint8_t* dst) {
   else q4_0_row(x, reinterpret_cast<BlockQ4_0*>(dst), width);
 }
 
+// Where row r of a step's (token, kv head) rows goes: kv head g, slot `slot` of block `block`.
+struct KvSlot {
+  int t, g, block, slot;
+};
+KvSlot kv_slot(const KvLayer& kv, const KvRows& rows, int64_t r) {
+  const int t = int(r / kv.n_head_kv), g = int(r % kv.n_head_kv), pos = rows.pos[t];
+  return {t, g, rows.table[t][pos / kKvBlock], pos % kKvBlock};
+}
+
 }  // namespace
 
 void kv_store_prefetch(const KvLayer& kv, int n_tokens, const KvRows& rows, int head_dim, int head_dim_v, int ith,
@@ -55,8 +64,7 @@ void kv_store_prefetch(const KvLayer& kv, int n_tokens, const KvRows& rows, int 
     __builtin_prefetch(p + bytes - 1, 1, 3);  // a row that straddles one more line
   };
   for (int64_t r = r0; r < r1; ++r) {
-    const int t = int(r / kv.n_head_kv), g = int(r % kv.n_head_kv), pos = rows.pos[t];
-    const int block = rows.table[t][pos / kKvBlock], slot = pos % kKvBlock;
+    const auto [t, g, block, slot] = kv_slot(kv, rows, r);
     if (kv.type != KvType::F16) {
       const uint64_t kb = kv_row_bytes(kv.type, head_dim), vb = kv_row_bytes(kv.type, head_dim_v);
       lines(kv.key_tile(block, g) + slot * kb, int64_t(kb));
@@ -80,8 +88,7 @@ void kv_store(const KvLayer& kv, const float* k, int64_t ldk, const float* v, in
   split_range(int64_t(n_tokens) * kv.n_head_kv, ith, nth, &r0, &r1);
   const bool f16c = active_cpu_isa() >= CpuIsa::Avx2;
   for (int64_t r = r0; r < r1; ++r) {
-    const int t = int(r / kv.n_head_kv), g = int(r % kv.n_head_kv), pos = rows.pos[t];
-    const int block = rows.table[t][pos / kKvBlock], slot = pos % kKvBlock;
+    const auto [t, g, block, slot] = kv_slot(kv, rows, r);
     const float* ks = k + t * ldk + int64_t(g) * head_dim;
     const float* vs = kv.v_in_k ? nullptr : v + t * ldv + int64_t(g) * head_dim_v;
     if (kv.type != KvType::F16) {

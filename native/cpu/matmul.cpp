@@ -72,11 +72,7 @@ void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, ThreadPool::
       const int64_t r0 = (u0 - first_unit[j]) * kUnitRows, r1 = std::min(job.w->rows, (u1 - first_unit[j]) * kUnitRows);
       matmul_rows(*job.w, job.act, n_tokens, job.y, job.ldy, r0, r1, job.order, act_key);
       if (job.residual)
-        for (int t = 0; t < n_tokens; ++t) {
-          float* x = job.residual + t * job.ldy;
-          const float* y = job.y + t * job.ldy;
-          for (int64_t r = r0; r < r1; ++r) x[r] += y[r];
-        }
+        for (int t = 0; t < n_tokens; ++t) add(job.residual + t * job.ldy + r0, job.y + t * job.ldy + r0, r1 - r0, 0, 1);
     }
   };
   // Part p's cursor holds the units taken from its front (low 32 bits) and from its back
