@@ -139,9 +139,9 @@ constexpr int kMaxMatmulJobs = 4;
 
 // Every job of the group for tokens [0, n_tokens), called by all nth threads of a pool
 // region as thread ith. The rows (jobs after one another, in 16-row units) are split into
-// nth contiguous parts; thread i works through part i from its front, a few units per claim,
-// and a thread done with its own part takes units from the back of the others' (down to 16
-// rows at the end), so a thread slowed by memory traffic or the OS does not hold the others
+// nth contiguous parts; thread i works through part i from its front, each claim half of
+// what is left of the part, and a thread done with its own part takes half of what is left
+// of another's from its back (down to 16 rows at the end), so a thread slowed by memory traffic or the OS does not hold the others
 // at the next barrier. cursors[0..nth) must read 0 when the first thread starts and serve
 // no other work until all threads are past the next barrier (ThreadPool::work_cursors()
 // provides exactly that).
