@@ -81,34 +81,48 @@ inline void free_populated(void* p, uint64_t bytes) {
   if (p) munmap(p, size_t((bytes + 4095) / 4096 * 4096));
 }
 
-// Packed weights under kStreamedHugePageBytes, each in its own 4 KiB pages, cost decode a
-// page walk per 4 KiB: on the dev VM a 1B model's q/k/v and output projections (0.7-2.9 MB
-// each) streamed at ~52 GB/s against ~65 for its 11 MB FFN matrices. The arena puts them
-// side by side in huge-page chunks instead. A block keeps its chunk alive (shared_ptr
-// aliasing), so the chunk goes back to the system with the last weight in it. Chunks are
-// not populated up front: each 2 MiB page is committed on its first write, once.
+// Weights side by side in huge-page chunks. Packed weights under kStreamedHugePageBytes, each
+// in its own 4 KiB pages, cost decode a page walk per 4 KiB: on the dev VM a 1B model's
+// q/k/v and output projections (0.7-2.9 MB each) streamed at ~52 GB/s against ~65 for its
+// 11 MB FFN matrices. And a larger weight in a mapping of its own keeps the part past its
+// last whole 2 MiB in 4 KiB pages: 1 MiB of each 11 MiB FFN matrix of a 1B Q5_K_M file
+// (its matvec 0-6% slower than with that tail in a huge page, paired runs). A block
+// keeps its chunk alive (shared_ptr aliasing), so the chunk goes back to the system with the
+// last weight in it. Chunks are not populated up front: each 2 MiB page is committed on its
+// first write, once, so the room a chunk never hands out costs address space, not memory.
 class HugePageArena {
  public:
   static constexpr uint64_t kChunkBytes = uint64_t(32) << 20;
+  static constexpr uint64_t kHugePage = uint64_t(2) << 20;
 
-  // A 64-byte aligned block of `bytes` (< kChunkBytes), or null when memory runs out.
+  // A 64-byte aligned block of `bytes` (a block of more than kChunkBytes opens a chunk of
+  // its own size, rounded up to whole huge pages), or null when memory runs out.
   std::shared_ptr<uint8_t> allocate(uint64_t bytes) {
     bytes = (bytes + 63) / 64 * 64;
-    if (bytes == 0 || bytes > kChunkBytes) return nullptr;
-    if (!chunk_ || used_ + bytes > kChunkBytes) {
-      uint8_t* p = allocate_streamed(kChunkBytes);
-      if (!p) return nullptr;
-      chunk_.reset(p, [](uint8_t* q) { free_allocation(q, kChunkBytes); });
-      used_ = 0;
+    if (bytes == 0) return nullptr;
+    if (chunk_ && used_ + bytes <= size_) {
+      std::shared_ptr<uint8_t> block(chunk_, chunk_.get() + used_);
+      used_ += bytes;
+      return block;
     }
-    std::shared_ptr<uint8_t> block(chunk_, chunk_.get() + used_);
-    used_ += bytes;
+    const uint64_t size = bytes > kChunkBytes ? (bytes + kHugePage - 1) / kHugePage * kHugePage : kChunkBytes;
+    uint8_t* p = allocate_streamed(size);
+    if (!p) return nullptr;
+    std::shared_ptr<uint8_t> chunk(p, [size](uint8_t* q) { free_allocation(q, size); });
+    std::shared_ptr<uint8_t> block(chunk, p);
+    // The next blocks go where more room is left: the new chunk, or the current one when
+    // a large block took most of the new one.
+    if (!chunk_ || size - bytes >= size_ - used_) {
+      chunk_ = std::move(chunk);
+      size_ = size;
+      used_ = bytes;
+    }
     return block;
   }
 
  private:
   std::shared_ptr<uint8_t> chunk_;
-  uint64_t used_ = 0;
+  uint64_t size_ = 0, used_ = 0;
 };
 
 class AlignedBuffer {

@@ -6,12 +6,13 @@
 // of 16 (packed_q4_kx16.h) on AVX-512; Q8_0, Q5_K, Q3_K and Q6_K into groups of 16
 // (packed_q8_0x16.h, packed_q5_kx16.h, packed_q3_kx16.h, packed_q6_kx16.h) on AVX-512 only. From a group the kernels compute 8 or 16 rows per activation load; the
 // scalar path and rows past the last whole group read the GGUF rows in place from the
-// mmapped file. Other weights of 4 MiB and more are copied into huge pages (unless
-// allow_repack is false): decode streams every weight byte once per token, and through the
-// mapping's 4 KiB pages that costs a page walk per 4 KiB (1B Q8_0 decode ~6% slower, matvec
-// ~8%). Smaller ones, repacked or not, go side by side into the backend's HugePageArena for
-// the same reason. A file read into memory (mmap: false) is in huge pages already and is
-// read in place.
+// mmapped file. Other weights are copied into huge pages too (unless allow_repack is false):
+// decode streams every weight byte once per token, and through the mapping's 4 KiB pages
+// that costs a page walk per 4 KiB (1B Q8_0 decode ~6% slower, matvec ~8%). With the
+// backend's HugePageArena every copy, repacked or not, goes side by side into its chunks, so
+// no weight ends in 4 KiB pages; without one (the kernel tests' packing) weights of 4 MiB and
+// more get mappings of their own. A file read into memory (mmap: false) is in huge pages already and
+// is read in place.
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -64,8 +65,8 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, boo
     // Every layout gives a group exactly the bytes of its GGUF rows.
     const int64_t groups = out->rows / group_rows;
     const size_t group_bytes = group_rows * row_bytes, bytes = size_t(groups) * group_bytes;
-    std::shared_ptr<uint8_t> block = arena && bytes < kStreamedHugePageBytes ? arena->allocate(bytes) : nullptr;
-    uint8_t* dst = block ? block.get() : allocate_populated(bytes);
+    std::shared_ptr<uint8_t> block = arena ? arena->allocate(bytes) : nullptr;
+    uint8_t* dst = block ? block.get() : arena ? nullptr : allocate_populated(bytes);
     if (!dst)
       return Status::error(StatusCode::OutOfMemory, "cannot allocate " + std::to_string(bytes >> 20) + " MiB to repack " + t.name);
     for (int64_t g = 0; g < groups; ++g) {
@@ -98,7 +99,7 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, boo
   } else if (allow_repack && !resident && (t.nbytes >= kStreamedHugePageBytes || arena)) {
     // The GGUF rows themselves, copied out of the file mapping's 4 KiB pages into huge pages.
     const uint64_t bytes = t.nbytes;
-    if (bytes < kStreamedHugePageBytes) {
+    if (arena) {
       out->owned = arena->allocate(bytes);
       if (!out->owned)
         return Status::error(StatusCode::OutOfMemory, "cannot allocate " + std::to_string(bytes >> 20) + " MiB to hold " + t.name);
