@@ -14,6 +14,8 @@ namespace tessera {
 
 // Blocks from allocate_streamed of this size and more get huge pages.
 constexpr uint64_t kStreamedHugePageBytes = uint64_t(4) << 20;
+// A transparent huge page of x86-64 Linux.
+constexpr uint64_t kHugePageBytes = uint64_t(2) << 20;
 // Blocks of this size and more come straight from mmap and go back to the system with
 // munmap when freed. Through malloc they would not: after the first large free glibc raises
 // its mmap threshold (up to 32 MiB) and serves later blocks of that size from arenas that
@@ -62,9 +64,8 @@ inline uint8_t* allocate_aligned(uint64_t bytes) {
 // aligned 2 MiB of them with one, and a pass walks the page tables once per 2 MiB instead of
 // once per 4 KiB.
 inline uint8_t* allocate_streamed(uint64_t bytes) {
-  constexpr uint64_t kHugePage = uint64_t(2) << 20;
   if (bytes < kStreamedHugePageBytes) return allocate_aligned(bytes);
-  uint8_t* p = detail::map_aligned(bytes, kHugePage);
+  uint8_t* p = detail::map_aligned(bytes, kHugePageBytes);
   if (p) madvise(p, bytes, MADV_HUGEPAGE);
   return p;
 }
@@ -93,7 +94,6 @@ inline void free_populated(void* p, uint64_t bytes) {
 class HugePageArena {
  public:
   static constexpr uint64_t kChunkBytes = uint64_t(32) << 20;
-  static constexpr uint64_t kHugePage = uint64_t(2) << 20;
 
   // A 64-byte aligned block of `bytes` (a block of more than kChunkBytes opens a chunk of
   // its own size, rounded up to whole huge pages), or null when memory runs out.
@@ -105,7 +105,7 @@ class HugePageArena {
       used_ += bytes;
       return block;
     }
-    const uint64_t size = bytes > kChunkBytes ? (bytes + kHugePage - 1) / kHugePage * kHugePage : kChunkBytes;
+    const uint64_t size = bytes > kChunkBytes ? (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes : kChunkBytes;
     uint8_t* p = allocate_streamed(size);
     if (!p) return nullptr;
     std::shared_ptr<uint8_t> chunk(p, [size](uint8_t* q) { free_allocation(q, size); });

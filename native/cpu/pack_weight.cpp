@@ -11,8 +11,8 @@
 // that costs a page walk per 4 KiB (1B Q8_0 decode ~6% slower, matvec ~8%). With the
 // backend's HugePageArena every copy, repacked or not, goes side by side into its chunks, so
 // no weight ends in 4 KiB pages; without one (the kernel tests' packing) weights of 4 MiB and
-// more get mappings of their own. A file read into memory (mmap: false) is in huge pages already and
-// is read in place.
+// more get mappings of their own. A file read into memory (mmap: false) is in huge pages
+// already and is read in place.
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -66,7 +66,7 @@ Status pack_weight(const TensorRef& t, PackedWeight* out, bool allow_repack, boo
     const int64_t groups = out->rows / group_rows;
     const size_t group_bytes = group_rows * row_bytes, bytes = size_t(groups) * group_bytes;
     std::shared_ptr<uint8_t> block = arena ? arena->allocate(bytes) : nullptr;
-    uint8_t* dst = block ? block.get() : arena ? nullptr : allocate_populated(bytes);
+    uint8_t* dst = arena ? block.get() : allocate_populated(bytes);
     if (!dst)
       return Status::error(StatusCode::OutOfMemory, "cannot allocate " + std::to_string(bytes >> 20) + " MiB to repack " + t.name);
     for (int64_t g = 0; g < groups; ++g) {
