@@ -14,11 +14,6 @@ function rne(x: number): number {
 }
 
 /**
- * The activation values a kernel multiplies when its dot product takes `format` (see
- * quantize_act.cpp; a weight type's format is its row of native/core/weight_types.h, through
- * weightTypeRow in ./harness.ts), so a new weight type needs no case here.
- */
-/**
  * Q8_1's second field per 32-value block: s = d * sum(q) in fp32 from the unrounded scale,
  * stored in fp16 (as llama.cpp's quantize_row_q8_1 and Tessera's quantize_act write it).
  * Returns, per block of x [rows][cols], how far that stored s is from the sum of the block's
@@ -40,6 +35,11 @@ export function q8_1SumError(x: Float32Array): Float64Array {
   return out;
 }
 
+/**
+ * The activation values a kernel multiplies when its dot product takes `format` (see
+ * quantize_act.cpp; a weight type's format is its row of native/core/weight_types.h, through
+ * weightTypeRow in ./harness.ts), so a new weight type needs no case here.
+ */
 export function encodedActivations(format: ActivationFormat, x: Float32Array, cols: number): Float64Array {
   const y = new Float64Array(x.length);
   const f = Math.fround;

@@ -141,10 +141,10 @@ constexpr int kMaxMatmulJobs = 4;
 // region as thread ith. The rows (jobs after one another, in 16-row units) are split into
 // nth contiguous parts; thread i works through part i from its front, each claim half of
 // what is left of the part, and a thread done with its own part takes half of what is left
-// of another's from its back (down to 16 rows at the end), so a thread slowed by memory traffic or the OS does not hold the others
-// at the next barrier. cursors[0..nth) must read 0 when the first thread starts and serve
-// no other work until all threads are past the next barrier (ThreadPool::work_cursors()
-// provides exactly that).
+// of another's from its back (down to 16 rows at the end), so a thread slowed by memory
+// traffic or the OS does not hold the others at the next barrier. cursors[0..nth) must read
+// 0 when the first thread starts and serve no other work until all threads are past the
+// next barrier (ThreadPool::work_cursors() provides exactly that).
 void matmul_shared(const MatmulJob* jobs, int n_jobs, int n_tokens, ThreadPool::WorkCursor* cursors, int ith, int nth);
 
 // Rows [row_begin, row_end) of the same product, single-threaded, summed in `order` (float

@@ -10,11 +10,11 @@ import { checkAccumulation, checkOp, checkSummary, kernels, relativeError, share
 import {
   attentionRef,
   encodedActivations,
-  q8_1SumError,
   hadamardRef,
   headMatmulRef,
   layerNormRef,
   matmulRef,
+  q8_1SumError,
   rmsNormRef,
   ropeRef,
   softmaxRef,
